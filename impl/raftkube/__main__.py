@@ -1,0 +1,5 @@
+import sys
+
+from raftkube.cli import main
+
+sys.exit(main())

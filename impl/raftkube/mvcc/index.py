@@ -1,0 +1,226 @@
+"""The key index: every key's retained revisions, in key order, with cheap reads at any revision.
+
+Layout
+------
+* ``_histories`` maps a key to its :class:`KeyHistory`: two parallel lists, the
+  ascending ``mod_revision`` of each record and the records themselves
+  (tombstones included). A read at revision ``r`` is one ``bisect`` on the int
+  list, and the common read "at the latest revision" is just the last record.
+* ``_order`` is a ``SortedList`` of the same keys, used only by range scans; a
+  key enters it when its first record is written and leaves it when compaction
+  empties its history, so point operations never pay for the ordering.
+
+Records are the spec's frozen :class:`KeyValue` values, stored once and handed
+out as they are: a response or an event never has to be rebuilt from an
+internal form.
+
+Revisions within one history are non-decreasing, not strictly increasing: a txn
+may put a key in one nested txn and delete it in a later one, which leaves two
+records at the same revision (etcd's sub-revisions). The last record at a
+revision is the one a read at that revision sees, which ``bisect_right`` gives.
+
+Compaction
+----------
+Compacting at ``C`` keeps, per key, every record at or after ``C`` plus the
+record a read at ``C`` depends on when nothing was written exactly at ``C`` —
+unless that is a tombstone, which a read cannot tell from absence. That is the
+spec's rule, so the retained history equals the model's record for record.
+
+Visiting every key on every compaction would make compaction cost the size of
+the key space. Instead each write that makes history droppable leaves a
+*trigger*: a record superseding an older one makes the older droppable once
+``C >= its revision``; a tombstone becomes droppable once ``C > its revision``.
+Revisions only grow, so both trigger queues are already sorted, and a
+compaction pops exactly the triggers it reaches and trims only those keys. A key
+without a reached trigger provably has nothing the rule would drop.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+import attrs
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
+
+from raftkube_spec.kv.keyrange import FROM_KEY
+from raftkube_spec.kv.types import KeyValue
+
+
+def decode_range(key: bytes, range_end: bytes) -> tuple[bytes, bytes | None]:
+    """etcd's ``(key, range_end)`` convention as a half-open ``[start, end)``; ``None``: unbounded.
+
+    ``b""`` is the single key (its successor in byte order is ``key + b"\\x00"``)
+    and ``b"\\x00"`` means "every key from ``key`` on".
+    """
+    if not range_end:
+        return key, key + b"\x00"
+    if range_end == FROM_KEY:
+        return key, None
+    return key, range_end
+
+
+@attrs.define(slots=True, eq=False)
+class KeyHistory:
+    """The retained records of one key, oldest first; ``revs[i] == kvs[i].mod_revision``."""
+
+    revs: list[int]
+    kvs: list[KeyValue]
+
+    def at(self, revision: int) -> KeyValue | None:
+        """The live record a read at ``revision`` sees, if any."""
+        revs = self.revs
+        if revs[-1] <= revision:
+            kv = self.kvs[-1]
+        else:
+            i = bisect_right(revs, revision)
+            if i == 0:
+                return None
+            kv = self.kvs[i - 1]
+        return None if kv.version == 0 else kv
+
+    def latest(self) -> KeyValue | None:
+        """The live record at the newest revision written (a write in progress included)."""
+        kv = self.kvs[-1]
+        return None if kv.version == 0 else kv
+
+    def since(self, revision: int) -> list[KeyValue]:
+        """Records written at or after ``revision``, oldest first."""
+        revs = self.revs
+        if revs[0] >= revision:
+            return list(self.kvs)
+        return self.kvs[bisect_left(revs, revision) :]
+
+    def compact(self, revision: int) -> None:
+        """Apply the compaction rule at ``revision`` (see the module docstring)."""
+        revs = self.revs
+        i = bisect_left(revs, revision)
+        if (i == len(revs) or revs[i] > revision) and i > 0 and self.kvs[i - 1].version != 0:
+            # Nothing written exactly at ``revision``: a read there sees this live record.
+            i -= 1
+        if i:
+            del revs[:i]
+            del self.kvs[:i]
+
+
+class KeyIndex:
+    """All keys' histories plus the compaction triggers; mutable, owned by one store."""
+
+    __slots__ = ("_histories", "_order", "_superseded", "_tombstones")
+
+    def __init__(self) -> None:
+        self._histories: dict[bytes, KeyHistory] = {}
+        self._order = SortedList()
+        # (revision, key): the key has a record older than ``revision`` that becomes
+        # droppable once the compact revision reaches ``revision``.
+        self._superseded: deque[tuple[int, bytes]] = deque()
+        # (revision, key): a tombstone at ``revision``, droppable once compaction passes it.
+        self._tombstones: deque[tuple[int, bytes]] = deque()
+
+    def __len__(self) -> int:
+        """Keys with any retained record (live or not)."""
+        return len(self._histories)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> KeyHistory | None:
+        return self._histories.get(key)
+
+    def latest(self, key: bytes) -> KeyValue | None:
+        """The live record of ``key`` at the newest revision written, if any."""
+        history = self._histories.get(key)
+        return None if history is None else history.latest()
+
+    def scan(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, KeyHistory]]:
+        """``(key, history)`` for every retained key in ``[start, end)``, ascending."""
+        histories = self._histories
+        if end is None:
+            keys = self._order.irange(minimum=start)
+        elif end <= start:
+            return
+        elif end == start + b"\x00":
+            history = histories.get(start)
+            if history is not None:
+                yield start, history
+            return
+        else:
+            keys = self._order.irange(start, end, inclusive=(True, False))
+        for key in keys:
+            yield key, histories[key]
+
+    def visible(self, start: bytes, end: bytes | None, revision: int) -> list[KeyValue]:
+        """The live records a read of ``[start, end)`` at ``revision`` returns, by key."""
+        found = []
+        for _, history in self.scan(start, end):
+            kv = history.at(revision)
+            if kv is not None:
+                found.append(kv)
+        return found
+
+    def items(self) -> Iterator[tuple[bytes, KeyHistory]]:
+        """Every retained key's history, ascending by key."""
+        histories = self._histories
+        for key in self._order:
+            yield key, histories[key]
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def append(self, kv: KeyValue) -> None:
+        """Record a new revision of ``kv.key``; the caller guarantees revisions never go back."""
+        key = kv.key
+        rev = kv.mod_revision
+        history = self._histories.get(key)
+        if history is None:
+            self._histories[key] = KeyHistory([rev], [kv])
+            self._order.add(key)
+        else:
+            history.revs.append(rev)
+            history.kvs.append(kv)
+            self._superseded.append((rev, key))
+        if kv.version == 0:
+            self._tombstones.append((rev, key))
+
+    def compact(self, revision: int) -> None:
+        """Drop what no read or watch at or after ``revision`` can observe."""
+        touched: set[bytes] = set()
+        superseded = self._superseded
+        while superseded and superseded[0][0] <= revision:
+            touched.add(superseded.popleft()[1])
+        tombstones = self._tombstones
+        while tombstones and tombstones[0][0] < revision:
+            touched.add(tombstones.popleft()[1])
+        histories = self._histories
+        for key in touched:
+            history = histories.get(key)
+            if history is None:
+                continue
+            history.compact(revision)
+            if not history.revs:
+                del histories[key]
+                self._order.remove(key)
+
+    # -- restore --------------------------------------------------------------------------
+
+    @classmethod
+    def from_histories(cls, histories: Iterable[list[KeyValue]]) -> KeyIndex:
+        """Rebuild an index (triggers included) from retained histories, e.g. after a snapshot.
+
+        Triggers already passed by the old compaction point are harmless: the
+        next compaction pops them and the rule drops nothing more from those keys.
+        """
+        index = cls()
+        superseded: list[tuple[int, bytes]] = []
+        tombstones: list[tuple[int, bytes]] = []
+        for kvs in histories:
+            if not kvs:
+                continue
+            key = kvs[0].key
+            revs = [kv.mod_revision for kv in kvs]
+            index._histories[key] = KeyHistory(revs, list(kvs))
+            superseded.extend((rev, key) for rev in revs[1:])
+            tombstones.extend((kv.mod_revision, key) for kv in kvs if kv.version == 0)
+        index._order = SortedList(index._histories)
+        index._superseded = deque(sorted(superseded))
+        index._tombstones = deque(sorted(tombstones))
+        return index

@@ -1,0 +1,182 @@
+"""Atomic, checksummed snapshot files.
+
+Each snapshot is one file named ``<index>-<term>.snap`` (16-digit lower-case hex each, so
+lexical order is index order). Byte layout, integers little-endian:
+
+======  ====  ===========================================================================
+Offset  Size  Field
+======  ====  ===========================================================================
+0       8     magic ``b"RKSNAP1\\n"``
+8       4     crc32 (``zlib.crc32``) of every byte from offset 12 to the end of the file
+12      4     meta length M, u32
+16      8     data length D, u64
+24      M     meta: msgpack ``[index, term]`` (must agree with the file name)
+24+M    D     snapshot data, opaque bytes
+======  ====  ===========================================================================
+
+The file length must be exactly ``24 + M + D``.
+
+Atomicity: a snapshot is written to ``<name>.tmp``, fsynced, renamed to its final name, and the
+directory is fsynced. A crash therefore leaves either no final file or a complete one; ``*.tmp``
+leftovers are incomplete by construction and are deleted when the store is opened. Older
+snapshots are only removed by :meth:`SnapshotStore.prune`, which the caller runs after the new
+snapshot is durable (and, for Raft, after the log records that it is), so the previous
+snapshot always survives until its successor is safe.
+
+A final-named file that fails validation raises :class:`SnapshotCorruptError` instead of
+falling back to an older snapshot. It was fsynced before being renamed, so damage means media
+failure or tampering, not a crash; and falling back silently is unsafe, because the log
+segments between the older and the newer snapshot may already have been released - the member
+would restart missing entries it had acknowledged, which breaks Raft's durability promise. The
+previous snapshot is kept on disk so an operator can choose to recover manually.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import zlib
+from pathlib import Path
+
+from raftkube.storage import fsutil
+from raftkube.storage.errors import SnapshotCorruptError
+from raftkube.storage.records import PayloadError, pack_payload, unpack_payload
+from raftkube.storage.state import Snapshot, SnapshotMeta
+
+MAGIC = b"RKSNAP1\n"
+_HEAD = struct.Struct("<8sIIQ")  # magic, crc, meta length, data length
+HEADER_SIZE = _HEAD.size  # 24
+_CRC_FROM = 12
+_NAME_RE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
+SUFFIX = ".snap"
+TEMP_SUFFIX = ".tmp"
+
+
+def snapshot_name(meta: SnapshotMeta) -> str:
+    """Final file name for a snapshot with this metadata."""
+    return f"{meta.index:016x}-{meta.term:016x}{SUFFIX}"
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """Serialise ``snapshot`` to the byte layout documented above."""
+    meta = pack_payload([snapshot.meta.index, snapshot.meta.term])
+    body = struct.pack("<IQ", len(meta), len(snapshot.data)) + meta + snapshot.data
+    return MAGIC + struct.pack("<I", zlib.crc32(body)) + body
+
+
+def decode_snapshot(path: Path, blob: bytes) -> Snapshot:
+    """Validate and parse a snapshot file's bytes; ``path`` is only used in error messages."""
+    if len(blob) < HEADER_SIZE:
+        raise SnapshotCorruptError(path, f"only {len(blob)} bytes, shorter than the header")
+    magic, crc, meta_len, data_len = _HEAD.unpack_from(blob)
+    if magic != MAGIC:
+        raise SnapshotCorruptError(path, "bad magic")
+    if HEADER_SIZE + meta_len + data_len != len(blob):
+        raise SnapshotCorruptError(
+            path, f"header says {HEADER_SIZE + meta_len + data_len} bytes, file has {len(blob)}"
+        )
+    if zlib.crc32(memoryview(blob)[_CRC_FROM:]) != crc:
+        raise SnapshotCorruptError(path, "checksum mismatch")
+    try:
+        fields = unpack_payload(blob[HEADER_SIZE : HEADER_SIZE + meta_len])
+        meta = SnapshotMeta(index=int(fields[0]), term=int(fields[1]))
+    except (PayloadError, TypeError, ValueError, IndexError) as exc:
+        raise SnapshotCorruptError(path, f"unreadable metadata: {exc}") from exc
+    return Snapshot(meta, blob[HEADER_SIZE + meta_len :])
+
+
+class SnapshotStore:
+    """A directory of snapshot files, newest identified by the highest ``(index, term)``.
+
+    The store does not lock its directory; its owner (the Raft store) holds the log's lock,
+    which covers both.
+    """
+
+    def __init__(self, directory: Path | str, *, retain: int = 2) -> None:
+        if retain < 1:
+            raise ValueError("retain must be at least 1")
+        self._directory = Path(directory)
+        self._retain = retain
+        fsutil.ensure_dir(self._directory)
+        self._remove_temporaries()
+
+    @property
+    def directory(self) -> Path:
+        """The directory holding the snapshot files."""
+        return self._directory
+
+    def _remove_temporaries(self) -> None:
+        """Delete ``*.tmp`` files: they are saves that never reached their rename."""
+        for entry in sorted(os.listdir(self._directory)):
+            if entry.endswith(TEMP_SUFFIX):
+                fsutil.remove_file(self._directory / entry)
+
+    def save(self, snapshot: Snapshot) -> Path:
+        """Write ``snapshot`` atomically and durably; return its final path.
+
+        Nothing older is touched: call :meth:`prune` once the caller has recorded the new
+        snapshot wherever else it must (for Raft, in the write-ahead log).
+        """
+        final = self._directory / snapshot_name(snapshot.meta)
+        temp = final.with_name(final.name + TEMP_SUFFIX)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            try:
+                fsutil.write_all(fd, encode_snapshot(snapshot))
+                fsutil.sync_file(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        fsutil.sync_dir(self._directory)
+        return final
+
+    def list_snapshots(self) -> list[tuple[SnapshotMeta, Path]]:
+        """Every final-named snapshot file, newest first (by file name; contents unchecked)."""
+        found: list[tuple[SnapshotMeta, Path]] = []
+        for entry in os.listdir(self._directory):
+            if not entry.endswith(SUFFIX):
+                continue
+            match = _NAME_RE.match(entry)
+            if match is None:
+                raise SnapshotCorruptError(
+                    self._directory / entry, "unrecognised snapshot file name"
+                )
+            meta = SnapshotMeta(index=int(match.group(1), 16), term=int(match.group(2), 16))
+            found.append((meta, self._directory / entry))
+        found.sort(reverse=True)
+        return found
+
+    def load(self, path: Path) -> Snapshot:
+        """Read and validate one snapshot file, checking its contents match its name."""
+        snapshot = decode_snapshot(path, path.read_bytes())
+        if snapshot_name(snapshot.meta) != path.name:
+            raise SnapshotCorruptError(
+                path,
+                f"contents describe index {snapshot.meta.index} term {snapshot.meta.term}, "
+                "which does not match the file name",
+            )
+        return snapshot
+
+    def load_latest(self) -> Snapshot | None:
+        """The newest snapshot, or ``None`` if there is none.
+
+        Raises :class:`SnapshotCorruptError` if the newest file is damaged (see module doc for
+        why this does not fall back to an older one).
+        """
+        listed = self.list_snapshots()
+        if not listed:
+            return None
+        return self.load(listed[0][1])
+
+    def prune(self) -> list[Path]:
+        """Delete all but the newest ``retain`` snapshots (oldest first); return the paths."""
+        doomed = self.list_snapshots()[self._retain :]
+        removed: list[Path] = []
+        for _meta, path in reversed(doomed):
+            fsutil.remove_file(path)
+            removed.append(path)
+        return removed

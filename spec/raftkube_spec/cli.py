@@ -1,0 +1,193 @@
+"""``raftkube spec ...``: the shell around the model checker.
+
+This is the only module under ``raftkube_spec`` that reads a clock or prints; the models and the
+explorer stay pure, and this file turns their results into figures and readable traces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, TextIO
+
+import attrs
+
+from .explore import Problem, Progress, explore
+from .raft import render
+from .raft.config import RaftConfig, all_features
+from .raft.events import Event
+from .raft.invariants import INVARIANTS, STEP_PROPERTIES, first_violation
+from .raft.model import RaftSpec
+from .raft.mutants import MUTANTS
+from .raft.state import RaftState
+from .raft.symmetry import Symmetry
+
+_FEATURES = (
+    "pipelining",
+    "pre_vote",
+    "check_quorum",
+    "read_index",
+    "compaction",
+    "leader_transfer",
+)
+_BOUNDS = (
+    "servers",
+    "max_term",
+    "max_log",
+    "max_messages",
+    "max_restarts",
+    "max_reads",
+    "max_batch",
+)
+
+
+def register(commands: Any) -> None:
+    spec = commands.add_parser("spec", help="the executable specification and its model checker")
+    sub = spec.add_subparsers(dest="spec_command", metavar="SUBCOMMAND", required=True)
+    check = sub.add_parser(
+        "check",
+        help="explore the Raft model exhaustively under bounds, checking every invariant",
+        description="Breadth-first exploration of the Raft model. Exits 1 with a shortest "
+        "counterexample when an invariant is violated.",
+    )
+    defaults = RaftConfig()
+    for bound in _BOUNDS:
+        check.add_argument(
+            "--" + bound.replace("_", "-"),
+            type=_positive if bound == "servers" else _natural,
+            default=None,
+            help=f"default {getattr(defaults, bound)}",
+        )
+    for feature in _FEATURES:
+        check.add_argument(
+            "--" + feature.replace("_", "-"), action="store_true", help=f"switch on {feature}"
+        )
+    check.add_argument(
+        "--no-network-faults",
+        dest="network_faults",
+        action="store_false",
+        default=None,
+        help="the network only reorders: it never drops or duplicates a message",
+    )
+    check.add_argument(
+        "--all-features",
+        action="store_true",
+        help="switch on every feature (and batches of up to 2 entries)",
+    )
+    check.add_argument("--mutant", choices=sorted(MUTANTS), help="check a named buggy variant")
+    check.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
+    check.add_argument(
+        "--max-states",
+        type=_positive,
+        default=None,
+        help="stop (exit 0, reporting an incomplete search) after this many distinct states",
+    )
+    check.add_argument(
+        "--no-symmetry",
+        dest="symmetry",
+        action="store_false",
+        help="explore states that differ only by renaming servers separately",
+    )
+    check.set_defaults(handler=run_check)
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _natural(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number >= 1, got 0")
+    return value
+
+
+def configure(args: argparse.Namespace) -> RaftConfig:
+    """Defaults, then the mutant's needs, then the user's flags, in that order of precedence."""
+    config = RaftConfig()
+    if args.all_features:
+        config = all_features(config)
+    if args.mutant:
+        config = MUTANTS[args.mutant].configure(config)
+    changes: dict[str, Any] = {b: getattr(args, b) for b in _BOUNDS if getattr(args, b) is not None}
+    changes.update({f: True for f in _FEATURES if getattr(args, f)})
+    if args.network_faults is False:
+        changes["network_faults"] = False
+    return attrs.evolve(config, **changes)
+
+
+def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    if args.list_mutants:
+        for name in sorted(MUTANTS):
+            out.write(f"{name:28} {MUTANTS[name].description.splitlines()[0]}\n")
+        return 0
+    config = configure(args)
+    spec = MUTANTS[args.mutant].spec(config) if args.mutant else RaftSpec(config)
+    features = ", ".join(config.features()) or "none (raft.tla)"
+    out.write(
+        f"model: raft{' mutant ' + args.mutant if args.mutant else ''}, {config.servers} servers; "
+        f"features: {features}\n"
+        f"bounds: max-term {config.max_term}, max-log {config.max_log}, max-messages "
+        f"{config.max_messages}, max-restarts {config.max_restarts}"
+        + (f", max-reads {config.max_reads}" if config.read_index else "")
+        + "\n"
+        f"checking {len(INVARIANTS)} invariants and {len(STEP_PROPERTIES)} step properties\n"
+    )
+    out.flush()
+    started = time.perf_counter()
+
+    def progress(p: Progress) -> None:
+        rate = p.distinct_states / max(time.perf_counter() - started, 1e-9)
+        sys.stderr.write(
+            f"  {p.distinct_states:,} states, depth {p.depth}, {p.queued:,} queued, "
+            f"{rate:,.0f} states/s\n"
+        )
+
+    problem: Problem[RaftState, Event] = Problem(
+        initial=[spec.initial()],
+        successors=spec.successors,
+        check_state=lambda s: first_violation(None, s),
+        check_step=_step_check,
+        canonical=Symmetry() if args.symmetry else _as_is,
+    )
+    result = explore(problem, max_states=args.max_states, on_progress=progress)
+    elapsed = time.perf_counter() - started
+    out.write(
+        f"distinct states: {result.distinct_states:,}\n"
+        f"transitions:     {result.transitions:,}\n"
+        f"depth reached:   {result.depth}\n"
+        f"time:            {elapsed:.1f} s ({result.distinct_states / max(elapsed, 1e-9):,.0f} "
+        "states/s)\n"
+    )
+    if result.violation is None:
+        verdict = "complete" if result.complete else "stopped at --max-states"
+        out.write(f"no violation ({verdict})\n")
+        return 0
+    v = result.violation
+    out.write(f"\nVIOLATION of {v.property}: {v.evidence}\n")
+    out.write(f"shortest trace, {len(v.steps)} steps:\n  0. initial state\n")
+    out.write(render.state(v.initial, indent="       ") + "\n")
+    for n, (event, state) in enumerate(v.steps, start=1):
+        out.write(f"{n:3}. {render.event(event)}\n")
+        out.write(render.state(state, indent="       ") + "\n")
+    out.write(f"VIOLATION of {v.property}\n")
+    return 1
+
+
+def _as_is(s: RaftState) -> RaftState:
+    return s
+
+
+def _step_check(before: RaftState, after: RaftState) -> tuple[str, str] | None:
+    for prop in STEP_PROPERTIES:
+        problem = prop.check(before, after)
+        if problem is not None:
+            return prop.name, problem
+    return None

@@ -1,0 +1,187 @@
+"""The state of the whole Raft model: every server, the network, and history variables.
+
+History variables record what happened (who led which term, what was committed and when, which
+reads completed) so that safety properties about the past can be stated as plain functions of
+one state. The protocol never reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .messages import Message, message_key
+from .types import Entry, Role, ServerId
+
+Network = tuple[tuple[Message, int], ...]
+"""A multiset of messages as (message, count) pairs in ``message_key`` order: one canonical form
+per multiset, so equal networks hash equal and iteration is deterministic."""
+
+
+@attrs.frozen(order=True)
+class PendingRead:
+    """A ReadIndex read the leader registered but a quorum has not yet confirmed."""
+
+    read_id: int
+    index: int
+    acks: frozenset[ServerId]
+    required_index: int
+    """History: the highest commit index anywhere when the read began. Not protocol state."""
+
+
+@attrs.frozen(order=True)
+class CompletedRead:
+    """History: a read served at ``index``, which must cover everything committed before it."""
+
+    server: ServerId
+    term: int
+    read_id: int
+    index: int
+    required_index: int
+
+
+@attrs.frozen(order=True)
+class Election:
+    """History: ``leader`` won ``term`` with this log."""
+
+    term: int
+    leader: ServerId
+    log: tuple[Entry, ...]
+
+
+@attrs.frozen(order=True)
+class Committed:
+    """History: the entry at this position was first known committed by a leader of
+    ``commit_term`` (for an entry first learned by a follower, the follower's term)."""
+
+    entry: Entry
+    commit_term: int
+
+
+@attrs.frozen(cache_hash=True)
+class ServerState:
+    """One server. Leader-only and candidate-only fields are reset to empty in other roles, so
+    that states differing only in stale bookkeeping count as one."""
+
+    # Persistent: survives Restart.
+    term: int = 0
+    voted_for: ServerId | None = None
+    log: tuple[Entry, ...] = ()
+    """The whole logical log, compacted prefix included (the snapshot's state machine image)."""
+    snapshot_index: int = 0
+    """Entries up to here are compacted: the server can no longer send them as entries."""
+
+    # Volatile.
+    role: Role = Role.FOLLOWER
+    commit_index: int = 0
+    votes_responded: frozenset[ServerId] = frozenset()
+    votes_granted: frozenset[ServerId] = frozenset()
+    next_index: tuple[int, ...] = ()
+    match_index: tuple[int, ...] = ()
+    recent_active: frozenset[ServerId] = frozenset()
+    pending_reads: tuple[PendingRead, ...] = ()
+
+    @property
+    def last_index(self) -> int:
+        return len(self.log)
+
+    @property
+    def last_term(self) -> int:
+        return self.log[-1].term if self.log else 0
+
+    def term_at(self, index: int) -> int:
+        return self.log[index - 1].term if index > 0 else 0
+
+    def but(self, **changes: Any) -> ServerState:
+        """A copy with ``changes``: ``attrs.evolve``, written out because the model checker
+        spends most of its time here."""
+        get = changes.get
+        return ServerState(
+            get("term", self.term),
+            get("voted_for", self.voted_for),
+            get("log", self.log),
+            get("snapshot_index", self.snapshot_index),
+            get("role", self.role),
+            get("commit_index", self.commit_index),
+            get("votes_responded", self.votes_responded),
+            get("votes_granted", self.votes_granted),
+            get("next_index", self.next_index),
+            get("match_index", self.match_index),
+            get("recent_active", self.recent_active),
+            get("pending_reads", self.pending_reads),
+        )
+
+
+@attrs.frozen(cache_hash=True)
+class RaftState:
+    servers: tuple[ServerState, ...]
+    network: Network = ()
+
+    # History variables. Elections and reads are sets, kept sorted so each has one form.
+    elections: tuple[Election, ...] = ()
+    committed: tuple[Committed, ...] = ()
+    reads: tuple[CompletedRead, ...] = ()
+    last_read_id: int = 0
+    restarts: int = 0
+
+    @property
+    def messages_in_flight(self) -> int:
+        return sum(count for _, count in self.network)
+
+    def but(self, **changes: Any) -> RaftState:
+        """A copy with ``changes`` (a fast ``attrs.evolve``)."""
+        get = changes.get
+        return RaftState(
+            get("servers", self.servers),
+            get("network", self.network),
+            get("elections", self.elections),
+            get("committed", self.committed),
+            get("reads", self.reads),
+            get("last_read_id", self.last_read_id),
+            get("restarts", self.restarts),
+        )
+
+    def with_server(self, i: ServerId, server: ServerState) -> RaftState:
+        return self.but(servers=(*self.servers[:i], server, *self.servers[i + 1 :]))
+
+    def max_commit_index(self) -> int:
+        return max(s.commit_index for s in self.servers)
+
+
+def initial_state(servers: int) -> RaftState:
+    return RaftState(servers=tuple(ServerState() for _ in range(servers)))
+
+
+def bag_add(bag: Network, m: Message) -> Network:
+    """``bag`` with one more copy of ``m``."""
+    items = list(bag)
+    key = message_key(m)
+    for n, (existing, count) in enumerate(items):
+        k = message_key(existing)
+        if k == key:
+            items[n] = (existing, count + 1)
+            return tuple(items)
+        if key < k:
+            items.insert(n, (m, 1))
+            return tuple(items)
+    items.append((m, 1))
+    return tuple(items)
+
+
+def bag_remove(bag: Network, m: Message) -> Network:
+    """``bag`` with one copy of ``m`` fewer; ``m`` must be present."""
+    items = list(bag)
+    for n, (existing, count) in enumerate(items):
+        if existing is m or existing == m:
+            if count == 1:
+                del items[n]
+            else:
+                items[n] = (existing, count - 1)
+            return tuple(items)
+    raise KeyError(m)
+
+
+def bag_contains(bag: Network, m: Message) -> bool:
+    # Events usually carry the very object in the bag: identity first spares attrs' __eq__.
+    return any(existing is m for existing, _ in bag) or any(existing == m for existing, _ in bag)
