@@ -123,7 +123,8 @@ def configure(args: argparse.Namespace) -> RaftConfig:
     return attrs.evolve(config, **changes)
 
 
-def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     if args.list_mutants:
         for name in sorted(MUTANTS):
             out.write(f"{name:28} {MUTANTS[name].description.splitlines()[0]}\n")

@@ -8,7 +8,7 @@ import pytest
 
 from raftkube.cli import main
 from raftkube_spec.explore import Exploration, Problem, explore
-from raftkube_spec.raft.config import RaftConfig, all_features
+from raftkube_spec.raft.config import RaftConfig
 from raftkube_spec.raft.events import Event
 from raftkube_spec.raft.invariants import INVARIANTS, first_violation
 from raftkube_spec.raft.model import RaftSpec
@@ -16,7 +16,21 @@ from raftkube_spec.raft.mutants import MUTANTS
 from raftkube_spec.raft.state import RaftState
 from raftkube_spec.raft.symmetry import Symmetry, canonical
 
-SMALL = RaftConfig(servers=3, max_term=2, max_log=1, max_messages=1, max_restarts=1)
+SMALL = RaftConfig(servers=3, max_term=2, max_log=1, max_messages=1, max_restarts=0)
+
+# Each feature alone, exhaustively, at bounds that keep CI quick; every feature at once is
+# covered by the deep random walks (test_raft_walks.py) instead, because the product of all
+# of them is too large to exhaust in Python here (see docs/spec.md).
+FEATURE_CONFIGS = {
+    "raft.tla": SMALL,
+    "restarts": attrs.evolve(SMALL, max_restarts=1),
+    "pre-vote": attrs.evolve(SMALL, pre_vote=True, max_log=0),
+    "check-quorum": attrs.evolve(SMALL, check_quorum=True),
+    "read-index": attrs.evolve(SMALL, read_index=True),
+    "compaction": attrs.evolve(SMALL, compaction=True),
+    "leader-transfer": attrs.evolve(SMALL, leader_transfer=True),
+    "pipelined-batches": attrs.evolve(SMALL, pipelining=True, max_batch=2, max_log=2),
+}
 
 
 def check(spec: RaftSpec, symmetry: bool = True) -> Exploration[RaftState, Event]:
@@ -41,11 +55,7 @@ def reachable(spec: RaftSpec) -> set[RaftState]:
     return seen
 
 
-@pytest.mark.parametrize(
-    "config",
-    [SMALL, all_features(attrs.evolve(SMALL, max_reads=1), max_batch=1)],
-    ids=["raft.tla", "all-features"],
-)
+@pytest.mark.parametrize("config", FEATURE_CONFIGS.values(), ids=FEATURE_CONFIGS.keys())
 def test_the_model_satisfies_every_property_at_small_bounds(config: RaftConfig) -> None:
     result = check(RaftSpec(config))
     assert result.violation is None
@@ -61,7 +71,7 @@ def test_symmetry_reduction_explores_exactly_the_renamed_classes() -> None:
 
 
 EXPECTED = {
-    "figure8-commit": "StateMachineSafety",
+    "figure8-commit": "LeaderCompleteness",
     "forget-vote-on-restart": "ElectionSafety",
     "skip-log-consistency-check": "LogMatching",
     "vote-twice-in-term": "ElectionSafety",

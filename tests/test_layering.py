@@ -1,0 +1,76 @@
+"""The project's layering rules, checked on the source itself.
+
+``spec/`` is pure: it imports only the standard library, ``attrs`` and itself. ``impl/`` may take
+the specification's *vocabulary* (its data types and constants) but never its behaviour: if the
+implementation called the spec's transitions, checking one against the other would prove
+nothing. ``spec/`` and ``impl/`` never import the simulator.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "spec" / "raftkube_spec"
+IMPL = ROOT / "impl" / "raftkube"
+
+# The shell of the model checker reads a clock and prints; everything else in spec/ may not.
+SPEC_SHELLS = {SPEC / "cli.py"}
+IMPURE_MODULES = {"time", "random", "os", "socket", "threading", "subprocess", "io", "datetime"}
+
+
+def imports(path: Path) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(absolute module, imported names) for every import in ``path``."""
+    source_root = ROOT / path.relative_to(ROOT).parts[0]  # spec/, impl/ or fuzz/
+    package = ".".join(path.relative_to(source_root).parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, ()
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, module] if module else base)
+            yield module, tuple(alias.name for alias in node.names)
+
+
+def sources(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", sources(SPEC), ids=lambda p: str(p.relative_to(ROOT)))
+def test_spec_imports_only_the_standard_library_attrs_and_itself(path: Path) -> None:
+    for module, _ in imports(path):
+        top = module.split(".")[0]
+        assert top in sys.stdlib_module_names or top in {"attrs", "raftkube_spec"}, (
+            f"{path.relative_to(ROOT)} imports {module}"
+        )
+        if path not in SPEC_SHELLS:
+            assert top not in IMPURE_MODULES, f"{path.relative_to(ROOT)} imports {module}"
+
+
+@pytest.mark.parametrize("path", sources(IMPL), ids=lambda p: str(p.relative_to(ROOT)))
+def test_impl_takes_only_vocabulary_from_the_spec(path: Path) -> None:
+    for module, names in imports(path):
+        top = module.split(".")[0]
+        assert top != "raftkube_fuzz", f"{path.relative_to(ROOT)} imports the simulator"
+        if top != "raftkube_spec":
+            continue
+        assert names, f"{path.relative_to(ROOT)} imports the whole module {module}"
+        spec_module = importlib.import_module(module)
+        for name in names:
+            value = getattr(spec_module, name)
+            behaviour = inspect.isfunction(value) or inspect.ismethod(value)
+            assert not behaviour, (
+                f"{path.relative_to(ROOT)} imports {module}.{name}, which is behaviour, "
+                "not vocabulary"
+            )
