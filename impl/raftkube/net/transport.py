@@ -1,0 +1,665 @@
+"""How Raft messages travel between members.
+
+The Raft driver sees only :class:`Transport`: a non-blocking :meth:`~Transport.send` and a
+stream of incoming messages. Raft is designed for a network that loses, delays and reorders
+messages, so the transport promises none of that and in return never blocks the driver: a
+slow or dead peer costs a bounded queue of memory, not a stalled leader. The deterministic
+simulator in ``fuzz/`` implements the same protocol over its virtual network.
+
+:class:`TcpTransport` is the real implementation:
+
+* **One outgoing connection per peer**, owned by its own task and fed by a bounded queue of
+  already-encoded frames. When the queue is full, :meth:`~TcpTransport.send` drops the message
+  and returns ``False`` (as etcd does), so one stuck peer never delays messages to the others.
+  The task batches whatever is queued into one write.
+* **Reconnect with capped exponential backoff and jitter.** Jitter comes from an injected
+  :class:`RandomSource` and sleeping from an injected :class:`~raftkube.clock.Clock`, so tests
+  and simulations can make reconnection deterministic. A connection that closes resets the
+  backoff; only failed attempts grow it.
+* **Connections are one-way.** The dialer only sends Raft messages and the acceptor only
+  receives them; the dialer watches its side for EOF so it notices a dead peer at once.
+* **A hello handshake.** The dialer's first frame names the protocol version, cluster id, its
+  member id and the member it meant to reach; the acceptor answers *welcome* or *reject* with
+  a reason. Members of different clusters (a mis-pointed address, a reused host) refuse each
+  other instead of corrupting each other's logs. Messages on an accepted connection must then
+  come from the member that said hello and be addressed to us.
+* **Optional TLS** for every peer connection, with client-certificate verification if the
+  server context requires it (``verify_mode = ssl.CERT_REQUIRED``).
+* **Structured concurrency.** Everything runs inside :meth:`TcpTransport.run` (for a nursery
+  the caller owns) or :func:`open_tcp_transport` (``async with``); :meth:`TcpTransport.close`
+  cancels every task and closes every connection.
+
+Bad input from a peer (garbage frames, undecodable messages, failed handshakes) is logged and
+costs at most that connection; it never propagates into the member.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final, Protocol, runtime_checkable
+
+import attrs
+import msgpack  # type: ignore[import-untyped]
+import trio
+
+from raftkube.clock import Clock, TrioClock, sleep_for
+from raftkube.net.codec import CodecError, decode, encode
+from raftkube.net.framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FrameReader,
+    encode_frame,
+    send_frame,
+)
+from raftkube_spec.raft.messages import Message
+from raftkube_spec.raft.types import ServerId
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION: Final = 1
+"""Bumped on any incompatible change of the handshake or the message codec."""
+
+HELLO_MAX_FRAME_SIZE: Final = 4096
+"""Limit for handshake frames, so an unauthenticated client cannot make us buffer much."""
+
+_HELLO: Final = "raftkube-hello"
+_WELCOME: Final = "raftkube-welcome"
+_REJECT: Final = "raftkube-reject"
+
+
+class TransportClosedError(Exception):
+    """The transport was closed: no more messages will arrive."""
+
+
+class UnknownPeerError(LookupError):
+    """A message for a member the transport has no address for (see ``add_peer``)."""
+
+
+class HandshakeError(Exception):
+    """The hello exchange failed: malformed, for another cluster or member, or refused."""
+
+
+class ProtocolError(Exception):
+    """A handshaken peer broke the connection's rules (e.g. forged the message source)."""
+
+
+@runtime_checkable
+class RandomSource(Protocol):
+    """Uniform floats in [0, 1); :class:`random.Random` is one. Injected for determinism."""
+
+    def random(self) -> float:
+        """The next uniform float in [0, 1)."""
+        ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """The network as the Raft driver sees it: lossy, unordered across peers, never blocking.
+
+    Implementations must not block or await in :meth:`send`; they may drop any message.
+    """
+
+    def send(self, peer_id: ServerId, message: Message) -> bool:
+        """Queue ``message`` for ``peer_id`` (which must equal ``message.dest``).
+
+        Returns ``True`` if queued, ``False`` if dropped (queue full, transport closed).
+        Queued is not delivered: Raft's retries, not the transport, provide reliability.
+        """
+        ...
+
+    async def receive(self) -> Message:
+        """The next incoming message; raises :class:`TransportClosedError` once closed."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        """Incoming messages until the transport closes."""
+        ...
+
+
+@attrs.frozen
+class PeerAddress:
+    """Where a peer listens. ``tls_server_name`` is the name its certificate must carry; by
+    default ``host``."""
+
+    host: str
+    port: int = attrs.field()
+    tls_server_name: str | None = None
+
+    @port.validator
+    def _check_port(self, _: attrs.Attribute[int], value: int) -> None:
+        if not 0 < value < 65536:
+            raise ValueError(f"peer port must be in 1..65535, got {value}")
+
+
+@attrs.frozen
+class TlsConfig:
+    """TLS for peer traffic: both directions or neither, since every member both dials and
+    accepts. To require client certificates, set ``server_context.verify_mode`` to
+    ``ssl.CERT_REQUIRED`` and load the CA that signs the members' certificates into it."""
+
+    server_context: ssl.SSLContext
+    client_context: ssl.SSLContext
+
+
+@attrs.frozen
+class BackoffPolicy:
+    """Delay before reconnect attempt ``n`` (0-based): ``min(maximum, initial * multiplier**n)``,
+    reduced by a random fraction of up to ``jitter`` so that members that lost a peer together
+    do not all redial it in lockstep."""
+
+    initial: float = attrs.field(default=0.05, validator=attrs.validators.gt(0))
+    maximum: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
+    jitter: float = attrs.field(
+        default=0.5, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+    )
+
+    def delay(self, attempt: int, rng: RandomSource) -> float:
+        """Seconds to wait before attempt ``attempt``."""
+        exponent = min(attempt, 1000)
+        try:
+            base = self.initial * self.multiplier**exponent
+        except OverflowError:
+            base = math.inf
+        base = min(self.maximum, base)
+        return base * (1.0 - self.jitter * rng.random())
+
+
+@attrs.frozen
+class TransportConfig:
+    """Static settings of one member's :class:`TcpTransport`.
+
+    ``listen_host`` must be a concrete address: with port 0 every bound interface would get a
+    different ephemeral port.
+    """
+
+    member_id: ServerId
+    cluster_id: str
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    tls: TlsConfig | None = None
+    queue_capacity: int = attrs.field(default=1024, validator=attrs.validators.gt(0))
+    inbound_capacity: int = attrs.field(default=4096, validator=attrs.validators.gt(0))
+    max_frame_size: int = attrs.field(
+        default=DEFAULT_MAX_FRAME_SIZE, validator=attrs.validators.gt(0)
+    )
+    max_batch_bytes: int = attrs.field(default=1024 * 1024, validator=attrs.validators.gt(0))
+    connect_timeout: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    handshake_timeout: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    backoff: BackoffPolicy = BackoffPolicy()
+
+
+@attrs.define
+class TransportStats:
+    """Counters for monitoring and tests. Only the transport's own tasks write them."""
+
+    sent: int = 0
+    """Messages written to a peer connection (not necessarily received)."""
+    dropped_overflow: int = 0
+    """Messages refused by :meth:`TcpTransport.send` because the peer's queue was full."""
+    received: int = 0
+    """Messages delivered to the incoming queue."""
+    dropped_inbound: int = 0
+    """Received messages discarded because the incoming queue was full."""
+    decode_errors: int = 0
+    """Frames from handshaken peers that did not decode (skipped, connection kept)."""
+    connections_established: int = 0
+    """Outgoing connections that completed the handshake."""
+    connect_failures: int = 0
+    """Outgoing attempts that failed before or during the handshake."""
+    connections_accepted: int = 0
+    """Incoming connections that completed the handshake."""
+    connections_refused: int = 0
+    """Incoming connections rejected or broken before the handshake completed."""
+
+
+@attrs.frozen
+class _Hello:
+    version: int
+    cluster_id: str
+    member_id: ServerId
+    target_id: ServerId
+
+
+def _expect(value: object, kind: type, what: str) -> Any:
+    if type(value) is not kind:
+        raise HandshakeError(f"{what}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _unpack_handshake(frame: bytes | None, what: str) -> list[Any]:
+    if frame is None:
+        raise HandshakeError(f"connection closed before the {what}")
+    try:
+        raw = msgpack.unpackb(frame, raw=False, use_list=True)
+    except Exception as exc:
+        raise HandshakeError(f"{what} is not valid msgpack: {type(exc).__name__}") from None
+    if type(raw) is not list or not raw or type(raw[0]) is not str:
+        raise HandshakeError(f"{what} is not a tagged array")
+    return raw
+
+
+def _decode_hello(frame: bytes | None) -> _Hello:
+    raw = _unpack_handshake(frame, "hello")
+    if raw[0] != _HELLO or len(raw) != 5:
+        raise HandshakeError(f"expected a 5-field {_HELLO!r} frame, got {raw[0]!r}/{len(raw)}")
+    return _Hello(
+        version=_expect(raw[1], int, "hello version"),
+        cluster_id=_expect(raw[2], str, "hello cluster id"),
+        member_id=_expect(raw[3], int, "hello member id"),
+        target_id=_expect(raw[4], int, "hello target id"),
+    )
+
+
+def _explain(exc: BaseException) -> str:
+    """A one-line account of ``exc``, looking through the exception groups nurseries raise."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _pack(obj: list[Any]) -> bytes:
+    return bytes(msgpack.packb(obj, use_bin_type=True))
+
+
+@attrs.define(eq=False)
+class _PeerLink:
+    """One peer's outgoing queue and the cancel scope of the task that drains it."""
+
+    peer_id: ServerId
+    address: PeerAddress
+    queue_in: trio.MemorySendChannel[bytes]
+    queue_out: trio.MemoryReceiveChannel[bytes]
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    started: bool = False
+    connected: bool = False
+
+
+class _PeerDisconnected(Exception):
+    """The far end of an outgoing connection closed it (or sent data it never should)."""
+
+
+class TcpTransport:
+    """The :class:`Transport` over TCP (optionally TLS) between cluster members.
+
+    Construct it, then run it with ``await nursery.start(transport.run)`` or use
+    :func:`open_tcp_transport`. Peers can be given up front or added and removed at any time
+    (membership changes); messages sent to a peer before the transport runs wait in its queue.
+    """
+
+    def __init__(
+        self,
+        config: TransportConfig,
+        *,
+        peers: Mapping[ServerId, PeerAddress] | None = None,
+        clock: Clock | None = None,
+        rng: RandomSource | None = None,
+    ) -> None:
+        self.config = config
+        self.stats = TransportStats()
+        self._clock: Clock = clock if clock is not None else TrioClock()
+        self._rng: RandomSource = rng if rng is not None else random.Random()
+        self._links: dict[ServerId, _PeerLink] = {}
+        self._inbound_in, self._inbound_out = trio.open_memory_channel[Message](
+            config.inbound_capacity
+        )
+        self._nursery: trio.Nursery | None = None
+        self._listen_address: PeerAddress | None = None
+        self._ran = False
+        self._closed = False
+        for peer_id, address in (peers or {}).items():
+            self.add_peer(peer_id, address)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def member_id(self) -> ServerId:
+        """This member's id, as announced in every hello."""
+        return self.config.member_id
+
+    @property
+    def listen_address(self) -> PeerAddress:
+        """The address actually bound (with the real port when ``listen_port`` was 0)."""
+        if self._listen_address is None:
+            raise RuntimeError("the transport is not listening yet")
+        return self._listen_address
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[PeerAddress] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen and run every peer connection until :meth:`close` (or cancellation).
+
+        Reports the bound address through ``task_status`` once accepting connections, so
+        ``await nursery.start(transport.run)`` returns it. Can run only once.
+        """
+        if self._ran or self._closed:
+            raise RuntimeError("a TcpTransport can run only once")
+        self._ran = True
+        try:
+            async with trio.open_nursery() as nursery:
+                listeners = await trio.open_tcp_listeners(
+                    self.config.listen_port, host=self.config.listen_host
+                )
+                host, port = listeners[0].socket.getsockname()[:2]
+                self._listen_address = PeerAddress(host, port)
+                served: list[trio.abc.Listener[Any]] = list(listeners)
+                if self.config.tls is not None:
+                    ctx = self.config.tls.server_context
+                    served = [trio.SSLListener(li, ctx, https_compatible=False) for li in listeners]
+                self._nursery = nursery
+                await nursery.start(trio.serve_listeners, self._handle_inbound, served)
+                for link in self._links.values():
+                    self._start_link(link)
+                logger.info("member %d listening on %s:%d", self.member_id, host, port)
+                task_status.started(self._listen_address)
+        finally:
+            self._nursery = None
+            self._shutdown_channels()
+
+    def close(self) -> None:
+        """Stop everything: cancels all tasks and connections; :meth:`receive` then raises
+        :class:`TransportClosedError` once queued messages are drained. Idempotent."""
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        else:
+            self._shutdown_channels()
+
+    def _shutdown_channels(self) -> None:
+        self._closed = True
+        self._inbound_in.close()
+        for link in self._links.values():
+            link.queue_in.close()
+            link.scope.cancel()
+
+    # -- peers ----------------------------------------------------------------------------
+
+    def add_peer(self, peer_id: ServerId, address: PeerAddress) -> None:
+        """Start sending to ``peer_id`` at ``address``; replaces (and drops the queue of) an
+        existing peer of that id if the address differs."""
+        if peer_id == self.member_id:
+            raise ValueError(f"member {peer_id} cannot be its own peer")
+        existing = self._links.get(peer_id)
+        if existing is not None:
+            if existing.address == address:
+                return
+            self.remove_peer(peer_id)
+        queue_in, queue_out = trio.open_memory_channel[bytes](self.config.queue_capacity)
+        link = _PeerLink(peer_id, address, queue_in, queue_out)
+        if self._closed:
+            queue_in.close()
+        self._links[peer_id] = link
+        self._start_link(link)
+
+    def remove_peer(self, peer_id: ServerId) -> None:
+        """Stop sending to ``peer_id``: its connection is closed and its queue discarded.
+        Incoming connections from it are unaffected (Raft may still hear from a removed peer)."""
+        link = self._links.pop(peer_id, None)
+        if link is None:
+            raise UnknownPeerError(f"member {peer_id} is not a peer of member {self.member_id}")
+        link.queue_in.close()
+        link.scope.cancel()
+
+    def peer_ids(self) -> frozenset[ServerId]:
+        """The members this transport can send to."""
+        return frozenset(self._links)
+
+    def is_connected(self, peer_id: ServerId) -> bool:
+        """Whether the outgoing connection to ``peer_id`` is currently up (for monitoring)."""
+        link = self._links.get(peer_id)
+        return link is not None and link.connected
+
+    def _start_link(self, link: _PeerLink) -> None:
+        if self._nursery is not None and not link.started:
+            link.started = True
+            self._nursery.start_soon(self._run_link, link, name=f"raft-peer-{link.peer_id}")
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, peer_id: ServerId, message: Message) -> bool:
+        """Encode ``message`` and queue it for ``peer_id``; never blocks.
+
+        Raises :class:`ValueError` if ``peer_id`` is not ``message.dest``,
+        :class:`UnknownPeerError` for a peer never added, and
+        :class:`~raftkube.net.codec.CodecError` or
+        :class:`~raftkube.net.framing.FrameTooLargeError` if the message cannot be sent at
+        all: those are bugs in the caller, reported where they happen. Returns ``False`` when
+        the message is dropped (queue full, or the transport is closed).
+        """
+        if message.dest != peer_id:
+            raise ValueError(f"message for member {message.dest} sent to peer {peer_id}")
+        link = self._links.get(peer_id)
+        if link is None:
+            raise UnknownPeerError(f"member {peer_id} is not a peer of member {self.member_id}")
+        frame = encode_frame(encode(message), self.config.max_frame_size)
+        try:
+            link.queue_in.send_nowait(frame)
+        except trio.WouldBlock:
+            self.stats.dropped_overflow += 1
+            return False
+        except trio.ClosedResourceError:
+            return False
+        return True
+
+    async def _run_link(self, link: _PeerLink) -> None:
+        """Keep a connection to one peer up and drain its queue into it, until cancelled."""
+        attempt = 0
+        with link.scope:
+            while True:
+                try:
+                    stream = await self._dial(link)
+                except Exception as exc:
+                    self.stats.connect_failures += 1
+                    level = logging.WARNING if isinstance(exc, HandshakeError) else logging.DEBUG
+                    logger.log(
+                        level,
+                        "member %d: cannot reach peer %d at %s:%d: %s",
+                        self.member_id,
+                        link.peer_id,
+                        link.address.host,
+                        link.address.port,
+                        _explain(exc),
+                    )
+                else:
+                    attempt = 0
+                    self.stats.connections_established += 1
+                    link.connected = True
+                    try:
+                        await self._pump(link, stream)
+                    except Exception as exc:
+                        logger.info(
+                            "member %d: connection to peer %d lost: %s",
+                            self.member_id,
+                            link.peer_id,
+                            _explain(exc),
+                        )
+                    finally:
+                        link.connected = False
+                        await trio.aclose_forcefully(stream)
+                await sleep_for(self._clock, self.config.backoff.delay(attempt, self._rng))
+                attempt += 1
+
+    async def _dial(self, link: _PeerLink) -> trio.abc.Stream:
+        """Connect, (TLS-)handshake and exchange hellos, all under the configured timeouts."""
+        address = link.address
+        with trio.fail_after(self.config.connect_timeout):
+            tcp = await trio.open_tcp_stream(address.host, address.port)
+        stream: trio.abc.Stream = tcp
+        try:
+            with trio.fail_after(self.config.handshake_timeout):
+                tls = self.config.tls
+                if tls is not None:
+                    ssl_stream = trio.SSLStream(
+                        tcp,
+                        tls.client_context,
+                        server_hostname=address.tls_server_name or address.host,
+                    )
+                    stream = ssl_stream
+                    await ssl_stream.do_handshake()
+                hello = [
+                    _HELLO,
+                    PROTOCOL_VERSION,
+                    self.config.cluster_id,
+                    self.member_id,
+                    link.peer_id,
+                ]
+                await send_frame(stream, _pack(hello), HELLO_MAX_FRAME_SIZE)
+                reader = FrameReader(stream, HELLO_MAX_FRAME_SIZE)
+                reply = _unpack_handshake(await reader.receive_frame(), "hello reply")
+            if reply[0] == _REJECT and len(reply) == 2:
+                raise HandshakeError(f"peer {link.peer_id} refused us: {reply[1]}")
+            if reply[0] != _WELCOME or len(reply) != 4:
+                raise HandshakeError(f"unexpected hello reply {reply[0]!r}")
+            cluster = _expect(reply[2], str, "welcome cluster id")
+            member = _expect(reply[3], int, "welcome member id")
+            if cluster != self.config.cluster_id or member != link.peer_id:
+                raise HandshakeError(
+                    f"expected member {link.peer_id} of cluster {self.config.cluster_id!r}, "
+                    f"reached member {member} of cluster {cluster!r}"
+                )
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        return stream
+
+    async def _pump(self, link: _PeerLink, stream: trio.abc.Stream) -> None:
+        """Write queued frames to ``stream``, batching backlog into single writes, until the
+        connection fails or the far end closes it."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_for_close, stream)
+            limit = self.config.max_batch_bytes
+            while True:
+                try:
+                    frame = await link.queue_out.receive()
+                except trio.EndOfChannel:
+                    nursery.cancel_scope.cancel()  # peer removed or transport closing
+                    return
+                batch = [frame]
+                size = len(frame)
+                while size < limit:
+                    try:
+                        frame = link.queue_out.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    batch.append(frame)
+                    size += len(frame)
+                await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+                self.stats.sent += len(batch)
+
+    async def _watch_for_close(self, stream: trio.abc.Stream) -> None:
+        """The acceptor never writes after its welcome, so any read completing means the
+        connection is over; raising tears down the pump so the link redials promptly."""
+        data = await stream.receive_some(4096)
+        if data:
+            raise _PeerDisconnected("peer sent unexpected data on a send-only connection")
+        raise _PeerDisconnected("peer closed the connection")
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def _handle_inbound(self, stream: trio.abc.Stream) -> None:
+        """Serve one accepted connection; contains every failure to that connection."""
+        try:
+            await self._serve_inbound(stream)
+        except Exception as exc:
+            logger.info("member %d: incoming connection dropped: %s", self.member_id, _explain(exc))
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    def _check_hello(self, hello: _Hello) -> str | None:
+        """Why ``hello`` must be refused, or ``None`` to accept it."""
+        if hello.version != PROTOCOL_VERSION:
+            return f"protocol version {hello.version} is not {PROTOCOL_VERSION}"
+        if hello.cluster_id != self.config.cluster_id:
+            return (
+                f"cluster id {hello.cluster_id!r} does not match this member's "
+                f"{self.config.cluster_id!r}"
+            )
+        if hello.target_id != self.member_id:
+            return f"this is member {self.member_id}, not {hello.target_id}"
+        if hello.member_id == self.member_id:
+            return f"a peer claims this member's own id {self.member_id}"
+        return None
+
+    async def _serve_inbound(self, stream: trio.abc.Stream) -> None:
+        reader = FrameReader(stream, HELLO_MAX_FRAME_SIZE)
+        try:
+            with trio.fail_after(self.config.handshake_timeout):
+                if isinstance(stream, trio.SSLStream):
+                    await stream.do_handshake()
+                hello = _decode_hello(await reader.receive_frame())
+                refusal = self._check_hello(hello)
+                if refusal is not None:
+                    await send_frame(stream, _pack([_REJECT, refusal]), HELLO_MAX_FRAME_SIZE)
+                    raise HandshakeError(f"refused member {hello.member_id}: {refusal}")
+                welcome = [_WELCOME, PROTOCOL_VERSION, self.config.cluster_id, self.member_id]
+                await send_frame(stream, _pack(welcome), HELLO_MAX_FRAME_SIZE)
+        except Exception:
+            self.stats.connections_refused += 1
+            raise
+        self.stats.connections_accepted += 1
+        reader.max_frame_size = self.config.max_frame_size
+        async for frame in reader:
+            try:
+                message = decode(frame)
+            except CodecError as exc:
+                # Framing is intact, so skip just this message: a newer peer may speak a
+                # message type we do not know yet.
+                self.stats.decode_errors += 1
+                logger.warning(
+                    "member %d: undecodable message from member %d: %s",
+                    self.member_id,
+                    hello.member_id,
+                    exc,
+                )
+                continue
+            if message.source != hello.member_id or message.dest != self.member_id:
+                raise ProtocolError(
+                    f"member {hello.member_id} sent a message from {message.source} "
+                    f"to {message.dest}"
+                )
+            try:
+                self._inbound_in.send_nowait(message)
+            except trio.WouldBlock:
+                self.stats.dropped_inbound += 1
+            except trio.ClosedResourceError:
+                return
+            else:
+                self.stats.received += 1
+
+    async def receive(self) -> Message:
+        """The next incoming message (from any peer)."""
+        try:
+            return await self._inbound_out.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportClosedError("the transport is closed") from None
+
+    def __aiter__(self) -> TcpTransport:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self.receive()
+        except TransportClosedError:
+            raise StopAsyncIteration from None
+
+
+@asynccontextmanager
+async def open_tcp_transport(
+    config: TransportConfig,
+    *,
+    peers: Mapping[ServerId, PeerAddress] | None = None,
+    clock: Clock | None = None,
+    rng: RandomSource | None = None,
+) -> AsyncIterator[TcpTransport]:
+    """Run a :class:`TcpTransport` for the body of an ``async with``; it is listening on entry
+    and fully stopped (no tasks, no sockets) on exit."""
+    transport = TcpTransport(config, peers=peers, clock=clock, rng=rng)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(transport.run)
+        try:
+            yield transport
+        finally:
+            transport.close()
