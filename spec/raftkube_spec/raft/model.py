@@ -511,64 +511,55 @@ class RaftSpec:
         DropStaleResponse."""
         return m.term == v.term
 
+    def receive_from_leader(
+        self, s: RaftState, m: AppendEntriesRequest | InstallSnapshotRequest
+    ) -> tuple[RaftState | None, ServerState | None]:
+        """The common start of handling a leader's request. Returns ``(successor, None)`` when
+        the request is answered here (one from an older term is rejected), ``(None,
+        follower)`` to go on handling it as ``follower`` (a candidate of the same term steps
+        down first), and ``(None, None)`` when no handler is enabled (a higher term needs
+        UpdateTerm first)."""
+        if not bag_contains(s.network, m):
+            return None, None
+        v = s.servers[m.dest]
+        if m.term > v.term or (m.term == v.term and v.role is Role.LEADER):
+            return None, None
+        if m.term < v.term:
+            reject = AppendEntriesResponse(
+                term=v.term,
+                source=m.dest,
+                dest=m.source,
+                success=False,
+                match_index=0,
+                read_ctx=m.read_ctx if isinstance(m, AppendEntriesRequest) else 0,
+            )
+            return self.reply(s, m, reject), None
+        return None, v if v.role is Role.FOLLOWER else self.as_follower(v, v.term)
+
     def handle_append_entries_request(
         self, s: RaftState, e: ev.HandleAppendEntriesRequest
     ) -> RaftState | None:
         m = e.message
-        if not bag_contains(s.network, m):
-            return None
-        i = m.dest
-        v = s.servers[i]
-        if m.term > v.term:
-            return None
-        if m.term < v.term:
-            reject = AppendEntriesResponse(
-                term=v.term,
-                source=i,
-                dest=m.source,
-                success=False,
-                match_index=0,
-                read_ctx=m.read_ctx,
-            )
-            return self.reply(s, m, reject)
-        if v.role is Role.LEADER:
-            return None
-        if v.role is not Role.FOLLOWER:
-            v = self.as_follower(v, v.term)
+        done, v = self.receive_from_leader(s, m)
+        if v is None:
+            return done
         if m.prev_log_index < v.commit_index:
-            ok = AppendEntriesResponse(
-                term=v.term,
-                source=i,
-                dest=m.source,
-                success=True,
-                match_index=v.commit_index,
-                read_ctx=m.read_ctx,
-            )
-            return self.reply(self.update_server(s, i, v), m, ok)
-        if not self.log_ok(v, m):
-            hint = min(m.prev_log_index - 1, v.last_index)
-            fail = AppendEntriesResponse(
-                term=v.term,
-                source=i,
-                dest=m.source,
-                success=False,
-                match_index=hint,
-                read_ctx=m.read_ctx,
-            )
-            return self.reply(self.update_server(s, i, v), m, fail)
-        last = m.prev_log_index + len(m.entries)
-        log = self.merge(v.log, m.prev_log_index, m.entries)
-        commit = max(v.commit_index, min(m.commit_index, last))
-        v = v.but(log=log, commit_index=commit)
-        ok = AppendEntriesResponse(
+            success, match = True, v.commit_index
+        elif not self.log_ok(v, m):
+            success, match = False, min(m.prev_log_index - 1, v.last_index)
+        else:
+            success, match = True, m.prev_log_index + len(m.entries)
+            log = self.merge(v.log, m.prev_log_index, m.entries)
+            v = v.but(log=log, commit_index=max(v.commit_index, min(m.commit_index, match)))
+        answer = AppendEntriesResponse(
             term=v.term,
-            source=i,
+            source=m.dest,
             dest=m.source,
-            success=True,
-            match_index=last,
+            success=success,
+            match_index=match,
             read_ctx=m.read_ctx,
         )
-        return self.reply(self.update_server(s, i, v), m, ok)
+        return self.reply(self.update_server(s, m.dest, v), m, answer)
 
     def log_ok(self, v: ServerState, m: AppendEntriesRequest) -> bool:
         """The log consistency check: the follower holds the entry just before the new ones."""
@@ -625,21 +616,10 @@ class RaftSpec:
         self, s: RaftState, e: ev.HandleInstallSnapshotRequest
     ) -> RaftState | None:
         m = e.message
-        if not bag_contains(s.network, m):
-            return None
+        done, v = self.receive_from_leader(s, m)
+        if v is None:
+            return done
         i = m.dest
-        v = s.servers[i]
-        if m.term > v.term:
-            return None
-        if m.term < v.term:
-            reject = AppendEntriesResponse(
-                term=v.term, source=i, dest=m.source, success=False, match_index=0
-            )
-            return self.reply(s, m, reject)
-        if v.role is Role.LEADER:
-            return None
-        if v.role is not Role.FOLLOWER:
-            v = self.as_follower(v, v.term)
         if m.last_index <= v.commit_index:
             match = v.commit_index
         elif m.last_index <= v.last_index and v.term_at(m.last_index) == m.last_term:
