@@ -1,0 +1,372 @@
+"""A Trio client for the raftkube client protocol (``docs/client-protocol.md``).
+
+``async with Client(["127.0.0.1:2379", ...]) as c`` keeps one pipelined connection to the
+current endpoint: many requests may be in flight, each answered by id. On a connection error,
+``unavailable`` or ``not_leader`` it moves to the leader hint (or the next endpoint) and retries,
+a bounded number of times. A write retried after a broken connection may be applied twice, as
+with etcd's client.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import attrs
+import msgpack  # type: ignore[import-untyped]
+import trio
+
+from raftkube.api import wire
+from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube_spec.kv.errors import KVError
+from raftkube_spec.kv.requests import (
+    CompactionRequest,
+    DeleteRangeRequest,
+    LeaseGrantRequest,
+    LeaseKeepAliveRequest,
+    LeaseRevokeRequest,
+    LeaseTimeToLiveRequest,
+    PutRequest,
+    RangeRequest,
+    Request,
+    TxnRequest,
+)
+from raftkube_spec.kv.responses import (
+    CompactionResponse,
+    DeleteRangeResponse,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseRevokeResponse,
+    LeaseTimeToLiveResponse,
+    PutResponse,
+    RangeResponse,
+    Response,
+    TxnResponse,
+)
+from raftkube_spec.kv.types import Event
+
+_RETRYABLE = frozenset({"not_leader", "unavailable", "timeout"})
+
+
+class ClientError(Exception):
+    """The cluster refused a request; ``code`` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str, leader: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.leader = leader
+
+
+class KVRequestError(ClientError):
+    """The state machine rejected the request; ``error`` is the KV error value."""
+
+    def __init__(self, error: KVError) -> None:
+        super().__init__(error.code.name, error.message)
+        self.error = error
+
+
+class _Broken(Exception):
+    """The connection died before the answer arrived."""
+
+
+def _parse_endpoint(endpoint: str) -> tuple[str, int]:
+    host, _, port = endpoint.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+@attrs.define(eq=False)
+class _Connection:
+    endpoint: str
+    stream: trio.SocketStream
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    pending: dict[int, trio.MemorySendChannel[dict[str, Any]]] = attrs.Factory(dict)
+    lock: trio.Lock = attrs.Factory(trio.Lock)
+    broken: bool = False
+
+    async def read_loop(self) -> None:
+        reader = FrameReader(self.stream, 64 * 1024 * 1024)
+        try:
+            with self.scope:
+                while True:
+                    frame = await reader.receive_frame()
+                    if frame is None:
+                        break
+                    msg = msgpack.unpackb(frame, raw=False)
+                    if not isinstance(msg, dict):
+                        continue
+                    chan = self.pending.get(msg.get("id", -1))
+                    if chan is not None:
+                        with suppress(trio.WouldBlock, trio.BrokenResourceError):
+                            chan.send_nowait(msg)
+        except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
+            pass
+        finally:
+            self.broken = True
+            for chan in self.pending.values():
+                chan.close()
+            self.pending.clear()
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        data = encode_frame(msgpack.packb(frame, use_bin_type=True), 64 * 1024 * 1024)
+        try:
+            async with self.lock:
+                await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self.close()
+            raise _Broken(str(exc)) from None
+
+    def close(self) -> None:
+        self.broken = True
+        self.scope.cancel()
+
+
+class Client:
+    """An async client of a raftkube cluster; use as ``async with``."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        attempts: int = 20,
+        retry_delay: float = 0.1,
+        request_timeout: float = 10.0,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        self.endpoints = list(endpoints)
+        self.attempts = attempts
+        self.retry_delay = retry_delay
+        self.request_timeout = request_timeout
+        self._current = 0
+        self._conn: _Connection | None = None
+        self._ids = itertools.count(1)
+        self._nursery: trio.Nursery | None = None
+        self._connecting = trio.Lock()
+
+    async def __aenter__(self) -> Client:
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> bool | None:
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+        result = await self._nursery_cm.__aexit__(*exc)  # type: ignore[arg-type]
+        self._nursery = None
+        return result
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoints[self._current]
+
+    # --- connections -----------------------------------------------------------------------
+
+    async def _connection(self) -> _Connection:
+        async with self._connecting:
+            if self._conn is not None and not self._conn.broken:
+                return self._conn
+            assert self._nursery is not None, "use the Client in `async with`"
+            host, port = _parse_endpoint(self.endpoint)
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                raise _Broken(str(exc)) from None
+            conn = _Connection(self.endpoint, stream)
+            self._nursery.start_soon(conn.read_loop)
+            self._conn = conn
+            return conn
+
+    def _fail_over(self, leader: str | None = None) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if leader:
+            if leader not in self.endpoints:
+                self.endpoints.append(leader)
+            self._current = self.endpoints.index(leader)
+        else:
+            self._current = (self._current + 1) % len(self.endpoints)
+
+    async def _open(
+        self, op: str, body: dict[str, Any], capacity: int = 1
+    ) -> tuple[_Connection, int, trio.MemoryReceiveChannel[dict[str, Any]]]:
+        conn = await self._connection()
+        rid = next(self._ids)
+        send, recv = trio.open_memory_channel[dict[str, Any]](capacity)
+        conn.pending[rid] = send
+        await conn.send({"id": rid, "op": op, "body": body})
+        return conn, rid, recv
+
+    async def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one request, failing over as needed; returns the whole ``ok`` frame."""
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            if attempt:
+                await trio.sleep(self.retry_delay)
+            try:
+                conn, rid, recv = await self._open(op, body)
+                try:
+                    with trio.fail_after(self.request_timeout):
+                        msg = await recv.receive()
+                except trio.EndOfChannel:
+                    raise _Broken("connection closed") from None
+                finally:
+                    conn.pending.pop(rid, None)
+            except _Broken as exc:
+                last = exc
+                self._fail_over()
+                continue
+            if msg.get("ok"):
+                return msg
+            err = msg.get("error") or {}
+            code, message = str(err.get("code")), str(err.get("message"))
+            if wire.is_kv_error_code(code):
+                raise KVRequestError(wire.decode_kv_error(err))
+            if code in _RETRYABLE:
+                last = ClientError(code, message, err.get("leader"))
+                self._fail_over(err.get("leader"))
+                continue
+            raise ClientError(code, message, err.get("leader"))
+        if isinstance(last, ClientError):
+            raise last
+        raise ClientError("unavailable", f"no member answered: {last}")
+
+    async def request(self, req: Request, *, serializable: bool = False) -> Response:
+        op = wire.request_op(req)
+        body = wire.encode_request(req)
+        if serializable:
+            body["serializable"] = True
+        msg = await self.call(op, body)
+        header = wire.decode_header(msg["header"])
+        return wire.decode_response(op, msg["body"], header.revision)
+
+    # --- KV --------------------------------------------------------------------------------
+
+    async def put(
+        self, key: bytes, value: bytes, *, lease: int = 0, prev_kv: bool = False
+    ) -> PutResponse:
+        resp = await self.request(PutRequest(key, value, lease=lease, prev_kv=prev_kv))
+        assert isinstance(resp, PutResponse)
+        return resp
+
+    async def get(
+        self,
+        key: bytes,
+        range_end: bytes = b"",
+        *,
+        revision: int = 0,
+        limit: int = 0,
+        serializable: bool = False,
+    ) -> RangeResponse:
+        req = RangeRequest(key, range_end, limit=limit, revision=revision)
+        resp = await self.request(req, serializable=serializable)
+        assert isinstance(resp, RangeResponse)
+        return resp
+
+    async def delete(
+        self, key: bytes, range_end: bytes = b"", *, prev_kv: bool = False
+    ) -> DeleteRangeResponse:
+        resp = await self.request(DeleteRangeRequest(key, range_end, prev_kv))
+        assert isinstance(resp, DeleteRangeResponse)
+        return resp
+
+    async def txn(self, txn: TxnRequest) -> TxnResponse:
+        resp = await self.request(txn)
+        assert isinstance(resp, TxnResponse)
+        return resp
+
+    async def compact(self, revision: int) -> CompactionResponse:
+        resp = await self.request(CompactionRequest(revision))
+        assert isinstance(resp, CompactionResponse)
+        return resp
+
+    async def lease_grant(self, ttl: int, lease_id: int = 0) -> LeaseGrantResponse:
+        resp = await self.request(LeaseGrantRequest(lease_id, ttl, 0))
+        assert isinstance(resp, LeaseGrantResponse)
+        return resp
+
+    async def lease_revoke(self, lease_id: int) -> LeaseRevokeResponse:
+        resp = await self.request(LeaseRevokeRequest(lease_id))
+        assert isinstance(resp, LeaseRevokeResponse)
+        return resp
+
+    async def lease_keepalive(self, lease_id: int) -> LeaseKeepAliveResponse:
+        resp = await self.request(LeaseKeepAliveRequest(lease_id, 0))
+        assert isinstance(resp, LeaseKeepAliveResponse)
+        return resp
+
+    async def lease_ttl(self, lease_id: int, *, keys: bool = False) -> LeaseTimeToLiveResponse:
+        resp = await self.request(LeaseTimeToLiveRequest(lease_id, 0, keys))
+        assert isinstance(resp, LeaseTimeToLiveResponse)
+        return resp
+
+    async def status(self) -> dict[str, Any]:
+        msg = await self.call("status", {})
+        body: dict[str, Any] = msg["body"]
+        body["header"] = wire.decode_header(msg["header"])
+        return body
+
+    async def member_list(self) -> list[dict[str, Any]]:
+        msg = await self.call("member_list", {})
+        members: list[dict[str, Any]] = msg["body"]["members"]
+        return members
+
+    # --- watch -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        key: bytes,
+        range_end: bytes = b"",
+        *,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+    ) -> AsyncIterator[AsyncIterator[Event]]:
+        """``async with client.watch(k) as events: async for e in events: ...``
+
+        The watch is registered (and its first frame received) on entry. The iterator ends if
+        the connection breaks; a compacted start revision raises :class:`ClientError`."""
+        body = {
+            "key": key,
+            "range_end": range_end,
+            "start_revision": start_revision,
+            "prev_kv": prev_kv,
+        }
+        conn, rid, recv = await self._open("watch", body, capacity=1024)
+        try:
+            first = await recv.receive()
+            if not first.get("ok"):
+                err = first.get("error") or {}
+                raise ClientError(str(err.get("code")), str(err.get("message")))
+
+            async def events() -> AsyncIterator[Event]:
+                async for msg in recv:
+                    b = msg.get("body", {})
+                    for raw in b.get("events", []):
+                        yield wire.decode_event(raw)
+                    if b.get("canceled"):
+                        if b.get("compact_revision"):
+                            raise ClientError("compacted", f"compacted at {b['compact_revision']}")
+                        return
+
+            yield events()
+        finally:
+            conn.pending.pop(rid, None)
+            if not conn.broken:
+                with trio.move_on_after(1) as cleanup:
+                    cleanup.shield = True
+                    with suppress(_Broken):
+                        await conn.send(
+                            {"id": next(self._ids), "op": "watch_cancel", "body": {"watch_id": rid}}
+                        )
+
+
+@asynccontextmanager
+async def open_client(endpoints: Sequence[str], **kwargs: Any) -> AsyncIterator[Client]:
+    async with Client(endpoints, **kwargs) as client:
+        yield client

@@ -1,0 +1,73 @@
+"""Wiring a :class:`Member` to the real world: a data directory, TCP peers and a client port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import trio
+
+from raftkube.clock import TrioClock
+from raftkube.net.transport import PeerAddress, TcpTransport, TransportConfig
+from raftkube.server.member import Member, MemberConfig
+from raftkube.server.service import serve_clients
+from raftkube.storage import RaftLogStore
+
+
+@attrs.define(eq=False)
+class RunningMember:
+    member: Member
+    transport: TcpTransport
+    peer_address: PeerAddress
+    client_address: tuple[str, int]
+
+    @property
+    def client_endpoint(self) -> str:
+        host, port = self.client_address
+        return f"{host}:{port}"
+
+    def add_peer(self, peer_id: int, peer_address: PeerAddress, client_endpoint: str) -> None:
+        """Tell this member where ``peer_id`` listens for Raft traffic and for clients."""
+        if peer_id != self.member.id:
+            self.transport.add_peer(peer_id, peer_address)
+        self.member.client_endpoints[peer_id] = client_endpoint
+
+
+@asynccontextmanager
+async def open_member(
+    config: MemberConfig,
+    data_dir: Path | str,
+    *,
+    host: str = "127.0.0.1",
+    peer_port: int = 0,
+    client_port: int = 0,
+) -> AsyncIterator[RunningMember]:
+    """Recover ``data_dir`` and run the member (peer transport, Raft driver, client listener)
+    for the body of the ``async with``. Leaving it stops every task and closes the storage."""
+    storage = RaftLogStore(data_dir)
+    clock = TrioClock()
+    transport = TcpTransport(
+        TransportConfig(
+            member_id=config.member_id,
+            cluster_id=config.cluster_id,
+            listen_host=host,
+            listen_port=peer_port,
+        ),
+        clock=clock,
+    )
+    try:
+        member = Member(config, storage=storage, transport=transport, clock=clock)
+        async with trio.open_nursery() as nursery:
+            peer_address = await nursery.start(transport.run)
+            await nursery.start(member.run)
+            client_address = await nursery.start(serve_clients, member, host, client_port)
+            running = RunningMember(member, transport, peer_address, client_address)
+            running.add_peer(config.member_id, peer_address, running.client_endpoint)
+            try:
+                yield running
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        storage.close()

@@ -1,0 +1,257 @@
+"""The client listener: the protocol of ``docs/client-protocol.md`` on top of a :class:`Member`.
+
+One task reads frames from a connection and starts one task per request in the connection's
+nursery, so requests are pipelined and answered by id in completion order; a single writer task
+drains a channel of encoded frames so responses never interleave on the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import attrs
+import msgpack  # type: ignore[import-untyped]
+import trio
+
+from raftkube.api import wire
+from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.server.member import Member, MemberError
+from raftkube_spec.kv.errors import KVError
+from raftkube_spec.kv.requests import RangeRequest
+from raftkube_spec.kv.watch import WatchFilter
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME: int = 8 * 1024 * 1024
+"""Frames above this cost the connection; those above 1.5 MiB get a polite refusal."""
+
+
+@attrs.define(eq=False)
+class _Connection:
+    member: Member
+    out: trio.MemorySendChannel[bytes]
+    watches: dict[int, trio.CancelScope] = attrs.Factory(dict)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        data = encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME)
+        # A client that does not read its answers loses its connection's answers.
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+            self.out.send_nowait(data)
+
+
+async def serve_client(member: Member, stream: trio.abc.Stream) -> None:
+    """Serve one client connection until it closes."""
+    out_in, out_out = trio.open_memory_channel[bytes](4096)
+    conn = _Connection(member, out_in)
+    reader = FrameReader(stream, MAX_FRAME)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_writer, stream, out_out, nursery.cancel_scope)
+            while True:
+                try:
+                    frame = await reader.receive_frame()
+                except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                if frame is None:
+                    break
+                _dispatch(conn, nursery, frame)
+            nursery.cancel_scope.cancel()
+    finally:
+        out_in.close()
+        with trio.move_on_after(0.1) as cleanup:
+            cleanup.shield = True
+            await stream.aclose()
+
+
+async def _writer(
+    stream: trio.abc.Stream, frames: trio.MemoryReceiveChannel[bytes], scope: trio.CancelScope
+) -> None:
+    try:
+        while True:
+            first = await frames.receive()
+            batch = [first]
+            while len(batch) < 256:
+                try:
+                    batch.append(frames.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await stream.send_all(b"".join(batch))
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
+        scope.cancel()
+
+
+def _dispatch(conn: _Connection, nursery: trio.Nursery, frame: bytes) -> None:
+    try:
+        raw = msgpack.unpackb(frame, raw=False)
+    except Exception:
+        conn.send(wire.error_frame(0, "bad_request", "raftkube: frame is not msgpack"))
+        return
+    rid = raw.get("id", 0) if isinstance(raw, dict) else 0
+    rid = rid if type(rid) is int else 0
+    if len(frame) > wire.MAX_REQUEST_BYTES:
+        conn.send(wire.error_frame(rid, "request_too_large", wire.REQUEST_TOO_LARGE))
+        return
+    try:
+        req = wire.decode_request_frame(raw)
+    except wire.WireError as exc:
+        conn.send(wire.error_frame(rid, "bad_request", str(exc)))
+        return
+    if req.op == "watch":
+        scope = trio.CancelScope()
+        conn.watches[req.id] = scope
+        nursery.start_soon(_watch, conn, req, scope)
+    elif req.op == "watch_cancel":
+        _cancel_watch(conn, req)
+    else:
+        nursery.start_soon(_serve, conn, req)
+
+
+def _member_error(conn: _Connection, rid: int, err: MemberError) -> dict[str, Any]:
+    leader = None
+    if err.leader is not None:
+        leader = conn.member.client_endpoints.get(err.leader)
+    return wire.error_frame(rid, err.code, err.message, leader=leader)
+
+
+def _kv_frame(conn: _Connection, rid: int, result: Any) -> dict[str, Any]:
+    if isinstance(result, KVError):
+        return wire.error_frame(
+            rid, result.code.name, result.message, revision=result.header.revision
+        )
+    return wire.ok_frame(
+        rid, conn.member.header(result.header.revision), wire.encode_response(result)
+    )
+
+
+async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
+    member = conn.member
+    try:
+        if req.op == "status":
+            conn.send(wire.ok_frame(req.id, member.header(), _status(member)))
+            return
+        if req.op == "member_list":
+            endpoints = sorted(member.client_endpoints.items())
+            members = [{"ID": mid, "clientURLs": [ep]} for mid, ep in endpoints]
+            conn.send(wire.ok_frame(req.id, member.header(), {"members": members}))
+            return
+        body = dict(req.body)
+        serializable = body.pop("serializable", False) if req.op == "range" else False
+        if type(serializable) is not bool:
+            raise wire.WireError("body.serializable", "expected a boolean")
+        kv = wire.decode_request(req.op, body)
+        if isinstance(kv, RangeRequest):
+            if not serializable:
+                await member.linearizable_barrier()
+            result = member.read_local(kv)
+        else:
+            result = await member.write(kv)
+        conn.send(_kv_frame(conn, req.id, result))
+    except wire.WireError as exc:
+        conn.send(wire.error_frame(req.id, "bad_request", str(exc)))
+    except MemberError as exc:
+        conn.send(_member_error(conn, req.id, exc))
+
+
+def _status(member: Member) -> dict[str, Any]:
+    leader = member.leader
+    return {
+        "leader": -1 if leader is None else leader,
+        "is_leader": member.is_leader,
+        "raft_index": member.node.last_index,
+        "raft_applied_index": member.applied,
+        "revision": member.mvcc.revision,
+    }
+
+
+def _cancel_watch(conn: _Connection, req: wire.RequestFrame) -> None:
+    wid = req.body.get("watch_id")
+    scope = conn.watches.get(wid) if type(wid) is int else None
+    if scope is None:
+        conn.send(wire.error_frame(req.id, "bad_request", f"no watch {wid!r}"))
+        return
+    scope.cancel()
+    conn.send(wire.ok_frame(req.id, conn.member.header(), {"watch_id": wid, "canceled": True}))
+
+
+def _watch_args(body: dict[str, Any]) -> tuple[bytes, bytes, int, bool, frozenset[WatchFilter]]:
+    r = wire._Reader(body, "body")
+    key = r.by("key", None)
+    range_end = r.by("range_end")
+    start = r.i("start_revision", minimum=0)
+    prev_kv = r.b("prev_kv")
+    filters = set()
+    for where, raw in r.items("filters"):
+        if not isinstance(raw, str) or raw not in WatchFilter.__members__:
+            raise wire.WireError(where, f"unknown filter {raw!r}")
+        filters.add(WatchFilter[raw])
+    r.done()
+    return key, range_end, start, prev_kv, frozenset(filters)
+
+
+async def _watch(conn: _Connection, req: wire.RequestFrame, scope: trio.CancelScope) -> None:
+    member = conn.member
+    try:
+        key, range_end, start, prev_kv, filters = _watch_args(req.body)
+    except wire.WireError as exc:
+        conn.watches.pop(req.id, None)
+        conn.send(wire.error_frame(req.id, "bad_request", str(exc)))
+        return
+    wid = member.watches.watch(key, range_end, start, prev_kv, filters)
+    conn.send(
+        wire.ok_frame(req.id, member.header(), {"watch_id": req.id, "created": True, "events": []})
+    )
+    try:
+        with scope:
+            while True:
+                await member.watch_event(wid).wait()
+                taken = member.watches.take(wid)
+                if isinstance(taken, tuple):
+                    if taken:
+                        conn.send(
+                            wire.ok_frame(
+                                req.id,
+                                member.header(),
+                                {
+                                    "watch_id": req.id,
+                                    "events": [wire.encode_event(e) for e in taken],
+                                },
+                            )
+                        )
+                    continue
+                conn.send(
+                    wire.ok_frame(
+                        req.id,
+                        member.header(),
+                        {
+                            "watch_id": req.id,
+                            "events": [],
+                            "canceled": True,
+                            "compact_revision": taken.compact_revision,
+                        },
+                    )
+                )
+                return
+    finally:
+        conn.watches.pop(req.id, None)
+        member.forget_watch(wid)
+
+
+async def serve_clients(
+    member: Member,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen for clients until cancelled; reports the bound ``(host, port)``."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[:2]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await serve_client(member, stream)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handler, listeners)
+        task_status.started((bound[0], bound[1]))

@@ -1,0 +1,191 @@
+"""A real 3-member cluster in one Trio run: election, replication, reads, txn, watch, restart.
+
+Every test is bounded by ``trio.fail_after``; waits poll briefly instead of sleeping blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from raftkube.client import Client
+from raftkube.server.member import MemberConfig
+from raftkube.server.runner import RunningMember, open_member
+from raftkube_spec.kv.requests import (
+    Compare,
+    CompareResult,
+    CompareTarget,
+    PutRequest,
+    RangeRequest,
+    TxnRequest,
+)
+from raftkube_spec.kv.responses import PutResponse, RangeResponse
+from raftkube_spec.kv.types import EventType
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path, nursery: trio.Nursery, n: int = 3) -> None:
+        self.tmp_path = tmp_path
+        self.nursery = nursery
+        self.n = n
+        self.running: dict[int, RunningMember] = {}
+        self.scopes: dict[int, trio.CancelScope] = {}
+
+    async def start_all(self) -> None:
+        for i in range(self.n):
+            await self.start(i)
+
+    async def start(self, i: int) -> None:
+        await self.nursery.start(self._run, i)
+
+    async def _run(self, i: int, task_status: trio.TaskStatus[None]) -> None:
+        cfg = MemberConfig(member_id=i, servers=self.n, cluster_id="test")
+        with trio.CancelScope() as scope:
+            async with open_member(cfg, self.tmp_path / f"m{i}") as rm:
+                self.running[i], self.scopes[i] = rm, scope
+                self._wire()
+                task_status.started()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    del self.running[i]
+
+    def _wire(self) -> None:
+        for a in self.running.values():
+            for j, b in self.running.items():
+                a.add_peer(j, b.peer_address, b.client_endpoint)
+
+    async def stop(self, i: int) -> None:
+        self.scopes[i].cancel()
+        while i in self.running:
+            await trio.sleep(0.01)
+
+    def endpoints(self) -> list[str]:
+        return [self.running[i].client_endpoint for i in sorted(self.running)]
+
+    async def leader(self) -> int:
+        while True:
+            leaders = [i for i, r in self.running.items() if r.member.is_leader]
+            if len(leaders) == 1:
+                lead = leaders[0]
+                term = self.running[lead].member.term
+                if all(
+                    r.member.leader == lead and r.member.term == term for r in self.running.values()
+                ):
+                    return lead
+            await trio.sleep(0.01)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    while not await check():
+        await trio.sleep(0.02)
+
+
+async def read_everywhere(cluster: Cluster, key: bytes, serializable: bool) -> list[RangeResponse]:
+    out = []
+    for i in sorted(cluster.running):
+        async with Client([cluster.running[i].client_endpoint]) as c:
+            out.append(await c.get(key, serializable=serializable))
+    return out
+
+
+@pytest.mark.trio
+async def test_three_members_replicate_txn_watch_and_recover(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            cluster = Cluster(tmp_path, nursery)
+            await cluster.start_all()
+            lead = await cluster.leader()
+            async with Client(cluster.endpoints()) as c:
+                # Puts commit and are readable linearizably (through failover) ...
+                for k in range(20):
+                    resp = await c.put(b"k%02d" % k, b"v%d" % k)
+                    assert isinstance(resp, PutResponse)
+                got = await c.get(b"k00", b"k99")
+                assert [kv.value for kv in got.kvs] == [b"v%d" % k for k in range(20)]
+
+                # ... and serializably from every member once applied there.
+                async def applied_everywhere() -> bool:
+                    rs = await read_everywhere(cluster, b"k19", serializable=True)
+                    return all(r.kvs and r.kvs[0].value == b"v19" for r in rs)
+
+                await eventually(applied_everywhere)
+
+                # A txn, guarded on a value.
+                txn = TxnRequest(
+                    compare=(Compare(b"k00", CompareTarget.VALUE, CompareResult.EQUAL, b"v0"),),
+                    success=(PutRequest(b"k00", b"swapped"), RangeRequest(b"k01")),
+                    failure=(PutRequest(b"k00", b"nope"),),
+                )
+                t = await c.txn(txn)
+                assert t.succeeded
+                assert len(t.responses) == 2
+                again = await c.txn(txn)
+                assert not again.succeeded
+                assert (await c.get(b"k00")).kvs[0].value == b"nope"
+
+                # A watch sees later writes in order.
+                async with c.watch(b"w", b"x") as events:
+                    await c.put(b"w1", b"a")
+                    await c.delete(b"w1")
+                    seen = []
+                    async for ev in events:
+                        seen.append((ev.type, ev.kv.key))
+                        if len(seen) == 2:
+                            break
+                assert seen == [(EventType.PUT, b"w1"), (EventType.DELETE, b"w1")]
+
+            # Restart a follower from its data dir: every key is recovered.
+            follower = next(i for i in cluster.running if i != lead)
+            await cluster.stop(follower)
+            await cluster.start(follower)
+
+            async def recovered() -> bool:
+                async with Client([cluster.running[follower].client_endpoint]) as c:
+                    r = await c.get(b"k00", b"k99", serializable=True)
+                    return r.count == 20 and r.kvs[0].value == b"nope"
+
+            await eventually(recovered)
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_follower_redirects_and_leader_loss_keeps_acknowledged_writes(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            cluster = Cluster(tmp_path, nursery)
+            await cluster.start_all()
+            lead = await cluster.leader()
+            follower = next(i for i in cluster.running if i != lead)
+
+            # A follower answers not_leader with the leader's endpoint; the client follows it.
+            from raftkube.client.client import ClientError
+
+            async with Client([cluster.running[follower].client_endpoint], attempts=1) as c:
+                with pytest.raises(ClientError) as info:
+                    await c.put(b"x", b"1")
+            assert "not_leader" in str(info.value)
+            assert info.value.leader == cluster.running[lead].client_endpoint
+
+            acked: list[bytes] = []
+            async with Client(cluster.endpoints()) as c:
+                for k in range(10):
+                    await c.put(b"a%d" % k, b"1")
+                    acked.append(b"a%d" % k)
+                assert c.endpoint == cluster.running[lead].client_endpoint
+
+                # Stop the leader: a new one is elected and no acknowledged write is lost.
+                await cluster.stop(lead)
+                new = await cluster.leader()
+                assert new != lead
+                for k in range(10, 15):
+                    await c.put(b"a%d" % k, b"1")
+                    acked.append(b"a%d" % k)
+                r = await c.get(b"a", b"b")
+                assert sorted(kv.key for kv in r.kvs) == sorted(acked)
+            nursery.cancel_scope.cancel()
