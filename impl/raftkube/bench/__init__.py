@@ -1,0 +1,1 @@
+"""``raftkube bench``: load generators and etcd-benchmark-style reports."""

@@ -1,0 +1,146 @@
+"""``raftkube bench put|range``: drive a cluster with concurrent requests and report throughput
+and latency percentiles as etcd's ``benchmark`` tool does.
+
+``--conns`` client connections carry ``--clients`` concurrent requesters (etcd's meaning of the
+two flags); each requester issues one request at a time and records its latency, so the number
+of requests in flight is ``--clients``. Keys come from a seeded generator, so two runs with the
+same flags send the same keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from raftkube.bench.report import Summary, render
+from raftkube.client import Client, ClientError
+
+Request = Callable[[Client, int], Awaitable[object]]
+
+
+def register(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="benchmark a cluster (etcd benchmark style)")
+    sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    put = sub.add_parser("put", help="write keys as fast as the cluster acknowledges them")
+    _common(put)
+    put.add_argument("--key-size", type=_positive, default=8, help="bytes per key")
+    put.add_argument("--val-size", type=_positive, default=256, help="bytes per value")
+    put.add_argument(
+        "--key-space-size", type=_positive, default=1, help="distinct keys to spread writes over"
+    )
+    put.add_argument("--sequential-keys", action="store_true", help="keys 0, 1, 2, ... in order")
+    put.set_defaults(handler=run_put)
+    rng = sub.add_parser("range", help="read one key or range repeatedly")
+    _common(rng)
+    rng.add_argument("key", help="the key (or start of the range) to read")
+    rng.add_argument("range_end", nargs="?", default="", help="end of the range (exclusive)")
+    rng.add_argument(
+        "--consistency",
+        choices=("l", "s"),
+        default="l",
+        help="l: linearizable (ReadIndex), s: serializable (local)",
+    )
+    rng.set_defaults(handler=run_range)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoints",
+        default=None,
+        help="comma-separated client endpoints; without it a 3-member cluster is started",
+    )
+    parser.add_argument("--conns", type=_positive, default=1, help="client connections")
+    parser.add_argument("--clients", type=_positive, default=1, help="concurrent requesters")
+    parser.add_argument("--total", type=_positive, default=10_000, help="requests to send")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the key generator")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def run_put(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    value = bytes(rng.getrandbits(8) for _ in range(args.val_size))
+    space = args.key_space_size
+
+    def key(n: int) -> bytes:
+        k = n % space if args.sequential_keys else rng.randrange(space)
+        return str(k).zfill(args.key_size).encode()[-args.key_size :]
+
+    keys = [key(n) for n in range(args.total)]
+
+    async def put(client: Client, n: int) -> object:
+        return await client.put(keys[n], value)
+
+    return _run(args, put)
+
+
+def run_range(args: argparse.Namespace) -> int:
+    key, end = args.key.encode(), args.range_end.encode()
+    serializable = args.consistency == "s"
+
+    async def get(client: Client, n: int) -> object:
+        return await client.get(key, end, serializable=serializable)
+
+    return _run(args, get)
+
+
+def _run(args: argparse.Namespace, request: Request) -> int:
+    if args.endpoints is None:
+        sys.stderr.write("Error: --endpoints is required (start a cluster with `raftkube up`)\n")
+        return 1
+    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    summary = trio.run(_drive, endpoints, args.conns, args.clients, args.total, request)
+    sys.stdout.write(render(summary))
+    return 0 if summary.errors == 0 else 1
+
+
+async def _drive(
+    endpoints: list[str], conns: int, clients: int, total: int, request: Request
+) -> Summary:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+
+    async def requester(client: Client) -> None:
+        nonlocal errors
+        for n in counter:
+            started = time.perf_counter()
+            try:
+                await request(client, n)
+            except ClientError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    async with trio.open_nursery() as nursery:
+        pool = [Client(endpoints) for _ in range(conns)]
+        for client in pool:
+            await nursery.start(_hold, client)
+        started = time.perf_counter()
+        async with trio.open_nursery() as load:
+            for n in range(clients):
+                load.start_soon(requester, pool[n % conns])
+        elapsed = time.perf_counter() - started
+        nursery.cancel_scope.cancel()
+    return Summary(elapsed, tuple(latencies), errors)
+
+
+async def _hold(client: Client, *, task_status: trio.TaskStatus[None]) -> None:
+    """Keep ``client`` open until the surrounding nursery is cancelled."""
+    async with client:
+        task_status.started()
+        await trio.sleep_forever()
