@@ -70,6 +70,7 @@ OPS: Final = (
     "watch_cancel",
     "status",
     "member_list",
+    "session_register",
 )
 """Every op a request frame may name."""
 

@@ -4,12 +4,15 @@
 current endpoint: many requests may be in flight, each answered by id. On a connection error,
 ``unavailable`` or ``not_leader`` it moves to the leader hint (or the next endpoint) and retries,
 a bounded number of times. A write retried after a broken connection may be applied twice, as
-with etcd's client.
+with etcd's client - unless the client opened a session (:meth:`Client.open_session`): then
+every write carries ``(client_id, sequence, lowest_unacked)``, every retry repeats its
+sequence, and the cluster applies it once (Raft dissertation, section 6.3).
 """
 
 from __future__ import annotations
 
 import itertools
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -80,7 +83,7 @@ def _parse_endpoint(endpoint: str) -> tuple[str, int]:
 @attrs.define(eq=False)
 class _Connection:
     endpoint: str
-    stream: trio.SocketStream
+    stream: trio.abc.Stream
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     pending: dict[int, trio.MemorySendChannel[dict[str, Any]]] = attrs.Factory(dict)
     lock: trio.Lock = attrs.Factory(trio.Lock)
@@ -125,8 +128,33 @@ class _Connection:
         self.scope.cancel()
 
 
+@attrs.define(eq=False)
+class _Session:
+    """This client's session: the id the cluster gave it and the sequences in flight."""
+
+    client_id: int
+    next_sequence: int = 1
+    unacked: set[int] = attrs.Factory(set)
+
+    def tag(self) -> tuple[int, dict[str, int]]:
+        """A fresh sequence and the ``session`` field for it. ``lowest_unacked`` is the lowest
+        sequence still awaiting its answer, so the cluster may forget the results below."""
+        sequence = self.next_sequence
+        self.next_sequence += 1
+        self.unacked.add(sequence)
+        lowest = min(self.unacked)
+        return sequence, {
+            "client_id": self.client_id,
+            "sequence": sequence,
+            "lowest_unacked": lowest,
+        }
+
+
 class Client:
     """An async client of a raftkube cluster; use as ``async with``."""
+
+    _session: _Session | None = None
+    """Set by :meth:`open_session`; None means untagged writes (etcd's semantics)."""
 
     def __init__(
         self,
@@ -135,13 +163,18 @@ class Client:
         attempts: int = 20,
         retry_delay: float = 0.1,
         request_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context`` (e.g. :func:`raftkube.tls.client_context`) makes every connection
+        TLS, verified against the endpoint's host; a failed handshake counts as a broken
+        connection, so it is retried and then reported like an unreachable member."""
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
         self.endpoints = list(endpoints)
         self.attempts = attempts
         self.retry_delay = retry_delay
         self.request_timeout = request_timeout
+        self.ssl_context = ssl_context
         self._current = 0
         self._conn: _Connection | None = None
         self._ids = itertools.count(1)
@@ -173,13 +206,26 @@ class Client:
             assert self._nursery is not None, "use the Client in `async with`"
             host, port = _parse_endpoint(self.endpoint)
             try:
-                stream = await trio.open_tcp_stream(host, port)
-            except OSError as exc:
-                raise _Broken(str(exc)) from None
+                stream = await self._dial(host, port)
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+                raise _Broken(str(exc) or type(exc).__name__) from None
             conn = _Connection(self.endpoint, stream)
             self._nursery.start_soon(conn.read_loop)
             self._conn = conn
             return conn
+
+    async def _dial(self, host: str, port: int) -> trio.abc.Stream:
+        tcp = await trio.open_tcp_stream(host, port)
+        if self.ssl_context is None:
+            return tcp
+        tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=host)
+        try:
+            with trio.fail_after(self.request_timeout):
+                await tls.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(tls)
+            raise
+        return tls
 
     def _fail_over(self, leader: str | None = None) -> None:
         if self._conn is not None:
@@ -236,12 +282,37 @@ class Client:
             raise last
         raise ClientError("unavailable", f"no member answered: {last}")
 
+    async def open_session(self) -> int:
+        """Register a client session (a write through the Raft log) and tag every later write
+        with it, so that retries apply at most once; returns the session id.
+
+        The registration itself is not deduplicated: a retried one may leave an unused
+        session behind, which the cluster expires in least-recently-used order.
+        """
+        msg = await self.call("session_register", {})
+        client_id = int(msg["body"]["client_id"])
+        self._session = _Session(client_id)
+        return client_id
+
+    @property
+    def session_id(self) -> int | None:
+        return None if self._session is None else self._session.client_id
+
     async def request(self, req: Request, *, serializable: bool = False) -> Response:
         op = wire.request_op(req)
         body = wire.encode_request(req)
         if serializable:
             body["serializable"] = True
-        msg = await self.call(op, body)
+        session = self._session if not isinstance(req, RangeRequest) else None
+        if session is None:
+            msg = await self.call(op, body)
+        else:
+            # call() resends this same body on every retry, so the sequence stays the same.
+            sequence, body["session"] = session.tag()
+            try:
+                msg = await self.call(op, body)
+            finally:
+                session.unacked.discard(sequence)
         header = wire.decode_header(msg["header"])
         return wire.decode_response(op, msg["body"], header.revision)
 

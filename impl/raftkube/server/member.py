@@ -7,14 +7,31 @@ owns, the tick task, the receive task, the ready loop and the lease-expiry task;
 outlives it.
 
 The ready loop handles each :class:`~raftkube.raft.Ready` without awaiting in between
-``ready()`` and ``advance()``: persist (truncate, entries, hard state) with ONE ``sync`` per
-batch, send, apply committed entries, serve ReadIndex reads, advance. Proposals made while a
-batch is being handled accumulate in the node and share the next batch's sync (group commit).
+``ready()`` and ``advance()``: persist (truncate, snapshot, entries, hard state) with ONE
+``sync`` per batch, send, install a leader's snapshot, apply committed entries, serve
+ReadIndex reads, advance. Proposals made while a batch is being handled accumulate in the node
+and share the next batch's sync (group commit). What an entry holds and how it is applied is
+:mod:`raftkube.server.entries`.
 
-Entry values are msgpack arrays ``[incarnation, proposal_id, op, body]`` where ``body`` is the
-wire encoding of the KV request: the proposer keeps a waiter per ``(incarnation, proposal_id)``
-and is woken with the state machine's result when the entry is applied. The empty value is a
-leader's no-op.
+**Snapshots.** Every ``snapshot_every`` applied entries, right after ``advance`` (the core only
+compacts what it knows is applied), the member dumps the MVCC store, calls
+``node.compact(applied)`` and saves the image with ``Storage.save_snapshot``, which releases
+the WAL segments it covers. The core's snapshot *content* is the spec's committed prefix of
+entries; the member replaces it by one synthetic entry holding the MVCC image (see
+:mod:`raftkube.server.snapshots` for why), so a leader's ``InstallSnapshotRequest`` carries the
+image in the spec's ``entries`` field and nothing in ``raftkube.raft`` or the spec changes. A
+follower that receives one gets it as ``Ready.snapshot`` with an index beyond its own: it
+persists it (storage drops the log it contradicts), replaces its store, and re-attaches its
+watchers (:mod:`raftkube.server.watches`). A restart loads the newest snapshot and replays only
+the committed entries after it.
+
+**Sessions.** :meth:`Member.register_session` commits a register entry (the session id is its
+index); :meth:`Member.write` with a :class:`~raftkube.server.entries.SessionTag` is applied
+through the MVCC session table, so a retried write returns the first application's result.
+
+**Graceful stop.** :meth:`Member.transfer_leadership` hands leadership to the most up-to-date
+follower (TimeoutNow) and waits, bounded, for a new leader, so stopping a leader does not cost
+the cluster an election timeout.
 """
 
 from __future__ import annotations
@@ -25,17 +42,27 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import msgpack  # type: ignore[import-untyped]
 import trio
 
 from raftkube.api import wire
 from raftkube.clock import Clock
-from raftkube.mvcc import MvccStore, WatchHub
+from raftkube.mvcc import MvccStore, SessionError, SessionRejection, dump_snapshot, load_snapshot
 from raftkube.net.transport import Transport, TransportClosedError
-from raftkube.raft import HardState, NodeConfig, RaftNode, Ready, RejectedError
+from raftkube.raft import HardState, NodeConfig, RaftNode, Ready, RejectedError, Snapshot
+from raftkube.server.entries import (
+    EntryError,
+    Registered,
+    SessionTag,
+    apply_entry,
+    decode_entry,
+    encode_entry,
+)
+from raftkube.server.snapshots import image_entry, image_of, restore_store
+from raftkube.server.watches import MemberWatches
 from raftkube.storage.interface import Storage
 from raftkube.storage.state import HardState as StoredHardState
-from raftkube.storage.state import LogEntry
+from raftkube.storage.state import LogEntry, SnapshotMeta
+from raftkube.storage.state import Snapshot as StoredSnapshot
 from raftkube_spec.kv.requests import (
     LeaseGrantRequest,
     LeaseKeepAliveRequest,
@@ -70,6 +97,16 @@ class MemberConfig:
     max_batch: int = 256
     request_timeout: float = 5.0
     lease_check_interval: float = 0.5
+    snapshot_every: int = 10_000
+    """Applied entries between two snapshots (each one releases the WAL it covers)."""
+    transfer_timeout: float = 1.0
+    """How long a stopping leader waits for its successor before giving up."""
+
+
+_SESSION_CODES: dict[SessionRejection, str] = {
+    SessionRejection.EXPIRED: "session_expired",
+    SessionRejection.STALE_SEQUENCE: "stale_sequence",
+}
 
 
 @attrs.define(eq=False)
@@ -78,6 +115,7 @@ class _Waiter:
     result: Result | None = None
     index: int = 0
     error: MemberError | None = None
+    registered: int | None = None
 
 
 class Member:
@@ -100,10 +138,19 @@ class Member:
         self._rng = rng if rng is not None else random.Random()
         self.incarnation = self._rng.getrandbits(62)
         recovered = storage.recover()
-        if recovered.snapshot is not None:
-            raise NotImplementedError("snapshots are not supported by this driver yet")
         hs = recovered.hard_state
         entries = tuple(Entry(e.term, e.data) for e in recovered.entries)
+        core_snapshot: Snapshot | None = None
+        self._snapshot_index = 0
+        if recovered.snapshot is not None:
+            meta = recovered.snapshot.meta
+            core_snapshot = Snapshot(
+                meta.index, meta.term, (image_entry(meta.term, recovered.snapshot.data),)
+            )
+            self.mvcc = load_snapshot(recovered.snapshot.data)
+            self._snapshot_index = meta.index
+        else:
+            self.mvcc = MvccStore()
         self.node = RaftNode(
             NodeConfig(
                 node_id=self.id,
@@ -116,15 +163,19 @@ class Member:
                 pre_vote=True,
                 check_quorum=True,
                 read_index=True,
+                compaction=True,
+                leader_transfer=True,
             ),
             random.Random(self._rng.random()),
             hard_state=HardState(hs.term, None if hs.vote is None else int(hs.vote), hs.commit),
+            snapshot=core_snapshot,
             entries=entries,
         )
-        self.mvcc = MvccStore()
         self._watch_events: dict[int, trio.Event] = {}
-        self.watches = WatchHub(self.mvcc, on_ready=self._on_watch_ready)
-        self.applied = 0
+        self.watches = MemberWatches(self.mvcc, self._on_watch_ready)
+        self.applied = self._snapshot_index
+        self.snapshots_taken = 0
+        self.snapshots_installed = 0
         self.client_endpoints: dict[int, str] = {}
         self._kick = trio.Event()
         self._next_proposal = 1
@@ -135,10 +186,13 @@ class Member:
         self._read_queue: list[tuple[int, _Waiter]] = []
         self._revoking: set[int] = set()
         self._stopped = False
+        self._transferring = False
         # Entries known committed on disk are applied at once; the node re-delivers them
-        # after restart and the ready loop skips them.
-        for i, e in enumerate(entries[: hs.commit], start=1):
-            self._apply_entry(i, e)
+        # after restart and the ready loop skips them. A snapshot installed from a leader may
+        # be ahead of the persisted commit index; it is committed by definition.
+        base = self._snapshot_index
+        for k, e in enumerate(entries[: max(0, hs.commit - base)]):
+            self._apply_entry(base + 1 + k, e)
 
     # --- queries -------------------------------------------------------------------------
 
@@ -227,8 +281,7 @@ class Member:
         # 1. Persist, one sync for the whole batch.
         if rd.truncate_from is not None:
             self.storage.truncate_suffix(rd.truncate_from)
-        if rd.snapshot is not None:
-            raise NotImplementedError("snapshots are not supported by this driver yet")
+        installed = self._persist_snapshot(rd.snapshot) if rd.snapshot is not None else None
         if rd.entries:
             self.storage.append_entries(
                 [
@@ -245,7 +298,9 @@ class Member:
         # 2. Send.
         for m in rd.messages:
             self.transport.send(m.dest, m)
-        # 3. Apply.
+        # 3. Apply: a leader's snapshot first, then the entries after it.
+        if installed is not None:
+            self._install(installed, rd.snapshot.index if rd.snapshot is not None else 0)
         for k, e in enumerate(rd.committed_entries):
             index = rd.committed_first_index + k
             if index > self.applied:
@@ -258,6 +313,59 @@ class Member:
                 self._read_queue.append((rs.read_id, w))
         self._release_reads()
         self.node.advance(rd)
+        # 5. Compact, now that the node knows what is applied.
+        if self.applied - self._snapshot_index >= self.config.snapshot_every:
+            self._take_snapshot()
+
+    def _persist_snapshot(self, snap: Snapshot) -> MvccStore | None:
+        """Persist a snapshot handed over by the node; returns the store to install if it
+        came from a leader. The member's own snapshots are saved when taken, so a Ready
+        snapshot at or below the last saved index is one of those and needs nothing."""
+        if snap.index <= self._snapshot_index:
+            return None
+        data = snap.data
+        image = image_of(data[0]) if len(data) == 1 else None
+        store = load_snapshot(image) if image is not None else restore_store(data, index=snap.index)
+        if image is None:
+            image = dump_snapshot(store)
+        self.storage.save_snapshot(StoredSnapshot(SnapshotMeta(snap.index, snap.term), image))
+        self._snapshot_index = snap.index
+        self._collapse_core_snapshot(snap.index, snap.term, image)
+        return store
+
+    def _install(self, store: MvccStore, index: int) -> None:
+        """Replace the state machine by a leader's snapshot at ``index``."""
+        self.mvcc = store
+        self.watches.replace_store(store)
+        self.applied = index
+        self._revoking.clear()
+        for i in [i for i in self._by_index if i <= index]:
+            self._fail_displaced(self._by_index.pop(i), None)
+        self.snapshots_installed += 1
+        logger.info("member %d: installed a snapshot at index %d", self.id, index)
+
+    def _take_snapshot(self) -> None:
+        """Snapshot the state machine at the applied index and compact log and WAL."""
+        index = self.applied
+        term = self.node.log.term_at(index)
+        try:
+            self.node.compact(index)
+        except RejectedError as exc:  # Not expected: the node applied what we applied.
+            logger.warning("member %d: cannot compact to %d: %s", self.id, index, exc)
+            return
+        image = dump_snapshot(self.mvcc)
+        self.storage.save_snapshot(StoredSnapshot(SnapshotMeta(index, term), image))
+        self._snapshot_index = index
+        self._collapse_core_snapshot(index, term, image)
+        self.snapshots_taken += 1
+
+    def _collapse_core_snapshot(self, index: int, term: int, image: bytes) -> None:
+        """Make the core's snapshot data the single image entry (see module docstring): the
+        committed prefix it would otherwise keep grows without bound and is what a leader
+        would send in InstallSnapshot."""
+        log = self.node.log
+        if log.snapshot.index == index:
+            log.snapshot = Snapshot(index, term, (image_entry(term, image),))
 
     def _apply_entry(self, index: int, entry: Entry) -> None:
         self.applied = index
@@ -267,22 +375,29 @@ class Member:
             self._fail_displaced(expected, None)
             return
         try:
-            incarnation, pid, op, body = msgpack.unpackb(data, raw=False)
-            req = wire.decode_request(op, body)
-        except (ValueError, TypeError, wire.WireError) as exc:
+            decoded = decode_entry(data)
+        except EntryError as exc:
             logger.error("member %d: undecodable entry %d: %s", self.id, index, exc)
             self._fail_displaced(expected, None)
             return
-        result = self.mvcc.apply(req)
-        if isinstance(req, LeaseRevokeRequest):
-            self._revoking.discard(req.id)
-        mine = pid if incarnation == self.incarnation else None
+        outcome = apply_entry(self.mvcc, index, decoded)
+        if isinstance(decoded.request, LeaseRevokeRequest):
+            self._revoking.discard(decoded.request.id)
+        mine = decoded.proposal_id if decoded.incarnation == self.incarnation else None
         self._fail_displaced(expected, mine)
-        if mine is not None:
-            w = self._waiters.pop(mine, None)
-            if w is not None:
-                w.result, w.index = result, index
-                w.done.set()
+        if mine is None:
+            return
+        w = self._waiters.pop(mine, None)
+        if w is None:
+            return
+        w.index = index
+        if isinstance(outcome, Registered):
+            w.registered = outcome.client_id
+        elif isinstance(outcome, SessionError):
+            w.error = MemberError(_SESSION_CODES[outcome.code], outcome.message)
+        else:
+            w.result = outcome
+        w.done.set()
 
     def _fail_displaced(self, expected: int | None, applied: int | None) -> None:
         """Our proposal at this index was overwritten by another leader's entry."""
@@ -349,23 +464,25 @@ class Member:
     def _not_leader(self) -> MemberError:
         return MemberError("not_leader", "etcdserver: not leader", leader=self.node.leader)
 
-    def _propose(self, req: Request) -> _Waiter:
+    def _propose(
+        self, req: Request | None, session: SessionTag | None = None
+    ) -> tuple[int, _Waiter]:
+        """Append ``req`` (None: a session registration); returns its proposal id and waiter."""
         if self._stopped:
             raise MemberError("unavailable", "raftkube: member stopped")
+        if self._transferring:
+            # New entries would keep the transfer target behind; the client retries elsewhere.
+            raise MemberError("unavailable", "raftkube: leadership transfer in progress")
         if not self.node.is_leader:
             raise self._not_leader()
         pid = self._next_proposal
         self._next_proposal += 1
-        data = msgpack.packb(
-            [self.incarnation, pid, wire.request_op(req), wire.encode_request(req)],
-            use_bin_type=True,
-        )
         w = _Waiter()
-        index = self.node.propose(data)
+        index = self.node.propose(encode_entry(self.incarnation, pid, req, session))
         self._waiters[pid] = w
         self._by_index[index] = pid
         self.kick()
-        return w
+        return pid, w
 
     async def _wait(self, w: _Waiter, cleanup: Callable[[], Any]) -> None:
         with trio.move_on_after(self.config.request_timeout) as scope:
@@ -376,8 +493,12 @@ class Member:
         if w.error is not None:
             raise w.error
 
-    async def write(self, req: Request) -> Result:
-        """Replicate ``req`` and return the state machine's answer (leader only)."""
+    async def write(self, req: Request, session: SessionTag | None = None) -> Result:
+        """Replicate ``req`` and return the state machine's answer (leader only).
+
+        With ``session``, the write is applied at most once per ``(client_id, sequence)``: a
+        retry of an applied one returns the cached result (raises ``session_expired`` or
+        ``stale_sequence`` when the session table cannot vouch for that)."""
         if isinstance(req, LeaseGrantRequest):
             lease_id = req.id if req.id > 0 else self._rng.randrange(1, 2**62)
             req = LeaseGrantRequest(lease_id, req.ttl, self.now_ms())
@@ -385,11 +506,70 @@ class Member:
             req = LeaseKeepAliveRequest(req.id, self.now_ms())
         elif isinstance(req, LeaseTimeToLiveRequest):
             req = LeaseTimeToLiveRequest(req.id, self.now_ms(), req.keys)
-        w = self._propose(req)
-        pid = self._next_proposal - 1
+        pid, w = self._propose(req, session)
         await self._wait(w, lambda: self._waiters.pop(pid, None))
         assert w.result is not None
         return w.result
+
+    async def register_session(self) -> int:
+        """Open a client session through the log; returns its id (the entry's index)."""
+        pid, w = self._propose(None)
+        await self._wait(w, lambda: self._waiters.pop(pid, None))
+        assert w.registered is not None
+        return w.registered
+
+    # --- leadership transfer -------------------------------------------------------------
+
+    def _transfer_target(self) -> int | None:
+        """The follower with the longest log, if it holds the whole log already."""
+        node = self.node
+        peers = node.config.peers
+        if not node.is_leader or not peers:
+            return None
+        best = max(peers, key=node.match_index)
+        return best if node.match_index(best) == node.last_index else None
+
+    async def transfer_leadership(self) -> int | None:
+        """If leader, hand leadership to the most up-to-date follower and wait (at most
+        ``transfer_timeout``) until another member leads; returns it, or None if this member
+        was not the leader or no successor appeared in time.
+
+        New proposals are refused meanwhile, so the target can catch up to the last index
+        (the core only transfers to an up-to-date follower). TimeoutNow is re-sent every few
+        ticks in case it was lost; a duplicate in an older term is ignored by the target.
+        """
+        if not self.node.is_leader or self._stopped:
+            return None
+        self._transferring = True
+        resend_every = max(1, self.config.election_ticks // 2) * self.config.tick_interval
+        try:
+            with trio.move_on_after(self.config.transfer_timeout):
+                next_send = self.clock.now()
+                while self.node.is_leader:
+                    target = self._transfer_target()
+                    if target is not None and self.clock.now() >= next_send:
+                        try:
+                            self.node.transfer_leadership(target)
+                        except RejectedError:
+                            pass
+                        else:
+                            next_send = self.clock.now() + resend_every
+                            self.kick()
+                    await self.clock.sleep_until(self.clock.now() + self.config.tick_interval)
+                while self.node.leader in (None, self.id):
+                    await self.clock.sleep_until(self.clock.now() + self.config.tick_interval)
+                return self.node.leader
+            return None
+        finally:
+            self._transferring = False
+
+    async def stop_gracefully(self) -> int | None:
+        """Prepare to stop: transfer leadership (bounded), then refuse further requests.
+        Returns the successor this member handed over to, if any. The caller then cancels
+        :meth:`run`."""
+        successor = await self.transfer_leadership()
+        self._stopped = True
+        return successor
 
     async def linearizable_barrier(self) -> None:
         """Return once the local state reflects every write committed before the call."""

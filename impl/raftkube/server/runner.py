@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import attrs
 import trio
 
 from raftkube.clock import TrioClock
-from raftkube.net.transport import PeerAddress, TcpTransport, TransportConfig
+from raftkube.net.transport import PeerAddress, TcpTransport, TlsConfig, TransportConfig
 from raftkube.server.member import Member, MemberConfig
 from raftkube.server.service import serve_clients
 from raftkube.storage import RaftLogStore
@@ -43,9 +45,15 @@ async def open_member(
     host: str = "127.0.0.1",
     peer_port: int = 0,
     client_port: int = 0,
+    client_ssl_context: ssl.SSLContext | None = None,
+    peer_tls: TlsConfig | None = None,
 ) -> AsyncIterator[RunningMember]:
     """Recover ``data_dir`` and run the member (peer transport, Raft driver, client listener)
-    for the body of the ``async with``. Leaving it stops every task and closes the storage."""
+    for the body of the ``async with``. Leaving it stops every task and closes the storage.
+
+    ``client_ssl_context`` makes the client listener TLS-only and ``peer_tls`` does the same for
+    Raft traffic (see :mod:`raftkube.tls`); they are separate because clients and peers are
+    usually trusted differently."""
     storage = RaftLogStore(data_dir)
     clock = TrioClock()
     transport = TcpTransport(
@@ -54,6 +62,7 @@ async def open_member(
             cluster_id=config.cluster_id,
             listen_host=host,
             listen_port=peer_port,
+            tls=peer_tls,
         ),
         clock=clock,
     )
@@ -62,7 +71,9 @@ async def open_member(
         async with trio.open_nursery() as nursery:
             peer_address = await nursery.start(transport.run)
             await nursery.start(member.run)
-            client_address = await nursery.start(serve_clients, member, host, client_port)
+            client_address = await nursery.start(
+                partial(serve_clients, ssl_context=client_ssl_context), member, host, client_port
+            )
             running = RunningMember(member, transport, peer_address, client_address)
             running.add_peer(config.member_id, peer_address, running.client_endpoint)
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from typing import Any
 
 import attrs
@@ -17,6 +18,7 @@ import trio
 
 from raftkube.api import wire
 from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.server.entries import REGISTER_OP, decode_session_tag
 from raftkube.server.member import Member, MemberError
 from raftkube_spec.kv.errors import KVError
 from raftkube_spec.kv.requests import RangeRequest
@@ -136,8 +138,13 @@ async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
             members = [{"ID": mid, "clientURLs": [ep]} for mid, ep in endpoints]
             conn.send(wire.ok_frame(req.id, member.header(), {"members": members}))
             return
+        if req.op == REGISTER_OP:
+            client_id = await member.register_session()
+            conn.send(wire.ok_frame(req.id, member.header(), {"client_id": client_id}))
+            return
         body = dict(req.body)
         serializable = body.pop("serializable", False) if req.op == "range" else False
+        session = decode_session_tag(body.pop("session", None)) if req.op != "range" else None
         if type(serializable) is not bool:
             raise wire.WireError("body.serializable", "expected a boolean")
         kv = wire.decode_request(req.op, body)
@@ -146,7 +153,7 @@ async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
                 await member.linearizable_barrier()
             result = member.read_local(kv)
         else:
-            result = await member.write(kv)
+            result = await member.write(kv, session)
         conn.send(_kv_frame(conn, req.id, result))
     except wire.WireError as exc:
         conn.send(wire.error_frame(req.id, "bad_request", str(exc)))
@@ -243,13 +250,23 @@ async def serve_clients(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen for clients until cancelled; reports the bound ``(host, port)``."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[:2]
+    """Listen for clients until cancelled; reports the bound ``(host, port)``.
 
-    async def handler(stream: trio.SocketStream) -> None:
+    With ``ssl_context`` every connection is TLS (see :mod:`raftkube.tls`); a client that fails
+    the handshake (plaintext, untrusted, or without a required certificate) only loses its own
+    connection, because the handshake happens on the connection's first read."""
+    tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = tcp_listeners[0].socket.getsockname()[:2]
+    listeners: list[trio.abc.Listener[Any]] = list(tcp_listeners)
+    if ssl_context is not None:
+        listeners = [
+            trio.SSLListener(li, ssl_context, https_compatible=False) for li in tcp_listeners
+        ]
+
+    async def handler(stream: trio.abc.Stream) -> None:
         await serve_client(member, stream)
 
     async with trio.open_nursery() as nursery:

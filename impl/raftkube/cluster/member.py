@@ -1,0 +1,235 @@
+"""``raftkube member``: one cluster member as an operating-system process.
+
+The member logs one line per event an operator cares about (listening, term changes, leader
+changes, stopping) to stderr, and stops cleanly on SIGTERM or SIGINT: its tasks are cancelled
+and its storage closed, so the next start recovers from a WAL that was never cut mid-write by
+us. ``--peers`` lists every member by ``id=host:port`` (its Raft address), this one included,
+like etcd's ``--initial-cluster``; the size of that list is the size of the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from raftkube.cluster.common import (
+    describe,
+    expected_error,
+    format_address,
+    parse_member_addresses,
+    port_number,
+)
+from raftkube.net.transport import PeerAddress
+from raftkube.server.member import Member, MemberConfig
+from raftkube.server.runner import RunningMember, open_member
+from raftkube.tls import TlsSetupError, peer_tls, server_context
+
+logger = logging.getLogger("raftkube.member")
+
+REPORT_INTERVAL: float = 0.05
+"""How often the member's term and leader are sampled for the event log: a few ticks, so an
+election is reported promptly without logging every tick."""
+
+
+def register(commands: Any) -> None:
+    """Add ``raftkube member`` to the ``raftkube`` command."""
+    p = commands.add_parser(
+        "member",
+        help="run one cluster member in the foreground",
+        description="Run one member of a raftkube cluster until SIGTERM or SIGINT.",
+    )
+    p.add_argument("--id", dest="member_id", type=int, required=True, help="this member's id")
+    p.add_argument(
+        "--peers",
+        action="append",
+        required=True,
+        metavar="ID=HOST:PORT[,...]",
+        help="Raft address of every member, this one included (ids 0..N-1); repeatable",
+    )
+    p.add_argument(
+        "--client-port",
+        type=port_number,
+        required=True,
+        help="port for clients, on the host of this member's --peers entry",
+    )
+    p.add_argument(
+        "--client-endpoints",
+        action="append",
+        default=[],
+        metavar="ID=HOST:PORT[,...]",
+        help="client address of each member, used for leader hints to clients",
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="WAL directory (created)")
+    p.add_argument("--cluster-id", default="raftkube", help="members of other clusters are refused")
+    p.add_argument("--cert", type=Path, help="PEM certificate: enables TLS for clients and peers")
+    p.add_argument("--key", type=Path, help="PEM private key of --cert")
+    p.add_argument("--cacert", type=Path, help="CA that signs every member (and client) cert")
+    p.add_argument(
+        "--client-cert-auth",
+        action="store_true",
+        help="clients must present a certificate signed by --cacert",
+    )
+    p.add_argument(
+        "--stop-on-stdin-eof",
+        action="store_true",
+        help="also stop when stdin closes (used by `raftkube up`, so members never outlive it)",
+    )
+    p.set_defaults(handler=run_member)
+
+
+class _Setup(Exception):
+    """Bad flags, reported as one line."""
+
+
+def _configure(args: argparse.Namespace) -> dict[str, Any]:
+    """Validate the flags into ``open_member`` arguments, before anything touches the disk."""
+    try:
+        peers = parse_member_addresses(args.peers)
+        clients = parse_member_addresses(args.client_endpoints)
+    except ValueError as exc:
+        raise _Setup(str(exc)) from None
+    if sorted(peers) != list(range(len(peers))):
+        raise _Setup(f"--peers must list members 0..N-1, got ids {sorted(peers)}")
+    if args.member_id not in peers:
+        raise _Setup(f"--peers must include this member ({args.member_id})")
+    host, peer_port = peers[args.member_id]
+    kwargs: dict[str, Any] = {"host": host, "peer_port": peer_port, "client_port": args.client_port}
+    if args.cert or args.key or args.cacert:
+        if not (args.cert and args.key and args.cacert):
+            raise _Setup("TLS needs all of --cert, --key and --cacert")
+        kwargs["client_ssl_context"] = server_context(
+            args.cert, args.key, args.cacert, client_cert_auth=args.client_cert_auth
+        )
+        kwargs["peer_tls"] = peer_tls(args.cert, args.key, args.cacert)
+    elif args.client_cert_auth:
+        raise _Setup("--client-cert-auth needs --cert, --key and --cacert")
+    return {
+        "config": MemberConfig(
+            member_id=args.member_id, servers=len(peers), cluster_id=args.cluster_id
+        ),
+        "peers": peers,
+        "clients": clients,
+        "kwargs": kwargs,
+    }
+
+
+def _check_data_dir(path: Path) -> None:
+    """Fail with a clear message now rather than with a storage traceback later."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _Setup(f"cannot create data directory {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise _Setup(f"data directory {path} is not writable")
+
+
+async def _report_events(member: Member) -> None:
+    """Log term and leader changes by sampling: the Raft driver stays free of log policy."""
+    term: int | None = None
+    leader: int | None = -1
+    while True:
+        if member.term != term:
+            term = member.term
+            logger.info("term %d", term)
+        if member.leader != leader:
+            leader = member.leader
+            if leader is None:
+                logger.info("no leader in term %d", term)
+            elif leader == member.id:
+                logger.info("elected leader in term %d", term)
+            else:
+                logger.info("following leader %d in term %d", leader, term)
+        await trio.sleep(REPORT_INTERVAL)
+
+
+async def _wait_for_stdin_eof() -> None:
+    """Return when stdin reaches end of file: the supervisor went away (even via SIGKILL)."""
+    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    async with stream:
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except (trio.BrokenResourceError, OSError):
+            pass
+    logger.info("stdin closed; stopping")
+
+
+def _wire_peers(running: RunningMember, setup: dict[str, Any]) -> None:
+    for mid, (host, port) in setup["peers"].items():
+        client = setup["clients"].get(mid)
+        endpoint = format_address(client) if client else None
+        if mid == running.member.id:
+            if endpoint is not None:
+                running.member.client_endpoints[mid] = endpoint
+            continue
+        running.transport.add_peer(mid, PeerAddress(host, port))
+        if endpoint is not None:
+            running.member.client_endpoints[mid] = endpoint
+
+
+async def _serve(args: argparse.Namespace, setup: dict[str, Any]) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with open_member(setup["config"], args.data_dir, **setup["kwargs"]) as running:
+            _wire_peers(running, setup)
+            tls = "tls" if "client_ssl_context" in setup["kwargs"] else "plaintext"
+            logger.info(
+                "member %d of %d-member cluster %r: clients on %s (%s), peers on %s:%d",
+                running.member.id,
+                setup["config"].servers,
+                setup["config"].cluster_id,
+                running.client_endpoint,
+                tls,
+                running.peer_address.host,
+                running.peer_address.port,
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_report_events, running.member)
+                if args.stop_on_stdin_eof:
+
+                    async def stdin_watch() -> None:
+                        await _wait_for_stdin_eof()
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(stdin_watch)
+                async for signum in signals:
+                    logger.info("stopping on %s", signal.Signals(signum).name)
+                    break
+                # A leader hands over first (bounded by the transfer timeout), so the cluster
+                # does not wait an election timeout for a successor.
+                successor = await running.member.stop_gracefully()
+                if successor is not None:
+                    logger.info("handed leadership to member %d", successor)
+                nursery.cancel_scope.cancel()
+    logger.info("stopped; storage closed")
+
+
+def run_member(args: argparse.Namespace) -> int:
+    """The ``raftkube member`` handler: 0 after a requested stop, 1 on bad input or failure."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        setup = _configure(args)
+        _check_data_dir(args.data_dir)
+    except (_Setup, TlsSetupError) as exc:
+        print(f"raftkube member: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        trio.run(_serve, args, setup)
+    except BaseException as exc:
+        cause = expected_error(exc)
+        if cause is None:
+            raise
+        print(f"raftkube member {args.member_id}: {describe(cause)}", file=sys.stderr, flush=True)
+        return 1
+    return 0

@@ -1,0 +1,141 @@
+"""What a member puts in the Raft log, and how a committed entry changes the state machine.
+
+Kept apart from :mod:`raftkube.server.member` because two callers apply entries: the member's
+ready loop (live, with proposal waiters) and snapshot installation (a leader may ship committed
+entries after the state-machine image, see :mod:`raftkube.server.snapshots`). Both must apply
+an entry identically, so the rule lives in one pure function, :func:`apply_entry`.
+
+Entry values are msgpack arrays::
+
+    [incarnation, proposal_id, op, body]                      # an untagged request
+    [incarnation, proposal_id, op, body, [client_id, seq, lowest_unacked]]  # a session write
+    [incarnation, proposal_id, "session_register", {}]        # opens a client session
+
+``body`` is the wire encoding of the KV request. The proposer keeps a waiter per
+``(incarnation, proposal_id)``; the empty value is a leader's no-op. A session's id is the log
+index of its register entry (the convention of :mod:`raftkube.mvcc.sessions`), so every replica
+derives the same id without coordination.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+import msgpack  # type: ignore[import-untyped]
+
+from raftkube.api import wire
+from raftkube.mvcc import MvccStore, SessionError
+from raftkube_spec.kv.requests import Request
+from raftkube_spec.kv.responses import Result
+
+REGISTER_OP: Final = "session_register"
+"""The op of an entry that opens a client session."""
+
+
+@attrs.frozen
+class SessionTag:
+    """Which client write this is: retries carry the same tag, so they apply once."""
+
+    client_id: int
+    sequence: int
+    lowest_unacked: int
+
+
+@attrs.frozen
+class Registered:
+    """The outcome of a register entry: the new session's id."""
+
+    client_id: int
+
+
+@attrs.frozen
+class DecodedEntry:
+    """A non-empty entry, decoded. ``request`` is None for a register entry."""
+
+    incarnation: int
+    proposal_id: int
+    request: Request | None
+    session: SessionTag | None
+
+
+Outcome = Result | SessionError | Registered
+"""What applying one entry produced, for the proposer's waiter."""
+
+
+class EntryError(ValueError):
+    """An entry this member cannot decode (a bug or a newer peer); it is skipped."""
+
+
+def encode_entry(
+    incarnation: int,
+    proposal_id: int,
+    request: Request | None,
+    session: SessionTag | None = None,
+) -> bytes:
+    """The log value of a request (``None``: a session registration)."""
+    doc: list[Any]
+    if request is None:
+        doc = [incarnation, proposal_id, REGISTER_OP, {}]
+    else:
+        doc = [incarnation, proposal_id, wire.request_op(request), wire.encode_request(request)]
+        if session is not None:
+            doc.append([session.client_id, session.sequence, session.lowest_unacked])
+    packed: bytes = msgpack.packb(doc, use_bin_type=True)
+    return packed
+
+
+def decode_entry(data: bytes) -> DecodedEntry:
+    """Decode a non-empty entry value; raises :class:`EntryError` if it is not one of ours."""
+    try:
+        doc = msgpack.unpackb(data, raw=False)
+        if not isinstance(doc, list) or len(doc) not in (4, 5):
+            raise EntryError(f"entry is not a 4- or 5-element array: {doc!r:.80}")
+        incarnation, pid, op, body = doc[:4]
+        if op == REGISTER_OP:
+            return DecodedEntry(int(incarnation), int(pid), None, None)
+        request = wire.decode_request(op, body)
+        session = None
+        if len(doc) == 5:
+            client_id, sequence, lowest = doc[4]
+            session = SessionTag(int(client_id), int(sequence), int(lowest))
+        return DecodedEntry(int(incarnation), int(pid), request, session)
+    except EntryError:
+        raise
+    except (ValueError, TypeError, wire.WireError, msgpack.ExtraData) as exc:
+        raise EntryError(str(exc)) from exc
+
+
+def apply_entry(store: MvccStore, index: int, entry: DecodedEntry) -> Outcome:
+    """Apply one committed entry at ``index`` to ``store``; a function of the log alone."""
+    if entry.request is None:
+        store.register_client(index)
+        return Registered(index)
+    if entry.session is None:
+        return store.apply(entry.request)
+    tag = entry.session
+    return store.apply_for_client(
+        entry.request,
+        client_id=tag.client_id,
+        sequence=tag.sequence,
+        lowest_unacked=tag.lowest_unacked,
+    )
+
+
+def decode_session_tag(raw: object, where: str = "body.session") -> SessionTag | None:
+    """The ``session`` field of a write's body: ``{client_id, sequence, lowest_unacked}``
+    (``lowest_unacked`` defaults to ``sequence``). Absent means an untagged write."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise wire.WireError(where, "expected a map")
+    unknown = set(raw) - {"client_id", "sequence", "lowest_unacked"}
+    if unknown:
+        raise wire.WireError(f"{where}.{sorted(unknown)[0]}", "unknown field")
+    values: dict[str, int] = {}
+    for name in ("client_id", "sequence", "lowest_unacked"):
+        value = raw.get(name, raw.get("sequence") if name == "lowest_unacked" else None)
+        if type(value) is not int or value < 0:
+            raise wire.WireError(f"{where}.{name}", "expected a non-negative integer")
+        values[name] = value
+    return SessionTag(values["client_id"], values["sequence"], values["lowest_unacked"])

@@ -1,0 +1,83 @@
+"""How a member carries its MVCC image through the Raft core's snapshots.
+
+The sans-I/O core (:mod:`raftkube.raft`) models a snapshot as the *committed prefix of
+entries*, because the specification's ``InstallSnapshotRequest`` carries ``entries`` and the
+model compares what compaction discarded. A member cannot keep that prefix: the point of
+compaction is to forget it (the WAL segments holding it are released). So the member encodes
+its state-machine image as the value of **one synthetic entry** and makes that entry the
+core's snapshot data:
+
+* when it compacts, it saves ``dump_snapshot(mvcc)`` in a snapshot file, calls
+  ``node.compact(index)`` and then replaces the core's in-memory snapshot data by
+  ``(image_entry(term, image),)``; the core folds later compactions onto that tuple;
+* on restart it builds the node with ``Snapshot(index, term, (image_entry(...),))``;
+* a leader's ``InstallSnapshotRequest`` therefore carries ``entries=(image entry,)`` - still
+  exactly the spec's message shape, with the image as its single value - and the follower
+  rebuilds its store with :func:`restore_store`.
+
+Why not keep images beside the core and send them out of band? The peer transport only
+speaks the spec's messages, so the image would need a second channel and a rendezvous
+between "snapshot message arrived" and "image arrived"; riding inside the message keeps
+installation atomic and the transport unchanged. Why not keep the prefix? Memory and the
+released WAL. The cost is a documented departure from the spec's *content* of the snapshot
+(an image instead of the literal entries), not from its protocol.
+
+:func:`restore_store` accepts any tuple the core might hand over - an image entry followed by
+ordinary committed entries (a compaction the member had not yet collapsed), or only ordinary
+entries (a peer that never compacted) - and replays the ordinary ones after the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from raftkube.mvcc import MvccStore, load_snapshot
+from raftkube.server.entries import EntryError, apply_entry, decode_entry
+from raftkube_spec.raft.types import Entry
+
+IMAGE_PREFIX: Final = b"\x00RKIMAGE1\x00"
+"""Marks a synthetic image entry. Ordinary values are empty (no-op) or start with a msgpack
+array header (0x94/0x95), so they can never be taken for an image."""
+
+
+def image_entry(term: int, image: bytes) -> Entry:
+    """The synthetic entry whose value is an MVCC image (``dump_snapshot`` bytes)."""
+    return Entry(term, IMAGE_PREFIX + image)
+
+
+def image_of(entry: Entry) -> bytes | None:
+    """The MVCC image carried by ``entry``, or None if it is an ordinary entry."""
+    value = entry.value
+    if isinstance(value, bytes) and value.startswith(IMAGE_PREFIX):
+        return value[len(IMAGE_PREFIX) :]
+    return None
+
+
+def restore_store(data: Sequence[Entry], *, index: int) -> MvccStore:
+    """Rebuild the state machine at ``index`` from a core snapshot's ``data``.
+
+    The ordinary entries in ``data`` are the last ones before ``index`` (the image, if any,
+    stands for everything before them), so the first of them is at
+    ``index - len(ordinary) + 1``; their indexes matter because a register entry's index is
+    the session id it opens.
+    """
+    entries = list(data)
+    store: MvccStore | None = None
+    if entries:
+        image = image_of(entries[0])
+        if image is not None:
+            store = load_snapshot(image)
+            entries = entries[1:]
+    if store is None:
+        store = MvccStore()
+    first = index - len(entries) + 1
+    for k, entry in enumerate(entries):
+        value = entry.value
+        if not isinstance(value, bytes) or not value or image_of(entry) is not None:
+            continue
+        try:
+            apply_entry(store, first + k, decode_entry(value))
+        except EntryError:
+            continue  # The live path skips undecodable entries too.
+    return store

@@ -1,0 +1,311 @@
+"""Real member processes on 127.0.0.1: ``raftkube member`` launched directly and through
+``raftkube up``; leader crash (SIGKILL), clean stop and restart from the WALs, bad input.
+
+Every wait is bounded and every process is killed in teardown, whatever happens.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from raftkube.client import Client, ClientError
+
+
+def raftkube_argv() -> list[str]:
+    """``python -m raftkube`` once the entry points are installed; until then the cluster
+    package's own ``__main__``, which offers the same two commands."""
+    names = {e.name for e in entry_points(group="raftkube.commands")}
+    if {"member", "up"} <= names:
+        return [sys.executable, "-m", "raftkube"]
+    return [sys.executable, "-m", "raftkube.cluster"]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out (bound to port 0 at once, so they are distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port_block(count: int) -> int:
+    """A base port with ``count`` consecutive free ports, below the ephemeral range."""
+    for _ in range(200):
+        base = random.randrange(20000, 30000)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+class Processes:
+    """Launches processes with output to files, and kills all of them at teardown."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.count = 0
+
+    def start(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+        self.count += 1
+        out = open(self.tmp_path / f"{name}.{self.count}.out", "wb")  # noqa: SIM115
+        err = open(self.tmp_path / f"{name}.{self.count}.err", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            raftkube_argv() + args, stdout=out, stderr=err, stdin=subprocess.PIPE
+        )
+        out.close()
+        err.close()
+        proc.out_path = out.name  # type: ignore[attr-defined]
+        proc.err_path = err.name  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            if p.stdin is not None:
+                p.stdin.close()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    ps = Processes(tmp_path)
+    try:
+        yield ps
+    finally:
+        ps.kill_all()
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+    with trio.fail_after(timeout):
+        while proc.poll() is None:
+            await trio.sleep(0.05)
+    return proc.returncode
+
+
+async def status_of(endpoint: str, **kwargs: Any) -> dict[str, Any] | None:
+    try:
+        with trio.move_on_after(1.0):
+            async with Client([endpoint], attempts=1, request_timeout=1.0, **kwargs) as c:
+                return await c.status()
+    except (ClientError, ExceptionGroup):  # the Client's nursery wraps errors
+        pass
+    return None
+
+
+async def wait_leader(endpoints: dict[int, str], timeout: float = 15.0, **kwargs: Any) -> int:
+    """The id of the member that says it leads, once one does."""
+    with trio.fail_after(timeout):
+        while True:
+            for mid, ep in endpoints.items():
+                st = await status_of(ep, **kwargs)
+                if st is not None and st["is_leader"]:
+                    return mid
+            await trio.sleep(0.05)
+
+
+def member_args(mid: int, peer_ports: list[int], client_ports: list[int], data: Path) -> list[str]:
+    peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in enumerate(peer_ports))
+    clients = ",".join(f"{i}=127.0.0.1:{p}" for i, p in enumerate(client_ports))
+    return [
+        "member",
+        "--id",
+        str(mid),
+        "--peers",
+        peers,
+        "--client-endpoints",
+        clients,
+        "--client-port",
+        str(client_ports[mid]),
+        "--data-dir",
+        str(data / f"m{mid}"),
+        "--cluster-id",
+        "proc-test",
+    ]
+
+
+async def assert_keys(endpoints: list[str], expected: dict[bytes, bytes]) -> None:
+    async with Client(endpoints) as c:
+        got = await c.get(b"key/", b"key0")
+    assert {kv.key: kv.value for kv in got.kvs} == expected
+
+
+@pytest.mark.trio
+async def test_member_processes_survive_leader_kill_and_restart(
+    tmp_path: Path, procs: Processes
+) -> None:
+    ports = free_ports(6)
+    client_ports, peer_ports = ports[:3], ports[3:]
+    endpoints = {i: f"127.0.0.1:{p}" for i, p in enumerate(client_ports)}
+    data = tmp_path / "data"
+
+    def start(mid: int) -> subprocess.Popen[bytes]:
+        return procs.start(member_args(mid, peer_ports, client_ports, data), f"m{mid}")
+
+    members = {i: start(i) for i in range(3)}
+    written: dict[bytes, bytes] = {}
+    with trio.fail_after(45):
+        leader = await wait_leader(endpoints)
+        async with Client(list(endpoints.values())) as c:
+            for k in range(20):
+                await c.put(b"key/%03d" % k, b"before-%d" % k)
+                written[b"key/%03d" % k] = b"before-%d" % k
+
+            # SIGKILL the leader: a new one is elected among the two others within seconds,
+            # and every write acknowledged before the crash is still there.
+            members[leader].send_signal(signal.SIGKILL)
+            await wait_exit(members[leader])
+            survivors = {i: ep for i, ep in endpoints.items() if i != leader}
+            before = trio.current_time()
+            new_leader = await wait_leader(survivors, timeout=10)
+            assert new_leader != leader
+            assert trio.current_time() - before < 10
+            for k in range(20, 40):
+                await c.put(b"key/%03d" % k, b"after-%d" % k)
+                written[b"key/%03d" % k] = b"after-%d" % k
+        await assert_keys(list(endpoints.values()), written)
+
+        # The killed member recovers from its WAL and catches up.
+        members[leader] = start(leader)
+
+        async def caught_up() -> bool:
+            try:
+                async with Client([endpoints[leader]], attempts=1) as c:
+                    r = await c.get(b"key/039", serializable=True)
+                    return bool(r.kvs)
+            except (ClientError, ExceptionGroup):  # the Client's nursery wraps errors
+                return False
+
+        while not await caught_up():
+            await trio.sleep(0.05)
+
+        # SIGTERM stops every member cleanly (exit 0), and a restart keeps every key.
+        for p in members.values():
+            p.send_signal(signal.SIGTERM)
+        for mid, p in members.items():
+            assert await wait_exit(p) == 0, Path(p.err_path).read_text()  # type: ignore[attr-defined]
+            log = Path(p.err_path).read_text()  # type: ignore[attr-defined]
+            assert "stopping on SIGTERM" in log and "storage closed" in log, (mid, log)
+        assert any("elected leader" in Path(p.err_path).read_text() for p in procs.procs)  # type: ignore[attr-defined]
+
+        members = {i: start(i) for i in range(3)}
+        await wait_leader(endpoints)
+        await assert_keys(list(endpoints.values()), written)
+
+
+def up_args(data: Path, base: int, *extra: str) -> list[str]:
+    return ["up", "--data-dir", str(data), "--port-base", str(base), "--stop-timeout", "5", *extra]
+
+
+async def wait_up(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+    """``raftkube up``'s ready message, once printed."""
+    out = Path(proc.out_path)  # type: ignore[attr-defined]
+    with trio.fail_after(timeout):
+        while "press Ctrl-C to stop" not in out.read_text():
+            if proc.poll() is not None:
+                err = Path(proc.err_path).read_text()  # type: ignore[attr-defined]
+                raise AssertionError(f"up exited with {proc.returncode}: {err}")
+            await trio.sleep(0.05)
+    return out.read_text()
+
+
+@pytest.mark.trio
+async def test_up_starts_stops_and_resumes(tmp_path: Path, procs: Processes) -> None:
+    base = free_port_block(6)
+    data = tmp_path / "cluster"
+    endpoints = [f"127.0.0.1:{base + 2 * i}" for i in range(3)]
+    with trio.fail_after(50):
+        up = procs.start(up_args(data, base), "up")
+        text = await wait_up(up)
+        assert f"export RKCTL_ENDPOINTS={','.join(endpoints)}" in text
+        assert f"peer 127.0.0.1:{base + 1}" in text
+        written = {b"key/%d" % k: b"v%d" % k for k in range(10)}
+        async with Client(endpoints) as c:
+            for k, v in written.items():
+                await c.put(k, v)
+
+        up.send_signal(signal.SIGINT)
+        assert await wait_exit(up) == 0
+
+        # A different size on the same data dir is refused, with one line.
+        bad = procs.start(up_args(data, base, "--servers", "5"), "mismatch")
+        assert await wait_exit(bad) == 1
+        err = Path(bad.err_path).read_text().strip()  # type: ignore[attr-defined]
+        assert len(err.splitlines()) == 1 and "3-member" in err, err
+        err = Path(up.err_path).read_text()  # type: ignore[attr-defined]
+        assert "[member 0]" in err and "every member stopped" in err
+        assert {p.name for p in data.iterdir()} >= {"cluster.json", "member-0", "member-2"}
+
+        # Same data dir: the members recover their WALs; --servers comes from cluster.json.
+        up = procs.start(up_args(data, base), "up")
+        await wait_up(up)
+        await assert_keys(endpoints, written)
+        up.send_signal(signal.SIGTERM)
+        assert await wait_exit(up) == 0
+
+
+@pytest.mark.trio
+async def test_bad_input_is_one_clear_line(tmp_path: Path, procs: Processes) -> None:
+    base = free_port_block(6)
+    with trio.fail_after(30), socket.socket() as busy:
+        busy.bind(("127.0.0.1", base + 2))
+        busy.listen()
+        up = procs.start(up_args(tmp_path / "c", base), "busy")
+        assert await wait_exit(up) == 1
+        err = Path(up.err_path).read_text().strip()  # type: ignore[attr-defined]
+        assert len(err.splitlines()) == 1 and f"port {base + 2}" in err, err
+
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        up = procs.start(up_args(blocker / "sub", base), "unwritable")
+        assert await wait_exit(up) == 1
+        err = Path(up.err_path).read_text().strip()  # type: ignore[attr-defined]
+        assert len(err.splitlines()) == 1 and "data directory" in err, err
+
+        (peer,) = free_ports(1)
+        member = procs.start(
+            [
+                "member",
+                "--id",
+                "0",
+                "--peers",
+                f"0=127.0.0.1:{peer}",
+                "--client-port",
+                str(busy.getsockname()[1]),
+                "--data-dir",
+                str(tmp_path / "m"),
+            ],
+            "member-busy",
+        )
+        assert await wait_exit(member) == 1
+        err = Path(member.err_path).read_text()  # type: ignore[attr-defined]
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("raftkube member 0:") and "in use" in last, err
