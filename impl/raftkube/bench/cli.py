@@ -5,6 +5,10 @@ and latency percentiles as etcd's ``benchmark`` tool does.
 two flags); each requester issues one request at a time and records its latency, so the number
 of requests in flight is ``--clients``. Keys come from a seeded generator, so two runs with the
 same flags send the same keys.
+
+Without ``--endpoints`` the command starts a throw-away 3-member cluster first, as ``raftkube up``
+would (one process per member on 127.0.0.1, free ports, a temporary data directory), benchmarks
+it, then stops the members and removes the directory.
 """
 
 from __future__ import annotations
@@ -12,14 +16,17 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from raftkube.bench.report import Summary, render
 from raftkube.client import Client, ClientError
+from raftkube.cluster.up import UpError, local_cluster, local_plan
 
 Request = Callable[[Client, int], Awaitable[object]]
 
@@ -100,12 +107,30 @@ def run_range(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, request: Request) -> int:
     if args.endpoints is None:
-        sys.stderr.write("Error: --endpoints is required (start a cluster with `raftkube up`)\n")
-        return 1
-    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
-    summary = trio.run(_drive, endpoints, args.conns, args.clients, args.total, request)
+        try:
+            summary = trio.run(_drive_local, args, request)
+        except UpError as exc:
+            sys.stderr.write(f"raftkube bench: the local cluster did not come up: {exc}\n")
+            return 1
+    else:
+        endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+        summary = trio.run(_drive, endpoints, args.conns, args.clients, args.total, request)
     sys.stdout.write(render(summary))
     return 0 if summary.errors == 0 else 1
+
+
+async def _drive_local(args: argparse.Namespace, request: Request) -> Summary:
+    """Benchmark a 3-member cluster started for this run, in a directory removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="raftkube-bench-") as tmp:
+        plan = local_plan(Path(tmp))
+        async with local_cluster(plan) as (leader, _term):
+            sys.stderr.write(
+                f"raftkube bench: started a local {len(plan.members)}-member cluster in {tmp} "
+                f"(endpoints {','.join(plan.endpoints)}; member {leader} leads)\n"
+            )
+            sys.stderr.flush()
+            return await _drive(plan.endpoints, args.conns, args.clients, args.total, request)
+    raise AssertionError("unreachable")
 
 
 async def _drive(

@@ -178,6 +178,16 @@ async def _serve(args: argparse.Namespace, setup: dict[str, Any]) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with open_member(setup["config"], args.data_dir, **setup["kwargs"]) as running:
             _wire_peers(running, setup)
+            torn = getattr(running.member.storage, "torn_tail", None)  # RaftLogStore only
+            if torn is not None:
+                logger.warning(
+                    "recovered the write-ahead log by truncating a torn tail: dropped %d "
+                    "unacknowledged bytes of %s from byte offset %d (%s)",
+                    torn.dropped_bytes,
+                    torn.path,
+                    torn.offset,
+                    torn.reason,
+                )
             tls = "tls" if "client_ssl_context" in setup["kwargs"] else "plaintext"
             logger.info(
                 "member %d of %d-member cluster %r: clients on %s (%s), peers on %s:%d",

@@ -26,6 +26,8 @@ import socket
 import ssl
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +413,78 @@ async def _wait_until_done(
     return 0
 
 
+def _kernel_ports(count: int) -> list[int]:
+    """``count`` distinct ports the kernel just handed out on 127.0.0.1 (all bound at once)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((HOST, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def local_plan(data_dir: Path, servers: int = 3, cluster_id: str = "raftkube") -> Plan:
+    """A plaintext plan on free ports picked by the kernel, for throw-away clusters (``raftkube
+    bench`` without ``--endpoints``); members keep their data under ``data_dir``."""
+    ports = _kernel_ports(2 * servers)
+    members = tuple(
+        MemberPlan(i, ports[2 * i], ports[2 * i + 1], data_dir / f"member-{i}")
+        for i in range(servers)
+    )
+    return Plan(cluster_id, data_dir, members, None, False)
+
+
+@asynccontextmanager
+async def local_cluster(
+    plan: Plan, *, wait: float = 30.0, stop_timeout: float = 10.0
+) -> AsyncIterator[tuple[int, int]]:
+    """Start every member of ``plan`` (output to ``DATA_DIR/member-<i>.log``), wait for a
+    leader and yield its ``(id, term)``; on exit, stop every member as ``up`` does.
+
+    Raises :class:`UpError` if a member exits or no leader appears within ``wait`` seconds."""
+    running: list[_Running] = []
+    logs = []
+    try:
+        for m in plan.members:
+            m.data_dir.mkdir(parents=True, exist_ok=True)
+            log = open(plan.data_dir / f"member-{m.member_id}.log", "wb")  # noqa: SIM115
+            logs.append(log)
+            process = await trio.lowlevel.open_process(
+                plan.member_argv(m),
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            running.append(_Running(m, process))
+        ctx = plan.client_ssl_context()
+        found: tuple[int, int] | None = None
+        with trio.move_on_after(wait):
+            while found is None:
+                for r in running:
+                    if r.process.returncode is not None:
+                        raise UpError(
+                            f"member {r.plan.member_id} exited with code "
+                            f"{r.process.returncode} (log in {logs[r.plan.member_id].name})"
+                        )
+                found = await _find_leader(plan, ctx)
+                if found is None:
+                    await trio.sleep(0.1)
+        if found is None:
+            raise UpError(f"no leader after {wait:g} s")
+        yield found
+    finally:
+        try:
+            await _stop_all(running, stop_timeout)
+        finally:
+            for log in logs:
+                log.close()
+
+
 def run_up(args: argparse.Namespace) -> int:
     """The ``raftkube up`` handler."""
     try:
@@ -427,4 +501,13 @@ def run_up(args: argparse.Namespace) -> int:
     return trio.run(_supervise, plan, args)
 
 
-__all__ = ["MemberPlan", "Plan", "UpError", "make_plan", "register", "run_up"]
+__all__ = [
+    "MemberPlan",
+    "Plan",
+    "UpError",
+    "local_cluster",
+    "local_plan",
+    "make_plan",
+    "register",
+    "run_up",
+]
