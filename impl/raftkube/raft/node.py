@@ -154,6 +154,20 @@ class RaftNode:
             self._send_append(j, allow_empty=False)
         return index
 
+    def propose_many(self, values: list[Value]) -> int:
+        """Append ``values`` in order; returns the index of the first. Same as calling
+        :meth:`propose` for each, except that each peer gets one AppendEntries for the whole
+        batch instead of one per value (flow control permitting)."""
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(f"server {self.id} is {self.role.value}, leader {self.leader}")
+        first = self.log.last_index + 1
+        for value in values:
+            self._append_own(value)
+        self._maybe_commit()
+        for j in self.config.peers:
+            self._send_append(j, allow_empty=False)
+        return first
+
     def read_index(self, read_id: int) -> None:
         """Start linearizable read ``read_id`` (ids must increase across the cluster). Its
         ReadState appears in a later Ready once a quorum confirmed this leader."""

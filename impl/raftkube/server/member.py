@@ -6,12 +6,18 @@ interfaces, so a simulator can substitute all three. :meth:`Member.run` runs, in
 owns, the tick task, the receive task, the ready loop and the lease-expiry task; nothing
 outlives it.
 
-The ready loop handles each :class:`~raftkube.raft.Ready` without awaiting in between
-``ready()`` and ``advance()``: persist (truncate, snapshot, entries, hard state) with ONE
-``sync`` per batch, send, install a leader's snapshot, apply committed entries, serve
-ReadIndex reads, advance. Proposals made while a batch is being handled accumulate in the node
-and share the next batch's sync (group commit). What an entry holds and how it is applied is
-:mod:`raftkube.server.entries`.
+The ready loop handles one :class:`~raftkube.raft.Ready` at a time: persist (truncate,
+snapshot, entries, hard state) with ONE ``sync`` per batch, send, install a leader's snapshot,
+apply committed entries, serve ReadIndex reads, advance. The only await between ``ready()`` and
+``advance()`` is the sync itself, and only when the member was given a ``run_sync`` hook (the
+real runner runs the fsync in a worker thread): the event loop then keeps accepting proposals,
+acknowledgements, votes and ticks, which accumulate in the node and share the next batch's sync
+(group commit). Nothing that depends on a write leaves before that write is durable, because a
+Ready's messages are sent only after its own sync; AppendEntries and InstallSnapshot requests
+(the only inputs that can truncate or replace the log) arriving during the sync are held back
+and stepped right after ``advance()``. Without the hook the sync is a plain call and no other
+task runs during a Ready, so a simulator needs no threads. What an entry holds and how it is
+applied is :mod:`raftkube.server.entries`.
 
 **Snapshots.** Every ``snapshot_every`` applied entries, right after ``advance`` (the core only
 compacts what it knows is applied), the member dumps the MVCC store, calls
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -71,9 +77,15 @@ from raftkube_spec.kv.requests import (
     Request,
 )
 from raftkube_spec.kv.responses import Result
+from raftkube_spec.raft.messages import AppendEntriesRequest, InstallSnapshotRequest
 from raftkube_spec.raft.types import Entry
 
 logger = logging.getLogger(__name__)
+
+SyncRunner = Callable[[Callable[[], None]], Awaitable[None]]
+"""Runs a blocking callable (``Storage.sync``) and returns once it has returned."""
+
+_LOG_REWRITING = (AppendEntriesRequest, InstallSnapshotRequest)
 
 
 class MemberError(Exception):
@@ -129,8 +141,15 @@ class Member:
         transport: Transport,
         clock: Clock,
         rng: random.Random | None = None,
+        run_sync: SyncRunner | None = None,
     ) -> None:
+        """``run_sync``, if given, runs ``storage.sync`` off the event loop (the real runner
+        passes ``trio.to_thread.run_sync``); without it the sync is a plain call, so a
+        simulator runs the member without threads."""
         self.config = config
+        self._run_sync = run_sync
+        self._syncing = False
+        self._deferred: list[Any] = []
         self.id = config.member_id
         self.storage = storage
         self.transport = transport
@@ -185,6 +204,11 @@ class Member:
         self._reads: dict[int, _Waiter] = {}
         self._read_queue: list[tuple[int, _Waiter]] = []
         self._revoking: set[int] = set()
+        self._proposals: list[tuple[bytes, int, _Waiter, Request | None]] = []
+        self._synced_term_vote: tuple[int, int | None] = (
+            hs.term,
+            None if hs.vote is None else int(hs.vote),
+        )
         self._stopped = False
         self._transferring = False
         # Entries known committed on disk are applied at once; the node re-delivers them
@@ -259,25 +283,69 @@ class Member:
                 m = await self.transport.receive()
             except TransportClosedError:
                 return
-            try:
-                self.node.step(m)
-            except ValueError:
-                logger.warning("member %d: dropped misaddressed message %r", self.id, m)
+            if self._syncing and isinstance(m, _LOG_REWRITING):
+                self._deferred.append(m)
+            else:
+                self._step(m)
             self.kick()
 
     async def _ready_loop(self) -> None:
         while True:
             self._start_reads()
+            self._flush_proposals()
             if not self.node.has_ready():
                 await self._kick.wait()
                 self._kick = trio.Event()
                 # Let the tasks that just became runnable propose too: group commit.
                 await trio.sleep(0)
                 continue
-            self._handle(self.node.ready())
+            await self._handle(self.node.ready())
             await trio.sleep(0)
 
-    def _handle(self, rd: Ready) -> None:
+    async def _sync(self) -> None:
+        """Make the Ready's writes durable. With a ``run_sync`` hook (a worker thread in the
+        real runner) the event loop keeps running meanwhile: proposals, acknowledgements,
+        votes and ticks are stepped into the node and batched into the next Ready, whose
+        messages again leave only after its own sync. Messages that may rewrite the log
+        (AppendEntries, InstallSnapshot) are held back until this Ready is advanced, so
+        the node's unstable/truncation bookkeeping stays exactly as in the synchronous
+        driver (one Ready in flight, nothing removed from under it)."""
+        if self._run_sync is None:
+            self.storage.sync()
+            return
+        self._syncing = True
+        try:
+            await self._run_sync(self.storage.sync)
+        finally:
+            self._syncing = False
+
+    def _needs_sync(self, rd: Ready) -> bool:
+        """Whether ``rd``'s writes must be durable before its messages leave. A change of the
+        commit index alone needs no fsync of its own (the commit index is advisory: a restart
+        may recover an older one, see :class:`~raftkube.raft.ready.HardState`); it is written
+        now and becomes durable with the next sync."""
+        hs = rd.hard_state
+        if rd.truncate_from is not None or rd.snapshot is not None or rd.entries:
+            if hs is not None:
+                self._synced_term_vote = (hs.term, hs.vote)
+            return True
+        if hs is None or (hs.term, hs.vote) == self._synced_term_vote:
+            return False
+        self._synced_term_vote = (hs.term, hs.vote)
+        return True
+
+    def _step_deferred(self) -> None:
+        held, self._deferred = self._deferred, []
+        for m in held:
+            self._step(m)
+
+    def _step(self, m: Any) -> None:
+        try:
+            self.node.step(m)
+        except ValueError:
+            logger.warning("member %d: dropped misaddressed message %r", self.id, m)
+
+    async def _handle(self, rd: Ready) -> None:
         # 1. Persist, one sync for the whole batch.
         if rd.truncate_from is not None:
             self.storage.truncate_suffix(rd.truncate_from)
@@ -293,18 +361,27 @@ class Member:
             hs = rd.hard_state
             vote = None if hs.vote is None else str(hs.vote)
             self.storage.set_hard_state(StoredHardState(hs.term, vote, hs.commit))
-        if rd.must_persist:
-            self.storage.sync()
+        # Committed entries that an earlier Ready already made durable here are applied (and
+        # their clients answered) while this Ready's sync runs, not one fsync later.
+        committed = rd.committed_entries
+        if installed is None and rd.snapshot is None and rd.truncate_from is None and committed:
+            end = rd.committed_first_index + len(committed)
+            durable_end = rd.first_index if rd.entries else end
+            early = max(0, min(len(committed), durable_end - rd.committed_first_index))
+            self._apply_committed(rd.committed_first_index, committed[:early])
+            committed = committed[early:]
+            first_committed = rd.committed_first_index + early
+        else:
+            first_committed = rd.committed_first_index
+        if self._needs_sync(rd):
+            await self._sync()
         # 2. Send.
         for m in rd.messages:
             self.transport.send(m.dest, m)
         # 3. Apply: a leader's snapshot first, then the entries after it.
         if installed is not None:
             self._install(installed, rd.snapshot.index if rd.snapshot is not None else 0)
-        for k, e in enumerate(rd.committed_entries):
-            index = rd.committed_first_index + k
-            if index > self.applied:
-                self._apply_entry(index, e)
+        self._apply_committed(first_committed, committed)
         # 4. Reads.
         for rs in rd.read_states:
             w = self._reads.get(rs.read_id)
@@ -313,9 +390,17 @@ class Member:
                 self._read_queue.append((rs.read_id, w))
         self._release_reads()
         self.node.advance(rd)
+        if self._deferred:
+            self._step_deferred()
         # 5. Compact, now that the node knows what is applied.
         if self.applied - self._snapshot_index >= self.config.snapshot_every:
             self._take_snapshot()
+
+    def _apply_committed(self, first_index: int, entries: tuple[Entry, ...]) -> None:
+        for k, e in enumerate(entries):
+            index = first_index + k
+            if index > self.applied:
+                self._apply_entry(index, e)
 
     def _persist_snapshot(self, snap: Snapshot) -> MvccStore | None:
         """Persist a snapshot handed over by the node; returns the store to install if it
@@ -478,11 +563,30 @@ class Member:
         pid = self._next_proposal
         self._next_proposal += 1
         w = _Waiter()
-        index = self.node.propose(encode_entry(self.incarnation, pid, req, session))
+        # Queued, and appended by the ready loop together with every other proposal made
+        # meanwhile, so each follower gets one AppendEntries per batch, not one per request.
+        self._proposals.append((encode_entry(self.incarnation, pid, req, session), pid, w, req))
         self._waiters[pid] = w
-        self._by_index[index] = pid
         self.kick()
         return pid, w
+
+    def _flush_proposals(self) -> None:
+        if not self._proposals:
+            return
+        batch, self._proposals = self._proposals, []
+        try:
+            first = self.node.propose_many([data for data, _, _, _ in batch])
+        except RejectedError:
+            err = self._not_leader()
+            for _, pid, w, req in batch:
+                self._waiters.pop(pid, None)
+                if isinstance(req, LeaseRevokeRequest):
+                    self._revoking.discard(req.id)
+                w.error = err
+                w.done.set()
+            return
+        for k, (_, pid, _, _) in enumerate(batch):
+            self._by_index[first + k] = pid
 
     async def _wait(self, w: _Waiter, cleanup: Callable[[], Any]) -> None:
         with trio.move_on_after(self.config.request_timeout) as scope:

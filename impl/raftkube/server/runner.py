@@ -67,7 +67,13 @@ async def open_member(
         clock=clock,
     )
     try:
-        member = Member(config, storage=storage, transport=transport, clock=clock)
+        member = Member(
+            config,
+            storage=storage,
+            transport=transport,
+            clock=clock,
+            run_sync=trio.to_thread.run_sync,
+        )
         async with trio.open_nursery() as nursery:
             peer_address = await nursery.start(transport.run)
             await nursery.start(member.run)
