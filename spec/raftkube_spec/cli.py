@@ -17,7 +17,7 @@ from .explore import Problem, Progress, explore
 from .raft import render
 from .raft.config import RaftConfig, all_features
 from .raft.events import Event
-from .raft.invariants import INVARIANTS, STEP_PROPERTIES, first_violation
+from .raft.invariants import INVARIANTS, STEP_PROPERTIES, state_violation, step_violation
 from .raft.model import RaftSpec
 from .raft.mutants import MUTANTS
 from .raft.state import RaftState
@@ -154,8 +154,8 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     problem: Problem[RaftState, Event] = Problem(
         initial=[spec.initial()],
         successors=spec.successors,
-        check_state=lambda s: first_violation(None, s),
-        check_step=_step_check,
+        check_state=state_violation,
+        check_step=step_violation,
         canonical=Symmetry() if args.symmetry else _as_is,
     )
     result = explore(problem, max_states=args.max_states, on_progress=progress)
@@ -184,11 +184,3 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _as_is(s: RaftState) -> RaftState:
     return s
-
-
-def _step_check(before: RaftState, after: RaftState) -> tuple[str, str] | None:
-    for prop in STEP_PROPERTIES:
-        problem = prop.check(before, after)
-        if problem is not None:
-            return prop.name, problem
-    return None

@@ -10,7 +10,7 @@ from raftkube.cli import main
 from raftkube_spec.explore import Exploration, Problem, explore
 from raftkube_spec.raft.config import RaftConfig
 from raftkube_spec.raft.events import Event
-from raftkube_spec.raft.invariants import INVARIANTS, first_violation
+from raftkube_spec.raft.invariants import INVARIANTS, state_violation, step_violation
 from raftkube_spec.raft.model import RaftSpec
 from raftkube_spec.raft.mutants import MUTANTS
 from raftkube_spec.raft.state import RaftState
@@ -37,8 +37,8 @@ def check(spec: RaftSpec, symmetry: bool = True) -> Exploration[RaftState, Event
     problem: Problem[RaftState, Event] = Problem(
         initial=[spec.initial()],
         successors=spec.successors,
-        check_state=lambda s: first_violation(None, s),
-        check_step=first_violation,
+        check_state=state_violation,
+        check_step=step_violation,
         canonical=Symmetry() if symmetry else (lambda s: s),
     )
     return explore(problem)

@@ -175,15 +175,27 @@ STEP_PROPERTIES: tuple[StepProperty, ...] = (
 )
 
 
-def first_violation(before: RaftState | None, after: RaftState) -> tuple[str, str] | None:
-    """The first property broken by reaching ``after`` (from ``before``, if it was a step)."""
+def state_violation(s: RaftState) -> tuple[str, str] | None:
+    """The first state invariant ``s`` breaks, as (name, evidence)."""
     for inv in INVARIANTS:
-        problem = inv.check(after)
+        problem = inv.check(s)
         if problem is not None:
             return inv.name, problem
-    if before is not None:
-        for prop in STEP_PROPERTIES:
-            problem = prop.check(before, after)
-            if problem is not None:
-                return prop.name, problem
     return None
+
+
+def step_violation(before: RaftState, after: RaftState) -> tuple[str, str] | None:
+    """The first step property the step from ``before`` to ``after`` breaks."""
+    for prop in STEP_PROPERTIES:
+        problem = prop.check(before, after)
+        if problem is not None:
+            return prop.name, problem
+    return None
+
+
+def first_violation(before: RaftState | None, after: RaftState) -> tuple[str, str] | None:
+    """The first property broken by reaching ``after`` (from ``before``, if it was a step)."""
+    found = state_violation(after)
+    if found is None and before is not None:
+        found = step_violation(before, after)
+    return found
