@@ -55,6 +55,7 @@ from raftkube.clock import Clock
 from raftkube.mvcc import MvccStore, SessionError, SessionRejection, dump_snapshot, load_snapshot
 from raftkube.net.transport import Transport, TransportClosedError
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready, RejectedError, Snapshot
+from raftkube.raft.node import Observer
 from raftkube.server.entries import (
     EntryError,
     Registered,
@@ -142,10 +143,12 @@ class Member:
         clock: Clock,
         rng: random.Random | None = None,
         run_sync: SyncRunner | None = None,
+        observer: Observer | None = None,
     ) -> None:
         """``run_sync``, if given, runs ``storage.sync`` off the event loop (the real runner
         passes ``trio.to_thread.run_sync``); without it the sync is a plain call, so a
-        simulator runs the member without threads."""
+        simulator runs the member without threads. ``observer`` receives every event the Raft
+        core reports, in the spec's vocabulary (a conformance checker; nobody in production)."""
         self.config = config
         self._run_sync = run_sync
         self._syncing = False
@@ -186,6 +189,7 @@ class Member:
                 leader_transfer=True,
             ),
             random.Random(self._rng.random()),
+            observer,
             hard_state=HardState(hs.term, None if hs.vote is None else int(hs.vote), hs.commit),
             snapshot=core_snapshot,
             entries=entries,
