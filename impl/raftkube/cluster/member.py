@@ -27,11 +27,40 @@ from raftkube.cluster.common import (
     port_number,
 )
 from raftkube.net.transport import PeerAddress
-from raftkube.server.member import Member, MemberConfig
+from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
 from raftkube.server.runner import RunningMember, open_member
 from raftkube.tls import TlsSetupError, peer_tls, server_context
 
 logger = logging.getLogger("raftkube.member")
+
+READ_MODE_FLAGS = {"read-index": READ_INDEX, "lease": LEASE}
+"""``--read-mode`` values (dashes, as command lines spell them) to ``MemberConfig.read_mode``."""
+
+
+def drift_bound(text: str) -> float:
+    """An argparse type: a clock-rate error bound in [0, 1)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def add_read_flags(p: argparse.ArgumentParser) -> None:
+    """``--read-mode`` and ``--max-clock-drift``, shared with ``raftkube up``."""
+    p.add_argument(
+        "--read-mode",
+        choices=sorted(READ_MODE_FLAGS),
+        default="read-index",
+        help="linearizable reads: a quorum round each (read-index, default) or a leader lease "
+        "(lease: no round trip, but UNSAFE if a clock's rate drifts beyond --max-clock-drift)",
+    )
+    p.add_argument(
+        "--max-clock-drift",
+        type=drift_bound,
+        default=0.1,
+        help="with --read-mode lease: bound on any member's clock-rate error (default 0.1)",
+    )
+
 
 REPORT_INTERVAL: float = 0.05
 """How often the member's term and leader are sampled for the event log: a few ticks, so an
@@ -81,6 +110,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="also stop when stdin closes (used by `raftkube up`, so members never outlive it)",
     )
+    add_read_flags(p)
     p.set_defaults(handler=run_member)
 
 
@@ -112,7 +142,11 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
         raise _Setup("--client-cert-auth needs --cert, --key and --cacert")
     return {
         "config": MemberConfig(
-            member_id=args.member_id, servers=len(peers), cluster_id=args.cluster_id
+            member_id=args.member_id,
+            servers=len(peers),
+            cluster_id=args.cluster_id,
+            read_mode=READ_MODE_FLAGS[args.read_mode],
+            max_clock_drift=args.max_clock_drift,
         ),
         "peers": peers,
         "clients": clients,

@@ -36,6 +36,7 @@ import trio
 
 from raftkube.client import Client
 from raftkube.cluster.common import describe, expected_error, port_number, positive_int
+from raftkube.cluster.member import add_read_flags
 from raftkube.tls import ClusterCerts, client_context, ensure_cluster_certs
 
 HOST = "127.0.0.1"
@@ -85,6 +86,7 @@ def register(commands: Any) -> None:
         default=10.0,
         help="seconds between SIGTERM and SIGKILL when stopping (default 10)",
     )
+    add_read_flags(p)
     p.set_defaults(handler=run_up)
 
 
@@ -119,6 +121,8 @@ class Plan:
     members: tuple[MemberPlan, ...]
     certs: ClusterCerts | None
     client_cert_auth: bool
+    member_flags: tuple[str, ...] = ()
+    """Flags passed through to every ``raftkube member`` (the read mode)."""
 
     @property
     def endpoints(self) -> list[str]:
@@ -154,7 +158,7 @@ class Plan:
             argv += ["--cacert", str(self.certs.ca.cert)]
             if self.client_cert_auth:
                 argv.append("--client-cert-auth")
-        return argv
+        return argv + list(self.member_flags)
 
     def client_ssl_context(self) -> ssl.SSLContext | None:
         if self.certs is None:
@@ -240,7 +244,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         _check_port_free(m.peer_port, f"member {m.member_id} peers")
     certs = ensure_cluster_certs(args.data_dir / "tls", range(servers)) if args.tls else None
     _record_cluster(args.data_dir, servers, cluster_id)
-    return Plan(cluster_id, args.data_dir, members, certs, args.client_cert_auth)
+    flags = ("--read-mode", args.read_mode, "--max-clock-drift", repr(args.max_clock_drift))
+    return Plan(cluster_id, args.data_dir, members, certs, args.client_cert_auth, flags)
 
 
 def _say(text: str) -> None:

@@ -6,12 +6,24 @@ so that a conformance test can configure the model and the implementation identi
 
 from __future__ import annotations
 
+import math
+
 import attrs
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+def _drift(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
+
+
+def _non_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 @attrs.frozen
@@ -43,9 +55,39 @@ class NodeConfig:
     compaction: bool = False
     leader_transfer: bool = False
 
+    # Lease reads (not a spec switch: the lease is a local decision the spec never sees; see
+    # docs/lease-reads.md for the argument).
+    lease_read: bool = False
+    """Let a leader serve reads from a lease (:meth:`RaftNode.lease_read_index`) started by a
+    quorum-acknowledged ReadIndex round. Needs ``check_quorum``, ``lease`` and ``read_index``.
+    Every server then refuses to vote for ``election_timeout`` of its ticks after it last
+    heard from (or was) a leader, and after it starts; leadership transfer is refused."""
+    max_clock_drift: float = attrs.field(default=0.1, validator=_drift)
+    """The bound on how far any server's tick RATE may differ from real time (0.1: 10%).
+    Lease reads are unsafe if some clock drifts beyond it."""
+    lease_slack_ticks: int = attrs.field(default=0, validator=_non_negative)
+    """Ticks a driver may fire ahead of its clock (a tick loop that catches up after a stall
+    fires two ticks back to back): each one shortens a follower's protection by a tick, so it
+    is taken off the lease."""
+
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.node_id < self.servers:
             raise ValueError(f"node_id {self.node_id} outside 0..{self.servers - 1}")
+        if self.lease_read and not (self.check_quorum and self.lease and self.read_index):
+            raise ValueError("lease_read needs check_quorum, lease and read_index")
+
+    @property
+    def lease_ticks(self) -> int:
+        """How long, in the leader's ticks from a read's registration, the lease lasts.
+
+        A follower that got a message the leader sent after the registration refuses votes
+        for at least ``election_timeout - 1 - lease_slack_ticks`` of ITS ticks after receiving
+        it, i.e. at least that many ticks / (1 + drift) in real time; ``n`` leader ticks last
+        at most ``n / (1 - drift)`` in real time. So the lease may be ``n`` ticks with
+        ``n / (1 - drift) <= (election_timeout - 1 - slack) / (1 + drift)``."""
+        drift = self.max_clock_drift
+        protected = self.election_timeout - 1 - self.lease_slack_ticks
+        return max(0, math.floor(protected * (1 - drift) / (1 + drift)))
 
     @property
     def quorum(self) -> int:

@@ -3,7 +3,8 @@
 Inputs: :meth:`RaftNode.tick`, :meth:`RaftNode.step` (a received message),
 :meth:`RaftNode.propose`, :meth:`RaftNode.read_index`, :meth:`RaftNode.transfer_leadership`,
 :meth:`RaftNode.compact`. Output: :meth:`RaftNode.ready` / :meth:`RaftNode.advance`. A restart
-is a new node built from what the old one persisted.
+is a new node built from what the old one persisted. With ``NodeConfig.lease_read``,
+:meth:`RaftNode.lease_read_index` answers reads from a lease (docs/lease-reads.md).
 
 Each state change is reported, right after it is made, as one event of the specification
 (:mod:`raftkube_spec.raft.events`), and the messages the node sends are the specification's
@@ -59,6 +60,8 @@ class _PendingRead:
     read_id: int
     index: int
     acks: set[int]
+    tick: int
+    """The leader's tick count at registration: a lease from this read starts there."""
 
 
 NOOP: Value = b""
@@ -105,6 +108,13 @@ class RaftNode:
         self._election_elapsed = 0
         self._heartbeat_elapsed = 0
         self._randomized_timeout = self._draw_timeout()
+        self._ticks = 0
+        """Ticks since this node was built: the leader's lease is measured in them."""
+        self._quiet = 0
+        """Ticks since this node last was, or heard from, a leader (or since it started).
+        With lease reads it refuses votes while this is below the election timeout."""
+        self._lease_until = 0
+        """With lease reads: the leader holds a lease while ``_ticks`` is below this."""
 
         # What the driver has not yet been handed (see ready()).
         self._persisted = hs
@@ -137,6 +147,8 @@ class RaftNode:
 
     def tick(self) -> None:
         """One unit of logical time."""
+        self._ticks += 1
+        self._quiet = 0 if self.role is Role.LEADER else self._quiet + 1
         if self.role is Role.LEADER:
             self._tick_leader()
             return
@@ -179,17 +191,36 @@ class RaftNode:
             raise RejectedError("the leader has not yet committed an entry of its term")
         if self.pending_reads and read_id <= self.pending_reads[-1].read_id:
             raise RejectedError(f"read id {read_id} is not fresh")
-        self.pending_reads.append(_PendingRead(read_id, self.commit, {self.id}))
+        self.pending_reads.append(_PendingRead(read_id, self.commit, {self.id}, self._ticks))
         if self._observer is not None:
             self._observer(ev.ReadIndexRequest(self.id, read_id))
         self._complete_reads()
         for j in self.config.peers:
             self._send_heartbeat(j)
 
+    def lease_read_index(self) -> int | None:
+        """With lease reads: the index a linearizable read may be served at (once applied)
+        without a round trip, or None if there is no valid lease; the caller then starts a
+        :meth:`read_index` round, whose quorum acknowledgement renews the lease.
+
+        Valid while this node leads, has committed an entry of its term (so the commit
+        index covers every entry committed before its term) and its tick count is below
+        the registration tick of a quorum-acknowledged read plus ``lease_ticks``. No
+        server can have voted in a higher term since: see docs/lease-reads.md."""
+        if not self.config.lease_read or self.role is not Role.LEADER:
+            return None
+        if self.log.term_at(self.commit) != self.term or self._ticks >= self._lease_until:
+            return None
+        return self.commit
+
     def transfer_leadership(self, peer: int) -> None:
-        """Ask the up-to-date ``peer`` to campaign at once (TimeoutNow)."""
+        """Ask the up-to-date ``peer`` to campaign at once (TimeoutNow). Refused with lease
+        reads: the other servers refuse the target's vote requests while the lease is
+        protected, and a transfer that got through would end the lease early."""
         if not self.config.leader_transfer:
             raise RejectedError("leadership transfer is switched off")
+        if self.config.lease_read:
+            raise RejectedError("leadership transfer is refused in lease-read mode")
         if self.role is not Role.LEADER:
             raise NotLeaderError(f"server {self.id} is {self.role.value}, leader {self.leader}")
         if peer == self.id or peer not in self.progress:
@@ -220,6 +251,9 @@ class RaftNode:
         DropStaleResponse or DropMessage), possibly preceded by UpdateTerm."""
         if m.dest != self.id:
             raise ValueError(f"message for {m.dest} delivered to {self.id}")
+        if isinstance(m, RequestVoteRequest) and self._guarding_lease():
+            self._drop(m)
+            return
         if m.term > self.term:
             if isinstance(m, RequestVoteRequest) and self._in_lease():
                 self._drop(m)
@@ -386,6 +420,8 @@ class RaftNode:
         self.votes_granted = set()
         self.progress = {j: Progress(last + 1) for j in self.config.peers}
         self._reset_timers()
+        self._quiet = 0
+        self._lease_until = 0
         if self._observer is not None:
             self._observer(ev.BecomeLeader(self.id))
         self._append_own(NOOP)
@@ -408,6 +444,15 @@ class RaftNode:
             and self.leader is not None
             and self._election_elapsed < self.config.election_timeout
         )
+
+    def _guarding_lease(self) -> bool:
+        """With lease reads, every vote request (any term, pre-vote or not) is ignored while
+        some leader may hold a lease this server helped grant: for ``election_timeout`` ticks
+        after it last was or heard from a leader, and after it starts (it may have
+        acknowledged a lease before crashing). Stronger than :meth:`_in_lease`, whose
+        protection ends as soon as a higher term arrives by another message (a late vote
+        response, say) and clears ``leader``."""
+        return self.config.lease_read and self._quiet < self.config.election_timeout
 
     def _drop(self, m: Message) -> None:
         if self._observer is not None:
@@ -535,6 +580,8 @@ class RaftNode:
         done = [r for r in self.pending_reads if len(r.acks) >= quorum]
         for r in done:
             self.pending_reads.remove(r)
+            if self.config.lease_read:
+                self._lease_until = max(self._lease_until, r.tick + self.config.lease_ticks)
             self._read_states.append(ReadState(r.read_id, r.index))
             if self._observer is not None:
                 self._observer(ev.ReadIndexComplete(self.id, r.read_id))
@@ -593,6 +640,7 @@ class RaftNode:
             self._become_follower(self.term)
         self.leader = m.source
         self._election_elapsed = 0
+        self._quiet = 0
         return True
 
     def _on_append(self, m: AppendEntriesRequest) -> None:

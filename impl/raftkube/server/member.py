@@ -37,7 +37,11 @@ through the MVCC session table, so a retried write returns the first application
 
 **Graceful stop.** :meth:`Member.transfer_leadership` hands leadership to the most up-to-date
 follower (TimeoutNow) and waits, bounded, for a new leader, so stopping a leader does not cost
-the cluster an election timeout.
+the cluster an election timeout (except in lease-read mode, which refuses transfers).
+
+**Reads.** :meth:`Member.linearizable_barrier` confirms leadership with a ReadIndex round, or,
+with ``read_mode="lease"``, serves from a lease that such a round started while it lasts
+(docs/lease-reads.md: sound only while every clock's rate stays within ``max_clock_drift``).
 """
 
 from __future__ import annotations
@@ -99,6 +103,11 @@ class MemberError(Exception):
         self.leader = leader
 
 
+READ_INDEX = "read_index"
+LEASE = "lease"
+READ_MODES = (READ_INDEX, LEASE)
+
+
 @attrs.frozen
 class MemberConfig:
     member_id: int
@@ -114,6 +123,16 @@ class MemberConfig:
     """Applied entries between two snapshots (each one releases the WAL it covers)."""
     transfer_timeout: float = 1.0
     """How long a stopping leader waits for its successor before giving up."""
+    read_mode: str = attrs.field(default=READ_INDEX, validator=attrs.validators.in_(READ_MODES))
+    """``"read_index"``: every linearizable read confirms leadership with a quorum round.
+    ``"lease"``: reads within a lease need no round trip; UNSAFE if a clock's rate drifts
+    beyond ``max_clock_drift`` (docs/lease-reads.md)."""
+    max_clock_drift: float = 0.1
+    """Lease mode: the bound on any member's clock-rate error (0.1: 10% fast or slow)."""
+
+    @property
+    def lease_mode(self) -> bool:
+        return self.read_mode == LEASE
 
 
 _SESSION_CODES: dict[SessionRejection, str] = {
@@ -184,9 +203,14 @@ class Member:
                 max_inflight=64,
                 pre_vote=True,
                 check_quorum=True,
+                lease=config.lease_mode,
                 read_index=True,
                 compaction=True,
                 leader_transfer=True,
+                lease_read=config.lease_mode,
+                max_clock_drift=config.max_clock_drift,
+                # The tick loop may fire two ticks back to back when it catches up.
+                lease_slack_ticks=1,
             ),
             random.Random(self._rng.random()),
             observer,
@@ -215,6 +239,12 @@ class Member:
         )
         self._stopped = False
         self._transferring = False
+        self._lease_term = 0
+        self._lease_deadline = 0.0
+        """Lease mode: the clock time the lease ends, for a lease started in ``_lease_term``
+        (the node's own lease is in ticks, which a stalled tick loop loses; this one is not)."""
+        self.lease_reads = 0
+        """Reads served from the lease, without a round trip (a statistic)."""
         # Entries known committed on disk are applied at once; the node re-delivers them
         # after restart and the ready loop skips them. A snapshot installed from a leader may
         # be ahead of the persisted commit index; it is committed by definition.
@@ -646,7 +676,7 @@ class Member:
         (the core only transfers to an up-to-date follower). TimeoutNow is re-sent every few
         ticks in case it was lost; a duplicate in an older term is ignored by the target.
         """
-        if not self.node.is_leader or self._stopped:
+        if not self.node.is_leader or self._stopped or self.config.lease_mode:
             return None
         self._transferring = True
         resend_every = max(1, self.config.election_ticks // 2) * self.config.tick_interval
@@ -680,17 +710,44 @@ class Member:
         return successor
 
     async def linearizable_barrier(self) -> None:
-        """Return once the local state reflects every write committed before the call."""
+        """Return once the local state reflects every write committed before the call.
+
+        A ReadIndex round confirms that this member still leads; in lease mode a valid lease
+        stands in for it (the read waits only for the apply), and each round renews it."""
         if self._stopped:
             raise MemberError("unavailable", "raftkube: member stopped")
         if not self.node.is_leader:
             raise self._not_leader()
+        leased = self._leased_index()
         rid = self._next_read
         self._next_read += 1
+        if leased is not None:
+            self.lease_reads += 1
+            w = _Waiter(index=leased)
+            self._reads[rid] = w
+            self._read_queue.append((rid, w))
+            self._release_reads()
+            await self._wait(w, lambda: self._reads.pop(rid, None))
+            return
+        started, term = self.clock.now(), self.node.term
         w = _Waiter(index=-1)
         self._reads[rid] = w
         self.kick()
         await self._wait(w, lambda: self._reads.pop(rid, None))
+        if self.config.lease_mode and self.node.term == term:
+            # The round was registered after ``started``, by this leader (same term), so the
+            # node's lease runs from a later tick; the clock bound is never the longer one.
+            lease = self.node.config.lease_ticks * self.config.tick_interval
+            if term != self._lease_term:
+                self._lease_term, self._lease_deadline = term, 0.0
+            self._lease_deadline = max(self._lease_deadline, started + lease)
+
+    def _leased_index(self) -> int | None:
+        """The node's lease index, if the clock also says the lease still holds."""
+        index = self.node.lease_read_index()
+        if index is None or self.node.term != self._lease_term:
+            return None
+        return index if self.clock.now() < self._lease_deadline else None
 
     def read_local(self, req: Request) -> Result:
         return self.mvcc.apply(req)

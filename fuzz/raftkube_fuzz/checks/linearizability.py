@@ -1,0 +1,617 @@
+"""Is a client history linearizable with respect to the spec's sequential KV model?
+
+The search is Wing & Gong's, with Lowe's memoization (the algorithm Porcupine uses): from the
+current model state, pick an operation that no unlinearized completed operation precedes in
+real time, apply it with :func:`raftkube_spec.kv.apply`, require the model's result to equal the
+recorded one, and go deeper; on a dead end, backtrack. A (set of linearized operations, model
+state) pair is visited at most once, which is what keeps the search polynomial in practice: two
+orders of commuting operations reach the same pair. ``KVState`` is frozen with a cached hash
+and states compare equal exactly when no client could tell them apart, so it is a sound memo key.
+
+Decisions, and why:
+
+* No partitioning. Per-key partitioning (P-compositionality) needs operations on different
+  keys to be independent, but every etcd write bumps one global revision that every response
+  header carries, so a read of key ``a`` observes writes to key ``b``. Dropping headers to
+  partition would throw away exactly the evidence that catches stale reads across keys. The
+  headers instead make the single search cheap: a wrong order of writes yields a wrong
+  revision within a step or two, so dead ends are short.
+* Outcomes. Failed operations were never applied and are dropped. Unknown ones (and those
+  still pending) may take effect at any point after their call or never: their return is
+  treated as +infinity and the search succeeds once every *completed* operation is linearized
+  (an Unknown operation left over can always be placed after everything, where nothing
+  observes it). Unknown operations that cannot change the state (reads, keep-alives, see below)
+  are dropped outright. Serializable reads are allowed to be stale and are left out.
+* Real-time order. ``p`` precedes ``o`` when ``p`` returned strictly before ``o`` was called,
+  or at the same virtual instant but recorded first (see ``Operation.invoked_before_ret``).
+* Time-dependent lease fields. A member stamps lease requests with its own clock (``now_ms``),
+  which the client never sees, so the checker replaces every ``now_ms`` by 0. Grant and
+  keep-alive then store the same expiry (``ttl * 1000``), so lease state is clock-free, and
+  results are compared on what the clocks cannot change: ids, granted TTLs, errors, attached
+  keys and header revisions. Exceptions: a TimeToLive's remaining ``ttl`` only has to lie in
+  ``[0, granted_ttl]`` (``-1`` exactly when the lease is missing), and a keep-alive answered
+  "lease not found" is accepted while the lease still exists in the model (it may be expired
+  and awaiting the leader's revoke, which etcd also reports as not found). Whether leases
+  expire at the right *time* is a timing property this check cannot judge. A grant whose id
+  the leader chose (request id 0) takes its id from the answer; if there was no answer, nobody
+  can know the id, so nothing can refer to the lease and the grant (which writes no revision)
+  is dropped. Expiry reaches the history as LeaseRevoke operations with Unknown outcome.
+* Response headers in the spec hold only the revision (no member id, term or cluster id), so
+  results are compared with plain equality, header revision included.
+* Cheap refutations first, for small evidence: two operations in real-time order whose
+  headers go backwards, a read of a value nothing wrote, two different records seen for one
+  key at one revision. The search then cuts, soundly, every branch where the model passes a
+  revision some pending operation reports, an Unknown write takes a revision an acknowledged
+  write created, or a write fails to create the records clients (and watches, if given) saw
+  at its revision. With those cuts Unknown writes stay cheap; without them every subset of
+  them is tried on each backtrack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+import raftkube_spec.kv as kv
+from raftkube_fuzz.checks.history import Failed, History, Ok, Operation, Unknown, describe
+from raftkube_fuzz.violation import Violation
+from raftkube_spec.kv import history as kv_history
+
+DEFAULT_MAX_STEPS = 200_000
+"""Model applications the search may make before it gives up (a few thousand is typical)."""
+
+
+class LinearizabilityUndecided(Exception):
+    """The search ran out of its step budget: the history is neither accepted nor refuted."""
+
+
+@attrs.frozen
+class Linearization:
+    """A witness order: the applied operations, in order, and the model states around it.
+
+    ``requests`` are the operations' requests as the model replayed them (lease clock readings
+    zeroed, leader-picked lease ids filled in), so replaying them from ``initial`` reaches
+    ``final_state``. Unknown operations that the witness did not need are absent: they may have
+    been applied after everything, or never, so the witness says nothing beyond
+    ``final_state.revision``.
+    """
+
+    operations: tuple[Operation, ...]
+    requests: tuple[kv.Request, ...]
+    initial: kv.KVState
+    final_state: kv.KVState
+
+
+@attrs.frozen
+class _Entry:
+    """One operation as the search sees it: normalized request, bounds, and what to match."""
+
+    op: Operation
+    request: kv.Request
+    call: float
+    ret: float
+    expected: kv.Result | None
+    order_hint: tuple[int, int, float]
+
+
+def check_linearizable(
+    history: History,
+    *,
+    initial: kv.KVState | None = None,
+    watched: Iterable[kv.Event] = (),
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> None:
+    """Raise :class:`Violation` ("Linearizability") unless ``history`` is linearizable."""
+    find_linearization(history, initial=initial, watched=watched, max_steps=max_steps)
+
+
+def find_linearization(
+    history: History,
+    *,
+    initial: kv.KVState | None = None,
+    watched: Iterable[kv.Event] = (),
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> Linearization:
+    """Search for a witness order; raise Violation if none exists.
+
+    ``watched`` are events watchers received. They are observations like any read: when
+    Unknown writes fill revisions no read pinned down, only they say which write really
+    took a revision, so a witness that must agree with watches (:mod:`.watches` checks them
+    against this witness) has to be built with them.
+
+    Raises :class:`LinearizabilityUndecided` when ``max_steps`` model applications were not
+    enough to decide: a budget overrun is reported, never mistaken for a pass.
+    """
+    start = initial if initial is not None else kv.initial_state()
+    entries = _entries(history)
+    _check_revisions_never_go_back(entries, start)
+    _check_seen_records(entries, start)
+    return _Search(entries, start, max_steps, tuple(watched)).run()
+
+
+def _check_revisions_never_go_back(entries: list[_Entry], initial: kv.KVState) -> None:
+    """The cheapest refutation, with the smallest evidence: two operations in real-time order
+    whose headers go backwards (a stale read, a lost write). Revisions never decrease, so if
+    ``p`` returned before ``o`` was called, ``o``'s header is at least ``p``'s."""
+    done = sorted((e for e in entries if e.expected is not None), key=lambda e: e.ret)
+    latest: _Entry | None = None
+    j = 0
+    for o in sorted(done, key=lambda e: e.call):
+        while j < len(done) and done[j].ret < o.call:
+            if latest is None or _header_revision(done[j]) > _header_revision(latest):
+                latest = done[j]
+            j += 1
+        if _header_revision(o) < initial.revision:
+            raise Violation(
+                "Linearizability",
+                f"op {o.op.op_id} reports revision {_header_revision(o)}, below the initial "
+                f"{initial.revision}",
+                {"operations": [_render(o.op)]},
+            )
+        if latest is not None and _header_revision(o) < _header_revision(latest):
+            raise Violation(
+                "Linearizability",
+                f"revision went back: op {o.op.op_id} (called at {o.call}) reports revision "
+                f"{_header_revision(o)} after op {latest.op.op_id} returned revision "
+                f"{_header_revision(latest)} at {latest.ret}",
+                {"operations": [_render(latest.op), _render(o.op)]},
+            )
+
+
+# -- preparing the operations --------------------------------------------------------------
+
+
+def _is_read_only(request: kv.Request) -> bool:
+    match request:
+        case kv.RangeRequest() | kv.LeaseTimeToLiveRequest() | kv.LeaseKeepAliveRequest():
+            return True
+        case kv.TxnRequest():
+            return all(_is_read_only(op) for op in (*request.success, *request.failure))
+        case _:
+            return False
+
+
+def _normalized(request: kv.Request, outcome: Ok | Unknown) -> kv.Request | None:
+    """The request as the model must replay it; None when it is unobservable (see module doc)."""
+    match request:
+        case kv.LeaseGrantRequest():
+            lease_id = request.id
+            if lease_id == 0:
+                if isinstance(outcome, Ok) and isinstance(outcome.result, kv.LeaseGrantResponse):
+                    lease_id = outcome.result.id
+                elif isinstance(outcome, Ok):
+                    # Refused with an id we never learn: any id nobody uses gives the same error.
+                    lease_id = -1
+                else:
+                    return None
+            return kv.LeaseGrantRequest(lease_id, request.ttl, 0)
+        case kv.LeaseKeepAliveRequest():
+            return kv.LeaseKeepAliveRequest(request.id, 0)
+        case kv.LeaseTimeToLiveRequest():
+            return kv.LeaseTimeToLiveRequest(request.id, 0, request.keys)
+        case _:
+            return request
+
+
+def _entries(history: History) -> list[_Entry]:
+    entries = []
+    for op in history.operations():
+        if op.serializable or isinstance(op.outcome, Failed):
+            continue
+        outcome = op.outcome if op.outcome is not None else Unknown("pending at the end")
+        if isinstance(outcome, Unknown) and _is_read_only(op.request):
+            continue
+        request = _normalized(op.request, outcome)
+        if request is None:
+            continue
+        if isinstance(outcome, Ok):
+            assert op.ret is not None, f"operation {op.op_id} is Ok without a return time"
+            rev = outcome.result.header.revision
+            entries.append(_Entry(op, request, op.call, op.ret, outcome.result, (0, rev, op.ret)))
+        else:
+            entries.append(_Entry(op, request, op.call, math.inf, None, (1, 0, -op.call)))
+    entries.sort(key=lambda e: (e.call, e.op.op_id))
+    return entries
+
+
+def _header_revision(entry: _Entry) -> int:
+    assert entry.expected is not None
+    return entry.expected.header.revision
+
+
+def _wrote(result: kv.Result) -> bool:
+    """Whether a response proves its request created a new revision."""
+    match result:
+        case kv.PutResponse():
+            return True
+        case kv.DeleteRangeResponse():
+            return result.deleted > 0
+        case kv.TxnResponse():
+            return any(_wrote(r) for r in result.responses)
+        case _:
+            return False
+
+
+def _claimed_revisions(entries: list[_Entry]) -> set[int]:
+    """Revisions that completed writes certainly created (their response headers)."""
+    return {
+        e.expected.header.revision for e in entries if e.expected is not None and _wrote(e.expected)
+    }
+
+
+def _seen(
+    request: kv.Request | kv.RequestOp, result: kv.Result | kv.ResponseOp
+) -> list[kv.KeyValue]:
+    """The complete records a response shows (keys-only reads strip values, so they don't count)."""
+    match request, result:
+        case kv.RangeRequest(), kv.RangeResponse():
+            return [] if request.keys_only else list(result.kvs)
+        case kv.PutRequest(), kv.PutResponse():
+            return [] if result.prev_kv is None else [result.prev_kv]
+        case kv.DeleteRangeRequest(), kv.DeleteRangeResponse():
+            return list(result.prev_kvs)
+        case kv.TxnRequest(), kv.TxnResponse():
+            branch = request.success if result.succeeded else request.failure
+            return [
+                seen
+                for op, r in zip(branch, result.responses, strict=False)
+                for seen in _seen(op, r)
+            ]
+        case _:
+            return []
+
+
+def _written_values(request: kv.Request | kv.RequestOp) -> list[tuple[bytes, bytes]]:
+    match request:
+        case kv.PutRequest():
+            return [] if request.ignore_value else [(request.key, request.value)]
+        case kv.TxnRequest():
+            return [
+                kv_ for op in (*request.success, *request.failure) for kv_ in _written_values(op)
+            ]
+        case _:
+            return []
+
+
+def _check_seen_records(entries: list[_Entry], initial: kv.KVState) -> None:
+    """Refute up front what no order can explain, with one or two operations as evidence.
+
+    A record, once written at a revision, never changes, so two clients seeing different
+    records for one key at one revision cannot both be right; and a value no request that may
+    have been applied ever wrote cannot be read.
+    """
+    written = {(r.key, r.value) for h in initial.keys for r in h.records}
+    for e in entries:
+        written.update(_written_values(e.request))
+    first: dict[tuple[bytes, int], tuple[kv.KeyValue, _Entry]] = {}
+    for e in entries:
+        if e.expected is None:
+            continue
+        for seen in _seen(e.request, e.expected):
+            if (seen.key, seen.value) not in written:
+                raise Violation(
+                    "Linearizability",
+                    f"op {e.op.op_id} read {describe(seen)}, a value no request wrote",
+                    {"operations": [_render(e.op)]},
+                )
+            earlier, by = first.setdefault((seen.key, seen.mod_revision), (seen, e))
+            if earlier != seen:
+                raise Violation(
+                    "Linearizability",
+                    f"ops {by.op.op_id} and {e.op.op_id} saw different records of "
+                    f"{seen.key!r} at revision {seen.mod_revision}: {describe(earlier)} and "
+                    f"{describe(seen)}",
+                    {"operations": [_render(by.op), _render(e.op)]},
+                )
+
+
+def _observed_records(
+    entries: list[_Entry], watched: tuple[kv.Event, ...]
+) -> dict[int, list[kv.KeyValue]]:
+    """Every record some client saw, by the revision that created it (deduplicated, sorted).
+
+    A watch's DELETE event carries the tombstone itself, which the model stores in the same
+    shape, so deletions are pinned down as exactly as puts.
+    """
+    found: dict[int, set[kv.KeyValue]] = {}
+    for e in entries:
+        if e.expected is not None:
+            for seen in _seen(e.request, e.expected):
+                found.setdefault(seen.mod_revision, set()).add(seen)
+    for event in watched:
+        found.setdefault(event.kv.mod_revision, set()).add(event.kv)
+    return {
+        rev: sorted(records, key=lambda r: (r.key, r.create_revision, r.version, r.value))
+        for rev, records in found.items()
+    }
+
+
+def _precedes(p: _Entry, o: _Entry) -> bool:
+    if p.ret < o.call:
+        return True
+    seen = p.op.invoked_before_ret
+    return p.ret == o.call and seen is not None and seen <= o.op.op_id
+
+
+# -- comparing results ---------------------------------------------------------------------
+
+
+def _matches(request: kv.Request, model: kv.Result, recorded: kv.Result) -> bool:
+    if model == recorded:
+        return True
+    if isinstance(request, kv.LeaseTimeToLiveRequest):
+        if not (
+            isinstance(model, kv.LeaseTimeToLiveResponse)
+            and isinstance(recorded, kv.LeaseTimeToLiveResponse)
+        ):
+            return False
+        if model.ttl == -1 or recorded.ttl == -1:
+            return False  # they differ, and one says the lease is missing
+        return 0 <= recorded.ttl <= model.granted_ttl and (
+            attrs.evolve(recorded, ttl=model.ttl) == model
+        )
+    if isinstance(request, kv.LeaseKeepAliveRequest):
+        return (
+            isinstance(model, kv.LeaseKeepAliveResponse)
+            and isinstance(recorded, kv.KVError)
+            and recorded.code is kv.ErrorCode.LEASE_NOT_FOUND
+            and recorded.header == model.header
+        )
+    return False
+
+
+# -- the search ----------------------------------------------------------------------------
+
+
+@attrs.define
+class _Frame:
+    linearized: int
+    state: kv.KVState
+    lo: int
+    by_revision_lo: int
+    candidates: list[int]
+    next: int = 0
+
+
+class _Search:
+    """Depth-first search over (linearized set, model state), remembering its deepest point."""
+
+    def __init__(
+        self,
+        entries: list[_Entry],
+        initial: kv.KVState,
+        max_steps: int,
+        watched: tuple[kv.Event, ...],
+    ) -> None:
+        self.entries = entries
+        self.initial = initial
+        self.max_steps = max_steps
+        self.required = 0
+        for i, entry in enumerate(entries):
+            if entry.expected is not None:
+                self.required |= 1 << i
+        self.by_revision = sorted(
+            (i for i, e in enumerate(entries) if e.expected is not None),
+            key=lambda i: _header_revision(entries[i]),
+        )
+        self.claimed = _claimed_revisions(entries)
+        self.observed = _observed_records(entries, watched)
+        self.steps = 0
+        self.deepest: tuple[int, list[int], _Frame] | None = None
+        self.rejected: dict[int, tuple[kv.Result, str]] = {}
+        self.blocked_by = -1
+
+    def candidates(self, linearized: int, lo: int) -> list[int]:
+        """Unlinearized entries no unlinearized entry precedes, most promising first."""
+        entries = self.entries
+        found = []
+        min_ret = math.inf
+        for i in range(lo, len(entries)):
+            entry = entries[i]
+            if entry.call > min_ret:
+                break  # calls only grow from here: everything further is blocked too
+            if linearized >> i & 1:
+                continue
+            if entry.call == min_ret and any(
+                not linearized >> j & 1 and _precedes(entries[j], entry) for j in range(lo, i)
+            ):
+                min_ret = min(min_ret, entry.ret)
+                continue
+            found.append(i)
+            min_ret = min(min_ret, entry.ret)
+        # Completed operations first, in the order their headers' revisions suggest; Unknown
+        # ones only when no completed one fits, most recently called first (an operation in
+        # flight now is likelier to land now than one that has been missing for a while).
+        found.sort(key=lambda i: entries[i].order_hint)
+        return found
+
+    def frame(self, linearized: int, state: kv.KVState, parent: _Frame | None) -> _Frame | None:
+        """The search node for ``(linearized, state)``; None when it is a dead end already.
+
+        Revisions never decrease, and an operation's header shows the revision after it ran,
+        so once the model's revision passes the header of an operation still to be
+        linearized, no continuation can work. This cut is what keeps Unknown writes cheap:
+        without it, every subset of them would be tried before the search backtracks.
+        """
+        lo = parent.lo if parent is not None else 0
+        while lo < len(self.entries) and linearized >> lo & 1:
+            lo += 1
+        by_rev = parent.by_revision_lo if parent is not None else 0
+        while by_rev < len(self.by_revision) and linearized >> self.by_revision[by_rev] & 1:
+            by_rev += 1
+        if by_rev < len(self.by_revision):
+            lowest = _header_revision(self.entries[self.by_revision[by_rev]])
+            if lowest < state.revision:
+                self.blocked_by = self.by_revision[by_rev]
+                return None
+        return _Frame(linearized, state, lo, by_rev, self.candidates(linearized, lo))
+
+    def run(self) -> Linearization:
+        first = self.frame(0, self.initial, None)
+        assert first is not None, "revisions below the initial one are refuted up front"
+        stack = [first]
+        visited: set[tuple[int, kv.KVState]] = set()
+        while stack:
+            top = stack[-1]
+            if top.linearized & self.required == self.required:
+                order = [self.entries[i] for i in self.path(stack)]
+                return Linearization(
+                    tuple(e.op for e in order),
+                    tuple(e.request for e in order),
+                    self.initial,
+                    top.state,
+                )
+            self.note_depth(stack)
+            pushed = False
+            while top.next < len(top.candidates):
+                i = top.candidates[top.next]
+                top.next += 1
+                entry = self.entries[i]
+                self.steps += 1
+                if self.steps > self.max_steps:
+                    raise LinearizabilityUndecided(
+                        f"no decision within {self.max_steps} steps on {len(self.entries)} "
+                        f"operations (deepest linearized prefix: {self.deepest_count()})"
+                    )
+                state, result = kv.apply(top.state, entry.request)
+                at_deepest = self.deepest is not None and self.deepest[2] is top
+                if entry.expected is None:
+                    if state is top.state or state == top.state:
+                        # An Unknown no-op here: the node it leads to can do nothing that
+                        # this one cannot (the op stays available for later), so skip it.
+                        continue
+                elif not _matches(entry.request, result, entry.expected):
+                    if at_deepest:
+                        self.rejected[i] = (result, "the recorded result differs")
+                    continue
+                if state.revision != top.state.revision:
+                    conflict = self.write_conflict(entry, state)
+                    if conflict is not None:
+                        if at_deepest:
+                            self.rejected[i] = (result, conflict)
+                        continue
+                key = (top.linearized | 1 << i, state)
+                if key in visited:
+                    continue
+                visited.add(key)
+                child = self.frame(key[0], state, top)
+                if child is None:
+                    if at_deepest:
+                        late = self.entries[self.blocked_by]
+                        self.rejected[i] = (
+                            result,
+                            f"op {late.op.op_id} reports revision {_header_revision(late)} "
+                            f"but would come after revision {state.revision}",
+                        )
+                    continue
+                stack.append(child)
+                pushed = True
+                break
+            if not pushed:
+                stack.pop()
+        raise self.violation()
+
+    def write_conflict(self, entry: _Entry, state: kv.KVState) -> str | None:
+        """Why ``entry`` cannot be the write that created ``state.revision`` (None: it may).
+
+        Two cuts, both sound because a revision is written once and its records never change:
+        an Unknown operation cannot take a revision a completed write showed it created, and
+        whatever creates a revision must create exactly the records clients saw stamped with
+        it. They stop the search from trying every Unknown write in every unclaimed revision.
+        """
+        revision = state.revision
+        if entry.expected is None and revision in self.claimed:
+            return f"an acknowledged write created revision {revision}"
+        for seen in self.observed.get(revision, ()):
+            # Membership rather than ``at``: a txn may put a key and delete it again within
+            # one revision, and a nested prev_kv then shows the put that ``at`` hides.
+            found = kv_history.find(state.keys, seen.key)
+            if found is None or seen not in found.since(revision):
+                return f"a client or watch saw {describe(seen)}, which this write does not create"
+        return None
+
+    def path(self, stack: list[_Frame]) -> list[int]:
+        """The entries linearized along the stack, in order."""
+        return [f.candidates[f.next - 1] for f in stack[:-1]]
+
+    def note_depth(self, stack: list[_Frame]) -> None:
+        count = len(stack) - 1
+        if self.deepest is None or count > self.deepest[0]:
+            self.deepest = (count, self.path(stack), stack[-1])
+            self.rejected = {}
+
+    def deepest_count(self) -> int:
+        return 0 if self.deepest is None else self.deepest[0]
+
+    def violation(self) -> Violation:
+        assert self.deepest is not None
+        count, path, frame = self.deepest
+        stuck = [
+            {
+                **_render(self.entries[i].op),
+                "model_result": describe(self.rejected[i][0]),
+                "why_not": self.rejected[i][1],
+            }
+            for i in frame.candidates
+            if i in self.rejected
+        ]
+        keys: set[str] = set()
+        for i in self.rejected:
+            keys.update(_keys(self.entries[i].request))
+        related = [i for i in path if keys & set(_keys(self.entries[i].request))][-8:]
+        evidence: dict[str, Any] = {
+            "operations": len(self.entries),
+            "linearized": count,
+            "model_revision": frame.state.revision,
+            "no_valid_next": stuck,
+            "last_linearized_on_same_keys": [_render(self.entries[i].op) for i in related],
+            "last_linearized": [_render(self.entries[i].op) for i in path[-4:]],
+        }
+        first = stuck[0] if stuck else None
+        detail = (
+            f"; e.g. op {first['op']} ({first['request']}) got {first['outcome']}, "
+            f"the model says {first['model_result']}: {first['why_not']}"
+            if first
+            else ""
+        )
+        return Violation(
+            "Linearizability",
+            f"no linearization: stuck after {count} of {len(self.entries)} operations at "
+            f"revision {frame.state.revision}{detail}",
+            evidence,
+        )
+
+
+def _keys(request: kv.Request | kv.RequestOp) -> list[str]:
+    """The keys a request names (for picking related operations in evidence)."""
+    match request:
+        case kv.RangeRequest() | kv.PutRequest() | kv.DeleteRangeRequest():
+            return [describe(request.key)]
+        case kv.TxnRequest():
+            found = [describe(c.key) for c in request.compare]
+            for op in (*request.success, *request.failure):
+                found.extend(_keys(op))
+            return found
+        case kv.CompactionRequest():
+            return ["compaction"]
+        case (
+            kv.LeaseGrantRequest()
+            | kv.LeaseRevokeRequest()
+            | kv.LeaseKeepAliveRequest()
+            | kv.LeaseTimeToLiveRequest()
+        ):
+            return [f"lease {request.id}"]
+
+
+def _render(op: Operation) -> dict[str, Any]:
+    return {
+        "op": op.op_id,
+        "client": op.client_id,
+        "call": op.call,
+        "ret": op.ret,
+        "request": describe(op.request),
+        "outcome": describe(op.outcome) if op.outcome is not None else "pending",
+    }

@@ -1,0 +1,338 @@
+"""``raftkube fuzz``: run suites, replay traces, list suites and mutants, score the mutants.
+
+Exit status: ``run`` exits 1 when a property failed (the trace path is printed) and 0 when the
+budget was spent without a failure. ``replay`` exits 1 when it reproduces the recorded
+violation at the recorded step, 0 when the run now passes, 3 when it fails differently (the
+code changed, or determinism broke) and 2 for a file it cannot read. ``mutants`` exits 0 when
+every mutant was found, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from raftkube_fuzz.runner import Outcome
+    from raftkube_fuzz.session import Session
+
+STATE_DIR = Path(".raftkube") / "fuzz"
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def duration(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``1.5h`` -> seconds."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected a number with an optional unit ms, s, m or h"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def register(commands: Any) -> None:
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="run fuzz suites against the implementation in a simulated world",
+        description="Deterministic simulation testing: Hypothesis drives the real members "
+        "in a simulated world and checks every run against the spec.",
+    )
+    sub = fuzz.add_subparsers(dest="fuzz_command", metavar="SUBCOMMAND", required=True)
+
+    run = sub.add_parser("run", help="fuzz one suite for a budget of time or examples")
+    run.add_argument("suite", help="the suite to run (raftkube fuzz list)")
+    run.add_argument("--time", type=duration, default=None, help="time budget, e.g. 10m")
+    run.add_argument("--examples", type=int, default=None, help="number of examples")
+    run.add_argument("--seed", type=int, default=None, help="seed of the whole fuzz run")
+    run.add_argument("--mutant", default=None, help="patch in a named bug (raftkube fuzz list)")
+    run.add_argument(
+        "--traces", type=Path, default=STATE_DIR / "traces", help="where failing traces go"
+    )
+    run.add_argument(
+        "--steps", type=int, default=None, help="maximum steps per example (default 40)"
+    )
+    run.add_argument(
+        "--shrink-time",
+        type=duration,
+        default=None,
+        help="cap on shrinking a failure (default 90s)",
+    )
+    run.set_defaults(handler=_run)
+
+    replay = sub.add_parser("replay", help="re-run a trace file and show its timeline")
+    replay.add_argument("trace", type=Path, help="a trace file written by 'fuzz run'")
+    replay.add_argument("--until", type=int, default=None, help="stop after this step")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.add_argument(
+        "--quiet", action="store_true", help="print only the verdict, not the timeline"
+    )
+    replay.set_defaults(handler=_replay)
+
+    listing = sub.add_parser("list", help="list the suites and the mutants")
+    listing.set_defaults(handler=_list)
+
+    mutants = sub.add_parser("mutants", help="check that every mutant is found")
+    mutants.add_argument(
+        "--time-per-mutant", type=duration, default=120.0, help="budget per mutant (120s)"
+    )
+    mutants.add_argument("--seed", type=int, default=None, help="seed of every fuzz run")
+    mutants.add_argument(
+        "--shrink-time", type=duration, default=60.0, help="cap on shrinking each (60s)"
+    )
+    mutants.add_argument(
+        "--only", nargs="+", default=None, metavar="MUTANT", help="these mutants only"
+    )
+    mutants.add_argument("--traces", type=Path, default=STATE_DIR / "traces" / "mutants")
+    mutants.set_defaults(handler=_mutants)
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+def _progress_table(title: str, s: Session, elapsed: float) -> Table:
+    t = s.totals()
+    table = Table(title=title, show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rate = elapsed if elapsed > 0 else 1.0
+    table.add_row("elapsed", f"{elapsed:8.1f} s")
+    table.add_row("examples", f"{t['examples']:8d}")
+    table.add_row("steps", f"{t['steps']:8d}")
+    table.add_row(
+        "virtual time", f"{t['virtual_seconds']:8.1f} s  ({t['virtual_seconds'] / rate:.2f}x)"
+    )
+    table.add_row("deliveries", f"{t['deliveries']:8d}  ({t['deliveries'] / rate:,.0f}/s)")
+    table.add_row("events", f"{t['events']:8d}  ({t['events'] / rate:,.0f}/s)")
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(s.faults.items())) or "-"
+    table.add_row("faults", faults)
+    return table
+
+
+def _print_outcome(console: Console, outcome: Outcome) -> None:
+    if outcome.trace is not None and outcome.trace.violation is not None:
+        v = outcome.trace.violation
+        console.print(
+            f"[bold red]FAILED[/]: {v.prop} after step {v.step} "
+            f"({len(outcome.trace.steps)} steps in the shrunk example)"
+        )
+        console.print(f"  {v.message}")
+        console.print(f"  trace: {outcome.trace_path}")
+        console.print(f"  replay: raftkube fuzz replay {outcome.trace_path}")
+    elif outcome.error is not None:
+        console.print(f"[bold red]ERROR[/] (not a property violation): {outcome.error}")
+    else:
+        console.print(
+            f"[bold green]passed[/]: {outcome.examples} examples, {outcome.steps} steps, "
+            f"{outcome.virtual_seconds:.1f} virtual s in {outcome.elapsed:.1f} s "
+            f"({outcome.deliveries / max(outcome.elapsed, 1e-9):,.0f} deliveries/s)"
+        )
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> int:
+    print(f"raftkube fuzz: no {kind} named {name!r}; {kind}s: {', '.join(known)}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from raftkube_fuzz.mutants import MUTANTS
+    from raftkube_fuzz.runner import run_suite
+    from raftkube_fuzz.suites import SUITES
+
+    if args.suite not in SUITES:
+        return _unknown("suite", args.suite, sorted(SUITES))
+    if args.mutant is not None and args.mutant not in MUTANTS:
+        return _unknown("mutant", args.mutant, list(MUTANTS))
+    console = Console()
+    title = f"raftkube fuzz run {args.suite}" + (f" --mutant {args.mutant}" if args.mutant else "")
+    kwargs: dict[str, Any] = {}
+    if args.steps is not None:
+        kwargs["steps_per_example"] = args.steps
+    if args.shrink_time is not None:
+        kwargs["shrink_time"] = args.shrink_time
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+
+        def progress(s: Session, elapsed: float) -> None:
+            live.update(_progress_table(title, s, elapsed), refresh=True)
+
+        outcome = run_suite(
+            args.suite,
+            time_budget=args.time,
+            examples=args.examples,
+            seed=args.seed,
+            mutant=args.mutant,
+            traces_dir=args.traces,
+            on_progress=progress,
+            **kwargs,
+        )
+    _print_outcome(console, outcome)
+    return 1 if outcome.failed else 0
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from raftkube_fuzz.run import run_steps
+    from raftkube_fuzz.runner import patch_for
+    from raftkube_fuzz.suites import get_suite
+    from raftkube_fuzz.trace import TraceError, load_trace
+    from raftkube_fuzz.world.driver import deterministic_scheduling
+
+    try:
+        trace = load_trace(args.trace)
+        suite = get_suite(trace.suite)
+        patch = patch_for(trace.mutant)
+    except (TraceError, KeyError) as exc:
+        print(f"raftkube fuzz replay: {exc}", file=sys.stderr)
+        return 2
+    deterministic_scheduling(trace.seed)
+    with patch:
+        run = run_steps(
+            suite,
+            trace.config,
+            trace.seed,
+            list(trace.steps),
+            mutant=trace.mutant,
+            until=args.until,
+        )
+    lines = list(run.timeline.lines())
+    recorded = trace.violation
+    got = run.violation
+    same_violation = (
+        recorded is not None
+        and got is not None
+        and got.prop == recorded.prop
+        and got.step == recorded.step
+    )
+    digest = run.digest()
+    digest_matches = digest == trace.digest
+    if got is None:
+        verdict, code = "passes now (the recorded violation did not happen)", 0
+    elif same_violation:
+        verdict, code = f"reproduced: {got.prop} after step {got.step}", 1
+    else:
+        verdict, code = f"different failure: {got.prop} after step {got.step}", 3
+    if args.until is not None and got is None:
+        verdict, code = f"stopped after step {args.until} as asked (no violation so far)", 0
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "trace": str(args.trace),
+                    "suite": trace.suite,
+                    "mutant": trace.mutant,
+                    "seed": trace.seed,
+                    "verdict": verdict,
+                    "reproduced": same_violation,
+                    "digest_matches": digest_matches,
+                    "violation": None
+                    if got is None
+                    else {
+                        "property": got.prop,
+                        "message": got.message,
+                        "step": got.step,
+                        "evidence": got.evidence,
+                    },
+                    "timeline": [line.to_json() for line in lines],
+                },
+                indent=1,
+            )
+        )
+        return code
+    if not args.quiet:
+        for line in lines:
+            print(line.render())
+    print()
+    print(verdict)
+    if got is not None:
+        print(f"  {got.message}")
+        for key, value in got.evidence.items():
+            text = json.dumps(value, default=str)
+            print(f"  {key}: {text if len(text) < 2000 else text[:2000] + ' ...'}")
+    if args.until is None:
+        print(
+            "timeline digest "
+            + (
+                "matches the trace (same events, byte for byte)"
+                if digest_matches
+                else f"DIFFERS from the trace ({digest[:12]} vs {trace.digest[:12]})"
+            )
+        )
+    return code
+
+
+# --- list and mutants ---------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    from raftkube_fuzz.mutants import MUTANTS
+    from raftkube_fuzz.suites import SUITES
+
+    console = Console()
+    suites = Table(title="suites")
+    suites.add_column("suite")
+    suites.add_column("what it exercises")
+    for name in sorted(SUITES):
+        suites.add_row(name, SUITES[name].description)
+    console.print(suites)
+    mutants = Table(title="mutants (raftkube fuzz run SUITE --mutant NAME)")
+    mutants.add_column("mutant")
+    mutants.add_column("suite")
+    mutants.add_column("caught by")
+    mutants.add_column("the bug")
+    for m in MUTANTS.values():
+        mutants.add_row(m.name, m.suite, m.expected, m.description)
+    console.print(mutants)
+    return 0
+
+
+def _mutants(args: argparse.Namespace) -> int:
+    from raftkube_fuzz.mutants import MUTANTS
+    from raftkube_fuzz.runner import run_suite
+
+    for name in args.only or ():
+        if name not in MUTANTS:
+            return _unknown("mutant", name, list(MUTANTS))
+    console = Console()
+    names = args.only if args.only else list(MUTANTS)
+    table = Table(title=f"mutants, {args.time_per_mutant:.0f} s each")
+    for column in ("mutant", "suite", "found", "time to find", "steps", "property", "trace"):
+        table.add_column(column)
+    missed = 0
+    for name in names:
+        mutant = MUTANTS[name]
+        with Live(console=console, auto_refresh=False, transient=True) as live:
+
+            def progress(s: Session, elapsed: float, name: str = name) -> None:
+                live.update(_progress_table(f"mutant {name}", s, elapsed), refresh=True)
+
+            outcome = run_suite(
+                mutant.suite,
+                time_budget=args.time_per_mutant,
+                seed=args.seed,
+                mutant=name,
+                traces_dir=args.traces,
+                shrink_time=args.shrink_time,
+                on_progress=progress,
+            )
+        if outcome.trace is not None and outcome.trace.violation is not None:
+            v = outcome.trace.violation
+            found_in = outcome.time_to_find if outcome.time_to_find is not None else outcome.elapsed
+            row = ["yes", f"{found_in:.1f} s", str(v.step + 1), v.prop, str(outcome.trace_path)]
+        else:
+            missed += 1
+            row = ["NO", "-", "-", outcome.error or "-", "-"]
+        table.add_row(name, mutant.suite, *row)
+        console.print(f"{name}: {row[0]} {row[1]} {row[3]}")
+    console.print(table)
+    return 0 if missed == 0 else 1

@@ -1,0 +1,327 @@
+"""Named implementation bugs ("mutants") that the fuzz suites must find.
+
+Each mutant swaps ONE method (or property) of the implementation for a copy with one realistic
+mistake, for the duration of a ``with mutant.patch():`` block, and restores the original on
+exit. A suite that passes on the real code but fails with a mutant patched in has shown it can
+catch that class of bug; one that passes with it patched in has a blind spot.
+
+The patches are reachable only from here: nothing in ``raftkube`` imports this module and no
+flag enables them. Each replacement is the real code with the mistake marked ``# MUTANT:``,
+so a reader can diff it against the original at a glance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from raftkube.mvcc.index import decode_range
+from raftkube.mvcc.watch import WatchHub, _Watcher
+from raftkube.raft.config import NodeConfig
+from raftkube.raft.node import RaftNode
+from raftkube.raft.ready import Ready
+from raftkube.server.member import Member, MemberError
+from raftkube_spec.kv.requests import LeaseRevokeRequest
+from raftkube_spec.kv.watch import WatchFilter
+from raftkube_spec.raft import events as ev
+from raftkube_spec.raft.messages import AppendEntriesRequest, AppendEntriesResponse
+from raftkube_spec.raft.types import Entry
+
+SUITES = ("raft", "kv")
+
+
+@attrs.frozen
+class Mutant:
+    """One named bug: what it is, which suite and property are expected to catch it."""
+
+    name: str
+    description: str
+    """One line: the bug."""
+    suite: str = attrs.field(validator=attrs.validators.in_(SUITES))
+    """The suite expected to find it: "raft" or "kv"."""
+    expected: str
+    """The property expected to catch it, e.g. "Conformance" or "Linearizability"."""
+    needs_clock_faults: bool
+    """Only clock-rate faults can expose it (the suite must run with them on)."""
+    patch: Callable[[], contextlib.AbstractContextManager[None]]
+    """A fresh context manager that patches the bug in and restores the original on exit."""
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+    """Suite configuration every example must use for the bug to be reachable at all."""
+
+
+@contextlib.contextmanager
+def _swap(owner: type, name: str, replacement: Any) -> Iterator[None]:
+    """Replace ``owner.name`` (which ``owner`` itself must define) and put it back on exit,
+    exactly as it was (the raw class attribute, so a property stays a property)."""
+    original = owner.__dict__[name]
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def _patch(owner: type, name: str, replacement: Any) -> Callable[[], Any]:
+    return functools.partial(_swap, owner, name, replacement)
+
+
+# --- 1. commit-old-term-by-count ----------------------------------------------------------------
+
+
+def _maybe_commit_any_term(self: RaftNode) -> None:
+    matches = [pr.match for pr in self.progress.values()]
+    matches.append(self.log.last_index)
+    matches.sort(reverse=True)
+    candidate = matches[self.config.quorum - 1]
+    if candidate <= self.commit:  # MUTANT: no check that the entry is of the current term.
+        return
+    self.commit = candidate
+    if self._observer is not None:
+        self._observer(ev.AdvanceCommitIndex(self.id, candidate))
+
+
+# --- 2. unsynced-vote ---------------------------------------------------------------------------
+
+
+def _needs_sync_ignoring_vote(self: Member, rd: Ready) -> bool:
+    hs = rd.hard_state
+    if rd.truncate_from is not None or rd.snapshot is not None or rd.entries:
+        if hs is not None:
+            self._synced_term_vote = (hs.term, hs.vote)
+        return True
+    # MUTANT: the hard state is taken as advisory like the commit index, so a new term or vote
+    # is answered (a vote granted) before it is durable.
+    return False
+
+
+# --- 3. no-conflict-truncation ------------------------------------------------------------------
+
+
+def _merge_without_truncation(self: RaftNode, prev: int, entries: tuple[Entry, ...]) -> None:
+    log = self.log
+    for n, _entry in enumerate(entries):
+        index = prev + 1 + n
+        if index > log.last_index:
+            log.entries.extend(entries[n:])
+            return
+        # MUTANT: an entry already held at ``index`` is kept even if the leader's term differs.
+
+
+# --- 4. commit-beyond-match ---------------------------------------------------------------------
+
+
+def _maybe_commit_by_next(self: RaftNode) -> None:
+    # MUTANT: the optimistic next index (advanced on send with pipelining) instead of the
+    # acknowledged match index.
+    matches = [pr.next - 1 for pr in self.progress.values()]
+    matches.append(self.log.last_index)
+    matches.sort(reverse=True)
+    candidate = matches[self.config.quorum - 1]
+    if candidate <= self.commit or self.log.term_at(candidate) != self.term:
+        return
+    self.commit = candidate
+    if self._observer is not None:
+        self._observer(ev.AdvanceCommitIndex(self.id, candidate))
+
+
+# --- 5. accept-stale-term-append ----------------------------------------------------------------
+
+
+def _on_append_any_term(self: RaftNode, m: AppendEntriesRequest) -> None:
+    # MUTANT: no rejection of a request from a leader of an older term.
+    if not self._accept_leader(m):
+        return
+    log = self.log
+    prev = m.prev_log_index
+    if prev < self.commit:
+        success, match = True, self.commit
+    elif prev > log.last_index or log.term_at(prev) != m.prev_log_term:
+        success, match = False, min(prev - 1, log.last_index)
+    else:
+        success = True
+        match = prev + len(m.entries)
+        self._merge(prev, m.entries)
+        commit = min(m.commit_index, match)
+        if commit > self.commit:
+            self.commit = commit
+    if self._observer is not None:
+        self._observer(ev.HandleAppendEntriesRequest(m))
+    self._msgs.append(
+        AppendEntriesResponse(
+            term=self.term,
+            source=self.id,
+            dest=m.source,
+            success=success,
+            match_index=match,
+            read_ctx=m.read_ctx,
+        )
+    )
+
+
+# --- 6. local-read-no-readindex -----------------------------------------------------------------
+
+
+async def _barrier_local(self: Member) -> None:
+    if self._stopped:
+        raise MemberError("unavailable", "raftkube: member stopped")
+    # MUTANT: the local state is taken as current: no ReadIndex round, no leadership check.
+
+
+# --- 7. lease-read-ignores-drift ----------------------------------------------------------------
+
+
+def _lease_ticks_without_margin(self: NodeConfig) -> int:
+    # MUTANT: a follower's protection is taken to last the whole election timeout of the
+    # leader's own ticks, with no allowance for clock-rate drift.
+    return self.election_timeout
+
+
+# --- 8. watch-skips-compacted-event -------------------------------------------------------------
+
+
+def _watch_from_compaction_point(
+    self: WatchHub,
+    key: bytes,
+    range_end: bytes = b"",
+    start_revision: int = 0,
+    prev_kv: bool = False,
+    filters: frozenset[WatchFilter] = frozenset(),
+) -> int:
+    store = self._store
+    start, end = decode_range(key, range_end)
+    wid = self._next_id
+    self._next_id += 1
+    first = store.revision + 1 if start_revision == 0 else start_revision
+    if store.compact_revision > 0 and first < store.compact_revision:
+        # MUTANT: resume from what is retained instead of reporting "compacted".
+        first = store.compact_revision
+    watcher = _Watcher(
+        id=wid,
+        start=start,
+        end=end,
+        single=not range_end,
+        start_revision=first,
+        prev_kv=prev_kv,
+        keep_puts=WatchFilter.NOPUT not in filters,
+        keep_deletes=WatchFilter.NODELETE not in filters,
+    )
+    self._watchers[wid] = watcher
+    watcher.pending = self._backlog(watcher)
+    if watcher.single:
+        self._single.setdefault(start, {})[wid] = watcher
+    else:
+        self._ranged[wid] = watcher
+    if watcher.pending and self._on_ready is not None:
+        self._on_ready(wid)
+    return wid
+
+
+# --- 9. follower-expires-leases -----------------------------------------------------------------
+
+
+async def _lease_loop_on_every_member(self: Member) -> None:
+    while True:
+        await self.clock.sleep_until(self.clock.now() + self.config.lease_check_interval)
+        if not self.node.is_leader:
+            # MUTANT: a follower revokes what its own clock says has expired, in its local
+            # store only, instead of waiting for the leader's revoke to come through the log.
+            for lease_id in self.mvcc.expired_leases(self.now_ms()):
+                self.mvcc.apply(LeaseRevokeRequest(lease_id))
+            continue
+        for lease_id in self.mvcc.expired_leases(self.now_ms()):
+            if lease_id in self._revoking:
+                continue
+            self._revoking.add(lease_id)
+            try:
+                self._propose(LeaseRevokeRequest(lease_id))
+            except MemberError:
+                self._revoking.discard(lease_id)
+                break
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+_ALL = (
+    Mutant(
+        "commit-old-term-by-count",
+        "the leader commits an entry of an earlier term by counting its replicas (Figure 8)",
+        "raft",
+        "Conformance",
+        False,
+        _patch(RaftNode, "_maybe_commit", _maybe_commit_any_term),
+    ),
+    Mutant(
+        "unsynced-vote",
+        "a member answers a vote request before the new term and vote are durable",
+        "raft",
+        "ElectionSafety",
+        False,
+        _patch(Member, "_needs_sync", _needs_sync_ignoring_vote),
+    ),
+    Mutant(
+        "no-conflict-truncation",
+        "a follower keeps its own entries where the leader's conflict instead of cutting them",
+        "raft",
+        "Conformance",
+        False,
+        _patch(RaftNode, "_merge", _merge_without_truncation),
+    ),
+    Mutant(
+        "commit-beyond-match",
+        "the leader's commit rule counts next indexes (sent) instead of match indexes (acked)",
+        "raft",
+        "Conformance",
+        False,
+        _patch(RaftNode, "_maybe_commit", _maybe_commit_by_next),
+    ),
+    Mutant(
+        "accept-stale-term-append",
+        "a follower accepts AppendEntries from a leader of an older term",
+        "raft",
+        "Conformance",
+        False,
+        _patch(RaftNode, "_on_append", _on_append_any_term),
+    ),
+    Mutant(
+        "local-read-no-readindex",
+        "a linearizable read is served from local state without confirming leadership",
+        "kv",
+        "Linearizability",
+        False,
+        _patch(Member, "linearizable_barrier", _barrier_local),
+    ),
+    Mutant(
+        "lease-read-ignores-drift",
+        "lease mode lasts a whole election timeout, with no margin for clock-rate drift",
+        "raft",
+        "Linearizability",
+        True,
+        _patch(NodeConfig, "lease_ticks", property(_lease_ticks_without_margin)),
+        {"read_mode": "lease"},
+    ),
+    Mutant(
+        "watch-skips-compacted-event",
+        "a watch from a compacted revision silently starts at the compaction point",
+        "kv",
+        "WatchDelivery",
+        False,
+        _patch(WatchHub, "watch", _watch_from_compaction_point),
+    ),
+    Mutant(
+        "follower-expires-leases",
+        "a follower revokes leases its own clock says expired, locally, outside the log",
+        "kv",
+        "Linearizability",
+        False,
+        _patch(Member, "_lease_loop", _lease_loop_on_every_member),
+    ),
+)
+
+MUTANTS: dict[str, Mutant] = {m.name: m for m in _ALL}
+"""Every mutant by name, in a fixed order."""
+
+__all__ = ["MUTANTS", "Mutant"]

@@ -1,0 +1,468 @@
+"""One run of a suite: a simulated world, its checkers, and the steps applied to it.
+
+A :class:`Run` is what a Hypothesis example drives and what a replay re-creates. It owns the
+guest-mode :class:`~raftkube_fuzz.world.driver.Simulation`, the
+:class:`~raftkube_fuzz.world.world.World` inside it, the client history, the watches, the
+timeline, and the Raft shadow; it is also the world's listener, so every event a member's
+core reports, every network fault and every crash passes through here on its way to the
+timeline and the checkers.
+
+Checking, after every step (:meth:`Run.check`):
+
+* anything that escaped a member (an exception is a bug) or that a checker raised from
+  inside one (conformance and durability run synchronously inside the members' event
+  reports, so the first bad event is caught where it happens);
+* the spec's Raft invariants on the real members' state and on the shadow;
+* state-machine agreement: members that applied the same index hold the same key/value
+  state;
+* linearizability of the client history so far (the search is incremental in cost only in
+  that it runs when something new completed).
+
+At the end (:meth:`Run.finish`, the pseudo-step after the last one): every fault is undone,
+and within a bound derived from the timeouts a leader must emerge, a fresh write and a
+linearizable read must succeed, every client operation must have returned and the members
+must converge; then the whole history is checked for linearizability and every watch
+against the committed events.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from raftkube.mvcc import dump_snapshot
+from raftkube.server.entries import EntryError, decode_entry
+from raftkube.server.member import Member
+from raftkube_fuzz.checks.conformance import RaftShadow
+from raftkube_fuzz.checks.history import History, Ok, Outcome, Unknown, describe
+from raftkube_fuzz.checks.linearizability import LinearizabilityUndecided, find_linearization
+from raftkube_fuzz.checks.watches import WatchRecord, check_client_views
+from raftkube_fuzz.steps import Step
+from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Timeline
+from raftkube_fuzz.trace import Trace, ViolationRecord
+from raftkube_fuzz.violation import Violation
+from raftkube_fuzz.world.client import SimClient, WatchHandle
+from raftkube_fuzz.world.disk import SimDisk
+from raftkube_fuzz.world.driver import Simulation
+from raftkube_fuzz.world.world import World
+from raftkube_spec.kv.requests import LeaseRevokeRequest, PutRequest, RangeRequest, Request
+from raftkube_spec.raft import events as ev
+from raftkube_spec.raft.messages import Message
+
+if TYPE_CHECKING:
+    from raftkube_fuzz.suites.base import Suite
+
+LEASE_EXPIRY_CLIENT = -1
+"""The pseudo-client whose operations are the leaders' lease revocations."""
+
+SETTLE_LIMIT = 5.0
+"""Virtual seconds a fresh world gets to elect its first leader before the first step."""
+
+
+class Run:
+    """One example: build it, :meth:`apply` steps, :meth:`finish`, :meth:`close`."""
+
+    def __init__(
+        self,
+        suite: Suite,
+        config: Mapping[str, Any],
+        seed: int,
+        *,
+        mutant: str | None = None,
+    ) -> None:
+        self.suite = suite
+        self.config = dict(config)
+        self.seed = seed
+        self.mutant = mutant
+        self.world_config = suite.world_config(self.config)
+        self.timeline = Timeline()
+        self.history = History()
+        self.steps: list[Step] = []
+        self.faults: collections.Counter[str] = collections.Counter()
+        self.watches: list[WatchHandle] = []
+        self.violation: Violation | None = None
+        self._pending: list[Any] = []
+        self._checked_ops = 0
+        servers = self.world_config.servers
+        self.shadow = RaftShadow.for_member_config(servers, self.world_config.member_config(0))
+        self._attached = [False] * servers
+        self.sim = Simulation(seed)
+        self.world = World(self.world_config, seed, self)
+        self.clients = [SimClient(self.world, i, self.history) for i in range(servers)]
+        self._next_client = 0
+        self.sim.start(self.world.run)
+        self.sim.call(self._settle, limit=SETTLE_LIMIT + 1.0)
+
+    # --- the world's listener -----------------------------------------------------------------
+
+    def observer_for(self, member_id: int) -> Callable[[Any], None]:
+        timeline, shadow, world = self.timeline, self.shadow, self.world
+
+        def observe(event: Any) -> None:
+            timeline.add(trio.current_time(), member_id, EVENT, event)
+            if isinstance(event, ev.ClientRequest):
+                self._note_lease_expiry(event)
+            if not self._attached[member_id]:
+                member = world.hosts[member_id].member
+                if member is not None:
+                    self._attach(member_id, member)
+            self._guard(shadow.observe, member_id, event)
+
+        return observe
+
+    def sent(self, message: Message) -> None:
+        source = message.source
+        self._guard(self.shadow.sent, source, self.world.hosts[source].disk)
+
+    def _note_lease_expiry(self, event: ev.ClientRequest) -> None:
+        """A leader proposing a lease revocation may be expiring it (its own decision, not a
+        client's): the history gets a pseudo-client operation that may take effect at any
+        time from now on, or never, so the linearizability check can place it."""
+        value = event.value
+        if not isinstance(value, bytes) or not value:
+            return
+        try:
+            request = decode_entry(value).request
+        except EntryError:
+            return
+        if isinstance(request, LeaseRevokeRequest):
+            now = trio.current_time()
+            op = self.history.invoke(LEASE_EXPIRY_CLIENT, request, now)
+            self.history.complete(op, Unknown("proposed by the leader's lease expiry"), now)
+
+    def dropped(self, message: Message) -> None:
+        self.timeline.add(trio.current_time(), None, FAULT, f"drop {_msg(message)}")
+        self._guard(self.shadow.dropped, message)
+
+    def duplicated(self, message: Message) -> None:
+        self.timeline.add(trio.current_time(), None, FAULT, f"duplicate {_msg(message)}")
+        self._guard(self.shadow.duplicated, message)
+
+    def crashed(self, member_id: int, disk: SimDisk) -> None:
+        self._attached[member_id] = False
+        self.timeline.add(trio.current_time(), member_id, FAULT, "crashed")
+        self._guard(self.shadow.crashed, member_id, disk)
+
+    def restarted(self, member_id: int, member: Member) -> None:
+        self.timeline.add(trio.current_time(), member_id, FAULT, "restarted from its disk")
+        self._attach(member_id, member)
+
+    def synced(self, member_id: int, disk: SimDisk) -> None:
+        self._guard(self.shadow.synced, member_id, disk)
+
+    def _attach(self, member_id: int, member: Member) -> None:
+        self._attached[member_id] = True
+        self._guard(self.shadow.attach, member_id, member.node)
+
+    def _guard(self, check: Callable[..., None], *args: Any) -> None:
+        """Run a checker from inside the simulation; keep its verdict instead of raising it
+        into a member's task, which would turn a spec violation into a member crash."""
+        if self.violation is not None:
+            return
+        try:
+            check(*args)
+        except Violation as v:
+            self.violation = v
+
+    # --- stepping -----------------------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        deadline = trio.current_time() + SETTLE_LIMIT
+        while self.world.leader() is None and trio.current_time() < deadline:
+            await trio.sleep(self.world_config.tick_interval)
+
+    def apply(self, step: Step) -> None:
+        """Apply one step and check everything; raises :class:`Violation` (with ``step`` set)."""
+        index = len(self.steps)
+        self.steps.append(step)
+        self.timeline.begin_step(self.sim.now, f"step {index}: {step.describe()}")
+        try:
+            self.suite.execute(self, step)
+            self.check()
+        except Violation as v:
+            v.step = index
+            self.violation = v
+            raise
+        except Exception as exc:
+            raise self._as_violation(exc, index) from exc
+
+    def _as_violation(self, exc: Exception, index: int) -> Violation:
+        """An exception out of the harness itself (the simulation died, a step was malformed)
+        still fails the run with a trace, under its own property name."""
+        v = Violation(
+            "Exception",
+            f"{type(exc).__name__}: {exc}",
+            {"traceback": "".join(traceback.format_exception(exc))},
+        )
+        v.step = index
+        self.violation = v
+        return v
+
+    def advance(self, seconds: float) -> None:
+        self.sim.advance(seconds)
+
+    def fault(self, kind: str, text: str, member: int | None = None) -> None:
+        """Record a fault a step injected (the world applies it)."""
+        self.faults[kind] += 1
+        self.timeline.add(self.sim.now, member, FAULT, text)
+
+    def spawn_request(self, request: Request, *, member: int, serializable: bool = False) -> None:
+        """Start a client operation at ``member``; it completes in the background."""
+        client = self.clients[self._next_client % len(self.clients)]
+        self._next_client += 1
+        timeout = self.world_config.request_timeout * 3
+        task = self.sim.spawn(
+            self._client_op, client, request, member, serializable, timeout, limit=timeout + 5
+        )
+        self._pending.append(task)
+
+    async def _client_op(
+        self,
+        client: SimClient,
+        request: Request,
+        member: int,
+        serializable: bool,
+        timeout: float,
+    ) -> Outcome:
+        op = len(self.history)
+        kind = "serializable " if serializable else ""
+        self.timeline.add(
+            trio.current_time(), member, CLIENT, f"#{op} {kind}call {describe(request)}"
+        )
+        outcome = await client.request(
+            request, member=member, serializable=serializable, timeout=timeout
+        )
+        self.timeline.add(trio.current_time(), None, CLIENT, f"#{op} returns {describe(outcome)}")
+        return outcome
+
+    def spawn_watch(self, *, member: int, key: bytes, range_end: bytes, start: int) -> None:
+        async def open_watch() -> None:
+            handle = await self.clients[0].watch(member, key, range_end, start)
+            self.watches.append(handle)
+            self.timeline.add(
+                trio.current_time(),
+                member,
+                CLIENT,
+                f"watch {key!r}..{range_end!r} from revision {handle.start_revision}",
+            )
+
+        self._pending.append(self.sim.spawn(open_watch, limit=10.0))
+
+    # --- checks -------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Everything that must hold after any step."""
+        if self.violation is not None:
+            raise self.violation
+        if self.world.violations:
+            raise self.world.violations[0]
+        if self.world.failures:
+            member, text = self.world.failures[0]
+            raise Violation(
+                "MemberCrashed",
+                f"an exception escaped member {member}",
+                {"member": member, "traceback": text},
+            )
+        self.shadow.check_invariants()
+        self._check_agreement()
+        completed = sum(1 for op in self.history.operations() if op.outcome is not None)
+        if completed != self._checked_ops:
+            self._checked_ops = completed
+            self._linearize()
+
+    def _check_agreement(self) -> None:
+        """State-machine safety on the applied stores: equal applied index, equal contents."""
+        by_index: dict[int, tuple[int, str]] = {}
+        for i, member in enumerate(self.world.members):
+            if member is None:
+                continue
+            digest = hashlib.sha256(dump_snapshot(member.mvcc)).hexdigest()
+            seen = by_index.setdefault(member.applied, (i, digest))
+            if seen[1] != digest:
+                raise Violation(
+                    "StateMachineAgreement",
+                    f"members {seen[0]} and {i} applied index {member.applied} but hold "
+                    "different key/value state",
+                    {"members": [seen[0], i], "applied": member.applied},
+                )
+
+    def _linearize(self) -> None:
+        """The history so far; a search that runs out of budget here is noted and left to
+        :meth:`finish`, which checks the whole history and counts "undecided" as a failure."""
+        try:
+            find_linearization(self.history)
+        except LinearizabilityUndecided as exc:
+            self.timeline.add(self.sim.now, None, CHECK, f"linearizability undecided: {exc}")
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def liveness_bound(self) -> float:
+        """Virtual seconds a healed cluster may take to serve again: a few randomized election
+        timeouts (each at most twice the base), with pre-vote's extra round, plus the slowest
+        client operation still in flight."""
+        c = self.world_config
+        election = 2 * c.election_ticks * c.tick_interval
+        return 6 * election + 3 * c.request_timeout + 1.0
+
+    def finish(self) -> None:
+        """Heal everything, then check liveness, convergence, linearizability and watches."""
+        index = len(self.steps)
+        self.timeline.begin_step(self.sim.now, f"step {index}: finish (heal all, final checks)")
+        try:
+            self.check()
+            self.world.heal_all()
+            self.fault("heal_all", "heal all: network healed, clocks resynced, members restarted")
+            bound = self.liveness_bound()
+            try:
+                self.sim.call(self._probe, limit=bound)
+            except Exception as exc:
+                raise Violation(
+                    "Liveness",
+                    f"after every fault healed, the cluster did not serve a write and a "
+                    f"linearizable read within {bound:.2f} virtual seconds ({exc})",
+                    {"bound": bound, "leader": self.world.leader()},
+                ) from None
+            self.check()
+            self._check_pending_done()
+            try:
+                check_client_views(self.history, [_record(w) for w in self.watches])
+            except LinearizabilityUndecided as exc:
+                raise Violation(
+                    "LinearizabilityUndecided",
+                    f"the linearizability search ran out of budget: {exc} (not a pass)",
+                    {"operations": len(self.history)},
+                ) from None
+        except Violation as v:
+            v.step = index
+            self.violation = v
+            raise
+        except Exception as exc:
+            raise self._as_violation(exc, index) from exc
+
+    async def _probe(self) -> None:
+        """A write then a linearizable read, through whichever member leads, until both
+        succeed; then wait until every up member has applied the write."""
+        key = b"__liveness__"
+        while True:
+            leader = self.world.leader()
+            if leader is not None:
+                outcome = await self.clients[0].request(
+                    PutRequest(key, b"probe"),
+                    member=leader,
+                    timeout=self.world_config.request_timeout,
+                )
+                if isinstance(outcome, Ok):
+                    read = await self.clients[0].request(
+                        RangeRequest(key), member=leader, timeout=self.world_config.request_timeout
+                    )
+                    if isinstance(read, Ok):
+                        break
+            await trio.sleep(self.world_config.tick_interval)
+        target = max(m.applied for m in self.world.members if m is not None)
+        while any(m is None or m.applied < target for m in self.world.members):
+            await trio.sleep(self.world_config.tick_interval)
+        for task in self._pending:
+            while not task.done:
+                await trio.sleep(self.world_config.tick_interval)
+
+    def _check_pending_done(self) -> None:
+        pending = [op for op in self.history.operations() if op.outcome is None]
+        if pending:
+            raise Violation(
+                "Liveness",
+                f"{len(pending)} client operations never returned after the cluster healed",
+                {"operations": [describe(op.request) for op in pending[:10]]},
+            )
+
+    # --- results ------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        network = self.world.network.stats
+        return {
+            "steps": len(self.steps),
+            "virtual_seconds": self.sim.now,
+            "events": len(self.timeline),
+            "deliveries": network.get("delivered", 0),
+            "faults": dict(self.faults),
+        }
+
+    def trace(self) -> Trace:
+        v = self.violation
+        record = (
+            None
+            if v is None
+            else ViolationRecord(
+                v.prop, v.message, v.step if v.step is not None else len(self.steps), v.evidence
+            )
+        )
+        return Trace(
+            suite=self.suite.name,
+            seed=self.seed,
+            config=self.config,
+            steps=tuple(self.steps),
+            violation=record,
+            timeline=tuple(self.timeline.lines()),
+            mutant=self.mutant,
+        )
+
+    def digest(self) -> str:
+        return self.timeline.digest()
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def _msg(message: Message) -> str:
+    from raftkube_fuzz.timeline import describe_message
+
+    return describe_message(message)
+
+
+def _record(handle: WatchHandle) -> WatchRecord:
+    return WatchRecord(
+        key=handle.key,
+        range_end=handle.range_end,
+        start_revision=handle.start_revision,
+        events=tuple(handle.events),
+        end=handle.end,
+        compact_revision=handle.compact_revision,
+    )
+
+
+def run_steps(
+    suite: Suite,
+    config: Mapping[str, Any],
+    seed: int,
+    steps: list[Step],
+    *,
+    mutant: str | None = None,
+    until: int | None = None,
+    on_step: Callable[[Run, int], Awaitable[None] | None] | None = None,
+) -> Run:
+    """Re-run ``steps`` (a trace's) in a new :class:`Run`; stops at the first violation (kept
+    in ``run.violation``) or after step ``until``. The run is returned closed."""
+    run = Run(suite, config, seed, mutant=mutant)
+    try:
+        for i, step in enumerate(steps):
+            if until is not None and i > until:
+                break
+            try:
+                run.apply(step)
+            except Violation:
+                return run
+            if on_step is not None:
+                on_step(run, i)
+        if until is None or until >= len(steps):
+            try:
+                run.finish()
+            except Violation:
+                return run
+        return run
+    finally:
+        run.close()

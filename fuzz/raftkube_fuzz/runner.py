@@ -1,0 +1,212 @@
+"""Running a suite under Hypothesis for a budget of time or examples, and saving what fails.
+
+Hypothesis has no time budget of its own, so the runner works in rounds: each round is one
+``run_state_machine_as_test`` of a few examples with its own seed (drawn from the run's seed),
+and rounds continue until the budget is spent or something fails. When a round fails,
+Hypothesis has already shrunk the failure and re-run the smallest example last, so the most
+recent :class:`~raftkube_fuzz.run.Run` is the shrunk one; :mod:`raftkube_fuzz.minimize` then
+deletes the steps Hypothesis left in place, and that run is the trace written.
+
+Hypothesis's example database lives under ``.raftkube/fuzz/hypothesis/<suite>/<mutant>`` so a
+failure found once is tried first next time, and mutant failures never leak into clean runs.
+The ``explain`` phase is off: it traces every executed line and costs a factor of ten.
+
+Wall-clock time is read here, and only here, to enforce the budget and report speed; nothing
+inside a simulated run sees it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import attrs
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.stateful import run_state_machine_as_test
+
+from raftkube_fuzz import session as sessions
+from raftkube_fuzz.minimize import minimize
+from raftkube_fuzz.mutants import MUTANTS
+from raftkube_fuzz.run import Run
+from raftkube_fuzz.suites import get_suite
+from raftkube_fuzz.trace import Trace
+from raftkube_fuzz.violation import Violation
+
+STATE_DIR = Path(".raftkube") / "fuzz"
+STEPS_PER_EXAMPLE = 40
+EXAMPLES_PER_ROUND = 10
+SHRINK_SECONDS = 90.0
+"""Default cap on shrinking one failure. Hypothesis stops shrinking after a fixed 300 s; a
+failing example here can cost seconds per re-run, so the runner lowers the cap."""
+
+
+@contextmanager
+def _shrink_budget(seconds: float) -> Iterator[None]:
+    """Cap Hypothesis's shrinking time. Hypothesis exposes no setting for it, only the module
+    constant its engine reads when shrinking starts; if a release renames it, the cap is
+    silently Hypothesis's own, which is slower but still correct."""
+    from hypothesis.internal.conjecture import engine
+
+    saved = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if saved is None:
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved
+
+
+@attrs.define
+class Outcome:
+    suite: str
+    mutant: str | None
+    examples: int
+    steps: int
+    elapsed: float
+    virtual_seconds: float
+    deliveries: int
+    events: int
+    faults: dict[str, int]
+    trace: Trace | None = None
+    trace_path: Path | None = None
+    time_to_find: float | None = None
+    error: str | None = None
+    """A failure that is not a property violation (a bug in the harness itself)."""
+
+    @property
+    def failed(self) -> bool:
+        return self.trace is not None or self.error is not None
+
+
+def patch_for(mutant: str | None) -> AbstractContextManager[Any]:
+    if mutant is None:
+        return nullcontext()
+    try:
+        return MUTANTS[mutant].patch()
+    except KeyError:
+        raise KeyError(f"no mutant named {mutant!r}; mutants: {', '.join(MUTANTS)}") from None
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Hypothesis draws its per-test seed from the global ``random`` module when no seed is
+    forced; seeding it makes a whole fuzz run repeatable from ``--seed``."""
+    saved = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved)
+
+
+def run_suite(
+    suite_name: str,
+    *,
+    time_budget: float | None = None,
+    examples: int | None = None,
+    seed: int | None = None,
+    mutant: str | None = None,
+    traces_dir: Path = STATE_DIR / "traces",
+    state_dir: Path = STATE_DIR,
+    steps_per_example: int = STEPS_PER_EXAMPLE,
+    shrink_time: float = SHRINK_SECONDS,
+    on_progress: Callable[[sessions.Session, float], None] | None = None,
+) -> Outcome:
+    """Fuzz ``suite_name`` until the budget (seconds and/or examples) is spent or a property
+    fails; returns totals and, on failure, the shrunk trace and where it was saved."""
+    suite = get_suite(suite_name)
+    if time_budget is None and examples is None:
+        examples = 100
+    master = random.Random(seed if seed is not None else time.time_ns())
+    started = time.monotonic()
+    found_at: list[float] = []
+    session = sessions.Session(
+        mutant=mutant,
+        on_violation=lambda _run: found_at.append(time.monotonic() - started),
+    )
+    if mutant is not None:
+        session.config_overrides = dict(MUTANTS[mutant].config)
+    database = DirectoryBasedExampleDatabase(
+        state_dir / "hypothesis" / suite.name / (mutant or "none")
+    )
+    failure: BaseException | None = None
+
+    def spent() -> bool:
+        if time_budget is not None and time.monotonic() - started >= time_budget:
+            return True
+        return examples is not None and session.examples >= examples
+
+    last_report = 0.0
+
+    def report() -> None:
+        nonlocal last_report
+        now = time.monotonic()
+        if on_progress is not None and now - last_report >= 0.25:
+            last_report = now
+            on_progress(session, now - started)
+
+    session.on_step = report
+    with sessions.use(session), patch_for(mutant), _shrink_budget(shrink_time):
+        while not spent():
+            batch = EXAMPLES_PER_ROUND
+            if examples is not None:
+                batch = max(1, min(batch, examples - session.examples))
+            config = settings(
+                max_examples=batch,
+                stateful_step_count=steps_per_example,
+                deadline=None,
+                phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
+                database=database,
+                suppress_health_check=list(HealthCheck),
+                verbosity=Verbosity.quiet,
+                report_multiple_bugs=False,
+                print_blob=False,
+            )
+            try:
+                with _seeded(master.getrandbits(64)):
+                    run_state_machine_as_test(suite.machine, settings=config)  # type: ignore[no-untyped-call]
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                failure = exc
+                break
+        run = session.last_run
+        if isinstance(failure, Violation) and run is not None and run.violation is failure:
+            session.last_run = minimize(suite, run, seconds=shrink_time / 2)
+    elapsed = time.monotonic() - started
+    if on_progress is not None:
+        on_progress(session, elapsed)
+    outcome = Outcome(
+        suite=suite.name,
+        mutant=mutant,
+        examples=session.examples,
+        steps=session.steps,
+        elapsed=elapsed,
+        virtual_seconds=session.virtual_seconds,
+        deliveries=session.deliveries,
+        events=session.events,
+        faults=dict(sorted(session.faults.items())),
+        time_to_find=found_at[0] if found_at else None,
+    )
+    if failure is not None:
+        run = session.last_run
+        if isinstance(failure, Violation) and run is not None and run.violation is not None:
+            outcome.trace = run.trace()
+            outcome.trace_path = outcome.trace.save(traces_dir / trace_name(run))
+        else:
+            outcome.error = f"{type(failure).__name__}: {failure}"
+    return outcome
+
+
+def trace_name(run: Run) -> str:
+    v = run.violation
+    prop = v.prop if v is not None else "failure"
+    mutant = f"-{run.mutant}" if run.mutant else ""
+    return f"{run.suite.name}{mutant}-{prop}-{run.digest()[:10]}.json"

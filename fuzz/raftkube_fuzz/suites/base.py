@@ -1,0 +1,261 @@
+"""What every suite shares: the Suite interface, the fault steps, and the machine base class.
+
+A suite is two halves kept apart on purpose:
+
+* :class:`Suite` says what its steps *do* (``execute``) and how its world is shaped
+  (``world_config``). It is plain code: a replay uses it without Hypothesis.
+* Its ``machine`` (a :class:`SuiteMachine`) says which steps to *try*: Hypothesis rules that
+  draw a :class:`~raftkube_fuzz.steps.Step` and hand it to the run. Nothing a rule draws may
+  bypass the step, or a trace would not replay.
+
+Faults are common to all suites (:func:`fault_steps`, :func:`execute_fault`): crash with a
+possibly torn write, restart, pause/resume, every partition shape, message loss and
+duplication, slower links, clock jumps and drift, and resync. Every step but ``wait`` lets a
+little virtual time pass (:data:`STEP_TIME`) so that the world reacts before the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
+
+from raftkube_fuzz import session
+from raftkube_fuzz.run import Run
+from raftkube_fuzz.steps import Step
+from raftkube_fuzz.world.world import WorldConfig
+
+STEP_TIME = 0.002
+"""Virtual seconds that pass after every step other than ``wait``."""
+
+WAITS = (0.005, 0.02, 0.05, 0.2, 0.5, 1.0)
+MAX_MEMBERS = 5
+MAX_CLOCK_DRIFT = 0.2
+"""The drift bound every simulated member declares (``MemberConfig.max_clock_drift``)."""
+CLOCK_RATES = (0.8, 0.9, 1.1, 1.2)
+"""Clock-rate faults stay within :data:`MAX_CLOCK_DRIFT`: a lease read is only promised safe
+inside the bound its member declares, and the unmutated code must survive every fault. The
+bound is wide so that a lease computed without it is wrong by a wide margin."""
+
+FAULT_KINDS = (
+    "heal",
+    "crash",
+    "restart",
+    "pause",
+    "resume",
+    "isolate",
+    "partition",
+    "one_way",
+    "bridge",
+    "loss",
+    "duplicate",
+    "latency",
+    "clock_jump",
+    "clock_rate",
+    "resync",
+)
+
+
+@attrs.frozen
+class Suite:
+    """A named suite: its world shape, its client steps and its Hypothesis machine."""
+
+    name: str
+    description: str
+    world_config: Callable[[Mapping[str, Any]], WorldConfig]
+    execute_client: Callable[[Run, Step], bool]
+    """Applies a client step; returns False if the step is not one of this suite's."""
+    machine: type[RuleBasedStateMachine]
+    default_config: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def execute(self, run: Run, step: Step) -> None:
+        if step.kind == "wait":
+            run.advance(float(step["seconds"]))
+            return
+        if not (execute_fault(run, step) or self.execute_client(run, step)):
+            raise ValueError(f"suite {self.name!r} has no step kind {step.kind!r}")
+        run.advance(STEP_TIME)
+
+
+def fault_steps(
+    servers: int, down: Sequence[int] = (), paused: Sequence[int] = ()
+) -> st.SearchStrategy[Step]:
+    """A fault step for a world of ``servers`` members, of which ``down`` are crashed and
+    ``paused`` are stopped: crash and pause pick running members, restart and resume pick
+    from those lists, so no draw is wasted on a fault that cannot apply. The kind is drawn
+    first, close to uniformly."""
+    member = st.integers(0, servers - 1)
+    running = [i for i in range(servers) if i not in down and i not in paused]
+    # "leader" is resolved when the step runs (faults aimed at the leader are the ones that
+    # matter most, and an index would hit it only by luck); replays resolve it identically.
+    target: st.SearchStrategy[int | str] = st.sampled_from(["leader", *running])
+    minority = st.lists(member, min_size=1, max_size=(servers - 1) // 2, unique=True)
+    builders: dict[str, st.SearchStrategy[Step]] = {
+        "crash": st.builds(
+            lambda m, torn: Step.of("crash", member=m, torn=torn),
+            target,
+            st.sampled_from((0, 0, 1, 2)),
+        ),
+        "restart": st.builds(lambda m: Step.of("restart", member=m), st.sampled_from(down or [0])),
+        "pause": st.builds(lambda m: Step.of("pause", member=m), target),
+        "resume": st.builds(lambda m: Step.of("resume", member=m), st.sampled_from(paused or [0])),
+        "isolate": st.builds(lambda m: Step.of("isolate", member=m), st.one_of(target, member)),
+        "partition": st.builds(lambda ms: Step.of("partition", minority=sorted(ms)), minority),
+        "one_way": st.builds(lambda s, d: Step.of("one_way", source=s, dest=d), member, member),
+        "bridge": st.builds(lambda m: Step.of("bridge", member=m), member),
+        "heal": st.just(Step.of("heal")),
+        "loss": st.builds(lambda p: Step.of("loss", p=p), st.sampled_from((0.0, 0.1, 0.3))),
+        "duplicate": st.builds(
+            lambda p: Step.of("duplicate", p=p), st.sampled_from((0.0, 0.1, 0.3))
+        ),
+        "latency": st.builds(
+            lambda hi: Step.of("latency", high=hi), st.sampled_from((0.005, 0.02, 0.05))
+        ),
+        "clock_jump": st.builds(
+            lambda m, s: Step.of("clock_jump", member=m, seconds=s),
+            st.one_of(target, member),
+            st.sampled_from((0.05, 0.5, 2.0)),
+        ),
+        "clock_rate": st.builds(
+            lambda m, r: Step.of("clock_rate", member=m, rate=r),
+            st.one_of(target, member),
+            st.sampled_from(CLOCK_RATES),
+        ),
+        "resync": st.just(Step.of("resync")),
+    }
+    kinds = [
+        k
+        for k in FAULT_KINDS
+        if not (k == "restart" and not down) and not (k == "resume" and not paused)
+    ]
+    # Hypothesis draws the first element of a short sampled_from far more often than the
+    # rest; a wide integer taken modulo the number of kinds is close to uniform.
+    return st.integers(0, 2**16 - 1).flatmap(lambda x: builders[kinds[x % len(kinds)]])
+
+
+def execute_fault(run: Run, step: Step) -> bool:
+    """Apply a fault step; a fault that does not apply (restarting a running member) is a
+    recorded no-op, so shrinking may drop the step that made it apply."""
+    world, kind = run.world, step.kind
+    n = run.world_config.servers
+    raw = step.get("member")
+    resolved = world.leader() if raw == "leader" else raw
+    if raw is not None and resolved is None:
+        run.fault(kind, f"{kind}: no leader to aim at (no-op)")
+        return True
+    m: int = -1 if resolved is None else int(resolved)
+    if kind == "crash":
+        if world.up(m):
+            world.crash(m, step["torn"])
+            run.fault(kind, f"crash (torn writes kept: {step['torn']})", m)
+    elif kind == "restart":
+        if not world.up(m):
+            world.restart(m)
+            run.fault(kind, "restart", m)
+    elif kind == "pause":
+        if world.up(m) and not world.paused(m):
+            world.pause(m)
+            run.fault(kind, "pause (SIGSTOP)", m)
+    elif kind == "resume":
+        if world.paused(m):
+            world.resume(m)
+            run.fault(kind, "resume", m)
+    elif kind == "isolate":
+        world.isolate(m)
+        run.fault(kind, "isolated from every other member", m)
+    elif kind == "partition":
+        minority = list(step["minority"])
+        rest = [i for i in range(n) if i not in minority]
+        world.partition([minority, rest])
+        run.fault(kind, f"partition {minority} | {rest}")
+    elif kind == "one_way":
+        if step["source"] != step["dest"]:
+            world.one_way(step["source"], step["dest"])
+            run.fault(kind, f"link {step['source']} -> {step['dest']} cut (one way)")
+    elif kind == "bridge":
+        b = step["member"]
+        rest = [i for i in range(n) if i != b]
+        half = len(rest) // 2
+        side_a, side_b = rest[:half], rest[half:]
+        world.bridge(side_a, side_b, b)
+        run.fault(kind, f"bridge: {side_a} and {side_b} meet only through {b}", b)
+    elif kind == "heal":
+        world.heal()
+        run.fault(kind, "network healed")
+    elif kind == "loss":
+        world.set_loss(step["p"])
+        run.fault(kind, f"loss probability {step['p']}")
+    elif kind == "duplicate":
+        world.set_duplication(step["p"])
+        run.fault(kind, f"duplication probability {step['p']}")
+    elif kind == "latency":
+        world.set_latency(run.world_config.latency_low, step["high"])
+        run.fault(kind, f"latency up to {step['high'] * 1000:.0f} ms")
+    elif kind == "clock_jump":
+        world.clock_jump(m, step["seconds"])
+        run.fault(kind, f"clock jumps {step['seconds']} s forward", m)
+    elif kind == "clock_rate":
+        world.clock_rate(m, step["rate"])
+        run.fault(kind, f"clock runs at rate {step['rate']}", m)
+    elif kind == "resync":
+        world.resync_all()
+        run.fault(kind, "clocks resynced (rate 1)")
+    else:
+        return False
+    return True
+
+
+class SuiteMachine(RuleBasedStateMachine):
+    """The rules every suite has: wait and fault. Subclasses add client rules and an
+    ``@initialize`` rule that calls :meth:`start`."""
+
+    suite: ClassVar[Suite]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run: Run | None = None
+        self.servers = 0
+
+    def start(self, config: Mapping[str, Any], seed: int) -> None:
+        current = session.current()
+        merged = {**self.suite.default_config, **config, **current.config_overrides}
+        self.run = Run(self.suite, merged, seed, mutant=current.mutant)
+        self.servers = self.run.world_config.servers
+        current.started(self.run)
+
+    def apply(self, step: Step) -> None:
+        assert self.run is not None
+        try:
+            self.run.apply(step)
+        finally:
+            session.current().stepped(self.run)
+
+    @rule(seconds=st.sampled_from(WAITS))
+    def wait(self, seconds: float) -> None:
+        self.apply(Step.of("wait", seconds=seconds))
+
+    @rule(data=st.data())
+    def fault(self, data: st.DataObject) -> None:
+        assert self.run is not None
+        world = self.run.world
+        down = [i for i in range(self.servers) if not world.up(i)]
+        paused = [i for i in range(self.servers) if world.up(i) and world.paused(i)]
+        self.apply(data.draw(fault_steps(self.servers, down, paused), label="fault"))
+
+    def teardown(self) -> None:
+        run = self.run
+        if run is None:
+            return
+        try:
+            if run.violation is None:
+                run.finish()
+        finally:
+            run.close()
+            session.current().finished(run)
+
+
+def seeds() -> st.SearchStrategy[int]:
+    return st.integers(0, 2**32 - 1)

@@ -1,0 +1,116 @@
+"""Per-member clocks with skew, drift, jumps and pauses over Trio's one virtual clock.
+
+Trio has a single clock per run (a :class:`trio.testing.MockClock` in the simulation), but real
+members each read their own oscillator: clocks start at different offsets, run a little fast or
+slow, get stepped forward by NTP, and stop while a process is suspended. Raft's timers (and the
+leases the leader stamps with its local time) must survive all of that, so every simulated
+member reads time and sleeps through a :class:`SimClock`, which maps global virtual time to
+local time with an anchored affine function::
+
+    local = local_anchor + rate * (global - global_anchor)
+
+Every change (jump, new rate) re-anchors at the current instant, so local time is continuous
+except for the explicit forward jumps, and never goes backwards (the Clock contract). A sleeper
+waits on a per-clock "changed" event with a global deadline computed from the current map; a
+change wakes it to recompute, so a rate change or jump while sleeping takes effect at once.
+"""
+
+from __future__ import annotations
+
+import trio
+
+
+class SimClock:
+    """raftkube's :class:`~raftkube.clock.Clock` for one simulated member.
+
+    ``offset`` is the local reading at global time 0. The clock can be built outside a Trio run
+    (the world builds its members before starting); only :meth:`now` and :meth:`sleep_until`
+    need the run.
+    """
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self._local_anchor = offset
+        self._global_anchor = 0.0
+        self._rate = 1.0
+        self._paused = False
+        self._changed = trio.Event()
+
+    @property
+    def rate(self) -> float:
+        """Local seconds per global second."""
+        return self._rate
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _local_at(self, global_time: float) -> float:
+        return self._local_anchor + self._rate * (global_time - self._global_anchor)
+
+    def _global_at(self, local_time: float) -> float:
+        return self._global_anchor + (local_time - self._local_anchor) / self._rate
+
+    def now(self) -> float:
+        """The member's local time; keeps running while paused (wall time does)."""
+        return self._local_at(trio.current_time())
+
+    def _reanchor(self) -> None:
+        current = trio.current_time()
+        self._local_anchor = self._local_at(current)
+        self._global_anchor = current
+
+    def _notify(self) -> None:
+        """Wake every sleeper so it recomputes its global deadline under the new map."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def jump(self, seconds: float) -> None:
+        """Step local time forward by ``seconds`` (an NTP step). Backward steps are refused:
+        the Clock contract promises that ``now()`` never decreases."""
+        if seconds < 0:
+            raise ValueError(f"a clock may only jump forward, got {seconds}")
+        self._reanchor()
+        self._local_anchor += seconds
+        self._notify()
+
+    def set_rate(self, rate: float) -> None:
+        """Run at ``rate`` local seconds per global second from now on (drift)."""
+        if rate <= 0:
+            raise ValueError(f"a clock rate must be positive, got {rate}")
+        self._reanchor()
+        self._rate = rate
+        self._notify()
+
+    def resync(self) -> None:
+        """Stop drifting (rate 1.0); the offset accumulated so far stays."""
+        self.set_rate(1.0)
+
+    def pause(self) -> None:
+        """Freeze the member's timers (SIGSTOP): no :meth:`sleep_until` returns until
+        :meth:`resume`; local time keeps passing, so overdue timers fire at once on resume."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._notify()
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once ``now() >= deadline`` and the clock is not paused; always a checkpoint.
+
+        The global target is recomputed after every change of the map. Reaching the global
+        target also counts as done, because ``_local_at(_global_at(d))`` may round to just
+        below ``d`` and waiting again for an instant that has passed would spin forever.
+        """
+        slept = False
+        while True:
+            if not self._paused:
+                target = self._global_at(deadline)
+                if trio.current_time() >= target or self.now() >= deadline:
+                    break
+                with trio.move_on_at(target):
+                    await self._changed.wait()
+            else:
+                await self._changed.wait()
+            slept = True
+        if not slept:
+            await trio.lowlevel.checkpoint()

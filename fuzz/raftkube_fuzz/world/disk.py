@@ -1,0 +1,344 @@
+"""An in-memory :class:`~raftkube.storage.interface.Storage` whose crashes lose what was not synced.
+
+The simulated world gives every member a :class:`SimDisk` instead of a
+:class:`~raftkube.storage.raft_log_store.RaftLogStore`. It keeps the same *logical* record
+sequence the file store writes to its WAL (HARD_STATE, ENTRY, TRUNCATE_SUFFIX, SNAPSHOT with a
+keep-suffix flag) and replays it with the same literal semantics, so what a member recovers
+after a simulated crash is what it would recover from the real files after a real one - without
+the cost of files and fsyncs, and deterministically.
+
+Durability model (the :class:`~raftkube.storage.interface.Storage` contract made concrete):
+
+* Every write appends a record; ``synced`` counts the durable prefix. :meth:`SimDisk.sync`
+  makes all records durable; :meth:`SimDisk.save_snapshot` is itself a durability point.
+* :meth:`SimDisk.crash` keeps the synced prefix plus the first ``keep_unsynced`` unsynced
+  records (a torn write: the OS had flushed some pages, and the real WAL's recovery keeps the
+  checksummed prefix) and drops the rest. The next :meth:`SimDisk.recover` returns the state
+  after the kept prefix.
+* The synced prefix is also replayed incrementally into a second view, so
+  :meth:`SimDisk.durable_state` (read by the conformance checker after every sync) costs
+  nothing proportional to the history.
+
+Misuse that the file store refuses raises the same :class:`ValueError` here, so a driver bug
+surfaces in simulation exactly as it would in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from raftkube.storage.state import HardState, LogEntry, RecoveredState, Snapshot, SnapshotMeta
+
+if TYPE_CHECKING:
+    from raftkube.storage.interface import Storage
+
+
+@attrs.frozen
+class HardStateRecord:
+    """Assign the hard state."""
+
+    hard_state: HardState
+
+
+@attrs.frozen
+class EntryRecord:
+    """Store ``entry`` and delete everything above it (the writer appends only at the end)."""
+
+    entry: LogEntry
+
+
+@attrs.frozen
+class TruncateRecord:
+    """Delete entries ``>= from_index``."""
+
+    from_index: int
+
+
+@attrs.frozen
+class SnapshotRecord:
+    """Install ``snapshot``: drop the entries it covers, or every entry unless ``keep``.
+
+    ``keep`` is decided by the writer (its own entry at the snapshot index has the snapshot's
+    term), so replay never reads state - the same rule as the file store's SNAPSHOT record.
+    """
+
+    snapshot: Snapshot
+    keep: bool
+
+
+Record = HardStateRecord | EntryRecord | TruncateRecord | SnapshotRecord
+
+SyncHook = Callable[[int, "SimDisk"], None]
+"""Called as ``on_sync(member_id, disk)`` after each durability point."""
+
+
+@attrs.define
+class DiskView:
+    """The state a record prefix describes; ``entries`` are contiguous after the snapshot."""
+
+    hard_state: HardState = attrs.Factory(HardState)
+    entries: list[LogEntry] = attrs.Factory(list)
+    snapshot: Snapshot | None = None
+
+    def apply(self, record: Record) -> None:
+        """Apply one record literally (see :class:`SnapshotRecord`)."""
+        if isinstance(record, HardStateRecord):
+            self.hard_state = record.hard_state
+        elif isinstance(record, EntryRecord):
+            self.delete_from(record.entry.index)
+            self.entries.append(record.entry)
+        elif isinstance(record, TruncateRecord):
+            self.delete_from(record.from_index)
+        else:
+            if record.keep:
+                cut = max(0, record.snapshot.meta.index - self.first_index + 1)
+                del self.entries[:cut]
+            else:
+                self.entries.clear()
+            self.snapshot = record.snapshot
+
+    def delete_from(self, index: int) -> None:
+        """Delete entries with index ``>= index``."""
+        del self.entries[max(0, index - self.first_index) :]
+
+    @property
+    def snapshot_meta(self) -> SnapshotMeta | None:
+        """Metadata of the current snapshot, if any."""
+        return None if self.snapshot is None else self.snapshot.meta
+
+    @property
+    def first_index(self) -> int:
+        """Index the first entry has (or would have): one past the snapshot."""
+        return 1 if self.snapshot is None else self.snapshot.meta.index + 1
+
+    @property
+    def last_index(self) -> int:
+        """Index of the last entry, or the snapshot index when there is none."""
+        return self.first_index + len(self.entries) - 1
+
+    @property
+    def last_term(self) -> int:
+        """Term of the last entry, or of the snapshot when there is none."""
+        if self.entries:
+            return self.entries[-1].term
+        return 0 if self.snapshot is None else self.snapshot.meta.term
+
+    def term_at(self, index: int) -> int | None:
+        """Term of entry ``index`` if it is in the log (the snapshot's term at its index)."""
+        if self.first_index <= index <= self.last_index:
+            return self.entries[index - self.first_index].term
+        if self.snapshot is not None and index == self.snapshot.meta.index:
+            return self.snapshot.meta.term
+        return None
+
+    def copy(self) -> DiskView:
+        """An independent copy (entries and snapshots are immutable, the list is not)."""
+        return DiskView(self.hard_state, list(self.entries), self.snapshot)
+
+    def recovered(self) -> RecoveredState:
+        """This view as the storage layer's restart value."""
+        return RecoveredState(self.hard_state, tuple(self.entries), self.snapshot)
+
+
+class SimDisk:
+    """In-memory Raft storage for one simulated member (see module docstring).
+
+    Lifecycle mirrors a store instance per process: :meth:`recover` opens the disk and must come
+    before any write; :meth:`crash` closes it, and the restarted member calls :meth:`recover`
+    again on the same disk.
+    """
+
+    def __init__(self, member_id: int, on_sync: SyncHook | None = None) -> None:
+        self.member_id = member_id
+        self.on_sync = on_sync
+        self._records: list[Record] = []
+        self._synced = 0
+        self._current = DiskView()
+        self._durable = DiskView()
+        self._durable_cache: RecoveredState | None = None
+        self._open = False
+        self.syncs = 0
+        self.crashes = 0
+        self.last_durability_point = ""
+        """``"sync"`` or ``"snapshot"``: which call made the latest durability point. A checker
+        hooked on ``on_sync`` needs it because ``save_snapshot`` may run in the middle of a
+        driver's batch, when the rest of the batch is not written yet."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def recover(self) -> RecoveredState:
+        """Open the disk and return the state after every record it holds."""
+        if self._open:
+            raise ValueError("recover() may only be called once per incarnation of the disk")
+        self._open = True
+        return self._current.recovered()
+
+    def crash(self, keep_unsynced: int = 0) -> None:
+        """Lose power: keep the synced records and the first ``keep_unsynced`` unsynced ones
+        (more than there are keeps them all), drop the rest, and close the disk."""
+        if keep_unsynced < 0:
+            raise ValueError(f"keep_unsynced must be >= 0, got {keep_unsynced}")
+        kept = self._synced + min(keep_unsynced, self.unsynced_count)
+        del self._records[kept:]
+        # Whatever survived the crash is on the platter now: it is durable from here on.
+        self._advance_durable()
+        self._current = self._durable.copy()
+        self._open = False
+        self.crashes += 1
+
+    def close(self) -> None:
+        """Sync pending writes and close, like the file store's default close."""
+        if self._open:
+            self.sync()
+        self._open = False
+
+    # ------------------------------------------------------------------ writes
+
+    def append_entries(self, entries: Sequence[LogEntry]) -> None:
+        """Append entries continuing the log at ``last_index + 1`` with non-decreasing terms;
+        the whole batch is checked before any of it is written."""
+        self._require_open()
+        expected, previous_term = self._current.last_index + 1, self._current.last_term
+        for entry in entries:
+            if entry.index != expected:
+                raise ValueError(f"entry {entry.index} does not continue the log at {expected}")
+            if entry.term < previous_term:
+                raise ValueError(
+                    f"entry {entry.index} has term {entry.term} below the previous {previous_term}"
+                )
+            if not isinstance(entry.data, bytes):
+                raise TypeError(f"entry {entry.index} data must be bytes")
+            expected, previous_term = expected + 1, entry.term
+        for entry in entries:
+            self._write(EntryRecord(entry))
+
+    def set_hard_state(self, hard_state: HardState) -> None:
+        """Record a new hard state; refuses a lower term, a changed vote within a term, a lower
+        commit, or a commit beyond the log. An unchanged state writes nothing."""
+        self._require_open()
+        current = self._current.hard_state
+        if hard_state == current:
+            return
+        if hard_state.term < current.term:
+            raise ValueError(f"term may not go back from {current.term} to {hard_state.term}")
+        if (
+            hard_state.term == current.term
+            and current.vote is not None
+            and hard_state.vote != current.vote
+        ):
+            raise ValueError(f"vote in term {current.term} was already cast for {current.vote}")
+        if hard_state.commit < current.commit:
+            raise ValueError(f"commit may not go back from {current.commit}")
+        if hard_state.commit > self._current.last_index:
+            raise ValueError(
+                f"commit {hard_state.commit} is beyond the last log index "
+                f"{self._current.last_index}"
+            )
+        self._write(HardStateRecord(hard_state))
+
+    def truncate_suffix(self, from_index: int) -> None:
+        """Delete entries ``from_index`` onwards; committed or snapshotted entries are refused,
+        and truncating beyond the end is a no-op."""
+        self._require_open()
+        commit = self._current.hard_state.commit
+        if from_index <= commit:
+            raise ValueError(f"cannot truncate from {from_index}: committed up to {commit}")
+        if from_index < self._current.first_index:
+            raise ValueError(f"cannot truncate from {from_index}: snapshot covers it")
+        if from_index > self._current.last_index:
+            return
+        self._write(TruncateRecord(from_index))
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Install ``snapshot`` durably. Keeps the entries after it when the log holds the
+        snapshot's entry with the same term, else discards the whole log (InstallSnapshot's
+        conflict rule). Refused if not newer than the current snapshot or if it contradicts a
+        committed entry."""
+        self._require_open()
+        meta = snapshot.meta
+        current = self._current.snapshot_meta
+        if current is not None and meta.index <= current.index:
+            raise ValueError(f"snapshot {meta} is not newer than {current}")
+        existing = self._current.term_at(meta.index)
+        keep = existing == meta.term
+        if existing is not None and not keep and meta.index <= self._current.hard_state.commit:
+            raise ValueError(
+                f"snapshot {meta} conflicts with committed entry {meta.index} (term {existing})"
+            )
+        self._write(SnapshotRecord(snapshot, keep))
+        self._make_durable("snapshot")
+
+    def sync(self) -> None:
+        """Make every write so far durable."""
+        self._require_open()
+        self._make_durable("sync")
+
+    # ------------------------------------------------------------------ introspection
+
+    def durable_state(self) -> RecoveredState:
+        """What a crash with ``keep_unsynced=0`` would recover right now."""
+        if self._durable_cache is None:
+            self._durable_cache = self._durable.recovered()
+        return self._durable_cache
+
+    def current_state(self) -> RecoveredState:
+        """The state after every write, synced or not."""
+        return self._current.recovered()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the disk was recovered since construction or the last crash."""
+        return self._open
+
+    @property
+    def record_count(self) -> int:
+        """Records on the disk, synced or not."""
+        return len(self._records)
+
+    @property
+    def synced_count(self) -> int:
+        """Length of the durable prefix of the records."""
+        return self._synced
+
+    @property
+    def unsynced_count(self) -> int:
+        """Records a crash may drop."""
+        return len(self._records) - self._synced
+
+    @property
+    def records(self) -> tuple[Record, ...]:
+        """Every record on the disk, oldest first (for traces and tests)."""
+        return tuple(self._records)
+
+    # ------------------------------------------------------------------ internals
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise ValueError(f"disk of member {self.member_id} is not open: call recover() first")
+
+    def _write(self, record: Record) -> None:
+        self._records.append(record)
+        self._current.apply(record)
+
+    def _advance_durable(self) -> None:
+        for record in self._records[self._synced :]:
+            self._durable.apply(record)
+            self._durable_cache = None
+        self._synced = len(self._records)
+
+    def _make_durable(self, point: str) -> None:
+        self._advance_durable()
+        self.syncs += 1
+        self.last_durability_point = point
+        if self.on_sync is not None:
+            self.on_sync(self.member_id, self)
+
+
+if TYPE_CHECKING:
+
+    def _implements_storage(disk: SimDisk) -> Storage:
+        """Static proof (checked by mypy) that the simulated disk satisfies the protocol."""
+        return disk

@@ -1,0 +1,337 @@
+"""The simulated network: latency, loss, duplication, partitions, over Trio's virtual clock.
+
+Raft assumes a network that delays, loses, duplicates and reorders messages; this one does all
+of that, decided by one seeded :class:`random.Random`, so a run is reproducible from its seed.
+Messages are the spec's frozen attrs objects themselves (no encoding): what a member sends is
+exactly what the conformance checker sees.
+
+* :meth:`SimNetwork.submit` (called by a member's :class:`SimTransport`) decides loss and
+  duplication at once and schedules each copy at ``now + latency``, with latency drawn per
+  copy, so duplicates and reordering arise from the same mechanism.
+* One delivery task (:meth:`SimNetwork.run`) sleeps until the earliest scheduled delivery. The
+  schedule is a heap keyed by ``(time, sequence number)``: equal times deliver in send order.
+* Partitions are a set of blocked *directed* links checked at delivery time, so healing a
+  partition lets through what is still in flight, and cutting a link loses what is in flight
+  on it (a TCP connection reset does the same).
+* A message for a crashed member is dropped; one for a paused member waits in its inbox until
+  it resumes (the kernel keeps buffering for a stopped process).
+
+Every message the network loses is reported to ``listener.dropped`` and every copy it makes to
+``listener.duplicated``: the conformance checker turns these into the spec's DropMessage and
+DuplicateMessage events, which is what lets it follow a lossy run step by step.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import attrs
+import trio
+
+from raftkube.net.transport import TransportClosedError
+from raftkube_spec.raft.messages import Message
+
+Link = tuple[int, int]
+"""A directed link ``(source, destination)``."""
+
+
+TIME_UNIT = 1 / 1024
+"""The grain of simulated latencies, in seconds: binary-exact, so sums of latencies, offsets
+and tick intervals are exact floats and a replay computes the very same instants."""
+
+
+class NetworkListener(Protocol):
+    """Who hears about the network's own decisions (the conformance checker)."""
+
+    def sent(self, message: Message) -> None: ...
+
+    def dropped(self, message: Message) -> None: ...
+
+    def duplicated(self, message: Message) -> None: ...
+
+
+@attrs.frozen
+class LinkFaults:
+    """How one link (or, as the default, every link) behaves. Latency is uniform over
+    ``[latency_low, latency_high]`` seconds of global time."""
+
+    latency_low: float = 0.001
+    latency_high: float = 0.005
+    loss: float = 0.0
+    duplication: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.latency_low <= self.latency_high:
+            raise ValueError(f"bad latency range [{self.latency_low}, {self.latency_high}]")
+        for name in ("loss", "duplication"):
+            p = getattr(self, name)
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name} probability must be in [0, 1], got {p}")
+
+
+class SimTransport:
+    """One member incarnation's endpoint: raftkube's :class:`~raftkube.net.transport.Transport`.
+
+    The inbox is unbounded (the network, not the endpoint, decides losses). While paused,
+    :meth:`receive` does not return, so a paused member steps no messages.
+    """
+
+    def __init__(self, network: SimNetwork, member_id: int) -> None:
+        self._network = network
+        self.member_id = member_id
+        self._inbox: deque[Message] = deque()
+        self._arrived = trio.Event()
+        self._closed = False
+        self._paused = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def pending(self) -> int:
+        """Messages that arrived and are not received yet (receivable unless paused)."""
+        return len(self._inbox)
+
+    def send(self, peer_id: int, message: Message) -> bool:
+        """Hand ``message`` to the network; ``False`` once closed. Never blocks."""
+        if message.dest != peer_id:
+            raise ValueError(f"message for member {message.dest} sent to peer {peer_id}")
+        if self._closed:
+            return False
+        self._network.submit(message)
+        return True
+
+    def deliver(self, message: Message) -> None:
+        """Put an arrived message in the inbox (the network's side)."""
+        self._inbox.append(message)
+        self._wake()
+
+    def _wake(self) -> None:
+        self._arrived.set()
+        self._arrived = trio.Event()
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def close(self) -> list[Message]:
+        """Stop for good; returns the messages that arrived but were never received."""
+        self._closed = True
+        left = list(self._inbox)
+        self._inbox.clear()
+        self._wake()
+        return left
+
+    async def receive(self) -> Message:
+        """The next message; raises TransportClosedError once closed."""
+        while True:
+            if self._closed:
+                raise TransportClosedError("the simulated transport is closed")
+            if self._inbox and not self._paused:
+                await trio.lowlevel.checkpoint()
+                if self._inbox and not self._paused and not self._closed:
+                    return self._inbox.popleft()
+                continue
+            await self._arrived.wait()
+
+    def __aiter__(self) -> SimTransport:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self.receive()
+        except TransportClosedError:
+            raise StopAsyncIteration from None
+
+
+class SimNetwork:
+    """Every link between the simulated members and the one task that delivers on them."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        listener: NetworkListener,
+        members: Sequence[int],
+        defaults: LinkFaults | None = None,
+    ) -> None:
+        self._rng = rng
+        self._listener = listener
+        self.members: tuple[int, ...] = tuple(members)
+        self.defaults = defaults if defaults is not None else LinkFaults()
+        self._base_defaults = self.defaults
+        self._links: dict[Link, LinkFaults] = {}
+        self.blocked: set[Link] = set()
+        self._endpoints: dict[int, SimTransport] = {}
+        self._heap: list[tuple[float, int, Message]] = []
+        self._seq = 0
+        self._wakeup = trio.Event()
+        self.stats: dict[str, int] = {
+            "sent": 0,
+            "delivered": 0,
+            "duplicated": 0,
+            "dropped_loss": 0,
+            "dropped_partition": 0,
+            "dropped_down": 0,
+            "dropped_crash": 0,
+        }
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    def attach(self, member_id: int) -> SimTransport:
+        """A fresh endpoint for a new incarnation of ``member_id`` (the member is up)."""
+        if member_id not in self.members:
+            raise ValueError(f"unknown member {member_id}")
+        old = self._endpoints.get(member_id)
+        if old is not None and not old.closed:
+            raise ValueError(f"member {member_id} is already attached")
+        endpoint = SimTransport(self, member_id)
+        self._endpoints[member_id] = endpoint
+        return endpoint
+
+    def endpoint(self, member_id: int) -> SimTransport | None:
+        """The endpoint of ``member_id``'s current incarnation, or None while it is down."""
+        return self._endpoints.get(member_id)
+
+    def detach(self, member_id: int) -> None:
+        """The member crashed: close its endpoint; what waited in its inbox is lost."""
+        endpoint = self._endpoints.pop(member_id, None)
+        if endpoint is None:
+            return
+        for message in endpoint.close():
+            self._drop(message, "dropped_crash")
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def faults(self, link: Link) -> LinkFaults:
+        return self._links.get(link, self.defaults)
+
+    def set_faults(self, faults: LinkFaults, link: Link | None = None) -> None:
+        """Set the behaviour of one link, or the default of every link without its own."""
+        if link is None:
+            self.defaults = faults
+        else:
+            self._links[link] = faults
+
+    def update_faults(self, link: Link | None = None, **changes: float) -> None:
+        """Change some fields (``latency_low``, ``latency_high``, ``loss``, ``duplication``)."""
+        current = self.defaults if link is None else self.faults(link)
+        self.set_faults(attrs.evolve(current, **changes), link)
+
+    def reset_faults(self) -> None:
+        """Every link back to the construction-time defaults."""
+        self._links.clear()
+        self.defaults = self._base_defaults
+
+    def _all_links(self) -> Iterable[Link]:
+        return ((a, b) for a in self.members for b in self.members if a != b)
+
+    def isolate(self, member_id: int) -> None:
+        """Cut every link to and from ``member_id`` (added to the current blocks)."""
+        self.blocked.update(link for link in self._all_links() if member_id in link)
+
+    def one_way(self, source: int, dest: int) -> None:
+        """Cut the link ``source -> dest`` only (added to the current blocks)."""
+        self.blocked.add((source, dest))
+
+    def partition(self, groups: Sequence[Sequence[int]]) -> None:
+        """Replace the topology by ``groups`` that talk only inside themselves; a member in
+        no group is alone."""
+        side = {m: k for k, group in enumerate(groups) for m in group}
+        alone = len(groups)
+        self.blocked = {
+            (a, b) for a, b in self._all_links() if side.get(a, alone + a) != side.get(b, alone + b)
+        }
+
+    def bridge(self, side_a: Sequence[int], side_b: Sequence[int], bridge_node: int) -> None:
+        """Replace the topology: ``side_a`` and ``side_b`` cannot talk to each other, and
+        ``bridge_node`` talks to everyone (the two sides reach each other only through it)."""
+        a = set(side_a) - {bridge_node}
+        b = set(side_b) - {bridge_node}
+        self.blocked = {
+            (x, y) for x, y in self._all_links() if (x in a and y in b) or (x in b and y in a)
+        }
+
+    def heal(self) -> None:
+        """Unblock every link (latency, loss and duplication settings stay)."""
+        self.blocked = set()
+
+    # -- sending and delivering -----------------------------------------------------------
+
+    def _latency(self, faults: LinkFaults) -> float:
+        """A whole number of :data:`TIME_UNIT` within the link's range (at least one unit).
+        Discrete latencies make deliveries coincide, and the simulation pays per distinct
+        instant, not per message: the same runs cost about half the scheduler passes."""
+        low = max(1, math.ceil(faults.latency_low / TIME_UNIT))
+        high = max(low, math.floor(faults.latency_high / TIME_UNIT))
+        return self._rng.randint(low, high) * TIME_UNIT
+
+    def _schedule(self, message: Message, faults: LinkFaults) -> None:
+        at = trio.current_time() + self._latency(faults)
+        self._seq += 1
+        if not self._heap or (at, self._seq) < self._heap[0][:2]:
+            self._wakeup.set()
+        heapq.heappush(self._heap, (at, self._seq, message))
+
+    def submit(self, message: Message) -> None:
+        """Accept a sent message: maybe lose it, maybe copy it, schedule what is left."""
+        self.stats["sent"] += 1
+        self._listener.sent(message)
+        if message.dest not in self.members:
+            self._drop(message, "dropped_down")
+            return
+        faults = self.faults((message.source, message.dest))
+        if faults.loss and self._rng.random() < faults.loss:
+            self._drop(message, "dropped_loss")
+            return
+        self._schedule(message, faults)
+        if faults.duplication and self._rng.random() < faults.duplication:
+            self.stats["duplicated"] += 1
+            self._listener.duplicated(message)
+            self._schedule(message, faults)
+
+    def _drop(self, message: Message, reason: str) -> None:
+        self.stats[reason] += 1
+        self._listener.dropped(message)
+
+    def _deliver(self, message: Message) -> None:
+        if (message.source, message.dest) in self.blocked:
+            self._drop(message, "dropped_partition")
+            return
+        endpoint = self._endpoints.get(message.dest)
+        if endpoint is None or endpoint.closed:
+            self._drop(message, "dropped_down")
+            return
+        self.stats["delivered"] += 1
+        endpoint.deliver(message)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages scheduled but not yet delivered or dropped."""
+        return len(self._heap)
+
+    async def run(self) -> None:
+        """Deliver scheduled messages at their times, forever."""
+        while True:
+            now = trio.current_time()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, message = heapq.heappop(self._heap)
+                self._deliver(message)
+            wakeup = self._wakeup = trio.Event()
+            if self._heap:
+                with trio.move_on_at(self._heap[0][0]):
+                    await wakeup.wait()
+            else:
+                await wakeup.wait()

@@ -1,0 +1,248 @@
+"""The simulated cluster: members on hosts, a network between them, and the faults a suite injects.
+
+:class:`World` owns everything a run consists of and nothing a suite decides: which fault to
+inject and when is the suite's business (through the methods here), and what to check is the
+checkers' (through the ``listener``). Every random choice the world makes comes from generators
+seeded from ``seed`` alone, one per concern (network, clock offsets, each member incarnation),
+so adding a draw in one place does not shift the choices made in another.
+
+The ``listener`` is how the checkers follow the run: ``observer_for(member_id)`` returns the
+callable a member passes to its Raft core (every spec event), ``dropped``/``duplicated`` come
+from the network, ``crashed``/``restarted`` from the hosts, and ``synced`` from the disks after
+every durability point. :class:`NullListener` ignores everything (for tests of the world itself).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from raftkube.server.member import Member, MemberConfig
+from raftkube_fuzz.violation import Violation
+from raftkube_fuzz.world.clock import SimClock
+from raftkube_fuzz.world.disk import SimDisk
+from raftkube_fuzz.world.host import MemberHost
+from raftkube_fuzz.world.network import Link, LinkFaults, SimNetwork
+from raftkube_spec.raft.messages import Message
+
+
+class WorldListener(Protocol):
+    """Everything the world reports; see the module docstring."""
+
+    def observer_for(self, member_id: int) -> Callable[[Any], None] | None: ...
+
+    def sent(self, message: Message) -> None: ...
+
+    def dropped(self, message: Message) -> None: ...
+
+    def duplicated(self, message: Message) -> None: ...
+
+    def crashed(self, member_id: int, disk: SimDisk) -> None: ...
+
+    def restarted(self, member_id: int, member: Member) -> None: ...
+
+    def synced(self, member_id: int, disk: SimDisk) -> None: ...
+
+
+class NullListener:
+    """A listener that ignores everything."""
+
+    def observer_for(self, member_id: int) -> Callable[[Any], None] | None:
+        return None
+
+    def sent(self, message: Message) -> None:
+        pass
+
+    def dropped(self, message: Message) -> None:
+        pass
+
+    def duplicated(self, message: Message) -> None:
+        pass
+
+    def crashed(self, member_id: int, disk: SimDisk) -> None:
+        pass
+
+    def restarted(self, member_id: int, member: Member) -> None:
+        pass
+
+    def synced(self, member_id: int, disk: SimDisk) -> None:
+        pass
+
+
+@attrs.frozen
+class WorldConfig:
+    """The shape of a simulated cluster. Timings are in seconds of (local) member time.
+
+    ``snapshot_every`` is small so that snapshots, log compaction and InstallSnapshot happen in
+    short runs; ``max_clock_offset`` bounds the members' initial clock offsets (drawn from the
+    seed); ``member_overrides`` replaces :class:`MemberConfig` fields for single members, e.g.
+    ``{2: {"election_ticks": 20}}``.
+    """
+
+    servers: int = 3
+    tick_interval: float = 10 / 1024
+    """About 10 ms, binary-exact (see :data:`~raftkube_fuzz.world.network.TIME_UNIT`)."""
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    request_timeout: float = 1.0
+    snapshot_every: int = 64
+    lease_check_interval: float = 0.1
+    max_batch: int = 256
+    latency_low: float = 0.001
+    latency_high: float = 0.005
+    max_clock_offset: float = 1.0
+    member_overrides: Mapping[int, Mapping[str, Any]] = attrs.field(factory=dict)
+    member_defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    """MemberConfig fields for every member, e.g. ``{"read_mode": "lease"}``."""
+
+    def member_config(self, member_id: int) -> MemberConfig:
+        base = MemberConfig(
+            member_id=member_id,
+            servers=self.servers,
+            cluster_id="sim",
+            tick_interval=self.tick_interval,
+            election_ticks=self.election_ticks,
+            heartbeat_ticks=self.heartbeat_ticks,
+            max_batch=self.max_batch,
+            request_timeout=self.request_timeout,
+            lease_check_interval=self.lease_check_interval,
+            snapshot_every=self.snapshot_every,
+        )
+        fields = {**self.member_defaults, **self.member_overrides.get(member_id, {})}
+        return attrs.evolve(base, **fields)
+
+
+class World:
+    """A simulated cluster; ``await nursery.start(world.run)`` inside the simulation's run."""
+
+    def __init__(self, config: WorldConfig, seed: int, listener: WorldListener) -> None:
+        self.config = config
+        self.seed = seed
+        self.listener = listener
+        self.failures: list[tuple[int, str]] = []
+        """(member id, traceback text) of every exception that escaped a member: bugs."""
+        self.violations: list[Violation] = []
+        """Violations a checker raised from inside a member (via its observer)."""
+        ids = list(range(config.servers))
+        self.network = SimNetwork(
+            random.Random(f"network:{seed}"),
+            listener,
+            ids,
+            LinkFaults(config.latency_low, config.latency_high),
+        )
+        offsets = random.Random(f"clocks:{seed}")
+        # Offsets are multiples of 1/1024 s: binary-exact, so clock arithmetic is exact too.
+        steps = int(config.max_clock_offset * 1024)
+        self.hosts: list[MemberHost] = [
+            MemberHost(
+                config.member_config(i),
+                seed=seed,
+                disk=SimDisk(i, on_sync=listener.synced),
+                clock=SimClock(offsets.randint(0, steps) / 1024),
+                network=self.network,
+                listener=listener,
+                failures=self.failures,
+                violations=self.violations,
+            )
+            for i in ids
+        ]
+        self.nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the network and every member until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            nursery.start_soon(self.network.run, name="network")
+            for host in self.hosts:
+                host.start(nursery)
+            task_status.started()
+
+    # -- queries --------------------------------------------------------------------------
+
+    @property
+    def members(self) -> list[Member | None]:
+        """The current Member of every host (None while down)."""
+        return [host.member for host in self.hosts]
+
+    def up(self, member_id: int) -> bool:
+        return self.hosts[member_id].up
+
+    def paused(self, member_id: int) -> bool:
+        return self.hosts[member_id].paused
+
+    def leader(self) -> int | None:
+        """The up member that believes it leads in the highest term, if any."""
+        best: tuple[int, int] | None = None
+        for host in self.hosts:
+            m = host.member
+            if m is not None and m.is_leader and (best is None or m.term > best[0]):
+                best = (m.term, host.member_id)
+        return None if best is None else best[1]
+
+    # -- member faults --------------------------------------------------------------------
+
+    def crash(self, member_id: int, torn_records: int = 0) -> None:
+        self.hosts[member_id].crash(torn_records)
+
+    def restart(self, member_id: int) -> None:
+        self.hosts[member_id].restart()
+
+    def pause(self, member_id: int) -> None:
+        self.hosts[member_id].pause()
+
+    def resume(self, member_id: int) -> None:
+        self.hosts[member_id].resume()
+
+    # -- network faults -------------------------------------------------------------------
+
+    def isolate(self, member_id: int) -> None:
+        self.network.isolate(member_id)
+
+    def partition(self, groups: Sequence[Sequence[int]]) -> None:
+        self.network.partition(groups)
+
+    def one_way(self, source: int, dest: int) -> None:
+        self.network.one_way(source, dest)
+
+    def bridge(self, side_a: Sequence[int], side_b: Sequence[int], bridge_node: int) -> None:
+        self.network.bridge(side_a, side_b, bridge_node)
+
+    def heal(self) -> None:
+        self.network.heal()
+
+    def set_loss(self, probability: float, link: Link | None = None) -> None:
+        self.network.update_faults(link, loss=probability)
+
+    def set_duplication(self, probability: float, link: Link | None = None) -> None:
+        self.network.update_faults(link, duplication=probability)
+
+    def set_latency(self, low: float, high: float, link: Link | None = None) -> None:
+        self.network.update_faults(link, latency_low=low, latency_high=high)
+
+    # -- clock faults ---------------------------------------------------------------------
+
+    def clock_jump(self, member_id: int, seconds: float) -> None:
+        self.hosts[member_id].clock.jump(seconds)
+
+    def clock_rate(self, member_id: int, rate: float) -> None:
+        self.hosts[member_id].clock.set_rate(rate)
+
+    def resync_all(self) -> None:
+        for host in self.hosts:
+            host.clock.resync()
+
+    def heal_all(self) -> None:
+        """Undo every fault: links healed and back to default behaviour, clocks resynced,
+        paused members resumed, crashed members restarted. What a liveness check starts from."""
+        self.network.heal()
+        self.network.reset_faults()
+        self.resync_all()
+        for host in self.hosts:
+            if host.paused:
+                host.resume()
+            if not host.up:
+                host.restart()

@@ -1,0 +1,227 @@
+"""Every mutant's patch is live (a small deterministic scenario behaves differently with it)
+and fully undone on exit (the scenario behaves as before, the original attribute is back)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from raftkube.mvcc import MvccStore, WatchHub
+from raftkube.raft import HardState, NodeConfig, RaftNode, Ready
+from raftkube.server.member import Member, MemberError
+from raftkube_fuzz.mutants import MUTANTS, Mutant
+from raftkube_spec.kv.requests import (
+    CompactionRequest,
+    LeaseGrantRequest,
+    PutRequest,
+    RangeRequest,
+)
+from raftkube_spec.kv.watch import WatchCompacted
+from raftkube_spec.raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    RequestVoteResponse,
+)
+from raftkube_spec.raft.types import Entry, Role
+
+# --- scenarios: each returns what the mutant changes ---------------------------------------------
+
+
+def _elected(node: RaftNode) -> RaftNode:
+    """Make ``node`` (server 0 of 3, no pre-vote) time out and win with server 1's vote."""
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+    node.step(RequestVoteResponse(term=node.term, source=1, dest=0, granted=True))
+    assert node.is_leader
+    return node
+
+
+def old_term_commit() -> int:
+    """A new leader whose only quorum-held entry is from term 1: committable only by count."""
+    node = RaftNode(NodeConfig(node_id=0), hard_state=HardState(term=1), entries=(Entry(1, b"a"),))
+    _elected(node)
+    node.step(AppendEntriesResponse(term=node.term, source=1, dest=0, success=True, match_index=1))
+    return node.commit
+
+
+def unsynced_vote() -> bool:
+    """Whether a Ready carrying only a new vote is synced before its messages leave."""
+    member: Any = SimpleNamespace(_synced_term_vote=(0, None))
+    return Member._needs_sync(member, Ready(hard_state=HardState(term=1, vote=2)))
+
+
+def conflicting_append() -> tuple[Entry, ...]:
+    """A follower holding a term-1 entry where the term-2 leader has another."""
+    node = RaftNode(
+        NodeConfig(node_id=1),
+        hard_state=HardState(term=2),
+        entries=(Entry(1, b"a"), Entry(1, b"b")),
+    )
+    node.step(
+        AppendEntriesRequest(
+            term=2,
+            source=0,
+            dest=1,
+            prev_log_index=1,
+            prev_log_term=1,
+            entries=(Entry(2, b"c"),),
+            commit_index=0,
+        )
+    )
+    return node.log.as_entries()
+
+
+def unacknowledged_commit() -> int:
+    """A pipelining leader that has sent its no-op, then a proposal, with no acknowledgement."""
+    node = _elected(RaftNode(NodeConfig(node_id=0, pipelining=True)))
+    node.propose(b"x")
+    return node.commit
+
+
+def stale_term_append() -> tuple[tuple[Entry, ...], bool]:
+    """A term-3 follower receiving a term-2 leader's entry; its log and its answer."""
+    node = RaftNode(NodeConfig(node_id=1), hard_state=HardState(term=3))
+    node.step(
+        AppendEntriesRequest(
+            term=2,
+            source=0,
+            dest=1,
+            prev_log_index=0,
+            prev_log_term=0,
+            entries=(Entry(2, b"x"),),
+            commit_index=0,
+        )
+    )
+    (answer,) = node.ready().messages
+    assert isinstance(answer, AppendEntriesResponse)
+    return node.log.as_entries(), answer.success
+
+
+def follower_barrier() -> str:
+    """What a follower's linearizable barrier does: refuse, or serve at once."""
+    member: Any = SimpleNamespace(
+        _stopped=False,
+        node=SimpleNamespace(is_leader=False),
+        _not_leader=lambda: MemberError("not_leader", "etcdserver: not leader"),
+    )
+    try:
+        trio.run(Member.linearizable_barrier, member)
+    except MemberError as exc:
+        return exc.code
+    return "served"
+
+
+def lease_ticks() -> int:
+    return NodeConfig(node_id=0, election_timeout=10, max_clock_drift=0.1).lease_ticks
+
+
+def watch_from_compacted() -> object:
+    """A watch from revision 1 after compaction at 3: compacted notice, or events."""
+    store = MvccStore()
+    for k in range(4):
+        store.apply(PutRequest(b"k", b"v%d" % k))
+    store.apply(CompactionRequest(3))
+    hub = WatchHub(store)
+    taken = hub.take(hub.watch(b"k", start_revision=1))
+    if isinstance(taken, WatchCompacted):
+        return taken
+    return tuple(e.kv.mod_revision for e in taken)
+
+
+def follower_lease_loop() -> int:
+    """Keys left on a follower whose clock says its lease expired (one loop iteration)."""
+    store = MvccStore()
+    store.apply(LeaseGrantRequest(7, 1, 0))
+    store.apply(PutRequest(b"k", b"v", lease=7))
+
+    class OneShotClock:
+        def __init__(self) -> None:
+            self.sleeps = 0
+
+        def now(self) -> float:
+            return 100.0
+
+        async def sleep_until(self, deadline: float) -> None:
+            self.sleeps += 1
+            if self.sleeps > 1:
+                await trio.sleep_forever()
+
+    member: Any = SimpleNamespace(
+        clock=OneShotClock(),
+        config=SimpleNamespace(lease_check_interval=0.5),
+        node=SimpleNamespace(is_leader=False),
+        mvcc=store,
+        now_ms=lambda: 100_000,
+        _revoking=set(),
+    )
+
+    async def one_iteration() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(Member._lease_loop, member)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+
+    trio.run(one_iteration)
+    return store.apply(RangeRequest(b"k")).count  # type: ignore[union-attr]
+
+
+SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+    "commit-old-term-by-count": (old_term_commit, 0, 1),
+    "unsynced-vote": (unsynced_vote, True, False),
+    "no-conflict-truncation": (
+        conflicting_append,
+        (Entry(1, b"a"), Entry(2, b"c")),
+        (Entry(1, b"a"), Entry(1, b"b")),
+    ),
+    "commit-beyond-match": (unacknowledged_commit, 0, 1),
+    "accept-stale-term-append": (stale_term_append, ((), False), ((Entry(2, b"x"),), True)),
+    "local-read-no-readindex": (follower_barrier, "not_leader", "served"),
+    "lease-read-ignores-drift": (lease_ticks, 7, 10),
+    "watch-skips-compacted-event": (watch_from_compacted, WatchCompacted(3), (3, 4, 5)),
+    "follower-expires-leases": (follower_lease_loop, 1, 0),
+}
+
+OWNERS: dict[str, tuple[type, str]] = {
+    "commit-old-term-by-count": (RaftNode, "_maybe_commit"),
+    "unsynced-vote": (Member, "_needs_sync"),
+    "no-conflict-truncation": (RaftNode, "_merge"),
+    "commit-beyond-match": (RaftNode, "_maybe_commit"),
+    "accept-stale-term-append": (RaftNode, "_on_append"),
+    "local-read-no-readindex": (Member, "linearizable_barrier"),
+    "lease-read-ignores-drift": (NodeConfig, "lease_ticks"),
+    "watch-skips-compacted-event": (WatchHub, "watch"),
+    "follower-expires-leases": (Member, "_lease_loop"),
+}
+
+
+def test_the_registry() -> None:
+    assert list(MUTANTS) == list(SCENARIOS)
+    for name, m in MUTANTS.items():
+        assert isinstance(m, Mutant) and m.name == name
+        assert m.description and "\n" not in m.description
+        assert m.suite in ("raft", "kv")
+    assert [n for n, m in MUTANTS.items() if m.needs_clock_faults] == ["lease-read-ignores-drift"]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
+    scenario, real, mutated = SCENARIOS[name]
+    owner, attribute = OWNERS[name]
+    original = owner.__dict__[attribute]
+    assert scenario() == real
+    with MUTANTS[name].patch():
+        assert owner.__dict__[attribute] is not original
+        assert scenario() == mutated
+    assert owner.__dict__[attribute] is original
+    assert scenario() == real
+
+
+def test_the_patch_is_undone_on_error() -> None:
+    with pytest.raises(RuntimeError), MUTANTS["commit-beyond-match"].patch():
+        raise RuntimeError("a failing run")
+    assert unacknowledged_commit() == 0

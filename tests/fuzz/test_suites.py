@@ -1,0 +1,147 @@
+"""The fuzz suites end to end: short clean runs, a mutant found, its trace replayed exactly.
+
+These are the CI-sized versions of ``raftkube fuzz run`` and ``raftkube fuzz mutants``; the long
+runs live in ``fuzz/`` and in docs/performance.md. ``RAFTKUBE_FUZZ_EXAMPLES`` raises the
+budget of the clean runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raftkube_fuzz.run import run_steps
+from raftkube_fuzz.runner import patch_for, run_suite
+from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suites import SUITES, get_suite
+from raftkube_fuzz.trace import TraceError, load_trace
+
+EXAMPLES = int(os.environ.get("RAFTKUBE_FUZZ_EXAMPLES", "12"))
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_clean_implementation_survives_a_short_run(suite: str, tmp_path: Path) -> None:
+    outcome = run_suite(
+        suite, examples=EXAMPLES, seed=2026, traces_dir=tmp_path, state_dir=tmp_path
+    )
+    assert outcome.trace is None and outcome.error is None, (
+        outcome.trace.violation if outcome.trace else outcome.error
+    )
+    assert outcome.examples >= EXAMPLES
+    assert outcome.deliveries > 0
+    assert sum(outcome.faults.values()) > 0
+
+
+@pytest.fixture(scope="module")
+def found(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trace of the unsynced-vote mutant, found and shrunk by the runner."""
+    where = tmp_path_factory.mktemp("mutant")
+    outcome = run_suite(
+        "raft",
+        time_budget=120,
+        seed=1,
+        mutant="unsynced-vote",
+        traces_dir=where,
+        state_dir=where,
+        shrink_time=30,
+    )
+    assert outcome.trace_path is not None, outcome.error
+    return outcome.trace_path
+
+
+def test_a_mutant_is_found_and_shrunk(found: Path) -> None:
+    trace = load_trace(found)
+    assert trace.mutant == "unsynced-vote"
+    assert trace.violation is not None
+    assert trace.violation.prop == "Durability"
+    assert len(trace.steps) <= 30
+    assert trace.timeline, "the trace carries its event timeline"
+
+
+def test_a_trace_replays_to_the_same_violation_in_a_new_process(found: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "raftkube.cli", "fuzz", "replay", str(found), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    trace = load_trace(found)
+    assert trace.violation is not None
+    assert report["reproduced"] is True
+    assert report["digest_matches"] is True
+    assert report["violation"]["step"] == trace.violation.step
+    assert report["violation"]["property"] == trace.violation.prop
+
+
+def test_replay_until_stops_early_and_prints_a_timeline(found: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "raftkube.cli", "fuzz", "replay", str(found), "--until", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "step 0:" in result.stdout
+    assert "step 1:" not in result.stdout
+
+
+def test_the_same_steps_give_the_same_events_in_process() -> None:
+    suite = get_suite("raft")
+    steps = [
+        Step.of("write", member=0, key="a", value="v1"),
+        Step.of("crash", member="leader", torn=1),
+        Step.of("loss", p=0.3),
+        Step.of("read", member=1, key="a", serializable=False),
+        Step.of("wait", seconds=0.5),
+        Step.of("restart", member=0),
+        Step.of("write", member=2, key="b", value="v2"),
+        Step.of("wait", seconds=0.2),
+    ]
+    config = {**suite.default_config, "servers": 3}
+    digests = set()
+    for _ in range(2):
+        run = run_steps(suite, config, 99, steps)
+        assert run.violation is None, run.violation
+        digests.add(run.digest())
+    assert len(digests) == 1
+
+
+def test_an_edited_or_foreign_file_is_refused(found: Path, tmp_path: Path) -> None:
+    data = json.loads(found.read_text())
+    data["timeline"][0][3] = "edited"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    with pytest.raises(TraceError, match="digest"):
+        load_trace(edited)
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"hello": 1}')
+    with pytest.raises(TraceError, match="not a raftkube fuzz trace"):
+        load_trace(foreign)
+    result = subprocess.run(
+        [sys.executable, "-m", "raftkube.cli", "fuzz", "replay", str(foreign)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "not a raftkube fuzz trace" in result.stderr
+
+
+def test_steps_round_trip_through_json() -> None:
+    step = Step.of("partition", minority=[0, 2])
+    assert Step.from_json(json.loads(json.dumps(step.to_json()))) == step
+    assert step.describe() == "partition(minority=[0, 2])"
+    with pytest.raises(ValueError):
+        Step.from_json({"member": 1})
+
+
+def test_unknown_mutant_is_a_clear_error() -> None:
+    with pytest.raises(KeyError, match="no mutant named"):
+        patch_for("no-such-bug")

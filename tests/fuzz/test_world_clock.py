@@ -1,0 +1,100 @@
+"""SimClock: the affine local-time map, its faults, and sleepers that notice them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+
+from raftkube_fuzz.world.clock import SimClock
+
+
+def run(fn: Callable[[], Awaitable[None]]) -> None:
+    trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_offset_and_rate_map_global_time() -> None:
+    async def main() -> None:
+        clock = SimClock(offset=5.0)
+        assert clock.now() == 5.0
+        await trio.sleep(1.0)
+        assert clock.now() == 6.0
+        clock.set_rate(0.5)
+        await trio.sleep(2.0)
+        assert clock.now() == pytest.approx(7.0)
+        clock.resync()
+        await trio.sleep(1.0)
+        assert clock.now() == pytest.approx(8.0)
+        assert clock.rate == 1.0
+
+    run(main)
+
+
+def test_jump_is_forward_only() -> None:
+    async def main() -> None:
+        clock = SimClock()
+        clock.jump(3.0)
+        assert clock.now() == 3.0
+        with pytest.raises(ValueError):
+            clock.jump(-1.0)
+        with pytest.raises(ValueError):
+            clock.set_rate(0.0)
+
+    run(main)
+
+
+def test_sleep_until_converts_to_global_time() -> None:
+    async def main() -> None:
+        clock = SimClock(offset=100.0)
+        clock.set_rate(2.0)
+        await clock.sleep_until(104.0)
+        assert trio.current_time() == pytest.approx(2.0)
+        assert clock.now() >= 104.0
+        before = trio.current_time()
+        await clock.sleep_until(50.0)  # already past: returns at once
+        assert trio.current_time() == before
+
+    run(main)
+
+
+def test_sleeper_notices_jump_and_rate_change() -> None:
+    async def main() -> None:
+        clock = SimClock()
+        woke: list[float] = []
+
+        async def sleeper() -> None:
+            await clock.sleep_until(10.0)
+            woke.append(trio.current_time())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleeper)
+            await trio.sleep(1.0)
+            clock.set_rate(3.0)  # 9 local seconds left take 3 global seconds
+            await trio.sleep(1.0)
+            clock.jump(3.0)  # local 7 at global 2: 3 local seconds left take 1 global second
+        assert woke == [pytest.approx(3.0)]
+
+    run(main)
+
+
+def test_pause_holds_sleepers_until_resume() -> None:
+    async def main() -> None:
+        clock = SimClock()
+        woke: list[float] = []
+
+        async def sleeper() -> None:
+            await clock.sleep_until(1.0)
+            woke.append(trio.current_time())
+
+        async with trio.open_nursery() as nursery:
+            clock.pause()
+            nursery.start_soon(sleeper)
+            await trio.sleep(5.0)
+            assert woke == []
+            assert clock.now() == 5.0  # time passes while paused
+            clock.resume()
+        assert woke == [5.0]
+
+    run(main)
