@@ -40,6 +40,17 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def config_item(text: str) -> tuple[str, Any]:
+    """``servers=5`` -> ("servers", 5); values are JSON when they parse as JSON, else strings."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"invalid setting {text!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def register(commands: Any) -> None:
     fuzz = commands.add_parser(
         "fuzz",
@@ -60,6 +71,14 @@ def register(commands: Any) -> None:
     )
     run.add_argument(
         "--steps", type=int, default=None, help="maximum steps per example (default 40)"
+    )
+    run.add_argument(
+        "--config",
+        type=config_item,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a suite setting for every example, e.g. servers=5 or read_mode=lease",
     )
     run.add_argument(
         "--shrink-time",
@@ -159,6 +178,14 @@ def _run(args: argparse.Namespace) -> int:
         kwargs["steps_per_example"] = args.steps
     if args.shrink_time is not None:
         kwargs["shrink_time"] = args.shrink_time
+    if args.config:
+        kwargs["config"] = dict(args.config)
+    from raftkube_fuzz.suites import get_suite
+
+    suite = get_suite(args.suite)
+    unknown = sorted(set(kwargs.get("config", {})) - set(suite.default_config))
+    if unknown:
+        return _unknown("setting", unknown[0], sorted(suite.default_config))
     with Live(console=console, auto_refresh=False, transient=False) as live:
 
         def progress(s: Session, elapsed: float) -> None:
@@ -174,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
             on_progress=progress,
             **kwargs,
         )
+    console.print()
     _print_outcome(console, outcome)
     return 1 if outcome.failed else 0
 

@@ -48,7 +48,7 @@ from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.client import SimClient, WatchHandle
 from raftkube_fuzz.world.disk import SimDisk
-from raftkube_fuzz.world.driver import Simulation
+from raftkube_fuzz.world.driver import Simulation, SimulationStalled
 from raftkube_fuzz.world.world import World
 from raftkube_spec.kv.requests import LeaseRevokeRequest, PutRequest, RangeRequest, Request
 from raftkube_spec.raft import events as ev
@@ -91,6 +91,8 @@ class Run:
         servers = self.world_config.servers
         self.shadow = RaftShadow.for_member_config(servers, self.world_config.member_config(0))
         self._attached = [False] * servers
+        self._elected_term = 0
+        """The highest term in which any member became leader (for LeaseSafety)."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
         self.clients = [SimClient(self.world, i, self.history) for i in range(servers)]
@@ -107,6 +109,10 @@ class Run:
             timeline.add(trio.current_time(), member_id, EVENT, event)
             if isinstance(event, ev.ClientRequest):
                 self._note_lease_expiry(event)
+            elif isinstance(event, ev.BecomeLeader):
+                member = world.hosts[member_id].member
+                if member is not None:
+                    self._elected_term = max(self._elected_term, member.node.term)
             if not self._attached[member_id]:
                 member = world.hosts[member_id].member
                 if member is not None:
@@ -158,6 +164,31 @@ class Run:
     def _attach(self, member_id: int, member: Member) -> None:
         self._attached[member_id] = True
         self._guard(self.shadow.attach, member_id, member.node)
+        self._watch_leases(member_id, member)
+
+    def _watch_leases(self, member_id: int, member: Member) -> None:
+        """LeaseSafety, checked at the instant a member serves a read from its lease: no
+        member may have been elected leader in a later term. That is the whole promise of a
+        lease (followers refuse votes while it may run, so no election can complete), and
+        checking it directly catches a lease that outlives it before a stale read has to
+        land in exactly the wrong place to show up in the history."""
+        original = member._leased_index
+
+        def leased_index() -> int | None:
+            index = original()
+            if index is not None and self._elected_term > member.node.term:
+                self._guard(self._lease_violation, member_id, member.node.term)
+            return index
+
+        member._leased_index = leased_index  # type: ignore[method-assign]
+
+    def _lease_violation(self, member_id: int, term: int) -> None:
+        raise Violation(
+            "LeaseSafety",
+            f"member {member_id} served a read from its term-{term} lease after a leader was "
+            f"elected in term {self._elected_term}",
+            {"member": member_id, "lease_term": term, "elected_term": self._elected_term},
+        )
 
     def _guard(self, check: Callable[..., None], *args: Any) -> None:
         """Run a checker from inside the simulation; keep its verdict instead of raising it
@@ -193,9 +224,10 @@ class Run:
 
     def _as_violation(self, exc: Exception, index: int) -> Violation:
         """An exception out of the harness itself (the simulation died, a step was malformed)
-        still fails the run with a trace, under its own property name."""
+        still fails the run with a trace, under its own property name; a run whose virtual
+        time stopped while tasks kept running is a livelock."""
         v = Violation(
-            "Exception",
+            "Livelock" if isinstance(exc, SimulationStalled) else "Exception",
             f"{type(exc).__name__}: {exc}",
             {"traceback": "".join(traceback.format_exception(exc))},
         )
@@ -220,6 +252,29 @@ class Run:
             self._client_op, client, request, member, serializable, timeout, limit=timeout + 5
         )
         self._pending.append(task)
+
+    def spawn_requests(
+        self,
+        request: Request,
+        *,
+        member: int,
+        count: int,
+        gap: float,
+        serializable: bool = False,
+    ) -> None:
+        """Start a client that sends ``request`` to ``member`` ``count`` times, one after the
+        other, ``gap`` virtual seconds apart: a steady stream, which is what a lease or a stale
+        read is caught by."""
+        client = self.clients[self._next_client % len(self.clients)]
+        self._next_client += 1
+        timeout = self.world_config.request_timeout * 3
+
+        async def stream() -> None:
+            for _ in range(count):
+                await self._client_op(client, request, member, serializable, timeout)
+                await trio.sleep(gap)
+
+        self._pending.append(self.sim.spawn(stream, limit=count * (timeout + gap) + 5))
 
     async def _client_op(
         self,
@@ -320,6 +375,8 @@ class Run:
             bound = self.liveness_bound()
             try:
                 self.sim.call(self._probe, limit=bound)
+            except SimulationStalled:
+                raise
             except Exception as exc:
                 raise Violation(
                     "Liveness",

@@ -117,6 +117,7 @@ def run_suite(
     state_dir: Path = STATE_DIR,
     steps_per_example: int = STEPS_PER_EXAMPLE,
     shrink_time: float = SHRINK_SECONDS,
+    config: dict[str, Any] | None = None,
     on_progress: Callable[[sessions.Session, float], None] | None = None,
 ) -> Outcome:
     """Fuzz ``suite_name`` until the budget (seconds and/or examples) is spent or a property
@@ -133,6 +134,14 @@ def run_suite(
     )
     if mutant is not None:
         session.config_overrides = dict(MUTANTS[mutant].config)
+    if config:
+        unknown = sorted(set(config) - set(suite.default_config))
+        if unknown:
+            raise KeyError(
+                f"suite {suite.name!r} has no setting {', '.join(unknown)}; settings: "
+                + ", ".join(sorted(suite.default_config))
+            )
+        session.config_overrides.update(config)
     database = DirectoryBasedExampleDatabase(
         state_dir / "hypothesis" / suite.name / (mutant or "none")
     )

@@ -98,7 +98,7 @@ def test_the_same_steps_give_the_same_events_in_process() -> None:
         Step.of("write", member=0, key="a", value="v1"),
         Step.of("crash", member="leader", torn=1),
         Step.of("loss", p=0.3),
-        Step.of("read", member=1, key="a", serializable=False),
+        Step.of("read", member=1, key="a", serializable=False, repeat=1),
         Step.of("wait", seconds=0.5),
         Step.of("restart", member=0),
         Step.of("write", member=2, key="b", value="v2"),

@@ -16,7 +16,7 @@ from the spec server, which keeps the literal entries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from raftkube.raft import RaftNode
@@ -74,6 +74,45 @@ def spec_fields(v: ServerState, server: int) -> dict[str, Any]:
                 fields[f"match[{j}]"] = v.match_index[j]
         fields["match[self]"] = v.match_index[server]
     return fields
+
+
+def matches_spec(
+    node: RaftNode, v: ServerState, server: int, read_id: Callable[[int], int]
+) -> bool:
+    """Whether ``node_fields(node)``, its read ids renamed by ``read_id``, equals
+    ``spec_fields(v, server)``: the same comparisons field by field, without building either
+    dict, for the common case. It may answer False for a state that matches (then the caller's
+    full comparison decides); it answers True only when every field would compare equal."""
+    log = node.log
+    snap = v.snapshot_index
+    if (
+        node.term != v.term
+        or node.role != v.role
+        or node.vote != v.voted_for
+        or node.commit != v.commit_index
+        or log.snapshot.index != snap
+        or log.snapshot.term != v.term_at(snap)
+        or log.last_index != v.last_index
+        or node.votes_granted != v.votes_granted
+        or node.votes_responded != v.votes_responded
+        or node.recent_active != v.recent_active
+        or tuple(log.entries) != v.log[snap:]
+    ):
+        return False
+    if node.pending_reads or v.pending_reads:
+        mine = tuple((read_id(r.read_id), r.index, frozenset(r.acks)) for r in node.pending_reads)
+        if mine != tuple((r.read_id, r.index, r.acks) for r in v.pending_reads):
+            return False
+    if node.role is Role.LEADER:
+        peers = node.config.peers
+        if sorted(peers) != [j for j in range(len(v.match_index)) if j != server]:
+            return False
+        for j in peers:
+            if node.next_index(j) != v.next_index[j] or node.match_index(j) != v.match_index[j]:
+                return False
+        if node.match_index(node.id) != v.match_index[server]:
+            return False
+    return True
 
 
 def differences(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, list[str]]:

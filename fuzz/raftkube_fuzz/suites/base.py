@@ -33,12 +33,14 @@ STEP_TIME = 0.002
 
 WAITS = (0.005, 0.02, 0.05, 0.2, 0.5, 1.0)
 MAX_MEMBERS = 5
-MAX_CLOCK_DRIFT = 0.2
+MAX_CLOCK_DRIFT = 0.5
 """The drift bound every simulated member declares (``MemberConfig.max_clock_drift``)."""
-CLOCK_RATES = (0.8, 0.9, 1.1, 1.2)
+CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
 """Clock-rate faults stay within :data:`MAX_CLOCK_DRIFT`: a lease read is only promised safe
 inside the bound its member declares, and the unmutated code must survive every fault. The
-bound is wide so that a lease computed without it is wrong by a wide margin."""
+bound is wide (a clock may run at half or one and a half times real speed, as a VM that is
+descheduled or catching up might) so that a lease computed without it is wrong by a margin a
+fuzzer can find; the members' leases shrink accordingly."""
 
 FAULT_KINDS = (
     "heal",
@@ -55,6 +57,7 @@ FAULT_KINDS = (
     "latency",
     "clock_jump",
     "clock_rate",
+    "skew",
     "resync",
 )
 
@@ -124,6 +127,7 @@ def fault_steps(
             st.one_of(target, member),
             st.sampled_from(CLOCK_RATES),
         ),
+        "skew": st.builds(lambda m: Step.of("skew", member=m), target),
         "resync": st.just(Step.of("resync")),
     }
     kinds = [
@@ -200,6 +204,11 @@ def execute_fault(run: Run, step: Step) -> bool:
     elif kind == "clock_rate":
         world.clock_rate(m, step["rate"])
         run.fault(kind, f"clock runs at rate {step['rate']}", m)
+    elif kind == "skew":
+        slow, fast = 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT
+        for i in range(n):
+            world.clock_rate(i, slow if i == m else fast)
+        run.fault(kind, f"clock skew: rate {slow} here, {fast} everywhere else", m)
     elif kind == "resync":
         world.resync_all()
         run.fault(kind, "clocks resynced (rate 1)")

@@ -209,7 +209,7 @@ class KvMachine(SuiteMachine):
             )
         )
 
-    @rule(member=member_ids, revision=st.integers(1, 40))
+    @rule(member=member_ids, revision=st.integers(1, 12))
     def compact(self, member: int, revision: int) -> None:
         self.apply(Step.of("compact", member=self._member(member), revision=revision))
 
@@ -225,7 +225,7 @@ class KvMachine(SuiteMachine):
     def lease_keepalive(self, member: int, lease: int) -> None:
         self.apply(Step.of("lease_keepalive", member=self._member(member), lease=lease))
 
-    @rule(member=member_ids, key=keys, prefix=st.booleans(), revision=st.integers(0, 30))
+    @rule(member=member_ids, key=keys, prefix=st.booleans(), revision=st.integers(0, 12))
     def watch(self, member: int, key: str, prefix: bool, revision: int) -> None:
         self.apply(
             Step.of(

@@ -25,6 +25,11 @@ from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
 
 KEYS = ("a", "b", "c")
+targets: st.SearchStrategy[int | str] = st.one_of(
+    st.integers(0, MAX_MEMBERS - 1), st.just("leader")
+)
+READ_GAP = 5 / 1024
+"""Virtual seconds between the reads of one repeated read step (about 5 ms)."""
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -38,14 +43,26 @@ def world_config(config: Mapping[str, Any]) -> WorldConfig:
     )
 
 
+def _member(run: Run, step: Step) -> int:
+    """The member a client step talks to: an index, or "leader" for a client that knows who
+    leads right now (it was just redirected), resolved when the step runs (member 0 if none)."""
+    member = step["member"]
+    if member == "leader":
+        leader = run.world.leader()
+        return 0 if leader is None else leader
+    return int(member)
+
+
 def execute_client(run: Run, step: Step) -> bool:
     if step.kind == "write":
         request = PutRequest(step["key"].encode(), step["value"].encode())
-        run.spawn_request(request, member=step["member"])
+        run.spawn_request(request, member=_member(run, step))
     elif step.kind == "read":
-        run.spawn_request(
+        run.spawn_requests(
             RangeRequest(step["key"].encode()),
-            member=step["member"],
+            member=_member(run, step),
+            count=step["repeat"],
+            gap=READ_GAP,
             serializable=step["serializable"],
         )
     else:
@@ -67,20 +84,32 @@ class RaftMachine(SuiteMachine):
     def init(self, seed: int, servers: int, read_mode: str, max_batch: int) -> None:
         self.start({"servers": servers, "read_mode": read_mode, "max_batch": max_batch}, seed)
 
-    @rule(member=st.integers(0, MAX_MEMBERS - 1), key=st.sampled_from(KEYS))
-    def write(self, member: int, key: str) -> None:
+    def _target(self, member: int | str) -> int | str:
+        return member if member == "leader" else int(member) % self.servers
+
+    @rule(member=targets, key=st.sampled_from(KEYS))
+    def write(self, member: int | str, key: str) -> None:
         self.writes += 1
         value = f"v{self.writes}"
-        self.apply(Step.of("write", member=member % self.servers, key=key, value=value))
+        self.apply(Step.of("write", member=self._target(member), key=key, value=value))
 
     @rule(
-        member=st.integers(0, MAX_MEMBERS - 1),
+        member=targets,
         key=st.sampled_from(KEYS),
         serializable=st.booleans(),
+        repeat=st.sampled_from((1, 40)),
     )
-    def read(self, member: int, key: str, serializable: bool) -> None:
+    def read(self, member: int | str, key: str, serializable: bool, repeat: int) -> None:
+        """One read, or a stream of reads (one every few ms for a while): stale reads hide
+        in short windows, such as a deposed leader's lease, that a lone read rarely hits."""
         self.apply(
-            Step.of("read", member=member % self.servers, key=key, serializable=serializable)
+            Step.of(
+                "read",
+                member=self._target(member),
+                key=key,
+                serializable=serializable,
+                repeat=repeat,
+            )
         )
 
 

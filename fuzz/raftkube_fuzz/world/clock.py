@@ -1,23 +1,28 @@
 """Per-member clocks with skew, drift, jumps and pauses over Trio's one virtual clock.
 
-Trio has a single clock per run (a :class:`trio.testing.MockClock` in the simulation), but real
-members each read their own oscillator: clocks start at different offsets, run a little fast or
-slow, get stepped forward by NTP, and stop while a process is suspended. Raft's timers (and the
-leases the leader stamps with its local time) must survive all of that, so every simulated
-member reads time and sleeps through a :class:`SimClock`, which maps global virtual time to
-local time with an anchored affine function::
+Trio has a single clock per run (the simulation's virtual clock), but real members each read
+their own oscillator: clocks start at different offsets, run a little fast or slow, get stepped
+forward by NTP, and stop while a process is suspended. Raft's timers (and the leases the leader
+stamps with its local time) must survive all of that, so every simulated member reads time and
+sleeps through a :class:`SimClock`, which maps global virtual time to local time with an
+anchored affine function::
 
     local = local_anchor + rate * (global - global_anchor)
 
 Every change (jump, new rate) re-anchors at the current instant, so local time is continuous
 except for the explicit forward jumps, and never goes backwards (the Clock contract). A sleeper
-waits on a per-clock "changed" event with a global deadline computed from the current map; a
-change wakes it to recompute, so a rate change or jump while sleeping takes effect at once.
+parks until the global instant computed from the current map (a timer of the run's
+:class:`~raftkube_fuzz.world.driver.Timers`, which costs no cancel scope); a change wakes every
+sleeper to recompute, so a rate change or jump while sleeping takes effect at once.
 """
 
 from __future__ import annotations
 
+import math
+
 import trio
+
+from raftkube_fuzz.world.driver import Wakeup, current_timers
 
 
 class SimClock:
@@ -33,7 +38,7 @@ class SimClock:
         self._global_anchor = 0.0
         self._rate = 1.0
         self._paused = False
-        self._changed = trio.Event()
+        self._sleepers: list[Wakeup] = []
 
     @property
     def rate(self) -> float:
@@ -61,8 +66,8 @@ class SimClock:
 
     def _notify(self) -> None:
         """Wake every sleeper so it recomputes its global deadline under the new map."""
-        self._changed.set()
-        self._changed = trio.Event()
+        for sleeper in self._sleepers:
+            sleeper.wake()
 
     def jump(self, seconds: float) -> None:
         """Step local time forward by ``seconds`` (an NTP step). Backward steps are refused:
@@ -103,14 +108,24 @@ class SimClock:
         """
         slept = False
         while True:
+            target = math.inf
             if not self._paused:
                 target = self._global_at(deadline)
                 if trio.current_time() >= target or self.now() >= deadline:
                     break
-                with trio.move_on_at(target):
-                    await self._changed.wait()
-            else:
-                await self._changed.wait()
+            await self._park(target)
             slept = True
         if not slept:
             await trio.lowlevel.checkpoint()
+
+    async def _park(self, target: float) -> None:
+        """Sleep until global time ``target`` (forever if infinite) or the next change."""
+        sleeper = Wakeup()
+        timer = None if target == math.inf else current_timers().at(target, sleeper.wake)
+        self._sleepers.append(sleeper)
+        try:
+            await sleeper.wait()
+        finally:
+            self._sleepers.remove(sleeper)
+            if timer is not None:
+                timer.cancel()

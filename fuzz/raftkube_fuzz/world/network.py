@@ -8,8 +8,11 @@ exactly what the conformance checker sees.
 * :meth:`SimNetwork.submit` (called by a member's :class:`SimTransport`) decides loss and
   duplication at once and schedules each copy at ``now + latency``, with latency drawn per
   copy, so duplicates and reordering arise from the same mechanism.
-* One delivery task (:meth:`SimNetwork.run`) sleeps until the earliest scheduled delivery. The
-  schedule is a heap keyed by ``(time, sequence number)``: equal times deliver in send order.
+* While :meth:`SimNetwork.run` runs, one timer of the run's
+  :class:`~raftkube_fuzz.world.driver.Timers` is armed for the earliest scheduled delivery and
+  delivers everything due at that instant in one go (no task wakes for it, no cancel scope).
+  The schedule is a heap keyed by ``(time, sequence number)``: equal times deliver in send
+  order.
 * Partitions are a set of blocked *directed* links checked at delivery time, so healing a
   partition lets through what is still in flight, and cutting a link loses what is in flight
   on it (a TCP connection reset does the same).
@@ -34,6 +37,7 @@ import attrs
 import trio
 
 from raftkube.net.transport import TransportClosedError
+from raftkube_fuzz.world.driver import Timer, Timers, current_timers
 from raftkube_spec.raft.messages import Message
 
 Link = tuple[int, int]
@@ -136,16 +140,22 @@ class SimTransport:
         return left
 
     async def receive(self) -> Message:
-        """The next message; raises TransportClosedError once closed."""
+        """The next message; raises TransportClosedError once closed. Always a checkpoint,
+        but one pass per message, not two: a receive that had to wait returns as soon as it is
+        woken (as a Trio channel hands a value straight to a parked receiver); one that finds a
+        message waiting yields once first."""
+        waited = False
         while True:
             if self._closed:
                 raise TransportClosedError("the simulated transport is closed")
             if self._inbox and not self._paused:
-                await trio.lowlevel.checkpoint()
-                if self._inbox and not self._paused and not self._closed:
+                if waited:
                     return self._inbox.popleft()
+                await trio.lowlevel.checkpoint()
+                waited = True
                 continue
             await self._arrived.wait()
+            waited = True
 
     def __aiter__(self) -> SimTransport:
         return self
@@ -177,7 +187,10 @@ class SimNetwork:
         self._endpoints: dict[int, SimTransport] = {}
         self._heap: list[tuple[float, int, Message]] = []
         self._seq = 0
-        self._wakeup = trio.Event()
+        self._timers: Timers | None = None
+        """The run's timers while :meth:`run` runs."""
+        self._armed: Timer | None = None
+        """The timer for the earliest scheduled delivery."""
         self.stats: dict[str, int] = {
             "sent": 0,
             "delivered": 0,
@@ -281,9 +294,10 @@ class SimNetwork:
     def _schedule(self, message: Message, faults: LinkFaults) -> None:
         at = trio.current_time() + self._latency(faults)
         self._seq += 1
-        if not self._heap or (at, self._seq) < self._heap[0][:2]:
-            self._wakeup.set()
+        earliest = not self._heap or at < self._heap[0][0]
         heapq.heappush(self._heap, (at, self._seq, message))
+        if earliest:
+            self._arm()
 
     def submit(self, message: Message) -> None:
         """Accept a sent message: maybe lose it, maybe copy it, schedule what is left."""
@@ -322,16 +336,28 @@ class SimNetwork:
         """Messages scheduled but not yet delivered or dropped."""
         return len(self._heap)
 
+    def _arm(self) -> None:
+        """Point the delivery timer at the earliest scheduled delivery (if running)."""
+        if self._armed is not None:
+            self._armed.cancel()
+            self._armed = None
+        if self._timers is not None and self._heap:
+            self._armed = self._timers.at(self._heap[0][0], self._deliver_due)
+
+    def _deliver_due(self) -> None:
+        self._armed = None
+        now = trio.current_time()
+        while self._heap and self._heap[0][0] <= now:
+            _, _, message = heapq.heappop(self._heap)
+            self._deliver(message)
+        self._arm()
+
     async def run(self) -> None:
-        """Deliver scheduled messages at their times, forever."""
-        while True:
-            now = trio.current_time()
-            while self._heap and self._heap[0][0] <= now:
-                _, _, message = heapq.heappop(self._heap)
-                self._deliver(message)
-            wakeup = self._wakeup = trio.Event()
-            if self._heap:
-                with trio.move_on_at(self._heap[0][0]):
-                    await wakeup.wait()
-            else:
-                await wakeup.wait()
+        """Deliver scheduled messages at their times until cancelled."""
+        self._timers = current_timers()
+        try:
+            self._deliver_due()
+            await trio.sleep_forever()
+        finally:
+            self._timers = None
+            self._arm()

@@ -301,6 +301,14 @@ class Member:
     def kick(self) -> None:
         self._kick.set()
 
+    def _kick_if_needed(self) -> None:
+        """Wake the ready loop after a tick or a message only if an iteration would do
+        something: the node has a Ready, or a read still waits to start its ReadIndex round
+        (retried on every iteration). Proposals and new reads kick for themselves. Without
+        this, every follower tick costs the loop two scheduler passes to find nothing."""
+        if self.node.has_ready() or any(w.index == -1 for w in self._reads.values()):
+            self.kick()
+
     async def _tick_loop(self) -> None:
         interval = self.config.tick_interval
         deadline = self.clock.now()
@@ -308,7 +316,7 @@ class Member:
             deadline += interval
             await self.clock.sleep_until(deadline)
             self.node.tick()
-            self.kick()
+            self._kick_if_needed()
             deadline = max(deadline, self.clock.now() - interval)
 
     async def _receive_loop(self) -> None:
@@ -321,7 +329,7 @@ class Member:
                 self._deferred.append(m)
             else:
                 self._step(m)
-            self.kick()
+            self._kick_if_needed()
 
     async def _ready_loop(self) -> None:
         while True:
@@ -334,7 +342,11 @@ class Member:
                 await trio.sleep(0)
                 continue
             await self._handle(self.node.ready())
-            await trio.sleep(0)
+            if self._kick.is_set():
+                # Work arrived while this Ready was handled (during its sync): let whatever
+                # else just became runnable add to the next batch first (group commit).
+                # Otherwise nothing is waiting to join it, and yielding would only cost a pass.
+                await trio.sleep(0)
 
     async def _sync(self) -> None:
         """Make the Ready's writes durable. With a ``run_sync`` hook (a worker thread in the
