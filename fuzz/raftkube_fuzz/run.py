@@ -1,7 +1,7 @@
 """One run of a suite: a simulated world, its checkers, and the steps applied to it.
 
 A :class:`Run` is what a Hypothesis example drives and what a replay re-creates. It owns the
-guest-mode :class:`~raftkube_fuzz.world.driver.Simulation`, the
+stepped :class:`~raftkube_fuzz.world.driver.Simulation`, the
 :class:`~raftkube_fuzz.world.world.World` inside it, the client history, the watches, the
 timeline, and the Raft shadow; it is also the world's listener, so every event a member's
 core reports, every network fault and every crash passes through here on its way to the

@@ -1,9 +1,13 @@
 """Running a suite under Hypothesis for a budget of time or examples, and saving what fails.
 
-Hypothesis has no time budget of its own, so the runner works in rounds: each round is one
-``run_state_machine_as_test`` of a few examples with its own seed (drawn from the run's seed),
-and rounds continue until the budget is spent or something fails. When a round fails,
-Hypothesis has already shrunk the failure and re-run the smallest example last, so the most
+Hypothesis has no time budget of its own, so the runner starts one long
+``run_state_machine_as_test`` (seeded from the run's seed) and the suite machine stops it when
+the budget is spent by raising :class:`~raftkube_fuzz.session.BudgetSpent`, a BaseException
+Hypothesis lets through without shrinking. (Many short Hypothesis runs would be simpler, but
+each starts from its simplest examples, all first choices: a tenth of the time went to them.)
+Once any example has failed the budget no longer applies, so shrinking is never cut short.
+When it fails, Hypothesis has already shrunk the failure and re-run the smallest example last,
+so the most
 recent :class:`~raftkube_fuzz.run.Run` is the shrunk one; :mod:`raftkube_fuzz.minimize` then
 deletes the steps Hypothesis left in place, and that run is the trace written.
 
@@ -39,7 +43,6 @@ from raftkube_fuzz.violation import Violation
 
 STATE_DIR = Path(".raftkube") / "fuzz"
 STEPS_PER_EXAMPLE = 40
-EXAMPLES_PER_ROUND = 10
 SHRINK_SECONDS = 90.0
 """Default cap on shrinking one failure. Hypothesis stops shrinking after a fixed 300 s; a
 failing example here can cost seconds per re-run, so the runner lowers the cap."""
@@ -148,6 +151,8 @@ def run_suite(
     failure: BaseException | None = None
 
     def spent() -> bool:
+        if session.failures:
+            return False  # never cut a shrink short: the budget is for searching
         if time_budget is not None and time.monotonic() - started >= time_budget:
             return True
         return examples is not None and session.examples >= examples
@@ -162,30 +167,30 @@ def run_suite(
             on_progress(session, now - started)
 
     session.on_step = report
+    session.spent = spent
+    hypothesis_settings = settings(
+        max_examples=examples if examples is not None else 10**9,
+        stateful_step_count=steps_per_example,
+        deadline=None,
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
+        database=database,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
     with sessions.use(session), patch_for(mutant), _shrink_budget(shrink_time):
-        while not spent():
-            batch = EXAMPLES_PER_ROUND
-            if examples is not None:
-                batch = max(1, min(batch, examples - session.examples))
-            config = settings(
-                max_examples=batch,
-                stateful_step_count=steps_per_example,
-                deadline=None,
-                phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
-                database=database,
-                suppress_health_check=list(HealthCheck),
-                verbosity=Verbosity.quiet,
-                report_multiple_bugs=False,
-                print_blob=False,
-            )
-            try:
-                with _seeded(master.getrandbits(64)):
-                    run_state_machine_as_test(suite.machine, settings=config)  # type: ignore[no-untyped-call]
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                failure = exc
-                break
+        try:
+            with _seeded(master.getrandbits(64)):
+                run_state_machine_as_test(  # type: ignore[no-untyped-call]
+                    suite.machine, settings=hypothesis_settings
+                )
+        except sessions.BudgetSpent:
+            pass
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            failure = exc
         run = session.last_run
         if isinstance(failure, Violation) and run is not None and run.violation is failure:
             session.last_run = minimize(suite, run, seconds=shrink_time / 2)

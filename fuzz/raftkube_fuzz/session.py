@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from raftkube_fuzz.run import Run
 
 
+class BudgetSpent(BaseException):
+    """The runner's budget is spent: raised from a step to end the Hypothesis run early. A
+    BaseException, so Hypothesis neither records it as a failure nor shrinks it."""
+
+
 @attrs.define
 class Session:
     mutant: str | None = None
@@ -27,6 +32,8 @@ class Session:
     """Suite configuration forced for every example (a mutant that needs lease reads)."""
     on_step: Callable[[], None] | None = None
     """Called after every step (the runner's progress display)."""
+    spent: Callable[[], bool] = lambda: False
+    """Whether the runner's budget is used up; checked before every step."""
     examples: int = 0
     steps: int = 0
     virtual_seconds: float = 0.0

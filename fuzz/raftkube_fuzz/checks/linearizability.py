@@ -507,6 +507,15 @@ class _Search:
                             f"but would come after revision {state.revision}",
                         )
                     continue
+                if entry.expected is not None and (state is top.state or state == top.state):
+                    # A completed operation that matches here without changing the state
+                    # (a read, a refused write) may as well come first: any witness that
+                    # places it later can place it here instead, since it is eligible now,
+                    # taking it only loosens the real-time order for the rest, and its result
+                    # says it changes no state wherever it matches. So no alternative at this
+                    # node needs trying, which is what keeps bursts of concurrent reads and
+                    # failed lease calls from exploding the search.
+                    del top.candidates[top.next :]
                 stack.append(child)
                 pushed = True
                 break

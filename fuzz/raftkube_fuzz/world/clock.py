@@ -28,15 +28,18 @@ from raftkube_fuzz.world.driver import Wakeup, current_timers
 class SimClock:
     """raftkube's :class:`~raftkube.clock.Clock` for one simulated member.
 
-    ``offset`` is the local reading at global time 0. The clock can be built outside a Trio run
+    ``offset`` is the local reading at global time 0 and ``rate`` its initial drift (local
+    seconds per global second). The clock can be built outside a Trio run
     (the world builds its members before starting); only :meth:`now` and :meth:`sleep_until`
     need the run.
     """
 
-    def __init__(self, offset: float = 0.0) -> None:
+    def __init__(self, offset: float = 0.0, rate: float = 1.0) -> None:
+        if rate <= 0:
+            raise ValueError(f"a clock rate must be positive, got {rate}")
         self._local_anchor = offset
         self._global_anchor = 0.0
-        self._rate = 1.0
+        self._rate = rate
         self._paused = False
         self._sleepers: list[Wakeup] = []
 

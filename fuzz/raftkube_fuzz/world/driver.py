@@ -16,8 +16,9 @@ directly, with its own :class:`VirtualClock`: when no task can run, time jumps s
 earliest deadline before the next pass, which then runs the tasks that deadline wakes. Epoll is
 polled only when Trio's entry queue has work (a :meth:`TrioToken.run_sync_soon`, e.g. from
 :meth:`Simulation.spawn`), which is the only way anything outside the run reaches it here.
-These are Trio internals (pinned by the tests of the world); the guest-mode design they replace
-needed internals too (the deterministic-scheduling flag).
+These are Trio internals, so pyproject.toml pins Trio's minor version and the world's tests
+(tests/fuzz/test_world_*.py) fail loudly if a release moves them; the guest-mode design they
+replace needed internals too (the deterministic-scheduling flag).
 
 Timers (:class:`Timers`, :class:`Wakeup`): a Trio sleep is a cancel scope whose deadline
 expiry cancels the sleeper, i.e. deadline bookkeeping plus a raised and caught exception per
@@ -27,7 +28,7 @@ deadline and the next timer and fires the timers due, which reschedule parked ta
 messages) directly. Deliveries therefore need no task of their own, and a message due at the
 same instant as a timer wakes its receiver in the same pass.
 
-Determinism (see /work/shared/notes/determinism.md for the measurements behind this):
+Determinism:
 
 * A fresh :class:`VirtualClock` per simulation: time is purely virtual and moves only when
   every task is blocked, to the next deadline exactly.

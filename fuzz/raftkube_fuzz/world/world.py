@@ -95,6 +95,9 @@ class WorldConfig:
     latency_low: float = 0.001
     latency_high: float = 0.005
     max_clock_offset: float = 1.0
+    clock_rates: tuple[float, ...] = (1.0,)
+    """Initial clock rates, one drawn per member from the seed: real oscillators drift, so a
+    suite may start every example with some drift instead of waiting for a fault to add it."""
     member_overrides: Mapping[int, Mapping[str, Any]] = attrs.field(factory=dict)
     member_defaults: Mapping[str, Any] = attrs.field(factory=dict)
     """MemberConfig fields for every member, e.g. ``{"read_mode": "lease"}``."""
@@ -142,7 +145,9 @@ class World:
                 config.member_config(i),
                 seed=seed,
                 disk=SimDisk(i, on_sync=listener.synced),
-                clock=SimClock(offsets.randint(0, steps) / 1024),
+                clock=SimClock(
+                    offsets.randint(0, steps) / 1024, offsets.choice(config.clock_rates)
+                ),
                 network=self.network,
                 listener=listener,
                 failures=self.failures,

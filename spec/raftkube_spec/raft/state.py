@@ -7,6 +7,7 @@ one state. The protocol never reads them.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import attrs
@@ -154,19 +155,15 @@ def initial_state(servers: int) -> RaftState:
 
 
 def bag_add(bag: Network, m: Message) -> Network:
-    """``bag`` with one more copy of ``m``."""
-    items = list(bag)
+    """``bag`` with one more copy of ``m``. The bag is sorted by ``message_key`` with unique
+    keys, so a binary search finds the place computing only a logarithm's worth of keys (a
+    key renders every entry of an AppendEntries: not cheap on a long run's network)."""
     key = message_key(m)
-    for n, (existing, count) in enumerate(items):
-        k = message_key(existing)
-        if k == key:
-            items[n] = (existing, count + 1)
-            return tuple(items)
-        if key < k:
-            items.insert(n, (m, 1))
-            return tuple(items)
-    items.append((m, 1))
-    return tuple(items)
+    n = bisect.bisect_left(bag, key, key=lambda item: message_key(item[0]))
+    if n < len(bag) and message_key(bag[n][0]) == key:
+        existing, count = bag[n]
+        return (*bag[:n], (existing, count + 1), *bag[n + 1 :])
+    return (*bag[:n], (m, 1), *bag[n:])
 
 
 def bag_remove(bag: Network, m: Message) -> Network:
