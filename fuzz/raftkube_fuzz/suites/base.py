@@ -36,12 +36,17 @@ WAITS = (0.005, 0.02, 0.05, 0.2, 0.5, 1.0)
 MAX_MEMBERS = 5
 MAX_CLOCK_DRIFT = 0.5
 """The drift bound every simulated member declares (``MemberConfig.max_clock_drift``)."""
-CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
+CLOCK_RATES = (0.5, 1.5, 0.75, 1.25)
 """Clock-rate faults stay within :data:`MAX_CLOCK_DRIFT`: a lease read is only promised safe
 inside the bound its member declares, and the unmutated code must survive every fault. The
 bound is wide (a clock may run at half or one and a half times real speed, as a VM that is
 descheduled or catching up might) so that a lease computed without it is wrong by a margin a
 fuzzer can find; the members' leases shrink accordingly."""
+
+INITIAL_CLOCK_RATES = (1.0, 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT)
+"""Each member's clock rate at the start of an example, drawn from the seed: unmoved or at an
+edge of the bound. Drift that is there from the start (rather than added by a fault step) is
+what makes lease and lease-expiry hazards reachable in short examples."""
 
 FAULT_KINDS = (
     "heal",
@@ -147,6 +152,8 @@ def execute_fault(run: Run, step: Step) -> bool:
     """Apply a fault step; a fault that does not apply (restarting a running member) is a
     recorded no-op, so shrinking may drop the step that made it apply."""
     world, kind = run.world, step.kind
+    if kind not in FAULT_KINDS:
+        return False
     n = run.world_config.servers
     raw = step.get("member")
     resolved = world.leader() if raw == "leader" else raw
@@ -215,8 +222,6 @@ def execute_fault(run: Run, step: Step) -> bool:
     elif kind == "resync":
         world.resync_all()
         run.fault(kind, "clocks resynced (rate 1)")
-    else:
-        return False
     return True
 
 

@@ -21,7 +21,7 @@ from hypothesis.stateful import initialize, rule
 from raftkube_fuzz.run import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import (
-    CLOCK_RATES,
+    INITIAL_CLOCK_RATES,
     MAX_CLOCK_DRIFT,
     MAX_MEMBERS,
     Suite,
@@ -43,7 +43,7 @@ def world_config(config: Mapping[str, Any]) -> WorldConfig:
     return WorldConfig(
         servers=int(config["servers"]),
         max_batch=int(config["max_batch"]),
-        clock_rates=(1.0, *CLOCK_RATES),
+        clock_rates=INITIAL_CLOCK_RATES,
         member_defaults={
             "read_mode": str(config["read_mode"]),
             "max_clock_drift": MAX_CLOCK_DRIFT,
