@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import math
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,13 @@ class Run:
         self._attached = [False] * servers
         self._elected_term = 0
         """The highest term in which any member became leader (for LeaseSafety)."""
+        self._heard: dict[tuple[int, int], float] = {}
+        """(follower, leader) -> virtual time the follower last took an append from it."""
+        self.lease_exposure = 0.0
+        """The longest a majority of other members had gone without hearing from a member when
+        it served a read from its lease (virtual seconds): how close the run came to the edge
+        of what the followers' vote refusal protects. The suites hand it to Hypothesis as a
+        target to maximise."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
         self.clients = [SimClient(self.world, i, self.history) for i in range(servers)]
@@ -109,6 +117,8 @@ class Run:
             timeline.add(trio.current_time(), member_id, EVENT, event)
             if isinstance(event, ev.ClientRequest):
                 self._note_lease_expiry(event)
+            elif isinstance(event, ev.HandleAppendEntriesRequest):
+                self._heard[(member_id, event.message.source)] = trio.current_time()
             elif isinstance(event, ev.BecomeLeader):
                 member = world.hosts[member_id].member
                 if member is not None:
@@ -176,11 +186,25 @@ class Run:
 
         def leased_index() -> int | None:
             index = original()
-            if index is not None and self._elected_term > member.node.term:
-                self._guard(self._lease_violation, member_id, member.node.term)
+            if index is not None:
+                self._note_exposure(member_id)
+                if self._elected_term > member.node.term:
+                    self._guard(self._lease_violation, member_id, member.node.term)
             return index
 
         member._leased_index = leased_index  # type: ignore[method-assign]
+
+    def _note_exposure(self, member_id: int) -> None:
+        now = trio.current_time()
+        others = sorted(
+            now - self._heard.get((j, member_id), -math.inf)
+            for j in range(self.world_config.servers)
+            if j != member_id
+        )
+        needed = self.world_config.servers // 2  # other members in a majority with this one
+        exposure = others[needed - 1] if needed > 0 else 0.0
+        if exposure != math.inf:
+            self.lease_exposure = max(self.lease_exposure, exposure)
 
     def _lease_violation(self, member_id: int, term: int) -> None:
         raise Violation(

@@ -34,6 +34,8 @@ class Session:
     """Called after every step (the runner's progress display)."""
     spent: Callable[[], bool] = lambda: False
     """Whether the runner's budget is used up; checked before every step."""
+    budget_hit: bool = False
+    """Set once a step found the budget spent and stopped the Hypothesis run."""
     examples: int = 0
     steps: int = 0
     virtual_seconds: float = 0.0

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import attrs
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from raftkube_fuzz import session
@@ -246,8 +247,10 @@ class SuiteMachine(RuleBasedStateMachine):
 
     def apply(self, step: Step) -> None:
         assert self.run is not None
-        if session.current().spent():
+        current = session.current()
+        if current.spent():
             self.stopped = True
+            current.budget_hit = True
             raise session.BudgetSpent()
         try:
             self.run.apply(step)
@@ -272,6 +275,9 @@ class SuiteMachine(RuleBasedStateMachine):
             return
         try:
             if run.violation is None and not self.stopped:
+                # Guide the search towards runs that come close to a lease's edge (see
+                # Run.lease_exposure); zero when no read was served from a lease.
+                target(run.lease_exposure, label="lease exposure (virtual s)")
                 run.finish()
         finally:
             run.close()
