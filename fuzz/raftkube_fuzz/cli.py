@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 STATE_DIR = Path(".raftkube") / "fuzz"
 
+
+def _console() -> Console:
+    """Rich's console; when output is not a terminal (a log, CI), a width that fits the tables
+    instead of the 80 columns rich assumes."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -171,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         return _unknown("suite", args.suite, sorted(SUITES))
     if args.mutant is not None and args.mutant not in MUTANTS:
         return _unknown("mutant", args.mutant, list(MUTANTS))
-    console = Console()
+    console = _console()
     title = f"raftkube fuzz run {args.suite}" + (f" --mutant {args.mutant}" if args.mutant else "")
     kwargs: dict[str, Any] = {}
     if args.steps is not None:
@@ -306,7 +312,7 @@ def _list(args: argparse.Namespace) -> int:
     from raftkube_fuzz.mutants import MUTANTS
     from raftkube_fuzz.suites import SUITES
 
-    console = Console()
+    console = _console()
     suites = Table(title="suites")
     suites.add_column("suite")
     suites.add_column("what it exercises")
@@ -331,7 +337,7 @@ def _mutants(args: argparse.Namespace) -> int:
     for name in args.only or ():
         if name not in MUTANTS:
             return _unknown("mutant", name, list(MUTANTS))
-    console = Console()
+    console = _console()
     names = args.only if args.only else list(MUTANTS)
     table = Table(title=f"mutants, {args.time_per_mutant:.0f} s each")
     for column in ("mutant", "suite", "found", "time to find", "steps", "property", "trace"):
