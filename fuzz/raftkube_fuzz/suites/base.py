@@ -44,6 +44,14 @@ bound is wide (a clock may run at half or one and a half times real speed, as a 
 descheduled or catching up might) so that a lease computed without it is wrong by a margin a
 fuzzer can find; the members' leases shrink accordingly."""
 
+LEADER_FAULTS = (
+    Step.of("crash", member="leader", torn=0),
+    Step.of("pause", member="leader"),
+    Step.of("isolate", member="leader"),
+    Step.of("skew", member="leader"),
+)
+"""Faults the ``leader_fault`` rule aims at the current leader."""
+
 INITIAL_CLOCK_RATES = (1.0, 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT)
 """Each member's clock rate at the start of an example, drawn from the seed: unmoved or at an
 edge of the bound. Drift that is there from the start (rather than added by a fault step) is
@@ -268,6 +276,13 @@ class SuiteMachine(RuleBasedStateMachine):
         down = tuple(i for i in range(self.servers) if not world.up(i))
         paused = tuple(i for i in range(self.servers) if world.up(i) and world.paused(i))
         self.apply(data.draw(fault_steps(self.servers, down, paused), label="fault"))
+
+    @rule(step=st.sampled_from(LEADER_FAULTS))
+    def leader_fault(self, step: Step) -> None:
+        """The faults that hurt most, aimed at whoever leads when the step runs (Jepsen's
+        "kill the leader" and "partition the leader" nemeses): a rule of their own, so they
+        come up as often as a client operation rather than once in every few dozen faults."""
+        self.apply(step)
 
     def teardown(self) -> None:
         run = self.run
