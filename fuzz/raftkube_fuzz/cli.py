@@ -32,6 +32,7 @@ def _console() -> Console:
     instead of the 80 columns rich assumes."""
     return Console() if sys.stdout.isatty() else Console(width=160)
 
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
