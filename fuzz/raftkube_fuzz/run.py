@@ -61,6 +61,12 @@ if TYPE_CHECKING:
 LEASE_EXPIRY_CLIENT = -1
 """The pseudo-client whose operations are the leaders' lease revocations."""
 
+FINAL_SEARCH_STEPS = 5_000_000
+"""The linearizability search's budget for the whole history at the end of an example (the
+checks after each step use the checker's smaller default and only note an undecided search):
+a burst of concurrent operations around a leader change can need a few million model steps
+to place, about a second's work, and an undecided search fails the run."""
+
 SETTLE_LIMIT = 5.0
 """Virtual seconds a fresh world gets to elect its first leader before the first step."""
 
@@ -411,7 +417,11 @@ class Run:
             self.check()
             self._check_pending_done()
             try:
-                check_client_views(self.history, [_record(w) for w in self.watches])
+                check_client_views(
+                    self.history,
+                    [_record(w) for w in self.watches],
+                    max_steps=FINAL_SEARCH_STEPS,
+                )
             except LinearizabilityUndecided as exc:
                 raise Violation(
                     "LinearizabilityUndecided",
