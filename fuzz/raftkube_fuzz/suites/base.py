@@ -277,13 +277,6 @@ class SuiteMachine(RuleBasedStateMachine):
         paused = tuple(i for i in range(self.servers) if world.up(i) and world.paused(i))
         self.apply(data.draw(fault_steps(self.servers, down, paused), label="fault"))
 
-    @rule(step=st.sampled_from(LEADER_FAULTS))
-    def leader_fault(self, step: Step) -> None:
-        """The faults that hurt most, aimed at whoever leads when the step runs (Jepsen's
-        "kill the leader" and "partition the leader" nemeses): a rule of their own, so they
-        come up as often as a client operation rather than once in every few dozen faults."""
-        self.apply(step)
-
     def teardown(self) -> None:
         run = self.run
         if run is None:

@@ -22,6 +22,7 @@ from raftkube_fuzz.run import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import (
     INITIAL_CLOCK_RATES,
+    LEADER_FAULTS,
     MAX_CLOCK_DRIFT,
     MAX_MEMBERS,
     Suite,
@@ -94,6 +95,15 @@ class RaftMachine(SuiteMachine):
 
     def _target(self, member: int | str) -> int | str:
         return member if member == "leader" else int(member) % self.servers
+
+    @rule(step=st.sampled_from(LEADER_FAULTS))
+    def leader_fault(self, step: Step) -> None:
+        """The faults that hurt most, aimed at whoever leads when the step runs (Jepsen's
+        "kill the leader" and "partition the leader" nemeses): a rule of their own, so they
+        come up as often as a client operation rather than once in every few dozen faults.
+        Only in this suite: the kv suite's histories around leader changes are what the
+        linearizability search finds hardest, and it has client rules enough to dilute."""
+        self.apply(step)
 
     @rule(member=targets, key=st.sampled_from(KEYS))
     def write(self, member: int | str, key: str) -> None:
