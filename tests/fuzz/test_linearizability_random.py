@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 
 import attrs
 import pytest
@@ -227,15 +226,13 @@ def test_a_read_missing_one_record_is_always_rejected(seed: int, n_ops: int, cli
     rejected(History.from_json(encoded))
 
 
-def test_300_operation_4_client_history_checks_fast() -> None:
-    timings = []
+def test_300_operation_4_client_histories_need_little_search() -> None:
+    """Cost measured in model steps, not seconds (wall time belongs in benchmarks): a
+    linearizable 300-operation history from 4 clients takes a few hundred steps, about one per
+    operation plus the few overlaps; a search that backtracked needlessly would blow the budget
+    and raise LinearizabilityUndecided."""
     for seed in range(5):
-        h = random_history(random.Random(seed), 300, 4)
-        start = time.perf_counter()
-        check_linearizable(h)
-        timings.append(time.perf_counter() - start)
-    print(f"300 ops, 4 clients: {', '.join(f'{t * 1000:.0f} ms' for t in timings)}")
-    assert max(timings) < 2.0
+        check_linearizable(random_history(random.Random(seed), 300, 4), max_steps=1_000)
 
 
 @settings(max_examples=40, deadline=None)
