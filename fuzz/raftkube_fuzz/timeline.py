@@ -19,15 +19,8 @@ import attrs
 
 from raftkube.server.entries import EntryError, decode_entry
 from raftkube_spec.raft import events as ev
-from raftkube_spec.raft.messages import (
-    AppendEntriesRequest,
-    AppendEntriesResponse,
-    InstallSnapshotRequest,
-    Message,
-    RequestVoteRequest,
-    RequestVoteResponse,
-)
-from raftkube_spec.raft.types import Entry
+from raftkube_spec.raft import render
+from raftkube_spec.raft.messages import Message
 
 STEP = "step"
 EVENT = "event"
@@ -57,45 +50,8 @@ def describe_value(value: object) -> str:
     return f"{name}({lease})" if lease is not None else name
 
 
-def describe_entries(entries: tuple[Entry, ...]) -> str:
-    return "[" + " ".join(f"{e.term}:{describe_value(e.value)}" for e in entries) + "]"
-
-
 def describe_message(m: Message) -> str:
-    head = f"{type(m).__name__}(t{m.term} {m.source}->{m.dest}"
-    if isinstance(m, RequestVoteRequest):
-        body = f" last={m.last_log_index}@t{m.last_log_term}" + (" pre" if m.pre_vote else "")
-    elif isinstance(m, RequestVoteResponse):
-        body = (" granted" if m.granted else " denied") + (" pre" if m.pre_vote else "")
-    elif isinstance(m, AppendEntriesRequest):
-        body = (
-            f" prev={m.prev_log_index}@t{m.prev_log_term} {describe_entries(m.entries)}"
-            f" commit={m.commit_index}" + (f" ctx={m.read_ctx}" if m.read_ctx else "")
-        )
-    elif isinstance(m, AppendEntriesResponse):
-        body = (
-            (" ok" if m.success else " fail")
-            + f" match={m.match_index}"
-            + (f" ctx={m.read_ctx}" if m.read_ctx else "")
-        )
-    elif isinstance(m, InstallSnapshotRequest):
-        body = f" last={m.last_index}@t{m.last_term} <{len(m.entries)} image entries>"
-    else:
-        body = ""
-    return head + body + ")"
-
-
-def describe_event(e: ev.Event) -> str:
-    parts = []
-    for f in attrs.fields(type(e)):
-        value = getattr(e, f.name)
-        if f.name == "message":
-            parts.append(describe_message(value))
-        elif f.name == "value":
-            parts.append(describe_value(value))
-        else:
-            parts.append(f"{f.name}={value}")
-    return f"{type(e).__name__}(" + ", ".join(parts) + ")"
+    return render.message(m, describe_value)
 
 
 def describe(payload: object) -> str:
@@ -104,7 +60,7 @@ def describe(payload: object) -> str:
     if isinstance(payload, Message):
         return describe_message(payload)
     if attrs.has(type(payload)) and type(payload).__module__ == ev.__name__:
-        return describe_event(payload)  # type: ignore[arg-type]
+        return render.event(payload, describe_value)  # type: ignore[arg-type]
     return repr(payload)
 
 

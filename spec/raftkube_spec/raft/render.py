@@ -5,6 +5,8 @@ Formatting is not I/O: these return strings, and the shells decide where they go
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from . import events as ev
@@ -19,16 +21,20 @@ from .messages import (
 from .state import RaftState, ServerState
 from .types import Entry, Role
 
-
-def entry(e: Entry) -> str:
-    return f"{e.term}:{e.value}"
-
-
-def log(entries: tuple[Entry, ...]) -> str:
-    return "[" + " ".join(entry(e) for e in entries) + "]"
+Show = Callable[[object], str]
+"""How an entry's value is written: ``str`` for the model's own values; a shell that logs
+encoded client requests passes a decoder (the fuzz timeline does)."""
 
 
-def message(m: Message) -> str:
+def entry(e: Entry, show: Show = str) -> str:
+    return f"{e.term}:{show(e.value)}"
+
+
+def log(entries: tuple[Entry, ...], show: Show = str) -> str:
+    return "[" + " ".join(entry(e, show) for e in entries) + "]"
+
+
+def message(m: Message, show: Show = str) -> str:
     head = f"{type(m).__name__}(t{m.term} {m.source}->{m.dest}"
     if isinstance(m, RequestVoteRequest):
         body = f" last={m.last_log_index}@t{m.last_log_term}" + (" pre" if m.pre_vote else "")
@@ -36,7 +42,7 @@ def message(m: Message) -> str:
         body = (" granted" if m.granted else " denied") + (" pre" if m.pre_vote else "")
     elif isinstance(m, AppendEntriesRequest):
         body = (
-            f" prev={m.prev_log_index}@t{m.prev_log_term} {log(m.entries)}"
+            f" prev={m.prev_log_index}@t{m.prev_log_term} {log(m.entries, show)}"
             f" commit={m.commit_index}" + (f" ctx={m.read_ctx}" if m.read_ctx else "")
         )
     elif isinstance(m, AppendEntriesResponse):
@@ -46,17 +52,20 @@ def message(m: Message) -> str:
             + (f" ctx={m.read_ctx}" if m.read_ctx else "")
         )
     elif isinstance(m, InstallSnapshotRequest):
-        body = f" last={m.last_index}@t{m.last_term} {log(m.entries)}"
+        body = f" last={m.last_index}@t{m.last_term} {log(m.entries, show)}"
     else:
         body = ""
     return head + body + ")"
 
 
-def event(e: ev.Event) -> str:
+def event(e: ev.Event, show: Show = str) -> str:
     fields = []
     for f in attrs.fields(type(e)):
         value = getattr(e, f.name)
-        fields.append(message(value) if f.name == "message" else f"{f.name}={value}")
+        if f.name == "message":
+            fields.append(message(value, show))
+        else:
+            fields.append(f"{f.name}={show(value) if f.name == 'value' else value}")
     return f"{type(e).__name__}(" + ", ".join(fields) + ")"
 
 
