@@ -118,13 +118,17 @@ class Run:
 
     def observer_for(self, member_id: int) -> Callable[[Any], None]:
         timeline, shadow, world = self.timeline, self.shadow, self.world
+        # The run's own clock is Trio's clock: reading it directly spares Trio's run-context
+        # lookup on every event.
+        clock = self.sim.clock
 
         def observe(event: Any) -> None:
-            timeline.add(trio.current_time(), member_id, EVENT, event)
+            now = clock.current_time()
+            timeline.add(now, member_id, EVENT, event)
             if isinstance(event, ev.ClientRequest):
                 self._note_lease_expiry(event)
             elif isinstance(event, ev.HandleAppendEntriesRequest):
-                self._heard[(member_id, event.message.source)] = trio.current_time()
+                self._heard[(member_id, event.message.source)] = now
             elif isinstance(event, ev.BecomeLeader):
                 member = world.hosts[member_id].member
                 if member is not None:

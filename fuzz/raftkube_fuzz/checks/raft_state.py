@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from raftkube.raft import RaftNode
+from raftkube.raft import NodeConfig, RaftNode
 from raftkube_spec.raft.model import RaftSpec
 from raftkube_spec.raft.state import PendingRead, RaftState, ServerState
 from raftkube_spec.raft.types import Role
@@ -76,13 +76,30 @@ def spec_fields(v: ServerState, server: int) -> dict[str, Any]:
     return fields
 
 
+def spec_peers(config: NodeConfig, server: int, servers: int) -> tuple[int, ...] | None:
+    """``config.peers`` if they are exactly the spec's other servers (the leader fields of
+    :func:`node_fields` and :func:`spec_fields` then have the same keys), else None. A node's
+    configuration is frozen, so a caller may keep the answer as long as the node keeps the
+    very same configuration object: computing the peers costs more than the rest of a
+    comparison."""
+    peers = config.peers
+    if sorted(peers) != [j for j in range(servers) if j != server]:
+        return None
+    return peers
+
+
 def matches_spec(
-    node: RaftNode, v: ServerState, server: int, read_id: Callable[[int], int]
+    node: RaftNode,
+    v: ServerState,
+    server: int,
+    read_id: Callable[[int], int],
+    peers: tuple[int, ...] | None,
 ) -> bool:
     """Whether ``node_fields(node)``, its read ids renamed by ``read_id``, equals
     ``spec_fields(v, server)``: the same comparisons field by field, without building either
-    dict, for the common case. It may answer False for a state that matches (then the caller's
-    full comparison decides); it answers True only when every field would compare equal."""
+    dict, for the common case. ``peers`` is :func:`spec_peers` of the node's configuration.
+    It may answer False for a state that matches (then the caller's full comparison decides);
+    it answers True only when every field would compare equal."""
     log = node.log
     snap = v.snapshot_index
     if (
@@ -104,8 +121,7 @@ def matches_spec(
         if mine != tuple((r.read_id, r.index, r.acks) for r in v.pending_reads):
             return False
     if node.role is Role.LEADER:
-        peers = node.config.peers
-        if sorted(peers) != [j for j in range(len(v.match_index)) if j != server]:
+        if peers is None or len(v.match_index) != len(peers) + 1:
             return False
         for j in peers:
             if node.next_index(j) != v.next_index[j] or node.match_index(j) != v.match_index[j]:

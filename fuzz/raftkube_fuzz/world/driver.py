@@ -355,7 +355,6 @@ class Simulation:
             )
         loop = self._loop
         assert loop is not None
-        previous, sniffio.thread_local.name = sniffio.thread_local.name, "trio"
         try:
             timeout = loop.send(events)
         except StopIteration:
@@ -364,18 +363,22 @@ class Simulation:
         except trio.TrioInternalError as exc:
             self._result = outcome.Error(exc)
             return
-        finally:
-            sniffio.thread_local.name = previous
         # The run hands over an empty I/O result (nothing can happen on a socket here) and
         # asks for a wait of ``timeout`` seconds only when no task is runnable.
         self._events = []
         self._idle = timeout > 0
 
     def _pump_until(self, condition: Callable[[], bool]) -> None:
-        while not condition():
-            if self.finished:
-                raise SimulationError("the simulation's run has ended") from self.run_error
-            self._tick()
+        # The tasks see Trio as the running async library while the run is stepped (set once
+        # per call rather than once per pass: nothing outside the run executes in between).
+        previous, sniffio.thread_local.name = sniffio.thread_local.name, "trio"
+        try:
+            while not condition():
+                if self.finished:
+                    raise SimulationError("the simulation's run has ended") from self.run_error
+                self._tick()
+        finally:
+            sniffio.thread_local.name = previous
 
     def spawn(
         self,

@@ -135,3 +135,37 @@ def message_key(m: Message) -> tuple[object, ...]:
         entries = tuple((e.term, repr(e.value)) for e in m.entries)
         return (*head, m.last_index, m.last_term, entries)
     return head
+
+
+def message_head(m: Message) -> tuple[object, ...]:
+    """The part of :func:`message_key` before the rendered entries (the whole key for a
+    message without entries): equal heads mean equal types and equal fields up to the
+    entries, and unequal heads order as the whole keys do (the first difference is in the
+    head). The whole key is ``message_head(m) + (rendered entries,) + message_tail(m)`` for a
+    message with entries."""
+    if isinstance(m, AppendEntriesRequest):
+        return (
+            _RANK[AppendEntriesRequest],
+            m.term,
+            m.source,
+            m.dest,
+            m.prev_log_index,
+            m.prev_log_term,
+        )
+    if isinstance(m, InstallSnapshotRequest):
+        return (_RANK[InstallSnapshotRequest], m.term, m.source, m.dest, m.last_index, m.last_term)
+    return message_key(m)
+
+
+def message_tail(m: Message) -> tuple[object, ...]:
+    """The part of :func:`message_key` after the rendered entries (see :func:`message_head`)."""
+    if isinstance(m, AppendEntriesRequest):
+        return (m.commit_index, m.read_ctx)
+    return ()
+
+
+def message_entries(m: Message) -> tuple[Entry, ...]:
+    """The entries a message carries (none for most types)."""
+    if isinstance(m, AppendEntriesRequest | InstallSnapshotRequest):
+        return m.entries
+    return ()

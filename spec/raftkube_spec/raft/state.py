@@ -7,12 +7,12 @@ one state. The protocol never reads them.
 
 from __future__ import annotations
 
-import bisect
+import operator
 from typing import Any
 
 import attrs
 
-from .messages import Message, message_key
+from .messages import Message, message_entries, message_head, message_key, message_tail
 from .types import Entry, Role, ServerId
 
 Network = tuple[tuple[Message, int], ...]
@@ -144,7 +144,15 @@ class RaftState:
         )
 
     def with_server(self, i: ServerId, server: ServerState) -> RaftState:
-        return self.but(servers=(*self.servers[:i], server, *self.servers[i + 1 :]))
+        return RaftState(
+            (*self.servers[:i], server, *self.servers[i + 1 :]),
+            self.network,
+            self.elections,
+            self.committed,
+            self.reads,
+            self.last_read_id,
+            self.restarts,
+        )
 
     def max_commit_index(self) -> int:
         return max(s.commit_index for s in self.servers)
@@ -154,31 +162,78 @@ def initial_state(servers: int) -> RaftState:
     return RaftState(servers=tuple(ServerState() for _ in range(servers)))
 
 
+def _search(bag: Network, m: Message) -> tuple[int, bool]:
+    """Where ``m``'s key is or would go in ``bag`` (``bisect_left`` over ``message_key``), and
+    whether the item there has that key. A key renders every entry of an AppendEntries (not
+    cheap on a long run's network), so keys are compared in parts: heads first, and on a
+    tie the rendered entries only if the entries are not the very same objects (identical
+    entries render identically, and the tails decide)."""
+    head = message_head(m)
+    lo, hi = 0, len(bag)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        other = bag[mid][0]
+        other_head = message_head(other)
+        if other_head != head:
+            below = other_head < head
+        elif other is m:
+            return mid, True  # keys are unique: this is the only item with m's key
+        else:
+            below, equal = _tie(other, m)
+            if equal:
+                return mid, True
+        if below:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo, False
+
+
+def _tie(a: Message, b: Message) -> tuple[bool, bool]:
+    """Whether ``message_key(a)`` is below, and whether it equals, ``message_key(b)``, for two
+    messages with equal heads."""
+    ea, eb = message_entries(a), message_entries(b)
+    if len(ea) == len(eb) and all(map(operator.is_, ea, eb)):
+        ta, tb = message_tail(a), message_tail(b)
+    else:
+        ta, tb = message_key(a), message_key(b)
+    return ta < tb, ta == tb
+
+
 def bag_add(bag: Network, m: Message) -> Network:
     """``bag`` with one more copy of ``m``. The bag is sorted by ``message_key`` with unique
-    keys, so a binary search finds the place computing only a logarithm's worth of keys (a
-    key renders every entry of an AppendEntries: not cheap on a long run's network)."""
-    key = message_key(m)
-    n = bisect.bisect_left(bag, key, key=lambda item: message_key(item[0]))
-    if n < len(bag) and message_key(bag[n][0]) == key:
+    keys, so a binary search finds the place."""
+    n, found = _search(bag, m)
+    if found:
         existing, count = bag[n]
         return (*bag[:n], (existing, count + 1), *bag[n + 1 :])
     return (*bag[:n], (m, 1), *bag[n:])
 
 
+def _position(bag: Network, m: Message) -> int:
+    """Where ``m`` is in ``bag``, or -1. Events usually carry the very object in the bag, so
+    identity is tried first (sparing attrs' ``__eq__``). Equal messages have equal keys (for
+    values whose equality agrees with their ``repr``, as the models' strings and the members'
+    bytes do), so at most one item equals ``m`` and the two passes cannot disagree."""
+    for n, (existing, _) in enumerate(bag):
+        if existing is m:
+            return n
+    for n, (existing, _) in enumerate(bag):
+        if existing == m:
+            return n
+    return -1
+
+
 def bag_remove(bag: Network, m: Message) -> Network:
     """``bag`` with one copy of ``m`` fewer; ``m`` must be present."""
-    items = list(bag)
-    for n, (existing, count) in enumerate(items):
-        if existing is m or existing == m:
-            if count == 1:
-                del items[n]
-            else:
-                items[n] = (existing, count - 1)
-            return tuple(items)
-    raise KeyError(m)
+    n = _position(bag, m)
+    if n < 0:
+        raise KeyError(m)
+    existing, count = bag[n]
+    if count == 1:
+        return (*bag[:n], *bag[n + 1 :])
+    return (*bag[:n], (existing, count - 1), *bag[n + 1 :])
 
 
 def bag_contains(bag: Network, m: Message) -> bool:
-    # Events usually carry the very object in the bag: identity first spares attrs' __eq__.
-    return any(existing is m for existing, _ in bag) or any(existing == m for existing, _ in bag)
+    return _position(bag, m) >= 0
