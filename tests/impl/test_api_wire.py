@@ -190,3 +190,53 @@ def test_malformed_responses_and_envelopes() -> None:
         wire.decode_request_frame({"id": 1, "op": "put", "body": {}, "extra": 1})
     frame = wire.decode_request_frame({"id": 7, "op": "status", "body": {}})
     assert (frame.id, frame.op, frame.body) == (7, "status", {})
+
+
+FULL_PUT = {
+    "key": b"k",
+    "value": b"v",
+    "lease": 0,
+    "prev_kv": False,
+    "ignore_value": False,
+    "ignore_lease": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"key": "k"}, "body.key"),
+        ({"value": None}, "body.value"),
+        ({"lease": True}, "body.lease"),
+        ({"prev_kv": 1}, "body.prev_kv"),
+        ({"ignore_lease": None}, "body.ignore_lease"),
+        ({"extra": 1}, "body.extra"),
+    ],
+)
+def test_a_full_put_body_that_is_off_in_one_field_is_refused(
+    change: dict[str, Any], field: str
+) -> None:
+    """A complete, well-typed put body takes a shortcut past the field reader; one wrong
+    type or one unknown field must still be refused with that field named."""
+    assert wire.decode_request("put", dict(FULL_PUT)) == PutRequest(b"k", b"v")
+    with pytest.raises(WireError) as info:
+        wire.decode_request("put", {**FULL_PUT, **change})
+    assert info.value.field == field
+
+
+def test_the_shortcuts_for_headers_envelopes_and_put_answers_check_what_the_reader_checks() -> None:
+    header = {"cluster_id": "c", "member_id": 1, "revision": 5, "raft_term": 2}
+    assert wire.decode_header(header) == wire.WireHeader("c", 1, 5, 2)
+    with pytest.raises(WireError, match=r"header\.raft_term"):
+        wire.decode_header({**header, "raft_term": -1})
+    with pytest.raises(WireError, match=r"header\.member_id"):
+        wire.decode_header({**header, "member_id": "1"})
+    with pytest.raises(WireError, match=r"body"):
+        wire.decode_request_frame({"id": 1, "op": "status", "body": {1: 2}})
+    with pytest.raises(WireError, match=r"^op"):
+        wire.decode_request_frame({"id": 1, "op": ["put"], "body": {}})
+    with pytest.raises(WireError, match=r"^id"):
+        wire.decode_request_frame({"id": -1, "op": "put", "body": {}})
+    assert wire.decode_response("put", {"prev_kv": None}, 9) == PutResponse(ResponseHeader(9))
+    with pytest.raises(WireError, match=r"body\.prev_kv"):
+        wire.decode_response("put", {"prev_kv": 3}, 9)

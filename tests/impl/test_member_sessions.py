@@ -9,7 +9,7 @@ fault really forces a retry.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,12 +17,11 @@ import trio
 
 from raftkube.client import Client, ClientError
 from raftkube.server.entries import SessionTag
-from raftkube.server.member import Member
+from raftkube.server.member import Member, WriteOutcome
 from raftkube_spec.kv.requests import PutRequest, Request
-from raftkube_spec.kv.responses import Result
 from tests.impl.test_member_snapshots import ConfigCluster
 
-Write = Callable[[Request, SessionTag | None], Awaitable[Result]]
+Submit = Callable[[Request, SessionTag | None, Callable[[WriteOutcome], None]], None]
 
 
 def hold_first_put_answer(
@@ -31,16 +30,17 @@ def hold_first_put_answer(
     """Make ``member`` apply the first put of ``key`` but never answer it; the returned event
     is set once that put is applied. Later writes pass through untouched."""
     applied = trio.Event()
-    real: Write = member.write
+    real: Submit = member.submit
 
-    async def write(req: Request, session: SessionTag | None = None) -> Result:
-        result = await real(req, session)
+    def submit(
+        req: Request, session: SessionTag | None, on_done: Callable[[WriteOutcome], None]
+    ) -> None:
         if isinstance(req, PutRequest) and req.key == key and not applied.is_set():
-            applied.set()
-            await trio.sleep_forever()  # Cancelled when the client's connection goes.
-        return result
+            real(req, session, lambda _outcome: applied.set())
+        else:
+            real(req, session, on_done)
 
-    monkeypatch.setattr(member, "write", write)
+    monkeypatch.setattr(member, "submit", submit)
     return applied
 
 

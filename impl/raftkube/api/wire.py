@@ -74,6 +74,8 @@ OPS: Final = (
 )
 """Every op a request frame may name."""
 
+_OP_SET: Final = frozenset(OPS)
+
 KV_OPS: Final = OPS[:9]
 """The ops whose bodies are KV requests (see :func:`encode_request`)."""
 
@@ -105,24 +107,31 @@ def _type_name(value: object) -> str:
 
 
 class _Reader:
-    """Reads the fields of one map, remembering which were consumed so leftovers are refused."""
+    """Reads the fields of one map, remembering which were consumed so leftovers are refused.
+
+    Every request and answer passes through here, so the common case is kept cheap: a plain
+    ``dict`` skips the abstract ``Mapping`` check, and :meth:`done` only computes the leftover
+    field names when the count of fields read says there are some."""
+
+    __slots__ = ("raw", "seen", "where")
 
     def __init__(self, raw: object, where: str) -> None:
-        if not isinstance(raw, Mapping):
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             raise WireError(where, f"expected a map, got {_type_name(raw)}")
         for k in raw:
-            if not isinstance(k, str):
+            if type(k) is not str and not isinstance(k, str):
                 raise WireError(where, f"map key {k!r} is not a string")
         self.raw: Mapping[str, Any] = raw
         self.where = where
         self.seen: set[str] = set()
+        """The fields of ``raw`` that were read (absent ones are not recorded)."""
 
     def path(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
     def _get(self, name: str, required: bool) -> tuple[bool, Any]:
-        self.seen.add(name)
         if name in self.raw:
+            self.seen.add(name)
             return True, self.raw[name]
         if required:
             raise WireError(self.path(name), "required field is missing")
@@ -190,6 +199,8 @@ class _Reader:
             raise WireError(self.path(name), f"unknown value {text!r}") from None
 
     def done(self) -> None:
+        if len(self.seen) == len(self.raw):
+            return
         extra = sorted(set(self.raw) - self.seen)
         if extra:
             raise WireError(self.path(extra[0]), "unknown field")
@@ -265,7 +276,23 @@ def encode_header(header: WireHeader) -> Map:
     }
 
 
+_HEADER_FIELDS: Final = frozenset(("cluster_id", "member_id", "revision", "raft_term"))
+
+
 def decode_header(raw: object, where: str = "header") -> WireHeader:
+    if type(raw) is dict and raw.keys() == _HEADER_FIELDS:
+        # Every answer carries one: the well-formed case skips the field-by-field reader,
+        # which runs only to name what is wrong.
+        cluster_id, member_id = raw["cluster_id"], raw["member_id"]
+        revision, term = raw["revision"], raw["raft_term"]
+        if (
+            type(cluster_id) is str
+            and type(member_id) is int
+            and type(revision) is int
+            and type(term) is int
+            and term >= 0
+        ):
+            return WireHeader(cluster_id, member_id, revision, term)
     return _decode(
         raw,
         where,
@@ -430,6 +457,29 @@ def _d_put(r: _Reader) -> PutRequest:
     )
 
 
+_PUT_FIELDS: Final = frozenset(("key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease"))
+
+
+def _fast_put(raw: Map) -> PutRequest | None:
+    """A put body with every field present and of the right type (what :func:`encode_request`
+    writes), decoded without the field-by-field reader; None for anything else, which the
+    reader then decodes or refuses with the offending field named."""
+    if raw.keys() != _PUT_FIELDS:
+        return None
+    key, value, lease = raw["key"], raw["value"], raw["lease"]
+    prev_kv, ignore_value, ignore_lease = raw["prev_kv"], raw["ignore_value"], raw["ignore_lease"]
+    if (
+        type(key) is bytes
+        and type(value) is bytes
+        and type(lease) is int
+        and type(prev_kv) is bool
+        and type(ignore_value) is bool
+        and type(ignore_lease) is bool
+    ):
+        return PutRequest(key, value, lease, prev_kv, ignore_value, ignore_lease)
+    return None
+
+
 def _d_delete(r: _Reader) -> DeleteRangeRequest:
     return DeleteRangeRequest(
         key=r.by("key", None), range_end=r.by("range_end"), prev_kv=r.b("prev_kv")
@@ -479,6 +529,10 @@ def request_op(req: Request) -> str:
 
 def decode_request(op: str, raw: object, where: str = "body") -> Request:
     """Decode the body of KV op ``op``; raises :class:`WireError` on anything unexpected."""
+    if op == "put" and type(raw) is dict:
+        put = _fast_put(raw)
+        if put is not None:
+            return put
     kind = _OP_REQUEST.get(op)
     if kind is None:
         raise WireError("op", f"not a KV op: {op!r}")
@@ -613,6 +667,8 @@ _OP_RESPONSE: Final[dict[str, type]] = {
 
 def decode_response(op: str, raw: object, revision: int, where: str = "body") -> Response:
     """Decode the body of a response to KV op ``op``; ``revision`` comes from the header."""
+    if op == "put" and type(raw) is dict and len(raw) == 1 and raw.get("prev_kv", 0) is None:
+        return PutResponse(ResponseHeader(revision))  # The usual answer to a put.
     kind = _OP_RESPONSE.get(op)
     if kind is None:
         raise WireError("op", f"not a KV op: {op!r}")
@@ -634,6 +690,17 @@ class RequestFrame:
 
 def decode_request_frame(raw: object) -> RequestFrame:
     """Check the envelope ``{"id", "op", "body"}`` (not the body)."""
+    if type(raw) is dict and len(raw) == 3:
+        rid, op, body = raw.get("id"), raw.get("op"), raw.get("body")
+        if (
+            type(rid) is int
+            and rid >= 0
+            and type(op) is str
+            and op in _OP_SET
+            and type(body) is dict
+            and all(type(k) is str for k in body)
+        ):
+            return RequestFrame(rid, op, body)  # A well-formed envelope, checked at once.
 
     def build(r: _Reader) -> RequestFrame:
         rid = r.i("id", None, minimum=0)

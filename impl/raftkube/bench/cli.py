@@ -27,6 +27,7 @@ import trio
 from raftkube.bench.report import Summary, render
 from raftkube.client import Client, ClientError
 from raftkube.cluster.up import UpError, local_cluster, local_plan
+from raftkube.tuning import tune_gc
 
 Request = Callable[[Client, int], Awaitable[object]]
 
@@ -106,6 +107,7 @@ def run_range(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, request: Request) -> int:
+    tune_gc()
     if args.endpoints is None:
         try:
             summary = trio.run(_drive_local, args, request)

@@ -18,11 +18,10 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import attrs
-import msgpack  # type: ignore[import-untyped]
 import trio
 
 from raftkube.api import wire
-from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.client.connection import BrokenError, Connection
 from raftkube_spec.kv.errors import KVError
 from raftkube_spec.kv.requests import (
     CompactionRequest,
@@ -71,61 +70,9 @@ class KVRequestError(ClientError):
         self.error = error
 
 
-class _Broken(Exception):
-    """The connection died before the answer arrived."""
-
-
 def _parse_endpoint(endpoint: str) -> tuple[str, int]:
     host, _, port = endpoint.rpartition(":")
     return host or "127.0.0.1", int(port)
-
-
-@attrs.define(eq=False)
-class _Connection:
-    endpoint: str
-    stream: trio.abc.Stream
-    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    pending: dict[int, trio.MemorySendChannel[dict[str, Any]]] = attrs.Factory(dict)
-    lock: trio.Lock = attrs.Factory(trio.Lock)
-    broken: bool = False
-
-    async def read_loop(self) -> None:
-        reader = FrameReader(self.stream, 64 * 1024 * 1024)
-        try:
-            with self.scope:
-                while True:
-                    frame = await reader.receive_frame()
-                    if frame is None:
-                        break
-                    msg = msgpack.unpackb(frame, raw=False)
-                    if not isinstance(msg, dict):
-                        continue
-                    chan = self.pending.get(msg.get("id", -1))
-                    if chan is not None:
-                        with suppress(trio.WouldBlock, trio.BrokenResourceError):
-                            chan.send_nowait(msg)
-        except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
-            pass
-        finally:
-            self.broken = True
-            for chan in self.pending.values():
-                chan.close()
-            self.pending.clear()
-            with trio.CancelScope(shield=True):
-                await self.stream.aclose()
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        data = encode_frame(msgpack.packb(frame, use_bin_type=True), 64 * 1024 * 1024)
-        try:
-            async with self.lock:
-                await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self.close()
-            raise _Broken(str(exc)) from None
-
-    def close(self) -> None:
-        self.broken = True
-        self.scope.cancel()
 
 
 @attrs.define(eq=False)
@@ -176,7 +123,7 @@ class Client:
         self.request_timeout = request_timeout
         self.ssl_context = ssl_context
         self._current = 0
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._connecting = trio.Lock()
@@ -199,7 +146,7 @@ class Client:
 
     # --- connections -----------------------------------------------------------------------
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self) -> Connection:
         async with self._connecting:
             if self._conn is not None and not self._conn.broken:
                 return self._conn
@@ -208,9 +155,9 @@ class Client:
             try:
                 stream = await self._dial(host, port)
             except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
-                raise _Broken(str(exc) or type(exc).__name__) from None
-            conn = _Connection(self.endpoint, stream)
-            self._nursery.start_soon(conn.read_loop)
+                raise BrokenError(str(exc) or type(exc).__name__) from None
+            conn = Connection(self.endpoint, stream, self.request_timeout)
+            self._nursery.start_soon(conn.run)
             self._conn = conn
             return conn
 
@@ -238,16 +185,6 @@ class Client:
         else:
             self._current = (self._current + 1) % len(self.endpoints)
 
-    async def _open(
-        self, op: str, body: dict[str, Any], capacity: int = 1
-    ) -> tuple[_Connection, int, trio.MemoryReceiveChannel[dict[str, Any]]]:
-        conn = await self._connection()
-        rid = next(self._ids)
-        send, recv = trio.open_memory_channel[dict[str, Any]](capacity)
-        conn.pending[rid] = send
-        await conn.send({"id": rid, "op": op, "body": body})
-        return conn, rid, recv
-
     async def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
         """Send one request, failing over as needed; returns the whole ``ok`` frame."""
         last: Exception | None = None
@@ -255,15 +192,12 @@ class Client:
             if attempt:
                 await trio.sleep(self.retry_delay)
             try:
-                conn, rid, recv = await self._open(op, body)
-                try:
-                    with trio.fail_after(self.request_timeout):
-                        msg = await recv.receive()
-                except trio.EndOfChannel:
-                    raise _Broken("connection closed") from None
-                finally:
-                    conn.pending.pop(rid, None)
-            except _Broken as exc:
+                conn = self._conn
+                if conn is None or conn.broken:
+                    conn = await self._connection()
+                rid = next(self._ids)
+                msg = await conn.call(rid, {"id": rid, "op": op, "body": body}).wait()
+            except BrokenError as exc:
                 last = exc
                 self._fail_over()
                 continue
@@ -408,7 +342,9 @@ class Client:
             "start_revision": start_revision,
             "prev_kv": prev_kv,
         }
-        conn, rid, recv = await self._open("watch", body, capacity=1024)
+        conn = await self._connection()
+        rid = next(self._ids)
+        recv = conn.open_stream(rid, {"id": rid, "op": "watch", "body": body}, 1024)
         try:
             first = await recv.receive()
             if not first.get("ok"):
@@ -427,14 +363,11 @@ class Client:
 
             yield events()
         finally:
-            conn.pending.pop(rid, None)
+            conn.streams.pop(rid, None)
             if not conn.broken:
-                with trio.move_on_after(1) as cleanup:
-                    cleanup.shield = True
-                    with suppress(_Broken):
-                        await conn.send(
-                            {"id": next(self._ids), "op": "watch_cancel", "body": {"watch_id": rid}}
-                        )
+                cancel = {"id": next(self._ids), "op": "watch_cancel", "body": {"watch_id": rid}}
+                with suppress(BrokenError):
+                    conn.send_nowait(cancel)
 
 
 @asynccontextmanager

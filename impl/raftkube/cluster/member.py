@@ -30,6 +30,7 @@ from raftkube.net.transport import PeerAddress
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
 from raftkube.server.runner import RunningMember, open_member
 from raftkube.tls import TlsSetupError, peer_tls, server_context
+from raftkube.tuning import tune_gc
 
 logger = logging.getLogger("raftkube.member")
 
@@ -262,6 +263,7 @@ def run_member(args: argparse.Namespace) -> int:
         format="%(asctime)s.%(msecs)03d %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    tune_gc()
     try:
         setup = _configure(args)
         _check_data_dir(args.data_dir)

@@ -231,6 +231,11 @@ class RaftNode:
         if self._observer is not None:
             self._observer(ev.TransferLeadership(self.id, peer))
 
+    @property
+    def applied(self) -> int:
+        """The highest index the driver has reported applied (through :meth:`advance`)."""
+        return self._applied
+
     def compact(self, index: int) -> Snapshot:
         """Fold the applied log up to ``index`` into a snapshot (persisted via Ready)."""
         if not self.config.compaction:

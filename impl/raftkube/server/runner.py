@@ -15,6 +15,7 @@ from raftkube.clock import TrioClock
 from raftkube.net.transport import PeerAddress, TcpTransport, TlsConfig, TransportConfig
 from raftkube.server.member import Member, MemberConfig
 from raftkube.server.service import serve_clients
+from raftkube.server.sync_thread import SyncThread
 from raftkube.storage import RaftLogStore
 
 
@@ -67,24 +68,30 @@ async def open_member(
         clock=clock,
     )
     try:
-        member = Member(
-            config,
-            storage=storage,
-            transport=transport,
-            clock=clock,
-            run_sync=trio.to_thread.run_sync,
-        )
-        async with trio.open_nursery() as nursery:
-            peer_address = await nursery.start(transport.run)
-            await nursery.start(member.run)
-            client_address = await nursery.start(
-                partial(serve_clients, ssl_context=client_ssl_context), member, host, client_port
+        # The member's fsyncs run in this thread; it stops only after every task has (no sync
+        # is then in flight), and before the storage closes.
+        with SyncThread() as sync_thread:
+            member = Member(
+                config,
+                storage=storage,
+                transport=transport,
+                clock=clock,
+                run_sync=sync_thread.run_sync,
             )
-            running = RunningMember(member, transport, peer_address, client_address)
-            running.add_peer(config.member_id, peer_address, running.client_endpoint)
-            try:
-                yield running
-            finally:
-                nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as nursery:
+                peer_address = await nursery.start(transport.run)
+                await nursery.start(member.run)
+                client_address = await nursery.start(
+                    partial(serve_clients, ssl_context=client_ssl_context),
+                    member,
+                    host,
+                    client_port,
+                )
+                running = RunningMember(member, transport, peer_address, client_address)
+                running.add_peer(config.member_id, peer_address, running.client_endpoint)
+                try:
+                    yield running
+                finally:
+                    nursery.cancel_scope.cancel()
     finally:
         storage.close()

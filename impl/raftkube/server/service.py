@@ -1,13 +1,14 @@
 """The client listener: the protocol of ``docs/client-protocol.md`` on top of a :class:`Member`.
 
-One task reads frames from a connection and starts one task per request in the connection's
-nursery, so requests are pipelined and answered by id in completion order; a single writer task
-drains a channel of encoded frames so responses never interleave on the stream.
+One task reads frames from a connection. Writes are handed to :meth:`Member.submit` right there
+and answered from its callback; reads (which may wait for a ReadIndex round) and the other
+requests get a task each in the connection's nursery. Either way requests are pipelined and
+answered by id in completion order, and a single writer task sends whatever answers have
+accumulated in one write, so responses never interleave on the stream.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
 from typing import Any
@@ -17,40 +18,59 @@ import msgpack  # type: ignore[import-untyped]
 import trio
 
 from raftkube.api import wire
-from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
 from raftkube.server.entries import REGISTER_OP, decode_session_tag
-from raftkube.server.member import Member, MemberError
+from raftkube.server.member import Member, MemberError, WriteOutcome
 from raftkube_spec.kv.errors import KVError
-from raftkube_spec.kv.requests import RangeRequest
 from raftkube_spec.kv.watch import WatchFilter
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME: int = 8 * 1024 * 1024
 """Frames above this cost the connection; those above 1.5 MiB get a polite refusal."""
+MAX_QUEUED_FRAMES: int = 4096
+"""Answers waiting to be written, beyond which a connection's answers are dropped."""
+WRITE_OPS = frozenset(op for op in wire.KV_OPS if op != "range")
+"""Ops answered from :meth:`Member.submit`'s callback, without a task of their own."""
 
 
 @attrs.define(eq=False)
 class _Connection:
+    """One client connection's state. Answers are queued as encoded frames in ``outbox`` and
+    written by one writer task, all that accumulated in one ``send_all``."""
+
     member: Member
-    out: trio.MemorySendChannel[bytes]
+    scope: trio.CancelScope
     watches: dict[int, trio.CancelScope] = attrs.Factory(dict)
+    outbox: list[bytes] = attrs.Factory(list)
+    ready: trio.Event = attrs.Factory(trio.Event)
+    closed: bool = False
 
     def send(self, frame: dict[str, Any]) -> None:
-        data = encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME)
+        """Queue an answer. Never raises: write answers are sent from the member's apply
+        path, which must not fail because of one connection."""
         # A client that does not read its answers loses its connection's answers.
-        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
-            self.out.send_nowait(data)
+        if self.closed or len(self.outbox) >= MAX_QUEUED_FRAMES:
+            return
+        try:
+            data = encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME)
+        except FrameTooLargeError as exc:
+            logger.warning("client connection dropped: answer %s: %s", frame.get("id"), exc)
+            self.closed = True
+            self.scope.cancel()
+            return
+        self.outbox.append(data)
+        self.ready.set()
 
 
 async def serve_client(member: Member, stream: trio.abc.Stream) -> None:
     """Serve one client connection until it closes."""
-    out_in, out_out = trio.open_memory_channel[bytes](4096)
-    conn = _Connection(member, out_in)
     reader = FrameReader(stream, MAX_FRAME)
+    conn: _Connection | None = None
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_writer, stream, out_out, nursery.cancel_scope)
+            conn = _Connection(member, nursery.cancel_scope)
+            nursery.start_soon(_writer, stream, conn)
             while True:
                 try:
                     frame = await reader.receive_frame()
@@ -61,27 +81,22 @@ async def serve_client(member: Member, stream: trio.abc.Stream) -> None:
                 _dispatch(conn, nursery, frame)
             nursery.cancel_scope.cancel()
     finally:
-        out_in.close()
+        if conn is not None:
+            conn.closed = True
         with trio.move_on_after(0.1) as cleanup:
             cleanup.shield = True
             await stream.aclose()
 
 
-async def _writer(
-    stream: trio.abc.Stream, frames: trio.MemoryReceiveChannel[bytes], scope: trio.CancelScope
-) -> None:
+async def _writer(stream: trio.abc.Stream, conn: _Connection) -> None:
     try:
         while True:
-            first = await frames.receive()
-            batch = [first]
-            while len(batch) < 256:
-                try:
-                    batch.append(frames.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            await stream.send_all(b"".join(batch))
-    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
-        scope.cancel()
+            await conn.ready.wait()
+            conn.ready = trio.Event()
+            batch, conn.outbox = conn.outbox, []
+            await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        conn.scope.cancel()
 
 
 def _dispatch(conn: _Connection, nursery: trio.Nursery, frame: bytes) -> None:
@@ -106,8 +121,30 @@ def _dispatch(conn: _Connection, nursery: trio.Nursery, frame: bytes) -> None:
         nursery.start_soon(_watch, conn, req, scope)
     elif req.op == "watch_cancel":
         _cancel_watch(conn, req)
+    elif req.op in WRITE_OPS:
+        _submit(conn, req)
     else:
         nursery.start_soon(_serve, conn, req)
+
+
+def _submit(conn: _Connection, req: wire.RequestFrame) -> None:
+    """Start a write; its answer is sent when it is applied (or fails, or times out)."""
+    rid = req.id
+
+    def answer(outcome: WriteOutcome) -> None:
+        if isinstance(outcome, MemberError):
+            conn.send(_member_error(conn, rid, outcome))
+        else:
+            conn.send(_kv_frame(conn, rid, outcome))
+
+    try:
+        body = dict(req.body)
+        session = decode_session_tag(body.pop("session", None))
+        conn.member.submit(wire.decode_request(req.op, body), session, answer)
+    except wire.WireError as exc:
+        conn.send(wire.error_frame(rid, "bad_request", str(exc)))
+    except MemberError as exc:
+        conn.send(_member_error(conn, rid, exc))
 
 
 def _member_error(conn: _Connection, rid: int, err: MemberError) -> dict[str, Any]:
@@ -143,18 +180,13 @@ async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
             conn.send(wire.ok_frame(req.id, member.header(), {"client_id": client_id}))
             return
         body = dict(req.body)
-        serializable = body.pop("serializable", False) if req.op == "range" else False
-        session = decode_session_tag(body.pop("session", None)) if req.op != "range" else None
+        serializable = body.pop("serializable", False)
         if type(serializable) is not bool:
             raise wire.WireError("body.serializable", "expected a boolean")
         kv = wire.decode_request(req.op, body)
-        if isinstance(kv, RangeRequest):
-            if not serializable:
-                await member.linearizable_barrier()
-            result = member.read_local(kv)
-        else:
-            result = await member.write(kv, session)
-        conn.send(_kv_frame(conn, req.id, result))
+        if not serializable:
+            await member.linearizable_barrier()
+        conn.send(_kv_frame(conn, req.id, member.read_local(kv)))
     except wire.WireError as exc:
         conn.send(wire.error_frame(req.id, "bad_request", str(exc)))
     except MemberError as exc:

@@ -1,0 +1,213 @@
+"""One pipelined client connection: requests out, answers matched back to them by id.
+
+The client's hot path is here, so it is built to cost little per request:
+
+* **No lock and no syscall per request.** :meth:`Connection.call` encodes the frame into an
+  outbox and returns; one writer task sends everything queued meanwhile in one ``send_all``
+  (many requesters on one connection share one write, as the server's replies do).
+* **No channel and no cancel scope per request.** An answer is handed to its waiting task by a
+  :class:`Reply` that reschedules that task directly. The request timeout is enforced by one
+  timer task per connection rather than a deadline per request: every call on a connection has
+  the same timeout, so the oldest unanswered call always expires first, and the timer sleeps
+  until that one's deadline.
+
+Watches are long-lived streams of answers, so they keep a memory channel each.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any, Final
+
+import msgpack  # type: ignore[import-untyped]
+import outcome
+import trio
+
+from raftkube.net.framing import FrameError, FrameReader, encode_frame
+
+MAX_FRAME: Final = 64 * 1024 * 1024
+
+Frame = dict[str, Any]
+
+
+class BrokenError(Exception):
+    """The connection died before the answer arrived."""
+
+
+_BROKEN: Final[Frame] = {}
+"""Delivered to a reply whose connection died (compared by identity)."""
+_TIMED_OUT: Final[Frame] = {}
+"""Delivered to a reply whose deadline passed (compared by identity)."""
+
+
+class Reply:
+    """The answer to one call: delivered once, awaited by at most one task."""
+
+    __slots__ = ("_conn", "_msg", "_task", "deadline", "rid")
+
+    def __init__(self, conn: Connection, rid: int, deadline: float) -> None:
+        self._conn = conn
+        self.rid = rid
+        self.deadline = deadline
+        self._msg: Frame | None = None
+        self._task: trio.lowlevel.Task | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self._msg is not None
+
+    def deliver(self, msg: Frame) -> None:
+        if self._msg is not None:
+            return
+        self._msg = msg
+        task, self._task = self._task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task, outcome.Value(None))
+
+    async def wait(self) -> Frame:
+        """The answer frame; raises :class:`BrokenError` if the connection died first and
+        :class:`trio.TooSlowError` if the client's request timeout passed."""
+        try:
+            if self._msg is None:
+                self._task = trio.lowlevel.current_task()
+
+                def abort(_: object) -> trio.lowlevel.Abort:
+                    self._task = None
+                    return trio.lowlevel.Abort.SUCCEEDED
+
+                await trio.lowlevel.wait_task_rescheduled(abort)
+            else:
+                await trio.lowlevel.checkpoint()
+        finally:
+            self._conn.calls.pop(self.rid, None)
+        msg = self._msg
+        assert msg is not None
+        if msg is _BROKEN:
+            raise BrokenError("connection closed")
+        if msg is _TIMED_OUT:
+            raise trio.TooSlowError
+        return msg
+
+
+class Connection:
+    """A connection to one endpoint; run :meth:`run` in a nursery, then call away."""
+
+    def __init__(self, endpoint: str, stream: trio.abc.Stream, timeout: float) -> None:
+        self.endpoint = endpoint
+        self.stream = stream
+        self.timeout = timeout
+        self.scope = trio.CancelScope()
+        self.calls: dict[int, Reply] = {}
+        """Unanswered calls by request id, oldest first (so earliest deadline first)."""
+        self.streams: dict[int, trio.MemorySendChannel[Frame]] = {}
+        """Watches by request id."""
+        self.broken = False
+        self._outbox: list[bytes] = []
+        self._outbox_ready = trio.Event()
+        self._timer_idle: trio.Event | None = None
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _queue(self, frame: Frame) -> None:
+        if self.broken:
+            raise BrokenError("connection closed")
+        self._outbox.append(encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME))
+        self._outbox_ready.set()
+
+    def call(self, rid: int, frame: Frame) -> Reply:
+        """Queue ``frame`` (whose id is ``rid``); the answer arrives through the reply."""
+        self._queue(frame)
+        reply = Reply(self, rid, trio.current_time() + self.timeout)
+        self.calls[rid] = reply
+        if self._timer_idle is not None:
+            self._timer_idle.set()
+        return reply
+
+    def open_stream(
+        self, rid: int, frame: Frame, capacity: int
+    ) -> trio.MemoryReceiveChannel[Frame]:
+        """Queue ``frame`` and return the channel of every answer to ``rid``."""
+        self._queue(frame)
+        send, recv = trio.open_memory_channel[Frame](capacity)
+        self.streams[rid] = send
+        return recv
+
+    def send_nowait(self, frame: Frame) -> None:
+        """Queue a frame whose answer nobody waits for."""
+        self._queue(frame)
+
+    def close(self) -> None:
+        self.broken = True
+        self.scope.cancel()
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read answers, write the outbox and expire overdue calls until the connection
+        breaks or is closed; then fail every waiting call."""
+        try:
+            with self.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop, nursery.cancel_scope)
+                    nursery.start_soon(self._expire_loop)
+                    await self._read_loop()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.broken = True
+            calls, self.calls = self.calls, {}
+            for reply in calls.values():
+                reply.deliver(_BROKEN)
+            for chan in self.streams.values():
+                chan.close()
+            self.streams.clear()
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _read_loop(self) -> None:
+        reader = FrameReader(self.stream, MAX_FRAME)
+        try:
+            while True:
+                frame = await reader.receive_frame()
+                if frame is None:
+                    return
+                msg = msgpack.unpackb(frame, raw=False)
+                if not isinstance(msg, dict):
+                    continue
+                rid = msg.get("id", -1)
+                reply = self.calls.pop(rid, None)
+                if reply is not None:
+                    reply.deliver(msg)
+                    continue
+                chan = self.streams.get(rid)
+                if chan is not None:
+                    with suppress(trio.WouldBlock, trio.BrokenResourceError):
+                        chan.send_nowait(msg)
+        except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
+            return
+
+    async def _write_loop(self, scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                await self._outbox_ready.wait()
+                self._outbox_ready = trio.Event()
+                batch, self._outbox = self._outbox, []
+                await self.stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.broken = True
+            scope.cancel()
+
+    async def _expire_loop(self) -> None:
+        """Time out the oldest call once its deadline passes. Every call has the same
+        timeout, so deadlines grow with age and the timer needs only the oldest one."""
+        while True:
+            if not self.calls:
+                self._timer_idle = trio.Event()
+                await self._timer_idle.wait()
+                self._timer_idle = None
+                continue
+            oldest = next(iter(self.calls.values()))
+            if trio.current_time() >= oldest.deadline:
+                del self.calls[oldest.rid]
+                oldest.deliver(_TIMED_OUT)
+                continue
+            await trio.sleep_until(oldest.deadline)
