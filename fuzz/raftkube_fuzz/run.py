@@ -31,18 +31,18 @@ import collections
 import hashlib
 import math
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from raftkube.mvcc import dump_snapshot
+from raftkube.mvcc import MvccStore, dump_snapshot
 from raftkube.server.entries import EntryError, decode_entry
 from raftkube.server.member import Member
 from raftkube_fuzz.checks.conformance import RaftShadow
 from raftkube_fuzz.checks.history import History, Ok, Outcome, Unknown, describe
 from raftkube_fuzz.checks.linearizability import LinearizabilityUndecided, find_linearization
-from raftkube_fuzz.checks.watches import WatchRecord, check_client_views
+from raftkube_fuzz.checks.watches import WatchRecord, check_client_views, check_complete
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Timeline
 from raftkube_fuzz.trace import Trace, ViolationRecord
@@ -52,6 +52,7 @@ from raftkube_fuzz.world.disk import SimDisk
 from raftkube_fuzz.world.driver import Simulation, SimulationStalled
 from raftkube_fuzz.world.world import World
 from raftkube_spec.kv.requests import LeaseRevokeRequest, PutRequest, RangeRequest, Request
+from raftkube_spec.kv.types import KeyValue
 from raftkube_spec.raft import events as ev
 from raftkube_spec.raft.messages import Message
 
@@ -107,12 +108,22 @@ class Run:
         it served a read from its lease (virtual seconds): how close the run came to the edge
         of what the followers' vote refusal protects. The suites hand it to Hypothesis as a
         target to maximise."""
+        self.written: dict[int, tuple[KeyValue, ...]] = {}
+        """Every write some member's store applied, by revision (the ground truth an open
+        watch is checked against at the end)."""
+        self.inherited_uncommitted = 0
+        """The most entries a member held beyond its commit index when it became leader:
+        entries of earlier terms whose fate the new leader must settle, the ground of the
+        Figure 8 hazard. Another search target."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
         self.clients = [SimClient(self.world, i, self.history) for i in range(servers)]
         self._next_client = 0
+        self._loading = True
+        """Background load clients keep going while this is set; :meth:`finish` clears it."""
         self.sim.start(self.world.run)
         self.sim.call(self._settle, limit=SETTLE_LIMIT + 1.0)
+        suite.prepare(self)
 
     # --- the world's listener -----------------------------------------------------------------
 
@@ -132,7 +143,11 @@ class Run:
             elif isinstance(event, ev.BecomeLeader):
                 member = world.hosts[member_id].member
                 if member is not None:
-                    self._elected_term = max(self._elected_term, member.node.term)
+                    node = member.node
+                    self._elected_term = max(self._elected_term, node.term)
+                    self.inherited_uncommitted = max(
+                        self.inherited_uncommitted, node.log.last_index - node.commit
+                    )
             if not self._attached[member_id]:
                 member = world.hosts[member_id].member
                 if member is not None:
@@ -185,6 +200,22 @@ class Run:
         self._attached[member_id] = True
         self._guard(self.shadow.attach, member_id, member.node)
         self._watch_leases(member_id, member)
+        self._record_writes(member)
+
+    def _record_writes(self, member: Member) -> None:
+        """Subscribe to the member's store, and to each store a snapshot installs later."""
+
+        def on_write(revision: int, records: Sequence[KeyValue]) -> None:
+            self.written.setdefault(revision, tuple(records))
+
+        member.mvcc.subscribe(on_write)
+        install = member._install
+
+        def installed(store: MvccStore, index: int) -> None:
+            install(store, index)
+            store.subscribe(on_write)
+
+        member._install = installed  # type: ignore[method-assign]
 
     def _watch_leases(self, member_id: int, member: Member) -> None:
         """LeaseSafety, checked at the instant a member serves a read from its lease: no
@@ -287,28 +318,63 @@ class Run:
         )
         self._pending.append(task)
 
-    def spawn_requests(
+    def spawn_stream(
         self,
-        request: Request,
+        requests: Sequence[Request],
         *,
         member: int,
-        count: int,
         gap: float,
         serializable: bool = False,
     ) -> None:
-        """Start a client that sends ``request`` to ``member`` ``count`` times, one after the
-        other, ``gap`` virtual seconds apart: a steady stream, which is what a lease or a stale
-        read is caught by."""
+        """Start a client that sends ``requests`` to ``member`` one after the other, ``gap``
+        virtual seconds apart: a steady stream, which is what a lease or a stale read is caught
+        by, and what keeps entries in flight when a leader falls."""
         client = self.clients[self._next_client % len(self.clients)]
         self._next_client += 1
         timeout = self.world_config.request_timeout * 3
 
         async def stream() -> None:
-            for _ in range(count):
+            for request in requests:
                 await self._client_op(client, request, member, serializable, timeout)
                 await trio.sleep(gap)
 
-        self._pending.append(self.sim.spawn(stream, limit=count * (timeout + gap) + 5))
+        self._pending.append(self.sim.spawn(stream, limit=len(requests) * (timeout + gap) + 5))
+
+    def spawn_load(self, make: Callable[[int], Request], *, gap: float) -> None:
+        """Start a client that sends ``make(0)``, ``make(1)``, ... one after the other, ``gap``
+        virtual seconds apart, from now until :meth:`finish`. It sticks to one member, as a
+        client library keeps its connection: the leader when it starts, re-chosen only after
+        an operation that did not succeed. So a deposed leader that still answers keeps getting
+        this client's requests, which is where a stale read or a lost write shows."""
+        client = self.clients[self._next_client % len(self.clients)]
+        self._next_client += 1
+        timeout = self.world_config.request_timeout  # then it gives up on that member
+
+        async def load() -> None:
+            member: int | None = None
+            sent = 0
+            while self._loading:
+                if member is None:
+                    member = self.world.leader() or 0
+                outcome = await self._client_op(client, make(sent), member, False, timeout)
+                sent += 1
+                if not isinstance(outcome, Ok):
+                    member = None
+                await trio.sleep(gap)
+
+        self._pending.append(self.sim.spawn(load))
+
+    def spawn_periodic(self, action: Callable[[], None], *, every: float) -> None:
+        """Call ``action`` every ``every`` virtual seconds from now until :meth:`finish`: a
+        nemesis that keeps a condition true while the world changes under it (Jepsen's
+        nemeses are processes too)."""
+
+        async def periodic() -> None:
+            while self._loading:
+                action()
+                await trio.sleep(every)
+
+        self._pending.append(self.sim.spawn(periodic))
 
     async def _client_op(
         self,
@@ -404,6 +470,7 @@ class Run:
         self.timeline.begin_step(self.sim.now, f"step {index}: finish (heal all, final checks)")
         try:
             self.check()
+            self._loading = False
             self.world.heal_all()
             self.fault("heal_all", "heal all: network healed, clocks resynced, members restarted")
             bound = self.liveness_bound()
@@ -420,12 +487,10 @@ class Run:
                 ) from None
             self.check()
             self._check_pending_done()
+            records = [self._record_watch(w) for w in self.watches]
+            check_complete(records, self.written)
             try:
-                check_client_views(
-                    self.history,
-                    [_record(w) for w in self.watches],
-                    max_steps=FINAL_SEARCH_STEPS,
-                )
+                check_client_views(self.history, records, max_steps=FINAL_SEARCH_STEPS)
             except LinearizabilityUndecided as exc:
                 raise Violation(
                     "LinearizabilityUndecided",
@@ -464,6 +529,22 @@ class Run:
         for task in self._pending:
             while not task.done:
                 await trio.sleep(self.world_config.tick_interval)
+        # Watch streams drain as soon as their member applies; one tick lets every woken
+        # stream run before the watches are judged complete.
+        await trio.sleep(self.world_config.tick_interval)
+
+    def _record_watch(self, handle: WatchHandle) -> WatchRecord:
+        member = self.world.hosts[handle.member].member
+        caught_up = member.mvcc.revision if handle.end == "open" and member is not None else None
+        return WatchRecord(
+            key=handle.key,
+            range_end=handle.range_end,
+            start_revision=handle.start_revision,
+            events=tuple(handle.events),
+            end=handle.end,
+            compact_revision=handle.compact_revision,
+            caught_up_to=caught_up,
+        )
 
     def _check_pending_done(self) -> None:
         pending = [op for op in self.history.operations() if op.outcome is None]
@@ -517,17 +598,6 @@ def _msg(message: Message) -> str:
     from raftkube_fuzz.timeline import describe_message
 
     return describe_message(message)
-
-
-def _record(handle: WatchHandle) -> WatchRecord:
-    return WatchRecord(
-        key=handle.key,
-        range_end=handle.range_end,
-        start_revision=handle.start_revision,
-        events=tuple(handle.events),
-        end=handle.end,
-        compact_revision=handle.compact_revision,
-    )
 
 
 def run_steps(

@@ -41,6 +41,10 @@ class Step:
     def of(cls, kind: str, **args: Any) -> Step:
         return cls(kind, tuple(sorted((k, _freeze(v)) for k, v in args.items())))
 
+    def with_args(self, **args: Any) -> Step:
+        """This step with ``args`` added (or replaced)."""
+        return Step.of(self.kind, **{**{k: _thaw(v) for k, v in self.args}, **args})
+
     def __getitem__(self, name: str) -> Any:
         for k, v in self.args:
             if k == name:

@@ -21,6 +21,7 @@ from raftkube_fuzz.checks.watches import (
     CommittedEvents,
     WatchRecord,
     check_client_views,
+    check_complete,
     check_watches,
     committed_events,
     events_from_linearization,
@@ -411,6 +412,33 @@ def test_silent_or_spurious_compaction_fails() -> None:
     assert "skipped" in watch_rejected(
         watch([on_a[0], on_a[2]], end="compacted", compact_revision=6), committed
     )
+
+
+def _written(committed: CommittedEvents) -> dict[int, list[kv.KeyValue]]:
+    by_revision: dict[int, list[kv.KeyValue]] = {}
+    for e in committed.events:
+        by_revision.setdefault(e.kv.mod_revision, []).append(e.kv)
+    return by_revision
+
+
+def test_an_open_watch_must_have_delivered_everything_its_member_applied() -> None:
+    committed = _events()
+    written = _written(committed)
+    on_a = _on_a(committed)
+    check_complete([watch(on_a, caught_up_to=6)], written)
+    # Still open, member caught up at 4: only the events through 4 were due.
+    check_complete([watch(on_a[:2], caught_up_to=4)], written)
+    # Ended streams and watches whose member went away are judged by the prefix check only.
+    check_complete([watch([], end="cancelled", caught_up_to=None)], written)
+    check_complete([watch([], caught_up_to=None)], written)
+    with pytest.raises(Violation) as caught:
+        # An empty stream is a prefix of anything; a complete one it is not.
+        check_complete([watch([], caught_up_to=6)], written)
+    assert caught.value.prop == "WatchDelivery"
+    assert caught.value.evidence["missing_revision"] == 2
+    json.dumps(caught.value.evidence)
+    with pytest.raises(Violation, match="at revision 6"):
+        check_complete([watch(on_a[:-1], caught_up_to=6)], written)
 
 
 def test_events_from_a_linearization_are_judged_only_up_to_its_revision() -> None:

@@ -17,7 +17,7 @@ not ask for it); events are compared on type and the full key-value record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -50,6 +50,10 @@ class WatchRecord:
     end: str = "open"
     compact_revision: int | None = None
     label: str = ""
+    caught_up_to: int | None = None
+    """For a watch still open at the end on a member that stayed up: that member's revision
+    once everything was applied and delivered. Every committed event of the range from the
+    start revision through it must then have been delivered (:func:`check_complete`)."""
 
 
 @attrs.frozen
@@ -119,6 +123,38 @@ def check_watches(records: Sequence[WatchRecord], committed: CommittedEvents) ->
     """Raise :class:`Violation` ("WatchDelivery") on the first watch that broke its contract."""
     for record in records:
         _check_one(record, committed)
+
+
+def check_complete(
+    records: Sequence[WatchRecord], written: Mapping[int, Sequence[kv.KeyValue]]
+) -> None:
+    """Raise :class:`Violation` ("WatchDelivery") if a watch that is still open left out a
+    committed event of its range it should have delivered by now.
+
+    The prefix check (:func:`check_watches`) cannot see this: an empty stream is a prefix of
+    anything, so a watch that silently starts late, or stalls, passes it. ``written`` is what
+    the members' stores reported writing, by revision (every store's observer, so every
+    revision some member applied), which is ground truth rather than a search's witness."""
+    for record in records:
+        if record.end != "open" or record.caught_up_to is None:
+            continue
+        keys = KeyRange.of(record.key, record.range_end)
+        delivered = {(e.kv.mod_revision, e.kv.key) for e in record.events}
+        for revision in range(record.start_revision, record.caught_up_to + 1):
+            for kv_record in written.get(revision, ()):
+                if kv_record.key in keys and (revision, kv_record.key) not in delivered:
+                    raise Violation(
+                        "WatchDelivery",
+                        f"watch {_name(record)} is open and its member is at revision "
+                        f"{record.caught_up_to}, but it never delivered the event of "
+                        f"{kv_record.key!r} at revision {revision}",
+                        {
+                            "watch": _render_watch(record),
+                            "missing_revision": revision,
+                            "missing_key": repr(kv_record.key),
+                            "delivered_revisions": sorted({r for r, _ in delivered})[:20],
+                        },
+                    )
 
 
 def _stripped(event: kv.Event) -> kv.Event:
@@ -219,6 +255,7 @@ def _render_watch(record: WatchRecord) -> dict[str, Any]:
         "start_revision": record.start_revision,
         "end": record.end,
         "compact_revision": record.compact_revision,
+        "caught_up_to": record.caught_up_to,
         "delivered_count": len(record.events),
     }
 

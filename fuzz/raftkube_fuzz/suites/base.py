@@ -8,17 +8,18 @@ A suite is two halves kept apart on purpose:
   draw a :class:`~raftkube_fuzz.steps.Step` and hand it to the run. Nothing a rule draws may
   bypass the step, or a trace would not replay.
 
-Faults are common to all suites (:func:`fault_steps`, :func:`execute_fault`): crash with a
-possibly torn write, restart, pause/resume, every partition shape, message loss and
-duplication, slower links, clock jumps and drift, and resync. Every step but ``wait`` lets a
+Faults are common to all suites (:func:`fault_steps`, :func:`execute_fault`), one rule per
+family (:data:`FAULT_FAMILIES`): crash with a possibly torn write and restart; pause and
+resume; every partition shape and healing; message loss, duplication and slower links; clock
+jumps, drift, skew and resync. Every step but ``wait`` lets a
 little virtual time pass (:data:`STEP_TIME`) so that the world reacts before the next one.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 from hypothesis import strategies as st
@@ -30,8 +31,18 @@ from raftkube_fuzz.run import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.world.world import WorldConfig
 
+T = TypeVar("T")
+
 STEP_TIME = 0.002
-"""Virtual seconds that pass after every step other than ``wait``."""
+"""Virtual seconds that pass after every step other than ``wait``, unless it says how long it
+holds (``hold``)."""
+HOLDS = (STEP_TIME, 0.05, 0.25)
+"""How long a fault step lets the world run before the next step: at once, or for about a
+heartbeat round, or for longer than an election takes. Without it a fault is followed at
+once by the next one whenever the search strings faults together (which it does: it copies
+runs of choices from earlier examples), and the hazards that need a fault to stand for a
+while, such as a cut-off leader still serving reads while the others elect, are never
+reached."""
 
 WAITS = (0.005, 0.02, 0.05, 0.2, 0.5, 1.0)
 MAX_MEMBERS = 5
@@ -57,24 +68,20 @@ INITIAL_CLOCK_RATES = (1.0, 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT)
 edge of the bound. Drift that is there from the start (rather than added by a fault step) is
 what makes lease and lease-expiry hazards reachable in short examples."""
 
-FAULT_KINDS = (
-    "heal",
-    "crash",
-    "restart",
-    "pause",
-    "resume",
-    "isolate",
-    "partition",
-    "one_way",
-    "bridge",
-    "loss",
-    "duplicate",
-    "latency",
-    "clock_jump",
-    "clock_rate",
-    "skew",
-    "resync",
-)
+FAULT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "crash": ("crash", "restart"),
+    "pause": ("pause", "resume"),
+    "partition": ("heal", "isolate", "partition", "one_way", "bridge"),
+    "network": ("loss", "duplicate", "latency"),
+    "clock": ("clock_jump", "clock_rate", "skew", "resync"),
+}
+"""Fault kinds by family, one rule per family. Hypothesis's stateful engine switches whole
+rules on and off per example (swarm testing: an example where only clock faults and reads
+are enabled goes deep into clock hazards instead of spreading its steps over every kind),
+so a family is the unit of that choice; one rule over all sixteen kinds would be always on
+and dilute each kind to a sixteenth of the fault steps."""
+
+FAULT_KINDS = tuple(kind for kinds in FAULT_FAMILIES.values() for kind in kinds)
 
 
 @attrs.frozen
@@ -88,6 +95,10 @@ class Suite:
     """Applies a client step; returns False if the step is not one of this suite's."""
     machine: type[RuleBasedStateMachine]
     default_config: Mapping[str, Any] = attrs.field(factory=dict)
+    prepare: Callable[[Run], None] = lambda run: None
+    """Sets up what the example's config asks to start with, once the world has its first
+    leader and before the first step: background load (``run.spawn_load``), a nemesis
+    (``run.spawn_periodic``)."""
 
     def execute(self, run: Run, step: Step) -> None:
         if step.kind == "wait":
@@ -95,18 +106,18 @@ class Suite:
             return
         if not (execute_fault(run, step) or self.execute_client(run, step)):
             raise ValueError(f"suite {self.name!r} has no step kind {step.kind!r}")
-        run.advance(STEP_TIME)
+        run.advance(float(step.get("hold", STEP_TIME)))
 
 
 @functools.lru_cache(maxsize=256)
 def fault_steps(
-    servers: int, down: tuple[int, ...] = (), paused: tuple[int, ...] = ()
+    servers: int, family: str, down: tuple[int, ...] = (), paused: tuple[int, ...] = ()
 ) -> st.SearchStrategy[Step]:
-    """A fault step for a world of ``servers`` members, of which ``down`` are crashed and
-    ``paused`` are stopped: crash and pause pick running members, restart and resume pick
-    from those lists, so no draw is wasted on a fault that cannot apply. The kind is drawn
-    first, close to uniformly. Cached: Hypothesis would otherwise rebuild the strategy on every
-    step."""
+    """A fault step of ``family`` (a key of :data:`FAULT_FAMILIES`) for a world of ``servers``
+    members, of which ``down`` are crashed and ``paused`` are stopped: crash and pause pick
+    running members, restart and resume pick from those lists, so no draw is wasted on a
+    fault that cannot apply. The kind is drawn first, close to uniformly. Cached: Hypothesis would
+    otherwise rebuild the strategy on every step."""
     member = st.integers(0, servers - 1)
     running = [i for i in range(servers) if i not in down and i not in paused]
     # "leader" is resolved when the step runs (faults aimed at the leader are the ones that
@@ -149,12 +160,18 @@ def fault_steps(
     }
     kinds = [
         k
-        for k in FAULT_KINDS
+        for k in FAULT_FAMILIES[family]
         if not (k == "restart" and not down) and not (k == "resume" and not paused)
     ]
-    # Hypothesis draws the first element of a short sampled_from far more often than the
-    # rest; a wide integer taken modulo the number of kinds is close to uniform.
-    return st.integers(0, 2**16 - 1).flatmap(lambda x: builders[kinds[x % len(kinds)]])
+    return held(evenly(kinds).flatmap(lambda kind: builders[kind]))
+
+
+def held(faults: st.SearchStrategy[Step]) -> st.SearchStrategy[Step]:
+    """Fault steps with a drawn :data:`HOLDS` time (left out of the step when it is the
+    default, so traces stay terse)."""
+    return st.tuples(faults, evenly(HOLDS)).map(
+        lambda pair: pair[0] if pair[1] == STEP_TIME else pair[0].with_args(hold=pair[1])
+    )
 
 
 def execute_fault(run: Run, step: Step) -> bool:
@@ -224,19 +241,26 @@ def execute_fault(run: Run, step: Step) -> bool:
         world.clock_rate(m, step["rate"])
         run.fault(kind, f"clock runs at rate {step['rate']}", m)
     elif kind == "skew":
-        slow, fast = 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT
-        for i in range(n):
-            world.clock_rate(i, slow if i == m else fast)
-        run.fault(kind, f"clock skew: rate {slow} here, {fast} everywhere else", m)
+        skew_clocks(run, m)
     elif kind == "resync":
         world.resync_all()
         run.fault(kind, "clocks resynced (rate 1)")
     return True
 
 
+def skew_clocks(run: Run, member: int) -> None:
+    """The worst clock drift the members' bound allows: ``member``'s clock at the slow edge,
+    every other one at the fast edge. Aimed at a leader, its lease then runs longest just as
+    the followers' election timers run shortest."""
+    slow, fast = 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT
+    for i in range(run.world_config.servers):
+        run.world.clock_rate(i, slow if i == member else fast)
+    run.fault("skew", f"clock skew: rate {slow} here, {fast} everywhere else", member)
+
+
 class SuiteMachine(RuleBasedStateMachine):
-    """The rules every suite has: wait and fault. Subclasses add client rules and an
-    ``@initialize`` rule that calls :meth:`start`."""
+    """The rules every suite has: wait and one per fault family. Subclasses add client rules
+    and an ``@initialize`` rule that calls :meth:`start`."""
 
     suite: ClassVar[Suite]
 
@@ -269,13 +293,37 @@ class SuiteMachine(RuleBasedStateMachine):
     def wait(self, seconds: float) -> None:
         self.apply(Step.of("wait", seconds=seconds))
 
-    @rule(data=st.data())
-    def fault(self, data: st.DataObject) -> None:
+    def _fault(self, data: st.DataObject, family: str) -> None:
         assert self.run is not None
         world = self.run.world
         down = tuple(i for i in range(self.servers) if not world.up(i))
         paused = tuple(i for i in range(self.servers) if world.up(i) and world.paused(i))
-        self.apply(data.draw(fault_steps(self.servers, down, paused), label="fault"))
+        self.apply(data.draw(fault_steps(self.servers, family, down, paused), label=family))
+
+    @rule(data=st.data())
+    def crash_fault(self, data: st.DataObject) -> None:
+        """Crash a member (keeping 0-2 of its unsynced writes), or restart a crashed one."""
+        self._fault(data, "crash")
+
+    @rule(data=st.data())
+    def pause_fault(self, data: st.DataObject) -> None:
+        """Stop a member's process without killing it, or let a stopped one go on."""
+        self._fault(data, "pause")
+
+    @rule(data=st.data())
+    def partition_fault(self, data: st.DataObject) -> None:
+        """Isolate, split, cut one way, bridge, or heal the network."""
+        self._fault(data, "partition")
+
+    @rule(data=st.data())
+    def network_fault(self, data: st.DataObject) -> None:
+        """Change message loss, duplication or latency."""
+        self._fault(data, "network")
+
+    @rule(data=st.data())
+    def clock_fault(self, data: st.DataObject) -> None:
+        """Jump a clock, change its rate, skew the leader against the rest, or resync."""
+        self._fault(data, "clock")
 
     def teardown(self) -> None:
         run = self.run
@@ -284,12 +332,23 @@ class SuiteMachine(RuleBasedStateMachine):
         try:
             if run.violation is None and not self.stopped:
                 # Guide the search towards runs that come close to a lease's edge (see
-                # Run.lease_exposure); zero when no read was served from a lease.
+                # Run.lease_exposure; zero when no read was served from a lease) and towards
+                # leader changes that leave old-term entries to settle.
                 target(run.lease_exposure, label="lease exposure (virtual s)")
+                target(run.inherited_uncommitted, label="uncommitted entries a leader inherited")
                 run.finish()
         finally:
             run.close()
             session.current().finished(run)
+
+
+def evenly(options: Sequence[T]) -> st.SearchStrategy[T]:
+    """One of ``options``, drawn close to uniformly. Hypothesis leans hard towards the first
+    option of a ``sampled_from`` (its simplest choice, which the examples it derives from
+    earlier ones keep reusing); for a setting drawn once per example that starves the later
+    options. A wide integer taken modulo the number of options is spread evenly, and still
+    shrinks towards the first."""
+    return st.integers(0, 2**16 - 1).map(lambda x: options[x % len(options)])
 
 
 def seeds() -> st.SearchStrategy[int]:

@@ -25,6 +25,7 @@ from raftkube_fuzz.suites.base import (
     MAX_MEMBERS,
     Suite,
     SuiteMachine,
+    evenly,
     seeds,
 )
 from raftkube_fuzz.world.world import WorldConfig
@@ -139,9 +140,9 @@ class KvMachine(SuiteMachine):
 
     @initialize(
         seed=seeds(),
-        servers=st.sampled_from((3, 5)),
-        read_mode=st.sampled_from(("read_index", "lease")),
-        snapshot_every=st.sampled_from((16, 64)),
+        servers=evenly((3, 5)),
+        read_mode=evenly(("read_index", "lease")),
+        snapshot_every=evenly((16, 64)),
     )
     def init(self, seed: int, servers: int, read_mode: str, snapshot_every: int) -> None:
         self.start(

@@ -27,7 +27,10 @@ from raftkube_fuzz.suites.base import (
     MAX_MEMBERS,
     Suite,
     SuiteMachine,
+    evenly,
+    held,
     seeds,
+    skew_clocks,
 )
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
@@ -36,8 +39,18 @@ KEYS = ("a", "b", "c")
 targets: st.SearchStrategy[int | str] = st.one_of(
     st.integers(0, MAX_MEMBERS - 1), st.just("leader")
 )
-READ_GAP = 5 / 1024
-"""Virtual seconds between the reads of one repeated read step (about 5 ms)."""
+STREAM_GAP = 5 / 1024
+"""Virtual seconds between the operations of one repeated step (about 5 ms)."""
+LOAD_GAP = 10 / 1024
+"""Virtual seconds between the operations of a background load client (about 10 ms)."""
+LOADS = ("none", "reads", "writes", "both")
+"""Background load an example may run under (its ``load`` setting)."""
+CLOCKS = ("drawn", "slow_leader")
+"""How an example's clocks run (its ``clocks`` setting): at rates drawn per member from the
+seed (then changed only by clock faults), or under a nemesis that keeps whoever leads on the
+slowest clock the drift bound allows and every other member on the fastest, re-aimed at each
+new leader. That is the classic lease hazard, and one a leader rarely falls into by itself:
+the fastest clock tends to win each election."""
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -64,19 +77,51 @@ def _member(run: Run, step: Step) -> int:
 
 def execute_client(run: Run, step: Step) -> bool:
     if step.kind == "write":
-        request = PutRequest(step["key"].encode(), step["value"].encode())
-        run.spawn_request(request, member=_member(run, step))
+        key, value, repeat = step["key"].encode(), step["value"], step.get("repeat", 1)
+        if repeat == 1:
+            run.spawn_request(PutRequest(key, value.encode()), member=_member(run, step))
+        else:
+            puts = [PutRequest(key, f"{value}.{i}".encode()) for i in range(repeat)]
+            run.spawn_stream(puts, member=_member(run, step), gap=STREAM_GAP)
     elif step.kind == "read":
-        run.spawn_requests(
-            RangeRequest(step["key"].encode()),
+        run.spawn_stream(
+            [RangeRequest(step["key"].encode())] * step["repeat"],
             member=_member(run, step),
-            count=step["repeat"],
-            gap=READ_GAP,
+            gap=STREAM_GAP,
             serializable=step["serializable"],
         )
     else:
         return False
     return True
+
+
+def prepare(run: Run) -> None:
+    """The example's starting conditions. Background load takes Jepsen's shape: clients keep
+    working the whole time while the faults come and go, so every fault lands on operations
+    in flight (a write half replicated, a read answered by a leader just cut off) instead of
+    only on those a rule happened to start just before."""
+    load = run.config.get("load", "none")
+    clocks = run.config.get("clocks", "drawn")
+    if load not in LOADS:
+        raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
+    if clocks not in CLOCKS:
+        raise ValueError(f"clocks must be one of {', '.join(CLOCKS)}, not {clocks!r}")
+    if clocks == "slow_leader":
+        skewed: list[int | None] = [None]
+
+        def keep_the_leader_slow() -> None:
+            leader = run.world.leader()
+            if leader is not None and leader != skewed[0]:
+                skew_clocks(run, leader)
+                skewed[0] = leader
+
+        run.spawn_periodic(keep_the_leader_slow, every=run.world_config.tick_interval)
+    if load in ("reads", "both"):
+        run.spawn_load(lambda i: RangeRequest(KEYS[i % len(KEYS)].encode()), gap=LOAD_GAP)
+    if load in ("writes", "both"):
+        run.spawn_load(
+            lambda i: PutRequest(KEYS[i % len(KEYS)].encode(), f"load{i}".encode()), gap=LOAD_GAP
+        )
 
 
 class RaftMachine(SuiteMachine):
@@ -86,17 +131,22 @@ class RaftMachine(SuiteMachine):
 
     @initialize(
         seed=seeds(),
-        servers=st.sampled_from((3, 5)),
-        read_mode=st.sampled_from(("read_index", "lease")),
-        max_batch=st.sampled_from((1, 4, 256)),
+        servers=evenly((3, 5)),
+        read_mode=evenly(("read_index", "lease")),
+        max_batch=evenly((1, 4, 256)),
+        load=evenly(LOADS),
+        clocks=evenly(CLOCKS),
     )
-    def init(self, seed: int, servers: int, read_mode: str, max_batch: int) -> None:
-        self.start({"servers": servers, "read_mode": read_mode, "max_batch": max_batch}, seed)
+    def init(
+        self, seed: int, servers: int, read_mode: str, max_batch: int, load: str, clocks: str
+    ) -> None:
+        config = {"servers": servers, "read_mode": read_mode, "max_batch": max_batch}
+        self.start({**config, "load": load, "clocks": clocks}, seed)
 
     def _target(self, member: int | str) -> int | str:
         return member if member == "leader" else int(member) % self.servers
 
-    @rule(step=st.sampled_from(LEADER_FAULTS))
+    @rule(step=held(evenly(LEADER_FAULTS)))
     def leader_fault(self, step: Step) -> None:
         """The faults that hurt most, aimed at whoever leads when the step runs (Jepsen's
         "kill the leader" and "partition the leader" nemeses): a rule of their own, so they
@@ -105,11 +155,16 @@ class RaftMachine(SuiteMachine):
         linearizability search finds hardest, and it has client rules enough to dilute."""
         self.apply(step)
 
-    @rule(member=targets, key=st.sampled_from(KEYS))
-    def write(self, member: int | str, key: str) -> None:
+    @rule(member=targets, key=st.sampled_from(KEYS), repeat=st.sampled_from((1, 20)))
+    def write(self, member: int | str, key: str, repeat: int) -> None:
+        """One write, or a stream of them (distinct values, one every few ms): a leader that
+        falls mid-stream leaves entries behind on some followers and not others, the state in
+        which a new leader must settle entries of an older term."""
         self.writes += 1
         value = f"v{self.writes}"
-        self.apply(Step.of("write", member=self._target(member), key=key, value=value))
+        self.apply(
+            Step.of("write", member=self._target(member), key=key, value=value, repeat=repeat)
+        )
 
     @rule(
         member=targets,
@@ -137,6 +192,13 @@ SUITE = Suite(
     world_config=world_config,
     execute_client=execute_client,
     machine=RaftMachine,
-    default_config={"servers": 3, "read_mode": "read_index", "max_batch": 256},
+    default_config={
+        "servers": 3,
+        "read_mode": "read_index",
+        "max_batch": 256,
+        "load": "none",
+        "clocks": "drawn",
+    },
+    prepare=prepare,
 )
 RaftMachine.suite = SUITE
