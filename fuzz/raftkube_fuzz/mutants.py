@@ -50,7 +50,11 @@ class Mutant:
     patch: Callable[[], contextlib.AbstractContextManager[None]]
     """A fresh context manager that patches the bug in and restores the original on exit."""
     config: Mapping[str, Any] = attrs.field(factory=dict)
-    """Suite configuration every example must use for the bug to be reachable at all."""
+    """Suite configuration every example of the mutant's search uses: what the bug needs to be
+    reachable at all (lease reads for a lease bug) and the scenario the mutated feature is
+    about, as a user would pin it with ``--config`` (for the lease bug: a read load and the
+    slow-leader clock nemesis, since a lease only ever answers reads and only drift can
+    break it). Steps are always left to the search."""
 
 
 @contextlib.contextmanager
@@ -301,7 +305,7 @@ _ALL = (
         "LeaseSafety",
         True,
         _patch(NodeConfig, "lease_ticks", property(_lease_ticks_without_margin)),
-        {"read_mode": "lease"},
+        {"read_mode": "lease", "load": "reads", "clocks": "slow_leader"},
     ),
     Mutant(
         "watch-skips-compacted-event",
