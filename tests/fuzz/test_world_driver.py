@@ -103,3 +103,30 @@ def test_a_task_that_never_blocks_stalls_the_run(monkeypatch: pytest.MonkeyPatch
         sim.start()
         with pytest.raises(SimulationStalled):
             sim.call(spin, limit=1.0)
+
+
+def test_a_busy_loop_that_lets_time_creep_stalls_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two tasks answering each other with the smallest delay never stall one instant, but
+    thousands of passes per virtual second are a storm, not progress."""
+    monkeypatch.setattr(driver, "STORM_PASSES", 2_000)
+
+    async def storm() -> None:
+        while True:
+            await trio.sleep(1e-6)
+
+    with Simulation(seed=5) as sim:
+        sim.start()
+        with pytest.raises(SimulationStalled, match="busy loop"):
+            sim.call(storm, limit=10.0)
+
+
+def test_steady_work_below_the_storm_bound_is_not_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver, "STORM_PASSES", 2_000)
+
+    async def ticker() -> None:
+        for _ in range(3_000):  # 1,000 passes per virtual second, for 3 seconds
+            await trio.sleep(0.001)
+
+    with Simulation(seed=5) as sim:
+        sim.start()
+        sim.call(ticker, limit=10.0)

@@ -47,10 +47,11 @@ LOADS = ("none", "reads", "writes", "both")
 """Background load an example may run under (its ``load`` setting)."""
 CLOCKS = ("drawn", "slow_leader")
 """How an example's clocks run (its ``clocks`` setting): at rates drawn per member from the
-seed (then changed only by clock faults), or under a nemesis that keeps whoever leads on the
-slowest clock the drift bound allows and every other member on the fastest, re-aimed at each
-new leader. That is the classic lease hazard, and one a leader rarely falls into by itself:
-the fastest clock tends to win each election."""
+seed (then changed only by clock faults), or under a nemesis that, whenever leadership
+changes, puts the new leader on the slowest clock the drift bound allows and every other
+member on the fastest (a clock fault in between may undo that until the next change). That is
+the classic lease hazard, and one a leader rarely falls into by itself: the fastest clock
+tends to win each election."""
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:

@@ -77,6 +77,11 @@ class SimulationStalled(SimulationError):
 STALL_PASSES = 200_000
 """Scheduler passes at one virtual instant after which the run counts as stalled (a busy
 instant with every member and client active takes a few hundred)."""
+STORM_PASSES = 500_000
+"""Scheduler passes within one virtual second after which the run counts as stalled too: a
+busy loop that lets time creep forward (a message storm between members that answer each
+other at once) would otherwise run for hours of wall time per virtual second. Five members
+under full client load take about 5,000."""
 
 
 def deterministic_scheduling(seed: int) -> None:
@@ -258,6 +263,8 @@ class Simulation:
         """Scheduler passes (ticks) run so far: a cost measure."""
         self._instant = 0.0
         self._passes_at_instant = 0
+        self._second = 0
+        self._passes_in_second = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -308,6 +315,7 @@ class Simulation:
         self._token.run_sync_soon(root.cancel)
         # Winding down gets its own budget of passes, even right after a stall.
         self._passes_at_instant = 0
+        self._passes_in_second = 0
         try:
             self._pump_until(lambda: self.finished)
         except SimulationError as exc:
@@ -347,11 +355,21 @@ class Simulation:
         if now != self._instant:
             self._instant = now
             self._passes_at_instant = 0
+            second = int(now)
+            if second != self._second:
+                self._second = second
+                self._passes_in_second = 0
         self._passes_at_instant += 1
+        self._passes_in_second += 1
         if self._passes_at_instant > STALL_PASSES:
             raise SimulationStalled(
                 f"{STALL_PASSES} scheduler passes at virtual time {now:.6f} without time moving: "
                 "some task never blocks (a livelock)"
+            )
+        if self._passes_in_second > STORM_PASSES:
+            raise SimulationStalled(
+                f"{STORM_PASSES} scheduler passes within virtual second {self._second}: time "
+                "barely moves while tasks keep running (a busy loop, such as a message storm)"
             )
         loop = self._loop
         assert loop is not None
