@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import math
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -101,20 +100,9 @@ class Run:
         self._attached = [False] * servers
         self._elected_term = 0
         """The highest term in which any member became leader (for LeaseSafety)."""
-        self._heard: dict[tuple[int, int], float] = {}
-        """(follower, leader) -> virtual time the follower last took an append from it."""
-        self.lease_exposure = 0.0
-        """The longest a majority of other members had gone without hearing from a member when
-        it served a read from its lease (virtual seconds): how close the run came to the edge
-        of what the followers' vote refusal protects. The suites hand it to Hypothesis as a
-        target to maximise."""
         self.written: dict[int, tuple[KeyValue, ...]] = {}
         """Every write some member's store applied, by revision (the ground truth an open
         watch is checked against at the end)."""
-        self.inherited_uncommitted = 0
-        """The most entries a member held beyond its commit index when it became leader:
-        entries of earlier terms whose fate the new leader must settle, the ground of the
-        Figure 8 hazard. Another search target."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
         self.clients = [SimClient(self.world, i, self.history) for i in range(servers)]
@@ -138,16 +126,10 @@ class Run:
             timeline.add(now, member_id, EVENT, event)
             if isinstance(event, ev.ClientRequest):
                 self._note_lease_expiry(event)
-            elif isinstance(event, ev.HandleAppendEntriesRequest):
-                self._heard[(member_id, event.message.source)] = now
             elif isinstance(event, ev.BecomeLeader):
                 member = world.hosts[member_id].member
                 if member is not None:
-                    node = member.node
-                    self._elected_term = max(self._elected_term, node.term)
-                    self.inherited_uncommitted = max(
-                        self.inherited_uncommitted, node.log.last_index - node.commit
-                    )
+                    self._elected_term = max(self._elected_term, member.node.term)
             if not self._attached[member_id]:
                 member = world.hosts[member_id].member
                 if member is not None:
@@ -227,25 +209,11 @@ class Run:
 
         def leased_index() -> int | None:
             index = original()
-            if index is not None:
-                self._note_exposure(member_id)
-                if self._elected_term > member.node.term:
-                    self._guard(self._lease_violation, member_id, member.node.term)
+            if index is not None and self._elected_term > member.node.term:
+                self._guard(self._lease_violation, member_id, member.node.term)
             return index
 
         member._leased_index = leased_index  # type: ignore[method-assign]
-
-    def _note_exposure(self, member_id: int) -> None:
-        now = trio.current_time()
-        others = sorted(
-            now - self._heard.get((j, member_id), -math.inf)
-            for j in range(self.world_config.servers)
-            if j != member_id
-        )
-        needed = self.world_config.servers // 2  # other members in a majority with this one
-        exposure = others[needed - 1] if needed > 0 else 0.0
-        if exposure != math.inf:
-            self.lease_exposure = max(self.lease_exposure, exposure)
 
     def _lease_violation(self, member_id: int, term: int) -> None:
         raise Violation(

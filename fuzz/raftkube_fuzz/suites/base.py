@@ -23,7 +23,6 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis import target
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from raftkube_fuzz import session
@@ -331,11 +330,6 @@ class SuiteMachine(RuleBasedStateMachine):
             return
         try:
             if run.violation is None and not self.stopped:
-                # Guide the search towards runs that come close to a lease's edge (see
-                # Run.lease_exposure; zero when no read was served from a lease) and towards
-                # leader changes that leave old-term entries to settle.
-                target(run.lease_exposure, label="lease exposure (virtual s)")
-                target(run.inherited_uncommitted, label="uncommitted entries a leader inherited")
                 run.finish()
         finally:
             run.close()
