@@ -315,12 +315,21 @@ def test_shadow_follows_member_config() -> None:
 
 
 def test_abstract_state_of_a_conforming_cluster_is_the_shadow() -> None:
-    c = run(3, 11, 600)
-    for i, node in enumerate(c.nodes):
-        if node is not None:
-            c.flush(i)
-    assert any(node is not None and node.role is Role.LEADER for node in c.nodes)
-    assert abstract_state(c.nodes, c.shadow.state) == c.shadow.state
+    led = 0
+    for seed in range(11, 21):
+        c = run(3, seed, 600)
+        for i, node in enumerate(c.nodes):
+            if node is not None:
+                c.flush(i)
+        real, shadow = abstract_state(c.nodes, c.shadow.state), c.shadow.state
+        # Pending reads carry the node's own read ids; the shadow's are renamed (abstraction
+        # (c)), so they are compared by the shadow's checks, not here.
+        assert [v.but(pending_reads=()) for v in real.servers] == [
+            v.but(pending_reads=()) for v in shadow.servers
+        ]
+        assert real.but(servers=()) == shadow.but(servers=())
+        led += any(node is not None and node.role is Role.LEADER for node in c.nodes)
+    assert led >= 3, "most walks should end with a leader, or the comparison proves little"
 
 
 # ---------------------------------------------------------------------- mutants

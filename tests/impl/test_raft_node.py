@@ -90,6 +90,35 @@ def test_pipelining_sends_ahead_of_answers() -> None:
     assert c.nodes[0].match_index(1) == 5
 
 
+def test_after_a_rejection_one_append_at_a_time_until_one_is_accepted() -> None:
+    """A lagging follower rejects; the leader probes with one append, not a window of them.
+    Refilling the window on every rejection let rejections of appends already in flight each
+    refill it again: a message storm (found by the raft fuzz suite, batches of one)."""
+    c = Cluster(3, max_batch=1, max_inflight=8, pipelining=True)
+    c.elect(0)
+    c.deliver_all()
+    for k in range(6):
+        c.propose(0, f"v{k}")
+    deliver_without(c, 2)
+    assert c.nodes[2].log.last_index == 1 and c.nodes[0].log.last_index == 7
+    heartbeat(c, 0)
+    most_in_flight = 0
+    while c.network and c.nodes[0].match_index(2) < 2:
+        c.deliver(0)
+        c.check_all()
+        if c.nodes[0].match_index(2) < 2:
+            appends = [
+                m
+                for m in c.network
+                if isinstance(m, AppendEntriesRequest) and m.dest == 2 and m.entries
+            ]
+            most_in_flight = max(most_in_flight, len(appends))
+    assert c.nodes[0].match_index(2) >= 2, "the probe got through"
+    assert most_in_flight == 1
+    c.deliver_all()
+    assert c.nodes[2].log.last_index == 7
+
+
 def test_restart_from_persisted_state() -> None:
     c = Cluster(3)
     c.elect(0)

@@ -511,9 +511,9 @@ class RaftNode:
                 allow_empty = False
                 continue
             count = min(self.config.max_batch, self.log.last_index - prev)
+            window = 1 if pr.probing else self.config.max_inflight
             if count > 0 and (
-                (pipelining and len(pr.inflight) >= self.config.max_inflight)
-                or (not pipelining and pr.paused)
+                (pipelining and len(pr.inflight) >= window) or (not pipelining and pr.paused)
             ):
                 count = 0
             if count == 0 and not allow_empty:
@@ -764,9 +764,11 @@ class RaftNode:
                 pr.next = m.match_index + 1
             pr.free_to(m.match_index)
             pr.paused = False
+            pr.probing = False
         else:
             pr.next = max(pr.match + 1, min(pr.next - 1, m.match_index + 1))
             pr.reset_flow()
+            pr.probing = True
         if self._observer is not None:
             self._observer(ev.HandleAppendEntriesResponse(m))
         if m.read_ctx:

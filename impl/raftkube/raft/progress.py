@@ -10,7 +10,7 @@ from collections import deque
 
 
 class Progress:
-    __slots__ = ("inflight", "match", "next", "paused")
+    __slots__ = ("inflight", "match", "next", "paused", "probing")
 
     def __init__(self, next_index: int, match_index: int = 0) -> None:
         self.next = next_index
@@ -19,6 +19,12 @@ class Progress:
         """With pipelining: the last index of each append in flight, oldest first."""
         self.paused = False
         """Without pipelining: an append (or snapshot) is awaiting its answer."""
+        self.probing = False
+        """With pipelining: the follower rejected an append and has not accepted one since, so
+        the window is one append wide (etcd-io/raft's probe state). Without it every rejection
+        would refill the whole window from the new ``next``, and rejections of appends already
+        in flight (each one stale by then) would each refill it again: a storm that grows by
+        the window's width per round trip."""
 
     def free_to(self, index: int) -> None:
         """Forget in-flight appends an answer up to ``index`` acknowledged."""
