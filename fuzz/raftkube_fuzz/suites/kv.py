@@ -51,6 +51,13 @@ LEASES = (1, 2, 3)
 TTLS = (1, 2, 4)
 """Lease TTLs in seconds: short enough to expire inside one example."""
 
+LOADS = ("none", "writes")
+"""Background load an example may run under (its ``load`` setting): none, or one client
+putting to the keys in turn every 10 ms for the whole example, so that revisions pile up
+(compactions and watches from old revisions have something to cut and to replay) and every
+fault lands on writes in flight."""
+LOAD_GAP = 10 / 1024
+
 member_ids = st.integers(0, MAX_MEMBERS - 1)
 keys = st.sampled_from(KEYS)
 revisions = st.integers(0, 40)
@@ -126,6 +133,16 @@ def execute_client(run: Run, step: Step) -> bool:
     return True
 
 
+def prepare(run: Run) -> None:
+    load = run.config.get("load", "none")
+    if load not in LOADS:
+        raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
+    if load == "writes":
+        run.spawn_load(
+            lambda i: PutRequest(KEYS[i % len(KEYS)].encode(), f"load{i}".encode()), gap=LOAD_GAP
+        )
+
+
 class KvMachine(SuiteMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -143,11 +160,11 @@ class KvMachine(SuiteMachine):
         servers=evenly((3, 5)),
         read_mode=evenly(("read_index", "lease")),
         snapshot_every=evenly((16, 64)),
+        load=evenly(LOADS),
     )
-    def init(self, seed: int, servers: int, read_mode: str, snapshot_every: int) -> None:
-        self.start(
-            {"servers": servers, "read_mode": read_mode, "snapshot_every": snapshot_every}, seed
-        )
+    def init(self, seed: int, servers: int, read_mode: str, snapshot_every: int, load: str) -> None:
+        config = {"servers": servers, "read_mode": read_mode, "snapshot_every": snapshot_every}
+        self.start({**config, "load": load}, seed)
 
     @rule(member=member_ids, key=keys, lease=st.sampled_from((0, 0, *LEASES)))
     def put(self, member: int, key: str, lease: int) -> None:
@@ -218,8 +235,18 @@ class KvMachine(SuiteMachine):
             )
         )
 
-    @rule(member=member_ids, revision=st.integers(1, 12))
-    def compact(self, member: int, revision: int) -> None:
+    def _revision_back(self, back: int) -> int:
+        """The revision ``back`` before the newest any member holds (at least 1): compactions
+        and watches are only interesting near revisions that exist, and a number drawn
+        blindly is mostly in the future (a compaction refused) or long compacted."""
+        assert self.run is not None
+        members = [m for m in self.run.world.members if m is not None]
+        newest = max((m.mvcc.revision for m in members), default=1)
+        return max(1, newest - back)
+
+    @rule(member=member_ids, back=st.integers(0, 6))
+    def compact(self, member: int, back: int) -> None:
+        revision = self._revision_back(back)
         self.apply(Step.of("compact", member=self._member(member), revision=revision))
 
     @rule(member=member_ids, lease=st.sampled_from(LEASES), ttl=st.sampled_from(TTLS))
@@ -234,8 +261,16 @@ class KvMachine(SuiteMachine):
     def lease_keepalive(self, member: int, lease: int) -> None:
         self.apply(Step.of("lease_keepalive", member=self._member(member), lease=lease))
 
-    @rule(member=member_ids, key=keys, prefix=st.booleans(), revision=st.integers(0, 12))
-    def watch(self, member: int, key: str, prefix: bool, revision: int) -> None:
+    @rule(
+        member=member_ids,
+        key=keys,
+        prefix=st.booleans(),
+        back=st.one_of(st.none(), st.integers(0, 10)),
+    )
+    def watch(self, member: int, key: str, prefix: bool, back: int | None) -> None:
+        """A watch from now (``back`` None), or from a revision up to ten back, which may be
+        below a compaction."""
+        revision = 0 if back is None else self._revision_back(back)
         self.apply(
             Step.of(
                 "watch",
@@ -253,6 +288,7 @@ SUITE = Suite(
     world_config=world_config,
     execute_client=execute_client,
     machine=KvMachine,
-    default_config={"servers": 3, "read_mode": "read_index", "snapshot_every": 64},
+    default_config={"servers": 3, "read_mode": "read_index", "snapshot_every": 64, "load": "none"},
+    prepare=prepare,
 )
 KvMachine.suite = SUITE
