@@ -276,10 +276,16 @@ class Run:
         self.faults[kind] += 1
         self.timeline.add(self.sim.now, member, FAULT, text)
 
-    def spawn_request(self, request: Request, *, member: int, serializable: bool = False) -> None:
-        """Start a client operation at ``member``; it completes in the background."""
+    def _take_client(self) -> SimClient:
+        """The next simulated client, round robin, so concurrent operations come from
+        different clients (one client's operations are sequential in the history)."""
         client = self.clients[self._next_client % len(self.clients)]
         self._next_client += 1
+        return client
+
+    def spawn_request(self, request: Request, *, member: int, serializable: bool = False) -> None:
+        """Start a client operation at ``member``; it completes in the background."""
+        client = self._take_client()
         timeout = self.world_config.request_timeout * 3
         task = self.sim.spawn(
             self._client_op, client, request, member, serializable, timeout, limit=timeout + 5
@@ -297,8 +303,7 @@ class Run:
         """Start a client that sends ``requests`` to ``member`` one after the other, ``gap``
         virtual seconds apart: a steady stream, which is what a lease or a stale read is caught
         by, and what keeps entries in flight when a leader falls."""
-        client = self.clients[self._next_client % len(self.clients)]
-        self._next_client += 1
+        client = self._take_client()
         timeout = self.world_config.request_timeout * 3
 
         async def stream() -> None:
@@ -314,8 +319,7 @@ class Run:
         client library keeps its connection: the leader when it starts, re-chosen only after
         an operation that did not succeed. So a deposed leader that still answers keeps getting
         this client's requests, which is where a stale read or a lost write shows."""
-        client = self.clients[self._next_client % len(self.clients)]
-        self._next_client += 1
+        client = self._take_client()
         timeout = self.world_config.request_timeout  # then it gives up on that member
 
         async def load() -> None:

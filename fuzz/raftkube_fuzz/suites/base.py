@@ -29,6 +29,7 @@ from raftkube_fuzz import session
 from raftkube_fuzz.run import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.world.world import WorldConfig
+from raftkube_spec.kv.requests import PutRequest, RangeRequest
 
 T = TypeVar("T")
 
@@ -245,6 +246,32 @@ def execute_fault(run: Run, step: Step) -> bool:
         world.resync_all()
         run.fault(kind, "clocks resynced (rate 1)")
     return True
+
+
+LOAD_GAP = 10 / 1024
+"""Virtual seconds between the operations of a background load client (about 10 ms)."""
+
+
+def setting(run: Run, name: str, options: Sequence[str], default: str) -> str:
+    """The example's ``name`` setting, which must be one of ``options``."""
+    value = run.config.get(name, default)
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)}, not {value!r}")
+    return str(value)
+
+
+def start_load(run: Run, load: str, keys: Sequence[str]) -> None:
+    """Background load in Jepsen's shape (``load``: "reads", "writes", "both" or "none"):
+    clients keep working the whole time while the faults come and go, so every fault lands on
+    operations in flight (a write half replicated, a read answered by a leader just cut off)
+    instead of only on those a rule happened to start just before. The reader reads ``keys``
+    in turn, the writer puts distinct values to them in turn."""
+    if load in ("reads", "both"):
+        run.spawn_load(lambda i: RangeRequest(keys[i % len(keys)].encode()), gap=LOAD_GAP)
+    if load in ("writes", "both"):
+        run.spawn_load(
+            lambda i: PutRequest(keys[i % len(keys)].encode(), f"load{i}".encode()), gap=LOAD_GAP
+        )
 
 
 def skew_clocks(run: Run, member: int) -> None:

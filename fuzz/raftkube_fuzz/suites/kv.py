@@ -27,6 +27,8 @@ from raftkube_fuzz.suites.base import (
     SuiteMachine,
     evenly,
     seeds,
+    setting,
+    start_load,
 )
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.keyrange import prefix_range_end
@@ -56,7 +58,6 @@ LOADS = ("none", "writes")
 putting to the keys in turn every 10 ms for the whole example, so that revisions pile up
 (compactions and watches from old revisions have something to cut and to replay) and every
 fault lands on writes in flight."""
-LOAD_GAP = 10 / 1024
 
 member_ids = st.integers(0, MAX_MEMBERS - 1)
 keys = st.sampled_from(KEYS)
@@ -134,13 +135,7 @@ def execute_client(run: Run, step: Step) -> bool:
 
 
 def prepare(run: Run) -> None:
-    load = run.config.get("load", "none")
-    if load not in LOADS:
-        raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
-    if load == "writes":
-        run.spawn_load(
-            lambda i: PutRequest(KEYS[i % len(KEYS)].encode(), f"load{i}".encode()), gap=LOAD_GAP
-        )
+    start_load(run, setting(run, "load", LOADS, "none"), KEYS)
 
 
 class KvMachine(SuiteMachine):

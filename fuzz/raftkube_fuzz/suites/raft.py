@@ -30,7 +30,9 @@ from raftkube_fuzz.suites.base import (
     evenly,
     held,
     seeds,
+    setting,
     skew_clocks,
+    start_load,
 )
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
@@ -41,8 +43,6 @@ targets: st.SearchStrategy[int | str] = st.one_of(
 )
 STREAM_GAP = 5 / 1024
 """Virtual seconds between the operations of one repeated step (about 5 ms)."""
-LOAD_GAP = 10 / 1024
-"""Virtual seconds between the operations of a background load client (about 10 ms)."""
 LOADS = ("none", "reads", "writes", "both")
 """Background load an example may run under (its ``load`` setting)."""
 CLOCKS = ("drawn", "slow_leader")
@@ -97,32 +97,21 @@ def execute_client(run: Run, step: Step) -> bool:
 
 
 def prepare(run: Run) -> None:
-    """The example's starting conditions. Background load takes Jepsen's shape: clients keep
-    working the whole time while the faults come and go, so every fault lands on operations
-    in flight (a write half replicated, a read answered by a leader just cut off) instead of
-    only on those a rule happened to start just before."""
-    load = run.config.get("load", "none")
-    clocks = run.config.get("clocks", "drawn")
-    if load not in LOADS:
-        raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
-    if clocks not in CLOCKS:
-        raise ValueError(f"clocks must be one of {', '.join(CLOCKS)}, not {clocks!r}")
-    if clocks == "slow_leader":
-        skewed: list[int | None] = [None]
+    """The example's starting conditions: background load (:func:`start_load`) and, with
+    ``clocks=slow_leader``, the nemesis that skews each new leader's clock."""
+    load = setting(run, "load", LOADS, "none")
+    if setting(run, "clocks", CLOCKS, "drawn") == "slow_leader":
+        skewed: int | None = None
 
         def keep_the_leader_slow() -> None:
+            nonlocal skewed
             leader = run.world.leader()
-            if leader is not None and leader != skewed[0]:
+            if leader is not None and leader != skewed:
                 skew_clocks(run, leader)
-                skewed[0] = leader
+                skewed = leader
 
         run.spawn_periodic(keep_the_leader_slow, every=run.world_config.tick_interval)
-    if load in ("reads", "both"):
-        run.spawn_load(lambda i: RangeRequest(KEYS[i % len(KEYS)].encode()), gap=LOAD_GAP)
-    if load in ("writes", "both"):
-        run.spawn_load(
-            lambda i: PutRequest(KEYS[i % len(KEYS)].encode(), f"load{i}".encode()), gap=LOAD_GAP
-        )
+    start_load(run, load, KEYS)
 
 
 class RaftMachine(SuiteMachine):
