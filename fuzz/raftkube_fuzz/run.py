@@ -187,8 +187,11 @@ class Run:
     def _record_writes(self, member: Member) -> None:
         """Subscribe to the member's store, and to each store a snapshot installs later."""
 
+        written = self.written
+
         def on_write(revision: int, records: Sequence[KeyValue]) -> None:
-            self.written.setdefault(revision, tuple(records))
+            if revision not in written:  # every member applies it; the first report will do
+                written[revision] = tuple(records)
 
         member.mvcc.subscribe(on_write)
         install = member._install
