@@ -1,10 +1,11 @@
 """``raftkube fuzz``: run suites, replay traces, list suites and mutants, score the mutants.
 
 Exit status: ``run`` exits 1 when a property failed (the trace path is printed) and 0 when the
-budget was spent without a failure. ``replay`` exits 1 when it reproduces the recorded
-violation at the recorded step, 0 when the run now passes, 3 when it fails differently (the
-code changed, or determinism broke) and 2 for a file it cannot read. ``mutants`` exits 0 when
-every mutant was found, 1 otherwise.
+budget was spent without a failure; with ``--jobs`` it runs several worker processes
+(:mod:`raftkube_fuzz.workers`) and exits 1 if any of them failed. ``replay`` exits 1 when it
+reproduces the recorded violation at the recorded step, 0 when the run now passes, 3 when it
+fails differently (the code changed, or determinism broke) and 2 for a file it cannot read.
+``mutants`` exits 0 when every mutant was found, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from raftkube_fuzz.runner import Outcome
+    from raftkube_fuzz.runner import Outcome, Progress
     from raftkube_fuzz.session import Session
 
 STATE_DIR = Path(".raftkube") / "fuzz"
@@ -56,6 +57,20 @@ def config_item(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def jobs(text: str) -> int:
+    """``--jobs``: a number of worker processes, 0 meaning one per CPU core."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid number of jobs {text!r}: expected 0 (one per CPU core) or a positive "
+            "number of worker processes"
+        )
+    return value
 
 
 def register(commands: Any) -> None:
@@ -93,6 +108,14 @@ def register(commands: Any) -> None:
         default=None,
         help="cap on shrinking a failure (default 90s)",
     )
+    run.add_argument(
+        "--jobs",
+        type=jobs,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the example database (default 1; 0 = one per CPU "
+        "core); --time applies to each, --examples is split between them",
+    )
     run.set_defaults(handler=_run)
 
     replay = sub.add_parser("replay", help="re-run a trace file and show its timeline")
@@ -119,28 +142,71 @@ def register(commands: Any) -> None:
         "--only", nargs="+", default=None, metavar="MUTANT", help="these mutants only"
     )
     mutants.add_argument("--traces", type=Path, default=STATE_DIR / "traces" / "mutants")
+    mutants.add_argument(
+        "--jobs",
+        type=jobs,
+        default=1,
+        metavar="N",
+        help="hunt up to N mutants at a time, each in its own process (default 1; 0 = one per "
+        "CPU core)",
+    )
     mutants.set_defaults(handler=_mutants)
 
 
 # --- run ----------------------------------------------------------------------------------------
 
 
-def _progress_table(title: str, s: Session, elapsed: float) -> Table:
-    t = s.totals()
+def _progress_table(title: str, p: Progress, elapsed: float) -> Table:
+    """Live totals; for a parallel run, the sum over the workers, with rates per second of the
+    whole run's wall time."""
     table = Table(title=title, show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
     rate = elapsed if elapsed > 0 else 1.0
     table.add_row("elapsed", f"{elapsed:8.1f} s")
-    table.add_row("examples", f"{t['examples']:8d}")
-    table.add_row("steps", f"{t['steps']:8d}")
-    table.add_row(
-        "virtual time", f"{t['virtual_seconds']:8.1f} s  ({t['virtual_seconds'] / rate:.2f}x)"
-    )
-    table.add_row("deliveries", f"{t['deliveries']:8d}  ({t['deliveries'] / rate:,.0f}/s)")
-    table.add_row("events", f"{t['events']:8d}  ({t['events'] / rate:,.0f}/s)")
-    faults = ", ".join(f"{k} {v}" for k, v in sorted(s.faults.items())) or "-"
+    table.add_row("examples", f"{p.examples:8d}")
+    table.add_row("steps", f"{p.steps:8d}")
+    table.add_row("virtual time", f"{p.virtual_seconds:8.1f} s  ({p.virtual_seconds / rate:.2f}x)")
+    table.add_row("deliveries", f"{p.deliveries:8d}  ({p.deliveries / rate:,.0f}/s)")
+    table.add_row("events", f"{p.events:8d}  ({p.events / rate:,.0f}/s)")
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(p.faults.items())) or "-"
     table.add_row("faults", faults)
+    return table
+
+
+def _workers_table(outcome: Outcome, rerun: str) -> Table:
+    """One row per worker and the totals, and the command that re-runs one worker alone (the
+    first that failed, else the first)."""
+    table = Table(title=f"{len(outcome.workers)} workers, run seed {outcome.seed}")
+    for column in ("worker", "seed", "examples", "steps", "virtual s", "deliveries", "result"):
+        table.add_column(column)
+    for index, w in enumerate(outcome.workers):
+        if w.trace is not None and w.trace.violation is not None:
+            result = f"[red]FAILED[/] {w.trace.violation.prop}"
+        elif w.error is not None:
+            result = "[red]ERROR[/]"
+        else:
+            result = "passed"
+        table.add_row(
+            str(index),
+            str(w.seed),
+            str(w.examples),
+            str(w.steps),
+            f"{w.virtual_seconds:.1f}",
+            str(w.deliveries),
+            result,
+        )
+    table.add_row(
+        "total",
+        "",
+        str(outcome.examples),
+        str(outcome.steps),
+        f"{outcome.virtual_seconds:.1f}",
+        str(outcome.deliveries),
+        "FAILED" if outcome.failed else "passed",
+        style="bold",
+    )
+    table.caption = f"re-run one worker alone: {rerun}"
     return table
 
 
@@ -154,14 +220,48 @@ def _print_outcome(console: Console, outcome: Outcome) -> None:
         console.print(f"  {v.message}")
         console.print(f"  trace: {outcome.trace_path}")
         console.print(f"  replay: raftkube fuzz replay {outcome.trace_path}")
-    elif outcome.error is not None:
+        _print_more_traces(console, outcome)
+    if outcome.error is not None:
         console.print(f"[bold red]ERROR[/] (not a property violation): {outcome.error}")
-    else:
+    if not outcome.failed:
         console.print(
             f"[bold green]passed[/]: {outcome.examples} examples, {outcome.steps} steps, "
             f"{outcome.virtual_seconds:.1f} virtual s in {outcome.elapsed:.1f} s "
             f"({outcome.deliveries / max(outcome.elapsed, 1e-9):,.0f} deliveries/s)"
         )
+
+
+def _print_more_traces(console: Console, outcome: Outcome) -> None:
+    """A parallel run's other workers' traces, in the order their failures were seen."""
+    from raftkube_fuzz.workers import found_first
+
+    for index in found_first(outcome.workers):
+        w = outcome.workers[index]
+        if w.trace_path is not None and w.trace_path != outcome.trace_path:
+            console.print(f"  also found by worker {index} (seed {w.seed}): {w.trace_path}")
+
+
+def _rerun_command(args: argparse.Namespace, outcome: Outcome, index: int) -> str:
+    """The command that repeats worker ``index`` of a parallel run alone: its seed, its share
+    of the examples, the run's other options."""
+    from raftkube_fuzz.workers import split_examples
+
+    words = ["raftkube fuzz run", args.suite]
+    if args.mutant is not None:
+        words += ["--mutant", args.mutant]
+    if args.time is not None:
+        words += ["--time", f"{args.time:g}s"]
+    if args.examples is not None or args.time is None:
+        total = args.examples if args.examples is not None else 100
+        words += ["--examples", str(split_examples(total, len(outcome.workers))[index])]
+    if args.steps is not None:
+        words += ["--steps", str(args.steps)]
+    if args.shrink_time is not None:
+        words += ["--shrink-time", f"{args.shrink_time:g}s"]
+    for key, value in args.config:
+        words += ["--config", f"{key}={json.dumps(value)}"]
+    words += ["--seed", str(outcome.workers[index].seed), "--jobs", "1"]
+    return " ".join(words)
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> int:
@@ -171,8 +271,9 @@ def _unknown(kind: str, name: str, known: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from raftkube_fuzz.mutants import MUTANTS
-    from raftkube_fuzz.runner import run_suite
+    from raftkube_fuzz.runner import Progress, run_suite
     from raftkube_fuzz.suites import SUITES
+    from raftkube_fuzz.workers import resolve_jobs, run_parallel
 
     if args.suite not in SUITES:
         return _unknown("suite", args.suite, sorted(SUITES))
@@ -193,22 +294,47 @@ def _run(args: argparse.Namespace) -> int:
     unknown = sorted(set(kwargs.get("config", {})) - set(suite.default_config))
     if unknown:
         return _unknown("setting", unknown[0], sorted(suite.default_config))
-    with Live(console=console, auto_refresh=False, transient=False) as live:
+    workers = resolve_jobs(args.jobs)
+    if workers > 1:
+        title += f" --jobs {workers}"
+    try:
+        with Live(console=console, auto_refresh=False, transient=False) as live:
 
-        def progress(s: Session, elapsed: float) -> None:
-            live.update(_progress_table(title, s, elapsed), refresh=True)
+            def draw(p: Progress, elapsed: float) -> None:
+                live.update(_progress_table(title, p, elapsed), refresh=True)
 
-        outcome = run_suite(
-            args.suite,
-            time_budget=args.time,
-            examples=args.examples,
-            seed=args.seed,
-            mutant=args.mutant,
-            traces_dir=args.traces,
-            on_progress=progress,
-            **kwargs,
-        )
+            if workers == 1:
+                outcome = run_suite(
+                    args.suite,
+                    time_budget=args.time,
+                    examples=args.examples,
+                    seed=args.seed,
+                    mutant=args.mutant,
+                    traces_dir=args.traces,
+                    on_progress=lambda s, elapsed: draw(Progress.of(s), elapsed),
+                    **kwargs,
+                )
+            else:
+                outcome = run_parallel(
+                    args.suite,
+                    jobs=workers,
+                    time_budget=args.time,
+                    examples=args.examples,
+                    seed=args.seed,
+                    mutant=args.mutant,
+                    traces_dir=args.traces,
+                    on_progress=draw,
+                    **kwargs,
+                )
+    except KeyboardInterrupt:
+        console.print("\n[bold]interrupted[/]" + (": every worker stopped" if workers > 1 else ""))
+        return 130
     console.print()
+    if outcome.workers:
+        from raftkube_fuzz.workers import found_first
+
+        shown = next(iter(found_first(outcome.workers)), 0)
+        console.print(_workers_table(outcome, _rerun_command(args, outcome, shown)))
     _print_outcome(console, outcome)
     return 1 if outcome.failed else 0
 
@@ -333,7 +459,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _mutants(args: argparse.Namespace) -> int:
     from raftkube_fuzz.mutants import MUTANTS
-    from raftkube_fuzz.runner import run_suite
+    from raftkube_fuzz.runner import Progress, run_suite
+    from raftkube_fuzz.workers import resolve_jobs, run_each
 
     for name in args.only or ():
         if name not in MUTANTS:
@@ -343,23 +470,39 @@ def _mutants(args: argparse.Namespace) -> int:
     table = Table(title=f"mutants, {args.time_per_mutant:.0f} s each")
     for column in ("mutant", "suite", "found", "time to find", "steps", "property", "trace"):
         table.add_column(column)
-    missed = 0
-    for name in names:
-        mutant = MUTANTS[name]
+    settings: dict[str, Any] = {
+        "time_budget": args.time_per_mutant,
+        "seed": args.seed,
+        "traces_dir": args.traces,
+        "shrink_time": args.shrink_time,
+    }
+    at_once = resolve_jobs(args.jobs)
+    outcomes: list[Outcome] = []
+    if at_once > 1:
         with Live(console=console, auto_refresh=False, transient=True) as live:
 
-            def progress(s: Session, elapsed: float, name: str = name) -> None:
-                live.update(_progress_table(f"mutant {name}", s, elapsed), refresh=True)
+            def hunting(snapshots: list[Progress | None], elapsed: float) -> None:
+                live.update(_hunts_table(names, snapshots, elapsed), refresh=True)
 
-            outcome = run_suite(
-                mutant.suite,
-                time_budget=args.time_per_mutant,
-                seed=args.seed,
-                mutant=name,
-                traces_dir=args.traces,
-                shrink_time=args.shrink_time,
-                on_progress=progress,
+            outcomes = run_each(
+                [(MUTANTS[name].suite, dict(settings, mutant=name)) for name in names],
+                jobs=at_once,
+                on_progress=hunting,
             )
+    missed = 0
+    for index, name in enumerate(names):
+        mutant = MUTANTS[name]
+        if at_once > 1:
+            outcome = outcomes[index]
+        else:
+            with Live(console=console, auto_refresh=False, transient=True) as live:
+
+                def progress(s: Session, elapsed: float, name: str = name) -> None:
+                    live.update(
+                        _progress_table(f"mutant {name}", Progress.of(s), elapsed), refresh=True
+                    )
+
+                outcome = run_suite(mutant.suite, mutant=name, on_progress=progress, **settings)
         if outcome.trace is not None and outcome.trace.violation is not None:
             v = outcome.trace.violation
             found_in = outcome.time_to_find if outcome.time_to_find is not None else outcome.elapsed
@@ -371,3 +514,17 @@ def _mutants(args: argparse.Namespace) -> int:
         console.print(f"{name}: {row[0]} {row[1]} {row[3]}")
     console.print(table)
     return 0 if missed == 0 else 1
+
+
+def _hunts_table(names: list[str], snapshots: list[Progress | None], elapsed: float) -> Table:
+    """Live view of ``fuzz mutants --jobs``: each mutant's hunt, waiting, running or found."""
+    table = Table(title=f"mutants, {elapsed:.0f} s", box=None)
+    for column in ("mutant", "state", "examples", "steps", "deliveries"):
+        table.add_column(column)
+    for name, p in zip(names, snapshots, strict=True):
+        if p is None:
+            table.add_row(name, "waiting", "", "", "")
+        else:
+            state = "found" if p.failures else "hunting"
+            table.add_row(name, state, str(p.examples), str(p.steps), str(p.deliveries))
+    return table

@@ -19,8 +19,8 @@ near-copies of the best-scoring examples (a 3-minute kv run made half the simula
 with partitions all but gone from the fault mix), while the search it was meant to steer
 (lease exposure) is now done by pinning the scenario instead (``Mutant.config``).
 
-Wall-clock time is read here, and only here, to enforce the budget and report speed; nothing
-inside a simulated run sees it.
+Wall-clock time is read here (and in :mod:`raftkube_fuzz.workers`, which runs this in several
+processes), only to enforce the budget and report speed; nothing inside a simulated run sees it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 
 import attrs
 from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
@@ -75,6 +76,48 @@ def _shrink_budget(seconds: float) -> Iterator[None]:
         engine.MAX_SHRINKING_SECONDS = saved
 
 
+@attrs.frozen
+class Progress:
+    """A snapshot of a run's totals, small and picklable: what a worker process sends its parent
+    a few times a second, and what the live display draws (one run, or the sum of several)."""
+
+    examples: int = 0
+    steps: int = 0
+    virtual_seconds: float = 0.0
+    deliveries: int = 0
+    events: int = 0
+    faults: dict[str, int] = attrs.Factory(dict)
+    failures: int = 0
+
+    @classmethod
+    def of(cls, session: sessions.Session) -> Progress:
+        """The session's totals, including the example in progress."""
+        t = session.totals()
+        return cls(
+            examples=int(t["examples"]),
+            steps=int(t["steps"]),
+            virtual_seconds=t["virtual_seconds"],
+            deliveries=int(t["deliveries"]),
+            events=int(t["events"]),
+            faults=dict(sorted(session.faults.items())),
+            failures=session.failures,
+        )
+
+    def __add__(self, other: Progress) -> Progress:
+        faults = dict(self.faults)
+        for kind, count in other.faults.items():
+            faults[kind] = faults.get(kind, 0) + count
+        return Progress(
+            examples=self.examples + other.examples,
+            steps=self.steps + other.steps,
+            virtual_seconds=self.virtual_seconds + other.virtual_seconds,
+            deliveries=self.deliveries + other.deliveries,
+            events=self.events + other.events,
+            faults=dict(sorted(faults.items())),
+            failures=self.failures + other.failures,
+        )
+
+
 @attrs.define
 class Outcome:
     suite: str
@@ -91,6 +134,12 @@ class Outcome:
     time_to_find: float | None = None
     error: str | None = None
     """A failure that is not a property violation (a bug in the harness itself)."""
+    seed: int | None = None
+    """The seed the run was derived from (drawn from the clock when none was given), so any
+    run, or any one worker of a parallel run, can be repeated with ``--seed``."""
+    workers: list[Outcome] = attrs.Factory(list)
+    """For a parallel run (:mod:`raftkube_fuzz.workers`), each worker's own outcome in worker
+    order; empty for a single-process run."""
 
     @property
     def failed(self) -> bool:
@@ -107,15 +156,23 @@ def patch_for(mutant: str | None) -> AbstractContextManager[Any]:
 
 
 @contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Hypothesis draws its per-test seed from the global ``random`` module when no seed is
-    forced; seeding it makes a whole fuzz run repeatable from ``--seed``."""
-    saved = random.getstate()
-    random.seed(seed)
+def _seeded(machine: type, seed: int) -> Iterator[None]:
+    """Force the seed Hypothesis runs ``machine`` with, so a whole fuzz run is repeatable from
+    ``--seed``. Hypothesis draws an unforced seed from a generator of its own, seeded from the
+    OS (not from the ``random`` module, whose seeding it saves and restores around every
+    example), so the public ``@seed`` decorator is the way in. It marks the class itself, so
+    the previous mark is put back afterwards and a plain pytest run of the suite stays random.
+    """
+    missing = object()
+    saved = machine.__dict__.get("_hypothesis_internal_use_seed", missing)
+    hypothesis_seed(seed)(machine)
     try:
         yield
     finally:
-        random.setstate(saved)
+        if saved is missing:
+            delattr(machine, "_hypothesis_internal_use_seed")
+        else:
+            machine._hypothesis_internal_use_seed = saved  # type: ignore[attr-defined]
 
 
 def run_suite(
@@ -131,19 +188,29 @@ def run_suite(
     shrink_time: float = SHRINK_SECONDS,
     config: dict[str, Any] | None = None,
     on_progress: Callable[[sessions.Session, float], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Outcome:
     """Fuzz ``suite_name`` until the budget (seconds and/or examples) is spent or a property
-    fails; returns totals and, on failure, the shrunk trace and where it was saved."""
+    fails; returns totals and, on failure, the shrunk trace and where it was saved.
+
+    ``stop``, when given, ends the search early once it returns true (a parallel run's other
+    worker found a failure, or the user pressed Ctrl-C); like the budget, it never cuts short
+    the shrinking of a failure this run found itself."""
     suite = get_suite(suite_name)
     if time_budget is None and examples is None:
         examples = 100
-    master = random.Random(seed if seed is not None else time.time_ns())
+    run_seed = seed if seed is not None else time.time_ns()
+    master = random.Random(run_seed)
     started = time.monotonic()
     found_at: list[float] = []
-    session = sessions.Session(
-        mutant=mutant,
-        on_violation=lambda _run: found_at.append(time.monotonic() - started),
-    )
+    last_report = 0.0
+
+    def found(_run: Run) -> None:
+        nonlocal last_report
+        found_at.append(time.monotonic() - started)
+        last_report = -1.0  # report the failure at once, not up to a quarter second later
+
+    session = sessions.Session(mutant=mutant, on_violation=found)
     if mutant is not None:
         session.config_overrides = dict(MUTANTS[mutant].config)
     if config:
@@ -162,11 +229,11 @@ def run_suite(
     def spent() -> bool:
         if session.failures:
             return False  # never cut a shrink short: the budget is for searching
+        if stop is not None and stop():
+            return True
         if time_budget is not None and time.monotonic() - started >= time_budget:
             return True
         return examples is not None and session.examples >= examples
-
-    last_report = 0.0
 
     def report() -> None:
         nonlocal last_report
@@ -190,7 +257,7 @@ def run_suite(
     )
     with sessions.use(session), patch_for(mutant), _shrink_budget(shrink_time):
         try:
-            with _seeded(master.getrandbits(64)):
+            with _seeded(suite.machine, master.getrandbits(64)):
                 _run_machine(suite.machine, settings=hypothesis_settings)
         except sessions.BudgetSpent:
             pass
@@ -220,6 +287,7 @@ def run_suite(
         events=session.events,
         faults=dict(sorted(session.faults.items())),
         time_to_find=found_at[0] if found_at else None,
+        seed=run_seed,
     )
     if failure is not None:
         run = session.last_run
