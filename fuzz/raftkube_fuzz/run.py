@@ -43,12 +43,12 @@ from raftkube_fuzz.checks.history import History, Ok, Outcome, Unknown, describe
 from raftkube_fuzz.checks.linearizability import LinearizabilityUndecided, find_linearization
 from raftkube_fuzz.checks.watches import WatchRecord, check_client_views, check_complete
 from raftkube_fuzz.steps import Step
-from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Timeline
+from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline
 from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.client import SimClient, WatchHandle
 from raftkube_fuzz.world.disk import SimDisk
-from raftkube_fuzz.world.driver import Simulation, SimulationStalled
+from raftkube_fuzz.world.driver import Simulation, SimulationStalled, sleep
 from raftkube_fuzz.world.world import World
 from raftkube_spec.kv.requests import LeaseRevokeRequest, PutRequest, RangeRequest, Request
 from raftkube_spec.kv.types import KeyValue
@@ -241,7 +241,7 @@ class Run:
     async def _settle(self) -> None:
         deadline = trio.current_time() + SETTLE_LIMIT
         while self.world.leader() is None and trio.current_time() < deadline:
-            await trio.sleep(self.world_config.tick_interval)
+            await sleep(self.world_config.tick_interval)
 
     def apply(self, step: Step) -> None:
         """Apply one step and check everything; raises :class:`Violation` (with ``step`` set)."""
@@ -312,7 +312,7 @@ class Run:
         async def stream() -> None:
             for request in requests:
                 await self._client_op(client, request, member, serializable, timeout)
-                await trio.sleep(gap)
+                await sleep(gap)
 
         self._pending.append(self.sim.spawn(stream, limit=len(requests) * (timeout + gap) + 5))
 
@@ -335,7 +335,7 @@ class Run:
                 sent += 1
                 if not isinstance(outcome, Ok):
                     member = None
-                await trio.sleep(gap)
+                await sleep(gap)
 
         self._pending.append(self.sim.spawn(load))
 
@@ -347,7 +347,7 @@ class Run:
         async def periodic() -> None:
             while self._loading:
                 action()
-                await trio.sleep(every)
+                await sleep(every)
 
         self._pending.append(self.sim.spawn(periodic))
 
@@ -362,12 +362,14 @@ class Run:
         op = len(self.history)
         kind = "serializable " if serializable else ""
         self.timeline.add(
-            trio.current_time(), member, CLIENT, f"#{op} {kind}call {describe(request)}"
+            trio.current_time(), member, CLIENT, Lazy(f"#{op} {kind}call ", describe, request)
         )
         outcome = await client.request(
             request, member=member, serializable=serializable, timeout=timeout
         )
-        self.timeline.add(trio.current_time(), None, CLIENT, f"#{op} returns {describe(outcome)}")
+        self.timeline.add(
+            trio.current_time(), None, CLIENT, Lazy(f"#{op} returns ", describe, outcome)
+        )
         return outcome
 
     def spawn_watch(self, *, member: int, key: bytes, range_end: bytes, start: int) -> None:
@@ -497,16 +499,16 @@ class Run:
                     )
                     if isinstance(read, Ok):
                         break
-            await trio.sleep(self.world_config.tick_interval)
+            await sleep(self.world_config.tick_interval)
         target = max(m.applied for m in self.world.members if m is not None)
         while any(m is None or m.applied < target for m in self.world.members):
-            await trio.sleep(self.world_config.tick_interval)
+            await sleep(self.world_config.tick_interval)
         for task in self._pending:
             while not task.done:
-                await trio.sleep(self.world_config.tick_interval)
+                await sleep(self.world_config.tick_interval)
         # Watch streams drain as soon as their member applies; one tick lets every woken
         # stream run before the watches are judged complete.
-        await trio.sleep(self.world_config.tick_interval)
+        await sleep(self.world_config.tick_interval)
 
     def _record_watch(self, handle: WatchHandle) -> WatchRecord:
         member = self.world.hosts[handle.member].member

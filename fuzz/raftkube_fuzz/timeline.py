@@ -12,7 +12,7 @@ must give the same digest in any process, and a replay compares it with the one 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -54,9 +54,24 @@ def describe_message(m: Message) -> str:
     return render.message(m, describe_value)
 
 
+@attrs.frozen
+class Lazy:
+    """A line whose text is ``prefix`` followed by ``render(value)``, rendered only when the
+    timeline is read: clients call and return on the hot path, and most runs pass."""
+
+    prefix: str
+    render: Callable[[Any], str]
+    value: object
+
+    def __str__(self) -> str:
+        return self.prefix + self.render(self.value)
+
+
 def describe(payload: object) -> str:
     if isinstance(payload, str):
         return payload
+    if isinstance(payload, Lazy):
+        return str(payload)
     if isinstance(payload, Message):
         return describe_message(payload)
     if attrs.has(type(payload)) and type(payload).__module__ == ev.__name__:

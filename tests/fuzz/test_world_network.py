@@ -179,3 +179,62 @@ def test_per_link_faults_override_defaults() -> None:
     assert net.faults((0, 1)).loss == 0.0
     with pytest.raises(ValueError):
         LinkFaults(loss=2.0)
+
+
+def test_serve_steps_each_message_on_arrival_and_queues_while_paused() -> None:
+    """A serving member gets each message from the delivery itself (no receive pass); while
+    paused nothing is handed over; on resume what waited comes first, in arrival order."""
+
+    async def main() -> None:
+        net, _ = make(latency_low=0.01, latency_high=0.01)
+        ends = [net.attach(i) for i in range(3)]
+        got: list[tuple[float, int]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(net.run)
+            nursery.start_soon(ends[1].serve, lambda m: got.append((trio.current_time(), m.term)))
+            await trio.testing.wait_all_tasks_blocked()
+            sent_at = trio.current_time()
+            ends[0].send(1, msg(0, 1, 1))
+            await trio.sleep(0.1)
+            ((arrived, term),) = got
+            assert term == 1 and 0.01 <= arrived - sent_at < 0.011  # latency in 1/1024 s units
+            ends[1].pause()
+            ends[0].send(1, msg(0, 1, 2))
+            ends[2].send(1, msg(2, 1, 3))
+            await trio.sleep(0.1)
+            assert [term for _, term in got] == [1] and ends[1].pending == 2
+            ends[1].resume()
+            ends[0].send(1, msg(0, 1, 4))
+            await trio.sleep(0.1)
+            assert [term for _, term in got] == [1, 2, 3, 4] and ends[1].pending == 0
+            net.detach(1)  # serve returns once closed
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_an_exception_in_the_callback_ends_serve_with_it() -> None:
+    """As an exception out of a receive loop would: it surfaces in the serving task (the
+    member's), not in the network's delivery timer, and nothing more is handed over."""
+
+    async def main() -> None:
+        net, _ = make(latency_low=0.01, latency_high=0.01)
+        ends = [net.attach(i) for i in range(2)]
+        calls: list[int] = []
+
+        def deliver(m: Message) -> None:
+            calls.append(m.term)
+            raise RuntimeError(f"bad message {m.term}")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(net.run)
+            ends[0].send(1, msg(0, 1, 1))
+            ends[0].send(1, msg(0, 1, 2))
+            with pytest.raises(RuntimeError, match="bad message 1"):
+                await ends[1].serve(deliver)
+            await trio.sleep(0.1)
+            assert calls == [1]
+            nursery.cancel_scope.cancel()
+
+    run(main)

@@ -357,6 +357,20 @@ async def test_close_ends_receiving_and_leaves_no_tasks() -> None:
         await transport.run()
 
 
+@pytest.mark.trio
+async def test_serve_hands_each_message_to_the_callback_until_closed() -> None:
+    async with cluster([1, 2]) as nodes:
+        got: list[Message] = []
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(nodes[2].serve, got.append)
+                for term in range(3):
+                    assert nodes[1].send(2, vote(1, 2, term))
+                await eventually(lambda: len(got) == 3)
+                nodes[2].close()  # serve returns, so the nursery can exit
+        assert got == [vote(1, 2, term) for term in range(3)]
+
+
 class FixedRandom:
     def __init__(self, value: float) -> None:
         self.value = value

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from raftkube.server.member import Member, MemberError
+from raftkube.server.member import Member, MemberError, WriteOutcome
 from raftkube_fuzz.checks.history import Failed, History, Ok, Outcome, Unknown
+from raftkube_fuzz.world.driver import CancelAfter, Wakeup, sleep
 from raftkube_spec.kv.requests import RangeRequest, Request, TxnRequest
 from raftkube_spec.kv.responses import Result
 from raftkube_spec.kv.types import Event
@@ -46,6 +47,25 @@ def is_read(req: Request) -> bool:
     if isinstance(req, TxnRequest):
         return all(is_read(op) for op in (*req.success, *req.failure))
     return False
+
+
+async def _submit(member: Member, req: Request) -> Result:
+    """A write through :meth:`Member.submit`, the path the client service takes (answered
+    from the apply, timed out on the member's tick loop): what a real client exercises, and
+    no Trio cancel scope per write."""
+    done = Wakeup()
+    answer: list[WriteOutcome] = []
+
+    def on_done(outcome: WriteOutcome) -> None:
+        answer.append(outcome)
+        done.wake()
+
+    member.submit(req, None, on_done)
+    await done.wait()
+    outcome = answer[0]
+    if isinstance(outcome, MemberError):
+        raise outcome
+    return outcome
 
 
 class _Refused(Exception):
@@ -85,7 +105,7 @@ class SimClient:
         servers = len(self.world.hosts)
         last_refusal = "unavailable"
         outstanding = False
-        with trio.move_on_after(timeout):
+        with CancelAfter(timeout):
             while True:
                 host = self.world.hosts[target]
                 await host.wait_resumed()
@@ -93,7 +113,7 @@ class SimClient:
                 if member is None:
                     last_refusal = "unavailable"
                     target = (target + 1) % servers
-                    await trio.sleep(self.retry_backoff)
+                    await sleep(self.retry_backoff)
                     continue
                 outstanding = not read
                 try:
@@ -103,7 +123,7 @@ class SimClient:
                     last_refusal = refusal.code
                     hint = refusal.leader
                     target = hint if hint is not None and hint != target else (target + 1) % servers
-                    await trio.sleep(self.retry_backoff)
+                    await sleep(self.retry_backoff)
                 except MemberError as exc:
                     if read:
                         return Failed(exc.code)
@@ -128,7 +148,7 @@ class SimClient:
                     if host.member is not member:
                         raise MemberError("unavailable", "member crashed during the read")
                 return member.read_local(req)
-            return await member.write(req)
+            return await _submit(member, req)
         except MemberError as exc:
             if exc.code == "not_leader":
                 raise _Refused(exc.code, exc.leader) from None

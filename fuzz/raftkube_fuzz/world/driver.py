@@ -199,6 +199,44 @@ class Wakeup:
         await trio.lowlevel.wait_task_rescheduled(abort)
 
 
+async def sleep(seconds: float) -> None:
+    """``trio.sleep`` for the world's own tasks (clients, background load, nemeses): a timer
+    and a parked task, instead of a cancel scope, a registered deadline and a raised and
+    caught ``Cancelled`` per wake-up. Cancellable like any checkpoint; a timer that outlives
+    a cancelled sleeper is dropped with it."""
+    wakeup = Wakeup()
+    timer = current_timers().at(trio.current_time() + seconds, wakeup.wake)
+    try:
+        await wakeup.wait()
+    finally:
+        timer.cancel()
+
+
+class CancelAfter:
+    """``trio.move_on_after`` for the world's own tasks: a cancel scope without a deadline,
+    cancelled by a timer, so the run keeps no deadline per client operation. Use as ``with
+    CancelAfter(seconds) as scope:`` and read ``scope.cancelled_caught`` afterwards."""
+
+    __slots__ = ("_scope", "_seconds", "_timer")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._scope = trio.CancelScope()
+        self._timer: Timer | None = None
+
+    def __enter__(self) -> trio.CancelScope:
+        if self._seconds != math.inf:
+            self._timer = current_timers().at(
+                trio.current_time() + self._seconds, self._scope.cancel
+            )
+        return self._scope.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        if self._timer is not None:
+            self._timer.cancel()
+        return self._scope.__exit__(*exc_info)
+
+
 class SimTask(Generic[T]):
     """A task started in the run by :meth:`Simulation.spawn`; its result once it is done."""
 
@@ -424,8 +462,10 @@ class Simulation:
         limit: float,
     ) -> None:
         try:
-            with trio.fail_after(limit):
+            with CancelAfter(limit) as scope:
                 value = await call()
+            if scope.cancelled_caught:
+                raise trio.TooSlowError
         except trio.TooSlowError:
             task._finish(
                 outcome.Error(
@@ -461,4 +501,4 @@ class Simulation:
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass with everything running."""
-        self.call(trio.sleep, seconds, limit=seconds + 1.0)
+        self.call(sleep, seconds, limit=seconds + 1.0)

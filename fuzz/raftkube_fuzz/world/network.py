@@ -30,7 +30,7 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import attrs
@@ -81,8 +81,12 @@ class LinkFaults:
 class SimTransport:
     """One member incarnation's endpoint: raftkube's :class:`~raftkube.net.transport.Transport`.
 
-    The inbox is unbounded (the network, not the endpoint, decides losses). While paused,
-    :meth:`receive` does not return, so a paused member steps no messages.
+    While the member is in :meth:`serve`, a message is handed to it the moment the network
+    delivers it, from the delivery timer itself: the member steps it with no task switch
+    (the run pays per scheduler pass, and this was one pass per message). Otherwise, and
+    while paused, arrivals wait in an unbounded inbox (the network, not the endpoint, decides
+    losses), so a paused member steps no messages; resuming wakes :meth:`serve`, which hands
+    over what waited, in arrival order, before anything newer.
     """
 
     def __init__(self, network: SimNetwork, member_id: int) -> None:
@@ -92,6 +96,9 @@ class SimTransport:
         self._arrived = trio.Event()
         self._closed = False
         self._paused = False
+        self._deliver: Callable[[Message], None] | None = None
+        """The serving member's callback, while it may be called directly."""
+        self._error: Exception | None = None
 
     @property
     def closed(self) -> bool:
@@ -116,8 +123,23 @@ class SimTransport:
         return True
 
     def deliver(self, message: Message) -> None:
-        """Put an arrived message in the inbox (the network's side)."""
+        """An arrived message (the network's side): stepped now if the member serves and
+        nothing older waits, else queued."""
+        deliver = self._deliver
+        if deliver is not None and not self._inbox:
+            try:
+                deliver(message)
+            except Exception as exc:
+                self._fail(exc)
+            return
         self._inbox.append(message)
+        self._wake()
+
+    def _fail(self, exc: Exception) -> None:
+        """``deliver`` raised: stop calling it and end :meth:`serve` with the exception, in
+        the member's own task, as an exception out of its receive loop would."""
+        self._deliver = None
+        self._error = exc
         self._wake()
 
     def _wake(self) -> None:
@@ -126,6 +148,7 @@ class SimTransport:
 
     def pause(self) -> None:
         self._paused = True
+        self._deliver = None
 
     def resume(self) -> None:
         self._paused = False
@@ -134,10 +157,25 @@ class SimTransport:
     def close(self) -> list[Message]:
         """Stop for good; returns the messages that arrived but were never received."""
         self._closed = True
+        self._deliver = None
         left = list(self._inbox)
         self._inbox.clear()
         self._wake()
         return left
+
+    async def serve(self, deliver: Callable[[Message], None]) -> None:
+        """Step every message into ``deliver`` until closed (see the class docstring)."""
+        try:
+            while not self._closed:
+                if self._error is not None:
+                    raise self._error
+                if not self._paused:
+                    while self._inbox and not self._paused and not self._closed:
+                        deliver(self._inbox.popleft())
+                    self._deliver = None if self._paused or self._closed else deliver
+                await self._arrived.wait()
+        finally:
+            self._deliver = None
 
     async def receive(self) -> Message:
         """The next message; raises TransportClosedError once closed. Always a checkpoint,

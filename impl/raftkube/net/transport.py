@@ -1,10 +1,11 @@
 """How Raft messages travel between members.
 
 The Raft driver sees only :class:`Transport`: a non-blocking :meth:`~Transport.send` and a
-stream of incoming messages. Raft is designed for a network that loses, delays and reorders
-messages, so the transport promises none of that and in return never blocks the driver: a
-slow or dead peer costs a bounded queue of memory, not a stalled leader. The deterministic
-simulator in ``fuzz/`` implements the same protocol over its virtual network.
+stream of incoming messages, which :meth:`~Transport.serve` hands to a synchronous callback.
+Raft is designed for a network that loses, delays and reorders messages, so the transport
+promises none of that and in return never blocks the driver: a slow or dead peer costs a
+bounded queue of memory, not a stalled leader. The deterministic simulator in ``fuzz/``
+implements the same protocol over its virtual network.
 
 :class:`TcpTransport` is the real implementation:
 
@@ -39,7 +40,7 @@ import logging
 import math
 import random
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -117,6 +118,14 @@ class Transport(Protocol):
 
     def __aiter__(self) -> AsyncIterator[Message]:
         """Incoming messages until the transport closes."""
+        ...
+
+    async def serve(self, deliver: Callable[[Message], None]) -> None:
+        """Call ``deliver`` with each incoming message until the transport closes, then
+        return. ``deliver`` must not block. A transport may call it from whichever task or
+        callback received the message (the driver steps its node there, which is safe in a
+        single-threaded event loop), so delivering costs no task switch of its own; an
+        exception out of ``deliver`` ends :meth:`serve` with that exception."""
         ...
 
 
@@ -644,6 +653,14 @@ class TcpTransport:
             return await self.receive()
         except TransportClosedError:
             raise StopAsyncIteration from None
+
+    async def serve(self, deliver: Callable[[Message], None]) -> None:
+        """Deliver from the calling task. Messages arrive on one task per inbound
+        connection; the inbound channel between those tasks and this one is what makes an
+        exception in ``deliver`` end this call, as the protocol says, rather than a
+        connection's task."""
+        async for message in self:
+            deliver(message)
 
 
 @asynccontextmanager

@@ -59,7 +59,7 @@ import trio
 from raftkube.api import wire
 from raftkube.clock import Clock
 from raftkube.mvcc import MvccStore, SessionError, SessionRejection, dump_snapshot, load_snapshot
-from raftkube.net.transport import Transport, TransportClosedError
+from raftkube.net.transport import Transport
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready, RejectedError, Snapshot
 from raftkube.raft.node import Observer
 from raftkube.server.entries import (
@@ -359,18 +359,16 @@ class Member:
             deadline = max(deadline, self.clock.now() - interval)
 
     async def _receive_loop(self) -> None:
-        while True:
-            try:
-                m = await self.transport.receive()
-            except TransportClosedError:
-                return
-            if self._syncing and isinstance(m, _LOG_REWRITING):
-                self._deferred.append(m)
-            else:
-                self._step(m)
-                if self._syncing:
-                    self._apply_while_syncing()
-            self._kick_if_needed()
+        await self.transport.serve(self._on_message)
+
+    def _on_message(self, m: Any) -> None:
+        if self._syncing and isinstance(m, _LOG_REWRITING):
+            self._deferred.append(m)
+        else:
+            self._step(m)
+            if self._syncing:
+                self._apply_while_syncing()
+        self._kick_if_needed()
 
     async def _ready_loop(self) -> None:
         while True:
@@ -379,8 +377,11 @@ class Member:
             if not self.node.has_ready():
                 await self._kick.wait()
                 self._kick = trio.Event()
-                # Let the tasks that just became runnable propose too: group commit.
-                await trio.sleep(0)
+                if self._proposals:
+                    # Clients are proposing: let the tasks that just became runnable propose
+                    # too (group commit). A wake-up by Raft traffic alone goes straight on:
+                    # messages are stepped where they arrive, so there is nothing to wait for.
+                    await trio.sleep(0)
                 continue
             await self._handle(self.node.ready())
             if self._kick.is_set():
