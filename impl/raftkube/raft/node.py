@@ -297,16 +297,22 @@ class RaftNode:
             or self._truncate_from is not None
             or self._unstable_from <= self.log.last_index
             or self._applied < self.commit
-            or self._hard_state() != self._persisted
+            or self._hard_state_changed()
         )
+
+    def _hard_state_changed(self) -> bool:
+        """``self._hard_state() != self._persisted``, without building a HardState: asked
+        after every message and tick."""
+        p = self._persisted
+        return self.term != p.term or self.vote != p.vote or self.commit > p.commit
 
     def ready(self) -> Ready:
         """Everything produced since the last :meth:`advance`. Handle it, then advance."""
-        hs = self._hard_state()
+        hs = self._hard_state() if self._hard_state_changed() else None
         first = max(self._unstable_from, self.log.first_index)
         apply_from = max(self._applied, self.log.snapshot.index) + 1
         return Ready(
-            hard_state=hs if hs != self._persisted else None,
+            hard_state=hs,
             truncate_from=self._truncate_from,
             snapshot=self._pending_snapshot,
             first_index=first,

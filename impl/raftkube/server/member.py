@@ -344,7 +344,9 @@ class Member:
         something: the node has a Ready, or a read still waits to start its ReadIndex round
         (retried on every iteration). Proposals and new reads kick for themselves. Without
         this, every follower tick costs the loop two scheduler passes to find nothing."""
-        if self.node.has_ready() or any(w.index == -1 for w in self._reads.values()):
+        if self.node.has_ready() or (
+            self._reads and any(w.index == -1 for w in self._reads.values())
+        ):
             self.kick()
 
     async def _tick_loop(self) -> None:
