@@ -19,6 +19,7 @@ sleeper to recompute, so a rate change or jump while sleeping takes effect at on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import trio
 
@@ -42,6 +43,13 @@ class SimClock:
         self._rate = rate
         self._paused = False
         self._sleepers: list[Wakeup] = []
+        self._global_now: Callable[[], float] = trio.current_time
+        """Global virtual time; :meth:`use_run_clock` makes it the run's clock itself."""
+
+    def use_run_clock(self) -> None:
+        """Read the run's clock directly from now on, instead of through Trio's run-context
+        lookup (members read their clocks several times per message). Call inside the run."""
+        self._global_now = trio.lowlevel.current_clock().current_time
 
     @property
     def rate(self) -> float:
@@ -60,10 +68,10 @@ class SimClock:
 
     def now(self) -> float:
         """The member's local time; keeps running while paused (wall time does)."""
-        return self._local_at(trio.current_time())
+        return self._local_at(self._global_now())
 
     def _reanchor(self) -> None:
-        current = trio.current_time()
+        current = self._global_now()
         self._local_anchor = self._local_at(current)
         self._global_anchor = current
 
@@ -114,7 +122,7 @@ class SimClock:
             target = math.inf
             if not self._paused:
                 target = self._global_at(deadline)
-                if trio.current_time() >= target or self.now() >= deadline:
+                if self._global_now() >= target or self.now() >= deadline:
                     break
             await self._park(target)
             slept = True

@@ -216,6 +216,11 @@ class SimNetwork:
         defaults: LinkFaults | None = None,
     ) -> None:
         self._rng = rng
+        self._latency_units: dict[tuple[float, float], tuple[int, int]] = {}
+        self._now: Callable[[], float] = trio.current_time
+        """Global virtual time: the run's clock itself while :meth:`run` runs (one call per
+        read instead of Trio's run-context lookup; the network reads it per message)."""
+        """Each latency range as whole time units: (the lowest, how many), by range."""
         self._listener = listener
         self.members: tuple[int, ...] = tuple(members)
         self.defaults = defaults if defaults is not None else LinkFaults()
@@ -330,7 +335,7 @@ class SimNetwork:
         return self._rng.randint(low, high) * TIME_UNIT
 
     def _schedule(self, message: Message, faults: LinkFaults) -> None:
-        at = trio.current_time() + self._latency(faults)
+        at = self._now() + self._latency(faults)
         self._seq += 1
         earliest = not self._heap or at < self._heap[0][0]
         heapq.heappush(self._heap, (at, self._seq, message))
@@ -384,7 +389,7 @@ class SimNetwork:
 
     def _deliver_due(self) -> None:
         self._armed = None
-        now = trio.current_time()
+        now = self._now()
         while self._heap and self._heap[0][0] <= now:
             _, _, message = heapq.heappop(self._heap)
             self._deliver(message)
@@ -393,6 +398,7 @@ class SimNetwork:
     async def run(self) -> None:
         """Deliver scheduled messages at their times until cancelled."""
         self._timers = current_timers()
+        self._now = trio.lowlevel.current_clock().current_time
         try:
             self._deliver_due()
             await trio.sleep_forever()

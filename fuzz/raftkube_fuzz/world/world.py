@@ -163,6 +163,7 @@ class World:
             self.nursery = nursery
             nursery.start_soon(self.network.run, name="network")
             for host in self.hosts:
+                host.clock.use_run_clock()
                 host.start(nursery)
             task_status.started()
 
