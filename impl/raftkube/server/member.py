@@ -4,7 +4,10 @@
 :class:`~raftkube.net.transport.Transport` and :class:`~raftkube.storage.interface.Storage`
 interfaces, so a simulator can substitute all three. :meth:`Member.run` runs, in a nursery it
 owns, the tick task, the receive task, the ready loop and the lease-expiry task; nothing
-outlives it.
+outlives it. The receive task only lends the transport a callback
+(:meth:`~raftkube.net.transport.Transport.serve`): a message is stepped into the node wherever
+the transport has it (the simulator's delivery timer, the TCP transport's serving task), which
+is safe on a single-threaded event loop and costs no task switch per message.
 
 The ready loop handles one :class:`~raftkube.raft.Ready` at a time: persist (truncate,
 snapshot, entries, hard state) with ONE ``sync`` per batch, send, install a leader's snapshot,
