@@ -214,12 +214,20 @@ def _position(bag: Network, m: Message) -> int:
     """Where ``m`` is in ``bag``, or -1. Events usually carry the very object in the bag, so
     identity is tried first (sparing attrs' ``__eq__``). Equal messages have equal keys (for
     values whose equality agrees with their ``repr``, as the models' strings and the members'
-    bytes do), so at most one item equals ``m`` and the two passes cannot disagree."""
+    bytes do), so at most one item equals ``m`` and the two passes cannot disagree. The second
+    pass tests the class, the destination and the source before calling ``__eq__``: equal
+    messages agree on all three, so it finds the same item."""
     for n, (existing, _) in enumerate(bag):
         if existing is m:
             return n
+    cls, dest, source = m.__class__, m.dest, m.source
     for n, (existing, _) in enumerate(bag):
-        if existing == m:
+        if (
+            existing.__class__ is cls
+            and existing.dest == dest
+            and existing.source == source
+            and existing == m
+        ):
             return n
     return -1
 
