@@ -143,10 +143,14 @@ class RaftState:
             get("restarts", self.restarts),
         )
 
-    def with_server(self, i: ServerId, server: ServerState) -> RaftState:
+    def with_server(
+        self, i: ServerId, server: ServerState, network: Network | None = None
+    ) -> RaftState:
+        """A copy with server ``i`` replaced and, if given, the network: one new state for a
+        step that changes both (the spec builds one per event it checks)."""
         return RaftState(
             (*self.servers[:i], server, *self.servers[i + 1 :]),
-            self.network,
+            self.network if network is None else network,
             self.elections,
             self.committed,
             self.reads,
@@ -210,7 +214,7 @@ def bag_add(bag: Network, m: Message) -> Network:
     return (*bag[:n], (m, 1), *bag[n:])
 
 
-def _position(bag: Network, m: Message) -> int:
+def bag_find(bag: Network, m: Message) -> int:
     """Where ``m`` is in ``bag``, or -1. Events usually carry the very object in the bag, so
     identity is tried first (sparing attrs' ``__eq__``). Equal messages have equal keys (for
     values whose equality agrees with their ``repr``, as the models' strings and the members'
@@ -234,9 +238,15 @@ def _position(bag: Network, m: Message) -> int:
 
 def bag_remove(bag: Network, m: Message) -> Network:
     """``bag`` with one copy of ``m`` fewer; ``m`` must be present."""
-    n = _position(bag, m)
+    n = bag_find(bag, m)
     if n < 0:
         raise KeyError(m)
+    return bag_remove_at(bag, n)
+
+
+def bag_remove_at(bag: Network, n: int) -> Network:
+    """``bag`` with one copy fewer of its ``n``-th message (a position :func:`bag_find` gave,
+    so a step that checks a message is there and then consumes it searches once)."""
     existing, count = bag[n]
     if count == 1:
         return (*bag[:n], *bag[n + 1 :])
@@ -244,4 +254,4 @@ def bag_remove(bag: Network, m: Message) -> Network:
 
 
 def bag_contains(bag: Network, m: Message) -> bool:
-    return _position(bag, m) >= 0
+    return bag_find(bag, m) >= 0
