@@ -364,7 +364,7 @@ class RaftSpec:
                 prev_log_term=v.term_at(prev),
                 entries=v.log[prev:last],
                 commit_index=min(v.commit_index, last),
-                read_ctx=max((r.read_id for r in v.pending_reads), default=0),
+                read_ctx=max(r.read_id for r in v.pending_reads) if v.pending_reads else 0,
             ),
         )
         if self.config.pipelining and e.count > 0:
