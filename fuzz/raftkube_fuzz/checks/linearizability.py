@@ -432,7 +432,8 @@ class _Search:
         # Completed operations first, in the order their headers' revisions suggest; Unknown
         # ones only when no completed one fits, most recently called first (an operation in
         # flight now is likelier to land now than one that has been missing for a while).
-        found.sort(key=lambda i: entries[i].order_hint)
+        if len(found) > 1:
+            found.sort(key=lambda i: entries[i].order_hint)
         return found
 
     def frame(self, linearized: int, state: kv.KVState, parent: _Frame | None) -> _Frame | None:
@@ -463,7 +464,10 @@ class _Search:
         path: list[int] = []
         """The entry each frame above the first was reached by (the stack's path, kept
         beside it rather than rebuilt from the frames at every new depth)."""
-        visited: set[tuple[int, kv.KVState]] = set()
+        visited: dict[int, list[kv.KVState]] = {}
+        """The (linearized set, model state) pairs seen, by linearized set: a search that
+        rarely backtracks meets each set once, so a membership test needs neither the state's
+        hash (which walks the whole store the first time) nor any comparison."""
         while stack:
             top = stack[-1]
             if top.linearized & self.required == self.required:
@@ -503,11 +507,12 @@ class _Search:
                         if at_deepest:
                             self.rejected[i] = (result, conflict)
                         continue
-                key = (top.linearized | 1 << i, state)
-                if key in visited:
+                linearized = top.linearized | 1 << i
+                seen = visited.setdefault(linearized, [])
+                if any(other is state or other == state for other in seen):
                     continue
-                visited.add(key)
-                child = self.frame(key[0], state, top)
+                seen.append(state)
+                child = self.frame(linearized, state, top)
                 if child is None:
                     if at_deepest:
                         late = self.entries[self.blocked_by]
