@@ -215,18 +215,15 @@ def bag_add(bag: Network, m: Message) -> Network:
 
 
 def bag_find(bag: Network, m: Message) -> int:
-    """Where ``m`` is in ``bag``, or -1. Events usually carry the very object in the bag, so
-    identity is tried first (sparing attrs' ``__eq__``). Equal messages have equal keys (for
-    values whose equality agrees with their ``repr``, as the models' strings and the members'
-    bytes do), so at most one item equals ``m`` and the two passes cannot disagree. The second
-    pass tests the class, the destination and the source before calling ``__eq__``: equal
-    messages agree on all three, so it finds the same item."""
-    for n, (existing, _) in enumerate(bag):
-        if existing is m:
-            return n
+    """Where ``m`` is in ``bag``, or -1. Equal messages have equal keys (for values whose
+    equality agrees with their ``repr``, as the models' strings and the members' bytes do),
+    and the bag's keys are unique, so at most one item equals ``m``: one pass finds it, by
+    identity (the model checker's events carry the very object in the bag) or by equality,
+    tested after the class, the destination and the source, on which equal messages agree
+    (sparing attrs' ``__eq__`` for the other items)."""
     cls, dest, source = m.__class__, m.dest, m.source
     for n, (existing, _) in enumerate(bag):
-        if (
+        if existing is m or (
             existing.__class__ is cls
             and existing.dest == dest
             and existing.source == source
