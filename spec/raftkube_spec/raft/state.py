@@ -148,8 +148,10 @@ class RaftState:
     ) -> RaftState:
         """A copy with server ``i`` replaced and, if given, the network: one new state for a
         step that changes both (the spec builds one per event it checks)."""
+        servers = list(self.servers)
+        servers[i] = server
         return RaftState(
-            (*self.servers[:i], server, *self.servers[i + 1 :]),
+            tuple(servers),
             self.network if network is None else network,
             self.elections,
             self.committed,
@@ -210,8 +212,10 @@ def bag_add(bag: Network, m: Message) -> Network:
     n, found = _search(bag, m)
     if found:
         existing, count = bag[n]
-        return (*bag[:n], (existing, count + 1), *bag[n + 1 :])
-    return (*bag[:n], (m, 1), *bag[n:])
+        return _replaced(bag, n, (existing, count + 1))
+    items = list(bag)
+    items.insert(n, (m, 1))
+    return tuple(items)
 
 
 def bag_find(bag: Network, m: Message) -> int:
@@ -246,8 +250,17 @@ def bag_remove_at(bag: Network, n: int) -> Network:
     so a step that checks a message is there and then consumes it searches once)."""
     existing, count = bag[n]
     if count == 1:
-        return (*bag[:n], *bag[n + 1 :])
-    return (*bag[:n], (existing, count - 1), *bag[n + 1 :])
+        items = list(bag)
+        del items[n]
+        return tuple(items)
+    return _replaced(bag, n, (existing, count - 1))
+
+
+def _replaced(bag: Network, n: int, item: tuple[Message, int]) -> Network:
+    """``bag`` with its ``n``-th item replaced (through a list: cheaper than joining slices)."""
+    items = list(bag)
+    items[n] = item
+    return tuple(items)
 
 
 def bag_contains(bag: Network, m: Message) -> bool:
