@@ -410,10 +410,10 @@ class _Search:
         entries = self.entries
         found = []
         min_ret = math.inf
-        # Only the unlinearized entries from ``lo`` on, by their bits: the Unknown operations a
-        # witness never needs stay unlinearized at the front, so scanning every index from
-        # ``lo`` passed over most of the history at every node. Calls only grow with the index,
-        # so the scan stops at the same unlinearized entry as one over every index would.
+        # Only the unlinearized entries from ``lo`` on, by their bits: an Unknown operation a
+        # witness never needs stays unlinearized near the front, and a scan of every index
+        # from ``lo`` passed over everything linearized since at every node. Calls only grow
+        # with the index, so this stops at the same unlinearized entry as that scan would.
         rest = ~linearized & self.everything >> lo << lo
         while rest:
             low = rest & -rest
