@@ -390,6 +390,7 @@ class _Search:
         self.initial = initial
         self.max_steps = max_steps
         self.required = 0
+        self.everything = (1 << len(entries)) - 1
         for i, entry in enumerate(entries):
             if entry.expected is not None:
                 self.required |= 1 << i
@@ -409,12 +410,18 @@ class _Search:
         entries = self.entries
         found = []
         min_ret = math.inf
-        for i in range(lo, len(entries)):
+        # Only the unlinearized entries from ``lo`` on, by their bits: an Unknown operation a
+        # witness never needs stays unlinearized near the front, and a scan of every index
+        # from ``lo`` passed over everything linearized since at every node. Calls only grow
+        # with the index, so this stops at the same unlinearized entry as that scan would.
+        rest = ~linearized & self.everything >> lo << lo
+        while rest:
+            low = rest & -rest
+            rest ^= low
+            i = low.bit_length() - 1
             entry = entries[i]
             if entry.call > min_ret:
                 break  # calls only grow from here: everything further is blocked too
-            if linearized >> i & 1:
-                continue
             if entry.call == min_ret and any(
                 not linearized >> j & 1 and _precedes(entries[j], entry) for j in range(lo, i)
             ):
@@ -425,7 +432,8 @@ class _Search:
         # Completed operations first, in the order their headers' revisions suggest; Unknown
         # ones only when no completed one fits, most recently called first (an operation in
         # flight now is likelier to land now than one that has been missing for a while).
-        found.sort(key=lambda i: entries[i].order_hint)
+        if len(found) > 1:
+            found.sort(key=lambda i: entries[i].order_hint)
         return found
 
     def frame(self, linearized: int, state: kv.KVState, parent: _Frame | None) -> _Frame | None:
@@ -453,18 +461,24 @@ class _Search:
         first = self.frame(0, self.initial, None)
         assert first is not None, "revisions below the initial one are refuted up front"
         stack = [first]
-        visited: set[tuple[int, kv.KVState]] = set()
+        path: list[int] = []
+        """The entry each frame above the first was reached by (the stack's path, kept
+        beside it rather than rebuilt from the frames at every new depth)."""
+        visited: dict[int, list[kv.KVState]] = {}
+        """The (linearized set, model state) pairs seen, by linearized set: a search that
+        rarely backtracks meets each set once, so a membership test needs neither the state's
+        hash (which walks the whole store the first time) nor any comparison."""
         while stack:
             top = stack[-1]
             if top.linearized & self.required == self.required:
-                order = [self.entries[i] for i in self.path(stack)]
+                order = [self.entries[i] for i in path]
                 return Linearization(
                     tuple(e.op for e in order),
                     tuple(e.request for e in order),
                     self.initial,
                     top.state,
                 )
-            self.note_depth(stack)
+            self.note_depth(len(stack) - 1, path, top)
             pushed = False
             while top.next < len(top.candidates):
                 i = top.candidates[top.next]
@@ -493,11 +507,12 @@ class _Search:
                         if at_deepest:
                             self.rejected[i] = (result, conflict)
                         continue
-                key = (top.linearized | 1 << i, state)
-                if key in visited:
+                linearized = top.linearized | 1 << i
+                seen = visited.setdefault(linearized, [])
+                if any(other is state or other == state for other in seen):
                     continue
-                visited.add(key)
-                child = self.frame(key[0], state, top)
+                seen.append(state)
+                child = self.frame(linearized, state, top)
                 if child is None:
                     if at_deepest:
                         late = self.entries[self.blocked_by]
@@ -517,10 +532,13 @@ class _Search:
                     # failed lease calls from exploding the search.
                     del top.candidates[top.next :]
                 stack.append(child)
+                path.append(i)
                 pushed = True
                 break
             if not pushed:
                 stack.pop()
+                if path:
+                    path.pop()
         raise self.violation()
 
     def write_conflict(self, entry: _Entry, state: kv.KVState) -> str | None:
@@ -542,14 +560,10 @@ class _Search:
                 return f"a client or watch saw {describe(seen)}, which this write does not create"
         return None
 
-    def path(self, stack: list[_Frame]) -> list[int]:
-        """The entries linearized along the stack, in order."""
-        return [f.candidates[f.next - 1] for f in stack[:-1]]
-
-    def note_depth(self, stack: list[_Frame]) -> None:
-        count = len(stack) - 1
+    def note_depth(self, count: int, path: list[int], top: _Frame) -> None:
+        """Remember ``top``, reached by ``path`` (``count`` entries), if it is the deepest yet."""
         if self.deepest is None or count > self.deepest[0]:
-            self.deepest = (count, self.path(stack), stack[-1])
+            self.deepest = (count, list(path), top)
             self.rejected = {}
 
     def deepest_count(self) -> int:

@@ -7,6 +7,9 @@ leadership transfer) are extra fields or extra message types, never changed mean
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
 from .types import Entry, ServerId
@@ -100,18 +103,60 @@ Message = (
 
 RESPONSE_TYPES = (RequestVoteResponse, AppendEntriesResponse)
 
-_RANK = {
-    cls: n
-    for n, cls in enumerate(
-        (
-            RequestVoteRequest,
-            RequestVoteResponse,
-            AppendEntriesRequest,
-            AppendEntriesResponse,
-            InstallSnapshotRequest,
-            TimeoutNowRequest,
-        )
-    )
+
+def _entries_key(entries: tuple[Entry, ...]) -> tuple[tuple[int, str], ...]:
+    return tuple((e.term, repr(e.value)) for e in entries)
+
+
+def _vote_request_key(m: RequestVoteRequest) -> tuple[object, ...]:
+    return (0, m.term, m.source, m.dest, m.last_log_term, m.last_log_index, m.pre_vote)
+
+
+def _vote_response_key(m: RequestVoteResponse) -> tuple[object, ...]:
+    return (1, m.term, m.source, m.dest, m.granted, m.pre_vote)
+
+
+def _append_request_head(m: AppendEntriesRequest) -> tuple[object, ...]:
+    return (2, m.term, m.source, m.dest, m.prev_log_index, m.prev_log_term)
+
+
+def _append_request_key(m: AppendEntriesRequest) -> tuple[object, ...]:
+    entries = _entries_key(m.entries)
+    return (*_append_request_head(m), entries, m.commit_index, m.read_ctx)
+
+
+def _append_response_key(m: AppendEntriesResponse) -> tuple[object, ...]:
+    return (3, m.term, m.source, m.dest, m.success, m.match_index, m.read_ctx)
+
+
+def _snapshot_request_head(m: InstallSnapshotRequest) -> tuple[object, ...]:
+    return (4, m.term, m.source, m.dest, m.last_index, m.last_term)
+
+
+def _snapshot_request_key(m: InstallSnapshotRequest) -> tuple[object, ...]:
+    return (*_snapshot_request_head(m), _entries_key(m.entries))
+
+
+def _timeout_now_key(m: TimeoutNowRequest) -> tuple[object, ...]:
+    return (5, m.term, m.source, m.dest)
+
+
+_KEY: dict[type, Callable[[Any], tuple[object, ...]]] = {
+    RequestVoteRequest: _vote_request_key,
+    RequestVoteResponse: _vote_response_key,
+    AppendEntriesRequest: _append_request_key,
+    AppendEntriesResponse: _append_response_key,
+    InstallSnapshotRequest: _snapshot_request_key,
+    TimeoutNowRequest: _timeout_now_key,
+}
+"""Each message class's key, by exact class (the model has no subclasses of messages): one
+dictionary lookup instead of a chain of ``isinstance`` tests, on the path of every network
+operation. The leading integer of each key ranks the classes, in the order of this table."""
+
+_HEAD: dict[type, Callable[[Any], tuple[object, ...]]] = {
+    **_KEY,
+    AppendEntriesRequest: _append_request_head,
+    InstallSnapshotRequest: _snapshot_request_head,
 }
 
 
@@ -119,22 +164,11 @@ def message_key(m: Message) -> tuple[object, ...]:
     """A total order over messages of every type, so the network has one canonical form.
 
     Written out as plain tuples: attrs' generated ordering is correct but slow, and the model
-    checker sorts messages on every renaming of every state.
+    checker sorts messages on every renaming of every state. The key of an AppendEntries or
+    InstallSnapshot renders each entry (``(term, repr(value))``): values need only compare
+    and hash, so their rendering is what orders them.
     """
-    head = (_RANK[type(m)], m.term, m.source, m.dest)
-    if isinstance(m, RequestVoteRequest):
-        return (*head, m.last_log_term, m.last_log_index, m.pre_vote)
-    if isinstance(m, RequestVoteResponse):
-        return (*head, m.granted, m.pre_vote)
-    if isinstance(m, AppendEntriesRequest):
-        entries = tuple((e.term, repr(e.value)) for e in m.entries)
-        return (*head, m.prev_log_index, m.prev_log_term, entries, m.commit_index, m.read_ctx)
-    if isinstance(m, AppendEntriesResponse):
-        return (*head, m.success, m.match_index, m.read_ctx)
-    if isinstance(m, InstallSnapshotRequest):
-        entries = tuple((e.term, repr(e.value)) for e in m.entries)
-        return (*head, m.last_index, m.last_term, entries)
-    return head
+    return _KEY[type(m)](m)
 
 
 def message_head(m: Message) -> tuple[object, ...]:
@@ -143,18 +177,7 @@ def message_head(m: Message) -> tuple[object, ...]:
     entries, and unequal heads order as the whole keys do (the first difference is in the
     head). The whole key is ``message_head(m) + (rendered entries,) + message_tail(m)`` for a
     message with entries."""
-    if isinstance(m, AppendEntriesRequest):
-        return (
-            _RANK[AppendEntriesRequest],
-            m.term,
-            m.source,
-            m.dest,
-            m.prev_log_index,
-            m.prev_log_term,
-        )
-    if isinstance(m, InstallSnapshotRequest):
-        return (_RANK[InstallSnapshotRequest], m.term, m.source, m.dest, m.last_index, m.last_term)
-    return message_key(m)
+    return _HEAD[type(m)](m)
 
 
 def message_tail(m: Message) -> tuple[object, ...]:

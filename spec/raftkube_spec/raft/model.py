@@ -60,12 +60,15 @@ from .state import (
     Committed,
     CompletedRead,
     Election,
+    Network,
     PendingRead,
     RaftState,
     ServerState,
     bag_add,
     bag_contains,
+    bag_find,
     bag_remove,
+    bag_remove_at,
     initial_state,
 )
 from .types import Entry, Role, ServerId
@@ -217,11 +220,13 @@ class RaftSpec:
     def discard(self, s: RaftState, m: Message) -> RaftState:
         return s.but(network=bag_remove(s.network, m))
 
-    def update_server(self, s: RaftState, i: ServerId, new: ServerState) -> RaftState:
-        """Replace server ``i``, recording in the history whatever its new commit index
-        reveals as committed."""
+    def update_server(
+        self, s: RaftState, i: ServerId, new: ServerState, network: Network | None = None
+    ) -> RaftState:
+        """Replace server ``i`` (and the network, if given), recording in the history whatever
+        its new commit index reveals as committed."""
         old = s.servers[i]
-        s = s.with_server(i, new)
+        s = s.with_server(i, new, network)
         if new.commit_index > old.commit_index and new.commit_index > len(s.committed):
             committed = list(s.committed)
             for index in range(len(committed) + 1, new.commit_index + 1):
@@ -349,8 +354,8 @@ class RaftSpec:
         if prev < v.snapshot_index or prev + e.count > v.last_index:
             return None
         last = prev + e.count
-        s = self.send(
-            s,
+        network = bag_add(
+            s.network,
             AppendEntriesRequest(
                 term=v.term,
                 source=e.server,
@@ -359,12 +364,12 @@ class RaftSpec:
                 prev_log_term=v.term_at(prev),
                 entries=v.log[prev:last],
                 commit_index=min(v.commit_index, last),
-                read_ctx=max((r.read_id for r in v.pending_reads), default=0),
+                read_ctx=max(r.read_id for r in v.pending_reads) if v.pending_reads else 0,
             ),
         )
         if self.config.pipelining and e.count > 0:
-            s = s.with_server(e.server, _set_next(v, e.peer, last + 1))
-        return s
+            return s.with_server(e.server, _set_next(v, e.peer, last + 1), network)
+        return s.but(network=network)
 
     def install_snapshot(self, s: RaftState, e: ev.InstallSnapshot) -> RaftState | None:
         v = s.servers[e.server]
@@ -512,14 +517,14 @@ class RaftSpec:
         return m.term == v.term
 
     def receive_from_leader(
-        self, s: RaftState, m: AppendEntriesRequest | InstallSnapshotRequest
+        self, s: RaftState, m: AppendEntriesRequest | InstallSnapshotRequest, at: int
     ) -> tuple[RaftState | None, ServerState | None]:
-        """The common start of handling a leader's request. Returns ``(successor, None)`` when
-        the request is answered here (one from an older term is rejected), ``(None,
-        follower)`` to go on handling it as ``follower`` (a candidate of the same term steps
-        down first), and ``(None, None)`` when no handler is enabled (a higher term needs
-        UpdateTerm first)."""
-        if not bag_contains(s.network, m):
+        """The common start of handling a leader's request, ``at`` its position in the network
+        (:func:`bag_find`, -1 if absent). Returns ``(successor, None)`` when the request is
+        answered here (one from an older term is rejected), ``(None, follower)`` to go on
+        handling it as ``follower`` (a candidate of the same term steps down first), and
+        ``(None, None)`` when no handler is enabled (a higher term needs UpdateTerm first)."""
+        if at < 0:
             return None, None
         v = s.servers[m.dest]
         if m.term > v.term or (m.term == v.term and v.role is Role.LEADER):
@@ -533,14 +538,15 @@ class RaftSpec:
                 match_index=0,
                 read_ctx=m.read_ctx if isinstance(m, AppendEntriesRequest) else 0,
             )
-            return self.reply(s, m, reject), None
+            return s.but(network=bag_add(bag_remove_at(s.network, at), reject)), None
         return None, v if v.role is Role.FOLLOWER else self.as_follower(v, v.term)
 
     def handle_append_entries_request(
         self, s: RaftState, e: ev.HandleAppendEntriesRequest
     ) -> RaftState | None:
         m = e.message
-        done, v = self.receive_from_leader(s, m)
+        at = bag_find(s.network, m)
+        done, v = self.receive_from_leader(s, m, at)
         if v is None:
             return done
         if m.prev_log_index < v.commit_index:
@@ -559,7 +565,8 @@ class RaftSpec:
             match_index=match,
             read_ctx=m.read_ctx,
         )
-        return self.reply(self.update_server(s, m.dest, v), m, answer)
+        network = bag_add(bag_remove_at(s.network, at), answer)
+        return self.update_server(s, m.dest, v, network)
 
     def log_ok(self, v: ServerState, m: AppendEntriesRequest) -> bool:
         """The log consistency check: the follower holds the entry just before the new ones."""
@@ -584,24 +591,23 @@ class RaftSpec:
         self, s: RaftState, e: ev.HandleAppendEntriesResponse
     ) -> RaftState | None:
         m = e.message
-        if not bag_contains(s.network, m):
+        at = bag_find(s.network, m)
+        if at < 0:
             return None
         i = m.dest
         v = s.servers[i]
         if m.term != v.term:
             return None
-        s = self.discard(s, m)
+        network = bag_remove_at(s.network, at)
         if v.role is not Role.LEADER:
-            return s
+            return s.but(network=network)
         j = m.source
-        if self.config.check_quorum:
-            v = v.but(recent_active=v.recent_active | {j})
+        recent_active = v.recent_active | {j} if self.config.check_quorum else v.recent_active
+        pending_reads = v.pending_reads
         if m.read_ctx:
-            v = v.but(
-                pending_reads=tuple(
-                    attrs.evolve(r, acks=r.acks | {j}) if r.read_id <= m.read_ctx else r
-                    for r in v.pending_reads
-                ),
+            pending_reads = tuple(
+                attrs.evolve(r, acks=r.acks | {j}) if r.read_id <= m.read_ctx else r
+                for r in pending_reads
             )
         match, nxt = list(v.match_index), list(v.next_index)
         if m.success:
@@ -609,14 +615,20 @@ class RaftSpec:
             nxt[j] = max(nxt[j], m.match_index + 1)
         else:
             nxt[j] = max(match[j] + 1, min(nxt[j] - 1, m.match_index + 1))
-        v = v.but(match_index=tuple(match), next_index=tuple(nxt))
-        return s.with_server(i, v)
+        v = v.but(
+            recent_active=recent_active,
+            pending_reads=pending_reads,
+            match_index=tuple(match),
+            next_index=tuple(nxt),
+        )
+        return s.with_server(i, v, network)
 
     def handle_install_snapshot_request(
         self, s: RaftState, e: ev.HandleInstallSnapshotRequest
     ) -> RaftState | None:
         m = e.message
-        done, v = self.receive_from_leader(s, m)
+        at = bag_find(s.network, m)
+        done, v = self.receive_from_leader(s, m, at)
         if v is None:
             return done
         i = m.dest
@@ -632,7 +644,8 @@ class RaftSpec:
         ok = AppendEntriesResponse(
             term=v.term, source=i, dest=m.source, success=True, match_index=match
         )
-        return self.reply(self.update_server(s, i, v), m, ok)
+        network = bag_add(bag_remove_at(s.network, at), ok)
+        return self.update_server(s, i, v, network)
 
     def handle_timeout_now_request(
         self, s: RaftState, e: ev.HandleTimeoutNowRequest
@@ -664,9 +677,12 @@ class RaftSpec:
         return self.send(s, e.message)
 
     def drop_message(self, s: RaftState, e: ev.DropMessage) -> RaftState | None:
-        if not self.config.network_faults or not bag_contains(s.network, e.message):
+        if not self.config.network_faults:
             return None
-        return self.discard(s, e.message)
+        at = bag_find(s.network, e.message)
+        if at < 0:
+            return None
+        return s.but(network=bag_remove_at(s.network, at))
 
 
 @attrs.frozen

@@ -143,10 +143,16 @@ class RaftState:
             get("restarts", self.restarts),
         )
 
-    def with_server(self, i: ServerId, server: ServerState) -> RaftState:
+    def with_server(
+        self, i: ServerId, server: ServerState, network: Network | None = None
+    ) -> RaftState:
+        """A copy with server ``i`` replaced and, if given, the network: one new state for a
+        step that changes both (the spec builds one per event it checks)."""
+        servers = list(self.servers)
+        servers[i] = server
         return RaftState(
-            (*self.servers[:i], server, *self.servers[i + 1 :]),
-            self.network,
+            tuple(servers),
+            self.network if network is None else network,
             self.elections,
             self.committed,
             self.reads,
@@ -206,34 +212,56 @@ def bag_add(bag: Network, m: Message) -> Network:
     n, found = _search(bag, m)
     if found:
         existing, count = bag[n]
-        return (*bag[:n], (existing, count + 1), *bag[n + 1 :])
-    return (*bag[:n], (m, 1), *bag[n:])
+        return _replaced(bag, n, (existing, count + 1))
+    items = list(bag)
+    items.insert(n, (m, 1))
+    return tuple(items)
 
 
-def _position(bag: Network, m: Message) -> int:
-    """Where ``m`` is in ``bag``, or -1. Events usually carry the very object in the bag, so
-    identity is tried first (sparing attrs' ``__eq__``). Equal messages have equal keys (for
-    values whose equality agrees with their ``repr``, as the models' strings and the members'
-    bytes do), so at most one item equals ``m`` and the two passes cannot disagree."""
+def bag_find(bag: Network, m: Message) -> int:
+    """Where ``m`` is in ``bag``, or -1. Equal messages have equal keys (for values whose
+    equality agrees with their ``repr``, as the models' strings and the members' bytes do),
+    and the bag's keys are unique, so at most one item equals ``m``: one pass finds it, by
+    identity (the model checker's events carry the very object in the bag) or by equality,
+    tested after the class, the destination and the source, on which equal messages agree
+    (sparing attrs' ``__eq__`` for the other items)."""
+    cls, dest, source = m.__class__, m.dest, m.source
     for n, (existing, _) in enumerate(bag):
-        if existing is m:
-            return n
-    for n, (existing, _) in enumerate(bag):
-        if existing == m:
+        if existing is m or (
+            existing.__class__ is cls
+            and existing.dest == dest
+            and existing.source == source
+            and existing == m
+        ):
             return n
     return -1
 
 
 def bag_remove(bag: Network, m: Message) -> Network:
     """``bag`` with one copy of ``m`` fewer; ``m`` must be present."""
-    n = _position(bag, m)
+    n = bag_find(bag, m)
     if n < 0:
         raise KeyError(m)
+    return bag_remove_at(bag, n)
+
+
+def bag_remove_at(bag: Network, n: int) -> Network:
+    """``bag`` with one copy fewer of its ``n``-th message (a position :func:`bag_find` gave,
+    so a step that checks a message is there and then consumes it searches once)."""
     existing, count = bag[n]
     if count == 1:
-        return (*bag[:n], *bag[n + 1 :])
-    return (*bag[:n], (existing, count - 1), *bag[n + 1 :])
+        items = list(bag)
+        del items[n]
+        return tuple(items)
+    return _replaced(bag, n, (existing, count - 1))
+
+
+def _replaced(bag: Network, n: int, item: tuple[Message, int]) -> Network:
+    """``bag`` with its ``n``-th item replaced (through a list: cheaper than joining slices)."""
+    items = list(bag)
+    items[n] = item
+    return tuple(items)
 
 
 def bag_contains(bag: Network, m: Message) -> bool:
-    return _position(bag, m) >= 0
+    return bag_find(bag, m) >= 0
