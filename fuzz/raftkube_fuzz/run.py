@@ -43,7 +43,7 @@ from raftkube_fuzz.checks.history import History, Ok, Outcome, Unknown, describe
 from raftkube_fuzz.checks.linearizability import LinearizabilityUndecided, find_linearization
 from raftkube_fuzz.checks.watches import WatchRecord, check_client_views, check_complete
 from raftkube_fuzz.steps import Step
-from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline
+from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline, describe_message
 from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.client import SimClient, WatchHandle
@@ -159,11 +159,11 @@ class Run:
             self.history.complete(op, Unknown("proposed by the leader's lease expiry"), now)
 
     def dropped(self, message: Message) -> None:
-        self.timeline.add(trio.current_time(), None, FAULT, f"drop {_msg(message)}")
+        self.timeline.add(self.sim.now, None, FAULT, Lazy("drop ", describe_message, message))
         self._guard(self.shadow.dropped, message)
 
     def duplicated(self, message: Message) -> None:
-        self.timeline.add(trio.current_time(), None, FAULT, f"duplicate {_msg(message)}")
+        self.timeline.add(self.sim.now, None, FAULT, Lazy("duplicate ", describe_message, message))
         self._guard(self.shadow.duplicated, message)
 
     def crashed(self, member_id: int, disk: SimDisk) -> None:
@@ -573,12 +573,6 @@ class Run:
 
     def close(self) -> None:
         self.sim.close()
-
-
-def _msg(message: Message) -> str:
-    from raftkube_fuzz.timeline import describe_message
-
-    return describe_message(message)
 
 
 def run_steps(
