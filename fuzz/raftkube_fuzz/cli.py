@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from raftkube.tuning import tune_gc
+
 if TYPE_CHECKING:
     from raftkube_fuzz.runner import Outcome, Progress
     from raftkube_fuzz.session import Session
@@ -270,6 +272,7 @@ def _unknown(kind: str, name: str, known: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
     from raftkube_fuzz.runner import Progress, run_suite
     from raftkube_fuzz.suites import SUITES
@@ -343,6 +346,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    tune_gc()
     from raftkube_fuzz.run import run_steps
     from raftkube_fuzz.runner import patch_for
     from raftkube_fuzz.suites import get_suite
@@ -458,6 +462,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _mutants(args: argparse.Namespace) -> int:
+    tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
     from raftkube_fuzz.runner import Progress, run_suite
     from raftkube_fuzz.workers import resolve_jobs, run_each

@@ -45,6 +45,7 @@ from typing import Any
 
 import attrs
 
+from raftkube.tuning import tune_gc
 from raftkube_fuzz import session as sessions
 from raftkube_fuzz.runner import STATE_DIR, Outcome, Progress, run_suite
 from raftkube_fuzz.suites import get_suite
@@ -102,6 +103,7 @@ def _work(job: _Job, messages: Any, stop: Any) -> None:
     stopping to the parent, which sets ``stop``: an interrupt landing inside a simulated
     member would be recorded as that member's crash, a failure to shrink, not a way out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_gc()
 
     def progress(s: sessions.Session, _elapsed: float) -> None:
         messages.put(("progress", job.index, Progress.of(s)))
