@@ -300,6 +300,19 @@ class RaftNode:
             or self._hard_state_changed()
         )
 
+    def has_only_messages(self) -> bool:
+        """A :meth:`ready` now would hold messages and nothing else: nothing to persist,
+        apply or serve, so a driver may send them at once."""
+        return bool(
+            self._msgs
+            and not self._read_states
+            and self._pending_snapshot is None
+            and self._truncate_from is None
+            and self._unstable_from > self.log.last_index
+            and self._applied >= self.commit
+            and not self._hard_state_changed()
+        )
+
     def _hard_state_changed(self) -> bool:
         """``self._hard_state() != self._persisted``, without building a HardState: asked
         after every message and tick."""

@@ -209,6 +209,8 @@ class Member:
         self.config = config
         self._run_sync = run_sync
         self._syncing = False
+        self._handling = False
+        """A Ready is between ``ready()`` and ``advance()`` (its sync may be in flight)."""
         self._durable_last = -1
         """While a sync runs: the last log index already durable before it (-1: none may be
         applied early, the Ready in flight truncates or installs a snapshot)."""
@@ -346,10 +348,23 @@ class Member:
         """Wake the ready loop after a tick or a message only if an iteration would do
         something: the node has a Ready, or a read still waits to start its ReadIndex round
         (retried on every iteration). Proposals and new reads kick for themselves. Without
-        this, every follower tick costs the loop two scheduler passes to find nothing."""
-        if self.node.has_ready() or (
-            self._reads and any(w.index == -1 for w in self._reads.values())
-        ):
+        this, every follower tick costs the loop two scheduler passes to find nothing.
+
+        A Ready that holds only messages (a heartbeat, its answer, an acknowledgement that
+        commits nothing: most Readys) is sent right here instead, unless a Ready is being
+        handled: it has nothing to persist, apply or serve, so the ready loop would only send
+        it a scheduler pass later, and everything it depends on is already durable (Readys
+        before it were handled, their syncs included)."""
+        node = self.node
+        if node.has_ready():
+            if not self._handling and node.has_only_messages():
+                rd = node.ready()
+                for m in rd.messages:
+                    self.transport.send(m.dest, m)
+                node.advance(rd)
+            else:
+                self.kick()
+        elif self._reads and any(w.index == -1 for w in self._reads.values()):
             self.kick()
 
     async def _tick_loop(self) -> None:
@@ -388,7 +403,11 @@ class Member:
                     # messages are stepped where they arrive, so there is nothing to wait for.
                     await trio.sleep(0)
                 continue
-            await self._handle(self.node.ready())
+            self._handling = True
+            try:
+                await self._handle(self.node.ready())
+            finally:
+                self._handling = False
             if self._kick.is_set():
                 # Work arrived while this Ready was handled (during its sync): let whatever
                 # else just became runnable add to the next batch first (group commit).
