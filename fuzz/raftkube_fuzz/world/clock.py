@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import trio
 
-from raftkube_fuzz.world.driver import Wakeup, current_timers
+from raftkube_fuzz.world.driver import Timers, Wakeup, current_timers
 
 
 class SimClock:
@@ -45,11 +45,14 @@ class SimClock:
         self._sleepers: list[Wakeup] = []
         self._global_now: Callable[[], float] = trio.current_time
         """Global virtual time; :meth:`use_run_clock` makes it the run's clock itself."""
+        self._timers: Timers | None = None
 
     def use_run_clock(self) -> None:
         """Read the run's clock directly from now on, instead of through Trio's run-context
-        lookup (members read their clocks several times per message). Call inside the run."""
+        lookup (members read their clocks several times per message), and keep the run's
+        timers at hand (a member parks on them every tick). Call inside the run."""
         self._global_now = trio.lowlevel.current_clock().current_time
+        self._timers = current_timers()
 
     @property
     def rate(self) -> float:
@@ -132,7 +135,8 @@ class SimClock:
     async def _park(self, target: float) -> None:
         """Sleep until global time ``target`` (forever if infinite) or the next change."""
         sleeper = Wakeup()
-        timer = None if target == math.inf else current_timers().at(target, sleeper.wake)
+        timers = self._timers or current_timers()
+        timer = None if target == math.inf else timers.at(target, sleeper.wake)
         self._sleepers.append(sleeper)
         try:
             await sleeper.wait()

@@ -190,13 +190,12 @@ class Wakeup:
             await trio.lowlevel.checkpoint()
             return
         self._task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
 
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._task = None
-            self._done = True
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort(self, _: object) -> trio.lowlevel.Abort:
+        self._task = None
+        self._done = True
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 async def sleep(seconds: float) -> None:
