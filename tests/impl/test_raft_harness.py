@@ -214,7 +214,18 @@ class Cluster:
     def flush(self, i: int) -> Ready:
         """Handle node ``i``'s Ready: persist, check, then send and apply."""
         node = self.nodes[i]
+        only_messages = node.has_only_messages()
         rd = node.ready()
+        # The driver sends such a Ready at once: it must really hold nothing else.
+        assert only_messages == (
+            bool(rd.messages)
+            and not rd.entries
+            and rd.hard_state is None
+            and rd.truncate_from is None
+            and rd.snapshot is None
+            and not rd.committed_entries
+            and not rd.read_states
+        ), rd
         disk = self.disks[i]
         disk.write(rd)
         # Persistence before send: everything a message could vouch for is now on disk.

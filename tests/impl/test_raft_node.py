@@ -55,6 +55,27 @@ def test_election() -> None:
     assert all(n.log.as_entries() == (Entry(1, b""),) for n in c.nodes)
 
 
+def test_heartbeats_and_their_answers_hold_only_messages() -> None:
+    """What the member sends without a pass through its ready loop: once everything is
+    persisted and applied, a heartbeat and its acknowledgement carry nothing else."""
+    c = Cluster(3)
+    c.elect(0)
+    c.deliver_all()
+    heartbeat(c, 0)
+    c.deliver_all()
+    leader, follower = c.nodes[0], c.nodes[1]
+    for _ in range(leader.config.heartbeat_timeout):
+        leader.tick()
+    assert leader.has_only_messages()
+    c.flush(0)
+    k = next(k for k, m in enumerate(c.network) if m.dest == 1)
+    follower.step(c.network.pop(k))
+    assert follower.has_only_messages()
+    c.flush(1)
+    leader.propose(b"x")
+    assert leader.has_ready() and not leader.has_only_messages()  # an entry to persist
+
+
 def test_a_follower_refuses_proposals() -> None:
     c = Cluster(3)
     c.elect(0)
