@@ -261,11 +261,18 @@ class Run:
             self.suite.execute(self, step)
             self.check()
         except Violation as v:
-            v.step = index
-            self.violation = v
-            raise
+            raise self._first(v, index) from None
         except Exception as exc:
             raise self._as_violation(exc, index) from exc
+
+    def _first(self, v: Violation, index: int) -> Violation:
+        """The violation step ``index`` ends with: one a checker recorded while the step ran
+        (a conformance failure inside a member's event, say) came first, so it wins over what
+        the step then ran into (a liveness probe that never finished because of it)."""
+        first = self.violation if self.violation is not None else v
+        first.step = index
+        self.violation = first
+        return first
 
     def _as_violation(self, exc: Exception, index: int) -> Violation:
         """An exception out of the harness itself (the simulation died, a step was malformed)
@@ -276,9 +283,7 @@ class Run:
             f"{type(exc).__name__}: {exc}",
             {"traceback": "".join(traceback.format_exception(exc))},
         )
-        v.step = index
-        self.violation = v
-        return v
+        return self._first(v, index)
 
     def advance(self, seconds: float) -> None:
         self.sim.advance(seconds)
@@ -488,9 +493,7 @@ class Run:
                     {"operations": len(self.history)},
                 ) from None
         except Violation as v:
-            v.step = index
-            self.violation = v
-            raise
+            raise self._first(v, index) from None
         except Exception as exc:
             raise self._as_violation(exc, index) from exc
 

@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 
-from raftkube_fuzz.run import run_steps
+from raftkube_fuzz.run import Run, run_steps
 from raftkube_fuzz.runner import patch_for, run_suite
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import SUITES, get_suite
 from raftkube_fuzz.trace import TraceError, load_trace
+from raftkube_fuzz.violation import Violation
 
 EXAMPLES = int(os.environ.get("RAFTKUBE_FUZZ_EXAMPLES", "12"))
 
@@ -111,6 +113,28 @@ def test_the_same_steps_give_the_same_events_in_process() -> None:
         assert run.violation is None, run.violation
         digests.add(run.digest())
     assert len(digests) == 1
+
+
+def test_a_violation_recorded_first_wins_over_the_liveness_failure_it_causes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checker that fails inside a member's event during the final probe (a member whose
+    log diverged, say) may stop the cluster from serving: the run must report that first
+    violation, not the liveness timeout that followed it."""
+
+    async def probe(self: Run) -> None:
+        def planted() -> None:
+            raise Violation("Conformance", "planted", {})
+
+        self._guard(planted)
+        await trio.sleep_forever()
+
+    monkeypatch.setattr(Run, "_probe", probe)
+    suite = get_suite("raft")
+    config = {**suite.default_config, "servers": 3}
+    run = run_steps(suite, config, 7, [Step.of("wait", seconds=0.01)])
+    assert run.violation is not None
+    assert (run.violation.prop, run.violation.step) == ("Conformance", 1)
 
 
 def test_an_edited_or_foreign_file_is_refused(found: Path, tmp_path: Path) -> None:
