@@ -499,7 +499,8 @@ class Run:
 
     async def _probe(self) -> None:
         """A write then a linearizable read, through whichever member leads, until both
-        succeed; then wait until every up member has applied the write."""
+        succeed; then wait for the pending client operations, and for every member to catch
+        up with the others and stay caught up for a tick."""
         key = b"__liveness__"
         while True:
             leader = self.world.leader()
@@ -516,15 +517,22 @@ class Run:
                     if isinstance(read, Ok):
                         break
             await sleep(self.world_config.tick_interval)
-        target = max(m.applied for m in self.world.members if m is not None)
-        while any(m is None or m.applied < target for m in self.world.members):
-            await sleep(self.world_config.tick_interval)
         for task in self._pending:
             while not task.done:
                 await sleep(self.world_config.tick_interval)
-        # Watch streams drain as soon as their member applies; one tick lets every woken
-        # stream run before the watches are judged complete.
-        await sleep(self.world_config.tick_interval)
+        # Then every member catches up, and stays caught up for a whole tick: a watch stream
+        # drains in the scheduler pass after its member applies, so the watches are judged
+        # only once no apply is more recent than a tick (a follower may apply the last
+        # operation's entry a heartbeat after the leader answered it, as late as the end of
+        # that tick).
+        while True:
+            target = max(m.applied for m in self.world.members if m is not None)
+            while any(m is None or m.applied < target for m in self.world.members):
+                await sleep(self.world_config.tick_interval)
+            applied = [m.applied for m in self.world.members if m is not None]
+            await sleep(self.world_config.tick_interval)
+            if applied == [m.applied for m in self.world.members if m is not None]:
+                break
 
     def _record_watch(self, handle: WatchHandle) -> WatchRecord:
         member = self.world.hosts[handle.member].member

@@ -137,6 +137,61 @@ def test_a_violation_recorded_first_wins_over_the_liveness_failure_it_causes(
     assert (run.violation.prop, run.violation.step) == ("Conformance", 1)
 
 
+def test_watches_are_judged_only_after_the_last_apply_has_drained() -> None:
+    """Found by ``raftkube fuzz run kv --time 10m --seed 2033``: the final probe waited for
+    every member to apply what was committed when it looked, then for the pending operations,
+    then one tick; a follower applied the last delete (learning its commit from a heartbeat)
+    at the very end of that tick, and its watch was judged before its stream could drain."""
+    suite = get_suite("kv")
+    steps = [
+        Step.of("compact", member=0, revision=1),
+        Step.of("crash", hold=0.05, member=4, torn=0),
+        Step.of("wait", seconds=0.002),
+        Step.of("compact", member=0, revision=1),
+        Step.of("compact", member=0, revision=1),
+        Step.of("wait", seconds=0.002),
+        Step.of("put", key="k0", lease=0, member=0, value="v1"),
+        Step.of("isolate", hold=0.05, member=0),
+        Step.of("watch", key="k0", member=0, prefix=False, revision=0),
+        Step.of("watch", key="k0", member=0, prefix=False, revision=0),
+        Step.of("wait", seconds=0.052000000000000005),
+        Step.of("compact", member=0, revision=2),
+        Step.of("compact", member=0, revision=2),
+        Step.of("loss", hold=0.05, p=0.3),
+        Step.of("watch", key="k0", member=0, prefix=False, revision=0),
+        Step.of("loss", hold=0.05, p=0.3),
+        Step.of("clock_jump", member="leader", seconds=0.05),
+        Step.of("skew", member="leader"),
+        Step.of("wait", seconds=0.002),
+        Step.of("crash", member="leader", torn=0),
+        Step.of("wait", seconds=0.01),
+        Step.of("resync"),
+        Step.of("wait", seconds=0.004),
+        Step.of("crash", hold=0.25, member="leader", torn=0),
+        Step.of("clock_jump", member=0, seconds=0.05),
+        Step.of("compact", member=4, revision=2),
+        Step.of("latency", high=0.05, hold=0.05),
+        Step.of("compact", member=4, revision=2),
+        Step.of(
+            "get",
+            count_only=False,
+            key="k0",
+            keys_only=False,
+            limit=0,
+            member=1,
+            prefix=False,
+            revision=0,
+            serializable=False,
+        ),
+        Step.of("crash", hold=0.25, member="leader", torn=0),
+        Step.of("delete", key="k0", member=2, prefix=False),
+        Step.of("wait", seconds=0.002),
+    ]
+    config = {"servers": 5, "read_mode": "lease", "snapshot_every": 64, "load": "none"}
+    run = run_steps(suite, config, 4283, steps)
+    assert run.violation is None, run.violation
+
+
 def test_an_edited_or_foreign_file_is_refused(found: Path, tmp_path: Path) -> None:
     data = json.loads(found.read_text())
     data["timeline"][0][3] = "edited"
