@@ -1,7 +1,8 @@
 """Crash recovery of real member processes from damaged write-ahead logs.
 
-* A torn tail (the last record cut short, or junk after it, as a crash mid-write leaves) is
-  truncated at start-up: the member starts, says so in its log, and catches up.
+* A torn tail (a record being written when the process died, cut short, or junk after the
+  last record) is truncated at start-up: the member starts, says so in its log, and catches
+  up.
 * Damage before the tail (a flipped byte in an early record) refuses the start with one line
   naming the file and byte offset, exit code 1; the other two members keep serving.
 
@@ -133,9 +134,14 @@ async def test_torn_wal_tail_is_truncated_and_member_catches_up(
         assert records, f"{wal} holds no record"
         start, end = records[-1]
         if damage == "cut-last-record":
-            with wal.open("r+b") as f:
-                f.truncate(end - 1)  # header intact, payload one byte short
-            torn_at = start
+            # A torn write is of a record the member had not synced, so never acknowledged:
+            # one more record, cut one byte short (header intact). Cutting the last record
+            # itself would lose an entry the member may have acknowledged, which Raft cannot
+            # recover from (the leader never moves a follower's next below its match).
+            last = wal.read_bytes()[start:end]
+            with wal.open("ab") as f:
+                f.write(last[:-1])
+            torn_at = end
         else:
             with wal.open("ab") as f:
                 f.write(b"RKWL\x01\x00\x00\x00" + b"\xa5" * 13)

@@ -357,14 +357,14 @@ class Member:
         before it were handled, their syncs included)."""
         node = self.node
         if node.has_ready():
-            if not self._handling and node.has_only_messages():
-                rd = node.ready()
-                for m in rd.messages:
-                    self.transport.send(m.dest, m)
-                node.advance(rd)
-            else:
+            if self._handling or not node.has_only_messages():
                 self.kick()
-        elif self._reads and any(w.index == -1 for w in self._reads.values()):
+                return
+            rd = node.ready()
+            for m in rd.messages:
+                self.transport.send(m.dest, m)
+            node.advance(rd)
+        if self._reads and any(w.index == -1 for w in self._reads.values()):
             self.kick()
 
     async def _tick_loop(self) -> None:
