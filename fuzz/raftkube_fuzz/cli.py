@@ -297,6 +297,13 @@ def _run(args: argparse.Namespace) -> int:
     unknown = sorted(set(kwargs.get("config", {})) - set(suite.default_config))
     if unknown:
         return _unknown("setting", unknown[0], sorted(suite.default_config))
+    kwargs.update(
+        time_budget=args.time,
+        examples=args.examples,
+        seed=args.seed,
+        mutant=args.mutant,
+        traces_dir=args.traces,
+    )
     workers = resolve_jobs(args.jobs)
     if workers > 1:
         title += f" --jobs {workers}"
@@ -308,27 +315,10 @@ def _run(args: argparse.Namespace) -> int:
 
             if workers == 1:
                 outcome = run_suite(
-                    args.suite,
-                    time_budget=args.time,
-                    examples=args.examples,
-                    seed=args.seed,
-                    mutant=args.mutant,
-                    traces_dir=args.traces,
-                    on_progress=lambda s, elapsed: draw(Progress.of(s), elapsed),
-                    **kwargs,
+                    args.suite, on_progress=lambda s, t: draw(Progress.of(s), t), **kwargs
                 )
             else:
-                outcome = run_parallel(
-                    args.suite,
-                    jobs=workers,
-                    time_budget=args.time,
-                    examples=args.examples,
-                    seed=args.seed,
-                    mutant=args.mutant,
-                    traces_dir=args.traces,
-                    on_progress=draw,
-                    **kwargs,
-                )
+                outcome = run_parallel(args.suite, jobs=workers, on_progress=draw, **kwargs)
     except KeyboardInterrupt:
         console.print("\n[bold]interrupted[/]" + (": every worker stopped" if workers > 1 else ""))
         return 130
