@@ -120,7 +120,6 @@ class Run:
         # The run's own clock is Trio's clock: reading it directly spares Trio's run-context
         # lookup on every event.
         clock = self.sim.clock
-        shadow_observe = shadow.observe
 
         def observe(event: Any) -> None:
             now = clock.current_time()
@@ -135,21 +134,13 @@ class Run:
                 member = world.hosts[member_id].member
                 if member is not None:
                     self._attach(member_id, member)
-            if self.violation is None:  # self._guard, inlined: this runs on every event
-                try:
-                    shadow_observe(member_id, event)
-                except Violation as v:
-                    self.violation = v
+            self._guard(shadow.observe, member_id, event)
 
         return observe
 
     def sent(self, message: Message) -> None:
-        if self.violation is None:  # self._guard, inlined: this runs on every send
-            source = message.source
-            try:
-                self.shadow.sent(source, self.world.hosts[source].disk)
-            except Violation as v:
-                self.violation = v
+        source = message.source
+        self._guard(self.shadow.sent, source, self.world.hosts[source].disk)
 
     def _note_lease_expiry(self, event: ev.ClientRequest) -> None:
         """A leader proposing a lease revocation may be expiring it (its own decision, not a
