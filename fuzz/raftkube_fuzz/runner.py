@@ -189,19 +189,26 @@ def run_suite(
     config: dict[str, Any] | None = None,
     on_progress: Callable[[sessions.Session, float], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    started: float | None = None,
 ) -> Outcome:
     """Fuzz ``suite_name`` until the budget (seconds and/or examples) is spent or a property
     fails; returns totals and, on failure, the shrunk trace and where it was saved.
 
     ``stop``, when given, ends the search early once it returns true (a parallel run's other
     worker found a failure, or the user pressed Ctrl-C); like the budget, it never cuts short
-    the shrinking of a failure this run found itself."""
+    the shrinking of a failure this run found itself.
+
+    ``started`` is the ``time.monotonic()`` reading the time budget (and the reported elapsed
+    time) counts from, by default now: a parallel run passes its own start, so that its
+    workers' start-up is spent inside ``--time`` and the whole run takes as long as asked
+    (the monotonic clock is the machine's, the same in every process)."""
     suite = get_suite(suite_name)
     if time_budget is None and examples is None:
         examples = 100
     run_seed = seed if seed is not None else time.time_ns()
     master = random.Random(run_seed)
-    started = time.monotonic()
+    if started is None:
+        started = time.monotonic()
     found_at: list[float] = []
     last_report = 0.0
 

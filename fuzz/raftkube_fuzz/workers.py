@@ -17,8 +17,10 @@ core, each running the ordinary single-process :func:`~raftkube_fuzz.runner.run_
   half-written entry), and reads skip entries another process deleted meanwhile (issue #372).
   A Hypothesis maintainer calls it "safe for concurrent use" ("a very basic best-effort KV
   store", Quansight-Labs/free-threaded-compatibility#116).
-* **Budgets.** ``--time`` is each worker's (they run side by side, so the run takes that
-  long); ``--examples`` is split between the workers, so the total is the number asked for.
+* **Budgets.** ``--time`` is the whole run's: every worker counts it from the moment the
+  parent started the run, so the workers' start-up (a fresh interpreter importing Hypothesis,
+  Trio and the project, about a second) is spent inside it; ``--examples`` is split between
+  the workers, so the total is the number asked for.
 * **The first failure stops the search.** A worker's progress snapshots (a few a second, over
   a queue) carry its failure count; as soon as one shows a failure the parent sets a shared
   event that every other worker's budget check reads. The finder goes on to shrink and save
@@ -264,7 +266,12 @@ def run_parallel(
         shares = [None] * jobs
     seeds = worker_seeds(run_seed, jobs)
     common = dict(
-        kwargs, time_budget=time_budget, mutant=mutant, traces_dir=traces_dir, state_dir=state_dir
+        kwargs,
+        time_budget=time_budget,
+        mutant=mutant,
+        traces_dir=traces_dir,
+        state_dir=state_dir,
+        started=time.monotonic(),
     )
     pool = _Pool(
         jobs=[

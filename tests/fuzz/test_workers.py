@@ -7,6 +7,7 @@ the workers' interpreters starting up.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,21 @@ def test_two_workers_pass_and_sum_to_the_whole(tmp_path: Path) -> None:
         first.events,
         first.faults,
     )
+
+
+def test_a_time_budget_counts_from_the_given_start(tmp_path: Path) -> None:
+    """A parallel run hands its workers its own start, so their start-up is inside ``--time``:
+    a budget already spent when the worker begins runs no step."""
+    outcome = run_suite(
+        "raft",
+        time_budget=2.0,
+        started=time.monotonic() - 2.0,
+        traces_dir=tmp_path / "traces",
+        state_dir=tmp_path / "state",
+    )
+    assert not outcome.failed, outcome.error
+    assert outcome.steps == 0
+    assert outcome.elapsed >= 2.0
 
 
 def test_a_mutant_found_by_a_worker_fails_the_run_and_replays(
