@@ -1,7 +1,7 @@
 """``raftkube fuzz``: run suites, replay traces, list suites and mutants, score the mutants.
 
-Exit status: ``run`` exits 1 when a property failed (the trace path is printed) and 0 when the
-budget was spent without a failure; with ``--jobs`` it runs several worker processes
+Exit status: ``run`` exits 1 when a property failed (the trace path is printed), 0 when the
+budget was spent without a failure and 130 when Ctrl-C stopped it first; with ``--jobs`` it runs several worker processes
 (:mod:`raftkube_fuzz.workers`) and exits 1 if any of them failed. ``replay`` exits 1 when it
 reproduces the recorded violation at the recorded step, 0 when the run now passes, 3 when it
 fails differently (the code changed, or determinism broke) and 2 for a file it cannot read.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,7 +213,9 @@ def _workers_table(outcome: Outcome, rerun: str) -> Table:
     return table
 
 
-def _print_outcome(console: Console, outcome: Outcome) -> None:
+def _print_outcome(console: Console, outcome: Outcome, *, interrupted: bool = False) -> None:
+    """The verdict: the failure and its trace, a harness error, or a pass (``interrupted``:
+    stopped by Ctrl-C before the budget was spent, no failure found so far)."""
     if outcome.trace is not None and outcome.trace.violation is not None:
         v = outcome.trace.violation
         console.print(
@@ -226,8 +229,11 @@ def _print_outcome(console: Console, outcome: Outcome) -> None:
     if outcome.error is not None:
         console.print(f"[bold red]ERROR[/] (not a property violation): {outcome.error}")
     if not outcome.failed:
+        verdict = (
+            "[bold]interrupted[/], no failure so far" if interrupted else "[bold green]passed[/]"
+        )
         console.print(
-            f"[bold green]passed[/]: {outcome.examples} examples, {outcome.steps} steps, "
+            f"{verdict}: {outcome.examples} examples, {outcome.steps} steps, "
             f"{outcome.virtual_seconds:.1f} virtual s in {outcome.elapsed:.1f} s "
             f"({outcome.deliveries / max(outcome.elapsed, 1e-9):,.0f} deliveries/s)"
         )
@@ -271,6 +277,35 @@ def _unknown(kind: str, name: str, known: list[str]) -> int:
     return 2
 
 
+class _Interrupt:
+    """Ctrl-C during a single-process run: while inside, the first one only asks the run to
+    stop at its next step (calling the object then answers True), and a second one
+    interrupts at once. An interrupt raised where it lands would most often land inside a
+    simulated member's task: the run would judge that member as crashed and start shrinking
+    a failure that is not one. (Trio leaves a handler installed before the run in place.) A
+    parallel run needs none of this: its workers ignore SIGINT and the parent stops them."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.asked
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.asked:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __enter__(self) -> _Interrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
 def _run(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
@@ -307,16 +342,24 @@ def _run(args: argparse.Namespace) -> int:
     workers = resolve_jobs(args.jobs)
     if workers > 1:
         title += f" --jobs {workers}"
+    interrupt = _Interrupt()
     try:
         with Live(console=console, auto_refresh=False, transient=False) as live:
 
             def draw(p: Progress, elapsed: float) -> None:
-                live.update(_progress_table(title, p, elapsed), refresh=True)
+                heading = title
+                if interrupt.asked:
+                    heading += ": stopping at the next step (Ctrl-C again to abort)"
+                live.update(_progress_table(heading, p, elapsed), refresh=True)
 
             if workers == 1:
-                outcome = run_suite(
-                    args.suite, on_progress=lambda s, t: draw(Progress.of(s), t), **kwargs
-                )
+                with interrupt:
+                    outcome = run_suite(
+                        args.suite,
+                        on_progress=lambda s, t: draw(Progress.of(s), t),
+                        stop=interrupt,
+                        **kwargs,
+                    )
             else:
                 outcome = run_parallel(args.suite, jobs=workers, on_progress=draw, **kwargs)
     except KeyboardInterrupt:
@@ -328,8 +371,10 @@ def _run(args: argparse.Namespace) -> int:
 
         shown = next(iter(found_first(outcome.workers)), 0)
         console.print(_workers_table(outcome, _rerun_command(args, outcome, shown)))
-    _print_outcome(console, outcome)
-    return 1 if outcome.failed else 0
+    _print_outcome(console, outcome, interrupted=interrupt.asked)
+    if outcome.failed:
+        return 1
+    return 130 if interrupt.asked else 0
 
 
 # --- replay -------------------------------------------------------------------------------------

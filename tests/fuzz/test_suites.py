@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import trio
 
+from raftkube.cli import main
 from raftkube_fuzz.run import Run, run_steps
 from raftkube_fuzz.runner import patch_for, run_suite
 from raftkube_fuzz.steps import Step
@@ -211,6 +214,25 @@ def test_an_edited_or_foreign_file_is_refused(found: Path, tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert "not a raftkube fuzz trace" in result.stderr
+
+
+def test_ctrl_c_stops_a_run_at_the_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An interrupt must not land inside a simulated member (it would be judged a crash and
+    shrunk as a failure): the run stops cleanly, reports what it did, and exits 130."""
+    monkeypatch.chdir(tmp_path)
+    interrupt = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    interrupt.start()
+    try:
+        code = main(["fuzz", "run", "kv", "--time", "120s", "--seed", "3"])
+    finally:
+        interrupt.cancel()
+    out = capsys.readouterr().out
+    assert code == 130, out
+    assert "interrupted, no failure so far" in out
+    assert "ERROR" not in out and "FAILED" not in out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_steps_round_trip_through_json() -> None:
