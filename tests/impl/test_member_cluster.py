@@ -189,3 +189,43 @@ async def test_follower_redirects_and_leader_loss_keeps_acknowledged_writes(
                 r = await c.get(b"a", b"b")
                 assert sorted(kv.key for kv in r.kvs) == sorted(acked)
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_watcher_that_falls_behind_is_cut_off_with_where_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer slower than the watch's buffer must never silently miss events: it gets
+    what was buffered, then an error naming the revision to watch again from, and watching
+    again from there gives the rest."""
+    import raftkube.client.client as client_module
+    from raftkube.client import ClientError
+
+    monkeypatch.setattr(client_module, "WATCH_BUFFER", 3)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            cluster = Cluster(tmp_path, nursery, n=1)
+            await cluster.start_all()
+            await cluster.leader()
+            async with Client(cluster.endpoints()) as c:
+                first = (await c.put(b"w0", b"x")).header.revision
+                seen: list[int] = []
+                async with c.watch(b"w", b"x", start_revision=first + 1) as events:
+                    for k in range(1, 9):
+                        await c.put(b"w%d" % k, b"x")
+                    await trio.sleep(0.2)  # every event has reached the client by now
+                    with pytest.raises(ClientError) as cut:
+                        async for ev in events:
+                            seen.append(ev.kv.mod_revision)
+                assert cut.value.code == "watch_overflow"
+                assert seen == list(range(first + 1, first + 1 + len(seen)))
+                assert 0 < len(seen) < 8
+                resume = seen[-1] + 1
+                assert f"watch again from revision {resume}" in str(cut.value)
+                async with c.watch(b"w", b"x", start_revision=resume) as events:
+                    async for ev in events:
+                        seen.append(ev.kv.mod_revision)
+                        if ev.kv.mod_revision == first + 8:
+                            break
+                assert seen == list(range(first + 1, first + 9))
+            nursery.cancel_scope.cancel()

@@ -15,7 +15,7 @@ import itertools
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import trio
@@ -50,6 +50,11 @@ from raftkube_spec.kv.responses import (
 from raftkube_spec.kv.types import Event
 
 _RETRYABLE = frozenset({"not_leader", "unavailable", "timeout"})
+
+
+WATCH_BUFFER: Final = 1024
+"""Messages a watch holds for a consumer that has not read them yet (each carries one or
+more events); one that falls further behind is cut off with a ``watch_overflow`` error."""
 
 
 class ClientError(Exception):
@@ -335,7 +340,10 @@ class Client:
         """``async with client.watch(k) as events: async for e in events: ...``
 
         The watch is registered (and its first frame received) on entry. The iterator ends if
-        the connection breaks; a compacted start revision raises :class:`ClientError`."""
+        the connection breaks; a compacted start revision raises :class:`ClientError`, and so
+        does a consumer that falls :data:`WATCH_BUFFER` messages behind (code
+        ``watch_overflow``: the message names the revision to watch again from, so nothing
+        is lost)."""
         body = {
             "key": key,
             "range_end": range_end,
@@ -344,7 +352,7 @@ class Client:
         }
         conn = await self._connection()
         rid = next(self._ids)
-        recv = conn.open_stream(rid, {"id": rid, "op": "watch", "body": body}, 1024)
+        recv = conn.open_stream(rid, {"id": rid, "op": "watch", "body": body}, WATCH_BUFFER)
         try:
             first = await recv.receive()
             if not first.get("ok"):
@@ -352,18 +360,30 @@ class Client:
                 raise ClientError(str(err.get("code")), str(err.get("message")))
 
             async def events() -> AsyncIterator[Event]:
+                seen = start_revision - 1 if start_revision > 0 else 0
                 async for msg in recv:
                     b = msg.get("body", {})
                     for raw in b.get("events", []):
-                        yield wire.decode_event(raw)
+                        event = wire.decode_event(raw)
+                        seen = max(seen, event.kv.mod_revision)
+                        yield event
                     if b.get("canceled"):
                         if b.get("compact_revision"):
                             raise ClientError("compacted", f"compacted at {b['compact_revision']}")
                         return
+                if rid in conn.overflowed:
+                    conn.overflowed.discard(rid)
+                    resume = f"watch again from revision {seen + 1}" if seen else "watch again"
+                    raise ClientError(
+                        "watch_overflow",
+                        f"the watcher fell {WATCH_BUFFER} messages behind and was cut off "
+                        f"after revision {seen}; {resume}",
+                    )
 
             yield events()
         finally:
             conn.streams.pop(rid, None)
+            conn.overflowed.discard(rid)
             if not conn.broken:
                 cancel = {"id": next(self._ids), "op": "watch_cancel", "body": {"watch_id": rid}}
                 with suppress(BrokenError):

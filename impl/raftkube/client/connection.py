@@ -11,12 +11,15 @@ The client's hot path is here, so it is built to cost little per request:
   the same timeout, so the oldest unanswered call always expires first, and the timer sleeps
   until that one's deadline.
 
-Watches are long-lived streams of answers, so they keep a memory channel each.
+Watches are long-lived streams of answers, so they keep a memory channel each. A watcher that
+falls a whole channel behind is not fed further (the reader never waits on one slow consumer,
+which would stall every call on the connection); its channel is closed and its id recorded in
+:attr:`Connection.overflowed`, so that the watch ends with an error rather than silently
+missing events.
 """
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]
@@ -101,6 +104,8 @@ class Connection:
         """Unanswered calls by request id, oldest first (so earliest deadline first)."""
         self.streams: dict[int, trio.MemorySendChannel[Frame]] = {}
         """Watches by request id."""
+        self.overflowed: set[int] = set()
+        """Watches whose consumer fell a whole channel behind: cut off, not fed further."""
         self.broken = False
         self._outbox: list[bytes] = []
         self._outbox_ready = trio.Event()
@@ -180,8 +185,14 @@ class Connection:
                     continue
                 chan = self.streams.get(rid)
                 if chan is not None:
-                    with suppress(trio.WouldBlock, trio.BrokenResourceError):
+                    try:
                         chan.send_nowait(msg)
+                    except trio.WouldBlock:
+                        del self.streams[rid]
+                        self.overflowed.add(rid)
+                        chan.close()
+                    except trio.BrokenResourceError:
+                        del self.streams[rid]
         except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
             return
 
