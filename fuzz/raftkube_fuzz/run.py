@@ -40,7 +40,11 @@ from raftkube.server.entries import EntryError, decode_entry
 from raftkube.server.member import Member
 from raftkube_fuzz.checks.conformance import RaftShadow
 from raftkube_fuzz.checks.history import History, Ok, Outcome, Unknown, describe
-from raftkube_fuzz.checks.linearizability import LinearizabilityUndecided, find_linearization
+from raftkube_fuzz.checks.linearizability import (
+    LinearizabilityUndecided,
+    SearchMemo,
+    find_linearization,
+)
 from raftkube_fuzz.checks.watches import WatchRecord, check_client_views, check_complete
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline, describe_message
@@ -95,6 +99,9 @@ class Run:
         self.violation: Violation | None = None
         self._pending: list[Any] = []
         self._checked_ops = 0
+        self._search_memo = SearchMemo()
+        """Shared by every linearizability search of this run: each replays the last one's
+        prefix, which the memo makes free of model work (it never changes a verdict)."""
         servers = self.world_config.servers
         self.shadow = RaftShadow.for_member_config(servers, self.world_config.member_config(0))
         self._attached = [False] * servers
@@ -436,7 +443,7 @@ class Run:
         """The history so far; a search that runs out of budget here is noted and left to
         :meth:`finish`, which checks the whole history and counts "undecided" as a failure."""
         try:
-            find_linearization(self.history)
+            find_linearization(self.history, memo=self._search_memo)
         except LinearizabilityUndecided as exc:
             self.timeline.add(self.sim.now, None, CHECK, f"linearizability undecided: {exc}")
 

@@ -45,6 +45,11 @@ Decisions, and why:
   write created, or a write fails to create the records clients (and watches, if given) saw
   at its revision. With those cuts Unknown writes stay cheap; without them every subset of
   them is tried on each backtrack.
+* Repeated searches share a :class:`SearchMemo`. A run checks its growing history after
+  every step, so each search replays the previous one's prefix; the memo hands back the very
+  same prepared operations and the very same model results for it, so that replay does no
+  model work and meets the states it reached last time as the same objects. The memo changes
+  what a search costs, never what it finds (see the class).
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ from raftkube_spec.kv import history as kv_history
 
 DEFAULT_MAX_STEPS = 200_000
 """Model applications the search may make before it gives up (a few thousand is typical)."""
+
+MEMO_LIMIT = 100_000
+"""Model applications a :class:`SearchMemo` remembers before it forgets them all (one
+example's searches typically need a few thousand; a budget-sized search would need more
+memory than its saving is worth)."""
 
 
 class LinearizabilityUndecided(Exception):
@@ -97,15 +107,71 @@ class _Entry:
     order_hint: tuple[int, int, float]
 
 
+class SearchMemo:
+    """What successive searches over one growing history share: prepared operations and
+    model applications. It belongs to one run (one example) and dies with it.
+
+    Sharing it cannot change a verdict or a witness. ``kv.apply`` is a pure function of
+    (state, request), so a remembered result is the result; the search's order, its cuts and
+    its step count are untouched (a remembered application still counts as one of
+    ``max_steps``, so a search undecided without the memo is undecided with it). An
+    operation is prepared again whenever the history holds a different object for it, which
+    :class:`History` creates exactly when the operation's outcome is recorded.
+
+    Applications are looked up by the identities of the state and request objects, held
+    alive by the memo so that an identity cannot be reused while it is a key: a lookup then
+    costs no hashing of requests and no comparison of states. Identity only finds the same
+    objects again, which is the point: searches start from one canonical initial state and
+    every state after it came out of this memo, so a replayed prefix hits all the way down.
+    Nothing ever iterates the tables, so their order cannot leak into a result.
+    """
+
+    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+        self.limit = limit
+        self._applied: dict[
+            tuple[int, int], tuple[kv.KVState, kv.Request, kv.KVState, kv.Result]
+        ] = {}
+        self._prepared: dict[int, tuple[Operation, _Entry | None]] = {}
+        self._initial: dict[kv.KVState, kv.KVState] = {}
+
+    def canonical(self, state: kv.KVState) -> kv.KVState:
+        """The state object this memo uses for every state equal to ``state``."""
+        return self._initial.setdefault(state, state)
+
+    def apply(self, state: kv.KVState, request: kv.Request) -> tuple[kv.KVState, kv.Result]:
+        """``kv.apply(state, request)``, the same result objects for the same objects."""
+        key = (id(state), id(request))
+        found = self._applied.get(key)
+        if found is not None:
+            return found[2], found[3]
+        after, result = kv.apply(state, request)
+        if len(self._applied) >= self.limit:
+            # Forgetting everything is always safe (the memo only saves work) and keeps the
+            # bound without bookkeeping on every hit.
+            self._applied.clear()
+        self._applied[key] = (state, request, after, result)
+        return after, result
+
+    def entry(self, op: Operation) -> _Entry | None:
+        """``op`` prepared for the search (None: the search leaves it out)."""
+        found = self._prepared.get(op.op_id)
+        if found is not None and found[0] is op:
+            return found[1]
+        entry = _entry(op)
+        self._prepared[op.op_id] = (op, entry)
+        return entry
+
+
 def check_linearizable(
     history: History,
     *,
     initial: kv.KVState | None = None,
     watched: Iterable[kv.Event] = (),
     max_steps: int = DEFAULT_MAX_STEPS,
+    memo: SearchMemo | None = None,
 ) -> None:
     """Raise :class:`Violation` ("Linearizability") unless ``history`` is linearizable."""
-    find_linearization(history, initial=initial, watched=watched, max_steps=max_steps)
+    find_linearization(history, initial=initial, watched=watched, max_steps=max_steps, memo=memo)
 
 
 def find_linearization(
@@ -114,6 +180,7 @@ def find_linearization(
     initial: kv.KVState | None = None,
     watched: Iterable[kv.Event] = (),
     max_steps: int = DEFAULT_MAX_STEPS,
+    memo: SearchMemo | None = None,
 ) -> Linearization:
     """Search for a witness order; raise Violation if none exists.
 
@@ -122,14 +189,18 @@ def find_linearization(
     took a revision, so a witness that must agree with watches (:mod:`.watches` checks them
     against this witness) has to be built with them.
 
+    ``memo`` lets repeated searches over one growing history share their work (pass the same
+    one each time); without it the search uses a fresh one.
+
     Raises :class:`LinearizabilityUndecided` when ``max_steps`` model applications were not
     enough to decide: a budget overrun is reported, never mistaken for a pass.
     """
-    start = initial if initial is not None else kv.initial_state()
-    entries = _entries(history)
+    memo = memo if memo is not None else SearchMemo()
+    start = memo.canonical(initial if initial is not None else kv.initial_state())
+    entries = _entries(history, memo)
     _check_revisions_never_go_back(entries, start)
     _check_seen_records(entries, start)
-    return _Search(entries, start, max_steps, tuple(watched)).run()
+    return _Search(entries, start, max_steps, tuple(watched), memo).run()
 
 
 def _check_revisions_never_go_back(entries: list[_Entry], initial: kv.KVState) -> None:
@@ -196,25 +267,31 @@ def _normalized(request: kv.Request, outcome: Ok | Unknown) -> kv.Request | None
             return request
 
 
-def _entries(history: History) -> list[_Entry]:
+def _entries(history: History, memo: SearchMemo) -> list[_Entry]:
     entries = []
     for op in history.operations():
-        if op.serializable or isinstance(op.outcome, Failed):
-            continue
-        outcome = op.outcome if op.outcome is not None else Unknown("pending at the end")
-        if isinstance(outcome, Unknown) and _is_read_only(op.request):
-            continue
-        request = _normalized(op.request, outcome)
-        if request is None:
-            continue
-        if isinstance(outcome, Ok):
-            assert op.ret is not None, f"operation {op.op_id} is Ok without a return time"
-            rev = outcome.result.header.revision
-            entries.append(_Entry(op, request, op.call, op.ret, outcome.result, (0, rev, op.ret)))
-        else:
-            entries.append(_Entry(op, request, op.call, math.inf, None, (1, 0, -op.call)))
+        entry = memo.entry(op)
+        if entry is not None:
+            entries.append(entry)
     entries.sort(key=lambda e: (e.call, e.op.op_id))
     return entries
+
+
+def _entry(op: Operation) -> _Entry | None:
+    """``op`` as the search sees it; None when the search leaves it out (see module doc)."""
+    if op.serializable or isinstance(op.outcome, Failed):
+        return None
+    outcome = op.outcome if op.outcome is not None else Unknown("pending at the end")
+    if isinstance(outcome, Unknown) and _is_read_only(op.request):
+        return None
+    request = _normalized(op.request, outcome)
+    if request is None:
+        return None
+    if isinstance(outcome, Ok):
+        assert op.ret is not None, f"operation {op.op_id} is Ok without a return time"
+        rev = outcome.result.header.revision
+        return _Entry(op, request, op.call, op.ret, outcome.result, (0, rev, op.ret))
+    return _Entry(op, request, op.call, math.inf, None, (1, 0, -op.call))
 
 
 def _header_revision(entry: _Entry) -> int:
@@ -385,10 +462,12 @@ class _Search:
         initial: kv.KVState,
         max_steps: int,
         watched: tuple[kv.Event, ...],
+        memo: SearchMemo,
     ) -> None:
         self.entries = entries
         self.initial = initial
         self.max_steps = max_steps
+        self.memo = memo
         self.required = 0
         self.everything = (1 << len(entries)) - 1
         for i, entry in enumerate(entries):
@@ -490,7 +569,7 @@ class _Search:
                         f"no decision within {self.max_steps} steps on {len(self.entries)} "
                         f"operations (deepest linearized prefix: {self.deepest_count()})"
                     )
-                state, result = kv.apply(top.state, entry.request)
+                state, result = self.memo.apply(top.state, entry.request)
                 at_deepest = self.deepest is not None and self.deepest[2] is top
                 if entry.expected is None:
                     if state is top.state or state == top.state:
