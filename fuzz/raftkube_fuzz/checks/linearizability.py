@@ -97,7 +97,12 @@ class Linearization:
 
 @attrs.frozen
 class _Entry:
-    """One operation as the search sees it: normalized request, bounds, and what to match."""
+    """One operation as the search sees it: normalized request, bounds, and what to match.
+
+    The fields after ``order_hint`` are derived from the others once, when the operation is
+    prepared, because the checks before the search and the search itself read them for every
+    operation on every search of a run's growing history.
+    """
 
     op: Operation
     request: kv.Request
@@ -105,6 +110,14 @@ class _Entry:
     ret: float
     expected: kv.Result | None
     order_hint: tuple[int, int, float]
+    revision: int
+    """The header revision of ``expected`` (0 when there is none)."""
+    seen: tuple[kv.KeyValue, ...]
+    """The complete records ``expected`` shows (see :func:`_seen`)."""
+    written: tuple[tuple[bytes, bytes], ...]
+    """The (key, value) pairs ``request`` may write."""
+    wrote: bool
+    """Whether ``expected`` proves ``request`` created a new revision."""
 
 
 class SearchMemo:
@@ -212,22 +225,22 @@ def _check_revisions_never_go_back(entries: list[_Entry], initial: kv.KVState) -
     j = 0
     for o in sorted(done, key=lambda e: e.call):
         while j < len(done) and done[j].ret < o.call:
-            if latest is None or _header_revision(done[j]) > _header_revision(latest):
+            if latest is None or done[j].revision > latest.revision:
                 latest = done[j]
             j += 1
-        if _header_revision(o) < initial.revision:
+        if o.revision < initial.revision:
             raise Violation(
                 "Linearizability",
-                f"op {o.op.op_id} reports revision {_header_revision(o)}, below the initial "
+                f"op {o.op.op_id} reports revision {o.revision}, below the initial "
                 f"{initial.revision}",
                 {"operations": [_render(o.op)]},
             )
-        if latest is not None and _header_revision(o) < _header_revision(latest):
+        if latest is not None and o.revision < latest.revision:
             raise Violation(
                 "Linearizability",
                 f"revision went back: op {o.op.op_id} (called at {o.call}) reports revision "
-                f"{_header_revision(o)} after op {latest.op.op_id} returned revision "
-                f"{_header_revision(latest)} at {latest.ret}",
+                f"{o.revision} after op {latest.op.op_id} returned revision "
+                f"{latest.revision} at {latest.ret}",
                 {"operations": [_render(latest.op), _render(o.op)]},
             )
 
@@ -287,16 +300,25 @@ def _entry(op: Operation) -> _Entry | None:
     request = _normalized(op.request, outcome)
     if request is None:
         return None
+    written = tuple(_written_values(request))
     if isinstance(outcome, Ok):
         assert op.ret is not None, f"operation {op.op_id} is Ok without a return time"
-        rev = outcome.result.header.revision
-        return _Entry(op, request, op.call, op.ret, outcome.result, (0, rev, op.ret))
-    return _Entry(op, request, op.call, math.inf, None, (1, 0, -op.call))
-
-
-def _header_revision(entry: _Entry) -> int:
-    assert entry.expected is not None
-    return entry.expected.header.revision
+        result = outcome.result
+        rev = result.header.revision
+        seen = tuple(_seen(request, result))
+        return _Entry(
+            op,
+            request,
+            op.call,
+            op.ret,
+            result,
+            (0, rev, op.ret),
+            rev,
+            seen,
+            written,
+            _wrote(result),
+        )
+    return _Entry(op, request, op.call, math.inf, None, (1, 0, -op.call), 0, (), written, False)
 
 
 def _wrote(result: kv.Result) -> bool:
@@ -314,9 +336,7 @@ def _wrote(result: kv.Result) -> bool:
 
 def _claimed_revisions(entries: list[_Entry]) -> set[int]:
     """Revisions that completed writes certainly created (their response headers)."""
-    return {
-        e.expected.header.revision for e in entries if e.expected is not None and _wrote(e.expected)
-    }
+    return {e.revision for e in entries if e.wrote}
 
 
 def _seen(
@@ -362,12 +382,10 @@ def _check_seen_records(entries: list[_Entry], initial: kv.KVState) -> None:
     """
     written = {(r.key, r.value) for h in initial.keys for r in h.records}
     for e in entries:
-        written.update(_written_values(e.request))
+        written.update(e.written)
     first: dict[tuple[bytes, int], tuple[kv.KeyValue, _Entry]] = {}
     for e in entries:
-        if e.expected is None:
-            continue
-        for seen in _seen(e.request, e.expected):
+        for seen in e.seen:
             if (seen.key, seen.value) not in written:
                 raise Violation(
                     "Linearizability",
@@ -395,9 +413,8 @@ def _observed_records(
     """
     found: dict[int, set[kv.KeyValue]] = {}
     for e in entries:
-        if e.expected is not None:
-            for seen in _seen(e.request, e.expected):
-                found.setdefault(seen.mod_revision, set()).add(seen)
+        for seen in e.seen:
+            found.setdefault(seen.mod_revision, set()).add(seen)
     for event in watched:
         found.setdefault(event.kv.mod_revision, set()).add(event.kv)
     return {
@@ -475,7 +492,7 @@ class _Search:
                 self.required |= 1 << i
         self.by_revision = sorted(
             (i for i, e in enumerate(entries) if e.expected is not None),
-            key=lambda i: _header_revision(entries[i]),
+            key=lambda i: entries[i].revision,
         )
         self.claimed = _claimed_revisions(entries)
         self.observed = _observed_records(entries, watched)
@@ -530,7 +547,7 @@ class _Search:
         while by_rev < len(self.by_revision) and linearized >> self.by_revision[by_rev] & 1:
             by_rev += 1
         if by_rev < len(self.by_revision):
-            lowest = _header_revision(self.entries[self.by_revision[by_rev]])
+            lowest = self.entries[self.by_revision[by_rev]].revision
             if lowest < state.revision:
                 self.blocked_by = self.by_revision[by_rev]
                 return None
@@ -597,7 +614,7 @@ class _Search:
                         late = self.entries[self.blocked_by]
                         self.rejected[i] = (
                             result,
-                            f"op {late.op.op_id} reports revision {_header_revision(late)} "
+                            f"op {late.op.op_id} reports revision {late.revision} "
                             f"but would come after revision {state.revision}",
                         )
                     continue
