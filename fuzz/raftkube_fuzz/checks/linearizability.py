@@ -165,14 +165,17 @@ class SearchMemo:
         self._applied[key] = (state, request, after, result)
         return after, result
 
-    def entry(self, op: Operation) -> _Entry | None:
-        """``op`` prepared for the search (None: the search leaves it out)."""
-        found = self._prepared.get(op.op_id)
-        if found is not None and found[0] is op:
-            return found[1]
-        entry = _entry(op)
-        self._prepared[op.op_id] = (op, entry)
-        return entry
+    def entries(self, operations: Iterable[Operation]) -> list[_Entry]:
+        """The operations the search takes part in, prepared, in the given order."""
+        prepared = self._prepared
+        found = []
+        for op in operations:
+            known = prepared.get(op.op_id)
+            if known is None or known[0] is not op:
+                known = prepared[op.op_id] = (op, _entry(op))
+            if known[1] is not None:
+                found.append(known[1])
+        return found
 
 
 def check_linearizable(
@@ -281,11 +284,7 @@ def _normalized(request: kv.Request, outcome: Ok | Unknown) -> kv.Request | None
 
 
 def _entries(history: History, memo: SearchMemo) -> list[_Entry]:
-    entries = []
-    for op in history.operations():
-        entry = memo.entry(op)
-        if entry is not None:
-            entries.append(entry)
+    entries = memo.entries(history.operations())
     entries.sort(key=lambda e: (e.call, e.op.op_id))
     return entries
 
@@ -496,6 +495,14 @@ class _Search:
         )
         self.claimed = _claimed_revisions(entries)
         self.observed = _observed_records(entries, watched)
+        self.calls = [e.call for e in entries]
+        self.rets = [e.ret for e in entries]
+        self.rank = [0] * len(entries)
+        """Each entry's place in the order of ``order_hint`` (ties by index): sorting the
+        ascending candidates by it is sorting them stably by their hints, without a key
+        function call per candidate at every node."""
+        for place, i in enumerate(sorted(range(len(entries)), key=lambda i: entries[i].order_hint)):
+            self.rank[i] = place
         self.steps = 0
         self.deepest: tuple[int, list[int], _Frame] | None = None
         self.rejected: dict[int, tuple[kv.Result, str]] = {}
@@ -504,6 +511,8 @@ class _Search:
     def candidates(self, linearized: int, lo: int) -> list[int]:
         """Unlinearized entries no unlinearized entry precedes, most promising first."""
         entries = self.entries
+        calls = self.calls
+        rets = self.rets
         found = []
         min_ret = math.inf
         # Only the unlinearized entries from ``lo`` on, by their bits: an Unknown operation a
@@ -515,21 +524,22 @@ class _Search:
             low = rest & -rest
             rest ^= low
             i = low.bit_length() - 1
-            entry = entries[i]
-            if entry.call > min_ret:
+            call = calls[i]
+            if call > min_ret:
                 break  # calls only grow from here: everything further is blocked too
-            if entry.call == min_ret and any(
-                not linearized >> j & 1 and _precedes(entries[j], entry) for j in range(lo, i)
+            if call == min_ret and any(
+                not linearized >> j & 1 and _precedes(entries[j], entries[i]) for j in range(lo, i)
             ):
-                min_ret = min(min_ret, entry.ret)
+                min_ret = min(min_ret, rets[i])
                 continue
             found.append(i)
-            min_ret = min(min_ret, entry.ret)
+            if rets[i] < min_ret:
+                min_ret = rets[i]
         # Completed operations first, in the order their headers' revisions suggest; Unknown
         # ones only when no completed one fits, most recently called first (an operation in
         # flight now is likelier to land now than one that has been missing for a while).
         if len(found) > 1:
-            found.sort(key=lambda i: entries[i].order_hint)
+            found.sort(key=self.rank.__getitem__)
         return found
 
     def frame(self, linearized: int, state: kv.KVState, parent: _Frame | None) -> _Frame | None:
