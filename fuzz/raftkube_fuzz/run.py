@@ -483,7 +483,9 @@ class Run:
             records = [self._record_watch(w) for w in self.watches]
             check_complete(records, self.written)
             try:
-                check_client_views(self.history, records, max_steps=FINAL_SEARCH_STEPS)
+                check_client_views(
+                    self.history, records, max_steps=FINAL_SEARCH_STEPS, memo=self._search_memo
+                )
             except LinearizabilityUndecided as exc:
                 raise Violation(
                     "LinearizabilityUndecided",
