@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -223,10 +224,10 @@ def _check_revisions_never_go_back(entries: list[_Entry], initial: kv.KVState) -
     """The cheapest refutation, with the smallest evidence: two operations in real-time order
     whose headers go backwards (a stale read, a lost write). Revisions never decrease, so if
     ``p`` returned before ``o`` was called, ``o``'s header is at least ``p``'s."""
-    done = sorted((e for e in entries if e.expected is not None), key=lambda e: e.ret)
+    done = sorted((e for e in entries if e.expected is not None), key=attrgetter("ret"))
     latest: _Entry | None = None
     j = 0
-    for o in sorted(done, key=lambda e: e.call):
+    for o in sorted(done, key=attrgetter("call")):
         while j < len(done) and done[j].ret < o.call:
             if latest is None or done[j].revision > latest.revision:
                 latest = done[j]
@@ -285,7 +286,7 @@ def _normalized(request: kv.Request, outcome: Ok | Unknown) -> kv.Request | None
 
 def _entries(history: History, memo: SearchMemo) -> list[_Entry]:
     entries = memo.entries(history.operations())
-    entries.sort(key=lambda e: (e.call, e.op.op_id))
+    entries.sort(key=attrgetter("call", "op.op_id"))
     return entries
 
 
@@ -489,9 +490,10 @@ class _Search:
         for i, entry in enumerate(entries):
             if entry.expected is not None:
                 self.required |= 1 << i
+        revisions = [e.revision for e in entries]
         self.by_revision = sorted(
             (i for i, e in enumerate(entries) if e.expected is not None),
-            key=lambda i: entries[i].revision,
+            key=revisions.__getitem__,
         )
         self.claimed = _claimed_revisions(entries)
         self.observed = _observed_records(entries, watched)
@@ -501,7 +503,8 @@ class _Search:
         """Each entry's place in the order of ``order_hint`` (ties by index): sorting the
         ascending candidates by it is sorting them stably by their hints, without a key
         function call per candidate at every node."""
-        for place, i in enumerate(sorted(range(len(entries)), key=lambda i: entries[i].order_hint)):
+        hints = [e.order_hint for e in entries]
+        for place, i in enumerate(sorted(range(len(entries)), key=hints.__getitem__)):
             self.rank[i] = place
         self.steps = 0
         self.deepest: tuple[int, list[int], _Frame] | None = None
