@@ -15,8 +15,9 @@ Checking, after every step (:meth:`Run.check`):
 * the spec's Raft invariants on the real members' state and on the shadow;
 * state-machine agreement: members that applied the same index hold the same key/value
   state;
-* linearizability of the client history so far (the search is incremental in cost only in
-  that it runs when something new completed).
+* linearizability of the client history so far, searched again whenever something new
+  completed; the searches share one SearchMemo, so the prefix the last search placed is
+  walked again without any model work.
 
 At the end (:meth:`Run.finish`, the pseudo-step after the last one): every fault is undone,
 and within a bound derived from the timeouts a leader must emerge, a fresh write and a
