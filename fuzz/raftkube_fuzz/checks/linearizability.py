@@ -70,9 +70,9 @@ DEFAULT_MAX_STEPS = 200_000
 """Model applications the search may make before it gives up (a few thousand is typical)."""
 
 MEMO_LIMIT = 100_000
-"""Model applications a :class:`SearchMemo` remembers before it forgets them all (one
-example's searches typically need a few thousand; a budget-sized search would need more
-memory than its saving is worth)."""
+"""Model applications a :class:`SearchMemo` remembers before it forgets them all (all of
+one kv example's searches together typically leave a few hundred; only a search near its
+step budget could fill it, and remembering all of that would cost more memory than it saves)."""
 
 
 class LinearizabilityUndecided(Exception):
