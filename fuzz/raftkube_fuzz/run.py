@@ -15,8 +15,9 @@ Checking, after every step (:meth:`Run.check`):
 * the spec's Raft invariants on the real members' state and on the shadow;
 * state-machine agreement: members that applied the same index hold the same key/value
   state;
-* linearizability of the client history so far (the search is incremental in cost only in
-  that it runs when something new completed).
+* linearizability of the client history so far, searched again whenever something new
+  completed; the searches share one SearchMemo, so the prefix the last search placed is
+  walked again without any model work.
 
 At the end (:meth:`Run.finish`, the pseudo-step after the last one): every fault is undone,
 and within a bound derived from the timeouts a leader must emerge, a fresh write and a
@@ -40,7 +41,11 @@ from raftkube.server.entries import EntryError, decode_entry
 from raftkube.server.member import Member
 from raftkube_fuzz.checks.conformance import RaftShadow
 from raftkube_fuzz.checks.history import History, Ok, Outcome, Unknown, describe
-from raftkube_fuzz.checks.linearizability import LinearizabilityUndecided, find_linearization
+from raftkube_fuzz.checks.linearizability import (
+    LinearizabilityUndecided,
+    SearchMemo,
+    find_linearization,
+)
 from raftkube_fuzz.checks.watches import WatchRecord, check_client_views, check_complete
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline, describe_message
@@ -95,6 +100,9 @@ class Run:
         self.violation: Violation | None = None
         self._pending: list[Any] = []
         self._checked_ops = 0
+        self._search_memo = SearchMemo()
+        """Shared by every linearizability search of this run: each replays the last one's
+        prefix, which the memo makes free of model work (it never changes a verdict)."""
         servers = self.world_config.servers
         self.shadow = RaftShadow.for_member_config(servers, self.world_config.member_config(0))
         self._attached = [False] * servers
@@ -436,7 +444,7 @@ class Run:
         """The history so far; a search that runs out of budget here is noted and left to
         :meth:`finish`, which checks the whole history and counts "undecided" as a failure."""
         try:
-            find_linearization(self.history)
+            find_linearization(self.history, memo=self._search_memo)
         except LinearizabilityUndecided as exc:
             self.timeline.add(self.sim.now, None, CHECK, f"linearizability undecided: {exc}")
 
@@ -476,7 +484,9 @@ class Run:
             records = [self._record_watch(w) for w in self.watches]
             check_complete(records, self.written)
             try:
-                check_client_views(self.history, records, max_steps=FINAL_SEARCH_STEPS)
+                check_client_views(
+                    self.history, records, max_steps=FINAL_SEARCH_STEPS, memo=self._search_memo
+                )
             except LinearizabilityUndecided as exc:
                 raise Violation(
                     "LinearizabilityUndecided",

@@ -45,12 +45,18 @@ Decisions, and why:
   write created, or a write fails to create the records clients (and watches, if given) saw
   at its revision. With those cuts Unknown writes stay cheap; without them every subset of
   them is tried on each backtrack.
+* Repeated searches share a :class:`SearchMemo`. A run checks its growing history after
+  every step, so each search replays the previous one's prefix; the memo hands back the very
+  same prepared operations and the very same model results for it, so that replay does no
+  model work and meets the states it reached last time as the same objects. The memo changes
+  what a search costs, never what it finds (see the class).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -62,6 +68,11 @@ from raftkube_spec.kv import history as kv_history
 
 DEFAULT_MAX_STEPS = 200_000
 """Model applications the search may make before it gives up (a few thousand is typical)."""
+
+MEMO_LIMIT = 100_000
+"""Model applications a :class:`SearchMemo` remembers before it forgets them all (all of
+one kv example's searches together typically leave a few hundred; only a search near its
+step budget could fill it, and remembering all of that would cost more memory than it saves)."""
 
 
 class LinearizabilityUndecided(Exception):
@@ -87,7 +98,12 @@ class Linearization:
 
 @attrs.frozen
 class _Entry:
-    """One operation as the search sees it: normalized request, bounds, and what to match."""
+    """One operation as the search sees it: normalized request, bounds, and what to match.
+
+    The fields after ``order_hint`` are derived from the others once, when the operation is
+    prepared, because the checks before the search and the search itself read them for every
+    operation on every search of a run's growing history.
+    """
 
     op: Operation
     request: kv.Request
@@ -95,6 +111,72 @@ class _Entry:
     ret: float
     expected: kv.Result | None
     order_hint: tuple[int, int, float]
+    revision: int
+    """The header revision of ``expected`` (0 when there is none)."""
+    seen: tuple[kv.KeyValue, ...]
+    """The complete records ``expected`` shows (see :func:`_seen`)."""
+    written: tuple[tuple[bytes, bytes], ...]
+    """The (key, value) pairs ``request`` may write."""
+    wrote: bool
+    """Whether ``expected`` proves ``request`` created a new revision."""
+
+
+class SearchMemo:
+    """What successive searches over one growing history share: prepared operations and
+    model applications. It belongs to one run (one example) and dies with it.
+
+    Sharing it cannot change a verdict or a witness. ``kv.apply`` is a pure function of
+    (state, request), so a remembered result is the result; the search's order, its cuts and
+    its step count are untouched (a remembered application still counts as one of
+    ``max_steps``, so a search undecided without the memo is undecided with it). An
+    operation is prepared again whenever the history holds a different object for it, which
+    :class:`History` creates exactly when the operation's outcome is recorded.
+
+    Applications are looked up by the identities of the state and request objects, held
+    alive by the memo so that an identity cannot be reused while it is a key: a lookup then
+    costs no hashing of requests and no comparison of states. Identity only finds the same
+    objects again, which is the point: searches start from one canonical initial state and
+    every state after it came out of this memo, so a replayed prefix hits all the way down.
+    Nothing ever iterates the tables, so their order cannot leak into a result.
+    """
+
+    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+        self.limit = limit
+        self._applied: dict[
+            tuple[int, int], tuple[kv.KVState, kv.Request, kv.KVState, kv.Result]
+        ] = {}
+        self._prepared: dict[int, tuple[Operation, _Entry | None]] = {}
+        self._initial: dict[kv.KVState, kv.KVState] = {}
+
+    def canonical(self, state: kv.KVState) -> kv.KVState:
+        """The state object this memo uses for every state equal to ``state``."""
+        return self._initial.setdefault(state, state)
+
+    def apply(self, state: kv.KVState, request: kv.Request) -> tuple[kv.KVState, kv.Result]:
+        """``kv.apply(state, request)``, the same result objects for the same objects."""
+        key = (id(state), id(request))
+        found = self._applied.get(key)
+        if found is not None:
+            return found[2], found[3]
+        after, result = kv.apply(state, request)
+        if len(self._applied) >= self.limit:
+            # Forgetting everything is always safe (the memo only saves work) and keeps the
+            # bound without bookkeeping on every hit.
+            self._applied.clear()
+        self._applied[key] = (state, request, after, result)
+        return after, result
+
+    def entries(self, operations: Iterable[Operation]) -> list[_Entry]:
+        """The operations the search takes part in, prepared, in the given order."""
+        prepared = self._prepared
+        found = []
+        for op in operations:
+            known = prepared.get(op.op_id)
+            if known is None or known[0] is not op:
+                known = prepared[op.op_id] = (op, _entry(op))
+            if known[1] is not None:
+                found.append(known[1])
+        return found
 
 
 def check_linearizable(
@@ -103,9 +185,10 @@ def check_linearizable(
     initial: kv.KVState | None = None,
     watched: Iterable[kv.Event] = (),
     max_steps: int = DEFAULT_MAX_STEPS,
+    memo: SearchMemo | None = None,
 ) -> None:
     """Raise :class:`Violation` ("Linearizability") unless ``history`` is linearizable."""
-    find_linearization(history, initial=initial, watched=watched, max_steps=max_steps)
+    find_linearization(history, initial=initial, watched=watched, max_steps=max_steps, memo=memo)
 
 
 def find_linearization(
@@ -114,6 +197,7 @@ def find_linearization(
     initial: kv.KVState | None = None,
     watched: Iterable[kv.Event] = (),
     max_steps: int = DEFAULT_MAX_STEPS,
+    memo: SearchMemo | None = None,
 ) -> Linearization:
     """Search for a witness order; raise Violation if none exists.
 
@@ -122,41 +206,45 @@ def find_linearization(
     took a revision, so a witness that must agree with watches (:mod:`.watches` checks them
     against this witness) has to be built with them.
 
+    ``memo`` lets repeated searches over one growing history share their work (pass the same
+    one each time); without it the search uses a fresh one.
+
     Raises :class:`LinearizabilityUndecided` when ``max_steps`` model applications were not
     enough to decide: a budget overrun is reported, never mistaken for a pass.
     """
-    start = initial if initial is not None else kv.initial_state()
-    entries = _entries(history)
+    memo = memo if memo is not None else SearchMemo()
+    start = memo.canonical(initial if initial is not None else kv.initial_state())
+    entries = _entries(history, memo)
     _check_revisions_never_go_back(entries, start)
     _check_seen_records(entries, start)
-    return _Search(entries, start, max_steps, tuple(watched)).run()
+    return _Search(entries, start, max_steps, tuple(watched), memo).run()
 
 
 def _check_revisions_never_go_back(entries: list[_Entry], initial: kv.KVState) -> None:
     """The cheapest refutation, with the smallest evidence: two operations in real-time order
     whose headers go backwards (a stale read, a lost write). Revisions never decrease, so if
     ``p`` returned before ``o`` was called, ``o``'s header is at least ``p``'s."""
-    done = sorted((e for e in entries if e.expected is not None), key=lambda e: e.ret)
+    done = sorted((e for e in entries if e.expected is not None), key=attrgetter("ret"))
     latest: _Entry | None = None
     j = 0
-    for o in sorted(done, key=lambda e: e.call):
+    for o in sorted(done, key=attrgetter("call")):
         while j < len(done) and done[j].ret < o.call:
-            if latest is None or _header_revision(done[j]) > _header_revision(latest):
+            if latest is None or done[j].revision > latest.revision:
                 latest = done[j]
             j += 1
-        if _header_revision(o) < initial.revision:
+        if o.revision < initial.revision:
             raise Violation(
                 "Linearizability",
-                f"op {o.op.op_id} reports revision {_header_revision(o)}, below the initial "
+                f"op {o.op.op_id} reports revision {o.revision}, below the initial "
                 f"{initial.revision}",
                 {"operations": [_render(o.op)]},
             )
-        if latest is not None and _header_revision(o) < _header_revision(latest):
+        if latest is not None and o.revision < latest.revision:
             raise Violation(
                 "Linearizability",
                 f"revision went back: op {o.op.op_id} (called at {o.call}) reports revision "
-                f"{_header_revision(o)} after op {latest.op.op_id} returned revision "
-                f"{_header_revision(latest)} at {latest.ret}",
+                f"{o.revision} after op {latest.op.op_id} returned revision "
+                f"{latest.revision} at {latest.ret}",
                 {"operations": [_render(latest.op), _render(o.op)]},
             )
 
@@ -196,30 +284,41 @@ def _normalized(request: kv.Request, outcome: Ok | Unknown) -> kv.Request | None
             return request
 
 
-def _entries(history: History) -> list[_Entry]:
-    entries = []
-    for op in history.operations():
-        if op.serializable or isinstance(op.outcome, Failed):
-            continue
-        outcome = op.outcome if op.outcome is not None else Unknown("pending at the end")
-        if isinstance(outcome, Unknown) and _is_read_only(op.request):
-            continue
-        request = _normalized(op.request, outcome)
-        if request is None:
-            continue
-        if isinstance(outcome, Ok):
-            assert op.ret is not None, f"operation {op.op_id} is Ok without a return time"
-            rev = outcome.result.header.revision
-            entries.append(_Entry(op, request, op.call, op.ret, outcome.result, (0, rev, op.ret)))
-        else:
-            entries.append(_Entry(op, request, op.call, math.inf, None, (1, 0, -op.call)))
-    entries.sort(key=lambda e: (e.call, e.op.op_id))
+def _entries(history: History, memo: SearchMemo) -> list[_Entry]:
+    entries = memo.entries(history.operations())
+    entries.sort(key=attrgetter("call", "op.op_id"))
     return entries
 
 
-def _header_revision(entry: _Entry) -> int:
-    assert entry.expected is not None
-    return entry.expected.header.revision
+def _entry(op: Operation) -> _Entry | None:
+    """``op`` as the search sees it; None when the search leaves it out (see module doc)."""
+    if op.serializable or isinstance(op.outcome, Failed):
+        return None
+    outcome = op.outcome if op.outcome is not None else Unknown("pending at the end")
+    if isinstance(outcome, Unknown) and _is_read_only(op.request):
+        return None
+    request = _normalized(op.request, outcome)
+    if request is None:
+        return None
+    written = tuple(_written_values(request))
+    if isinstance(outcome, Ok):
+        assert op.ret is not None, f"operation {op.op_id} is Ok without a return time"
+        result = outcome.result
+        rev = result.header.revision
+        seen = tuple(_seen(request, result))
+        return _Entry(
+            op,
+            request,
+            op.call,
+            op.ret,
+            result,
+            (0, rev, op.ret),
+            rev,
+            seen,
+            written,
+            _wrote(result),
+        )
+    return _Entry(op, request, op.call, math.inf, None, (1, 0, -op.call), 0, (), written, False)
 
 
 def _wrote(result: kv.Result) -> bool:
@@ -237,9 +336,7 @@ def _wrote(result: kv.Result) -> bool:
 
 def _claimed_revisions(entries: list[_Entry]) -> set[int]:
     """Revisions that completed writes certainly created (their response headers)."""
-    return {
-        e.expected.header.revision for e in entries if e.expected is not None and _wrote(e.expected)
-    }
+    return {e.revision for e in entries if e.wrote}
 
 
 def _seen(
@@ -285,12 +382,10 @@ def _check_seen_records(entries: list[_Entry], initial: kv.KVState) -> None:
     """
     written = {(r.key, r.value) for h in initial.keys for r in h.records}
     for e in entries:
-        written.update(_written_values(e.request))
+        written.update(e.written)
     first: dict[tuple[bytes, int], tuple[kv.KeyValue, _Entry]] = {}
     for e in entries:
-        if e.expected is None:
-            continue
-        for seen in _seen(e.request, e.expected):
+        for seen in e.seen:
             if (seen.key, seen.value) not in written:
                 raise Violation(
                     "Linearizability",
@@ -318,9 +413,8 @@ def _observed_records(
     """
     found: dict[int, set[kv.KeyValue]] = {}
     for e in entries:
-        if e.expected is not None:
-            for seen in _seen(e.request, e.expected):
-                found.setdefault(seen.mod_revision, set()).add(seen)
+        for seen in e.seen:
+            found.setdefault(seen.mod_revision, set()).add(seen)
     for event in watched:
         found.setdefault(event.kv.mod_revision, set()).add(event.kv)
     return {
@@ -385,21 +479,33 @@ class _Search:
         initial: kv.KVState,
         max_steps: int,
         watched: tuple[kv.Event, ...],
+        memo: SearchMemo,
     ) -> None:
         self.entries = entries
         self.initial = initial
         self.max_steps = max_steps
+        self.memo = memo
         self.required = 0
         self.everything = (1 << len(entries)) - 1
         for i, entry in enumerate(entries):
             if entry.expected is not None:
                 self.required |= 1 << i
+        revisions = [e.revision for e in entries]
         self.by_revision = sorted(
             (i for i, e in enumerate(entries) if e.expected is not None),
-            key=lambda i: _header_revision(entries[i]),
+            key=revisions.__getitem__,
         )
         self.claimed = _claimed_revisions(entries)
         self.observed = _observed_records(entries, watched)
+        self.calls = [e.call for e in entries]
+        self.rets = [e.ret for e in entries]
+        self.rank = [0] * len(entries)
+        """Each entry's place in the order of ``order_hint`` (ties by index): sorting the
+        ascending candidates by it is sorting them stably by their hints, without a key
+        function call per candidate at every node."""
+        hints = [e.order_hint for e in entries]
+        for place, i in enumerate(sorted(range(len(entries)), key=hints.__getitem__)):
+            self.rank[i] = place
         self.steps = 0
         self.deepest: tuple[int, list[int], _Frame] | None = None
         self.rejected: dict[int, tuple[kv.Result, str]] = {}
@@ -408,6 +514,8 @@ class _Search:
     def candidates(self, linearized: int, lo: int) -> list[int]:
         """Unlinearized entries no unlinearized entry precedes, most promising first."""
         entries = self.entries
+        calls = self.calls
+        rets = self.rets
         found = []
         min_ret = math.inf
         # Only the unlinearized entries from ``lo`` on, by their bits: an Unknown operation a
@@ -419,21 +527,22 @@ class _Search:
             low = rest & -rest
             rest ^= low
             i = low.bit_length() - 1
-            entry = entries[i]
-            if entry.call > min_ret:
+            call = calls[i]
+            if call > min_ret:
                 break  # calls only grow from here: everything further is blocked too
-            if entry.call == min_ret and any(
-                not linearized >> j & 1 and _precedes(entries[j], entry) for j in range(lo, i)
+            if call == min_ret and any(
+                not linearized >> j & 1 and _precedes(entries[j], entries[i]) for j in range(lo, i)
             ):
-                min_ret = min(min_ret, entry.ret)
+                min_ret = min(min_ret, rets[i])
                 continue
             found.append(i)
-            min_ret = min(min_ret, entry.ret)
+            if rets[i] < min_ret:
+                min_ret = rets[i]
         # Completed operations first, in the order their headers' revisions suggest; Unknown
         # ones only when no completed one fits, most recently called first (an operation in
         # flight now is likelier to land now than one that has been missing for a while).
         if len(found) > 1:
-            found.sort(key=lambda i: entries[i].order_hint)
+            found.sort(key=self.rank.__getitem__)
         return found
 
     def frame(self, linearized: int, state: kv.KVState, parent: _Frame | None) -> _Frame | None:
@@ -451,7 +560,7 @@ class _Search:
         while by_rev < len(self.by_revision) and linearized >> self.by_revision[by_rev] & 1:
             by_rev += 1
         if by_rev < len(self.by_revision):
-            lowest = _header_revision(self.entries[self.by_revision[by_rev]])
+            lowest = self.entries[self.by_revision[by_rev]].revision
             if lowest < state.revision:
                 self.blocked_by = self.by_revision[by_rev]
                 return None
@@ -490,7 +599,7 @@ class _Search:
                         f"no decision within {self.max_steps} steps on {len(self.entries)} "
                         f"operations (deepest linearized prefix: {self.deepest_count()})"
                     )
-                state, result = kv.apply(top.state, entry.request)
+                state, result = self.memo.apply(top.state, entry.request)
                 at_deepest = self.deepest is not None and self.deepest[2] is top
                 if entry.expected is None:
                     if state is top.state or state == top.state:
@@ -518,7 +627,7 @@ class _Search:
                         late = self.entries[self.blocked_by]
                         self.rejected[i] = (
                             result,
-                            f"op {late.op.op_id} reports revision {_header_revision(late)} "
+                            f"op {late.op.op_id} reports revision {late.revision} "
                             f"but would come after revision {state.revision}",
                         )
                     continue

@@ -27,6 +27,7 @@ from raftkube_fuzz.checks.history import History
 from raftkube_fuzz.checks.linearizability import (
     DEFAULT_MAX_STEPS,
     Linearization,
+    SearchMemo,
     find_linearization,
 )
 from raftkube_fuzz.violation import Violation
@@ -99,6 +100,7 @@ def check_client_views(
     *,
     initial: kv.KVState | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
+    memo: SearchMemo | None = None,
 ) -> Linearization:
     """Check the history and the watches together; returns the witness both agree with.
 
@@ -107,12 +109,16 @@ def check_client_views(
     them, the reads alone are checked: failing there is a Linearizability violation; passing
     means the watches are at fault, and the first watch that disagrees with the reads'
     witness is reported as a WatchDelivery violation.
+
+    ``memo`` is the run's :class:`SearchMemo`, if the history was searched before.
     """
     watched = [e for record in records for e in record.events]
     try:
-        witness = find_linearization(history, initial=initial, watched=watched, max_steps=max_steps)
+        witness = find_linearization(
+            history, initial=initial, watched=watched, max_steps=max_steps, memo=memo
+        )
     except Violation:
-        blind = find_linearization(history, initial=initial, max_steps=max_steps)
+        blind = find_linearization(history, initial=initial, max_steps=max_steps, memo=memo)
         check_watches(records, events_from_linearization(blind))
         raise
     check_watches(records, events_from_linearization(witness))
