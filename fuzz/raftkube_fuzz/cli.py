@@ -1,11 +1,11 @@
 """``raftkube fuzz``: run suites, replay traces, list suites and mutants, score the mutants.
 
 Exit status: ``run`` exits 1 when a property failed (the trace path is printed), 0 when the
-budget was spent without a failure and 130 when Ctrl-C stopped it first; with ``--jobs`` it runs several worker processes
-(:mod:`raftkube_fuzz.workers`) and exits 1 if any of them failed. ``replay`` exits 1 when it
-reproduces the recorded violation at the recorded step, 0 when the run now passes, 3 when it
-fails differently (the code changed, or determinism broke) and 2 for a file it cannot read.
-``mutants`` exits 0 when every mutant was found, 1 otherwise.
+budget was spent without a failure and 130 when Ctrl-C stopped it first; with ``--jobs`` it runs
+several worker processes (:mod:`raftkube_fuzz.workers`) and exits 1 if any of them failed.
+``replay`` exits 1 when it reproduces the recorded violation at the recorded step, 0 when the run
+now passes, 3 when it fails differently (the code changed, or determinism broke) and 2 for a
+file it cannot read. ``mutants`` exits 0 when every mutant was found, 1 otherwise.
 """
 
 from __future__ import annotations

@@ -240,6 +240,8 @@ class RaftShadow:
         """Abstraction (c): (leader, its read id) -> [(term, spec read id)], terms ascending."""
         self._peers: list[tuple[NodeConfig, tuple[int, ...] | None] | None] = [None] * servers
         """Per member: :func:`spec_peers` of the configuration object its node had last."""
+        self._wrapped: list[RaftNode] = []
+        """Every node whose ``ready`` :meth:`attach` wrapped, in order."""
 
     @classmethod
     def for_member_config(cls, servers: int, member_config: MemberConfig) -> RaftShadow:
@@ -302,6 +304,17 @@ class RaftShadow:
             return original()
 
         node.ready = ready  # type: ignore[method-assign]
+        self._wrapped.append(node)
+
+    def release(self) -> None:
+        """Stop following the members (their run has ended): unwrap every node :meth:`attach`
+        wrapped, crashed incarnations included, so that no node, left as garbage with its
+        member, still references this shadow and the spec states it holds (see
+        :meth:`raftkube_fuzz.run.Run.close`)."""
+        for node in self._wrapped:
+            del node.ready
+        self._wrapped.clear()
+        self.nodes = [None] * len(self.nodes)
 
     # ------------------------------------------------------------------ durability
 

@@ -361,6 +361,10 @@ class SuiteMachine(RuleBasedStateMachine):
         finally:
             run.close()
             session.current().finished(run)
+            # Hypothesis's engine keeps the machine in reference cycles of its own: a run the
+            # machine still held would be freed only by the cyclic collector (the session
+            # keeps the run as long as it is needed).
+            self.run = None
 
 
 def evenly(options: Sequence[T]) -> st.SearchStrategy[T]:

@@ -67,7 +67,9 @@ class MemberHost:
         self.clock = clock
         self._seed = seed
         self._network = network
-        self._listener = listener
+        self.listener = listener
+        """Hears of each incarnation, crash and restart (:meth:`World.stop_listening`
+        replaces it)."""
         self._failures = failures
         self._violations = violations
         self._nursery: trio.Nursery | None = None
@@ -102,7 +104,7 @@ class MemberHost:
                 clock=self.clock,
                 rng=rng,
                 run_sync=None,
-                observer=self._listener.observer_for(self.member_id),
+                observer=self.listener.observer_for(self.member_id),
             )
         except Exception as exc:
             self._record(exc)
@@ -145,7 +147,7 @@ class MemberHost:
             raise ValueError(f"member {self.member_id} is already down")
         self._go_down()
         self.disk.crash(keep_unsynced=torn_records)
-        self._listener.crashed(self.member_id, self.disk)
+        self.listener.crashed(self.member_id, self.disk)
 
     def restart(self) -> None:
         """Boot a new incarnation from what the disk holds; ``listener.restarted`` hears of it
@@ -155,7 +157,7 @@ class MemberHost:
             raise ValueError(f"member {self.member_id} is up")
         self._boot()
         if self.member is not None:
-            self._listener.restarted(self.member_id, self.member)
+            self.listener.restarted(self.member_id, self.member)
 
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused

@@ -217,11 +217,12 @@ class SimNetwork:
     ) -> None:
         self._rng = rng
         self._latency_units: dict[tuple[float, float], tuple[int, int]] = {}
+        """Each latency range as whole time units: (the lowest, how many), by range."""
         self._now: Callable[[], float] = trio.current_time
         """Global virtual time: the run's clock itself while :meth:`run` runs (one call per
         read instead of Trio's run-context lookup; the network reads it per message)."""
-        """Each latency range as whole time units: (the lowest, how many), by range."""
-        self._listener = listener
+        self.listener = listener
+        """Hears of every send, loss and copy (:meth:`World.stop_listening` replaces it)."""
         self.members: tuple[int, ...] = tuple(members)
         self.defaults = defaults if defaults is not None else LinkFaults()
         self._base_defaults = self.defaults
@@ -345,7 +346,7 @@ class SimNetwork:
     def submit(self, message: Message) -> None:
         """Accept a sent message: maybe lose it, maybe copy it, schedule what is left."""
         self.stats["sent"] += 1
-        self._listener.sent(message)
+        self.listener.sent(message)
         if message.dest not in self.members:
             self._drop(message, "dropped_down")
             return
@@ -356,12 +357,12 @@ class SimNetwork:
         self._schedule(message, faults)
         if faults.duplication and self._rng.random() < faults.duplication:
             self.stats["duplicated"] += 1
-            self._listener.duplicated(message)
+            self.listener.duplicated(message)
             self._schedule(message, faults)
 
     def _drop(self, message: Message, reason: str) -> None:
         self.stats[reason] += 1
-        self._listener.dropped(message)
+        self.listener.dropped(message)
 
     def _deliver(self, message: Message) -> None:
         if (message.source, message.dest) in self.blocked:

@@ -157,6 +157,21 @@ class World:
         ]
         self.nursery: trio.Nursery | None = None
 
+    def stop_listening(self) -> None:
+        """Report nothing more, and keep no reference to the listener, once the run it belongs
+        to has ended. An ended world is cyclic garbage (a member and its parts call each other
+        back), which only Python's cyclic collector frees: whatever the world still
+        references is kept alive until then and traversed by the collector with it. A fuzz
+        run's listener holds everything the run recorded (events, histories, spec states),
+        so it must not be among that; :meth:`Run.close <raftkube_fuzz.run.Run.close>` calls
+        this."""
+        null = NullListener()
+        self.listener = null
+        self.network.listener = null
+        for host in self.hosts:
+            host.listener = null
+            host.disk.on_sync = None
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the network and every member until cancelled."""
         async with trio.open_nursery() as nursery:
