@@ -122,7 +122,9 @@ class Run:
         """Every write some member's store applied, by revision (the ground truth an open
         watch is checked against at the end)."""
         self._link = _Link(self)
+        """The hooks' way to this run, cut by :meth:`close`."""
         self._final_stats: dict[str, Any] | None = None
+        """:attr:`stats` as of :meth:`close` (the world is let go of then)."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
         self.clients = [SimClient(self.world, i, self.history) for i in range(servers)]
