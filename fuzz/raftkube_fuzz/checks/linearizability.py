@@ -573,10 +573,13 @@ class _Search:
         path: list[int] = []
         """The entry each frame above the first was reached by (the stack's path, kept
         beside it rather than rebuilt from the frames at every new depth)."""
-        visited: dict[int, list[kv.KVState]] = {}
+        visited: dict[int, list[kv.KVState] | set[kv.KVState]] = {}
         """The (linearized set, model state) pairs seen, by linearized set: a search that
         rarely backtracks meets each set once, so a membership test needs neither the state's
-        hash (which walks the whole store the first time) nor any comparison."""
+        hash (which walks the whole store the first time) nor any comparison. A set met with
+        many different states (Unknown writes placed in every order) turns into a hash set
+        past :data:`_VISITED_SCAN` states: a scan comparing each new state with every one
+        before it made such a search quadratic, minutes for one history."""
         while stack:
             top = stack[-1]
             if top.linearized & self.required == self.required:
@@ -617,10 +620,8 @@ class _Search:
                             self.rejected[i] = (result, conflict)
                         continue
                 linearized = top.linearized | 1 << i
-                seen = visited.setdefault(linearized, [])
-                if any(other is state or other == state for other in seen):
+                if _seen_before(visited, linearized, state):
                     continue
-                seen.append(state)
                 child = self.frame(linearized, state, top)
                 if child is None:
                     if at_deepest:
@@ -715,6 +716,33 @@ class _Search:
             f"revision {frame.state.revision}{detail}",
             evidence,
         )
+
+
+_VISITED_SCAN = 8
+"""States a search compares one by one for one linearized set before it hashes them."""
+
+
+def _seen_before(
+    visited: dict[int, list[kv.KVState] | set[kv.KVState]], linearized: int, state: kv.KVState
+) -> bool:
+    """Whether ``(linearized, state)`` was visited; records it if not. The same answer as
+    testing a set of such pairs, without hashing the state while few states share the set."""
+    seen = visited.get(linearized)
+    if seen is None:
+        visited[linearized] = [state]
+        return False
+    if isinstance(seen, set):
+        if state in seen:
+            return True
+        seen.add(state)
+        return False
+    if any(other is state or other == state for other in seen):
+        return True
+    if len(seen) < _VISITED_SCAN:
+        seen.append(state)
+    else:
+        visited[linearized] = {*seen, state}
+    return False
 
 
 def _keys(request: kv.Request | kv.RequestOp) -> list[str]:
