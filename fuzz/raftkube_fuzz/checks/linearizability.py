@@ -423,6 +423,17 @@ def _observed_records(
     }
 
 
+def _created_records(observed: dict[int, list[kv.KeyValue]]) -> dict[int, list[kv.KeyValue]]:
+    """The live records among ``observed``, by the revision that began their key's generation
+    (a tombstone starts none). Deduplicated by key: one record per key and revision says all."""
+    found: dict[int, dict[bytes, kv.KeyValue]] = {}
+    for records in observed.values():
+        for seen in records:
+            if not seen.is_tombstone and seen.create_revision > 0:
+                found.setdefault(seen.create_revision, {}).setdefault(seen.key, seen)
+    return {rev: [by_key[k] for k in sorted(by_key)] for rev, by_key in found.items()}
+
+
 def _precedes(p: _Entry, o: _Entry) -> bool:
     if p.ret < o.call:
         return True
@@ -497,6 +508,7 @@ class _Search:
         )
         self.claimed = _claimed_revisions(entries)
         self.observed = _observed_records(entries, watched)
+        self.created = _created_records(self.observed)
         self.calls = [e.call for e in entries]
         self.rets = [e.ret for e in entries]
         self.rank = [0] * len(entries)
@@ -654,10 +666,14 @@ class _Search:
     def write_conflict(self, entry: _Entry, state: kv.KVState) -> str | None:
         """Why ``entry`` cannot be the write that created ``state.revision`` (None: it may).
 
-        Two cuts, both sound because a revision is written once and its records never change:
-        an Unknown operation cannot take a revision a completed write showed it created, and
-        whatever creates a revision must create exactly the records clients saw stamped with
-        it. They stop the search from trying every Unknown write in every unclaimed revision.
+        Three cuts, all sound because a revision is written once and its records never
+        change: an Unknown operation cannot take a revision a completed write showed it
+        created; whatever creates a revision must create exactly the records clients saw
+        stamped with it; and it must create the key of every record clients saw whose
+        generation began there (its ``create_revision``). They stop the search from trying
+        every Unknown write in every unclaimed revision: without the third, a burst of
+        Unknown writes to a few keys, pinned down only by the create revision a later read
+        showed, was tried in every order up to that read (millions of orders for ten writes).
         """
         revision = state.revision
         if entry.expected is None and revision in self.claimed:
@@ -668,6 +684,15 @@ class _Search:
             found = kv_history.find(state.keys, seen.key)
             if found is None or seen not in found.since(revision):
                 return f"a client or watch saw {describe(seen)}, which this write does not create"
+        for seen in self.created.get(revision, ()):
+            found = kv_history.find(state.keys, seen.key)
+            if found is None or not any(
+                r.create_revision == revision for r in found.since(revision)
+            ):
+                return (
+                    f"a client or watch saw {describe(seen)}, whose key this write does not "
+                    f"create at revision {revision}"
+                )
         return None
 
     def note_depth(self, count: int, path: list[int], top: _Frame) -> None:
