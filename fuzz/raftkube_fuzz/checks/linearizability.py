@@ -42,8 +42,9 @@ Decisions, and why:
   headers go backwards, a read of a value nothing wrote, two different records seen for one
   key at one revision. The search then cuts, soundly, every branch where the model passes a
   revision some pending operation reports, an Unknown write takes a revision an acknowledged
-  write created, or a write fails to create the records clients (and watches, if given) saw
-  at its revision. With those cuts Unknown writes stay cheap; without them every subset of
+  write created, a write fails to create the records clients (and watches, if given) saw
+  at its revision, or it fails to create the key of a record they saw whose generation
+  began at its revision. With those cuts Unknown writes stay cheap; without them every subset of
   them is tried on each backtrack.
 * Repeated searches share a :class:`SearchMemo`. A run checks its growing history after
   every step, so each search replays the previous one's prefix; the memo hands back the very
