@@ -299,7 +299,9 @@ class _Interrupt:
         self.asked = True
 
     def __enter__(self) -> _Interrupt:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._previous = signal.getsignal(signal.SIGINT)
+        if self._previous is not signal.SIG_IGN:  # started with Ctrl-C ignored (nohup): keep it
+            signal.signal(signal.SIGINT, self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -252,17 +252,21 @@ def test_ctrl_c_stops_a_run_at_the_next_step(
     """An interrupt must not land inside a simulated member (it would be judged a crash and
     shrunk as a failure): the run stops cleanly, reports what it did, and exits 130."""
     monkeypatch.chdir(tmp_path)
+    # As in a terminal, whatever started pytest (a background job ignores Ctrl-C).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
     interrupt.start()
     try:
         code = main(["fuzz", "run", "kv", "--time", "120s", "--seed", "3"])
+        restored = signal.getsignal(signal.SIGINT)
     finally:
         interrupt.cancel()
+        signal.signal(signal.SIGINT, before)
     out = capsys.readouterr().out
     assert code == 130, out
     assert "interrupted, no failure so far" in out
     assert "ERROR" not in out and "FAILED" not in out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert restored is signal.default_int_handler
 
 
 def test_steps_round_trip_through_json() -> None:
