@@ -164,6 +164,28 @@ def random_run(
     return history, committed
 
 
+def nonempty_reads(h: History) -> list[int]:
+    """Positions of the completed reads that returned at least one record."""
+    return [
+        i
+        for i, op in enumerate(h.operations())
+        if isinstance(op.outcome, Ok)
+        and isinstance(op.outcome.result, kv.RangeResponse)
+        and op.outcome.result.kvs
+    ]
+
+
+def with_read_records(h: History, i: int, kvs: tuple[kv.KeyValue, ...]) -> History:
+    """``h`` with read ``i`` (one of :func:`nonempty_reads`) answering ``kvs`` instead."""
+    op = h.operations()[i]
+    assert isinstance(op.outcome, Ok) and isinstance(op.outcome.result, kv.RangeResponse)
+    encoded = h.to_json()
+    encoded["operations"][i] = to_json(
+        attrs.evolve(op, outcome=Ok(attrs.evolve(op.outcome.result, kvs=kvs)))
+    )
+    return History.from_json(encoded)
+
+
 def rejected(h: History) -> Violation:
     with pytest.raises(Violation) as caught:
         check_linearizable(h)
@@ -208,22 +230,12 @@ def test_a_read_missing_one_record_is_always_rejected(seed: int, n_ops: int, cli
     # that lost one record: this is refuted by the search itself, not by a shortcut.
     rnd = random.Random(seed)
     h = random_history(rnd, n_ops, clients, unknown_rate=0.05)
-    ops = list(h.operations())
-    reads = [
-        i
-        for i, op in enumerate(ops)
-        if isinstance(op.outcome, Ok)
-        and isinstance(op.outcome.result, kv.RangeResponse)
-        and op.outcome.result.kvs
-    ]
+    reads = nonempty_reads(h)
     assume(reads)
     i = rnd.choice(reads)
-    outcome = ops[i].outcome
+    outcome = h.operations()[i].outcome
     assert isinstance(outcome, Ok) and isinstance(outcome.result, kv.RangeResponse)
-    lost = attrs.evolve(outcome.result, kvs=outcome.result.kvs[1:])
-    encoded = h.to_json()
-    encoded["operations"][i] = to_json(attrs.evolve(ops[i], outcome=Ok(lost)))
-    rejected(History.from_json(encoded))
+    rejected(with_read_records(h, i, outcome.result.kvs[1:]))
 
 
 def test_300_operation_4_client_histories_need_little_search() -> None:

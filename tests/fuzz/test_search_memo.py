@@ -16,14 +16,18 @@ import attrs
 import pytest
 
 import raftkube_spec.kv as kv
-from raftkube_fuzz.checks.history import History, Ok, Operation, Unknown, to_json
+from raftkube_fuzz.checks.history import History, Ok, Operation, Unknown
 from raftkube_fuzz.checks.linearizability import (
     LinearizabilityUndecided,
     SearchMemo,
     find_linearization,
 )
 from raftkube_fuzz.violation import Violation
-from tests.fuzz.test_linearizability_random import random_history
+from tests.fuzz.test_linearizability_random import (
+    nonempty_reads,
+    random_history,
+    with_read_records,
+)
 
 Verdict = tuple[object, ...]
 
@@ -118,22 +122,8 @@ def test_random_histories_growing_and_turning_bad(seed: int) -> None:
     assert set(check_growing(replayed(final))) == {"witness"}
     # One read loses a record from some step on: every search after it must say so, with
     # the same evidence as a search that remembered nothing.
-    ops = list(final.operations())
-    reads = [
-        i
-        for i, op in enumerate(ops)
-        if isinstance(op.outcome, Ok)
-        and isinstance(op.outcome.result, kv.RangeResponse)
-        and op.outcome.result.kvs
-    ]
-    i = reads[len(reads) // 2]
-    outcome = ops[i].outcome
-    assert isinstance(outcome, Ok) and isinstance(outcome.result, kv.RangeResponse)
-    encoded = final.to_json()
-    encoded["operations"][i] = to_json(
-        attrs.evolve(ops[i], outcome=Ok(attrs.evolve(outcome.result, kvs=())))
-    )
-    bad = History.from_json(encoded)
+    reads = nonempty_reads(final)
+    bad = with_read_records(final, reads[len(reads) // 2], ())
     kinds = check_growing(replayed(bad))
     assert "violation" in kinds
     assert kinds[-1] == "violation"
