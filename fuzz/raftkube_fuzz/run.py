@@ -78,12 +78,13 @@ SETTLE_LIMIT = 5.0
 
 class _Link:
     """What every hook a run installs in its world holds instead of the run itself, so that
-    :meth:`Run.close` can cut them all at once (hooks of crashed incarnations included)."""
+    :meth:`Run.close` can cut them all at once (hooks of crashed incarnations included) by
+    deleting ``run``: nothing calls a hook after the simulation ended."""
 
     __slots__ = ("run",)
 
     def __init__(self, run: Run) -> None:
-        self.run: Run | None = run
+        self.run = run
 
 
 class Run:
@@ -145,8 +146,6 @@ class Run:
 
         def observe(event: Any) -> None:
             run = link.run
-            if run is None:
-                return
             now = clock.current_time()
             run.timeline.add(now, member_id, EVENT, event)
             if isinstance(event, ev.ClientRequest):
@@ -215,10 +214,9 @@ class Run:
         link = self._link
 
         def on_write(revision: int, records: Sequence[KeyValue]) -> None:
-            run = link.run
-            # Every member applies each write; the first report will do.
-            if run is not None and revision not in run.written:
-                run.written[revision] = tuple(records)
+            written = link.run.written
+            if revision not in written:  # every member applies it; the first report will do
+                written[revision] = tuple(records)
 
         member.mvcc.subscribe(on_write)
         install = member._install
@@ -241,7 +239,7 @@ class Run:
         def leased_index() -> int | None:
             index = original()
             run = link.run
-            if index is not None and run is not None and run._elected_term > member.node.term:
+            if index is not None and run._elected_term > member.node.term:
                 run._guard(run._lease_violation, member_id, member.node.term)
             return index
 
@@ -628,7 +626,7 @@ class Run:
         The trace, the digest and :attr:`stats` stay available."""
         self.sim.close()
         self._final_stats = self.stats
-        self._link.run = None
+        del self._link.run
         self.world.stop_listening()
         self.shadow.release()
 
