@@ -7,6 +7,8 @@ enters the protocol. Keeping them behind :class:`Clock` lets the deterministic s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -29,6 +31,14 @@ class Clock(Protocol):
         """Return once ``now() >= deadline`` (immediately if it already is)."""
         ...
 
+    def cancel_scope_at(self, deadline: float) -> trio.CancelScope:
+        """A cancel scope (not yet entered) that is cancelled once ``now() >= deadline``.
+
+        Timeouts go through this instead of ``trio.move_on_after``, which reads the run's one
+        global clock: a simulated host whose clock is paused or drifting must time out by its
+        own reading."""
+        ...
+
 
 @attrs.frozen
 class TrioClock:
@@ -47,7 +57,26 @@ class TrioClock:
         """Sleep until Trio's clock reaches ``deadline``; a checkpoint even if it has."""
         await trio.sleep_until(deadline)
 
+    def cancel_scope_at(self, deadline: float) -> trio.CancelScope:
+        """Trio's own deadline: this clock *is* the run's clock."""
+        return trio.CancelScope(deadline=deadline)
+
 
 async def sleep_for(clock: Clock, seconds: float) -> None:
     """Sleep ``seconds`` on ``clock``: a convenience for relative waits such as backoff."""
     await clock.sleep_until(clock.now() + seconds)
+
+
+def move_on_after(clock: Clock, seconds: float) -> trio.CancelScope:
+    """``trio.move_on_after`` on ``clock``: ``with move_on_after(clock, 5) as scope: ...``."""
+    return clock.cancel_scope_at(clock.now() + seconds)
+
+
+@contextmanager
+def fail_after(clock: Clock, seconds: float) -> Iterator[trio.CancelScope]:
+    """``trio.fail_after`` on ``clock``: raises :class:`trio.TooSlowError` if the body is
+    cancelled by the deadline."""
+    with move_on_after(clock, seconds) as scope:
+        yield scope
+    if scope.cancelled_caught:
+        raise trio.TooSlowError

@@ -113,6 +113,13 @@ class SimClock:
         self._paused = False
         self._notify()
 
+    def cancel_scope_at(self, deadline: float) -> trio.CancelScope:
+        """A cancel scope due when this clock reads ``deadline``, under the current map.
+
+        The deadline is fixed when the scope is made: a later rate change, jump or pause does
+        not move it."""
+        return trio.CancelScope(deadline=self._global_at(deadline))
+
     async def sleep_until(self, deadline: float) -> None:
         """Return once ``now() >= deadline`` and the clock is not paused; always a checkpoint.
 
