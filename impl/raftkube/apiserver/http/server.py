@@ -1,0 +1,500 @@
+"""An HTTP/1.1 server on Trio: h11 parses and frames, this module only moves bytes and time.
+
+Theory of operation. One task serves one connection (:meth:`HTTPServer.serve_stream`): TLS
+handshake first when configured, then a loop of request, handler, response while the
+connection stays reusable (keep-alive). Each request is read whole into a :class:`Request`
+before the handler runs, so handlers never see a half-read body; a :class:`Response` is sent
+with ``Content-Length`` and a :class:`StreamingResponse` with chunked transfer encoding, each
+chunk written (and so flushed) as the producer yields it. While a stream is sent, a second
+task in the same connection's nursery reads from the client: end of file means the client went
+away, so the stream is cancelled and its iterator closed, as Go's server cancels a request's
+context when its connection closes.
+
+Timeouts follow kube-apiserver's ``http.Server`` (``secure_serving.go``): the request head
+(request line and header fields) must arrive within ``header_timeout`` (32 s upstream, which
+Go also applies to the TLS handshake), a kept-alive connection may sit idle between requests
+for ``idle_timeout`` (90 s), and header fields may total 1 MiB (``MaxHeaderBytes``). A request
+body gets ``idle_timeout`` between two reads, a simplification of upstream, which bounds whole
+requests with its 60 s request timeout in a filter of its own. Every wait is measured on the
+server's :class:`~raftkube.clock.Clock`, so a simulated host times out by its own clock.
+
+Bodies are limited to ``max_body`` (3 MiB, upstream's ``MaxRequestBodyBytes``): a declared
+length over it is refused before reading, a chunked body once it passes it, each with 413 and
+the connection closed, because the rest of the body is still on the wire.
+
+``Date`` is not sent: the server's only notion of time is its clock, which under simulation is
+no wall clock (HTTP allows an origin server without a clock to omit it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import attrs
+import h11
+import trio
+
+from raftkube.apiserver import errors
+from raftkube.apiserver.errors import APIError
+from raftkube.apiserver.http.target import BadTarget, join_headers, split_target
+from raftkube.apiserver.request import Handler, Request, Response, StreamingResponse
+from raftkube.clock import Clock, TrioClock, move_on_after, sleep_for
+
+logger = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 1 << 20
+"""Upper bound on a request head, as kube-apiserver's ``MaxHeaderBytes``."""
+
+DEFAULT_MAX_BODY = 3 * 1024 * 1024
+"""kube-apiserver's ``MaxRequestBodyBytes`` default."""
+
+_RECEIVE_SIZE = 64 * 1024
+
+_LINGER = 0.5
+"""How long a connection closed while the client may still be sending is drained first (Go's
+``rstAvoidanceDelay``): closing a socket with unread data makes the kernel send a reset, which
+can destroy the error response before the client reads it."""
+
+_LINGER_BYTES = 4 * 1024 * 1024
+
+_CLOSE_GRACE = 5.0
+"""How long a stream producer's cleanup, or a TLS close_notify, may take once cancelled."""
+
+_ACCEPT_BACKOFF = 0.1
+"""Pause after ``accept`` fails for lack of descriptors or memory (as ``trio.serve_listeners``)."""
+
+_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+
+_DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding"})
+"""Framing is this module's job; a handler's own framing headers are replaced."""
+
+
+class _ClientGone(Exception):
+    """The connection broke under a read or write: nothing more can be said on it."""
+
+
+def _json_status(error: APIError) -> bytes:
+    return json.dumps(error.status(), separators=(",", ":")).encode() + b"\n"
+
+
+def error_response(error: APIError) -> Response:
+    """The ``Status`` answer for ``error``, with any headers it carries (``Retry-After``...)."""
+    return Response(
+        error.code, (("Content-Type", "application/json"), *error.headers), _json_status(error)
+    )
+
+
+def _encode_headers(
+    headers: Sequence[tuple[str, str]], extra: Sequence[tuple[str, str]]
+) -> list[tuple[bytes, bytes]]:
+    encoded = [
+        (name.encode("ascii"), value.encode("utf-8"))
+        for name, value in headers
+        if name.lower() not in _DROPPED_RESPONSE_HEADERS
+    ]
+    encoded.extend((name.encode("ascii"), value.encode("ascii")) for name, value in extra)
+    return encoded
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _remote_of(stream: trio.abc.Stream) -> str:
+    """``host:port`` of a TCP peer, ``[v6]:port`` for IPv6; empty for other streams."""
+    if not isinstance(stream, trio.SocketStream):
+        return ""
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return ""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _aclose_chunks(chunks: AsyncIterator[bytes], clock: Clock) -> None:
+    """Close a stream's producer, shielded (the connection's scope is usually cancelled by now)
+    but bounded, so its ``finally`` blocks run without being able to hold the task forever."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is None:
+        return
+    with move_on_after(clock, _CLOSE_GRACE) as scope:
+        scope.shield = True
+        try:
+            await aclose()
+        except Exception:
+            logger.exception("closing a response stream failed")
+
+
+@attrs.frozen
+class HTTPServer:
+    """Serves ``handler`` over HTTP/1.1, over TLS when ``ssl_context`` is set.
+
+    ``ssl_context`` is typically :func:`~raftkube.apiserver.http.tls.server_ssl_context`: the
+    client certificate it verified reaches the handler as ``Request.peer_certificate`` (DER).
+    """
+
+    handler: Handler
+    ssl_context: ssl.SSLContext | None = None
+    clock: Clock = attrs.field(factory=TrioClock)
+    max_body: int = DEFAULT_MAX_BODY
+    idle_timeout: float = 90.0
+    header_timeout: float = 32.0
+
+    async def serve_tcp(
+        self,
+        host: str | None,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` (every address of ``host``; all interfaces if None) until
+        cancelled; reports the bound port, which for ``port=0`` is the first listener's."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = int(listeners[0].socket.getsockname()[1])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.serve, listeners)
+            task_status.started(bound)
+
+    async def serve(
+        self,
+        listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept on every listener until cancelled, each connection in its own task of this
+        call's nursery (so cancelling the caller's scope ends them all). The listeners are
+        closed when this returns."""
+        try:
+            async with trio.open_nursery() as nursery:
+                for listener in listeners:
+                    nursery.start_soon(self._accept_loop, listener, nursery)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await trio.aclose_forcefully(listener)
+
+    async def _accept_loop(
+        self, listener: trio.abc.Listener[trio.abc.Stream], nursery: trio.Nursery
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _CAPACITY_ERRNOS:
+                    raise
+                logger.error("accept failed (%s); pausing before the next accept", exc)
+                await sleep_for(self.clock, _ACCEPT_BACKOFF)
+                continue
+            nursery.start_soon(self.serve_stream, stream, _remote_of(stream))
+
+    async def serve_stream(self, stream: trio.abc.Stream, remote: str = "") -> None:
+        """Serve one connection until the client closes it, it idles out, or a response ends
+        it; always closes ``stream``. Never raises for what a client does (a failure here would
+        cancel every other connection of :meth:`serve`)."""
+        peer_certificate: bytes | None = None
+        try:
+            if self.ssl_context is not None:
+                tls = trio.SSLStream(
+                    stream, self.ssl_context, server_side=True, https_compatible=True
+                )
+                stream = tls
+                with move_on_after(self.clock, self.header_timeout) as slow:
+                    try:
+                        await tls.do_handshake()
+                    except trio.BrokenResourceError as exc:
+                        logger.debug("TLS handshake with %s failed: %s", remote, exc.__cause__)
+                        return
+                if slow.cancelled_caught:
+                    logger.debug("TLS handshake with %s timed out", remote)
+                    return
+                peer_certificate = tls.getpeercert(binary_form=True)
+            connection = _Connection(self, stream, remote, peer_certificate)
+            await connection.run()
+            if connection.must_linger:
+                await self._linger(stream)
+        except Exception:
+            logger.exception("connection from %s failed", remote)
+        finally:
+            with move_on_after(self.clock, _CLOSE_GRACE) as scope:
+                scope.shield = True
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.aclose()
+
+    async def _linger(self, stream: trio.abc.Stream) -> None:
+        """Half-close where the stream can, then drain what the client still sends for a short
+        while, so the last response is read before the connection is torn down."""
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+            drained = 0
+            with move_on_after(self.clock, _LINGER):
+                while drained < _LINGER_BYTES:
+                    data = await stream.receive_some(_RECEIVE_SIZE)
+                    if not data:
+                        break
+                    drained += len(data)
+
+
+@attrs.define
+class _Connection:
+    """One connection's request loop; its state is h11's, plus whether the client left."""
+
+    server: HTTPServer
+    stream: trio.abc.Stream
+    remote: str
+    peer_certificate: bytes | None
+    protocol: h11.Connection = attrs.field(
+        factory=lambda: h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+    )
+    client_gone: bool = False
+    buffered: int = 0
+
+    @property
+    def must_linger(self) -> bool:
+        """The client may still be sending what this side will never read."""
+        return not self.client_gone and self.protocol.their_state in (h11.SEND_BODY, h11.ERROR)
+
+    async def run(self) -> None:
+        first = True
+        while True:
+            try:
+                head = await self._read_head(first)
+                if head is None:
+                    return
+                first = False
+                body = await self._read_body(head)
+            except h11.RemoteProtocolError as exc:
+                await self._refuse_malformed(exc)
+                return
+            except _ClientGone:
+                self.client_gone = True
+                return
+            if body is None:
+                return
+            try:
+                keep = await self._answer(head, body)
+            except _ClientGone:
+                self.client_gone = True
+                return
+            if not keep or self.protocol.our_state is not h11.DONE:
+                return
+            if self.protocol.their_state is not h11.DONE:
+                return
+            self.protocol.start_next_cycle()
+            self.buffered = 0
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        try:
+            data = await self.stream.receive_some(_RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _ClientGone from exc
+        self.protocol.receive_data(bytes(data))
+
+    async def _next_event(self) -> Any:
+        while True:
+            event = self.protocol.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            await self._receive()
+
+    async def _read_head(self, first: bool) -> h11.Request | None:
+        """The next request's head, or None when the connection should end quietly (the
+        client closed it, or it idled out, or the head came too slowly)."""
+        clock = self.server.clock
+        event = self.protocol.next_event()
+        if event is h11.NEED_DATA:
+            if not first:
+                with move_on_after(clock, self.server.idle_timeout) as idle:
+                    await self._receive()
+                if idle.cancelled_caught:
+                    return None
+            with move_on_after(clock, self.server.header_timeout) as slow:
+                event = await self._next_event()
+            if slow.cancelled_caught:
+                logger.debug("request head from %s timed out", self.remote)
+                return None
+        if isinstance(event, h11.ConnectionClosed):
+            self.client_gone = True
+            return None
+        assert isinstance(event, h11.Request), event
+        return event
+
+    async def _read_body(self, head: h11.Request) -> bytes | APIError | None:
+        """The whole body, a 413 error when it is too large, or None if the client stalled."""
+        limit = self.server.max_body
+        for name, value in head.headers:
+            if name == b"content-length" and int(value) > limit:
+                return errors.too_large(limit)
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = self.protocol.next_event()
+            if event is h11.NEED_DATA:
+                if self.protocol.they_are_waiting_for_100_continue:
+                    await self._send(h11.InformationalResponse(status_code=100, headers=[]))
+                with move_on_after(self.server.clock, self.server.idle_timeout) as stalled:
+                    await self._receive()
+                if stalled.cancelled_caught:
+                    logger.debug("request body from %s stalled", self.remote)
+                    return None
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    return errors.too_large(limit)
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+
+    # --- answering -------------------------------------------------------------------------
+
+    async def _answer(self, head: h11.Request, body: bytes | APIError) -> bool:
+        """Produce and send the response; whether the connection may carry another request."""
+        head_only = head.method == b"HEAD"
+        if isinstance(body, APIError):
+            # Part of the body is unread: the connection cannot be reused.
+            await self._send_response(error_response(body), head_only, close=True)
+            return False
+        try:
+            path, query = split_target(head.target)
+        except BadTarget as exc:
+            await self._send_response(error_response(errors.bad_request(str(exc))), head_only)
+            return True
+        request = Request(
+            method=head.method.decode("ascii"),
+            path=path,
+            query=query,
+            headers=join_headers(head.headers),
+            body=body,
+            peer_certificate=self.peer_certificate,
+            remote=self.remote,
+        )
+        response = await self._call(request)
+        if isinstance(response, StreamingResponse):
+            return await self._send_streaming(response, head_only)
+        await self._send_response(response, head_only)
+        return True
+
+    async def _call(self, request: Request) -> Response | StreamingResponse:
+        try:
+            return await self.server.handler(request)
+        except APIError as exc:
+            return error_response(exc)
+        except Exception:
+            # The body is not logged: it may hold a Secret or a token.
+            logger.exception(
+                "handler failed on %s %s from %s", request.method, request.path, self.remote
+            )
+            return error_response(
+                errors.internal("the request failed on the server; its log has the details")
+            )
+
+    async def _send(self, event: Any) -> None:
+        data = self.protocol.send(event)
+        if data:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise _ClientGone from exc
+
+    async def _send_response(
+        self, response: Response, head_only: bool, close: bool = False
+    ) -> None:
+        extra = [("Content-Length", str(len(response.body)))]
+        if close:
+            extra.append(("Connection", "close"))
+        headers = _encode_headers(response.headers, extra)
+        await self._send(
+            h11.Response(
+                status_code=response.status, headers=headers, reason=_reason(response.status)
+            )
+        )
+        if response.body and not head_only:
+            await self._send(h11.Data(data=response.body))
+        await self._send(h11.EndOfMessage())
+
+    async def _send_streaming(self, response: StreamingResponse, head_only: bool) -> bool:
+        chunks = response.chunks
+        try:
+            headers = _encode_headers(response.headers, [("Transfer-Encoding", "chunked")])
+            await self._send(
+                h11.Response(
+                    status_code=response.status, headers=headers, reason=_reason(response.status)
+                )
+            )
+            if head_only:
+                await self._send(h11.EndOfMessage())
+                return True
+            finished = False
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_for_disconnect, nursery.cancel_scope)
+                finished = await self._pump(chunks)
+                nursery.cancel_scope.cancel()
+            if not finished:
+                return False
+            await self._send(h11.EndOfMessage())
+            return True
+        finally:
+            await _aclose_chunks(chunks, self.server.clock)
+
+    async def _pump(self, chunks: AsyncIterator[bytes]) -> bool:
+        """Send every chunk as it comes; False if the stream ended abnormally (the producer
+        failed, or the client went away), in which case the connection must close without the
+        terminating chunk, so the client sees a truncated stream rather than a complete one."""
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await self._send(h11.Data(data=chunk))
+        except _ClientGone:
+            self.client_gone = True
+            return False
+        except Exception:
+            logger.exception("response stream to %s failed", self.remote)
+            return False
+        return True
+
+    async def _watch_for_disconnect(self, stream_scope: trio.CancelScope) -> None:
+        """Read while a stream is sent: end of file (or a broken connection) cancels it. Bytes
+        that arrive meanwhile (a pipelined request) are kept for h11, up to one head's worth."""
+        while self.buffered <= MAX_HEADER_BYTES:
+            try:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self.client_gone = True
+                stream_scope.cancel()
+                return
+            self.buffered += len(data)
+            self.protocol.receive_data(bytes(data))
+        await trio.sleep_forever()
+
+    async def _refuse_malformed(self, exc: h11.RemoteProtocolError) -> None:
+        """Answer a request h11 could not parse (400, or 431 for an oversized head) if no
+        response has begun, and let the connection close."""
+        if self.protocol.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        status = exc.error_status_hint
+        message = f"malformed HTTP request: {exc}"
+        error = (
+            errors.bad_request(message)
+            if status == 400
+            else APIError(status, HTTPStatus(status).phrase.replace(" ", ""), message)
+        )
+        try:
+            await self._send_response(error_response(error), head_only=False, close=True)
+        except (_ClientGone, h11.LocalProtocolError):
+            self.client_gone = True
