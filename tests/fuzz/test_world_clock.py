@@ -8,6 +8,7 @@ import pytest
 import trio
 import trio.testing
 
+from raftkube.clock import fail_after, move_on_after
 from raftkube_fuzz.world.clock import SimClock
 
 
@@ -96,5 +97,61 @@ def test_pause_holds_sleepers_until_resume() -> None:
             assert clock.now() == 5.0  # time passes while paused
             clock.resume()
         assert woke == [5.0]
+
+    run(main)
+
+
+async def _timed_out_at(clock: SimClock, seconds: float, at: list[float]) -> None:
+    """Wait forever under ``move_on_after(clock, seconds)``; record the global instant it
+    fired."""
+    with move_on_after(clock, seconds) as scope:
+        await trio.sleep_forever()
+    assert scope.cancelled_caught
+    at.append(trio.current_time())
+
+
+def test_timeout_follows_a_rate_change_and_a_jump_made_after_it() -> None:
+    async def main() -> None:
+        clock = SimClock(offset=3.0)
+        fired: list[float] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_timed_out_at, clock, 10.0, fired)
+            await trio.sleep(1.0)
+            clock.set_rate(3.0)  # 9 local seconds left take 3 global seconds
+            await trio.sleep(1.0)
+            clock.jump(3.0)  # 3 local seconds left: 1 global second
+        assert fired == [pytest.approx(3.0)]
+
+    run(main)
+
+
+def test_a_paused_clock_never_times_out_until_resumed() -> None:
+    async def main() -> None:
+        clock = SimClock()
+        fired: list[float] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_timed_out_at, clock, 1.0, fired)
+            await trio.sleep(0.5)
+            clock.pause()
+            await trio.sleep(10.0)
+            assert fired == []
+            clock.resume()  # overdue: fires at once
+        assert fired == [10.5]
+        with fail_after(clock, 2.0):  # a scope closed in time never fires afterwards
+            await trio.sleep(1.0)
+        await trio.sleep(5.0)
+        with pytest.raises(trio.TooSlowError), fail_after(clock, 0.25):
+            await trio.sleep(1.0)
+
+    run(main)
+
+
+def test_a_scope_made_past_its_deadline_is_cancelled_on_entry() -> None:
+    async def main() -> None:
+        clock = SimClock(offset=4.0)
+        with clock.cancel_scope_at(2.0) as scope:
+            await trio.sleep(1.0)
+        assert scope.cancelled_caught
+        assert trio.current_time() == 0.0
 
     run(main)

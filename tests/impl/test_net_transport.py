@@ -401,6 +401,9 @@ class RecordingClock:
         self.sleeps.append(deadline - self.now())
         await self.inner.sleep_until(deadline)
 
+    def cancel_scope_at(self, deadline: float) -> trio.CancelScope:
+        return self.inner.cancel_scope_at(deadline)
+
 
 @pytest.mark.trio
 async def test_reconnect_backoff_uses_the_injected_clock_and_random_source() -> None:

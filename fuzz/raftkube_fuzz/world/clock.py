@@ -23,7 +23,19 @@ from collections.abc import Callable
 
 import trio
 
-from raftkube_fuzz.world.driver import Timers, Wakeup, current_timers
+from raftkube_fuzz.world.driver import Timer, Timers, Wakeup, current_timers
+
+
+class _Deadline:
+    """One scope made by :meth:`SimClock.cancel_scope_at`: its local deadline and the timer
+    armed for the global instant that deadline maps to under the current map."""
+
+    __slots__ = ("deadline", "scope", "timer")
+
+    def __init__(self, scope: trio.CancelScope, deadline: float) -> None:
+        self.scope = scope
+        self.deadline = deadline
+        self.timer: Timer | None = None
 
 
 class SimClock:
@@ -43,6 +55,9 @@ class SimClock:
         self._rate = rate
         self._paused = False
         self._sleepers: list[Wakeup] = []
+        self._deadlines: dict[_Deadline, None] = {}
+        """Scopes whose deadline has not fired yet, in creation order (a dict, so re-arming
+        them registers timers in the same order in every replay)."""
         self._global_now: Callable[[], float] = trio.current_time
         """Global virtual time; :meth:`use_run_clock` makes it the run's clock itself."""
         self._timers: Timers | None = None
@@ -79,9 +94,32 @@ class SimClock:
         self._global_anchor = current
 
     def _notify(self) -> None:
-        """Wake every sleeper so it recomputes its global deadline under the new map."""
+        """Wake every sleeper so it recomputes its global deadline under the new map, and
+        re-arm every open scope's timer under it."""
         for sleeper in self._sleepers:
             sleeper.wake()
+        for entry in list(self._deadlines):
+            self._arm(entry)
+
+    def _arm(self, entry: _Deadline) -> None:
+        """(Re-)arm ``entry``'s timer for its deadline under the current map: none while
+        paused, and an overdue one fires now."""
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        if self._paused:
+            return
+        target = self._global_at(entry.deadline)
+        if self._global_now() >= target or self.now() >= entry.deadline:
+            self._fire(entry)
+            return
+        timers = self._timers or current_timers()
+        entry.timer = timers.at(target, lambda: self._fire(entry))
+
+    def _fire(self, entry: _Deadline) -> None:
+        self._deadlines.pop(entry, None)
+        entry.timer = None
+        entry.scope.cancel()
 
     def jump(self, seconds: float) -> None:
         """Step local time forward by ``seconds`` (an NTP step). Backward steps are refused:
@@ -106,19 +144,31 @@ class SimClock:
 
     def pause(self) -> None:
         """Freeze the member's timers (SIGSTOP): no :meth:`sleep_until` returns until
-        :meth:`resume`; local time keeps passing, so overdue timers fire at once on resume."""
+        :meth:`resume`; local time keeps passing, so overdue timers fire at once on resume.
+        Timeouts (:meth:`cancel_scope_at`) freeze the same way. Sleepers need no wake-up: each
+        finds the clock paused when it next recomputes."""
         self._paused = True
+        for entry in list(self._deadlines):
+            self._arm(entry)
 
     def resume(self) -> None:
         self._paused = False
         self._notify()
 
     def cancel_scope_at(self, deadline: float) -> trio.CancelScope:
-        """A cancel scope due when this clock reads ``deadline``, under the current map.
+        """A cancel scope cancelled once this clock reads ``deadline`` while not paused.
 
-        The deadline is fixed when the scope is made: a later rate change, jump or pause does
-        not move it."""
-        return trio.CancelScope(deadline=self._global_at(deadline))
+        It has no Trio deadline (that would be global time): a timer of the run cancels it,
+        re-armed whenever a jump or rate change moves the global instant ``deadline`` maps to,
+        and disarmed while the clock is paused, so a paused host never times out until it is
+        resumed. A scope made after its deadline is cancelled as soon as it is entered. The
+        clock forgets a scope once it fires; one left early stays registered until its
+        deadline passes (cancelling a scope that has exited does nothing)."""
+        scope = trio.CancelScope()
+        entry = _Deadline(scope, deadline)
+        self._deadlines[entry] = None
+        self._arm(entry)
+        return scope
 
     async def sleep_until(self, deadline: float) -> None:
         """Return once ``now() >= deadline`` and the clock is not paused; always a checkpoint.

@@ -22,6 +22,7 @@ import trio
 
 from raftkube.api import wire
 from raftkube.client.connection import BrokenError, Connection
+from raftkube.clock import Clock, TrioClock, fail_after, sleep_for
 from raftkube_spec.kv.errors import KVError
 from raftkube_spec.kv.requests import (
     CompactionRequest,
@@ -116,10 +117,12 @@ class Client:
         retry_delay: float = 0.1,
         request_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """``ssl_context`` (e.g. :func:`raftkube.tls.client_context`) makes every connection
         TLS, verified against the endpoint's host; a failed handshake counts as a broken
-        connection, so it is retried and then reported like an unreachable member."""
+        connection, so it is retried and then reported like an unreachable member. ``clock``
+        (by default Trio's) is what request timeouts and retry delays are measured on."""
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
         self.endpoints = list(endpoints)
@@ -127,6 +130,7 @@ class Client:
         self.retry_delay = retry_delay
         self.request_timeout = request_timeout
         self.ssl_context = ssl_context
+        self.clock: Clock = clock if clock is not None else TrioClock()
         self._current = 0
         self._conn: Connection | None = None
         self._ids = itertools.count(1)
@@ -161,7 +165,7 @@ class Client:
                 stream = await self._dial(host, port)
             except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
                 raise BrokenError(str(exc) or type(exc).__name__) from None
-            conn = Connection(self.endpoint, stream, self.request_timeout)
+            conn = Connection(self.endpoint, stream, self.request_timeout, self.clock)
             self._nursery.start_soon(conn.run)
             self._conn = conn
             return conn
@@ -172,7 +176,7 @@ class Client:
             return tcp
         tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=host)
         try:
-            with trio.fail_after(self.request_timeout):
+            with fail_after(self.clock, self.request_timeout):
                 await tls.do_handshake()
         except BaseException:
             await trio.aclose_forcefully(tls)
@@ -195,7 +199,7 @@ class Client:
         last: Exception | None = None
         for attempt in range(self.attempts):
             if attempt:
-                await trio.sleep(self.retry_delay)
+                await sleep_for(self.clock, self.retry_delay)
             try:
                 conn = self._conn
                 if conn is None or conn.broken:

@@ -9,7 +9,8 @@ The client's hot path is here, so it is built to cost little per request:
   :class:`Reply` that reschedules that task directly. The request timeout is enforced by one
   timer task per connection rather than a deadline per request: every call on a connection has
   the same timeout, so the oldest unanswered call always expires first, and the timer sleeps
-  until that one's deadline.
+  until that one's deadline. Deadlines are read on the client's :class:`~raftkube.clock.Clock`,
+  so a simulated client host times out by its own time.
 
 Watches are long-lived streams of answers, so they keep a memory channel each. A watcher that
 falls a whole channel behind is not fed further (the reader never waits on one slow consumer,
@@ -26,6 +27,7 @@ import msgpack  # type: ignore[import-untyped]
 import outcome
 import trio
 
+from raftkube.clock import Clock, TrioClock
 from raftkube.net.framing import FrameError, FrameReader, encode_frame
 
 MAX_FRAME: Final = 64 * 1024 * 1024
@@ -95,8 +97,15 @@ class Reply:
 class Connection:
     """A connection to one endpoint; run :meth:`run` in a nursery, then call away."""
 
-    def __init__(self, endpoint: str, stream: trio.abc.Stream, timeout: float) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        stream: trio.abc.Stream,
+        timeout: float,
+        clock: Clock | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.clock: Clock = clock if clock is not None else TrioClock()
         self.stream = stream
         self.timeout = timeout
         self.scope = trio.CancelScope()
@@ -122,7 +131,7 @@ class Connection:
     def call(self, rid: int, frame: Frame) -> Reply:
         """Queue ``frame`` (whose id is ``rid``); the answer arrives through the reply."""
         self._queue(frame)
-        reply = Reply(self, rid, trio.current_time() + self.timeout)
+        reply = Reply(self, rid, self.clock.now() + self.timeout)
         self.calls[rid] = reply
         if self._timer_idle is not None:
             self._timer_idle.set()
@@ -217,8 +226,8 @@ class Connection:
                 self._timer_idle = None
                 continue
             oldest = next(iter(self.calls.values()))
-            if trio.current_time() >= oldest.deadline:
+            if self.clock.now() >= oldest.deadline:
                 del self.calls[oldest.rid]
                 oldest.deliver(_TIMED_OUT)
                 continue
-            await trio.sleep_until(oldest.deadline)
+            await self.clock.sleep_until(oldest.deadline)

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from raftkube.clock import sleep_for
 from raftkube.cluster.common import (
     describe,
     expected_error,
@@ -181,7 +182,7 @@ async def _report_events(member: Member) -> None:
                 logger.info("elected leader in term %d", term)
             else:
                 logger.info("following leader %d in term %d", leader, term)
-        await trio.sleep(REPORT_INTERVAL)
+        await sleep_for(member.clock, REPORT_INTERVAL)
 
 
 async def _wait_for_stdin_eof() -> None:

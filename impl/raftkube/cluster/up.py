@@ -35,6 +35,7 @@ import attrs
 import trio
 
 from raftkube.client import Client
+from raftkube.clock import Clock, TrioClock, move_on_after, sleep_for
 from raftkube.cluster.common import describe, expected_error, port_number, positive_int
 from raftkube.cluster.member import add_read_flags
 from raftkube.tls import ClusterCerts, client_context, ensure_cluster_certs
@@ -293,7 +294,7 @@ async def _find_leader(plan: Plan, ctx: ssl.SSLContext | None) -> tuple[int, int
     """One round of ``status`` calls; the leader's id and term if some member leads."""
     for m in plan.members:
         try:
-            with trio.move_on_after(1.0):
+            with move_on_after(_CLOCK, 1.0):
                 async with Client(
                     [m.client_endpoint], attempts=1, request_timeout=1.0, ssl_context=ctx
                 ) as c:
@@ -314,7 +315,7 @@ async def _stop_all(running: list[_Running], timeout: float) -> bool:
             r.stopping = True
             if r.process.returncode is None:
                 r.process.send_signal(signal.SIGTERM)
-        with trio.move_on_after(timeout):
+        with move_on_after(_CLOCK, timeout):
             for r in running:
                 await r.process.wait()
         for r in running:
@@ -349,6 +350,15 @@ def _print_ready(plan: Plan, running: list[_Running], leader: int, term: int) ->
     _say("\n".join(lines))
 
 
+_CLOCK: Clock = TrioClock()
+"""The launcher is a real process on wall time; its waits still go through a Clock."""
+
+
+async def _cancel_after(seconds: float, scope: trio.CancelScope) -> None:
+    await sleep_for(_CLOCK, seconds)
+    scope.cancel()
+
+
 async def _supervise(plan: Plan, args: argparse.Namespace) -> int:
     running: list[_Running] = []
     stop = trio.Event()
@@ -363,27 +373,29 @@ async def _supervise(plan: Plan, args: argparse.Namespace) -> int:
                     return
 
             outer.start_soon(on_signal)
-            # Log pumps and exit watchers end by themselves once the members exit.
-            async with trio.open_nursery() as members:
-                try:
-                    for m in plan.members:
-                        process = await trio.lowlevel.open_process(
-                            plan.member_argv(m),
-                            stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT,
-                            # Ctrl-C reaches only us; we stop the members in order.
-                            start_new_session=True,
-                        )
-                        r = _Running(m, process)
-                        running.append(r)
-                        assert process.stdout is not None
-                        members.start_soon(_pump_log, m.member_id, process.stdout)
-                        members.start_soon(_watch_exit, r, failed)
-                    code = await _wait_until_done(plan, args, running, stop, failed)
-                finally:
-                    clean = await _stop_all(running, args.stop_timeout)
-                    members.cancel_scope.deadline = trio.current_time() + 2.0
+            # Log pumps and exit watchers end by themselves once the members exit; they get
+            # two seconds for that once every member was told to stop.
+            with trio.CancelScope() as members_scope:
+                async with trio.open_nursery() as members:
+                    try:
+                        for m in plan.members:
+                            process = await trio.lowlevel.open_process(
+                                plan.member_argv(m),
+                                stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                # Ctrl-C reaches only us; we stop the members in order.
+                                start_new_session=True,
+                            )
+                            r = _Running(m, process)
+                            running.append(r)
+                            assert process.stdout is not None
+                            members.start_soon(_pump_log, m.member_id, process.stdout)
+                            members.start_soon(_watch_exit, r, failed)
+                        code = await _wait_until_done(plan, args, running, stop, failed)
+                    finally:
+                        clean = await _stop_all(running, args.stop_timeout)
+                        outer.start_soon(_cancel_after, 2.0, members_scope)
             _log("raftkube up: every member stopped")
             outer.cancel_scope.cancel()
         return code if clean else max(code, 1)
@@ -401,12 +413,12 @@ async def _wait_until_done(
     code: 0 after a requested stop, 1 if the cluster never came up."""
     ctx = plan.client_ssl_context()
     found: tuple[int, int] | None = None
-    with trio.move_on_after(args.wait):
+    with move_on_after(_CLOCK, args.wait):
         while not (stop.is_set() or failed.is_set()):
             found = await _find_leader(plan, ctx)
             if found is not None:
                 break
-            await trio.sleep(0.1)
+            await sleep_for(_CLOCK, 0.1)
     if stop.is_set():
         return 0
     if found is None:
@@ -468,7 +480,7 @@ async def local_cluster(
             running.append(_Running(m, process))
         ctx = plan.client_ssl_context()
         found: tuple[int, int] | None = None
-        with trio.move_on_after(wait):
+        with move_on_after(_CLOCK, wait):
             while found is None:
                 for r in running:
                     if r.process.returncode is not None:
@@ -478,7 +490,7 @@ async def local_cluster(
                         )
                 found = await _find_leader(plan, ctx)
                 if found is None:
-                    await trio.sleep(0.1)
+                    await sleep_for(_CLOCK, 0.1)
         if found is None:
             raise UpError(f"no leader after {wait:g} s")
         yield found

@@ -48,7 +48,7 @@ import attrs
 import msgpack  # type: ignore[import-untyped]
 import trio
 
-from raftkube.clock import Clock, TrioClock, sleep_for
+from raftkube.clock import Clock, TrioClock, fail_after, sleep_for
 from raftkube.net.codec import CodecError, decode, encode
 from raftkube.net.framing import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -494,11 +494,11 @@ class TcpTransport:
     async def _dial(self, link: _PeerLink) -> trio.abc.Stream:
         """Connect, (TLS-)handshake and exchange hellos, all under the configured timeouts."""
         address = link.address
-        with trio.fail_after(self.config.connect_timeout):
+        with fail_after(self._clock, self.config.connect_timeout):
             tcp = await trio.open_tcp_stream(address.host, address.port)
         stream: trio.abc.Stream = tcp
         try:
-            with trio.fail_after(self.config.handshake_timeout):
+            with fail_after(self._clock, self.config.handshake_timeout):
                 tls = self.config.tls
                 if tls is not None:
                     ssl_stream = trio.SSLStream(
@@ -595,7 +595,7 @@ class TcpTransport:
     async def _serve_inbound(self, stream: trio.abc.Stream) -> None:
         reader = FrameReader(stream, HELLO_MAX_FRAME_SIZE)
         try:
-            with trio.fail_after(self.config.handshake_timeout):
+            with fail_after(self._clock, self.config.handshake_timeout):
                 if isinstance(stream, trio.SSLStream):
                     await stream.do_handshake()
                 hello = _decode_hello(await reader.receive_frame())

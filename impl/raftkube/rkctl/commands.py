@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import math
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, AsyncExitStack
 from typing import Any, TextIO
 
 import attrs
@@ -21,6 +20,7 @@ import trio
 from raftkube.api import wire
 from raftkube.client import Client, ClientError, KVRequestError
 from raftkube.client.keys import FROM_KEY, prefix_end
+from raftkube.clock import Clock, TrioClock, fail_after, sleep_for
 from raftkube.rkctl.connection import Settings, request, split_endpoints
 from raftkube.rkctl.errors import CommandError, UsageError, describe, one_line
 from raftkube.rkctl.output import HealthRow, MemberRow, Printer, StatusRow
@@ -60,10 +60,12 @@ class Context:
     stdin: TextIO
     stdout: TextIO
     stderr: TextIO
+    clock: Clock = attrs.field(factory=TrioClock)
+    """What ``--command-timeout`` and the keep-alive cadence are measured on."""
 
     def deadline(self) -> AbstractContextManager[trio.CancelScope]:
         """``--command-timeout`` around one round of requests (not around streams)."""
-        return trio.fail_after(self.settings.command_timeout)
+        return fail_after(self.clock, self.settings.command_timeout)
 
 
 def raw(arg: str) -> bytes:
@@ -277,19 +279,17 @@ async def cmd_watch(ctx: Context, ns: argparse.Namespace) -> int:
     key, end = _key_range(ns.key, ns.range_end, ns.prefix, ns.from_key)
     if ctx.printer.fmt == "table":
         raise CommandError("table is not supported as output format")
-    with trio.CancelScope() as scope:
-        scope.deadline = trio.current_time() + ctx.settings.command_timeout
-        async with ctx.settings.client() as c:
+    async with ctx.settings.client() as c, AsyncExitStack() as stack:
+        # Only entering the watch (its registration) is bounded; the stream then runs on.
+        # Entering it opens no cancel scope, so it may outlive the deadline's scope.
+        with ctx.deadline():
             watch = c.watch(key, end, start_revision=max(ns.rev, 0), prev_kv=ns.prev_kv)
-            async with watch as events:
-                scope.deadline = math.inf
-                try:
-                    async for ev in events:
-                        ctx.printer.watch([ev])
-                except ClientError as exc:
-                    raise CommandError(f"watch was canceled ({_client_message(exc)})") from None
-    if scope.cancelled_caught:
-        raise trio.TooSlowError
+            events = await stack.enter_async_context(watch)
+        try:
+            async for ev in events:
+                ctx.printer.watch([ev])
+        except ClientError as exc:
+            raise CommandError(f"watch was canceled ({_client_message(exc)})") from None
     raise CommandError("watch is canceled by the server")
 
 
@@ -365,7 +365,7 @@ async def cmd_lease_keepalive(ctx: Context, ns: argparse.Namespace) -> int:
             ctx.printer.lease_keepalive(h, ka)
             if ns.once:
                 return 0
-            await trio.sleep(max(ka.ttl / 3, 0.5))
+            await sleep_for(ctx.clock, max(ka.ttl / 3, 0.5))
     if ctx.printer.fmt == "simple":
         ctx.printer.line(f"lease {lease_id:016x} expired or revoked.")
     return 0

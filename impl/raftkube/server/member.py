@@ -60,7 +60,7 @@ import attrs
 import trio
 
 from raftkube.api import wire
-from raftkube.clock import Clock
+from raftkube.clock import Clock, move_on_after
 from raftkube.mvcc import MvccStore, SessionError, SessionRejection, dump_snapshot, load_snapshot
 from raftkube.net.transport import Transport
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready, RejectedError, Snapshot
@@ -401,7 +401,7 @@ class Member:
                     # Clients are proposing: let the tasks that just became runnable propose
                     # too (group commit). A wake-up by Raft traffic alone goes straight on:
                     # messages are stepped where they arrive, so there is nothing to wait for.
-                    await trio.sleep(0)
+                    await trio.lowlevel.checkpoint()
                 continue
             self._handling = True
             try:
@@ -412,7 +412,7 @@ class Member:
                 # Work arrived while this Ready was handled (during its sync): let whatever
                 # else just became runnable add to the next batch first (group commit).
                 # Otherwise nothing is waiting to join it, and yielding would only cost a pass.
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
 
     async def _sync(self) -> None:
         """Make the Ready's writes durable. With a ``run_sync`` hook (a worker thread in the
@@ -738,7 +738,7 @@ class Member:
             self._by_index[first + k] = pid
 
     async def _wait(self, w: _Waiter, cleanup: Callable[[], Any]) -> None:
-        with trio.move_on_after(self.config.request_timeout) as scope:
+        with move_on_after(self.clock, self.config.request_timeout) as scope:
             await w.wait()
         if scope.cancelled_caught:
             cleanup()
@@ -833,7 +833,7 @@ class Member:
         self._transferring = True
         resend_every = max(1, self.config.election_ticks // 2) * self.config.tick_interval
         try:
-            with trio.move_on_after(self.config.transfer_timeout):
+            with move_on_after(self.clock, self.config.transfer_timeout):
                 next_send = self.clock.now()
                 while self.node.is_leader:
                     target = self._transfer_target()

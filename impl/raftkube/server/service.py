@@ -18,6 +18,7 @@ import msgpack  # type: ignore[import-untyped]
 import trio
 
 from raftkube.api import wire
+from raftkube.clock import move_on_after
 from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
 from raftkube.server.entries import REGISTER_OP, decode_session_tag
 from raftkube.server.member import Member, MemberError, WriteOutcome
@@ -83,7 +84,7 @@ async def serve_client(member: Member, stream: trio.abc.Stream) -> None:
     finally:
         if conn is not None:
             conn.closed = True
-        with trio.move_on_after(0.1) as cleanup:
+        with move_on_after(member.clock, 0.1) as cleanup:
             cleanup.shield = True
             await stream.aclose()
 
