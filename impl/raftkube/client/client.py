@@ -22,7 +22,8 @@ import trio
 
 from raftkube.api import wire
 from raftkube.client.connection import BrokenError, Connection
-from raftkube.clock import Clock, TrioClock, fail_after, sleep_for
+from raftkube.clock import Clock, TrioClock, sleep_for
+from raftkube.net.streams import Network, TcpNetwork, TlsNetwork
 from raftkube_spec.kv.errors import KVError
 from raftkube_spec.kv.requests import (
     CompactionRequest,
@@ -118,11 +119,14 @@ class Client:
         request_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        network: Network | None = None,
     ) -> None:
         """``ssl_context`` (e.g. :func:`raftkube.tls.client_context`) makes every connection
         TLS, verified against the endpoint's host; a failed handshake counts as a broken
         connection, so it is retried and then reported like an unreachable member. ``clock``
-        (by default Trio's) is what request timeouts and retry delays are measured on."""
+        (by default Trio's) is what request timeouts and retry delays are measured on.
+        ``network`` (by default TCP) is where connections come from: the simulator passes
+        its in-world streams; TLS, if asked for, is layered on top of it."""
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
         self.endpoints = list(endpoints)
@@ -131,6 +135,12 @@ class Client:
         self.request_timeout = request_timeout
         self.ssl_context = ssl_context
         self.clock: Clock = clock if clock is not None else TrioClock()
+        net: Network = network if network is not None else TcpNetwork()
+        if ssl_context is not None:
+            net = TlsNetwork(
+                net, self.clock, client_context=ssl_context, handshake_timeout=request_timeout
+            )
+        self.network = net
         self._current = 0
         self._conn: Connection | None = None
         self._ids = itertools.count(1)
@@ -171,17 +181,7 @@ class Client:
             return conn
 
     async def _dial(self, host: str, port: int) -> trio.abc.Stream:
-        tcp = await trio.open_tcp_stream(host, port)
-        if self.ssl_context is None:
-            return tcp
-        tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=host)
-        try:
-            with fail_after(self.clock, self.request_timeout):
-                await tls.do_handshake()
-        except BaseException:
-            await trio.aclose_forcefully(tls)
-            raise
-        return tls
+        return await self.network.open_stream(host, port)
 
     def _fail_over(self, leader: str | None = None) -> None:
         if self._conn is not None:

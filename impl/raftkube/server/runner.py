@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from raftkube.clock import TrioClock
+from raftkube.net.streams import Network
 from raftkube.net.transport import PeerAddress, TcpTransport, TlsConfig, TransportConfig
 from raftkube.server.member import Member, MemberConfig
 from raftkube.server.service import serve_clients
@@ -48,13 +49,15 @@ async def open_member(
     client_port: int = 0,
     client_ssl_context: ssl.SSLContext | None = None,
     peer_tls: TlsConfig | None = None,
+    network: Network | None = None,
 ) -> AsyncIterator[RunningMember]:
     """Recover ``data_dir`` and run the member (peer transport, Raft driver, client listener)
     for the body of the ``async with``. Leaving it stops every task and closes the storage.
 
     ``client_ssl_context`` makes the client listener TLS-only and ``peer_tls`` does the same for
     Raft traffic (see :mod:`raftkube.tls`); they are separate because clients and peers are
-    usually trusted differently."""
+    usually trusted differently. ``network`` (TCP by default) is where the client listener
+    comes from."""
     storage = RaftLogStore(data_dir)
     clock = TrioClock()
     transport = TcpTransport(
@@ -82,7 +85,7 @@ async def open_member(
                 peer_address = await nursery.start(transport.run)
                 await nursery.start(member.run)
                 client_address = await nursery.start(
-                    partial(serve_clients, ssl_context=client_ssl_context),
+                    partial(serve_clients, ssl_context=client_ssl_context, network=network),
                     member,
                     host,
                     client_port,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -20,6 +21,14 @@ import trio
 from raftkube.api import wire
 from raftkube.clock import move_on_after
 from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
+from raftkube.net.streams import (
+    Listener,
+    Network,
+    TcpNetwork,
+    TlsNetwork,
+    bound_address,
+    handshake,
+)
 from raftkube.server.entries import REGISTER_OP, decode_session_tag
 from raftkube.server.member import Member, MemberError, WriteOutcome
 from raftkube_spec.kv.errors import KVError
@@ -31,6 +40,8 @@ MAX_FRAME: int = 8 * 1024 * 1024
 """Frames above this cost the connection; those above 1.5 MiB get a polite refusal."""
 MAX_QUEUED_FRAMES: int = 4096
 """Answers waiting to be written, beyond which a connection's answers are dropped."""
+HANDSHAKE_TIMEOUT: float = 10.0
+"""Seconds (on the member's clock) a client has to finish its TLS handshake."""
 WRITE_OPS = frozenset(op for op in wire.KV_OPS if op != "range")
 """Ops answered from :meth:`Member.submit`'s callback, without a task of their own."""
 
@@ -284,24 +295,33 @@ async def serve_clients(
     port: int = 0,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    network: Network | None = None,
+    listeners: Sequence[Listener] | None = None,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen for clients until cancelled; reports the bound ``(host, port)``.
+    """Serve clients until cancelled; reports the bound ``(host, port)``.
 
-    With ``ssl_context`` every connection is TLS (see :mod:`raftkube.tls`); a client that fails
-    the handshake (plaintext, untrusted, or without a required certificate) only loses its own
-    connection, because the handshake happens on the connection's first read."""
-    tcp_listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = tcp_listeners[0].socket.getsockname()[:2]
-    listeners: list[trio.abc.Listener[Any]] = list(tcp_listeners)
-    if ssl_context is not None:
-        listeners = [
-            trio.SSLListener(li, ssl_context, https_compatible=False) for li in tcp_listeners
-        ]
+    The connections come from ``listeners`` if given, else from listeners bound at
+    ``host:port`` on ``network`` (TCP by default). With ``ssl_context`` that network's
+    connections are TLS (see :mod:`raftkube.tls`); a client that fails the handshake
+    (plaintext, untrusted, without a required certificate, or too slow by the member's clock)
+    only loses its own connection, because the handshake happens in the connection's task."""
+    if listeners is None:
+        net: Network = network if network is not None else TcpNetwork()
+        if ssl_context is not None:
+            net = TlsNetwork(net, member.clock, server_context=ssl_context)
+        listeners = await net.open_listeners(host, port)
+    bound = bound_address(listeners[0])
 
     async def handler(stream: trio.abc.Stream) -> None:
+        try:
+            await handshake(stream, member.clock, handshake_timeout)
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await trio.aclose_forcefully(stream)
+            return
         await serve_client(member, stream)
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, handler, listeners)
-        task_status.started((bound[0], bound[1]))
+        await nursery.start(trio.serve_listeners, handler, list(listeners))
+        task_status.started(bound)
