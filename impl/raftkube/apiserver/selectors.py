@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -478,6 +478,19 @@ def parse_field_selector(text: str) -> FieldSelector:
         else:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
     return FieldSelector(tuple(terms))
+
+
+def check_field_keys(
+    selector: FieldSelector,
+    supported: Iterable[str] | Callable[[Mapping[str, Any]], Mapping[str, str]],
+) -> None:
+    """Refuse a field the resource cannot select on, as upstream's field label conversion
+    does. ``supported`` is the keys, or a resource's field function (whose keys are read off
+    what it returns for an empty object)."""
+    keys = set(supported({}) if callable(supported) else supported)
+    for key in selector.keys:
+        if key not in keys:
+            raise bad_request(f"field label not supported: {key}")
 
 
 def object_meta_fields(obj: Mapping[str, Any]) -> dict[str, str]:

@@ -308,21 +308,29 @@ def as_field_selector(selector: FieldSelector | str | None) -> FieldSelector | N
 
 @attrs.frozen
 class Filter:
-    """What a list or watch selects: a namespace and the two selectors."""
+    """What a list or watch selects: a namespace, a name (a watch of one object), and the two
+    selectors."""
 
     namespace: str = ""
     labels: LabelSelector | None = None
     fields: FieldSelector | None = None
     field_fn: FieldFn = object_meta_fields
+    name: str = ""
 
     @property
     def empty(self) -> bool:
-        return (self.labels is None or self.labels.empty) and (
-            self.fields is None or self.fields.empty
+        """True when it selects by nothing but the namespace (the list's key range)."""
+        return (
+            not self.name
+            and (self.labels is None or self.labels.empty)
+            and (self.fields is None or self.fields.empty)
         )
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        if self.namespace and obj.get("metadata", {}).get("namespace") != self.namespace:
+        meta = obj.get("metadata", {})
+        if self.namespace and meta.get("namespace") != self.namespace:
+            return False
+        if self.name and meta.get("name") != self.name:
             return False
         if self.labels is not None and not self.labels.matches_object(obj):
             return False
@@ -333,11 +341,11 @@ def make_filter(
     namespace: str,
     label_selector: LabelSelector | str | None,
     field_selector: FieldSelector | str | None,
-    field_fn: FieldFn,
+    field_fn: FieldFn = object_meta_fields,
+    name: str = "",
 ) -> Filter:
-    return Filter(
-        namespace, as_label_selector(label_selector), as_field_selector(field_selector), field_fn
-    )
+    labels, fields = as_label_selector(label_selector), as_field_selector(field_selector)
+    return Filter(namespace, labels, fields, field_fn, name)
 
 
 @contextmanager
