@@ -249,6 +249,28 @@ async def test_an_unexpected_exception_is_a_500_status_and_is_logged_without_the
 
 
 @pytest.mark.trio
+async def test_a_response_head_that_cannot_be_sent_becomes_a_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(req: Request) -> Response | StreamingResponse:
+        bad = (("X-Injected", "a\r\nSet-Cookie: evil"),)
+        if req.path == "/stream":
+            return StreamingResponse(200, bad, Producer.new().chunks())
+        return Response(200, bad, b"body")
+
+    async def fn(client: RawClient) -> None:
+        for path in ("/plain", "/stream"):
+            reply = await client.request("GET", path)
+            assert reply.status == 500
+            assert "set-cookie" not in reply.headers
+            assert reply.json()["reason"] == "InternalError"
+
+    with caplog.at_level(logging.ERROR), trio.fail_after(TIMEOUT):
+        await over_memory(handler, fn)
+    assert "unsendable response head" in caplog.text
+
+
+@pytest.mark.trio
 async def test_a_declared_body_over_the_limit_is_refused_with_413_unread() -> None:
     calls: list[Request] = []
 

@@ -76,6 +76,9 @@ _DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding"})
 """Framing is this module's job; a handler's own framing headers are replaced."""
 
 
+_UNSENDABLE = errors.internal("the response could not be encoded; the server's log has details")
+
+
 class _ClientGone(Exception):
     """The connection broke under a read or write: nothing more can be said on it."""
 
@@ -410,18 +413,32 @@ class _Connection:
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _ClientGone from exc
 
+    def _head(
+        self, status: int, headers: Sequence[tuple[str, str]], extra: Sequence[tuple[str, str]]
+    ) -> h11.Response | None:
+        """The response head, or None (logged) if the handler's status or headers cannot be
+        sent: h11 refuses them before anything reaches the wire, so a 500 can still go out."""
+        try:
+            return h11.Response(
+                status_code=status, headers=_encode_headers(headers, extra), reason=_reason(status)
+            )
+        except (h11.LocalProtocolError, UnicodeEncodeError):
+            logger.exception("unsendable response head (status %s) for %s", status, self.remote)
+            return None
+
     async def _send_response(
         self, response: Response, head_only: bool, close: bool = False
     ) -> None:
         extra = [("Content-Length", str(len(response.body)))]
         if close:
             extra.append(("Connection", "close"))
-        headers = _encode_headers(response.headers, extra)
-        await self._send(
-            h11.Response(
-                status_code=response.status, headers=headers, reason=_reason(response.status)
-            )
-        )
+        head = self._head(response.status, response.headers, extra)
+        if head is None:
+            response = error_response(_UNSENDABLE)
+            extra[0] = ("Content-Length", str(len(response.body)))
+            head = self._head(response.status, response.headers, extra)
+            assert head is not None
+        await self._send(head)
         if response.body and not head_only:
             await self._send(h11.Data(data=response.body))
         await self._send(h11.EndOfMessage())
@@ -429,12 +446,11 @@ class _Connection:
     async def _send_streaming(self, response: StreamingResponse, head_only: bool) -> bool:
         chunks = response.chunks
         try:
-            headers = _encode_headers(response.headers, [("Transfer-Encoding", "chunked")])
-            await self._send(
-                h11.Response(
-                    status_code=response.status, headers=headers, reason=_reason(response.status)
-                )
-            )
+            head = self._head(response.status, response.headers, [("Transfer-Encoding", "chunked")])
+            if head is None:
+                await self._send_response(error_response(_UNSENDABLE), head_only)
+                return True
+            await self._send(head)
             if head_only:
                 await self._send(h11.EndOfMessage())
                 return True
