@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -521,6 +522,7 @@ def pki(tmp_path: Path) -> Pki:
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     cert, key, ca_file = tmp_path / "server.crt", tmp_path / "server.key", tmp_path / "ca.crt"
+    # ca.crt is also what the real-client tests point their clients at.
     for blob, path in ((leaf.cert_chain_pems[0], cert), (leaf.private_key_pem, key)):
         blob.write_to_path(str(path))
     ca.cert_pem.write_to_path(str(ca_file))
@@ -637,3 +639,133 @@ async def test_serve_accepts_on_every_listener_it_is_given() -> None:
                 client = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
                 assert (await client.request("GET", f"/{port}")).json()["path"] == f"/{port}"
             nursery.cancel_scope.cancel()
+
+
+# --- real clients ----------------------------------------------------------------------------
+
+
+async def namespaces(req: Request) -> Response | StreamingResponse:
+    """Just enough of ``/api/v1/namespaces`` for a list and a watch by real clients."""
+    if req.path != "/api/v1/namespaces":
+        raise errors.not_found("paths", req.path)
+    if req.param("watch") in ("true", "1"):
+
+        async def events() -> AsyncIterator[bytes]:
+            for name, version in (("a", "2"), ("b", "3")):
+                meta = {"name": name, "resourceVersion": version}
+                event = {"type": "ADDED", "object": {"kind": "Namespace", "metadata": meta}}
+                yield json.dumps(event).encode() + b"\n"
+
+        return StreamingResponse(200, (("Content-Type", "application/json"),), events())
+    listing = {
+        "kind": "NamespaceList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "1"},
+        "items": [{"kind": "Namespace", "metadata": {"name": "default"}}],
+    }
+    return Response(200, (("Content-Type", "application/json"),), json.dumps(listing).encode())
+
+
+@attrs.frozen
+class ClientFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def client_files(pki: Pki, directory: Path) -> ClientFiles:
+    leaf = pki.ca.issue_cert("admin@example.com")
+    files = ClientFiles(directory / "ca.crt", directory / "client.crt", directory / "client.key")
+    leaf.cert_chain_pems[0].write_to_path(str(files.cert))
+    leaf.private_key_pem.write_to_path(str(files.key))
+    return files
+
+
+@pytest.mark.trio
+async def test_the_official_python_client_lists_and_watches_over_tls(
+    pki: Pki, tmp_path: Path
+) -> None:
+    kubernetes = pytest.importorskip("kubernetes")
+    files = client_files(pki, tmp_path)
+
+    def use_client(port: int) -> tuple[list[str], list[tuple[str, str]]]:
+        config = kubernetes.client.Configuration()
+        config.host = f"https://127.0.0.1:{port}"
+        config.ssl_ca_cert, config.cert_file, config.key_file = map(
+            str, (files.ca, files.cert, files.key)
+        )
+        with kubernetes.client.ApiClient(config) as api_client:
+            api = kubernetes.client.CoreV1Api(api_client)
+            listed = [ns.metadata.name for ns in api.list_namespace().items]
+            watched = [
+                (event["type"], event["object"].metadata.name)
+                for event in kubernetes.watch.Watch().stream(api.list_namespace, timeout_seconds=5)
+            ]
+        return listed, watched
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            port = await serve_tcp(nursery, HTTPServer(namespaces, ssl_context=pki.server_context))
+            listed, watched = await trio.to_thread.run_sync(use_client, port)
+            nursery.cancel_scope.cancel()
+    assert listed == ["default"]
+    assert watched == [("ADDED", "a"), ("ADDED", "b")]
+
+
+@pytest.mark.trio
+async def test_kubectl_reaches_the_handler_with_its_client_certificate(
+    pki: Pki, tmp_path: Path
+) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not on PATH")
+    files = client_files(pki, tmp_path)
+    seen: list[Request] = []
+
+    async def handler(req: Request) -> Response | StreamingResponse:
+        seen.append(req)
+        return await namespaces(req)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await serve_tcp(nursery, HTTPServer(handler, ssl_context=pki.server_context))
+            kubeconfig = tmp_path / "kubeconfig"
+            kubeconfig.write_text(
+                json.dumps(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Config",
+                        "current-context": "t",
+                        "clusters": [
+                            {
+                                "name": "t",
+                                "cluster": {
+                                    "server": f"https://127.0.0.1:{port}",
+                                    "certificate-authority": str(files.ca),
+                                },
+                            }
+                        ],
+                        "users": [
+                            {
+                                "name": "t",
+                                "user": {
+                                    "client-certificate": str(files.cert),
+                                    "client-key": str(files.key),
+                                },
+                            }
+                        ],
+                        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
+                    }
+                )
+            )
+            result = await trio.run_process(
+                [kubectl, "--kubeconfig", str(kubeconfig), "get", "--raw", "/api/v1/namespaces"],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+            nursery.cancel_scope.cancel()
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["items"][0]["metadata"]["name"] == "default"
+    assert seen[-1].peer_certificate is not None
+    assert seen[-1].headers["user-agent"].startswith("kubectl")
