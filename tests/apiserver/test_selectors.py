@@ -21,13 +21,7 @@ from raftkube.apiserver.selectors import (
     parse_label_selector,
 )
 
-_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-names = st.builds(
-    lambda first, middle, last: first + middle + last if middle or last else first,
-    st.sampled_from(_ALNUM),
-    st.text(alphabet=_ALNUM + "-_.", max_size=20),
-    st.sampled_from(["", *_ALNUM]),
-)
+names = st.from_regex(r"\A[A-Za-z0-9]([-A-Za-z0-9_.]{0,20}[A-Za-z0-9])?\Z")
 label_values = st.one_of(st.just(""), names)
 dns_labels = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,8}[a-z0-9])?\Z")
 prefixes = st.lists(dns_labels, min_size=1, max_size=3).map(".".join)

@@ -70,6 +70,8 @@ async def test_keys_values_and_crud(client: Client) -> None:
         assert "resourceVersion" not in stored["metadata"]
         assert b" " not in raw.kvs[0].value
         assert (await client.get(b"/registry/nodes/n1")).kvs[0].mod_revision == rv(node)
+        # A cluster-scoped resource ignores the namespace of a list, as upstream.
+        assert (await store.list(NODES, "default")).items == [node]
 
         assert await store.get(PODS, "default", "a") == made
         err = await expect_error(409, store.create(PODS, pod("a")))

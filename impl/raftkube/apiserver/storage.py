@@ -338,14 +338,16 @@ class Filter:
 
 
 def make_filter(
+    info: ResourceInfo,
     namespace: str,
     label_selector: LabelSelector | str | None,
     field_selector: FieldSelector | str | None,
     field_fn: FieldFn = object_meta_fields,
     name: str = "",
 ) -> Filter:
+    """The filter of a request; a cluster-scoped resource ignores the namespace, as upstream."""
     labels, fields = as_label_selector(label_selector), as_field_selector(field_selector)
-    return Filter(namespace, labels, fields, field_fn, name)
+    return Filter(namespace if info.namespaced else "", labels, fields, field_fn, name)
 
 
 @contextmanager
@@ -503,7 +505,7 @@ class ObjectStore:
     ) -> ListResult:
         """One page of ``namespace`` ("" = all) with upstream's semantics (module docstring)."""
         validate_list_options(resource_version, match, continue_token)
-        selection = make_filter(namespace, label_selector, field_selector, field_fn)
+        selection = make_filter(info, namespace, label_selector, field_selector, field_fn)
         prefix = key_prefix(info, namespace).encode()
         start, revision, minimum, serializable = prefix, 0, 0, False
         if continue_token:

@@ -188,7 +188,7 @@ class WatchCache:
         minimum = parse_resource_version(resource_version)
         if minimum > self.revision:
             raise too_large_resource_version(minimum, self.revision)
-        selection = make_filter(namespace, label_selector, field_selector, field_fn)
+        selection = make_filter(self.info, namespace, label_selector, field_selector, field_fn)
         return ListResult(self._matching(selection), self.revision)
 
     def _matching(self, selection: Filter) -> builtins.list[Obj]:
@@ -221,7 +221,9 @@ class WatchCache:
         ``k8s.io/initial-events-end`` when bookmarks are allowed) or off. ``name`` watches one
         object. Selector errors are raised here; the rest by the stream's first ``anext``,
         which also waits for the cache to be ready."""
-        selection = make_filter(namespace, label_selector, field_selector, field_fn, name)
+        selection = make_filter(
+            self.info, namespace, label_selector, field_selector, field_fn, name
+        )
         start = parse_resource_version(resource_version)
         initial = send_initial_events
         if initial is None:
