@@ -50,16 +50,14 @@ class Connection:
         fields = list(headers)
         if body is not None:
             fields.append(("Content-Length", str(len(body))))
-        await self._send(
-            h11.Request(
-                method=method,
-                target=target.encode("ascii"),
-                headers=[(n.encode("ascii"), v.encode("utf-8")) for n, v in fields],
-            )
+        request = h11.Request(
+            method=method,
+            target=target.encode("ascii"),
+            headers=[(n.encode("ascii"), v.encode("utf-8")) for n, v in fields],
         )
-        if body:
-            await self._send(h11.Data(data=body))
-        await self._send(h11.EndOfMessage())
+        # One write for the whole request: one system call (one TLS record) instead of three.
+        body_events = (h11.Data(data=body),) if body else ()
+        await self._send(request, *body_events, h11.EndOfMessage())
 
     async def receive_response(self) -> h11.Response:
         """The final response's head (1xx interim answers are skipped)."""
@@ -98,8 +96,8 @@ class Connection:
             return True
         return False
 
-    async def _send(self, event: Any) -> None:
-        data = self.protocol.send(event)
+    async def _send(self, *events: Any) -> None:
+        data = b"".join(self.protocol.send(event) or b"" for event in events)
         if data:
             try:
                 await self.stream.send_all(data)

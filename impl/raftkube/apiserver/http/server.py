@@ -405,8 +405,8 @@ class _Connection:
                 errors.internal("the request failed on the server; its log has the details")
             )
 
-    async def _send(self, event: Any) -> None:
-        data = self.protocol.send(event)
+    async def _send(self, *events: Any) -> None:
+        data = b"".join(self.protocol.send(event) or b"" for event in events)
         if data:
             try:
                 await self.stream.send_all(data)
@@ -438,10 +438,9 @@ class _Connection:
             extra[0] = ("Content-Length", str(len(response.body)))
             head = self._head(response.status, response.headers, extra)
             assert head is not None
-        await self._send(head)
-        if response.body and not head_only:
-            await self._send(h11.Data(data=response.body))
-        await self._send(h11.EndOfMessage())
+        # One write for the whole response: one system call (one TLS record) instead of three.
+        body = (h11.Data(data=response.body),) if response.body and not head_only else ()
+        await self._send(head, *body, h11.EndOfMessage())
 
     async def _send_streaming(self, response: StreamingResponse, head_only: bool) -> bool:
         chunks = response.chunks
