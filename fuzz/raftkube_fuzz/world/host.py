@@ -1,41 +1,72 @@
-"""One simulated machine: a member's disk, clock and network endpoint across its incarnations.
+"""Simulated machines: any process-like component, its clock, disk and network, across crashes.
 
-The disk and the clock belong to the machine and outlive a crash; the :class:`Member` object,
-its tasks and its network endpoint belong to one process incarnation and die with it. A crash
-cancels the incarnation's cancel scope (every task of the member ends at its next checkpoint,
-with no chance to write anything more) and then tells the disk to lose what was not synced.
+A :class:`Host` runs one *program* (a :data:`Boot`: given the machine's :class:`HostEnv`,
+build the incarnation's :class:`Process`, whose ``run`` is its main) and gives every program
+the same life: ``crash`` (every task of the incarnation ends at its next checkpoint, the disk
+keeps only what was synced, the host's connections are reset), ``restart`` (a new
+incarnation from the same disk), ``pause``/``resume`` (SIGSTOP: its clock's timers and
+timeouts, its stream reads, writes and accepts all freeze while time passes) and its own
+clock's offset and drift. The disk and the clock belong to the machine and outlive a crash;
+the process object, its tasks and its connections belong to one incarnation.
 
-A bug in the implementation (an exception escaping the member's tasks) must neither kill the
-simulated world, which would hide which member failed and when, nor hang it: the host records
-it in ``failures`` (and, for a checker's :class:`~raftkube_fuzz.violation.Violation` raised
-from inside the member through the observer, the object itself in ``violations``) and takes the
-member down; the runner turns these into violations.
+:class:`MemberHost` is the host of a Raft member: its program is a :class:`MemberProcess`
+(the unmodified :class:`~raftkube.server.member.Member` plus its client listener, on the
+host's stream network), and it adds the member's message endpoint on the
+:class:`~raftkube_fuzz.world.network.SimNetwork`.
+
+A bug in the program (an exception escaping its tasks) must neither kill the simulated world,
+which would hide which host failed and when, nor hang it: the host records it in
+``failures`` (and, for a checker's :class:`~raftkube_fuzz.violation.Violation` raised from
+inside a member through its observer, the object itself in ``violations``) and takes the
+incarnation down; the runner turns these into violations.
 """
 
 from __future__ import annotations
 
 import random
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
+import attrs
 import trio
 
 from raftkube.server.member import Member, MemberConfig
+from raftkube.server.service import serve_clients
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.clock import SimClock
 from raftkube_fuzz.world.disk import SimDisk
 from raftkube_fuzz.world.network import SimNetwork
+from raftkube_fuzz.world.streams import HostNetwork, StreamNetwork
+
+CLIENT_PORT = 2379
+"""Where every simulated member listens for clients (etcd's client port)."""
 
 
-class HostListener(Protocol):
-    """The part of the world's listener a host calls."""
+@attrs.frozen
+class HostEnv:
+    """What one incarnation of a program gets from its machine."""
 
-    def observer_for(self, member_id: int) -> Callable[[Any], None] | None: ...
+    name: str
+    node: int
+    """The host's id in the network topology (what partitions name)."""
+    incarnation: int
+    clock: SimClock
+    network: HostNetwork
+    disk: SimDisk | None
+    rng: random.Random
+    """Seeded per host and incarnation."""
 
-    def crashed(self, member_id: int, disk: SimDisk) -> None: ...
 
-    def restarted(self, member_id: int, member: Member) -> None: ...
+class Process(Protocol):
+    """One incarnation of a program: ``run`` is its main, cancelled by a crash."""
+
+    async def run(self) -> None: ...
+
+
+Boot = Callable[[HostEnv], Process]
+"""Builds an incarnation from the machine; an exception here is a failure of the program."""
 
 
 def _violations_in(exc: BaseException) -> list[Violation]:
@@ -46,35 +77,35 @@ def _violations_in(exc: BaseException) -> list[Violation]:
     return []
 
 
-class MemberHost:
-    """The life of one member: ``start``, ``crash``, ``restart``, ``pause``, ``resume``."""
+class Host:
+    """One machine: ``start``, ``crash``, ``restart``, ``pause``, ``resume``."""
 
     def __init__(
         self,
-        config: MemberConfig,
+        name: str,
+        node: int,
+        boot: Boot,
         *,
         seed: int,
-        disk: SimDisk,
         clock: SimClock,
-        network: SimNetwork,
-        listener: HostListener,
+        streams: StreamNetwork,
+        disk: SimDisk | None = None,
         failures: list[tuple[int, str]],
         violations: list[Violation],
     ) -> None:
-        self.member_id = config.member_id
-        self.config = config
-        self.disk = disk
+        self.name = name
+        self.node = node
+        self.boot = boot
         self.clock = clock
+        self.disk = disk
         self._seed = seed
-        self._network = network
-        self.listener = listener
-        """Hears of each incarnation, crash and restart (:meth:`World.stop_listening`
-        replaces it)."""
+        self.streams = streams
+        self.network = streams.add_host(name, node)
         self._failures = failures
         self._violations = violations
         self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None
-        self.member: Member | None = None
+        self.process: Process | None = None
         self.incarnation = 0
         self.paused = False
         self._resumed = trio.Event()
@@ -83,59 +114,64 @@ class MemberHost:
 
     @property
     def up(self) -> bool:
-        return self.member is not None
+        return self.process is not None
 
     def start(self, nursery: trio.Nursery) -> None:
         """Boot the first incarnation in ``nursery`` (the world's)."""
         self._nursery = nursery
         self._boot()
 
+    def _env(self) -> HostEnv:
+        return HostEnv(
+            name=self.name,
+            node=self.node,
+            incarnation=self.incarnation,
+            clock=self.clock,
+            network=self.network,
+            disk=self.disk,
+            rng=random.Random(f"host:{self._seed}:{self.name}:{self.incarnation}"),
+        )
+
     def _boot(self) -> None:
         assert self._nursery is not None, "start() first"
         self.incarnation += 1
-        endpoint = self._network.attach(self.member_id)
-        rng = random.Random(f"member:{self._seed}:{self.member_id}:{self.incarnation}")
         self.stopped = trio.Event()
         try:
-            member = Member(
-                self.config,
-                storage=self.disk,
-                transport=endpoint,
-                clock=self.clock,
-                rng=rng,
-                run_sync=None,
-                observer=self.listener.observer_for(self.member_id),
-            )
+            process = self.boot(self._env())
         except Exception as exc:
             self._record(exc)
-            self._network.detach(self.member_id)
+            self._incarnation_ended()
             self.stopped.set()
             return
-        self.member = member
+        self.process = process
         self._scope = trio.CancelScope()
-        self._nursery.start_soon(self._run, member, self._scope, name=f"member-{self.member_id}")
+        self._nursery.start_soon(self._run, process, self._scope, name=f"host-{self.name}")
 
-    async def _run(self, member: Member, scope: trio.CancelScope) -> None:
+    async def _run(self, process: Process, scope: trio.CancelScope) -> None:
         with scope:
             try:
-                await member.run()
+                await process.run()
             except Exception as exc:
                 self._record(exc)
-                if self.member is member:
+                if self.process is process:
                     self._go_down()
 
     def _record(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(exc))
-        self._failures.append((self.member_id, text))
+        self._failures.append((self.node, text))
         self._violations.extend(_violations_in(exc))
+
+    def _incarnation_ended(self) -> None:
+        """The process is gone: its connections are reset and its listeners vanish."""
+        self.streams.crash(self.node)
 
     def _go_down(self) -> None:
         """End the incarnation without touching the disk (what a crash does before power loss)."""
         if self._scope is not None:
             self._scope.cancel()
         self._scope = None
-        self.member = None
-        self._network.detach(self.member_id)
+        self.process = None
+        self._incarnation_ended()
         if self.paused:
             self._set_paused(False)
         self.stopped.set()
@@ -144,41 +180,43 @@ class MemberHost:
         """Kill the process and cut the power: the disk keeps what was synced plus the first
         ``torn_records`` unsynced records."""
         if not self.up:
-            raise ValueError(f"member {self.member_id} is already down")
+            raise ValueError(f"host {self.name} is already down")
         self._go_down()
-        self.disk.crash(keep_unsynced=torn_records)
-        self.listener.crashed(self.member_id, self.disk)
+        if self.disk is not None:
+            self.disk.crash(keep_unsynced=torn_records)
+        self._crashed()
+
+    def _crashed(self) -> None:
+        """Hook: after a crash has taken the disk down too."""
 
     def restart(self) -> None:
-        """Boot a new incarnation from what the disk holds; ``listener.restarted`` hears of it
-        (the first boot in :meth:`start` is not reported: the checkers start from the initial
-        state)."""
+        """Boot a new incarnation from what the disk holds."""
         if self.up:
-            raise ValueError(f"member {self.member_id} is up")
+            raise ValueError(f"host {self.name} is up")
         self._boot()
-        if self.member is not None:
-            self.listener.restarted(self.member_id, self.member)
+        if self.process is not None:
+            self._restarted()
+
+    def _restarted(self) -> None:
+        """Hook: a new incarnation is up (not called for the first boot)."""
 
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
-        endpoint = self._network.endpoint(self.member_id)
         if paused:
             self.clock.pause()
-            if endpoint is not None:
-                endpoint.pause()
+            self.streams.pause(self.node)
         else:
             self.clock.resume()
-            if endpoint is not None:
-                endpoint.resume()
+            self.streams.resume(self.node)
             self._resumed.set()
             self._resumed = trio.Event()
 
     def pause(self) -> None:
-        """SIGSTOP: timers, inbox and new client calls freeze; time keeps passing. Work the
-        member was already doing (a Ready being handled) still finishes: Trio cannot stop a
-        task from outside, but with no inputs the member soon has nothing to do."""
+        """SIGSTOP: timers, timeouts, stream I/O and accepts freeze; time keeps passing. Work
+        the process was already doing still finishes: Trio cannot stop a task from outside,
+        but with no inputs and no timers it soon has nothing to do."""
         if not self.up:
-            raise ValueError(f"member {self.member_id} is down")
+            raise ValueError(f"host {self.name} is down")
         self._set_paused(True)
 
     def resume(self) -> None:
@@ -189,3 +227,112 @@ class MemberHost:
         """Return at once unless paused; otherwise when resumed (or taken down)."""
         while self.paused:
             await self._resumed.wait()
+
+
+class HostListener(Protocol):
+    """The part of the world's listener a member host calls."""
+
+    def observer_for(self, member_id: int) -> Callable[[Any], None] | None: ...
+
+    def crashed(self, member_id: int, disk: SimDisk) -> None: ...
+
+    def restarted(self, member_id: int, member: Member) -> None: ...
+
+
+@attrs.define(eq=False)
+class MemberProcess:
+    """A Raft member and its client listener: one incarnation of a member host."""
+
+    member: Member
+    network: HostNetwork
+    address: tuple[str, int]
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.member.run)
+            listeners = await self.network.open_listeners(*self.address)
+            await nursery.start(partial(serve_clients, self.member, listeners=listeners))
+
+
+class MemberHost(Host):
+    """The machine of Raft member ``config.member_id`` (its node id too)."""
+
+    def __init__(
+        self,
+        config: MemberConfig,
+        *,
+        seed: int,
+        disk: SimDisk,
+        clock: SimClock,
+        network: SimNetwork,
+        streams: StreamNetwork,
+        client_endpoints: Mapping[int, str],
+        listener: HostListener,
+        failures: list[tuple[int, str]],
+        violations: list[Violation],
+    ) -> None:
+        self.member_id = config.member_id
+        self.config = config
+        self._network = network
+        self.client_endpoints = dict(client_endpoints)
+        self.listener = listener
+        """Hears of each incarnation, crash and restart (:meth:`World.stop_listening`
+        replaces it)."""
+        self.disk: SimDisk = disk
+        super().__init__(
+            f"m{config.member_id}",
+            config.member_id,
+            self._boot_member,
+            seed=seed,
+            clock=clock,
+            streams=streams,
+            disk=disk,
+            failures=failures,
+            violations=violations,
+        )
+
+    @property
+    def member(self) -> Member | None:
+        process = self.process
+        return process.member if isinstance(process, MemberProcess) else None
+
+    @property
+    def client_endpoint(self) -> str:
+        return self.client_endpoints[self.member_id]
+
+    def _boot_member(self, env: HostEnv) -> MemberProcess:
+        endpoint = self._network.attach(self.member_id)
+        # Seeded as before hosts were generic, so a member's random choices stay its own.
+        rng = random.Random(f"member:{self._seed}:{self.member_id}:{env.incarnation}")
+        member = Member(
+            self.config,
+            storage=self.disk,
+            transport=endpoint,
+            clock=env.clock,
+            rng=rng,
+            run_sync=None,
+            observer=self.listener.observer_for(self.member_id),
+        )
+        member.client_endpoints.update(self.client_endpoints)
+        return MemberProcess(member, env.network, (env.name, CLIENT_PORT))
+
+    def _incarnation_ended(self) -> None:
+        super()._incarnation_ended()
+        self._network.detach(self.member_id)
+
+    def _crashed(self) -> None:
+        self.listener.crashed(self.member_id, self.disk)
+
+    def _restarted(self) -> None:
+        member = self.member
+        assert member is not None
+        self.listener.restarted(self.member_id, member)
+
+    def _set_paused(self, paused: bool) -> None:
+        super()._set_paused(paused)
+        endpoint = self._network.endpoint(self.member_id)
+        if endpoint is not None:
+            if paused:
+                endpoint.pause()
+            else:
+                endpoint.resume()

@@ -15,7 +15,9 @@ exactly what the conformance checker sees.
   order.
 * Partitions are a set of blocked *directed* links checked at delivery time, so healing a
   partition lets through what is still in flight, and cutting a link loses what is in flight
-  on it (a TCP connection reset does the same).
+  on it (a TCP connection reset does the same). Links join *nodes*: the members, and any other
+  host of the world (:meth:`SimNetwork.add_node`), whose byte streams
+  (:mod:`~raftkube_fuzz.world.streams`) obey the same blocked set.
 * A message for a crashed member is dropped; one for a paused member waits in its inbox until
   it resumes (the kernel keeps buffering for a stopped process).
 
@@ -224,6 +226,8 @@ class SimNetwork:
         self.listener = listener
         """Hears of every send, loss and copy (:meth:`World.stop_listening` replaces it)."""
         self.members: tuple[int, ...] = tuple(members)
+        self.nodes: list[int] = list(self.members)
+        """Every host of the topology: the members first, then :meth:`add_node`'s."""
         self.defaults = defaults if defaults is not None else LinkFaults()
         self._base_defaults = self.defaults
         self._links: dict[Link, LinkFaults] = {}
@@ -292,11 +296,17 @@ class SimNetwork:
         self._links.clear()
         self.defaults = self._base_defaults
 
+    def add_node(self, node: int) -> None:
+        """A host that is not a member (it exchanges byte streams, never Raft messages)."""
+        if node in self.nodes:
+            raise ValueError(f"node {node} exists")
+        self.nodes.append(node)
+
     def _all_links(self) -> Iterable[Link]:
-        return ((a, b) for a in self.members for b in self.members if a != b)
+        return ((a, b) for a in self.nodes for b in self.nodes if a != b)
 
     def isolate(self, member_id: int) -> None:
-        """Cut every link to and from ``member_id`` (added to the current blocks)."""
+        """Cut every link to and from node ``member_id`` (added to the current blocks)."""
         self.blocked.update(link for link in self._all_links() if member_id in link)
 
     def one_way(self, source: int, dest: int) -> None:
@@ -305,11 +315,14 @@ class SimNetwork:
 
     def partition(self, groups: Sequence[Sequence[int]]) -> None:
         """Replace the topology by ``groups`` that talk only inside themselves; a member in
-        no group is alone."""
+        no group is alone, another node in no group still reaches everyone (a client is
+        cut off only when a group names it)."""
         side = {m: k for k, group in enumerate(groups) for m in group}
         alone = len(groups)
+        for member in self.members:
+            side.setdefault(member, alone + member)
         self.blocked = {
-            (a, b) for a, b in self._all_links() if side.get(a, alone + a) != side.get(b, alone + b)
+            (a, b) for a, b in self._all_links() if a in side and b in side and side[a] != side[b]
         }
 
     def bridge(self, side_a: Sequence[int], side_b: Sequence[int], bridge_node: int) -> None:

@@ -1,10 +1,18 @@
-"""The simulated cluster: members on hosts, a network between them, and the faults a suite injects.
+"""The simulated world: members and other hosts, the networks between them, and the faults a
+suite injects.
 
 :class:`World` owns everything a run consists of and nothing a suite decides: which fault to
 inject and when is the suite's business (through the methods here), and what to check is the
 checkers' (through the ``listener``). Every random choice the world makes comes from generators
 seeded from ``seed`` alone, one per concern (network, clock offsets, each member incarnation),
 so adding a draw in one place does not shift the choices made in another.
+
+Hosts are generic (:class:`~raftkube_fuzz.world.host.Host`): the Raft members are built
+through :class:`~raftkube_fuzz.world.host.MemberHost`, and :meth:`World.add_host` adds any
+other program (a client machine, an API server, an echo server in a test) with its own clock,
+optional disk and stream network. Every host has a node id (members: their member id; others:
+numbered after them), and the fault methods take node ids, so crash, restart, pause, resume,
+partitions, link cuts, connection resets and clock faults apply to every host alike.
 
 The ``listener`` is how the checkers follow the run: ``observer_for(member_id)`` returns the
 callable a member passes to its Raft core (every spec event), ``dropped``/``duplicated`` come
@@ -25,8 +33,9 @@ from raftkube.server.member import Member, MemberConfig
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.clock import SimClock
 from raftkube_fuzz.world.disk import SimDisk
-from raftkube_fuzz.world.host import MemberHost
+from raftkube_fuzz.world.host import CLIENT_PORT, Boot, Host, MemberHost
 from raftkube_fuzz.world.network import Link, LinkFaults, SimNetwork
+from raftkube_fuzz.world.streams import StreamNetwork
 from raftkube_spec.raft.messages import Message
 
 
@@ -137,9 +146,13 @@ class World:
             ids,
             LinkFaults(config.latency_low, config.latency_high),
         )
+        self.streams = StreamNetwork(random.Random(f"streams:{seed}"), self.network)
+        """Byte streams between hosts, over the same links and partitions."""
         offsets = random.Random(f"clocks:{seed}")
         # Offsets are multiples of 1/1024 s: binary-exact, so clock arithmetic is exact too.
         steps = int(config.max_clock_offset * 1024)
+        self.client_endpoints = {i: f"m{i}:{CLIENT_PORT}" for i in ids}
+        """Every member's client address (``host:port`` on the stream network)."""
         self.hosts: list[MemberHost] = [
             MemberHost(
                 config.member_config(i),
@@ -149,13 +162,58 @@ class World:
                     offsets.randint(0, steps) / 1024, offsets.choice(config.clock_rates)
                 ),
                 network=self.network,
+                streams=self.streams,
+                client_endpoints=self.client_endpoints,
                 listener=listener,
                 failures=self.failures,
                 violations=self.violations,
             )
             for i in ids
         ]
+        self.other_hosts: list[Host] = []
+        """Hosts added by :meth:`add_host`, in node order after the members."""
         self.nursery: trio.Nursery | None = None
+
+    def add_host(
+        self,
+        name: str,
+        boot: Boot,
+        *,
+        disk: SimDisk | None = None,
+        offset: float = 0.0,
+        rate: float = 1.0,
+    ) -> Host:
+        """Add a machine running ``boot``'s program, reachable as ``name`` on the stream
+        network; it boots at once if the world runs, else when it starts. Its node id (what
+        the fault methods take) is ``host.node``."""
+        node = len(self.hosts) + len(self.other_hosts)
+        self.network.add_node(node)
+        host = Host(
+            name,
+            node,
+            boot,
+            seed=self.seed,
+            clock=SimClock(offset, rate),
+            streams=self.streams,
+            disk=disk,
+            failures=self.failures,
+            violations=self.violations,
+        )
+        self.other_hosts.append(host)
+        if self.nursery is not None:
+            host.clock.use_run_clock()
+            host.start(self.nursery)
+        return host
+
+    def host(self, node: int) -> Host:
+        """The host with node id ``node`` (a member's is its member id)."""
+        if node < len(self.hosts):
+            return self.hosts[node]
+        return self.other_hosts[node - len(self.hosts)]
+
+    @property
+    def all_hosts(self) -> list[Host]:
+        return [*self.hosts, *self.other_hosts]
 
     def stop_listening(self) -> None:
         """Report nothing more, and keep no reference to the listener, once the run it belongs
@@ -177,7 +235,8 @@ class World:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             nursery.start_soon(self.network.run, name="network")
-            for host in self.hosts:
+            self.streams.use_run_clock()
+            for host in self.all_hosts:
                 host.clock.use_run_clock()
                 host.start(nursery)
             task_status.started()
@@ -189,11 +248,11 @@ class World:
         """The current Member of every host (None while down)."""
         return [host.member for host in self.hosts]
 
-    def up(self, member_id: int) -> bool:
-        return self.hosts[member_id].up
+    def up(self, node: int) -> bool:
+        return self.host(node).up
 
-    def paused(self, member_id: int) -> bool:
-        return self.hosts[member_id].paused
+    def paused(self, node: int) -> bool:
+        return self.host(node).paused
 
     def leader(self) -> int | None:
         """The up member that believes it leads in the highest term, if any."""
@@ -204,19 +263,23 @@ class World:
                 best = (m.term, host.member_id)
         return None if best is None else best[1]
 
-    # -- member faults --------------------------------------------------------------------
+    # -- host faults ----------------------------------------------------------------------
 
-    def crash(self, member_id: int, torn_records: int = 0) -> None:
-        self.hosts[member_id].crash(torn_records)
+    def crash(self, node: int, torn_records: int = 0) -> None:
+        self.host(node).crash(torn_records)
 
-    def restart(self, member_id: int) -> None:
-        self.hosts[member_id].restart()
+    def restart(self, node: int) -> None:
+        self.host(node).restart()
 
-    def pause(self, member_id: int) -> None:
-        self.hosts[member_id].pause()
+    def pause(self, node: int) -> None:
+        self.host(node).pause()
 
-    def resume(self, member_id: int) -> None:
-        self.hosts[member_id].resume()
+    def resume(self, node: int) -> None:
+        self.host(node).resume()
+
+    def reset_connections(self, node: int) -> None:
+        """Break every byte stream of ``node`` (both ends see a reset)."""
+        self.streams.reset(node)
 
     # -- network faults -------------------------------------------------------------------
 
@@ -246,14 +309,14 @@ class World:
 
     # -- clock faults ---------------------------------------------------------------------
 
-    def clock_jump(self, member_id: int, seconds: float) -> None:
-        self.hosts[member_id].clock.jump(seconds)
+    def clock_jump(self, node: int, seconds: float) -> None:
+        self.host(node).clock.jump(seconds)
 
-    def clock_rate(self, member_id: int, rate: float) -> None:
-        self.hosts[member_id].clock.set_rate(rate)
+    def clock_rate(self, node: int, rate: float) -> None:
+        self.host(node).clock.set_rate(rate)
 
     def resync_all(self) -> None:
-        for host in self.hosts:
+        for host in self.all_hosts:
             host.clock.resync()
 
     def heal_all(self) -> None:
@@ -262,7 +325,7 @@ class World:
         self.network.heal()
         self.network.reset_faults()
         self.resync_all()
-        for host in self.hosts:
+        for host in self.all_hosts:
             if host.paused:
                 host.resume()
             if not host.up:
