@@ -13,14 +13,14 @@ import pytest
 import trio
 
 from raftkube.apiserver.errors import APIError
-from raftkube.apiserver.resources import lookup
-from raftkube.apiserver.storage import (
+from raftkube.apiserver.listing import (
     EXPIRED,
     ExpiredContinueError,
-    ObjectStore,
     decode_continue,
     encode_continue,
 )
+from raftkube.apiserver.resources import lookup
+from raftkube.apiserver.storage import ObjectStore
 from raftkube.client import Client
 from raftkube.server.member import MemberConfig
 from raftkube.server.runner import open_member

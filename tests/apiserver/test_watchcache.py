@@ -225,6 +225,15 @@ async def test_bookmarks_on_the_callers_clock(tmp_path: Path) -> None:
             assert obj["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
+def test_a_cache_that_has_not_listed_answers_429() -> None:
+    cache = WatchCache(Client(["127.0.0.1:1"]), PODS)
+    for read in (lambda: cache.get("default", "a"), lambda: cache.list("")):
+        with pytest.raises(APIError) as err:
+            read()
+        assert err.value.code == 429 and err.value.message == "storage is (re)initializing"
+        assert err.value.headers == (("Retry-After", "1"),)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

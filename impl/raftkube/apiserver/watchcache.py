@@ -47,21 +47,23 @@ import attrs
 import trio
 
 from raftkube.apiserver.errors import APIError, gone
-from raftkube.apiserver.resources import ResourceInfo
-from raftkube.apiserver.selectors import FieldSelector, LabelSelector, object_meta_fields
-from raftkube.apiserver.storage import (
+from raftkube.apiserver.listing import (
     FieldFn,
     Filter,
     ListResult,
     Obj,
+    make_filter,
+    parse_resource_version,
+    too_large_resource_version,
+)
+from raftkube.apiserver.resources import ResourceInfo
+from raftkube.apiserver.selectors import FieldSelector, LabelSelector, object_meta_fields
+from raftkube.apiserver.storage import (
     ObjectStore,
     decode_object,
     key_of,
-    make_filter,
     object_key,
-    parse_resource_version,
     resource_prefix,
-    too_large_resource_version,
     with_resource_version,
 )
 from raftkube.client import Client
@@ -316,8 +318,10 @@ class WatchCache:
     async def _list(self) -> None:
         if self.relists:
             # The events between what was applied and this list are lost: every watcher must
-            # start again from what it has seen (and relist if that is now too old).
-            self._ready = trio.Event()
+            # start again from what it has seen (and relist if that is now too old). A list
+            # that failed already replaced the event: those waiting on it must keep it.
+            if self._ready.is_set():
+                self._ready = trio.Event()
             self._end_all()
         result = await self.store.list(self.info, "")
         self.relists += 1
