@@ -9,6 +9,7 @@ import logging
 import shutil
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -417,34 +418,56 @@ class Producer:
         return StreamingResponse(200, (("Content-Type", "application/json"),), self.chunks())
 
 
-async def serve_tcp(nursery: trio.Nursery, server: HTTPServer) -> int:
-    port: int = await nursery.start(server.serve_tcp, "127.0.0.1", 0)
-    return port
+@attrs.define
+class Served:
+    """A server on a loopback port, and the client connections the test opened to it."""
+
+    port: int
+    streams: list[trio.abc.Stream] = attrs.field(factory=list)
+
+    async def connect(self, ctx: ssl.SSLContext | None = None) -> RawClient:
+        tcp = await trio.open_tcp_stream("127.0.0.1", self.port)
+        self.streams.append(tcp)
+        if ctx is None:
+            return RawClient(tcp)
+        tls = trio.SSLStream(tcp, ctx, server_hostname="127.0.0.1", https_compatible=True)
+        await tls.do_handshake()
+        return RawClient(tls)
+
+
+@asynccontextmanager
+async def served(server: HTTPServer) -> AsyncIterator[Served]:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.serve_tcp, "127.0.0.1", 0)
+        connections = Served(port)
+        try:
+            yield connections
+        finally:
+            for stream in connections.streams:
+                await trio.aclose_forcefully(stream)
+            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
 async def test_keep_alive_serves_two_requests_on_one_tcp_connection() -> None:
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(echo))
-            client = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+        async with served(HTTPServer(echo)) as srv:
+            client = await srv.connect()
             first = (await client.request("GET", "/one")).json()
             second = (await client.request("GET", "/two")).json()
             assert (first["path"], second["path"]) == ("/one", "/two")
             assert first["remote"] == second["remote"]
             assert first["remote"].startswith("127.0.0.1:")
-            other = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+            other = await srv.connect()
             assert (await other.request("GET", "/three")).json()["remote"] != first["remote"]
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
 async def test_a_streaming_response_is_seen_chunk_by_chunk_and_ends_cleanly() -> None:
     producer = Producer.new()
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(producer.handler))
-            client = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+        async with served(HTTPServer(producer.handler)) as srv:
+            client = await srv.connect()
             await client.send(h11.Request(method="GET", target="/w", headers=[("Host", "t")]))
             await client.send(h11.EndOfMessage())
             head = await client.next_event()
@@ -466,16 +489,14 @@ async def test_a_streaming_response_is_seen_chunk_by_chunk_and_ends_cleanly() ->
             # closed now, so this second stream is empty).
             reply = await client.request("GET", "/after")
             assert (reply.status, reply.body) == (200, b"")
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
 async def test_a_client_that_disconnects_closes_the_stream_iterator() -> None:
     producer = Producer.new()
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(producer.handler))
-            client = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+        async with served(HTTPServer(producer.handler)) as srv:
+            client = await srv.connect()
             await client.send(h11.Request(method="GET", target="/w", headers=[("Host", "t")]))
             await client.send(h11.EndOfMessage())
             assert isinstance(await client.next_event(), h11.Response)
@@ -484,7 +505,6 @@ async def test_a_client_that_disconnects_closes_the_stream_iterator() -> None:
             # Nothing is being sent when the client leaves: only the server's read notices.
             await client.stream.aclose()
             await producer.closed.wait()
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
@@ -544,36 +564,25 @@ def client_context(
     return ctx, der
 
 
-async def tls_client(port: int, ctx: ssl.SSLContext) -> RawClient:
-    tcp = await trio.open_tcp_stream("127.0.0.1", port)
-    tls = trio.SSLStream(tcp, ctx, server_hostname="127.0.0.1", https_compatible=True)
-    await tls.do_handshake()
-    return RawClient(tls)
-
-
 @pytest.mark.trio
 async def test_the_verified_client_certificate_reaches_the_handler_as_der(pki: Pki) -> None:
     ctx, der = client_context(pki.ca, identity=pki.ca)
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(echo, ssl_context=pki.server_context))
-            client = await tls_client(port, ctx)
+        async with served(HTTPServer(echo, ssl_context=pki.server_context)) as srv:
+            client = await srv.connect(ctx)
             seen = (await client.request("GET", "/whoami")).json()
             assert bytes.fromhex(seen["cert"]) == der
             assert seen["path"] == "/whoami"
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
 async def test_a_tls_client_without_a_certificate_is_served_without_one(pki: Pki) -> None:
     ctx, _ = client_context(pki.ca)
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(echo, ssl_context=pki.server_context))
-            client = await tls_client(port, ctx)
+        async with served(HTTPServer(echo, ssl_context=pki.server_context)) as srv:
+            client = await srv.connect(ctx)
             assert (await client.request("GET", "/x")).json()["cert"] is None
             assert (await client.request("GET", "/y")).json()["path"] == "/y"
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
@@ -587,13 +596,11 @@ async def test_a_certificate_from_another_ca_is_rejected_in_the_tls12_handshake(
     ctx, _ = client_context(pki.ca, identity=trustme.CA())
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(handler, ssl_context=pki.server_context))
+        async with served(HTTPServer(handler, ssl_context=pki.server_context)) as srv:
             # The server drops the connection when its check fails (trio does not flush the
             # alert OpenSSL prepared), so the client's handshake ends in an early EOF.
             with pytest.raises(trio.BrokenResourceError):
-                await tls_client(port, ctx)
-            nursery.cancel_scope.cancel()
+                await srv.connect(ctx)
     assert calls == []
 
 
@@ -608,20 +615,18 @@ async def test_a_certificate_from_another_ca_gets_no_answer_under_tls13(pki: Pki
     ctx, _ = client_context(pki.ca, identity=trustme.CA())
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(handler, ssl_context=pki.server_context))
+        async with served(HTTPServer(handler, ssl_context=pki.server_context)) as srv:
             # TLS 1.3 completes the client's side of the handshake before the server has
             # checked the certificate: the server's refusal ends the connection unanswered.
             received = b"unset"
             try:
-                client = await tls_client(port, ctx)
+                client = await srv.connect(ctx)
                 await client.send(h11.Request(method="GET", target="/", headers=[("Host", "t")]))
                 await client.send(h11.EndOfMessage())
                 received = await read_until_eof(client.stream)
             except trio.BrokenResourceError:
                 received = b""
             assert received == b""
-            nursery.cancel_scope.cancel()
     assert calls == []
 
 
@@ -636,8 +641,9 @@ async def test_serve_accepts_on_every_listener_it_is_given() -> None:
             ports = [listener.socket.getsockname()[1] for listener in listeners]
             await nursery.start(HTTPServer(echo).serve, listeners)
             for port in ports:
-                client = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
-                assert (await client.request("GET", f"/{port}")).json()["path"] == f"/{port}"
+                async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+                    reply = await RawClient(stream).request("GET", f"/{port}")
+                    assert reply.json()["path"] == f"/{port}"
             nursery.cancel_scope.cancel()
 
 
@@ -704,10 +710,8 @@ async def test_the_official_python_client_lists_and_watches_over_tls(
         return listed, watched
 
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(namespaces, ssl_context=pki.server_context))
-            listed, watched = await trio.to_thread.run_sync(use_client, port)
-            nursery.cancel_scope.cancel()
+        async with served(HTTPServer(namespaces, ssl_context=pki.server_context)) as srv:
+            listed, watched = await trio.to_thread.run_sync(use_client, srv.port)
     assert listed == ["default"]
     assert watched == [("ADDED", "a"), ("ADDED", "b")]
 
@@ -727,8 +731,7 @@ async def test_kubectl_reaches_the_handler_with_its_client_certificate(
         return await namespaces(req)
 
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            port = await serve_tcp(nursery, HTTPServer(handler, ssl_context=pki.server_context))
+        async with served(HTTPServer(handler, ssl_context=pki.server_context)) as srv:
             kubeconfig = tmp_path / "kubeconfig"
             kubeconfig.write_text(
                 json.dumps(
@@ -740,7 +743,7 @@ async def test_kubectl_reaches_the_handler_with_its_client_certificate(
                             {
                                 "name": "t",
                                 "cluster": {
-                                    "server": f"https://127.0.0.1:{port}",
+                                    "server": f"https://127.0.0.1:{srv.port}",
                                     "certificate-authority": str(files.ca),
                                 },
                             }
@@ -764,7 +767,6 @@ async def test_kubectl_reaches_the_handler_with_its_client_certificate(
                 capture_stderr=True,
                 check=False,
             )
-            nursery.cancel_scope.cancel()
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout)["items"][0]["metadata"]["name"] == "default"
     assert seen[-1].peer_certificate is not None
