@@ -3,7 +3,7 @@ certificates. It turns bytes into :class:`~raftkube.apiserver.request.Request` o
 responses back into bytes, and knows nothing of Kubernetes beyond the ``Status`` body of its
 own errors."""
 
-from raftkube.apiserver.http.server import DEFAULT_MAX_BODY, HTTPServer, error_response
+from raftkube.apiserver.http.server import DEFAULT_MAX_BODY, HTTPServer
 from raftkube.apiserver.http.tls import server_ssl_context
 
-__all__ = ["DEFAULT_MAX_BODY", "HTTPServer", "error_response", "server_ssl_context"]
+__all__ = ["DEFAULT_MAX_BODY", "HTTPServer", "server_ssl_context"]

@@ -87,7 +87,7 @@ def _json_status(error: APIError) -> bytes:
     return json.dumps(error.status(), separators=(",", ":")).encode() + b"\n"
 
 
-def error_response(error: APIError) -> Response:
+def _error_response(error: APIError) -> Response:
     """The ``Status`` answer for ``error``, with any headers it carries (``Retry-After``...)."""
     return Response(
         error.code, (("Content-Type", "application/json"), *error.headers), _json_status(error)
@@ -369,12 +369,12 @@ class _Connection:
         head_only = head.method == b"HEAD"
         if isinstance(body, APIError):
             # Part of the body is unread: the connection cannot be reused.
-            await self._send_response(error_response(body), head_only, close=True)
+            await self._send_response(_error_response(body), head_only, close=True)
             return False
         try:
             path, query = split_target(head.target)
         except BadTarget as exc:
-            await self._send_response(error_response(errors.bad_request(str(exc))), head_only)
+            await self._send_response(_error_response(errors.bad_request(str(exc))), head_only)
             return True
         request = Request(
             method=head.method.decode("ascii"),
@@ -395,13 +395,13 @@ class _Connection:
         try:
             return await self.server.handler(request)
         except APIError as exc:
-            return error_response(exc)
+            return _error_response(exc)
         except Exception:
             # The body is not logged: it may hold a Secret or a token.
             logger.exception(
                 "handler failed on %s %s from %s", request.method, request.path, self.remote
             )
-            return error_response(
+            return _error_response(
                 errors.internal("the request failed on the server; its log has the details")
             )
 
@@ -434,7 +434,7 @@ class _Connection:
             extra.append(("Connection", "close"))
         head = self._head(response.status, response.headers, extra)
         if head is None:
-            response = error_response(_UNSENDABLE)
+            response = _error_response(_UNSENDABLE)
             extra[0] = ("Content-Length", str(len(response.body)))
             head = self._head(response.status, response.headers, extra)
             assert head is not None
@@ -447,7 +447,7 @@ class _Connection:
         try:
             head = self._head(response.status, response.headers, [("Transfer-Encoding", "chunked")])
             if head is None:
-                await self._send_response(error_response(_UNSENDABLE), head_only)
+                await self._send_response(_error_response(_UNSENDABLE), head_only)
                 return True
             await self._send(head)
             if head_only:
@@ -510,6 +510,6 @@ class _Connection:
             else APIError(status, HTTPStatus(status).phrase.replace(" ", ""), message)
         )
         try:
-            await self._send_response(error_response(error), head_only=False, close=True)
+            await self._send_response(_error_response(error), head_only=False, close=True)
         except (_ClientGone, h11.LocalProtocolError):
             self.client_gone = True
