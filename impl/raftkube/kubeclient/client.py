@@ -213,15 +213,19 @@ class KubeClient:
         body: bytes | None = None,
         content_type: str | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> tuple[Connection, int, dict[str, str]]:
-        """Send a request and read the head of its answer; the caller reads the body from the
-        returned connection and must hand it back with ``self.pool.release``."""
+        """Send a request and read the head of its answer by ``deadline`` on the client's clock
+        (default: ``timeout`` from now); the caller reads the body from the returned connection
+        and must hand it back with ``self.pool.release``."""
+        if deadline is None:
+            deadline = self.clock.now() + self.timeout
         target = self._target(path, query)
         fields = self._headers(content_type, headers)
         for attempt in range(2):
             conn = await self.pool.acquire()
             try:
-                with fail_after(self.clock, self.timeout):
+                with fail_after(self.clock, deadline - self.clock.now()):
                     await conn.send_request(method, target, fields, body)
                     head = await conn.receive_response()
             except KubeConnectionError:
@@ -254,6 +258,7 @@ class KubeClient:
         """One request; the answer's status, headers (lower-case names) and whole body,
         whatever the status. A body that is not bytes is sent as JSON."""
         payload = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        deadline = self.clock.now() + self.timeout
         conn, status, response_headers = await self.open(
             method,
             path,
@@ -261,10 +266,11 @@ class KubeClient:
             body=payload,
             content_type=content_type if payload is not None else None,
             headers=headers,
+            deadline=deadline,
         )
         ok = False
         try:
-            with fail_after(self.clock, self.timeout):
+            with fail_after(self.clock, deadline - self.clock.now()):
                 data = await conn.receive_body()
             ok = True
         except trio.TooSlowError:
