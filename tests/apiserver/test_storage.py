@@ -74,6 +74,11 @@ async def test_keys_values_and_crud(client: Client) -> None:
         assert (await store.list(NODES, "default")).items == [node]
 
         assert await store.get(PODS, "default", "a") == made
+        assert await store.get(PODS, "default", "a", resource_version="0") == made
+        assert await store.current_revision() == rv(node)
+        err = await expect_error(504, store.get(PODS, "default", "a", resource_version="999"))
+        assert err.details is not None and err.details["retryAfterSeconds"] == 1
+        assert err.details["causes"][0]["reason"] == "ResourceVersionTooLarge"
         err = await expect_error(409, store.create(PODS, pod("a")))
         assert err.reason == "AlreadyExists" and err.message == 'pods "a" already exists'
         err = await expect_error(404, store.get(PODS, "default", "b"))
@@ -88,6 +93,10 @@ async def test_keys_values_and_crud(client: Client) -> None:
         await expect_error(404, store.update(PODS, pod("b"), expected_rv=rv(made)))
         await expect_error(404, store.update(PODS, pod("b"), expected_rv=None))
 
+        def other_uid(current: dict[str, Any]) -> None:
+            raise APIError(409, "Conflict", f"uid {current['metadata'].get('uid')} differs")
+
+        await expect_error(409, store.delete(PODS, "default", "a", precondition=other_uid))
         err = await expect_error(409, store.delete(PODS, "default", "a", expected_rv=rv(made)))
         assert "Precondition failed: ResourceVersion in precondition" in err.message
         last = await store.delete(PODS, "default", "a", expected_rv=rv(updated))

@@ -114,13 +114,20 @@ async def test_watch_from_a_resource_version(tmp_path: Path) -> None:
             assert await take(latest, 1) == [("ADDED", "p3", rv(last))]
             assert await take(w, 1) == [("ADDED", "p3", rv(last))]
             # The ring holds 4 events: older starting points are 410, as upstream's cacher.
-            await store.create(PODS, pod("p4"))
-            await cache.wait_until_fresh(rv(last) + 1)
+            p4 = await store.create(PODS, pod("p4"))
+            await cache.wait_until_fresh(rv(p4))
+            # From a revision the cache has not reached: only what comes after it.
+            future = cache.watch("default", resource_version=str(rv(p4) + 1))
+            await store.create(PODS, pod("p5"))
+            p6 = await store.create(PODS, pod("p6"))
+            assert await take(future, 1) == [("ADDED", "p6", rv(p6))]
             too_old = cache.watch("default", resource_version=str(rv(made[0])))
             with pytest.raises(APIError) as err:
                 await anext(too_old)
             assert err.value.code == 410
-            assert err.value.message == f"too old resource version: {rv(made[0])} ({rv(made[1])})"
+            # The ring holds p3..p6; the newest event it let go is p0's update, 2 before p4.
+            oldest = rv(p4) - 2
+            assert err.value.message == f"too old resource version: {rv(made[0])} ({oldest})"
 
 
 @pytest.mark.trio
