@@ -1,0 +1,181 @@
+"""create, update and patch: decode, default, admit, validate, then one conditional store write.
+
+The order is upstream's: decode and type-check the body; fill in what the server owns (uid,
+timestamps, generation, generated name); run the kind's defaults; mutating admission; the
+kind's validation and the unknown-field check; validating admission; and only then the write,
+which is a store transaction conditioned on the revision the update was computed from. So a
+request that fails anywhere leaves nothing behind, and two writers racing on one object cannot
+both win: the loser gets 409 Conflict (an update) or is recomputed on the new state (a patch
+without a resourceVersion, as upstream's GuaranteedUpdate retries).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from raftkube.apiserver import errors, patch
+from raftkube.apiserver.encoding import decode_object, respond
+from raftkube.apiserver.handlers import lifecycle, strategy
+from raftkube.apiserver.handlers.context import Call
+from raftkube.apiserver.objects import (
+    check_namespace,
+    check_type,
+    generate_name,
+    meta,
+    name_of,
+    new_uid,
+    parse_rv,
+    rfc3339,
+    rv_of,
+)
+from raftkube.apiserver.request import Response
+
+PATCH_ATTEMPTS = 5
+"""How often a patch is recomputed on a newer version before giving up with 409."""
+
+
+async def create(call: Call) -> Response:
+    r = call.resource
+    obj = decode_object(call.request, r.kind)
+    check_type(r, obj)
+    check_namespace(r, obj, call.namespace)
+    m = meta(obj)
+    if not m.get("name") and m.get("generateName"):
+        m["name"] = generate_name(str(m["generateName"]), call.services.rng)
+    if not m.get("name"):
+        raise errors.invalid(
+            r.kind,
+            "",
+            [
+                errors.Cause(
+                    "metadata.name",
+                    "FieldValueRequired",
+                    "Required value: name or generateName is required",
+                )
+            ],
+            r.group,
+        )
+    for server_owned in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+                         "deletionGracePeriodSeconds", "generation", "managedFields"):  # fmt: skip
+        m.pop(server_owned, None)
+    svc = call.services
+    m["uid"] = new_uid(svc.rng)
+    m["creationTimestamp"] = rfc3339(svc.wall())
+    strategy.prepare_create(r, obj)
+    await svc.admission.admit("CREATE", call, obj, None)
+    strategy.validate_create(call, obj)
+    await svc.admission.validate("CREATE", call, obj, None)
+    if call.dry_run:
+        return respond(201, obj, call.request)
+    created = await svc.store.create(r, obj)
+    return respond(201, created, call.request)
+
+
+async def update(call: Call, subresource: str = "") -> Response:
+    """PUT of the object or its ``status``."""
+    r = call.resource
+    obj = decode_object(call.request, r.kind)
+    check_type(r, obj)
+    check_namespace(r, obj, call.namespace)
+    body_name = name_of(obj)
+    if body_name and body_name != call.name:
+        raise errors.bad_request(
+            f"the name of the object ({body_name}) does not match the name on the URL ({call.name})"
+        )
+    meta(obj)["name"] = call.name
+    svc = call.services
+    try:
+        old = await svc.store.get(r, call.namespace, call.name)
+    except errors.APIError as exc:
+        if exc.code != 404 or subresource or not lifecycle.create_on_update(r):
+            raise
+        return await _create_from_update(call, obj)
+    expected = rv_of(obj) or rv_of(old)
+    if rv_of(obj) and rv_of(obj) != rv_of(old):
+        raise errors.conflict(r.resource, call.name, errors.OPTIMISTIC_LOCK, r.group)
+    return await _write_update(call, obj, old, expected, subresource)
+
+
+async def _create_from_update(call: Call, obj: dict[str, Any]) -> Response:
+    """Upstream's AllowCreateOnUpdate kinds (Endpoints, Events): a PUT of a missing object
+    creates it."""
+    r = call.resource
+    svc = call.services
+    m = meta(obj)
+    m.pop("resourceVersion", None)
+    m["uid"] = new_uid(svc.rng)
+    m["creationTimestamp"] = rfc3339(svc.wall())
+    strategy.prepare_create(r, obj)
+    await svc.admission.admit("CREATE", call, obj, None)
+    strategy.validate_create(call, obj)
+    await svc.admission.validate("CREATE", call, obj, None)
+    if call.dry_run:
+        return respond(201, obj, call.request)
+    return respond(201, await svc.store.create(r, obj), call.request)
+
+
+async def _write_update(
+    call: Call, obj: dict[str, Any], old: dict[str, Any], expected: int, subresource: str
+) -> Response:
+    r = call.resource
+    svc = call.services
+    strategy.prepare_update(r, obj, old, subresource)
+    await svc.admission.admit("UPDATE", call, obj, old)
+    strategy.validate_update(call, obj, old, subresource)
+    await svc.admission.validate("UPDATE", call, obj, old)
+    if call.dry_run:
+        return respond(200, obj, call.request)
+    if _unchanged(obj, old):
+        return respond(200, old, call.request)
+    if lifecycle.finalized(r, obj):
+        # The last finalizer of an object being deleted is gone: the update is its deletion.
+        gone = await svc.store.delete(r, call.namespace, call.name, expected_rv=expected)
+        await svc.admission.deleted(call, gone)
+        return respond(200, gone, call.request)
+    return respond(200, await svc.store.update(r, obj, expected_rv=expected), call.request)
+
+
+def _unchanged(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """A no-op write is not written (upstream skips it, and the resourceVersion stays)."""
+    a = {k: v for k, v in new.items() if k != "metadata"}
+    b = {k: v for k, v in old.items() if k != "metadata"}
+    ma = {k: v for k, v in meta(new).items() if k != "resourceVersion"}
+    mb = {k: v for k, v in meta(old).items() if k != "resourceVersion"}
+    return a == b and ma == mb
+
+
+async def patch_(call: Call, subresource: str = "") -> Response:
+    """PATCH of the object or its ``status``: JSON patch, merge patch or strategic merge patch,
+    applied to the current version and written conditionally on it; recomputed on a newer
+    version unless the patch itself pins a resourceVersion."""
+    r = call.resource
+    ctype = call.request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    svc = call.services
+    for _ in range(PATCH_ATTEMPTS):
+        try:
+            old = await svc.store.get(r, call.namespace, call.name)
+        except errors.APIError as exc:
+            if exc.code == 404:
+                raise call.not_found() from None
+            raise
+        current = copy.deepcopy(old)
+        new = patch.apply_patch(ctype, current, call.request.body, r)
+        check_type(r, new)
+        m = meta(new)
+        if m.get("name", call.name) != call.name:
+            raise errors.bad_request(
+                f"the name of the object ({m.get('name')}) does not match the name on the URL "
+                f"({call.name})"
+            )
+        check_namespace(r, new, call.namespace)
+        pinned = str(m.get("resourceVersion") or "")
+        if pinned and parse_rv(pinned) != rv_of(old):
+            raise errors.conflict(r.resource, call.name, errors.OPTIMISTIC_LOCK, r.group)
+        m["name"] = call.name
+        try:
+            return await _write_update(call, new, old, rv_of(old), subresource)
+        except errors.APIError as exc:
+            if exc.reason != "Conflict" or pinned:
+                raise
+    raise errors.conflict(r.resource, call.name, errors.OPTIMISTIC_LOCK, r.group)
