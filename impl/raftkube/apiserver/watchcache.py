@@ -194,11 +194,9 @@ class WatchCache:
         return ListResult(self._matching(selection), self.revision)
 
     def _matching(self, selection: Filter) -> builtins.list[Obj]:
-        return [
-            obj
-            for key, obj in sorted(self._objects.items())
-            if selection.matches(obj)  # the sort is by key: namespace, then name
-        ]
+        # Key order, as a list from the store: namespace, then name.
+        objects = (self._objects[key] for key in sorted(self._objects))
+        return [obj for obj in objects if selection.matches(obj)]
 
     # --- watchers ------------------------------------------------------------------------
 
