@@ -3,7 +3,6 @@ and what the default (bootstrap) roles grant the components."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -14,42 +13,9 @@ from raftkube.apiserver.auth.rbac import RBACAuthorizer, aggregate_rules, rule_a
 from raftkube.apiserver.auth.user import AUTHENTICATED, MASTERS, UNAUTHENTICATED, UserInfo
 from raftkube.apiserver.request_info import RequestInfo, parse_request_info
 
+from .memory_rbac import Source
+
 Obj = dict[str, Any]
-
-
-class Source:
-    """An in-memory RBACSource."""
-
-    def __init__(self, objects: Iterable[Obj]) -> None:
-        self.objects = list(objects)
-
-    def _of(self, kind: str, namespace: str = "") -> list[Obj]:
-        return [
-            o
-            for o in self.objects
-            if o["kind"] == kind and o["metadata"].get("namespace", "") == namespace
-        ]
-
-    def _named(self, kind: str, name: str, namespace: str = "") -> Obj | None:
-        return next((o for o in self._of(kind, namespace) if o["metadata"]["name"] == name), None)
-
-    def cluster_roles(self) -> list[Obj]:
-        return self._of("ClusterRole")
-
-    def cluster_role(self, name: str) -> Obj | None:
-        return self._named("ClusterRole", name)
-
-    def cluster_role_bindings(self) -> list[Obj]:
-        return self._of("ClusterRoleBinding")
-
-    def roles(self, namespace: str) -> list[Obj]:
-        return self._of("Role", namespace)
-
-    def role(self, namespace: str, name: str) -> Obj | None:
-        return self._named("Role", name, namespace)
-
-    def role_bindings(self, namespace: str) -> list[Obj]:
-        return self._of("RoleBinding", namespace)
 
 
 def req(method: str, path: str, **query: str) -> RequestInfo:
