@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from raftkube.apiserver import patch, resources
 from raftkube.apiserver.errors import APIError
@@ -366,3 +368,73 @@ def test_the_body_must_be_a_json_object() -> None:
 def test_top_level_replace() -> None:
     pod = _pod({"name": "a"})
     assert _smp(pod, {"$patch": "replace", "kind": "Pod"}) == {"kind": "Pod"}
+
+
+def test_the_lookup_can_come_from_an_openapi_schema() -> None:
+    item = {"type": "object", "properties": {"id": {"type": "integer"}, "tags": {"type": "array"}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": item,
+                "x-kubernetes-patch-merge-key": "id",
+                "x-kubernetes-patch-strategy": "merge",
+            },
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+    }
+    lookup = patch.lookup_from_schema(schema, fallback=lambda path: ("x", "merge"))
+    assert lookup(("items",)) == ("id", "merge")
+    assert lookup(("items", "tags")) == (None, "")  # described, no extension: atomic
+    assert lookup(("labels", "a")) == (None, "")
+    assert lookup(("free", "deep")) == ("x", "merge")  # not described: the fallback's
+    doc = {"kind": "Widget", "items": [{"id": 1, "tags": ["a"]}]}
+    out = _smp(doc, {"items": [{"id": 1, "tags": ["b"]}]}, patch.lookup_from_schema(schema))
+    assert out["items"] == [{"id": 1, "tags": ["b"]}]
+
+
+# Applying a strategic merge patch twice is applying it once: merges by key, set unions and
+# replacements are all idempotent, and the order rules put a list in the same order again.
+_names_st = st.sampled_from(["a", "b", "c", "d"])
+_env = st.lists(
+    st.fixed_dictionaries({"name": _names_st, "value": st.sampled_from(["1", "2"])}),
+    max_size=3,
+    unique_by=lambda e: e["name"],
+)
+_container = st.fixed_dictionaries(
+    {"name": _names_st},
+    optional={"image": st.sampled_from(["x", "y"]), "env": _env},
+)
+_containers = st.lists(_container, max_size=3, unique_by=lambda c: c["name"])
+_finalizers = st.lists(_names_st, max_size=3, unique=True)
+
+
+@st.composite
+def _pods_and_patches(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    pod = {
+        "kind": "Pod",
+        "metadata": {"name": "p", "finalizers": draw(_finalizers)},
+        "spec": {"containers": draw(_containers)},
+    }
+    spec: dict[str, Any] = {"containers": draw(_containers)}
+    if draw(st.booleans()):
+        spec["$setElementOrder/containers"] = [{"name": c["name"]} for c in spec["containers"]]
+    body = {"metadata": {"finalizers": draw(_finalizers)}, "spec": spec}
+    return pod, body
+
+
+@given(_pods_and_patches())
+def test_a_strategic_merge_patch_is_idempotent(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    pod, body = case
+    once = _smp(pod, body)
+    assert _smp(once, body) == once
+    for container in body["spec"]["containers"]:
+        merged = next(c for c in once["spec"]["containers"] if c["name"] == container["name"])
+        assert {k: v for k, v in merged.items() if k != "env"} | {
+            k: v for k, v in container.items() if k != "env"
+        } == {k: v for k, v in merged.items() if k != "env"}
+    assert set(once["metadata"]["finalizers"]) == set(
+        pod["metadata"]["finalizers"] + body["metadata"]["finalizers"]
+    )

@@ -33,6 +33,7 @@ from raftkube.apiserver.patch.strategies import (
     FieldStrategy,
     StrategyLookup,
     lookup_for_kind,
+    lookup_from_schema,
 )
 from raftkube.apiserver.resources import ResourceInfo
 
@@ -53,6 +54,7 @@ __all__ = [
     "create_merge_patch",
     "json_equal",
     "lookup_for_kind",
+    "lookup_from_schema",
     "strategic_merge",
     "unsupported_patch_type",
 ]

@@ -12,7 +12,8 @@ merged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -82,6 +83,7 @@ _POD_STATUS: _Table = {
     ("conditions",): ("type", "merge"),
     ("podIPs",): ("ip", "merge"),
     ("hostIPs",): ("ip", "merge"),
+    ("resourceClaimStatuses",): ("name", "merge,retainKeys"),
 }
 
 _CONDITIONS: _Table = {("conditions",): ("type", "merge")}
@@ -129,3 +131,43 @@ def lookup_for_kind(kind: str) -> StrategyLookup:
         return table.get(path, (None, ""))
 
     return lookup
+
+
+MERGE_KEY_EXTENSION = "x-kubernetes-patch-merge-key"
+STRATEGY_EXTENSION = "x-kubernetes-patch-strategy"
+
+
+def lookup_from_schema(
+    schema: Mapping[str, Any], fallback: StrategyLookup | None = None
+) -> StrategyLookup:
+    """The lookup an OpenAPI-v3-style schema gives (inline ``properties``, ``items``,
+    ``additionalProperties``; no ``$ref``): a field's ``x-kubernetes-patch-merge-key`` and
+    ``x-kubernetes-patch-strategy``. A path the schema does not describe (a free-form object,
+    a field it lacks) is answered by ``fallback``, else as atomic."""
+
+    def lookup(path: tuple[str, ...]) -> tuple[str | None, str]:
+        node: Mapping[str, Any] = schema
+        for name in path:
+            child = _step(node, name)
+            if child is None:
+                return fallback(path) if fallback is not None else (None, "")
+            node = child
+        return node.get(MERGE_KEY_EXTENSION) or None, str(node.get(STRATEGY_EXTENSION, ""))
+
+    return lookup
+
+
+def _step(node: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The schema of field ``name`` of what ``node`` describes, looking through lists (a list's
+    elements add no step to a path) and maps."""
+    while node.get("type") == "array":
+        items = node.get("items")
+        if not isinstance(items, Mapping):
+            return None
+        node = items
+    properties = node.get("properties")
+    if isinstance(properties, Mapping):
+        found = properties.get(name)
+        return found if isinstance(found, Mapping) else None
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, Mapping) else None
