@@ -30,9 +30,7 @@ class InMemoryContext:
         key = (resource.qualified, str(meta.get("namespace", "")), str(meta.get("name", "")))
         self.objects[key] = copy.deepcopy(obj)
 
-    async def get(
-        self, resource: ResourceInfo, namespace: str, name: str
-    ) -> dict[str, Any] | None:
+    async def get(self, resource: ResourceInfo, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.objects.get((resource.qualified, namespace, name))
         return copy.deepcopy(found) if found is not None else None
 
