@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from raftkube.apiserver.auth.authorize import Authorizer, Decision
+from raftkube.apiserver.auth.authorize import Authorizer, Decision, node_identity
 from raftkube.apiserver.auth.bootstrap import bootstrap_objects
-from raftkube.apiserver.auth.node import NodeAuthorizer, node_identity, pod_secret_names
+from raftkube.apiserver.auth.node import NodeAuthorizer, pod_secret_names
 from raftkube.apiserver.auth.noderestriction import forbidden_node_labels, node_restriction
 from raftkube.apiserver.auth.rbac import RBACAuthorizer
 from raftkube.apiserver.auth.user import AUTHENTICATED, NODES, UserInfo
@@ -177,6 +177,15 @@ def test_chain_reports_the_node_reason_in_the_refusal() -> None:
     )
     chain.check(N1, req("GET", "/api/v1/namespaces/default/secrets/tls"))
     chain.check(N1, req("GET", "/api/v1/pods"), field_selector="spec.nodeName=n1")
+
+
+def test_node_rules_are_incomplete() -> None:
+    chain = Authorizer(RBACAuthorizer(Source(bootstrap_objects())), authorizer())
+    status = chain.rules_for(N1, "default")
+    assert status["incomplete"] is True
+    assert status["evaluationError"] == "node authorizer does not support user rule resolution"
+    alice = UserInfo("alice", groups=(AUTHENTICATED,))
+    assert chain.rules_for(alice, "default")["incomplete"] is False
 
 
 def test_pod_references() -> None:

@@ -10,14 +10,14 @@ upstream's union authorizer joins them, and appended to the forbidden message.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from raftkube.apiserver.errors import APIError, forbidden_message
 from raftkube.apiserver.request_info import RequestInfo
 
-from .user import MASTERS, UserInfo
+from .user import MASTERS, NODES, UserInfo
 
 
 @attrs.frozen
@@ -30,12 +30,25 @@ class Decision:
 
 
 NO_OPINION = Decision(False)
+NODE_RULES_UNSUPPORTED = "node authorizer does not support user rule resolution"
+NODE_USER_PREFIX = "system:node:"
+
+
+def node_identity(user: UserInfo) -> tuple[str, bool]:
+    """``(node name, is a node)``: upstream's default node identifier, a user named
+    ``system:node:{name}`` in ``system:nodes`` (the name may be empty for a malformed node
+    user, which is a node refused everything)."""
+    if not user.name.startswith(NODE_USER_PREFIX) or NODES not in user.groups:
+        return "", False
+    return user.name[len(NODE_USER_PREFIX) :], True
 
 
 class RequestAuthorizer(Protocol):
-    """One authorizer of the chain."""
+    """One authorizer of the chain; RBAC can also list what it grants."""
 
     def authorize(self, user: UserInfo, info: RequestInfo) -> Decision: ...
+
+    def rules_for(self, user: UserInfo, namespace: str) -> dict[str, Any]: ...
 
 
 class NodeRequestAuthorizer(Protocol):
@@ -71,6 +84,16 @@ class Authorizer:
         if decision.reason:
             reasons.append(decision.reason)
         return Decision(False, "\n".join(reasons))
+
+    def rules_for(self, user: UserInfo, namespace: str) -> dict[str, Any]:
+        """A SelfSubjectRulesReview's ``status``: RBAC's rules, marked incomplete for a node,
+        whose permissions the Node authorizer cannot enumerate (as upstream's says)."""
+        status = self.rbac.rules_for(user, namespace)
+        if self.node is not None and node_identity(user)[1]:
+            status["incomplete"] = True
+            errors = [status.get("evaluationError"), NODE_RULES_UNSUPPORTED]
+            status["evaluationError"] = ", ".join(e for e in errors if e)
+        return status
 
     def check(self, user: UserInfo, info: RequestInfo, *, field_selector: str = "") -> None:
         """Return if the request is allowed; raise the 403 otherwise."""

@@ -35,26 +35,17 @@ import attrs
 
 from raftkube.apiserver.request_info import RequestInfo
 
-from .authorize import NO_OPINION, Decision
+from .authorize import NO_OPINION, Decision, node_identity
 from .bootstrap import node_rules
 from .rbac import rules_allow
-from .user import NODES, UserInfo
+from .user import UserInfo
 
 Obj = Mapping[str, Any]
-NODE_USER_PREFIX = "system:node:"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 PodsOnNode = Callable[[str], Iterable[Obj]]
 
 _ALLOW = Decision(True)
-
-
-def node_identity(user: UserInfo) -> tuple[str, bool]:
-    """``(node name, is a node)``: upstream's default node identifier (the name may be empty
-    for a malformed node user, which is a node that is refused everything)."""
-    if not user.name.startswith(NODE_USER_PREFIX) or NODES not in user.groups:
-        return "", False
-    return user.name[len(NODE_USER_PREFIX) :], True
 
 
 # --- what a pod references -----------------------------------------------------------------

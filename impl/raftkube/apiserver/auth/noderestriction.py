@@ -23,7 +23,8 @@ import attrs
 from raftkube.apiserver.errors import APIError, forbidden_message, not_found
 from raftkube.apiserver.request_info import RequestInfo
 
-from .node import NODE_LEASE_NAMESPACE, node_identity, pod_configmap_names, pod_secret_names
+from .authorize import node_identity
+from .node import NODE_LEASE_NAMESPACE, pod_configmap_names, pod_secret_names
 from .user import UserInfo
 
 Obj = Mapping[str, Any]
