@@ -321,6 +321,10 @@ def test_a_merging_list_element_without_its_merge_key_is_upstreams_500() -> None
     err = _error(_pod({"name": "a"}), {"spec": {"containers": [{"image": "nginx"}]}})
     assert (err.code, err.reason) == (500, "")
     assert err.message == "map: map[image:nginx] does not contain declared merge key: name"
+    # A list the live object lacks is taken as sent, for the kind's validation to judge.
+    bare = {"kind": "Pod", "spec": {}}
+    body = {"spec": {"containers": [{"image": "nginx"}], "hostAliases": [{"ip": "1"}, 2]}}
+    assert _smp(bare, body)["spec"] == body["spec"]
 
 
 @pytest.mark.parametrize(
@@ -344,6 +348,7 @@ def test_a_merging_list_element_without_its_merge_key_is_upstreams_500() -> None
 def test_malformed_patches(body: Any, code: int, message: str | None) -> None:
     pod = _pod({"name": "a"})
     pod["metadata"]["finalizers"] = ["x"]
+    pod["metadata"]["ownerReferences"] = []
     err = _error(pod, body)
     assert err.code == code
     if message is not None:

@@ -25,7 +25,8 @@ unknown ``$patch`` value) is 500 with reason unknown and the Go message, which k
 
 Where upstream stores a patch value verbatim (a field absent from the live object, a
 ``$patch: replace`` map) and relies on decoding into Go types to drop leftover directive keys,
-this merges the value into an empty one, so no ``$``-directive survives into a stored object;
+this merges the value into an empty one (maps, and lists of maps that carry their merge key),
+so no ``$``-directive survives into a stored object;
 a ``$deleteFromPrimitiveList`` for a field the live object lacks, or whose list does not merge,
 removes nothing (upstream would store the deletion list as the field's value). The same outcome
 for every patch kubectl generates.
@@ -220,10 +221,15 @@ class _Merger:
 
     def fresh(self, value: Any, path: Path) -> Any:
         """A patch value for a field the live object lacks: merged into nothing, so its
-        directives are applied (and removed) rather than stored."""
+        directives are applied (and removed) rather than stored. A list that is not a list of
+        maps each carrying its merge key (or a directive) is taken as it is, as upstream takes
+        it, and left to the kind's validation to judge."""
         if isinstance(value, dict):
             return self.merge_map({}, value, path)
-        if isinstance(value, list) and self._strategy(path).merge:
+        strategy = self._strategy(path)
+        key = strategy.merge_key
+        keyed = isinstance(value, list) and key is not None and strategy.merge
+        if keyed and all(isinstance(v, dict) and (key in v or DIRECTIVE in v) for v in value):
             return self.merge_list([], value, path, is_delete_list=False)
         return value
 
