@@ -39,8 +39,10 @@ Plugin = MutatingPlugin | ValidatingPlugin
 
 
 def _is_service(call: RequestLike) -> bool:
+    """Whether ``call`` wrote a Service (through any subresource: a ``/status`` write that
+    removes the last finalizer deletes the Service too)."""
     r = call.resource
-    return r.group == "" and r.resource == "services" and not call.info.subresource
+    return r.group == "" and r.resource == "services"
 
 
 @attrs.define
