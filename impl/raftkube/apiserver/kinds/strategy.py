@@ -17,6 +17,7 @@ the metadata rules, the unknown-field check and the ``metadata.*`` field labels 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..errors import Cause
@@ -154,7 +155,7 @@ class Strategy:
         )
         return (*common, *self.extra_field_labels)
 
-    def field_labels(self, obj: Obj) -> dict[str, str]:
+    def field_labels(self, obj: Mapping[str, Any]) -> dict[str, str]:
         """The values field selectors match against (upstream's ``GetAttrs`` field set)."""
         meta = obj.get("metadata") or {}
         labels = {"metadata.name": str(meta.get("name") or "")}
@@ -163,7 +164,7 @@ class Strategy:
         labels.update(self._field_labels(obj))
         return labels
 
-    def _field_labels(self, obj: Obj) -> dict[str, str]:
+    def _field_labels(self, obj: Mapping[str, Any]) -> dict[str, str]:
         return {}
 
     def unknown_fields(self, obj: Obj) -> list[str]:
