@@ -1,0 +1,128 @@
+"""The kinds' schemas: upstream's field names (checked against the official client's models),
+patch merge keys, and the unknown-field report for fieldValidation=Strict."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import kubernetes.client as kc
+import pytest
+
+from raftkube.apiserver import kinds, resources
+from raftkube.apiserver.kinds.schema import Schema, unknown_fields
+
+# Fields the client (generated from a newer Kubernetes than the 1.32 this server follows) has
+# and these schemas do not define yet: all are alpha fields added after 1.32.
+NEWER_THAN_132 = (
+    "restartPolicyRules", "fileKeyRef", "bindMountOptions", "httpGet.protocol", "grpc.mode",
+    "evictionResponders", "hostnameOverride", "schedulingGroup", "emptyDir.mode",
+    "defaultUser", ".user", "podCertificate", "podPreemptionPolicy", "declaredFeatures",
+    "runningInUserNamespace", "status.allocatedResources", "status.resources",
+    "extendedResourceClaimStatus", "nodeAllocatableResourceClaimStatuses", "volumeHealth",
+    "assigned.configMap", "active.configMap", "lastKnownGood.configMap",
+)  # fmt: skip
+
+
+def _compare(model: str, schema: Schema, path: str, out: list[tuple[str, str]]) -> None:
+    cls = getattr(kc, model, None)
+    properties = schema.get("properties")
+    if cls is None or properties is None:
+        return
+    client = {cls.attribute_map[a]: t for a, t in cls.openapi_types.items()}
+    out += [("missing", f"{path}.{n}") for n in client if n not in properties]
+    for name, sub in properties.items():
+        if name not in client:
+            out.append(("extra", f"{path}.{name}"))
+            continue
+        listed = re.fullmatch(r"List\[(\w+)\]", client[name])
+        if listed and sub.get("type") == "array":
+            _compare(listed.group(1), sub.get("items", {}), f"{path}.{name}[]", out)
+        elif re.fullmatch(r"V\w+", client[name]):
+            _compare(client[name], sub, f"{path}.{name}", out)
+
+
+@pytest.mark.parametrize("info", resources.RESOURCES, ids=lambda r: r.resource)
+def test_field_names_are_upstreams(info: resources.ResourceInfo) -> None:
+    found: list[tuple[str, str]] = []
+    _compare("V1" + info.kind, kinds.schema_for(info), info.kind, found)
+    assert [p for what, p in found if what == "extra"] == []
+    missing = [p for what, p in found if what == "missing"]
+    assert [p for p in missing if not any(p.endswith(s) or s + "." in p or s + "[" in p
+                                          for s in NEWER_THAN_132)] == []  # fmt: skip
+
+
+def _at(schema: Schema, *path: str) -> Any:
+    for name in path:
+        schema = schema["items"] if name == "[]" else schema["properties"][name]
+    return schema
+
+
+def test_patch_merge_keys_are_upstreams() -> None:
+    pod = kinds.schema_for(resources.lookup("", "v1", "pods"))  # type: ignore[arg-type]
+    expected = {
+        ("spec", "containers"): "name",
+        ("spec", "initContainers"): "name",
+        ("spec", "volumes"): "name",
+        ("spec", "containers", "[]", "env"): "name",
+        ("spec", "containers", "[]", "ports"): "containerPort",
+        ("spec", "containers", "[]", "volumeMounts"): "mountPath",
+        ("spec", "imagePullSecrets"): "name",
+        ("status", "conditions"): "type",
+        ("metadata", "ownerReferences"): "uid",
+    }
+    for path, key in expected.items():
+        assert _at(pod, *path)["x-kubernetes-patch-merge-key"] == key, path
+        assert _at(pod, *path)["x-kubernetes-patch-strategy"].startswith("merge")
+    assert "x-kubernetes-patch-merge-key" not in _at(pod, "spec", "tolerations")
+    service = kinds.schema_for(resources.lookup("", "v1", "services"))  # type: ignore[arg-type]
+    assert _at(service, "spec", "ports")["x-kubernetes-patch-merge-key"] == "port"
+
+
+def test_unknown_fields_are_reported_with_strict_decodings_paths() -> None:
+    info = resources.lookup("apps", "v1", "deployments")
+    assert info is not None
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"any": "label"}, "bogus": 1},
+        "spec": {
+            "foo": True,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {"name": "a", "image": "nginx", "resources": {"limits": {"cpu": 1}}},
+                        {"name": "b", "image": "nginx", "imagePullPolicyy": "Always"},
+                    ]
+                },
+            },
+        },
+    }
+    assert kinds.strategy_for(info).unknown_fields(deployment) == [
+        "metadata.bogus",
+        "spec.foo",
+        "spec.template.spec.containers[1].imagePullPolicyy",
+    ]
+
+
+def test_free_form_fields_are_not_looked_into() -> None:
+    schema: Schema = {
+        "type": "object",
+        "properties": {
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            "map": {"type": "object", "additionalProperties": {"type": "object",
+                                                               "properties": {"a": {}}}},
+        },
+    }  # fmt: skip
+    value = {"free": {"x": {"y": 1}}, "map": {"k": {"a": 1, "b": 2}}}
+    assert unknown_fields(schema, value) == ["map.k.b"]
+
+
+def test_every_served_resource_has_a_strategy_and_a_schema() -> None:
+    for info in resources.RESOURCES:
+        strategy = kinds.strategy_for(info)
+        assert strategy.info is info
+        schema = kinds.schema_for(info)
+        assert {"apiVersion", "kind", "metadata"} <= set(schema["properties"])
