@@ -5,7 +5,9 @@ The unit tests replay kubectl 1.32's own lookups (``queryParamVerifierV3``,
 search) on the documents. The last test runs the real kubectl, where installed, against a small
 HTTP server that answers discovery, OpenAPI and a pod collection from these modules: ``kubectl
 explain``, ``kubectl apply`` (create, then a strategic merge patch computed from our schema)
-with default validation, and ``kubectl get`` (a server-side Table).
+with default validation, a ``kind: List`` validated on the client from the protobuf
+``/openapi/v2`` (accepted, then refused for an unknown field), and ``kubectl get`` (a
+server-side Table).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pytest
 from raftkube.apiserver import accept, discovery, resources, tables
 from raftkube.apiserver.openapi import (
     PROTOBUF_V2,
+    PROTOBUF_V2_RESPONSE,
     OpenAPIDocuments,
     group_version_key,
     openapi_v2_document,
@@ -344,13 +347,93 @@ def test_v3_index_and_documents_are_served_with_their_hashes(docs: OpenAPIDocume
     assert docs.serve(_get("/openapi/v4")) is None
 
 
-def test_v2_is_json_or_a_406_for_protobuf_only(docs: OpenAPIDocuments) -> None:
-    refused = docs.serve(_get("/openapi/v2", accept=PROTOBUF_V2))
-    assert refused is not None and (refused.status, refused.body) == (406, b"")
-    served = docs.serve(_get("/openapi/v2", accept=f"{PROTOBUF_V2}, application/json"))
+def test_v2_is_protobuf_or_json_as_asked(docs: OpenAPIDocuments) -> None:
+    proto = docs.serve(_get("/openapi/v2", accept=PROTOBUF_V2))
+    assert proto is not None and proto.status == 200
+    assert dict(proto.headers)["content-type"] == PROTOBUF_V2_RESPONSE
+    assert proto.body == docs.v2_proto
+    served = docs.serve(_get("/openapi/v2", accept="application/json"))
     assert served is not None and served.status == 200
     assert json.loads(served.body)["swagger"] == "2.0"
     assert dict(served.headers)["content-type"] == "application/json"
+    either = docs.serve(_get("/openapi/v2", accept=f"application/json;q=0.5, {PROTOBUF_V2}"))
+    assert either is not None and either.body == docs.v2_proto
+    refused = docs.serve(_get("/openapi/v2", accept="text/html"))
+    assert refused is not None and (refused.status, refused.body) == (406, b"")
+
+
+def _fields(data: bytes) -> list[tuple[int, Any]]:
+    """A protobuf message's fields in order: varints as ints, length-delimited as bytes."""
+    out: list[tuple[int, Any]] = []
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        shift = value = 0
+        while True:
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while i < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((number, varint()))
+        elif wire == 2:
+            size = varint()
+            out.append((number, data[i : i + size]))
+            i += size
+        elif wire == 1:
+            out.append((number, data[i : i + 8]))
+            i += 8
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+    return out
+
+
+def _named(data: bytes, number: int) -> dict[str, bytes]:
+    """The ``Named*`` entries (name = 1, value = 2) of repeated field ``number``."""
+    out = {}
+    for n, entry in _fields(data):
+        if n == number:
+            parts = dict(_fields(entry))
+            out[parts[1].decode()] = parts.get(2, b"")
+    return out
+
+
+def test_v2_protobuf_uses_gnostics_field_numbers(docs: OpenAPIDocuments) -> None:
+    top = dict(_fields(docs.v2_proto))
+    assert top[1] == b"2.0"
+    definitions = _named(top[9], 1)
+    assert set(definitions) == set(openapi_v2_document(schema_for)["definitions"])
+    pod = dict(_fields(definitions["io.k8s.api.core.v1.Pod"]))
+    assert dict(_fields(pod[22]))[1] == b"object"  # type
+    extensions = _named(definitions["io.k8s.api.core.v1.Pod"], 31)
+    gvk_yaml = dict(_fields(extensions["x-kubernetes-group-version-kind"]))[2]
+    assert json.loads(gvk_yaml) == [{"group": "", "kind": "Pod", "version": "v1"}]
+    props = _named(pod[25], 1)
+    spec = _named(dict(_fields(props["spec"]))[25], 1)
+    containers = _named(spec["containers"], 31)
+    assert json.loads(dict(_fields(containers["x-kubernetes-patch-merge-key"]))[2]) == "name"
+    paths = _named(top[8], 2)
+    item = dict(_fields(paths["/api/v1/namespaces/{namespace}/pods/{name}"]))
+    patch = _fields(item[8])
+    consumes = [v.decode() for n, v in patch if n == 7]
+    assert "application/strategic-merge-patch+json" in consumes
+    # kubectl's v2 check reads parameters[].parameter.non_body_parameter.query...name
+    names = []
+    for n, value in patch:
+        if n == 8:
+            parameter = dict(_fields(dict(_fields(value))[1]))
+            if 2 in parameter:
+                query = dict(_fields(parameter[2])).get(3)
+                if query is not None:
+                    names.append(dict(_fields(query))[4].decode())
+    assert "fieldValidation" in names
 
 
 # ---- real kubectl ---------------------------------------------------------------------------
@@ -476,21 +559,37 @@ def test_real_kubectl_explains_applies_and_gets(docs: OpenAPIDocuments, tmp_path
         pod["spec"]["containers"][0]["image"] = "nginx:2"  # type: ignore[index]
         pod_file.write_text(json.dumps(pod))
         assert kubectl("apply", "-f", str(pod_file)).strip() == "pod/web configured"
+        # a List is validated on the client, from the protobuf /openapi/v2
+        as_list = {"apiVersion": "v1", "kind": "List", "items": [pod]}
+        pod["metadata"] = {"name": "web-2"}
+        pod_file.write_text(json.dumps(as_list))
+        assert kubectl("apply", "-f", str(pod_file)).strip() == "pod/web-2 created"
+        pod["spec"]["containers"][0]["bogus"] = 1  # type: ignore[index]
+        pod["metadata"] = {"name": "web-3"}
+        pod_file.write_text(json.dumps(as_list))
+        cmd = [str(KUBECTL), "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path)]
+        refused = subprocess.run(
+            [*cmd, "apply", "-f", str(pod_file)], capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 1
+        assert 'unknown field "bogus"' in refused.stderr
         listing = kubectl("get", "pods").splitlines()
         assert listing[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
         assert listing[1].split()[:4] == ["web", "0/1", "Pending", "0"]
+        assert [line.split()[0] for line in listing[1:]] == ["web", "web-2"]
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
     seen = handler.seen
-    # validation left to the server, judged from OpenAPI v3 alone
+    # for single objects, validation is left to the server, judged from OpenAPI v3 alone
     assert any(
         s.startswith("POST /api/v1/namespaces/default/pods?") and "fieldValidation=Strict" in s
         for s in seen
     )
-    assert not any(s.startswith("GET /openapi/v2") for s in seen)
     patch = next(s for s in seen if s.startswith("PATCH /api/v1/namespaces/default/pods/web"))
+    first_v2 = next(i for i, s in enumerate(seen) if s.startswith("GET /openapi/v2"))
+    assert first_v2 > seen.index(patch)  # only once the List needed it
     assert "application/strategic-merge-patch+json" in patch
     read_schema = next(
         i for i, s in enumerate(seen) if s.startswith("GET /openapi/v3/api/v1?hash=")

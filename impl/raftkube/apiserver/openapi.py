@@ -9,15 +9,11 @@ What kubectl 1.32 actually fetches (read from its sources, client-go 0.32):
   kind's schema found by ``x-kubernetes-group-version-kind`` (patch-merge keys and
   strategies), and the default ``--validate=strict`` leaves validation to the server once the
   kind's PATCH lists the ``fieldValidation`` parameter (see :mod:`openapi_paths`).
-* ``/openapi/v2`` only with ``Accept: application/com.github.proto-openapi.spec.v2@v1.0+
-  protobuf``, which client-go decodes as protobuf with no JSON fallback. This server writes
-  JSON only, so that request gets upstream's answer for an unservable ``Accept``, a bare 406,
-  and kubectl's callers go on without it: apply falls back to its compiled-in patch metadata,
-  the validation check uses v3. What still needs v2 is client-side validation where the
-  server's cannot be used: a ``kind: List`` file (``kubectl get -o yaml`` output) and kinds
-  without a PATCH (the reviews) under ``--validate=strict``; ``--validate=false`` or
-  ``--validate=warn`` skips it. ``/openapi/v2`` with ``Accept: application/json`` (or none)
-  returns the Swagger 2.0 document.
+* ``/openapi/v2`` with ``Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf``,
+  which client-go decodes as protobuf with no JSON fallback, for client-side validation where
+  the server's cannot be used (a ``kind: List`` file, as ``kubectl get -o yaml`` writes; kinds
+  without a PATCH) and for apply's older patch path. It is served as protobuf
+  (:mod:`openapi_proto`), and as JSON to whoever asks for JSON.
 
 Definitions are named as upstream's (``io.k8s.api.core.v1.Pod``,
 ``io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta``) and carry
@@ -36,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from raftkube.apiserver import accept, discovery, resources
+from raftkube.apiserver import accept, discovery, openapi_proto, resources
 from raftkube.apiserver.openapi_meta import (
     API_VERSION,
     KIND,
@@ -58,6 +54,9 @@ from raftkube.apiserver.resources import ResourceInfo
 SchemaFor = Callable[[ResourceInfo], dict[str, Any]]
 V2_PREFIX = "#/definitions/"
 PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# what kube-openapi answers either protobuf media type with
+PROTOBUF_V2_RESPONSE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+_PROTOBUF_V2_TYPES = (PROTOBUF_V2, PROTOBUF_V2_RESPONSE)
 TITLE = "Kubernetes"
 
 
@@ -238,6 +237,7 @@ class OpenAPIDocuments:
     hashes, and :meth:`serve` to answer their paths as kube-openapi's handlers do."""
 
     v2: bytes
+    v2_proto: bytes
     v3: Mapping[str, bytes]  # "api/v1" -> the document
 
     @classmethod
@@ -247,7 +247,8 @@ class OpenAPIDocuments:
             doc = openapi_v3_document(group, version, schema_for)
             assert doc is not None
             v3[group_version_key(group, version)] = _encode(doc)
-        return cls(_encode(openapi_v2_document(schema_for)), v3)
+        v2 = openapi_v2_document(schema_for)
+        return cls(_encode(v2), openapi_proto.document(v2), v3)
 
     def v3_url(self, key: str) -> str:
         return f"/openapi/v3/{key}?hash={_hash(self.v3[key])}"
@@ -262,7 +263,7 @@ class OpenAPIDocuments:
         for any other path (or an unknown group version), for the caller's 404."""
         path = req.path.rstrip("/")
         if path == "/openapi/v2":
-            return self._content(req, self.v2, {})
+            return self._content(req, self.v2, {}, proto=self.v2_proto)
         if path == "/openapi/v3":
             return Response(200, (("content-type", accept.JSON),), _encode(self.v3_index()))
         key = path.removeprefix("/openapi/v3/")
@@ -277,15 +278,24 @@ class OpenAPIDocuments:
         return self._content(req, body, extra)
 
     @staticmethod
-    def _content(req: Request, body: bytes, extra: Mapping[str, str]) -> Response:
-        """JSON if the ``Accept`` header takes it (a protobuf-only one gets a bare 406, as
-        kube-openapi answers a media type it cannot write), with its ETag."""
-        clauses = accept.parse_accept(req.headers.get("accept", ""))
-        if not any(c.matches(accept.JSON) for c in clauses):
+    def _content(
+        req: Request, body: bytes, extra: Mapping[str, str], *, proto: bytes | None = None
+    ) -> Response:
+        """The first form the ``Accept`` header takes: JSON, or for ``/openapi/v2`` protobuf
+        (the response then named with kube-openapi's current media type); a bare 406 when it
+        takes neither, as kube-openapi answers. With the ETag of the bytes sent."""
+        for clause in accept.parse_accept(req.headers.get("accept", "")):
+            if clause.matches(accept.JSON):
+                content_type, data = accept.JSON, body
+                break
+            if proto is not None and any(clause.matches(t) for t in _PROTOBUF_V2_TYPES):
+                content_type, data = PROTOBUF_V2_RESPONSE, proto
+                break
+        else:
             return Response(406, (("vary", "Accept"),), b"")
-        tag = '"' + _hash(body) + '"'
-        headers = [("content-type", accept.JSON), ("etag", tag), ("vary", "Accept")]
+        tag = '"' + _hash(data) + '"'
+        headers = [("content-type", content_type), ("etag", tag), ("vary", "Accept")]
         headers.extend(extra.items())
         if req.headers.get("if-none-match") == tag:
             return Response(304, tuple(headers), b"")
-        return Response(200, tuple(headers), body)
+        return Response(200, tuple(headers), data)
