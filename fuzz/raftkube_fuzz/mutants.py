@@ -20,12 +20,14 @@ from typing import Any
 import attrs
 
 from raftkube.mvcc.index import decode_range
+from raftkube.mvcc.sessions import SessionError, SessionRejection, SessionTable
 from raftkube.mvcc.watch import WatchHub, _Watcher
 from raftkube.raft.config import NodeConfig
 from raftkube.raft.node import RaftNode
 from raftkube.raft.ready import Ready
 from raftkube.server.member import Member, MemberError
 from raftkube_spec.kv.requests import LeaseRevokeRequest
+from raftkube_spec.kv.responses import Result
 from raftkube_spec.kv.watch import WatchFilter
 from raftkube_spec.raft import events as ev
 from raftkube_spec.raft.messages import AppendEntriesRequest, AppendEntriesResponse
@@ -247,6 +249,24 @@ async def _lease_loop_on_every_member(self: Member) -> None:
                 break
 
 
+# --- 10. session-retry-applied-twice ------------------------------------------------------------
+
+
+def _begin_without_cached_result(
+    self: SessionTable, client_id: int, sequence: int, lowest_unacked: int | None = None
+) -> Result | SessionError | None:
+    session = self._sessions.get(client_id)
+    if session is None:
+        return SessionError(SessionRejection.EXPIRED, client_id, sequence)
+    self._sessions.move_to_end(client_id)
+    session.acknowledge(sequence if lowest_unacked is None else lowest_unacked)
+    # MUTANT: the result of an already applied sequence is not looked up, so a client's
+    # retry of a committed write is applied a second time.
+    if sequence < session.lowest_unacked:
+        return SessionError(SessionRejection.STALE_SEQUENCE, client_id, sequence)
+    return None
+
+
 # --- the registry -------------------------------------------------------------------------------
 
 _ALL = (
@@ -322,6 +342,14 @@ _ALL = (
         "StateMachineAgreement",
         False,
         _patch(Member, "_lease_loop", _lease_loop_on_every_member),
+    ),
+    Mutant(
+        "session-retry-applied-twice",
+        "a session's retried write is applied again instead of answered from its cached result",
+        "kv",
+        "Linearizability",
+        False,
+        _patch(SessionTable, "begin", _begin_without_cached_result),
     ),
 )
 

@@ -51,9 +51,10 @@ from raftkube_fuzz.steps import Step
 from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline, describe_message
 from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
-from raftkube_fuzz.world.client import SimClient, WatchHandle
+from raftkube_fuzz.world.client import RequestClient, SimClient, WatchHandle
 from raftkube_fuzz.world.disk import SimDisk
 from raftkube_fuzz.world.driver import Simulation, SimulationStalled, sleep
+from raftkube_fuzz.world.wire_client import WireClient
 from raftkube_fuzz.world.world import World
 from raftkube_spec.kv.requests import LeaseRevokeRequest, PutRequest, RangeRequest, Request
 from raftkube_spec.kv.types import KeyValue
@@ -128,7 +129,13 @@ class Run:
         """:attr:`stats` as of :meth:`close` (the world is let go of then)."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
-        self.clients = [SimClient(self.world, i, self.history) for i in range(servers)]
+        self.clients: list[RequestClient] = (
+            [WireClient(self.world, i, self.history, session=i % 2 == 0) for i in range(servers)]
+            if suite.wire_clients
+            else [SimClient(self.world, i, self.history) for i in range(servers)]
+        )
+        self._watcher = SimClient(self.world, 0, self.history)
+        """Opens the watches (in-process, on the member's watch hub)."""
         self._next_client = 0
         self._loading = True
         """Background load clients keep going while this is set; :meth:`finish` clears it."""
@@ -311,7 +318,7 @@ class Run:
         self.faults[kind] += 1
         self.timeline.add(self.sim.now, member, FAULT, text)
 
-    def _take_client(self) -> SimClient:
+    def _take_client(self) -> RequestClient:
         """The next simulated client, round robin, so concurrent operations come from
         different clients (one client's operations are sequential in the history)."""
         client = self.clients[self._next_client % len(self.clients)]
@@ -385,7 +392,7 @@ class Run:
 
     async def _client_op(
         self,
-        client: SimClient,
+        client: RequestClient,
         request: Request,
         member: int,
         serializable: bool,
@@ -406,7 +413,7 @@ class Run:
 
     def spawn_watch(self, *, member: int, key: bytes, range_end: bytes, start: int) -> None:
         async def open_watch() -> None:
-            handle = await self.clients[0].watch(member, key, range_end, start)
+            handle = await self._watcher.watch(member, key, range_end, start)
             self.watches.append(handle)
             self.timeline.add(
                 trio.current_time(),

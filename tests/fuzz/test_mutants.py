@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from raftkube.mvcc import MvccStore, WatchHub
+from raftkube.mvcc.sessions import SessionTable
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready
 from raftkube.server.member import Member, MemberError
 from raftkube_fuzz.mutants import MUTANTS, Mutant
@@ -170,6 +171,15 @@ def follower_lease_loop() -> int:
     return store.apply(RangeRequest(b"k")).count  # type: ignore[union-attr]
 
 
+def retried_session_write() -> int:
+    """The revision after a session's write is committed twice (a retry): applied once."""
+    store = MvccStore()
+    store.register_client(1)
+    for _ in range(2):
+        store.apply_for_client(PutRequest(b"k", b"v"), client_id=1, sequence=1, lowest_unacked=1)
+    return store.revision
+
+
 SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "commit-old-term-by-count": (old_term_commit, 0, 1),
     "unsynced-vote": (unsynced_vote, True, False),
@@ -184,6 +194,7 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "lease-read-ignores-drift": (lease_ticks, 7, 10),
     "watch-skips-compacted-event": (watch_from_compacted, WatchCompacted(3), (3, 4, 5)),
     "follower-expires-leases": (follower_lease_loop, 1, 0),
+    "session-retry-applied-twice": (retried_session_write, 2, 3),
 }
 
 OWNERS: dict[str, tuple[type, str]] = {
@@ -196,6 +207,7 @@ OWNERS: dict[str, tuple[type, str]] = {
     "lease-read-ignores-drift": (NodeConfig, "lease_ticks"),
     "watch-skips-compacted-event": (WatchHub, "watch"),
     "follower-expires-leases": (Member, "_lease_loop"),
+    "session-retry-applied-twice": (SessionTable, "begin"),
 }
 
 

@@ -10,13 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from raftkube.server.member import Member
 from raftkube_fuzz.checks.history import History
-from raftkube_fuzz.world.client import SimClient
+from raftkube_fuzz.world.client import RequestClient, SimClient
 from raftkube_fuzz.world.disk import SimDisk
 from raftkube_fuzz.world.driver import Simulation
+from raftkube_fuzz.world.wire_client import WireClient
 from raftkube_fuzz.world.world import World, WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
 from raftkube_spec.raft.messages import Message
@@ -55,16 +57,22 @@ class Recording:
         self._log(f"sync m{member_id} {disk.synced_count}")
 
 
-def scenario(seed: int) -> str:
-    """A faulty run with concurrent clients; the digest of everything that happened."""
+def scenario(seed: int, wire: bool = False) -> str:
+    """A faulty run with concurrent clients; the digest of everything that happened. With
+    ``wire`` the clients are the real client library over the simulated streams, one with a
+    session and one without."""
     listener = Recording()
     world = World(WorldConfig(servers=3, snapshot_every=16), seed, listener)
     history = History()
-    clients = [SimClient(world, c, history) for c in range(2)]
+    clients: list[RequestClient] = [
+        WireClient(world, c, history, session=c == 0) if wire else SimClient(world, c, history)
+        for c in range(2)
+    ]
 
-    async def load(client: SimClient, n: int) -> None:
+    async def load(c: int, n: int) -> None:
+        client = clients[c]
         for k in range(n):
-            target = (k + client.client_id) % 3
+            target = (k + c) % 3
             await client.request(PutRequest(b"k%d" % (k % 5), b"%d" % k), member=target, timeout=1)
             await client.request(RangeRequest(b"k", b"l"), member=target, timeout=1)
 
@@ -73,7 +81,7 @@ def scenario(seed: int) -> str:
         world.set_loss(0.05)
         world.set_duplication(0.05)
         world.clock_rate(1, 1.05)
-        tasks = [sim.spawn(load, c, 40, limit=60) for c in clients]
+        tasks = [sim.spawn(load, c, 40, limit=60) for c in range(len(clients))]
         sim.advance(0.5)
         lead = world.leader()
         if lead is not None:
@@ -86,26 +94,30 @@ def scenario(seed: int) -> str:
             sim.wait(task)
     listener.lines.append(repr(history.operations()))
     listener.lines.append(repr(world.network.stats))
+    listener.lines.append(repr(world.streams.stats))
     assert world.failures == []
     assert len(listener.lines) > 500
     return hashlib.sha256("\n".join(listener.lines).encode()).hexdigest()
 
 
-def test_same_seed_same_run_in_one_process() -> None:
-    first = scenario(5)
-    assert scenario(5) == first
-    assert scenario(6) != first
+@pytest.mark.parametrize("wire", [False, True])
+def test_same_seed_same_run_in_one_process(wire: bool) -> None:
+    first = scenario(5, wire)
+    assert scenario(5, wire) == first
+    assert scenario(6, wire) != first
 
 
-def test_same_seed_same_run_in_a_fresh_process() -> None:
+@pytest.mark.parametrize("wire", [False, True])
+def test_same_seed_same_run_in_a_fresh_process(wire: bool) -> None:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from tests.fuzz.test_world_determinism import scenario; print(scenario(5));"
+        "from tests.fuzz.test_world_determinism import scenario;"
+        "print(scenario(5, sys.argv[2] == 'wire'));"
         "print('hypothesis' in sys.modules)"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run(
-        [sys.executable, "-c", code, str(ROOT)],
+        [sys.executable, "-c", code, str(ROOT), "wire" if wire else "direct"],
         capture_output=True,
         text=True,
         env=env,
@@ -114,4 +126,4 @@ def test_same_seed_same_run_in_a_fresh_process() -> None:
     )
     digest, hypothesis_loaded = out.stdout.split()
     assert hypothesis_loaded == "False"  # the replay sets up determinism on its own
-    assert digest == scenario(5)
+    assert digest == scenario(5, wire)

@@ -99,6 +99,11 @@ class Suite:
     """Sets up what the example's config asks to start with, once the world has its first
     leader and before the first step: background load (``run.spawn_load``), a nemesis
     (``run.spawn_periodic``)."""
+    wire_clients: bool = False
+    """Clients are raftkube's real client library on machines of their own, over the
+    simulated byte streams to the members' client listeners
+    (:mod:`~raftkube_fuzz.world.wire_client`), half of them with sessions; otherwise they
+    call the members' API in-process (:class:`~raftkube_fuzz.world.client.SimClient`)."""
 
     def execute(self, run: Run, step: Step) -> None:
         if step.kind == "wait":

@@ -285,5 +285,6 @@ SUITE = Suite(
     machine=KvMachine,
     default_config={"servers": 3, "read_mode": "read_index", "snapshot_every": 64, "load": "none"},
     prepare=prepare,
+    wire_clients=True,
 )
 KvMachine.suite = SUITE

@@ -22,7 +22,7 @@ like a hung server (the client waits for it, bounded by its deadline).
 from __future__ import annotations
 
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
@@ -38,6 +38,16 @@ from raftkube_spec.kv.watch import WatchCompacted
 if TYPE_CHECKING:
     from raftkube_fuzz.world.host import MemberHost
     from raftkube_fuzz.world.world import World
+
+
+class RequestClient(Protocol):
+    """What a run asks of a simulated client: one recorded request, its outcome returned
+    (:class:`SimClient` here, or the wire protocol's
+    :class:`~raftkube_fuzz.world.wire_client.WireClient`)."""
+
+    async def request(
+        self, req: Request, *, member: int, serializable: bool = False, timeout: float
+    ) -> Outcome: ...
 
 
 def is_read(req: Request) -> bool:

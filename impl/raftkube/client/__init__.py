@@ -1,6 +1,19 @@
 """Clients of a raftkube cluster: :class:`Client` (Trio) and :class:`SyncClient`."""
 
-from raftkube.client.client import Client, ClientError, KVRequestError, open_client
+from raftkube.client.client import (
+    Client,
+    ClientError,
+    IndeterminateError,
+    KVRequestError,
+    open_client,
+)
 from raftkube.client.sync import SyncClient
 
-__all__ = ["Client", "ClientError", "KVRequestError", "SyncClient", "open_client"]
+__all__ = [
+    "Client",
+    "ClientError",
+    "IndeterminateError",
+    "KVRequestError",
+    "SyncClient",
+    "open_client",
+]

@@ -3,10 +3,22 @@
 ``async with Client(["127.0.0.1:2379", ...]) as c`` keeps one pipelined connection to the
 current endpoint: many requests may be in flight, each answered by id. On a connection error,
 ``unavailable`` or ``not_leader`` it moves to the leader hint (or the next endpoint) and retries,
-a bounded number of times. A write retried after a broken connection may be applied twice, as
-with etcd's client - unless the client opened a session (:meth:`Client.open_session`): then
-every write carries ``(client_id, sequence, lowest_unacked)``, every retry repeats its
-sequence, and the cluster applies it once (Raft dissertation, section 6.3).
+a bounded number of times.
+
+Retrying a write is safe only when it cannot apply twice:
+
+* With a session (:meth:`Client.open_session`) every write carries ``(client_id, sequence,
+  lowest_unacked)``, every retry repeats its sequence, and the cluster applies it once (Raft
+  dissertation, section 6.3). Such a write is also retried after the client's own request
+  timeout, on the next endpoint: that is how its outcome is learnt.
+* Without one, a write retried after a broken connection may be applied twice, as with etcd's
+  client; ``at_most_once=True`` instead sends it again only after failures that prove it was
+  not applied (no connection, ``not_leader``) and otherwise raises
+  :class:`IndeterminateError`, which is what etcd's clientv3 does for its non-repeatable
+  requests.
+
+A write that fails after an attempt whose fate is unknown always raises
+:class:`IndeterminateError`: the caller must not assume it did not happen.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ import trio
 
 from raftkube.api import wire
 from raftkube.client.connection import BrokenError, Connection
-from raftkube.clock import Clock, TrioClock, sleep_for
+from raftkube.clock import Clock, TrioClock, fail_after, sleep_for
 from raftkube.net.streams import Network, TcpNetwork, TlsNetwork
 from raftkube_spec.kv.errors import KVError
 from raftkube_spec.kv.requests import (
@@ -69,12 +81,27 @@ class ClientError(Exception):
         self.leader = leader
 
 
+class IndeterminateError(ClientError):
+    """A write failed after an attempt that may have been applied: it may or may not have
+    taken effect (etcd's "context deadline exceeded" on a put). ``code`` is the last
+    failure's."""
+
+
 class KVRequestError(ClientError):
     """The state machine rejected the request; ``error`` is the KV error value."""
 
     def __init__(self, error: KVError) -> None:
         super().__init__(error.code.name, error.message)
         self.error = error
+
+
+def _is_read(req: Request) -> bool:
+    """A Range, or a Txn whose branches only read: nothing to apply twice."""
+    if isinstance(req, RangeRequest):
+        return True
+    if isinstance(req, TxnRequest):
+        return all(_is_read(op) for op in (*req.success, *req.failure))
+    return False
 
 
 def _parse_endpoint(endpoint: str) -> tuple[str, int]:
@@ -120,13 +147,15 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
         network: Network | None = None,
+        at_most_once: bool = False,
     ) -> None:
         """``ssl_context`` (e.g. :func:`raftkube.tls.client_context`) makes every connection
         TLS, verified against the endpoint's host; a failed handshake counts as a broken
         connection, so it is retried and then reported like an unreachable member. ``clock``
         (by default Trio's) is what request timeouts and retry delays are measured on.
         ``network`` (by default TCP) is where connections come from: the simulator passes
-        its in-world streams; TLS, if asked for, is layered on top of it."""
+        its in-world streams; TLS, if asked for, is layered on top of it. ``at_most_once``: see
+        the module docstring."""
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
         self.endpoints = list(endpoints)
@@ -134,6 +163,7 @@ class Client:
         self.retry_delay = retry_delay
         self.request_timeout = request_timeout
         self.ssl_context = ssl_context
+        self.at_most_once = at_most_once
         self.clock: Clock = clock if clock is not None else TrioClock()
         net: Network = network if network is not None else TcpNetwork()
         if ssl_context is not None:
@@ -172,7 +202,9 @@ class Client:
             assert self._nursery is not None, "use the Client in `async with`"
             host, port = _parse_endpoint(self.endpoint)
             try:
-                stream = await self._dial(host, port)
+                # A partitioned or paused member never answers a connect: bound it as a request.
+                with fail_after(self.clock, self.request_timeout):
+                    stream = await self._dial(host, port)
             except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
                 raise BrokenError(str(exc) or type(exc).__name__) from None
             conn = Connection(self.endpoint, stream, self.request_timeout, self.clock)
@@ -183,7 +215,12 @@ class Client:
     async def _dial(self, host: str, port: int) -> trio.abc.Stream:
         return await self.network.open_stream(host, port)
 
-    def _fail_over(self, leader: str | None = None) -> None:
+    def _fail_over(self, failed: Connection | None, leader: str | None = None) -> None:
+        """Move on from ``failed`` (None: a connection that could not be made) to ``leader``
+        or the next endpoint, unless another request already moved on from it: closing the
+        connection it moved to would fail that one's requests too."""
+        if failed is not None and self._conn is not failed:
+            return
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -194,21 +231,49 @@ class Client:
         else:
             self._current = (self._current + 1) % len(self.endpoints)
 
-    async def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send one request, failing over as needed; returns the whole ``ok`` frame."""
-        last: Exception | None = None
+    async def call(self, op: str, body: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
+        """Send one request, failing over as needed; returns the whole ``ok`` frame.
+
+        ``write``: the request changes state, so an attempt whose answer is lost may have
+        been applied; it is retried as the module docstring says (a ``session`` in ``body``
+        makes it safe to), and fails with :class:`IndeterminateError` if some attempt's fate
+        is unknown."""
+        tagged = write and "session" in body
+        once = write and not tagged and self.at_most_once
+        unknown = False
+        """Some attempt of this write may have been applied."""
+        last: ClientError | None = None
         for attempt in range(self.attempts):
             if attempt:
                 await sleep_for(self.clock, self.retry_delay)
+            conn = self._conn
             try:
-                conn = self._conn
                 if conn is None or conn.broken:
                     conn = await self._connection()
-                rid = next(self._ids)
+            except BrokenError as exc:
+                last = ClientError("unavailable", f"no connection: {exc}")
+                self._fail_over(None)
+                continue
+            rid = next(self._ids)
+            try:
                 msg = await conn.call(rid, {"id": rid, "op": op, "body": body}).wait()
             except BrokenError as exc:
-                last = exc
-                self._fail_over()
+                unknown = unknown or write
+                last = ClientError("unavailable", f"connection lost: {exc}")
+                self._fail_over(conn)
+                if once:
+                    raise IndeterminateError(last.code, last.message) from None
+                continue
+            except trio.TooSlowError:
+                if not write:
+                    raise
+                unknown = True
+                last = ClientError("timeout", "no answer within the request timeout")
+                if not tagged:
+                    if once:
+                        raise IndeterminateError(last.code, last.message) from None
+                    raise
+                self._fail_over(conn)
                 continue
             if msg.get("ok"):
                 return msg
@@ -216,14 +281,25 @@ class Client:
             code, message = str(err.get("code")), str(err.get("message"))
             if wire.is_kv_error_code(code):
                 raise KVRequestError(wire.decode_kv_error(err))
+            error = ClientError(code, message, err.get("leader"))
             if code in _RETRYABLE:
-                last = ClientError(code, message, err.get("leader"))
-                self._fail_over(err.get("leader"))
+                # A member refuses with not_leader before proposing; the others may come
+                # after the write reached the log.
+                if code != "not_leader":
+                    unknown = unknown or write
+                    if once:
+                        raise IndeterminateError(code, message, err.get("leader"))
+                last = error
+                self._fail_over(conn, err.get("leader"))
                 continue
-            raise ClientError(code, message, err.get("leader"))
-        if isinstance(last, ClientError):
-            raise last
-        raise ClientError("unavailable", f"no member answered: {last}")
+            if unknown:
+                raise IndeterminateError(code, message, err.get("leader"))
+            raise error
+        if last is None:
+            last = ClientError("unavailable", "no member answered")
+        if unknown:
+            raise IndeterminateError(last.code, last.message, last.leader)
+        raise last
 
     async def open_session(self) -> int:
         """Register a client session (a write through the Raft log) and tag every later write
@@ -246,14 +322,15 @@ class Client:
         body = wire.encode_request(req)
         if serializable:
             body["serializable"] = True
-        session = self._session if not isinstance(req, RangeRequest) else None
+        write = not _is_read(req)
+        session = self._session if write else None
         if session is None:
-            msg = await self.call(op, body)
+            msg = await self.call(op, body, write=write)
         else:
             # call() resends this same body on every retry, so the sequence stays the same.
             sequence, body["session"] = session.tag()
             try:
-                msg = await self.call(op, body)
+                msg = await self.call(op, body, write=True)
             finally:
                 session.unacked.discard(sequence)
         header = wire.decode_header(msg["header"])
