@@ -126,16 +126,23 @@ _SECURITY_SCHEME = {
 }
 
 
-def openapi_v3_document(group: str, version: str, schema_for: SchemaFor) -> dict[str, Any] | None:
+def openapi_v3_document(
+    group: str,
+    version: str,
+    schema_for: SchemaFor,
+    *,
+    definitions: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
     """The OpenAPI 3.0 document of one group version (None if not served): its paths and
-    every schema they refer to."""
+    every schema they refer to. ``definitions`` saves recomputing :func:`all_definitions`
+    when writing several documents."""
     infos = resources.in_group(group, version)
     if not infos:
         return None
     paths: dict[str, Any] = {}
     for info in infos:
         paths.update(resource_paths(info))
-    defs = all_definitions(schema_for)
+    defs = all_definitions(schema_for) if definitions is None else definitions
     return {
         "openapi": "3.0.0",
         "info": {"title": TITLE, "version": discovery.GIT_VERSION},
@@ -195,8 +202,11 @@ def _v2_operation(op: Mapping[str, Any]) -> dict[str, Any]:
     return _v2_schema(out)  # type: ignore[no-any-return]
 
 
-def openapi_v2_document(schema_for: SchemaFor) -> dict[str, Any]:
+def openapi_v2_document(
+    schema_for: SchemaFor, *, definitions: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The Swagger 2.0 document of everything served."""
+    defs = all_definitions(schema_for) if definitions is None else definitions
     paths: dict[str, Any] = {}
     for info in resources.RESOURCES:
         for path, item in resource_paths(info).items():
@@ -211,7 +221,7 @@ def openapi_v2_document(schema_for: SchemaFor) -> dict[str, Any]:
         "swagger": "2.0",
         "info": {"title": TITLE, "version": discovery.GIT_VERSION},
         "paths": dict(sorted(paths.items())),
-        "definitions": _v2_schema(dict(sorted(all_definitions(schema_for).items()))),
+        "definitions": _v2_schema(dict(sorted(defs.items()))),
         "securityDefinitions": {"BearerToken": _SECURITY_SCHEME},
         "security": [{"BearerToken": []}],
     }
@@ -242,12 +252,13 @@ class OpenAPIDocuments:
 
     @classmethod
     def build(cls, schema_for: SchemaFor) -> OpenAPIDocuments:
+        defs = all_definitions(schema_for)
         v3: dict[str, bytes] = {}
         for group, version in sorted({(r.group, r.version) for r in resources.RESOURCES}):
-            doc = openapi_v3_document(group, version, schema_for)
+            doc = openapi_v3_document(group, version, schema_for, definitions=defs)
             assert doc is not None
             v3[group_version_key(group, version)] = _encode(doc)
-        v2 = openapi_v2_document(schema_for)
+        v2 = openapi_v2_document(schema_for, definitions=defs)
         return cls(_encode(v2), openapi_proto.document(v2), v3)
 
     def v3_url(self, key: str) -> str:
