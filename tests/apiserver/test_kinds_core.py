@@ -94,9 +94,15 @@ def test_node_keeps_its_status_on_create_and_allocatable_defaults_to_capacity() 
 
 
 def test_node_taints_and_cidrs() -> None:
-    body = node(taints=[{"key": "a", "effect": "Sometimes"}, {"key": "b"},
-                        {"key": "c", "effect": "NoSchedule"}, {"key": "c", "effect": "NoSchedule"}],
-                podCIDRs=["10.0.0.0/24", "10.0.1.0"])  # fmt: skip
+    body = node(
+        taints=[
+            {"key": "a", "effect": "Sometimes"},
+            {"key": "b"},
+            {"key": "c", "effect": "NoSchedule"},
+            {"key": "c", "effect": "NoSchedule"},
+        ],
+        podCIDRs=["10.0.0.0/24", "10.0.1.0"],
+    )
     assert errors_of(NODES, body) == [
         'spec.taints[0].effect: Unsupported value: "Sometimes": supported values: '
         '"NoSchedule", "PreferNoSchedule", "NoExecute"',
@@ -205,9 +211,10 @@ def test_events() -> None:
 
 
 def test_leases() -> None:
-    body = {"metadata": {"name": "node-1", "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 0,
-                     "leaseTransitions": -1}}  # fmt: skip
+    body = {
+        "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 0, "leaseTransitions": -1},
+    }
     assert errors_of(LEASES, body) == [
         "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0",
         "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0",

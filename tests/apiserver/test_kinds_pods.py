@@ -112,10 +112,11 @@ def test_volumes_get_default_modes_and_a_sourceless_one_is_an_empty_dir() -> Non
 def test_a_valid_pod_passes() -> None:
     body = pod(
         volumes=[{"name": "data", "emptyDir": {}}],
-        tolerations=[{"key": "k", "operator": "Exists", "effect": "NoExecute",
-                      "tolerationSeconds": 30}],
+        tolerations=[
+            {"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}
+        ],
         nodeSelector={"kubernetes.io/os": "linux"},
-    )  # fmt: skip
+    )
     body["spec"]["containers"][0].update(
         ports=[{"name": "http", "containerPort": 8080}],
         env=[{"name": "MY_VAR", "value": "1"}],
@@ -207,9 +208,10 @@ def test_resources_must_parse_and_requests_may_not_exceed_limits() -> None:
 
 
 def test_mounts_probes_volumes_and_tolerations() -> None:
-    body = pod(volumes=[{"name": "v", "emptyDir": {}, "hostPath": {"path": "/"}}],
-               tolerations=[{"operator": "Equal", "value": "x"},
-                            {"key": "k", "tolerationSeconds": 5}])  # fmt: skip
+    body = pod(
+        volumes=[{"name": "v", "emptyDir": {}, "hostPath": {"path": "/"}}],
+        tolerations=[{"operator": "Equal", "value": "x"}, {"key": "k", "tolerationSeconds": 5}],
+    )
     body["spec"]["containers"][0].update(
         volumeMounts=[{"name": "missing", "mountPath": "/a"}],
         livenessProbe={"exec": {"command": ["true"]}, "successThreshold": 2},
@@ -229,8 +231,9 @@ def test_mounts_probes_volumes_and_tolerations() -> None:
 
 def test_qos_classes() -> None:
     def qos(*resources_: dict[str, Any]) -> str:
-        containers = [{"name": str(i), "image": "x", "resources": r}
-                      for i, r in enumerate(resources_)]  # fmt: skip
+        containers = [
+            {"name": str(i), "image": "x", "resources": r} for i, r in enumerate(resources_)
+        ]
         body = {"metadata": {"name": "p", "namespace": "d"}, "spec": {"containers": containers}}
         STRATEGY.default(body)
         return qos_class(body["spec"])

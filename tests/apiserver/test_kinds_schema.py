@@ -15,13 +15,30 @@ from raftkube.apiserver.kinds.schema import Schema, unknown_fields
 # Fields the client (generated from a newer Kubernetes than the 1.32 this server follows) has
 # and these schemas do not define yet: all are alpha fields added after 1.32.
 NEWER_THAN_132 = (
-    "restartPolicyRules", "fileKeyRef", "bindMountOptions", "httpGet.protocol", "grpc.mode",
-    "evictionResponders", "hostnameOverride", "schedulingGroup", "emptyDir.mode",
-    "defaultUser", ".user", "podCertificate", "podPreemptionPolicy", "declaredFeatures",
-    "runningInUserNamespace", "status.allocatedResources", "status.resources",
-    "extendedResourceClaimStatus", "nodeAllocatableResourceClaimStatuses", "volumeHealth",
-    "assigned.configMap", "active.configMap", "lastKnownGood.configMap",
-)  # fmt: skip
+    "restartPolicyRules",
+    "fileKeyRef",
+    "bindMountOptions",
+    "httpGet.protocol",
+    "grpc.mode",
+    "evictionResponders",
+    "hostnameOverride",
+    "schedulingGroup",
+    "emptyDir.mode",
+    "defaultUser",
+    ".user",
+    "podCertificate",
+    "podPreemptionPolicy",
+    "declaredFeatures",
+    "runningInUserNamespace",
+    "status.allocatedResources",
+    "status.resources",
+    "extendedResourceClaimStatus",
+    "nodeAllocatableResourceClaimStatuses",
+    "volumeHealth",
+    "assigned.configMap",
+    "active.configMap",
+    "lastKnownGood.configMap",
+)
 
 
 def _compare(model: str, schema: Schema, path: str, out: list[tuple[str, str]]) -> None:
@@ -48,8 +65,11 @@ def test_field_names_are_upstreams(info: resources.ResourceInfo) -> None:
     _compare("V1" + info.kind, kinds.schema_for(info), info.kind, found)
     assert [p for what, p in found if what == "extra"] == []
     missing = [p for what, p in found if what == "missing"]
-    assert [p for p in missing if not any(p.endswith(s) or s + "." in p or s + "[" in p
-                                          for s in NEWER_THAN_132)] == []  # fmt: skip
+    assert [
+        p
+        for p in missing
+        if not any(p.endswith(s) or s + "." in p or s + "[" in p for s in NEWER_THAN_132)
+    ] == []
 
 
 def _at(schema: Schema, *path: str) -> Any:
@@ -112,10 +132,12 @@ def test_free_form_fields_are_not_looked_into() -> None:
         "type": "object",
         "properties": {
             "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            "map": {"type": "object", "additionalProperties": {"type": "object",
-                                                               "properties": {"a": {}}}},
+            "map": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "properties": {"a": {}}},
+            },
         },
-    }  # fmt: skip
+    }
     value = {"free": {"x": {"y": 1}}, "map": {"k": {"a": 1, "b": 2}}}
     assert unknown_fields(schema, value) == ["map.k.b"]
 

@@ -121,8 +121,9 @@ def test_template_rules() -> None:
 
 
 def test_rolling_update_parameters() -> None:
-    body = deployment(strategy={"type": "RollingUpdate",
-                                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}})  # fmt: skip
+    body = deployment(
+        strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}
+    )
     assert errors_of(DEPLOYMENTS, body) == [
         "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when "
         "`maxSurge` is 0"
@@ -196,8 +197,10 @@ def test_apps_selectors_are_immutable_but_rc_selectors_are_not() -> None:
         '{"app":"web", "tier":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: '
         "field is immutable"
     ]
-    rc_body: dict[str, Any] = {"metadata": {"name": "web", "namespace": "default"},
-                               "spec": {"template": template({"app": "web"})}}  # fmt: skip
+    rc_body: dict[str, Any] = {
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"template": template({"app": "web"})},
+    }
     old_rc = stored(RCS, rc_body)
     assert old_rc["status"] == {"replicas": 0}
     new_rc = copy.deepcopy(old_rc)
@@ -209,9 +212,13 @@ def test_apps_selectors_are_immutable_but_rc_selectors_are_not() -> None:
 def test_field_labels_and_selector_matching() -> None:
     rs = stored(REPLICASETS, deployment())
     assert kinds.strategy_for(REPLICASETS).field_labels(rs)["status.replicas"] == "0"
-    selector = {"matchLabels": {"app": "web"},
-                "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]},
-                                     {"key": "env", "operator": "Exists"}]}  # fmt: skip
+    selector = {
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [
+            {"key": "tier", "operator": "NotIn", "values": ["db"]},
+            {"key": "env", "operator": "Exists"},
+        ],
+    }
     assert selector_matches(selector, {"app": "web", "env": "prod"})
     assert not selector_matches(selector, {"app": "web", "env": "prod", "tier": "db"})
     assert not selector_matches(selector, {"app": "web"})

@@ -159,8 +159,8 @@ class RoleBindingStrategy(Strategy):
             shown = f.Raw(
                 "rbac.RoleRef{"
                 + ", ".join(
-                    f'{k[0].upper()}{k[1:]}:"{ref.get(k, "")}"'
-                    for k in ("apiGroup", "kind", "name")
+                    f'{go}:"{ref.get(k, "")}"'
+                    for k, go in (("apiGroup", "APIGroup"), ("kind", "Kind"), ("name", "Name"))
                 )
                 + "}"
             )
