@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from raftkube.apiserver import accept, discovery, resources, tables
+from raftkube.apiserver import accept, discovery, kinds, resources, tables
 from raftkube.apiserver.openapi import (
     PROTOBUF_V2,
     PROTOBUF_V2_RESPONSE,
@@ -434,6 +434,44 @@ def test_v2_protobuf_uses_gnostics_field_numbers(docs: OpenAPIDocuments) -> None
                 if query is not None:
                     names.append(dict(_fields(query))[4].decode())
     assert "fieldValidation" in names
+
+
+def _kube_openapi_parse(schema: dict[str, Any], defs: dict[str, Any], path: str) -> None:
+    """The checks of kube-openapi's ``proto.ParseSchema``, which reads kubectl's copy of
+    ``/openapi/v2``: a single bad definition makes kubectl's whole client-side validation fail."""
+    if "$ref" in schema:
+        assert "properties" not in schema and "type" not in schema, path
+        assert schema["$ref"].removeprefix("#/definitions/") in defs, path
+        return
+    kind = schema.get("type")
+    types = [] if kind is None else [kind] if isinstance(kind, str) else kind
+    assert len(types) <= 1, path
+    if types == ["array"]:
+        items = schema.get("items")
+        assert isinstance(items, dict), f"{path}: an array needs exactly one item schema"
+        _kube_openapi_parse(items, defs, path + "[]")
+    elif types in ([], ["object"]) and "properties" in schema:
+        for name, sub in schema["properties"].items():
+            _kube_openapi_parse(sub, defs, f"{path}.{name}")
+    elif types == ["object"] and isinstance(schema.get("additionalProperties"), dict):
+        _kube_openapi_parse(schema["additionalProperties"], defs, path + "{}")
+    elif types and types != ["object"]:
+        assert types[0] in ("string", "number", "integer", "boolean"), path
+
+
+def test_the_served_kinds_schemas_pass_kubectls_v2_reader() -> None:
+    for bad in ({"type": "array"}, {"type": "date"}, {"$ref": "#/definitions/x", "type": "object"}):
+        with pytest.raises(AssertionError):
+            _kube_openapi_parse(bad, {"x": {}}, "bad")
+    doc = openapi_v2_document(kinds.schema_for)
+    defs = doc["definitions"]
+    for name, schema in defs.items():
+        _kube_openapi_parse(schema, defs, name)
+    for group, version in _gv_infos():
+        v3doc = openapi_v3_document(group, version, kinds.schema_for)
+        assert v3doc is not None
+        for target in _refs(v3doc):
+            assert target.removeprefix("#/components/schemas/") in v3doc["components"]["schemas"]
 
 
 # ---- real kubectl ---------------------------------------------------------------------------
