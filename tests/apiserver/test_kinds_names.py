@@ -141,7 +141,7 @@ def test_object_meta_on_create() -> None:
         "metadata.generation: Invalid value: -1: must be greater than or equal to 0"
     ]
     assert check({"name": "ok", "namespace": "d", "finalizers": ["custom"]}) == [
-        'metadata.finalizers: Invalid value: "custom": name is neither a standard finalizer '
+        'metadata.finalizers[0]: Invalid value: "custom": name is neither a standard finalizer '
         "name nor is it fully qualified"
     ]
     refs = [

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from ..errors import Cause
 from . import field as f
-from .meta import validate_finalizers
+from .meta import finalizer_name_problems
 from .names import is_qualified_name, name_is_dns_label
 from .poddefaults import canonical_quantities
 from .podspec import TAINT_EFFECTS, validate_quantity
@@ -166,8 +166,11 @@ class NamespaceStrategy(Strategy):
 
     def _validate(self, obj: Obj) -> list[Cause]:
         causes: list[Cause] = []
+        # A namespace's own finalizers are reported at the list, item by item.
         for name in get(obj, "spec", "finalizers") or []:
-            causes += validate_finalizers([name], "spec.finalizers")
+            name = str(name)
+            causes += f.each("spec.finalizers", name, is_qualified_name(name))
+            causes += f.each("spec.finalizers", name, finalizer_name_problems(name))
         return causes
 
     def _field_labels(self, obj: Mapping[str, Any]) -> dict[str, str]:

@@ -82,10 +82,29 @@ def validate_owner_references(refs: Any, path: str) -> list[Cause]:
     return causes
 
 
+def finalizer_name_problems(name: str) -> list[str]:
+    """Core's ``validateKubeFinalizerName``: an unqualified finalizer must be a standard one."""
+    if "/" not in name and name not in STANDARD_FINALIZERS:
+        return ["name is neither a standard finalizer name nor is it fully qualified"]
+    return []
+
+
 def validate_finalizers(finalizers: Any, path: str) -> list[Cause]:
+    """``metadata.finalizers``: qualified names (reported at the list, as apimachinery does),
+    then the standard-name rule core adds (reported at each item, ``finalizers[i]``)."""
     causes: list[Cause] = []
     if not isinstance(finalizers, list):
         return causes
+    names = [str(name) for name in finalizers]
+    for name in names:
+        causes += f.each(path, name, is_qualified_name(name))
+    if "orphan" in names and "foregroundDeletion" in names:
+        causes.append(
+            f.invalid(path, names, "finalizer orphan and foregroundDeletion cannot be both set")
+        )
+    for i, name in enumerate(names):
+        causes += f.each(f.index(path, i), name, finalizer_name_problems(name))
+    return causes
     for name in finalizers:
         name = str(name)
         causes += f.each(path, name, is_qualified_name(name))
