@@ -24,6 +24,8 @@ implements the same protocol over its virtual network.
   a reason. Members of different clusters (a mis-pointed address, a reused host) refuse each
   other instead of corrupting each other's logs. Messages on an accepted connection must then
   come from the member that said hello and be addressed to us.
+* **Any stream network.** Connections are dialled and accepted through a
+  :class:`~raftkube.net.streams.Network` (TCP by default), like every other component's.
 * **Optional TLS** for every peer connection, with client-certificate verification if the
   server context requires it (``verify_mode = ssl.CERT_REQUIRED``).
 * **Structured concurrency.** Everything runs inside :meth:`TcpTransport.run` (for a nursery
@@ -56,6 +58,7 @@ from raftkube.net.framing import (
     encode_frame,
     send_frame,
 )
+from raftkube.net.streams import Listener, Network, TcpNetwork, TlsListener, bound_address
 from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import ServerId
 
@@ -307,9 +310,12 @@ class TcpTransport:
         peers: Mapping[ServerId, PeerAddress] | None = None,
         clock: Clock | None = None,
         rng: RandomSource | None = None,
+        network: Network | None = None,
     ) -> None:
         self.config = config
         self.stats = TransportStats()
+        self._network: Network = network if network is not None else TcpNetwork()
+        """Where peer connections come from (TCP unless a caller brings its own)."""
         self._clock: Clock = clock if clock is not None else TrioClock()
         self._rng: RandomSource = rng if rng is not None else random.Random()
         self._links: dict[ServerId, _PeerLink] = {}
@@ -350,15 +356,16 @@ class TcpTransport:
         self._ran = True
         try:
             async with trio.open_nursery() as nursery:
-                listeners = await trio.open_tcp_listeners(
-                    self.config.listen_port, host=self.config.listen_host
+                listeners = await self._network.open_listeners(
+                    self.config.listen_host, self.config.listen_port
                 )
-                host, port = listeners[0].socket.getsockname()[:2]
+                host, port = bound_address(listeners[0])
                 self._listen_address = PeerAddress(host, port)
-                served: list[trio.abc.Listener[Any]] = list(listeners)
+                served: list[Listener] = list(listeners)
                 if self.config.tls is not None:
+                    # The handshake runs in the connection's task, under its timeout.
                     ctx = self.config.tls.server_context
-                    served = [trio.SSLListener(li, ctx, https_compatible=False) for li in listeners]
+                    served = [TlsListener(li, ctx) for li in listeners]
                 self._nursery = nursery
                 await nursery.start(trio.serve_listeners, self._handle_inbound, served)
                 for link in self._links.values():
@@ -495,7 +502,7 @@ class TcpTransport:
         """Connect, (TLS-)handshake and exchange hellos, all under the configured timeouts."""
         address = link.address
         with fail_after(self._clock, self.config.connect_timeout):
-            tcp = await trio.open_tcp_stream(address.host, address.port)
+            tcp = await self._network.open_stream(address.host, address.port)
         stream: trio.abc.Stream = tcp
         try:
             with fail_after(self._clock, self.config.handshake_timeout):
@@ -670,10 +677,11 @@ async def open_tcp_transport(
     peers: Mapping[ServerId, PeerAddress] | None = None,
     clock: Clock | None = None,
     rng: RandomSource | None = None,
+    network: Network | None = None,
 ) -> AsyncIterator[TcpTransport]:
     """Run a :class:`TcpTransport` for the body of an ``async with``; it is listening on entry
     and fully stopped (no tasks, no sockets) on exit."""
-    transport = TcpTransport(config, peers=peers, clock=clock, rng=rng)
+    transport = TcpTransport(config, peers=peers, clock=clock, rng=rng, network=network)
     async with trio.open_nursery() as nursery:
         await nursery.start(transport.run)
         try:

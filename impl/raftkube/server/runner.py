@@ -56,8 +56,8 @@ async def open_member(
 
     ``client_ssl_context`` makes the client listener TLS-only and ``peer_tls`` does the same for
     Raft traffic (see :mod:`raftkube.tls`); they are separate because clients and peers are
-    usually trusted differently. ``network`` (TCP by default) is where the client listener
-    comes from."""
+    usually trusted differently. ``network`` (TCP by default) is where the peer transport's
+    and the client listener's connections come from."""
     storage = RaftLogStore(data_dir)
     clock = TrioClock()
     transport = TcpTransport(
@@ -69,6 +69,7 @@ async def open_member(
             tls=peer_tls,
         ),
         clock=clock,
+        network=network,
     )
     try:
         # The member's fsyncs run in this thread; it stops only after every task has (no sync
