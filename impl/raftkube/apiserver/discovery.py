@@ -16,9 +16,9 @@ upstream's JSON shapes (``k8s.io/apimachinery/pkg/apis/meta/v1`` and
 * ``/version`` -> ``version.Info``, which client-go's discovery client also reads.
 
 As upstream, the core group's documents (``/api``, ``/api/v1``) carry no ``apiVersion``
-(they predate it), the others carry ``apiVersion: v1``. ``serverAddressByClientCIDRs`` is the
-single ``0.0.0.0/0`` entry naming the server's external address; upstream's optional extra
-per-CIDR rules are not offered.
+(they predate it), the others carry ``apiVersion: v1``. ``serverAddressByClientCIDRs`` (on
+``/api`` only, as kube-apiserver serves it) is the single ``0.0.0.0/0`` entry naming the
+server's external address; upstream's optional extra per-CIDR rules are not offered.
 """
 
 from __future__ import annotations
@@ -93,32 +93,22 @@ def _named_groups() -> list[str]:
     return [g for g in resources.groups() if g]
 
 
-def api_group(group: str, server_address: str | None = None) -> dict[str, Any] | None:
-    """``GET /apis/{group}`` (None for a group not served). The ``/apis`` list repeats each
-    group with the server's addresses; the single-group document has none, as upstream."""
+def _api_group_fields(group: str) -> dict[str, Any]:
+    gv = _group_version(group, resources.GROUP_PREFERRED_VERSION[group])
+    return {"name": group, "versions": [gv], "preferredVersion": gv}
+
+
+def api_group(group: str) -> dict[str, Any] | None:
+    """``GET /apis/{group}`` (None for a group not served)."""
     if not group or group not in resources.GROUP_PREFERRED_VERSION:
         return None
-    gv = _group_version(group, resources.GROUP_PREFERRED_VERSION[group])
-    doc: dict[str, Any] = {
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": group,
-        "versions": [gv],
-        "preferredVersion": gv,
-    }
-    if server_address is not None:
-        doc["serverAddressByClientCIDRs"] = server_address_by_client_cidrs(server_address)
-    return doc
+    return {"kind": "APIGroup", "apiVersion": "v1", **_api_group_fields(group)}
 
 
-def api_group_list(server_address: str) -> dict[str, Any]:
-    """``GET /apis``: every named group (the core group is at ``/api``)."""
-    groups = []
-    for name in _named_groups():
-        doc = api_group(name, server_address)
-        assert doc is not None
-        del doc["kind"], doc["apiVersion"]
-        groups.append(doc)
+def api_group_list() -> dict[str, Any]:
+    """``GET /apis``: every named group (the core group is at ``/api``). As kube-apiserver's
+    (whose aggregator writes this list) the groups carry no ``serverAddressByClientCIDRs``."""
+    groups = [_api_group_fields(name) for name in _named_groups()]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
@@ -287,7 +277,7 @@ def serve_discovery(req: Request, server_address: str) -> Response | None:
         fmt = accept.negotiate_discovery(req.headers.get("accept", ""))
         core = parts == ["api"]
         if fmt is accept.DiscoveryFormat.LEGACY:
-            doc = api_versions(server_address) if core else api_group_list(server_address)
+            doc = api_versions(server_address) if core else api_group_list()
             return _json_response(doc)
         doc = aggregated_discovery(core=core, version=fmt.value)
         tag = '"' + etag(doc) + '"'
