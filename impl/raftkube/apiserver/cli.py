@@ -100,8 +100,8 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--service-cluster-ip-range",
         type=_cidr,
-        default=_cidr("127.96.0.0/16"),
-        help="Service cluster IPs are allocated here (default 127.96.0.0/16: loopback, so "
+        default=_cidr("127.96.0.0/12"),
+        help="Service cluster IPs are allocated here (default 127.96.0.0/12: loopback, so "
         "proxies need no root)",
     )
     p.add_argument(

@@ -8,6 +8,8 @@ from pathlib import Path
 import attrs
 
 AUTHORIZATION_MODES = frozenset({"AlwaysAllow", "Node", "RBAC"})
+DEFAULT_SERVICE_RANGE = ipaddress.IPv4Network("127.96.0.0/12")
+"""The loopback twin of upstream's 10.96.0.0/12: proxies bind Service IPs without root."""
 
 
 class ConfigError(Exception):
@@ -30,7 +32,7 @@ class APIServerConfig:
     service_account_key_files: tuple[Path, ...] = ()
     service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
     api_audiences: tuple[str, ...] = ("https://kubernetes.default.svc.cluster.local",)
-    service_cluster_ip_range: ipaddress.IPv4Network = ipaddress.IPv4Network("127.96.0.0/16")
+    service_cluster_ip_range: ipaddress.IPv4Network = DEFAULT_SERVICE_RANGE
     service_node_port_range: tuple[int, int] = (30000, 32767)
     anonymous_auth: bool = False
     authorization_modes: tuple[str, ...] = ("Node", "RBAC")

@@ -14,12 +14,14 @@ import logging
 import attrs
 
 from raftkube.apiserver import errors
+from raftkube.apiserver.auth.authorize import forbidden
+from raftkube.apiserver.auth.user import UserInfo
 from raftkube.apiserver.encoding import error_response
 from raftkube.apiserver.handlers.context import Call, Services
 from raftkube.apiserver.handlers.dispatch import dispatch
 from raftkube.apiserver.nonresource import NonResource
 from raftkube.apiserver.request import Request, Response, StreamingResponse
-from raftkube.apiserver.request_info import RequestInfo, parse_request_info
+from raftkube.apiserver.request_info import parse_request_info
 from raftkube.apiserver.resources import lookup
 
 logger = logging.getLogger("raftkube.apiserver")
@@ -40,12 +42,31 @@ class APIServer:
         except errors.APIError as exc:
             return error_response(exc)
 
+    async def handle_as(self, user: UserInfo, req: Request) -> Response | StreamingResponse:
+        """Serve ``req`` as ``user`` without authenticating it: the server's own requests
+        (bootstrap objects) take the same path as everyone's, admission included."""
+        try:
+            return await self._authorized(user, req)
+        except errors.APIError as exc:
+            return error_response(exc)
+
     async def _handle(self, req: Request) -> Response | StreamingResponse:
         user = await self.authenticator.authenticate(req)  # type: ignore[attr-defined]
+        return await self._authorized(user, req)
+
+    async def _authorized(self, user: UserInfo, req: Request) -> Response | StreamingResponse:
         info = parse_request_info(req.method, req.path, req.query)
-        decision = self.services.authorizer.authorize(user, info)
+        decision = self.services.authorizer.authorize(
+            user, info, field_selector=req.param("fieldSelector")
+        )
         if not decision.allowed:
-            raise _forbidden(user.name, info)
+            if info.is_resource_request:
+                raise forbidden(user, info, decision.reason)
+            raise errors.APIError(
+                403,
+                "Forbidden",
+                f'forbidden: User "{user.name}" cannot {info.verb} path "{info.path}"',
+            )
         if not info.is_resource_request:
             return await self.nonresource.handle(req, info)
         resource = lookup(info.api_group, info.api_version, info.resource)
@@ -55,21 +76,3 @@ class APIServer:
             )
         call = Call(request=req, info=info, resource=resource, user=user, services=self.services)
         return await dispatch(call)
-
-
-def _forbidden(user: str, info: RequestInfo) -> errors.APIError:
-    if not info.is_resource_request:
-        return errors.APIError(
-            403,
-            "Forbidden",
-            f'forbidden: User "{user}" cannot {info.verb} path "{info.path}"',
-        )
-    return errors.forbidden(
-        user,
-        info.verb,
-        info.resource,
-        info.api_group,
-        info.namespace,
-        info.name,
-        info.subresource,
-    )

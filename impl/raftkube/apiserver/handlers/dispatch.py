@@ -75,10 +75,7 @@ async def dispatch(call: Call) -> Answer:
     elif not r.storage:
         fn = _VIRTUAL.get(r.resource) if verb == "create" else None
     else:
-        if verb not in r.verbs:
-            fn = None
-        else:
-            fn = _MAIN.get(verb)
+        fn = _MAIN.get(verb) if verb in r.verbs else None
         if verb in {"get", "update", "patch", "delete"} and not call.name:
             fn = None
     if fn is None:

@@ -10,15 +10,19 @@ resource however many clients watch.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from raftkube.apiserver import errors, selectors
 from raftkube.apiserver.encoding import JSON, respond
 from raftkube.apiserver.handlers.context import Call, Services
-from raftkube.apiserver.handlers.strategy import field_fn, table_or_object
+from raftkube.apiserver.handlers.strategy import (
+    field_fn,
+    field_label_names,
+    table_or_object,
+    watch_transform,
+)
 from raftkube.apiserver.request import Response, StreamingResponse
-from raftkube.apiserver.resources import ResourceInfo
 
 _RV_MATCHES = frozenset({"", "Exact", "NotOlderThan"})
 
@@ -44,8 +48,14 @@ def selectors_of(
     label_sel = selectors.parse_label_selector(labels) if labels else None
     field_sel = selectors.parse_field_selector(fields) if fields else None
     if field_sel is not None:
-        supported = field_fn(call.resource)
-        selectors.check_field_keys(field_sel, supported)
+        supported = field_label_names(call.resource)
+        for key in field_sel.keys:
+            if key not in supported:
+                # Upstream's wording, with the kind's Go package path left out.
+                raise errors.bad_request(
+                    f'Unable to find "{call.resource.qualified}" that match label selector "", '
+                    f'field selector "{fields}": field label not supported: {key}'
+                )
     return label_sel, field_sel
 
 
@@ -96,6 +106,7 @@ async def list_(call: Call) -> Response | StreamingResponse:
 
 async def watch(call: Call) -> StreamingResponse:
     label_sel, field_sel = selectors_of(call)
+    convert = watch_transform(call)
     timeout = _int_param(call, "timeoutSeconds")
     svc = call.services
     seconds = float(timeout) if timeout else svc.watch_timeout * (1 + svc.rng.random())
@@ -111,12 +122,15 @@ async def watch(call: Call) -> StreamingResponse:
     return StreamingResponse(
         200,
         (("content-type", JSON), ("cache-control", "no-cache, private")),
-        _frames(call.resource, stream, svc, seconds),
+        _frames(stream, svc, seconds, convert),
     )
 
 
 async def _frames(
-    info: ResourceInfo, stream: Any, svc: Services, seconds: float
+    stream: Any,
+    svc: Services,
+    seconds: float,
+    convert: Callable[[str, dict[str, Any]], dict[str, Any]] | None,
 ) -> AsyncIterator[bytes]:
     """Line-delimited watch events until the timeout, the client leaving, or the cache ending
     the watch (a 410 becomes an ERROR event carrying the Status, as upstream sends it).
@@ -133,8 +147,9 @@ async def _frames(
                     event = ("ERROR", exc.status())
             if scope.cancelled_caught or event is None:
                 return
-            yield _line(*event)
-            if event[0] == "ERROR":
+            event_type, obj = event
+            yield _line(event_type, obj if convert is None else convert(event_type, obj))
+            if event_type == "ERROR":
                 return
     finally:
         await stream.aclose()

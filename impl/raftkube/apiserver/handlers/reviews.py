@@ -104,7 +104,7 @@ async def token_review(call: Call) -> Response:
         out["status"] = {"authenticated": False, "error": "invalid bearer token"}
     else:
         info = user.as_dict()
-        if AUTHENTICATED not in info["groups"]:  # type: ignore[operator]
+        if AUTHENTICATED not in user.groups:
             info["groups"] = [*user.groups, AUTHENTICATED]
         out["status"] = {"authenticated": True, "user": info,
                          "audiences": list(spec.get("audiences") or [])}  # fmt: skip
@@ -112,7 +112,8 @@ async def token_review(call: Call) -> Response:
 
 
 def _echo(body: dict[str, Any], kind: str, api_version: str) -> dict[str, Any]:
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    raw = body.get("metadata")
+    meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {
         "kind": kind,
         "apiVersion": api_version,

@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from raftkube.apiserver import errors, patch
+from raftkube.apiserver.auth.tokens import PodRef
 from raftkube.apiserver.encoding import decode_object, respond, success_status
 from raftkube.apiserver.handlers import deletes, strategy
 from raftkube.apiserver.handlers.context import Call
@@ -158,14 +159,8 @@ async def request_token(call: Call) -> Response:
     svc = call.services
     account = await svc.store.get(call.resource, call.namespace, call.name)
     seconds = spec.get("expirationSeconds") or 3600
-    if not isinstance(seconds, int) or seconds < 600:
-        raise errors.invalid(
-            "TokenRequest",
-            call.name,
-            [errors.Cause("spec.expirationSeconds", "FieldValueInvalid",
-                          "Invalid value: may not specify a duration less than 10 minutes")],
-            "authentication.k8s.io",
-        )  # fmt: skip
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise errors.bad_request("spec.expirationSeconds must be an integer")
     audiences = list(spec.get("audiences") or [])
     bound = spec.get("boundObjectRef") or None
     pod = None
@@ -177,22 +172,22 @@ async def request_token(call: Call) -> Response:
         pod = await svc.store.get(pods, call.namespace, str(bound.get("name")))
         if bound.get("uid") and bound["uid"] != meta(pod).get("uid"):
             raise errors.conflict("pods", str(bound.get("name")), "the UID does not match")
-    token, expires, audiences = svc.tokens.issue(
+    issued = svc.tokens.issue(
         namespace=call.namespace,
         name=call.name,
         uid=str(meta(account).get("uid")),
         audiences=audiences,
         expiration_seconds=seconds,
-        bound_pod=None if pod is None else (meta(pod)["name"], str(meta(pod).get("uid"))),
+        bound_pod=None if pod is None else PodRef(meta(pod)["name"], str(meta(pod).get("uid"))),
     )
     out = {
         "kind": "TokenRequest",
         "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"name": call.name, "namespace": call.namespace,
                      "creationTimestamp": None},
-        "spec": {"audiences": audiences, "expirationSeconds": seconds,
+        "spec": {"audiences": list(issued.audiences), "expirationSeconds": seconds,
                  "boundObjectRef": bound},
-        "status": {"token": token, "expirationTimestamp": rfc3339(expires)},
+        "status": issued.status(),
     }  # fmt: skip
     return respond(201, out, call.request)
 

@@ -68,7 +68,11 @@ async def create(call: Call) -> Response:
     await svc.admission.validate("CREATE", call, obj, None)
     if call.dry_run:
         return respond(201, obj, call.request)
-    created = await svc.store.create(r, obj)
+    try:
+        created = await svc.store.create(r, obj)
+    except BaseException:
+        await svc.admission.abandoned(call, obj, None)
+        raise
     return respond(201, created, call.request)
 
 
@@ -112,7 +116,12 @@ async def _create_from_update(call: Call, obj: dict[str, Any]) -> Response:
     await svc.admission.validate("CREATE", call, obj, None)
     if call.dry_run:
         return respond(201, obj, call.request)
-    return respond(201, await svc.store.create(r, obj), call.request)
+    try:
+        created = await svc.store.create(r, obj)
+    except BaseException:
+        await svc.admission.abandoned(call, obj, None)
+        raise
+    return respond(201, created, call.request)
 
 
 async def _write_update(
@@ -133,7 +142,13 @@ async def _write_update(
         gone = await svc.store.delete(r, call.namespace, call.name, expected_rv=expected)
         await svc.admission.deleted(call, gone)
         return respond(200, gone, call.request)
-    return respond(200, await svc.store.update(r, obj, expected_rv=expected), call.request)
+    try:
+        stored = await svc.store.update(r, obj, expected_rv=expected)
+    except BaseException:
+        await svc.admission.abandoned(call, obj, old)
+        raise
+    await svc.admission.updated(call, stored, old)
+    return respond(200, stored, call.request)
 
 
 def _unchanged(new: dict[str, Any], old: dict[str, Any]) -> bool:
