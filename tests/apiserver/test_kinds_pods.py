@@ -341,3 +341,49 @@ def test_binding_target() -> None:
     ]
     binding["target"] = {"kind": "Node", "name": "n1"}
     assert strategy.validate_create(binding) == []
+
+
+def test_env_and_image_details() -> None:
+    body = pod()
+    body["spec"]["containers"][0].update(
+        image=" nginx",
+        env=[
+            {"name": "1_RELAXED.NAME-OK", "value": "x"},
+            {"name": "A=B"},
+            {"name": "", "value": "x"},
+            {"name": "FROM", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "x"}}},
+            {"name": "EMPTY", "valueFrom": {}},
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s"}}},
+        ],
+    )
+    assert errors_of(body) == [
+        'spec.containers[0].image: Invalid value: " nginx": must not have leading or trailing '
+        "whitespace",
+        'spec.containers[0].env[1].name: Invalid value: "A=B": a valid environment variable '
+        "name must consist only of printable ASCII characters other than '='",
+        "spec.containers[0].env[2].name: Required value",
+        'spec.containers[0].env[2].name: Invalid value: "": environment variable name must be '
+        "non-empty",
+        'spec.containers[0].env[3].valueFrom: Invalid value: "": may not be specified when '
+        "`value` is not empty",
+        'spec.containers[0].env[4].valueFrom: Invalid value: "": must specify one of: '
+        "`fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+        "spec.containers[0].env[5].valueFrom.secretKeyRef.key: Required value",
+    ]
+
+
+def test_status_writes_are_checked() -> None:
+    old = stored()
+    new = copy.deepcopy(old)
+    new["status"] = {
+        "phase": "Running",
+        "podIPs": [{"ip": "10.0.0.5"}, {"ip": "x"}],
+        "nominatedNodeName": "Node_1",
+    }
+    kinds.prepare_update(PODS, new, old, "status")
+    causes = text(STRATEGY.validate_status_update(new, old))
+    assert causes[0].startswith('status.nominatedNodeName: Invalid value: "Node_1": a lowercase')
+    assert causes[1:] == [
+        'status.podIPs[1].ip: Invalid value: "x": must be a valid IP address, (e.g. 10.9.8.7 '
+        "or 2001:db8::ffff)"
+    ]

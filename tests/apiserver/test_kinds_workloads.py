@@ -222,3 +222,25 @@ def test_field_labels_and_selector_matching() -> None:
     assert selector_matches(selector, {"app": "web", "env": "prod"})
     assert not selector_matches(selector, {"app": "web", "env": "prod", "tier": "db"})
     assert not selector_matches(selector, {"app": "web"})
+
+
+def test_status_counts_must_be_consistent() -> None:
+    old = stored(DEPLOYMENTS, deployment())
+    new = copy.deepcopy(old)
+    new["status"] = {
+        "replicas": 2,
+        "readyReplicas": 3,
+        "availableReplicas": 3,
+        "updatedReplicas": -1,
+    }
+    assert text(kinds.strategy_for(DEPLOYMENTS).validate_status_update(new, old)) == [
+        "status.updatedReplicas: Invalid value: -1: must be greater than or equal to 0",
+        "status.readyReplicas: Invalid value: 3: cannot be greater than status.replicas",
+        "status.availableReplicas: Invalid value: 3: cannot be greater than status.replicas",
+    ]
+    rs_old = stored(REPLICASETS, deployment())
+    rs_new = copy.deepcopy(rs_old)
+    rs_new["status"] = {"replicas": 3, "readyReplicas": 1, "availableReplicas": 2}
+    assert text(kinds.strategy_for(REPLICASETS).validate_status_update(rs_new, rs_old)) == [
+        "status.availableReplicas: Invalid value: 2: cannot be greater than readyReplicas"
+    ]

@@ -15,7 +15,6 @@ DNS1123_SUBDOMAIN_FMT = DNS1123_LABEL_FMT + "(\\." + DNS1123_LABEL_FMT + ")*"
 DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 LABEL_VALUE_FMT = "(" + QUALIFIED_NAME_FMT + ")?"
-ENV_VAR_NAME_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
 CONFIG_MAP_KEY_FMT = "[-._a-zA-Z0-9]+"
 PERCENT_FMT = "[0-9]+%"
 
@@ -24,7 +23,6 @@ _DNS1123_SUBDOMAIN = re.compile(DNS1123_SUBDOMAIN_FMT)
 _DNS1035_LABEL = re.compile(DNS1035_LABEL_FMT)
 _QUALIFIED_NAME = re.compile(QUALIFIED_NAME_FMT)
 _LABEL_VALUE = re.compile(LABEL_VALUE_FMT)
-_ENV_VAR_NAME = re.compile(ENV_VAR_NAME_FMT)
 _CONFIG_MAP_KEY = re.compile(CONFIG_MAP_KEY_FMT)
 _PORT_NAME_CHARSET = re.compile("[-a-z0-9]+")
 
@@ -175,15 +173,17 @@ def _chdir_prefix(value: str) -> list[str]:
     return []
 
 
-def is_env_var_name(value: str) -> list[str]:
+def is_relaxed_env_var_name(value: str) -> list[str]:
+    """1.32's default (``RelaxedEnvironmentVariableValidation``): printable ASCII but ``=``."""
     errs = []
-    if not _ENV_VAR_NAME.fullmatch(value):
-        msg = (
-            "a valid environment variable name must consist of alphabetic characters, digits, "
-            "'_', '-', or '.', and must not start with a digit"
+    if not value:
+        errs.append("environment variable name must be non-empty")
+    if any(not (" " <= c <= "~") or c == "=" for c in value):
+        errs.append(
+            "a valid environment variable name must consist only of printable ASCII characters "
+            "other than '='"
         )
-        errs.append(regex_error(msg, ENV_VAR_NAME_FMT, "my.env-name", "MY_ENV.NAME", "MyEnvName1"))
-    return errs + _chdir_prefix(value)
+    return errs
 
 
 def is_config_map_key(value: str) -> list[str]:

@@ -22,11 +22,12 @@ from . import field as f
 from .meta import validate_labels
 from .names import (
     inclusive_range_error,
+    is_config_map_key,
     is_dns1123_label,
     is_dns1123_subdomain,
-    is_env_var_name,
     is_label_value,
     is_qualified_name,
+    is_relaxed_env_var_name,
     is_valid_port_name,
     is_valid_port_num,
 )
@@ -162,15 +163,62 @@ def _probe(probe: Any, path: str, must_succeed_once: bool) -> list[Cause]:
     return causes
 
 
+_VALUE_FROM_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+
+
+def _key_selector(selector: Obj, path: str) -> list[Cause]:
+    causes = f.each(
+        f.child(path, "name"),
+        selector.get("name") or "",
+        is_dns1123_subdomain(str(selector.get("name") or "")),
+    )
+    key = selector.get("key")
+    if not key:
+        causes.append(f.required(f.child(path, "key")))
+    else:
+        causes += f.each(f.child(path, "key"), key, is_config_map_key(str(key)))
+    return causes
+
+
+def _value_from(var: Obj, path: str) -> list[Cause]:
+    """``validateEnvVarValueFrom``: exactly one source, and not together with ``value``."""
+    value_from = var.get("valueFrom")
+    if not isinstance(value_from, dict):
+        return []
+    causes: list[Cause] = []
+    sources = [s for s in _VALUE_FROM_SOURCES if value_from.get(s) is not None]
+    for source in ("configMapKeyRef", "secretKeyRef"):
+        if isinstance(value_from.get(source), dict):
+            causes += _key_selector(value_from[source], f.child(path, source))
+    field_ref = value_from.get("fieldRef")
+    if isinstance(field_ref, dict) and not field_ref.get("fieldPath"):
+        causes.append(f.required(f.child(path, "fieldRef", "fieldPath")))
+    if not sources:
+        causes.append(
+            f.invalid(
+                path,
+                "",
+                "must specify one of: `fieldRef`, `resourceFieldRef`, "
+                "`configMapKeyRef` or `secretKeyRef`",
+            )
+        )
+    elif var.get("value"):
+        causes.append(f.invalid(path, "", "may not be specified when `value` is not empty"))
+    elif len(sources) > 1:
+        causes.append(f.invalid(path, "", "may not have more than one field specified at a time"))
+    return causes
+
+
 def _env(env: Any, path: str) -> list[Cause]:
+    """``ValidateEnv`` with 1.32's relaxed names (any printable ASCII but ``=``)."""
     causes: list[Cause] = []
     for i, var in enumerate(dicts(env)):
-        at = f.child(f.index(path, i), "name")
-        name = var.get("name")
+        at = f.index(path, i)
+        name = str(var.get("name") or "")
         if not name:
-            causes.append(f.required(at))
-        else:
-            causes += f.each(at, name, is_env_var_name(str(name)))
+            causes.append(f.required(f.child(at, "name")))
+        causes += f.each(f.child(at, "name"), name, is_relaxed_env_var_name(name))
+        causes += _value_from(var, f.child(at, "valueFrom"))
     return causes
 
 
@@ -208,8 +256,15 @@ def _containers(
             if name in names:
                 causes.append(f.duplicate(f.child(at, "name"), name))
             names.add(str(name))
-        if not container.get("image"):
+        image = container.get("image")
+        if not image:
             causes.append(f.required(f.child(at, "image")))
+        elif isinstance(image, str) and image.strip() != image:
+            causes.append(
+                f.invalid(
+                    f.child(at, "image"), image, "must not have leading or trailing whitespace"
+                )
+            )
         if "imagePullPolicy" in container:
             causes += _enum(
                 f.child(at, "imagePullPolicy"), container["imagePullPolicy"], PULL_POLICIES

@@ -132,10 +132,17 @@ class Strategy:
         return causes + self._validate(new) + self._validate_update(new, old)
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
-        """``/status`` writes: metadata rules only, the status itself is the writer's."""
+        """``/status`` writes: the metadata rules and the kind's status rules."""
         new_meta = as_dict(new.get("metadata"))
         old_meta = as_dict(old.get("metadata"))
-        return validate_object_meta_update(new_meta, old_meta, self.info.namespaced)
+        causes = validate_object_meta_update(new_meta, old_meta, self.info.namespaced)
+        return causes + self._validate_status(
+            as_dict(new.get("status")), as_dict(old.get("status"))
+        )
+
+    def _validate_status(self, status: Obj, old_status: Obj) -> list[Cause]:
+        """The kind's status rules (counts consistent, addresses valid)."""
+        return []
 
     def _validate(self, obj: Obj) -> list[Cause]:
         """The kind's own rules, checked on create and again on every update."""

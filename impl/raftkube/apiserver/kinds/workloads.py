@@ -246,9 +246,44 @@ def _spec(obj: Obj) -> Obj:
     return spec if isinstance(spec, dict) else {}
 
 
+_NOT_ABOVE_REPLICAS = "cannot be greater than status.replicas"
+
+
+def _replica_counts(status: Obj, counted: tuple[str, ...], bounded: tuple[str, ...]) -> list[Cause]:
+    """``ValidateReplicaSetStatus``/``ValidateDeploymentStatus``: counts are non-negative, none
+    exceeds ``replicas``, and available pods are ready ones."""
+    causes: list[Cause] = []
+    for name in counted:
+        causes += f.nonnegative(f.child("status", name), status.get(name))
+    replicas = status.get("replicas") or 0
+    for name in bounded:
+        value = status.get(name) or 0
+        if isinstance(value, int) and isinstance(replicas, int) and value > replicas:
+            causes.append(f.invalid(f.child("status", name), value, _NOT_ABOVE_REPLICAS))
+    available, ready = status.get("availableReplicas") or 0, status.get("readyReplicas") or 0
+    if isinstance(available, int) and isinstance(ready, int) and available > ready:
+        causes.append(
+            f.invalid("status.availableReplicas", available, "cannot be greater than readyReplicas")
+        )
+    return causes
+
+
 class _ReplicatedStrategy(Strategy):
     tracks_generation = True
     extra_field_labels = ("status.replicas",)
+
+    def _validate_status(self, status: Obj, old_status: Obj) -> list[Cause]:
+        return _replica_counts(
+            status,
+            (
+                "replicas",
+                "fullyLabeledReplicas",
+                "readyReplicas",
+                "availableReplicas",
+                "observedGeneration",
+            ),
+            ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
+        )
 
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"replicas": 0}
@@ -353,6 +388,25 @@ class DeploymentStrategy(Strategy):
 
     def _validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         return _selector_immutable(new, old)
+
+    def _validate_status(self, status: Obj, old_status: Obj) -> list[Cause]:
+        causes = _replica_counts(
+            status,
+            (
+                "observedGeneration",
+                "replicas",
+                "updatedReplicas",
+                "readyReplicas",
+                "availableReplicas",
+                "unavailableReplicas",
+                "collisionCount",
+            ),
+            ("updatedReplicas", "readyReplicas", "availableReplicas"),
+        )
+        count, old_count = status.get("collisionCount"), old_status.get("collisionCount")
+        if isinstance(old_count, int) and (not isinstance(count, int) or count < old_count):
+            causes.append(f.invalid("status.collisionCount", count, "cannot be decremented"))
+        return causes
 
 
 def _int_or_percent(path: str, value: Any) -> tuple[int, bool, list[Cause]]:
