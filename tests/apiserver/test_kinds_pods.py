@@ -387,3 +387,27 @@ def test_status_writes_are_checked() -> None:
         'status.podIPs[1].ip: Invalid value: "x": must be a valid IP address, (e.g. 10.9.8.7 '
         "or 2001:db8::ffff)"
     ]
+
+
+def test_plain_init_containers_take_no_probes_or_hooks() -> None:
+    body = pod()
+    body["spec"]["initContainers"] = [
+        {
+            "name": "init",
+            "image": "x",
+            "lifecycle": {"preStop": {"exec": {"command": ["a"]}}},
+            "startupProbe": {"exec": {"command": ["a"]}},
+        },
+        {
+            "name": "sidecar",
+            "image": "x",
+            "restartPolicy": "Always",
+            "readinessProbe": {"exec": {"command": ["a"]}},
+        },
+    ]
+    assert errors_of(body) == [
+        "spec.initContainers[0].lifecycle: Forbidden: may not be set for init containers "
+        "without restartPolicy=Always",
+        "spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers "
+        "without restartPolicy=Always",
+    ]

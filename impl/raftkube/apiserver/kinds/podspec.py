@@ -281,7 +281,7 @@ def _containers(
             container.get("volumeMounts"), f.child(at, "volumeMounts"), volumes
         )
         if init and container.get("restartPolicy") != "Always":
-            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            for probe in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
                 if container.get(probe) is not None:
                     causes.append(
                         f.forbidden(
