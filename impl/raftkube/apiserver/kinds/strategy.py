@@ -8,9 +8,10 @@ resource, on plain JSON objects. The handler calls, in upstream's order:
   ``validate_create(obj)``;
 - update: ``default(new)``, admission, :func:`prepare_update` (identity metadata and
   generation from the stored object, the status-subresource rule, the generation bump), then
-  ``validate_update(new, old)``.
+  ``validate_update(new, old)``, or ``validate_status_update(new, old)`` for ``/status``.
 
-Subclasses override the ``_validate``/``_validate_update`` hooks and the ``prepare_*`` ones;
+Subclasses override the ``_validate``/``_validate_update``/``_validate_status`` hooks and the
+``prepare_*`` ones;
 the metadata rules, the unknown-field check and the ``metadata.*`` field labels are common.
 """
 
