@@ -9,6 +9,8 @@ same flags send the same keys.
 Without ``--endpoints`` the command starts a throw-away 3-member cluster first, as ``raftkube up``
 would (one process per member on 127.0.0.1, free ports, a temporary data directory), benchmarks
 it, then stops the members and removes the directory.
+
+``raftkube bench api``, the Kubernetes API server's benchmark, lives in :mod:`raftkube.bench.api`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import trio
 
+from raftkube.bench import api
 from raftkube.bench.report import Summary, render
 from raftkube.client import Client, ClientError
 from raftkube.cluster.up import UpError, local_cluster, local_plan
@@ -55,6 +58,7 @@ def register(commands: Any) -> None:
         help="l: linearizable (ReadIndex), s: serializable (local)",
     )
     rng.set_defaults(handler=run_range)
+    api.register(sub)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""``python -m raftkube.cluster member|up ...``: the cluster commands without entry points."""
+"""``python -m raftkube.cluster member|up|apiserver ...``: the cluster commands without entry
+points (``raftkube up`` launches its children this way)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from raftkube.cluster import member
+from raftkube.cluster import control_plane, member
 from raftkube.cluster import up as up_command
 
 
@@ -15,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     member.register(commands)
     up_command.register(commands)
+    control_plane.register(commands)
     args = parser.parse_args(argv)
     result: int = args.handler(args)
     return result

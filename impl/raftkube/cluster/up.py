@@ -1,7 +1,8 @@
 """``raftkube up``: a local cluster, one operating-system process per member, on 127.0.0.1.
 
 Port layout, from ``--port-base B`` (default 2379, so member 0 gets etcd's familiar ports):
-member ``i`` serves clients on ``B + 2*i`` and Raft peers on ``B + 2*i + 1``. Every port is
+member ``i`` serves clients on ``B + 2*i`` and Raft peers on ``B + 2*i + 1``; the Kubernetes
+API server listens on ``--apiserver-port`` (default 6443, kube-apiserver's). Every port is
 checked before anything starts, so a busy port is one clear line instead of a member dying
 half-way through an election.
 
@@ -9,12 +10,17 @@ Data layout under ``--data-dir`` (default ``.raftkube/cluster``): ``member-<i>/`
 ``i``'s WAL, ``tls/`` the CA and certificates generated once by ``--tls`` and reused, and
 ``cluster.json`` the size and id of the cluster, so running ``up`` again resumes the same
 cluster (every member recovers from its WAL) and a mismatching ``--servers`` is refused rather
-than silently starting a different cluster on old logs.
+than silently starting a different cluster on old logs. The API server's certificates and
+kubeconfigs (``pki/``, ``admin.kubeconfig``...) are described in
+:mod:`raftkube.cluster.control_plane`.
 
-``up`` stays in the foreground: it streams each member's log prefixed by its id and, on Ctrl-C
-or SIGTERM, sends SIGTERM to every member, waits ``--stop-timeout`` seconds and then SIGKILLs
-whatever is left. Members also watch their stdin, a pipe from ``up``, so they stop even if
-``up`` itself is killed.
+Start order: the members, then, once they have a leader, the API server (it talks to the store
+over the members' client endpoints); ``up`` waits for its ``/readyz`` as ``kubernetes-admin``
+before printing how to connect. ``up`` stays in the foreground: it streams every child's log
+prefixed by its name (``[member 0]``, ``[apiserver]``) and, on Ctrl-C or SIGTERM, stops the
+API server first (it must not see its store vanish under live requests) and then the members:
+SIGTERM, ``--stop-timeout`` seconds, then SIGKILL for whatever is left. Children also watch
+their stdin, a pipe from ``up``, so they stop even if ``up`` itself is killed.
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import attrs
 import trio
@@ -37,10 +43,19 @@ import trio
 from raftkube.client import Client
 from raftkube.clock import Clock, TrioClock, move_on_after, sleep_for
 from raftkube.cluster.common import describe, expected_error, port_number, positive_int
+from raftkube.cluster.control_plane import (
+    DEFAULT_PORT,
+    ControlPlanePlan,
+    plan_control_plane,
+    probe_ready,
+)
 from raftkube.cluster.member import add_read_flags
+from raftkube.cluster.processes import Child, log_line, pump_log, spawn, stop_all, watch_exit
 from raftkube.tls import ClusterCerts, client_context, ensure_cluster_certs
 
 HOST = "127.0.0.1"
+
+T = TypeVar("T")
 
 
 def register(commands: Any) -> None:
@@ -66,6 +81,12 @@ def register(commands: Any) -> None:
     p.add_argument("--port-base", type=port_number, default=2379, help="first port (default 2379)")
     p.add_argument("--cluster-id", default=None, help="cluster id (default raftkube)")
     p.add_argument(
+        "--apiserver-port",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help=f"the Kubernetes API server's HTTPS port (default {DEFAULT_PORT})",
+    )
+    p.add_argument(
         "--tls",
         action="store_true",
         help="generate a CA and certificates in DATA_DIR/tls once, and use TLS everywhere",
@@ -79,7 +100,7 @@ def register(commands: Any) -> None:
         "--wait",
         type=float,
         default=30.0,
-        help="seconds to wait for a leader before giving up (default 30)",
+        help="seconds to wait for a leader and a ready API server before giving up (default 30)",
     )
     p.add_argument(
         "--stop-timeout",
@@ -124,6 +145,8 @@ class Plan:
     client_cert_auth: bool
     member_flags: tuple[str, ...] = ()
     """Flags passed through to every ``raftkube member`` (the read mode)."""
+    control_plane: ControlPlanePlan | None = None
+    """The API server, or None for a store alone (``raftkube bench put|range``)."""
 
     @property
     def endpoints(self) -> list[str]:
@@ -178,7 +201,7 @@ def _check_writable(directory: Path) -> None:
         raise UpError(f"data directory {directory} is not usable: {reason}") from None
 
 
-def _check_port_free(port: int, what: str) -> None:
+def _check_port_free(port: int, what: str, flag: str = "--port-base") -> None:
     """Bind like trio's listeners do (SO_REUSEADDR), so TIME_WAIT leftovers of a previous run
     do not count as busy but a live listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -188,7 +211,7 @@ def _check_port_free(port: int, what: str) -> None:
         except OSError as exc:
             raise UpError(
                 f"port {port} ({what}) on {HOST} is not available: {exc.strerror or exc}; "
-                "choose another --port-base"
+                f"choose another {flag}"
             ) from None
 
 
@@ -241,53 +264,36 @@ def make_plan(args: argparse.Namespace) -> Plan:
         for i in range(servers)
     )
     for m in members:
+        if args.apiserver_port in (m.client_port, m.peer_port):
+            raise UpError(
+                f"--apiserver-port {args.apiserver_port} is member {m.member_id}'s port; "
+                "choose another --apiserver-port or --port-base"
+            )
         _check_port_free(m.client_port, f"member {m.member_id} clients")
         _check_port_free(m.peer_port, f"member {m.member_id} peers")
+    _check_port_free(args.apiserver_port, "the API server", "--apiserver-port")
     certs = ensure_cluster_certs(args.data_dir / "tls", range(servers)) if args.tls else None
+    control_plane = plan_control_plane(args.data_dir, HOST, args.apiserver_port, certs)
     _record_cluster(args.data_dir, servers, cluster_id)
     flags = ("--read-mode", args.read_mode, "--max-clock-drift", repr(args.max_clock_drift))
-    return Plan(cluster_id, args.data_dir, members, certs, args.client_cert_auth, flags)
+    return Plan(
+        cluster_id, args.data_dir, members, certs, args.client_cert_auth, flags, control_plane
+    )
+
+
+WHO = "raftkube up"
+"""How the launcher names itself in its own log lines."""
+
+POLL_INTERVAL = 0.1
+"""Seconds between two probes of a starting cluster (leader, API server readiness)."""
+
+_CLOCK: Clock = TrioClock()
+"""The launcher is a real process on wall time; its waits still go through a Clock."""
 
 
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def _log(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
-@attrs.define(eq=False)
-class _Running:
-    plan: MemberPlan
-    process: trio.Process
-    stopping: bool = False
-
-
-async def _pump_log(member_id: int, stream: trio.abc.ReceiveStream) -> None:
-    """Copy a member's output to our stderr line by line, prefixed with its id."""
-    prefix = f"[member {member_id}] "
-    buffer = b""
-    try:
-        while chunk := await stream.receive_some(65536):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                _log(prefix + line.decode(errors="replace"))
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    if buffer:
-        _log(prefix + buffer.decode(errors="replace"))
-
-
-async def _watch_exit(r: _Running, failed: trio.Event) -> None:
-    code = await r.process.wait()
-    if r.stopping:
-        return
-    _log(f"raftkube up: member {r.plan.member_id} exited unexpectedly (code {code})")
-    failed.set()
 
 
 async def _find_leader(plan: Plan, ctx: ssl.SSLContext | None) -> tuple[int, int] | None:
@@ -306,52 +312,57 @@ async def _find_leader(plan: Plan, ctx: ssl.SSLContext | None) -> tuple[int, int
     return None
 
 
-async def _stop_all(running: list[_Running], timeout: float) -> bool:
-    """SIGTERM everyone, wait up to ``timeout``, then SIGKILL; True if all stopped by
-    themselves."""
-    clean = True
-    with trio.CancelScope(shield=True):
-        for r in running:
-            r.stopping = True
-            if r.process.returncode is None:
-                r.process.send_signal(signal.SIGTERM)
-        with move_on_after(_CLOCK, timeout):
-            for r in running:
-                await r.process.wait()
-        for r in running:
-            if r.process.returncode is None:
-                clean = False
-                _log(f"raftkube up: member {r.plan.member_id} ignored SIGTERM; killing it")
-                r.process.kill()
-                await r.process.wait()
-            if r.process.stdin is not None:
-                await trio.aclose_forcefully(r.process.stdin)
-    return clean
+async def _poll(
+    probe: Callable[[], Awaitable[T | None]], deadline: float, halted: Callable[[], bool]
+) -> T | None:
+    """Call ``probe`` every :data:`POLL_INTERVAL` until it returns something, ``halted()``
+    turns true (it may also raise) or ``deadline`` (on the launcher's clock) passes."""
+    with move_on_after(_CLOCK, deadline - _CLOCK.now()):
+        while not halted():
+            found = await probe()
+            if found is not None:
+                return found
+            await sleep_for(_CLOCK, POLL_INTERVAL)
+    return None
 
 
-def _print_ready(plan: Plan, running: list[_Running], leader: int, term: int) -> None:
+async def _wait_ready(cp: ControlPlanePlan, deadline: float, halted: Callable[[], bool]) -> bool:
+    """Poll the API server's ``/readyz`` as ``kubernetes-admin`` until it answers 200."""
+
+    async def ready() -> bool | None:
+        return True if await probe_ready(client) else None
+
+    async with cp.admin_client() as client:
+        return await _poll(ready, deadline, halted) is not None
+
+
+def _print_ready(
+    plan: Plan, members: list[Child], servers: list[Child], leader: int, term: int
+) -> None:
     lines = [
         f"raftkube: cluster {plan.cluster_id!r} is up with {len(plan.members)} members; "
         f"member {leader} leads (term {term})"
     ]
-    for r in running:
-        m = r.plan
+    for m, child in zip(plan.members, members, strict=True):
         lines.append(
             f"  member {m.member_id}: client {m.client_endpoint}  peer {m.peer_endpoint}  "
-            f"pid {r.process.pid}  data {m.data_dir}"
+            f"pid {child.process.pid}  data {m.data_dir}"
         )
+    cp = plan.control_plane
+    if cp is not None:
+        pids = " ".join(str(s.process.pid) for s in servers)
+        lines.append(f"  apiserver: {cp.server}  pid {pids}  pki {cp.pki.root}")
     lines.append("point rkctl at it:")
     lines.append(f"  export RKCTL_ENDPOINTS={','.join(plan.endpoints)}")
     if plan.certs is not None:
         c = plan.certs
         flags = f"--cacert {c.ca.cert} --cert {c.client.cert} --key {c.client.key}"
         lines.append(f"  rkctl {flags} ...")
+    if cp is not None:
+        lines.append("point kubectl at it (as kubernetes-admin; `kubectl get ns` works now):")
+        lines.append(f"  export KUBECONFIG={cp.admin_kubeconfig}")
     lines.append("press Ctrl-C to stop")
     _say("\n".join(lines))
-
-
-_CLOCK: Clock = TrioClock()
-"""The launcher is a real process on wall time; its waits still go through a Clock."""
 
 
 async def _cancel_after(seconds: float, scope: trio.CancelScope) -> None:
@@ -359,8 +370,12 @@ async def _cancel_after(seconds: float, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
+Start = Callable[[str, list[str]], Awaitable[Child]]
+
+
 async def _supervise(plan: Plan, args: argparse.Namespace) -> int:
-    running: list[_Running] = []
+    members: list[Child] = []
+    servers: list[Child] = []
     stop = trio.Event()
     failed = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -368,35 +383,35 @@ async def _supervise(plan: Plan, args: argparse.Namespace) -> int:
 
             async def on_signal() -> None:
                 async for signum in signals:
-                    _log(f"raftkube up: {signal.Signals(signum).name}: stopping the cluster")
+                    log_line(f"{WHO}: {signal.Signals(signum).name}: stopping the cluster")
                     stop.set()
                     return
 
             outer.start_soon(on_signal)
-            # Log pumps and exit watchers end by themselves once the members exit; they get
-            # two seconds for that once every member was told to stop.
-            with trio.CancelScope() as members_scope:
-                async with trio.open_nursery() as members:
+            # Log pumps and exit watchers end by themselves once the children exit; they get
+            # two seconds for that once every child was told to stop.
+            with trio.CancelScope() as children_scope:
+                async with trio.open_nursery() as children:
+
+                    async def start(name: str, argv: list[str]) -> Child:
+                        child = await spawn(name, argv, subprocess.PIPE)
+                        assert child.process.stdout is not None
+                        children.start_soon(pump_log, f"[{name}] ", child.process.stdout)
+                        children.start_soon(watch_exit, child, failed, WHO)
+                        return child
+
                     try:
                         for m in plan.members:
-                            process = await trio.lowlevel.open_process(
-                                plan.member_argv(m),
-                                stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT,
-                                # Ctrl-C reaches only us; we stop the members in order.
-                                start_new_session=True,
-                            )
-                            r = _Running(m, process)
-                            running.append(r)
-                            assert process.stdout is not None
-                            members.start_soon(_pump_log, m.member_id, process.stdout)
-                            members.start_soon(_watch_exit, r, failed)
-                        code = await _wait_until_done(plan, args, running, stop, failed)
+                            name = f"member {m.member_id}"
+                            members.append(await start(name, plan.member_argv(m)))
+                        code = await _wait_until_done(
+                            plan, args, start, members, servers, stop, failed
+                        )
                     finally:
-                        clean = await _stop_all(running, args.stop_timeout)
-                        outer.start_soon(_cancel_after, 2.0, members_scope)
-            _log("raftkube up: every member stopped")
+                        clean = await stop_all(servers, args.stop_timeout, _CLOCK, WHO)
+                        clean = await stop_all(members, args.stop_timeout, _CLOCK, WHO) and clean
+                        outer.start_soon(_cancel_after, 2.0, children_scope)
+            log_line(f"{WHO}: every member stopped")
             outer.cancel_scope.cancel()
         return code if clean else max(code, 1)
     raise AssertionError("unreachable: the nursery re-raises whatever ended it early")
@@ -405,27 +420,36 @@ async def _supervise(plan: Plan, args: argparse.Namespace) -> int:
 async def _wait_until_done(
     plan: Plan,
     args: argparse.Namespace,
-    running: list[_Running],
+    start: Start,
+    members: list[Child],
+    servers: list[Child],
     stop: trio.Event,
     failed: trio.Event,
 ) -> int:
-    """Wait for a leader and print how to connect, then wait for a signal. Returns the exit
-    code: 0 after a requested stop, 1 if the cluster never came up."""
+    """Wait for a leader, start the API server and wait until it is ready, print how to
+    connect, then wait for a signal. Returns the exit code: 0 after a requested stop, 1 if the
+    cluster never came up."""
+    deadline = _CLOCK.now() + args.wait
+
+    def halted() -> bool:
+        return stop.is_set() or failed.is_set()
+
     ctx = plan.client_ssl_context()
-    found: tuple[int, int] | None = None
-    with move_on_after(_CLOCK, args.wait):
-        while not (stop.is_set() or failed.is_set()):
-            found = await _find_leader(plan, ctx)
-            if found is not None:
-                break
-            await sleep_for(_CLOCK, 0.1)
+    found = await _poll(lambda: _find_leader(plan, ctx), deadline, halted)
+    why = f"no leader after {args.wait:g} s"
+    cp = plan.control_plane
+    if found is not None and cp is not None and not halted():
+        servers.append(await start("apiserver", cp.argv(plan.endpoints)))
+        if not await _wait_ready(cp, deadline, halted):
+            found, why = None, f"the API server was not ready after {args.wait:g} s"
     if stop.is_set():
         return 0
     if found is None:
-        why = "a member exited" if failed.is_set() else f"no leader after {args.wait:g} s"
-        _log(f"raftkube up: the cluster did not come up: {why}")
+        log_line(
+            f"{WHO}: the cluster did not come up: {'a process exited' if failed.is_set() else why}"
+        )
         return 1
-    _print_ready(plan, running, *found)
+    _print_ready(plan, members, servers, *found)
     await stop.wait()
     return 0
 
@@ -444,15 +468,20 @@ def _kernel_ports(count: int) -> list[int]:
             s.close()
 
 
-def local_plan(data_dir: Path, servers: int = 3, cluster_id: str = "raftkube") -> Plan:
+def local_plan(
+    data_dir: Path, servers: int = 3, cluster_id: str = "raftkube", *, apiserver: bool = False
+) -> Plan:
     """A plaintext plan on free ports picked by the kernel, for throw-away clusters (``raftkube
-    bench`` without ``--endpoints``); members keep their data under ``data_dir``."""
-    ports = _kernel_ports(2 * servers)
+    bench`` without ``--endpoints`` or ``--kubeconfig``); members keep their data under
+    ``data_dir``. With ``apiserver``, an API server too, its PKI and kubeconfigs in
+    ``data_dir``."""
+    ports = _kernel_ports(2 * servers + (1 if apiserver else 0))
     members = tuple(
         MemberPlan(i, ports[2 * i], ports[2 * i + 1], data_dir / f"member-{i}")
         for i in range(servers)
     )
-    return Plan(cluster_id, data_dir, members, None, False)
+    control_plane = plan_control_plane(data_dir, HOST, ports[-1]) if apiserver else None
+    return Plan(cluster_id, data_dir, members, None, False, control_plane=control_plane)
 
 
 @asynccontextmanager
@@ -460,45 +489,54 @@ async def local_cluster(
     plan: Plan, *, wait: float = 30.0, stop_timeout: float = 10.0
 ) -> AsyncIterator[tuple[int, int]]:
     """Start every member of ``plan`` (output to ``DATA_DIR/member-<i>.log``), wait for a
-    leader and yield its ``(id, term)``; on exit, stop every member as ``up`` does.
+    leader, then start the plan's API server if it has one (output to ``DATA_DIR/apiserver.log``)
+    and wait until it is ready; yield the leader's ``(id, term)``. On exit, stop everything as
+    ``up`` does, the API server first.
 
-    Raises :class:`UpError` if a member exits or no leader appears within ``wait`` seconds."""
-    running: list[_Running] = []
-    logs = []
+    Raises :class:`UpError` if a process exits or the cluster is not up within ``wait``
+    seconds."""
+    members: list[Child] = []
+    servers: list[Child] = []
+    logs: dict[str, IO[bytes]] = {}
+
+    async def start(name: str, argv: list[str], log_name: str) -> Child:
+        log = logs[name] = open(plan.data_dir / log_name, "wb")  # noqa: SIM115
+        return await spawn(name, argv, log)
+
+    def halted() -> bool:
+        for child in (*members, *servers):
+            if child.process.returncode is not None:
+                raise UpError(
+                    f"{child.name} exited with code {child.process.returncode} "
+                    f"(log in {logs[child.name].name})"
+                )
+        return False
+
     try:
+        deadline = _CLOCK.now() + wait
         for m in plan.members:
             m.data_dir.mkdir(parents=True, exist_ok=True)
-            log = open(plan.data_dir / f"member-{m.member_id}.log", "wb")  # noqa: SIM115
-            logs.append(log)
-            process = await trio.lowlevel.open_process(
-                plan.member_argv(m),
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            running.append(_Running(m, process))
+            name = f"member {m.member_id}"
+            members.append(await start(name, plan.member_argv(m), f"member-{m.member_id}.log"))
         ctx = plan.client_ssl_context()
-        found: tuple[int, int] | None = None
-        with move_on_after(_CLOCK, wait):
-            while found is None:
-                for r in running:
-                    if r.process.returncode is not None:
-                        raise UpError(
-                            f"member {r.plan.member_id} exited with code "
-                            f"{r.process.returncode} (log in {logs[r.plan.member_id].name})"
-                        )
-                found = await _find_leader(plan, ctx)
-                if found is None:
-                    await sleep_for(_CLOCK, 0.1)
+        found = await _poll(lambda: _find_leader(plan, ctx), deadline, halted)
         if found is None:
             raise UpError(f"no leader after {wait:g} s")
+        cp = plan.control_plane
+        if cp is not None:
+            servers.append(await start("apiserver", cp.argv(plan.endpoints), "apiserver.log"))
+            if not await _wait_ready(cp, deadline, halted):
+                raise UpError(
+                    f"the API server was not ready after {wait:g} s "
+                    f"(log in {logs['apiserver'].name})"
+                )
         yield found
     finally:
         try:
-            await _stop_all(running, stop_timeout)
+            await stop_all(servers, stop_timeout, _CLOCK, "raftkube")
+            await stop_all(members, stop_timeout, _CLOCK, "raftkube")
         finally:
-            for log in logs:
+            for log in logs.values():
                 log.close()
 
 
@@ -507,13 +545,13 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         plan = make_plan(args)
     except UpError as exc:
-        _log(f"raftkube up: {exc}")
+        log_line(f"{WHO}: {exc}")
         return 1
     except Exception as exc:
         cause = expected_error(exc)
         if cause is None:
             raise
-        _log(f"raftkube up: {describe(cause)}")
+        log_line(f"{WHO}: {describe(cause)}")
         return 1
     return trio.run(_supervise, plan, args)
 

@@ -1,0 +1,202 @@
+"""The API server's part of a local cluster: its PKI, the kubeconfigs, its command line, and
+how a launcher knows it is ready.
+
+Layout under the cluster's data directory:
+
+- ``pki/``: the Kubernetes CA, the API server's serving certificate, the service-account key
+  pair and one client certificate per component (:func:`raftkube.apiserver.auth.pki.ensure_pki`).
+  It is created on the first start and never regenerated, so kubeconfigs handed out stay valid
+  across restarts. It is separate from the store's ``tls/`` (``up --tls``): the store trusts the
+  API server as one of its clients, Kubernetes clients trust only the API server.
+- ``admin.kubeconfig`` (``kubernetes-admin`` in ``system:masters``, as kubeadm's
+  ``admin.conf``), ``scheduler.kubeconfig`` and ``controller-manager.kubeconfig`` (the
+  ``system:kube-scheduler`` and ``system:kube-controller-manager`` users the default RBAC
+  bindings name): self-contained (certificates embedded) and mode 0600. They are rewritten on
+  every start, from the same certificates, so they always name the port in use.
+
+Service-account tokens are signed and verified with ``pki/sa.key`` alone (the server verifies
+with its signing key's public half), so ``--service-account-key-file`` is not passed.
+
+The API server runs as ``python -m raftkube.cluster apiserver``, kube-apiserver's flags plus
+``--stop-on-stdin-eof``, which this module adds (the launcher's pipe closing is delivered as
+the SIGTERM the server already stops on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from raftkube.apiserver import cli as apiserver_cli
+from raftkube.apiserver.auth.pki import (
+    ADMIN_USER,
+    KUBE_CONTROLLER_MANAGER,
+    KUBE_SCHEDULER,
+    ClusterPKI,
+    ensure_pki,
+    write_kubeconfig,
+)
+from raftkube.apiserver.config import APIServerConfig
+from raftkube.kubeclient import KubeClient, KubeConnectionError
+from raftkube.tls import ClusterCerts
+
+DEFAULT_PORT = 6443
+"""kube-apiserver's ``--secure-port`` default, so kubectl users see the port they know."""
+
+
+def _default_service_range() -> ipaddress.IPv4Network:
+    default = attrs.fields(APIServerConfig).service_cluster_ip_range.default
+    if not isinstance(default, ipaddress.IPv4Network):
+        raise TypeError("APIServerConfig.service_cluster_ip_range has no plain default")
+    return default
+
+
+SERVICE_CLUSTER_IP_RANGE = _default_service_range()
+"""The API server's own default; its first address (the ``kubernetes`` Service's ClusterIP)
+is in the serving certificate, so the range is passed explicitly to keep the two in step."""
+
+KUBECONFIG_CONTEXT = "raftkube"
+
+READY_PROBE_TIMEOUT = 1.0
+"""Seconds one ``/readyz`` probe may take; the launcher retries until its own deadline."""
+
+
+@attrs.frozen
+class ControlPlanePlan:
+    """Where the API server listens, which files it uses, and the kubeconfigs for its clients."""
+
+    host: str
+    port: int
+    pki: ClusterPKI
+    admin_kubeconfig: Path
+    scheduler_kubeconfig: Path
+    controller_manager_kubeconfig: Path
+    store_certs: ClusterCerts | None = None
+    """The store's TLS files (``up --tls``); None for a plaintext store."""
+
+    @property
+    def server(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def argv(self, store_endpoints: Sequence[str]) -> list[str]:
+        """The API server's command line, for the store at ``store_endpoints`` (every member's
+        client endpoint: the store's client follows the leader among them)."""
+        pki = self.pki
+        argv = [
+            sys.executable,
+            "-m",
+            "raftkube.cluster",
+            "apiserver",
+            "--etcd-servers",
+            ",".join(store_endpoints),
+            "--bind-address",
+            self.host,
+            "--secure-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(pki.apiserver.cert),
+            "--tls-private-key-file",
+            str(pki.apiserver.key),
+            "--client-ca-file",
+            str(pki.ca.cert),
+            "--service-account-signing-key-file",
+            str(pki.sa_private_key),
+            "--service-cluster-ip-range",
+            str(SERVICE_CLUSTER_IP_RANGE),
+            "--stop-on-stdin-eof",
+        ]
+        if self.store_certs is not None:
+            c = self.store_certs
+            argv += ["--etcd-cafile", str(c.ca.cert)]
+            argv += ["--etcd-certfile", str(c.client.cert), "--etcd-keyfile", str(c.client.key)]
+        return argv
+
+    def admin_client(self, timeout: float = READY_PROBE_TIMEOUT) -> KubeClient:
+        """A client of this API server as ``kubernetes-admin``, through the admin kubeconfig
+        (so a probe also proves the kubeconfig users get is right)."""
+        return KubeClient.from_kubeconfig(self.admin_kubeconfig, timeout=timeout)
+
+
+def plan_control_plane(
+    data_dir: Path, host: str, port: int, store_certs: ClusterCerts | None = None
+) -> ControlPlanePlan:
+    """Create what is missing of ``DATA_DIR/pki`` and (re)write the kubeconfigs for
+    ``https://host:port``."""
+    first_service_ip = next(SERVICE_CLUSTER_IP_RANGE.hosts())
+    pki = ensure_pki(data_dir / "pki", service_ip=str(first_service_ip), hosts=(host,))
+    plan = ControlPlanePlan(
+        host=host,
+        port=port,
+        pki=pki,
+        admin_kubeconfig=(data_dir / "admin.kubeconfig").absolute(),
+        scheduler_kubeconfig=(data_dir / "scheduler.kubeconfig").absolute(),
+        controller_manager_kubeconfig=(data_dir / "controller-manager.kubeconfig").absolute(),
+        store_certs=store_certs,
+    )
+    for path, pair, user in (
+        (plan.admin_kubeconfig, pki.admin, ADMIN_USER),
+        (plan.scheduler_kubeconfig, pki.scheduler, KUBE_SCHEDULER),
+        (plan.controller_manager_kubeconfig, pki.controller_manager, KUBE_CONTROLLER_MANAGER),
+    ):
+        write_kubeconfig(
+            path, plan.server, pki.ca.cert, pair.cert, pair.key, user, KUBECONFIG_CONTEXT
+        )
+    return plan
+
+
+async def probe_ready(client: KubeClient) -> bool:
+    """One authenticated ``GET /readyz``: True if the server answers 200 (it serves and its
+    storage is reachable), False if it answers otherwise or not at all (yet)."""
+    try:
+        status, _headers, _body = await client.request("GET", "/readyz")
+    except KubeConnectionError:
+        return False
+    return status == 200
+
+
+def register(commands: Any) -> None:
+    """Add ``apiserver`` to ``python -m raftkube.cluster``: ``raftkube apiserver``'s parser and
+    handler, plus ``--stop-on-stdin-eof``."""
+    apiserver_cli.register(commands)
+    parser: argparse.ArgumentParser = commands.choices["apiserver"]
+    parser.add_argument(
+        "--stop-on-stdin-eof",
+        action="store_true",
+        help="also stop when stdin closes (used by `raftkube up`, so the server never outlives it)",
+    )
+    parser.set_defaults(handler=_run_apiserver)
+
+
+def _run_apiserver(args: argparse.Namespace) -> int:
+    if args.stop_on_stdin_eof:
+        threading.Thread(target=_terminate_on_stdin_eof, name="stdin-eof", daemon=True).start()
+    return apiserver_cli.run_apiserver(args)
+
+
+def _terminate_on_stdin_eof() -> None:
+    """Block on stdin in a thread of our own (the server's Trio run is not ours to extend) and
+    turn its end into SIGTERM, which the server handles as an orderly stop."""
+    with contextlib.suppress(OSError):
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "SERVICE_CLUSTER_IP_RANGE",
+    "ControlPlanePlan",
+    "plan_control_plane",
+    "probe_ready",
+    "register",
+]
