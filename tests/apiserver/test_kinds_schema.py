@@ -8,6 +8,8 @@ from typing import Any
 
 import kubernetes.client as kc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from raftkube.apiserver import kinds, resources
 from raftkube.apiserver.kinds.schema import Schema, unknown_fields
@@ -148,3 +150,44 @@ def test_every_served_resource_has_a_strategy_and_a_schema() -> None:
         assert strategy.info is info
         schema = kinds.schema_for(info)
         assert {"apiVersion", "kind", "metadata"} <= set(schema["properties"])
+
+
+_PLACES = {
+    "metadata": ("metadata",),
+    "spec": ("spec",),
+    "spec.containers[0]": ("spec", "containers", 0),
+    "spec.containers[0].resources": ("spec", "containers", 0, "resources"),
+    "spec.containers[0].ports[0]": ("spec", "containers", 0, "ports", 0),
+    "spec.volumes[0].configMap": ("spec", "volumes", 0, "configMap"),
+    "status": ("status",),
+}
+
+
+@given(st.lists(st.sampled_from(sorted(_PLACES)), unique=True), st.sampled_from(["x", "Foo"]))
+def test_exactly_the_planted_unknown_fields_are_reported(places: list[str], name: str) -> None:
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"x": "y"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "a",
+                    "image": "x",
+                    "resources": {"limits": {"x": "1"}},
+                    "ports": [{"containerPort": 80}],
+                }
+            ],
+            "volumes": [{"name": "v", "configMap": {"name": "c"}}],
+        },
+        "status": {"phase": "Pending"},
+    }
+    for place in places:
+        target: Any = body
+        for step in _PLACES[place]:
+            target = target[step]
+        target[name] = 1
+    pods = resources.lookup("", "v1", "pods")
+    assert pods is not None
+    reported = kinds.strategy_for(pods).unknown_fields(body)
+    assert sorted(reported) == sorted(f"{p}.{name}" for p in places)
