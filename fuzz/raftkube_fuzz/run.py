@@ -225,14 +225,11 @@ class Run:
             if revision not in written:  # every member applies it; the first report will do
                 written[revision] = tuple(records)
 
-        member.mvcc.subscribe(on_write)
-        install = member._install
-
-        def installed(store: MvccStore, index: int) -> None:
-            install(store, index)
+        def store_replaced(store: MvccStore, index: int) -> None:
             store.subscribe(on_write)
 
-        member._install = installed  # type: ignore[method-assign]
+        member.mvcc.subscribe(on_write)
+        member.hooks.store_replaced = store_replaced
 
     def _watch_leases(self, member_id: int, member: Member) -> None:
         """LeaseSafety, checked at the instant a member serves a read from its lease: no
@@ -240,17 +237,14 @@ class Run:
         lease (followers refuse votes while it may run, so no election can complete), and
         checking it directly catches a lease that outlives it before a stale read has to
         land in exactly the wrong place to show up in the history."""
-        original = member._leased_index
         link = self._link
 
-        def leased_index() -> int | None:
-            index = original()
+        def lease_read(term: int) -> None:
             run = link.run
-            if index is not None and run._elected_term > member.node.term:
-                run._guard(run._lease_violation, member_id, member.node.term)
-            return index
+            if run._elected_term > term:
+                run._guard(run._lease_violation, member_id, term)
 
-        member._leased_index = leased_index  # type: ignore[method-assign]
+        member.hooks.lease_read = lease_read
 
     def _lease_violation(self, member_id: int, term: int) -> None:
         raise Violation(

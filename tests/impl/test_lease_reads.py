@@ -340,6 +340,8 @@ async def test_members_serve_reads_from_the_lease_without_a_round_trip(tmp_path:
                 real_read_index(read_id)
 
             member.node.read_index = counting_read_index  # type: ignore[method-assign]
+            lease_terms: list[int] = []
+            member.hooks.lease_read = lease_terms.append
             endpoint = running[member.id].client_endpoint
             async with Client([endpoint]) as client:
                 await client.put(b"k", b"v1")
@@ -355,4 +357,7 @@ async def test_members_serve_reads_from_the_lease_without_a_round_trip(tmp_path:
                     assert rounds == before_rounds
                 await client.put(b"k", b"v2")
                 assert (await client.get(b"k")).kvs[0].value == b"v2"
+            # The hook heard of every read served from the lease, in the leader's term.
+            assert len(lease_terms) == member.lease_reads
+            assert set(lease_terms) == {member.node.term}
             nursery.cancel_scope.cancel()

@@ -359,3 +359,19 @@ def test_no_observer_costs_nothing_and_still_works() -> None:
         queue.extend(rd.messages)
         nodes[m.dest].advance(rd)
     assert nodes[0].role is Role.LEADER
+
+
+def test_the_ready_hook_sees_every_ready_handed_out() -> None:
+    node = RaftNode(NodeConfig(node_id=0))
+    seen: list[object] = []
+    node.on_ready = seen.append
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+    first = node.ready()
+    assert first.hard_state is not None and first.messages  # a new term, vote requests
+    node.advance(first)
+    second = node.ready()
+    assert seen == [first, second]
+    node.on_ready = None
+    node.ready()
+    assert len(seen) == 2

@@ -60,7 +60,6 @@ would only repeat the divergence.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
 from typing import Any, NoReturn, cast
 
 import attrs
@@ -240,8 +239,8 @@ class RaftShadow:
         """Abstraction (c): (leader, its read id) -> [(term, spec read id)], terms ascending."""
         self._peers: list[tuple[NodeConfig, tuple[int, ...] | None] | None] = [None] * servers
         """Per member: :func:`spec_peers` of the configuration object its node had last."""
-        self._wrapped: list[RaftNode] = []
-        """Every node whose ``ready`` :meth:`attach` wrapped, in order."""
+        self._hooked: list[RaftNode] = []
+        """Every node whose ``on_ready`` hook :meth:`attach` set, in order."""
 
     @classmethod
     def for_member_config(cls, servers: int, member_config: MemberConfig) -> RaftShadow:
@@ -296,24 +295,21 @@ class RaftShadow:
         handed_out = self._handed_out
         spec_state = self
 
-        original: Callable[[], Ready] = node.ready
-
-        def ready() -> Ready:
+        def on_ready(_: Ready) -> None:
             # What this Ready hands out is the node's state now; the next sync must cover it.
             handed_out[member_id] = spec_state.state.servers[member_id]
-            return original()
 
-        node.ready = ready  # type: ignore[method-assign]
-        self._wrapped.append(node)
+        node.on_ready = on_ready
+        self._hooked.append(node)
 
     def release(self) -> None:
-        """Stop following the members (their run has ended): unwrap every node :meth:`attach`
-        wrapped, crashed incarnations included, so that no node, left as garbage with its
+        """Stop following the members (their run has ended): unhook every node :meth:`attach`
+        hooked, crashed incarnations included, so that no node, left as garbage with its
         member, still references this shadow and the spec states it holds (see
         :meth:`raftkube_fuzz.run.Run.close`)."""
-        for node in self._wrapped:
-            del node.ready
-        self._wrapped.clear()
+        for node in self._hooked:
+            node.on_ready = None
+        self._hooked.clear()
         self.nodes = [None] * len(self.nodes)
 
     # ------------------------------------------------------------------ durability

@@ -87,6 +87,10 @@ class RaftNode:
         self.id = config.node_id
         self._rng: RandomSource = rng if rng is not None else Random(config.node_id)
         self._observer = observer
+        self.on_ready: Callable[[Ready], None] | None = None
+        """Called with every :class:`Ready` :meth:`ready` hands out, before the driver sees
+        it: an observer learns what is about to be persisted and sent (the simulator's
+        durability check). Unset in production."""
         hs = hard_state if hard_state is not None else HardState()
 
         # Persistent state.
@@ -324,7 +328,7 @@ class RaftNode:
         hs = self._hard_state() if self._hard_state_changed() else None
         first = max(self._unstable_from, self.log.first_index)
         apply_from = max(self._applied, self.log.snapshot.index) + 1
-        return Ready(
+        rd = Ready(
             hard_state=hs,
             truncate_from=self._truncate_from,
             snapshot=self._pending_snapshot,
@@ -335,6 +339,9 @@ class RaftNode:
             committed_entries=self.log.slice(apply_from - 1, self.commit),
             read_states=tuple(self._read_states),
         )
+        if self.on_ready is not None:
+            self.on_ready(rd)
+        return rd
 
     def advance(self, rd: Ready) -> None:
         """The driver persisted, sent and applied ``rd``."""

@@ -74,6 +74,7 @@ from raftkube.server.entries import (
     decode_entry,
     encode_entry,
 )
+from raftkube.server.hooks import MemberHooks
 from raftkube.server.snapshots import image_entry, image_of, restore_store
 from raftkube.server.watches import MemberWatches
 from raftkube.storage.interface import Storage
@@ -207,6 +208,8 @@ class Member:
         event the Raft core reports, in the spec's vocabulary (a conformance checker; nobody in
         production)."""
         self.config = config
+        self.hooks = MemberHooks()
+        """Moments an observer may hear of (:mod:`raftkube.server.hooks`)."""
         self._run_sync = run_sync
         self._syncing = False
         self._handling = False
@@ -561,6 +564,8 @@ class Member:
             self._fail_displaced(self._by_index.pop(i), None)
         self.snapshots_installed += 1
         logger.info("member %d: installed a snapshot at index %d", self.id, index)
+        if self.hooks.store_replaced is not None:
+            self.hooks.store_replaced(store, index)
 
     def _take_snapshot(self) -> None:
         """Snapshot the state machine at the applied index and compact log and WAL."""
@@ -874,6 +879,8 @@ class Member:
         rid = self._next_read
         self._next_read += 1
         if leased is not None:
+            if self.hooks.lease_read is not None:
+                self.hooks.lease_read(self.node.term)
             self.lease_reads += 1
             w = _Waiter(index=leased)
             self._reads[rid] = w
