@@ -88,3 +88,32 @@ def test_impl_takes_only_vocabulary_from_the_spec(path: Path) -> None:
                 f"{path.relative_to(ROOT)} imports {module}.{name}, which is behaviour, "
                 "not vocabulary"
             )
+
+
+# Clients of the API server (the REST client, the control loops) know it only through HTTP:
+# from the server's package they may take the resource table (what exists, where it lives),
+# never its handlers, storage or caches, or the checks would be of the server against itself.
+API_CLIENT_PACKAGES = (IMPL / "kubeclient", IMPL / "controllers")
+API_VOCABULARY = {"raftkube.apiserver.resources"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for folder in API_CLIENT_PACKAGES if folder.exists() for p in sources(folder)],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_api_clients_take_only_the_resource_table_from_the_server(path: Path) -> None:
+    for module, _ in imports(path):
+        if module == "raftkube.apiserver" or module.startswith("raftkube.apiserver."):
+            assert module in API_VOCABULARY, f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_the_store_knows_nothing_of_kubernetes() -> None:
+    """The Raft store and its client are below the API server: none of them imports it."""
+    below = [IMPL / d for d in ("raft", "storage", "net", "mvcc", "server", "client", "api")]
+    for folder in below:
+        for path in sources(folder):
+            for module, _ in imports(path):
+                assert not module.startswith(("raftkube.apiserver", "raftkube.kubeclient")), (
+                    f"{path.relative_to(ROOT)} imports {module}"
+                )
