@@ -7,7 +7,9 @@ catch that class of bug; one that passes with it patched in has a blind spot.
 
 The patches are reachable only from here: nothing in ``raftkube`` imports this module and no
 flag enables them. Each replacement is the real code with the mistake marked ``# MUTANT:``,
-so a reader can diff it against the original at a glance.
+so a reader can diff it against the original at a glance, and
+``tests/fuzz/test_mutants.py`` does that diff: every difference must touch a marker, so a copy
+that drifts from a changed original fails the test instead of silently testing old code.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from raftkube.raft.ready import Ready
 from raftkube.server.member import Member, MemberError
 from raftkube_spec.kv.requests import LeaseRevokeRequest
 from raftkube_spec.kv.responses import Result
-from raftkube_spec.kv.watch import WatchFilter
+from raftkube_spec.kv.watch import WatchCompacted, WatchFilter
 from raftkube_spec.raft import events as ev
 from raftkube_spec.raft.messages import AppendEntriesRequest, AppendEntriesResponse
 from raftkube_spec.raft.types import Entry
@@ -109,7 +111,7 @@ def _needs_sync_ignoring_vote(self: Member, rd: Ready) -> bool:
 
 def _merge_without_truncation(self: RaftNode, prev: int, entries: tuple[Entry, ...]) -> None:
     log = self.log
-    for n, _entry in enumerate(entries):
+    for n, entry in enumerate(entries):  # noqa: B007 (the check that read it is gone)
         index = prev + 1 + n
         if index > log.last_index:
             log.entries.extend(entries[n:])
@@ -216,12 +218,15 @@ def _watch_from_compaction_point(
         keep_deletes=WatchFilter.NODELETE not in filters,
     )
     self._watchers[wid] = watcher
-    watcher.pending = self._backlog(watcher)
-    if watcher.single:
-        self._single.setdefault(start, {})[wid] = watcher
+    if store.compact_revision > 0 and first < store.compact_revision:
+        watcher.compacted = WatchCompacted(store.compact_revision)
     else:
-        self._ranged[wid] = watcher
-    if watcher.pending and self._on_ready is not None:
+        watcher.pending = self._backlog(watcher)
+        if watcher.single:
+            self._single.setdefault(start, {})[wid] = watcher
+        else:
+            self._ranged[wid] = watcher
+    if (watcher.pending or watcher.compacted) and self._on_ready is not None:
         self._on_ready(wid)
     return wid
 

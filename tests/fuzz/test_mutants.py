@@ -1,8 +1,15 @@
-"""Every mutant's patch is live (a small deterministic scenario behaves differently with it)
-and fully undone on exit (the scenario behaves as before, the original attribute is back)."""
+"""Every mutant's patch is live (a small deterministic scenario behaves differently with it),
+fully undone on exit (the scenario behaves as before, the original attribute is back), and
+still the original code but for its planted lines: a replacement is a copy of a method, so the
+copy must not silently drift from what it mutates."""
 
 from __future__ import annotations
 
+import ast
+import difflib
+import inspect
+import re
+import textwrap
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -231,6 +238,62 @@ def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
         assert scenario() == mutated
     assert owner.__dict__[attribute] is original
     assert scenario() == real
+
+
+MARKER = "# MUTANT:"
+
+
+def _body(fn: Callable[..., object]) -> tuple[list[str], list[int]]:
+    """``fn``'s body as code lines (no docstring, comment or blank lines, inline comments cut,
+    dedented), and where its ``# MUTANT:`` markers are: the index of the code line a marker is
+    on or stands right before (the number of lines for one after the last)."""
+    source = textwrap.dedent(inspect.getsource(fn))
+    node = ast.parse(source).body[0]
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    lines = source.splitlines()
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        start = first.end_lineno or first.lineno
+    else:
+        start = first.lineno - 1
+        while lines[start - 1].strip().startswith("#"):
+            start -= 1
+    code: list[str] = []
+    markers: list[int] = []
+    for line in textwrap.dedent("\n".join(lines[start:])).splitlines():
+        if MARKER in line:
+            markers.append(len(code))
+        if line.strip() and not line.strip().startswith("#"):
+            code.append(re.sub(r"\s+#[^\"']*$", "", line.rstrip()))
+    return code, markers
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_patch_differs_from_the_original_only_where_marked(name: str) -> None:
+    """Every difference between the original and its replacement touches a ``# MUTANT:``
+    marker; a change to the original anywhere else makes this fail until the copy follows."""
+    owner, attribute = OWNERS[name]
+    original = owner.__dict__[attribute]
+    with MUTANTS[name].patch():
+        replacement = owner.__dict__[attribute]
+    if isinstance(original, property):
+        original, replacement = original.fget, replacement.fget
+    before, _ = _body(original)
+    after, markers = _body(replacement)
+    assert markers, f"{name}: no {MARKER} line in the replacement"
+    changes = [
+        op
+        for op in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes()
+        if op[0] != "equal"
+    ]
+    assert changes, f"{name}: the replacement is the original"
+    for _, i1, i2, j1, j2 in changes:
+        assert any(j1 <= m <= j2 for m in markers), (
+            f"{name}: an unmarked difference from the original:\n"
+            + "\n".join(f"- {line}" for line in before[i1:i2])
+            + "\n"
+            + "\n".join(f"+ {line}" for line in after[j1:j2])
+        )
 
 
 def test_the_patch_is_undone_on_error() -> None:
