@@ -47,6 +47,15 @@ def _create(obj: dict[str, Any]) -> Request:
     )
 
 
+def _get(obj: dict[str, Any]) -> Request:
+    return Request(
+        method="GET",
+        path=f"{_path(obj)}/{obj['metadata']['name']}",
+        query={},
+        headers={"accept": "application/json"},
+    )
+
+
 def startup_objects(service_ip: str, host: str, port: int) -> list[dict[str, Any]]:
     """What :func:`ensure_bootstrap_objects` creates, in an order that admission accepts
     (namespaces before what lives in them)."""
@@ -92,6 +101,11 @@ async def ensure_bootstrap_objects(api: Any, service_ip: str, host: str, port: i
     RuntimeError naming the object if one can be neither created nor found."""
     created = 0
     for obj in startup_objects(service_ip, host, port):
+        # Look first: a create of what exists may be refused by admission before the store
+        # could say AlreadyExists (the kubernetes Service's IP is already held by itself).
+        existing = await api.handle_as(APISERVER_USER, _get(obj))
+        if existing.status == 200:
+            continue
         answer = await api.handle_as(APISERVER_USER, _create(obj))
         if answer.status == 201:
             created += 1

@@ -34,6 +34,10 @@ from raftkube.apiserver.request import Response
 PATCH_ATTEMPTS = 5
 """How often a patch is recomputed on a newer version before giving up with 409."""
 
+GENERATE_NAME_ATTEMPTS = 8
+"""A generated name that is taken is drawn again, up to this many names in all, as upstream
+does since RetryGenerateName (1.32: GA): a client then sees 409 only if all of them were."""
+
 
 async def create(call: Call) -> Response:
     r = call.resource
@@ -41,7 +45,8 @@ async def create(call: Call) -> Response:
     check_type(r, obj)
     check_namespace(r, obj, call.namespace)
     m = meta(obj)
-    if not m.get("name") and m.get("generateName"):
+    generated = not m.get("name") and bool(m.get("generateName"))
+    if generated:
         m["name"] = generate_name(str(m["generateName"]), call.services.rng)
     if not m.get("name"):
         raise errors.invalid(
@@ -68,12 +73,20 @@ async def create(call: Call) -> Response:
     await svc.admission.validate("CREATE", call, obj, None)
     if call.dry_run:
         return respond(201, obj, call.request)
-    try:
-        created = await svc.store.create(r, obj)
-    except BaseException:
-        await svc.admission.abandoned(call, obj, None)
-        raise
-    return respond(201, created, call.request)
+    for attempt in range(GENERATE_NAME_ATTEMPTS):
+        try:
+            created = await svc.store.create(r, obj)
+        except errors.APIError as exc:
+            if exc.reason == "AlreadyExists" and generated and attempt + 1 < GENERATE_NAME_ATTEMPTS:
+                m["name"] = generate_name(str(m["generateName"]), svc.rng)
+                continue
+            await svc.admission.abandoned(call, obj, None)
+            raise
+        except BaseException:
+            await svc.admission.abandoned(call, obj, None)
+            raise
+        return respond(201, created, call.request)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def update(call: Call, subresource: str = "") -> Response:

@@ -67,7 +67,7 @@ class SecretStrategy(Strategy):
     schema: ClassVar[Schema] = SECRET
     extra_field_labels = ("type",)
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None)
         if isinstance(string_data, dict) and string_data:

@@ -132,7 +132,7 @@ class NamespaceStrategy(Strategy):
 
     extra_field_labels = ("status.phase", "name")
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         _set_name_label(obj)
 
     def prepare_for_create(self, obj: Obj) -> None:
@@ -192,7 +192,7 @@ class NodeStrategy(Strategy):
     schema: ClassVar[Schema] = NODE
     extra_field_labels = ("spec.unschedulable",)
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         status = obj.get("status")
         if isinstance(status, dict):
             canonical_quantities(status.get("capacity"))

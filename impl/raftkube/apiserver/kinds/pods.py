@@ -198,7 +198,7 @@ class PodStrategy(Strategy):
         "status.nominatedNodeName",
     )
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         spec = sub(obj, "spec")
         default_pod_spec(spec)
         spec.setdefault("enableServiceLinks", True)

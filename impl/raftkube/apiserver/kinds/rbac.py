@@ -127,7 +127,7 @@ class RoleBindingStrategy(Strategy):
 
     role_kinds: ClassVar[tuple[str, ...]] = ("Role", "ClusterRole")
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         ref = sub(obj, "roleRef")
         if not ref.get("apiGroup"):
             ref["apiGroup"] = GROUP

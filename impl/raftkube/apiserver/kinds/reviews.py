@@ -82,7 +82,7 @@ def _attributes(obj: Obj) -> list[Cause]:
 
 class _ReviewStrategy(Strategy):
     def validate_create(self, obj: Obj) -> list[Cause]:
-        return self._validate(obj)
+        return self._type_causes(obj) or self._validate(obj)
 
 
 class SelfSubjectAccessReviewStrategy(_ReviewStrategy):

@@ -9,12 +9,16 @@ one to implement ``fieldValidation=Strict|Warn``: every key an object schema doe
 reported with the path upstream's strict decoder prints (``spec.containers[0].foo``).
 
 An object schema without ``properties`` (a free-form map or ``x-kubernetes-preserve-unknown-
-fields``) is not looked into.
+fields``) is not looked into. :func:`type_problems` finds values of the wrong JSON type, which
+upstream's decoder refuses (``json: cannot unmarshal string into Go struct field ... of type
+int32``) before anything else looks at the object.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import attrs
 
 Schema = dict[str, Any]
 
@@ -125,6 +129,102 @@ def conditions(*extra: str) -> Schema:
 def kind_schema(**top: Schema) -> Schema:
     """A top-level kind: ``apiVersion``, ``kind``, ``metadata`` and the given fields."""
     return obj(apiVersion=STRING, kind=STRING, metadata=OBJECT_META, **top)
+
+
+@attrs.frozen
+class TypeProblem:
+    """A value of the wrong JSON type: what upstream's decoder refuses before validation."""
+
+    path: str
+    got: str  # the JSON type found: string, number, bool, array, object
+    expected: str  # the Go type the field has: string, int32, bool, map[string]string, ...
+
+    def message(self) -> str:
+        """Worded as Go's ``encoding/json`` (the struct name is left out)."""
+        return (
+            f"json: cannot unmarshal {self.got} into Go struct field {self.path} of type "
+            f"{self.expected}"
+        )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _go_type(schema: Schema) -> str:
+    if schema.get("x-kubernetes-int-or-string"):
+        return "Quantity" if schema.get("format") == "quantity" else "IntOrString"
+    kind = schema.get("type")
+    if kind == "integer":
+        return str(schema.get("format", "int64"))
+    if kind == "number":
+        return "float64"
+    if kind == "boolean":
+        return "bool"
+    if kind == "array":
+        return "[]" + _go_type(schema.get("items") or {})
+    if kind == "object":
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict) and "properties" not in schema:
+            return "map[string]" + _go_type(extra)
+        return "struct"
+    return "string"
+
+
+def _type_fits(schema: Schema, value: Any) -> bool:
+    if value is None:  # null decodes to the zero value, as in Go
+        return True
+    if schema.get("x-kubernetes-int-or-string"):
+        numbers_too = schema.get("format") == "quantity"
+        if isinstance(value, bool):
+            return False
+        return isinstance(value, str | int) or (numbers_too and isinstance(value, float))
+    kind = schema.get("type")
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "object":
+        return isinstance(value, dict)
+    return True
+
+
+def type_problems(schema: Schema, value: Any, path: str = "") -> list[TypeProblem]:
+    """Values whose JSON type the schema's field cannot hold (``"replicas": "3"``), outermost
+    first; a wrong container is reported once, not each of its items."""
+    found: list[TypeProblem] = []
+    _check_types(schema, value, path, found)
+    return found
+
+
+def _check_types(schema: Schema, value: Any, path: str, found: list[TypeProblem]) -> None:
+    if not _type_fits(schema, value):
+        found.append(TypeProblem(path, _json_type(value), _go_type(schema)))
+        return
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for name, item in value.items():
+            sub = properties.get(name) if properties is not None else extra
+            if isinstance(sub, dict):
+                _check_types(sub, item, _join(path, name), found)
+    elif isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for i, item in enumerate(value):
+                _check_types(items, item, f"{path}[{i}]", found)
 
 
 def unknown_fields(schema: Schema, value: Any, path: str = "") -> list[str]:

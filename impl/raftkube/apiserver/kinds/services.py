@@ -151,7 +151,7 @@ class ServiceStrategy(Strategy):
 
     extra_field_labels = ("spec.clusterIP", "spec.type")
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         spec = sub(obj, "spec")
         spec.setdefault("sessionAffinity", "None")
         if spec["sessionAffinity"] == "None":
@@ -284,7 +284,7 @@ class ServiceStrategy(Strategy):
 class EndpointsStrategy(Strategy):
     schema: ClassVar[Schema] = ENDPOINTS
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         for subset in dicts(obj.get("subsets")):
             for port in dicts(subset.get("ports")):
                 port.setdefault("protocol", "TCP")

@@ -90,7 +90,37 @@ class Strategy:
     # -- defaulting -------------------------------------------------------------------------
 
     def default(self, obj: Obj) -> None:
-        """Upstream's defaulting functions for this kind, applied in place."""
+        """Upstream's defaulting functions for this kind, applied in place; an object with
+        values of the wrong type is left as it is (validation reports them)."""
+        if not self.type_problems(obj):
+            self._default(obj)
+
+    def _default(self, obj: Obj) -> None:
+        """The kind's defaults, on an object whose field types are right."""
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def type_problems(self, obj: Obj) -> list[s.TypeProblem]:
+        """Fields holding a value of the wrong JSON type."""
+        return s.type_problems(type(self).schema, obj)
+
+    def decode_errors(self, obj: Obj) -> list[str]:
+        """What upstream's decoder answers with a 400 before defaulting or validation
+        (``json: cannot unmarshal string into Go struct field spec.replicas of type int32``);
+        the handler prefixes ``{Kind} in version "{v}" cannot be handled as a {Kind}: ``."""
+        return [problem.message() for problem in self.type_problems(obj)]
+
+    def _type_causes(self, obj: Obj) -> list[Cause]:
+        """The type problems as causes, for a handler that did not refuse them earlier: the
+        kind's rules assume well-typed fields."""
+        return [
+            Cause(
+                p.path,
+                "FieldValueTypeInvalid",
+                f'Invalid value: "{p.got}": must be of type {p.expected}',
+            )
+            for p in self.type_problems(obj)
+        ]
 
     # -- create and update preparation ---------------------------------------------------------
 
@@ -122,11 +152,15 @@ class Strategy:
     # -- validation ----------------------------------------------------------------------------
 
     def validate_create(self, obj: Obj) -> list[Cause]:
+        if typed := self._type_causes(obj):
+            return typed
         meta = as_dict(obj.get("metadata"))
         causes = validate_object_meta(meta, self.info.namespaced, self.check_name)
         return causes + self._validate(obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        if typed := self._type_causes(new) or self._type_causes(old):
+            return typed
         new_meta = as_dict(new.get("metadata"))
         old_meta = as_dict(old.get("metadata"))
         causes = validate_object_meta_update(new_meta, old_meta, self.info.namespaced)
@@ -134,6 +168,8 @@ class Strategy:
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
         """``/status`` writes: the metadata rules and the kind's status rules."""
+        if typed := self._type_causes(new) or self._type_causes(old):
+            return typed
         new_meta = as_dict(new.get("metadata"))
         old_meta = as_dict(old.get("metadata"))
         causes = validate_object_meta_update(new_meta, old_meta, self.info.namespaced)

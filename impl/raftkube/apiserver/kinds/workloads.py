@@ -295,7 +295,7 @@ class _ReplicatedStrategy(Strategy):
 class ReplicaSetStrategy(_ReplicatedStrategy):
     schema: ClassVar[Schema] = REPLICA_SET
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         spec = sub(obj, "spec")
         spec.setdefault("replicas", 1)
         _default_template(spec)
@@ -310,7 +310,7 @@ class ReplicaSetStrategy(_ReplicatedStrategy):
 class ReplicationControllerStrategy(_ReplicatedStrategy):
     schema: ClassVar[Schema] = REPLICATION_CONTROLLER
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         spec = sub(obj, "spec")
         labels = get(spec, "template", "metadata", "labels")
         if isinstance(labels, dict) and labels:
@@ -339,7 +339,7 @@ class DeploymentStrategy(Strategy):
     schema: ClassVar[Schema] = DEPLOYMENT
     tracks_generation = True
 
-    def default(self, obj: Obj) -> None:
+    def _default(self, obj: Obj) -> None:
         spec = sub(obj, "spec")
         spec.setdefault("replicas", 1)
         strategy = sub(spec, "strategy")
