@@ -3,6 +3,7 @@ patch merge keys, and the unknown-field report for fieldValidation=Strict."""
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -191,3 +192,41 @@ def test_exactly_the_planted_unknown_fields_are_reported(places: list[str], name
     assert pods is not None
     reported = kinds.strategy_for(pods).unknown_fields(body)
     assert sorted(reported) == sorted(f"{p}.{name}" for p in places)
+
+
+def test_wrong_json_types_are_decode_errors() -> None:
+    info = resources.lookup("apps", "v1", "deployments")
+    assert info is not None
+    strategy = kinds.strategy_for(info)
+    body: dict[str, Any] = {
+        "metadata": {"name": "web", "namespace": "default", "labels": {"a": 1}},
+        "spec": {
+            "replicas": "3",
+            "paused": None,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": True}},
+            "template": {"spec": {"containers": {"name": "a"}}},
+        },
+    }
+    assert strategy.decode_errors(body) == [
+        "json: cannot unmarshal number into Go struct field metadata.labels.a of type string",
+        "json: cannot unmarshal string into Go struct field spec.replicas of type int32",
+        "json: cannot unmarshal bool into Go struct field spec.strategy.rollingUpdate."
+        "maxUnavailable of type IntOrString",
+        "json: cannot unmarshal object into Go struct field spec.template.spec.containers of "
+        "type []struct",
+    ]
+    # Defaulting leaves such an object alone and validation reports the types, not a crash.
+    before = copy.deepcopy(body)
+    strategy.default(body)
+    assert body == before
+    causes = strategy.validate_create(body)
+    assert [(c.field, c.reason) for c in causes][1] == ("spec.replicas", "FieldValueTypeInvalid")
+    assert causes[1].message == 'Invalid value: "string": must be of type int32'
+
+
+def test_quantities_accept_json_numbers() -> None:
+    pods = resources.lookup("", "v1", "pods")
+    assert pods is not None
+    body = {"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": 0.5}}}]}}
+    assert kinds.strategy_for(pods).decode_errors(body) == []
