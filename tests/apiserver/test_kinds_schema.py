@@ -38,9 +38,6 @@ NEWER_THAN_132 = (
     "extendedResourceClaimStatus",
     "nodeAllocatableResourceClaimStatuses",
     "volumeHealth",
-    "assigned.configMap",
-    "active.configMap",
-    "lastKnownGood.configMap",
 )
 
 

@@ -46,6 +46,15 @@ NAMESPACE = kind_schema(
     status=obj(phase=STRING, conditions=conditions()),
 )
 
+_NODE_CONFIG_SOURCE = obj(
+    configMap=obj(
+        namespace=STRING,
+        name=STRING,
+        uid=STRING,
+        resourceVersion=STRING,
+        kubeletConfigKey=STRING,
+    )
+)
 TAINT = obj(("key", "effect"), key=STRING, value=STRING, effect=STRING, timeAdded=TIME)
 _ADDRESS = obj(("type", "address"), type=STRING, address=STRING)
 NODE = kind_schema(
@@ -55,15 +64,7 @@ NODE = kind_schema(
         providerID=STRING,
         unschedulable=BOOLEAN,
         taints=arr(TAINT),
-        configSource=obj(
-            configMap=obj(
-                namespace=STRING,
-                name=STRING,
-                uid=STRING,
-                resourceVersion=STRING,
-                kubeletConfigKey=STRING,
-            )
-        ),
+        configSource=_NODE_CONFIG_SOURCE,
         externalID=STRING,
     ),
     status=obj(
@@ -89,7 +90,12 @@ NODE = kind_schema(
         images=arr(obj(names=STRINGS, sizeBytes=INT64)),
         volumesInUse=STRINGS,
         volumesAttached=arr(obj(name=STRING, devicePath=STRING)),
-        config=obj(assigned=obj(), active=obj(), lastKnownGood=obj(), error=STRING),
+        config=obj(
+            assigned=_NODE_CONFIG_SOURCE,
+            active=_NODE_CONFIG_SOURCE,
+            lastKnownGood=_NODE_CONFIG_SOURCE,
+            error=STRING,
+        ),
         runtimeHandlers=arr(
             obj(name=STRING, features=obj(recursiveReadOnlyMounts=BOOLEAN, userNamespaces=BOOLEAN))
         ),
