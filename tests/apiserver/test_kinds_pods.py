@@ -411,3 +411,20 @@ def test_plain_init_containers_take_no_probes_or_hooks() -> None:
         "spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers "
         "without restartPolicy=Always",
     ]
+
+
+def test_extended_resources_are_requested_at_their_limit() -> None:
+    body = pod()
+    body["spec"]["initContainers"] = [
+        {"name": "i", "image": "x", "resources": {"requests": {"example.com/gpu": "1"}}},
+    ]
+    body["spec"]["containers"][0]["resources"] = {
+        "limits": {"example.com/gpu": "2"},
+        "requests": {"example.com/gpu": "1"},
+    }
+    assert errors_of(body) == [
+        'spec.containers[0].resources.requests: Invalid value: "1": must be equal to '
+        "example.com/gpu limit of 2",
+        "spec.initContainers[0].resources.limits: Required value: Limit must be set for non "
+        "overcommitable resources",
+    ]

@@ -80,12 +80,21 @@ def _resource_name(path: str, name: str) -> list[Cause]:
     return causes
 
 
+def _overcommit_allowed(name: str) -> bool:
+    """Native resources but huge pages may be requested below their limit; extended ones
+    (``example.com/gpu``) must be requested exactly at it (upstream's ``IsOvercommitAllowed``)."""
+    native = "/" not in name or "kubernetes.io/" in name
+    return native and not name.startswith("hugepages-")
+
+
 def validate_resources(resources: Any, path: str) -> list[Cause]:
-    """``ValidateResourceRequirements``: names, quantities, and requests <= limits."""
+    """``ValidateResourceRequirements``: names, quantities, and requests <= limits (== for
+    resources that cannot be overcommitted, which also need a limit)."""
     if not isinstance(resources, dict):
         return []
     causes: list[Cause] = []
     limits: dict[str, Quantity] = {}
+    limit_names = set(resources.get("limits") or {})
     for part in ("limits", "requests"):
         values = resources.get(part)
         if not isinstance(values, dict):
@@ -99,12 +108,30 @@ def validate_resources(resources: Any, path: str) -> list[Cause]:
                 continue
             if part == "limits":
                 limits[name] = quantity
-            elif name in limits and quantity > limits[name]:
+                continue
+            if name in limits:
+                limit = limits[name]
+                if quantity != limit and not _overcommit_allowed(name):
+                    causes.append(
+                        f.invalid(
+                            f.child(path, "requests"),
+                            quantity.canonical(),
+                            f"must be equal to {name} limit of {limit.canonical()}",
+                        )
+                    )
+                elif quantity > limit:
+                    causes.append(
+                        f.invalid(
+                            f.child(path, "requests"),
+                            quantity.canonical(),
+                            f"must be less than or equal to {name} limit of {limit.canonical()}",
+                        )
+                    )
+            elif name not in limit_names and not _overcommit_allowed(name):
                 causes.append(
-                    f.invalid(
-                        f.child(path, "requests"),
-                        quantity.canonical(),
-                        f"must be less than or equal to {name} limit of {limits[name].canonical()}",
+                    f.required(
+                        f.child(path, "limits"),
+                        "Limit must be set for non overcommitable resources",
                     )
                 )
     return causes
