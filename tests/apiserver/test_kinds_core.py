@@ -107,7 +107,8 @@ def test_node_taints_and_cidrs() -> None:
         'spec.taints[0].effect: Unsupported value: "Sometimes": supported values: '
         '"NoSchedule", "PreferNoSchedule", "NoExecute"',
         "spec.taints[1].effect: Required value",
-        'spec.taints[3]: Duplicate value: map[string]string{"effect":"NoSchedule", "key":"c"}',
+        'spec.taints[3]: Duplicate value: core.Taint{Key:"c", Value:"", Effect:"NoSchedule", '
+        "TimeAdded:<nil>}: taints must be unique by key and effect pair",
         'spec.podCIDRs[1]: Invalid value: "10.0.1.0": must be a valid CIDR value, (e.g. '
         "10.9.8.0/24 or 2001:db8::/64)",
     ]

@@ -74,6 +74,11 @@ def test_ports_type_and_affinity() -> None:
         "spec.ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive",
         "spec.ports[1].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive",
     ]
+    assert errors_of(service(ports=[{"port": 80, "name": "a"}, {"port": 80, "name": "b"}])) == [
+        'spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", '
+        "AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, "
+        'StrVal:""}, NodePort:0}'
+    ]
     assert errors_of(service(ports=[{"port": 80, "nodePort": 30000}])) == [
         "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"
     ]

@@ -222,7 +222,13 @@ class NodeStrategy(Strategy):
             elif effect not in TAINT_EFFECTS:
                 causes.append(f.not_supported(f.child(at, "effect"), effect, TAINT_EFFECTS))
             if (key, effect) in seen:
-                causes.append(f.duplicate(at, taint))
+                shown = f.Raw(
+                    f'core.Taint{{Key:"{key}", Value:"{taint.get("value") or ""}", '
+                    f'Effect:"{effect}", TimeAdded:<nil>}}'
+                )
+                causes.append(
+                    f.duplicate(at, shown, "taints must be unique by key and effect pair")
+                )
             seen.add((key, effect))
         for i, cidr in enumerate(spec.get("podCIDRs") or []):
             if not _valid_cidr(cidr):

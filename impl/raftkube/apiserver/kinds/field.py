@@ -99,8 +99,8 @@ def forbidden(path: str, detail: str) -> Cause:
     return Cause(path, FORBIDDEN, _body("Forbidden", detail))
 
 
-def duplicate(path: str, value: Any) -> Cause:
-    return Cause(path, DUPLICATE, f"Duplicate value: {show(value)}")
+def duplicate(path: str, value: Any, detail: str = "") -> Cause:
+    return Cause(path, DUPLICATE, _body(f"Duplicate value: {show(value)}", detail))
 
 
 def not_found(path: str, value: Any) -> Cause:

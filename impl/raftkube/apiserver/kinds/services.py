@@ -226,7 +226,13 @@ class ServiceStrategy(Strategy):
                     )
                 )
             if (number, port.get("protocol")) in seen:
-                causes.append(f.duplicate(at, {"port": number, "protocol": port.get("protocol")}))
+                # Upstream prints the (protocol, port) key as a Go struct literal.
+                key = f.Raw(
+                    f'core.ServicePort{{Name:"", Protocol:"{port.get("protocol")}", '
+                    f"AppProtocol:(*string)(nil), Port:{number}, TargetPort:intstr.IntOrString"
+                    '{Type:0, IntVal:0, StrVal:""}, NodePort:0}'
+                )
+                causes.append(f.duplicate(at, key))
             seen.add((number, port.get("protocol")))
         causes += validate_labels(spec.get("selector"), "spec.selector")
         causes += _enum("spec.sessionAffinity", spec.get("sessionAffinity"), SESSION_AFFINITIES)
