@@ -1,9 +1,9 @@
 """Request bodies in, response bodies out: JSON (and YAML, which kubectl never sends but people
 do with curl), with upstream's errors for everything else.
 
-The API server speaks JSON only: protobuf (``application/vnd.kubernetes.protobuf``), which
-client-go may prefer, is answered with 406/415 so that clients fall back to JSON, as they do
-against aggregated API servers that lack it.
+Responses are JSON; client-go reads a response by its own Content-Type, so that serves clients
+that prefer protobuf too. Protobuf request bodies (``application/vnd.kubernetes.protobuf``), which
+kubectl's typed clients send, are read by :mod:`raftkube.apiserver.protobuf`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from raftkube.apiserver import errors
+from raftkube.apiserver import errors, protobuf
 from raftkube.apiserver.request import Request, Response
 
 JSON = "application/json"
@@ -42,6 +42,8 @@ def decode_object(req: Request, kind_hint: str = "") -> dict[str, Any]:
             value = yaml.safe_load(req.body)
         except yaml.YAMLError as exc:
             raise _unrecognized(kind_hint, f"yaml parse error: {exc}") from None
+    elif ctype == protobuf.MEDIA_TYPE:
+        value = protobuf.decode_protobuf(req.body, kind_hint)
     else:
         raise errors.unsupported_media_type(ctype)
     if not isinstance(value, dict):
@@ -51,6 +53,7 @@ def decode_object(req: Request, kind_hint: str = "") -> dict[str, Any]:
 
 def _unrecognized(kind: str, detail: str) -> errors.APIError:
     must = f" (must be of type {kind})" if kind else ""
+    detail = " ".join(detail.split())  # parsers' messages span lines; a Status message does not
     return errors.bad_request(
         f"the object provided is unrecognized{must}: couldn't get version/kind; {detail}"
     )
