@@ -9,7 +9,8 @@ import pytest
 
 from raftkube.apiserver import kinds, resources
 from raftkube.apiserver.errors import Cause
-from raftkube.apiserver.kinds.pods import POD_UPDATE_FORBIDDEN, qos_class
+from raftkube.apiserver.kinds.pods import POD_UPDATE_FORBIDDEN, pod_requests, qos_class
+from raftkube.apiserver.quantity import parse_quantity
 
 PODS = resources.lookup("", "v1", "pods")
 BINDINGS = resources.lookup("", "v1", "bindings")
@@ -428,3 +429,22 @@ def test_extended_resources_are_requested_at_their_limit() -> None:
         "spec.initContainers[0].resources.limits: Required value: Limit must be set for non "
         "overcommitable resources",
     ]
+
+
+def test_pod_requests_follow_upstreams_sidecar_rule() -> None:
+    def requests(cpu: str) -> dict[str, Any]:
+        return {"resources": {"requests": {"cpu": cpu}}}
+
+    spec = {
+        "containers": [{"name": "a", **requests("100m")}, {"name": "b", **requests("200m")}],
+        "initContainers": [
+            {"name": "sidecar", "restartPolicy": "Always", **requests("50m")},
+            {"name": "big-init", **requests("1")},
+        ],
+        "overhead": {"cpu": "10m", "memory": "1Mi"},
+    }
+    totals = pod_requests(spec)
+    # max(100m + 200m + 50m, 50m + 1) + 10m overhead
+    assert totals["cpu"] == parse_quantity("1060m")
+    assert totals["memory"] == parse_quantity("1Mi")
+    assert pod_requests({"containers": [{"name": "a"}]}) == {}

@@ -85,6 +85,56 @@ def qos_class(spec: Obj) -> str:
     return "Burstable"
 
 
+def _requests(container: Obj) -> dict[str, Quantity]:
+    requests = get(container, "resources", "requests")
+    found: dict[str, Quantity] = {}
+    for name, value in requests.items() if isinstance(requests, dict) else ():
+        try:
+            found[name] = parse_quantity_json(value)
+        except QuantityError:
+            continue
+    return found
+
+
+def _add(into: dict[str, Quantity], more: dict[str, Quantity]) -> None:
+    for name, quantity in more.items():
+        into[name] = into[name] + quantity if name in into else quantity
+
+
+def _max(into: dict[str, Quantity], more: dict[str, Quantity]) -> None:
+    for name, quantity in more.items():
+        if name not in into or quantity > into[name]:
+            into[name] = quantity
+
+
+def pod_requests(spec: Obj) -> dict[str, Quantity]:
+    """What a pod requests of a node, as upstream's ``resourcehelper.PodRequests``: the sum of
+    its containers and restartable (sidecar) init containers, at least what any init container
+    needs while it runs beside the sidecars started before it, plus the pod's ``overhead``.
+    The scheduler and kubelet compare this with a node's allocatable; call it on a defaulted
+    spec (requests default to limits)."""
+    total: dict[str, Quantity] = {}
+    for container in dicts(spec.get("containers")):
+        _add(total, _requests(container))
+    sidecars: dict[str, Quantity] = {}
+    init_peak: dict[str, Quantity] = {}
+    for container in dicts(spec.get("initContainers")):
+        requests = _requests(container)
+        if container.get("restartPolicy") == "Always":
+            _add(total, requests)
+            _add(sidecars, requests)
+            _max(init_peak, sidecars)
+        else:
+            running = dict(requests)
+            _add(running, sidecars)
+            _max(init_peak, running)
+    _max(total, init_peak)
+    overhead = spec.get("overhead")
+    if isinstance(overhead, dict):
+        _add(total, _requests({"resources": {"requests": overhead}}))
+    return total
+
+
 def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
     if isinstance(old, dict) and isinstance(new, dict):
         for name in sorted(set(old) | set(new)):
