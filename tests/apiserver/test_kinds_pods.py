@@ -448,3 +448,16 @@ def test_pod_requests_follow_upstreams_sidecar_rule() -> None:
     assert totals["cpu"] == parse_quantity("1060m")
     assert totals["memory"] == parse_quantity("1Mi")
     assert pod_requests({"containers": [{"name": "a"}]}) == {}
+
+
+def test_a_gated_pod_says_why_it_is_not_scheduled() -> None:
+    body = defaulted(pod(schedulingGates=[{"name": "example.com/wait"}]))
+    kinds.prepare_create(PODS, body, "2026-01-01T00:00:00Z", "uid-1")
+    assert body["status"]["conditions"] == [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "SchedulingGated",
+            "message": "Scheduling is blocked due to non-empty scheduling gates",
+        }
+    ]

@@ -1,7 +1,8 @@
 """core/v1 Pod and its ``binding`` subresource: upstream's pod strategy on JSON objects.
 
 On create a pod's status is reset to ``phase: Pending`` with its ``qosClass`` computed from
-the containers' requests and limits (``qos.GetPodQOS``). A pod's spec is immutable except
+the containers' requests and limits (``qos.GetPodQOS``), and a ``PodScheduled=False``
+condition if scheduling gates hold it. A pod's spec is immutable except
 container and init-container images, ``activeDeadlineSeconds`` (set, or lowered),
 additions to ``tolerations`` (existing ones may only change ``tolerationSeconds``) and
 removal of scheduling gates; any other change, ``nodeName`` included (only a Binding sets
@@ -260,6 +261,16 @@ class PodStrategy(Strategy):
     def prepare_for_create(self, obj: Obj) -> None:
         spec = as_dict(obj.get("spec"))
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
+        if dicts(spec.get("schedulingGates")):
+            # Upstream's applySchedulingGatedCondition: a gated pod says why it waits.
+            obj["status"]["conditions"] = [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "SchedulingGated",
+                    "message": "Scheduling is blocked due to non-empty scheduling gates",
+                }
+            ]
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_status_update(new, old)
