@@ -87,7 +87,11 @@ def node(**spec: Any) -> dict[str, Any]:
 
 
 def test_node_keeps_its_status_on_create_and_allocatable_defaults_to_capacity() -> None:
-    body = created(NODES, node())
+    body = node(configSource={"configMap": {"name": "c"}})
+    body["status"]["config"] = {"error": "x"}
+    body = created(NODES, body)
+    assert "configSource" not in body["spec"]
+    assert "config" not in body["status"]
     assert body["status"]["capacity"] == {"cpu": "4", "memory": "8Gi", "pods": "110"}
     assert body["status"]["allocatable"] == body["status"]["capacity"]
     assert text(kinds.strategy_for(NODES).validate_create(body)) == []

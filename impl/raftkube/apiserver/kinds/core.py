@@ -207,7 +207,10 @@ class NodeStrategy(Strategy):
                 status["allocatable"] = dict(status["capacity"])
 
     def prepare_for_create(self, obj: Obj) -> None:
-        """Nodes are created with their status: kubelets register that way."""
+        """Nodes are created with their status (kubelets register that way); only the
+        retired dynamic kubelet configuration fields are dropped, as upstream does."""
+        as_dict(obj.get("spec")).pop("configSource", None)
+        as_dict(obj.get("status")).pop("config", None)
 
     def _validate(self, obj: Obj) -> list[Cause]:
         spec = as_dict(obj.get("spec"))
