@@ -105,6 +105,16 @@ def test_selector_is_required_and_must_match_the_template() -> None:
     ]
 
 
+def test_selector_values_are_label_values() -> None:
+    expressions = [{"key": "app", "operator": "In", "values": ["web", "not valid"]}]
+    body = deployment(selector={"matchExpressions": expressions})
+    [message] = errors_of(DEPLOYMENTS, body)
+    assert message.startswith(
+        'spec.selector.matchExpressions[0].values[1]: Invalid value: "not valid": a valid label '
+        "must be an empty string or consist of"
+    )
+
+
 def test_template_rules() -> None:
     body = deployment()
     body["spec"]["template"]["spec"].update(restartPolicy="Never", activeDeadlineSeconds=5)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from ..errors import Cause
 from . import field as f
 from .meta import validate_annotations, validate_labels
-from .names import is_qualified_name, regex_error
+from .names import is_label_value, is_qualified_name, regex_error
 from .poddefaults import default_pod_spec
 from .podschema import POD_TEMPLATE_SPEC
 from .podspec import validate_pod_spec
@@ -165,6 +165,8 @@ def validate_label_selector(selector: Any, path: str) -> list[Cause]:
             expression.get("key") or "",
             is_qualified_name(str(expression.get("key") or "")),
         )
+        for j, value in enumerate(values if isinstance(values, list) else []):
+            causes += f.each(f.index(f.child(at, "values"), j), value, is_label_value(str(value)))
     return causes
 
 
