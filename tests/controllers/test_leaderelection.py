@@ -1,0 +1,245 @@
+"""Leader election: one leader at a time; a standby takes over only after the Lease stayed
+unchanged for leaseDuration of its *own* clock; clock offsets (and a holder's wrong wall
+clock in renewTime) change nothing; a leader that cannot renew stops before anyone takes over.
+In virtual time (Trio's MockClock) with an in-memory Lease, plus one run on the real server."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from raftkube.clock import Clock, TrioClock
+from raftkube.controllers.leaderelection import (
+    LeaderElectionConfig,
+    LeaderElectionRecord,
+    LeaderElector,
+    LeaseLock,
+    may_acquire,
+    next_record,
+)
+from raftkube.controllers.resources import LEASES
+from raftkube.kubeclient import KubeAPIError, KubeConnectionError
+
+from .conftest import APIHarness
+from .helpers import OffsetClock, wait_for
+
+WALL = 1_750_000_000.0
+
+
+@attrs.define
+class MemoryLease:
+    """The one Lease object, with a resourceVersion, and every write made to it."""
+
+    record: LeaderElectionRecord | None = None
+    version: int = 0
+    writes: list[tuple[float, LeaderElectionRecord]] = attrs.Factory(list)
+
+    def write(self, record: LeaderElectionRecord) -> None:
+        self.record = record
+        self.version += 1
+        self.writes.append((trio.current_time(), record))
+
+
+@attrs.define
+class MemoryLock:
+    """A ResourceLock on :class:`MemoryLease` with optimistic concurrency; ``partitioned``
+    makes every call fail as an unreachable server would."""
+
+    lease: MemoryLease
+    identity: str
+    partitioned: bool = False
+    _read_version: int = -1
+
+    def _check(self) -> None:
+        if self.partitioned:
+            raise KubeConnectionError("partitioned")
+
+    async def get(self) -> LeaderElectionRecord | None:
+        await trio.lowlevel.checkpoint()
+        self._check()
+        self._read_version = self.lease.version
+        return self.lease.record
+
+    async def create(self, record: LeaderElectionRecord) -> None:
+        await trio.lowlevel.checkpoint()
+        self._check()
+        if self.lease.record is not None:
+            raise KubeAPIError({"code": 409, "reason": "AlreadyExists"})
+        self.lease.write(record)
+
+    async def update(self, record: LeaderElectionRecord) -> None:
+        await trio.lowlevel.checkpoint()
+        self._check()
+        if self._read_version != self.lease.version:
+            raise KubeAPIError({"code": 409, "reason": "Conflict"})
+        self.lease.write(record)
+
+    def describe(self) -> str:
+        return "memory/lease"
+
+
+@attrs.define
+class Terms:
+    """Who led when, in the run's (true) time."""
+
+    spans: list[tuple[str, float, float]] = attrs.Factory(list)
+
+    def lead(self, identity: str) -> object:
+        async def leading() -> None:
+            start = trio.current_time()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self.spans.append((identity, start, trio.current_time()))
+
+        return leading
+
+    def assert_disjoint(self) -> None:
+        spans = sorted(self.spans, key=lambda s: s[1])
+        for (_, _, end), (_, start, _) in itertools.pairwise(spans):
+            assert end <= start, f"two leaders at once: {spans}"
+
+
+def elector(lock: MemoryLock, clock: Clock, wall_offset: float, seed: int) -> LeaderElector:
+    return LeaderElector(
+        LeaderElectionConfig(lock),
+        clock,
+        wall=lambda: WALL + wall_offset + trio.current_time(),
+        rng=random.Random(seed),
+    )
+
+
+def test_expiry_is_judged_by_local_observation_only() -> None:
+    record = LeaderElectionRecord("a", 15, "t0", "t0", 0)
+    assert may_acquire("a", record, observed_time=100.0, now=100.0)
+    assert not may_acquire("b", record, observed_time=100.0, now=114.9)
+    assert may_acquire("b", record, observed_time=100.0, now=115.0)
+    assert may_acquire("b", attrs.evolve(record, holder_identity=""), 100.0, 100.0)
+    renewed = next_record("a", record, 15, WALL)
+    assert (renewed.acquire_time, renewed.leader_transitions) == ("t0", 0)
+    assert renewed.renew_time.endswith("Z") and renewed.renew_time != "t0"
+    taken = next_record("b", record, 15, WALL)
+    assert (taken.holder_identity, taken.leader_transitions) == ("b", 1)
+    assert taken.acquire_time == taken.renew_time
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(
+    ("offset_b", "wall_offset_a"),
+    [(0.0, 0.0), (3600.0, 0.0), (-3600.0, -7200.0), (12345.6, 86400.0)],
+)
+async def test_standby_takes_over_only_after_its_own_lease_duration(
+    autojump_clock: trio.testing.MockClock, offset_b: float, wall_offset_a: float
+) -> None:
+    """A leads; B (its clock offset by ``offset_b``) stands by; A's wall clock, which stamps
+    renewTime, is off by ``wall_offset_a``. B never leads while A renews; once A dies, B
+    leads no sooner than 15 s after A's last renewal and within a few retry periods."""
+    base = TrioClock()
+    lease = MemoryLease()
+    terms = Terms()
+    a = elector(MemoryLock(lease, "a"), base, wall_offset_a, 1)
+    b = elector(MemoryLock(lease, "b"), OffsetClock(base, offset_b), 0.0, 2)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            a_scope = trio.CancelScope()
+
+            async def run_a() -> None:
+                with a_scope:
+                    await a.run(terms.lead("a"))  # type: ignore[arg-type]
+
+            nursery.start_soon(run_a)
+            await trio.sleep(1)
+            nursery.start_soon(b.run, terms.lead("b"))
+            await trio.sleep(300)
+            assert a.is_leader() and not b.is_leader()
+            assert b.get_leader() == "a"
+            a_scope.cancel()  # A crashes: it neither renews nor releases
+            await trio.sleep(0)
+            last_renewal = lease.writes[-1][0]
+            while not b.is_leader():
+                await trio.sleep(0.1)
+            takeover = lease.writes[-1][0]
+            assert lease.writes[-1][1].holder_identity == "b"
+            assert lease.writes[-1][1].leader_transitions == 1
+            assert 15.0 <= takeover - last_renewal <= 15.0 + 2 * 2.0 * 2.2
+            nursery.cancel_scope.cancel()
+    terms.assert_disjoint()
+    assert [s[0] for s in sorted(terms.spans, key=lambda s: s[1])] == ["a", "b"]
+
+
+@pytest.mark.trio
+async def test_partitioned_leader_stops_before_the_standby_starts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    base = TrioClock()
+    lease = MemoryLease()
+    terms = Terms()
+    lock_a = MemoryLock(lease, "a")
+    a = elector(lock_a, base, 0.0, 3)
+    b = elector(MemoryLock(lease, "b"), OffsetClock(base, -50.0), 0.0, 4)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            a_done = trio.Event()
+
+            async def run_a() -> None:
+                await a.run(terms.lead("a"))  # type: ignore[arg-type]
+                a_done.set()
+
+            nursery.start_soon(run_a)
+            await trio.sleep(1)
+            nursery.start_soon(b.run, terms.lead("b"))
+            await trio.sleep(60)
+            lock_a.partitioned = True
+            last_renewal = lease.writes[-1][0]
+            await a_done.wait()
+            stopped = trio.current_time()
+            assert stopped - last_renewal <= 10.0 + 2.0  # renew deadline, one retry late at most
+            while not b.is_leader():
+                await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
+    terms.assert_disjoint()
+    assert [s[0] for s in sorted(terms.spans, key=lambda s: s[1])] == ["a", "b"]
+
+
+@pytest.mark.trio
+async def test_lease_lock_on_the_real_server(api: APIHarness) -> None:
+    """Two electors on a real Lease with short (real-time) durations: one leads, the Lease
+    names it; when it releases on cancel, the other takes over at once."""
+    terms = Terms()
+
+    def make(identity: str, seed: int) -> LeaderElector:
+        lock = LeaseLock(api.admin, "kube-system", "test-election", identity)
+        config = LeaderElectionConfig(
+            lock, lease_duration=3.0, renew_deadline=2.0, retry_period=0.5, release_on_cancel=True
+        )
+        return LeaderElector(config, TrioClock(), rng=random.Random(seed))
+
+    first, second = make("first", 5), make("second", 6)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            first_scope = trio.CancelScope()
+
+            async def run_first() -> None:
+                with first_scope:
+                    await first.run(terms.lead("first"))  # type: ignore[arg-type]
+
+            nursery.start_soon(run_first)
+            await wait_for(first.is_leader, "the first to lead")
+            nursery.start_soon(second.run, terms.lead("second"))
+            await trio.sleep(1.5)
+            assert not second.is_leader()
+            lease = await api.admin.get(LEASES, "test-election", namespace="kube-system")
+            assert lease["spec"]["holderIdentity"] == "first"
+            assert lease["spec"]["leaseDurationSeconds"] == 3
+            first_scope.cancel()
+            await wait_for(second.is_leader, "the second to lead", timeout=5)
+            lease = await api.admin.get(LEASES, "test-election", namespace="kube-system")
+            assert lease["spec"]["holderIdentity"] == "second"
+            assert lease["spec"]["leaseTransitions"] >= 1
+            nursery.cancel_scope.cancel()
+    terms.assert_disjoint()
