@@ -39,9 +39,21 @@ def selector_string(selector: dict[str, Any]) -> str:
     return _selector_string(selector) or ""
 
 
+def check_decodable(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """Upstream's decoder refuses a field of the wrong JSON type (``"replicas": "3"``) with a
+    400 before anything else runs."""
+    problems = strategy_for(info).decode_errors(obj)
+    if problems:
+        kind = info.kind
+        raise errors.bad_request(
+            f'{kind} in version "{info.version}" cannot be handled as a {kind}: {problems[0]}'
+        )
+
+
 def prepare_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
     """Defaults and the kind's ``PrepareForCreate`` (uid and timestamps are already set)."""
     s = strategy_for(info)
+    check_decodable(info, obj)
     s.default(obj)
     s.prepare_for_create(obj)
     if s.tracks_generation:
@@ -50,6 +62,7 @@ def prepare_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
 
 def prepare_update(info: ResourceInfo, new: dict[str, Any], old: dict[str, Any], sub: str) -> None:
     s = strategy_for(info)
+    check_decodable(info, new)
     s.default(new)
     _prepare_update(s, new, old, sub)
 
