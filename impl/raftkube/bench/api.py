@@ -23,7 +23,7 @@ since HTTP/1.1 carries one request at a time per connection, they share a pool o
 keep-alive connections (default: one per requester), so at most ``--conns`` requests are in
 flight. Watchers have connections of their own.
 
-Against ``--kubeconfig`` the namespace is emptied (deletecollection) and deleted afterwards;
+Against ``--kubeconfig``, the run's objects and namespace are deleted after the report;
 without it, a fresh local cluster (3 members and an API server, as ``raftkube up`` starts
 them, in a temporary directory) is started for the run and removed after it.
 """
@@ -223,13 +223,25 @@ async def _open_namespace(client: KubeClient, resource: ResourceInfo) -> str:
     return name
 
 
-async def _clean_up(client: KubeClient, workload: Workload) -> None:
-    """Best effort: the run's objects and namespace go; a failure is one line on stderr."""
+async def _clean_up(w: Workload, clients: int) -> None:
+    """Best effort, after the report: delete the run's objects one by one, as concurrently as
+    the run created them (one deletecollection of many thousand objects would outlast a
+    request's timeout), then the namespace; failures are one line on stderr."""
+    names = [str(o["metadata"]["name"]) for o in w.created]
+    errors = _Errors()
+
+    async def delete(_k: int, n: int) -> object:
+        return await w.client.delete(w.resource, names[n], namespace=w.namespace)
+
+    await drive(clients, len(names), delete, errors)
     try:
-        await client.delete(workload.resource, namespace=workload.namespace)
-        await client.delete(_core("namespaces"), workload.namespace)
+        await w.client.delete(_core("namespaces"), w.namespace)
     except (KubeAPIError, KubeConnectionError) as exc:
-        sys.stderr.write(f"raftkube bench: namespace {workload.namespace} not removed: {exc}\n")
+        errors.add(exc)
+    if errors.count:
+        sys.stderr.write(
+            f"raftkube bench: namespace {w.namespace} not wholly removed: {errors.first}\n"
+        )
 
 
 def _title(op: str, args: argparse.Namespace, requests: int, conns: int) -> str:
@@ -324,7 +336,8 @@ async def _watch(w: Workload, args: argparse.Namespace, conns: int, errors: _Err
 
 
 async def measure(kubeconfig: Path, args: argparse.Namespace, *, clean_up: bool) -> list[Phase]:
-    """Run the benchmark ``args`` describe against the cluster of ``kubeconfig``."""
+    """Run the benchmark ``args`` describe against the cluster of ``kubeconfig``; each phase
+    is printed as it ends (before the clean-up, which is not measured)."""
     conns = args.conns or args.clients
     clock = TrioClock()
     resource = _core(args.resource)
@@ -337,6 +350,7 @@ async def measure(kubeconfig: Path, args: argparse.Namespace, *, clean_up: bool)
     ):
         namespace = await _open_namespace(client, resource)
         w = Workload(client, resource, namespace, args.val_size)
+        phases: list[Phase] = []
         try:
             if args.op == "create":
                 phases = [await _create_phase(w, args, conns, args.total, errors)]
@@ -344,12 +358,16 @@ async def measure(kubeconfig: Path, args: argparse.Namespace, *, clean_up: bool)
                 phases = await _watch(w, args, conns, errors, watch_client, clock)
             else:
                 phases = await _read_or_update(w, args, conns, errors)
+            if errors.first:
+                sys.stderr.write(
+                    f"raftkube bench: {errors.count} errors; the first: {errors.first}\n"
+                )
+            for phase in phases:
+                sys.stdout.write(f"\n{phase.title}" + render(phase.summary))
+            sys.stdout.flush()
         finally:
             if clean_up:
-                with trio.CancelScope(shield=True):
-                    await _clean_up(client, w)
-    if errors.first:
-        sys.stderr.write(f"raftkube bench: {errors.count} errors; the first: {errors.first}\n")
+                await _clean_up(w, args.clients)
     return phases
 
 
@@ -386,6 +404,4 @@ def run_api(args: argparse.Namespace) -> int:
     except (KubeAPIError, KubeConnectionError) as exc:
         sys.stderr.write(f"raftkube bench: the benchmark could not start: {exc}\n")
         return 1
-    for phase in phases:
-        sys.stdout.write(f"\n{phase.title}" + render(phase.summary))
     return 0 if all(p.summary.errors == 0 for p in phases) else 1
