@@ -51,9 +51,10 @@ from raftkube_fuzz.steps import Step
 from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline, describe_message
 from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
-from raftkube_fuzz.world.client import RequestClient, SimClient, WatchHandle
+from raftkube_fuzz.world.client import RequestClient, SimClient, WatchClient, WatchHandle
 from raftkube_fuzz.world.disk import SimDisk
 from raftkube_fuzz.world.driver import Simulation, SimulationStalled, sleep
+from raftkube_fuzz.world.streams import RETRANSMIT
 from raftkube_fuzz.world.wire_client import WireClient
 from raftkube_fuzz.world.world import World
 from raftkube_spec.kv.requests import LeaseRevokeRequest, PutRequest, RangeRequest, Request
@@ -129,13 +130,16 @@ class Run:
         """:attr:`stats` as of :meth:`close` (the world is let go of then)."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
-        self.clients: list[RequestClient] = (
-            [WireClient(self.world, i, self.history, session=i % 2 == 0) for i in range(servers)]
-            if suite.wire_clients
-            else [SimClient(self.world, i, self.history) for i in range(servers)]
-        )
-        self._watcher = SimClient(self.world, 0, self.history)
-        """Opens the watches (in-process, on the member's watch hub)."""
+        self._watcher: WatchClient
+        if suite.wire_clients:
+            history = self.history
+            wire = [WireClient(self.world, i, history, session=i % 2 == 0) for i in range(servers)]
+            self.clients: list[RequestClient] = list(wire)
+            self._watcher = wire[-1]
+        else:
+            direct = [SimClient(self.world, i, self.history) for i in range(servers)]
+            self.clients = list(direct)
+            self._watcher = direct[0]
         self._next_client = 0
         self._loading = True
         """Background load clients keep going while this is set; :meth:`finish` clears it."""
@@ -541,6 +545,11 @@ class Run:
         for task in self._pending:
             while not task.done:
                 await sleep(self.world_config.tick_interval)
+        # Byte streams stalled by a partition retransmit every RETRANSMIT: by now (the links
+        # healed before the probe) what they held, a watch's events or a crashed member's
+        # reset, has arrived.
+        if self.suite.wire_clients:
+            await sleep(RETRANSMIT)
         # Then every member catches up, and stays caught up for a whole tick: a watch stream
         # drains in the scheduler pass after its member applies, so the watches are judged
         # only once no apply is more recent than a tick (a follower may apply the last

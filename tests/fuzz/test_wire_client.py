@@ -9,10 +9,11 @@ import pytest
 import trio
 
 from raftkube_fuzz.checks.history import Failed, History, Ok, Unknown
+from raftkube_fuzz.world.client import WatchHandle
 from raftkube_fuzz.world.driver import Simulation
 from raftkube_fuzz.world.wire_client import WireClient
 from raftkube_fuzz.world.world import NullListener, World, WorldConfig
-from raftkube_spec.kv.requests import PutRequest, RangeRequest
+from raftkube_spec.kv.requests import CompactionRequest, PutRequest, RangeRequest
 from raftkube_spec.kv.responses import PutResponse, RangeResponse
 
 
@@ -96,3 +97,34 @@ def test_a_refused_connection_is_a_definite_failure(
         world.crash(member)
     outcome = sim.call(client.request, PutRequest(b"k", b"v"), member=0, timeout=30, limit=40)
     assert isinstance(outcome, Failed)
+
+
+def test_watches_over_the_wire_deliver_in_order_and_report_compaction(
+    cluster: tuple[Simulation, World, History],
+) -> None:
+    sim, world, history = cluster
+    client = WireClient(world, 0, history, session=True)
+    lead = _leader(sim, world)
+    follower = (lead + 1) % 3
+
+    async def scenario() -> tuple[WatchHandle, WatchHandle, int]:
+        live = await client.watch(follower, b"k", b"l")
+        for n in range(5):
+            await client.request(PutRequest(b"k%d" % n, b"v"), member=lead, timeout=5)
+        compacted_at = live.start_revision + 3
+        await client.request(CompactionRequest(compacted_at), member=lead, timeout=5)
+        await trio.sleep(0.1)
+        old = await client.watch(follower, b"k", b"l", start_revision=live.start_revision)
+        await trio.sleep(0.1)
+        return live, old, compacted_at
+
+    live, old, compacted_at = sim.call(scenario, limit=30)
+    assert live.end == "open"
+    assert [e.kv.key for e in live.events] == [b"k%d" % n for n in range(5)]
+    assert [e.kv.mod_revision for e in live.events] == list(
+        range(live.start_revision, live.start_revision + 5)
+    )
+    assert (old.end, old.compact_revision, old.events) == ("compacted", compacted_at, [])
+    world.crash(follower)
+    sim.advance(0.1)
+    assert live.end == "cancelled"  # the member's crash reset the watch's connection

@@ -50,6 +50,14 @@ class RequestClient(Protocol):
     ) -> Outcome: ...
 
 
+class WatchClient(Protocol):
+    """What a run asks of a simulated client to open a watch."""
+
+    async def watch(
+        self, member: int, key: bytes, range_end: bytes = b"", start_revision: int = 0
+    ) -> WatchHandle: ...
+
+
 def is_read(req: Request) -> bool:
     """A Range, or a Txn whose branches hold only reads: nothing to replicate."""
     if isinstance(req, RangeRequest):

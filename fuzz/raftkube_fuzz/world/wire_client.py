@@ -22,7 +22,15 @@ failure that proves it was not applied. Either way the outcome recorded into the
 
 A request names the member to start with (``member``): the client keeps one
 :class:`Client` per member it was pointed at, each with that member's endpoint first, so
-concurrent requests aimed at different members do not tear each other's connection down.
+concurrent requests aimed at different members do not tear each other's connection down. A
+client that followed a leader hint away is pointed back at its member
+(:meth:`Client.use_endpoint`) before its next request, unless requests are still in flight on
+it.
+
+Watches (:meth:`WireClient.watch`) go over the wire too, through :meth:`Client.watch`, and
+collect into the same :class:`~raftkube_fuzz.world.client.WatchHandle` the in-process watches
+fill: its events in delivery order, and how it ended (compacted, or cancelled once its
+connection broke).
 """
 
 from __future__ import annotations
@@ -32,9 +40,16 @@ import traceback
 import attrs
 import trio
 
-from raftkube.client import Client, ClientError, IndeterminateError, KVRequestError
+from raftkube.client import (
+    Client,
+    ClientError,
+    IndeterminateError,
+    KVRequestError,
+    WatchCompactedError,
+)
+from raftkube.client.connection import BrokenError
 from raftkube_fuzz.checks.history import Failed, History, Ok, Outcome, Unknown
-from raftkube_fuzz.world.client import is_read
+from raftkube_fuzz.world.client import WatchHandle, is_read
 from raftkube_fuzz.world.driver import CancelAfter
 from raftkube_fuzz.world.host import Host, HostEnv
 from raftkube_fuzz.world.world import World
@@ -69,12 +84,16 @@ class WireClient:
         self.history = history
         self.session = session
         self.host: Host = world.add_host(f"c{client_id}", ClientProcess)
-        self._clients: dict[int, Client] = {}
-        self._opening: dict[int, trio.Lock] = {}
+        self._clients: dict[tuple[int, bool], Client] = {}
+        self._opening: dict[tuple[int, bool], trio.Lock] = {}
+        self._in_flight: dict[int, int] = {}
+        """Requests under way on each member's client."""
 
-    def _new_client(self, member: int, env: HostEnv) -> Client:
+    def _new_client(self, member: int, env: HostEnv, *, pinned: bool) -> Client:
         endpoints = self.world.client_endpoints
-        order = [endpoints[member], *(ep for m, ep in sorted(endpoints.items()) if m != member)]
+        order = [endpoints[member]]
+        if not pinned:
+            order.extend(ep for m, ep in sorted(endpoints.items()) if m != member)
         config = self.world.config
         return Client(
             order,
@@ -86,20 +105,22 @@ class WireClient:
             at_most_once=not self.session,
         )
 
-    async def _client(self, member: int) -> Client:
+    async def _client(self, member: int, *, pinned: bool = False) -> Client:
         """The :class:`Client` aimed at ``member``, started (and its session opened) on first
-        use; one at a time per member."""
-        lock = self._opening.setdefault(member, trio.Lock())
+        use; one at a time per member. A ``pinned`` one (for watches, which any member
+        serves) knows only that member's endpoint, so it never follows a leader hint away."""
+        key = (member, pinned)
+        lock = self._opening.setdefault(key, trio.Lock())
         async with lock:
-            client = self._clients.get(member)
+            client = self._clients.get(key)
             if client is None:
                 process = self.host.process
                 if not isinstance(process, ClientProcess) or process.nursery is None:
                     raise ClientError("unavailable", "the client machine is down")
-                client = self._new_client(member, process.env)
+                client = self._new_client(member, process.env, pinned=pinned)
                 await process.nursery.start(_hold, client)
-                self._clients[member] = client
-            if self.session and client.session_id is None:
+                self._clients[key] = client
+            if self.session and not pinned and client.session_id is None:
                 await client.open_session()
             return client
 
@@ -122,8 +143,14 @@ class WireClient:
         with CancelAfter(timeout):
             try:
                 client = await self._client(member)
+                if not self._in_flight.get(member):
+                    client.use_endpoint(self.world.client_endpoints[member])
                 sent = not read
-                return Ok(await client.request(req, serializable=serializable))
+                self._in_flight[member] = self._in_flight.get(member, 0) + 1
+                try:
+                    return Ok(await client.request(req, serializable=serializable))
+                finally:
+                    self._in_flight[member] -= 1
             except KVRequestError as exc:
                 return Ok(exc.error)
             except IndeterminateError as exc:
@@ -138,3 +165,39 @@ class WireClient:
                 self.world.failures.append((self.host.node, text))
                 return Unknown(f"client error: {type(exc).__name__}")
         return Unknown("client deadline") if sent else Failed("client deadline")
+
+    async def watch(
+        self, member: int, key: bytes, range_end: bytes = b"", start_revision: int = 0
+    ) -> WatchHandle:
+        """Open a watch at ``member`` (0: from the next revision on); returns once the member
+        has registered it (or the attempt failed: the handle is then cancelled at once)."""
+        client = await self._client(member, pinned=True)
+        process = self.host.process
+        assert isinstance(process, ClientProcess) and process.nursery is not None
+        handle = WatchHandle(member, key, range_end, start_revision)
+        await process.nursery.start(self._follow, client, handle)
+        return handle
+
+    async def _follow(
+        self, client: Client, handle: WatchHandle, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        started = False
+        try:
+            watch = client.watch(handle.key, handle.range_end, start_revision=handle.start_revision)
+            async with watch as events:
+                handle.start_revision = events.start_revision
+                task_status.started()
+                started = True
+                with handle._scope:
+                    async for event in events:
+                        handle.events.append(event)
+        except WatchCompactedError as exc:
+            handle.end = "compacted"
+            handle.compact_revision = exc.compact_revision
+        except (ClientError, BrokenError, trio.EndOfChannel, trio.BrokenResourceError):
+            pass
+        finally:
+            if handle.end == "open":
+                handle.end = "cancelled"
+        if not started:
+            task_status.started()

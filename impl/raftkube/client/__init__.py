@@ -5,6 +5,8 @@ from raftkube.client.client import (
     ClientError,
     IndeterminateError,
     KVRequestError,
+    WatchCompactedError,
+    WatchEvents,
     open_client,
 )
 from raftkube.client.sync import SyncClient
@@ -15,5 +17,7 @@ __all__ = [
     "IndeterminateError",
     "KVRequestError",
     "SyncClient",
+    "WatchCompactedError",
+    "WatchEvents",
     "open_client",
 ]

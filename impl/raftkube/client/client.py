@@ -87,6 +87,30 @@ class IndeterminateError(ClientError):
     failure's."""
 
 
+class WatchCompactedError(ClientError):
+    """A watch's start revision (or where it had to resume) was compacted away:
+    ``compact_revision`` is the oldest revision it could watch from."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__("compacted", f"compacted at {compact_revision}")
+        self.compact_revision = compact_revision
+
+
+class WatchEvents:
+    """The events of one watch, ``async for event in events``; ``start_revision`` is the first
+    revision it covers (for a watch from "now", the revision after the member's at creation)."""
+
+    def __init__(self, start_revision: int, events: AsyncIterator[Event]) -> None:
+        self.start_revision = start_revision
+        self._events = events
+
+    def __aiter__(self) -> WatchEvents:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._events.__anext__()
+
+
 class KVRequestError(ClientError):
     """The state machine rejected the request; ``error`` is the KV error value."""
 
@@ -214,6 +238,20 @@ class Client:
 
     async def _dial(self, host: str, port: int) -> trio.abc.Stream:
         return await self.network.open_stream(host, port)
+
+    def use_endpoint(self, endpoint: str) -> None:
+        """Send the following requests to ``endpoint`` (added to the endpoints if new), e.g.
+        to read from one member in particular. A connection to another endpoint is closed,
+        which fails whatever is in flight on it."""
+        if endpoint not in self.endpoints:
+            self.endpoints.append(endpoint)
+        index = self.endpoints.index(endpoint)
+        if index == self._current:
+            return
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._current = index
 
     def _fail_over(self, failed: Connection | None, leader: str | None = None) -> None:
         """Move on from ``failed`` (None: a connection that could not be made) to ``leader``
@@ -417,14 +455,14 @@ class Client:
         *,
         start_revision: int = 0,
         prev_kv: bool = False,
-    ) -> AsyncIterator[AsyncIterator[Event]]:
+    ) -> AsyncIterator[WatchEvents]:
         """``async with client.watch(k) as events: async for e in events: ...``
 
         The watch is registered (and its first frame received) on entry. The iterator ends if
-        the connection breaks; a compacted start revision raises :class:`ClientError`, and so
-        does a consumer that falls :data:`WATCH_BUFFER` messages behind (code
-        ``watch_overflow``: the message names the revision to watch again from, so nothing
-        is lost)."""
+        the connection breaks; a compacted start revision raises :class:`WatchCompactedError`,
+        and a consumer that falls :data:`WATCH_BUFFER` messages behind raises
+        :class:`ClientError` (code ``watch_overflow``: the message names the revision to watch
+        again from, so nothing is lost)."""
         body = {
             "key": key,
             "range_end": range_end,
@@ -450,7 +488,7 @@ class Client:
                         yield event
                     if b.get("canceled"):
                         if b.get("compact_revision"):
-                            raise ClientError("compacted", f"compacted at {b['compact_revision']}")
+                            raise WatchCompactedError(int(b["compact_revision"]))
                         return
                 if rid in conn.overflowed:
                     conn.overflowed.discard(rid)
@@ -461,7 +499,11 @@ class Client:
                         f"after revision {seen}; {resume}",
                     )
 
-            yield events()
+            if start_revision > 0:
+                first_revision = start_revision
+            else:
+                first_revision = wire.decode_header(first["header"]).revision + 1
+            yield WatchEvents(first_revision, events())
         finally:
             conn.streams.pop(rid, None)
             conn.overflowed.discard(rid)
