@@ -9,7 +9,9 @@ from typing import Any
 import attrs
 import trio
 
+from raftkube.apiserver.resources import ResourceInfo
 from raftkube.clock import Clock
+from raftkube.kubeclient import KubeAPIError, KubeClient
 
 Obj = dict[str, Any]
 
@@ -58,3 +60,25 @@ class UnusedListWatch:
 
     def watch(self, resource_version: str, timeout: int) -> AbstractAsyncContextManager[Any]:
         raise AssertionError("not to be watched")
+
+
+async def get_or_none(
+    client: KubeClient, resource: ResourceInfo, name: str, namespace: str = ""
+) -> Obj | None:
+    """The object, or None on 404."""
+    try:
+        result: Obj = await client.get(resource, name, namespace=namespace)
+    except KubeAPIError as exc:
+        if exc.code == 404:
+            return None
+        raise
+    return result
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
+    """Await ``check()`` until it returns something truthy (real server: real time)."""
+    with trio.move_on_after(timeout):
+        while not (result := await check()):
+            await trio.sleep(0.05)
+        return result
+    raise AssertionError(f"timed out waiting for {what}")
