@@ -102,7 +102,7 @@ class SimStream(trio.abc.Stream):
             self._inbox += chunk
         self._wake()
 
-    def break_(self) -> None:
+    def reset(self) -> None:
         """This end is reset: every later call raises :class:`trio.BrokenResourceError`."""
         self.broken = True
         self._wake()
@@ -196,7 +196,7 @@ class SimListener(trio.abc.Listener[trio.abc.Stream]):
     def _close(self) -> None:
         self.closed = True
         for stream in self.backlog:
-            stream.break_()
+            stream.reset()
         self.backlog.clear()
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
@@ -284,9 +284,9 @@ class StreamNetwork:
         """Break every connection of ``node``, both ends, now."""
         for stream in list(self._streams.get(node, {})):
             self.stats["resets"] += 1
-            stream.break_()
+            stream.reset()
             if stream.out is not None:
-                stream.out.to.break_()
+                stream.out.to.reset()
 
     def crash(self, node: int) -> None:
         """``node``'s process died: its listeners vanish and its peers are sent a reset."""
@@ -296,7 +296,7 @@ class StreamNetwork:
                 listener._close()
         streams = self._streams.get(node, {})
         for stream in list(streams):
-            stream.break_()
+            stream.reset()
             if stream.out is not None:
                 self.send(stream.out, _RST)
         streams.clear()
@@ -422,7 +422,7 @@ class StreamNetwork:
                 # Data for a closed socket is answered with a reset.
                 back = receiver.out
                 if back is not None:
-                    back.to.break_()
+                    back.to.reset()
                 continue
             receiver._arrive(chunk)
         if chunks:
