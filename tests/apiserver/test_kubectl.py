@@ -197,3 +197,27 @@ async def test_a_token_user_is_refused_what_rbac_does_not_grant(
             'secrets is forbidden: User "alice" cannot list resource "secrets" in API group "" '
             'in the namespace "default"'
         ) in err
+        _, out, _ = await kubectl(api, "auth", "can-i", "list", "secrets", kubeconfig=config,
+                                  check=False)  # fmt: skip
+        assert out.strip() == "no"
+        _, out, _ = await kubectl(api, "auth", "whoami", kubeconfig=config)
+        assert "alice" in out
+
+
+@pytest.mark.trio
+async def test_typed_commands_and_auth(api: APIHarness) -> None:
+    """kubectl's typed clients send protobuf bodies; the answers are JSON."""
+    with trio.fail_after(60):
+        _, out, _ = await kubectl(api, "create", "namespace", "typed")
+        assert out.strip() == "namespace/typed created"
+        await kubectl(api, "-n", "typed", "create", "configmap", "cfg", "--from-literal=a=b")
+        await kubectl(api, "-n", "typed", "create", "deployment", "web", "--image=nginx",
+                      "--replicas=2")  # fmt: skip
+        _, out, _ = await kubectl(api, "-n", "typed", "get", "cm", "cfg", "-o", "json")
+        assert json.loads(out)["data"] == {"a": "b"}
+        _, out, _ = await kubectl(api, "auth", "whoami")
+        assert "kubernetes-admin" in out and "system:masters" in out
+        _, out, _ = await kubectl(api, "auth", "can-i", "create", "pods")
+        assert out.strip() == "yes"
+        _, out, _ = await kubectl(api, "auth", "can-i", "--list")
+        assert out.splitlines()[1].split()[0] == "*.*"

@@ -97,6 +97,8 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     # authorization.k8s.io/v1 and authentication.k8s.io/v1: reviews, answered, never stored
     ResourceInfo("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                  "SelfSubjectAccessReview", False, verbs=CREATE_ONLY, storage=False),
+    ResourceInfo("authorization.k8s.io", "v1", "selfsubjectrulesreviews",
+                 "SelfSubjectRulesReview", False, verbs=CREATE_ONLY, storage=False),
     ResourceInfo("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview",
                  False, verbs=CREATE_ONLY, storage=False),
     ResourceInfo("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,

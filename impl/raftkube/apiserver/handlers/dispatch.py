@@ -55,6 +55,7 @@ _SUBRESOURCES: dict[tuple[str, str], HandlerFn] = {
 
 _VIRTUAL: dict[str, HandlerFn] = {
     "selfsubjectaccessreviews": reviews.self_subject_access_review,
+    "selfsubjectrulesreviews": reviews.self_subject_rules_review,
     "subjectaccessreviews": reviews.subject_access_review,
     "selfsubjectreviews": reviews.self_subject_review,
     "tokenreviews": reviews.token_review,

@@ -61,6 +61,16 @@ async def self_subject_access_review(call: Call) -> Response:
     return respond(201, out, call.request)
 
 
+async def self_subject_rules_review(call: Call) -> Response:
+    """``kubectl auth can-i --list``: the rules the caller holds in ``spec.namespace``."""
+    body = decode_object(call.request, "SelfSubjectRulesReview")
+    spec = body.get("spec") or {}
+    out = _echo(body, "SelfSubjectRulesReview", "authorization.k8s.io/v1")
+    namespace = str(spec.get("namespace") or "")
+    out["status"] = call.services.authorizer.rules_for(call.user, namespace)
+    return respond(201, out, call.request)
+
+
 async def subject_access_review(call: Call) -> Response:
     body = decode_object(call.request, "SubjectAccessReview")
     spec = body.get("spec") or {}

@@ -36,6 +36,7 @@ from .rbac import (
 from .reviews import (
     SelfSubjectAccessReviewStrategy,
     SelfSubjectReviewStrategy,
+    SelfSubjectRulesReviewStrategy,
     SubjectAccessReviewStrategy,
     TokenReviewStrategy,
 )
@@ -70,6 +71,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     (_RBAC, "RoleBinding"): RoleBindingStrategy,
     (_RBAC, "ClusterRoleBinding"): ClusterRoleBindingStrategy,
     ("authorization.k8s.io", "SelfSubjectAccessReview"): SelfSubjectAccessReviewStrategy,
+    ("authorization.k8s.io", "SelfSubjectRulesReview"): SelfSubjectRulesReviewStrategy,
     ("authorization.k8s.io", "SubjectAccessReview"): SubjectAccessReviewStrategy,
     ("authentication.k8s.io", "SelfSubjectReview"): SelfSubjectReviewStrategy,
     ("authentication.k8s.io", "TokenReview"): TokenReviewStrategy,

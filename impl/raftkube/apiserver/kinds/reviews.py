@@ -52,6 +52,24 @@ SUBJECT_ACCESS_REVIEW = kind_schema(
     status=_ACCESS_STATUS,
 )
 SELF_SUBJECT_REVIEW = kind_schema(status=obj(userInfo=_USER_INFO))
+_RULES = arr(
+    obj(
+        verbs=STRINGS,
+        apiGroups=STRINGS,
+        resources=STRINGS,
+        resourceNames=STRINGS,
+        nonResourceURLs=STRINGS,
+    )
+)
+SELF_SUBJECT_RULES_REVIEW = kind_schema(
+    spec=obj(namespace=STRING),
+    status=obj(
+        resourceRules=_RULES,
+        nonResourceRules=_RULES,
+        incomplete=BOOLEAN,
+        evaluationError=STRING,
+    ),
+)
 TOKEN_REVIEW = kind_schema(
     spec=obj(token=STRING, audiences=STRINGS),
     status=obj(authenticated=BOOLEAN, user=_USER_INFO, audiences=STRINGS, error=STRING),
@@ -106,6 +124,10 @@ class SubjectAccessReviewStrategy(_ReviewStrategy):
 
 class SelfSubjectReviewStrategy(_ReviewStrategy):
     schema: ClassVar[Schema] = SELF_SUBJECT_REVIEW
+
+
+class SelfSubjectRulesReviewStrategy(_ReviewStrategy):
+    schema: ClassVar[Schema] = SELF_SUBJECT_RULES_REVIEW
 
 
 class TokenReviewStrategy(_ReviewStrategy):
