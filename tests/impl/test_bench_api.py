@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from raftkube.bench.api import _Errors, delivery_latencies, drive
+from raftkube.bench.api import Failures, delivery_latencies, drive
 from raftkube.cluster.up import local_cluster, local_plan
 from raftkube.kubeclient import KubeAPIError, KubeClient
 
@@ -32,7 +32,7 @@ def test_delivery_latency_counts_from_the_acknowledgement_and_misses_as_errors()
 async def test_drive_sends_total_requests_with_bounded_concurrency() -> None:
     in_flight = peak = 0
     seen: list[int] = []
-    errors = _Errors()
+    errors = Failures()
 
     async def request(k: int, n: int) -> object:
         nonlocal in_flight, peak

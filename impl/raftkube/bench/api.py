@@ -128,7 +128,7 @@ class Phase:
 
 
 @attrs.define
-class _Errors:
+class Failures:
     """Failed requests, and the first failure's message (so a run of 403s says why)."""
 
     count: int = 0
@@ -140,7 +140,7 @@ class _Errors:
             self.first = str(exc) or type(exc).__name__
 
 
-async def drive(clients: int, total: int, request: Request, errors: _Errors) -> Summary:
+async def drive(clients: int, total: int, request: Request, errors: Failures) -> Summary:
     """Run ``total`` requests from ``clients`` concurrent requesters, one in flight each."""
     latencies: list[float] = []
     failed_before = errors.count
@@ -194,8 +194,8 @@ class Workload:
         meta: dict[str, Any] = {"generateName": "bench-", "namespace": self.namespace}
         if self.resource.resource == "pods":
             container = {"name": "pause", "image": PAUSE_IMAGE}
-            return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                    "spec": {"containers": [container]}}  # fmt: skip
+            spec = {"containers": [container]}
+            return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
         data = {"value": "x" * self.val_size}
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
 
@@ -228,7 +228,7 @@ async def _clean_up(w: Workload, clients: int) -> None:
     the run created them (one deletecollection of many thousand objects would outlast a
     request's timeout), then the namespace; failures are one line on stderr."""
     names = [str(o["metadata"]["name"]) for o in w.created]
-    errors = _Errors()
+    errors = Failures()
 
     async def delete(_k: int, n: int) -> object:
         return await w.client.delete(w.resource, names[n], namespace=w.namespace)
@@ -248,8 +248,14 @@ def _title(op: str, args: argparse.Namespace, requests: int, conns: int) -> str:
     return f"{op} {args.resource}: {requests} requests, {args.clients} clients, {conns} connections"
 
 
-async def _create_phase(w: Workload, args: argparse.Namespace, conns: int, count: int,
-                        errors: _Errors, label: str = "create") -> Phase:  # fmt: skip
+async def _create_phase(
+    w: Workload,
+    args: argparse.Namespace,
+    conns: int,
+    count: int,
+    errors: Failures,
+    label: str = "create",
+) -> Phase:
     async def create(_k: int, _n: int) -> object:
         return await w.create()
 
@@ -257,8 +263,9 @@ async def _create_phase(w: Workload, args: argparse.Namespace, conns: int, count
     return Phase(_title(label, args, count, conns), summary)
 
 
-async def _read_or_update(w: Workload, args: argparse.Namespace, conns: int,
-                          errors: _Errors) -> list[Phase]:  # fmt: skip
+async def _read_or_update(
+    w: Workload, args: argparse.Namespace, conns: int, errors: Failures
+) -> list[Phase]:
     count = max(args.objects, args.clients) if args.op == "update" else args.objects
     phases = [await _create_phase(w, args, conns, count, errors, "create (setup)")]
     names = [str(o["metadata"]["name"]) for o in w.created]
@@ -290,8 +297,14 @@ async def _read_or_update(w: Workload, args: argparse.Namespace, conns: int,
     return phases
 
 
-async def _watch(w: Workload, args: argparse.Namespace, conns: int, errors: _Errors,
-                 watch_client: KubeClient, clock: Clock) -> list[Phase]:  # fmt: skip
+async def _watch(
+    w: Workload,
+    args: argparse.Namespace,
+    conns: int,
+    errors: Failures,
+    watch_client: KubeClient,
+    clock: Clock,
+) -> list[Phase]:
     listed = await w.client.list(w.resource, namespace=w.namespace, limit=1)
     since = str(listed["metadata"]["resourceVersion"])
     arrivals: list[dict[str, float]] = [{} for _ in range(args.watchers)]
@@ -341,7 +354,7 @@ async def measure(kubeconfig: Path, args: argparse.Namespace, *, clean_up: bool)
     conns = args.conns or args.clients
     clock = TrioClock()
     resource = _core(args.resource)
-    errors = _Errors()
+    errors = Failures()
     async with (
         KubeClient.from_kubeconfig(kubeconfig, max_connections=conns, clock=clock) as client,
         KubeClient.from_kubeconfig(
