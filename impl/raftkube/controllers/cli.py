@@ -1,0 +1,141 @@
+"""``raftkube controller-manager``: kube-controller-manager's command line.
+
+Flags keep upstream's names and defaults (``--kubeconfig``, ``--controllers``,
+``--leader-elect``, ``--leader-elect-lease-duration``, ``--leader-elect-renew-deadline``,
+``--leader-elect-retry-period``, ``--root-ca-file``, ``--concurrent-namespace-syncs``,
+``--concurrent-serviceaccount-syncs``). The process exits 1 with "leaderelection lost" when
+it loses the Lease, as upstream does, for its supervisor to restart it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from raftkube.clock import TrioClock
+from raftkube.controllers.manager import (
+    KNOWN_CONTROLLERS,
+    LeaderElectionLost,
+    enabled_controllers,
+    run_controller_manager,
+)
+
+
+def parse_bool(text: str) -> bool:
+    """Go's ``strconv.ParseBool``, which pflag uses for ``--flag=value``."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration of the simple kind these flags take: ``15s``, ``500ms``, ``1m``."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix):
+            try:
+                value = float(text[: -len(suffix)]) * scale
+            except ValueError:
+                break
+            if value > 0:
+                return value
+            break
+    raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 15s, 500ms)")
+
+
+def parse_controllers(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        enabled_controllers(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def register(commands: Any) -> None:
+    """Add ``raftkube controller-manager`` to the ``raftkube`` command."""
+    p = commands.add_parser(
+        "controller-manager",
+        help="run the Kubernetes controllers against an API server",
+        description="Run the control loops (" + ", ".join(KNOWN_CONTROLLERS) + ") while "
+        "holding the kube-system/kube-controller-manager Lease.",
+    )
+    p.add_argument("--kubeconfig", type=Path, required=True, help="server, CA and credentials")
+    p.add_argument(
+        "--controllers",
+        type=parse_controllers,
+        default=["*"],
+        help="comma-separated controllers to enable; '*' all on by default, 'foo' enables "
+        "foo, '-foo' disables it (default '*')",
+    )
+    p.add_argument(
+        "--leader-elect",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="run only while holding the Lease (default true)",
+    )
+    p.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0)
+    p.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=10.0)
+    p.add_argument("--leader-elect-retry-period", type=parse_duration, default=2.0)
+    p.add_argument(
+        "--root-ca-file",
+        type=Path,
+        help="CA bundle published as kube-root-ca.crt (default: the kubeconfig's CA)",
+    )
+    p.add_argument("--concurrent-namespace-syncs", type=int, default=10)
+    p.add_argument("--concurrent-serviceaccount-syncs", type=int, default=1)
+    p.set_defaults(handler=run_command)
+
+
+def identity() -> str:
+    """Upstream's leader-election identity: the host name and a fresh UUID."""
+    return f"{socket.gethostname()}_{uuid.uuid4()}"
+
+
+async def run_from_args(args: argparse.Namespace) -> None:
+    """The command's work in a Trio run (tests call this directly)."""
+    root_ca = args.root_ca_file.read_bytes() if args.root_ca_file else None
+    await run_controller_manager(
+        args.kubeconfig,
+        controllers=args.controllers,
+        clock=TrioClock(),
+        leader_elect=args.leader_elect,
+        identity=identity(),
+        root_ca=root_ca,
+        workers={
+            "namespace": args.concurrent_namespace_syncs,
+            "serviceaccount": args.concurrent_serviceaccount_syncs,
+        },
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=os.environ.get("RAFTKUBE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        trio.run(run_from_args, args)
+    except LeaderElectionLost as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"raftkube controller-manager: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0

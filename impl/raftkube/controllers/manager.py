@@ -1,0 +1,165 @@
+"""kube-controller-manager: the enabled controllers, sharing one informer factory, run while
+this process holds the ``kube-system/kube-controller-manager`` Lease.
+
+Controllers are named as upstream's ``--controllers`` names them, and chosen the same way: a
+list of names, ``-name`` to disable one, ``*`` for every controller that is on by default
+(upstream's ``IsControllerEnabled``). With leader election, losing the Lease ends the run with
+:class:`LeaderElectionLost` (upstream exits with "leaderelection lost"), so a restarted
+process starts again from a fresh cache instead of acting on one that another leader has
+since made stale.
+
+Simplification: every controller uses the one client given (upstream can give each its own
+service account's credentials, ``--use-service-account-credentials``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import attrs
+import trio
+
+from raftkube.clock import Clock
+from raftkube.controllers.informer import SharedInformerFactory
+from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
+from raftkube.controllers.namespace import NamespaceController
+from raftkube.controllers.rootcacert import RootCACertPublisher
+from raftkube.controllers.serviceaccount import ServiceAccountsController
+from raftkube.kubeclient import KubeClient, load_kubeconfig
+
+logger = logging.getLogger("raftkube.controllers.manager")
+
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "kube-controller-manager"
+
+KNOWN_CONTROLLERS = ("namespace", "root-ca-cert-publisher", "serviceaccount")
+DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
+
+DEFAULT_WORKERS = {
+    "namespace": 10,  # --concurrent-namespace-syncs
+    "serviceaccount": 1,  # --concurrent-serviceaccount-syncs
+    "root-ca-cert-publisher": 1,
+}
+
+
+class LeaderElectionLost(Exception):
+    """This process held the Lease and lost it; it must stop acting."""
+
+
+def is_controller_enabled(name: str, controllers: Sequence[str]) -> bool:
+    """upstream's ``IsControllerEnabled``: an explicit name or ``-name`` decides; otherwise
+    ``*`` enables every controller not disabled by default."""
+    star = False
+    for entry in controllers:
+        if entry == name:
+            return True
+        if entry == f"-{name}":
+            return False
+        if entry == "*":
+            star = True
+    return star and name not in DISABLED_BY_DEFAULT
+
+
+def enabled_controllers(controllers: Sequence[str]) -> list[str]:
+    """The known controllers ``controllers`` enables; an unknown name is an error, worded as
+    upstream's flag validation."""
+    for entry in controllers:
+        name = entry.removeprefix("-")
+        if entry != "*" and name not in KNOWN_CONTROLLERS:
+            raise ValueError(f"{name!r} is not in the list of known controllers")
+    return [name for name in KNOWN_CONTROLLERS if is_controller_enabled(name, controllers)]
+
+
+@attrs.frozen
+class ControllerContext:
+    """What the controllers are built from."""
+
+    client: KubeClient
+    factory: SharedInformerFactory
+    clock: Clock
+    wall: Callable[[], float]
+    root_ca: bytes | None
+
+
+def _build(name: str, ctx: ControllerContext) -> Callable[[int], Awaitable[None]]:
+    if name == "serviceaccount":
+        return ServiceAccountsController(ctx.client, ctx.factory, ctx.clock).run
+    if name == "namespace":
+        return NamespaceController(ctx.client, ctx.factory, ctx.clock, wall=ctx.wall).run
+    if name == "root-ca-cert-publisher":
+        if ctx.root_ca is None:
+            raise ValueError("root-ca-cert-publisher needs a root CA (--root-ca-file)")
+        return RootCACertPublisher(ctx.client, ctx.factory, ctx.clock, ctx.root_ca).run
+    raise ValueError(f"{name!r} is not in the list of known controllers")
+
+
+async def run_controllers(
+    ctx: ControllerContext, names: Sequence[str], workers: Mapping[str, int]
+) -> None:
+    """Build ``names``, start the informers they asked for, run them until cancelled."""
+    runs = [(name, _build(name, ctx)) for name in names]
+    async with trio.open_nursery() as nursery:
+        ctx.factory.start(nursery)
+        for name, run in runs:
+            logger.info("starting controller %s", name)
+            nursery.start_soon(run, workers.get(name, DEFAULT_WORKERS[name]), name=name)
+
+
+async def run_controller_manager(
+    kubeconfig_or_client: KubeClient | Path | str,
+    *,
+    controllers: Sequence[str] = ("*",),
+    clock: Clock,
+    leader_elect: bool = True,
+    identity: str,
+    root_ca: bytes | None = None,
+    wall: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+    workers: Mapping[str, int] | None = None,
+    lease_duration: float = 15.0,
+    renew_deadline: float = 10.0,
+    retry_period: float = 2.0,
+) -> None:
+    """Run the enabled controllers (under leader election unless ``leader_elect`` is false)
+    until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost. A kubeconfig
+    path gets its own client (closed on the way out), and its CA is the published root CA
+    unless ``root_ca`` is given, as upstream falls back to the client config's CA data."""
+    names = enabled_controllers(controllers)
+    rng = rng or random.Random()
+    async with AsyncExitStack() as stack:
+        if isinstance(kubeconfig_or_client, KubeClient):
+            client = kubeconfig_or_client
+        else:
+            path = Path(kubeconfig_or_client)
+            if root_ca is None:
+                root_ca = load_kubeconfig(path).certificate_authority
+            client = await stack.enter_async_context(
+                KubeClient.from_kubeconfig(path, clock=clock, user_agent="kube-controller-manager")
+            )
+        factory = SharedInformerFactory(client, clock=clock, rng=random.Random(rng.random()))
+        ctx = ControllerContext(client, factory, clock, wall, root_ca)
+        if "root-ca-cert-publisher" in names and root_ca is None:
+            raise ValueError("root-ca-cert-publisher needs a root CA (--root-ca-file)")
+
+        async def lead() -> None:
+            await run_controllers(ctx, names, workers or {})
+
+        if not leader_elect:
+            await lead()
+            return
+        lock = LeaseLock(client, LEASE_NAMESPACE, LEASE_NAME, identity)
+        config = LeaderElectionConfig(
+            lock,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            name=LEASE_NAME,
+        )
+        elector = LeaderElector(config, clock, wall=wall, rng=random.Random(rng.random()))
+        await elector.run(lead)
+        raise LeaderElectionLost("leaderelection lost")
