@@ -12,6 +12,8 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raftkube.clock import Clock, TrioClock
 from raftkube.controllers.leaderelection import (
@@ -243,3 +245,58 @@ async def test_lease_lock_on_the_real_server(api: APIHarness) -> None:
             assert lease["spec"]["leaseTransitions"] >= 1
             nursery.cancel_scope.cancel()
     terms.assert_disjoint()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    offsets=st.lists(st.floats(-1e5, 1e5), min_size=3, max_size=3),
+    wall_offsets=st.lists(st.floats(-1e5, 1e5), min_size=3, max_size=3),
+    crashes=st.lists(st.floats(1.0, 120.0), min_size=2, max_size=2),
+    seed=st.integers(0, 2**16),
+)
+def test_never_two_leaders_whatever_the_offsets(
+    offsets: list[float], wall_offsets: list[float], crashes: list[float], seed: int
+) -> None:
+    """Three candidates with arbitrary clock and wall offsets; the leader of the moment is
+    killed twice at random times. Leadership terms never overlap, each takeover comes at
+    least a lease duration after the dead leader's last renewal, and someone always leads
+    again."""
+
+    async def scenario() -> None:
+        base = TrioClock()
+        lease = MemoryLease()
+        terms = Terms()
+        electors = [
+            elector(
+                MemoryLock(lease, name), OffsetClock(base, offsets[i]), wall_offsets[i], seed + i
+            )
+            for i, name in enumerate("abc")
+        ]
+        scopes = {e.identity: trio.CancelScope() for e in electors}
+
+        async def run(e: LeaderElector) -> None:
+            with scopes[e.identity]:
+                await e.run(terms.lead(e.identity))  # type: ignore[arg-type]
+
+        async with trio.open_nursery() as nursery:
+            for e in electors:
+                nursery.start_soon(run, e)
+            for crash_after in crashes:
+                await trio.sleep(crash_after)
+                leaders = [
+                    e for e in electors if e.is_leader() and not scopes[e.identity].cancel_called
+                ]
+                assert len(leaders) == 1
+                scopes[leaders[0].identity].cancel()
+                await trio.sleep(0)
+                last_renewal = lease.writes[-1][0]
+                writes_before = len(lease.writes)
+                while len(lease.writes) == writes_before:
+                    await trio.sleep(0.1)
+                takeover, record = lease.writes[-1]
+                assert record.holder_identity != leaders[0].identity
+                assert 15.0 <= takeover - last_renewal <= 15.0 + 2 * 2.0 * 2.2
+            nursery.cancel_scope.cancel()
+        terms.assert_disjoint()
+
+    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
