@@ -238,9 +238,17 @@ def test_update_without_resource_version_is_unconditional() -> None:
 
 def test_update_of_a_missing_or_deleted_object_is_not_found() -> None:
     s, [r, _] = run(create(configmap(), resource="configmaps"), Delete(key("c", "configmaps"), T0))
-    gone = apply(s, put(s, key("c", "configmaps"), obj(r)))[1]
+    without_uid = obj(r)
+    del without_uid["metadata"]["uid"]
+    gone = apply(s, put(s, key("c", "configmaps"), without_uid))[1]
     assert err(gone, Reason.NOT_FOUND) == 'configmaps "c" not found'
     assert isinstance(gone, KubeError) and gone.code == 404
+    # With its uid, the store's uid precondition fails first, against an empty object.
+    with_uid = apply(s, put(s, key("c", "configmaps"), obj(r)))[1]
+    assert err(with_uid, Reason.CONFLICT) == (
+        'Operation cannot be fulfilled on configmaps "c": Precondition failed: UID in '
+        "precondition: uid-c, UID in object meta: "
+    )
     missing = apply(s, Patch.of(key("zz"), {"spec": {}}))[1]
     assert err(missing, Reason.NOT_FOUND) == 'pods "zz" not found'
 

@@ -222,10 +222,10 @@ class KubeMachine(RuleBasedStateMachine):
         content["metadata"]["resourceVersion"] = wanted.get(rv, "1" if rv == "stale" else "v")
         req = Update(key, Object.of(content), "status" if status else "")
         result = self.send(req)
-        if rv == "bogus":
-            assert isinstance(result, KubeError) and result.code == 400
-        elif current is None:
+        if current is None:
             assert isinstance(result, KubeError) and result.code == 404
+        elif rv == "bogus":
+            assert isinstance(result, KubeError) and result.code == 400
 
     @precondition(lambda self: self.state.objects)
     @rule(data=st.data(), spec=st.none() | specs, labels=st.none() | label_sets, drop=st.booleans())

@@ -9,13 +9,16 @@ handlers, in upstream's order of checks:
   AlreadyExists. The server sets uid, creationTimestamp, resourceVersion and ``generation: 1``
   and drops any deletionTimestamp. ``generateName`` is cut to 58 characters before the suffix.
 * Update: name or namespace unlike the URL's is 400; a uid in the body unlike the stored one is
-  409 (upstream makes it a storage precondition); a missing object is 404; a stale
-  resourceVersion is 409, an empty one makes the update unconditional; new finalizers on an
-  object being deleted are 422. uid, creationTimestamp, deletionTimestamp and
-  deletionGracePeriodSeconds keep their stored values; generation is the stored one, plus one
-  when ``spec`` changed; ``status`` keeps its stored value (it belongs to ``/status``).
+  409 (upstream makes it a storage precondition, checked against an empty object when there is
+  none, so a PUT of a deleted object that carries its uid is 409 too); a missing object is 404;
+  a resourceVersion that is not a number is 400; a stale one is 409, an empty one makes the
+  update unconditional; new finalizers on an object being deleted are 422. uid,
+  creationTimestamp, deletionTimestamp and deletionGracePeriodSeconds keep their stored
+  values; generation is the stored one, plus one when ``spec`` changed; ``status`` keeps its
+  stored value (it belongs to ``/status``).
 * Update of ``/status``: only ``status`` changes; every other field keeps its stored value.
-* Patch: the JSON merge patch applied to the stored object, then the update's checks; a
+* Patch: 404 if missing, then the JSON merge patch applied to the stored object, then the
+  update's checks, except that a changed uid is 422 (a patch has no uid precondition); a
   resourceVersion inside the patch is a precondition, otherwise none.
 * An update that changes nothing writes nothing: no revision, and the stored object comes back.
 * An update that leaves no finalizers on an object being deleted whose grace period is over
@@ -175,19 +178,22 @@ def apply_update(
     mismatch = namespace_mismatch(key.namespace, metadata)
     if mismatch is not None:
         return state, mismatch
+    existing = state.get(key)
+    uid = str(metadata.get("uid", ""))
+    stored_uid = "" if existing is None else existing.uid
+    if uid_precondition and uid and uid != stored_uid:
+        # Checked by the store against the current object, or an empty one if there is none:
+        # so a PUT of a deleted object that names its uid is a conflict, not "not found".
+        reason = (
+            f"Precondition failed: UID in precondition: {uid}, UID in object meta: {stored_uid}"
+        )
+        return state, errors.conflict(key.resource, key.name, reason)
+    if existing is None:
+        return state, errors.not_found(key)
     requested = str(metadata.get("resourceVersion", ""))
     parsed = parse_resource_version(requested)
     if isinstance(parsed, KubeError):
         return state, parsed
-    existing = state.get(key)
-    if existing is None:
-        return state, errors.not_found(key)
-    uid = str(metadata.get("uid", ""))
-    if uid_precondition and uid and uid != existing.uid:
-        reason = (
-            f"Precondition failed: UID in precondition: {uid}, UID in object meta: {existing.uid}"
-        )
-        return state, errors.conflict(key.resource, key.name, reason)
     if parsed != 0 and requested != existing.resource_version:
         return state, errors.conflict(key.resource, key.name, errors.OPTIMISTIC_LOCK)
     old = existing.to_dict()
