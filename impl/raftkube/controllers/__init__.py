@@ -13,3 +13,55 @@ runs the enabled controllers under leader election; :mod:`.cli` is
 Every wait goes through the :class:`~raftkube.clock.Clock` passed in, and every task runs in a
 nursery its caller owns.
 """
+
+from raftkube.controllers.controller import RequeueAfter, Worker
+from raftkube.controllers.informer import (
+    Lister,
+    ResourceEventHandler,
+    ResourceEventHandlerFuncs,
+    SharedIndexInformer,
+    SharedInformerFactory,
+)
+from raftkube.controllers.leaderelection import (
+    LeaderElectionConfig,
+    LeaderElectionRecord,
+    LeaderElector,
+    LeaseLock,
+)
+from raftkube.controllers.listwatch import ListerWatcher, ListWatch
+from raftkube.controllers.manager import LeaderElectionLost, run_controller_manager
+from raftkube.controllers.reflector import Reflector
+from raftkube.controllers.store import DeletedFinalStateUnknown, Indexer
+from raftkube.controllers.workqueue import (
+    DelayingQueue,
+    RateLimitingQueue,
+    ShutDown,
+    WorkQueue,
+    default_controller_rate_limiter,
+)
+
+__all__ = [
+    "DelayingQueue",
+    "DeletedFinalStateUnknown",
+    "Indexer",
+    "LeaderElectionConfig",
+    "LeaderElectionLost",
+    "LeaderElectionRecord",
+    "LeaderElector",
+    "LeaseLock",
+    "ListWatch",
+    "Lister",
+    "ListerWatcher",
+    "RateLimitingQueue",
+    "Reflector",
+    "RequeueAfter",
+    "ResourceEventHandler",
+    "ResourceEventHandlerFuncs",
+    "SharedIndexInformer",
+    "SharedInformerFactory",
+    "ShutDown",
+    "WorkQueue",
+    "Worker",
+    "default_controller_rate_limiter",
+    "run_controller_manager",
+]
