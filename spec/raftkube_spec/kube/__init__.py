@@ -29,6 +29,9 @@ stated where it is made: every resource tracks generation, allows unconditional 
 create-on-update; only pods delete gracefully; label selectors are equality maps; patches are
 JSON merge patches (other patch types reach the model as the update they compute).
 
+:mod:`raftkube_spec.kube.wire` reads a real server's JSON answers as the model's results, so a
+side-by-side check compares the two by equality.
+
 Rules for this package: pure and deterministic; standard library and ``attrs`` only; frozen
 ``attrs`` state holding tuples and text; ``mypy --strict`` clean.
 """
