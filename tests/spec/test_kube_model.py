@@ -362,7 +362,7 @@ def test_finalizers_hold_an_object_until_the_update_that_removes_the_last() -> N
     held = configmap(finalizers=["a/x", "b/y"])
     k = key("c", "configmaps")
     s, [_, d] = run(create(held, resource="configmaps"), Delete(k, T0 + 5))
-    assert isinstance(d, DeleteResponse) and not d.deleted and d.code == 202
+    assert isinstance(d, DeleteResponse) and not d.deleted and d.code == 200
     meta = obj(d)["metadata"]
     assert meta["deletionTimestamp"] == rfc3339(T0 + 5) == "2023-11-14T22:13:25Z"
     assert meta["deletionGracePeriodSeconds"] == 0
@@ -405,8 +405,10 @@ def test_an_object_without_finalizers_goes_at_once() -> None:
     k = key("c", "configmaps")
     s, [c, d] = run(create(configmap(), resource="configmaps"), Delete(k, T0))
     assert isinstance(d, DeleteResponse) and d.deleted and d.code == 200
-    assert d.object == c.object  # type: ignore[union-attr]
+    # The answer is the last state at the deleting revision, the same as the DELETED event's.
+    assert d.object == c.object.with_resource_version(3)  # type: ignore[union-attr]
     assert s.revision == 3 and fetched(s, k) is None
+    assert _all_events(s, "configmaps")[-1] == (EventType.DELETED, d.object.to_dict())
     assert err(apply(s, Delete(k, T0))[1], Reason.NOT_FOUND) == 'configmaps "c" not found'
 
 
@@ -590,7 +592,7 @@ def test_list_at_an_exact_resource_version() -> None:
     newer = apply(s, List("pods", resource_version="3"))[1]
     assert names(newer) == ["y", "z", "w"] and newer.resource_version == 8  # type: ignore[union-attr]
     assert err(apply(s, List("pods", resource_version="9"))[1], Reason.TIMEOUT) == (
-        "Too large resource version: 9, current: 8"
+        "Timeout: Too large resource version: 9, current: 8"
     )
     s, _ = run(Compact(4), state=s)
     assert names(apply(s, List("pods", resource_version="4", resource_version_match=exact))[1])

@@ -145,7 +145,7 @@ def delete(state: KubeState, req: Delete) -> Outcome:
         meta.pop("finalizers", None)
     if not graceful and not kept:
         # Nothing holds the object: it goes at once, and nothing is written before.
-        return state.written(req.key, stored, None), DeleteResponse(stored, deleted=True)
+        return _removed(state, req, stored)
     if not graceful:
         _mark_as_deleting(meta, req.now)
     updated = Object.of(content)
@@ -154,4 +154,11 @@ def delete(state: KubeState, req: Delete) -> Outcome:
         state = state.written(req.key, stored, updated)
     if kept or period > 0:
         return state, DeleteResponse(updated, deleted=False)
-    return state.written(req.key, updated, None), DeleteResponse(updated, deleted=True)
+    return _removed(state, req, updated)
+
+
+def _removed(state: KubeState, req: Delete, last: Object) -> Outcome:
+    """The deleting write; the answer is the last state at the deleting revision, as the watch
+    event's object is."""
+    after = state.written(req.key, last, None)
+    return after, DeleteResponse(last.with_resource_version(after.revision), deleted=True)

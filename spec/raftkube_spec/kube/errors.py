@@ -125,8 +125,11 @@ def gone(message: str) -> KubeError:
 
 def too_large_resource_version(requested: int, current: int) -> KubeError:
     """What a read at a revision the store has not reached gets once the server stops waiting
-    (upstream: ``NewTooLargeResourceVersionError``, code 504, reason ``Timeout``)."""
-    return KubeError(Reason.TIMEOUT, f"Too large resource version: {requested}, current: {current}")
+    (upstream: ``NewTooLargeResourceVersionError``, a ``NewTimeoutError``: code 504, reason
+    ``Timeout`` and the message prefixed with ``Timeout: ``)."""
+    return KubeError(
+        Reason.TIMEOUT, f"Timeout: Too large resource version: {requested}, current: {current}"
+    )
 
 
 LIST_TOO_OLD = "The resourceVersion for the provided list is too old."

@@ -40,17 +40,20 @@ class ListResponse:
 
 @attrs.frozen
 class DeleteResponse:
-    """``deleted``: the object is gone (HTTP 200); otherwise it is being deleted, held by
-    finalizers or a grace period, and ``object`` is its state now (HTTP 202). A deleted object is
-    answered with its last stored state (upstream sends that object for pods and a ``Status``
-    naming it for most other resources; the translation is the server's)."""
+    """``deleted``: the object is gone; otherwise it is being deleted, held by finalizers or a
+    grace period, and ``object`` is its state now. A deleted object is answered with its last
+    stored state stamped with the deleting revision, as the etcd3 store decodes it (upstream
+    sends that object for pods and a ``Status`` naming it for most other resources; the
+    translation is the server's)."""
 
     object: Object
     deleted: bool
 
     @property
     def code(self) -> int:
-        return 200 if self.deleted else 202
+        """200 either way: upstream answers 202 only to the deprecated
+        ``orphanDependents: false``, which the model does not take."""
+        return 200
 
 
 @attrs.frozen
