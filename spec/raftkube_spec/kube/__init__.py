@@ -10,13 +10,16 @@ request and every read return the very same state. :func:`invariants` lists what
 every state; :class:`Model` puts ``apply`` in the shape a linearizability checker wants and
 accepts every answer upstream allows where it allows a choice.
 
-What it promises, as upstream's generic registry on etcd does: each successful write bumps
-the revision by exactly one and stamps the object it writes with it as resourceVersion; reads
-never move the revision; a create of an existing name is AlreadyExists; a stale
-resourceVersion on an update or in a delete precondition is a Conflict; an update of a missing
-object is NotFound; uid and creationTimestamp never change; generation counts ``spec`` changes;
-deletionTimestamp, once set, stays until the object goes, and no finalizer may be added while
-it is set; an object held by finalizers goes in the write that removes the last of them; lists
+What it promises, as upstream's generic registry on etcd does: each write to the store bumps
+the revision by exactly one and stamps the object it writes with it as resourceVersion (a
+request makes one write, or none when it changes nothing, except the deletion of a pod whose
+grace period is over: it marks the pod, then removes it); reads never move the revision; a
+create of an existing name is AlreadyExists; a stale resourceVersion on an update or in a
+delete precondition is a Conflict; an update of a missing object is NotFound (a PUT that names
+the object's uid fails the store's uid precondition first, a Conflict, as upstream); uid and
+creationTimestamp never change; generation counts ``spec`` changes; deletionTimestamp, once
+set, stays until the object goes (a pod's may only move earlier), and no finalizer may be
+added by an update while it is set; an object held by finalizers goes in the write that removes the last of them; lists
 come back in store key order with the list's resourceVersion; a watch from ``N`` replays every
 change after ``N`` in order, or is refused with 410 once ``N`` is compacted away.
 
