@@ -19,9 +19,10 @@ delete precondition is a Conflict; an update of a missing object is NotFound (a 
 the object's uid fails the store's uid precondition first, a Conflict, as upstream); uid and
 creationTimestamp never change; generation counts ``spec`` changes; deletionTimestamp, once
 set, stays until the object goes (a pod's may only move earlier), and no finalizer may be
-added by an update while it is set; an object held by finalizers goes in the write that removes the last of them; lists
-come back in store key order with the list's resourceVersion; a watch from ``N`` replays every
-change after ``N`` in order, or is refused with 410 once ``N`` is compacted away.
+added by an update while it is set; an object held by finalizers goes in the write that
+removes the last of them; lists come back in store key order with the list's resourceVersion;
+a watch from ``N`` replays every change after ``N`` in order, or is refused with 410 once
+``N`` is compacted away.
 
 The model owns an object's metadata bookkeeping (name from ``generateName``, namespace, uid,
 creationTimestamp, resourceVersion, generation, deletionTimestamp and its grace period,
