@@ -23,7 +23,10 @@ This is upstream's ``Store.Delete`` with ``rest.BeforeDelete``,
    event carrying the deletionTimestamp and then the DELETED one, exactly as upstream.
 
 Every resource's default garbage-collection policy is taken to be "delete dependents"
-(upstream's default for all current built-in resources).
+(upstream's default for all current built-in resources). Not modelled: a namespace's own
+two-phase deletion (``spec.finalizers`` and phase Terminating, driven by its controller),
+``dryRun`` (a dry run is a read here), and deletecollection, which upstream runs as one delete
+per object, not atomically, so it reaches the model as those deletes.
 """
 
 from __future__ import annotations
