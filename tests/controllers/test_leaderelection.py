@@ -55,6 +55,7 @@ class MemoryLock:
     lease: MemoryLease
     identity: str
     partitioned: bool = False
+    events: list[str] = attrs.Factory(list)
     _read_version: int = -1
 
     def _check(self) -> None:
@@ -80,6 +81,9 @@ class MemoryLock:
         if self._read_version != self.lease.version:
             raise KubeAPIError({"code": 409, "reason": "Conflict"})
         self.lease.write(record)
+
+    async def record_event(self, message: str) -> None:
+        self.events.append(f"{self.identity} {message}")
 
     def describe(self) -> str:
         return "memory/lease"
@@ -206,6 +210,7 @@ async def test_partitioned_leader_stops_before_the_standby_starts(
             nursery.cancel_scope.cancel()
     terms.assert_disjoint()
     assert [s[0] for s in sorted(terms.spans, key=lambda s: s[1])] == ["a", "b"]
+    assert lock_a.events == ["a became leader", "a stopped leading"]
 
 
 @pytest.mark.trio

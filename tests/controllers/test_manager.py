@@ -11,6 +11,7 @@ import trio
 
 from raftkube.clock import TrioClock
 from raftkube.controllers import cli
+from raftkube.controllers.events import EVENTS
 from raftkube.controllers.manager import (
     LEASE_NAME,
     LEASE_NAMESPACE,
@@ -147,6 +148,14 @@ async def test_second_manager_takes_over_when_the_first_stops(api: APIHarness) -
                 return await holder() == "second"
 
             await eventually(second_leads, "the second to lead", timeout=10)
+            events = await client.list(EVENTS, namespace=LEASE_NAMESPACE)
+            election = [e for e in events["items"] if e["reason"] == "LeaderElection"]
+            assert {e["message"] for e in election} >= {
+                "first became leader",
+                "second became leader",
+            }
+            assert {e["involvedObject"]["kind"] for e in election} == {"Lease"}
+            assert {e["source"]["component"] for e in election} == {"kube-controller-manager"}
             await client.create(NAMESPACES, {"metadata": {"name": "later"}})
             await eventually(
                 lambda: get_or_none(client, SERVICE_ACCOUNTS, "default", "later"),

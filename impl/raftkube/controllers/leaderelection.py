@@ -29,6 +29,7 @@ import attrs
 import trio
 
 from raftkube.clock import Clock, move_on_after, sleep_for
+from raftkube.controllers.events import NORMAL, EventRecorder
 from raftkube.controllers.resources import LEASES
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 
@@ -122,18 +123,24 @@ class ResourceLock(Protocol):
         """Write over the object last read by :meth:`get` (a conflict raises)."""
         ...
 
+    async def record_event(self, message: str) -> None:
+        """Record ``"{identity} {message}"`` on the lock object, best effort."""
+        ...
+
     def describe(self) -> str: ...
 
 
 @attrs.define
 class LeaseLock:
     """A :class:`ResourceLock` on the Lease ``namespace/name``, written with optimistic
-    concurrency (the resourceVersion last read)."""
+    concurrency (the resourceVersion last read). With an ``event_recorder``, leadership
+    changes are recorded as ``LeaderElection`` Events on the Lease, as upstream's are."""
 
     client: KubeClient
     namespace: str
     name: str
     identity: str
+    event_recorder: EventRecorder | None = None
     _lease: Obj | None = attrs.field(init=False, default=None)
 
     async def get(self) -> LeaderElectionRecord | None:
@@ -160,6 +167,18 @@ class LeaseLock:
         body = dict(self._lease)
         body["spec"] = record.to_spec()
         self._lease = await self.client.update(LEASES, body, namespace=self.namespace)
+
+    async def record_event(self, message: str) -> None:
+        if self.event_recorder is None or self._lease is None:
+            return
+        subject = {
+            "apiVersion": LEASES.group_version,
+            "kind": LEASES.kind,
+            "metadata": self._lease.get("metadata") or {},
+        }
+        await self.event_recorder.event(
+            subject, NORMAL, "LeaderElection", f"{self.identity} {message}"
+        )
 
     def describe(self) -> str:
         return f"{self.namespace}/{self.name}"
@@ -254,6 +273,7 @@ class LeaderElector:
             ok = await self.try_acquire_or_renew()
             self._report_transition()
             if ok:
+                await self.config.lock.record_event("became leader")
                 logger.info("%s: acquired lease %s", self.identity, self.config.lock.describe())
                 return
             delay = self.config.retry_period * (1.0 + JITTER_FACTOR * self.rng.random())
@@ -269,6 +289,7 @@ class LeaderElector:
                     await sleep_for(self.clock, self.config.retry_period)
             self._report_transition()
             if not renewed:
+                await self.config.lock.record_event("stopped leading")
                 logger.info(
                     "%s: failed to renew lease %s", self.identity, self.config.lock.describe()
                 )

@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from raftkube.clock import Clock
+from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
 from raftkube.controllers.namespace import NamespaceController
@@ -152,7 +153,8 @@ async def run_controller_manager(
         if not leader_elect:
             await lead()
             return
-        lock = LeaseLock(client, LEASE_NAMESPACE, LEASE_NAME, identity)
+        recorder = EventRecorder(client, "kube-controller-manager", wall=wall)
+        lock = LeaseLock(client, LEASE_NAMESPACE, LEASE_NAME, identity, recorder)
         config = LeaderElectionConfig(
             lock,
             lease_duration=lease_duration,
