@@ -9,6 +9,7 @@ import itertools
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -182,3 +183,60 @@ async def test_rate_limited_requeue_backs_off_per_item(
             queue.forget("k")
             assert queue.num_requeues("k") == 0
             queue.shut_down()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.floats(0.0, 5.0),  # wait before the request
+            st.sampled_from("xyz"),
+            st.floats(-1.0, 10.0),  # the delay asked for
+        ),
+        max_size=12,
+    )
+)
+def test_add_after_delivers_each_request_on_time_and_never_early(
+    requests: list[tuple[float, str, float]],
+) -> None:
+    """Every ``add_after(item, delay)`` made at time s is met by a delivery of the item at
+    some d with s <= d <= s + delay; no delivery comes before some request made it due."""
+
+    made: list[tuple[str, float, float]] = []
+    delivered: list[tuple[str, float]] = []
+
+    async def scenario() -> None:
+        clock = TrioClock()
+        queue: RateLimitingQueue[str] = RateLimitingQueue(
+            clock, ItemExponentialFailureRateLimiter(), "timed"
+        )
+
+        async def consumer() -> None:
+            while True:
+                try:
+                    item = await queue.get()
+                except ShutDown:
+                    return
+                delivered.append((item, clock.now()))
+                queue.done(item)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(queue.run)
+            nursery.start_soon(consumer)
+            for wait, item, delay in requests:
+                await trio.sleep(wait)
+                made.append((item, clock.now(), clock.now() + max(delay, 0.0)))
+                queue.add_after(item, delay)
+            await trio.sleep(20)
+            queue.shut_down()
+
+    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
+    eps = 1e-9
+    for item, start, due in made:
+        assert any(i == item and start - eps <= d <= due + eps for i, d in delivered), (
+            f"{item} asked for at {start} (due {due}) not delivered in time: {delivered}"
+        )
+    for item, d in delivered:
+        assert any(i == item and s <= d + eps and due <= d + eps for i, s, due in made), (
+            f"{item} delivered at {d} before any request made it due: {made}"
+        )

@@ -24,8 +24,8 @@ A request names the member to start with (``member``): the client keeps one
 :class:`Client` per member it was pointed at, each with that member's endpoint first, so
 concurrent requests aimed at different members do not tear each other's connection down. A
 client that followed a leader hint away is pointed back at its member
-(:meth:`Client.use_endpoint`) before its next request, unless requests are still in flight on
-it.
+(:meth:`Client.use_endpoint`) before its next request; its connection to the leader stays
+open for the redirect that follows.
 
 Watches (:meth:`WireClient.watch`) go over the wire too, through :meth:`Client.watch`, and
 collect into the same :class:`~raftkube_fuzz.world.client.WatchHandle` the in-process watches
@@ -86,8 +86,6 @@ class WireClient:
         self.host: Host = world.add_host(f"c{client_id}", ClientProcess)
         self._clients: dict[tuple[int, bool], Client] = {}
         self._opening: dict[tuple[int, bool], trio.Lock] = {}
-        self._in_flight: dict[int, int] = {}
-        """Requests under way on each member's client."""
 
     def _new_client(self, member: int, env: HostEnv, *, pinned: bool) -> Client:
         endpoints = self.world.client_endpoints
@@ -143,14 +141,9 @@ class WireClient:
         with CancelAfter(timeout):
             try:
                 client = await self._client(member)
-                if not self._in_flight.get(member):
-                    client.use_endpoint(self.world.client_endpoints[member])
+                client.use_endpoint(self.world.client_endpoints[member])
                 sent = not read
-                self._in_flight[member] = self._in_flight.get(member, 0) + 1
-                try:
-                    return Ok(await client.request(req, serializable=serializable))
-                finally:
-                    self._in_flight[member] -= 1
+                return Ok(await client.request(req, serializable=serializable))
             except KVRequestError as exc:
                 return Ok(exc.error)
             except IndeterminateError as exc:

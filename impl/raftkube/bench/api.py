@@ -46,7 +46,13 @@ from raftkube.apiserver.resources import ResourceInfo, lookup
 from raftkube.bench.report import Summary, render
 from raftkube.clock import Clock, TrioClock, move_on_after
 from raftkube.cluster.up import UpError, local_cluster, local_plan
-from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConfigError, KubeConnectionError
+from raftkube.kubeclient import (
+    KubeAPIError,
+    KubeClient,
+    KubeConfigError,
+    KubeConnectionError,
+    Watch,
+)
 from raftkube.tuning import tune_gc
 
 OPS = ("create", "get", "list", "update", "watch")
@@ -310,21 +316,44 @@ async def _watch(
     arrivals: list[dict[str, float]] = [{} for _ in range(args.watchers)]
     acknowledged: dict[str, float] = {}
     done = [trio.Event() for _ in range(args.watchers)]
+    watch_failures = Failures()
+    restarts = 0
 
-    async def watcher(i: int, *, task_status: trio.TaskStatus[None]) -> None:
-        seen = arrivals[i]
-        async with watch_client.watch(
-            w.resource, namespace=w.namespace, resource_version=since
-        ) as events:
-            task_status.started()
+    async def read(events: Watch, seen: dict[str, float], since: str) -> tuple[str, bool]:
+        """Read one watch stream: the last resourceVersion read, and whether to re-watch."""
+        async with events:
             async for kind, obj in events:
+                if kind == "ERROR":
+                    message = obj.get("message", obj)
+                    watch_failures.add(KubeConnectionError(f"watch ended: {message}"))
+                    return since, False
+                since = str(obj["metadata"]["resourceVersion"])
                 if kind == "ADDED":
                     seen[str(obj["metadata"]["name"])] = time.perf_counter()
                     if len(seen) >= args.total:
-                        break
-                elif kind == "ERROR":
-                    errors.add(KubeConnectionError(f"watch ended: {obj.get('message', obj)}"))
-                    break
+                        return since, False
+        return since, True
+
+    async def watcher(i: int, *, task_status: trio.TaskStatus[None]) -> None:
+        """Watch from ``since``; a stream the server ends (as the watch cache ends one that
+        falls too far behind) is re-opened from the last resourceVersion read, as a
+        Reflector does."""
+        nonlocal restarts
+        # The first watch is open before the creates start; its refusal ends the run.
+        first = watch_client.watch(w.resource, namespace=w.namespace, resource_version=since)
+        await first.start()
+        task_status.started()
+        events, last = first, since
+        while True:
+            try:
+                last, more = await read(events, arrivals[i], last)
+            except (KubeAPIError, KubeConnectionError) as exc:
+                watch_failures.add(exc)
+                more = False
+            if not more:
+                break
+            restarts += 1
+            events = watch_client.watch(w.resource, namespace=w.namespace, resource_version=last)
         done[i].set()
 
     async def create(_k: int, _n: int) -> object:
@@ -344,6 +373,12 @@ async def _watch(
         nursery.cancel_scope.cancel()
     latencies, missed = delivery_latencies(acknowledged, arrivals)
     delivery = Summary(delivered_by - started, tuple(latencies), missed)
+    if restarts or watch_failures.count:
+        sys.stderr.write(
+            f"raftkube bench: the server ended watch streams {restarts} times (re-watched from "
+            f"the last resourceVersion); {watch_failures.count} watch failures "
+            f"{watch_failures.first}\n"
+        )
     title = f"watch delivery {args.resource}: {args.total} creates, {args.watchers} watchers"
     return [Phase(_title("create", args, args.total, conns), creates), Phase(title, delivery)]
 

@@ -1,9 +1,11 @@
 """A Trio client for the raftkube client protocol (``docs/client-protocol.md``).
 
-``async with Client(["127.0.0.1:2379", ...]) as c`` keeps one pipelined connection to the
-current endpoint: many requests may be in flight, each answered by id. On a connection error,
-``unavailable`` or ``not_leader`` it moves to the leader hint (or the next endpoint) and retries,
-a bounded number of times.
+``async with Client(["127.0.0.1:2379", ...]) as c`` sends to its current endpoint over one
+pipelined connection: many requests may be in flight, each answered by id. On a connection
+error, ``unavailable`` or ``not_leader`` it moves to the leader hint (or the next endpoint) and
+retries, a bounded number of times. Connections are kept per endpoint: moving away after a
+``not_leader`` leaves the old one open for when the client comes back (as a gRPC client keeps a
+sub-connection per address); only a broken or timed-out one is closed.
 
 Retrying a write is safe only when it cannot apply twice:
 
@@ -196,7 +198,8 @@ class Client:
             )
         self.network = net
         self._current = 0
-        self._conn: Connection | None = None
+        self._conns: dict[str, Connection] = {}
+        """Open connections by endpoint."""
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._connecting = trio.Lock()
@@ -217,23 +220,31 @@ class Client:
     def endpoint(self) -> str:
         return self.endpoints[self._current]
 
+    @property
+    def _conn(self) -> Connection | None:
+        """The usable connection to the current endpoint, if there is one."""
+        conn = self._conns.get(self.endpoint)
+        return conn if conn is not None and not conn.broken else None
+
     # --- connections -----------------------------------------------------------------------
 
     async def _connection(self) -> Connection:
         async with self._connecting:
-            if self._conn is not None and not self._conn.broken:
-                return self._conn
+            endpoint = self.endpoint
+            current = self._conn
+            if current is not None:
+                return current
             assert self._nursery is not None, "use the Client in `async with`"
-            host, port = _parse_endpoint(self.endpoint)
+            host, port = _parse_endpoint(endpoint)
             try:
                 # A partitioned or paused member never answers a connect: bound it as a request.
                 with fail_after(self.clock, self.request_timeout):
                     stream = await self._dial(host, port)
             except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
                 raise BrokenError(str(exc) or type(exc).__name__) from None
-            conn = Connection(self.endpoint, stream, self.request_timeout, self.clock)
+            conn = Connection(endpoint, stream, self.request_timeout, self.clock)
             self._nursery.start_soon(conn.run)
-            self._conn = conn
+            self._conns[endpoint] = conn
             return conn
 
     async def _dial(self, host: str, port: int) -> trio.abc.Stream:
@@ -241,27 +252,25 @@ class Client:
 
     def use_endpoint(self, endpoint: str) -> None:
         """Send the following requests to ``endpoint`` (added to the endpoints if new), e.g.
-        to read from one member in particular. A connection to another endpoint is closed,
-        which fails whatever is in flight on it."""
+        to read from one member in particular; requests in flight elsewhere carry on."""
         if endpoint not in self.endpoints:
             self.endpoints.append(endpoint)
-        index = self.endpoints.index(endpoint)
-        if index == self._current:
-            return
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._current = index
+        self._current = self.endpoints.index(endpoint)
 
-    def _fail_over(self, failed: Connection | None, leader: str | None = None) -> None:
+    def _fail_over(
+        self, failed: Connection | None, leader: str | None = None, *, close: bool = False
+    ) -> None:
         """Move on from ``failed`` (None: a connection that could not be made) to ``leader``
-        or the next endpoint, unless another request already moved on from it: closing the
-        connection it moved to would fail that one's requests too."""
-        if failed is not None and self._conn is not failed:
-            return
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        or the next endpoint; with ``close`` (it broke or timed out) close it first. If
+        another request already moved the client off ``failed``'s endpoint, stay where it
+        went."""
+        if failed is not None:
+            if close:
+                failed.close()
+                if self._conns.get(failed.endpoint) is failed:
+                    del self._conns[failed.endpoint]
+            if failed.endpoint != self.endpoint:
+                return
         if leader:
             if leader not in self.endpoints:
                 self.endpoints.append(leader)
@@ -298,7 +307,7 @@ class Client:
             except BrokenError as exc:
                 unknown = unknown or write
                 last = ClientError("unavailable", f"connection lost: {exc}")
-                self._fail_over(conn)
+                self._fail_over(conn, close=True)
                 if once:
                     raise IndeterminateError(last.code, last.message) from None
                 continue
@@ -311,7 +320,7 @@ class Client:
                     if once:
                         raise IndeterminateError(last.code, last.message) from None
                     raise
-                self._fail_over(conn)
+                self._fail_over(conn, close=True)
                 continue
             if msg.get("ok"):
                 return msg
