@@ -146,7 +146,7 @@ class DelayingQueue(WorkQueue[T]):
 
     def _release_due(self) -> None:
         now = self.clock.now()
-        while self._heap and self._heap[0].ready_at <= now + 0.5:
+        while self._heap and self._heap[0].ready_at <= now:
             entry = heapq.heappop(self._heap)
             if self._ready_at.get(entry.item) == entry.ready_at:
                 del self._ready_at[entry.item]
