@@ -128,3 +128,17 @@ def test_watches_over_the_wire_deliver_in_order_and_report_compaction(
     world.crash(follower)
     sim.advance(0.1)
     assert live.end == "cancelled"  # the member's crash reset the watch's connection
+
+
+def test_a_redirect_keeps_the_connection_it_came_from(
+    cluster: tuple[Simulation, World, History],
+) -> None:
+    """Writes aimed at a follower are redirected to the leader every time, over the two
+    connections made for the first one: a not_leader answer closes nothing."""
+    sim, world, history = cluster
+    client = WireClient(world, 0, history, session=False)
+    follower = (_leader(sim, world) + 1) % 3
+    for n in range(5):
+        outcome = sim.call(client.request, PutRequest(b"r%d" % n, b"v"), member=follower, timeout=5)
+        assert isinstance(outcome, Ok)
+    assert world.streams.stats["connections"] == 2
