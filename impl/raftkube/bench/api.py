@@ -16,7 +16,10 @@ objects. One measured phase per operation:
   it reports the *delivery latency* of every ``ADDED`` event at every watcher: from the moment
   the creating client had the server's acknowledgement to the moment the watcher read the event.
   An event a watcher reads before its create's acknowledgement reaches the creator counts as 0.
-  Events still missing ``--watch-timeout`` seconds after the last create are errors.
+  A stream the server ends (its watch cache cuts off a watcher that falls too far behind) is
+  re-opened from the last resourceVersion read, as client-go's Reflector does; events lost for
+  good (the re-watch is refused as too old) or still missing ``--watch-timeout`` seconds after
+  the last create are errors.
 
 Concurrency follows ``bench put``: ``--clients`` requesters each keep one request in flight;
 since HTTP/1.1 carries one request at a time per connection, they share a pool of ``--conns``
@@ -374,10 +377,14 @@ async def _watch(
     latencies, missed = delivery_latencies(acknowledged, arrivals)
     delivery = Summary(delivered_by - started, tuple(latencies), missed)
     if restarts or watch_failures.count:
+        failures = (
+            f"; {watch_failures.count} failed: {watch_failures.first}"
+            if watch_failures.count
+            else ""
+        )
         sys.stderr.write(
             f"raftkube bench: the server ended watch streams {restarts} times (re-watched from "
-            f"the last resourceVersion); {watch_failures.count} watch failures "
-            f"{watch_failures.first}\n"
+            f"the last resourceVersion read){failures}\n"
         )
     title = f"watch delivery {args.resource}: {args.total} creates, {args.watchers} watchers"
     return [Phase(_title("create", args, args.total, conns), creates), Phase(title, delivery)]
