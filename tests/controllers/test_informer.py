@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raftkube.clock import TrioClock
 from raftkube.controllers.informer import (
+    Lister,
     ResourceEventHandlerFuncs,
     SharedIndexInformer,
     SharedInformerFactory,
@@ -139,3 +142,62 @@ def test_relist_reports_vanished_objects_as_tombstones() -> None:
         ("update", {"v": 2}),
         ("delete", DeletedFinalStateUnknown("n/b", b)),
     ]
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("upsert"), st.sampled_from("abcd"), st.integers(0, 3)),
+        st.tuples(st.just("delete"), st.sampled_from("abcd"), st.just(0)),
+        st.tuples(
+            st.just("replace"),
+            st.frozensets(st.tuples(st.sampled_from("abcd"), st.integers(0, 3)), max_size=4),
+            st.just(0),
+        ),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=OPS)
+def test_handlers_see_exactly_what_the_cache_holds(ops: list[tuple[str, Any, int]]) -> None:
+    """Whatever the reflector does (watch events, relists dropping and changing objects), a
+    handler that applies every add, update and delete (tombstones included) to its own copy
+    ends with exactly the cache's contents, and every update's ``old`` is what it had."""
+    informer = SharedIndexInformer(UnusedListWatch(), clock=TrioClock(), name="cms")
+    mirror: dict[str, Obj] = {}
+
+    def on_add(obj: Obj) -> None:
+        key = meta_namespace_key(obj)
+        assert key not in mirror
+        mirror[key] = obj
+
+    def on_update(old: Obj, new: Obj) -> None:
+        key = meta_namespace_key(new)
+        assert mirror.get(key) is old
+        mirror[key] = new
+
+    def on_delete(obj: Obj | DeletedFinalStateUnknown) -> None:
+        key = deletion_handling_meta_namespace_key(obj)
+        assert key in mirror
+        del mirror[key]
+
+    informer.add_event_handler(ResourceEventHandlerFuncs(on_add, on_update, on_delete))
+
+    def obj(name: str, version: int) -> Obj:
+        return {"metadata": {"name": name, "namespace": "n"}, "data": {"v": version}}
+
+    model: dict[str, Obj] = {}
+    for op, arg, version in ops:
+        if op == "upsert":
+            informer.add(obj(arg, version))
+            model[f"n/{arg}"] = obj(arg, version)
+        elif op == "delete" and f"n/{arg}" in model:
+            informer.delete(model.pop(f"n/{arg}"))
+        elif op == "replace":
+            items = {name: obj(name, v) for name, v in sorted(arg)}
+            informer.replace(list(items.values()), "1")
+            model = {f"n/{name}": o for name, o in items.items()}
+        assert {k: informer.indexer.get_by_key(k) for k in informer.indexer.list_keys()} == model
+        assert mirror == model
+        assert Lister(informer.indexer).list("n") == sorted(model.values(), key=meta_namespace_key)
