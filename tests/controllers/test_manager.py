@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
+import subprocess
+import sys
 
 import pytest
 import trio
@@ -202,3 +205,41 @@ async def test_losing_the_lease_stops_the_manager(api: APIHarness) -> None:
             await eventually(usurp, "the Lease taken")
             await lost.wait()
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_as_a_process(api: APIHarness) -> None:
+    """The command as its own process: it works against the server, and SIGINT ends it with
+    status 0."""
+    client = api.admin
+    argv = [
+        sys.executable,
+        "-m",
+        "raftkube.controllers.cli",
+        "--kubeconfig",
+        str(api.kubeconfig),
+        "--controllers",
+        "serviceaccount",
+        "--leader-elect=false",
+    ]
+    with trio.fail_after(60):
+        process = await trio.lowlevel.open_process(argv, stderr=subprocess.PIPE)
+        try:
+            await client.create(NAMESPACES, {"metadata": {"name": "by-process"}})
+            await eventually(
+                lambda: get_or_none(client, SERVICE_ACCOUNTS, "default", "by-process"),
+                "the process's service account controller at work",
+                timeout=30,
+            )
+            # Only the controllers asked for: no root CA published by this process.
+            assert (
+                await get_or_none(client, CONFIG_MAPS, ROOT_CA_CERT_CONFIG_MAP_NAME, "by-process")
+                is None
+            )
+            assert await get_or_none(client, LEASES, LEASE_NAME, LEASE_NAMESPACE) is None
+        finally:
+            process.send_signal(signal.SIGINT)
+            code = await process.wait()
+            assert process.stderr is not None
+            err = await process.stderr.receive_some(100000)
+            assert code == 0, err.decode()[-3000:]

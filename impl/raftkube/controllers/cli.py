@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -123,19 +124,60 @@ async def run_from_args(args: argparse.Namespace) -> None:
     )
 
 
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (Trio's nurseries wrap
+    what their tasks raise)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def run_command(args: argparse.Namespace) -> int:
+    """Run until SIGTERM or SIGINT (status 0); 1 when the Lease is lost, 2 for a bad
+    configuration."""
     logging.basicConfig(
         level=os.environ.get("RAFTKUBE_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        logging.getLogger("raftkube.controllers").info("stopping")
+                        nursery.cancel_scope.cancel()
+                        return
+
+            nursery.start_soon(stop_on_signal)
+            await run_from_args(args)
+            nursery.cancel_scope.cancel()
+
     try:
-        trio.run(run_from_args, args)
-    except LeaderElectionLost as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"raftkube controller-manager: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+        trio.run(main)
+    except BaseException as exc:  # one line for what an operator can act on
+        error = _sole(exc)
+        if isinstance(error, LeaderElectionLost):
+            print(error, file=sys.stderr)
+            return 1
+        if isinstance(error, ValueError):
+            print(f"raftkube controller-manager: {error}", file=sys.stderr)
+            return 2
+        raise
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m raftkube.controllers.cli [flags]``: the command without the ``raftkube``
+    front end (the same flags as ``raftkube controller-manager``)."""
+    parser = argparse.ArgumentParser(prog="raftkube-controller-manager")
+    commands = parser.add_subparsers(dest="command", required=True)
+    register(commands)
+    args = parser.parse_args(["controller-manager", *(sys.argv[1:] if argv is None else argv)])
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
