@@ -173,11 +173,10 @@ class Lister:
 
     def list(self, namespace: str = "", *, labels: Mapping[str, str] | None = None) -> list[Obj]:
         """Cached objects of ``namespace`` ("" = all), with every label of ``labels``."""
-        objs = (
-            self.indexer.by_index(NAMESPACE_INDEX, namespace)
-            if namespace
-            else (self.indexer.list())
-        )
+        if namespace:
+            objs = self.indexer.by_index(NAMESPACE_INDEX, namespace)
+        else:
+            objs = self.indexer.list()
         if labels:
             objs = [o for o in objs if _has_labels(o, labels)]
         return objs
@@ -226,7 +225,7 @@ class SharedInformerFactory:
     def start(self, nursery: trio.Nursery) -> None:
         for informer in self._informers.values():
             if not informer.started:
-                informer.started = True
+                informer.started = True  # before the task runs, so a second start skips it
                 nursery.start_soon(informer.run, name=f"informer {informer.name}")
 
     async def wait_for_cache_sync(self) -> None:
