@@ -11,8 +11,9 @@ same decision, and a checker can ask what the spec allows from the same view.
    percentageOfNodesToScore: all nodes below 100, 50% minus 1% per 125 nodes above, never
    below 5% or 100 nodes); the next decision starts after the last node looked at.
 2. **Score** the feasible nodes (:mod:`.scores`); a lone feasible node is taken unscored.
-3. **Select** the best total; ties are broken by reservoir sampling in walk order, one
-   ``rng.randrange(k) == 0`` per further tie, as upstream's ``selectHost``.
+3. **Select** the best total; among ``k`` tied nodes the one at ``rng.randrange(k)`` in walk
+   order. Upstream's ``selectHost`` samples a reservoir (one ``rand.Intn`` per further tie):
+   the same uniform choice, drawn with one random number instead of ``k - 1``.
 
 When no node fits, the message is upstream's ``FitError``: ``0/N nodes are available:`` and
 a sorted histogram of the filters' reasons, then what preemption concluded
@@ -29,6 +30,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -48,6 +50,7 @@ NO_NODES_AVAILABLE = "no nodes available to schedule pods"
 PREEMPTION_NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
 PREEMPT_NEVER = "not eligible due to preemptionPolicy=Never."
+_UNKNOWN: Any = object()
 
 
 def num_feasible_nodes_to_find(num_all_nodes: int, percentage: int = 0) -> int:
@@ -107,17 +110,10 @@ class Decision:
 
 
 def select_host(names: Sequence[str], scores: Sequence[int], rng: random.Random) -> str:
-    """The best-scored name; ties go by reservoir sampling in order (upstream's selectHost)."""
+    """The best-scored name; a tie is broken uniformly by one draw of ``rng``."""
     best = max(scores)
-    chosen = ""
-    ties = 0
-    for name, score in zip(names, scores, strict=True):
-        if score != best:
-            continue
-        ties += 1
-        if ties == 1 or rng.randrange(ties) == 0:
-            chosen = name
-    return chosen
+    ties = [name for name, score in zip(names, scores, strict=True) if score == best]
+    return ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]
 
 
 def _without_lower_priority(node: NodeInfo, priority: int) -> NodeInfo | None:
@@ -174,17 +170,22 @@ def schedule_pod(
     state = FilterState.of(pod, nodes)
     feasible: list[NodeInfo] = []
     statuses: dict[str, Status] = {}
-    processed = 0
-    for i in range(count):
-        node = nodes[(start_index + i) % count]
-        processed += 1
-        status = run_filters(state, node)
+    memo_key = ("filter", pod.signature)
+    for node in [*nodes[start_index:], *nodes[:start_index]]:
+        if pod.signature is None:
+            status = run_filters(state, node)
+        else:
+            memo = node.memo
+            status = memo.get(memo_key, _UNKNOWN)
+            if status is _UNKNOWN:
+                status = memo[memo_key] = run_filters(state, node)
         if status is None:
             feasible.append(node)
             if len(feasible) >= to_find:
                 break
         else:
             statuses[node.name] = status
+    processed = len(feasible) + len(statuses)
     next_start = (start_index + processed) % count
     if not feasible:
         post = preemption_message(state, nodes, statuses)

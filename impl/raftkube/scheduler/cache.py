@@ -49,12 +49,16 @@ class SchedulerCache:
     _nodes: dict[str, NodeInfo] = attrs.field(factory=dict, init=False)
     _order: list[str] = attrs.field(factory=list, init=False)
     _pods: dict[str, _PodState] = attrs.field(factory=dict, init=False)
+    _infos: list[NodeInfo] | None = attrs.field(default=None, init=False)
 
     # --- reads -----------------------------------------------------------------------------
 
     def node_infos(self) -> list[NodeInfo]:
-        """Every node with a Node object, in the cache's order."""
-        return [self._nodes[name] for name in self._order]
+        """Every node with a Node object, in the cache's order (a list the caller must not
+        change; it is rebuilt only when nodes come or go)."""
+        if self._infos is None:
+            self._infos = [self._nodes[name] for name in self._order]
+        return self._infos
 
     def node_info(self, name: str) -> NodeInfo | None:
         return self._nodes.get(name)
@@ -137,6 +141,7 @@ class SchedulerCache:
             info = self._nodes[name] = NodeInfo(name)
         if info.node is None:
             self._order.append(name)
+            self._infos = None
         info.set_node(node)
 
     update_node = add_node
@@ -150,6 +155,7 @@ class SchedulerCache:
             return
         info.node = None
         self._order.remove(name)
+        self._infos = None
         if not info.pods:
             del self._nodes[name]
 

@@ -10,6 +10,14 @@ requests none (``NonMissingContainerRequests``), so a node full of pods without 
 does not look empty to the scorers.
 
 A node's capacity for scheduling is ``status.allocatable`` alone, as ``NodeInfo.SetNode``.
+
+**Memos.** Most pods of a cluster are *plain* (no tolerations, selectors, affinity, spread
+constraints or node name): for them every filter and score is a function of the node and of
+the pod's amounts alone, which :attr:`PodInfo.signature` captures. A node keeps the results
+it computed for each signature in :attr:`NodeInfo.memo` until it changes (a pod added or
+removed, a new Node object), so scheduling many alike pods recomputes only the node that
+took the last one. The memo is invisible: the same inputs give the same decisions with it or
+without it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ DEFAULT_MILLI_CPU_REQUEST = 100
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 """``schedutil.DefaultMemoryRequest`` (200Mi)."""
 _NON_MISSING = {CPU: "100m", MEMORY: str(DEFAULT_MEMORY_REQUEST)}
+_PLACEMENT_FIELDS = ("tolerations", "nodeSelector", "affinity", "nodeName",
+                     "topologySpreadConstraints")  # fmt: skip
 
 
 def is_scalar_resource(name: str) -> bool:
@@ -107,6 +117,19 @@ def _with_non_missing_requests(spec: Obj) -> Obj:
     return out
 
 
+def _signature(spec: Obj, requests: Resource, non_zero: Resource) -> tuple[Any, ...] | None:
+    if any(spec.get(name) for name in _PLACEMENT_FIELDS):
+        return None
+    return (
+        requests.milli_cpu,
+        requests.memory,
+        requests.ephemeral_storage,
+        tuple(sorted(requests.scalar.items())),
+        non_zero.milli_cpu,
+        non_zero.memory,
+    )
+
+
 def pod_key(pod: Obj) -> str:
     meta = pod.get("metadata") or {}
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
@@ -126,6 +149,8 @@ class PodInfo:
     non_zero_cpu: int
     non_zero_memory: int
     priority: int
+    signature: tuple[Any, ...] | None = None
+    """What a plain pod's filters and scores read of it (None: not plain); see above."""
 
     @classmethod
     def of(cls, pod: Obj) -> PodInfo:
@@ -144,6 +169,7 @@ class PodInfo:
             non_zero_cpu=non_zero.milli_cpu,
             non_zero_memory=non_zero.memory,
             priority=int(spec.get("priority") or 0),
+            signature=_signature(spec, requests, non_zero),
         )
 
     @property
@@ -177,8 +203,11 @@ class NodeInfo:
     labels: dict[str, str] = attrs.field(factory=dict)
     taints: list[Obj] = attrs.field(factory=list)
     unschedulable: bool = False
+    memo: dict[Any, Any] = attrs.field(factory=dict)
+    """Results for plain pods' signatures, valid until the node changes (see above)."""
 
     def set_node(self, node: Obj) -> None:
+        self.memo.clear()
         status = node.get("status") or {}
         spec = node.get("spec") or {}
         self.node = node
@@ -188,6 +217,7 @@ class NodeInfo:
         self.unschedulable = bool(spec.get("unschedulable"))
 
     def add_pod(self, info: PodInfo) -> None:
+        self.memo.clear()
         self.pods[info.key] = info
         self.requested.add(info.requests)
         self.non_zero_cpu += info.non_zero_cpu
@@ -196,6 +226,7 @@ class NodeInfo:
     def remove_pod(self, key: str) -> PodInfo | None:
         info = self.pods.pop(key, None)
         if info is not None:
+            self.memo.clear()
             self.requested.add(info.requests, -1)
             self.non_zero_cpu -= info.non_zero_cpu
             self.non_zero_memory -= info.non_zero_memory

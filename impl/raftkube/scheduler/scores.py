@@ -113,16 +113,27 @@ def default_normalize(scores: list[int], reverse: bool) -> list[int]:
 def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
     """Each node's total weighted score, in ``nodes``' order."""
     spec = pod.spec
-    totals = [
-        WEIGHT_NODE_RESOURCES_FIT * least_allocated(pod, node)
-        + WEIGHT_BALANCED_ALLOCATION * balanced_allocation(pod, node)
-        for node in nodes
-    ]
-    tolerations = prefer_no_schedule_tolerations(spec)
-    taints = [intolerable_prefer_no_schedule(node, tolerations) if node.taints else 0
-              for node in nodes]  # fmt: skip
-    for i, score in enumerate(default_normalize(taints, reverse=True)):
-        totals[i] += WEIGHT_TAINT_TOLERATION * score
+    memo_key = ("resources", pod.signature)
+    totals = []
+    for node in nodes:
+        memo = node.memo
+        score = memo.get(memo_key) if pod.signature is not None else None
+        if score is None:
+            score = WEIGHT_NODE_RESOURCES_FIT * least_allocated(
+                pod, node
+            ) + WEIGHT_BALANCED_ALLOCATION * balanced_allocation(pod, node)
+            if pod.signature is not None:
+                memo[memo_key] = score
+        totals.append(score)
+    if any(node.taints for node in nodes):
+        tolerations = prefer_no_schedule_tolerations(spec)
+        taints = [intolerable_prefer_no_schedule(node, tolerations) if node.taints else 0
+                  for node in nodes]  # fmt: skip
+        for i, score in enumerate(default_normalize(taints, reverse=True)):
+            totals[i] += WEIGHT_TAINT_TOLERATION * score
+    else:
+        # No taint anywhere: every node's TaintToleration score is the same maximum.
+        totals = [t + WEIGHT_TAINT_TOLERATION * MAX_NODE_SCORE for t in totals]
     terms = preferred_terms(spec)
     if terms:
         raw = [node_affinity_raw(node, terms) for node in nodes]
