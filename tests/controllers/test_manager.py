@@ -62,14 +62,17 @@ def test_command_line_flags() -> None:
             "500ms",
             "--root-ca-file",
             "ca.crt",
+            "--use-service-account-credentials",
         ]
     )
+    assert args.use_service_account_credentials is True
     assert args.controllers == ["*", "-namespace"]
     assert args.leader_elect is False
     assert (args.leader_elect_lease_duration, args.leader_elect_retry_period) == (30.0, 0.5)
     assert args.leader_elect_renew_deadline == 10.0
     assert str(args.root_ca_file) == "ca.crt" and args.handler is cli.run_command
-    assert parser.parse_args(["controller-manager", "--kubeconfig", "k"]).leader_elect is True
+    defaults = parser.parse_args(["controller-manager", "--kubeconfig", "k"])
+    assert defaults.leader_elect is True and defaults.use_service_account_credentials is False
     with pytest.raises(SystemExit):
         parser.parse_args(["controller-manager", "--kubeconfig", "k", "--controllers", "nope"])
 

@@ -2,9 +2,10 @@
 
 Flags keep upstream's names and defaults (``--kubeconfig``, ``--controllers``,
 ``--leader-elect``, ``--leader-elect-lease-duration``, ``--leader-elect-renew-deadline``,
-``--leader-elect-retry-period``, ``--root-ca-file``, ``--concurrent-namespace-syncs``,
-``--concurrent-serviceaccount-syncs``). The process exits 1 with "leaderelection lost" when
-it loses the Lease, as upstream does, for its supervisor to restart it.
+``--leader-elect-retry-period``, ``--root-ca-file``, ``--use-service-account-credentials``,
+``--concurrent-namespace-syncs``, ``--concurrent-serviceaccount-syncs``). The process exits
+1 with "leaderelection lost" when it loses the Lease, as upstream does, for its supervisor to
+restart it.
 """
 
 from __future__ import annotations
@@ -94,6 +95,14 @@ def register(commands: Any) -> None:
         type=Path,
         help="CA bundle published as kube-root-ca.crt (default: the kubeconfig's CA)",
     )
+    p.add_argument(
+        "--use-service-account-credentials",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="each controller acts as its own kube-system service account (default false)",
+    )
     p.add_argument("--concurrent-namespace-syncs", type=int, default=10)
     p.add_argument("--concurrent-serviceaccount-syncs", type=int, default=1)
     p.set_defaults(handler=run_command)
@@ -121,6 +130,7 @@ async def run_from_args(args: argparse.Namespace) -> None:
         lease_duration=args.leader_elect_lease_duration,
         renew_deadline=args.leader_elect_renew_deadline,
         retry_period=args.leader_elect_retry_period,
+        use_service_account_credentials=args.use_service_account_credentials,
     )
 
 

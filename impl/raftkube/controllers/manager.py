@@ -8,14 +8,17 @@ list of names, ``-name`` to disable one, ``*`` for every controller that is on b
 process starts again from a fresh cache instead of acting on one that another leader has
 since made stale.
 
-Simplification: every controller uses the one client given (upstream can give each its own
-service account's credentials, ``--use-service-account-credentials``).
+The informers read with the manager's own client; each controller writes with the client
+:mod:`~raftkube.controllers.credentials` gives it: the manager's own, or with
+``use_service_account_credentials`` its own service account's (upstream's
+``--use-service-account-credentials``, which kubeadm turns on).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -25,6 +28,11 @@ import attrs
 import trio
 
 from raftkube.clock import Clock
+from raftkube.controllers.credentials import (
+    ControllerClientBuilder,
+    ServiceAccountClientBuilder,
+    SimpleControllerClientBuilder,
+)
 from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
@@ -40,6 +48,14 @@ LEASE_NAME = "kube-controller-manager"
 
 KNOWN_CONTROLLERS = ("namespace", "root-ca-cert-publisher", "serviceaccount")
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
+
+CONTROLLER_ACCOUNTS = {
+    "namespace": "namespace-controller",
+    "root-ca-cert-publisher": "root-ca-cert-publisher",
+    "serviceaccount": "service-account-controller",
+}
+"""The service account each controller acts as with service-account credentials (upstream's
+``ClientOrDie`` names)."""
 
 DEFAULT_WORKERS = {
     "namespace": 10,  # --concurrent-namespace-syncs
@@ -80,31 +96,33 @@ def enabled_controllers(controllers: Sequence[str]) -> list[str]:
 class ControllerContext:
     """What the controllers are built from."""
 
-    client: KubeClient
+    clients: ControllerClientBuilder
     factory: SharedInformerFactory
     clock: Clock
     wall: Callable[[], float]
     root_ca: bytes | None
 
 
-def _build(name: str, ctx: ControllerContext) -> Callable[[int], Awaitable[None]]:
+async def _build(name: str, ctx: ControllerContext) -> Callable[[int], Awaitable[None]]:
+    if name == "root-ca-cert-publisher" and ctx.root_ca is None:
+        raise ValueError("root-ca-cert-publisher needs a root CA (--root-ca-file)")
+    client = await ctx.clients.client_for(CONTROLLER_ACCOUNTS[name])
     if name == "serviceaccount":
-        return ServiceAccountsController(ctx.client, ctx.factory, ctx.clock).run
+        return ServiceAccountsController(client, ctx.factory, ctx.clock).run
     if name == "namespace":
-        return NamespaceController(ctx.client, ctx.factory, ctx.clock, wall=ctx.wall).run
-    if name == "root-ca-cert-publisher":
-        if ctx.root_ca is None:
-            raise ValueError("root-ca-cert-publisher needs a root CA (--root-ca-file)")
-        return RootCACertPublisher(ctx.client, ctx.factory, ctx.clock, ctx.root_ca).run
-    raise ValueError(f"{name!r} is not in the list of known controllers")
+        return NamespaceController(client, ctx.factory, ctx.clock, wall=ctx.wall).run
+    assert ctx.root_ca is not None
+    return RootCACertPublisher(client, ctx.factory, ctx.clock, ctx.root_ca).run
 
 
 async def run_controllers(
     ctx: ControllerContext, names: Sequence[str], workers: Mapping[str, int]
 ) -> None:
     """Build ``names``, start the informers they asked for, run them until cancelled."""
-    runs = [(name, _build(name, ctx)) for name in names]
     async with trio.open_nursery() as nursery:
+        if isinstance(ctx.clients, ServiceAccountClientBuilder):
+            nursery.start_soon(ctx.clients.run, name="controller token renewal")
+        runs = [(name, await _build(name, ctx)) for name in names]
         ctx.factory.start(nursery)
         for name, run in runs:
             logger.info("starting controller %s", name)
@@ -125,11 +143,15 @@ async def run_controller_manager(
     lease_duration: float = 15.0,
     renew_deadline: float = 10.0,
     retry_period: float = 2.0,
+    use_service_account_credentials: bool = False,
+    server_ca: bytes | None = None,
 ) -> None:
     """Run the enabled controllers (under leader election unless ``leader_elect`` is false)
     until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost. A kubeconfig
     path gets its own client (closed on the way out), and its CA is the published root CA
-    unless ``root_ca`` is given, as upstream falls back to the client config's CA data."""
+    unless ``root_ca`` is given, as upstream falls back to the client config's CA data.
+    ``server_ca`` verifies the server for the service accounts' clients (default: the
+    kubeconfig's CA, else ``root_ca``)."""
     names = enabled_controllers(controllers)
     rng = rng or random.Random()
     async with AsyncExitStack() as stack:
@@ -137,13 +159,23 @@ async def run_controller_manager(
             client = kubeconfig_or_client
         else:
             path = Path(kubeconfig_or_client)
-            if root_ca is None:
-                root_ca = load_kubeconfig(path).certificate_authority
+            kubeconfig_ca = load_kubeconfig(path).certificate_authority
+            root_ca = root_ca if root_ca is not None else kubeconfig_ca
+            server_ca = server_ca if server_ca is not None else kubeconfig_ca
             client = await stack.enter_async_context(
                 KubeClient.from_kubeconfig(path, clock=clock, user_agent="kube-controller-manager")
             )
         factory = SharedInformerFactory(client, clock=clock, rng=random.Random(rng.random()))
-        ctx = ControllerContext(client, factory, clock, wall, root_ca)
+        clients: ControllerClientBuilder = SimpleControllerClientBuilder(client)
+        if use_service_account_credentials:
+            ca = server_ca if server_ca is not None else root_ca
+            if ca is None:
+                raise ValueError("service account credentials need the server's CA")
+            context = ssl.create_default_context(cadata=ca.decode("ascii"))
+            builder = ServiceAccountClientBuilder(client, context, clock, wall)
+            stack.push_async_callback(builder.aclose)
+            clients = builder
+        ctx = ControllerContext(clients, factory, clock, wall, root_ca)
         if "root-ca-cert-publisher" in names and root_ca is None:
             raise ValueError("root-ca-cert-publisher needs a root CA (--root-ca-file)")
 
