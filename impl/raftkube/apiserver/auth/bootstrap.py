@@ -356,6 +356,10 @@ def _controller_roles() -> list[Obj]:
             rule(("list", "watch", "patch", "create", "delete"), (CORE,), ("pods",)),
             _events_rule(),
         ],
+        "root-ca-cert-publisher": [
+            rule(("create", "update"), (CORE,), ("configmaps",)),
+            _events_rule(),
+        ],
         "service-account-controller": [
             rule(("create",), (CORE,), ("serviceaccounts",)),
             _events_rule(),
