@@ -1,12 +1,13 @@
 """Hypothesis over the decision logic: whatever the nodes, pods and failed bindings, no node is
 ever given more than its allocatable (assumed pods count), a pod is declared unschedulable only
 when no node has room, a failed binding gives its capacity back, and a seed fixes every
-decision."""
+decision (with the per-node memo or without)."""
 
 from __future__ import annotations
 
 import random
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,7 @@ pods_st = st.lists(
 
 
 def _run(nodes: list[tuple[int, int, int]], pods: list[tuple[int | None, int | None, bool]],
-         seed: int) -> list[str | None]:  # fmt: skip
+         seed: int, memo: bool = True) -> list[str | None]:  # fmt: skip
     cache = SchedulerCache()
     for i, (cpu, mem, count) in enumerate(nodes):
         cache.add_node(node(f"n{i}", cpu=f"{cpu}m", memory=f"{mem}Mi", pods=str(count)))
@@ -42,6 +43,8 @@ def _run(nodes: list[tuple[int, int, int]], pods: list[tuple[int | None, int | N
     for j, (cpu, mem, fails) in enumerate(pods):
         info = PodInfo.of(pod(f"p{j}", None if cpu is None else f"{cpu}m",
                               None if mem is None else f"{mem}Mi"))  # fmt: skip
+        if not memo:
+            info = attrs.evolve(info, signature=None)
         decision = schedule_pod(info, cache.node_infos(), start, rng)
         start = decision.next_start_index
         decisions.append(decision.node)
@@ -82,3 +85,5 @@ def test_never_beyond_allocatable_and_unschedulable_only_when_full(
 ) -> None:
     first = _run(nodes, pods, seed)
     assert _run(nodes, pods, seed) == first
+    # The per-node memo changes nothing.
+    assert _run(nodes, pods, seed, memo=False) == first

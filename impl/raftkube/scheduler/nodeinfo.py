@@ -11,17 +11,18 @@ does not look empty to the scorers.
 
 A node's capacity for scheduling is ``status.allocatable`` alone, as ``NodeInfo.SetNode``.
 
-**Memos.** Most pods of a cluster are *plain* (no tolerations, selectors, affinity, spread
-constraints or node name): for them every filter and score is a function of the node and of
-the pod's amounts alone, which :attr:`PodInfo.signature` captures. A node keeps the results
-it computed for each signature in :attr:`NodeInfo.memo` until it changes (a pod added or
-removed, a new Node object), so scheduling many alike pods recomputes only the node that
-took the last one. The memo is invisible: the same inputs give the same decisions with it or
-without it.
+**Memos.** For a pod without topology spread constraints every filter and score is a function
+of the node and of the pod's amounts, tolerations, node selector, affinity and node name,
+which :attr:`PodInfo.signature` captures (every replica of a workload shares one). A node
+keeps the results it computed for each signature in :attr:`NodeInfo.memo` until it changes
+(a pod added or removed, a new Node object), so scheduling many alike pods recomputes only
+the node that took the last one. The memo is invisible: the same inputs give the same
+decisions with it or without it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,8 +39,7 @@ DEFAULT_MILLI_CPU_REQUEST = 100
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 """``schedutil.DefaultMemoryRequest`` (200Mi)."""
 _NON_MISSING = {CPU: "100m", MEMORY: str(DEFAULT_MEMORY_REQUEST)}
-_PLACEMENT_FIELDS = ("tolerations", "nodeSelector", "affinity", "nodeName",
-                     "topologySpreadConstraints")  # fmt: skip
+_PLACEMENT_FIELDS = ("tolerations", "nodeSelector", "affinity", "nodeName")
 
 
 def is_scalar_resource(name: str) -> bool:
@@ -118,9 +118,11 @@ def _with_non_missing_requests(spec: Obj) -> Obj:
 
 
 def _signature(spec: Obj, requests: Resource, non_zero: Resource) -> tuple[Any, ...] | None:
-    if any(spec.get(name) for name in _PLACEMENT_FIELDS):
-        return None
+    if spec.get("topologySpreadConstraints"):
+        return None  # its filter also counts other pods: nothing to memoise by node alone
+    placement = json.dumps([spec.get(name) for name in _PLACEMENT_FIELDS], sort_keys=True)
     return (
+        placement,
         requests.milli_cpu,
         requests.memory,
         requests.ephemeral_storage,
@@ -150,7 +152,7 @@ class PodInfo:
     non_zero_memory: int
     priority: int
     signature: tuple[Any, ...] | None = None
-    """What a plain pod's filters and scores read of it (None: not plain); see above."""
+    """All that its filters and scores read of it, if no other pod's matters; see above."""
 
     @classmethod
     def of(cls, pod: Obj) -> PodInfo:
@@ -204,7 +206,7 @@ class NodeInfo:
     taints: list[Obj] = attrs.field(factory=list)
     unschedulable: bool = False
     memo: dict[Any, Any] = attrs.field(factory=dict)
-    """Results for plain pods' signatures, valid until the node changes (see above)."""
+    """Results per pod signature, valid until the node changes (see above)."""
 
     def set_node(self, node: Obj) -> None:
         self.memo.clear()
