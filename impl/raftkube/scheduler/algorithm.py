@@ -170,15 +170,15 @@ def schedule_pod(
     state = FilterState.of(pod, nodes)
     feasible: list[NodeInfo] = []
     statuses: dict[str, Status] = {}
-    memo_key = ("filter", pod.signature)
+    signature = pod.signature
     for node in [*nodes[start_index:], *nodes[:start_index]]:
-        if pod.signature is None:
+        if signature is None:
             status = run_filters(state, node)
         else:
-            memo = node.memo
-            status = memo.get(memo_key, _UNKNOWN)
+            memo = node.filter_memo
+            status = memo.get(signature, _UNKNOWN)
             if status is _UNKNOWN:
-                status = memo[memo_key] = run_filters(state, node)
+                status = memo[signature] = run_filters(state, node)
         if status is None:
             feasible.append(node)
             if len(feasible) >= to_find:

@@ -14,10 +14,10 @@ A node's capacity for scheduling is ``status.allocatable`` alone, as ``NodeInfo.
 **Memos.** For a pod without topology spread constraints every filter and score is a function
 of the node and of the pod's amounts, tolerations, node selector, affinity and node name,
 which :attr:`PodInfo.signature` captures (every replica of a workload shares one). A node
-keeps the results it computed for each signature in :attr:`NodeInfo.memo` until it changes
-(a pod added or removed, a new Node object), so scheduling many alike pods recomputes only
-the node that took the last one. The memo is invisible: the same inputs give the same
-decisions with it or without it.
+keeps the results it computed for each signature (:attr:`NodeInfo.filter_memo`,
+:attr:`NodeInfo.score_memo`) until it changes (a pod added or removed, a new Node object),
+so scheduling many alike pods recomputes only the node that took the last one. The memo is
+invisible: the same inputs give the same decisions with it or without it.
 """
 
 from __future__ import annotations
@@ -117,18 +117,21 @@ def _with_non_missing_requests(spec: Obj) -> Obj:
     return out
 
 
-def _signature(spec: Obj, requests: Resource, non_zero: Resource) -> tuple[Any, ...] | None:
+def _signature(spec: Obj, requests: Resource, non_zero: Resource) -> str | None:
+    """One string (its hash is computed once, where a tuple's is computed at every lookup)."""
     if spec.get("topologySpreadConstraints"):
         return None  # its filter also counts other pods: nothing to memoise by node alone
-    placement = json.dumps([spec.get(name) for name in _PLACEMENT_FIELDS], sort_keys=True)
-    return (
-        placement,
-        requests.milli_cpu,
-        requests.memory,
-        requests.ephemeral_storage,
-        tuple(sorted(requests.scalar.items())),
-        non_zero.milli_cpu,
-        non_zero.memory,
+    return json.dumps(
+        [
+            [spec.get(name) for name in _PLACEMENT_FIELDS],
+            requests.milli_cpu,
+            requests.memory,
+            requests.ephemeral_storage,
+            sorted(requests.scalar.items()),
+            non_zero.milli_cpu,
+            non_zero.memory,
+        ],
+        sort_keys=True,
     )
 
 
@@ -151,7 +154,7 @@ class PodInfo:
     non_zero_cpu: int
     non_zero_memory: int
     priority: int
-    signature: tuple[Any, ...] | None = None
+    signature: str | None = None
     """All that its filters and scores read of it, if no other pod's matters; see above."""
 
     @classmethod
@@ -205,11 +208,17 @@ class NodeInfo:
     labels: dict[str, str] = attrs.field(factory=dict)
     taints: list[Obj] = attrs.field(factory=list)
     unschedulable: bool = False
-    memo: dict[Any, Any] = attrs.field(factory=dict)
-    """Results per pod signature, valid until the node changes (see above)."""
+    filter_memo: dict[str, Any] = attrs.field(factory=dict)
+    """Filter results per pod signature, valid until the node changes (see above)."""
+    score_memo: dict[str, int] = attrs.field(factory=dict)
+    """Resource scores per pod signature, likewise."""
+
+    def _changed(self) -> None:
+        self.filter_memo.clear()
+        self.score_memo.clear()
 
     def set_node(self, node: Obj) -> None:
-        self.memo.clear()
+        self._changed()
         status = node.get("status") or {}
         spec = node.get("spec") or {}
         self.node = node
@@ -219,7 +228,7 @@ class NodeInfo:
         self.unschedulable = bool(spec.get("unschedulable"))
 
     def add_pod(self, info: PodInfo) -> None:
-        self.memo.clear()
+        self._changed()
         self.pods[info.key] = info
         self.requested.add(info.requests)
         self.non_zero_cpu += info.non_zero_cpu
@@ -228,7 +237,7 @@ class NodeInfo:
     def remove_pod(self, key: str) -> PodInfo | None:
         info = self.pods.pop(key, None)
         if info is not None:
-            self.memo.clear()
+            self._changed()
             self.requested.add(info.requests, -1)
             self.non_zero_cpu -= info.non_zero_cpu
             self.non_zero_memory -= info.non_zero_memory

@@ -113,17 +113,16 @@ def default_normalize(scores: list[int], reverse: bool) -> list[int]:
 def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
     """Each node's total weighted score, in ``nodes``' order."""
     spec = pod.spec
-    memo_key = ("resources", pod.signature)
+    signature = pod.signature
     totals = []
     for node in nodes:
-        memo = node.memo
-        score = memo.get(memo_key) if pod.signature is not None else None
+        score = node.score_memo.get(signature) if signature is not None else None
         if score is None:
             score = WEIGHT_NODE_RESOURCES_FIT * least_allocated(
                 pod, node
             ) + WEIGHT_BALANCED_ALLOCATION * balanced_allocation(pod, node)
-            if pod.signature is not None:
-                memo[memo_key] = score
+            if signature is not None:
+                node.score_memo[signature] = score
         totals.append(score)
     if any(node.taints for node in nodes):
         tolerations = prefer_no_schedule_tolerations(spec)
