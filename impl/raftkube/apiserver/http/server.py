@@ -106,11 +106,11 @@ def _encode_headers(
     return encoded
 
 
+_REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+
+
 def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 def _remote_of(stream: trio.abc.Stream) -> str:
@@ -316,7 +316,12 @@ class _Connection:
 
     async def _read_head(self, first: bool) -> h11.Request | None:
         """The next request's head, or None when the connection should end quietly (the
-        client closed it, or it idled out, or the head came too slowly)."""
+        client closed it, or it idled out, or the head came too slowly).
+
+        The header timeout starts once the first bytes of a request are in (on a new
+        connection: at once). A client almost always sends a head in one write, so the first
+        read usually completes it and the header timeout's cancel scope is only entered for a
+        head that arrives in pieces."""
         clock = self.server.clock
         event = self.protocol.next_event()
         if event is h11.NEED_DATA:
@@ -325,11 +330,13 @@ class _Connection:
                     await self._receive()
                 if idle.cancelled_caught:
                     return None
-            with move_on_after(clock, self.server.header_timeout) as slow:
-                event = await self._next_event()
-            if slow.cancelled_caught:
-                logger.debug("request head from %s timed out", self.remote)
-                return None
+                event = self.protocol.next_event()
+            if event is h11.NEED_DATA:
+                with move_on_after(clock, self.server.header_timeout) as slow:
+                    event = await self._next_event()
+                if slow.cancelled_caught:
+                    logger.debug("request head from %s timed out", self.remote)
+                    return None
         if isinstance(event, h11.ConnectionClosed):
             self.client_gone = True
             return None
