@@ -108,6 +108,9 @@ class WireClient:
         use; one at a time per member. A ``pinned`` one (for watches, which any member
         serves) knows only that member's endpoint, so it never follows a leader hint away."""
         key = (member, pinned)
+        ready = self._clients.get(key)
+        if ready is not None and (pinned or not self.session or ready.session_id is not None):
+            return ready  # the usual case, without the lock's scheduler pass
         lock = self._opening.setdefault(key, trio.Lock())
         async with lock:
             client = self._clients.get(key)
