@@ -25,10 +25,11 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
+import h11
 import trio
 
 from raftkube.apiserver.resources import ResourceInfo
-from raftkube.clock import Clock, TrioClock, fail_after
+from raftkube.clock import Clock, TrioClock
 from raftkube.kubeclient.errors import KubeAPIError, KubeConnectionError
 from raftkube.kubeclient.kubeconfig import load_kubeconfig
 from raftkube.kubeclient.pool import Connection, ConnectionPool, Dial
@@ -220,30 +221,11 @@ class KubeClient:
         and must hand it back with ``self.pool.release``."""
         if deadline is None:
             deadline = self.clock.now() + self.timeout
-        target = self._target(path, query)
         fields = self._headers(content_type, headers)
-        for attempt in range(2):
-            conn = await self.pool.acquire()
-            try:
-                with fail_after(self.clock, deadline - self.clock.now()):
-                    await conn.send_request(method, target, fields, body)
-                    head = await conn.receive_response()
-            except KubeConnectionError:
-                await self.pool.release(conn, reusable=False)
-                stale = conn.reused and not conn.answered
-                if attempt == 0 and stale and method in _REPLAYABLE:
-                    continue
-                raise
-            except trio.TooSlowError:
-                await self.pool.release(conn, reusable=False)
-                raise KubeConnectionError(
-                    f"{method} {path}: no answer within {self.timeout} s"
-                ) from None
-            except BaseException:
-                await self.pool.release(conn, reusable=False)
-                raise
-            return conn, head.status_code, _join_headers(head.headers)
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        conn, head, _ = await self._exchange(
+            method, path, self._target(path, query), fields, body, deadline, whole=False
+        )
+        return conn, head.status_code, _join_headers(head.headers)
 
     async def request(
         self,
@@ -258,26 +240,57 @@ class KubeClient:
         """One request; the answer's status, headers (lower-case names) and whole body,
         whatever the status. A body that is not bytes is sent as JSON."""
         payload = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        fields = self._headers(content_type if payload is not None else None, headers)
         deadline = self.clock.now() + self.timeout
-        conn, status, response_headers = await self.open(
-            method,
-            path,
-            query=query,
-            body=payload,
-            content_type=content_type if payload is not None else None,
-            headers=headers,
-            deadline=deadline,
+        _, head, data = await self._exchange(
+            method, path, self._target(path, query), fields, payload, deadline, whole=True
         )
-        ok = False
-        try:
-            with fail_after(self.clock, deadline - self.clock.now()):
-                data = await conn.receive_body()
-            ok = True
-        except trio.TooSlowError:
-            raise KubeConnectionError(f"{method} {path}: answer not complete in time") from None
-        finally:
-            await self.pool.release(conn, reusable=ok)
-        return status, response_headers, data
+        return head.status_code, _join_headers(head.headers), data
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        target: str,
+        fields: list[tuple[str, str]],
+        body: bytes | None,
+        deadline: float,
+        *,
+        whole: bool,
+    ) -> tuple[Connection, h11.Response, bytes]:
+        """Send the request and read the answer's head, and with ``whole`` its body too (the
+        connection then goes back to the pool before this returns), all by ``deadline``: one
+        cancel scope bounds the exchange, a replay included."""
+        for attempt in range(2):
+            conn = await self.pool.acquire()
+            head: h11.Response | None = None
+            data = b""
+            scope = self.clock.cancel_scope_at(deadline)
+            try:
+                with scope:
+                    await conn.send_request(method, target, fields, body)
+                    head = await conn.receive_response()
+                    if whole:
+                        data = await conn.receive_body()
+            except KubeConnectionError:
+                await self.pool.release(conn, reusable=False)
+                stale = conn.reused and not conn.answered
+                if attempt == 0 and stale and method in _REPLAYABLE:
+                    continue
+                raise
+            except BaseException:
+                await self.pool.release(conn, reusable=False)
+                raise
+            if scope.cancelled_caught:
+                await self.pool.release(conn, reusable=False)
+                if head is None:
+                    raise KubeConnectionError(f"{method} {path}: no answer within {self.timeout} s")
+                raise KubeConnectionError(f"{method} {path}: answer not complete in time")
+            assert head is not None
+            if whole:
+                await self.pool.release(conn, reusable=True)
+            return conn, head, data
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def call(
         self,
