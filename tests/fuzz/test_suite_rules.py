@@ -34,6 +34,7 @@ def test_every_fault_kind_belongs_to_exactly_one_family() -> None:
         "clock_rate",
         "skew",
         "resync",
+        "reset",
     ]
     assert sorted(kinds) == sorted(FAULT_KINDS) == sorted(expected)
 

@@ -74,12 +74,14 @@ FAULT_FAMILIES: dict[str, tuple[str, ...]] = {
     "partition": ("heal", "isolate", "partition", "one_way", "bridge"),
     "network": ("loss", "duplicate", "latency"),
     "clock": ("clock_jump", "clock_rate", "skew", "resync"),
+    "connection": ("reset",),
 }
-"""Fault kinds by family, one rule per family. Hypothesis's stateful engine switches whole
+"""Fault kinds by family, one rule per family (``connection`` only in suites whose clients
+hold connections: :attr:`Suite.wire_clients`). Hypothesis's stateful engine switches whole
 rules on and off per example (swarm testing: an example where only clock faults and reads
 are enabled goes deep into clock hazards instead of spreading its steps over every kind),
-so a family is the unit of that choice; one rule over all sixteen kinds would be always on
-and dilute each kind to a sixteenth of the fault steps."""
+so a family is the unit of that choice; one rule over all seventeen kinds would be always on
+and dilute each kind to a seventeenth of the fault steps."""
 
 FAULT_KINDS = tuple(kind for kinds in FAULT_FAMILIES.values() for kind in kinds)
 
@@ -161,6 +163,7 @@ def fault_steps(
             st.sampled_from(CLOCK_RATES),
         ),
         "skew": st.builds(lambda m: Step.of("skew", member=m), target),
+        "reset": st.builds(lambda m: Step.of("reset", member=m), st.one_of(target, member)),
         "resync": st.just(Step.of("resync")),
     }
     kinds = [
@@ -250,6 +253,9 @@ def execute_fault(run: Run, step: Step) -> bool:
     elif kind == "resync":
         world.resync_all()
         run.fault(kind, "clocks resynced (rate 1)")
+    elif kind == "reset":
+        world.reset_connections(m)
+        run.fault(kind, "every client connection reset", m)
     return True
 
 

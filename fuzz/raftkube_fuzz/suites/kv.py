@@ -161,6 +161,12 @@ class KvMachine(SuiteMachine):
         config = {"servers": servers, "read_mode": read_mode, "snapshot_every": snapshot_every}
         self.start({**config, "load": load}, seed)
 
+    @rule(data=st.data())
+    def connection_fault(self, data: st.DataObject) -> None:
+        """Reset every client connection of a member (both ends see an RST): requests in
+        flight on them must be retried, or reported of unknown outcome."""
+        self._fault(data, "connection")
+
     @rule(member=member_ids, key=keys, lease=st.sampled_from((0, 0, *LEASES)))
     def put(self, member: int, key: str, lease: int) -> None:
         self.apply(
