@@ -54,7 +54,7 @@ def prepare_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
     """Defaults and the kind's ``PrepareForCreate`` (uid and timestamps are already set)."""
     s = strategy_for(info)
     check_decodable(info, obj)
-    s.default(obj)
+    s.default_well_typed(obj)
     s.prepare_for_create(obj)
     if s.tracks_generation:
         obj["metadata"]["generation"] = 1
@@ -63,7 +63,7 @@ def prepare_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
 def prepare_update(info: ResourceInfo, new: dict[str, Any], old: dict[str, Any], sub: str) -> None:
     s = strategy_for(info)
     check_decodable(info, new)
-    s.default(new)
+    s.default_well_typed(new)
     _prepare_update(s, new, old, sub)
 
 

@@ -219,12 +219,27 @@ def _check_types(schema: Schema, value: Any, path: str, found: list[TypeProblem]
         for name, item in value.items():
             sub = properties.get(name) if properties is not None else extra
             if isinstance(sub, dict):
-                _check_types(sub, item, _join(path, name), found)
+                _check_item(sub, item, path, name, found)
     elif isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, dict):
             for i, item in enumerate(value):
-                _check_types(items, item, f"{path}[{i}]", found)
+                _check_item(items, item, path, i, found)
+
+
+def _check_item(
+    schema: Schema, item: Any, path: str, key: str | int, found: list[TypeProblem]
+) -> None:
+    """One field or element: a scalar (most of an object) is checked here, and its path is
+    only spelled out if it is reported; a container is walked."""
+    if isinstance(item, dict | list):
+        _check_types(schema, item, _item_path(path, key), found)
+    elif not _type_fits(schema, item):
+        found.append(TypeProblem(_item_path(path, key), _json_type(item), _go_type(schema)))
+
+
+def _item_path(path: str, key: str | int) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else _join(path, key)
 
 
 def unknown_fields(schema: Schema, value: Any, path: str = "") -> list[str]:

@@ -95,6 +95,11 @@ class Strategy:
         if not self.type_problems(obj):
             self._default(obj)
 
+    def default_well_typed(self, obj: Obj) -> None:
+        """:meth:`default` for an object whose field types were just found right (the
+        handlers refuse any other with the decoder's 400 first), without walking it again."""
+        self._default(obj)
+
     def _default(self, obj: Obj) -> None:
         """The kind's defaults, on an object whose field types are right."""
 
