@@ -30,14 +30,21 @@ from raftkube.kubeclient import KubeAPIError
 from .conftest import APIHarness
 from .helpers import eventually, get_or_none
 
-ALL = ["namespace", "root-ca-cert-publisher", "serviceaccount"]
+ALL = [
+    "namespace",
+    "nodelifecycle",
+    "root-ca-cert-publisher",
+    "serviceaccount",
+    "serviceaccount-token",
+    "taint-eviction-controller",
+]
 
 FAST = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.25}
 
 
 def test_controller_selection() -> None:
     assert enabled_controllers(["*"]) == ALL
-    assert enabled_controllers(["*", "-namespace"]) == ["root-ca-cert-publisher", "serviceaccount"]
+    assert enabled_controllers(["*", "-namespace"]) == ALL[1:]
     assert enabled_controllers(["serviceaccount"]) == ["serviceaccount"]
     assert enabled_controllers([]) == []
     assert not is_controller_enabled("namespace", ["-namespace", "*", "namespace"])

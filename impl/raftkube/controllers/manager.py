@@ -37,8 +37,11 @@ from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
 from raftkube.controllers.namespace import NamespaceController
+from raftkube.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
 from raftkube.controllers.rootcacert import RootCACertPublisher
 from raftkube.controllers.serviceaccount import ServiceAccountsController
+from raftkube.controllers.tainteviction import TaintEvictionController
+from raftkube.controllers.tokens import TokensController
 from raftkube.kubeclient import KubeClient, load_kubeconfig
 
 logger = logging.getLogger("raftkube.controllers.manager")
@@ -46,21 +49,34 @@ logger = logging.getLogger("raftkube.controllers.manager")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 
-KNOWN_CONTROLLERS = ("namespace", "root-ca-cert-publisher", "serviceaccount")
+KNOWN_CONTROLLERS = (
+    "namespace",
+    "nodelifecycle",
+    "root-ca-cert-publisher",
+    "serviceaccount",
+    "serviceaccount-token",
+    "taint-eviction-controller",
+)
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 CONTROLLER_ACCOUNTS = {
     "namespace": "namespace-controller",
     "root-ca-cert-publisher": "root-ca-cert-publisher",
     "serviceaccount": "service-account-controller",
+    "nodelifecycle": "node-controller",
+    "taint-eviction-controller": "node-controller",  # upstream reuses node-controller's role
 }
 """The service account each controller acts as with service-account credentials (upstream's
-``ClientOrDie`` names)."""
+``ClientOrDie`` names). The token controller is not here: it always acts with the manager's
+own credentials, as upstream's does (it must read every Secret)."""
 
 DEFAULT_WORKERS = {
     "namespace": 10,  # --concurrent-namespace-syncs
     "serviceaccount": 1,  # --concurrent-serviceaccount-syncs
     "root-ca-cert-publisher": 1,
+    "nodelifecycle": 8,  # scheduler.UpdateWorkerSize, for the NoSchedule tainting queue
+    "serviceaccount-token": 5,  # --concurrent-serviceaccount-token-syncs
+    "taint-eviction-controller": 8,  # its UpdateWorkerSize
 }
 
 
@@ -101,12 +117,32 @@ class ControllerContext:
     clock: Clock
     wall: Callable[[], float]
     root_ca: bytes | None
+    manager_client: KubeClient | None = None
+    service_account_private_key: bytes | None = None
+    node_lifecycle: NodeLifecycleConfig = attrs.field(factory=NodeLifecycleConfig)
 
 
 async def _build(name: str, ctx: ControllerContext) -> Callable[[int], Awaitable[None]]:
     if name == "root-ca-cert-publisher" and ctx.root_ca is None:
         raise ValueError("root-ca-cert-publisher needs a root CA (--root-ca-file)")
+    if name == "serviceaccount-token":
+        assert ctx.manager_client is not None
+        return TokensController(
+            ctx.manager_client,
+            ctx.factory,
+            ctx.clock,
+            root_ca=ctx.root_ca or b"",
+            private_key_pem=ctx.service_account_private_key,
+        ).run
     client = await ctx.clients.client_for(CONTROLLER_ACCOUNTS[name])
+    if name == "nodelifecycle":
+        recorder = EventRecorder(client, "node-controller", wall=ctx.wall)
+        return NodeLifecycleController(
+            client, ctx.factory, ctx.clock, recorder, config=ctx.node_lifecycle, wall=ctx.wall
+        ).run
+    if name == "taint-eviction-controller":
+        recorder = EventRecorder(client, "taint-eviction-controller", wall=ctx.wall)
+        return TaintEvictionController(client, ctx.factory, ctx.clock, recorder).run
     if name == "serviceaccount":
         return ServiceAccountsController(client, ctx.factory, ctx.clock).run
     if name == "namespace":
@@ -122,6 +158,10 @@ async def run_controllers(
     async with trio.open_nursery() as nursery:
         if isinstance(ctx.clients, ServiceAccountClientBuilder):
             nursery.start_soon(ctx.clients.run, name="controller token renewal")
+        if "serviceaccount-token" in names and ctx.service_account_private_key is None:
+            # upstream: "Controller is disabled because there is no private key"
+            logger.warning("serviceaccount-token is disabled: no service account private key")
+            names = [n for n in names if n != "serviceaccount-token"]
         runs = [(name, await _build(name, ctx)) for name in names]
         ctx.factory.start(nursery)
         for name, run in runs:
@@ -145,13 +185,17 @@ async def run_controller_manager(
     retry_period: float = 2.0,
     use_service_account_credentials: bool = False,
     server_ca: bytes | None = None,
+    service_account_private_key: bytes | None = None,
+    node_lifecycle: NodeLifecycleConfig | None = None,
 ) -> None:
     """Run the enabled controllers (under leader election unless ``leader_elect`` is false)
     until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost. A kubeconfig
     path gets its own client (closed on the way out), and its CA is the published root CA
     unless ``root_ca`` is given, as upstream falls back to the client config's CA data.
     ``server_ca`` verifies the server for the service accounts' clients (default: the
-    kubeconfig's CA, else ``root_ca``)."""
+    kubeconfig's CA, else ``root_ca``). ``service_account_private_key`` (PEM) signs legacy
+    token Secrets (upstream's ``--service-account-private-key-file``; without it the token
+    controller is off); ``node_lifecycle`` holds the node lifecycle controller's flags."""
     names = enabled_controllers(controllers)
     rng = rng or random.Random()
     async with AsyncExitStack() as stack:
@@ -175,7 +219,16 @@ async def run_controller_manager(
             builder = ServiceAccountClientBuilder(client, context, clock, wall)
             stack.push_async_callback(builder.aclose)
             clients = builder
-        ctx = ControllerContext(clients, factory, clock, wall, root_ca)
+        ctx = ControllerContext(
+            clients,
+            factory,
+            clock,
+            wall,
+            root_ca,
+            manager_client=client,
+            service_account_private_key=service_account_private_key,
+            node_lifecycle=node_lifecycle or NodeLifecycleConfig(),
+        )
         if "root-ca-cert-publisher" in names and root_ca is None:
             raise ValueError("root-ca-cert-publisher needs a root CA (--root-ca-file)")
 
