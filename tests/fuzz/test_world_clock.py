@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -153,5 +154,20 @@ def test_a_scope_made_past_its_deadline_is_cancelled_on_entry() -> None:
             await trio.sleep(1.0)
         assert scope.cancelled_caught
         assert trio.current_time() == 0.0
+
+    run(main)
+
+
+def test_sleep_until_keeps_its_promise_despite_rounding() -> None:
+    """``now() >= deadline`` on return, also when mapping the deadline to global time and
+    back rounds just below it (a caller that re-checks and sleeps again would spin)."""
+
+    async def main() -> None:
+        clock = SimClock(offset=0.7310546875, rate=1.5)
+        draws = random.Random(1)
+        for _ in range(500):
+            deadline = clock.now() + draws.random()
+            await clock.sleep_until(deadline)
+            assert clock.now() >= deadline
 
     run(main)

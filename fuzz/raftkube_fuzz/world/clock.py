@@ -175,7 +175,10 @@ class SimClock:
 
         The global target is recomputed after every change of the map. Reaching the global
         target also counts as done, because ``_local_at(_global_at(d))`` may round to just
-        below ``d`` and waiting again for an instant that has passed would spin forever.
+        below ``d`` and waiting again for an instant that has passed would spin forever; local
+        time is then moved forward by that rounding error, so that ``now() >= deadline``
+        holds on return as the Clock contract says (a caller that checks it and sleeps
+        again, as the client's request timer does, would otherwise spin at one instant).
         """
         slept = False
         while True:
@@ -183,6 +186,9 @@ class SimClock:
             if not self._paused:
                 target = self._global_at(deadline)
                 if self._global_now() >= target or self.now() >= deadline:
+                    if self.now() < deadline:
+                        self._reanchor()
+                        self._local_anchor = deadline
                     break
             await self._park(target)
             slept = True
