@@ -1,5 +1,6 @@
-"""The API server's part of a local cluster: its PKI, the kubeconfigs, its command line, and
-how a launcher knows it is ready.
+"""The control plane's part of a local cluster: the PKI, the kubeconfigs, the command lines of
+the API server, controller manager and scheduler, and how a launcher knows the API server is
+ready.
 
 Layout under the cluster's data directory:
 
@@ -47,7 +48,9 @@ from raftkube.apiserver.auth.pki import (
     write_kubeconfig,
 )
 from raftkube.apiserver.config import APIServerConfig
+from raftkube.controllers import cli as controllers_cli
 from raftkube.kubeclient import KubeClient, KubeConnectionError
+from raftkube.scheduler import cli as scheduler_cli
 from raftkube.tls import ClusterCerts
 
 DEFAULT_PORT = 6443
@@ -121,6 +124,35 @@ class ControlPlanePlan:
             argv += ["--etcd-certfile", str(c.client.cert), "--etcd-keyfile", str(c.client.key)]
         return argv
 
+    def controller_manager_argv(self) -> list[str]:
+        """``raftkube controller-manager`` as kube-controller-manager runs under kubeadm: its
+        own kubeconfig, the cluster CA to publish, and each controller acting as its own
+        service account (so each holds only its ``system:controller:*`` role)."""
+        return [
+            sys.executable,
+            "-m",
+            "raftkube.cluster",
+            "controller-manager",
+            "--kubeconfig",
+            str(self.controller_manager_kubeconfig),
+            "--root-ca-file",
+            str(self.pki.ca.cert),
+            "--use-service-account-credentials",
+            "--stop-on-stdin-eof",
+        ]
+
+    def scheduler_argv(self) -> list[str]:
+        """``raftkube scheduler`` with its own kubeconfig (``system:kube-scheduler``)."""
+        return [
+            sys.executable,
+            "-m",
+            "raftkube.cluster",
+            "scheduler",
+            "--kubeconfig",
+            str(self.scheduler_kubeconfig),
+            "--stop-on-stdin-eof",
+        ]
+
     def admin_client(self, timeout: float = READY_PROBE_TIMEOUT) -> KubeClient:
         """A client of this API server as ``kubernetes-admin``, through the admin kubeconfig
         (so a probe also proves the kubeconfig users get is right)."""
@@ -165,22 +197,33 @@ async def probe_ready(client: KubeClient) -> bool:
 
 
 def register(commands: Any) -> None:
-    """Add ``apiserver`` to ``python -m raftkube.cluster``: ``raftkube apiserver``'s parser and
-    handler, plus ``--stop-on-stdin-eof``."""
-    apiserver_cli.register(commands)
-    parser: argparse.ArgumentParser = commands.choices["apiserver"]
+    """Add the control plane's commands to ``python -m raftkube.cluster``: ``apiserver``,
+    ``controller-manager`` and ``scheduler``, each with its own parser and handler plus
+    ``--stop-on-stdin-eof``."""
+    for name, register_command in (
+        ("apiserver", apiserver_cli.register),
+        ("controller-manager", controllers_cli.register),
+        ("scheduler", scheduler_cli.register),
+    ):
+        register_command(commands)
+        _stop_on_stdin_eof(commands.choices[name])
+
+
+def _stop_on_stdin_eof(parser: argparse.ArgumentParser) -> None:
+    inner = parser.get_default("handler")
     parser.add_argument(
         "--stop-on-stdin-eof",
         action="store_true",
-        help="also stop when stdin closes (used by `raftkube up`, so the server never outlives it)",
+        help="also stop when stdin closes (used by `raftkube up`, so no component outlives it)",
     )
-    parser.set_defaults(handler=_run_apiserver)
 
+    def handler(args: argparse.Namespace) -> int:
+        if args.stop_on_stdin_eof:
+            threading.Thread(target=_terminate_on_stdin_eof, name="stdin-eof", daemon=True).start()
+        result: int = inner(args)
+        return result
 
-def _run_apiserver(args: argparse.Namespace) -> int:
-    if args.stop_on_stdin_eof:
-        threading.Thread(target=_terminate_on_stdin_eof, name="stdin-eof", daemon=True).start()
-    return apiserver_cli.run_apiserver(args)
+    parser.set_defaults(handler=handler)
 
 
 def _terminate_on_stdin_eof() -> None:

@@ -350,8 +350,10 @@ def _print_ready(
         )
     cp = plan.control_plane
     if cp is not None:
-        pids = " ".join(str(s.process.pid) for s in servers)
-        lines.append(f"  apiserver: {cp.server}  pid {pids}  pki {cp.pki.root}")
+        for child in servers:
+            where = f"{cp.server}  " if child.name == "apiserver" else ""
+            pki = f"  pki {cp.pki.root}" if child.name == "apiserver" else ""
+            lines.append(f"  {child.name}: {where}pid {child.process.pid}{pki}")
     lines.append("point rkctl at it:")
     lines.append(f"  export RKCTL_ENDPOINTS={','.join(plan.endpoints)}")
     if plan.certs is not None:
@@ -442,6 +444,9 @@ async def _wait_until_done(
         servers.append(await start("apiserver", cp.argv(plan.endpoints)))
         if not await _wait_ready(cp, deadline, halted):
             found, why = None, f"the API server was not ready after {args.wait:g} s"
+        else:
+            servers.append(await start("controller-manager", cp.controller_manager_argv()))
+            servers.append(await start("scheduler", cp.scheduler_argv()))
     if stop.is_set():
         return 0
     if found is None:
