@@ -225,15 +225,26 @@ async def _watch_binds(
     done: trio.Event,
     task_status: trio.TaskStatus[None],
 ) -> None:
-    async with client.watch(PODS, namespace=namespace, resource_version=since) as events:
-        task_status.started()
-        async for kind, obj in events:
-            name = str(obj["metadata"]["name"])
-            if kind in ("ADDED", "MODIFIED") and obj["spec"].get("nodeName"):
-                bound_at.setdefault(name, time.perf_counter())
-                if len(bound_at) >= pods:
-                    done.set()
-                    return
+    """Time every pod's first appearance with a node; a watch the server ends is opened
+    again from the last resourceVersion seen, so no bind goes unseen."""
+    version = since
+    started = False
+    while not done.is_set():
+        async with client.watch(
+            PODS, namespace=namespace, resource_version=version, allow_watch_bookmarks=True
+        ) as events:
+            if not started:
+                started = True
+                task_status.started()
+            async for kind, obj in events:
+                if kind == "ERROR":
+                    raise KubeConnectionError(f"the watch failed: {obj.get('message', obj)}")
+                version = str(obj["metadata"].get("resourceVersion") or version)
+                if kind in ("ADDED", "MODIFIED") and (obj.get("spec") or {}).get("nodeName"):
+                    bound_at.setdefault(str(obj["metadata"]["name"]), time.perf_counter())
+                    if len(bound_at) >= pods:
+                        done.set()
+                        return
 
 
 async def measure(
