@@ -1,0 +1,187 @@
+"""cloud-controller-manager: the cloud controllers, sharing one informer factory and one
+client of the simulated cloud, run while this process holds the
+``kube-system/cloud-controller-manager`` Lease.
+
+Controllers are chosen with ``--controllers`` as kube-controller-manager's are (names as
+upstream's aliases: ``cloud-node``, ``cloud-node-lifecycle``, ``route``, ``service``); the
+route controller runs only with ``--configure-cloud-routes`` (default true, as upstream), and
+losing the Lease ends the run with
+:class:`~raftkube.controllers.manager.LeaderElectionLost`. Every controller acts with the
+manager's own credentials (no ``--use-service-account-credentials`` here).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import attrs
+import trio
+
+from raftkube.clock import Clock
+from raftkube.cloud.client import CloudClient
+from raftkube.cloud.nodes import CloudNodeController, CloudNodeLifecycleController
+from raftkube.cloud.routes import RouteController
+from raftkube.cloud.services import ServiceController
+from raftkube.controllers.events import EventRecorder
+from raftkube.controllers.informer import SharedInformerFactory
+from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
+from raftkube.controllers.manager import LeaderElectionLost, is_controller_enabled
+from raftkube.kubeclient import KubeClient
+
+logger = logging.getLogger("raftkube.cloud.manager")
+
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "cloud-controller-manager"
+KNOWN_CONTROLLERS = ("cloud-node", "cloud-node-lifecycle", "route", "service")
+
+
+def enabled_cloud_controllers(controllers: Sequence[str]) -> list[str]:
+    """The known controllers ``controllers`` enables (``*``, ``name``, ``-name``)."""
+    for entry in controllers:
+        name = entry.removeprefix("-")
+        if entry != "*" and name not in KNOWN_CONTROLLERS:
+            raise ValueError(f"{name!r} is not in the list of known controllers")
+    return [name for name in KNOWN_CONTROLLERS if is_controller_enabled(name, controllers)]
+
+
+@attrs.frozen
+class CloudControllerOptions:
+    """The cloud-controller-manager's flags, with upstream's defaults."""
+
+    controllers: tuple[str, ...] = ("*",)
+    cluster_name: str = "kubernetes"  # --cluster-name
+    cluster_cidrs: tuple[str, ...] = ()  # --cluster-cidr
+    configure_cloud_routes: bool = True  # --configure-cloud-routes
+    node_monitor_period: float = 5.0  # --node-monitor-period
+    node_status_update_frequency: float = 300.0  # --node-status-update-frequency
+    route_reconciliation_period: float = 10.0  # --route-reconciliation-period
+    concurrent_service_syncs: int = 1  # --concurrent-service-syncs
+
+
+def _build(
+    name: str,
+    client: KubeClient,
+    factory: SharedInformerFactory,
+    clock: Clock,
+    cloud: CloudClient,
+    options: CloudControllerOptions,
+    wall: Callable[[], float],
+) -> Callable[[int], Awaitable[None]]:
+    if name == "cloud-node":
+        recorder = EventRecorder(client, "cloud-node-controller", wall=wall)
+        return CloudNodeController(
+            client,
+            factory,
+            clock,
+            cloud,
+            recorder,
+            node_status_update_frequency=options.node_status_update_frequency,
+        ).run
+    if name == "cloud-node-lifecycle":
+        recorder = EventRecorder(client, "cloud-node-lifecycle-controller", wall=wall)
+        return CloudNodeLifecycleController(
+            client,
+            factory,
+            clock,
+            cloud,
+            recorder,
+            node_monitor_period=options.node_monitor_period,
+        ).run
+    if name == "route":
+        recorder = EventRecorder(client, "route_controller", wall=wall)
+        return RouteController(
+            client,
+            factory,
+            clock,
+            cloud,
+            recorder,
+            cluster_name=options.cluster_name,
+            cluster_cidrs=options.cluster_cidrs,
+            period=options.route_reconciliation_period,
+            wall=wall,
+        ).run
+    recorder = EventRecorder(client, "service-controller", wall=wall)
+    return ServiceController(
+        client, factory, clock, cloud, recorder, cluster_name=options.cluster_name
+    ).run
+
+
+async def run_cloud_controllers(
+    client: KubeClient,
+    cloud: CloudClient,
+    clock: Clock,
+    options: CloudControllerOptions,
+    *,
+    wall: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+) -> None:
+    """Build the enabled controllers, start their informers, run them until cancelled."""
+    names = enabled_cloud_controllers(options.controllers)
+    if not options.configure_cloud_routes and "route" in names:
+        logger.info("will not configure cloud provider routes (--configure-cloud-routes=false)")
+        names.remove("route")
+    factory = SharedInformerFactory(client, clock=clock, rng=rng or random.Random())
+    workers = {"service": options.concurrent_service_syncs}
+    async with trio.open_nursery() as nursery:
+        runs = [(n, _build(n, client, factory, clock, cloud, options, wall)) for n in names]
+        factory.start(nursery)
+        for name, run in runs:
+            logger.info("starting controller %s", name)
+            nursery.start_soon(run, workers.get(name, 1), name=name)
+
+
+async def run_cloud_controller_manager(
+    kubeconfig_or_client: KubeClient | Path | str,
+    *,
+    cloud_provider_url: str,
+    clock: Clock,
+    identity: str,
+    options: CloudControllerOptions | None = None,
+    leader_elect: bool = True,
+    wall: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+    lease_duration: float = 15.0,
+    renew_deadline: float = 10.0,
+    retry_period: float = 2.0,
+) -> None:
+    """Run the cloud controllers (under leader election unless ``leader_elect`` is false)
+    until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost."""
+    options = options or CloudControllerOptions()
+    enabled_cloud_controllers(options.controllers)  # refuse unknown names before connecting
+    rng = rng or random.Random()
+    async with AsyncExitStack() as stack:
+        if isinstance(kubeconfig_or_client, KubeClient):
+            client = kubeconfig_or_client
+        else:
+            client = await stack.enter_async_context(
+                KubeClient.from_kubeconfig(
+                    kubeconfig_or_client, clock=clock, user_agent="cloud-controller-manager"
+                )
+            )
+        cloud = await stack.enter_async_context(CloudClient(cloud_provider_url, clock=clock))
+
+        async def lead() -> None:
+            await run_cloud_controllers(
+                client, cloud, clock, options, wall=wall, rng=random.Random(rng.random())
+            )
+
+        if not leader_elect:
+            await lead()
+            return
+        recorder = EventRecorder(client, "cloud-controller-manager", wall=wall)
+        lock = LeaseLock(client, LEASE_NAMESPACE, LEASE_NAME, identity, recorder)
+        config = LeaderElectionConfig(
+            lock,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            name=LEASE_NAME,
+        )
+        elector = LeaderElector(config, clock, wall=wall, rng=random.Random(rng.random()))
+        await elector.run(lead)
+        raise LeaderElectionLost("leaderelection lost")
