@@ -360,8 +360,19 @@ def _controller_roles() -> list[Obj]:
             rule(("create", "update"), (CORE,), ("configmaps",)),
             _events_rule(),
         ],
+        "route-controller": [
+            rule(("list", "watch"), (CORE,), ("nodes",)),
+            rule(("patch",), (CORE,), ("nodes/status",)),
+            _events_rule(),
+        ],
         "service-account-controller": [
             rule(("create",), (CORE,), ("serviceaccounts",)),
+            _events_rule(),
+        ],
+        "service-controller": [
+            rule(("get", "list", "watch"), (CORE,), ("services",)),
+            rule(("patch", "update"), (CORE,), ("services/status",)),
+            rule(("list", "watch"), (CORE,), ("nodes",)),
             _events_rule(),
         ],
     }  # fmt: skip
