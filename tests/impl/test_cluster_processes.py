@@ -222,7 +222,13 @@ async def test_member_processes_survive_leader_kill_and_restart(
 
 
 def up_args(data: Path, base: int, *extra: str) -> list[str]:
-    return ["up", "--data-dir", str(data), "--port-base", str(base), "--stop-timeout", "5", *extra]
+    """``raftkube up`` on free ports only: the API server's too, so a cluster a developer has
+    running on 6443 does not fail the test."""
+    (apiserver_port,) = free_ports(1)
+    return [
+        "up", "--data-dir", str(data), "--port-base", str(base),
+        "--apiserver-port", str(apiserver_port), "--stop-timeout", "5", *extra,
+    ]  # fmt: skip
 
 
 async def wait_up(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
