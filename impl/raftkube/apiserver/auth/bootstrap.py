@@ -379,6 +379,38 @@ def _controller_roles() -> list[Obj]:
     return [_cluster_role(CONTROLLER_PREFIX + name, rules) for name, rules in roles.items()]
 
 
+CLOUD_CONTROLLER_MANAGER = "system:cloud-controller-manager"
+
+
+def _cloud_provider_roles() -> list[Obj]:
+    """The cloud-controller-manager's roles, which are not in upstream's bootstrap policy but
+    in the cloud-provider project's example manifests (kubernetes/cloud-provider), bound there
+    to the ``cloud-controller-manager`` and ``cloud-node-controller`` service accounts of
+    ``kube-system``. The route and service controllers have their bootstrap roles above."""
+    return [
+        _cluster_role(CLOUD_CONTROLLER_MANAGER, [
+            _events_rule(),
+            rule(("create",), (COORDINATION,), ("leases",)),
+            rule(("get", "update"), (COORDINATION,), ("leases",), ("cloud-controller-manager",)),
+            rule(("create", "get", "update"), (CORE,), ("endpoints", "serviceaccounts")),
+            rule(("get", "update"), (CORE,), ("nodes",)),
+            rule(("get",), (CORE,), ("namespaces",)),
+            rule(("patch", "update"), (CORE,), ("nodes/status",)),
+            rule(("create", "delete", "get", "update"), (CORE,), ("secrets",)),
+            rule(("create",), (AUTHENTICATION,), ("tokenreviews",)),
+            rule(("list", "watch"), ("*",), ("*",)),
+            rule(("create",), (CORE,), ("serviceaccounts/token",)),
+        ]),
+        _cluster_role(CONTROLLER_PREFIX + "cloud-node-controller", [
+            rule(("create", "patch", "update"), (CORE,), ("events",)),
+            rule(("get", "list", "update", "delete", "patch"), (CORE,), ("nodes",)),
+            rule(("get", "list", "update", "delete", "patch"), (CORE,), ("nodes/status",)),
+            rule(("list", "delete"), (CORE,), ("pods",)),
+            rule(("list", "delete"), (CORE,), ("pods/status",)),
+        ]),
+    ]  # fmt: skip
+
+
 def cluster_roles() -> list[Obj]:
     """Every default ClusterRole, as fresh dicts the caller may keep or change."""
     roles = [
@@ -421,6 +453,7 @@ def cluster_roles() -> list[Obj]:
             ],
         ),
         *_controller_roles(),
+        *_cloud_provider_roles(),
     ]  # fmt: skip
     return roles
 
@@ -449,6 +482,20 @@ def cluster_role_bindings() -> list[Obj]:
         bindings.append(
             _binding(crb, name, "ClusterRole", [_service_account("kube-system", account)])
         )
+    bindings.append(
+        _binding(
+            crb,
+            CLOUD_CONTROLLER_MANAGER,
+            "ClusterRole",
+            [_service_account("kube-system", "cloud-controller-manager")],
+        )
+    )
+    name = CONTROLLER_PREFIX + "cloud-node-controller"
+    bindings.append(
+        _binding(
+            crb, name, "ClusterRole", [_service_account("kube-system", "cloud-node-controller")]
+        )
+    )
     return bindings
 
 
