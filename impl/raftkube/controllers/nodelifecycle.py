@@ -99,8 +99,9 @@ def pods_by_node(factory: SharedInformerFactory) -> Lister:
 
 
 def node_reference(node: Obj, uid: str | None = None) -> Obj:
-    """What ``RecordNodeEvent`` refers to: a Node by name, with its uid (``RecordNodeStatusChange``
-    passes the node's *name* as uid, and so does this when asked)."""
+    """What ``RecordNodeEvent`` and ``RecordNodeStatusChange`` refer to: a Node by name, with
+    its uid (the route controller passes the node's *name* as uid, and so does this when
+    asked)."""
     meta = node.get("metadata") or {}
     return {
         "kind": "Node",
@@ -203,7 +204,7 @@ class NodeLifecycleController:
                 node_reference(node),
                 NORMAL,
                 "RegisteredNode",
-                f"Registered Node {name} in Controller",
+                f"Node {name} event: Registered Node {name} in Controller",
             )
             self.known_nodes[name] = node
             self._ensure_zone(node)
@@ -215,7 +216,7 @@ class NodeLifecycleController:
                 node_reference(gone),
                 NORMAL,
                 "RemovingNode",
-                f"Removing Node {name} from Controller",
+                f"Node {name} event: Removing Node {name} from Controller",
             )
 
         zone_ready: dict[str, list[str | None]] = {}
@@ -234,7 +235,7 @@ class NodeLifecycleController:
             became_not_ready = current.get("status") != "True" and observed["status"] == "True"
             if became_not_ready:
                 await self.recorder.event(
-                    node_reference(updated, uid=name),
+                    node_reference(updated),
                     NORMAL,
                     "NodeNotReady",
                     f"Node {name} status is now: NodeNotReady",
