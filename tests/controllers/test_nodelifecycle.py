@@ -185,6 +185,7 @@ async def test_silent_node_is_tainted_and_its_pods_evicted(api: APIHarness) -> N
             await bound_pod(client, "now", "quiet", [unreachable_toleration(0)])
             await bound_pod(client, "later", "quiet", [unreachable_toleration(2)])
             await bound_pod(client, "never", "quiet", [unreachable_toleration(None)])
+            await bound_pod(client, "rescued", "quiet", [unreachable_toleration(60)])
             await bound_pod(client, "elsewhere", "loud", [unreachable_toleration(0)])
             await run_controllers(api, nursery)
             await trio.sleep(2.5)  # longer than the grace period: the lease keeps them healthy
@@ -239,6 +240,17 @@ async def test_silent_node_is_tainted_and_its_pods_evicted(api: APIHarness) -> N
                 return not taint_keys(n, "NoExecute")
 
             await eventually(healed, "the NoExecute taints removed", timeout=10)
+
+            async def rescued() -> bool:
+                found = await client.list(
+                    "/api/v1/namespaces/default/events",
+                    field_selector="involvedObject.name=rescued",
+                )
+                messages = {e["message"] for e in found["items"]}
+                return "Cancelling deletion of Pod default/rescued" in messages
+
+            await eventually(rescued, "the pending deletion cancelled", timeout=10)
+            assert not await evicted("rescued")
             nursery.cancel_scope.cancel()
 
 

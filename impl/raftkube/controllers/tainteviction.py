@@ -166,9 +166,12 @@ class TaintEvictionController:
             await self.handle_pod(namespace, pod_name)
 
     async def handle_node(self, name: str) -> None:
-        """``handleNodeUpdate``: every pod of the node judged against its NoExecute taints."""
+        """``handleNodeUpdate``: every pod of the node judged against its NoExecute taints. A
+        node deleted leaves its pods' scheduled deletions alone, as upstream does."""
         node = self.nodes.get(name)
-        taints = no_execute_taints(node) if node is not None else []
+        if node is None:
+            return
+        taints = no_execute_taints(node)
         now = self.clock.now()
         for pod in self.pods.indexer.by_index(POD_NODE_NAME_INDEX, name):
             await self._process_pod(pod, taints, now)
