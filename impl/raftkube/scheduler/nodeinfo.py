@@ -96,6 +96,15 @@ def parse_resource_list(values: Any) -> dict[str, Quantity]:
     return out
 
 
+def _requests_cpu_and_memory_everywhere(spec: Obj) -> bool:
+    for part in ("containers", "initContainers"):
+        for container in spec.get(part) or []:
+            requests = ((container or {}).get("resources") or {}).get("requests") or {}
+            if CPU not in requests or MEMORY not in requests:
+                return False
+    return True
+
+
 def _with_non_missing_requests(spec: Obj) -> Obj:
     """``spec`` with every container that requests no CPU (memory) requesting the default."""
     out = dict(spec)
@@ -162,7 +171,10 @@ class PodInfo:
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
         requests = Resource.from_list(pod_requests(spec))
-        non_zero = Resource.from_list(pod_requests(_with_non_missing_requests(spec)))
+        if _requests_cpu_and_memory_everywhere(spec):
+            non_zero = requests  # no container is missing a request: nothing to stand in for
+        else:
+            non_zero = Resource.from_list(pod_requests(_with_non_missing_requests(spec)))
         return cls(
             pod=pod,
             key=pod_key(pod),
