@@ -297,3 +297,47 @@ async def test_full_disruption_stops_evictions(api: APIHarness) -> None:
             )
             assert not deleting(await client.get(PODS, "pa", namespace="default"))
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_node_reporting_not_ready_gets_the_not_ready_taints(api: APIHarness) -> None:
+    client = api.admin
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            beats = Heartbeats(client)
+            # Two nodes: with the only node down the zone would be fully disrupted.
+            for name in ("sick", "well"):
+                await register_node(client, name)
+                beats.alive.add(name)
+            nursery.start_soon(beats.run)
+            not_ready = {
+                "key": "node.kubernetes.io/not-ready",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 0,
+            }
+            await bound_pod(client, "victim", "sick", [not_ready])
+            await run_controllers(api, nursery)
+            await trio.sleep(0.5)
+            # The kubelet is alive (its Lease is renewed) but says the node is not ready.
+            node = await client.get(NODES, "sick")
+            for condition in node["status"]["conditions"]:
+                if condition["type"] == "Ready":
+                    condition.update(status="False", reason="KubeletNotReady")
+            await client.update(NODES, node, subresource="status")
+
+            async def tainted() -> bool:
+                n = await client.get(NODES, "sick")
+                key = "node.kubernetes.io/not-ready"
+                return key in taint_keys(n, "NoExecute") and key in taint_keys(n, "NoSchedule")
+
+            await eventually(tainted, "the not-ready taints", timeout=10)
+
+            async def evicted() -> bool:
+                return deleting(await client.get(PODS, "victim", namespace="default"))
+
+            await eventually(evicted, "the pod not tolerating not-ready evicted", timeout=10)
+            n = await client.get(NODES, "sick")
+            ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
+            assert ready["status"] == "False"  # the kubelet's word stands: no Unknown
+            nursery.cancel_scope.cancel()
