@@ -31,8 +31,13 @@ from .conftest import APIHarness
 from .helpers import eventually, get_or_none
 
 ALL = [
+    "deployment",
+    "endpoint",
+    "garbagecollector",
     "namespace",
     "nodelifecycle",
+    "replicaset",
+    "replicationcontroller",
     "root-ca-cert-publisher",
     "serviceaccount",
     "serviceaccount-token",
@@ -44,7 +49,7 @@ FAST = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.25}
 
 def test_controller_selection() -> None:
     assert enabled_controllers(["*"]) == ALL
-    assert enabled_controllers(["*", "-namespace"]) == ALL[1:]
+    assert enabled_controllers(["*", "-namespace"]) == [n for n in ALL if n != "namespace"]
     assert enabled_controllers(["serviceaccount"]) == ["serviceaccount"]
     assert enabled_controllers([]) == []
     assert not is_controller_enabled("namespace", ["-namespace", "*", "namespace"])

@@ -33,11 +33,16 @@ from raftkube.controllers.credentials import (
     ServiceAccountClientBuilder,
     SimpleControllerClientBuilder,
 )
+from raftkube.controllers.deployment import DeploymentController
+from raftkube.controllers.endpoints import EndpointsController
 from raftkube.controllers.events import EventRecorder
+from raftkube.controllers.garbagecollector import GarbageCollector
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
 from raftkube.controllers.namespace import NamespaceController
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
+from raftkube.controllers.replicaset import ReplicaSetController
+from raftkube.controllers.replication import replication_manager
 from raftkube.controllers.rootcacert import RootCACertPublisher
 from raftkube.controllers.serviceaccount import ServiceAccountsController
 from raftkube.controllers.tainteviction import TaintEvictionController
@@ -50,8 +55,13 @@ LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 
 KNOWN_CONTROLLERS = (
+    "deployment",
+    "endpoint",
+    "garbagecollector",
     "namespace",
     "nodelifecycle",
+    "replicaset",
+    "replicationcontroller",
     "root-ca-cert-publisher",
     "serviceaccount",
     "serviceaccount-token",
@@ -60,6 +70,11 @@ KNOWN_CONTROLLERS = (
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 CONTROLLER_ACCOUNTS = {
+    "deployment": "deployment-controller",
+    "endpoint": "endpoint-controller",
+    "garbagecollector": "generic-garbage-collector",
+    "replicaset": "replicaset-controller",
+    "replicationcontroller": "replication-controller",
     "namespace": "namespace-controller",
     "root-ca-cert-publisher": "root-ca-cert-publisher",
     "serviceaccount": "service-account-controller",
@@ -71,6 +86,11 @@ CONTROLLER_ACCOUNTS = {
 own credentials, as upstream's does (it must read every Secret)."""
 
 DEFAULT_WORKERS = {
+    "deployment": 5,  # --concurrent-deployment-syncs
+    "endpoint": 5,  # --concurrent-endpoint-syncs
+    "garbagecollector": 20,  # --concurrent-gc-syncs
+    "replicaset": 5,  # --concurrent-replicaset-syncs
+    "replicationcontroller": 5,  # --concurrent-rc-syncs
     "namespace": 10,  # --concurrent-namespace-syncs
     "serviceaccount": 1,  # --concurrent-serviceaccount-syncs
     "root-ca-cert-publisher": 1,
@@ -145,6 +165,16 @@ async def _build(name: str, ctx: ControllerContext) -> Callable[[int], Awaitable
         return TaintEvictionController(client, ctx.factory, ctx.clock, recorder).run
     if name == "serviceaccount":
         return ServiceAccountsController(client, ctx.factory, ctx.clock).run
+    if name == "replicaset":
+        return ReplicaSetController(client, ctx.factory, ctx.clock, wall=ctx.wall).run
+    if name == "replicationcontroller":
+        return replication_manager(client, ctx.factory, ctx.clock, wall=ctx.wall).run
+    if name == "deployment":
+        return DeploymentController(client, ctx.factory, ctx.clock, wall=ctx.wall).run
+    if name == "endpoint":
+        return EndpointsController(client, ctx.factory, ctx.clock).run
+    if name == "garbagecollector":
+        return GarbageCollector(client, ctx.factory, ctx.clock).run
     if name == "namespace":
         return NamespaceController(client, ctx.factory, ctx.clock, wall=ctx.wall).run
     assert ctx.root_ca is not None
