@@ -193,12 +193,16 @@ async def test_silent_node_is_tainted_and_its_pods_evicted(api: APIHarness) -> N
                 assert taint_keys(await client.get(NODES, name), "NoExecute") == set()
 
             beats.alive.discard("quiet")
+            stopped = trio.current_time()
 
             async def tainted() -> Obj | None:
                 n = await client.get(NODES, "quiet")
                 return n if "node.kubernetes.io/unreachable" in taint_keys(n, "NoExecute") else None
 
             quiet = await eventually(tainted, "the unreachable NoExecute taint", timeout=10)
+            # Not before the grace period (1.5 s) from the last renewal the controller saw (at
+            # most a heartbeat period and a monitor period before the kubelet stopped).
+            assert trio.current_time() - stopped >= 1.5 - 0.2 - 0.2
             ready = next(c for c in quiet["status"]["conditions"] if c["type"] == "Ready")
             assert ready["status"] == "Unknown"
             assert ready["message"] == "Kubelet stopped posting node status."
