@@ -78,29 +78,27 @@ async def delete_one(call: Call, name: str, opts: dict[str, Any], *, dry_run: bo
     current = await svc.store.get(r, call.namespace, name)
     pre = opts.get("preconditions") or {}
     m = meta(current)
+    # Upstream's rest.BeforeDelete judges the preconditions first, and names the object's
+    # kind (not its resource) in the conflict.
     if pre.get("uid") and pre["uid"] != m.get("uid"):
         raise errors.conflict(
-            r.resource,
+            r.kind,
             name,
-            f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
-            f"{m.get('uid')}",
+            f"the UID in the precondition ({pre['uid']}) does not match the UID in record "
+            f"({m.get('uid')}). The object might have been deleted and then recreated",
             r.group,
         )
     if pre.get("resourceVersion") and str(pre["resourceVersion"]) != m.get("resourceVersion"):
         raise errors.conflict(
-            r.resource,
+            r.kind,
             name,
-            f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-            f"ResourceVersion in object meta: {m.get('resourceVersion')}",
+            f"the ResourceVersion in the precondition ({pre['resourceVersion']}) does not match "
+            f"the ResourceVersion in record ({m.get('resourceVersion')}). The object might have "
+            "been modified",
             r.group,
         )
     await svc.admission.admit_delete(call, current)
-    finalizers = list(m.get("finalizers") or [])
-    policy = opts.get("propagationPolicy") or ("Orphan" if opts.get("orphanDependents") else "")
-    if policy == "Orphan" and ORPHAN not in finalizers:
-        finalizers.append(ORPHAN)
-    elif policy == "Foreground" and FOREGROUND not in finalizers:
-        finalizers.append(FOREGROUND)
+    finalizers = gc_finalizers(list(m.get("finalizers") or []), opts)
     grace = lifecycle.grace_period(r, current, opts.get("gracePeriodSeconds"))
     if not finalizers and not grace and not lifecycle.held(r, current):
         if dry_run:
@@ -125,6 +123,29 @@ async def delete_one(call: Call, name: str, opts: dict[str, Any], *, dry_run: bo
         return respond(200, current, call.request)
     stored = await svc.store.update(r, updated, expected_rv=rv_of(current))
     return respond(200, stored, call.request)
+
+
+def gc_finalizers(finalizers: list[str], opts: dict[str, Any]) -> list[str]:
+    """The finalizers a delete leaves for the garbage collector: upstream's
+    ``deletionFinalizersForGarbageCollection`` with every resource's default policy "delete
+    dependents". ``orphan`` and ``foregroundDeletion`` are both taken off and put back as the
+    request's policy (or ``orphanDependents``) says, or, without one, as the object already
+    asked; the list is kept as it is when that changes nothing."""
+    policy = opts.get("propagationPolicy")
+    orphan_dependents = opts.get("orphanDependents")
+    present = [f for f in finalizers if f in (ORPHAN, FOREGROUND)]
+    if orphan_dependents is not None:
+        orphan, foreground = bool(orphan_dependents), False
+    elif policy is not None:
+        orphan, foreground = policy == "Orphan", policy == "Foreground"
+    else:
+        # The first of the two in the object's list decides (validation forbids both).
+        orphan = bool(present) and present[0] == ORPHAN
+        foreground = bool(present) and present[0] == FOREGROUND
+    kept = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
+    kept += [ORPHAN] if orphan else []
+    kept += [FOREGROUND] if foreground else []
+    return finalizers if set(kept) == set(finalizers) else kept
 
 
 async def delete_collection(call: Call) -> Response:

@@ -70,10 +70,6 @@ async def list_(call: Call) -> Response | StreamingResponse:
             '"NotOlderThan"'
         )
     rv = call.param("resourceVersion")
-    if match and not rv:
-        raise errors.bad_request(
-            "resourceVersionMatch is forbidden unless resourceVersion is provided"
-        )
     limit = _int_param(call, "limit")
     result = await call.services.store.list(
         call.resource,

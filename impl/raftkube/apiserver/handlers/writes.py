@@ -30,6 +30,7 @@ from raftkube.apiserver.objects import (
     rv_of,
 )
 from raftkube.apiserver.request import Response
+from raftkube.apiserver.storage import object_key
 
 PATCH_ATTEMPTS = 5
 """How often a patch is recomputed on a newer version before giving up with 409."""
@@ -105,13 +106,35 @@ async def update(call: Call, subresource: str = "") -> Response:
     try:
         old = await svc.store.get(r, call.namespace, call.name)
     except errors.APIError as exc:
-        if exc.code != 404 or subresource or not lifecycle.create_on_update(r):
+        if exc.code != 404:
+            raise
+        # Upstream's store checks the uid against an empty object when there is none.
+        _check_uid_precondition(call, obj, {})
+        if subresource or not lifecycle.create_on_update(r):
             raise
         return await _create_from_update(call, obj)
+    _check_uid_precondition(call, obj, old)
     expected = rv_of(obj) or rv_of(old)
     if rv_of(obj) and rv_of(obj) != rv_of(old):
         raise errors.conflict(r.resource, call.name, errors.OPTIMISTIC_LOCK, r.group)
     return await _write_update(call, obj, old, expected, subresource)
+
+
+def _check_uid_precondition(call: Call, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A PUT's ``metadata.uid`` is a precondition on the stored object, as upstream's
+    ``defaultUpdatedObjectInfo.Preconditions`` makes it: another uid, or none because the object
+    is gone, is a 409 Conflict (the object was deleted, perhaps created again), worded as the
+    etcd3 store's ``StorageError``."""
+    uid, stored = str(meta(new).get("uid") or ""), str(meta(old).get("uid") or "")
+    if not uid or uid == stored:
+        return
+    r = call.resource
+    storage_error = (
+        f"StorageError: invalid object, Code: 4, Key: {object_key(r, call.namespace, call.name)}, "
+        "ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: "
+        f"{uid}, UID in object meta: {stored}"
+    )
+    raise errors.conflict(r.resource, call.name, storage_error, r.group)
 
 
 async def _create_from_update(call: Call, obj: dict[str, Any]) -> Response:
@@ -154,7 +177,10 @@ async def _write_update(
         # The last finalizer of an object being deleted is gone: the update is its deletion.
         gone = await svc.store.delete(r, call.namespace, call.name, expected_rv=expected)
         await svc.admission.deleted(call, gone)
-        return respond(200, gone, call.request)
+        # As upstream's deleteWithoutFinalizers: the client gets the object as it updated it,
+        # at the version it replaced, rather than the state that was deleted.
+        meta(obj)["resourceVersion"] = str(rv_of(old))
+        return respond(200, obj, call.request)
     try:
         stored = await svc.store.update(r, obj, expected_rv=expected)
     except BaseException:
