@@ -53,7 +53,7 @@ from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.client import RequestClient, SimClient, WatchClient, WatchHandle
 from raftkube_fuzz.world.disk import SimDisk
-from raftkube_fuzz.world.driver import Simulation, SimulationStalled, sleep
+from raftkube_fuzz.world.driver import CancelAfter, Simulation, SimulationStalled, sleep
 from raftkube_fuzz.world.streams import RETRANSMIT
 from raftkube_fuzz.world.wire_client import WireClient
 from raftkube_fuzz.world.world import World
@@ -131,11 +131,14 @@ class Run:
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
         self._watcher: WatchClient
+        self._wire: list[WireClient] = []
+        """The clients that start their library (and sessions) while the world settles."""
         if suite.wire_clients:
             history = self.history
             wire = [WireClient(self.world, i, history, session=i % 2 == 0) for i in range(servers)]
             self.clients: list[RequestClient] = list(wire)
             self._watcher = wire[-1]
+            self._wire = wire
         else:
             direct = [SimClient(self.world, i, self.history) for i in range(servers)]
             self.clients = list(direct)
@@ -274,6 +277,12 @@ class Run:
         deadline = trio.current_time() + SETTLE_LIMIT
         while self.world.leader() is None and trio.current_time() < deadline:
             await sleep(self.world_config.tick_interval)
+        # Clients start up (sessions registered) before the first step, within the same limit;
+        # one that could not finishes its start-up at its first request.
+        with CancelAfter(max(0.0, deadline - trio.current_time())):
+            async with trio.open_nursery() as nursery:
+                for client in self._wire:
+                    nursery.start_soon(client.open)
 
     def apply(self, step: Step) -> None:
         """Apply one step and check everything; raises :class:`Violation` (with ``step`` set)."""

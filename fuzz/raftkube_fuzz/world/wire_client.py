@@ -20,12 +20,11 @@ failure that proves it was not applied. Either way the outcome recorded into the
 * ``Failed(code)``: any other error (the library raises those only when no attempt can have
   been applied), and any failed read (reads change nothing).
 
-A request names the member to start with (``member``): the client keeps one
-:class:`Client` per member it was pointed at, each with that member's endpoint first, so
-concurrent requests aimed at different members do not tear each other's connection down. A
-client that followed a leader hint away is pointed back at its member
-(:meth:`Client.use_endpoint`) before its next request; its connection to the leader stays
-open for the redirect that follows.
+A request names the member to start with (``member``): the client library is pointed at
+that member's endpoint (:meth:`Client.use_endpoint`) and follows leader hints from there; it
+keeps a connection per endpoint, so this costs no new connection. :meth:`WireClient.open`
+starts the library and opens the session before the first step, as a client does at start-up,
+so that the steps' requests are not delayed by a registration round.
 
 Watches (:meth:`WireClient.watch`) go over the wire too, through :meth:`Client.watch`, and
 collect into the same :class:`~raftkube_fuzz.world.client.WatchHandle` the in-process watches
@@ -84,18 +83,20 @@ class WireClient:
         self.history = history
         self.session = session
         self.host: Host = world.add_host(f"c{client_id}", ClientProcess)
-        self._clients: dict[tuple[int, bool], Client] = {}
-        self._opening: dict[tuple[int, bool], trio.Lock] = {}
+        self._clients: dict[int | None, Client] = {}
+        """The requests' client (key None) and a watch client per member."""
+        self._opening: dict[int | None, trio.Lock] = {}
 
-    def _new_client(self, member: int, env: HostEnv, *, pinned: bool) -> Client:
+    def _new_client(self, member: int | None, env: HostEnv) -> Client:
         endpoints = self.world.client_endpoints
-        order = [endpoints[member]]
-        if not pinned:
-            order.extend(ep for m, ep in sorted(endpoints.items()) if m != member)
+        if member is None:
+            order = [ep for _, ep in sorted(endpoints.items())]
+        else:
+            order = [endpoints[member]]
         config = self.world.config
         return Client(
             order,
-            attempts=4 * len(order),
+            attempts=4 * len(endpoints),
             retry_delay=config.tick_interval,
             request_timeout=config.request_timeout,
             clock=env.clock,
@@ -103,13 +104,23 @@ class WireClient:
             at_most_once=not self.session,
         )
 
-    async def _client(self, member: int, *, pinned: bool = False) -> Client:
-        """The :class:`Client` aimed at ``member``, started (and its session opened) on first
-        use; one at a time per member. A ``pinned`` one (for watches, which any member
-        serves) knows only that member's endpoint, so it never follows a leader hint away."""
-        key = (member, pinned)
+    async def open(self) -> None:
+        """Start the client library and, for a client with a session, open it (retried until
+        it succeeds: the caller bounds the wait)."""
+        while True:
+            try:
+                await self._client(None)
+                return
+            except ClientError:
+                await trio.sleep(self.world.config.tick_interval)
+
+    async def _client(self, member: int | None) -> Client:
+        """The requests' :class:`Client` (``member`` None: all endpoints, its session opened)
+        or the watch client of ``member`` (that endpoint only: a watch is served by any
+        member, so it must never follow a leader hint away); started on first use."""
+        key = member
         ready = self._clients.get(key)
-        if ready is not None and (pinned or not self.session or ready.session_id is not None):
+        if ready is not None and (key is not None or not self.session or ready.session_id):
             return ready  # the usual case, without the lock's scheduler pass
         lock = self._opening.setdefault(key, trio.Lock())
         async with lock:
@@ -118,10 +129,10 @@ class WireClient:
                 process = self.host.process
                 if not isinstance(process, ClientProcess) or process.nursery is None:
                     raise ClientError("unavailable", "the client machine is down")
-                client = self._new_client(member, process.env, pinned=pinned)
+                client = self._new_client(member, process.env)
                 await process.nursery.start(_hold, client)
                 self._clients[key] = client
-            if self.session and not pinned and client.session_id is None:
+            if self.session and key is None and client.session_id is None:
                 await client.open_session()
             return client
 
@@ -143,7 +154,7 @@ class WireClient:
         sent = False
         with CancelAfter(timeout):
             try:
-                client = await self._client(member)
+                client = await self._client(None)
                 client.use_endpoint(self.world.client_endpoints[member])
                 sent = not read
                 return Ok(await client.request(req, serializable=serializable))
@@ -167,7 +178,7 @@ class WireClient:
     ) -> WatchHandle:
         """Open a watch at ``member`` (0: from the next revision on); returns once the member
         has registered it (or the attempt failed: the handle is then cancelled at once)."""
-        client = await self._client(member, pinned=True)
+        client = await self._client(member)
         process = self.host.process
         assert isinstance(process, ClientProcess) and process.nursery is not None
         handle = WatchHandle(member, key, range_end, start_revision)
