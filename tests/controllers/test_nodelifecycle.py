@@ -215,6 +215,32 @@ async def test_silent_node_is_tainted_and_its_pods_evicted(api: APIHarness) -> N
                 return deleting(await pod(name))
 
             await eventually(lambda: evicted("now"), "the untolerating pod deleted", timeout=5)
+
+            # A pod bound now to the Unknown node is marked not ready at once.
+            late = await client.create(
+                PODS,
+                {
+                    "metadata": {"name": "late", "namespace": "default"},
+                    "spec": {
+                        "containers": [{"name": "c", "image": "busybox"}],
+                        "tolerations": [unreachable_toleration(None)],
+                    },
+                },
+            )
+            late["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+            await client.update(PODS, late, subresource="status")
+            binding = {"metadata": {"name": "late"}, "target": {"kind": "Node", "name": "quiet"}}
+            await client.create(
+                PODS, binding, namespace="default", name="late", subresource="binding"
+            )
+
+            async def late_not_ready() -> bool:
+                conditions = (await pod("late"))["status"]["conditions"]
+                return {"type": "Ready", "status": "False"}.items() <= next(
+                    c for c in conditions if c["type"] == "Ready"
+                ).items()
+
+            await eventually(late_not_ready, "the late pod marked not ready", timeout=5)
             assert not await evicted("later")
             await eventually(lambda: evicted("later"), "the pod deleted after 2 s", timeout=6)
             gone = await pod("now")

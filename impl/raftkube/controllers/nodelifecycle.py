@@ -25,9 +25,11 @@ Taints are written as upstream's ``PatchNodeTaints`` writes them: the whole list
 node's ``resourceVersion`` as a precondition, retried on conflict against a fresh read. Every
 time comes from the injected clock; ``wall`` only stamps ``timeAdded`` and condition times.
 
-Simplified: no ``processPod`` (a pod newly bound to an already unhealthy node is marked not
-ready at the next monitor pass, not at once), and the monitor pass handles nodes one after the
-other instead of upstream's eight in parallel.
+A pod newly bound to a node the controller last saw not Ready has its Ready condition set
+False at once (``processPod``).
+
+Simplified: the monitor pass handles nodes one after the other instead of upstream's eight in
+parallel.
 """
 
 from __future__ import annotations
@@ -159,6 +161,20 @@ class NodeLifecycleController:
         self.no_schedule_worker = Worker(
             "node-lifecycle-noschedule", self.no_schedule_queue, self.sync_no_schedule_taints
         )
+        self.pod_queue = new_queue(clock, "node-lifecycle-pods")
+        factory.informer_for(PODS).add_event_handler(
+            ResourceEventHandlerFuncs(
+                add_func=lambda pod: self._pod_updated(None, pod), update_func=self._pod_updated
+            )
+        )
+        self.pod_worker = Worker("node-lifecycle-pods", self.pod_queue, self.process_pod)
+
+    def _pod_updated(self, old: Obj | None, new: Obj) -> None:
+        """``podUpdated``: a pod newly bound to a node (or moved) is looked at."""
+        node = (new.get("spec") or {}).get("nodeName")
+        if node and (old is None or (old.get("spec") or {}).get("nodeName") != node):
+            meta = new["metadata"]
+            self.pod_queue.add(f"{meta.get('namespace', '')}/{meta['name']}")
 
     def _node_changed(self, node: Obj) -> None:
         self.no_schedule_queue.add(node["metadata"]["name"])
@@ -168,6 +184,7 @@ class NodeLifecycleController:
             await informer.wait_for_sync()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.no_schedule_worker.run, workers)
+            nursery.start_soon(self.pod_worker.run, workers)
             nursery.start_soon(self._every, self.config.node_monitor_period, self.monitor_pass)
             nursery.start_soon(self._every, self.config.eviction_period, self.tainting_pass)
 
@@ -241,7 +258,8 @@ class NodeLifecycleController:
                     f"Node {name} status is now: NodeNotReady",
                 )
             retry = name in self._nodes_to_retry and observed["status"] != "True"
-            if (became_not_ready or retry) and not await self.mark_pods_not_ready(name):
+            pods = self.pods.indexer.by_index(POD_NODE_NAME_INDEX, name)
+            if (became_not_ready or retry) and not await self.mark_pods_not_ready(pods):
                 self._nodes_to_retry.add(name)
                 continue
             self._nodes_to_retry.discard(name)
@@ -322,11 +340,27 @@ class NodeLifecycleController:
         self._ensure_zone(node)
         return self.tainters[zone_key(node)].remove(node["metadata"]["name"])
 
-    async def mark_pods_not_ready(self, node_name: str) -> bool:
-        """``MarkPodsNotReady``: the Ready condition of the node's pods set False (a pod gone
+    async def process_pod(self, key: str) -> None:
+        """``processPod``: a pod bound to a node whose last seen Ready condition is not True
+        is marked not ready; a node not seen yet is left to the monitor pass."""
+        namespace, _, name = key.partition("/")
+        pod = self.pods.get(name, namespace)
+        if pod is None:
+            return
+        node_name = (pod.get("spec") or {}).get("nodeName") or ""
+        health = self.health.get(node_name)
+        if health is None or health.ready is None:
+            return
+        if self.nodes.get(node_name) is None:
+            raise LookupError(f"node {node_name} is not in the cache")
+        if health.ready.get("status") != "True" and not await self.mark_pods_not_ready([pod]):
+            raise RuntimeError(f"unable to mark pod {key} not ready on node {node_name}")
+
+    async def mark_pods_not_ready(self, pods: list[Obj]) -> bool:
+        """``MarkPodsNotReady``: the Ready condition of ``pods`` set False (a pod gone
         meanwhile is skipped), each with a ``NodeNotReady`` Warning; False if a write failed."""
         ok = True
-        for cached in self.pods.indexer.by_index(POD_NODE_NAME_INDEX, node_name):
+        for cached in pods:
             pod = copy.deepcopy(cached)
             conditions = (pod.get("status") or {}).get("conditions") or []
             ready = next((c for c in conditions if c.get("type") == "Ready"), None)
