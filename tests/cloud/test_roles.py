@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from raftkube.clock import TrioClock
+from raftkube.cloud.manager import CloudControllerOptions, run_cloud_controller_manager
 from raftkube.cloud.nodes import TAINT_UNINITIALIZED, CloudNodeController
 from raftkube.cloud.routes import RouteController
 from raftkube.cloud.services import ServiceController
@@ -25,6 +26,8 @@ Obj = dict[str, Any]
 
 NODES = resource("", "v1", "nodes")
 SERVICES = resource("", "v1", "services")
+EVENTS = resource("", "v1", "events")
+SERVICE_ACCOUNTS = resource("", "v1", "serviceaccounts")
 
 
 def account_client(api: APIHarness, name: str) -> KubeClient:
@@ -133,3 +136,43 @@ async def test_each_controller_works_with_its_own_role(
     finally:
         for client in clients.values():
             await client.aclose()
+
+
+@pytest.mark.trio
+async def test_manager_with_service_account_credentials(
+    api: APIHarness, cloud: CloudHarness
+) -> None:
+    """``--use-service-account-credentials``: the manager makes each controller's account and
+    token, and the controllers work with them."""
+    admin = api.admin
+    await cloud.client.put_instance("n1", {"zone": "z1"})
+    taint = {"key": TAINT_UNINITIALIZED, "value": "true", "effect": "NoSchedule"}
+    await admin.create(NODES, {"metadata": {"name": "n1"}, "spec": {"taints": [taint]}})
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                lambda: run_cloud_controller_manager(
+                    admin,
+                    cloud_provider_url=cloud.url,
+                    clock=TrioClock(),
+                    identity="ccm",
+                    options=CloudControllerOptions(controllers=("cloud-node",)),
+                    leader_elect=False,
+                    use_service_account_credentials=True,
+                    server_ca=api.pki.ca.cert.read_bytes(),
+                )
+            )
+
+            async def initialized() -> bool:
+                node = await admin.get(NODES, "n1")
+                return bool(node["spec"].get("providerID") == "raftkube://z1/n1")
+
+            await eventually(initialized, "n1 initialized by the cloud-node-controller account")
+            events = await admin.list(EVENTS, namespace="default")
+            synced = [e for e in events["items"] if e["reason"] == "Synced"]
+            assert synced and synced[0]["source"]["component"] == "cloud-node-controller"
+            account = await admin.get(
+                SERVICE_ACCOUNTS, "cloud-node-controller", namespace="kube-system"
+            )
+            assert account["metadata"]["name"] == "cloud-node-controller"
+            nursery.cancel_scope.cancel()

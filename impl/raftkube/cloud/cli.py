@@ -3,9 +3,10 @@
 ``cloud-controller-manager`` keeps upstream's flag names and defaults (``--kubeconfig``,
 ``--controllers``, ``--cluster-name``, ``--cluster-cidr``, ``--configure-cloud-routes``,
 ``--node-monitor-period``, ``--node-status-update-frequency``,
-``--route-reconciliation-period``, ``--concurrent-service-syncs``, the ``--leader-elect*``
-flags) and adds ``--cloud-provider-url``, where the simulated cloud answers. It exits 1 with
-"leaderelection lost" when it loses its Lease.
+``--route-reconciliation-period``, ``--concurrent-service-syncs``,
+``--use-service-account-credentials``, the ``--leader-elect*`` flags) and adds
+``--cloud-provider-url``, where the simulated cloud answers. It exits 1 with "leaderelection
+lost" when it loses its Lease.
 
 ``cloud-provider`` serves the simulated cloud on ``--bind-address:--port`` (127.0.0.1:10260)
 with load balancer addresses from ``--load-balancer-range`` (127.240.0.0/24), and can start
@@ -68,6 +69,14 @@ def register(commands: Any) -> None:
     p.add_argument("--node-status-update-frequency", type=parse_duration, default=300.0)
     p.add_argument("--route-reconciliation-period", type=parse_duration, default=10.0)
     p.add_argument("--concurrent-service-syncs", type=int, default=1)
+    p.add_argument(
+        "--use-service-account-credentials",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="each controller acts as its own kube-system service account (default false)",
+    )
     p.add_argument("--leader-elect", type=parse_bool, nargs="?", const=True, default=True)
     p.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0)
     p.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=10.0)
@@ -111,6 +120,7 @@ async def run_manager_from_args(args: argparse.Namespace) -> None:
         lease_duration=args.leader_elect_lease_duration,
         renew_deadline=args.leader_elect_renew_deadline,
         retry_period=args.leader_elect_retry_period,
+        use_service_account_credentials=args.use_service_account_credentials,
     )
 
 

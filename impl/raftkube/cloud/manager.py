@@ -6,14 +6,18 @@ Controllers are chosen with ``--controllers`` as kube-controller-manager's are (
 upstream's aliases: ``cloud-node``, ``cloud-node-lifecycle``, ``route``, ``service``); the
 route controller runs only with ``--configure-cloud-routes`` (default true, as upstream), and
 losing the Lease ends the run with
-:class:`~raftkube.controllers.manager.LeaderElectionLost`. Every controller acts with the
-manager's own credentials (no ``--use-service-account-credentials`` here).
+:class:`~raftkube.controllers.manager.LeaderElectionLost`. The informers read with the
+manager's own client; each controller writes with it too, or with
+``--use-service-account-credentials`` as its own ``kube-system`` service account (upstream's
+``ClientOrDie`` names: ``cloud-node-controller``, ``node-controller`` for the node lifecycle,
+``route-controller``, ``service-controller``), as kube-controller-manager's controllers do.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -27,17 +31,29 @@ from raftkube.cloud.client import CloudClient
 from raftkube.cloud.nodes import CloudNodeController, CloudNodeLifecycleController
 from raftkube.cloud.routes import RouteController
 from raftkube.cloud.services import ServiceController
+from raftkube.controllers.credentials import (
+    ControllerClientBuilder,
+    ServiceAccountClientBuilder,
+    SimpleControllerClientBuilder,
+)
 from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
 from raftkube.controllers.manager import LeaderElectionLost, is_controller_enabled
-from raftkube.kubeclient import KubeClient
+from raftkube.kubeclient import KubeClient, load_kubeconfig
 
 logger = logging.getLogger("raftkube.cloud.manager")
 
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "cloud-controller-manager"
 KNOWN_CONTROLLERS = ("cloud-node", "cloud-node-lifecycle", "route", "service")
+CONTROLLER_ACCOUNTS = {
+    "cloud-node": "cloud-node-controller",
+    "cloud-node-lifecycle": "node-controller",
+    "route": "route-controller",
+    "service": "service-controller",
+}
+"""The service account each controller acts as with service-account credentials."""
 
 
 def enabled_cloud_controllers(controllers: Sequence[str]) -> list[str]:
@@ -63,15 +79,16 @@ class CloudControllerOptions:
     concurrent_service_syncs: int = 1  # --concurrent-service-syncs
 
 
-def _build(
+async def _build(
     name: str,
-    client: KubeClient,
+    clients: ControllerClientBuilder,
     factory: SharedInformerFactory,
     clock: Clock,
     cloud: CloudClient,
     options: CloudControllerOptions,
     wall: Callable[[], float],
 ) -> Callable[[int], Awaitable[None]]:
+    client = await clients.client_for(CONTROLLER_ACCOUNTS[name])
     if name == "cloud-node":
         recorder = EventRecorder(client, "cloud-node-controller", wall=wall)
         return CloudNodeController(
@@ -113,6 +130,7 @@ def _build(
 
 async def run_cloud_controllers(
     client: KubeClient,
+    clients: ControllerClientBuilder,
     cloud: CloudClient,
     clock: Clock,
     options: CloudControllerOptions,
@@ -120,7 +138,8 @@ async def run_cloud_controllers(
     wall: Callable[[], float] = time.time,
     rng: random.Random | None = None,
 ) -> None:
-    """Build the enabled controllers, start their informers, run them until cancelled."""
+    """Build the enabled controllers (each writing with ``clients``' client for it), start
+    their informers (reading with ``client``), run them until cancelled."""
     names = enabled_cloud_controllers(options.controllers)
     if not options.configure_cloud_routes and "route" in names:
         logger.info("will not configure cloud provider routes (--configure-cloud-routes=false)")
@@ -128,7 +147,9 @@ async def run_cloud_controllers(
     factory = SharedInformerFactory(client, clock=clock, rng=rng or random.Random())
     workers = {"service": options.concurrent_service_syncs}
     async with trio.open_nursery() as nursery:
-        runs = [(n, _build(n, client, factory, clock, cloud, options, wall)) for n in names]
+        if isinstance(clients, ServiceAccountClientBuilder):
+            nursery.start_soon(clients.run, name="controller token renewal")
+        runs = [(n, await _build(n, clients, factory, clock, cloud, options, wall)) for n in names]
         factory.start(nursery)
         for name, run in runs:
             logger.info("starting controller %s", name)
@@ -148,9 +169,13 @@ async def run_cloud_controller_manager(
     lease_duration: float = 15.0,
     renew_deadline: float = 10.0,
     retry_period: float = 2.0,
+    use_service_account_credentials: bool = False,
+    server_ca: bytes | None = None,
 ) -> None:
     """Run the cloud controllers (under leader election unless ``leader_elect`` is false)
-    until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost."""
+    until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost. With
+    ``use_service_account_credentials``, ``server_ca`` (default: the kubeconfig's CA)
+    verifies the server for the service accounts' clients."""
     options = options or CloudControllerOptions()
     enabled_cloud_controllers(options.controllers)  # refuse unknown names before connecting
     rng = rng or random.Random()
@@ -158,16 +183,26 @@ async def run_cloud_controller_manager(
         if isinstance(kubeconfig_or_client, KubeClient):
             client = kubeconfig_or_client
         else:
+            if server_ca is None:
+                server_ca = load_kubeconfig(kubeconfig_or_client).certificate_authority
             client = await stack.enter_async_context(
                 KubeClient.from_kubeconfig(
                     kubeconfig_or_client, clock=clock, user_agent="cloud-controller-manager"
                 )
             )
         cloud = await stack.enter_async_context(CloudClient(cloud_provider_url, clock=clock))
+        clients: ControllerClientBuilder = SimpleControllerClientBuilder(client)
+        if use_service_account_credentials:
+            if server_ca is None:
+                raise ValueError("service account credentials need the server's CA")
+            context = ssl.create_default_context(cadata=server_ca.decode("ascii"))
+            builder = ServiceAccountClientBuilder(client, context, clock, wall)
+            stack.push_async_callback(builder.aclose)
+            clients = builder
 
         async def lead() -> None:
             await run_cloud_controllers(
-                client, cloud, clock, options, wall=wall, rng=random.Random(rng.random())
+                client, clients, cloud, clock, options, wall=wall, rng=random.Random(rng.random())
             )
 
         if not leader_elect:
