@@ -77,6 +77,10 @@ def assigned(pod: Obj) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
 
 
+def _resource_version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def _node_view(node: Obj) -> tuple[Any, ...]:
     """What of a node the filters read; a change to anything else (heartbeats, images) does
     not make a pod fit."""
@@ -141,7 +145,7 @@ class Scheduler:
     def _pod_added(self, pod: Obj) -> None:
         if assigned(pod):
             self.cache.add_pod(pod)
-        elif self._responsible(pod):
+        elif self._responsible(pod) and not self.cache.is_assumed(pod_key(pod)):
             self.queue.add(pod)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
@@ -149,10 +153,15 @@ class Scheduler:
             if not assigned(old):
                 self.queue.delete(old)
             self.cache.update_pod(new)
-        elif self._responsible(new):
-            self.queue.update(new)
-        else:
+        elif not self._responsible(new):
             self.queue.delete(new)
+        elif _resource_version(old) != _resource_version(new) and not self.cache.is_assumed(
+            pod_key(new)
+        ):
+            # An assumed pod is bound or being bound: an older, unassigned version of it (a
+            # relist, a status write) must not queue it again (upstream skips identical
+            # updates too, kubernetes #96071).
+            self.queue.update(new)
 
     def _pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         pod = object_of(obj)
@@ -202,9 +211,13 @@ class Scheduler:
         """Decide for one popped pod; its binding (or failure write) runs in ``nursery``."""
         cycle = self.queue.scheduling_cycle
         current = self.pod_informer.indexer.get_by_key(queued.key)
-        if current is None or assigned(current) or not self._responsible(current):
+        skip = current is None or assigned(current) or not self._responsible(current)
+        if skip or self.cache.is_assumed(queued.key):
+            # Gone, bound, not ours, or assumed by an earlier cycle (upstream's
+            # skipPodSchedule): nothing to decide.
             self.queue.done(queued.key)
             return
+        assert current is not None
         queued.pod = current
         info = PodInfo.of(current)
         decision = schedule_pod(
