@@ -20,7 +20,8 @@ a sorted histogram of the filters' reasons, then what preemption concluded
 (``preemption: 0/N nodes are available: ...`` ending in upstream's double period). This
 scheduler never evicts: the preemption part is upstream's dry run (nodes rejected for an
 unresolvable reason are "not helpful", nodes without lower-priority pods have "no victims",
-the others are filtered again without their lower-priority pods, ignoring PodDisruptionBudgets);
+the others are filtered again without their lower-priority pods, ignoring
+PodDisruptionBudgets and leaving the topology spread counts as they were);
 if some node would fit after evictions, upstream would preempt and its message then has no
 preemption part, which is what is reported here (with no eviction).
 """
