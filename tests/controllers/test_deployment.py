@@ -174,6 +174,12 @@ async def test_rolling_update_stays_within_surge_and_unavailability(api: APIHarn
                     steps += 1
                     await trio.sleep(0.02)
                 assert steps > 1
+
+            async def cleaned_up() -> bool:
+                return len((await snapshot(client, "web"))[0]) == 2
+
+            # The sync after the one that saw the rollout complete deletes old ReplicaSets.
+            await eventually(cleaned_up, "old ReplicaSets beyond revisionHistoryLimit deleted")
             rss, pods = await snapshot(client, "web")
             d = await client.get(DEPLOYMENTS, "web", namespace="default")
             assert d["metadata"]["annotations"][du.REVISION] == "3"

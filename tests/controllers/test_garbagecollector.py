@@ -130,16 +130,17 @@ async def test_foreground_deletion_waits_for_blocking_dependents(api: APIHarness
                        "propagationPolicy": "Foreground"}  # fmt: skip
             marked = await client.delete(CONFIG_MAPS, "top", namespace="default", options=options)
             assert "foregroundDeletion" in marked["metadata"]["finalizers"]
-            order: list[str] = []
-            while len(order) < 4:
-                for name in ("top", "middle", "bottom", "loose"):
-                    if name in order:
-                        continue
-                    if await get_or_none(client, CONFIG_MAPS, name, "default") is None:
-                        order.append(name)
+            # One list per look: whatever a look finds gone, what blocked it is gone too.
+            gone: set[str] = set()
+            while len(gone) < 4:
+                listed = await client.list(CONFIG_MAPS, namespace="default")
+                present = {c["metadata"]["name"] for c in listed["items"]}
+                gone = {"top", "middle", "bottom", "loose"} - present
+                if "middle" in gone:
+                    assert "bottom" in gone
+                if "top" in gone:
+                    assert {"middle", "bottom"} <= gone
                 await trio.sleep(0.01)
-            # The blocking chain goes before its owner; the non-blocking child may go after.
-            assert order.index("bottom") < order.index("middle") < order.index("top")
             nursery.cancel_scope.cancel()
 
 
