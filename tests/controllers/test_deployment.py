@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from raftkube.clock import TrioClock
+from raftkube.controllers import deployment_progress as dp
 from raftkube.controllers import deployment_util as du
 from raftkube.controllers.deployment import DeploymentController
 from raftkube.controllers.informer import SharedInformerFactory
@@ -93,18 +94,18 @@ def test_progress_conditions() -> None:
     d["metadata"]["generation"] = 1
     new = {"metadata": {"name": "d-abc"}, "spec": {"replicas": 2},
            "status": {"replicas": 2, "availableReplicas": 2, "readyReplicas": 2}}  # fmt: skip
-    status = du.rollout_status(d, [new], new, 1000.0)
-    progressing = du.get_condition(status, du.PROGRESSING)
+    status = dp.rollout_status(d, [new], new, 1000.0)
+    progressing = dp.get_condition(status, dp.PROGRESSING)
     assert progressing is not None and progressing["reason"] == "NewReplicaSetAvailable"
     assert progressing["message"] == 'ReplicaSet "d-abc" has successfully progressed.'
     stuck = {**new, "status": {"replicas": 2}}
-    d["status"] = {"replicas": 2, "updatedReplicas": 2, "conditions": [du.new_condition(
-        du.PROGRESSING, "True", du.REPLICA_SET_UPDATED, "x", 1000.0)]}  # fmt: skip
+    d["status"] = {"replicas": 2, "updatedReplicas": 2, "conditions": [dp.new_condition(
+        dp.PROGRESSING, "True", dp.REPLICA_SET_UPDATED, "x", 1000.0)]}  # fmt: skip
     assert (
-        du.get_condition(du.rollout_status(d, [stuck], stuck, 1010.0), du.PROGRESSING)["reason"]
+        dp.get_condition(dp.rollout_status(d, [stuck], stuck, 1010.0), dp.PROGRESSING)["reason"]
         == "ReplicaSetUpdated"
     )
-    timed_out = du.get_condition(du.rollout_status(d, [stuck], stuck, 1031.0), du.PROGRESSING)
+    timed_out = dp.get_condition(dp.rollout_status(d, [stuck], stuck, 1031.0), dp.PROGRESSING)
     assert timed_out is not None and timed_out["reason"] == "ProgressDeadlineExceeded"
     assert timed_out["status"] == "False"
 
@@ -241,8 +242,8 @@ async def test_progress_deadline_exceeded_when_pods_never_become_ready(api: APIH
 
             async def timed_out() -> bool:
                 d = await client.get(DEPLOYMENTS, "stuck", namespace="default")
-                condition = du.get_condition(d.get("status") or {}, du.PROGRESSING)
-                return condition is not None and condition["reason"] == du.TIMED_OUT
+                condition = dp.get_condition(d.get("status") or {}, dp.PROGRESSING)
+                return condition is not None and condition["reason"] == dp.TIMED_OUT
 
             await eventually(timed_out, "ProgressDeadlineExceeded", timeout=20)
             if shutil.which("kubectl"):

@@ -10,13 +10,13 @@ import trio
 
 from raftkube.clock import TrioClock
 from raftkube.controllers.controller_utils import (
-    claim_action,
     pods_to_delete,
     rfc3339,
     slow_start_batch,
 )
 from raftkube.controllers.expectations import ControllerExpectations
 from raftkube.controllers.informer import SharedInformerFactory
+from raftkube.controllers.ref_manager import claim_action
 from raftkube.controllers.replicaset import (
     REPLICATION_CONTROLLERS,
     ReplicaSetController,

@@ -3,9 +3,9 @@
 
 - pod state: :func:`is_pod_active`, :func:`is_pod_ready`, :func:`is_pod_available` (ready for
   ``minReadySeconds``, judged by the Ready condition's ``lastTransitionTime``);
-- owner references: :func:`controller_ref_of` (``metav1.GetControllerOf``),
-  :func:`new_controller_ref`, and the claim decision of the ControllerRef manager
-  (:func:`claim_action`: keep, ignore, adopt or release), with the patches that adopt and release;
+- labels: :func:`label_selector_matches` and :func:`selects` (a non-empty selector matches);
+- owner references: :func:`controller_ref_of` (``metav1.GetControllerOf``) and
+  :func:`new_controller_ref` (claiming is :mod:`.ref_manager`'s);
 - which pods to delete first: :func:`pods_to_delete` with upstream's ranking
   (``ActivePodsWithRanks``, LogarithmicScaleDown and PodDeletionCost on, as by default);
 - creating many things without flooding the server: :func:`slow_start_batch`;
@@ -20,7 +20,7 @@ import datetime
 import functools
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import trio
@@ -93,6 +93,14 @@ def label_selector_matches(selector: Obj | None, labels: Mapping[str, str]) -> b
     return True
 
 
+def selects(selector: Obj | None, labels: Mapping[str, str]) -> bool:
+    """Whether a non-empty ``selector`` matches ``labels``: an empty one claims nothing, as
+    upstream's controllers skip a selector that is ``Empty()``."""
+    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        return False
+    return label_selector_matches(selector, labels)
+
+
 def is_being_deleted(obj: Obj) -> bool:
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
@@ -156,68 +164,6 @@ def new_controller_ref(owner: Obj) -> Obj:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-ClaimAction = Literal["keep", "ignore", "adopt", "release"]
-
-
-def claim_action(owner: Obj, obj: Obj, matches: bool) -> ClaimAction:
-    """``BaseControllerRefManager.ClaimObject``'s decision for ``obj``, given whether it
-    matches ``owner``'s selector: owned and matching is kept; owned by us but no longer
-    matching is released (unless we are being deleted); an orphan that matches is adopted
-    (unless either side is being deleted); anything owned by someone else is ignored."""
-    ref = controller_ref_of(obj)
-    owner_meta = owner["metadata"]
-    if ref is not None:
-        if ref.get("uid") != owner_meta.get("uid"):
-            return "ignore"
-        if matches:
-            return "keep"
-        return "ignore" if is_being_deleted(owner) else "release"
-    if is_being_deleted(owner) or not matches or is_being_deleted(obj):
-        return "ignore"
-    namespace = owner_meta.get("namespace")
-    if namespace and namespace != (obj.get("metadata") or {}).get("namespace"):
-        return "ignore"
-    return "adopt"
-
-
-def adopt_patch(owner: Obj, obj: Obj) -> Obj:
-    """upstream's ``ownerRefControllerPatch``: add our controller reference; the object's uid
-    makes the patch fail rather than apply to a namesake."""
-    return {
-        "metadata": {
-            "ownerReferences": [new_controller_ref(owner)],
-            "uid": obj["metadata"]["uid"],
-        }
-    }
-
-
-def release_patch(owner: Obj, obj: Obj) -> Obj:
-    """upstream's ``GenerateDeleteOwnerRefStrategicMergeBytes``: drop our reference."""
-    return {
-        "metadata": {
-            "ownerReferences": [{"$patch": "delete", "uid": owner["metadata"]["uid"]}],
-            "uid": obj["metadata"]["uid"],
-        }
-    }
-
-
-def recheck_deletion_timestamp(fresh: Obj, owner: Obj) -> str | None:
-    """``RecheckDeletionTimestamp``'s verdict on an uncached read of the owner: None if it may
-    adopt, else why not (worded as upstream)."""
-    meta, fresh_meta = owner["metadata"], fresh.get("metadata") or {}
-    if fresh_meta.get("uid") != meta.get("uid"):
-        return (
-            f"original {meta.get('namespace')}/{meta.get('name')} is gone: got uid "
-            f"{fresh_meta.get('uid')}, wanted {meta.get('uid')}"
-        )
-    if fresh_meta.get("deletionTimestamp"):
-        return (
-            f"{meta.get('namespace')}/{meta.get('name')} has just been deleted at "
-            f"{fresh_meta['deletionTimestamp']}"
-        )
-    return None
 
 
 def pod_from_template(template: Obj, owner: Obj, ref: Obj) -> Obj:

@@ -37,28 +37,25 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from raftkube.clock import Clock
+from raftkube.controllers import deployment_progress as dp
 from raftkube.controllers import deployment_util as du
 from raftkube.controllers.controller import Worker, new_queue
 from raftkube.controllers.controller_utils import (
     NAMESPACE_TERMINATING_CAUSE,
-    adopt_patch,
-    claim_action,
     controller_ref_of,
     error_text,
     has_status_cause,
     is_being_deleted,
-    label_selector_matches,
     labels_of,
-    new_controller_ref,
-    recheck_deletion_timestamp,
-    release_patch,
+    selects,
 )
 from raftkube.controllers.events import NORMAL, WARNING, EventRecorder
 from raftkube.controllers.informer import ResourceEventHandlerFuncs, SharedInformerFactory
+from raftkube.controllers.ref_manager import claim_objects
 from raftkube.controllers.resources import resource
 from raftkube.controllers.store import (
     DeletedFinalStateUnknown,
@@ -77,47 +74,9 @@ REPLICA_SETS = resource("apps", "v1", "replicasets")
 PODS = resource("", "v1", "pods")
 
 
-def _selects(selector: Obj | None, labels: dict[str, str]) -> bool:
-    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        return False
-    return label_selector_matches(selector, labels)
-
-
 def selector_of(obj: Obj) -> Obj | None:
     selector = (obj.get("spec") or {}).get("selector")
     return selector if isinstance(selector, dict) else None
-
-
-def new_replica_set(deployment: Obj, old_rss: Sequence[Obj]) -> Obj:
-    """The new ReplicaSet ``getNewReplicaSet`` creates: named by the template's hash, sized by
-    :func:`~.deployment_util.new_rs_new_replicas`, annotated with the next revision."""
-    spec = deployment.get("spec") or {}
-    collisions = (deployment.get("status") or {}).get("collisionCount")
-    template = copy.deepcopy(spec.get("template") or {})
-    pod_hash = du.compute_hash(template, collisions)
-    template.setdefault("metadata", {}).setdefault("labels", {})[du.POD_TEMPLATE_HASH] = pod_hash
-    selector = copy.deepcopy(spec.get("selector") or {})
-    selector.setdefault("matchLabels", {})[du.POD_TEMPLATE_HASH] = pod_hash
-    meta = deployment["metadata"]
-    rs: Obj = {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"{meta['name']}-{pod_hash}",
-            "namespace": meta.get("namespace") or "",
-            "ownerReferences": [new_controller_ref(deployment)],
-            "labels": dict(template["metadata"]["labels"]),
-        },
-        "spec": {
-            "replicas": 0,
-            "minReadySeconds": int(spec.get("minReadySeconds") or 0),
-            "selector": selector,
-            "template": template,
-        },
-    }
-    rs["spec"]["replicas"] = du.new_rs_new_replicas(deployment, [*old_rss, rs], rs)
-    du.set_new_replica_set_annotations(deployment, rs, du.max_revision(old_rss) + 1, False)
-    return rs
 
 
 class DeploymentController:
@@ -173,7 +132,7 @@ class DeploymentController:
     def _deployments_for(self, rs: Obj) -> list[Obj]:
         namespace = rs["metadata"].get("namespace") or ""
         labels = labels_of(rs)
-        return [d for d in self.deployments.list(namespace) if _selects(selector_of(d), labels)]
+        return [d for d in self.deployments.list(namespace) if selects(selector_of(d), labels)]
 
     def _rs_added(self, rs: Obj) -> None:
         if is_being_deleted(rs):
@@ -257,37 +216,16 @@ class DeploymentController:
 
     async def claim_replica_sets(self, d: Obj) -> list[Obj]:
         """``getReplicaSetsForDeployment``: the ReplicaSets the Deployment controls after
-        adopting and releasing."""
-        namespace = d["metadata"].get("namespace") or ""
+        adopting and releasing (see :mod:`.ref_manager`)."""
         selector = selector_of(d)
-        claimed: list[Obj] = []
-        checked, refusal = False, None
-        for rs in self.replica_sets.list(namespace):
-            action = claim_action(d, rs, _selects(selector, labels_of(rs)))
-            if action == "keep":
-                claimed.append(rs)
-            elif action in ("adopt", "release"):
-                if action == "adopt" and not checked:
-                    fresh = await self.client.get(
-                        DEPLOYMENTS, d["metadata"]["name"], namespace=namespace
-                    )
-                    checked, refusal = True, recheck_deletion_timestamp(fresh, d)
-                if action == "adopt" and refusal is not None:
-                    raise RuntimeError(
-                        f"can't adopt ReplicaSet {rs['metadata']['name']}: {refusal}"
-                    )
-                patch = adopt_patch(d, rs) if action == "adopt" else release_patch(d, rs)
-                try:
-                    patched = await self.client.patch(
-                        REPLICA_SETS, rs["metadata"]["name"], patch, namespace=namespace
-                    )
-                except KubeAPIError as exc:
-                    if exc.code == 404 or (action == "release" and exc.code == 422):
-                        continue
-                    raise
-                if action == "adopt":
-                    claimed.append(patched)
-        return claimed
+        return await claim_objects(
+            self.client,
+            DEPLOYMENTS,
+            REPLICA_SETS,
+            d,
+            self.replica_sets.list(d["metadata"].get("namespace") or ""),
+            lambda rs: selects(selector, labels_of(rs)),
+        )
 
     async def new_and_old(
         self, d: Obj, rss: list[Obj], *, create: bool
@@ -319,10 +257,10 @@ class DeploymentController:
                 d, (rs["metadata"].get("annotations") or {}).get(du.REVISION)
             )
             status = d.setdefault("status", {})
-            if du.has_progress_deadline(d) and du.get_condition(status, du.PROGRESSING) is None:
+            if dp.has_progress_deadline(d) and dp.get_condition(status, dp.PROGRESSING) is None:
                 message = f'Found new replica set "{rs["metadata"]["name"]}"'
-                du.set_condition(
-                    status, du.new_condition(du.PROGRESSING, "True", du.FOUND_NEW_RS, message, now)
+                dp.set_condition(
+                    status, dp.new_condition(dp.PROGRESSING, "True", dp.FOUND_NEW_RS, message, now)
                 )
                 needs_update = True
             if needs_update:
@@ -330,7 +268,7 @@ class DeploymentController:
             return rs
         if not create:
             return None
-        rs = new_replica_set(d, old)
+        rs = du.new_replica_set(d, old)
         namespace = d["metadata"].get("namespace") or ""
         try:
             created: Obj = await self.client.create(REPLICA_SETS, rs, namespace=namespace)
@@ -358,16 +296,16 @@ class DeploymentController:
             else:
                 rs_name = rs["metadata"]["name"]
                 message = f'Failed to create new replica set "{rs_name}": {error_text(exc)}'
-                if du.has_progress_deadline(d):
-                    du.set_condition(
+                if dp.has_progress_deadline(d):
+                    dp.set_condition(
                         d.setdefault("status", {}),
-                        du.new_condition(
-                            du.PROGRESSING, "False", du.FAILED_RS_CREATE, message, now
+                        dp.new_condition(
+                            dp.PROGRESSING, "False", dp.FAILED_RS_CREATE, message, now
                         ),
                     )
                     with contextlib.suppress(KubeAPIError):  # the failure to create matters more
                         await self._update_status(d)
-                await self.recorder.event(d, WARNING, du.FAILED_RS_CREATE, message)
+                await self.recorder.event(d, WARNING, dp.FAILED_RS_CREATE, message)
                 raise
         size = du.replicas(rs)
         if not already and size > 0:
@@ -378,11 +316,11 @@ class DeploymentController:
                 f"Scaled up replica set {created['metadata']['name']} from 0 to {size}",
             )
         needs_update = self._set_revision(d, str(new_revision))
-        if not already and du.has_progress_deadline(d):
+        if not already and dp.has_progress_deadline(d):
             message = f'Created new replica set "{created["metadata"]["name"]}"'
-            du.set_condition(
+            dp.set_condition(
                 d.setdefault("status", {}),
-                du.new_condition(du.PROGRESSING, "True", du.NEW_REPLICA_SET, message, now),
+                dp.new_condition(dp.PROGRESSING, "True", dp.NEW_REPLICA_SET, message, now),
             )
             needs_update = True
         if needs_update:
@@ -407,25 +345,25 @@ class DeploymentController:
         d["metadata"]["resourceVersion"] = updated["metadata"]["resourceVersion"]
 
     async def check_paused_conditions(self, d: Obj) -> None:
-        if not du.has_progress_deadline(d):
+        if not dp.has_progress_deadline(d):
             return
         status = d.setdefault("status", {})
-        condition = du.get_condition(status, du.PROGRESSING)
-        if condition is not None and condition.get("reason") == du.TIMED_OUT:
+        condition = dp.get_condition(status, dp.PROGRESSING)
+        if condition is not None and condition.get("reason") == dp.TIMED_OUT:
             return
-        paused_recorded = condition is not None and condition.get("reason") == du.PAUSED
+        paused_recorded = condition is not None and condition.get("reason") == dp.PAUSED
         paused = bool((d.get("spec") or {}).get("paused"))
         if paused and not paused_recorded:
-            new = du.new_condition(
-                du.PROGRESSING, "Unknown", du.PAUSED, "Deployment is paused", self.wall()
+            new = dp.new_condition(
+                dp.PROGRESSING, "Unknown", dp.PAUSED, "Deployment is paused", self.wall()
             )
         elif not paused and paused_recorded:
-            new = du.new_condition(
-                du.PROGRESSING, "Unknown", du.RESUMED, "Deployment is resumed", self.wall()
+            new = dp.new_condition(
+                dp.PROGRESSING, "Unknown", dp.RESUMED, "Deployment is resumed", self.wall()
             )
         else:
             return
-        du.set_condition(status, new)
+        dp.set_condition(status, new)
         await self._update_status(d)
 
     async def is_scaling_event(self, d: Obj, rss: list[Obj]) -> bool:
@@ -482,7 +420,7 @@ class DeploymentController:
             if du.replicas(target) != du.replicas(d):
                 await self.scale_replica_set(target, du.replicas(d), d)
             return
-        if new_rs is not None and self._saturated(d, new_rs):
+        if new_rs is not None and du.is_saturated(d, new_rs):
             for rs in du.active(old):
                 await self.scale_replica_set(rs, 0, d)
             return
@@ -491,14 +429,6 @@ class DeploymentController:
             growing = sum(size for _, size in sizes) > du.replica_count(everything)
             for rs, size in sizes:
                 await self.scale_replica_set(rs, size, d, "up" if growing else "down")
-
-    @staticmethod
-    def _saturated(d: Obj, rs: Obj) -> bool:
-        return (
-            du.replicas(rs) == du.replicas(d)
-            and du.annotation_int(rs, du.DESIRED_REPLICAS) == du.replicas(d)
-            and du.status_int(rs, "availableReplicas") == du.replicas(d)
-        )
 
     async def cleanup(self, d: Obj, old: list[Obj]) -> None:
         for rs in du.cleanup_candidates(d, old):
@@ -530,7 +460,7 @@ class DeploymentController:
         if await self.reconcile_old(d, [*old, new_rs], du.active(old), new_rs):
             await self._sync_rollout_status(d, [*old, new_rs], new_rs)
             return
-        if du.deployment_complete(d, d.get("status") or {}):
+        if dp.deployment_complete(d, d.get("status") or {}):
             await self.cleanup(d, old)
         await self._sync_rollout_status(d, [*old, new_rs], new_rs)
 
@@ -559,38 +489,25 @@ class DeploymentController:
         for rs in du.active(old):
             done, _ = await self.scale_replica_set(rs, 0, d)
             scaled_down = scaled_down or done
-        if scaled_down or self._old_pods_running(new_rs, old):
+        if scaled_down or du.old_pods_running(
+            old, self.pods.list(d["metadata"].get("namespace") or "")
+        ):
             await self._sync_rollout_status(d, [*old, new_rs], new_rs)
             return
         if new_rs is None:
             new_rs, old = await self.new_and_old(d, rss, create=True)
             assert new_rs is not None
         _, new_rs = await self.scale_replica_set(new_rs, du.replicas(d), d)
-        if du.deployment_complete(d, d.get("status") or {}):
+        if dp.deployment_complete(d, d.get("status") or {}):
             await self.cleanup(d, old)
         await self._sync_rollout_status(d, [*old, new_rs], new_rs)
-
-    def _old_pods_running(self, new_rs: Obj | None, old: list[Obj]) -> bool:
-        """``oldPodsRunning``: an old ReplicaSet reports pods, or a pod of one is not finished."""
-        if du.actual_replica_count(old) > 0:
-            return True
-        old_uids = {rs["metadata"]["uid"] for rs in old}
-        for rs in old:
-            namespace = rs["metadata"].get("namespace") or ""
-            for pod in self.pods.list(namespace):
-                ref = controller_ref_of(pod)
-                if ref is None or ref.get("uid") not in old_uids:
-                    continue
-                if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-                    return True
-        return False
 
     # --- status --------------------------------------------------------------------------
 
     async def _sync_status(self, d: Obj, all_rss: list[Obj | None], new_rs: Obj | None) -> None:
         """``syncDeploymentStatus``."""
-        status = du.calculate_status(all_rss, new_rs, d, self.wall())
-        if not du.status_equal(status, d.get("status") or {}):
+        status = dp.calculate_status(all_rss, new_rs, d, self.wall())
+        if not dp.status_equal(status, d.get("status") or {}):
             d["status"] = status
             await self._update_status(d)
 
@@ -599,9 +516,9 @@ class DeploymentController:
     ) -> None:
         """``syncRolloutStatus``; with nothing to write, look again at the progress deadline."""
         now = self.wall()
-        status = du.rollout_status(d, all_rss, new_rs, now)
-        if du.status_equal(status, d.get("status") or {}):
-            after = du.requeue_after_for_deadline(d, status, now)
+        status = dp.rollout_status(d, all_rss, new_rs, now)
+        if dp.status_equal(status, d.get("status") or {}):
+            after = dp.requeue_after_for_deadline(d, status, now)
             if after is not None:
                 key = meta_namespace_key(d)
                 if after == 0:

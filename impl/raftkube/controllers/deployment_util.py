@@ -1,6 +1,6 @@
 """The Deployment controller's arithmetic and bookkeeping as plain functions: upstream's
-``pkg/controller/deployment/util`` and the decisions of ``rolling.go``, ``recreate.go``,
-``sync.go`` and ``progress.go`` that do not write.
+``pkg/controller/deployment/util`` and the decisions of ``rolling.go``, ``recreate.go`` and
+``sync.go`` that do not write (the status and conditions are :mod:`.deployment_progress`'s).
 
 Objects are JSON dicts; a ReplicaSet's ``spec.replicas`` is read with :func:`replicas`.
 Percentages resolve as ``intstr.GetScaledValueFromIntOrPercent``: maxSurge rounds up,
@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from raftkube.controllers.controller_utils import parse_time, rfc3339
+from raftkube.controllers.controller_utils import controller_ref_of, new_controller_ref, parse_time
 
 Obj = dict[str, Any]
 
@@ -33,19 +33,6 @@ ROLLBACK_TO = "deprecated.deployment.rollback.to"
 MAX_REVISION_HISTORY_CHARS = 2000
 MAX_INT32 = 2**31 - 1
 
-AVAILABLE = "Available"
-PROGRESSING = "Progressing"
-REPLICA_FAILURE = "ReplicaFailure"
-MINIMUM_REPLICAS_AVAILABLE = "MinimumReplicasAvailable"
-MINIMUM_REPLICAS_UNAVAILABLE = "MinimumReplicasUnavailable"
-NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
-REPLICA_SET_UPDATED = "ReplicaSetUpdated"
-NEW_REPLICA_SET = "NewReplicaSetCreated"
-FOUND_NEW_RS = "FoundNewReplicaSet"
-FAILED_RS_CREATE = "ReplicaSetCreateError"
-TIMED_OUT = "ProgressDeadlineExceeded"
-PAUSED = "DeploymentPaused"
-RESUMED = "DeploymentResumed"
 
 _SKIP_COPY = frozenset(
     {LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS, ROLLBACK_TO}
@@ -371,218 +358,6 @@ def set_new_replica_set_annotations(
     return changed
 
 
-# --- status and conditions -----------------------------------------------------------------------
-
-
-def get_condition(status: Obj, kind: str) -> Obj | None:
-    for condition in status.get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
-            return condition
-    return None
-
-
-def new_condition(kind: str, status: str, reason: str, message: str, now: float) -> Obj:
-    stamp = rfc3339(now)
-    return {
-        "type": kind,
-        "status": status,
-        "lastUpdateTime": stamp,
-        "lastTransitionTime": stamp,
-        "reason": reason,
-        "message": message,
-    }
-
-
-def set_condition(status: Obj, condition: Obj) -> None:
-    """``SetDeploymentCondition``: same status and reason changes nothing; same status keeps
-    the transition time."""
-    current = get_condition(status, condition["type"])
-    if current is not None and (current.get("status"), current.get("reason")) == (
-        condition["status"],
-        condition["reason"],
-    ):
-        return
-    if current is not None and current.get("status") == condition["status"]:
-        condition = {**condition, "lastTransitionTime": current.get("lastTransitionTime")}
-    remove_condition(status, condition["type"])
-    status.setdefault("conditions", []).append(condition)
-
-
-def remove_condition(status: Obj, kind: str) -> None:
-    kept = [c for c in status.get("conditions") or [] if c.get("type") != kind]
-    if kept:
-        status["conditions"] = kept
-    else:
-        status.pop("conditions", None)
-
-
-def has_progress_deadline(deployment: Obj) -> bool:
-    deadline = (deployment.get("spec") or {}).get("progressDeadlineSeconds")
-    return deadline is not None and int(deadline) != MAX_INT32
-
-
-def calculate_status(
-    all_rss: Sequence[Obj | None], new_rs: Obj | None, deployment: Obj, now: float
-) -> Obj:
-    """``calculateStatus``: counts over the ReplicaSets and the Available condition."""
-    available_pods = available_replica_count(all_rss)
-    old = deployment.get("status") or {}
-    status: Obj = {
-        "observedGeneration": int((deployment.get("metadata") or {}).get("generation") or 0),
-        "replicas": actual_replica_count(all_rss),
-        "updatedReplicas": actual_replica_count([new_rs]),
-        "readyReplicas": ready_replica_count(all_rss),
-        "availableReplicas": available_pods,
-        "unavailableReplicas": max(0, replica_count(all_rss) - available_pods),
-    }
-    if old.get("collisionCount") is not None:
-        status["collisionCount"] = old["collisionCount"]
-    if old.get("conditions"):
-        status["conditions"] = copy.deepcopy(old["conditions"])
-    if available_pods >= replicas(deployment) - max_unavailable(deployment):
-        condition = new_condition(
-            AVAILABLE,
-            "True",
-            MINIMUM_REPLICAS_AVAILABLE,
-            "Deployment has minimum availability.",
-            now,
-        )
-    else:
-        condition = new_condition(
-            AVAILABLE,
-            "False",
-            MINIMUM_REPLICAS_UNAVAILABLE,
-            "Deployment does not have minimum availability.",
-            now,
-        )
-    set_condition(status, condition)
-    return status
-
-
-def deployment_complete(deployment: Obj, status: Obj) -> bool:
-    want = replicas(deployment)
-    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
-    return (
-        int(status.get("updatedReplicas") or 0) == want
-        and int(status.get("replicas") or 0) == want
-        and int(status.get("availableReplicas") or 0) == want
-        and int(status.get("observedGeneration") or 0) >= generation
-    )
-
-
-def deployment_progressing(deployment: Obj, status: Obj) -> bool:
-    old = deployment.get("status") or {}
-
-    def n(s: Obj, f: str) -> int:
-        return int(s.get(f) or 0)
-
-    return (
-        n(status, "updatedReplicas") > n(old, "updatedReplicas")
-        or n(status, "replicas") - n(status, "updatedReplicas")
-        < n(old, "replicas") - n(old, "updatedReplicas")
-        or n(status, "readyReplicas") > n(old, "readyReplicas")
-        or n(status, "availableReplicas") > n(old, "availableReplicas")
-    )
-
-
-def deployment_timed_out(deployment: Obj, status: Obj, now: float) -> bool:
-    if not has_progress_deadline(deployment):
-        return False
-    condition = get_condition(status, PROGRESSING)
-    if condition is None or condition.get("reason") == NEW_RS_AVAILABLE:
-        return False
-    if condition.get("reason") == TIMED_OUT:
-        return True
-    since = parse_time(condition.get("lastUpdateTime")) or 0.0
-    deadline = int((deployment.get("spec") or {}).get("progressDeadlineSeconds") or 0)
-    return since + deadline < now
-
-
-def rollout_status(
-    deployment: Obj, all_rss: Sequence[Obj | None], new_rs: Obj | None, now: float
-) -> Obj:
-    """``syncRolloutStatus``'s new status: counts, Available, Progressing (complete, making
-    progress, or past its deadline) and the ReplicaSets' ReplicaFailure."""
-    status = calculate_status(all_rss, new_rs, deployment, now)
-    name = deployment["metadata"]["name"]
-    subject = f'ReplicaSet "{new_rs["metadata"]["name"]}"' if new_rs else f'Deployment "{name}"'
-    if not has_progress_deadline(deployment):
-        remove_condition(status, PROGRESSING)
-    current = get_condition(deployment.get("status") or {}, PROGRESSING)
-    complete_before = (
-        status["replicas"] == status["updatedReplicas"]
-        and current is not None
-        and current.get("reason") == NEW_RS_AVAILABLE
-    )
-    if has_progress_deadline(deployment) and not complete_before:
-        if deployment_complete(deployment, status):
-            set_condition(
-                status,
-                new_condition(
-                    PROGRESSING,
-                    "True",
-                    NEW_RS_AVAILABLE,
-                    f"{subject} has successfully progressed.",
-                    now,
-                ),
-            )
-        elif deployment_progressing(deployment, status):
-            condition = new_condition(
-                PROGRESSING, "True", REPLICA_SET_UPDATED, f"{subject} is progressing.", now
-            )
-            if current is not None:
-                if current.get("status") == "True":
-                    condition["lastTransitionTime"] = current.get("lastTransitionTime")
-                remove_condition(status, PROGRESSING)
-            set_condition(status, condition)
-        elif deployment_timed_out(deployment, status, now):
-            set_condition(
-                status,
-                new_condition(
-                    PROGRESSING, "False", TIMED_OUT, f"{subject} has timed out progressing.", now
-                ),
-            )
-    failure = replica_failure(all_rss, new_rs)
-    if failure is not None:
-        set_condition(status, failure)
-    else:
-        remove_condition(status, REPLICA_FAILURE)
-    return status
-
-
-def replica_failure(all_rss: Sequence[Obj | None], new_rs: Obj | None) -> Obj | None:
-    """``getReplicaFailures``: the first ReplicaSet ReplicaFailure (the new one's first) as a
-    Deployment condition."""
-    for rs in [new_rs, *all_rss]:
-        if rs is None:
-            continue
-        condition = get_condition(rs.get("status") or {}, REPLICA_FAILURE)
-        if condition is not None:
-            stamp = condition.get("lastTransitionTime")
-            return {
-                "type": REPLICA_FAILURE,
-                "status": condition.get("status"),
-                "lastUpdateTime": stamp,
-                "lastTransitionTime": stamp,
-                "reason": condition.get("reason"),
-                "message": condition.get("message"),
-            }
-    return None
-
-
-def requeue_after_for_deadline(deployment: Obj, status: Obj, now: float) -> float | None:
-    """``requeueStuckDeployment``: when to look again for a timeout (None: no need)."""
-    current = get_condition(deployment.get("status") or {}, PROGRESSING)
-    if not has_progress_deadline(deployment) or current is None:
-        return None
-    if deployment_complete(deployment, status) or current.get("reason") == TIMED_OUT:
-        return None
-    since = parse_time(current.get("lastUpdateTime")) or 0.0
-    deadline = int((deployment.get("spec") or {}).get("progressDeadlineSeconds") or 0)
-    after = since + deadline - now
-    return 0.0 if after < 1 else after + 1
-
-
 def cleanup_candidates(deployment: Obj, old_rss: Sequence[Obj]) -> list[Obj]:
     """``cleanupDeployment``: the old ReplicaSets beyond ``revisionHistoryLimit`` (lowest
     revisions first) that are empty, settled and not already being deleted."""
@@ -604,11 +379,56 @@ def cleanup_candidates(deployment: Obj, old_rss: Sequence[Obj]) -> list[Obj]:
     ]
 
 
-def _significant(status: Obj) -> Obj:
-    return {k: v for k, v in status.items() if v not in (0, None, [], {})}
+def new_replica_set(deployment: Obj, old_rss: Sequence[Obj]) -> Obj:
+    """The new ReplicaSet ``getNewReplicaSet`` creates: named by the template's hash, sized by
+    :func:`new_rs_new_replicas`, annotated with the next revision."""
+    spec = deployment.get("spec") or {}
+    collisions = (deployment.get("status") or {}).get("collisionCount")
+    template = copy.deepcopy(spec.get("template") or {})
+    pod_hash = compute_hash(template, collisions)
+    template.setdefault("metadata", {}).setdefault("labels", {})[POD_TEMPLATE_HASH] = pod_hash
+    selector = copy.deepcopy(spec.get("selector") or {})
+    selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = pod_hash
+    meta = deployment["metadata"]
+    rs: Obj = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{meta['name']}-{pod_hash}",
+            "namespace": meta.get("namespace") or "",
+            "ownerReferences": [new_controller_ref(deployment)],
+            "labels": dict(template["metadata"]["labels"]),
+        },
+        "spec": {
+            "replicas": 0,
+            "minReadySeconds": int(spec.get("minReadySeconds") or 0),
+            "selector": selector,
+            "template": template,
+        },
+    }
+    rs["spec"]["replicas"] = new_rs_new_replicas(deployment, [*old_rss, rs], rs)
+    set_new_replica_set_annotations(deployment, rs, max_revision(old_rss) + 1, False)
+    return rs
 
 
-def status_equal(a: Obj, b: Obj) -> bool:
-    """Whether two statuses say the same, a zero count and an absent one alike (the API
-    server may leave zero counts out, as Go's ``omitempty`` does)."""
-    return _significant(a) == _significant(b)
+def is_saturated(deployment: Obj, rs: Obj) -> bool:
+    """``IsSaturated``: the new ReplicaSet asks for, was sized for and has every pod."""
+    return (
+        replicas(rs) == replicas(deployment)
+        and annotation_int(rs, DESIRED_REPLICAS) == replicas(deployment)
+        and status_int(rs, "availableReplicas") == replicas(deployment)
+    )
+
+
+def old_pods_running(old_rss: Sequence[Obj], pods: Sequence[Obj]) -> bool:
+    """``oldPodsRunning``: an old ReplicaSet reports pods, or one of ``pods`` (the namespace's)
+    controlled by an old ReplicaSet has not finished: Recreate waits for them."""
+    if actual_replica_count(old_rss) > 0:
+        return True
+    old_uids = {rs["metadata"]["uid"] for rs in old_rss}
+    for pod in pods:
+        ref = controller_ref_of(pod)
+        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if ref is not None and ref.get("uid") in old_uids and not finished:
+            return True
+    return False

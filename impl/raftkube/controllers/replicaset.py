@@ -38,8 +38,6 @@ from raftkube.controllers.controller_utils import (
     NAMESPACE_TERMINATING_CAUSE,
     SLOW_START_INITIAL_BATCH_SIZE,
     PodControl,
-    adopt_patch,
-    claim_action,
     controller_ref_of,
     error_text,
     has_status_cause,
@@ -47,19 +45,18 @@ from raftkube.controllers.controller_utils import (
     is_pod_active,
     is_pod_available,
     is_pod_ready,
-    label_selector_matches,
     labels_of,
     new_controller_ref,
     pod_key,
     pods_to_delete,
-    recheck_deletion_timestamp,
-    release_patch,
     rfc3339,
+    selects,
     slow_start_batch,
 )
 from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.expectations import ControllerExpectations
 from raftkube.controllers.informer import ResourceEventHandlerFuncs, SharedInformerFactory
+from raftkube.controllers.ref_manager import claim_objects
 from raftkube.controllers.resources import resource
 from raftkube.controllers.store import (
     DeletedFinalStateUnknown,
@@ -112,13 +109,6 @@ REPLICATION_CONTROLLER_KIND = ReplicaKind(
 
 
 # --- decisions -----------------------------------------------------------------------------------
-
-
-def selects(selector: Obj | None, labels: dict[str, str]) -> bool:
-    """Whether a non-empty ``selector`` matches ``labels`` (an empty one claims nothing)."""
-    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        return False
-    return label_selector_matches(selector, labels)
 
 
 def replicas_of(owner: Obj) -> int:
@@ -357,50 +347,16 @@ class ReplicaSetController:
             raise manage_error
 
     async def claim_pods(self, owner: Obj, pods: list[Obj]) -> list[Obj]:
-        """``PodControllerRefManager.ClaimPods``: the pods that are the owner's after adopting
-        and releasing (see the module docstring)."""
+        """The owner's pods after adopting and releasing (see :mod:`.ref_manager`)."""
         selector = self.kind.selector(owner)
-        claimed: list[Obj] = []
-        errors: list[Exception] = []
-        checked, refusal = False, None  # the owner is read again only if an orphan needs it
-        namespace = owner["metadata"].get("namespace") or ""
-        for pod in pods:
-            matches = selects(selector, labels_of(pod))
-            action = claim_action(owner, pod, matches)
-            if action == "keep":
-                claimed.append(pod)
-                continue
-            if action == "ignore":
-                continue
-            try:
-                if action == "adopt":
-                    if not checked:
-                        checked, refusal = True, await self._recheck(owner)
-                    if refusal is not None:
-                        raise RuntimeError(f"can't adopt Pod {pod_key(pod)}: {refusal}")
-                    patch = adopt_patch(owner, pod)
-                    adopted = await self.pod_control.patch_pod(namespace, pod_name(pod), patch)
-                    claimed.append(adopted)
-                else:
-                    await self.pod_control.patch_pod(
-                        namespace, pod_name(pod), release_patch(owner, pod)
-                    )
-            except KubeAPIError as exc:
-                if exc.code == 404 or (action == "release" and exc.code == 422):
-                    continue
-                errors.append(exc)
-            except RuntimeError as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-        return claimed
-
-    async def _recheck(self, owner: Obj) -> str | None:
-        meta = owner["metadata"]
-        fresh = await self.client.get(
-            self.kind.resource, meta["name"], namespace=meta.get("namespace") or ""
+        return await claim_objects(
+            self.client,
+            self.kind.resource,
+            PODS,
+            owner,
+            pods,
+            lambda pod: selects(selector, labels_of(pod)),
         )
-        return recheck_deletion_timestamp(fresh, owner)
 
     async def manage_replicas(self, owner: Obj, pods: list[Obj]) -> None:
         """Create or delete pods toward ``spec.replicas``; see the module docstring."""
