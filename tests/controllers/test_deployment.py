@@ -262,3 +262,42 @@ def test_unhealthy_cleanup_never_scales_up_on_a_lagging_status() -> None:
     lagging = {**rs("c", 2, "2026-01-01T00:00:00Z"), "status": {"availableReplicas": 3}}
     with pytest.raises(ValueError, match="invalid request to scale down"):
         du.cleanup_unhealthy_plan([lagging], 5)
+
+
+@pytest.mark.trio
+async def test_paused_deployment_scales_but_does_not_roll_until_resumed(api: APIHarness) -> None:
+    client = api.admin
+    await ensure_default_account(client)
+
+    async def observed() -> Obj | None:
+        d = await client.get(DEPLOYMENTS, "calm", namespace="default")
+        seen = (d.get("status") or {}).get("observedGeneration")
+        return d if seen == d["metadata"]["generation"] else None
+
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            _start(client, nursery)
+            nursery.start_soon(kubelet_standin, client)
+            await client.create(DEPLOYMENTS, deployment("calm", 2, rolling("25%", "25%")))
+            await eventually(lambda: complete(client, "calm"), "the first rollout", timeout=30)
+            await client.patch(DEPLOYMENTS, "calm", {"spec": {"paused": True}}, namespace="default")
+            patch = {"spec": {"template": {"spec": {"containers": [
+                {"name": "c", "image": "web:2"}]}}}}  # fmt: skip
+            await client.patch(DEPLOYMENTS, "calm", patch, namespace="default")
+            d = await eventually(observed, "the paused change observed")
+            progressing = dp.get_condition(d["status"], dp.PROGRESSING)
+            assert progressing is not None and progressing["reason"] == "DeploymentPaused"
+            await client.patch(DEPLOYMENTS, "calm", {"spec": {"replicas": 3}}, namespace="default")
+            await eventually(observed, "the resize observed")
+
+            async def one_rs_of(size: int) -> bool:
+                rss, _ = await snapshot(client, "calm")
+                return len(rss) == 1 and rss[0]["spec"]["replicas"] == size
+
+            await eventually(lambda: one_rs_of(3), "the one ReplicaSet resized, none created")
+            await client.patch(DEPLOYMENTS, "calm", {"spec": {"paused": False}},
+                               namespace="default")  # fmt: skip
+            await eventually(lambda: complete(client, "calm"), "the resumed rollout", timeout=30)
+            _, pods = await snapshot(client, "calm")
+            assert sorted(p["spec"]["containers"][0]["image"] for p in pods) == ["web:2"] * 3
+            nursery.cancel_scope.cancel()
