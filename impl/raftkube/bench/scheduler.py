@@ -219,15 +219,16 @@ async def _open_namespace(client: KubeClient) -> str:
 async def _watch_binds(
     client: KubeClient,
     namespace: str,
-    since: str,
     pods: int,
     bound_at: dict[str, float],
     done: trio.Event,
     task_status: trio.TaskStatus[None],
 ) -> None:
-    """Time every pod's first appearance with a node; a watch the server ends is opened
-    again from the last resourceVersion seen, so no bind goes unseen."""
-    version = since
+    """Time every pod's first appearance with a node. The first watch has no resourceVersion
+    (it starts with every pod as ADDED); one the server ends is opened again from the last
+    resourceVersion seen, and one refused as too old (410) from the current state again, so
+    no bind goes unseen."""
+    version = ""
     started = False
     while not done.is_set():
         async with client.watch(
@@ -238,7 +239,10 @@ async def _watch_binds(
                 task_status.started()
             async for kind, obj in events:
                 if kind == "ERROR":
-                    raise KubeConnectionError(f"the watch failed: {obj.get('message', obj)}")
+                    if obj.get("code") != 410:
+                        raise KubeConnectionError(f"the watch failed: {obj.get('message')}")
+                    version = ""
+                    break
                 version = str(obj["metadata"].get("resourceVersion") or version)
                 if kind in ("ADDED", "MODIFIED") and (obj.get("spec") or {}).get("nodeName"):
                     bound_at.setdefault(str(obj["metadata"]["name"]), time.perf_counter())
@@ -268,16 +272,12 @@ async def measure(
             client, args.clients, args.pods, lambda: pod_template(namespace), PODS, errors
         )
         setup = time.perf_counter() - started
-        listed = await client.list(PODS, namespace=namespace, limit=1)
-        since = str(listed["metadata"]["resourceVersion"])
         bound_at: dict[str, float] = {}
         done = trio.Event()
         child: Child | None = None
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(
-                    _watch_binds, watcher, namespace, since, len(pods), bound_at, done
-                )
+                await nursery.start(_watch_binds, watcher, namespace, len(pods), bound_at, done)
                 if scheduler_argv is not None:
                     assert log is not None
                     with open(log, "wb") as out:
