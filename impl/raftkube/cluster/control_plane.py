@@ -137,6 +137,8 @@ class ControlPlanePlan:
             str(self.controller_manager_kubeconfig),
             "--root-ca-file",
             str(self.pki.ca.cert),
+            "--service-account-private-key-file",
+            str(self.pki.sa_private_key),
             "--use-service-account-credentials",
             "--stop-on-stdin-eof",
         ]

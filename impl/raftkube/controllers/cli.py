@@ -29,6 +29,8 @@ from raftkube.controllers.manager import (
     enabled_controllers,
     run_controller_manager,
 )
+from raftkube.controllers.nodehealth import DisruptionConfig
+from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
 
 
 def parse_bool(text: str) -> bool:
@@ -103,6 +105,19 @@ def register(commands: Any) -> None:
         default=False,
         help="each controller acts as its own kube-system service account (default false)",
     )
+    p.add_argument(
+        "--service-account-private-key-file",
+        type=Path,
+        help="PEM key that signs legacy service-account token Secrets (the serviceaccount-token "
+        "controller is off without it)",
+    )
+    p.add_argument("--node-monitor-period", type=parse_duration, default=5.0)
+    p.add_argument("--node-monitor-grace-period", type=parse_duration, default=40.0)
+    p.add_argument("--node-startup-grace-period", type=parse_duration, default=60.0)
+    p.add_argument("--node-eviction-rate", type=float, default=0.1)
+    p.add_argument("--secondary-node-eviction-rate", type=float, default=0.01)
+    p.add_argument("--unhealthy-zone-threshold", type=float, default=0.55)
+    p.add_argument("--large-cluster-size-threshold", type=int, default=50)
     p.add_argument("--concurrent-namespace-syncs", type=int, default=10)
     p.add_argument("--concurrent-serviceaccount-syncs", type=int, default=1)
     p.set_defaults(handler=run_command)
@@ -116,6 +131,18 @@ def identity() -> str:
 async def run_from_args(args: argparse.Namespace) -> None:
     """The command's work in a Trio run (tests call this directly)."""
     root_ca = args.root_ca_file.read_bytes() if args.root_ca_file else None
+    key_file = args.service_account_private_key_file
+    node_lifecycle = NodeLifecycleConfig(
+        node_monitor_period=args.node_monitor_period,
+        node_monitor_grace_period=args.node_monitor_grace_period,
+        node_startup_grace_period=args.node_startup_grace_period,
+        disruption=DisruptionConfig(
+            eviction_rate=args.node_eviction_rate,
+            secondary_eviction_rate=args.secondary_node_eviction_rate,
+            unhealthy_zone_threshold=args.unhealthy_zone_threshold,
+            large_cluster_threshold=args.large_cluster_size_threshold,
+        ),
+    )
     await run_controller_manager(
         args.kubeconfig,
         controllers=args.controllers,
@@ -131,6 +158,8 @@ async def run_from_args(args: argparse.Namespace) -> None:
         renew_deadline=args.leader_elect_renew_deadline,
         retry_period=args.leader_elect_retry_period,
         use_service_account_credentials=args.use_service_account_credentials,
+        service_account_private_key=key_file.read_bytes() if key_file else None,
+        node_lifecycle=node_lifecycle,
     )
 
 
