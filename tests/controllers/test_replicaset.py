@@ -340,3 +340,46 @@ async def test_replication_controller(api: APIHarness) -> None:
             sources = {e["source"]["component"] for e in events["items"]}
             assert "replication-controller" in sources
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_refused_creations_record_failed_create_and_replica_failure(
+    api: APIHarness,
+) -> None:
+    client = api.admin
+    clock = TrioClock()
+    factory = SharedInformerFactory(client, clock=clock, rng=random.Random(6))
+    controller = ReplicaSetController(client, factory, clock)
+    namespaces = resource("", "v1", "namespaces")
+    await client.create(namespaces, {"metadata": {"name": "bare"}})
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            _start(api, factory, controller, nursery)
+            # No default ServiceAccount in "bare": admission refuses every pod.
+            rs = await client.create(REPLICA_SETS, replica_set("job", 2, {"app": "job"}, "bare"))
+
+            async def failing() -> Obj | None:
+                got = await client.get(REPLICA_SETS, "job", namespace="bare")
+                for condition in (got.get("status") or {}).get("conditions") or []:
+                    if condition["type"] == "ReplicaFailure":
+                        return condition
+                return None
+
+            condition = await eventually(failing, "the ReplicaFailure condition")
+            assert condition["status"] == "True" and condition["reason"] == "FailedCreate"
+            assert "error looking up service account bare/default" in condition["message"]
+            events = await client.list(EVENTS, namespace="bare")
+            failed = [e for e in events["items"] if e["reason"] == "FailedCreate"]
+            assert failed and failed[0]["type"] == "Warning"
+            assert failed[0]["message"].startswith("Error creating: pods ")
+
+            await ensure_default_account(client, "bare")
+
+            async def healed() -> bool:
+                got = await client.get(REPLICA_SETS, "job", namespace="bare")
+                status = got.get("status") or {}
+                return status.get("replicas") == 2 and not status.get("conditions")
+
+            await eventually(healed, "two pods and the condition removed", timeout=30)
+            assert len(await owned_pods(client, rs["metadata"]["uid"], "bare")) == 2
+            nursery.cancel_scope.cancel()
