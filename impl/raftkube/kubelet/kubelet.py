@@ -1,0 +1,178 @@
+"""The kubelet: registers its Node, keeps it alive, and runs the pods bound to it.
+
+``Kubelet.run`` is one ``async def`` under the caller's nursery: node registration
+(:mod:`.node`), then the Lease and node-status loops, an informer over only this node's pods
+(``fieldSelector=spec.nodeName={node}``, all the Node authorizer lets a kubelet list), and one
+:class:`~.podworker.PodWorker` task per pod. Before the first pod is handled the pods are
+admitted in creation order (:mod:`.admission`); a rejected pod is marked Failed with
+upstream's reason and message and never reaches the runtime. Everything the kubelet writes
+goes through ``client``, which carries the node's own credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from raftkube.apiserver.resources import lookup
+from raftkube.clock import Clock
+from raftkube.controllers import ListWatch, ResourceEventHandlerFuncs, SharedIndexInformer
+from raftkube.controllers.store import DeletedFinalStateUnknown
+from raftkube.kubeclient import KubeAPIError, KubeClient
+from raftkube.kubelet.admission import admit, allocatable_of
+from raftkube.kubelet.backoff import CrashLoopBackOff
+from raftkube.kubelet.node import NodeConfig, NodeStatusReporter
+from raftkube.kubelet.podworker import (
+    POD_UID,
+    NodeContext,
+    PodWorker,
+    pod_key,
+    resource_path_of,
+)
+from raftkube.kubelet.probes import NetworkProber, Prober
+from raftkube.runtime.interface import RuntimeService
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+Event = tuple[Obj, bool]
+"""A pod as the informer last saw it, and whether it is gone from the API."""
+
+PODS = lookup("", "v1", "pods")
+assert PODS is not None
+
+
+def _terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+@attrs.define(eq=False)
+class Kubelet:
+    client: KubeClient
+    runtime: RuntimeService
+    config: NodeConfig
+    clock: Clock
+    prober: Prober | None = None
+    wall: Callable[[], float] = time.time
+    sync_period: float = 1.0
+    workers: dict[str, PodWorker] = attrs.field(factory=dict)
+    reporter: NodeStatusReporter = attrs.field(init=False)
+    _events: tuple[trio.MemorySendChannel[Event], trio.MemoryReceiveChannel[Event]] = attrs.field(
+        init=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        self.reporter = NodeStatusReporter(self.client, self.config, self.clock, self.wall)
+        self._events = trio.open_memory_channel(math.inf)
+
+    async def run(self) -> None:
+        await self.reporter.register()
+        node = NodeContext(
+            client=self.client,
+            runtime=self.runtime,
+            prober=self.prober or NetworkProber(self.runtime, self.clock),
+            clock=self.clock,
+            node_name=self.config.name,
+            host_ip=self.config.address,
+            runtime_name=self.config.runtime_name,
+            backoff=CrashLoopBackOff(),
+            wall=self.wall,
+            sync_period=self.sync_period,
+        )
+        assert PODS is not None
+        informer = SharedIndexInformer(
+            ListWatch(self.client, PODS, field_selector=f"spec.nodeName={self.config.name}"),
+            clock=self.clock,
+            name="pods",
+        )
+        send = self._events[0]
+        informer.add_event_handler(
+            ResourceEventHandlerFuncs(
+                add_func=lambda obj: send.send_nowait((obj, False)),
+                update_func=lambda old, new: send.send_nowait((new, False)),
+                delete_func=lambda obj: send.send_nowait((_last_state(obj), True)),
+            )
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.reporter.run_lease)
+            nursery.start_soon(self.reporter.run_status)
+            nursery.start_soon(informer.run)
+            await informer.wait_for_sync()
+            initial = sorted(
+                informer.indexer.list(),
+                key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
+            )
+            for pod in initial:
+                await self._handle(nursery, node, pod, False)
+            async for pod, deleted in self._events[1]:
+                await self._handle(nursery, node, pod, deleted)
+
+    async def _handle(
+        self, nursery: trio.Nursery, node: NodeContext, pod: Obj, deleted: bool
+    ) -> None:
+        """Hand a pod's news to its worker, or admit it and start one. A pod already being
+        deleted gets a worker without admission: it only stops what may run and lets go."""
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.update(None if deleted else pod)
+            return
+        if deleted or (_terminal(pod) and not pod["metadata"].get("deletionTimestamp")):
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            self._start(nursery, node, pod)
+            return
+        active = [w.pod for w in self.workers.values() if not w.finished and not _terminal(w.pod)]
+        allocatable = allocatable_of(self.config.capacity())
+        rejection = None if await self._has(uid) else admit(pod, active, allocatable)
+        if rejection is not None:
+            log.info("pod %s rejected: %s", pod_key(pod), rejection.message)
+            await self._reject(pod, rejection.reason, rejection.message)
+            return
+        self._start(nursery, node, pod)
+
+    def _start(self, nursery: trio.Nursery, node: NodeContext, pod: Obj) -> None:
+        worker = PodWorker(node, pod)
+        self.workers[pod["metadata"]["uid"]] = worker
+        nursery.start_soon(self._run_worker, worker)
+
+    async def _run_worker(self, worker: PodWorker) -> None:
+        await worker.run()
+        self.workers.pop(worker.uid, None)
+
+    async def _has(self, uid: str) -> bool:
+        """Whether the runtime already runs something of pod ``uid`` (adopted, not admitted
+        again)."""
+        return any(
+            s.config.labels.get(POD_UID) == uid for s in await self.runtime.list_pod_sandboxes()
+        )
+
+    async def _reject(self, pod: Obj, reason: str, message: str) -> None:
+        """Upstream's ``rejectPod``: phase Failed, the reason, "Pod was rejected: " + why."""
+        meta = pod["metadata"]
+        status = {
+            "phase": "Failed",
+            "reason": reason,
+            "message": f"Pod was rejected: {message}",
+        }
+        if (pod.get("status") or {}).get("qosClass"):
+            status["qosClass"] = pod["status"]["qosClass"]
+        try:
+            await self.client.patch(
+                resource_path_of("pods", meta["namespace"], meta["name"]) + "/status",
+                "",
+                {"status": status},
+                patch_type="merge",
+            )
+        except KubeAPIError as exc:
+            log.warning("could not mark pod %s rejected: %s", pod_key(pod), exc)
+
+
+def _last_state(obj: Obj | DeletedFinalStateUnknown) -> Obj:
+    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj

@@ -1,0 +1,242 @@
+"""The kubelet's Node and its heartbeats: upstream's ``registerWithAPIServer``,
+``nodeStatusUpdate`` and the node lease controller.
+
+The Node is created with its capacity (``allocatable`` equals capacity: no resources are
+reserved for the system here), addresses, ``podCIDR`` and the kubelet's endpoint; if it
+already exists (a restarted kubelet) its status is brought up to date instead. The Lease
+``kube-node-lease/{node}`` is renewed every 10 s (a quarter of its 40 s duration, upstream's
+defaults) and the status (conditions, addresses, capacity) is computed every 10 s
+(``nodeStatusUpdateFrequency``) and written when it changed or every 5 minutes
+(``nodeStatusReportFrequency``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from raftkube.clock import Clock, sleep_for
+from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
+from raftkube.kubelet.status import rfc3339
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+LEASE_DURATION = 40
+RENEW_INTERVAL = 10.0
+STATUS_UPDATE_FREQUENCY = 10.0
+STATUS_REPORT_FREQUENCY = 300.0
+KUBELET_VERSION = "v1.32.0"
+NODES = "/api/v1/nodes"
+
+
+def micro_time(wall: float) -> str:
+    """A ``metav1.MicroTime`` (microseconds, UTC), as Lease times are written."""
+    moment = datetime.datetime.fromtimestamp(wall, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@attrs.frozen
+class NodeConfig:
+    name: str
+    pod_cidr: str
+    cpu: str = "4"
+    memory: str = "8Gi"
+    max_pods: int = 110
+    address: str = "127.0.0.1"
+    port: int = 10250
+    runtime_name: str = "process"
+    labels: dict[str, str] = attrs.field(factory=dict)
+
+    def capacity(self) -> Obj:
+        return {"cpu": self.cpu, "memory": self.memory, "pods": str(self.max_pods)}
+
+
+def conditions(old: Obj | None, ready: bool, now: str) -> list[Obj]:
+    """The node conditions the kubelet owns, with transition times kept while unchanged."""
+    previous = {c.get("type"): c for c in ((old or {}).get("status") or {}).get("conditions") or []}
+    wanted = [
+        (
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        ("Ready", "True", "KubeletReady", "kubelet is posting ready status")
+        if ready
+        else ("Ready", "False", "KubeletNotReady", "container runtime is down"),
+    ]
+    out = []
+    for kind, status, reason, message in wanted:
+        before = previous.get(kind) or {}
+        since = before.get("lastTransitionTime") if before.get("status") == status else None
+        out.append(
+            {
+                "type": kind,
+                "status": status,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": since or now,
+                "reason": reason,
+                "message": message,
+            }
+        )
+    return out
+
+
+def node_status(config: NodeConfig, old: Obj | None, now: str) -> Obj:
+    return {
+        "capacity": config.capacity(),
+        "allocatable": config.capacity(),
+        "conditions": conditions(old, True, now),
+        "addresses": [
+            {"type": "InternalIP", "address": config.address},
+            {"type": "Hostname", "address": config.name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": config.port}},
+        "nodeInfo": {
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+            "kernelVersion": "",
+            "osImage": "raftkube",
+            "containerRuntimeVersion": f"{config.runtime_name}://0.1.0",
+            "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
+    }
+
+
+def node_object(config: NodeConfig, now: str) -> Obj:
+    labels = {
+        "kubernetes.io/hostname": config.name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": "amd64",
+        **config.labels,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": config.name, "labels": labels},
+        "spec": {"podCIDR": config.pod_cidr, "podCIDRs": [config.pod_cidr]},
+        "status": node_status(config, None, now),
+    }
+
+
+@attrs.define
+class NodeStatusReporter:
+    """Registers the Node, then keeps its Lease and status fresh (run :meth:`run_lease` and
+    :meth:`run_status` in the caller's nursery after :meth:`register`)."""
+
+    client: KubeClient
+    config: NodeConfig
+    clock: Clock
+    wall: Callable[[], float]
+    node: Obj | None = None
+    _reported_at: float | None = None
+
+    async def register(self) -> Obj:
+        """Create the Node, or take the existing one and update its status; retried every
+        7 s (upstream's registration back-off starts there) until it succeeds."""
+        while True:
+            try:
+                try:
+                    self.node = await self.client.create(
+                        NODES, node_object(self.config, rfc3339(self.wall()))
+                    )
+                    self._reported_at = self.clock.now()
+                except KubeAPIError as exc:
+                    if exc.code != 409:
+                        raise
+                    self.node = await self.client.get(f"{NODES}/{self.config.name}")
+                    await self.update_status(force=True)
+                assert self.node is not None
+                return self.node
+            except (KubeAPIError, KubeConnectionError, OSError) as exc:
+                log.warning("unable to register node %s: %s", self.config.name, exc)
+                await sleep_for(self.clock, 7.0)
+
+    async def update_status(self, force: bool = False) -> None:
+        now = rfc3339(self.wall())
+        status = node_status(self.config, self.node, now)
+        old = dict((self.node or {}).get("status") or {})
+        due = self._reported_at is None or (
+            self.clock.now() - self._reported_at >= STATUS_REPORT_FREQUENCY
+        )
+        if not force and not due and _without_heartbeats(status) == _without_heartbeats(old):
+            return
+        self.node = await self.client.patch(
+            f"{NODES}/{self.config.name}/status", "", {"status": status}, patch_type="merge"
+        )
+        self._reported_at = self.clock.now()
+
+    async def run_status(self) -> None:
+        while True:
+            await sleep_for(self.clock, STATUS_UPDATE_FREQUENCY)
+            try:
+                await self.update_status()
+            except (KubeAPIError, KubeConnectionError, OSError) as exc:
+                log.warning("error updating node status: %s", exc)
+
+    async def renew_lease(self) -> None:
+        name, namespace = self.config.name, "kube-node-lease"
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        now = micro_time(self.wall())
+        try:
+            lease = await self.client.get(f"{path}/{name}")
+        except KubeAPIError as exc:
+            if exc.code != 404:
+                raise
+            owner = []
+            if self.node and self.node["metadata"].get("uid"):
+                owner = [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "name": name,
+                        "uid": self.node["metadata"]["uid"],
+                    }
+                ]
+            await self.client.create(
+                path,
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": name, "namespace": namespace, "ownerReferences": owner},
+                    "spec": {
+                        "holderIdentity": name,
+                        "leaseDurationSeconds": LEASE_DURATION,
+                        "renewTime": now,
+                    },
+                },
+            )
+            return
+        lease["spec"] = {**lease.get("spec", {}), "holderIdentity": name, "renewTime": now}
+        lease["spec"]["leaseDurationSeconds"] = LEASE_DURATION
+        await self.client.call("PUT", f"{path}/{name}", body=lease)
+
+    async def run_lease(self) -> None:
+        while True:
+            try:
+                await self.renew_lease()
+            except (KubeAPIError, KubeConnectionError, OSError) as exc:
+                log.warning("failed to renew lease kube-node-lease/%s: %s", self.config.name, exc)
+            await sleep_for(self.clock, RENEW_INTERVAL)
+
+
+def _without_heartbeats(status: Obj) -> Obj:
+    out = dict(status)
+    out["conditions"] = [
+        {k: v for k, v in c.items() if k != "lastHeartbeatTime"}
+        for c in status.get("conditions") or []
+    ]
+    return out

@@ -1,0 +1,409 @@
+"""One pod's worker: upstream's ``podWorkers`` loop and ``SyncPod``/``SyncTerminatingPod``.
+
+Each sync reads what the runtime has for the pod (found by the pod-uid label, so a restarted
+kubelet picks up where the last one stopped instead of starting anything twice), then takes the
+next steps: a sandbox, the init containers one at a time, then every container, each restarted
+per ``restartPolicy`` behind the crash-loop back-off; probes that are due run; a failed
+liveness probe stops the container so that it restarts. The status it derives
+(:mod:`.status`) is written to ``pods/{name}/status`` when it changed. A pod with a
+``deletionTimestamp`` has its containers stopped within the grace period and is then deleted
+with grace 0 (preconditioned on its uid) so the API server lets it go.
+
+The worker syncs when told the pod changed, and otherwise every ``sync_period`` of the
+kubelet's clock, which is how back-off expiries and probe periods are noticed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from raftkube.clock import Clock, move_on_after
+from raftkube.kubeclient import KubeAPIError, KubeClient
+from raftkube.kubelet.backoff import CrashLoopBackOff, go_duration
+from raftkube.kubelet.env import ConfigError, container_env
+from raftkube.kubelet.probes import Prober, ProbeSettings, ProbeState
+from raftkube.kubelet.status import ContainerView, PodView, pod_status, rfc3339
+from raftkube.runtime.interface import (
+    ContainerConfig,
+    ContainerRuntimeError,
+    ContainerState,
+    ContainerStatus,
+    PodSandboxConfig,
+    PodSandboxStatus,
+    RuntimeService,
+    SandboxState,
+)
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+POD_UID = "io.kubernetes.pod.uid"
+POD_NAME = "io.kubernetes.pod.name"
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+CONTAINER_NAME = "io.kubernetes.container.name"
+DEFAULT_GRACE = 30
+
+
+@attrs.frozen
+class NodeContext:
+    """What every pod worker of one kubelet shares."""
+
+    client: KubeClient
+    runtime: RuntimeService
+    prober: Prober
+    clock: Clock
+    node_name: str
+    host_ip: str
+    runtime_name: str
+    backoff: CrashLoopBackOff
+    wall: Callable[[], float]
+    sync_period: float = 1.0
+
+
+def pod_key(pod: Obj) -> str:
+    meta = pod["metadata"]
+    return f"{meta['name']}_{meta['namespace']}({meta['uid']})"
+
+
+def _meta(pod: Obj) -> Obj:
+    meta: Obj = pod["metadata"]
+    return meta
+
+
+@attrs.define(eq=False)
+class PodWorker:
+    node: NodeContext
+    pod: Obj
+    gone: bool = False
+    finished: bool = False
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _waiting: dict[str, tuple[str, str]] = attrs.field(factory=dict)
+    _probes: dict[tuple[str, str], ProbeState] = attrs.field(factory=dict)
+    _written: Obj | None = None
+
+    @property
+    def uid(self) -> str:
+        return str(_meta(self.pod)["uid"])
+
+    def update(self, pod: Obj | None) -> None:
+        """The pod changed (None: it is gone from the API)."""
+        if pod is None:
+            self.gone = True
+        else:
+            self.pod = pod
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self.finished:
+            try:
+                await self.sync()
+            except (KubeAPIError, ContainerRuntimeError, OSError) as exc:
+                log.warning("sync of pod %s failed: %s", pod_key(self.pod), exc)
+            if self.finished:
+                return
+            with move_on_after(self.node.clock, self.node.sync_period):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    # --- the runtime's view ------------------------------------------------------------------
+
+    async def _sandbox(self) -> PodSandboxStatus | None:
+        mine = [
+            s
+            for s in await self.node.runtime.list_pod_sandboxes()
+            if s.config.labels.get(POD_UID) == self.uid
+        ]
+        ready = [s for s in mine if s.state is SandboxState.READY]
+        return max(ready or mine, key=lambda s: s.created_at, default=None)
+
+    async def _containers(self, sandbox: PodSandboxStatus) -> dict[str, list[ContainerStatus]]:
+        by_name: dict[str, list[ContainerStatus]] = {}
+        for status in await self.node.runtime.list_containers(sandbox.id):
+            by_name.setdefault(status.labels.get(CONTAINER_NAME, status.name), []).append(status)
+        for history in by_name.values():
+            history.sort(key=lambda s: s.attempt)
+        return by_name
+
+    # --- one sync ---------------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        if self.gone or _meta(self.pod).get("deletionTimestamp"):
+            await self._terminate()
+            return
+        if (self.pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return
+        sandbox = await self._sandbox()
+        if sandbox is None or sandbox.state is not SandboxState.READY:
+            sandbox_id = await self.node.runtime.run_pod_sandbox(self._sandbox_config())
+            sandbox = next(
+                s for s in await self.node.runtime.list_pod_sandboxes() if s.id == sandbox_id
+            )
+        history = await self._containers(sandbox)
+        spec = self.pod.get("spec") or {}
+        if await self._sync_init(spec, sandbox, history):
+            for container in spec.get("containers") or []:
+                await self._sync_container(container, sandbox, history, spec)
+        history = await self._containers(sandbox)
+        await self._write_status(sandbox, history)
+
+    def _sandbox_config(self) -> PodSandboxConfig:
+        meta = _meta(self.pod)
+        labels = {POD_UID: meta["uid"], POD_NAME: meta["name"], POD_NAMESPACE: meta["namespace"]}
+        return PodSandboxConfig(
+            meta["name"], meta["namespace"], meta["uid"], hostname=meta["name"], labels=labels
+        )
+
+    async def _sync_init(
+        self, spec: Obj, sandbox: PodSandboxStatus, history: dict[str, list[ContainerStatus]]
+    ) -> bool:
+        """Run the init containers one by one; True once all have succeeded."""
+        for container in spec.get("initContainers") or []:
+            latest = _latest(history, container["name"])
+            if latest is None:
+                await self._start(container, sandbox, 0)
+                return False
+            if latest.state is not ContainerState.EXITED:
+                return False
+            if latest.exit_code == 0:
+                continue
+            if spec.get("restartPolicy") != "Never":
+                await self._restart(container, sandbox, latest)
+            return False
+        return True
+
+    async def _sync_container(
+        self,
+        container: Obj,
+        sandbox: PodSandboxStatus,
+        history: dict[str, list[ContainerStatus]],
+        spec: Obj,
+    ) -> None:
+        latest = _latest(history, container["name"])
+        if latest is None:
+            await self._start(container, sandbox, 0)
+            return
+        if latest.state is ContainerState.RUNNING:
+            if not await self._probe(container, sandbox, latest):
+                self._waiting.pop(container["name"], None)
+                grace = float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE))
+                log.info("container %s failed liveness probe, will be restarted", latest.name)
+                await self.node.runtime.stop_container(latest.id, grace)
+                latest = await self.node.runtime.container_status(latest.id)
+            else:
+                return
+        if latest.state is not ContainerState.EXITED:
+            return
+        policy = spec.get("restartPolicy") or "Always"
+        if policy == "Always" or (policy == "OnFailure" and latest.exit_code != 0):
+            await self._restart(container, sandbox, latest)
+
+    async def _restart(
+        self, container: Obj, sandbox: PodSandboxStatus, latest: ContainerStatus
+    ) -> None:
+        """Start the next attempt unless the crash-loop back-off holds it back."""
+        key = f"{self.uid}/{container['name']}"
+        now = self.node.clock.now()
+        finished = latest.finished_at if latest.finished_at is not None else now
+        if self.node.backoff.remaining(key, finished, now) > 0:
+            delay = go_duration(self.node.backoff.delay(key))
+            self._waiting[container["name"]] = (
+                "CrashLoopBackOff",
+                f"back-off {delay} restarting failed container={container['name']} "
+                f"pod={pod_key(self.pod)}",
+            )
+            return
+        self.node.backoff.next(key, now)
+        await self._start(container, sandbox, latest.attempt + 1)
+        await self._prune(sandbox, container["name"])
+
+    async def _prune(self, sandbox: PodSandboxStatus, name: str) -> None:
+        """Keep the latest two instances of a container (the one shown as ``lastState``)."""
+        history = (await self._containers(sandbox)).get(name) or []
+        for old in history[:-2]:
+            await self.node.runtime.remove_container(old.id)
+
+    async def _start(self, container: Obj, sandbox: PodSandboxStatus, attempt: int) -> None:
+        name = container["name"]
+        try:
+            env = await container_env(
+                self.pod, container, sandbox.ip, self.node.host_ip, self._fetch
+            )
+            config = ContainerConfig(
+                name=name,
+                image=str(container.get("image", "")),
+                command=tuple(container.get("command") or ()),
+                args=tuple(container.get("args") or ()),
+                env=env,
+                working_dir=str(container.get("workingDir") or ""),
+                attempt=attempt,
+                labels={POD_UID: self.uid, CONTAINER_NAME: name},
+            )
+            container_id = await self.node.runtime.create_container(sandbox.id, config)
+            await self.node.runtime.start_container(container_id)
+        except (ConfigError, ContainerRuntimeError) as exc:
+            self._waiting[name] = (exc.reason, str(exc))
+            return
+        self._waiting.pop(name, None)
+
+    async def _fetch(self, resource: str, name: str) -> Obj | None:
+        try:
+            return await self.node.client.get(
+                resource_path_of(resource, _meta(self.pod)["namespace"], name)
+            )
+        except KubeAPIError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    async def _probe(
+        self, container: Obj, sandbox: PodSandboxStatus, latest: ContainerStatus
+    ) -> bool:
+        """Run the probes that are due; False when liveness has failed."""
+        alive = True
+        now = self.node.clock.now()
+        started = latest.started_at if latest.started_at is not None else now
+        for kind in ("readinessProbe", "livenessProbe"):
+            spec = container.get(kind)
+            if not spec:
+                continue
+            settings = ProbeSettings.of(spec)
+            key = (latest.id, kind)
+            state = self._probes.get(key)
+            if state is None:
+                initial = kind == "livenessProbe"
+                state = self._probes[key] = ProbeState(initial, started + settings.initial_delay)
+            if now >= state.next_at:
+                ok = await self.node.prober.probe(spec, container, sandbox.ip, latest.id)
+                state.observe(ok, settings, self.node.clock.now())
+            if kind == "livenessProbe" and not state.result:
+                alive = False
+        return alive
+
+    def _ready(self, container: Obj, latest: ContainerStatus | None) -> bool:
+        if latest is None or latest.state is not ContainerState.RUNNING:
+            return False
+        if not container.get("readinessProbe"):
+            return True
+        state = self._probes.get((latest.id, "readinessProbe"))
+        return bool(state and state.result)
+
+    # --- status ------------------------------------------------------------------------------
+
+    def _to_wall(self, reading: float) -> str:
+        return rfc3339(self.node.wall() - (self.node.clock.now() - reading))
+
+    def _views(
+        self, containers: list[Obj], history: dict[str, list[ContainerStatus]], blocked: bool
+    ) -> dict[str, ContainerView]:
+        views = {}
+        for container in containers:
+            instances = history.get(container["name"]) or []
+            latest = instances[-1] if instances else None
+            waiting = self._waiting.get(container["name"])
+            if latest is None and waiting is None and blocked:
+                waiting = ("PodInitializing", "")
+            views[container["name"]] = ContainerView(
+                latest,
+                instances[-2] if len(instances) > 1 else None,
+                waiting,
+                self._ready(container, latest),
+            )
+        return views
+
+    async def _write_status(
+        self, sandbox: PodSandboxStatus, history: dict[str, list[ContainerStatus]]
+    ) -> None:
+        spec = self.pod.get("spec") or {}
+        init = spec.get("initContainers") or []
+        init_views = self._views(init, history, False)
+        blocked = any(
+            v.latest is None or v.latest.state is not ContainerState.EXITED or v.latest.exit_code
+            for v in init_views.values()
+        )
+        view = PodView(
+            pod_ip=sandbox.ip,
+            host_ip=self.node.host_ip,
+            sandbox_ready=sandbox.state is SandboxState.READY,
+            init=init_views,
+            containers=self._views(spec.get("containers") or [], history, blocked),
+            start_time=self._to_wall(sandbox.created_at),
+            runtime_name=self.node.runtime_name,
+        )
+        status = pod_status(self.pod, view, self._to_wall, rfc3339(self.node.wall()))
+        await self._put_status(status)
+
+    async def _put_status(self, status: Obj) -> None:
+        if status == self._written or status == self.pod.get("status"):
+            return
+        meta = _meta(self.pod)
+        updated = await self.node.client.patch(
+            resource_path_of("pods", meta["namespace"], meta["name"]) + "/status",
+            "",
+            {"metadata": {"uid": meta["uid"]}, "status": status},
+            patch_type="merge",
+        )
+        self._written = status
+        if not self.gone:
+            self.pod = updated
+
+    # --- termination -------------------------------------------------------------------------
+
+    def _grace(self) -> float:
+        meta, spec = _meta(self.pod), self.pod.get("spec") or {}
+        grace = meta.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE)
+        return float(grace)
+
+    async def _terminate(self) -> None:
+        """Stop every container within the grace period (all at once, as upstream's
+        ``killContainersWithSyncResult``), the sandbox, and let the API server delete the pod."""
+        sandbox = await self._sandbox()
+        grace = self._grace()
+        if sandbox is not None:
+            containers = await self.node.runtime.list_containers(sandbox.id)
+            async with trio.open_nursery() as nursery:
+                for status in containers:
+                    if status.state is ContainerState.RUNNING:
+                        nursery.start_soon(self.node.runtime.stop_container, status.id, grace)
+            await self.node.runtime.stop_pod_sandbox(sandbox.id)
+            if not self.gone:
+                history = await self._containers(sandbox)
+                await self._write_status(
+                    attrs.evolve(sandbox, state=SandboxState.NOTREADY), history
+                )
+        if not self.gone:
+            meta = _meta(self.pod)
+            try:
+                await self.node.client.delete(
+                    resource_path_of("pods", meta["namespace"], meta["name"]),
+                    options={
+                        "kind": "DeleteOptions",
+                        "apiVersion": "v1",
+                        "gracePeriodSeconds": 0,
+                        "preconditions": {"uid": meta["uid"]},
+                    },
+                )
+            except KubeAPIError as exc:
+                if exc.code not in (404, 409):
+                    raise
+        for old in await self.node.runtime.list_pod_sandboxes():
+            if old.config.labels.get(POD_UID) == self.uid:
+                await self.node.runtime.remove_pod_sandbox(old.id)
+        self.node.backoff.forget(f"{self.uid}/")
+        self.finished = True
+
+
+def _latest(history: dict[str, list[ContainerStatus]], name: str) -> ContainerStatus | None:
+    instances = history.get(name)
+    return instances[-1] if instances else None
+
+
+def resource_path_of(resource: str, namespace: str, name: str) -> str:
+    """The path of a core/v1 object (pods, configmaps, secrets) of ``namespace``."""
+    return f"/api/v1/namespaces/{namespace}/{resource}/{name}"

@@ -1,0 +1,189 @@
+"""The kubelet over the simulated runtime against a real API server, with only its node's
+credentials."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+from raftkube.kubelet import Kubelet, NodeConfig
+from raftkube.runtime import ContainerScript, ContainerState, SimulatedRuntime
+from tests.kubelet.conftest import APIHarness, FastClock
+from tests.kubelet.helpers import (
+    PODS,
+    condition,
+    container,
+    ensure_default_service_account,
+    pod,
+    wait_for_pod,
+)
+
+SCRIPTS = {
+    "crash": ContainerScript(exit_after=0.5, exit_code=1),
+    "slow-stop": ContainerScript(stop_takes=1000.0),
+    "finishes": ContainerScript(exit_after=1.0, exit_code=0),
+}
+
+
+@asynccontextmanager
+async def kubelet(
+    api: APIHarness, runtime: SimulatedRuntime, name: str = "n1", cpu: str = "2"
+) -> AsyncIterator[Kubelet]:
+    await ensure_default_service_account(api.admin)
+    client = api.client_for(f"system:node:{name}", ("system:nodes",))
+    config = NodeConfig(
+        name, "127.1.0.0/24", cpu=cpu, memory="4Gi", max_pods=10, runtime_name="sim"
+    )
+    kl = Kubelet(client, runtime, config, runtime.clock)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(kl.run)
+        yield kl
+        nursery.cancel_scope.cancel()
+    await client.aclose()
+
+
+def sim_runtime() -> SimulatedRuntime:
+    return SimulatedRuntime(FastClock(), "127.1.0.0/24", SCRIPTS)
+
+
+@pytest.mark.trio
+async def test_node_registers_with_capacity_and_lease(api: APIHarness) -> None:
+    with trio.fail_after(30):
+        async with kubelet(api, sim_runtime()):
+            with trio.move_on_after(10):
+                while True:
+                    try:
+                        lease = await api.admin.get(
+                            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1"
+                        )
+                        break
+                    except Exception:
+                        await trio.sleep(0.05)
+            node = await api.admin.get("/api/v1/nodes/n1")
+    assert node["status"]["allocatable"] == {"cpu": "2", "memory": "4Gi", "pods": "10"}
+    assert node["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
+    assert condition(node, "Ready") == "True"
+    assert node["spec"]["podCIDR"] == "127.1.0.0/24"
+    assert lease["spec"]["holderIdentity"] == "n1"
+    assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
+
+
+@pytest.mark.trio
+async def test_a_bound_pod_becomes_running_and_ready(api: APIHarness) -> None:
+    with trio.fail_after(30):
+        async with kubelet(api, sim_runtime()):
+            await api.admin.create(
+                PODS,
+                pod(
+                    "web",
+                    "n1",
+                    container(
+                        "app",
+                        env=[
+                            {
+                                "name": "ME",
+                                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                            }
+                        ],
+                    ),
+                    initContainers=[container("setup", "finishes")],
+                ),
+            )
+            ready = await wait_for_pod(api.admin, "web", lambda p: condition(p, "Ready") == "True")
+    status = ready["status"]
+    assert status["phase"] == "Running"
+    assert status["podIP"] == "127.1.0.2"
+    assert status["hostIP"] == "127.0.0.1"
+    assert "startTime" in status
+    [app] = status["containerStatuses"]
+    assert (app["ready"], app["restartCount"]) == (True, 0)
+    assert "running" in app["state"]
+    [setup] = status["initContainerStatuses"]
+    assert setup["state"]["terminated"]["reason"] == "Completed"
+    for kind in ("Initialized", "ContainersReady", "PodScheduled"):
+        assert condition(ready, kind) == "True"
+
+
+@pytest.mark.trio
+async def test_a_crashing_container_backs_off(api: APIHarness) -> None:
+    with trio.fail_after(40):
+        async with kubelet(api, sim_runtime()):
+            await api.admin.create(PODS, pod("crashy", "n1", container("app", "crash")))
+            looping = await wait_for_pod(
+                api.admin,
+                "crashy",
+                lambda p: any(
+                    s["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
+                    for s in (p.get("status") or {}).get("containerStatuses") or []
+                ),
+            )
+    [app] = looping["status"]["containerStatuses"]
+    assert app["restartCount"] >= 1
+    assert app["state"]["waiting"]["message"].startswith("back-off ")
+    assert (
+        "restarting failed container=app pod=crashy_default(" in app["state"]["waiting"]["message"]
+    )
+    assert app["lastState"]["terminated"]["exitCode"] == 1
+    assert looping["status"]["phase"] == "Running"
+    assert condition(looping, "Ready") == "False"
+
+
+@pytest.mark.trio
+async def test_a_pod_that_does_not_fit_fails_out_of_cpu(api: APIHarness) -> None:
+    big = container("app", resources={"requests": {"cpu": "3"}})
+    with trio.fail_after(30):
+        async with kubelet(api, sim_runtime()) as kl:
+            await api.admin.create(PODS, pod("big", "n1", big))
+            failed = await wait_for_pod(
+                api.admin, "big", lambda p: (p.get("status") or {}).get("phase") == "Failed"
+            )
+            assert kl.workers == {}
+    assert failed["status"]["reason"] == "OutOfcpu"
+    assert failed["status"]["message"] == (
+        "Pod was rejected: Node didn't have enough resource: cpu, requested: 3000, used: 0, "
+        "capacity: 2000"
+    )
+
+
+@pytest.mark.trio
+async def test_deletion_is_graceful_then_the_pod_goes(api: APIHarness) -> None:
+    runtime = sim_runtime()
+    with trio.fail_after(40):
+        async with kubelet(api, runtime):
+            await api.admin.create(
+                PODS,
+                pod("slow", "n1", container("app", "slow-stop"), terminationGracePeriodSeconds=20),
+            )
+            await wait_for_pod(api.admin, "slow", lambda p: condition(p, "Ready") == "True")
+            [sandbox] = await runtime.list_pod_sandboxes()
+            [running] = await runtime.list_containers(sandbox.id)
+            assert running.state is ContainerState.RUNNING
+            t0 = runtime.clock.now()
+            await api.admin.delete(f"{PODS}/slow")
+            await wait_for_pod(api.admin, "slow", lambda p: p == {})
+    assert await runtime.list_pod_sandboxes() == []
+    # The container was killed at the grace period (20 s on the kubelet's clock), no sooner.
+    assert runtime.clock.now() - t0 >= 20
+
+
+@pytest.mark.trio
+async def test_a_restarted_kubelet_adopts_its_pods(api: APIHarness) -> None:
+    runtime = sim_runtime()
+    with trio.fail_after(40):
+        async with kubelet(api, runtime):
+            await api.admin.create(PODS, pod("kept", "n1", container("app")))
+            await wait_for_pod(api.admin, "kept", lambda p: condition(p, "Ready") == "True")
+        before = await runtime.list_containers()
+        async with kubelet(api, runtime) as kl:
+            with trio.move_on_after(10):
+                while "kept" not in [w.pod["metadata"]["name"] for w in kl.workers.values()]:
+                    await trio.sleep(0.05)
+            await trio.sleep(0.5)
+            after = await runtime.list_containers()
+            current = await api.admin.get(f"{PODS}/kept")
+    assert [c.id for c in after] == [c.id for c in before]
+    assert current["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert condition(current, "Ready") == "True"
