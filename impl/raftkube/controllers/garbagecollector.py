@@ -43,6 +43,7 @@ import trio
 from raftkube.apiserver.resources import RESOURCES, ResourceInfo, by_kind
 from raftkube.clock import Clock
 from raftkube.controllers.controller import Worker, new_queue
+from raftkube.controllers.controller_utils import is_being_deleted
 from raftkube.controllers.informer import (
     ResourceEventHandlerFuncs,
     SharedIndexInformer,
@@ -75,10 +76,6 @@ def monitored_resources() -> tuple[ResourceInfo, ...]:
 
 def finalizers_of(obj: Obj) -> list[str]:
     return list((obj.get("metadata") or {}).get("finalizers") or [])
-
-
-def is_being_deleted(obj: Obj) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def is_deleting_dependents(obj: Obj) -> bool:
