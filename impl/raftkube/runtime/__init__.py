@@ -16,6 +16,7 @@ from raftkube.runtime.interface import (
     SandboxState,
 )
 from raftkube.runtime.ipam import IPAllocator, PodCIDRExhausted
+from raftkube.runtime.process import ProcessRuntime
 from raftkube.runtime.simulated import ContainerScript, SimulatedRuntime
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "PodCIDRExhausted",
     "PodSandboxConfig",
     "PodSandboxStatus",
+    "ProcessRuntime",
     "RuntimeService",
     "SandboxState",
     "SimulatedRuntime",
