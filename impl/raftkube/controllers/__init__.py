@@ -4,10 +4,20 @@ The machinery (client-go's ``tools/cache``, ``util/workqueue`` and ``leaderelect
 same shapes and names): :mod:`.reflector` lists and watches one collection into a cache,
 :mod:`.informer` shares one reflector and cache among many event handlers and offers listers,
 :mod:`.workqueue` holds the keys a controller must sync, and :mod:`.leaderelection` lets one of
-several controller managers act at a time. Each controller (:mod:`.serviceaccount`,
-:mod:`.namespace`, :mod:`.rootcacert`) is informers + a work queue + ``sync(key)``
-(:mod:`.controller`), whose decision is a plain function of the cached objects (and the time)
-beside it. :mod:`.events` records Events as client-go does; :mod:`.credentials` gives each
+several controller managers act at a time. Each controller is informers + a work queue +
+``sync(key)`` (:mod:`.controller`), whose decision is a plain function of the cached objects
+(and the time) beside it:
+
+- workloads: :mod:`.replicaset` (ReplicaSets, and ReplicationControllers through
+  :mod:`.replication`), with :mod:`.expectations` so a lagging cache does not over-create,
+  :mod:`.ref_manager` for adoption and release, :mod:`.controller_utils` for pod control;
+  :mod:`.deployment` (rolling update and Recreate, with :mod:`.deployment_util` and
+  :mod:`.deployment_progress`); :mod:`.endpoints`; :mod:`.garbagecollector`;
+- nodes: :mod:`.nodelifecycle` (health from heartbeats judged by the controller's own clock,
+  :mod:`.nodehealth`, zone disruption and the rate limits of :mod:`.evictionqueue`) and
+  :mod:`.tainteviction`;
+- accounts and namespaces: :mod:`.serviceaccount`, :mod:`.tokens`, :mod:`.rootcacert`,
+  :mod:`.namespace`. :mod:`.events` records Events as client-go does; :mod:`.credentials` gives each
 controller its client (the manager's, or its own service account's). :mod:`.manager` runs
 the enabled controllers under leader election; :mod:`.cli` is ``raftkube controller-manager``.
 
