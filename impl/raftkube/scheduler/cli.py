@@ -33,6 +33,7 @@ from raftkube.clock import Clock, TrioClock
 from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
 from raftkube.kubeclient import KubeClient, KubeConfigError
 from raftkube.scheduler.scheduler import Scheduler
+from raftkube.tuning import tune_gc
 
 logger = logging.getLogger("raftkube.scheduler")
 
@@ -140,6 +141,7 @@ async def serve(
 
 def run_cli(args: argparse.Namespace) -> int:
     """The ``raftkube scheduler`` handler."""
+    tune_gc()  # the informers' caches hold every pod: default thresholds walk them constantly
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options = SchedulerOptions(
         kubeconfig=args.kubeconfig,
