@@ -189,8 +189,6 @@ def as_upstream(result: Result, after: KubeState, key: ObjectKey | None = None) 
     """The model's ``result`` as upstream answers it (``after`` is the model's state after the
     request, ``key`` the object it was about, if any):
 
-    * A deleted object is answered at the deletion's revision: the etcd3 store's
-      ``conditionalDelete`` decodes the deleted value with ``deleteResp.Header.Revision``.
     * A timeout's message starts with ``Timeout: ``, as ``NewTimeoutError`` words it.
     * A PUT's uid precondition fails in the etcd3 store, whose ``StorageError`` the conflict's
       message carries (the model states that it leaves the wrapper out).
@@ -205,8 +203,6 @@ def as_upstream(result: Result, after: KubeState, key: ObjectKey | None = None) 
                 f"{key.path}, ResourceVersion: 0, AdditionalErrorMsg: "
             )
             return KubeError(result.reason, f"{head}{wrapper}{_UID_PRECONDITION}{tail}")
-        case DeleteResponse(deleted=True):
-            return attrs.evolve(result, object=result.object.with_resource_version(after.revision))
         case KubeError(reason=Reason.TIMEOUT) if not result.message.startswith("Timeout: "):
             return KubeError(result.reason, f"Timeout: {result.message}")
         case _:
