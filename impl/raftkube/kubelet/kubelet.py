@@ -6,13 +6,16 @@
 :class:`~.podworker.PodWorker` task per pod. Before the first pod is handled the pods are
 admitted in creation order (:mod:`.admission`); a rejected pod is marked Failed with
 upstream's reason and message and never reaches the runtime. Everything the kubelet writes
-goes through ``client``, which carries the node's own credentials.
+goes through ``client``, which carries the node's own credentials. With ``serving`` it also
+serves container logs over HTTPS on the node's address and port (:mod:`.logserver`); port 0
+takes a free one, which is what the Node then advertises.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import attrs
 import trio
 
+from raftkube.apiserver.http import HTTPServer
 from raftkube.apiserver.resources import lookup
 from raftkube.clock import Clock
 from raftkube.controllers import ListWatch, ResourceEventHandlerFuncs, SharedIndexInformer
@@ -27,6 +31,7 @@ from raftkube.controllers.store import DeletedFinalStateUnknown
 from raftkube.kubeclient import KubeAPIError, KubeClient
 from raftkube.kubelet.admission import admit, allocatable_of
 from raftkube.kubelet.backoff import CrashLoopBackOff
+from raftkube.kubelet.logserver import LogServer
 from raftkube.kubelet.node import NodeConfig, NodeStatusReporter
 from raftkube.kubelet.podworker import (
     POD_UID,
@@ -61,6 +66,8 @@ class Kubelet:
     prober: Prober | None = None
     wall: Callable[[], float] = time.time
     sync_period: float = 1.0
+    serving: ssl.SSLContext | None = None
+    """TLS for the container-log endpoint (:mod:`.logserver`); None serves no logs."""
     workers: dict[str, PodWorker] = attrs.field(factory=dict)
     reporter: NodeStatusReporter = attrs.field(init=False)
     _events: tuple[trio.MemorySendChannel[Event], trio.MemoryReceiveChannel[Event]] = attrs.field(
@@ -72,6 +79,18 @@ class Kubelet:
         self._events = trio.open_memory_channel(math.inf)
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.serving is not None:
+                server = HTTPServer(
+                    LogServer(self.runtime, self.clock).handle, self.serving, self.clock
+                )
+                port = await nursery.start(server.serve_tcp, self.config.address, self.config.port)
+                self.config = attrs.evolve(self.config, port=port)
+                self.reporter.config = self.config
+            await self._run()
+            nursery.cancel_scope.cancel()
+
+    async def _run(self) -> None:
         await self.reporter.register()
         node = NodeContext(
             client=self.client,
