@@ -446,6 +446,8 @@ def test_a_scheduled_pod_is_deleted_gracefully() -> None:
     for grace in (None, 30, 45):
         after, same = apply(s, Delete(key(), T0 + 101, grace_period_seconds=grace))
         assert after is s and isinstance(same, DeleteResponse) and not same.deleted
+        # Upstream answers 202 only to the deprecated orphanDependents=false.
+        assert same.code == 200
     s, [shorter] = run(Delete(key(), T0 + 101, grace_period_seconds=10), state=s)
     assert obj(shorter)["metadata"]["deletionTimestamp"] == rfc3339(T0 + 110)
     assert obj(shorter)["metadata"]["deletionGracePeriodSeconds"] == 10

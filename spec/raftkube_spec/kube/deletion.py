@@ -8,8 +8,8 @@ This is upstream's ``Store.Delete`` with ``rest.BeforeDelete``,
    (worded with the object's kind, as ``BeforeDelete`` words it).
 2. Grace: a negative grace period counts as 1 second. An object already being deleted with a
    grace period still running may only have it shortened (the deletionTimestamp moves by the
-   difference); asking for the same or longer changes nothing and answers 202. Otherwise only
-   pods delete gracefully: the grace period is the request's, else the pod's
+   difference); asking for the same or longer changes nothing (and answers 200, as every delete
+   does). Otherwise only pods delete gracefully: the grace period is the request's, else the pod's
    ``spec.terminationGracePeriodSeconds``, else 0, and 0 for an unscheduled pod (no
    ``spec.nodeName``) or one whose ``status.phase`` is Succeeded or Failed. A graceful deletion
    sets ``deletionTimestamp = now + grace`` and ``deletionGracePeriodSeconds = grace``.
