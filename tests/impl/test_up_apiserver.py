@@ -13,9 +13,7 @@ import shutil
 import signal
 import socket
 import stat
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,37 +28,16 @@ from raftkube.cluster import control_plane, up
 from raftkube.cluster.control_plane import plan_control_plane
 from raftkube.kubeclient import KubeClient, load_kubeconfig
 from raftkube.tls import ensure_cluster_certs
+from tests.helpers.processes import (
+    Processes,
+    free_port_block,
+    free_ports,
+    procs,
+    wait_exit,
+    wait_up,
+)
 
-
-def free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_port_block(count: int) -> int:
-    """A base port with ``count`` consecutive free ports (the members' layout)."""
-    for base in range(21000, 30000, 97):
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
+__all__ = ["procs"]  # the fixture, imported so pytest finds it here
 
 
 def subject(cert: Path) -> tuple[str, list[str]]:
@@ -174,69 +151,6 @@ def test_make_plan_checks_the_apiserver_port(tmp_path: Path) -> None:
 # --- real processes -----------------------------------------------------------------------
 
 
-class Processes:
-    """Launches ``python -m raftkube.cluster ...`` with output to files; kills all at teardown."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.files: dict[int, Path] = {}
-        """Each process's output files, by pid, without the .out/.err suffix."""
-
-    def start(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
-        stem = self.tmp_path / f"{name}.{len(self.procs)}"
-        with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "raftkube.cluster", *args],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.PIPE,
-            )
-        self.procs.append(proc)
-        self.files[proc.pid] = stem
-        return proc
-
-    def out(self, proc: subprocess.Popen[bytes]) -> str:
-        return Path(f"{self.files[proc.pid]}.out").read_text()
-
-    def err(self, proc: subprocess.Popen[bytes]) -> str:
-        return Path(f"{self.files[proc.pid]}.err").read_text()
-
-    def kill_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            if p.stdin is not None:
-                p.stdin.close()
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    ps = Processes(tmp_path)
-    try:
-        yield ps
-    finally:
-        ps.kill_all()
-
-
-async def wait_exit(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    with trio.fail_after(timeout):
-        while proc.poll() is None:
-            await trio.sleep(0.05)
-    return proc.returncode
-
-
-async def wait_up(procs: Processes, proc: subprocess.Popen[bytes]) -> str:
-    """``raftkube up``'s ready message, once printed."""
-    with trio.fail_after(60):
-        while "press Ctrl-C to stop" not in procs.out(proc):
-            if proc.poll() is not None:
-                raise AssertionError(f"up exited with {proc.returncode}: {procs.err(proc)}")
-            await trio.sleep(0.05)
-    return procs.out(proc)
-
-
 def up_args(data: Path, base: int, api: int) -> list[str]:
     return ["up", "--data-dir", str(data), "--port-base", str(base), "--apiserver-port", str(api),
             "--stop-timeout", "10"]  # fmt: skip
@@ -255,7 +169,7 @@ async def test_up_serves_the_kubernetes_api_and_resumes(tmp_path: Path, procs: P
     endpoints = [f"127.0.0.1:{base + 2 * i}" for i in range(3)]
     with trio.fail_after(150):
         proc = procs.start(up_args(data, base, api), "up")
-        text = await wait_up(procs, proc)
+        text = await wait_up(proc, timeout=60)
         kubeconfig = kubeconfig_of(text)
         assert kubeconfig == (data / "admin.kubeconfig").absolute()
         assert f"export RKCTL_ENDPOINTS={','.join(endpoints)}" in text
@@ -276,14 +190,14 @@ async def test_up_serves_the_kubernetes_api_and_resumes(tmp_path: Path, procs: P
         credentials = kubeconfig.read_bytes()
         pki = {p.name: p.read_bytes() for p in (data / "pki").iterdir()}
         proc.send_signal(signal.SIGINT)
-        assert await wait_exit(proc) == 0, procs.err(proc)
+        assert await wait_exit(proc, timeout=20) == 0, procs.err(proc)
         err = procs.err(proc)
         assert "[apiserver]" in err and "every member stopped" in err
         assert "exited unexpectedly" not in err, err
 
         # The same data dir: same cluster, same credentials, the namespace made before is there.
         proc = procs.start(up_args(data, base, api), "up-again")
-        await wait_up(procs, proc)
+        await wait_up(proc, timeout=60)
         assert kubeconfig.read_bytes() == credentials
         assert {p.name: p.read_bytes() for p in (data / "pki").iterdir()} == pki
         async with KubeClient.from_kubeconfig(kubeconfig) as kube:
@@ -292,7 +206,7 @@ async def test_up_serves_the_kubernetes_api_and_resumes(tmp_path: Path, procs: P
         async with Client(endpoints) as store:
             assert (await store.get(b"key")).kvs[0].value == b"value"
         proc.send_signal(signal.SIGTERM)
-        assert await wait_exit(proc) == 0, procs.err(proc)
+        assert await wait_exit(proc, timeout=20) == 0, procs.err(proc)
 
 
 @pytest.mark.trio
@@ -304,7 +218,7 @@ async def test_kubectl_get_ns_works_at_once(tmp_path: Path, procs: Processes) ->
     (api,) = free_ports(1)
     with trio.fail_after(120):
         proc = procs.start(up_args(tmp_path / "c", base, api), "up")
-        kubeconfig = kubeconfig_of(await wait_up(procs, proc))
+        kubeconfig = kubeconfig_of(await wait_up(proc, timeout=60))
         result = await trio.run_process(
             [kubectl, "--kubeconfig", str(kubeconfig), "get", "ns"],
             capture_stdout=True,
@@ -316,7 +230,7 @@ async def test_kubectl_get_ns_works_at_once(tmp_path: Path, procs: Processes) ->
         assert lines[0].split() == ["NAME", "STATUS", "AGE"]
         assert {ln.split()[0] for ln in lines[1:]} >= {"default", "kube-system"}
         proc.send_signal(signal.SIGINT)
-        assert await wait_exit(proc) == 0, procs.err(proc)
+        assert await wait_exit(proc, timeout=20) == 0, procs.err(proc)
 
 
 @pytest.mark.trio
@@ -327,7 +241,7 @@ async def test_a_busy_apiserver_port_is_one_clear_line(tmp_path: Path, procs: Pr
         busy.listen()
         api = busy.getsockname()[1]
         proc = procs.start(up_args(tmp_path / "c", base, api), "busy")
-        assert await wait_exit(proc) == 1
+        assert await wait_exit(proc, timeout=20) == 1
         err = procs.err(proc).strip()
         assert len(err.splitlines()) == 1, err
         assert f"port {api} (the API server)" in err and "--apiserver-port" in err, err
