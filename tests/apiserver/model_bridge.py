@@ -183,11 +183,10 @@ def project_result(result: Result | Unexpected, resource: str) -> Result | Unexp
             return result
 
 
-def as_upstream(result: Result, after: KubeState, key: ObjectKey | None = None) -> Result:
-    """The model's ``result`` as upstream answers it (``after`` is the model's state after the
-    request, ``key`` the object it was about, if any):
+def as_upstream(result: Result, key: ObjectKey | None = None) -> Result:
+    """The model's ``result`` as upstream answers it (``key`` is the object the request was
+    about, if any):
 
-    * A timeout's message starts with ``Timeout: ``, as ``NewTimeoutError`` words it.
     * A PUT's uid precondition fails in the etcd3 store, whose ``StorageError`` the conflict's
       message carries (the model states that it leaves the wrapper out).
     """
@@ -201,8 +200,6 @@ def as_upstream(result: Result, after: KubeState, key: ObjectKey | None = None) 
                 f"{key.path}, ResourceVersion: 0, AdditionalErrorMsg: "
             )
             return KubeError(result.reason, f"{head}{wrapper}{_UID_PRECONDITION}{tail}")
-        case KubeError(reason=Reason.TIMEOUT) if not result.message.startswith("Timeout: "):
-            return KubeError(result.reason, f"Timeout: {result.message}")
         case _:
             return result
 

@@ -245,7 +245,7 @@ class ServerVersusModel(RuleBasedStateMachine):
         expected: Result,
     ) -> None:
         key = getattr(request, "key", None)
-        upstream = as_upstream(expected, self.model, key)
+        upstream = as_upstream(expected, key)
         if isinstance(request, List):
             upstream = as_upstream_list(upstream, request, self.model)
         want = project_result(upstream, resource)
@@ -595,8 +595,7 @@ class ServerVersusModel(RuleBasedStateMachine):
             resource_version=self.numbering.rv_to_server(str(start)),
             query=query,
         )
-        refusal = as_upstream(expected, self.model) if isinstance(expected, KubeError) else None
-        assert refusal is None or isinstance(refusal, KubeError)
+        refusal = expected if isinstance(expected, KubeError) else None
         tracked = TrackedWatch(resource, request, start, stream, refusal)
         self.watches.append(tracked)
         try:
