@@ -1,0 +1,144 @@
+"""``raftkube kubelet``: one node's kubelet as a process.
+
+Flags: ``--kubeconfig`` (the node's own credentials: user ``system:node:{name}`` in
+``system:nodes``), ``--node-name`` (upstream's ``--hostname-override``), ``--pod-cidr`` (the
+node's pod addresses, e.g. ``127.1.0.0/24``; every node of a machine needs its own),
+``--cpu``, ``--memory``, ``--max-pods`` (capacity and allocatable), ``--runtime``
+(``process``: local processes, see :mod:`raftkube.runtime.process`; ``simulated``: nothing
+runs, containers run forever and are ready at once), ``--root-dir`` (the process runtime's
+pod directories, records and logs), ``--address`` (the node's InternalIP and where logs are
+served, 127.0.0.1), ``--port`` (10250; 0 takes a free one), and upstream's
+``--tls-cert-file``/``--tls-private-key-file``/``--client-ca-file`` for the log endpoint, which is
+served only when all three are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from raftkube.clock import Clock, TrioClock
+from raftkube.kubeclient import KubeClient, KubeConfigError
+from raftkube.kubelet.kubelet import Kubelet
+from raftkube.kubelet.node import NodeConfig
+from raftkube.runtime.interface import RuntimeService
+from raftkube.runtime.process import ProcessRuntime
+from raftkube.runtime.simulated import SimulatedRuntime
+from raftkube.tls import server_context
+
+
+@attrs.frozen
+class KubeletOptions:
+    kubeconfig: Path
+    node_name: str
+    pod_cidr: str
+    cpu: str = "4"
+    memory: str = "8Gi"
+    max_pods: int = 110
+    runtime: str = "process"
+    root_dir: Path = Path(".raftkube/kubelet")
+    address: str = "127.0.0.1"
+    port: int = 10250
+    tls_cert_file: Path | None = None
+    tls_private_key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+
+def _cidr(text: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid --pod-cidr {text!r}: {exc}") from None
+    return str(network)
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "kubelet",
+        help="run a node's kubelet against an API server",
+        description="The node agent: registers its Node and runs the pods bound to it.",
+    )
+    p.add_argument("--kubeconfig", type=Path, required=True, help="the node's kubeconfig")
+    p.add_argument("--node-name", required=True, help="the Node's name")
+    p.add_argument("--pod-cidr", type=_cidr, required=True, help="e.g. 127.1.0.0/24")
+    p.add_argument("--cpu", default="4", help="CPU capacity (a quantity: 4, 500m)")
+    p.add_argument("--memory", default="8Gi", help="memory capacity (a quantity)")
+    p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--runtime", choices=("process", "simulated"), default="process")
+    p.add_argument("--root-dir", type=Path, default=Path(".raftkube/kubelet"))
+    p.add_argument("--address", default="127.0.0.1", help="node IP and log endpoint address")
+    p.add_argument("--port", type=int, default=10250, help="log endpoint port (0: any)")
+    p.add_argument("--tls-cert-file", type=Path)
+    p.add_argument("--tls-private-key-file", type=Path)
+    p.add_argument("--client-ca-file", type=Path)
+    p.set_defaults(handler=run_cli)
+
+
+def options_from(args: argparse.Namespace) -> KubeletOptions:
+    return KubeletOptions(
+        kubeconfig=args.kubeconfig,
+        node_name=args.node_name,
+        pod_cidr=args.pod_cidr,
+        cpu=args.cpu,
+        memory=args.memory,
+        max_pods=args.max_pods,
+        runtime=args.runtime,
+        root_dir=args.root_dir,
+        address=args.address,
+        port=args.port,
+        tls_cert_file=args.tls_cert_file,
+        tls_private_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+    )
+
+
+def build_kubelet(options: KubeletOptions, client: KubeClient, clock: Clock) -> Kubelet:
+    runtime: RuntimeService
+    if options.runtime == "process":
+        runtime = ProcessRuntime(clock, options.root_dir / options.node_name, options.pod_cidr)
+    else:
+        runtime = SimulatedRuntime(clock, options.pod_cidr)
+    config = NodeConfig(
+        options.node_name,
+        options.pod_cidr,
+        cpu=options.cpu,
+        memory=options.memory,
+        max_pods=options.max_pods,
+        address=options.address,
+        port=options.port,
+        runtime_name="sim" if options.runtime == "simulated" else "process",
+    )
+    serving = None
+    tls = (options.tls_cert_file, options.tls_private_key_file, options.client_ca_file)
+    if all(tls):
+        cert, key, ca = tls
+        assert cert is not None and key is not None and ca is not None
+        serving = server_context(cert, key, ca, client_cert_auth=True)
+    return Kubelet(client, runtime, config, clock, serving=serving)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """The ``raftkube kubelet`` handler."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    options = options_from(args)
+
+    async def main() -> int:
+        clock = TrioClock()
+        async with KubeClient.from_kubeconfig(options.kubeconfig, clock=clock) as client:
+            await build_kubelet(options, client, clock).run()
+        return 0
+
+    try:
+        return trio.run(main)
+    except KubeConfigError as exc:
+        sys.stderr.write(f"raftkube kubelet: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 0

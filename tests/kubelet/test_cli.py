@@ -1,0 +1,66 @@
+"""``raftkube kubelet``'s command line: flags to a running kubelet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import trio
+
+from raftkube.clock import TrioClock
+from raftkube.kubeclient import KubeClient
+from raftkube.kubelet.cli import build_kubelet, options_from, register
+from raftkube.runtime import ProcessRuntime, SimulatedRuntime
+from tests.kubelet.conftest import APIHarness
+from tests.kubelet.helpers import condition
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="raftkube")
+    register(parser.add_subparsers())
+    return parser.parse_args(["kubelet", *argv])
+
+
+def test_flags_and_defaults(tmp_path: Path) -> None:
+    args = parse("--kubeconfig", "k", "--node-name", "n1", "--pod-cidr", "127.1.0.0/24")
+    options = options_from(args)
+    assert (options.cpu, options.memory, options.max_pods) == ("4", "8Gi", 110)
+    assert (options.runtime, options.port, options.address) == ("process", 10250, "127.0.0.1")
+    with pytest.raises(SystemExit):
+        parse("--kubeconfig", "k", "--node-name", "n1", "--pod-cidr", "127.1.0.1/24x")
+    with pytest.raises(SystemExit):
+        parse("--kubeconfig", "k", "--node-name", "n1", "--pod-cidr", "x", "--runtime", "docker")
+    flags = ["--kubeconfig", "k", "--node-name", "n1", "--pod-cidr", "127.1.0.0/24"]
+    root = parse(*flags, "--root-dir", str(tmp_path))
+    kubelet = build_kubelet(options_from(root), KubeClient("https://127.0.0.1:1"), TrioClock())
+    assert isinstance(kubelet.runtime, ProcessRuntime)
+    assert kubelet.runtime.root == tmp_path / "n1"
+    assert kubelet.serving is None
+
+
+@pytest.mark.trio
+async def test_a_simulated_node_from_flags_registers(api: APIHarness) -> None:
+    client = api.client_for("system:node:sim-1", ("system:nodes",))
+    args = parse(
+        *f"--kubeconfig {api.tmp}/system:node:sim-1.kubeconfig --node-name sim-1".split(),
+        *["--pod-cidr", "127.2.0.0/24", "--cpu", "8", "--memory", "16Gi", "--max-pods", "20"],
+        *["--runtime", "simulated", "--port", "0"],
+    )
+    kubelet = build_kubelet(options_from(args), client, TrioClock())
+    assert isinstance(kubelet.runtime, SimulatedRuntime)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(kubelet.run)
+            while True:
+                try:
+                    node = await api.admin.get("/api/v1/nodes/sim-1")
+                    break
+                except Exception:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    await client.aclose()
+    assert node["status"]["capacity"] == {"cpu": "8", "memory": "16Gi", "pods": "20"}
+    assert node["spec"]["podCIDR"] == "127.2.0.0/24"
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"] == "sim://0.1.0"
+    assert condition(node, "Ready") == "True"
