@@ -20,6 +20,7 @@ import trio
 
 from raftkube.apiserver.config import APIServerConfig, ConfigError
 from raftkube.cluster.common import describe, expected_error, port_number
+from raftkube.tuning import tune_gc
 
 logger = logging.getLogger("raftkube.apiserver")
 
@@ -168,6 +169,8 @@ def run_apiserver(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"raftkube apiserver: {exc}", file=sys.stderr)
         return 2
+
+    tune_gc()
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -52,20 +52,15 @@ SUBJECT_ACCESS_REVIEW = kind_schema(
     status=_ACCESS_STATUS,
 )
 SELF_SUBJECT_REVIEW = kind_schema(status=obj(userInfo=_USER_INFO))
-_RULES = arr(
-    obj(
-        verbs=STRINGS,
-        apiGroups=STRINGS,
-        resources=STRINGS,
-        resourceNames=STRINGS,
-        nonResourceURLs=STRINGS,
-    )
+_RESOURCE_RULES = arr(
+    obj(verbs=STRINGS, apiGroups=STRINGS, resources=STRINGS, resourceNames=STRINGS)
 )
+_NON_RESOURCE_RULES = arr(obj(verbs=STRINGS, nonResourceURLs=STRINGS))
 SELF_SUBJECT_RULES_REVIEW = kind_schema(
     spec=obj(namespace=STRING),
     status=obj(
-        resourceRules=_RULES,
-        nonResourceRules=_RULES,
+        resourceRules=_RESOURCE_RULES,
+        nonResourceRules=_NON_RESOURCE_RULES,
         incomplete=BOOLEAN,
         evaluationError=STRING,
     ),
