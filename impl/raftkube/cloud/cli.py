@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,8 +34,17 @@ from raftkube.cloud.manager import (
 )
 from raftkube.cloud.provider import DEFAULT_LB_RANGE, CloudAPIError, SimulatedCloud
 from raftkube.cloud.server import CloudService, serve_cloud
-from raftkube.controllers.cli import identity, parse_bool, parse_duration
-from raftkube.controllers.manager import LeaderElectionLost
+from raftkube.componentbase import (
+    add_leader_election_flags,
+    add_service_account_credentials_flag,
+    identity,
+    parse_bool,
+    parse_duration,
+    run_until_signal,
+)
+
+_BAD = (ValueError, OSError, CloudAPIError)
+"""What a bad flag, an unusable address or a bad instances file raises: one line, status 2."""
 
 
 def parse_controllers(text: str) -> list[str]:
@@ -69,18 +76,8 @@ def register(commands: Any) -> None:
     p.add_argument("--node-status-update-frequency", type=parse_duration, default=300.0)
     p.add_argument("--route-reconciliation-period", type=parse_duration, default=10.0)
     p.add_argument("--concurrent-service-syncs", type=int, default=1)
-    p.add_argument(
-        "--use-service-account-credentials",
-        type=parse_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="each controller acts as its own kube-system service account (default false)",
-    )
-    p.add_argument("--leader-elect", type=parse_bool, nargs="?", const=True, default=True)
-    p.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0)
-    p.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=10.0)
-    p.add_argument("--leader-elect-retry-period", type=parse_duration, default=2.0)
+    add_service_account_credentials_flag(p)
+    add_leader_election_flags(p)
     p.set_defaults(handler=run_manager_command)
 
     c = commands.add_parser(
@@ -143,58 +140,23 @@ async def run_provider_from_args(args: argparse.Namespace) -> None:
         )
 
 
-def _sole(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _run_until_signal(name: str, work: Any) -> int:
-    logging.basicConfig(
-        level=os.environ.get("RAFTKUBE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-
-            async def stop_on_signal() -> None:
-                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
-                        nursery.cancel_scope.cancel()
-                        return
-
-            nursery.start_soon(stop_on_signal)
-            await work()
-            nursery.cancel_scope.cancel()
-
-    try:
-        trio.run(main)
-    except BaseException as exc:  # one line for what an operator can act on
-        error = _sole(exc)
-        if isinstance(error, LeaderElectionLost):
-            print(error, file=sys.stderr)
-            return 1
-        if isinstance(error, ValueError | OSError | CloudAPIError):
-            print(f"raftkube {name}: {error}", file=sys.stderr)
-            return 2
-        raise
-    return 0
-
-
 def run_manager_command(args: argparse.Namespace) -> int:
     """Until SIGTERM or SIGINT (0); 1 when the Lease is lost; 2 for a bad configuration."""
-    return _run_until_signal("cloud-controller-manager", lambda: run_manager_from_args(args))
+    return run_until_signal(
+        "cloud-controller-manager", lambda: run_manager_from_args(args), bad_configuration=_BAD
+    )
 
 
 def run_provider_command(args: argparse.Namespace) -> int:
     """Until SIGTERM or SIGINT (0); 2 when it cannot listen or its instances are bad."""
     try:
         load_cloud(args)
-    except (ValueError, OSError, CloudAPIError) as exc:
+    except _BAD as exc:
         print(f"raftkube cloud-provider: {exc}", file=sys.stderr)
         return 2
-    return _run_until_signal("cloud-provider", lambda: run_provider_from_args(args))
+    return run_until_signal(
+        "cloud-provider", lambda: run_provider_from_args(args), bad_configuration=_BAD
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

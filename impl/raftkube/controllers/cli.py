@@ -12,48 +12,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
-import socket
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
-import trio
-
 from raftkube.clock import TrioClock
+from raftkube.componentbase import (
+    add_leader_election_flags,
+    add_service_account_credentials_flag,
+    identity,
+    parse_duration,
+    run_until_signal,
+)
 from raftkube.controllers.manager import (
     KNOWN_CONTROLLERS,
-    LeaderElectionLost,
     enabled_controllers,
     run_controller_manager,
 )
 from raftkube.controllers.nodehealth import DisruptionConfig
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
-
-
-def parse_bool(text: str) -> bool:
-    """Go's ``strconv.ParseBool``, which pflag uses for ``--flag=value``."""
-    if text in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if text in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration of the simple kind these flags take: ``15s``, ``500ms``, ``1m``."""
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if text.endswith(suffix):
-            try:
-                value = float(text[: -len(suffix)]) * scale
-            except ValueError:
-                break
-            if value > 0:
-                return value
-            break
-    raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 15s, 500ms)")
 
 
 def parse_controllers(text: str) -> list[str]:
@@ -81,30 +58,13 @@ def register(commands: Any) -> None:
         help="comma-separated controllers to enable; '*' all on by default, 'foo' enables "
         "foo, '-foo' disables it (default '*')",
     )
-    p.add_argument(
-        "--leader-elect",
-        type=parse_bool,
-        nargs="?",
-        const=True,
-        default=True,
-        help="run only while holding the Lease (default true)",
-    )
-    p.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0)
-    p.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=10.0)
-    p.add_argument("--leader-elect-retry-period", type=parse_duration, default=2.0)
+    add_leader_election_flags(p)
     p.add_argument(
         "--root-ca-file",
         type=Path,
         help="CA bundle published as kube-root-ca.crt (default: the kubeconfig's CA)",
     )
-    p.add_argument(
-        "--use-service-account-credentials",
-        type=parse_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="each controller acts as its own kube-system service account (default false)",
-    )
+    add_service_account_credentials_flag(p)
     p.add_argument(
         "--service-account-private-key-file",
         type=Path,
@@ -121,11 +81,6 @@ def register(commands: Any) -> None:
     p.add_argument("--concurrent-namespace-syncs", type=int, default=10)
     p.add_argument("--concurrent-serviceaccount-syncs", type=int, default=1)
     p.set_defaults(handler=run_command)
-
-
-def identity() -> str:
-    """Upstream's leader-election identity: the host name and a fresh UUID."""
-    return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
 async def run_from_args(args: argparse.Namespace) -> None:
@@ -163,48 +118,14 @@ async def run_from_args(args: argparse.Namespace) -> None:
     )
 
 
-def _sole(exc: BaseException) -> BaseException:
-    """The one exception inside nested single-member exception groups (Trio's nurseries wrap
-    what their tasks raise)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT (status 0); 1 when the Lease is lost, 2 for a bad
     configuration."""
-    logging.basicConfig(
-        level=os.environ.get("RAFTKUBE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    return run_until_signal(
+        "controller-manager",
+        lambda: run_from_args(args),
+        stop_logger=logging.getLogger("raftkube.controllers"),
     )
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-
-            async def stop_on_signal() -> None:
-                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
-                        logging.getLogger("raftkube.controllers").info("stopping")
-                        nursery.cancel_scope.cancel()
-                        return
-
-            nursery.start_soon(stop_on_signal)
-            await run_from_args(args)
-            nursery.cancel_scope.cancel()
-
-    try:
-        trio.run(main)
-    except BaseException as exc:  # one line for what an operator can act on
-        error = _sole(exc)
-        if isinstance(error, LeaderElectionLost):
-            print(error, file=sys.stderr)
-            return 1
-        if isinstance(error, ValueError):
-            print(f"raftkube controller-manager: {error}", file=sys.stderr)
-            return 2
-        raise
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
