@@ -32,7 +32,6 @@ from raftkube_spec.kube import (
     EventType,
     KubeError,
     KubeState,
-    List,
     ListResponse,
     Object,
     ObjectKey,
@@ -43,7 +42,7 @@ from raftkube_spec.kube import (
     WatchEvent,
     WatchResponse,
 )
-from raftkube_spec.kube.reads import encode_continue, events_after, objects_at
+from raftkube_spec.kube.reads import events_after
 
 NO_GENERATION = frozenset({"configmaps", "secrets"})
 """Resources without ``metadata.generation`` upstream (their strategies never set it)."""
@@ -202,34 +201,6 @@ def as_upstream(result: Result, key: ObjectKey | None = None) -> Result:
             return KubeError(result.reason, f"{head}{wrapper}{_UID_PRECONDITION}{tail}")
         case _:
             return result
-
-
-def as_upstream_list(result: Result, request: List, state: KubeState) -> Result:
-    """A list page as upstream cuts it: with a label selector, the etcd3 store's ``GetList``
-    fills the page from chunks of keys and answers a continue token whenever any key of the
-    range follows the page's last item, whether or not it matches (a later page may be empty);
-    the model gives one only when a matching object follows."""
-    if (
-        not isinstance(result, ListResponse)
-        or result.continue_token
-        or not request.label_selector
-        or request.limit == 0
-        or len(result.items) < request.limit
-    ):
-        return result
-    prefix = f"{request.namespace}/"
-    last = prefix + str(result.items[-1].metadata.get("name", ""))
-    later = [
-        key
-        for key, _ in objects_at(state, result.resource_version)
-        if key.resource == request.resource
-        and key.namespace == request.namespace
-        and key.path > last
-    ]
-    if not later:
-        return result
-    token = encode_continue(result.resource_version, last[len(prefix) :] + "\x00")
-    return attrs.evolve(result, continue_token=token)
 
 
 def expected_events(history: KubeState, req: Watch, start: int) -> tuple[WatchEvent, ...]:

@@ -14,8 +14,8 @@ The model takes what a server decides for itself as inputs: the uid, the creatio
 generated name of a create are read from the server's answer, and a delete's clock reading from
 the deletionTimestamp the server set. Its stated simplification that every resource tracks
 ``generation`` is projected away for ConfigMaps and Secrets (upstream gives them none), and
-where it is known to differ from upstream (``model_bridge.as_upstream`` and
-``as_upstream_list``, each naming the upstream code) upstream's answer is expected.
+where it is known to differ from upstream (``model_bridge.as_upstream``, naming the upstream
+code) upstream's answer is expected.
 
 Not generated: watches from ``""``/``"0"`` and gets at ``"0"`` (served from the watch cache,
 which may lag behind the model's state), metadata upstream's validation refuses (both
@@ -94,7 +94,6 @@ from tests.apiserver.model_bridge import (
     Numbering,
     Unexpected,
     as_upstream,
-    as_upstream_list,
     expected_events,
     project,
     project_result,
@@ -246,8 +245,6 @@ class ServerVersusModel(RuleBasedStateMachine):
     ) -> None:
         key = getattr(request, "key", None)
         upstream = as_upstream(expected, key)
-        if isinstance(request, List):
-            upstream = as_upstream_list(upstream, request, self.model)
         want = project_result(upstream, resource)
         have = project_result(got, resource)
         self.diverged = have != want

@@ -582,6 +582,28 @@ def test_list_pages_read_at_the_first_page_revision() -> None:
     assert err(old, Reason.GONE).startswith("The provided continue parameter is too old")
 
 
+def test_a_selected_page_has_a_token_when_any_key_follows_it() -> None:
+    # Store order y, x, z, w: {app: w} matches y and z. A page of two ends at z, and w (which
+    # does not match) still follows, so the etcd3 store answers a token and an empty last page.
+    s = populated()
+    app_w = selector({"app": "w"})
+    full = apply(s, List("pods", label_selector=app_w, limit=2))[1]
+    assert isinstance(full, ListResponse) and names(full) == ["y", "z"]
+    assert decode_continue(full.continue_token) == (6, "a/z\x00")
+    assert full.remaining_item_count is None
+    last = apply(s, List("pods", label_selector=app_w, limit=2, continue_token=full.continue_token))
+    assert isinstance(last[1], ListResponse) and names(last[1]) == []
+    assert last[1].continue_token == ""
+    # A page that is not full has read the whole range: no token.
+    short = apply(s, List("pods", label_selector=app_w, limit=3))[1]
+    assert isinstance(short, ListResponse) and names(short) == ["y", "z"]
+    assert short.continue_token == ""
+    # Nothing follows the last key of the namespace: no token, though the page is full.
+    in_ns = apply(s, List("pods", namespace="a", label_selector=app_w, limit=1))[1]
+    assert isinstance(in_ns, ListResponse) and names(in_ns) == ["z"]
+    assert in_ns.continue_token == ""
+
+
 def test_list_at_an_exact_resource_version() -> None:
     s = populated()
     # An unscheduled pod goes in two writes (revisions 7 and 8), see below.

@@ -11,7 +11,8 @@ Kubernetes API concepts, resolved deterministically where upstream allows a choi
   exactly that revision; ``410 Expired`` below the compaction, ``504`` above the current one.
 * Continue tokens are upstream's own encoding (base64url of ``{"v","rv","start"}``), so a page
   is read at the revision of the first; ``limit`` is honoured for ``"0"`` too (upstream's watch
-  cache may ignore it there).
+  cache may ignore it there). A full page has a token whenever any key follows it, even one the
+  label selector does not match, as the etcd3 store pages (the next page may then be empty).
 * Watch, ``resourceVersion`` unset or ``"0"``: a synthetic ADDED for every matching object now,
   in store order, then the changes after now; from ``N``: every change after ``N``.
 
@@ -174,21 +175,31 @@ def is_exact(req: List) -> bool:
 
 
 def list_at(state: KubeState, req: List, revision: int, start: str) -> ListResponse:
-    """The page of ``req`` read at ``revision`` (retained), from store key ``start`` on."""
+    """The page of ``req`` read at ``revision`` (retained), from store key ``start`` on.
+
+    The page is cut as the etcd3 store's ``GetList`` cuts it: it reads the range in key order,
+    keeps what the selector matches until ``limit`` items are kept, and answers a continue token
+    whenever any key of the range follows the last kept item, matching or not; so with a label
+    selector a token may lead to an empty last page.
+    """
     prefix = f"{req.namespace}/" if req.namespace else ""
-    items: list[tuple[str, Object]] = []
+    page: list[tuple[str, Object]] = []
+    more = 0  # keys of the range after a full page, matching or not
     for key, obj in objects_at(state, revision):
         if not _in_scope(key, req.resource, req.namespace):
             continue
         relative = key.path[len(prefix) :]
-        if relative >= start and selects(obj.labels, req.label_selector):
-            items.append((relative, obj))
-    if 0 < req.limit < len(items):
-        page = items[: req.limit]
-        token = encode_continue(revision, page[-1][0] + "\x00")
-        remaining = None if req.label_selector else len(items) - req.limit
-        return ListResponse(revision, tuple(o for _, o in page), token, remaining)
-    return ListResponse(revision, tuple(o for _, o in items))
+        if relative < start:
+            continue
+        if 0 < req.limit <= len(page):
+            more += 1
+        elif selects(obj.labels, req.label_selector):
+            page.append((relative, obj))
+    items = tuple(o for _, o in page)
+    if not more:
+        return ListResponse(revision, items)
+    token = encode_continue(revision, page[-1][0] + "\x00")
+    return ListResponse(revision, items, token, None if req.label_selector else more)
 
 
 def list_objects(state: KubeState, req: List) -> ListResponse | KubeError:
