@@ -60,6 +60,12 @@ logger = logging.getLogger("raftkube.apiserver")
 
 Obj = dict[str, Any]
 
+WATCH_CACHE_EVENTS = 25_000
+"""Events each resource's watch cache keeps for watchers resuming from a resourceVersion.
+Upstream sizes its ring by 75 s of history up to 100,000; a fixed ring this size lets a watcher
+that was cut off a buffer behind during a burst of thousands of writes per second resume
+instead of relisting (the events share their objects with the cache's snapshot)."""
+
 RESERVATIONS = "/registry/reservations/"
 """Where Service IPs and node ports are claimed, one key each (admission's Reservations)."""
 
