@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..quantity import QuantityError, parse_quantity_json
+from .podschema import VOLUME_SOURCES
 from .strategy import Obj, dicts
 
 DEFAULT_MODE = 0o644  # 420, the mode upstream gives secret, configMap and projected files
@@ -98,42 +99,6 @@ def _default_container(container: Obj, host_network: bool) -> None:
         field_ref = (env.get("valueFrom") or {}).get("fieldRef")
         if isinstance(field_ref, dict):
             field_ref.setdefault("apiVersion", "v1")
-
-
-VOLUME_SOURCES = frozenset(
-    [
-        "hostPath",
-        "emptyDir",
-        "secret",
-        "nfs",
-        "persistentVolumeClaim",
-        "downwardAPI",
-        "configMap",
-        "projected",
-        "csi",
-        "image",
-        "gcePersistentDisk",
-        "awsElasticBlockStore",
-        "gitRepo",
-        "iscsi",
-        "glusterfs",
-        "rbd",
-        "flexVolume",
-        "cinder",
-        "cephfs",
-        "flocker",
-        "fc",
-        "azureFile",
-        "vsphereVolume",
-        "quobyte",
-        "azureDisk",
-        "photonPersistentDisk",
-        "portworxVolume",
-        "scaleIO",
-        "storageos",
-        "ephemeral",
-    ]
-)
 
 
 def _default_volume(volume: Obj) -> None:

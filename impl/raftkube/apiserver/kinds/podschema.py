@@ -236,6 +236,8 @@ VOLUME = obj(
     image=obj(reference=STRING, pullPolicy=STRING),
     **dict.fromkeys(_FREE_FORM_SOURCES, FREE_FORM),
 )
+VOLUME_SOURCES = frozenset(VOLUME["properties"]) - {"name"}
+"""Every field of a Volume that names its source (a volume must have exactly one)."""
 
 _NODE_SELECTOR_REQUIREMENT = obj(("key", "operator"), key=STRING, operator=STRING, values=STRINGS)
 NODE_SELECTOR_TERM = obj(

@@ -31,7 +31,7 @@ from .names import (
     is_valid_port_name,
     is_valid_port_num,
 )
-from .poddefaults import VOLUME_SOURCES
+from .podschema import VOLUME_SOURCES
 from .strategy import Obj, dicts
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
