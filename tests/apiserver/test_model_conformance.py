@@ -165,8 +165,9 @@ class TrackedWatch:
     start: int
     stream: HTTPWatch
     refusal: KubeError | None
-    """The model's 410 for a watch from a compacted revision, which upstream may also answer
-    with events from its watch cache."""
+    """``apply``'s 410 for a watch from a compacted revision. Upstream's watch cache may serve
+    it from its own window instead (``Model.step`` accepts both); the server's events are then
+    compared with the uncompacted history, which says more than the model's state can."""
     delivered: list[WatchEvent | KubeError | Unexpected] = attrs.Factory(list)
 
 

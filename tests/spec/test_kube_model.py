@@ -681,6 +681,43 @@ def test_watch_from_a_compacted_revision_is_gone() -> None:
     assert err(apply(s, Compact(99))[1], Reason.BAD_REQUEST)
 
 
+def test_model_step_accepts_a_watch_cache_replay_from_a_compacted_revision() -> None:
+    # Pods y@3, z@4, w@5 after x@2; compacted at 4, the store has forgotten revision 3.
+    history = populated()
+    compacted, _ = run(Compact(4), state=history)
+    model = Model()
+    from_two = Watch("pods", resource_version="2")
+    replay = apply(history, from_two)[1]
+    assert isinstance(replay, WatchResponse)
+    assert [e.object.metadata["name"] for e in replay.events] == ["y", "z", "w"]
+    gone = apply(compacted, from_two)[1]
+    assert err(gone, Reason.GONE)  # apply keeps the store's answer
+    assert model.step(compacted, from_two, gone) == (True, compacted)
+    assert model.step(compacted, from_two, replay) == (True, compacted)
+    y, z, w = replay.events
+    other_y = WatchEvent(y.type, Object.of(obj_with(y.object, labels={"app": "v"})))
+    for wrong in (
+        (z, w),  # y, written after 2 and still there at 3, is missing
+        (other_y, z, w),  # y unlike the state at 3
+        (y, z),  # the part the state vouches for must be exact
+        (y, y, z, w),  # one event per revision, in order
+        (WatchEvent(EventType.DELETED, y.object), z, w),  # y is there at 3
+    ):
+        assert not model.step(compacted, from_two, WatchResponse(wrong))[0], wrong
+    from_one = apply(history, Watch("pods", resource_version="1"))[1]
+    assert model.step(compacted, Watch("pods", resource_version="1"), from_one)[0]
+    assert not model.step(compacted, Watch("pods", resource_version="1"), replay)[0]
+    # Not compacted away: only apply's answer will do.
+    from_three = Watch("pods", resource_version="3")
+    assert not model.step(compacted, from_three, replay)[0]
+
+
+def obj_with(o: Object, **metadata: Any) -> dict[str, Any]:
+    content = o.to_dict()
+    content["metadata"] = content["metadata"] | metadata
+    return content
+
+
 def test_a_selector_watch_sees_objects_enter_and_leave() -> None:
     s, _ = run(
         create(pod()),

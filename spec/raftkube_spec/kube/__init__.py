@@ -21,8 +21,9 @@ creationTimestamp never change; generation counts ``spec`` changes; deletionTime
 set, stays until the object goes (a pod's may only move earlier), and no finalizer may be
 added by an update while it is set; an object held by finalizers goes in the write that
 removes the last of them; lists come back in store key order with the list's resourceVersion;
-a watch from ``N`` replays every change after ``N`` in order, or is refused with 410 once
-``N`` is compacted away.
+a watch from ``N`` replays every change after ``N`` in order; once ``N`` is compacted away,
+``apply`` refuses it with 410 as the store does, and :class:`Model` also accepts the replay
+upstream's watch cache may serve from its own window.
 
 The model owns an object's metadata bookkeeping (name from ``generateName``, namespace, uid,
 creationTimestamp, resourceVersion, generation, deletionTimestamp and its grace period,

@@ -14,7 +14,10 @@ Kubernetes API concepts, resolved deterministically where upstream allows a choi
   cache may ignore it there). A full page has a token whenever any key follows it, even one the
   label selector does not match, as the etcd3 store pages (the next page may then be empty).
 * Watch, ``resourceVersion`` unset or ``"0"``: a synthetic ADDED for every matching object now,
-  in store order, then the changes after now; from ``N``: every change after ``N``.
+  in store order, then the changes after now; from ``N``: every change after ``N``, and
+  ``410 Expired`` once the changes after ``N`` are compacted away, as the store answers
+  (upstream's watch cache may serve such a watch from its own window instead;
+  :class:`raftkube_spec.kube.model.Model` accepts that too).
 
 A label selector is equality-only. A watch with one reports an object that starts to match as
 ADDED and one that stops matching as DELETED, carrying its last matching state stamped with the
