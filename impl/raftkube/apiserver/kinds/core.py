@@ -27,6 +27,7 @@ from .schema import (
     BOOLEAN,
     INT32,
     INT64,
+    OBJECT_REFERENCE,
     QUANTITY_MAP,
     STRING,
     STRINGS,
@@ -105,15 +106,7 @@ NODE = kind_schema(
 
 SERVICE_ACCOUNT = kind_schema(
     secrets=arr(
-        obj(
-            kind=STRING,
-            namespace=STRING,
-            name=STRING,
-            uid=STRING,
-            apiVersion=STRING,
-            resourceVersion=STRING,
-            fieldPath=STRING,
-        ),
+        OBJECT_REFERENCE,
         "name",
     ),
     imagePullSecrets=arr(obj(name=STRING)),

@@ -16,20 +16,11 @@ from typing import Any, ClassVar
 from ..errors import Cause
 from . import field as f
 from .names import is_dns1123_subdomain
-from .schema import INT32, MICRO_TIME, STRING, TIME, Schema, kind_schema, obj
+from .schema import INT32, MICRO_TIME, OBJECT_REFERENCE, STRING, TIME, Schema, kind_schema, obj
 from .strategy import Obj, Strategy, as_dict, get
 
-_OBJECT_REFERENCE = obj(
-    kind=STRING,
-    namespace=STRING,
-    name=STRING,
-    uid=STRING,
-    apiVersion=STRING,
-    resourceVersion=STRING,
-    fieldPath=STRING,
-)
 EVENT = kind_schema(
-    involvedObject=_OBJECT_REFERENCE,
+    involvedObject=OBJECT_REFERENCE,
     reason=STRING,
     message=STRING,
     source=obj(component=STRING, host=STRING),
@@ -40,7 +31,7 @@ EVENT = kind_schema(
     eventTime=MICRO_TIME,
     series=obj(count=INT32, lastObservedTime=MICRO_TIME),
     action=STRING,
-    related=_OBJECT_REFERENCE,
+    related=OBJECT_REFERENCE,
     reportingComponent=STRING,
     reportingInstance=STRING,
 )

@@ -17,6 +17,7 @@ from .schema import (
     INT_OR_STRING,
     LABEL_SELECTOR,
     OBJECT_META,
+    OBJECT_REFERENCE,
     QUANTITY,
     QUANTITY_MAP,
     STRING,
@@ -393,14 +394,4 @@ POD_TEMPLATE_SPEC = obj(metadata=OBJECT_META, spec=POD_SPEC)
 
 POD = kind_schema(spec=POD_SPEC, status=POD_STATUS)
 
-BINDING = kind_schema(
-    target=obj(
-        kind=STRING,
-        namespace=STRING,
-        name=STRING,
-        uid=STRING,
-        apiVersion=STRING,
-        resourceVersion=STRING,
-        fieldPath=STRING,
-    )
-)
+BINDING = kind_schema(target=OBJECT_REFERENCE)

@@ -76,6 +76,17 @@ OWNER_REFERENCE = obj(
     blockOwnerDeletion=BOOLEAN,
 )
 
+OBJECT_REFERENCE = obj(
+    kind=STRING,
+    namespace=STRING,
+    name=STRING,
+    uid=STRING,
+    apiVersion=STRING,
+    resourceVersion=STRING,
+    fieldPath=STRING,
+)
+"""core/v1 ObjectReference: what an Event, an endpoint, a Binding or a ServiceAccount points at."""
+
 MANAGED_FIELDS_ENTRY = obj(
     manager=STRING,
     operation=STRING,

@@ -32,6 +32,7 @@ from .schema import (
     BOOLEAN,
     INT32,
     INT_OR_STRING,
+    OBJECT_REFERENCE,
     STRING,
     STRING_MAP,
     STRINGS,
@@ -91,17 +92,8 @@ SERVICE = kind_schema(
     ),
 )
 
-_OBJECT_REFERENCE = obj(
-    kind=STRING,
-    namespace=STRING,
-    name=STRING,
-    uid=STRING,
-    apiVersion=STRING,
-    resourceVersion=STRING,
-    fieldPath=STRING,
-)
 _ENDPOINT_ADDRESS = obj(
-    ("ip",), ip=STRING, hostname=STRING, nodeName=STRING, targetRef=_OBJECT_REFERENCE
+    ("ip",), ip=STRING, hostname=STRING, nodeName=STRING, targetRef=OBJECT_REFERENCE
 )
 ENDPOINTS = kind_schema(
     subsets=arr(
