@@ -5,7 +5,6 @@ negotiation of these conversions. The cells of each kind are tested in ``test_pr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,29 +21,7 @@ from raftkube.apiserver.tables import (
     partial_object_metadata_list,
     to_table,
 )
-
-NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def ago(seconds: float) -> str:
-    return (NOW - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def obj(kind_meta: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    metadata = {
-        "name": "x",
-        "namespace": "default",
-        "creationTimestamp": ago(122),
-        "resourceVersion": "7",
-        "uid": "u-1",
-    }
-    metadata.update(kind_meta or {})
-    return {"metadata": metadata, **fields}
-
-
-def info(group: str, kind: str) -> resources.ResourceInfo:
-    found = next(r for r in resources.RESOURCES if r.group == group and r.kind == kind)
-    return found
+from tests.helpers.tables import NOW, info, obj
 
 
 def _sample(r: resources.ResourceInfo) -> dict[str, Any]:
