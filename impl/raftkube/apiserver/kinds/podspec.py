@@ -269,20 +269,26 @@ def _volume_mounts(mounts: Any, path: str, volumes: set[str]) -> list[Cause]:
     return causes
 
 
+def _unique_label_name(item: Obj, at: str, names: set[str]) -> list[Cause]:
+    """A container's or volume's ``name``: required, a DNS-1123 label, and not one already in
+    ``names`` (which it joins)."""
+    name = item.get("name")
+    if not name:
+        return [f.required(f.child(at, "name"))]
+    causes = f.each(f.child(at, "name"), name, is_dns1123_label(str(name)))
+    if name in names:
+        causes.append(f.duplicate(f.child(at, "name"), name))
+    names.add(str(name))
+    return causes
+
+
 def _containers(
     containers: Any, path: str, volumes: set[str], names: set[str], init: bool
 ) -> list[Cause]:
     causes: list[Cause] = []
     for i, container in enumerate(dicts(containers)):
         at = f.index(path, i)
-        name = container.get("name")
-        if not name:
-            causes.append(f.required(f.child(at, "name")))
-        else:
-            causes += f.each(f.child(at, "name"), name, is_dns1123_label(str(name)))
-            if name in names:
-                causes.append(f.duplicate(f.child(at, "name"), name))
-            names.add(str(name))
+        causes += _unique_label_name(container, at, names)
         image = container.get("image")
         if not image:
             causes.append(f.required(f.child(at, "image")))
@@ -329,14 +335,7 @@ def _volumes(volumes: Any, path: str) -> tuple[set[str], list[Cause]]:
     names: set[str] = set()
     for i, volume in enumerate(dicts(volumes)):
         at = f.index(path, i)
-        name = volume.get("name")
-        if not name:
-            causes.append(f.required(f.child(at, "name")))
-        else:
-            causes += f.each(f.child(at, "name"), name, is_dns1123_label(str(name)))
-            if name in names:
-                causes.append(f.duplicate(f.child(at, "name"), name))
-            names.add(str(name))
+        causes += _unique_label_name(volume, at, names)
         sources = [s for s in volume if s in VOLUME_SOURCES]
         if not sources:
             causes.append(f.required(at, "must specify a volume type"))
