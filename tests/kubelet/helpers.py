@@ -53,10 +53,18 @@ def condition(obj: Obj, kind: str) -> str:
 
 
 async def ensure_default_service_account(admin: KubeClient) -> None:
-    """The ServiceAccount admission wants ``default/default`` (no controller runs here)."""
+    """What the controllers would publish in ``default`` (none run here): the ServiceAccount
+    that admission wants, and the ``kube-root-ca.crt`` ConfigMap its token volume projects."""
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    try:
-        await admin.create("/api/v1/namespaces/default/serviceaccounts", account)
-    except KubeAPIError as exc:
-        if exc.code != 409:
-            raise
+    root_ca = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "kube-root-ca.crt"},
+        "data": {"ca.crt": "a CA certificate"},
+    }
+    for resource, obj in (("serviceaccounts", account), ("configmaps", root_ca)):
+        try:
+            await admin.create(f"/api/v1/namespaces/default/{resource}", obj)
+        except KubeAPIError as exc:
+            if exc.code != 409:
+                raise

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from raftkube.kubelet import Kubelet, NodeConfig
+from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.runtime import ContainerScript, ContainerState, SimulatedRuntime
 from tests.kubelet.conftest import APIHarness, FastClock
 from tests.kubelet.helpers import (
@@ -25,6 +25,7 @@ SCRIPTS = {
     "crash": ContainerScript(exit_after=0.5, exit_code=1),
     "slow-stop": ContainerScript(stop_takes=1000.0),
     "finishes": ContainerScript(exit_after=1.0, exit_code=0),
+    "hangs": ContainerScript(ready_after=0.0, live_for=15.0),
 }
 
 
@@ -37,7 +38,7 @@ async def kubelet(
     config = NodeConfig(
         name, "127.1.0.0/24", cpu=cpu, memory="4Gi", max_pods=10, runtime_name="sim"
     )
-    kl = Kubelet(client, runtime, config, runtime.clock)
+    kl = Kubelet(client, runtime, config, runtime.clock, prober=RuntimeProber(runtime))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(kl.run)
         yield kl
@@ -187,3 +188,22 @@ async def test_a_restarted_kubelet_adopts_its_pods(api: APIHarness) -> None:
     assert [c.id for c in after] == [c.id for c in before]
     assert current["status"]["containerStatuses"][0]["restartCount"] == 0
     assert condition(current, "Ready") == "True"
+
+
+@pytest.mark.trio
+async def test_a_failed_liveness_probe_restarts_the_container(api: APIHarness) -> None:
+    probe = {"exec": {"command": ["check"]}, "periodSeconds": 5, "failureThreshold": 2}
+    hung = container("app", "hangs", livenessProbe=probe, readinessProbe=probe)
+    with trio.fail_after(40):
+        async with kubelet(api, sim_runtime()):
+            await api.admin.create(PODS, pod("hung", "n1", hung, terminationGracePeriodSeconds=1))
+            restarted = await wait_for_pod(
+                api.admin,
+                "hung",
+                lambda p: any(
+                    s["restartCount"] >= 1 and "running" in s["state"]
+                    for s in (p.get("status") or {}).get("containerStatuses") or []
+                ),
+            )
+    [app] = restarted["status"]["containerStatuses"]
+    assert app["lastState"]["terminated"]["exitCode"] == 0

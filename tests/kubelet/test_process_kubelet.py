@@ -40,6 +40,14 @@ print("serving on", os.environ["POD_IP"], flush=True)
 http.server.HTTPServer((os.environ["POD_IP"], 8080), H).serve_forever()
 """
 
+FILES = """
+import os
+print(open("var/run/secrets/kubernetes.io/serviceaccount/namespace").read())
+print(open("var/run/secrets/kubernetes.io/serviceaccount/ca.crt").read())
+print(len(open("var/run/secrets/kubernetes.io/serviceaccount/token").read().split(".")))
+print(open("etc/greeting/hello").read(), os.environ["GREETING"])
+"""
+
 COUNTER = "import time\nfor i in range(3):\n    print('line', i, flush=True); time.sleep(0.3)\n"
 
 
@@ -56,6 +64,7 @@ async def process_kubelet(api: APIHarness, root: Path) -> AsyncIterator[Kubelet]
         runtime,
         config,
         TrioClock(),
+        volume_root=root / "volumes",
         serving=server_context(serving.cert, serving.key, api.pki.ca.cert, client_cert_auth=True),
     )
     try:
@@ -116,11 +125,38 @@ async def test_a_python_server_pod_runs_serves_and_logs(api: APIHarness, tmp_pat
         livenessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1},
     )
     counter = container("count", "python", command=[sys.executable, "-c", COUNTER])
+    files = container(
+        "files",
+        "python",
+        command=[sys.executable, "-c", FILES],
+        volumeMounts=[{"name": "greeting", "mountPath": "/etc/greeting"}],
+        env=[
+            {
+                "name": "GREETING",
+                "valueFrom": {"configMapKeyRef": {"name": "greeting", "key": "hello"}},
+            }
+        ],
+    )
+    files_pod = pod(
+        "files",
+        "n1",
+        files,
+        restartPolicy="Never",
+        volumes=[{"name": "greeting", "configMap": {"name": "greeting"}}],
+    )
+    greeting = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "greeting"},
+        "data": {"hello": "world"},
+    }
     with trio.fail_after(60):
         async with process_kubelet(api, tmp_path / "root") as kl:
             await api.admin.create(PODS, pod("web", "n1", server))
             await api.admin.create(PODS, pod("nothing", "n1", container("app", "nginx")))
             await api.admin.create(PODS, pod("count", "n1", counter, restartPolicy="Never"))
+            await api.admin.create("/api/v1/namespaces/default/configmaps", greeting)
+            await api.admin.create(PODS, files_pod)
             ready = await wait_for_pod(api.admin, "web", lambda p: condition(p, "Ready") == "True")
             answer = await get(ready["status"]["podIP"], 8080)
             port = kl.config.port
@@ -128,6 +164,13 @@ async def test_a_python_server_pod_runs_serves_and_logs(api: APIHarness, tmp_pat
             async with log_client(api, port) as logs:
                 status, _, body = await logs.request("GET", "/containerLogs/default/web/app")
             followed = await follow(api, port, "/containerLogs/default/count/count?follow=true")
+            done = await wait_for_pod(
+                api.admin,
+                "files",
+                lambda p: (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+            )
+            async with log_client(api, port) as logs:
+                _, _, printed = await logs.request("GET", "/containerLogs/default/files/files")
             nothing = await wait_for_pod(
                 api.admin,
                 "nothing",
@@ -143,6 +186,8 @@ async def test_a_python_server_pod_runs_serves_and_logs(api: APIHarness, tmp_pat
     assert followed.startswith(b"HTTP/1.1 200")
     for i in range(3):
         assert f"line {i}".encode() in followed
+    assert printed == b"default\na CA certificate\n3\nworld world\n"
+    assert done["status"]["phase"] == "Succeeded"
     [waiting] = nothing["status"]["containerStatuses"]
     assert waiting["state"]["waiting"]["reason"] == "CreateContainerError"
     assert "has no command" in waiting["state"]["waiting"]["message"]

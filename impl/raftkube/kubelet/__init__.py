@@ -8,7 +8,7 @@ from raftkube.kubelet.backoff import CrashLoopBackOff
 from raftkube.kubelet.kubelet import Kubelet
 from raftkube.kubelet.node import NodeConfig, NodeStatusReporter
 from raftkube.kubelet.podworker import NodeContext, PodWorker
-from raftkube.kubelet.probes import NetworkProber, Prober
+from raftkube.kubelet.probes import NetworkProber, Prober, RuntimeProber
 
 __all__ = [
     "CrashLoopBackOff",
@@ -20,5 +20,6 @@ __all__ = [
     "PodWorker",
     "Prober",
     "Rejection",
+    "RuntimeProber",
     "admit",
 ]

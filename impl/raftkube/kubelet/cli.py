@@ -5,11 +5,12 @@ Flags: ``--kubeconfig`` (the node's own credentials: user ``system:node:{name}``
 node's pod addresses, e.g. ``127.1.0.0/24``; every node of a machine needs its own),
 ``--cpu``, ``--memory``, ``--max-pods`` (capacity and allocatable), ``--runtime``
 (``process``: local processes, see :mod:`raftkube.runtime.process`; ``simulated``: nothing
-runs, containers run forever and are ready at once), ``--root-dir`` (the process runtime's
-pod directories, records and logs), ``--address`` (the node's InternalIP and where logs are
-served, 127.0.0.1), ``--port`` (10250; 0 takes a free one), and upstream's
-``--tls-cert-file``/``--tls-private-key-file``/``--client-ca-file`` for the log endpoint, which is
-served only when all three are given.
+runs, containers run forever and pass every probe at once), ``--root-dir`` (under
+``{root-dir}/{node-name}``: the process runtime's pod directories, records, logs and the pod
+volumes), ``--address`` (the node's InternalIP and where logs are served, 127.0.0.1),
+``--port`` (10250; 0 takes a free one), and upstream's ``--tls-cert-file``,
+``--tls-private-key-file`` and ``--client-ca-file`` for the log endpoint, which is served only
+when all three are given.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from raftkube.clock import Clock, TrioClock
 from raftkube.kubeclient import KubeClient, KubeConfigError
 from raftkube.kubelet.kubelet import Kubelet
 from raftkube.kubelet.node import NodeConfig
+from raftkube.kubelet.probes import RuntimeProber
 from raftkube.runtime.interface import RuntimeService
 from raftkube.runtime.process import ProcessRuntime
 from raftkube.runtime.simulated import SimulatedRuntime
@@ -121,7 +123,19 @@ def build_kubelet(options: KubeletOptions, client: KubeClient, clock: Clock) -> 
         cert, key, ca = tls
         assert cert is not None and key is not None and ca is not None
         serving = server_context(cert, key, ca, client_cert_auth=True)
-    return Kubelet(client, runtime, config, clock, serving=serving)
+    volume_root: Path | None = options.root_dir / options.node_name / "volumes"
+    if options.runtime != "process":
+        volume_root = None
+    prober = RuntimeProber(runtime) if options.runtime == "simulated" else None
+    return Kubelet(
+        client,
+        runtime,
+        config,
+        clock,
+        prober=prober,
+        volume_root=volume_root,
+        serving=serving,
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import math
 import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -66,6 +67,8 @@ class Kubelet:
     prober: Prober | None = None
     wall: Callable[[], float] = time.time
     sync_period: float = 1.0
+    volume_root: Path | None = None
+    """Where pod volumes are written; None writes none (a simulated node)."""
     serving: ssl.SSLContext | None = None
     """TLS for the container-log endpoint (:mod:`.logserver`); None serves no logs."""
     workers: dict[str, PodWorker] = attrs.field(factory=dict)
@@ -103,6 +106,7 @@ class Kubelet:
             backoff=CrashLoopBackOff(),
             wall=self.wall,
             sync_period=self.sync_period,
+            volume_root=self.volume_root,
         )
         assert PODS is not None
         informer = SharedIndexInformer(

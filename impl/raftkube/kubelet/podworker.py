@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -24,10 +25,12 @@ import trio
 
 from raftkube.clock import Clock, move_on_after
 from raftkube.kubeclient import KubeAPIError, KubeClient
+from raftkube.kubelet import volumes
 from raftkube.kubelet.backoff import CrashLoopBackOff, go_duration
 from raftkube.kubelet.env import ConfigError, container_env
 from raftkube.kubelet.probes import Prober, ProbeSettings, ProbeState
 from raftkube.kubelet.status import ContainerView, PodView, pod_status, rfc3339
+from raftkube.kubelet.volumes import VolumeError
 from raftkube.runtime.interface import (
     ContainerConfig,
     ContainerRuntimeError,
@@ -63,6 +66,8 @@ class NodeContext:
     backoff: CrashLoopBackOff
     wall: Callable[[], float]
     sync_period: float = 1.0
+    volume_root: Path | None = None
+    """Where pod volumes are written (:mod:`.volumes`); None writes none (simulated nodes)."""
 
 
 def pod_key(pod: Obj) -> str:
@@ -85,6 +90,7 @@ class PodWorker:
     _waiting: dict[str, tuple[str, str]] = attrs.field(factory=dict)
     _probes: dict[tuple[str, str], ProbeState] = attrs.field(factory=dict)
     _written: Obj | None = None
+    _volumes: dict[str, str] | None = None
 
     @property
     def uid(self) -> str:
@@ -230,6 +236,7 @@ class PodWorker:
     async def _start(self, container: Obj, sandbox: PodSandboxStatus, attempt: int) -> None:
         name = container["name"]
         try:
+            mounts = await self._mounts(container, sandbox)
             env = await container_env(
                 self.pod, container, sandbox.ip, self.node.host_ip, self._fetch
             )
@@ -242,13 +249,52 @@ class PodWorker:
                 working_dir=str(container.get("workingDir") or ""),
                 attempt=attempt,
                 labels={POD_UID: self.uid, CONTAINER_NAME: name},
+                mounts=mounts,
             )
             container_id = await self.node.runtime.create_container(sandbox.id, config)
             await self.node.runtime.start_container(container_id)
-        except (ConfigError, ContainerRuntimeError) as exc:
+        except (ConfigError, VolumeError, ContainerRuntimeError) as exc:
             self._waiting[name] = (exc.reason, str(exc))
             return
         self._waiting.pop(name, None)
+
+    async def _mounts(
+        self, container: Obj, sandbox: PodSandboxStatus
+    ) -> tuple[tuple[str, str], ...]:
+        """The container's ``volumeMounts`` as CRI mounts, writing the pod's volumes first."""
+        root = self.node.volume_root
+        if root is None:
+            return ()
+        if self._volumes is None:
+            self._volumes = await volumes.materialize(
+                self.pod, root, self._fetch, self._token, sandbox.ip, self.node.host_ip
+            )
+        out = []
+        for mount in container.get("volumeMounts") or []:
+            host = self._volumes.get(mount.get("name", ""))
+            if host is not None:
+                sub = str(mount.get("subPath") or "")
+                out.append((str(mount["mountPath"]), str(Path(host) / sub) if sub else host))
+        return tuple(out)
+
+    async def _token(self, account: str, spec: Obj) -> str:
+        meta = _meta(self.pod)
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                **spec,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        path = f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token"
+        answer = await self.node.client.call("POST", path, body=request)
+        return str((answer.get("status") or {}).get("token", ""))
 
     async def _fetch(self, resource: str, name: str) -> Obj | None:
         try:
@@ -395,6 +441,8 @@ class PodWorker:
         for old in await self.node.runtime.list_pod_sandboxes():
             if old.config.labels.get(POD_UID) == self.uid:
                 await self.node.runtime.remove_pod_sandbox(old.id)
+        if self.node.volume_root is not None:
+            volumes.remove(self.uid, self.node.volume_root)
         self.node.backoff.forget(f"{self.uid}/")
         self.finished = True
 

@@ -123,3 +123,17 @@ class NetworkProber:
                 head += chunk
         parts = head.split(b" ", 2)
         return len(parts) >= 2 and parts[1].isdigit() and 200 <= int(parts[1]) < 400
+
+
+@attrs.frozen
+class RuntimeProber:
+    """Every probe, whatever its kind, answered by the runtime's ``exec_sync``: for the
+    simulated runtime, whose containers listen on nothing and whose script says when they are
+    ready and alive."""
+
+    runtime: RuntimeService
+
+    async def probe(self, probe: Obj, container: Obj, pod_ip: str, container_id: str) -> bool:
+        timeout = ProbeSettings.of(probe).timeout
+        command = tuple((probe.get("exec") or {}).get("command") or ("probe",))
+        return (await self.runtime.exec_sync(container_id, command, timeout)).exit_code == 0

@@ -155,7 +155,8 @@ def _condition(old: Obj, kind: str, ok: bool, reason: str, message: str, now: st
     ) or now
     if not ok and reason:
         out["reason"] = reason
-        out["message"] = message
+        if message:
+            out["message"] = message
     return out
 
 

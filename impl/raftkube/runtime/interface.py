@@ -80,6 +80,8 @@ class ContainerConfig:
     working_dir: str = ""
     attempt: int = 0
     labels: dict[str, str] = attrs.field(factory=dict)
+    mounts: tuple[tuple[str, str], ...] = ()
+    """CRI's ``Mount`` as (container path, host path) pairs."""
 
 
 @attrs.frozen

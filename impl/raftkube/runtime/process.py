@@ -13,6 +13,11 @@ CIDR in 127.0.0.0/8, which every container sees as ``POD_IP`` (a server binds it
 one machine never collide on ports). The environment is the container's own (from the
 kubelet) over ``PATH`` and ``HOME`` (the pod directory), nothing else of the kubelet's.
 
+**Mounts.** Without root there is no mount namespace: a mount (a volume the kubelet wrote) is
+a symlink at its container path *inside the pod directory*, so the service-account token of
+``/var/run/secrets/kubernetes.io/serviceaccount/token`` is read by a container as the relative
+path ``var/run/secrets/kubernetes.io/serviceaccount/token`` (or under ``$HOME``).
+
 **Lifecycle.** A container is started through :mod:`.shim` as the leader of a new session
 (``start_new_session``), so it and its children form one process group: a stop sends SIGTERM to
 the group, waits up to the grace period on the runtime's clock, then sends SIGKILL. Output
@@ -230,6 +235,16 @@ class ProcessRuntime:
         workdir.mkdir(parents=True, exist_ok=True)
         return workdir
 
+    def _mount(self, record: dict[str, Any]) -> None:
+        """Each mount as a symlink at its container path inside the pod directory."""
+        base = self._sandbox_dir(record["sandbox"])
+        for container_path, host_path in record["config"].get("mounts") or ():
+            link = base / str(container_path).lstrip("/")
+            if link.is_symlink() or link.exists():
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(host_path)
+
     async def start_container(self, container_id: str) -> None:
         directory = self._container_dir(container_id)
         record = self._read(directory / "container.json")
@@ -237,6 +252,7 @@ class ProcessRuntime:
             raise CreateContainerError(f"container {container_id} was already started")
         config = record["config"]
         command = [*config["command"], *config["args"]]
+        self._mount(record)
         shim = [sys.executable, "-m", "raftkube.runtime.shim", str(directory / "exit")]
         child = subprocess.Popen(
             [*shim, record["log"], "--", *command],
@@ -263,7 +279,9 @@ class ProcessRuntime:
 
     def _status(self, record: dict[str, Any]) -> ContainerStatus:
         directory = self._container_dir(record["id"])
-        config = ContainerConfig(**{**record["config"], "command": (), "args": (), "env": ()})
+        config = ContainerConfig(
+            **{**record["config"], "command": (), "args": (), "env": (), "mounts": ()}
+        )
         started = self._reading(record["started"]) if "started" in record else None
         status = ContainerStatus(
             id=record["id"],
