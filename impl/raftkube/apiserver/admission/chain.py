@@ -77,17 +77,16 @@ class AdmissionChain:
     ) -> None:
         """Validating admission, then the allocation: after this returns, the handler writes."""
         a = Attributes.of(operation, call, obj, old)
-        for plugin in self.plugins:
-            validate = getattr(plugin, "validate", None)
-            if validate is not None:
-                await validate(a, self.ctx)
+        await self._validate_plugins(a)
         if self.allocation is not None:
             await self.allocation.validate(a, self.ctx)
 
     async def admit_delete(self, call: RequestLike, current: dict[str, Any]) -> None:
         """Both phases for a DELETE of ``current`` (nothing is allocated by a delete)."""
         await self.admit(DELETE, call, None, current)
-        a = Attributes.of(DELETE, call, None, current)
+        await self._validate_plugins(Attributes.of(DELETE, call, None, current))
+
+    async def _validate_plugins(self, a: Attributes) -> None:
         for plugin in self.plugins:
             validate = getattr(plugin, "validate", None)
             if validate is not None:
