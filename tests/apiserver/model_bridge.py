@@ -118,7 +118,7 @@ class Numbering:
 
     def error(self, code: int, body: dict[str, Any]) -> KubeError | Unexpected:
         try:
-            reason = Reason(body.get("reason"))
+            reason = Reason(body.get("reason") or "")  # upstream leaves an unknown one out
         except ValueError:
             return Unexpected(code, json.dumps(body, sort_keys=True))
         if reason.code != code:

@@ -182,9 +182,23 @@ def test_create_refusals_in_upstream_order() -> None:
     )
     with_rv = pod()
     with_rv["metadata"]["resourceVersion"] = "5"
-    assert err(apply(s, create(with_rv))[1], Reason.BAD_REQUEST) == (
+    refused = apply(s, create(with_rv))[1]
+    assert err(refused, Reason.UNKNOWN) == (
         "resourceVersion should not be set on objects to be created"
     )
+    assert isinstance(refused, KubeError) and refused.code == 500
+    # The store checks before it looks for the key, and after the registry's validation.
+    existing, _ = run(create(pod()))
+    assert apply(existing, create(with_rv))[1] == refused
+    nameless_rv = {"apiVersion": "v1", "kind": "Pod", "metadata": {"resourceVersion": "5"}}
+    assert err(apply(s, create(nameless_rv))[1], Reason.INVALID)
+    # A resourceVersion that is not a non-zero unsigned number is cleared and ignored.
+    for ignored in ("0", "-1", "x", "18446744073709551616"):
+        body = pod()
+        body["metadata"]["resourceVersion"] = ignored
+        created = apply(s, create(body))[1]
+        assert isinstance(created, ObjectResponse), (ignored, created)
+        assert created.object.resource_version == "2"
     elsewhere = pod()
     elsewhere["metadata"]["namespace"] = "other"
     assert err(apply(s, create(elsewhere))[1], Reason.BAD_REQUEST) == (
@@ -824,6 +838,7 @@ def test_event_types_are_upstream_names() -> None:
         "Expired": 410,
         "BadRequest": 400,
         "Timeout": 504,
+        "": 500,
     }
     assert WatchEvent(EventType.ADDED, Object.of(pod())) == WatchEvent(
         EventType.ADDED, Object.of(pod())

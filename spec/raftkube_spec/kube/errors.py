@@ -32,6 +32,10 @@ class Reason(enum.Enum):
     BAD_REQUEST = "BadRequest"
     TIMEOUT = "Timeout"
     """A resourceVersion newer than the store has reached (``Too large resource version``)."""
+    UNKNOWN = ""
+    """``StatusReasonUnknown``: an error the registry did not translate into a ``Status``,
+    which ``ErrorToAPIStatus`` answers with 500 and the error's own text (the field is then
+    left out of the JSON)."""
 
     @property
     def code(self) -> int:
@@ -46,6 +50,7 @@ _CODES = {
     Reason.GONE: 410,
     Reason.BAD_REQUEST: 400,
     Reason.TIMEOUT: 504,
+    Reason.UNKNOWN: 500,
 }
 
 
@@ -117,6 +122,17 @@ def invalid(kind: str, group: str, name: str, errors: Sequence[FieldError]) -> K
 
 def bad_request(message: str) -> KubeError:
     return KubeError(Reason.BAD_REQUEST, message)
+
+
+RESOURCE_VERSION_SET_ON_CREATE = "resourceVersion should not be set on objects to be created"
+
+
+def resource_version_set_on_create() -> KubeError:
+    """The etcd3 store's ``Create`` refuses a body whose resourceVersion parses as a non-zero
+    number with the plain error ``storage.ErrResourceVersionSetOnCreate``, which reaches the
+    client untranslated: 500, no reason (``kubectl`` prints ``Error from server:`` and the
+    text)."""
+    return KubeError(Reason.UNKNOWN, RESOURCE_VERSION_SET_ON_CREATE)
 
 
 def gone(message: str) -> KubeError:

@@ -5,9 +5,11 @@ with ``rest.BeforeCreate``/``BeforeUpdate`` and ``ValidateObjectMetaUpdate``) an
 handlers, in upstream's order of checks:
 
 * Create: a namespace in the body other than the request's is 400; no name and no
-  ``generateName`` is 422; a resourceVersion in the body is 400; an existing name is 409
-  AlreadyExists. The server sets uid, creationTimestamp, resourceVersion and ``generation: 1``
-  and drops any deletionTimestamp. ``generateName`` is cut to 58 characters before the suffix.
+  ``generateName`` is 422; a resourceVersion in the body that parses as a non-zero unsigned
+  number is refused by the store before it looks for the key, 500 with no reason (any other
+  resourceVersion the store clears and ignores); an existing name is 409 AlreadyExists. The
+  server sets uid, creationTimestamp, resourceVersion and ``generation: 1`` and drops any
+  deletionTimestamp. ``generateName`` is cut to 58 characters before the suffix.
 * Update: name or namespace unlike the URL's is 400; a uid in the body unlike the stored one is
   409 (upstream makes it a storage precondition, checked against an empty object when there is
   none, so a PUT of a deleted object that carries its uid is 409 too); a missing object is 404;
@@ -80,10 +82,8 @@ def create(state: KubeState, req: Create) -> Outcome:
     if not name:
         required = FieldError("metadata.name", "Required value", "name or generateName is required")
         return state, errors.invalid(req.object.kind, _group(req.resource), "", [required])
-    if metadata.get("resourceVersion"):
-        return state, errors.bad_request(
-            "resourceVersion should not be set on objects to be created"
-        )
+    if _set_on_create(metadata.get("resourceVersion")):
+        return state, errors.resource_version_set_on_create()
     key = ObjectKey(req.resource, req.namespace, name)
     if state.get(key) is not None:
         return state, errors.already_exists(key)
@@ -96,6 +96,18 @@ def create(state: KubeState, req: Create) -> Outcome:
     metadata.pop("deletionGracePeriodSeconds", None)
     stored = Object.of(content)
     return state.written(key, None, stored), ObjectResponse(stored, 201)
+
+
+MAX_UINT64 = 2**64 - 1
+
+
+def _set_on_create(resource_version: object) -> bool:
+    """The store's ``versioner.ObjectResourceVersion(obj)`` succeeds with a non-zero value:
+    Go's ``strconv.ParseUint(rv, 10, 64)``, decimal digits only, in range."""
+    text = str(resource_version or "")
+    if not (text.isascii() and text.isdigit()):
+        return False
+    return 0 < int(text) <= MAX_UINT64
 
 
 def _group(resource: str) -> str:

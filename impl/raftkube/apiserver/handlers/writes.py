@@ -40,6 +40,20 @@ GENERATE_NAME_ATTEMPTS = 8
 does since RetryGenerateName (1.32: GA): a client then sees 409 only if all of them were."""
 
 
+RESOURCE_VERSION_SET_ON_CREATE = "resourceVersion should not be set on objects to be created"
+
+
+def _resource_version_set(value: Any) -> bool:
+    """Whether upstream's etcd3 store refuses the create: its ``Create`` checks that
+    ``ObjectResourceVersion`` (Go's ``ParseUint``) is not a non-zero number, and the plain
+    ``ErrResourceVersionSetOnCreate`` reaches the client as a 500 with no reason. Any other
+    value (``"0"``, ``"-1"``, not a number) the store clears and ignores, as upstream's does.
+    The check is made here, where the store would make it (after validation, admission and
+    the dry-run return), because the server-owned fields are cleared before those steps."""
+    text = str(value or "")
+    return text.isascii() and text.isdigit() and 0 < int(text) < 2**64
+
+
 async def create(call: Call) -> Response:
     r = call.resource
     obj = decode_object(call.request, r.kind)
@@ -62,6 +76,7 @@ async def create(call: Call) -> Response:
             ],
             r.group,
         )
+    refused_by_store = _resource_version_set(m.get("resourceVersion"))
     for server_owned in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                          "deletionGracePeriodSeconds", "generation", "managedFields"):  # fmt: skip
         m.pop(server_owned, None)
@@ -74,6 +89,9 @@ async def create(call: Call) -> Response:
     await svc.admission.validate("CREATE", call, obj, None)
     if call.dry_run:
         return respond(201, obj, call.request)
+    if refused_by_store:
+        await svc.admission.abandoned(call, obj, None)
+        raise errors.APIError(500, "", RESOURCE_VERSION_SET_ON_CREATE)
     for attempt in range(GENERATE_NAME_ATTEMPTS):
         try:
             created = await svc.store.create(r, obj)
