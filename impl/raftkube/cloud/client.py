@@ -71,6 +71,23 @@ class CloudClient:
     async def _items(self, path: str) -> list[Obj]:
         return list((await self._call("GET", path)).get("items") or [])
 
+    async def _get_or_none(self, path: str) -> Obj | None:
+        """The object at ``path``; None when the cloud has none (404)."""
+        try:
+            return await self._call("GET", path)
+        except CloudError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    async def _delete_if_present(self, path: str) -> None:
+        """Delete the object at ``path``; one that is gone already (404) is fine."""
+        try:
+            await self._call("DELETE", path)
+        except CloudError as exc:
+            if not exc.not_found:
+                raise
+
     # --- instances -------------------------------------------------------------------------
 
     async def instances(self) -> list[Obj]:
@@ -79,12 +96,7 @@ class CloudClient:
     async def instance(self, name: str) -> Obj | None:
         """The instance of node ``name``; None if the cloud has none (upstream's
         ``InstanceNotFound``)."""
-        try:
-            return await self._call("GET", f"/v1/instances/{name}")
-        except CloudError as exc:
-            if exc.not_found:
-                return None
-            raise
+        return await self._get_or_none(f"/v1/instances/{name}")
 
     async def put_instance(self, name: str, spec: Obj) -> Obj:
         return await self._call("PUT", f"/v1/instances/{name}", spec)
@@ -104,22 +116,13 @@ class CloudClient:
         return await self._call("PUT", f"/v1/routes/{cluster}-{name_hint}", body)
 
     async def delete_route(self, name: str) -> None:
-        try:
-            await self._call("DELETE", f"/v1/routes/{name}")
-        except CloudError as exc:
-            if not exc.not_found:
-                raise
+        await self._delete_if_present(f"/v1/routes/{name}")
 
     # --- load balancers --------------------------------------------------------------------
 
     async def load_balancer(self, name: str) -> Obj | None:
         """``GetLoadBalancer``: None when it does not exist."""
-        try:
-            return await self._call("GET", f"/v1/loadbalancers/{name}")
-        except CloudError as exc:
-            if exc.not_found:
-                return None
-            raise
+        return await self._get_or_none(f"/v1/loadbalancers/{name}")
 
     async def ensure_load_balancer(
         self, cluster: str, name: str, service: str, nodes: list[str], ports: list[Obj]
@@ -131,11 +134,7 @@ class CloudClient:
 
     async def delete_load_balancer(self, name: str) -> None:
         """``EnsureLoadBalancerDeleted``: gone already is fine."""
-        try:
-            await self._call("DELETE", f"/v1/loadbalancers/{name}")
-        except CloudError as exc:
-            if not exc.not_found:
-                raise
+        await self._delete_if_present(f"/v1/loadbalancers/{name}")
 
     # --- faults ----------------------------------------------------------------------------
 
