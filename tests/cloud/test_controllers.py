@@ -21,7 +21,8 @@ from raftkube.cloud.nodes import TAINT_UNINITIALIZED, initialized_node, merged_a
 from raftkube.cloud.routes import reconcile_routes
 from raftkube.cloud.services import LB_FINALIZER, decide, load_balancer_name
 from raftkube.controllers.resources import LEASES, resource
-from raftkube.kubeclient import KubeAPIError, KubeClient
+from raftkube.kubeclient import KubeClient
+from tests.controllers.helpers import eventually, get_or_none
 
 from .conftest import APIHarness, CloudHarness
 
@@ -107,24 +108,6 @@ async def make_node(
         "addresses": [{"type": "Hostname", "address": name}],
     }
     result: Obj = await client.update(NODES, node, subresource="status")
-    return result
-
-
-async def eventually(check: Any, what: str, timeout: float = 15) -> Any:
-    with trio.move_on_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.05)
-        return result
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def get_or_none(client: KubeClient, res: Any, name: str, namespace: str = "") -> Obj | None:
-    try:
-        result: Obj = await client.get(res, name, namespace=namespace)
-    except KubeAPIError as exc:
-        if exc.code == 404:
-            return None
-        raise
     return result
 
 

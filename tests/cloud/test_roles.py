@@ -19,6 +19,7 @@ from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.resources import resource
 from raftkube.kubeclient import KubeClient
+from tests.controllers.helpers import eventually
 
 from .conftest import APIHarness, CloudHarness
 
@@ -36,14 +37,6 @@ def account_client(api: APIHarness, name: str) -> KubeClient:
         f"system:serviceaccount:kube-system:{name}",
         ("system:serviceaccounts", "system:serviceaccounts:kube-system"),
     )
-
-
-async def eventually(check: Any, what: str, timeout: float = 15) -> Any:
-    with trio.move_on_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.05)
-        return result
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.trio
