@@ -7,38 +7,21 @@ import copy
 from typing import Any
 
 from raftkube.apiserver import kinds, resources
-from raftkube.apiserver.errors import Cause
+from tests.helpers.kinds import errors_of, resource_info, text
 
-
-def info(group: str, resource: str) -> resources.ResourceInfo:
-    found = resources.lookup(group, "v1", resource)
-    assert found is not None
-    return found
-
-
-NAMESPACES = info("", "namespaces")
-NODES = info("", "nodes")
-SECRETS = info("", "secrets")
-CONFIGMAPS = info("", "configmaps")
-EVENTS = info("", "events")
-LEASES = info("coordination.k8s.io", "leases")
+NAMESPACES = resource_info("", "namespaces")
+NODES = resource_info("", "nodes")
+SECRETS = resource_info("", "secrets")
+CONFIGMAPS = resource_info("", "configmaps")
+EVENTS = resource_info("", "events")
+LEASES = resource_info("coordination.k8s.io", "leases")
 NOW = "2026-01-01T00:00:00Z"
-
-
-def text(causes: list[Cause]) -> list[str]:
-    return [f"{c.field}: {c.message}" for c in causes]
 
 
 def created(resource: resources.ResourceInfo, body: dict[str, Any]) -> dict[str, Any]:
     kinds.strategy_for(resource).default(body)
     kinds.prepare_create(resource, body, NOW, "uid-1")
     return body
-
-
-def errors_of(resource: resources.ResourceInfo, body: dict[str, Any]) -> list[str]:
-    strategy = kinds.strategy_for(resource)
-    strategy.default(body)
-    return text(strategy.validate_create(body))
 
 
 def test_namespace_create() -> None:

@@ -24,6 +24,7 @@ from raftkube.apiserver.kinds.names import (
     is_qualified_name,
     name_is_dns_subdomain,
 )
+from tests.helpers.kinds import text
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
@@ -35,10 +36,6 @@ LABEL_MSG = (
     "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
     "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
-
-
-def _text(causes: list) -> list[str]:
-    return [f"{c.field}: {c.message}" for c in causes]
 
 
 def test_subdomain_message_is_upstreams() -> None:
@@ -119,12 +116,12 @@ def test_labels_and_annotations_are_reported_at_the_map() -> None:
     # Annotation keys ignore case; their total size is limited to 256 KiB.
     assert validate_annotations({"Example.COM/Key": "v"}, "metadata.annotations") == []
     big = validate_annotations({"a": "x" * (256 * 1024)}, "metadata.annotations")
-    assert _text(big) == ["metadata.annotations: Too long: must have at most 262144 bytes"]
+    assert text(big) == ["metadata.annotations: Too long: must have at most 262144 bytes"]
 
 
 def test_object_meta_on_create() -> None:
     def check(meta: dict, namespaced: bool = True) -> list[str]:
-        return _text(validate_object_meta(meta, namespaced, name_is_dns_subdomain))
+        return text(validate_object_meta(meta, namespaced, name_is_dns_subdomain))
 
     assert check({"name": "ok", "namespace": "default"}) == []
     assert check({"namespace": "default"}) == [
@@ -158,13 +155,13 @@ def test_object_meta_on_create() -> None:
 def test_object_meta_update_keeps_identity() -> None:
     old = {"name": "a", "namespace": "d", "uid": "u1", "generation": 3}
     new = {"name": "a", "namespace": "d", "uid": "u2", "generation": 2}
-    assert _text(validate_object_meta_update(new, old, True)) == [
+    assert text(validate_object_meta_update(new, old, True)) == [
         "metadata.generation: Invalid value: 2: must not be decremented",
         'metadata.uid: Invalid value: "u2": field is immutable',
     ]
     deleting = {**old, "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["a.io/x"]}
     adding = {**deleting, "finalizers": ["a.io/x", "b.io/y"]}
-    assert _text(validate_object_meta_update(adding, deleting, True)) == [
+    assert text(validate_object_meta_update(adding, deleting, True)) == [
         "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being "
         'deleted, found new finalizers []string{"b.io/y"}'
     ]

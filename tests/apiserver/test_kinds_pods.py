@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from raftkube.apiserver import kinds, resources
-from raftkube.apiserver.errors import Cause
 from raftkube.apiserver.kinds.pods import POD_UPDATE_FORBIDDEN, pod_requests, qos_class
 from raftkube.apiserver.quantity import parse_quantity
+from tests.helpers.kinds import text
 
 PODS = resources.lookup("", "v1", "pods")
 BINDINGS = resources.lookup("", "v1", "bindings")
@@ -31,10 +31,6 @@ def pod(**spec: Any) -> dict[str, Any]:
 def defaulted(body: dict[str, Any]) -> dict[str, Any]:
     STRATEGY.default(body)
     return body
-
-
-def text(causes: list[Cause]) -> list[str]:
-    return [f"{c.field}: {c.message}" for c in causes]
 
 
 def errors_of(body: dict[str, Any]) -> list[str]:

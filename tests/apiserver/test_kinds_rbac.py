@@ -5,32 +5,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from raftkube.apiserver import kinds, resources
-from raftkube.apiserver.errors import Cause
+from raftkube.apiserver import kinds
+from tests.helpers.kinds import errors_of, resource_info, text
 
 GROUP = "rbac.authorization.k8s.io"
 
 
-def info(group: str, resource: str) -> resources.ResourceInfo:
-    found = resources.lookup(group, "v1", resource)
-    assert found is not None
-    return found
-
-
-ROLES = info(GROUP, "roles")
-CLUSTER_ROLES = info(GROUP, "clusterroles")
-BINDINGS = info(GROUP, "rolebindings")
-CLUSTER_BINDINGS = info(GROUP, "clusterrolebindings")
-
-
-def text(causes: list[Cause]) -> list[str]:
-    return [f"{c.field}: {c.message}" for c in causes]
-
-
-def errors_of(resource: resources.ResourceInfo, body: dict[str, Any]) -> list[str]:
-    strategy = kinds.strategy_for(resource)
-    strategy.default(body)
-    return text(strategy.validate_create(body))
+ROLES = resource_info(GROUP, "roles")
+CLUSTER_ROLES = resource_info(GROUP, "clusterroles")
+BINDINGS = resource_info(GROUP, "rolebindings")
+CLUSTER_BINDINGS = resource_info(GROUP, "clusterrolebindings")
 
 
 def test_role_names_are_path_segments() -> None:
@@ -112,7 +96,7 @@ def test_role_ref_never_changes() -> None:
 
 
 def test_reviews_need_no_name_and_check_their_request() -> None:
-    ssar = info("authorization.k8s.io", "selfsubjectaccessreviews")
+    ssar = resource_info("authorization.k8s.io", "selfsubjectaccessreviews")
     strategy = kinds.strategy_for(ssar)
     body: dict[str, Any] = {"spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}}
     assert strategy.validate_create(body) == []
@@ -120,7 +104,7 @@ def test_reviews_need_no_name_and_check_their_request() -> None:
         "spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or "
         "resourceAttributes must be specified"
     ]
-    ssr = kinds.strategy_for(info("authentication.k8s.io", "selfsubjectreviews"))
+    ssr = kinds.strategy_for(resource_info("authentication.k8s.io", "selfsubjectreviews"))
     assert ssr.validate_create({"apiVersion": "authentication.k8s.io/v1"}) == []
-    token = kinds.strategy_for(info("authentication.k8s.io", "tokenreviews"))
+    token = kinds.strategy_for(resource_info("authentication.k8s.io", "tokenreviews"))
     assert text(token.validate_create({"spec": {}})) == ["spec.token: Required value"]

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from raftkube.apiserver import kinds, resources
-from raftkube.apiserver.errors import Cause
+from tests.helpers.kinds import text
 
 SERVICES = resources.lookup("", "v1", "services")
 ENDPOINTS = resources.lookup("", "v1", "endpoints")
@@ -21,10 +21,6 @@ def service(name: str = "web", **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}], **spec},
     }
-
-
-def text(causes: list[Cause]) -> list[str]:
-    return [f"{c.field}: {c.message}" for c in causes]
 
 
 def errors_of(body: dict[str, Any]) -> list[str]:

@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 from raftkube.apiserver import kinds, resources
-from raftkube.apiserver.errors import Cause
 from raftkube.apiserver.kinds.workloads import selector_matches
+from tests.helpers.kinds import errors_of, text
 
 DEPLOYMENTS = resources.lookup("apps", "v1", "deployments")
 REPLICASETS = resources.lookup("apps", "v1", "replicasets")
@@ -33,16 +33,6 @@ def deployment(**spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-def text(causes: list[Cause]) -> list[str]:
-    return [f"{c.field}: {c.message}" for c in causes]
-
-
-def errors_of(info: resources.ResourceInfo, body: dict[str, Any]) -> list[str]:
-    strategy = kinds.strategy_for(info)
-    strategy.default(body)
-    return text(strategy.validate_create(body))
 
 
 def test_deployment_defaults() -> None:
