@@ -11,8 +11,10 @@ import trio
 from raftkube.kubelet.admission import Rejection, admit, allocatable_of
 from raftkube.kubelet.backoff import CrashLoopBackOff, go_duration
 from raftkube.kubelet.env import ConfigError, container_env
+from raftkube.kubelet.pleg import changed_pods
 from raftkube.kubelet.probes import ProbeSettings, ProbeState
 from raftkube.kubelet.status import get_phase
+from raftkube.runtime import ContainerState
 
 Obj = dict[str, Any]
 NODE = allocatable_of({"cpu": "1", "memory": "1Gi", "pods": "2"})
@@ -128,3 +130,11 @@ async def test_environment_from_downward_api_and_refs() -> None:
     }
     with pytest.raises(ConfigError, match='configmap "no" not found'):
         await container_env(pod, missing, "", "", fetch)
+
+
+def test_the_relist_reports_pods_whose_containers_changed() -> None:
+    running, exited = ContainerState.RUNNING, ContainerState.EXITED
+    before = {"a1": ("A", running), "b1": ("B", running), "c1": ("C", running)}
+    after = {"a1": ("A", running), "b1": ("B", exited), "d1": ("D", running)}
+    assert changed_pods(before, after) == {"B", "C", "D"}
+    assert changed_pods(after, after) == set()

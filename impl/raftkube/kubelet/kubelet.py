@@ -34,6 +34,7 @@ from raftkube.kubelet.admission import admit, allocatable_of
 from raftkube.kubelet.backoff import CrashLoopBackOff
 from raftkube.kubelet.logserver import LogServer
 from raftkube.kubelet.node import NodeConfig, NodeStatusReporter
+from raftkube.kubelet.pleg import relist
 from raftkube.kubelet.podworker import (
     POD_UID,
     NodeContext,
@@ -66,7 +67,7 @@ class Kubelet:
     clock: Clock
     prober: Prober | None = None
     wall: Callable[[], float] = time.time
-    sync_period: float = 1.0
+    resync_period: float = 60.0
     volume_root: Path | None = None
     """Where pod volumes are written; None writes none (a simulated node)."""
     serving: ssl.SSLContext | None = None
@@ -105,7 +106,7 @@ class Kubelet:
             runtime_name=self.config.runtime_name,
             backoff=CrashLoopBackOff(),
             wall=self.wall,
-            sync_period=self.sync_period,
+            resync_period=self.resync_period,
             volume_root=self.volume_root,
         )
         assert PODS is not None
@@ -126,6 +127,7 @@ class Kubelet:
             nursery.start_soon(self.reporter.run_lease)
             nursery.start_soon(self.reporter.run_status)
             nursery.start_soon(informer.run)
+            nursery.start_soon(relist, self.runtime, self.clock, self._wake_pod)
             await informer.wait_for_sync()
             initial = sorted(
                 informer.indexer.list(),
@@ -159,6 +161,11 @@ class Kubelet:
             await self._reject(pod, rejection.reason, rejection.message)
             return
         self._start(nursery, node, pod)
+
+    def _wake_pod(self, uid: str) -> None:
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.wake()
 
     def _start(self, nursery: trio.Nursery, node: NodeContext, pod: Obj) -> None:
         worker = PodWorker(node, pod)

@@ -9,21 +9,24 @@ liveness probe stops the container so that it restarts. The status it derives
 ``deletionTimestamp`` has its containers stopped within the grace period and is then deleted
 with grace 0 (preconditioned on its uid) so the API server lets it go.
 
-The worker syncs when told the pod changed, and otherwise every ``sync_period`` of the
-kubelet's clock, which is how back-off expiries and probe periods are noticed.
+The worker syncs when told the pod changed, when the kubelet's relist (:mod:`.pleg`) sees one
+of its containers change state, when a probe or a crash-loop back-off is due, 10 s after a
+container could not be made (upstream's ``backOffPeriod``), and otherwise every
+``resync_period`` (upstream's ``--sync-frequency``, 1 minute), all on the kubelet's clock.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
-from raftkube.clock import Clock, move_on_after
+from raftkube.clock import Clock
 from raftkube.kubeclient import KubeAPIError, KubeClient
 from raftkube.kubelet import volumes
 from raftkube.kubelet.backoff import CrashLoopBackOff, go_duration
@@ -50,6 +53,9 @@ POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
 CONTAINER_NAME = "io.kubernetes.container.name"
 DEFAULT_GRACE = 30
+RETRY_AFTER = 10.0
+"""Upstream's ``backOffPeriod``: a pod whose sync failed, or that waits on something it
+could not make, is tried again this long after."""
 
 
 @attrs.frozen
@@ -65,7 +71,7 @@ class NodeContext:
     runtime_name: str
     backoff: CrashLoopBackOff
     wall: Callable[[], float]
-    sync_period: float = 1.0
+    resync_period: float = 60.0
     volume_root: Path | None = None
     """Where pod volumes are written (:mod:`.volumes`); None writes none (simulated nodes)."""
 
@@ -91,6 +97,8 @@ class PodWorker:
     _probes: dict[tuple[str, str], ProbeState] = attrs.field(factory=dict)
     _written: Obj | None = None
     _volumes: dict[str, str] | None = None
+    _due: list[float] = attrs.field(factory=list)
+    """Clock readings at which this sync wants the next one (probes, back-off expiries)."""
 
     @property
     def uid(self) -> str:
@@ -104,15 +112,24 @@ class PodWorker:
             self.pod = pod
         self._wake.set()
 
+    def wake(self) -> None:
+        """Something of this pod changed in the runtime: sync soon."""
+        self._wake.set()
+
     async def run(self) -> None:
         while not self.finished:
+            now = self.node.clock.now()
+            self._due = [now + self.node.resync_period]
             try:
                 await self.sync()
             except (KubeAPIError, ContainerRuntimeError, OSError) as exc:
                 log.warning("sync of pod %s failed: %s", pod_key(self.pod), exc)
+                self._due.append(now + RETRY_AFTER)
             if self.finished:
                 return
-            with move_on_after(self.node.clock, self.node.sync_period):
+            if self._waiting:
+                self._due.append(now + RETRY_AFTER)
+            with self.node.clock.cancel_scope_at(min(self._due)):
                 await self._wake.wait()
             self._wake = trio.Event()
 
@@ -150,6 +167,9 @@ class PodWorker:
                 s for s in await self.node.runtime.list_pod_sandboxes() if s.id == sandbox_id
             )
         history = await self._containers(sandbox)
+        current = {instances[-1].id for instances in history.values()}
+        for key in [k for k in self._probes if k[0] not in current]:
+            del self._probes[key]
         spec = self.pod.get("spec") or {}
         if await self._sync_init(spec, sandbox, history):
             for container in spec.get("containers") or []:
@@ -215,7 +235,9 @@ class PodWorker:
         key = f"{self.uid}/{container['name']}"
         now = self.node.clock.now()
         finished = latest.finished_at if latest.finished_at is not None else now
-        if self.node.backoff.remaining(key, finished, now) > 0:
+        remaining = self.node.backoff.remaining(key, finished, now)
+        if remaining > 0:
+            self._due.append(now + remaining)
             delay = go_duration(self.node.backoff.delay(key))
             self._waiting[container["name"]] = (
                 "CrashLoopBackOff",
@@ -326,6 +348,7 @@ class PodWorker:
             if now >= state.next_at:
                 ok = await self.node.prober.probe(spec, container, sandbox.ip, latest.id)
                 state.observe(ok, settings, self.node.clock.now())
+            self._due.append(state.next_at)
             if kind == "livenessProbe" and not state.result:
                 alive = False
         return alive
@@ -408,7 +431,10 @@ class PodWorker:
 
     async def _terminate(self) -> None:
         """Stop every container within the grace period (all at once, as upstream's
-        ``killContainersWithSyncResult``), the sandbox, and let the API server delete the pod."""
+        ``killContainersWithSyncResult``) and the sandbox, write the final status, remove what
+        the pod left in the runtime and its volumes, and only then let the API server delete
+        the pod (a crash in between leaves a pod with a deletionTimestamp, which the next
+        kubelet finishes)."""
         sandbox = await self._sandbox()
         grace = self._grace()
         if sandbox is not None:
@@ -420,12 +446,18 @@ class PodWorker:
             await self.node.runtime.stop_pod_sandbox(sandbox.id)
             if not self.gone:
                 history = await self._containers(sandbox)
-                await self._write_status(
-                    attrs.evolve(sandbox, state=SandboxState.NOTREADY), history
-                )
+                with _tolerating(404, 409):
+                    await self._write_status(
+                        attrs.evolve(sandbox, state=SandboxState.NOTREADY), history
+                    )
+        for old in await self.node.runtime.list_pod_sandboxes():
+            if old.config.labels.get(POD_UID) == self.uid:
+                await self.node.runtime.remove_pod_sandbox(old.id)
+        if self.node.volume_root is not None:
+            volumes.remove(self.uid, self.node.volume_root)
         if not self.gone:
             meta = _meta(self.pod)
-            try:
+            with _tolerating(404, 409):
                 await self.node.client.delete(
                     resource_path_of("pods", meta["namespace"], meta["name"]),
                     options={
@@ -435,16 +467,18 @@ class PodWorker:
                         "preconditions": {"uid": meta["uid"]},
                     },
                 )
-            except KubeAPIError as exc:
-                if exc.code not in (404, 409):
-                    raise
-        for old in await self.node.runtime.list_pod_sandboxes():
-            if old.config.labels.get(POD_UID) == self.uid:
-                await self.node.runtime.remove_pod_sandbox(old.id)
-        if self.node.volume_root is not None:
-            volumes.remove(self.uid, self.node.volume_root)
         self.node.backoff.forget(f"{self.uid}/")
         self.finished = True
+
+
+@contextmanager
+def _tolerating(*codes: int) -> Iterator[None]:
+    """Ignore API errors with these codes (the pod is already gone, or is another pod)."""
+    try:
+        yield
+    except KubeAPIError as exc:
+        if exc.code not in codes:
+            raise
 
 
 def _latest(history: dict[str, list[ContainerStatus]], name: str) -> ContainerStatus | None:
