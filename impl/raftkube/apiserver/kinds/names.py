@@ -7,6 +7,7 @@ value`` cause. The qualified-name wording is that of Kubernetes 1.32 ("a qualifi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 
@@ -142,6 +143,15 @@ def is_path_segment_name(value: str) -> list[str]:
         if value == illegal:
             return [f"may not be '{illegal}'"]
     return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
+
+
+def is_valid_ip(value: str) -> list[str]:
+    """upstream's ``IsValidIP``: an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
+    return []
 
 
 def is_valid_port_num(port: int) -> list[str]:

@@ -16,14 +16,13 @@ to corrupt owner references), and keeps the stored QoS class if the writer dropp
 from __future__ import annotations
 
 import copy
-import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..errors import Cause
 from ..quantity import Quantity, QuantityError, parse_quantity_json
 from . import field as f
-from .names import inclusive_range_error, is_dns1123_subdomain
+from .names import inclusive_range_error, is_dns1123_subdomain, is_valid_ip
 from .poddefaults import default_pod_spec
 from .podschema import BINDING, POD
 from .podspec import validate_pod_spec, validate_tolerations
@@ -43,15 +42,6 @@ POD_UPDATE_FORBIDDEN = (
     "set to 1 if it was previously negative)"
 )
 _MAX_INT32 = 2**31 - 1
-_INVALID_IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
-
-
-def _is_ip(value: Any) -> bool:
-    try:
-        ipaddress.ip_address(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def qos_class(spec: Obj) -> str:
@@ -306,14 +296,8 @@ class PodStrategy(Strategy):
         for part in ("podIPs", "hostIPs"):
             for i, entry in enumerate(dicts(status.get(part))):
                 ip = entry.get("ip")
-                if not _is_ip(ip):
-                    causes.append(
-                        f.invalid(
-                            f.child(f.index(f.child("status", part), i), "ip"),
-                            ip or "",
-                            _INVALID_IP,
-                        )
-                    )
+                at = f.child(f.index(f.child("status", part), i), "ip")
+                causes += f.each(at, ip or "", is_valid_ip(str(ip)))
         return causes
 
     def _field_labels(self, obj: Mapping[str, Any]) -> dict[str, str]:

@@ -12,7 +12,6 @@ upstream's ``patchAllocatedValues``), and one that changes them is refused.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -23,6 +22,7 @@ from .names import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_qualified_name,
+    is_valid_ip,
     is_valid_port_name,
     is_valid_port_num,
     name_is_dns1035_label,
@@ -49,7 +49,6 @@ SESSION_AFFINITIES = ("ClientIP", "None")
 TRAFFIC_POLICIES = ("Cluster", "Local")
 IP_FAMILIES = ("IPv4", "IPv6")
 IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
-_INVALID_IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 
 SERVICE_PORT = obj(
     ("port",),
@@ -104,14 +103,6 @@ ENDPOINTS = kind_schema(
         )
     )
 )
-
-
-def _is_ip(value: Any) -> bool:
-    try:
-        ipaddress.ip_address(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _enum(path: str, value: Any, supported: tuple[str, ...]) -> list[Cause]:
@@ -242,8 +233,8 @@ class ServiceStrategy(Strategy):
                 )
         else:
             for i, ip in enumerate(spec.get("clusterIPs") or []):
-                if not (ip == "None" and i == 0) and not _is_ip(ip):
-                    causes.append(f.invalid(f.index("spec.clusterIPs", i), ip, _INVALID_IP))
+                if not (ip == "None" and i == 0):
+                    causes += f.each(f.index("spec.clusterIPs", i), ip, is_valid_ip(str(ip)))
         for name, supported in (
             ("internalTrafficPolicy", TRAFFIC_POLICIES),
             ("externalTrafficPolicy", TRAFFIC_POLICIES),
@@ -256,8 +247,7 @@ class ServiceStrategy(Strategy):
             if family not in IP_FAMILIES:
                 causes.append(f.not_supported(f.index("spec.ipFamilies", i), family, IP_FAMILIES))
         for i, ip in enumerate(spec.get("externalIPs") or []):
-            if not _is_ip(ip):
-                causes.append(f.invalid(f.index("spec.externalIPs", i), ip, _INVALID_IP))
+            causes += f.each(f.index("spec.externalIPs", i), ip, is_valid_ip(str(ip)))
         return causes
 
     def _field_labels(self, obj: Mapping[str, Any]) -> dict[str, str]:
@@ -300,8 +290,8 @@ class EndpointsStrategy(Strategy):
             for part, items in (("addresses", addresses), ("notReadyAddresses", not_ready)):
                 for j, address in enumerate(items):
                     ip_path = f.child(f.index(f.child(at, part), j), "ip")
-                    if not _is_ip(address.get("ip")):
-                        causes.append(f.invalid(ip_path, address.get("ip") or "", _INVALID_IP))
+                    ip = address.get("ip")
+                    causes += f.each(ip_path, ip or "", is_valid_ip(str(ip)))
             ports = dicts(subset.get("ports"))
             for j, port in enumerate(ports):
                 port_path = f.index(f.child(at, "ports"), j)
