@@ -96,3 +96,17 @@ def test_the_allocator_skips_network_and_gateway_and_runs_out() -> None:
     assert ips.allocate() == "127.1.0.2"
     with pytest.raises(PodCIDRExhausted):
         ips.allocate()
+
+
+@pytest.mark.trio
+async def test_a_stopped_sandbox_gives_its_ip_back_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rt = runtime()
+    first = await rt.run_pod_sandbox(PodSandboxConfig("a", "ns", "uid-a"))
+    await rt.stop_pod_sandbox(first)
+    second = await rt.run_pod_sandbox(PodSandboxConfig("b", "ns", "uid-b"))
+    await rt.remove_pod_sandbox(first)  # must not free the address the second one now holds
+    third = await rt.run_pod_sandbox(PodSandboxConfig("c", "ns", "uid-c"))
+    ips = {s.id: s.ip for s in await rt.list_pod_sandboxes()}
+    assert (ips[second], ips[third]) == ("127.1.0.2", "127.1.0.3")

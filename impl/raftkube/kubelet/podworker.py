@@ -175,7 +175,10 @@ class PodWorker:
             for container in spec.get("containers") or []:
                 await self._sync_container(container, sandbox, history, spec)
         history = await self._containers(sandbox)
-        await self._write_status(sandbox, history)
+        phase = await self._write_status(sandbox, history)
+        if phase in ("Succeeded", "Failed"):
+            # Nothing will run in it again: give its IP back, as upstream kills the sandbox.
+            await self.node.runtime.stop_pod_sandbox(sandbox.id)
 
     def _sandbox_config(self) -> PodSandboxConfig:
         meta = _meta(self.pod)
@@ -386,7 +389,7 @@ class PodWorker:
 
     async def _write_status(
         self, sandbox: PodSandboxStatus, history: dict[str, list[ContainerStatus]]
-    ) -> None:
+    ) -> str:
         spec = self.pod.get("spec") or {}
         init = spec.get("initContainers") or []
         init_views = self._views(init, history, False)
@@ -405,6 +408,7 @@ class PodWorker:
         )
         status = pod_status(self.pod, view, self._to_wall, rfc3339(self.node.wall()))
         await self._put_status(status)
+        return str(status["phase"])
 
     async def _put_status(self, status: Obj) -> None:
         if status == self._written or status == self.pod.get("status"):

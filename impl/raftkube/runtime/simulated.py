@@ -92,6 +92,8 @@ class SimulatedRuntime:
         sandbox = self._sandbox(sandbox_id)
         for cid in self._ids_in(sandbox_id):
             self._finish(cid, self.clock.now(), EXIT_KILLED, "Error")
+        if sandbox.state is SandboxState.READY:
+            self._ips.release(sandbox.ip)  # the IP is the sandbox's network: gone with it
         self._sandboxes[sandbox_id] = attrs.evolve(sandbox, state=SandboxState.NOTREADY)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
@@ -100,7 +102,8 @@ class SimulatedRuntime:
             return
         for cid in self._ids_in(sandbox_id):
             del self._containers[cid]
-        self._ips.release(sandbox.ip)
+        if sandbox.state is SandboxState.READY:
+            self._ips.release(sandbox.ip)
 
     async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
         return list(self._sandboxes.values())
