@@ -301,8 +301,10 @@ class PodStrategy(Strategy):
         return causes
 
     def _field_labels(self, obj: Mapping[str, Any]) -> dict[str, str]:
-        spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
+        # Asked of any stored pod, and of bodies not yet validated: a spec or status of the
+        # wrong JSON type has no field values, it does not fail the selector.
+        spec: Mapping[str, Any] = _mapping(obj.get("spec"))
+        status: Mapping[str, Any] = _mapping(obj.get("status"))
         pod_ips = dicts(status.get("podIPs"))
         return {
             "spec.nodeName": str(spec.get("nodeName") or ""),
@@ -330,3 +332,7 @@ class BindingStrategy(Strategy):
         if not target.get("name"):
             causes.append(f.required("target.name"))
         return causes
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
