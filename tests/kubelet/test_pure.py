@@ -11,6 +11,7 @@ import trio
 from raftkube.kubelet.admission import Rejection, admit, allocatable_of
 from raftkube.kubelet.backoff import CrashLoopBackOff, go_duration
 from raftkube.kubelet.env import ConfigError, container_env
+from raftkube.kubelet.node import NodeConfig, node_status
 from raftkube.kubelet.pleg import changed_pods
 from raftkube.kubelet.probes import ProbeSettings, ProbeState
 from raftkube.kubelet.status import get_phase
@@ -138,3 +139,17 @@ def test_the_relist_reports_pods_whose_containers_changed() -> None:
     after = {"a1": ("A", running), "b1": ("B", exited), "d1": ("D", running)}
     assert changed_pods(before, after) == {"B", "C", "D"}
     assert changed_pods(after, after) == set()
+
+
+def test_node_conditions_keep_transition_times_and_report_the_runtime() -> None:
+    config = NodeConfig("n1", "127.1.0.0/24")
+    first = {"status": node_status(config, None, "T1")}
+    again = node_status(config, first, "T2", ready=False)
+    ready = next(c for c in again["conditions"] if c["type"] == "Ready")
+    memory = next(c for c in again["conditions"] if c["type"] == "MemoryPressure")
+    assert (ready["status"], ready["reason"], ready["lastTransitionTime"]) == (
+        "False",
+        "KubeletNotReady",
+        "T2",
+    )
+    assert (memory["lastTransitionTime"], memory["lastHeartbeatTime"]) == ("T1", "T2")

@@ -43,7 +43,7 @@ from raftkube.kubelet.podworker import (
     resource_path_of,
 )
 from raftkube.kubelet.probes import NetworkProber, Prober
-from raftkube.runtime.interface import RuntimeService
+from raftkube.runtime.interface import ContainerRuntimeError, RuntimeService
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ class Kubelet:
     )
 
     def __attrs_post_init__(self) -> None:
-        self.reporter = NodeStatusReporter(self.client, self.config, self.clock, self.wall)
+        self.reporter = NodeStatusReporter(
+            self.client, self.config, self.clock, self.wall, runtime_ready=self._runtime_ready
+        )
         self._events = trio.open_memory_channel(math.inf)
 
     async def run(self) -> None:
@@ -161,6 +163,14 @@ class Kubelet:
             await self._reject(pod, rejection.reason, rejection.message)
             return
         self._start(nursery, node, pod)
+
+    async def _runtime_ready(self) -> bool:
+        try:
+            await self.runtime.list_pod_sandboxes()
+        except (ContainerRuntimeError, OSError) as exc:
+            log.warning("container runtime is down: %s", exc)
+            return False
+        return True
 
     def _wake_pod(self, uid: str) -> None:
         worker = self.workers.get(uid)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -89,11 +89,11 @@ def conditions(old: Obj | None, ready: bool, now: str) -> list[Obj]:
     return out
 
 
-def node_status(config: NodeConfig, old: Obj | None, now: str) -> Obj:
+def node_status(config: NodeConfig, old: Obj | None, now: str, ready: bool = True) -> Obj:
     return {
         "capacity": config.capacity(),
         "allocatable": config.capacity(),
-        "conditions": conditions(old, True, now),
+        "conditions": conditions(old, ready, now),
         "addresses": [
             {"type": "InternalIP", "address": config.address},
             {"type": "Hostname", "address": config.name},
@@ -141,6 +141,8 @@ class NodeStatusReporter:
     config: NodeConfig
     clock: Clock
     wall: Callable[[], float]
+    runtime_ready: Callable[[], Awaitable[bool]] | None = None
+    """Whether the container runtime answers; Ready is False while it does not."""
     node: Obj | None = None
     _reported_at: float | None = None
 
@@ -167,7 +169,8 @@ class NodeStatusReporter:
 
     async def update_status(self, force: bool = False) -> None:
         now = rfc3339(self.wall())
-        status = node_status(self.config, self.node, now)
+        ready = True if self.runtime_ready is None else await self.runtime_ready()
+        status = node_status(self.config, self.node, now, ready)
         old = dict((self.node or {}).get("status") or {})
         due = self._reported_at is None or (
             self.clock.now() - self._reported_at >= STATUS_REPORT_FREQUENCY
