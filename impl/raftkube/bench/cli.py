@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from raftkube.bench import api
+from raftkube.bench import scheduler as scheduler_bench
 from raftkube.bench.report import Summary, render
 from raftkube.client import Client, ClientError
 from raftkube.cluster.up import UpError, local_cluster, local_plan
@@ -59,6 +60,7 @@ def register(commands: Any) -> None:
     )
     rng.set_defaults(handler=run_range)
     api.register(sub)
+    scheduler_bench.register(sub)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
