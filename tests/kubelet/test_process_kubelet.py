@@ -52,7 +52,11 @@ COUNTER = "import time\nfor i in range(3):\n    print('line', i, flush=True); ti
 
 
 @asynccontextmanager
-async def process_kubelet(api: APIHarness, root: Path) -> AsyncIterator[Kubelet]:
+async def process_kubelet(
+    api: APIHarness, root: Path, *, keep_running: bool = False
+) -> AsyncIterator[Kubelet]:
+    """A kubelet on node n1 with the process runtime on ``root``; what it started is killed
+    on the way out unless ``keep_running`` (a kubelet restart: the next one adopts it)."""
     await ensure_default_service_account(api.admin)
     serving = CertPair(api.tmp / "kubelet.crt", api.tmp / "kubelet.key")
     issue_cert(api.pki.ca, serving, "system:node:n1", hosts=["127.0.0.1"])
@@ -72,8 +76,13 @@ async def process_kubelet(api: APIHarness, root: Path) -> AsyncIterator[Kubelet]
             nursery.start_soon(kl.run)
             yield kl
             nursery.cancel_scope.cancel()
-    finally:
+    except BaseException:
         kill_leftovers(root)
+        raise
+    else:
+        if not keep_running:
+            kill_leftovers(root)
+    finally:
         await client.aclose()
 
 
@@ -191,3 +200,35 @@ async def test_a_python_server_pod_runs_serves_and_logs(api: APIHarness, tmp_pat
     [waiting] = nothing["status"]["containerStatuses"]
     assert waiting["state"]["waiting"]["reason"] == "CreateContainerError"
     assert "has no command" in waiting["state"]["waiting"]["message"]
+
+
+@pytest.mark.trio
+async def test_a_restarted_kubelet_keeps_the_same_processes(
+    api: APIHarness, tmp_path: Path
+) -> None:
+    server = container(
+        "app",
+        "python",
+        command=[sys.executable, "-c", SERVER],
+        env=[{"name": "WHO", "value": "kept"}],
+        readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+    )
+    root = tmp_path / "root"
+    with trio.fail_after(60):
+        async with process_kubelet(api, root, keep_running=True):
+            await api.admin.create(PODS, pod("kept", "n1", server))
+            first = await wait_for_pod(api.admin, "kept", lambda p: condition(p, "Ready") == "True")
+        try:
+            async with process_kubelet(api, root) as kl:
+                while not kl.workers:
+                    await trio.sleep(0.05)
+                await trio.sleep(1.5)
+                answer = await get(first["status"]["podIP"], 8080)
+                second = await api.admin.get(f"{PODS}/kept")
+        finally:
+            kill_leftovers(root)
+    [before], [after] = first["status"]["containerStatuses"], second["status"]["containerStatuses"]
+    assert after["containerID"] == before["containerID"]
+    assert after["restartCount"] == 0
+    assert second["status"]["podIP"] == first["status"]["podIP"]
+    assert answer.endswith(f"hello from {first['status']['podIP']} as kept".encode())
