@@ -46,6 +46,7 @@ from raftkube.apiserver.watchcache import WatchCache
 from raftkube.client import Client
 from raftkube.client.keys import prefix_end
 from raftkube.clock import Clock, TrioClock, move_on_after
+from raftkube.net.streams import Network, TcpNetwork
 from raftkube.tls import client_context
 from raftkube_spec.kv.requests import (
     Compare,
@@ -209,16 +210,19 @@ async def open_api_server(
     clock: Clock | None = None,
     wall: Callable[[], float] = time.time,
     rng: random.Random | None = None,
+    network: Network | None = None,
     store_client: Client | None = None,
 ) -> AsyncIterator[RunningAPIServer]:
-    """Run an API server for the body of the ``async with`` (see the module docstring)."""
+    """Run an API server for the body of the ``async with`` (see the module docstring).
+    ``network`` is where it listens and how it reaches the store (Trio's TCP by default)."""
+    network = network or TcpNetwork()
     clock = clock or TrioClock()
     rng = rng or random.Random(os.urandom(16))
     ssl_ctx = None
     if config.etcd_cafile is not None:
         ssl_ctx = client_context(config.etcd_cafile, config.etcd_certfile, config.etcd_keyfile)
     async with (
-        Client(list(config.etcd_servers), ssl_context=ssl_ctx)
+        Client(list(config.etcd_servers), ssl_context=ssl_ctx, network=network, clock=clock)
         if store_client is None
         else _borrowed(store_client) as client,
         trio.open_nursery() as nursery,
@@ -300,7 +304,9 @@ async def open_api_server(
             ),
             clock=clock,
         )
-        port = await nursery.start(http.serve_tcp, config.bind_address, config.secure_port)
+        port = await nursery.start(
+            http.serve_network, network, config.bind_address, config.secure_port
+        )
         await ensure_bootstrap_objects(api, str(ip_range.network[1]), config.bind_address, port)
         bootstrapped.set()
         logger.info("serving on https://%s:%d", config.bind_address, port)

@@ -46,6 +46,7 @@ from raftkube.apiserver.errors import APIError
 from raftkube.apiserver.http.target import BadTarget, join_headers, split_target
 from raftkube.apiserver.request import Handler, Request, Response, StreamingResponse
 from raftkube.clock import Clock, TrioClock, move_on_after, sleep_for
+from raftkube.net.streams import Network, TcpNetwork, bound_address
 
 logger = logging.getLogger(__name__)
 
@@ -154,20 +155,32 @@ class HTTPServer:
     idle_timeout: float = 90.0
     header_timeout: float = 32.0
 
-    async def serve_tcp(
+    async def serve_network(
         self,
-        host: str | None,
+        network: Network,
+        host: str,
         port: int,
         *,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on ``host:port`` (every address of ``host``; all interfaces if None) until
-        cancelled; reports the bound port, which for ``port=0`` is the first listener's."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound = int(listeners[0].socket.getsockname()[1])
+        """Listen on ``host:port`` of ``network`` (the stream seam: Trio TCP in production,
+        in-world streams in the simulator) until cancelled; reports the bound port, which for
+        ``port=0`` is the first listener's."""
+        listeners = await network.open_listeners(host, port)
+        bound = bound_address(listeners[0])[1]
         async with trio.open_nursery() as nursery:
             await nursery.start(self.serve, listeners)
             task_status.started(bound)
+
+    async def serve_tcp(
+        self,
+        host: str,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """:meth:`serve_network` on Trio's TCP."""
+        await self.serve_network(TcpNetwork(), host, port, task_status=task_status)
 
     async def serve(
         self,
