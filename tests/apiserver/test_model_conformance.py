@@ -40,7 +40,7 @@ import functools
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import attrs
@@ -73,6 +73,7 @@ from raftkube_spec.kube import (
     List,
     Object,
     ObjectKey,
+    ObjectResponse,
     Patch,
     Preconditions,
     PropagationPolicy,
@@ -187,6 +188,10 @@ class ServerVersusModel(RuleBasedStateMachine):
         self.numbering = Numbering(0)
         self.seen: dict[ObjectKey, list[Object]] = {}
         """Every state of each object the server has answered with: stale versions to send."""
+        self.created_at: dict[ObjectKey, int] = {}
+        """The model revision of each object's latest creation. Objects are drawn in this
+        order, never in store order: a generated name's random suffix decides where it sorts,
+        and Hypothesis must get the same objects from the same choices when it replays."""
         self.continues: dict[str, str] = {}
         """Per resource, the model's continue token of the last list page that had one."""
         self.watches: list[TrackedWatch] = []
@@ -267,10 +272,14 @@ class ServerVersusModel(RuleBasedStateMachine):
         not."""
         existing = [
             key.name
-            for key, _ in self.model.objects
-            if key.resource == resource and key.namespace == self.namespace
+            for key in self.in_creation_order(
+                key for key, _ in self.model.objects if key.resource == resource
+            )
         ]
         return data.draw(st.sampled_from([*existing, *existing, *existing, *NAMES]), label="name")
+
+    def in_creation_order(self, keys: Iterable[ObjectKey]) -> list[ObjectKey]:
+        return sorted(keys, key=lambda k: self.created_at[k])
 
     def current(self, resource: str, name: str) -> Object | None:
         return self.model.get(self.key(resource, name))
@@ -315,7 +324,11 @@ class ServerVersusModel(RuleBasedStateMachine):
             if not name:
                 suffix = got_meta["name"][len(GENERATE_BASE) :]
         request = Create(resource, self.namespace, Object.of(body), uid, now, suffix)
-        self.check(request, resource, got, self.model_apply(request))
+        expected = self.model_apply(request)
+        if isinstance(expected, ObjectResponse):
+            name = str(expected.object.metadata["name"])
+            self.created_at[self.key(resource, name)] = self.model.revision
+        self.check(request, resource, got, expected)
 
     def base_object(self, data: st.DataObject, resource: str, name: str) -> Object | None:
         """What an update starts from: mostly the current object, often a stale version of
@@ -370,7 +383,8 @@ class ServerVersusModel(RuleBasedStateMachine):
     ) -> None:
         """Optimistic concurrency: an update computed from a version that is no longer the
         current one must be refused (the general rule reaches this case too rarely)."""
-        key = data.draw(st.sampled_from([k for k in self.seen if self.stale_versions(k)]))
+        stale = self.in_creation_order(k for k in self.seen if self.stale_versions(k))
+        key = data.draw(st.sampled_from(stale))
         base = data.draw(st.sampled_from(self.stale_versions(key)), label="stale base")
         self.put(key.resource, key.name, base, value, label_set, True, "keep", False)
 
