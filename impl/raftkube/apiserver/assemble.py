@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -46,6 +47,7 @@ from raftkube.apiserver.watchcache import WatchCache
 from raftkube.client import Client
 from raftkube.client.keys import prefix_end
 from raftkube.clock import Clock, TrioClock, move_on_after
+from raftkube.kubeclient import KubeClient
 from raftkube.net.streams import Network, TcpNetwork
 from raftkube.tls import client_context
 from raftkube_spec.kv.requests import (
@@ -275,6 +277,7 @@ async def open_api_server(
             wall=wall,
             rng=rng,
             authenticate_token=authenticator.authenticate_token,
+            kubelet_client=_kubelet_clients(config, network, clock),
             watch_timeout=config.min_request_timeout,
         )
 
@@ -312,6 +315,29 @@ async def open_api_server(
         logger.info("serving on https://%s:%d", config.bind_address, port)
         yield RunningAPIServer(port, api, caches)
         nursery.cancel_scope.cancel()
+
+
+def _kubelet_clients(
+    config: APIServerConfig, network: Network, clock: Clock
+) -> Callable[[str, int], KubeClient] | None:
+    """How the server reaches a kubelet: HTTPS with its kubelet client certificate, the
+    kubelet's serving certificate checked against the cluster's CA."""
+    if config.kubelet_client_certificate is None or config.kubelet_client_key is None:
+        return None
+    ca = config.kubelet_certificate_authority or config.client_ca_file
+    ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
+    ctx.load_cert_chain(config.kubelet_client_certificate, config.kubelet_client_key)
+
+    def client(address: str, port: int) -> KubeClient:
+        return KubeClient(
+            f"https://{address}:{port}",
+            ssl_context=ctx,
+            dial=network.open_stream,
+            clock=clock,
+            max_connections=1,
+        )
+
+    return client
 
 
 def _synced(caches: Mapping[str, WatchCache]) -> Callable[[], Any]:

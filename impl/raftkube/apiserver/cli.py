@@ -128,6 +128,17 @@ def register(commands: Any) -> None:
         default=1800,
         help="seconds: a watch without timeoutSeconds ends after a random time in [T, 2T)",
     )
+    p.add_argument(
+        "--kubelet-client-certificate",
+        type=Path,
+        help="client certificate the server presents to kubelets (pods/log)",
+    )
+    p.add_argument("--kubelet-client-key", type=Path, help="its key")
+    p.add_argument(
+        "--kubelet-certificate-authority",
+        type=Path,
+        help="CA that signs the kubelets' serving certificates (default: --client-ca-file)",
+    )
     p.set_defaults(handler=run_apiserver)
 
 
@@ -154,6 +165,9 @@ def config_from_args(args: argparse.Namespace) -> APIServerConfig:
         anonymous_auth=args.anonymous_auth == "true",
         authorization_modes=modes,
         min_request_timeout=float(args.min_request_timeout),
+        kubelet_client_certificate=args.kubelet_client_certificate,
+        kubelet_client_key=args.kubelet_client_key,
+        kubelet_certificate_authority=args.kubelet_certificate_authority,
     )
 
 

@@ -37,6 +37,9 @@ class APIServerConfig:
     anonymous_auth: bool = False
     authorization_modes: tuple[str, ...] = ("Node", "RBAC")
     min_request_timeout: float = 1800.0
+    kubelet_client_certificate: Path | None = None
+    kubelet_client_key: Path | None = None
+    kubelet_certificate_authority: Path | None = None
 
     def check(self) -> None:
         """Refuse what cannot work before anything starts (missing files, unknown modes)."""
@@ -51,6 +54,9 @@ class APIServerConfig:
             ("--etcd-cafile", self.etcd_cafile),
             ("--etcd-certfile", self.etcd_certfile),
             ("--etcd-keyfile", self.etcd_keyfile),
+            ("--kubelet-client-certificate", self.kubelet_client_certificate),
+            ("--kubelet-client-key", self.kubelet_client_key),
+            ("--kubelet-certificate-authority", self.kubelet_certificate_authority),
             *(("--service-account-key-file", p) for p in self.service_account_key_files),
         ):
             if path is not None and not Path(path).is_file():
@@ -63,5 +69,7 @@ class APIServerConfig:
             )
         if not self.authorization_modes:
             raise ConfigError("--authorization-mode: at least one mode is needed")
+        if (self.kubelet_client_certificate is None) != (self.kubelet_client_key is None):
+            raise ConfigError("--kubelet-client-certificate and --kubelet-client-key go together")
         if (self.etcd_certfile is None) != (self.etcd_keyfile is None):
             raise ConfigError("--etcd-certfile and --etcd-keyfile go together")

@@ -45,13 +45,17 @@ from raftkube.apiserver.auth.pki import (
     KUBE_SCHEDULER,
     ClusterPKI,
     ensure_pki,
+    issue_client_cert,
+    node_user,
     write_kubeconfig,
 )
+from raftkube.apiserver.auth.user import MASTERS
 from raftkube.apiserver.config import APIServerConfig
 from raftkube.controllers import cli as controllers_cli
 from raftkube.kubeclient import KubeClient, KubeConnectionError
+from raftkube.kubelet import cli as kubelet_cli
 from raftkube.scheduler import cli as scheduler_cli
-from raftkube.tls import ClusterCerts
+from raftkube.tls import CertPair, ClusterCerts, issue_cert
 
 DEFAULT_PORT = 6443
 """kube-apiserver's ``--secure-port`` default, so kubectl users see the port they know."""
@@ -75,6 +79,18 @@ READY_PROBE_TIMEOUT = 1.0
 
 
 @attrs.frozen
+class NodePlan:
+    """One kubelet of the local cluster: node ``node-{i}``, pods in ``127.{i+1}.0.0/24``."""
+
+    name: str
+    pod_cidr: str
+    port: int
+    kubeconfig: Path
+    serving: CertPair
+    root_dir: Path
+
+
+@attrs.frozen
 class ControlPlanePlan:
     """Where the API server listens, which files it uses, and the kubeconfigs for its clients."""
 
@@ -86,6 +102,9 @@ class ControlPlanePlan:
     controller_manager_kubeconfig: Path
     store_certs: ClusterCerts | None = None
     """The store's TLS files (``up --tls``); None for a plaintext store."""
+    kubelet_client: CertPair | None = None
+    """The certificate the API server presents to kubelets (``pods/log``)."""
+    nodes: tuple[NodePlan, ...] = ()
 
     @property
     def server(self) -> str:
@@ -118,6 +137,10 @@ class ControlPlanePlan:
             str(SERVICE_CLUSTER_IP_RANGE),
             "--stop-on-stdin-eof",
         ]
+        if self.kubelet_client is not None:
+            argv += ["--kubelet-client-certificate", str(self.kubelet_client.cert)]
+            argv += ["--kubelet-client-key", str(self.kubelet_client.key)]
+            argv += ["--kubelet-certificate-authority", str(self.pki.ca.cert)]
         if self.store_certs is not None:
             c = self.store_certs
             argv += ["--etcd-cafile", str(c.ca.cert)]
@@ -155,6 +178,35 @@ class ControlPlanePlan:
             "--stop-on-stdin-eof",
         ]
 
+    def kubelet_argv(self, node: NodePlan) -> list[str]:
+        """``raftkube kubelet`` for ``node``: its own credentials (``system:node:NAME``), its
+        own pod range and log port, the process runtime."""
+        return [
+            sys.executable,
+            "-m",
+            "raftkube.cluster",
+            "kubelet",
+            "--kubeconfig",
+            str(node.kubeconfig),
+            "--node-name",
+            node.name,
+            "--pod-cidr",
+            node.pod_cidr,
+            "--root-dir",
+            str(node.root_dir),
+            "--address",
+            self.host,
+            "--port",
+            str(node.port),
+            "--tls-cert-file",
+            str(node.serving.cert),
+            "--tls-private-key-file",
+            str(node.serving.key),
+            "--client-ca-file",
+            str(self.pki.ca.cert),
+            "--stop-on-stdin-eof",
+        ]
+
     def admin_client(self, timeout: float = READY_PROBE_TIMEOUT) -> KubeClient:
         """A client of this API server as ``kubernetes-admin``, through the admin kubeconfig
         (so a probe also proves the kubeconfig users get is right)."""
@@ -162,12 +214,39 @@ class ControlPlanePlan:
 
 
 def plan_control_plane(
-    data_dir: Path, host: str, port: int, store_certs: ClusterCerts | None = None
+    data_dir: Path,
+    host: str,
+    port: int,
+    store_certs: ClusterCerts | None = None,
+    *,
+    nodes: int = 0,
+    kubelet_ports: Sequence[int] = (),
 ) -> ControlPlanePlan:
     """Create what is missing of ``DATA_DIR/pki`` and (re)write the kubeconfigs for
-    ``https://host:port``."""
+    ``https://host:port``; with ``nodes``, the kubelets' certificates and kubeconfigs too
+    (kubelet ``i`` serves its logs on ``kubelet_ports[i]``)."""
     first_service_ip = next(SERVICE_CLUSTER_IP_RANGE.hosts())
     pki = ensure_pki(data_dir / "pki", service_ip=str(first_service_ip), hosts=(host,))
+    kubelet_client = CertPair(pki.root / "apiserver-kubelet-client.crt",
+                              pki.root / "apiserver-kubelet-client.key")  # fmt: skip
+    if not (kubelet_client.cert.is_file() and kubelet_client.key.is_file()):
+        issue_client_cert(pki.ca, kubelet_client, "kube-apiserver-kubelet-client", (MASTERS,))
+    node_plans = []
+    for i in range(nodes):
+        name = f"node-{i}"
+        serving = CertPair(pki.root / f"kubelet-{name}.crt", pki.root / f"kubelet-{name}.key")
+        if not (serving.cert.is_file() and serving.key.is_file()):
+            issue_cert(pki.ca, serving, node_user(name), hosts=(host,), server=True, client=False)
+        kubeconfig = (data_dir / f"{name}.kubeconfig").absolute()
+        pair = pki.node(name)
+        write_kubeconfig(
+            kubeconfig, f"https://{host}:{port}", pki.ca.cert, pair.cert, pair.key,
+            node_user(name), KUBECONFIG_CONTEXT,
+        )  # fmt: skip
+        node_plans.append(
+            NodePlan(name, f"127.{i + 1}.0.0/24", kubelet_ports[i], kubeconfig, serving,
+                     (data_dir / "kubelet" / name).absolute())
+        )  # fmt: skip
     plan = ControlPlanePlan(
         host=host,
         port=port,
@@ -176,6 +255,8 @@ def plan_control_plane(
         scheduler_kubeconfig=(data_dir / "scheduler.kubeconfig").absolute(),
         controller_manager_kubeconfig=(data_dir / "controller-manager.kubeconfig").absolute(),
         store_certs=store_certs,
+        kubelet_client=kubelet_client,
+        nodes=tuple(node_plans),
     )
     for path, pair, user in (
         (plan.admin_kubeconfig, pki.admin, ADMIN_USER),
@@ -206,6 +287,7 @@ def register(commands: Any) -> None:
         ("apiserver", apiserver_cli.register),
         ("controller-manager", controllers_cli.register),
         ("scheduler", scheduler_cli.register),
+        ("kubelet", kubelet_cli.register),
     ):
         register_command(commands)
         _stop_on_stdin_eof(commands.choices[name])

@@ -42,7 +42,13 @@ import trio
 
 from raftkube.client import Client
 from raftkube.clock import Clock, TrioClock, move_on_after, sleep_for
-from raftkube.cluster.common import describe, expected_error, port_number, positive_int
+from raftkube.cluster.common import (
+    describe,
+    expected_error,
+    non_negative_int,
+    port_number,
+    positive_int,
+)
 from raftkube.cluster.control_plane import (
     DEFAULT_PORT,
     ControlPlanePlan,
@@ -85,6 +91,18 @@ def register(commands: Any) -> None:
         type=port_number,
         default=DEFAULT_PORT,
         help=f"the Kubernetes API server's HTTPS port (default {DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--nodes",
+        type=non_negative_int,
+        default=2,
+        help="kubelets to run, each a process with the process runtime (default 2)",
+    )
+    p.add_argument(
+        "--kubelet-port-base",
+        type=port_number,
+        default=10250,
+        help="kubelet i serves its logs on this port + i (default 10250, the kubelet's)",
     )
     p.add_argument(
         "--tls",
@@ -272,8 +290,18 @@ def make_plan(args: argparse.Namespace) -> Plan:
         _check_port_free(m.client_port, f"member {m.member_id} clients")
         _check_port_free(m.peer_port, f"member {m.member_id} peers")
     _check_port_free(args.apiserver_port, "the API server", "--apiserver-port")
+    kubelet_ports = [args.kubelet_port_base + i for i in range(args.nodes)]
+    taken = {args.apiserver_port, *(p for m in members for p in (m.client_port, m.peer_port))}
+    for i, port in enumerate(kubelet_ports):
+        if port in taken or port > 65535:
+            raise UpError(f"kubelet {i}'s port {port} is taken by the cluster; "
+                          "choose another --kubelet-port-base")  # fmt: skip
+        _check_port_free(port, f"kubelet {i}", "--kubelet-port-base")
     certs = ensure_cluster_certs(args.data_dir / "tls", range(servers)) if args.tls else None
-    control_plane = plan_control_plane(args.data_dir, HOST, args.apiserver_port, certs)
+    control_plane = plan_control_plane(
+        args.data_dir, HOST, args.apiserver_port, certs,
+        nodes=args.nodes, kubelet_ports=kubelet_ports,
+    )  # fmt: skip
     _record_cluster(args.data_dir, servers, cluster_id)
     flags = ("--read-mode", args.read_mode, "--max-clock-drift", repr(args.max_clock_drift))
     return Plan(
@@ -447,6 +475,8 @@ async def _wait_until_done(
         else:
             servers.append(await start("controller-manager", cp.controller_manager_argv()))
             servers.append(await start("scheduler", cp.scheduler_argv()))
+            for node in cp.nodes:
+                servers.append(await start(f"kubelet {node.name}", cp.kubelet_argv(node)))
     if stop.is_set():
         return 0
     if found is None:

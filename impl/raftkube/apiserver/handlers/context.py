@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from raftkube.apiserver.auth.tokens import TokenIssuer
     from raftkube.apiserver.storage import ObjectStore
     from raftkube.apiserver.watchcache import WatchCache
+    from raftkube.kubeclient import KubeClient
 
 
 @attrs.define(eq=False)
@@ -46,6 +47,9 @@ class Services:
     """uids and generated names."""
     authenticate_token: Callable[[str], Any] | None = None
     """For TokenReview: the authenticator's bearer-token path (async; returns UserInfo)."""
+    kubelet_client: Callable[[str, int], KubeClient] | None = None
+    """A client of the kubelet at ``(address, port)`` with this server's kubelet client
+    certificate (``pods/log``); None when none was configured."""
     watch_timeout: float = 1800.0
     """A watch without ``timeoutSeconds`` ends after a random time in [T, 2T), as upstream's
     ``--min-request-timeout``: clients re-watch, and load spreads over API servers."""

@@ -9,6 +9,7 @@ races a rollout, or two schedulers binding one pod, cannot both land.
 from __future__ import annotations
 
 import copy
+from collections.abc import AsyncIterator
 from typing import Any
 
 from raftkube.apiserver import errors, patch
@@ -17,7 +18,7 @@ from raftkube.apiserver.encoding import decode_object, respond, success_status
 from raftkube.apiserver.handlers import deletes, strategy
 from raftkube.apiserver.handlers.context import Call
 from raftkube.apiserver.objects import meta, parse_rv, rfc3339, rv_of
-from raftkube.apiserver.request import Response
+from raftkube.apiserver.request import Response, StreamingResponse
 from raftkube.apiserver.resources import lookup
 
 _SCALE_GV = "autoscaling/v1"
@@ -192,14 +193,67 @@ async def request_token(call: Call) -> Response:
     return respond(201, out, call.request)
 
 
-async def pod_log(call: Call) -> Response:
-    """GET ``pods/{name}/log``. Logs live with the kubelet that runs the pod; until a node
-    publishes a kubelet endpoint (``status.daemonEndpoints``) there is nobody to ask, and the
-    answer says so as upstream's does for an unreachable kubelet."""
-    pod = await call.services.store.get(call.resource, call.namespace, call.name)
-    node = (pod.get("spec") or {}).get("nodeName")
-    if not node:
+_LOG_PARAMS = ("follow", "previous", "tailLines", "limitBytes", "timestamps", "sinceSeconds")
+
+
+async def pod_log(call: Call) -> Response | StreamingResponse:
+    """GET ``pods/{name}/log``: proxied to the kubelet of the pod's node, as upstream does
+    (``https://{InternalIP}:{daemonEndpoints.kubeletEndpoint.Port}/containerLogs/...``), with
+    this server's kubelet client certificate; ``follow=true`` streams until the container
+    exits or the client leaves."""
+    svc = call.services
+    pod = await svc.store.get(call.resource, call.namespace, call.name)
+    spec = pod.get("spec") or {}
+    node_name = spec.get("nodeName")
+    if not node_name:
         raise errors.bad_request(f"pod {call.name} does not have a host assigned")
-    raise errors.APIError(
-        502, "ServiceUnavailable", f'no kubelet endpoint is known for node "{node}"'
+    names = [str(c.get("name")) for c in spec.get("containers") or []]
+    container = call.param("container")
+    if not container:
+        if len(names) != 1:
+            raise errors.bad_request(
+                f"a container name must be specified for pod {call.name}, choose one of: "
+                f"[{' '.join(names)}]"
+            )
+        container = names[0]
+    elif container not in names:
+        raise errors.bad_request(f"container {container} is not valid for pod {call.name}")
+    nodes = lookup("", "v1", "nodes")
+    assert nodes is not None
+    node = await svc.store.get(nodes, "", str(node_name))
+    status = node.get("status") or {}
+    address = next(
+        (a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"),
+        None,
     )
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not address or not port or svc.kubelet_client is None:
+        raise errors.APIError(
+            503, "ServiceUnavailable", f'no kubelet endpoint is known for node "{node_name}"'
+        )
+    query = {k: call.param(k) for k in _LOG_PARAMS if call.param(k)}
+    path = f"/containerLogs/{call.namespace}/{call.name}/{container}"
+    client = svc.kubelet_client(str(address), int(port))
+    try:
+        conn, code, _headers = await client.open("GET", path, query=query)
+    except Exception as exc:  # the kubelet is unreachable: upstream's 500 names the dial
+        await client.aclose()
+        raise errors.internal(f'Get "https://{address}:{port}{path}": {exc}') from None
+    if code != 200:
+        body = b""
+        while (piece := await conn.receive_data()) is not None:
+            body += piece
+        await client.pool.release(conn, reusable=False)
+        await client.aclose()
+        message = body.decode(errors="replace").strip() or f"kubelet answered {code}"
+        raise errors.APIError(code, "BadRequest" if code == 400 else "NotFound", message)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while (piece := await conn.receive_data()) is not None:
+                yield piece
+        finally:
+            await client.pool.release(conn, reusable=False)
+            await client.aclose()
+
+    return StreamingResponse(200, (("content-type", "text/plain"),), chunks())
