@@ -230,6 +230,20 @@ async def test_endpoint_changes_keep_established_connections(api: APIHarness) ->
 
 
 @pytest.mark.trio
+async def test_a_dead_endpoint_is_skipped_for_the_next(api: APIHarness) -> None:
+    with trio.fail_after(30):
+        async with pods("127.0.75.1") as (live,):
+            dead = Pod("dead", "127.0.75.2", live.port)  # nothing listens there
+            port = free_port()
+            svc = await create_service(api, port, [live, dead])
+            ip = svc["spec"]["clusterIP"]
+            async with running_proxier(api, "127.0.0.1") as proxier:
+                await wait_for(lambda: len(proxier.balancer.endpoints(SPN)) == 2, "endpoints")
+                reached = [await request(ip, port, b"hi") for _ in range(4)]
+            assert reached == ["pod-0"] * 4
+
+
+@pytest.mark.trio
 async def test_a_deleted_service_stops_being_listened_on(api: APIHarness) -> None:
     with trio.fail_after(30):
         async with pods("127.0.73.1") as (a,):

@@ -85,8 +85,6 @@ class Proxier:
         self.endpoints = factory.lister(ENDPOINTS)
         self._serving: dict[HostPort, _Serving] = {}
         self._changed = trio.Event()
-        self.synced = trio.Event()
-        """Set after the first sync (every listener wanted then is open, or failed)."""
 
     def listening(self) -> dict[HostPort, ServicePortName]:
         """The addresses listened on now, and the Service port each serves."""
@@ -106,7 +104,6 @@ class Proxier:
             while True:
                 self._changed = trio.Event()
                 await self.sync(nursery)
-                self.synced.set()
                 with move_on_after(self.clock, self.sync_period):
                     await self._changed.wait()
 
