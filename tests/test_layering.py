@@ -95,7 +95,7 @@ def test_impl_takes_only_vocabulary_from_the_spec(path: Path) -> None:
 # never its handlers, storage or caches, or the checks would be of the server against itself.
 API_CLIENT_PACKAGES = tuple(
     IMPL / name
-    for name in ("kubeclient", "controllers", "scheduler", "kubelet", "runtime", "cloud")
+    for name in ("kubeclient", "controllers", "scheduler", "kubelet", "runtime", "cloud", "proxy")
 )
 API_VOCABULARY = {
     "raftkube.apiserver.resources",

@@ -42,6 +42,7 @@ from raftkube.apiserver import cli as apiserver_cli
 from raftkube.apiserver.auth.pki import (
     ADMIN_USER,
     KUBE_CONTROLLER_MANAGER,
+    KUBE_PROXY,
     KUBE_SCHEDULER,
     ClusterPKI,
     ensure_pki,
@@ -54,6 +55,7 @@ from raftkube.apiserver.config import APIServerConfig
 from raftkube.controllers import cli as controllers_cli
 from raftkube.kubeclient import KubeClient, KubeConnectionError
 from raftkube.kubelet import cli as kubelet_cli
+from raftkube.proxy import cli as proxy_cli
 from raftkube.scheduler import cli as scheduler_cli
 from raftkube.tls import CertPair, ClusterCerts, issue_cert
 
@@ -100,6 +102,7 @@ class ControlPlanePlan:
     admin_kubeconfig: Path
     scheduler_kubeconfig: Path
     controller_manager_kubeconfig: Path
+    proxy_kubeconfig: Path
     store_certs: ClusterCerts | None = None
     """The store's TLS files (``up --tls``); None for a plaintext store."""
     kubelet_client: CertPair | None = None
@@ -178,6 +181,21 @@ class ControlPlanePlan:
             "--stop-on-stdin-eof",
         ]
 
+    def proxy_argv(self) -> list[str]:
+        """``raftkube proxy`` for the machine (every node's pods share its loopback), as
+        ``system:kube-proxy``."""
+        return [
+            sys.executable,
+            "-m",
+            "raftkube.cluster",
+            "proxy",
+            "--kubeconfig",
+            str(self.proxy_kubeconfig),
+            "--bind-address",
+            self.host,
+            "--stop-on-stdin-eof",
+        ]
+
     def kubelet_argv(self, node: NodePlan) -> list[str]:
         """``raftkube kubelet`` for ``node``: its own credentials (``system:node:NAME``), its
         own pod range and log port, the process runtime."""
@@ -204,6 +222,7 @@ class ControlPlanePlan:
             str(node.serving.key),
             "--client-ca-file",
             str(self.pki.ca.cert),
+            "--stop-pods-on-exit",
             "--stop-on-stdin-eof",
         ]
 
@@ -254,6 +273,7 @@ def plan_control_plane(
         admin_kubeconfig=(data_dir / "admin.kubeconfig").absolute(),
         scheduler_kubeconfig=(data_dir / "scheduler.kubeconfig").absolute(),
         controller_manager_kubeconfig=(data_dir / "controller-manager.kubeconfig").absolute(),
+        proxy_kubeconfig=(data_dir / "proxy.kubeconfig").absolute(),
         store_certs=store_certs,
         kubelet_client=kubelet_client,
         nodes=tuple(node_plans),
@@ -262,6 +282,7 @@ def plan_control_plane(
         (plan.admin_kubeconfig, pki.admin, ADMIN_USER),
         (plan.scheduler_kubeconfig, pki.scheduler, KUBE_SCHEDULER),
         (plan.controller_manager_kubeconfig, pki.controller_manager, KUBE_CONTROLLER_MANAGER),
+        (plan.proxy_kubeconfig, pki.proxy, KUBE_PROXY),
     ):
         write_kubeconfig(
             path, plan.server, pki.ca.cert, pair.cert, pair.key, user, KUBECONFIG_CONTEXT
@@ -288,6 +309,7 @@ def register(commands: Any) -> None:
         ("controller-manager", controllers_cli.register),
         ("scheduler", scheduler_cli.register),
         ("kubelet", kubelet_cli.register),
+        ("proxy", proxy_cli.register),
     ):
         register_command(commands)
         _stop_on_stdin_eof(commands.choices[name])

@@ -477,6 +477,8 @@ async def _wait_until_done(
             servers.append(await start("scheduler", cp.scheduler_argv()))
             for node in cp.nodes:
                 servers.append(await start(f"kubelet {node.name}", cp.kubelet_argv(node)))
+            if cp.nodes:
+                servers.append(await start("proxy", cp.proxy_argv()))
     if stop.is_set():
         return 0
     if found is None:

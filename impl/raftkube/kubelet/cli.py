@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from raftkube.kubeclient import KubeClient, KubeConfigError
 from raftkube.kubelet.kubelet import Kubelet
 from raftkube.kubelet.node import NodeConfig
 from raftkube.kubelet.probes import RuntimeProber
-from raftkube.runtime.interface import RuntimeService
+from raftkube.runtime.interface import ContainerState, RuntimeService
 from raftkube.runtime.process import ProcessRuntime
 from raftkube.runtime.simulated import SimulatedRuntime
 from raftkube.tls import server_context
@@ -75,6 +76,12 @@ def register(commands: Any) -> None:
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--runtime", choices=("process", "simulated"), default="process")
     p.add_argument("--root-dir", type=Path, default=Path(".raftkube/kubelet"))
+    p.add_argument(
+        "--stop-pods-on-exit",
+        action="store_true",
+        help="stop every pod's processes when the kubelet stops (raftkube up: Ctrl-C stops all; "
+        "without it, as upstream, pods outlive the kubelet and are adopted when it restarts)",
+    )
     p.add_argument("--address", default="127.0.0.1", help="node IP and log endpoint address")
     p.add_argument("--port", type=int, default=10250, help="log endpoint port (0: any)")
     p.add_argument("--tls-cert-file", type=Path)
@@ -138,6 +145,26 @@ def build_kubelet(options: KubeletOptions, client: KubeClient, clock: Clock) -> 
     )
 
 
+STOP_GRACE = 5.0
+"""Seconds each container gets between SIGTERM and SIGKILL when the kubelet stops its pods."""
+
+
+async def stop_every_pod(runtime: RuntimeService, grace: float) -> None:
+    """Stop every running container (SIGTERM, ``grace``, SIGKILL) and its sandbox. The pods
+    stay bound to the node: a kubelet started again on it runs them again. All pods at once, so
+    the whole stop takes one grace period (``raftkube up`` waits 10 s before SIGKILL)."""
+
+    async def stop(sandbox_id: str) -> None:
+        for container in await runtime.list_containers(sandbox_id):
+            if container.state is ContainerState.RUNNING:
+                await runtime.stop_container(container.id, grace)
+        await runtime.stop_pod_sandbox(sandbox_id)
+
+    async with trio.open_nursery() as nursery:
+        for sandbox in await runtime.list_pod_sandboxes():
+            nursery.start_soon(stop, sandbox.id)
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """The ``raftkube kubelet`` handler."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -146,7 +173,19 @@ def run_cli(args: argparse.Namespace) -> int:
     async def main() -> int:
         clock = TrioClock()
         async with KubeClient.from_kubeconfig(options.kubeconfig, clock=clock) as client:
-            await build_kubelet(options, client, clock).run()
+            kubelet = build_kubelet(options, client, clock)
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                        async for _ in signals:
+                            nursery.cancel_scope.cancel()
+                            return
+
+                nursery.start_soon(stop_on_signal)
+                await kubelet.run()
+            if args.stop_pods_on_exit:
+                await stop_every_pod(kubelet.runtime, STOP_GRACE)
         return 0
 
     try:
