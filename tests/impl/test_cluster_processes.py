@@ -140,11 +140,12 @@ async def test_member_processes_survive_leader_kill_and_restart(
 
 def up_args(data: Path, base: int, *extra: str) -> list[str]:
     """``raftkube up`` on free ports only: the API server's too, so a cluster a developer has
-    running on 6443 does not fail the test."""
+    running on 6443 does not fail the test; no kubelets (these tests are about the store and
+    the control plane; the kubelets have tests of their own)."""
     (apiserver_port,) = free_ports(1)
     return [
         "up", "--data-dir", str(data), "--port-base", str(base),
-        "--apiserver-port", str(apiserver_port), "--stop-timeout", "5", *extra,
+        "--apiserver-port", str(apiserver_port), "--nodes", "0", "--stop-timeout", "5", *extra,
     ]  # fmt: skip
 
 

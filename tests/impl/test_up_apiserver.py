@@ -153,7 +153,7 @@ def test_make_plan_checks_the_apiserver_port(tmp_path: Path) -> None:
 
 def up_args(data: Path, base: int, api: int) -> list[str]:
     return ["up", "--data-dir", str(data), "--port-base", str(base), "--apiserver-port", str(api),
-            "--stop-timeout", "10"]  # fmt: skip
+            "--nodes", "0", "--stop-timeout", "10"]  # fmt: skip
 
 
 def kubeconfig_of(text: str) -> Path:
