@@ -15,8 +15,16 @@ from raftkube_spec.control.model import Loop
 from raftkube_spec.control.mutants import MUTANTS
 from raftkube_spec.control.slices import SLICES
 
-# Slices that finish in a few seconds each; the rest are marked slow (see docs/spec.md).
-QUICK = ("workloads", "endpoints", "garbage-collector", "leader-election")
+# Slices that finish within seconds each; node-lifecycle (about 20 s) is marked slow.
+QUICK = (
+    "workloads",
+    "rollout",
+    "endpoints",
+    "garbage-collector",
+    "leader-election",
+    "accounts",
+    "cloud",
+)
 SLOW = tuple(name for name in SLICES if name not in QUICK)
 
 
