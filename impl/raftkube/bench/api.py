@@ -48,6 +48,7 @@ import trio
 from raftkube.apiserver.resources import ResourceInfo, lookup
 from raftkube.bench.report import Summary, render
 from raftkube.clock import Clock, TrioClock, move_on_after
+from raftkube.cluster.common import positive_int
 from raftkube.cluster.up import UpError, local_cluster, local_plan
 from raftkube.kubeclient import (
     KubeAPIError,
@@ -75,16 +76,6 @@ def _core(resource: str) -> ResourceInfo:
     return info
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
 def register(bench_commands: Any) -> None:
     """Add ``api`` to the ``raftkube bench`` subcommands."""
     p = bench_commands.add_parser(
@@ -103,28 +94,28 @@ def register(bench_commands: Any) -> None:
     p.add_argument(
         "--resource", choices=OBJECT_KINDS, default="configmaps", help="object kind (configmaps)"
     )
-    p.add_argument("--clients", type=_positive, default=64, help="concurrent requesters (64)")
+    p.add_argument("--clients", type=positive_int, default=64, help="concurrent requesters (64)")
     p.add_argument(
         "--conns",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="keep-alive connections the requesters share (default: one per requester)",
     )
-    p.add_argument("--total", type=_positive, default=10_000, help="requests to send (10000)")
+    p.add_argument("--total", type=positive_int, default=10_000, help="requests to send (10000)")
     p.add_argument(
         "--objects",
-        type=_positive,
+        type=positive_int,
         default=100,
         help="objects created first for get, list and update (100; update: at least --clients)",
     )
-    p.add_argument("--watchers", type=_positive, default=10, help="watchers for --op watch (10)")
+    p.add_argument("--watchers", type=positive_int, default=10, help="watchers for --op watch (10)")
     p.add_argument(
         "--watch-timeout",
         type=float,
         default=30.0,
         help="seconds after the last create to wait for watch events (30)",
     )
-    p.add_argument("--val-size", type=_positive, default=256, help="bytes per ConfigMap (256)")
+    p.add_argument("--val-size", type=positive_int, default=256, help="bytes per ConfigMap (256)")
     p.set_defaults(handler=run_api)
 
 

@@ -30,6 +30,7 @@ from raftkube.bench import api
 from raftkube.bench import scheduler as scheduler_bench
 from raftkube.bench.report import Summary, render
 from raftkube.client import Client, ClientError
+from raftkube.cluster.common import positive_int
 from raftkube.cluster.up import UpError, local_cluster, local_plan
 from raftkube.tuning import tune_gc
 
@@ -41,10 +42,10 @@ def register(commands: Any) -> None:
     sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
     put = sub.add_parser("put", help="write keys as fast as the cluster acknowledges them")
     _common(put)
-    put.add_argument("--key-size", type=_positive, default=8, help="bytes per key")
-    put.add_argument("--val-size", type=_positive, default=256, help="bytes per value")
+    put.add_argument("--key-size", type=positive_int, default=8, help="bytes per key")
+    put.add_argument("--val-size", type=positive_int, default=256, help="bytes per value")
     put.add_argument(
-        "--key-space-size", type=_positive, default=1, help="distinct keys to spread writes over"
+        "--key-space-size", type=positive_int, default=1, help="distinct keys to spread writes over"
     )
     put.add_argument("--sequential-keys", action="store_true", help="keys 0, 1, 2, ... in order")
     put.set_defaults(handler=run_put)
@@ -69,20 +70,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated client endpoints; without it a 3-member cluster is started",
     )
-    parser.add_argument("--conns", type=_positive, default=1, help="client connections")
-    parser.add_argument("--clients", type=_positive, default=1, help="concurrent requesters")
-    parser.add_argument("--total", type=_positive, default=10_000, help="requests to send")
+    parser.add_argument("--conns", type=positive_int, default=1, help="client connections")
+    parser.add_argument("--clients", type=positive_int, default=1, help="concurrent requesters")
+    parser.add_argument("--total", type=positive_int, default=10_000, help="requests to send")
     parser.add_argument("--seed", type=int, default=0, help="seed of the key generator")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 def run_put(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ import trio
 
 from raftkube.apiserver.resources import ResourceInfo, lookup
 from raftkube.clock import TrioClock, move_on_after
+from raftkube.cluster.common import positive_int
 from raftkube.cluster.processes import Child, spawn, stop_all
 from raftkube.cluster.up import UpError, local_cluster, local_plan
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConfigError, KubeConnectionError
@@ -52,16 +53,6 @@ def _core(name: str) -> ResourceInfo:
 NODES, PODS, NAMESPACES = _core("nodes"), _core("pods"), _core("namespaces")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
 def register(bench_commands: Any) -> None:
     """Add ``scheduler`` to the ``raftkube bench`` subcommands."""
     p = bench_commands.add_parser(
@@ -76,11 +67,11 @@ def register(bench_commands: Any) -> None:
         default=None,
         help="a cluster whose scheduler runs; without it a local one is started",
     )
-    p.add_argument("--nodes", type=_positive, default=1000, help="nodes to create (1000)")
-    p.add_argument("--pods", type=_positive, default=10_000, help="pods to schedule (10000)")
+    p.add_argument("--nodes", type=positive_int, default=1000, help="nodes to create (1000)")
+    p.add_argument("--pods", type=positive_int, default=10_000, help="pods to schedule (10000)")
     p.add_argument(
         "--clients",
-        type=_positive,
+        type=positive_int,
         default=64,
         help="concurrent requests creating the objects (64)",
     )
