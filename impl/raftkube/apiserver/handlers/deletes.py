@@ -19,6 +19,7 @@ from raftkube.apiserver import errors
 from raftkube.apiserver.encoding import media_type, respond
 from raftkube.apiserver.handlers import lifecycle, strategy
 from raftkube.apiserver.handlers.context import Call
+from raftkube.apiserver.handlers.reads import selectors_of
 from raftkube.apiserver.objects import meta, rfc3339, rv_of
 from raftkube.apiserver.request import Response
 
@@ -151,8 +152,6 @@ def gc_finalizers(finalizers: list[str], opts: dict[str, Any]) -> list[str]:
 async def delete_collection(call: Call) -> Response:
     """Delete every object the selectors pick, one by one, as upstream does; answers the list
     of what was deleted or marked."""
-    from raftkube.apiserver.handlers.reads import selectors_of
-
     opts = delete_options(call)
     dry_run = call.dry_run or bool(opts.get("dryRun"))
     label_sel, field_sel = selectors_of(call)
