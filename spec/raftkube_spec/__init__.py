@@ -1,4 +1,6 @@
-"""raftkube's executable specification: pure models of Raft and of etcd's key/value API.
+"""raftkube's executable specification: pure models of Raft (:mod:`.raft`), of etcd's key/value
+API (:mod:`.kv`), of the Kubernetes object API (:mod:`.kube`) and of the control loops that act
+on it (:mod:`.control`).
 
 Theory of operation
 -------------------
