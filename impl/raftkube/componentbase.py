@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from raftkube.controllers.manager import LeaderElectionLost
+from raftkube.controllers.leaderelection import LeaderElectionLost
 
 
 def parse_bool(text: str) -> bool:

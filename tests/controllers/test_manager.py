@@ -15,10 +15,10 @@ import trio
 from raftkube.clock import TrioClock
 from raftkube.controllers import cli
 from raftkube.controllers.events import EVENTS
+from raftkube.controllers.leaderelection import LeaderElectionLost
 from raftkube.controllers.manager import (
     LEASE_NAME,
     LEASE_NAMESPACE,
-    LeaderElectionLost,
     enabled_controllers,
     is_controller_enabled,
     run_controller_manager,

@@ -6,7 +6,7 @@ Controllers are chosen with ``--controllers`` as kube-controller-manager's are (
 upstream's aliases: ``cloud-node``, ``cloud-node-lifecycle``, ``route``, ``service``); the
 route controller runs only with ``--configure-cloud-routes`` (default true, as upstream), and
 losing the Lease ends the run with
-:class:`~raftkube.controllers.manager.LeaderElectionLost`. The informers read with the
+:class:`~raftkube.controllers.leaderelection.LeaderElectionLost`. The informers read with the
 manager's own client; each controller writes with it too, or with
 ``--use-service-account-credentials`` as its own ``kube-system`` service account (upstream's
 ``ClientOrDie`` names: ``cloud-node-controller``, ``node-controller`` for the node lifecycle,
@@ -38,8 +38,8 @@ from raftkube.controllers.credentials import (
 )
 from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
-from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
-from raftkube.controllers.manager import LeaderElectionLost, is_controller_enabled
+from raftkube.controllers.leaderelection import run_while_leading
+from raftkube.controllers.manager import is_controller_enabled
 from raftkube.kubeclient import KubeClient, load_kubeconfig
 
 logger = logging.getLogger("raftkube.cloud.manager")
@@ -208,15 +208,17 @@ async def run_cloud_controller_manager(
         if not leader_elect:
             await lead()
             return
-        recorder = EventRecorder(client, "cloud-controller-manager", wall=wall)
-        lock = LeaseLock(client, LEASE_NAMESPACE, LEASE_NAME, identity, recorder)
-        config = LeaderElectionConfig(
-            lock,
+        await run_while_leading(
+            client,
+            lead,
+            component="cloud-controller-manager",
+            namespace=LEASE_NAMESPACE,
+            name=LEASE_NAME,
+            identity=identity,
+            clock=clock,
+            wall=wall,
+            rng=rng,
             lease_duration=lease_duration,
             renew_deadline=renew_deadline,
             retry_period=retry_period,
-            name=LEASE_NAME,
         )
-        elector = LeaderElector(config, clock, wall=wall, rng=random.Random(rng.random()))
-        await elector.run(lead)
-        raise LeaderElectionLost("leaderelection lost")

@@ -35,12 +35,13 @@ from raftkube.controllers.informer import (
 )
 from raftkube.controllers.leaderelection import (
     LeaderElectionConfig,
+    LeaderElectionLost,
     LeaderElectionRecord,
     LeaderElector,
     LeaseLock,
 )
 from raftkube.controllers.listwatch import ListerWatcher, ListWatch
-from raftkube.controllers.manager import LeaderElectionLost, run_controller_manager
+from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.reflector import Reflector
 from raftkube.controllers.store import DeletedFinalStateUnknown, Indexer
 from raftkube.controllers.workqueue import (

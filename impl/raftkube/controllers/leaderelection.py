@@ -329,3 +329,39 @@ class LeaderElector:
                 with move_on_after(self.clock, self.config.renew_deadline) as scope:
                     scope.shield = True
                     await self.release()
+
+
+class LeaderElectionLost(Exception):
+    """The Lease was lost: a component must stop acting (upstream exits with "leaderelection
+    lost"), so a restarted process competes afresh instead of acting on a stale belief."""
+
+
+async def run_while_leading(
+    client: KubeClient,
+    lead: Callable[[], Awaitable[None]],
+    *,
+    component: str,
+    namespace: str,
+    name: str,
+    identity: str,
+    clock: Clock,
+    wall: Callable[[], float],
+    rng: random.Random,
+    lease_duration: float,
+    renew_deadline: float,
+    retry_period: float,
+) -> None:
+    """Run ``lead`` only while holding the Lease ``namespace/name`` as ``identity`` (Events
+    from ``component``); returns never: raises :class:`LeaderElectionLost` once it is lost."""
+    recorder = EventRecorder(client, component, wall=wall)
+    lock = LeaseLock(client, namespace, name, identity, recorder)
+    config = LeaderElectionConfig(
+        lock,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+        name=name,
+    )
+    elector = LeaderElector(config, clock, wall=wall, rng=random.Random(rng.random()))
+    await elector.run(lead)
+    raise LeaderElectionLost("leaderelection lost")

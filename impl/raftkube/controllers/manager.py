@@ -38,7 +38,7 @@ from raftkube.controllers.endpoints import EndpointsController
 from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.garbagecollector import GarbageCollector
 from raftkube.controllers.informer import SharedInformerFactory
-from raftkube.controllers.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock
+from raftkube.controllers.leaderelection import run_while_leading
 from raftkube.controllers.namespace import NamespaceController
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
 from raftkube.controllers.replicaset import ReplicaSetController
@@ -98,10 +98,6 @@ DEFAULT_WORKERS = {
     "serviceaccount-token": 5,  # --concurrent-serviceaccount-token-syncs
     "taint-eviction-controller": 8,  # its UpdateWorkerSize
 }
-
-
-class LeaderElectionLost(Exception):
-    """This process held the Lease and lost it; it must stop acting."""
 
 
 def is_controller_enabled(name: str, controllers: Sequence[str]) -> bool:
@@ -268,15 +264,17 @@ async def run_controller_manager(
         if not leader_elect:
             await lead()
             return
-        recorder = EventRecorder(client, "kube-controller-manager", wall=wall)
-        lock = LeaseLock(client, LEASE_NAMESPACE, LEASE_NAME, identity, recorder)
-        config = LeaderElectionConfig(
-            lock,
+        await run_while_leading(
+            client,
+            lead,
+            component="kube-controller-manager",
+            namespace=LEASE_NAMESPACE,
+            name=LEASE_NAME,
+            identity=identity,
+            clock=clock,
+            wall=wall,
+            rng=rng,
             lease_duration=lease_duration,
             renew_deadline=renew_deadline,
             retry_period=retry_period,
-            name=LEASE_NAME,
         )
-        elector = LeaderElector(config, clock, wall=wall, rng=random.Random(rng.random()))
-        await elector.run(lead)
-        raise LeaderElectionLost("leaderelection lost")
