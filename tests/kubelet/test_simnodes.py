@@ -3,6 +3,7 @@ node credentials, against a real API server."""
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from raftkube.apiserver.auth.pki import node_user, write_kubeconfig
 from raftkube.apiserver.config import DEFAULT_SERVICE_RANGE
 from raftkube.apiserver.resources import lookup
 from raftkube.clock import TrioClock
-from raftkube.kubeclient import KubeAPIError, KubeClient
+from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConfigError
+from raftkube.kubelet.cli import register_sim_nodes
 from raftkube.kubelet.simnodes import (
     SIM_POD_CIDRS,
     SimNode,
@@ -148,5 +150,28 @@ async def test_each_node_acts_with_its_own_credentials(api: APIHarness, tmp_path
 @pytest.mark.trio
 async def test_a_missing_kubeconfig_fails_before_any_node_starts(tmp_path: Path) -> None:
     nodes = plan_sim_nodes(tmp_path, 2)
-    with pytest.raises(FileNotFoundError, match="sim-0"):
+    with pytest.raises(KubeConfigError, match=r"sim-0\.kubeconfig"):
         await run_sim_nodes(nodes, TrioClock())
+
+
+def test_the_command_reports_a_missing_kubeconfig(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    register_sim_nodes(parser.add_subparsers())
+    args = parser.parse_args(
+        ["sim-nodes", "--kubeconfig-dir", str(tmp_path), "--count", "3", "--name-prefix", "k-"]
+    )
+    assert args.handler(args) == 1
+    assert f"cannot read kubeconfig {tmp_path / 'k-0.kubeconfig'}" in capsys.readouterr().err
+
+
+def test_the_command_refuses_a_pool_too_small(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    register_sim_nodes(parser.add_subparsers())
+    argv = ["sim-nodes", "--kubeconfig-dir", str(tmp_path), "--count", "3"]
+    args = parser.parse_args([*argv, "--pod-cidr-pool", "10.0.0.0/23"])
+    assert args.handler(args) == 2
+    assert "has room for 2 nodes, not node 2" in capsys.readouterr().err

@@ -309,6 +309,7 @@ def register(commands: Any) -> None:
         ("controller-manager", controllers_cli.register),
         ("scheduler", scheduler_cli.register),
         ("kubelet", kubelet_cli.register),
+        ("sim-nodes", kubelet_cli.register_sim_nodes),
         ("proxy", proxy_cli.register),
     ):
         register_command(commands)

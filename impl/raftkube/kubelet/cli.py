@@ -11,15 +11,21 @@ volumes), ``--address`` (the node's InternalIP and where logs are served, 127.0.
 ``--port`` (10250; 0 takes a free one), and upstream's ``--tls-cert-file``,
 ``--tls-private-key-file`` and ``--client-ca-file`` for the log endpoint, which is served only
 when all three are given.
+
+``raftkube sim-nodes`` runs many simulated nodes in one process (:mod:`.simnodes`): node ``i``
+is ``{--name-prefix}{i}``, acts with ``{--kubeconfig-dir}/{name}.kubeconfig`` and takes the
+``i``-th /24 of ``--pod-cidr-pool`` (default 127.128.0.0/9, clear of the real nodes' ranges).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,12 @@ from raftkube.kubeclient import KubeClient, KubeConfigError
 from raftkube.kubelet.kubelet import Kubelet
 from raftkube.kubelet.node import NodeConfig
 from raftkube.kubelet.probes import RuntimeProber
+from raftkube.kubelet.simnodes import (
+    SIM_POD_CIDRS,
+    SimNodeResources,
+    plan_sim_nodes,
+    run_sim_nodes,
+)
 from raftkube.runtime.interface import ContainerState, RuntimeService
 from raftkube.runtime.process import ProcessRuntime
 from raftkube.runtime.simulated import SimulatedRuntime
@@ -88,6 +100,52 @@ def register(commands: Any) -> None:
     p.add_argument("--tls-private-key-file", type=Path)
     p.add_argument("--client-ca-file", type=Path)
     p.set_defaults(handler=run_cli)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid --count {text!r}: a whole number, at least 1")
+    return value
+
+
+def _pool(text: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid --pod-cidr-pool {text!r}: {exc}") from None
+
+
+def register_sim_nodes(commands: Any) -> None:
+    """Add ``sim-nodes``: many simulated nodes' kubelets in one process."""
+    p = commands.add_parser(
+        "sim-nodes",
+        help="run many simulated nodes (kubelets over the simulated runtime) in one process",
+        description="Simulated nodes, as kwok serves them: each runs the kubelet over the "
+        "simulated runtime with its own node credentials.",
+    )
+    p.add_argument(
+        "--kubeconfig-dir",
+        type=Path,
+        required=True,
+        help="holds NAME.kubeconfig for every node (its own system:node:NAME credentials)",
+    )
+    p.add_argument("--count", type=_count, required=True, help="how many nodes")
+    p.add_argument("--name-prefix", default="sim-", help="node i is PREFIX+i (default sim-)")
+    p.add_argument(
+        "--pod-cidr-pool",
+        type=_pool,
+        default=SIM_POD_CIDRS,
+        help=f"node i's pods get the i-th /24 of this range (default {SIM_POD_CIDRS})",
+    )
+    p.add_argument("--cpu", default="4", help="each node's CPU capacity")
+    p.add_argument("--memory", default="8Gi", help="each node's memory capacity")
+    p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--address", default="127.0.0.1", help="the nodes' InternalIP")
+    p.set_defaults(handler=run_sim_nodes_cli)
 
 
 def options_from(args: argparse.Namespace) -> KubeletOptions:
@@ -195,3 +253,45 @@ def run_cli(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+async def _until_signal(run: Callable[[], Awaitable[None]]) -> None:
+    """Run ``run()`` until SIGTERM or SIGINT, which end it as an orderly cancel."""
+    async with trio.open_nursery() as nursery:
+
+        async def stop_on_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+        nursery.start_soon(stop_on_signal)
+        await run()
+        nursery.cancel_scope.cancel()
+
+
+def run_sim_nodes_cli(args: argparse.Namespace) -> int:
+    """The ``raftkube sim-nodes`` handler."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    resources = SimNodeResources(cpu=args.cpu, memory=args.memory, max_pods=args.max_pods)
+    try:
+        nodes = plan_sim_nodes(
+            args.kubeconfig_dir, args.count, args.name_prefix, args.pod_cidr_pool
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"raftkube sim-nodes: {exc}\n")
+        return 2
+
+    failed: list[KubeConfigError] = []
+
+    async def main() -> None:
+        try:
+            await _until_signal(lambda: run_sim_nodes(nodes, TrioClock(), resources, args.address))
+        except* KubeConfigError as group:
+            failed.extend(e for e in group.exceptions if isinstance(e, KubeConfigError))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(main)
+    for error in failed:
+        sys.stderr.write(f"raftkube sim-nodes: {error}\n")
+    return 1 if failed else 0

@@ -21,6 +21,7 @@ is disjoint from the real nodes' ``127.{i+1}.0.0/24`` and from the default servi
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
@@ -127,18 +128,6 @@ def sim_kubelet(
     return Kubelet(client, runtime, config, clock, prober=RuntimeProber(runtime))
 
 
-async def run_sim_node(
-    node: SimNode,
-    clock: Clock,
-    resources: SimNodeResources = SimNodeResources(),
-    address: str = "127.0.0.1",
-    scripts: Mapping[str, ContainerScript] | None = None,
-) -> None:
-    """Run one simulated node with a client of its own kubeconfig until cancelled."""
-    async with KubeClient.from_kubeconfig(node.kubeconfig, clock=clock) as client:
-        await sim_kubelet(node, client, clock, resources, address, scripts).run()
-
-
 async def run_sim_nodes(
     nodes: Sequence[SimNode],
     clock: Clock,
@@ -148,17 +137,20 @@ async def run_sim_nodes(
 ) -> None:
     """Run every node of ``nodes``, each its own task tree under one nursery, until cancelled.
 
-    Every kubeconfig is read before any node starts, so a missing or broken one fails the
-    whole command at once rather than after the others registered. A node whose kubelet
-    raises takes the others down with it, as a crashed kwok process would: the launcher
-    sees the process exit."""
-    for node in nodes:
-        if not node.kubeconfig.is_file():
-            raise FileNotFoundError(f"simulated node {node.name}: no kubeconfig {node.kubeconfig}")
-    log.info("running %d simulated nodes", len(nodes))
-    async with trio.open_nursery() as nursery:
+    Every node's client is made from its kubeconfig before any node starts, so a missing or
+    broken kubeconfig raises :class:`~raftkube.kubeclient.KubeConfigError` at once rather than
+    after the others registered. A node whose kubelet raises takes the others down with it,
+    as a crashed kwok process would: the launcher sees the process exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
         for node in nodes:
-            nursery.start_soon(run_sim_node, node, clock, resources, address, scripts)
+            client = KubeClient.from_kubeconfig(node.kubeconfig, clock=clock)
+            clients.append(await stack.enter_async_context(client))
+        log.info("running %d simulated nodes", len(nodes))
+        async with trio.open_nursery() as nursery:
+            for node, client in zip(nodes, clients, strict=True):
+                kubelet = sim_kubelet(node, client, clock, resources, address, scripts)
+                nursery.start_soon(kubelet.run, name=f"kubelet {node.name}")
 
 
 __all__ = [
@@ -167,7 +159,6 @@ __all__ = [
     "SimNodeResources",
     "kubeconfig_path",
     "plan_sim_nodes",
-    "run_sim_node",
     "run_sim_nodes",
     "sim_kubelet",
     "sim_node_name",
