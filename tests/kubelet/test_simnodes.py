@@ -14,7 +14,10 @@ from raftkube.apiserver.auth.pki import node_user, write_kubeconfig
 from raftkube.apiserver.config import DEFAULT_SERVICE_RANGE
 from raftkube.apiserver.resources import lookup
 from raftkube.clock import TrioClock
+from raftkube.cluster import control_plane
+from raftkube.cluster.control_plane import plan_control_plane
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConfigError
+from raftkube.kubeclient.kubeconfig import load_kubeconfig
 from raftkube.kubelet.cli import register_sim_nodes
 from raftkube.kubelet.simnodes import (
     SIM_POD_CIDRS,
@@ -175,3 +178,23 @@ def test_the_command_refuses_a_pool_too_small(
     args = parser.parse_args([*argv, "--pod-cidr-pool", "10.0.0.0/23"])
     assert args.handler(args) == 2
     assert "has room for 2 nodes, not node 2" in capsys.readouterr().err
+
+
+def test_up_plans_one_process_with_a_kubeconfig_per_simulated_node(tmp_path: Path) -> None:
+    plan = plan_control_plane(
+        tmp_path, "127.0.0.1", 16443, nodes=1, kubelet_ports=[10250], sim_nodes=3
+    )
+    assert [n.name for n in plan.sim_nodes] == ["sim-0", "sim-1", "sim-2"]
+    assert plan.nodes[0].pod_cidr == "127.1.0.0/24"
+    for sim in plan.sim_nodes:
+        config = load_kubeconfig(sim.kubeconfig)
+        assert config.server == "https://127.0.0.1:16443"
+        assert not ipaddress.IPv4Network(sim.pod_cidr).overlaps(
+            ipaddress.IPv4Network(plan.nodes[0].pod_cidr)
+        )
+    parser = argparse.ArgumentParser()
+    control_plane.register(parser.add_subparsers())
+    args = parser.parse_args(plan.sim_nodes_argv()[3:])
+    assert plan_sim_nodes(args.kubeconfig_dir, args.count, args.name_prefix) == plan.sim_nodes
+    assert args.stop_on_stdin_eof
+    assert plan_control_plane(tmp_path, "127.0.0.1", 16443).sim_nodes == ()

@@ -55,6 +55,7 @@ from raftkube.apiserver.config import APIServerConfig
 from raftkube.controllers import cli as controllers_cli
 from raftkube.kubeclient import KubeClient, KubeConnectionError
 from raftkube.kubelet import cli as kubelet_cli
+from raftkube.kubelet.simnodes import SimNode, plan_sim_nodes
 from raftkube.proxy import cli as proxy_cli
 from raftkube.scheduler import cli as scheduler_cli
 from raftkube.tls import CertPair, ClusterCerts, issue_cert
@@ -75,6 +76,9 @@ SERVICE_CLUSTER_IP_RANGE = _default_service_range()
 is in the serving certificate, so the range is passed explicitly to keep the two in step."""
 
 KUBECONFIG_CONTEXT = "raftkube"
+
+SIM_NODE_PREFIX = "sim-"
+"""Simulated node ``i`` of ``up --sim-nodes`` is ``sim-{i}`` (real nodes are ``node-{i}``)."""
 
 READY_PROBE_TIMEOUT = 1.0
 """Seconds one ``/readyz`` probe may take; the launcher retries until its own deadline."""
@@ -108,6 +112,10 @@ class ControlPlanePlan:
     kubelet_client: CertPair | None = None
     """The certificate the API server presents to kubelets (``pods/log``)."""
     nodes: tuple[NodePlan, ...] = ()
+    sim_nodes: tuple[SimNode, ...] = ()
+    """Simulated nodes (``up --sim-nodes``), all served by one ``sim-nodes`` process."""
+    sim_node_dir: Path | None = None
+    """Where the simulated nodes' kubeconfigs are (``DATA_DIR/sim-nodes``)."""
 
     @property
     def server(self) -> str:
@@ -226,6 +234,26 @@ class ControlPlanePlan:
             "--stop-on-stdin-eof",
         ]
 
+    def sim_nodes_argv(self) -> list[str]:
+        """``raftkube sim-nodes`` for every simulated node: one process, each node acting with
+        its own kubeconfig, pods in 127.128.0.0/9 (clear of the real nodes' ranges)."""
+        assert self.sim_node_dir is not None, "a plan with simulated nodes names their directory"
+        return [
+            sys.executable,
+            "-m",
+            "raftkube.cluster",
+            "sim-nodes",
+            "--kubeconfig-dir",
+            str(self.sim_node_dir),
+            "--count",
+            str(len(self.sim_nodes)),
+            "--name-prefix",
+            SIM_NODE_PREFIX,
+            "--address",
+            self.host,
+            "--stop-on-stdin-eof",
+        ]
+
     def admin_client(self, timeout: float = READY_PROBE_TIMEOUT) -> KubeClient:
         """A client of this API server as ``kubernetes-admin``, through the admin kubeconfig
         (so a probe also proves the kubeconfig users get is right)."""
@@ -240,10 +268,12 @@ def plan_control_plane(
     *,
     nodes: int = 0,
     kubelet_ports: Sequence[int] = (),
+    sim_nodes: int = 0,
 ) -> ControlPlanePlan:
     """Create what is missing of ``DATA_DIR/pki`` and (re)write the kubeconfigs for
     ``https://host:port``; with ``nodes``, the kubelets' certificates and kubeconfigs too
-    (kubelet ``i`` serves its logs on ``kubelet_ports[i]``)."""
+    (kubelet ``i`` serves its logs on ``kubelet_ports[i]``); with ``sim_nodes``, a client
+    certificate and kubeconfig for each simulated node ``sim-{i}`` in ``DATA_DIR/sim-nodes``."""
     first_service_ip = next(SERVICE_CLUSTER_IP_RANGE.hosts())
     pki = ensure_pki(data_dir / "pki", service_ip=str(first_service_ip), hosts=(host,))
     kubelet_client = CertPair(pki.root / "apiserver-kubelet-client.crt",
@@ -266,6 +296,16 @@ def plan_control_plane(
             NodePlan(name, f"127.{i + 1}.0.0/24", kubelet_ports[i], kubeconfig, serving,
                      (data_dir / "kubelet" / name).absolute())
         )  # fmt: skip
+    sim_node_dir = (data_dir / "sim-nodes").absolute()
+    sim_plans = plan_sim_nodes(sim_node_dir, sim_nodes, SIM_NODE_PREFIX)
+    if sim_plans:
+        sim_node_dir.mkdir(exist_ok=True)
+    for sim in sim_plans:
+        pair = pki.node(sim.name)
+        write_kubeconfig(
+            sim.kubeconfig, f"https://{host}:{port}", pki.ca.cert, pair.cert, pair.key,
+            node_user(sim.name), KUBECONFIG_CONTEXT,
+        )  # fmt: skip
     plan = ControlPlanePlan(
         host=host,
         port=port,
@@ -277,6 +317,8 @@ def plan_control_plane(
         store_certs=store_certs,
         kubelet_client=kubelet_client,
         nodes=tuple(node_plans),
+        sim_nodes=sim_plans,
+        sim_node_dir=sim_node_dir if sim_plans else None,
     )
     for path, pair, user in (
         (plan.admin_kubeconfig, pki.admin, ADMIN_USER),

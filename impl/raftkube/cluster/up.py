@@ -99,6 +99,13 @@ def register(commands: Any) -> None:
         help="kubelets to run, each a process with the process runtime (default 2)",
     )
     p.add_argument(
+        "--sim-nodes",
+        type=non_negative_int,
+        default=0,
+        help="simulated nodes (kubelets over the simulated runtime, as kwok's) to add, all "
+        "served by one process (default 0)",
+    )
+    p.add_argument(
         "--kubelet-port-base",
         type=port_number,
         default=10250,
@@ -300,7 +307,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     certs = ensure_cluster_certs(args.data_dir / "tls", range(servers)) if args.tls else None
     control_plane = plan_control_plane(
         args.data_dir, HOST, args.apiserver_port, certs,
-        nodes=args.nodes, kubelet_ports=kubelet_ports,
+        nodes=args.nodes, kubelet_ports=kubelet_ports, sim_nodes=args.sim_nodes,
     )  # fmt: skip
     _record_cluster(args.data_dir, servers, cluster_id)
     flags = ("--read-mode", args.read_mode, "--max-clock-drift", repr(args.max_clock_drift))
@@ -477,6 +484,8 @@ async def _wait_until_done(
             servers.append(await start("scheduler", cp.scheduler_argv()))
             for node in cp.nodes:
                 servers.append(await start(f"kubelet {node.name}", cp.kubelet_argv(node)))
+            if cp.sim_nodes:
+                servers.append(await start("sim-nodes", cp.sim_nodes_argv()))
             if cp.nodes:
                 servers.append(await start("proxy", cp.proxy_argv()))
     if stop.is_set():
