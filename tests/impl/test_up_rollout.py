@@ -9,9 +9,10 @@ the default strategy (``maxSurge`` 25% rounds up to 1, ``maxUnavailable`` 25% ro
 rollout runs every read of the Endpoints has a ready address and every fetch through the
 ClusterIP answers 200.
 
-A fetch refused outright is retried a few times and counted: kube-proxy rebinds its
-listener when the endpoint set changes, and a connection that arrives between two updates can
-be refused although the Service has ready endpoints. Anything else fails the test.
+A fetch refused outright is retried a few times and counted, in case the proxy's listener for
+the ClusterIP is being replaced; the userspace proxier updates a listener's endpoints in place, so
+none is expected. A connection the proxier closes without an answer (no endpoint to dial) fails
+the test, as does any answer but 200.
 """
 
 from __future__ import annotations
