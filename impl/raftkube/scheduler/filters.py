@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from raftkube.controllers.controller_utils import label_selector_matches
 from raftkube.scheduler.nodeinfo import NodeInfo, PodInfo
 
 Obj = dict[str, Any]
@@ -138,27 +139,6 @@ def node_selector_term_matches(term: Obj, node: NodeInfo) -> bool:
     for req in fields:
         value = node.name if req.get("key") == "metadata.name" else None
         if not node_requirement_matches(req, value):
-            return False
-    return True
-
-
-def label_selector_matches(selector: Obj | None, labels: Mapping[str, str]) -> bool:
-    """A ``metav1.LabelSelector``: None matches nothing, ``{}`` everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for req in selector.get("matchExpressions") or []:
-        value = labels.get(str(req.get("key") or ""))
-        operator, values = req.get("operator"), req.get("values") or []
-        if operator == "In" and (value is None or value not in values):
-            return False
-        if operator == "NotIn" and value is not None and value in values:
-            return False
-        if operator == "Exists" and value is None:
-            return False
-        if operator == "DoesNotExist" and value is not None:
             return False
     return True
 
