@@ -27,6 +27,7 @@ import yaml
 
 from raftkube.apiserver.resources import by_kind
 from raftkube.kubeclient import KubeClient
+from tests.helpers.cluster_http import eventually, http_get
 from tests.helpers.processes import (
     Processes,
     free_port_block,
@@ -44,17 +45,6 @@ REFUSED_RETRIES = 3  # per fetch; more than this is an outage, not a listener up
 POLL = 0.1
 
 
-async def http_get(host: str, port: int) -> bytes:
-    """One plain HTTP/1.0 GET of ``/`` (the body and headers as one byte string)."""
-    stream = await trio.open_tcp_stream(host, port)
-    async with stream:
-        await stream.send_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
-        answer = b""
-        while chunk := await stream.receive_some(65536):
-            answer += chunk
-    return answer
-
-
 def answered_by(answer: bytes) -> str:
     """The pod name a 200 answer of the example's page names."""
     assert answer.split(b"\r\n", 1)[0].split()[1:2] == [b"200"], answer[:200]
@@ -68,13 +58,6 @@ def ready_addresses(endpoints: dict[str, Any]) -> list[str]:
         for s in endpoints.get("subsets") or []
         for a in s.get("addresses") or []
     ]
-
-
-async def eventually(check: Any, timeout: float) -> Any:
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.25)
-    return result
 
 
 def rolled_out(deploy: dict[str, Any]) -> bool:

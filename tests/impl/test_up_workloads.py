@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -19,6 +18,7 @@ import yaml
 
 from raftkube.apiserver.resources import by_kind
 from raftkube.kubeclient import KubeClient
+from tests.helpers.cluster_http import eventually, http_get
 from tests.helpers.processes import (
     Processes,
     free_port_block,
@@ -29,24 +29,6 @@ from tests.helpers.processes import (
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web.yaml"
-
-
-async def http_get(host: str, port: int) -> bytes:
-    """One plain HTTP/1.0 GET of ``/`` (the body and headers as one byte string)."""
-    stream = await trio.open_tcp_stream(host, port)
-    async with stream:
-        await stream.send_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
-        answer = b""
-        while chunk := await stream.receive_some(65536):
-            answer += chunk
-    return answer
-
-
-async def eventually(check: Any, timeout: float) -> Any:
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.25)
-    return result
 
 
 @pytest.mark.trio

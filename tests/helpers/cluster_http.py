@@ -1,0 +1,28 @@
+"""Talking to a running example cluster from a test: a plain HTTP GET of a Service's page and
+a poll-until-true with a bound."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+
+async def http_get(host: str, port: int) -> bytes:
+    """One plain HTTP/1.0 GET of ``/`` (the body and headers as one byte string)."""
+    stream = await trio.open_tcp_stream(host, port)
+    async with stream:
+        await stream.send_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+        answer = b""
+        while chunk := await stream.receive_some(65536):
+            answer += chunk
+    return answer
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float) -> Any:
+    """Poll ``check`` until it returns something true (which is returned), within ``timeout``."""
+    with trio.fail_after(timeout):
+        while not (result := await check()):
+            await trio.sleep(0.25)
+    return result
