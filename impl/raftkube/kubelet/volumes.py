@@ -104,7 +104,11 @@ async def materialize(
     pod_ip: str,
     host_ip: str,
 ) -> dict[str, str]:
-    """Write every supported volume of ``pod`` under ``root``; its host directory by name."""
+    """Write every supported volume of ``pod`` under ``root``; its host directory by name.
+
+    Supported: emptyDir, configMap, secret, downwardAPI and projected sources. Any other kind
+    (hostPath, persistentVolumeClaim, ...) is left out of the answer, so its mounts are not
+    made: this runtime has no storage of its own to back them."""
     base = root / pod["metadata"]["uid"] / "volumes"
     out: dict[str, str] = {}
     for volume in (pod.get("spec") or {}).get("volumes") or []:
@@ -113,7 +117,7 @@ async def materialize(
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
         if "emptyDir" in volume:
-            pass
+            pass  # the fresh directory is the whole of an emptyDir
         elif "projected" in volume:
             mode = int(volume["projected"].get("defaultMode") or 0o644)
             for source in volume["projected"].get("sources") or []:
