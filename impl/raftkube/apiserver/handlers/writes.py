@@ -32,8 +32,12 @@ from raftkube.apiserver.objects import (
 from raftkube.apiserver.request import Response
 from raftkube.apiserver.storage import object_key
 
-PATCH_ATTEMPTS = 5
-"""How often a patch is recomputed on a newer version before giving up with 409."""
+PATCH_ATTEMPTS = 64
+"""How often a patch is recomputed on a newer version before giving up with 409. Upstream's
+GuaranteedUpdate retries an unconditional patch without bound, so a client never sees 409 for
+it; the bound here only keeps a request from spinning forever against a writer that wins every
+race, and is high enough that a busy controller writing the same object's status (several
+writes a second) does not exhaust it."""
 
 GENERATE_NAME_ATTEMPTS = 8
 """A generated name that is taken is drawn again, up to this many names in all, as upstream
@@ -241,13 +245,27 @@ async def patch_(call: Call, subresource: str = "") -> Response:
                 f"({call.name})"
             )
         check_namespace(r, new, call.namespace)
-        pinned = str(m.get("resourceVersion") or "")
-        if pinned and parse_rv(pinned) != rv_of(old):
+        written = str(m.get("resourceVersion") or "")
+        if written and parse_rv(written) != rv_of(old):
             raise errors.conflict(r.resource, call.name, errors.OPTIMISTIC_LOCK, r.group)
         m["name"] = call.name
         try:
             return await _write_update(call, new, old, rv_of(old), subresource)
         except errors.APIError as exc:
-            if exc.reason != "Conflict" or pinned:
+            if exc.reason != "Conflict" or _pins_resource_version(ctype, old, call):
                 raise
     raise errors.conflict(r.resource, call.name, errors.OPTIMISTIC_LOCK, r.group)
+
+
+def _pins_resource_version(ctype: str, old: dict[str, Any], call: Call) -> bool:
+    """Whether the patch itself sets ``metadata.resourceVersion`` (a precondition, so a lost
+    race is the client's 409) rather than carrying the current object's along (so the patch is
+    recomputed on the newer object). Found by applying it to the object without one; a patch
+    that cannot apply there (a JSON patch testing the version) pins it too."""
+    bare = copy.deepcopy(old)
+    meta(bare).pop("resourceVersion", None)
+    try:
+        result = patch.apply_patch(ctype, bare, call.request.body, call.resource)
+    except errors.APIError:
+        return True
+    return bool(meta(result).get("resourceVersion"))

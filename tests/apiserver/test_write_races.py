@@ -1,0 +1,65 @@
+"""Writes that race: an unconditional patch is recomputed on the newer object, as upstream's
+GuaranteedUpdate recomputes it, so a client patching an object that a controller keeps
+rewriting (a Deployment whose status is being updated) does not see 409 Conflict; a patch that
+pins a resourceVersion does."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from raftkube.apiserver.resources import lookup
+from raftkube.kubeclient.errors import KubeAPIError
+
+from .conftest import APIHarness
+
+CONFIGMAPS = lookup("", "v1", "configmaps")
+assert CONFIGMAPS is not None
+
+
+def _race_every_read(api: APIHarness, races: int) -> list[int]:
+    """Make the next ``races`` reads of the object by the server be beaten by another writer:
+    each read is followed, before the patch can be written, by a write of a new label."""
+    store = api.running.api.services.store
+    original_get = store.get
+    done: list[int] = []
+
+    async def get(resource: Any, namespace: str, name: str, *args: Any, **kw: Any) -> Any:
+        obj = await original_get(resource, namespace, name, *args, **kw)
+        if len(done) < races:
+            racer = copy.deepcopy(obj)
+            racer["metadata"].setdefault("labels", {})[f"race-{len(done)}"] = "won"
+            await store.update(resource, racer, expected_rv=int(obj["metadata"]["resourceVersion"]))
+            done.append(1)
+        return obj
+
+    store.get = get  # type: ignore[method-assign]
+    return done
+
+
+@pytest.mark.trio
+async def test_unconditional_patch_is_recomputed_past_many_racing_writes(api: APIHarness) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hot"}, "data": {"a": "1"}}
+    await api.admin.create(CONFIGMAPS, cm, namespace="default")
+    races = _race_every_read(api, 12)
+    patched = await api.admin.patch(CONFIGMAPS, "hot", {"data": {"b": "2"}}, namespace="default")
+    assert len(races) == 12
+    assert patched["data"] == {"a": "1", "b": "2"}
+    assert sorted(patched["metadata"]["labels"]) == sorted(f"race-{i}" for i in range(12))
+
+
+@pytest.mark.trio
+async def test_patch_pinning_a_resource_version_gets_409_when_beaten(api: APIHarness) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pin"}, "data": {"a": "1"}}
+    created = await api.admin.create(CONFIGMAPS, cm, namespace="default")
+    races = _race_every_read(api, 1)
+    rv = created["metadata"]["resourceVersion"]
+    body = {"metadata": {"resourceVersion": rv}, "data": {"b": "2"}}
+    with pytest.raises(KubeAPIError) as caught:
+        await api.admin.patch(CONFIGMAPS, "pin", body, namespace="default")
+    assert len(races) == 1
+    assert caught.value.code == 409
+    stored = await api.admin.get(CONFIGMAPS, "pin", namespace="default")
+    assert stored["data"] == {"a": "1"}
