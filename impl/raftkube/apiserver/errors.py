@@ -59,9 +59,11 @@ class APIError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         }
+        if self.reason:
+            # Status.reason is ``omitempty`` upstream: a 500 from the store has none at all.
+            body["reason"] = self.reason
         if self.details:
             body["details"] = self.details
         return body
