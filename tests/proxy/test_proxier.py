@@ -282,3 +282,34 @@ async def test_node_port_through_the_command(api: APIHarness) -> None:
                             await trio.sleep(0.05)
                 nursery.cancel_scope.cancel()
             assert reached == {"pod-0", "pod-1"}
+
+
+@pytest.mark.trio
+async def test_an_unbindable_port_is_retried_but_reported_once(
+    api: APIHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Service port someone else holds is tried again at every sync (it may be freed) but
+    logged as an error once, not at every Endpoints change; once it can be bound it is served."""
+    with trio.fail_after(30):
+        async with pods("127.0.77.1") as (a,):
+            port = free_port()
+            svc = await create_service(api, port, [a])
+            ip = svc["spec"]["clusterIP"]
+            squatter = trio.socket.socket()
+            await squatter.bind((ip, port))
+            squatter.listen()
+            with caplog.at_level("DEBUG", logger="raftkube.proxy"):
+                async with running_proxier(api, "127.0.0.1") as proxier:
+                    for i in range(3):  # each Endpoints change is a sync that retries the bind
+                        await set_endpoints(api.admin, endpoints_body([a] if i % 2 else []))
+                        want = 1 if i % 2 else 0
+                        await wait_for(
+                            lambda w=want: len(proxier.balancer.endpoints(SPN)) == w, "endpoints"
+                        )
+                    failures = [r for r in caplog.records if "cannot listen" in r.getMessage()]
+                    assert len(failures) >= 3
+                    assert [r.levelname for r in failures].count("ERROR") == 1
+                    squatter.close()
+                    await set_endpoints(api.admin, endpoints_body([a]))
+                    await wait_for(lambda: (ip, port) in proxier.listening(), "the listener")
+                    assert await request(ip, port, b"hello") == "pod-0"

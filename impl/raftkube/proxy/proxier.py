@@ -84,6 +84,10 @@ class Proxier:
         self.services = factory.lister(SERVICES)
         self.endpoints = factory.lister(ENDPOINTS)
         self._serving: dict[HostPort, _Serving] = {}
+        self._bind_failures: dict[HostPort, str] = {}
+        """The last error of each address that could not be bound: a port that stays
+        unbindable (below 1024 for a user without the privilege, say) is retried at every sync
+        but reported again only when its error changes."""
         self._changed = trio.Event()
 
     def listening(self) -> dict[HostPort, ServicePortName]:
@@ -112,6 +116,8 @@ class Proxier:
         in ``nursery``."""
         wanted = listeners_for(self.services.list(), self.bind_address)
         self.balancer.on_endpoints_update(endpoints_map(self.endpoints.list()))
+        for address in [a for a in self._bind_failures if a not in wanted]:
+            del self._bind_failures[address]
         for address in [a for a in self._serving if a not in wanted]:
             serving = self._serving.pop(address)
             logger.info("stopped listening on %s:%d for %s", *address, serving.spn)
@@ -124,8 +130,12 @@ class Proxier:
             try:
                 listeners = await self.network.open_listeners(*address)
             except OSError as exc:
-                logger.error("cannot listen on %s:%d for %s: %s", *address, spn, exc)
+                repeated = self._bind_failures.get(address) == str(exc)
+                self._bind_failures[address] = str(exc)
+                level = logging.DEBUG if repeated else logging.ERROR
+                logger.log(level, "cannot listen on %s:%d for %s: %s", *address, spn, exc)
                 continue
+            self._bind_failures.pop(address, None)
             serving = _Serving(spn)
             self._serving[address] = serving
             nursery.start_soon(self._serve, listeners, serving, nursery)
