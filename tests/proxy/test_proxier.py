@@ -304,7 +304,7 @@ async def test_an_unbindable_port_is_retried_but_reported_once(
                         await set_endpoints(api.admin, endpoints_body([a] if i % 2 else []))
                         want = 1 if i % 2 else 0
                         await wait_for(
-                            lambda w=want: len(proxier.balancer.endpoints(SPN)) == w, "endpoints"
+                            functools.partial(_endpoint_count_is, proxier, want), "endpoints"
                         )
                     failures = [r for r in caplog.records if "cannot listen" in r.getMessage()]
                     assert len(failures) >= 3
@@ -313,3 +313,7 @@ async def test_an_unbindable_port_is_retried_but_reported_once(
                     await set_endpoints(api.admin, endpoints_body([a]))
                     await wait_for(lambda: (ip, port) in proxier.listening(), "the listener")
                     assert await request(ip, port, b"hello") == "pod-0"
+
+
+def _endpoint_count_is(proxier: Proxier, count: int) -> bool:
+    return len(proxier.balancer.endpoints(SPN)) == count
