@@ -12,6 +12,11 @@ The client's hot path is here, so it is built to cost little per request:
   until that one's deadline. Deadlines are read on the client's :class:`~raftkube.clock.Clock`,
   so a simulated client host times out by its own time.
 
+A range answer too large for one frame arrives as several frames of its id (``docs/
+client-protocol.md``, "Large answers"): those marked ``partial`` are held until the last one,
+and the call is answered with all of them joined into one body, so callers never see parts.
+The request timeout covers the whole answer, as etcdctl's ``--command-timeout`` does.
+
 Watches are long-lived streams of answers, so they keep a memory channel each. A watcher that
 falls a whole channel behind is not fed further (the reader never waits on one slow consumer,
 which would stall every call on the connection); its channel is closed and its id recorded in
@@ -94,6 +99,19 @@ class Reply:
         return msg
 
 
+def join_parts(parts: list[Frame], last: Frame) -> Frame:
+    """One answer from the ``partial`` frames of a large range answer and its last frame:
+    the ``kvs`` of all of them, in order, with the last frame's other fields. A last frame
+    that is an error (the member could not send the rest) is the answer as it is."""
+    if not last.get("ok"):
+        return last
+    kvs: list[Any] = []
+    for part in parts:
+        kvs.extend(part["body"]["kvs"])
+    kvs.extend(last["body"]["kvs"])
+    return {**last, "body": {**last["body"], "kvs": kvs}}
+
+
 class Connection:
     """A connection to one endpoint; run :meth:`run` in a nursery, then call away."""
 
@@ -116,6 +134,8 @@ class Connection:
         self.overflowed: set[int] = set()
         """Watches whose consumer fell a whole channel behind: cut off, not fed further."""
         self.broken = False
+        self._parts: dict[int, list[Frame]] = {}
+        """The ``partial`` frames received so far of answers still arriving, by request id."""
         self._outbox: list[bytes] = []
         self._outbox_ready = trio.Event()
         self._timer_idle: trio.Event | None = None
@@ -188,9 +208,16 @@ class Connection:
                 if not isinstance(msg, dict):
                     continue
                 rid = msg.get("id", -1)
+                if msg.get("partial") is True:
+                    if rid in self.calls:
+                        self._parts.setdefault(rid, []).append(msg)
+                    else:
+                        self._parts.pop(rid, None)  # Its call timed out: nobody waits.
+                    continue
                 reply = self.calls.pop(rid, None)
+                parts = self._parts.pop(rid, None)
                 if reply is not None:
-                    reply.deliver(msg)
+                    reply.deliver(msg if parts is None else join_parts(parts, msg))
                     continue
                 chan = self.streams.get(rid)
                 if chan is not None:

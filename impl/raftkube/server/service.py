@@ -5,6 +5,13 @@ and answered from its callback; reads (which may wait for a ReadIndex round) and
 requests get a task each in the connection's nursery. Either way requests are pipelined and
 answered by id in completion order, and a single writer task sends whatever answers have
 accumulated in one write, so responses never interleave on the stream.
+
+A range answer too large for one frame is split into several frames of the same id, all
+carrying the one revision it was read at (see "Large answers" in ``docs/client-protocol.md``):
+etcd serves such ranges (its clients accept up to 2 GiB), so refusing them, or dropping the
+connection as a plain over-limit frame does, would leave a new user unable to list a big
+prefix. The parts are encoded one at a time, each after the previous one was written, so an
+answer of a million keys never sits encoded in memory all at once.
 """
 
 from __future__ import annotations
@@ -32,12 +39,20 @@ from raftkube.net.streams import (
 from raftkube.server.entries import REGISTER_OP, decode_session_tag
 from raftkube.server.member import Member, MemberError, WriteOutcome
 from raftkube_spec.kv.errors import KVError
+from raftkube_spec.kv.responses import RangeResponse
+from raftkube_spec.kv.types import KeyValue
 from raftkube_spec.kv.watch import WatchFilter
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME: int = 8 * 1024 * 1024
-"""Frames above this cost the connection; those above 1.5 MiB get a polite refusal."""
+"""The largest frame read or written. Requests above 1.5 MiB get a polite refusal, larger
+frames cost the connection; range answers above it are split (:func:`range_parts`), other
+answers above it are refused with ``response_too_large``."""
+KV_OVERHEAD: int = 128
+"""An upper bound on the bytes one encoded KeyValue takes beyond its key and value (field
+names, four integers, two length prefixes: about 100)."""
+RESPONSE_TOO_LARGE: str = "response_too_large"
 MAX_QUEUED_FRAMES: int = 4096
 """Answers waiting to be written, beyond which a connection's answers are dropped."""
 HANDSHAKE_TIMEOUT: float = 10.0
@@ -53,19 +68,25 @@ class _Connection:
 
     member: Member
     scope: trio.CancelScope
+    max_frame: int = MAX_FRAME
     watches: dict[int, trio.CancelScope] = attrs.Factory(dict)
     outbox: list[bytes] = attrs.Factory(list)
     ready: trio.Event = attrs.Factory(trio.Event)
+    flushed: trio.Event = attrs.Factory(trio.Event)
+    """Set (and replaced) by the writer after each write: a large answer's next part waits
+    for it rather than queueing every part at once."""
     closed: bool = False
 
     def send(self, frame: dict[str, Any]) -> None:
-        """Queue an answer. Never raises: write answers are sent from the member's apply
-        path, which must not fail because of one connection."""
+        """Queue a frame. Never raises: write answers are sent from the member's apply
+        path, which must not fail because of one connection. A frame over the limit costs
+        the connection (a watch must not silently lose events); answers go through
+        :meth:`answer`, which refuses an oversized one by name instead."""
         # A client that does not read its answers loses its connection's answers.
         if self.closed or len(self.outbox) >= MAX_QUEUED_FRAMES:
             return
         try:
-            data = encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME)
+            data = encode_frame(msgpack.packb(frame, use_bin_type=True), self.max_frame)
         except FrameTooLargeError as exc:
             logger.warning("client connection dropped: answer %s: %s", frame.get("id"), exc)
             self.closed = True
@@ -74,14 +95,41 @@ class _Connection:
         self.outbox.append(data)
         self.ready.set()
 
+    def answer(self, frame: dict[str, Any]) -> bool:
+        """Queue the answer to one request; one too large to frame is replaced by a
+        ``response_too_large`` error for that request (False is returned), and the
+        connection carries on."""
+        if self.closed or len(self.outbox) >= MAX_QUEUED_FRAMES:
+            return False
+        fits = True
+        payload = msgpack.packb(frame, use_bin_type=True)
+        if len(payload) > self.max_frame:
+            rid = frame.get("id", 0)
+            logger.warning("client answer %s refused: %d bytes", rid, len(payload))
+            payload = msgpack.packb(
+                wire.error_frame(
+                    rid,
+                    RESPONSE_TOO_LARGE,
+                    f"raftkube: the answer is {len(payload)} bytes, over the maximum frame "
+                    f"size of {self.max_frame} bytes; ask for less (set a limit on its "
+                    "ranges, etcdctl --limit)",
+                ),
+                use_bin_type=True,
+            )
+            fits = False
+        self.outbox.append(encode_frame(payload, self.max_frame))
+        self.ready.set()
+        return fits
 
-async def serve_client(member: Member, stream: trio.abc.Stream) -> None:
-    """Serve one client connection until it closes."""
-    reader = FrameReader(stream, MAX_FRAME)
+
+async def serve_client(member: Member, stream: trio.abc.Stream, max_frame: int = MAX_FRAME) -> None:
+    """Serve one client connection until it closes; ``max_frame`` bounds every frame read or
+    written (tests lower it to split answers without writing megabytes)."""
+    reader = FrameReader(stream, max_frame)
     conn: _Connection | None = None
     try:
         async with trio.open_nursery() as nursery:
-            conn = _Connection(member, nursery.cancel_scope)
+            conn = _Connection(member, nursery.cancel_scope, max_frame)
             nursery.start_soon(_writer, stream, conn)
             while True:
                 try:
@@ -107,6 +155,8 @@ async def _writer(stream: trio.abc.Stream, conn: _Connection) -> None:
             conn.ready = trio.Event()
             batch, conn.outbox = conn.outbox, []
             await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+            conn.flushed.set()
+            conn.flushed = trio.Event()
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         conn.scope.cancel()
 
@@ -147,7 +197,7 @@ def _submit(conn: _Connection, req: wire.RequestFrame) -> None:
         if isinstance(outcome, MemberError):
             conn.send(_member_error(conn, rid, outcome))
         else:
-            conn.send(_kv_frame(conn, rid, outcome))
+            conn.answer(_kv_frame(conn, rid, outcome))
 
     try:
         body = dict(req.body)
@@ -198,11 +248,58 @@ async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
         kv = wire.decode_request(req.op, body)
         if not serializable:
             await member.linearizable_barrier()
-        conn.send(_kv_frame(conn, req.id, member.read_local(kv)))
+        result = member.read_local(kv)
+        if isinstance(result, RangeResponse):
+            await _send_range(conn, req.id, member.header(result.header.revision), result)
+        else:
+            conn.answer(_kv_frame(conn, req.id, result))
     except wire.WireError as exc:
         conn.send(wire.error_frame(req.id, "bad_request", str(exc)))
     except MemberError as exc:
         conn.send(_member_error(conn, req.id, exc))
+
+
+def range_parts(kvs: Sequence[KeyValue], budget: int) -> list[tuple[int, int]]:
+    """Split ``kvs`` into ``[start, end)`` slices whose encodings stay within ``budget``
+    bytes by the :data:`KV_OVERHEAD` bound, each holding at least one KeyValue (one larger
+    than the budget gets a slice of its own; no request can write one over 1.5 MiB)."""
+    parts: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for i, kv in enumerate(kvs):
+        cost = len(kv.key) + len(kv.value) + KV_OVERHEAD
+        if size + cost > budget and i > start:
+            parts.append((start, i))
+            start, size = i, 0
+        size += cost
+    parts.append((start, len(kvs)))
+    return parts
+
+
+async def _send_range(
+    conn: _Connection, rid: int, header: wire.WireHeader, resp: RangeResponse
+) -> None:
+    """Answer a range, in several frames if one would exceed the frame limit.
+
+    Every frame but the last carries ``"partial": true`` and only ``kvs``; the last carries
+    the rest of ``kvs`` with ``more`` and ``count``, and every frame the same header, since
+    the whole answer was read at one revision. Half the frame limit is left per part for the
+    envelope and the estimate's slack. Each part after the first is encoded only once the
+    one before was written, so the member holds about one part of the encoded answer."""
+    parts = range_parts(resp.kvs, conn.max_frame // 2)
+    encoded_header = wire.encode_header(header)
+    for n, (start, end) in enumerate(parts):
+        body: dict[str, Any] = {"kvs": [wire.encode_kv(kv) for kv in resp.kvs[start:end]]}
+        if n + 1 < len(parts):
+            frame = {"id": rid, "ok": True, "header": encoded_header, "body": body}
+            frame["partial"] = True
+            flushed = conn.flushed
+            if not conn.answer(frame):
+                return
+            await flushed.wait()
+        else:
+            body["more"] = resp.more
+            body["count"] = resp.count
+            conn.answer({"id": rid, "ok": True, "header": encoded_header, "body": body})
 
 
 def _status(member: Member) -> dict[str, Any]:
@@ -298,6 +395,7 @@ async def serve_clients(
     network: Network | None = None,
     listeners: Sequence[Listener] | None = None,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    max_frame: int = MAX_FRAME,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve clients until cancelled; reports the bound ``(host, port)``.
@@ -306,7 +404,8 @@ async def serve_clients(
     ``host:port`` on ``network`` (TCP by default). With ``ssl_context`` that network's
     connections are TLS (see :mod:`raftkube.tls`); a client that fails the handshake
     (plaintext, untrusted, without a required certificate, or too slow by the member's clock)
-    only loses its own connection, because the handshake happens in the connection's task."""
+    only loses its own connection, because the handshake happens in the connection's task.
+    ``max_frame`` is every connection's frame limit (:data:`MAX_FRAME`)."""
     if listeners is None:
         net: Network = network if network is not None else TcpNetwork()
         if ssl_context is not None:
@@ -320,7 +419,7 @@ async def serve_clients(
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
             await trio.aclose_forcefully(stream)
             return
-        await serve_client(member, stream)
+        await serve_client(member, stream, max_frame)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handler, list(listeners))

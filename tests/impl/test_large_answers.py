@@ -1,0 +1,93 @@
+"""Answers larger than a frame: a range is split into several frames and joined by the client;
+other answers are refused by name, and so are oversized requests.
+
+The frame limit of a second client listener is lowered (``serve_clients(max_frame=...)``) so
+that a few hundred small keys exceed it, instead of writing the megabytes the default needs."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from raftkube.api import wire
+from raftkube.client import Client, ClientError
+from raftkube.server.member import MemberConfig
+from raftkube.server.runner import open_member
+from raftkube.server.service import KV_OVERHEAD, range_parts, serve_clients
+from raftkube_spec.kv.requests import RangeRequest, TxnRequest
+from raftkube_spec.kv.responses import RangeResponse, TxnResponse
+from raftkube_spec.kv.types import KeyValue
+
+SMALL_FRAME = 4096
+KEYS = 300
+
+
+def test_range_parts_respect_the_budget_and_keep_every_key_once() -> None:
+    kvs = [KeyValue(b"k%03d" % i, 1, 1, 1, b"v" * (i % 50)) for i in range(200)]
+    budget = 1024
+    parts = range_parts(kvs, budget)
+    assert parts[0][0] == 0 and parts[-1][1] == len(kvs)
+    for (_, end), (start, _) in zip(parts, parts[1:], strict=False):
+        assert end == start  # Contiguous, no key twice or lost.
+    for start, end in parts:
+        cost = sum(len(kv.key) + len(kv.value) + KV_OVERHEAD for kv in kvs[start:end])
+        assert end > start and (cost <= budget or end - start == 1)
+    # One KeyValue over the budget gets a part of its own rather than being dropped.
+    big = [KeyValue(b"a", 1, 1, 1, b"x" * 5000), KeyValue(b"b", 1, 1, 1, b"y")]
+    assert range_parts(big, budget) == [(0, 1), (1, 2)]
+    assert range_parts([], budget) == [(0, 0)]
+
+
+@pytest.mark.trio
+async def test_a_range_over_the_frame_limit_is_served_in_full_at_one_revision(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(30):
+        cfg = MemberConfig(member_id=0, servers=1, cluster_id="large")
+        async with open_member(cfg, tmp_path / "m0") as rm, trio.open_nursery() as nursery:
+            host, port = await nursery.start(
+                partial(serve_clients, max_frame=SMALL_FRAME), rm.member, "127.0.0.1", 0
+            )
+            async with Client([rm.client_endpoint], retry_delay=0.01) as c:
+                while not rm.member.is_leader:
+                    await trio.sleep(0.01)
+                for i in range(KEYS):
+                    await c.put(b"big/%04d" % i, b"value-%04d-" % i + b"." * 40)
+                await c.put(b"other", b"x")
+                expected = await c.get(b"big/", b"big0")
+                revision = expected.header.revision
+
+            async with Client([f"{host}:{port}"], retry_delay=0.01, attempts=2) as small:
+                # Over ten frames' worth: served whole, in key order, at one revision.
+                got = await small.get(b"big/", b"big0")
+                assert got == expected and len(got.kvs) == KEYS and got.count == KEYS
+                assert got.header.revision == revision
+                # An older revision, a limit and keys-only are split the same way.
+                at = expected.kvs[199].mod_revision
+                old = await small.get(b"big/", b"big0", revision=at)
+                assert old.kvs == expected.kvs[:200]
+                limited = await small.get(b"big/", b"big0", limit=150)
+                assert limited.kvs == expected.kvs[:150] and limited.more
+                keys = await small.request(RangeRequest(b"big/", b"big0", keys_only=True))
+                assert isinstance(keys, RangeResponse) and len(keys.kvs) == KEYS
+                # A txn answer is not split: it is refused by name, and the connection serves
+                # the next request.
+                txn = TxnRequest(success=(RangeRequest(b"big/", b"big0"),))
+                with pytest.raises(ClientError, match="--limit") as refused:
+                    await small.txn(txn)
+                assert refused.value.code == "response_too_large"
+                small_txn = TxnRequest(success=(RangeRequest(b"big/", b"big0", limit=3),))
+                answer = await small.txn(small_txn)
+                assert isinstance(answer, TxnResponse) and answer.succeeded
+                assert (await small.get(b"other")).kvs[0].value == b"x"
+
+            async with Client([rm.client_endpoint], retry_delay=0.01, attempts=2) as c:
+                # A request over etcd's --max-request-bytes is refused at once, touching nothing.
+                with pytest.raises(ClientError, match="request is too large") as too_big:
+                    await c.put(b"huge", b"x" * (wire.MAX_REQUEST_BYTES + 1))
+                assert too_big.value.code == "request_too_large"
+                assert (await c.get(b"huge")).count == 0
+            nursery.cancel_scope.cancel()
