@@ -14,6 +14,7 @@ import os
 import random
 import ssl
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -239,7 +240,15 @@ async def open_api_server(
         verify_keys = [signing_key.public_key()] + [
             load_service_account_key(p).public_key() for p in config.service_account_key_files
         ]
-        issuer = TokenIssuer(signing_key, config.service_account_issuer, wall, config.api_audiences)
+        issuer = TokenIssuer(
+            signing_key,
+            config.service_account_issuer,
+            wall,
+            config.api_audiences,
+            # Token ids from the server's randomness (OS-seeded unless the caller injects it),
+            # so a simulated server issues the same tokens on every replay.
+            new_jti=lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        )
         ctx = StoreContext(store, caches)
 
         async def lookup_account(namespace: str, name: str) -> Obj | None:

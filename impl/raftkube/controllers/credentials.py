@@ -29,7 +29,7 @@ import trio
 
 from raftkube.clock import Clock
 from raftkube.controllers.resources import SERVICE_ACCOUNTS
-from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
+from raftkube.kubeclient import Dial, KubeAPIError, KubeClient, KubeConnectionError
 
 logger = logging.getLogger("raftkube.controllers.credentials")
 
@@ -75,6 +75,9 @@ class ServiceAccountClientBuilder:
     wall: Callable[[], float] = time.time
     namespace: str = "kube-system"
     expiration_seconds: int = DEFAULT_EXPIRATION_SECONDS
+    dial: Dial = trio.open_tcp_stream
+    """How the controllers' clients connect: where the manager's own do (the simulated
+    network in the fuzzer)."""
     _clients: dict[str, KubeClient] = attrs.field(factory=dict, init=False)
     _renew_at: dict[str, float] = attrs.field(factory=dict, init=False)
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
@@ -90,6 +93,7 @@ class ServiceAccountClientBuilder:
             ssl_context=self.ssl_context,
             token=token,
             clock=self.clock,
+            dial=self.dial,
             tls_server_name=self.client.tls_server_name,
             user_agent=f"kube-controller-manager/{name}",
         )

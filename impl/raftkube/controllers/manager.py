@@ -242,7 +242,7 @@ async def run_controller_manager(
             if ca is None:
                 raise ValueError("service account credentials need the server's CA")
             context = ssl.create_default_context(cadata=ca.decode("ascii"))
-            builder = ServiceAccountClientBuilder(client, context, clock, wall)
+            builder = ServiceAccountClientBuilder(client, context, clock, wall, dial=client.dial)
             stack.push_async_callback(builder.aclose)
             clients = builder
         ctx = ControllerContext(

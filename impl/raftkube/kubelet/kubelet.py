@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import ssl
 import time
 from collections.abc import Callable
@@ -68,6 +69,8 @@ class Kubelet:
     prober: Prober | None = None
     wall: Callable[[], float] = time.time
     resync_period: float = 60.0
+    rng: random.Random = attrs.field(factory=random.Random)
+    """Jitters the pod informer's relist backoff; seeded by the simulation, OS entropy otherwise."""
     volume_root: Path | None = None
     """Where pod volumes are written; None writes none (a simulated node)."""
     serving: ssl.SSLContext | None = None
@@ -116,6 +119,7 @@ class Kubelet:
             ListWatch(self.client, PODS, field_selector=f"spec.nodeName={self.config.name}"),
             clock=self.clock,
             name="pods",
+            rng=random.Random(self.rng.random()),
         )
         send = self._events[0]
         informer.add_event_handler(

@@ -108,6 +108,11 @@ class SimulatedRuntime:
     async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
         return list(self._sandboxes.values())
 
+    def running_pods(self) -> list[PodSandboxConfig]:
+        """The pods whose sandbox is up (what this machine runs), read without a checkpoint:
+        for an observer outside the kubelet, such as the fuzzer's checks between two steps."""
+        return [s.config for s in self._sandboxes.values() if s.state is SandboxState.READY]
+
     def _ids_in(self, sandbox_id: str) -> list[str]:
         return [cid for cid, c in self._containers.items() if c.status.sandbox_id == sandbox_id]
 

@@ -22,7 +22,9 @@ import random
 import re
 import socket
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +113,15 @@ async def serve(
     clock: Clock,
     *,
     rng: random.Random | None = None,
+    wall: Callable[[], float] = time.time,
     scheduler: Scheduler | None = None,
 ) -> int:
     """Run one scheduler process's work with ``client`` until cancelled (returns 0) or until
-    leadership is lost (returns 1)."""
+    leadership is lost (returns 1). ``wall`` stamps bindings' and the Lease's times."""
     identity = options.identity or default_identity()
     rng = rng or random.Random()
     if scheduler is None:
-        scheduler = Scheduler(client, clock, rng=rng, identity=identity)
+        scheduler = Scheduler(client, clock, rng=rng, wall=wall, identity=identity)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(scheduler.run_informers, name="scheduler informers")
         if not options.leader_elect:
@@ -132,7 +135,7 @@ async def serve(
             retry_period=options.retry_period,
             name="kube-scheduler",
         )
-        elector = LeaderElector(config, clock, rng=random.Random(rng.random()))
+        elector = LeaderElector(config, clock, wall=wall, rng=random.Random(rng.random()))
         await elector.run(scheduler.run)
         logger.error("leaderelection lost")
         nursery.cancel_scope.cancel()

@@ -144,6 +144,9 @@ class TokenIssuer:
     issuer: str
     now: Callable[[], float]
     default_audiences: tuple[str, ...] = ()
+    new_jti: Callable[[], str] = lambda: str(uuid.uuid4())
+    """Each token's unique id; the simulation injects a seeded one (the default is the OS's
+    entropy, as upstream's random UUID)."""
 
     def issue(
         self,
@@ -171,7 +174,7 @@ class TokenIssuer:
             "exp": expires,
             "iat": issued_at,
             "iss": self.issuer,
-            "jti": str(uuid.uuid4()),
+            "jti": self.new_jti(),
             PRIVATE_CLAIM: private,
             "nbf": issued_at,
             "sub": service_account_username(namespace, name),
