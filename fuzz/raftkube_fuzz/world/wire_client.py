@@ -158,14 +158,8 @@ class WireClient:
                 client.use_endpoint(self.world.client_endpoints[member])
                 sent = not read
                 return Ok(await client.request(req, serializable=serializable))
-            except KVRequestError as exc:
-                return Ok(exc.error)
-            except IndeterminateError as exc:
-                return Failed(exc.code) if read else Unknown(f"{exc.code}: {exc.message}")
-            except ClientError as exc:
-                return Failed(exc.code)
-            except trio.TooSlowError:
-                return Failed("timeout") if read else Unknown("client timeout")
+            except (ClientError, trio.TooSlowError) as exc:
+                return outcome_of_error(exc, read=read)
             except Exception as exc:
                 # Not the library's contract: a bug, reported as the client machine's.
                 text = "client: " + "".join(traceback.format_exception(exc))
@@ -182,29 +176,48 @@ class WireClient:
         process = self.host.process
         assert isinstance(process, ClientProcess) and process.nursery is not None
         handle = WatchHandle(member, key, range_end, start_revision)
-        await process.nursery.start(self._follow, client, handle)
+        await process.nursery.start(follow_watch, client, handle)
         return handle
 
-    async def _follow(
-        self, client: Client, handle: WatchHandle, *, task_status: trio.TaskStatus[None]
-    ) -> None:
-        started = False
-        try:
-            watch = client.watch(handle.key, handle.range_end, start_revision=handle.start_revision)
-            async with watch as events:
-                handle.start_revision = events.start_revision
-                task_status.started()
-                started = True
-                with handle._scope:
-                    async for event in events:
-                        handle.events.append(event)
-        except WatchCompactedError as exc:
-            handle.end = "compacted"
-            handle.compact_revision = exc.compact_revision
-        except (ClientError, BrokenError, trio.EndOfChannel, trio.BrokenResourceError):
-            pass
-        finally:
-            if handle.end == "open":
-                handle.end = "cancelled"
-        if not started:
+
+def outcome_of_error(exc: ClientError | trio.TooSlowError, *, read: bool) -> Outcome:
+    """What a client may record when the library raised ``exc`` for a request (a read if
+    ``read``), by the library's contract: a KV error is an answer, an indeterminate write or
+    one that timed out may or may not have been applied, anything else was refused before it
+    could be. Shared with the nemesis (:mod:`raftkube_fuzz.nemesis`), which records real
+    processes' answers the same way."""
+    if isinstance(exc, trio.TooSlowError):
+        return Failed("timeout") if read else Unknown("client timeout")
+    if isinstance(exc, KVRequestError):
+        return Ok(exc.error)
+    if isinstance(exc, IndeterminateError):
+        return Failed(exc.code) if read else Unknown(f"{exc.code}: {exc.message}")
+    return Failed(exc.code)
+
+
+async def follow_watch(
+    client: Client, handle: WatchHandle, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """Open ``handle``'s watch through ``client`` and collect its events into it until the
+    watch ends; reports started once the member registered it (or the attempt failed, and the
+    handle is then cancelled). Shared with the nemesis."""
+    started = False
+    try:
+        watch = client.watch(handle.key, handle.range_end, start_revision=handle.start_revision)
+        async with watch as events:
+            handle.start_revision = events.start_revision
             task_status.started()
+            started = True
+            with handle._scope:
+                async for event in events:
+                    handle.events.append(event)
+    except WatchCompactedError as exc:
+        handle.end = "compacted"
+        handle.compact_revision = exc.compact_revision
+    except (ClientError, BrokenError, trio.EndOfChannel, trio.BrokenResourceError):
+        pass
+    finally:
+        if handle.end == "open":
+            handle.end = "cancelled"
+    if not started:
+        task_status.started()
