@@ -155,6 +155,11 @@ def register(commands: Any) -> None:
     )
     mutants.set_defaults(handler=_mutants)
 
+    # Imported here, like the other commands' modules: it loads the member and client code.
+    from raftkube_fuzz.nemesis.cli import register as register_nemesis
+
+    register_nemesis(sub, duration)
+
 
 # --- run ----------------------------------------------------------------------------------------
 
