@@ -48,7 +48,17 @@ from raftkube_fuzz.checks.linearizability import (
 )
 from raftkube_fuzz.checks.watches import WatchRecord, check_client_views, check_complete
 from raftkube_fuzz.steps import Step
-from raftkube_fuzz.timeline import CHECK, CLIENT, EVENT, FAULT, Lazy, Timeline, describe_message
+from raftkube_fuzz.timeline import (
+    CHECK,
+    CLIENT,
+    EVENT,
+    FAULT,
+    SEND,
+    Lazy,
+    Timeline,
+    describe_message,
+    member_host,
+)
 from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.client import RequestClient, SimClient, WatchClient, WatchHandle
@@ -138,11 +148,13 @@ class Run:
             wire = [WireClient(self.world, i, history, session=i % 2 == 0) for i in range(servers)]
             self.clients: list[RequestClient] = list(wire)
             self._watcher = wire[-1]
+            self._watcher_host = f"c{len(wire) - 1}"
             self._wire = wire
         else:
             direct = [SimClient(self.world, i, self.history) for i in range(servers)]
             self.clients = list(direct)
             self._watcher = direct[0]
+            self._watcher_host = "c0"
         self._next_client = 0
         self._loading = True
         """Background load clients keep going while this is set; :meth:`finish` clears it."""
@@ -178,6 +190,7 @@ class Run:
 
     def sent(self, message: Message) -> None:
         source = message.source
+        self.timeline.add(self.sim.now, source, SEND, message)
         self._guard(self.shadow.sent, source, self.world.hosts[source].disk)
 
     def _note_lease_expiry(self, event: ev.ClientRequest) -> None:
@@ -197,20 +210,34 @@ class Run:
             self.history.complete(op, Unknown("proposed by the leader's lease expiry"), now)
 
     def dropped(self, message: Message) -> None:
-        self.timeline.add(self.sim.now, None, FAULT, Lazy("drop ", describe_message, message))
+        self.timeline.add(
+            self.sim.now,
+            None,
+            FAULT,
+            Lazy("drop ", describe_message, message),
+            {"fault": "dropped"},
+        )
         self._guard(self.shadow.dropped, message)
 
     def duplicated(self, message: Message) -> None:
-        self.timeline.add(self.sim.now, None, FAULT, Lazy("duplicate ", describe_message, message))
+        self.timeline.add(
+            self.sim.now,
+            None,
+            FAULT,
+            Lazy("duplicate ", describe_message, message),
+            {"fault": "duplicated"},
+        )
         self._guard(self.shadow.duplicated, message)
 
     def crashed(self, member_id: int, disk: SimDisk) -> None:
         self._attached[member_id] = False
-        self.timeline.add(trio.current_time(), member_id, FAULT, "crashed")
+        self.timeline.add(trio.current_time(), member_id, FAULT, "crashed", {"fault": "crash"})
         self._guard(self.shadow.crashed, member_id, disk)
 
     def restarted(self, member_id: int, member: Member) -> None:
-        self.timeline.add(trio.current_time(), member_id, FAULT, "restarted from its disk")
+        self.timeline.add(
+            trio.current_time(), member_id, FAULT, "restarted from its disk", {"fault": "restart"}
+        )
         self._attach(member_id, member)
 
     def synced(self, member_id: int, disk: SimDisk) -> None:
@@ -320,10 +347,22 @@ class Run:
     def advance(self, seconds: float) -> None:
         self.sim.advance(seconds)
 
-    def fault(self, kind: str, text: str, member: int | None = None) -> None:
-        """Record a fault a step injected (the world applies it)."""
+    def fault(
+        self,
+        kind: str,
+        text: str,
+        member: int | None = None,
+        *,
+        members: Sequence[int] | None = None,
+    ) -> None:
+        """Record a fault a step injected (the world applies it): on ``member``'s line, and
+        touching ``members`` (default: that member; with neither, the whole world)."""
         self.faults[kind] += 1
-        self.timeline.add(self.sim.now, member, FAULT, text)
+        touched = members if members is not None else [] if member is None else [member]
+        info: dict[str, Any] = {"fault": kind}
+        if touched:
+            info["hosts"] = [member_host(m) for m in touched]
+        self.timeline.add(self.sim.now, member, FAULT, text, info)
 
     def _take_client(self) -> RequestClient:
         """The next simulated client, round robin, so concurrent operations come from
@@ -407,14 +446,24 @@ class Run:
     ) -> Outcome:
         op = len(self.history)
         kind = "serializable " if serializable else ""
+        host = f"c{self.clients.index(client)}"
+        flow = f"op-{op}"
         self.timeline.add(
-            trio.current_time(), member, CLIENT, Lazy(f"#{op} {kind}call ", describe, request)
+            trio.current_time(),
+            member,
+            CLIENT,
+            Lazy(f"#{op} {kind}call ", describe, request),
+            {"host": host, "to": member_host(member), "flow": flow},
         )
         outcome = await client.request(
             request, member=member, serializable=serializable, timeout=timeout
         )
         self.timeline.add(
-            trio.current_time(), None, CLIENT, Lazy(f"#{op} returns ", describe, outcome)
+            trio.current_time(),
+            None,
+            CLIENT,
+            Lazy(f"#{op} returns ", describe, outcome),
+            {"host": host, "from": member_host(member), "flow": flow},
         )
         return outcome
 
@@ -427,6 +476,7 @@ class Run:
                 member,
                 CLIENT,
                 f"watch {key!r}..{range_end!r} from revision {handle.start_revision}",
+                {"host": self._watcher_host, "to": member_host(member)},
             )
 
         self._pending.append(self.sim.spawn(open_watch, limit=10.0))

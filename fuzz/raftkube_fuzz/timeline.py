@@ -7,11 +7,18 @@ replay, the digest), because a run produces tens of thousands of them and most r
 
 The digest (SHA-256 over the rendered lines) is the determinism check: the same seed and steps
 must give the same digest in any process, and a replay compares it with the one recorded.
+
+Lines may carry a small ``info`` object that ties them to hosts and to each other (the host a
+line happened on, the host a message or request went to, a flow id shared by a message's send,
+deliveries and drop, the kind of fault and the hosts it touched): what a drawing needs and text
+cannot say reliably. Message flows are paired here, when the timeline is read, by the identity
+of the message object the network carried, so recording a send costs the hot path one append.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +34,16 @@ EVENT = "event"
 FAULT = "fault"
 CLIENT = "client"
 CHECK = "check"
+SEND = "send"
+"""A message handed to the network; its payload is the message, its ``member`` the sender."""
+
+WORLD = "world"
+"""The host of lines that belong to no one host (steps, network-wide faults)."""
+
+
+def member_host(member: int | None) -> str:
+    """The host name of a store member's lines, as the simulated world names its hosts."""
+    return WORLD if member is None else f"m{member}"
 
 
 def describe_value(value: object) -> str:
@@ -81,47 +98,101 @@ def describe(payload: object) -> str:
 
 @attrs.frozen
 class Line:
-    """One rendered timeline entry: virtual time, member (None: the world), kind, text."""
+    """One rendered timeline entry: virtual time, member (None: the world), kind, text, and
+    the optional ``info`` object described in the module docstring (docs/trace-format.md)."""
 
     time: float
     member: int | None
     kind: str
     text: str
+    info: dict[str, Any] | None = attrs.field(default=None, hash=False)
+
+    @property
+    def host(self) -> str:
+        """The lane this line belongs on: ``info["host"]`` when set (a client, and any host
+        kind a suite adds), else the member's host name."""
+        if self.info is not None and "host" in self.info:
+            return str(self.info["host"])
+        return member_host(self.member)
 
     def to_json(self) -> list[Any]:
-        return [self.time, self.member, self.kind, self.text]
+        if self.info is None:
+            return [self.time, self.member, self.kind, self.text]
+        return [self.time, self.member, self.kind, self.text, self.info]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Line:
-        time, member, kind, text = data
-        return cls(float(time), None if member is None else int(member), str(kind), str(text))
+        if len(data) == 4:
+            time, member, kind, text = data
+            info = None
+        else:
+            time, member, kind, text, info = data
+            if not isinstance(info, dict):
+                raise ValueError(f"a timeline entry's info must be an object, not {info!r}")
+        return cls(float(time), None if member is None else int(member), str(kind), str(text), info)
 
     def render(self) -> str:
         who = "world" if self.member is None else f"m{self.member}"
         return f"{self.time:12.6f}  {who:>5}  {self.kind:<6} {self.text}"
 
 
+def carried_message(payload: object) -> Message | None:
+    """The message a line is about: a sent message itself, the message a Raft event handles,
+    or the message a drop or duplicate line names."""
+    if isinstance(payload, Message):
+        return payload
+    if isinstance(payload, Lazy):
+        value = payload.value
+        return value if isinstance(value, Message) else None
+    message = getattr(payload, "message", None)
+    return message if isinstance(message, Message) else None
+
+
 class Timeline:
     """Append-only; ``add`` is on the simulation's hot path, so it only stores a tuple."""
 
     def __init__(self) -> None:
-        self._raw: list[tuple[float, int | None, str, object]] = []
+        self._raw: list[tuple[float, int | None, str, object, dict[str, Any] | None]] = []
         self.step_starts: list[int] = []
         """Index into the timeline at which each step began."""
 
-    def add(self, time: float, member: int | None, kind: str, payload: object) -> None:
-        self._raw.append((time, member, kind, payload))
+    def add(
+        self,
+        time: float,
+        member: int | None,
+        kind: str,
+        payload: object,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self._raw.append((time, member, kind, payload, info))
 
     def begin_step(self, time: float, text: str) -> None:
         self.step_starts.append(len(self._raw))
-        self._raw.append((time, None, STEP, text))
+        self._raw.append((time, None, STEP, text, None))
 
     def __len__(self) -> int:
         return len(self._raw)
 
     def lines(self, end: int | None = None) -> Iterator[Line]:
-        for time, member, kind, payload in self._raw[:end]:
-            yield Line(time, member, kind, describe(payload))
+        """The rendered lines, message flows paired: a send line opens flow ``msg-<its
+        index>``; a later line about the very same message object (a member handling it, the
+        network dropping or copying it) joins that flow. A member reporting several events
+        about one delivery at one instant (UpdateTerm, then the Handle event) joins it once.
+        The raw entries keep every message alive, so identities are not reused meanwhile."""
+        flows: dict[int, str] = {}
+        last_joined: dict[int, tuple[float, int | None]] = {}
+        for index, (time, member, kind, payload, info) in enumerate(self._raw[:end]):
+            message = carried_message(payload) if kind != STEP else None
+            if message is not None:
+                key = id(message)
+                if kind == SEND:
+                    flows[key] = f"msg-{index}"
+                    info = {**(info or {}), "to": member_host(message.dest), "flow": flows[key]}
+                elif key in flows and (kind != EVENT or last_joined.get(key) != (time, member)):
+                    if kind == EVENT:
+                        last_joined[key] = (time, member)
+                    info = {**(info or {}), "flow": flows[key]}
+            yield Line(time, member, kind, describe(payload), info)
 
     def digest(self) -> str:
         return digest_lines(self.lines())
@@ -130,5 +201,7 @@ class Timeline:
 def digest_lines(lines: Iterator[Line] | list[Line]) -> str:
     h = hashlib.sha256()
     for line in lines:
-        h.update(f"{line.time!r}\x1f{line.member}\x1f{line.kind}\x1f{line.text}\n".encode())
+        # Lines without info hash as they always did, so older traces keep their digests.
+        extra = "" if line.info is None else "\x1f" + json.dumps(line.info, sort_keys=True)
+        h.update(f"{line.time!r}\x1f{line.member}\x1f{line.kind}\x1f{line.text}{extra}\n".encode())
     return h.hexdigest()

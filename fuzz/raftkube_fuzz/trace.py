@@ -14,11 +14,13 @@ Layout (``version`` 1)::
       "steps": [{"kind": "put", "member": 0, "key": "k1", ...}, ...],
       "violation": {"property": "Linearizability", "message": "...", "step": 7,
                     "evidence": {...}},
-      "timeline": [[virtual_time, member_or_null, kind, text], ...],
+      "timeline": [[virtual_time, member_or_null, kind, text, info?], ...],
       "digest": "<sha256 of the timeline>"
     }
 
 The timeline runs up to the end of the failing step; ``digest`` covers exactly those lines.
+A line's optional ``info`` object (hosts, message flows, fault kinds) is described in
+:mod:`raftkube_fuzz.timeline` and docs/trace-format.md.
 """
 
 from __future__ import annotations

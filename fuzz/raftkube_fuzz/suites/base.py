@@ -218,18 +218,22 @@ def execute_fault(run: Run, step: Step) -> bool:
         minority = list(step["minority"])
         rest = [i for i in range(n) if i not in minority]
         world.partition([minority, rest])
-        run.fault(kind, f"partition {minority} | {rest}")
+        run.fault(kind, f"partition {minority} | {rest}", members=minority)
     elif kind == "one_way":
         if step["source"] != step["dest"]:
             world.one_way(step["source"], step["dest"])
-            run.fault(kind, f"link {step['source']} -> {step['dest']} cut (one way)")
+            run.fault(
+                kind,
+                f"link {step['source']} -> {step['dest']} cut (one way)",
+                members=[step["source"], step["dest"]],
+            )
     elif kind == "bridge":
         b = step["member"]
         rest = [i for i in range(n) if i != b]
         half = len(rest) // 2
         side_a, side_b = rest[:half], rest[half:]
         world.bridge(side_a, side_b, b)
-        run.fault(kind, f"bridge: {side_a} and {side_b} meet only through {b}", b)
+        run.fault(kind, f"bridge: {side_a} and {side_b} meet only through {b}", b, members=rest)
     elif kind == "heal":
         world.heal()
         run.fault(kind, "network healed")
