@@ -128,6 +128,14 @@ def register(commands: Any) -> None:
     replay.add_argument(
         "--quiet", action="store_true", help="print only the verdict, not the timeline"
     )
+    replay.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the timeline as a self-contained HTML page (a lane per host, messages as "
+        "arrows, faults as spans, the violation marked) instead of printing it",
+    )
     replay.set_defaults(handler=_replay)
 
     listing = sub.add_parser("list", help="list the suites and the mutants")
@@ -389,6 +397,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     tune_gc()
+    from raftkube_fuzz import timeline_model
     from raftkube_fuzz.run import run_steps
     from raftkube_fuzz.runner import patch_for
     from raftkube_fuzz.suites import get_suite
@@ -413,6 +422,7 @@ def _replay(args: argparse.Namespace) -> int:
             until=args.until,
         )
     lines = list(run.timeline.lines())
+    model = timeline_model.build(lines, run.violation)
     recorded = trace.violation
     got = run.violation
     same_violation = (
@@ -456,9 +466,16 @@ def _replay(args: argparse.Namespace) -> int:
             )
         )
         return code
-    if not args.quiet:
-        for line in lines:
-            print(line.render())
+    if args.html is not None:
+        try:
+            _write_html(args, trace, model, verdict, got)
+        except OSError as exc:
+            print(f"raftkube fuzz replay: cannot write {args.html}: {exc}", file=sys.stderr)
+            return 2
+        print(f"timeline written to {args.html}")
+    elif not args.quiet:
+        for text in timeline_model.render_text(model):
+            print(text)
     print()
     print(verdict)
     if got is not None:
@@ -476,6 +493,25 @@ def _replay(args: argparse.Namespace) -> int:
             )
         )
     return code
+
+
+def _write_html(args: argparse.Namespace, trace: Any, model: Any, verdict: str, got: Any) -> None:
+    from raftkube_fuzz.timeline_html import render_html
+
+    summary = [
+        f"suite {trace.suite}, mutant {trace.mutant or 'none'}, seed {trace.seed}",
+        f"config {json.dumps(trace.config, sort_keys=True)}",
+        f"{len(trace.steps)} steps, {len(model.marks)} timeline lines, "
+        f"{len(model.lanes)} hosts, virtual time 0 to {model.end_time:.6f} s",
+    ]
+    page = render_html(
+        model,
+        title=f"raftkube fuzz replay {args.trace.name}",
+        summary=summary,
+        verdict=verdict,
+        evidence=None if got is None else got.evidence,
+    )
+    args.html.write_text(page, encoding="utf-8")
 
 
 # --- list and mutants ---------------------------------------------------------------------------
