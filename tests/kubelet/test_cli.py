@@ -39,6 +39,20 @@ def test_flags_and_defaults(tmp_path: Path) -> None:
     assert kubelet.serving is None
 
 
+def test_lease_duration_flag_sets_the_renewal_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--kubeconfig", "k", "--node-name", "n1", "--pod-cidr", "127.1.0.0/24"]
+    default = build_kubelet(
+        options_from(parse(*flags)), KubeClient("https://127.0.0.1:1"), TrioClock()
+    )
+    assert (default.config.lease_duration, default.config.renew_interval) == (40, 10.0)
+    args = parse(*flags, "--runtime", "simulated", "--node-lease-duration-seconds", "4")
+    kubelet = build_kubelet(options_from(args), KubeClient("https://127.0.0.1:1"), TrioClock())
+    assert (kubelet.config.lease_duration, kubelet.config.renew_interval) == (4, 1.0)
+    with pytest.raises(SystemExit):
+        parse(*flags, "--node-lease-duration-seconds", "0")
+    assert "invalid --node-lease-duration-seconds '0'" in capsys.readouterr().err
+
+
 @pytest.mark.trio
 async def test_a_simulated_node_from_flags_registers(api: APIHarness) -> None:
     client = api.client_for("system:node:sim-1", ("system:nodes",))

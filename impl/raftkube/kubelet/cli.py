@@ -10,7 +10,9 @@ runs, containers run forever and pass every probe at once), ``--root-dir`` (unde
 volumes), ``--address`` (the node's InternalIP and where logs are served, 127.0.0.1),
 ``--port`` (10250; 0 takes a free one), and upstream's ``--tls-cert-file``,
 ``--tls-private-key-file`` and ``--client-ca-file`` for the log endpoint, which is served only
-when all three are given.
+when all three are given. ``--node-lease-duration-seconds`` is upstream's
+``nodeLeaseDurationSeconds`` (a kubelet configuration-file field; kwok names its flag so):
+the Lease is renewed every quarter of it.
 
 ``raftkube sim-nodes`` runs many simulated nodes in one process (:mod:`.simnodes`): node ``i``
 is ``{--name-prefix}{i}``, acts with ``{--kubeconfig-dir}/{name}.kubeconfig`` and takes the
@@ -35,7 +37,7 @@ import trio
 from raftkube.clock import Clock, TrioClock
 from raftkube.kubeclient import KubeClient, KubeConfigError
 from raftkube.kubelet.kubelet import Kubelet
-from raftkube.kubelet.node import NodeConfig
+from raftkube.kubelet.node import LEASE_DURATION, NodeConfig
 from raftkube.kubelet.probes import RuntimeProber
 from raftkube.kubelet.simnodes import (
     SIM_POD_CIDRS,
@@ -64,6 +66,7 @@ class KubeletOptions:
     tls_cert_file: Path | None = None
     tls_private_key_file: Path | None = None
     client_ca_file: Path | None = None
+    lease_duration: int = LEASE_DURATION
 
 
 def _cidr(text: str) -> str:
@@ -99,7 +102,30 @@ def register(commands: Any) -> None:
     p.add_argument("--tls-cert-file", type=Path)
     p.add_argument("--tls-private-key-file", type=Path)
     p.add_argument("--client-ca-file", type=Path)
+    _lease_flag(p)
     p.set_defaults(handler=run_cli)
+
+
+def _lease_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid --node-lease-duration-seconds {text!r}: a whole number of seconds, at least 1"
+        )
+    return value
+
+
+def _lease_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--node-lease-duration-seconds",
+        type=_lease_seconds,
+        default=LEASE_DURATION,
+        help=f"the node Lease's duration; it is renewed every quarter of it (default "
+        f"{LEASE_DURATION}, upstream's nodeLeaseDurationSeconds)",
+    )
 
 
 def _count(text: str) -> int:
@@ -145,6 +171,7 @@ def register_sim_nodes(commands: Any) -> None:
     p.add_argument("--memory", default="8Gi", help="each node's memory capacity")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--address", default="127.0.0.1", help="the nodes' InternalIP")
+    _lease_flag(p)
     p.set_defaults(handler=run_sim_nodes_cli)
 
 
@@ -163,6 +190,7 @@ def options_from(args: argparse.Namespace) -> KubeletOptions:
         tls_cert_file=args.tls_cert_file,
         tls_private_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
+        lease_duration=args.node_lease_duration_seconds,
     )
 
 
@@ -181,6 +209,7 @@ def build_kubelet(options: KubeletOptions, client: KubeClient, clock: Clock) -> 
         address=options.address,
         port=options.port,
         runtime_name="sim" if options.runtime == "simulated" else "process",
+        lease_duration=options.lease_duration,
     )
     serving = None
     tls = (options.tls_cert_file, options.tls_private_key_file, options.client_ca_file)
@@ -273,7 +302,12 @@ async def _until_signal(run: Callable[[], Awaitable[None]]) -> None:
 def run_sim_nodes_cli(args: argparse.Namespace) -> int:
     """The ``raftkube sim-nodes`` handler."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    resources = SimNodeResources(cpu=args.cpu, memory=args.memory, max_pods=args.max_pods)
+    resources = SimNodeResources(
+        cpu=args.cpu,
+        memory=args.memory,
+        max_pods=args.max_pods,
+        lease_duration=args.node_lease_duration_seconds,
+    )
     try:
         nodes = plan_sim_nodes(
             args.kubeconfig_dir, args.count, args.name_prefix, args.pod_cidr_pool

@@ -4,9 +4,10 @@
 The Node is created with its capacity (``allocatable`` equals capacity: no resources are
 reserved for the system here), addresses, ``podCIDR`` and the kubelet's endpoint; if it
 already exists (a restarted kubelet) its status is brought up to date instead. The Lease
-``kube-node-lease/{node}`` is renewed every 10 s (a quarter of its 40 s duration, upstream's
-defaults) and the status (conditions, addresses, capacity) is computed every 10 s
-(``nodeStatusUpdateFrequency``) and written when it changed or every 5 minutes
+``kube-node-lease/{node}`` is renewed every quarter of its duration (upstream's
+``NodeLeaseRenewIntervalFraction``: every 10 s of the default 40 s,
+``nodeLeaseDurationSeconds``) and the status (conditions, addresses, capacity) is computed
+every 10 s (``nodeStatusUpdateFrequency``) and written when it changed or every 5 minutes
 (``nodeStatusReportFrequency``).
 """
 
@@ -27,7 +28,8 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 LEASE_DURATION = 40
-RENEW_INTERVAL = 10.0
+RENEW_INTERVAL_FRACTION = 0.25
+RENEW_INTERVAL = LEASE_DURATION * RENEW_INTERVAL_FRACTION
 STATUS_UPDATE_FREQUENCY = 10.0
 STATUS_REPORT_FREQUENCY = 300.0
 KUBELET_VERSION = "v1.32.0"
@@ -51,6 +53,15 @@ class NodeConfig:
     port: int = 10250
     runtime_name: str = "process"
     labels: dict[str, str] = attrs.field(factory=dict)
+    lease_duration: int = LEASE_DURATION
+    """Seconds written as the Lease's ``leaseDurationSeconds``; it is renewed every quarter
+    of that. A controller manager whose ``--node-monitor-grace-period`` is shorter than the
+    default 40 s needs its nodes to renew more often than every 10 s (the kubelet's
+    ``--node-lease-duration-seconds``)."""
+
+    @property
+    def renew_interval(self) -> float:
+        return self.lease_duration * RENEW_INTERVAL_FRACTION
 
     def capacity(self) -> Obj:
         return {"cpu": self.cpu, "memory": self.memory, "pods": str(self.max_pods)}
@@ -217,14 +228,14 @@ class NodeStatusReporter:
                     "metadata": {"name": name, "namespace": namespace, "ownerReferences": owner},
                     "spec": {
                         "holderIdentity": name,
-                        "leaseDurationSeconds": LEASE_DURATION,
+                        "leaseDurationSeconds": self.config.lease_duration,
                         "renewTime": now,
                     },
                 },
             )
             return
         lease["spec"] = {**lease.get("spec", {}), "holderIdentity": name, "renewTime": now}
-        lease["spec"]["leaseDurationSeconds"] = LEASE_DURATION
+        lease["spec"]["leaseDurationSeconds"] = self.config.lease_duration
         await self.client.call("PUT", f"{path}/{name}", body=lease)
 
     async def run_lease(self) -> None:
@@ -233,7 +244,7 @@ class NodeStatusReporter:
                 await self.renew_lease()
             except (KubeAPIError, KubeConnectionError, OSError) as exc:
                 log.warning("failed to renew lease kube-node-lease/%s: %s", self.config.name, exc)
-            await sleep_for(self.clock, RENEW_INTERVAL)
+            await sleep_for(self.clock, self.config.renew_interval)
 
 
 def _without_heartbeats(status: Obj) -> Obj:

@@ -33,7 +33,7 @@ import trio
 from raftkube.clock import Clock
 from raftkube.kubeclient import KubeClient
 from raftkube.kubelet.kubelet import Kubelet
-from raftkube.kubelet.node import NodeConfig
+from raftkube.kubelet.node import LEASE_DURATION, NodeConfig
 from raftkube.kubelet.probes import RuntimeProber
 from raftkube.runtime.simulated import ContainerScript, SimulatedRuntime
 
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 SIM_POD_CIDRS = ipaddress.IPv4Network("127.128.0.0/9")
 """The pool the simulated nodes' /24 pod ranges are cut from (32,768 nodes)."""
+
+SIM_NODE_LABEL = "node.raftkube.io/simulated"
+"""Every simulated node carries this label with the value ``"true"`` (kwok's nodes carry
+``type: kwok``), so a workload meant for them can say so with a ``nodeSelector`` and one meant
+for real nodes can avoid them."""
 
 NODE_PREFIX_LENGTH = 24
 """Each node's pod range is a /24, as the real nodes' of ``raftkube up``."""
@@ -63,6 +68,7 @@ class SimNodeResources:
     cpu: str = "4"
     memory: str = "8Gi"
     max_pods: int = 110
+    lease_duration: int = LEASE_DURATION
 
 
 def sim_pod_cidr(index: int, pool: ipaddress.IPv4Network = SIM_POD_CIDRS) -> str:
@@ -124,6 +130,8 @@ def sim_kubelet(
         address=address,
         port=0,
         runtime_name="sim",
+        labels={SIM_NODE_LABEL: "true"},
+        lease_duration=resources.lease_duration,
     )
     return Kubelet(client, runtime, config, clock, prober=RuntimeProber(runtime))
 
@@ -154,6 +162,7 @@ async def run_sim_nodes(
 
 
 __all__ = [
+    "SIM_NODE_LABEL",
     "SIM_POD_CIDRS",
     "SimNode",
     "SimNodeResources",
