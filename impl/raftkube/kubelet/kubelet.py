@@ -30,7 +30,7 @@ from raftkube.apiserver.resources import lookup
 from raftkube.clock import Clock
 from raftkube.controllers import ListWatch, ResourceEventHandlerFuncs, SharedIndexInformer
 from raftkube.controllers.store import DeletedFinalStateUnknown
-from raftkube.kubeclient import KubeAPIError, KubeClient
+from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 from raftkube.kubelet.admission import admit, allocatable_of
 from raftkube.kubelet.backoff import CrashLoopBackOff
 from raftkube.kubelet.logserver import LogServer
@@ -214,7 +214,7 @@ class Kubelet:
                 {"status": status},
                 patch_type="merge",
             )
-        except KubeAPIError as exc:
+        except (KubeAPIError, KubeConnectionError) as exc:
             log.warning("could not mark pod %s rejected: %s", pod_key(pod), exc)
 
 

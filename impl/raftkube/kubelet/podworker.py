@@ -27,7 +27,7 @@ import attrs
 import trio
 
 from raftkube.clock import Clock
-from raftkube.kubeclient import KubeAPIError, KubeClient
+from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 from raftkube.kubelet import volumes
 from raftkube.kubelet.backoff import CrashLoopBackOff, go_duration
 from raftkube.kubelet.env import ConfigError, container_env
@@ -122,7 +122,9 @@ class PodWorker:
             self._due = [now + self.node.resync_period]
             try:
                 await self.sync()
-            except (KubeAPIError, ContainerRuntimeError, OSError) as exc:
+            except (KubeAPIError, KubeConnectionError, ContainerRuntimeError, OSError) as exc:
+                # An API server that cannot be reached for a while (overloaded, restarting) is
+                # retried like a refused write: it must not end the kubelet and its other pods.
                 log.warning("sync of pod %s failed: %s", pod_key(self.pod), exc)
                 self._due.append(now + RETRY_AFTER)
             if self.finished:
