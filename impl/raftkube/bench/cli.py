@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from raftkube.bench import api
+from raftkube.bench import cluster as cluster_bench
 from raftkube.bench import scheduler as scheduler_bench
 from raftkube.bench.report import Summary, render
 from raftkube.client import Client, ClientError
@@ -62,6 +63,7 @@ def register(commands: Any) -> None:
     rng.set_defaults(handler=run_range)
     api.register(sub)
     scheduler_bench.register(sub)
+    cluster_bench.register(sub)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
