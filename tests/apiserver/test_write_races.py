@@ -63,3 +63,21 @@ async def test_patch_pinning_a_resource_version_gets_409_when_beaten(api: APIHar
     assert caught.value.code == 409
     stored = await api.admin.get(CONFIGMAPS, "pin", namespace="default")
     assert stored["data"] == {"a": "1"}
+
+
+@pytest.mark.trio
+async def test_unconditional_delete_is_retried_past_racing_writes(api: APIHarness) -> None:
+    held = {"name": "held", "finalizers": ["example.com/hold"]}
+    for metadata in ({"name": "plain"}, held):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"a": "1"}}
+        await api.admin.create(CONFIGMAPS, cm, namespace="default")
+    races = _race_every_read(api, 3)
+    await api.admin.delete(CONFIGMAPS, "plain", namespace="default")
+    assert len(races) == 3
+    with pytest.raises(KubeAPIError) as caught:
+        await api.admin.get(CONFIGMAPS, "plain", namespace="default")
+    assert caught.value.code == 404
+    races = _race_every_read(api, 3)
+    marked = await api.admin.delete(CONFIGMAPS, "held", namespace="default")
+    assert len(races) == 3
+    assert marked["metadata"]["deletionTimestamp"]

@@ -73,7 +73,27 @@ async def delete(call: Call) -> Response:
     return await delete_one(call, call.name, opts, dry_run=call.dry_run or bool(opts.get("dryRun")))
 
 
+DELETE_ATTEMPTS = 64
+"""How often a delete is retried on a newer version of the object before giving up with 409:
+as for a patch (``writes.PATCH_ATTEMPTS``), upstream's GuaranteedUpdate retries a delete
+without preconditions without bound, so a client deleting a pod whose kubelet keeps writing
+its status never sees 409."""
+
+
 async def delete_one(call: Call, name: str, opts: dict[str, Any], *, dry_run: bool) -> Response:
+    pinned = bool(opts.get("preconditions"))
+    for _ in range(DELETE_ATTEMPTS):
+        try:
+            return await _delete_once(call, name, opts, dry_run=dry_run)
+        except errors.APIError as exc:
+            # Lost a race with another writer between the read and the write: read again,
+            # unless the client's preconditions pinned the version it meant.
+            if exc.reason != "Conflict" or pinned:
+                raise
+    raise errors.conflict(call.resource.resource, name, errors.OPTIMISTIC_LOCK, call.resource.group)
+
+
+async def _delete_once(call: Call, name: str, opts: dict[str, Any], *, dry_run: bool) -> Response:
     r = call.resource
     svc = call.services
     current = await svc.store.get(r, call.namespace, name)
