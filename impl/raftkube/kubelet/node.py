@@ -181,6 +181,13 @@ class NodeStatusReporter:
     async def update_status(self, force: bool = False) -> None:
         now = rfc3339(self.wall())
         ready = True if self.runtime_ready is None else await self.runtime_ready()
+        # Judged against the Node as the server holds it now, as upstream's
+        # tryUpdateNodeStatus does (a GET with resourceVersion 0, from the watch cache): a
+        # status someone else wrote (the node lifecycle controller's Ready=Unknown) is put
+        # right at the next update, not after the report frequency's five minutes.
+        self.node = await self.client.get(
+            f"{NODES}/{self.config.name}", query={"resourceVersion": "0"}
+        )
         status = node_status(self.config, self.node, now, ready)
         old = dict((self.node or {}).get("status") or {})
         due = self._reported_at is None or (
