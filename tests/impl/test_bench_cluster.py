@@ -106,6 +106,7 @@ def test_the_report_says_which_targets_were_met_and_what_did_not_finish() -> Non
     )
     assert "pods deleted:   9500 of 9500 in 70.2 s" in text
     assert not result.complete
-    small = Result(False, Phase(5, 5, 1.0), *(Phase(20, 20, 1.0) for _ in range(4)))
+    pods = Phase(20, 20, 1.0)
+    small = Result(False, Phase(5, 5, 1.0), pods, pods, pods, pods)
     assert "target" not in small.render()
     assert small.complete
