@@ -181,6 +181,13 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: Any) -
     return element
 
 
+def _text(text: str) -> ET.Element:
+    """A bare text node to append between elements (ElementTree keeps text in ``tail``)."""
+    span = ET.Element("span")
+    span.text = text
+    return span
+
+
 def _short(text: str) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "\u2026"
 
@@ -408,7 +415,15 @@ def _violation(svg: ET.Element, model: Model, layout: Layout) -> None:
     y = (layout.mark_y[last[-1]] if last else layout.y_at(found.time)) + ROW * 0.8
     group = _sub(svg, "g", id="violation", data_property=found.prop, data_step=found.step)
     _sub(group, "title", f"{found.prop} after step {found.step}: {found.message}")
-    _sub(group, "line", x1=AXIS_WIDTH, x2=layout.width, y1=f"{y:.1f}", y2=f"{y:.1f}")
+    _sub(
+        group,
+        "line",
+        id="violation-line",
+        x1=AXIS_WIDTH,
+        x2=layout.width,
+        y1=f"{y:.1f}",
+        y2=f"{y:.1f}",
+    )
     _sub(
         group,
         "text",
@@ -424,7 +439,8 @@ def _violation(svg: ET.Element, model: Model, layout: Layout) -> None:
         _sub(
             group,
             "circle",
-            class_="violation-ring violation-event",
+            id="violation-event",
+            class_="violation-ring",
             cx=layout.x[mark.lane],
             cy=f"{layout.mark_y[mark.index]:.1f}",
             r=8,
@@ -447,6 +463,11 @@ def _side(
     _sub(head, "div", verdict, id="verdict")
     if model.violation is not None:
         _sub(head, "div", model.violation.message)
+        links = _sub(head, "div")
+        _sub(links, "a", "show where it was detected", href="#violation-line")
+        if model.violation.mark is not None:
+            links.append(_text(" \u00b7 "))
+            _sub(links, "a", "show the event it names", href="#violation-event")
     if evidence:
         text = json.dumps(evidence, indent=1, default=str)
         _sub(head, "pre", text if len(text) < 4000 else text[:4000] + " ...", class_="evidence")

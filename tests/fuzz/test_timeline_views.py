@@ -258,6 +258,7 @@ def test_the_html_timeline_renders_in_a_headless_browser(
     # The page's script ran after layout and found every lane drawn with a height.
     assert dom.having("body", data_lanes_drawn=str(len(lanes)))
     assert dom.having("g", id="violation", data_property="Durability", data_step="0")
+    assert dom.having("line", id="violation-line") and dom.having("a", href="#violation-line")
     assert dom.having("g", class_="fault-span down", data_host="m1")
     assert dom.having("g", class_="flow delivered")
     assert len(dom.having("tr")) > 20, "the side table lists the lines"
