@@ -138,6 +138,8 @@ class Run:
         """The hooks' way to this run, cut by :meth:`close`."""
         self._final_stats: dict[str, Any] | None = None
         """:attr:`stats` as of :meth:`close` (the world is let go of then)."""
+        self.extras: dict[str, Any] = {}
+        """What the suite keeps for this example (hosts it added, its checkers' state)."""
         self.sim = Simulation(seed)
         self.world = World(self.world_config, seed, self)
         self._watcher: WatchClient
@@ -499,9 +501,10 @@ class Run:
         self.shadow.check_invariants()
         self._check_agreement()
         completed = sum(1 for op in self.history.operations() if op.outcome is not None)
-        if completed != self._checked_ops:
+        if completed != self._checked_ops and self.suite.sole_writers:
             self._checked_ops = completed
             self._linearize()
+        self.suite.check_step(self)
 
     def _check_agreement(self) -> None:
         """State-machine safety on the applied stores: equal applied index, equal contents."""
@@ -564,8 +567,11 @@ class Run:
                 ) from None
             self.check()
             self._check_pending_done()
+            self.suite.check_end(self)
             records = [self._record_watch(w) for w in self.watches]
             check_complete(records, self.written)
+            if not self.suite.sole_writers:
+                return
             try:
                 check_client_views(
                     self.history, records, max_steps=FINAL_SEARCH_STEPS, memo=self._search_memo

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from raftkube_fuzz.suites.base import Suite
+from raftkube_fuzz.suites.cluster import SUITE as CLUSTER
 from raftkube_fuzz.suites.kv import SUITE as KV
 from raftkube_fuzz.suites.raft import SUITE as RAFT
 
-SUITES: dict[str, Suite] = {s.name: s for s in (RAFT, KV)}
+SUITES: dict[str, Suite] = {s.name: s for s in (RAFT, KV, CLUSTER)}
 
 
 def get_suite(name: str) -> Suite:

@@ -101,6 +101,15 @@ class Suite:
     """Sets up what the example's config asks to start with, once the world has its first
     leader and before the first step: background load (``run.spawn_load``), a nemesis
     (``run.spawn_periodic``)."""
+    check_step: Callable[[Run], None] = lambda run: None
+    """The suite's own checks after every step (raise a Violation), after the common ones."""
+    check_end: Callable[[Run], None] = lambda run: None
+    """The suite's own checks at the end, once every fault healed and the store serves again
+    (eventual reconciliation, say), before the history is judged."""
+    sole_writers: bool = True
+    """The history's clients are the store's only writers, so the history is checked for
+    linearizability against the KV model; False where other programs write to the store too
+    (the ``cluster`` suite's API server), whose writes the model cannot know."""
     wire_clients: bool = False
     """Clients are raftkube's real client library on machines of their own, over the
     simulated byte streams to the members' client listeners

@@ -1,0 +1,257 @@
+"""The control plane's safety properties, on the real objects the store committed.
+
+What this proves, and what it cannot see:
+
+* **The input** is every write the store applied, revision by revision (the run's
+  ``written``: the first report of each revision by any member). Objects are decoded from
+  the stored JSON exactly as the API server decodes them, so the state here after revision
+  ``r`` is what any read of the API at ``r`` returns; nothing between two revisions exists
+  for any component, so nothing is missed. A watch cache or an informer only ever shows a
+  prefix of this sequence, which is what makes "at some revision at or before ``r``"
+  the honest bound for what a writer at ``r`` can have read.
+* **The properties** are the spec's pure functions
+  (:mod:`raftkube_spec.control.properties`) evaluated on an abstraction of the real objects
+  into the spec's records (:func:`spec_pod`, :func:`spec_replica_set`): ``BoundOnce`` on
+  every pair of consecutive revisions of a pod, ``NoOverCreation`` for every ReplicaSet at
+  every revision that touched it or its pods (the limit is the most replicas that ReplicaSet
+  was ever asked for: a scale-down leaves the surplus deleting, not active), and
+  ``PodRunsOnOneNode`` after every step, with the machines' running pods read from the
+  simulated runtimes. The spec's ``EndpointsListOnlyReady`` is judged against the writer's
+  own view, which the real controller does not expose; :class:`ClusterObserver` checks the
+  observable consequence instead: every address an Endpoints write lists belongs to a pod
+  that, at that revision or before, was Ready with that IP and matched the Service's
+  selector.
+* **Not seen:** requests that failed (they change nothing), the order of reads inside a
+  component, and anything in the default namespace's peers: the suite's workloads live in
+  ``default``, and the spec's pod keys carry no namespace other than the one given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from raftkube_fuzz.violation import Violation
+from raftkube_spec.control.model import ClusterState, Machine
+from raftkube_spec.control.properties import bound_once, no_over_creation, pod_runs_on_one_node
+from raftkube_spec.control.records import Meta, OwnerRef, Pod, ReplicaSet
+from raftkube_spec.control.world import World
+from raftkube_spec.kv.types import KeyValue
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str]
+
+PREFIXES: dict[bytes, str] = {
+    b"/registry/pods/": "Pod",
+    b"/registry/replicasets/": "ReplicaSet",
+    b"/registry/deployments/": "Deployment",
+    b"/registry/services/": "Service",
+    b"/registry/endpoints/": "Endpoints",
+    b"/registry/nodes/": "Node",
+}
+"""The stored kinds the checks follow (the API server's key layout)."""
+
+NAMESPACE = "default"
+
+
+def kind_of(key: bytes) -> str | None:
+    for prefix, kind in PREFIXES.items():
+        if key.startswith(prefix):
+            return kind
+    return None
+
+
+def object_key(obj: Mapping[str, Any], kind: str) -> Key:
+    meta = obj.get("metadata") or {}
+    return (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def _labels(obj: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(((obj.get("metadata") or {}).get("labels") or {}).items()))
+
+
+def _meta(obj: Mapping[str, Any], kind: str) -> Meta:
+    meta = obj.get("metadata") or {}
+    owners = tuple(
+        OwnerRef(str(o.get("kind", "")), str(o.get("name", "")), str(o.get("uid", "")))
+        for o in meta.get("ownerReferences") or []
+    )
+    return Meta(
+        kind=kind,
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace") or ""),
+        uid=str(meta.get("uid", "")),
+        labels=_labels(obj),
+        owners=owners,
+        deleting=bool(meta.get("deletionTimestamp")),
+        finalizers=tuple(meta.get("finalizers") or ()),
+    )
+
+
+def is_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def spec_pod(obj: Mapping[str, Any]) -> Pod:
+    """A real pod as the spec's record: identity, owners, binding and readiness."""
+    return Pod(
+        meta=_meta(obj, "Pod"),
+        node=str((obj.get("spec") or {}).get("nodeName") or ""),
+        ready=is_ready(obj),
+    )
+
+
+def spec_replica_set(obj: Mapping[str, Any]) -> ReplicaSet:
+    spec = obj.get("spec") or {}
+    selector = tuple(sorted(((spec.get("selector") or {}).get("matchLabels") or {}).items()))
+    template = tuple(sorted((((spec.get("template") or {}).get("metadata") or {}).get("labels")
+                             or {}).items()))  # fmt: skip
+    return ReplicaSet(
+        meta=_meta(obj, "ReplicaSet"),
+        replicas=int(spec.get("replicas", 1)),
+        selector=selector,
+        template_labels=template,
+    )
+
+
+def _violation(found: tuple[str, str] | None, revision: int, evidence: Mapping[str, Any]) -> None:
+    if found is not None:
+        name, message = found
+        raise Violation(name, f"at revision {revision}: {message}", {"revision": revision,
+                                                                      **evidence})  # fmt: skip
+
+
+class ClusterObserver:
+    """Follows the store's writes and checks each revision (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.revision = 1
+        """The last revision applied here (an empty store is at revision 1, as etcd's: the
+        first write makes revision 2)."""
+        self.objects: dict[Key, Obj] = {}
+        self._keys: dict[bytes, Key] = {}
+        self.max_replicas: dict[str, int] = {}
+        """The most replicas each ReplicaSet (by uid) was ever asked for."""
+        self.ready_seen: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
+        """For each pod uid, the (IP, labels) it was ever Ready with."""
+
+    def of(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        return [
+            o
+            for (k, ns, _), o in sorted(self.objects.items())
+            if k == kind and (namespace is None or ns == namespace)
+        ]
+
+    def follow(self, written: Mapping[int, tuple[KeyValue, ...]]) -> None:
+        """Apply and check every revision after :attr:`revision` that ``written`` holds, in
+        order; stops at the first missing one (a later report fills it)."""
+        while self.revision + 1 in written:
+            self.revision += 1
+            self._apply(self.revision, written[self.revision])
+
+    def _apply(self, revision: int, records: Iterable[KeyValue]) -> None:
+        changed: list[tuple[Obj | None, Obj | None, str]] = []
+        for kv in records:
+            kind = kind_of(kv.key)
+            if kind is None:
+                continue
+            old_key = self._keys.get(kv.key)
+            old = self.objects.get(old_key) if old_key is not None else None
+            if kv.version == 0:  # a deletion's tombstone
+                if old_key is not None:
+                    del self.objects[old_key]
+                    del self._keys[kv.key]
+                changed.append((old, None, kind))
+                continue
+            decoded: Obj = json.loads(kv.value)
+            key = object_key(decoded, kind)
+            self._keys[kv.key] = key
+            self.objects[key] = decoded
+            changed.append((old, decoded, kind))
+        for before, after, kind in changed:
+            if kind == "Pod":
+                self._pod_changed(revision, before, after)
+            elif kind == "ReplicaSet" and after is not None:
+                rs = spec_replica_set(after)
+                uid = rs.meta.uid
+                self.max_replicas[uid] = max(self.max_replicas.get(uid, 0), rs.replicas)
+                self._check_replica_set(revision, after)
+            elif kind == "Endpoints" and after is not None:
+                self._check_endpoints(revision, after)
+
+    def _pod_changed(self, revision: int, old: Obj | None, new: Obj | None) -> None:
+        if new is not None:
+            pod = spec_pod(new)
+            ip = str((new.get("status") or {}).get("podIP") or "")
+            if pod.ready and ip:
+                self.ready_seen.setdefault(pod.meta.uid, set()).add((ip, pod.meta.labels))
+        if old is not None and new is not None:
+            before = ClusterState(World((spec_pod(old),)), ())
+            after = ClusterState(World((spec_pod(new),)), ())
+            evidence = {
+                "pod": object_key(new, "Pod")[2],
+                "before": (old.get("spec") or {}).get("nodeName"),
+                "after": (new.get("spec") or {}).get("nodeName"),
+            }
+            _violation(bound_once(before, after), revision, evidence)
+        for ref in ((new or old or {}).get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("kind") == "ReplicaSet":
+                namespace = str(((new or old or {}).get("metadata") or {}).get("namespace"))
+                owner = self.objects.get(("ReplicaSet", namespace, str(ref.get("name"))))
+                if owner is not None and (owner.get("metadata") or {}).get("uid") == ref.get("uid"):
+                    self._check_replica_set(revision, owner)
+
+    def _check_replica_set(self, revision: int, rs_obj: Obj) -> None:
+        rs = spec_replica_set(rs_obj)
+        namespace = rs.meta.namespace
+        pods = tuple(spec_pod(p) for p in self.of("Pod", namespace))
+        limit = self.max_replicas.get(rs.meta.uid, rs.replicas)
+        state = ClusterState(World(tuple(sorted((rs, *pods), key=lambda r: r.meta.key))), ())
+        _violation(
+            no_over_creation(limit)(state),
+            revision,
+            {"replicaset": rs.meta.name, "most_replicas_asked": limit},
+        )
+
+    def _check_endpoints(self, revision: int, endpoints: Obj) -> None:
+        _, namespace, name = object_key(endpoints, "Endpoints")
+        service = self.objects.get(("Service", namespace, name))
+        if service is None:
+            return
+        selector = dict((service.get("spec") or {}).get("selector") or {})
+        if not selector:
+            return  # not the endpoints controller's (``kubernetes`` is the API server's own)
+        for subset in endpoints.get("subsets") or []:
+            for address in subset.get("addresses") or []:
+                ref = address.get("targetRef") or {}
+                ip = str(address.get("ip", ""))
+                seen = self.ready_seen.get(str(ref.get("uid", "")), set())
+                if not any(
+                    seen_ip == ip and set(selector.items()) <= set(labels)
+                    for seen_ip, labels in seen
+                ):
+                    raise Violation(
+                        "EndpointsListOnlyReady",
+                        f"at revision {revision}: Endpoints {namespace}/{name} lists {ip} "
+                        f"(pod {ref.get('name')}), which was never a Ready pod with that "
+                        f"address matching the Service's selector {selector}",
+                        {"revision": revision, "endpoints": name, "address": ip,
+                         "pod": ref.get("name")},
+                    )  # fmt: skip
+
+    def check_machines(self, running: Mapping[str, Iterable[tuple[str, str]]]) -> None:
+        """``PodRunsOnOneNode`` on the current objects and what each machine runs
+        (node name -> (namespace, pod name) of every pod it runs)."""
+        pods = tuple(spec_pod(p) for p in self.of("Pod", NAMESPACE))
+        machines = tuple(
+            Machine(node, running=tuple(sorted(n for ns, n in on if ns == NAMESPACE)))
+            for node, on in sorted(running.items())
+        )
+        state = ClusterState(World(tuple(sorted(pods, key=lambda r: r.meta.key))), (), machines)
+        _violation(
+            pod_runs_on_one_node(state),
+            self.revision,
+            {"machines": {m.name: list(m.running) for m in machines}},
+        )

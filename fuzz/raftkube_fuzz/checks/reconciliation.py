@@ -1,0 +1,170 @@
+"""Eventual stable reconciliation: what "the cluster did what the user asked" means, as data.
+
+:func:`unreconciled` lists every way the committed objects (a
+:class:`~raftkube_fuzz.checks.cluster_state.ClusterObserver`'s, i.e. what the API serves) fall
+short of the user's intent; an empty list is the reconciled state. The suite's end check
+waits, after every fault healed and the user stopped, for that list to be empty within
+:func:`reconcile_bound` virtual seconds and to stay empty for :data:`STABLE_FOR` more.
+
+Reconciled means, as the spec's ESR says for the composed loops:
+
+* every node is Ready and carries none of the node lifecycle controller's taints;
+* every ReplicaSet not being deleted has exactly ``spec.replicas`` active pods, each
+  Running and Ready on a Ready node; no pod is left terminating (every kubelet is back to
+  confirm its deletions) and no pod outlives its owner (the garbage collector);
+* every Deployment's rollout is complete: its status has observed its generation and counts
+  ``spec.replicas`` updated, ready and total replicas, and no older ReplicaSet of it keeps
+  pods;
+* every Service's Endpoints list exactly the IPs of the Ready pods its selector matches.
+
+What it cannot see: which loop was slow, only that the end state was late or wrong; the
+timeline shows the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from raftkube_fuzz.checks.cluster_state import NAMESPACE, ClusterObserver, is_ready
+
+Obj = dict[str, Any]
+
+STABLE_FOR = 12.0
+"""Virtual seconds the reconciled state must then hold: longer than one kubelet Lease
+renewal (10 s), so a node that would flap is seen to."""
+
+LIFECYCLE_TAINTS = frozenset({"node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"})
+
+
+def reconcile_bound(
+    *,
+    store_recovery: float,
+    leader_lease: float,
+    leader_retry: float,
+    node_grace: float,
+    node_monitor_period: float,
+    kubelet_renew: float,
+    settle: float,
+) -> float:
+    """How long reconciling may take once everything healed, from the timeouts on its path.
+
+    The store first serves again (``store_recovery``: its own liveness bound). A restarted
+    controller manager or scheduler waits out the previous holder's Lease (``leader_lease``)
+    and then its next retry (``leader_retry``) before it leads. A node that looked lost must
+    renew its Lease (``kubelet_renew``) and the node lifecycle controller must notice on its
+    next pass (``node_monitor_period``), while one the controller has not yet judged may
+    still cross its grace period first (``node_grace``) and be tainted, then untainted at the
+    next pass. Then the loops converge in a few rounds of watch, sync and write (``settle``,
+    a fixed allowance for latency and the informers' relists)."""
+    return (
+        store_recovery
+        + leader_lease
+        + leader_retry
+        + node_grace
+        + 2 * node_monitor_period
+        + kubelet_renew
+        + settle
+    )
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _owner_uids(obj: Mapping[str, Any]) -> list[str]:
+    return [str(r.get("uid")) for r in _meta(obj).get("ownerReferences") or []]
+
+
+def _node_ready(node: Mapping[str, Any]) -> bool:
+    return is_ready(node)
+
+
+def unreconciled(observer: ClusterObserver) -> list[str]:
+    """Every way the current objects differ from the user's intent (empty: reconciled)."""
+    problems: list[str] = []
+    nodes = {str(_meta(n).get("name")): n for n in observer.of("Node")}
+    for name, node in sorted(nodes.items()):
+        if not _node_ready(node):
+            problems.append(f"node {name} is not Ready")
+        taints = {t.get("key") for t in (node.get("spec") or {}).get("taints") or []}
+        if taints & LIFECYCLE_TAINTS:
+            problems.append(f"node {name} is tainted {sorted(taints & LIFECYCLE_TAINTS)}")
+    ready_nodes = {n for n, node in nodes.items() if _node_ready(node)}
+    pods = observer.of("Pod", NAMESPACE)
+    replica_sets = observer.of("ReplicaSet", NAMESPACE)
+    owners = {str(_meta(o).get("uid")) for o in replica_sets}
+    for pod in pods:
+        pod_name = _meta(pod).get("name")
+        if _meta(pod).get("deletionTimestamp"):
+            problems.append(f"pod {pod_name} is still terminating")
+        if any(uid not in owners for uid in _owner_uids(pod)):
+            problems.append(f"pod {pod_name} outlives its owner")
+    for rs in replica_sets:
+        if _meta(rs).get("deletionTimestamp"):
+            continue
+        uid = str(_meta(rs).get("uid"))
+        want = int((rs.get("spec") or {}).get("replicas", 1))
+        active = [
+            p for p in pods if uid in _owner_uids(p) and not _meta(p).get("deletionTimestamp")
+        ]
+        if len(active) != want:
+            problems.append(f"replicaset {_meta(rs).get('name')} has {len(active)} of {want}")
+        for pod in active:
+            bound_to = str((pod.get("spec") or {}).get("nodeName"))
+            phase = (pod.get("status") or {}).get("phase")
+            if phase != "Running" or not is_ready(pod) or bound_to not in ready_nodes:
+                problems.append(
+                    f"pod {_meta(pod).get('name')} is {phase}, ready={is_ready(pod)}, on {bound_to}"
+                )
+    for d in observer.of("Deployment", NAMESPACE):
+        problems.extend(_deployment_problems(d, replica_sets, pods))
+    for svc in observer.of("Service", NAMESPACE):
+        problems.extend(_service_problems(svc, observer, pods))
+    return problems
+
+
+def _deployment_problems(d: Obj, replica_sets: list[Obj], pods: list[Obj]) -> list[str]:
+    name = _meta(d).get("name")
+    if _meta(d).get("deletionTimestamp"):
+        return []
+    want = int((d.get("spec") or {}).get("replicas", 1))
+    status = d.get("status") or {}
+    problems = []
+    if int(status.get("observedGeneration", 0)) < int(_meta(d).get("generation", 0)):
+        problems.append(f"deployment {name}: generation not observed yet")
+    for field in ("replicas", "updatedReplicas", "readyReplicas"):
+        if int(status.get(field, 0)) != want:
+            problems.append(f"deployment {name}: status.{field} {status.get(field, 0)} != {want}")
+    uid = str(_meta(d).get("uid"))
+    mine = [rs for rs in replica_sets if uid in _owner_uids(rs)]
+    holding = [rs for rs in mine if int((rs.get("spec") or {}).get("replicas", 0)) > 0]
+    if len(holding) > 1:
+        problems.append(f"deployment {name}: {len(holding)} ReplicaSets still hold replicas")
+    return problems
+
+
+def _service_problems(svc: Obj, observer: ClusterObserver, pods: list[Obj]) -> list[str]:
+    name = str(_meta(svc).get("name"))
+    selector = dict((svc.get("spec") or {}).get("selector") or {})
+    if not selector:
+        return []
+    want = sorted(
+        str((p.get("status") or {}).get("podIP"))
+        for p in pods
+        if selector.items() <= dict(_meta(p).get("labels") or {}).items()
+        and is_ready(p)
+        and not _meta(p).get("deletionTimestamp")
+        and (p.get("status") or {}).get("podIP")
+    )
+    endpoints = observer.objects.get(("Endpoints", NAMESPACE, name))
+    have = sorted(
+        str(a.get("ip"))
+        for subset in (endpoints or {}).get("subsets") or []
+        for a in subset.get("addresses") or []
+    )
+    if endpoints is None and want:
+        return [f"service {name} has no Endpoints"]
+    if have != want:
+        return [f"service {name}: endpoints {have}, ready pods {want}"]
+    return []

@@ -1,0 +1,239 @@
+"""The control plane's programs as simulated hosts: the production code, unmodified.
+
+Each class here is one :class:`~raftkube_fuzz.world.host.Process` (what a host's ``boot``
+returns for one incarnation): the API server (:func:`~raftkube.apiserver.assemble.open_api_server`),
+the controller manager (:func:`~raftkube.controllers.manager.run_controller_manager`), the
+scheduler (:func:`~raftkube.scheduler.cli.serve`) and a kubelet on the simulated runtime
+(:class:`~raftkube.kubelet.Kubelet` over :class:`~raftkube.runtime.SimulatedRuntime`). Every
+one of them takes its clock, its network, its wall clock and its randomness from the host's
+:class:`~raftkube_fuzz.world.host.HostEnv`, and nothing else from outside: that is what makes a
+run a function of its seed.
+
+Credentials are the ones ``raftkube up`` gives each component (:mod:`.pki`): the controller
+manager acts as ``system:kube-controller-manager``, the scheduler as
+``system:kube-scheduler``, each kubelet as ``system:node:NAME``, all over TLS with client
+certificates, so the Node authorizer, NodeRestriction and RBAC judge every request as in a
+real cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+import trio
+
+from raftkube.apiserver.assemble import open_api_server
+from raftkube.apiserver.config import APIServerConfig
+from raftkube.clock import Clock
+from raftkube.cluster.control_plane import SERVICE_CLUSTER_IP_RANGE
+from raftkube.controllers.leaderelection import LeaderElectionLost
+from raftkube.controllers.manager import run_controller_manager
+from raftkube.controllers.nodehealth import DisruptionConfig
+from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
+from raftkube.kubeclient import KubeClient
+from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
+from raftkube.runtime import SimulatedRuntime
+from raftkube.scheduler.cli import SchedulerOptions, serve
+from raftkube_fuzz.cluster.pki import SimPKI
+from raftkube_fuzz.world.host import HostEnv
+
+API_HOST = "192.168.0.2"
+"""The API server's host name on the stream network: an address, because the server
+advertises it in the ``kubernetes`` Endpoints (it is in the serving certificate too)."""
+API_PORT = 6443
+
+EPOCH = 1_767_225_600.0
+"""The wall clock (Unix seconds: 2026-01-01T00:00:00Z) every simulated host reads when its
+own clock reads 0; a host's wall clock is ``EPOCH + clock.now()``, so it drifts, jumps and
+stops with the host's clock, as a machine's system time would."""
+
+CONTROLLERS = (
+    "replicaset",
+    "deployment",
+    "endpoint",
+    "garbagecollector",
+    "nodelifecycle",
+    "taint-eviction-controller",
+    "serviceaccount",
+    "root-ca-cert-publisher",
+)
+"""The controllers the simulated manager runs: the workload loops the suite's checks are
+about, plus what pods need to be admitted (a ``default`` ServiceAccount and the root CA
+ConfigMap its token volume projects) and what a lost node needs (node lifecycle, eviction)."""
+
+NODE_LIFECYCLE = NodeLifecycleConfig(
+    node_monitor_period=1.0,
+    node_monitor_grace_period=20.0,
+    node_startup_grace_period=20.0,
+    eviction_period=0.1,
+    disruption=DisruptionConfig(),
+)
+"""Shorter than upstream's 40 s grace so that an example reaches a node's eviction in tens
+of virtual seconds; still twice the kubelet's 10 s Lease renewal, which is the margin upstream
+asks for."""
+
+LEADER_LEASE = 15.0
+LEADER_RENEW = 10.0
+LEADER_RETRY = 2.0
+"""Leader election for the controller manager and the scheduler: upstream's defaults."""
+
+
+def wall_clock(clock: Clock) -> Callable[[], float]:
+    """The host's wall clock: :data:`EPOCH` plus its own clock's reading."""
+    return lambda: EPOCH + clock.now()
+
+
+def client_for(env: HostEnv, kubeconfig: str, user_agent: str) -> KubeClient:
+    """A client from ``kubeconfig`` that dials through the host's network on its clock."""
+    return KubeClient.from_kubeconfig(
+        kubeconfig,
+        clock=env.clock,
+        dial=env.network.open_stream,
+        user_agent=user_agent,
+        timeout=10.0,
+    )
+
+
+@attrs.define(eq=False)
+class APIServerProcess:
+    """kube-apiserver over the store members at ``store_endpoints``."""
+
+    env: HostEnv
+    pki: SimPKI
+    store_endpoints: Sequence[str]
+
+    async def run(self) -> None:
+        plan = self.pki.plan
+        config = APIServerConfig(
+            etcd_servers=tuple(self.store_endpoints),
+            bind_address=API_HOST,
+            secure_port=API_PORT,
+            tls_cert_file=plan.pki.apiserver.cert,
+            tls_private_key_file=plan.pki.apiserver.key,
+            client_ca_file=plan.pki.ca.cert,
+            service_account_signing_key_file=plan.pki.sa_private_key,
+            service_cluster_ip_range=SERVICE_CLUSTER_IP_RANGE,
+        )
+        async with open_api_server(
+            config,
+            clock=self.env.clock,
+            wall=wall_clock(self.env.clock),
+            rng=self.env.rng,
+            network=self.env.network,
+        ):
+            await trio.sleep_forever()
+
+
+@attrs.define(eq=False)
+class ControllerManagerProcess:
+    """kube-controller-manager (leader-elected) with :data:`CONTROLLERS`."""
+
+    env: HostEnv
+    pki: SimPKI
+
+    async def run(self) -> None:
+        plan = self.pki.plan
+        async with client_for(
+            self.env, str(plan.controller_manager_kubeconfig), "kube-controller-manager"
+        ) as client:
+            while True:
+                try:
+                    await self._run_once(client)
+                except LeaderElectionLost:
+                    # Upstream exits ("leaderelection lost") and its supervisor starts it
+                    # again; a fresh manager on the same machine is the same thing here.
+                    continue
+
+    async def _run_once(self, client: KubeClient) -> None:
+        plan = self.pki.plan
+        await run_controller_manager(
+            client,
+            controllers=CONTROLLERS,
+            clock=self.env.clock,
+            leader_elect=True,
+            identity=self.env.name,
+            root_ca=plan.pki.ca.cert.read_bytes(),
+            wall=wall_clock(self.env.clock),
+            rng=self.env.rng,
+            lease_duration=LEADER_LEASE,
+            renew_deadline=LEADER_RENEW,
+            retry_period=LEADER_RETRY,
+            use_service_account_credentials=True,
+            server_ca=plan.pki.ca.cert.read_bytes(),
+            node_lifecycle=NODE_LIFECYCLE,
+        )
+
+
+@attrs.define(eq=False)
+class SchedulerProcess:
+    """kube-scheduler (leader-elected)."""
+
+    env: HostEnv
+    pki: SimPKI
+
+    async def run(self) -> None:
+        plan = self.pki.plan
+        options = SchedulerOptions(
+            kubeconfig=plan.scheduler_kubeconfig,
+            leader_elect=True,
+            lease_duration=LEADER_LEASE,
+            renew_deadline=LEADER_RENEW,
+            retry_period=LEADER_RETRY,
+            identity=self.env.name,
+        )
+        async with client_for(self.env, str(plan.scheduler_kubeconfig), "kube-scheduler") as client:
+            # serve returns once leadership is lost (upstream exits and is restarted).
+            while True:
+                await serve(
+                    options,
+                    client,
+                    self.env.clock,
+                    rng=self.env.rng,
+                    wall=wall_clock(self.env.clock),
+                )
+
+
+@attrs.define(eq=False)
+class KubeletProcess:
+    """The kubelet of simulated node ``index`` over a fresh simulated runtime (a crash loses
+    the runtime's containers, as a rebooted machine does)."""
+
+    env: HostEnv
+    pki: SimPKI
+    index: int
+    runtime: SimulatedRuntime = attrs.field(init=False)
+    """What the machine runs (read by the checks)."""
+
+    def __attrs_post_init__(self) -> None:
+        node = self.pki.plan.sim_nodes[self.index]
+        self.runtime = SimulatedRuntime(self.env.clock, node.pod_cidr)
+
+    @property
+    def node_name(self) -> str:
+        return self.pki.plan.sim_nodes[self.index].name
+
+    async def run(self) -> None:
+        node = self.pki.plan.sim_nodes[self.index]
+        runtime = self.runtime
+        config = NodeConfig(
+            node.name,
+            node.pod_cidr,
+            cpu="4",
+            memory="8Gi",
+            max_pods=110,
+            address=self.env.name,
+            port=0,
+            runtime_name="sim",
+        )
+        async with client_for(self.env, str(node.kubeconfig), "kubelet") as client:
+            kubelet = Kubelet(
+                client,
+                runtime,
+                config,
+                self.env.clock,
+                prober=RuntimeProber(runtime),
+                wall=wall_clock(self.env.clock),
+                rng=self.env.rng,
+            )
+            await kubelet.run()

@@ -1,0 +1,394 @@
+"""Suite ``cluster``: the whole control plane in the simulated world, driven as a user would.
+
+The world (:mod:`raftkube_fuzz.cluster.plane`): the store's members (the world's own), one
+API server, two leader-elected controller managers, two leader-elected schedulers and 2-4
+kubelets on the simulated runtime, every one the production code on a host of its own, with
+its own credentials, over the simulated streams (TLS included). The user is a machine of its
+own acting as ``kubernetes-admin``.
+
+Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments and
+creates and deletes Services (:mod:`raftkube_fuzz.cluster.actions`); faults crash, restart,
+pause and resume any component, cut one from the API server (both ways), jump or skew its
+clock, and heal; the store's own fault rules (the base machine's) hit its members as in the
+other suites. Every choice is a step argument, so a trace replays.
+
+Checks: after every step, the spec's safety properties on every revision the store committed
+(:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run; at the end, once
+every fault healed, eventual stable reconciliation within a bound derived from the timeouts
+(:mod:`raftkube_fuzz.checks.reconciliation`); and, as in every suite, nothing may escape a
+component (an exception out of a host is a failure).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, rule
+
+from raftkube_fuzz.checks.cluster_state import ClusterObserver
+from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
+from raftkube_fuzz.cluster import actions
+from raftkube_fuzz.cluster.components import (
+    LEADER_LEASE,
+    LEADER_RETRY,
+    NODE_LIFECYCLE,
+)
+from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
+from raftkube_fuzz.run import Run
+from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds
+from raftkube_fuzz.timeline import CHECK, CLIENT, FAULT
+from raftkube_fuzz.violation import Violation
+from raftkube_fuzz.world.driver import sleep
+from raftkube_fuzz.world.host import Host
+from raftkube_fuzz.world.world import WorldConfig
+
+KUBELET_RENEW = 10.0
+"""The kubelet's Lease renewal interval (``raftkube.kubelet.node.RENEW_INTERVAL``)."""
+
+STARTUP_LIMIT = 60.0
+"""Virtual seconds the cluster gets to come up (every node registered and Ready) before the
+first step."""
+
+POLL = 0.5
+"""How often (virtual seconds) the start-up and the end check look at the objects."""
+
+ACTION_LIMIT = 30.0
+"""Virtual seconds a user action may take (the client's own timeout is 10 s a request)."""
+
+LONG_WAITS = (2.0, 5.0, 10.0, 30.0)
+"""A control plane reacts in seconds (leases, grace periods), not in Raft's milliseconds."""
+
+FAULT_HOLDS = (0.002, 1.0, 5.0)
+
+CLOCK_JUMPS = (1.0, 5.0, 30.0)
+CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
+
+DEFAULT_CONFIG = {"servers": 1, "nodes": 3, "managers": 2, "schedulers": 2}
+
+
+def world_config(config: Mapping[str, Any]) -> WorldConfig:
+    return WorldConfig(servers=int(config["servers"]))
+
+
+def plane_of(run: Run) -> ControlPlane:
+    plane = run.extras["plane"]
+    assert isinstance(plane, ControlPlane)
+    return plane
+
+
+def observer_of(run: Run) -> ClusterObserver:
+    observer = run.extras["observer"]
+    assert isinstance(observer, ClusterObserver)
+    return observer
+
+
+def quiet_components() -> None:
+    """The components log as their production selves do (warnings on every refused
+    connection while a peer is down, tracebacks of failed syncs); in a simulation those are
+    expected by the thousand and the timeline is the record, so only critical ones print."""
+    logging.getLogger("raftkube").setLevel(logging.CRITICAL)
+
+
+def prepare(run: Run) -> None:
+    """Add the control plane and wait until every node is registered and Ready."""
+    quiet_components()
+    shape = PlaneShape(
+        managers=int(run.config["managers"]),
+        schedulers=int(run.config["schedulers"]),
+        nodes=int(run.config["nodes"]),
+    )
+    plane = ControlPlane(run.world, shape)
+    observer = ClusterObserver()
+    run.extras["plane"] = plane
+    run.extras["observer"] = observer
+
+    async def started() -> None:
+        while True:
+            observer.follow(run.written)
+            nodes = observer.of("Node")
+            if len(nodes) == shape.nodes and not [
+                p for p in unreconciled(observer) if p.startswith("node ")
+            ]:
+                return
+            await sleep(POLL)
+
+    run.sim.call(started, limit=STARTUP_LIMIT)
+    run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+def _component(run: Run, name: str) -> Host:
+    for host in plane_of(run).components:
+        if host.name == name:
+            return host
+    raise ValueError(f"no component named {name!r}")
+
+
+def _user_action(run: Run, text: str, action: Any) -> None:
+    """Start a user action in the background; its outcome goes to the timeline."""
+    plane = plane_of(run)
+
+    async def act() -> None:
+        if not plane.user.up or plane.user.process is None:
+            return
+        outcome = await action(plane.admin)
+        run.timeline.add(trio.current_time(), None, CLIENT, f"user: {text}: {outcome}")
+
+    run.timeline.add(run.sim.now, None, CLIENT, f"user: {text}")
+    run.sim.spawn(act, limit=ACTION_LIMIT)
+
+
+def execute_client(run: Run, step: Step) -> bool:
+    kind = step.kind
+    if kind == "apply_rs":
+        obj = actions.replica_set(step["name"], step["replicas"])
+        _user_action(run, f"apply {step['name']} x{step['replicas']}",
+                     lambda c: actions.apply(c, obj))  # fmt: skip
+    elif kind == "apply_deployment":
+        obj = actions.deployment(step["name"], step["replicas"], step["version"])
+        _user_action(
+            run,
+            f"apply {step['name']} x{step['replicas']} version {step['version']}",
+            lambda c: actions.apply(c, obj),
+        )
+    elif kind == "apply_service":
+        obj = actions.service(step["target"])
+        _user_action(run, f"apply svc-{step['target']}", lambda c: actions.apply(c, obj))
+    elif kind == "delete":
+        resource, name = step["resource"], step["name"]
+        _user_action(run, f"delete {resource} {name}",
+                     lambda c: actions.delete(c, resource, name))  # fmt: skip
+    elif kind == "long_wait":
+        run.advance(float(step["seconds"]))
+    elif kind in COMPONENT_FAULTS:
+        _component_fault(run, step)
+    else:
+        return False
+    return True
+
+
+COMPONENT_FAULTS = ("host_crash", "host_restart", "host_pause", "host_resume", "host_cut",
+                    "host_heal", "host_clock_jump", "host_clock_rate")  # fmt: skip
+
+
+def _component_fault(run: Run, step: Step) -> None:
+    world = run.world
+    host = _component(run, step["host"]) if step.get("host") is not None else None
+    kind = step.kind
+    if host is not None and kind == "host_crash" and host.up:
+        host.crash()
+        run.fault(kind, f"{host.name} crashed")
+    elif host is not None and kind == "host_restart" and not host.up:
+        host.restart()
+        run.fault(kind, f"{host.name} restarted")
+    elif host is not None and kind == "host_pause" and host.up and not host.paused:
+        host.pause()
+        run.fault(kind, f"{host.name} paused (SIGSTOP)")
+    elif host is not None and kind == "host_resume" and host.paused:
+        host.resume()
+        run.fault(kind, f"{host.name} resumed")
+    elif host is not None and kind == "host_cut":
+        api = plane_of(run).apiserver
+        if host is not api:
+            world.one_way(host.node, api.node)
+            world.one_way(api.node, host.node)
+            run.fault(kind, f"{host.name} cut off from the API server")
+    elif kind == "host_heal":
+        world.heal()
+        run.fault(kind, "network healed")
+    elif host is not None and kind == "host_clock_jump":
+        host.clock.jump(float(step["seconds"]))
+        run.fault(kind, f"{host.name}'s clock jumps {step['seconds']} s")
+    elif host is not None and kind == "host_clock_rate":
+        host.clock.set_rate(float(step["rate"]))
+        run.fault(kind, f"{host.name}'s clock runs at rate {step['rate']}")
+    else:
+        run.timeline.add(run.sim.now, None, FAULT, f"{step.describe()}: does not apply (no-op)")
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def running_pods(run: Run) -> dict[str, list[tuple[str, str]]]:
+    """What each up machine runs: node name -> (namespace, name) of every pod with a sandbox."""
+    return {
+        node: [(c.namespace, c.name) for c in process.runtime.running_pods()]
+        for node, process in plane_of(run).runtimes().items()
+    }
+
+
+def check_step(run: Run) -> None:
+    if "observer" not in run.extras:
+        return
+    observer = observer_of(run)
+    observer.follow(run.written)
+    observer.check_machines(running_pods(run))
+
+
+def bound(run: Run) -> float:
+    return reconcile_bound(
+        store_recovery=run.liveness_bound(),
+        leader_lease=LEADER_LEASE,
+        leader_retry=LEADER_RETRY,
+        node_grace=NODE_LIFECYCLE.node_monitor_grace_period,
+        node_monitor_period=NODE_LIFECYCLE.node_monitor_period,
+        kubelet_renew=KUBELET_RENEW,
+        settle=10.0,
+    )
+
+
+def check_end(run: Run) -> None:
+    """Eventual stable reconciliation (the world was healed by :meth:`Run.finish`)."""
+    observer = observer_of(run)
+    limit = bound(run)
+    start = run.sim.now
+    state: dict[str, Any] = {"since": None, "problems": []}
+
+    async def reconcile() -> None:
+        while True:
+            observer.follow(run.written)
+            observer.check_machines(running_pods(run))
+            problems = unreconciled(observer)
+            now = trio.current_time()
+            if problems:
+                state["since"] = None
+                state["problems"] = problems
+                if now - start > limit:
+                    return
+            else:
+                if state["since"] is None:
+                    state["since"] = now
+                    run.timeline.add(now, None, CHECK, "reconciled; must now stay so")
+                if now - state["since"] >= STABLE_FOR:
+                    return
+            await sleep(POLL)
+
+    run.sim.call(reconcile, limit=limit + STABLE_FOR + 2 * POLL)
+    if state["since"] is None:
+        raise Violation(
+            "EventualStableReconciliation",
+            f"{limit:.1f} virtual seconds after every fault healed the cluster is still not "
+            f"as the user asked: {'; '.join(state['problems'][:5])}",
+            {"bound": limit, "problems": state["problems"][:20]},
+        )
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+
+class ClusterMachine(SuiteMachine):
+    @initialize(seed=seeds(), servers=evenly((1, 3)), nodes=evenly((2, 3, 4)))
+    def init(self, seed: int, servers: int, nodes: int) -> None:
+        self.start({"servers": servers, "nodes": nodes}, seed)
+
+    def _plane(self) -> ControlPlane:
+        assert self.run is not None
+        return plane_of(self.run)
+
+    @rule(name=st.sampled_from(actions.RS_NAMES), replicas=st.integers(0, 4))
+    def apply_replica_set(self, name: str, replicas: int) -> None:
+        self.apply(Step.of("apply_rs", name=name, replicas=replicas))
+
+    @rule(
+        name=st.sampled_from(actions.DEPLOYMENT_NAMES),
+        replicas=st.integers(0, 4),
+        version=st.integers(1, 3),
+    )
+    def apply_deployment(self, name: str, replicas: int, version: int) -> None:
+        self.apply(Step.of("apply_deployment", name=name, replicas=replicas, version=version))
+
+    @rule(workload=st.sampled_from(actions.WORKLOADS))
+    def apply_service(self, workload: str) -> None:
+        self.apply(Step.of("apply_service", target=workload))
+
+    @rule(
+        which=st.sampled_from(
+            [("ReplicaSet", n) for n in actions.RS_NAMES]
+            + [("Deployment", n) for n in actions.DEPLOYMENT_NAMES]
+            + [("Service", f"svc-{n}") for n in actions.WORKLOADS]
+        )
+    )
+    def delete(self, which: tuple[str, str]) -> None:
+        self.apply(Step.of("delete", resource=which[0], name=which[1]))
+
+    @rule(seconds=st.sampled_from(LONG_WAITS))
+    def long_wait(self, seconds: float) -> None:
+        self.apply(Step.of("long_wait", seconds=seconds))
+
+    def _names(self, up: bool | None = None, paused: bool | None = None) -> list[str]:
+        return [
+            h.name
+            for h in self._plane().components
+            if (up is None or h.up == up) and (paused is None or h.paused == paused)
+        ]
+
+    @rule(data=st.data())
+    def component_crash(self, data: st.DataObject) -> None:
+        """Crash a running component, or restart a crashed one."""
+        down = self._names(up=False)
+        kinds = ["host_crash", "host_restart"] if down else ["host_crash"]
+        kind = data.draw(evenly(kinds), label="kind")
+        names = down if kind == "host_restart" else self._names(up=True)
+        host = data.draw(st.sampled_from(names), label="host")
+        hold = data.draw(evenly(FAULT_HOLDS), label="hold")
+        self.apply(Step.of(kind, host=host, hold=hold))
+
+    @rule(data=st.data())
+    def component_pause(self, data: st.DataObject) -> None:
+        """Stop a component's process without killing it, or let a stopped one go on."""
+        paused = self._names(up=True, paused=True)
+        kinds = ["host_pause", "host_resume"] if paused else ["host_pause"]
+        kind = data.draw(evenly(kinds), label="kind")
+        names = paused if kind == "host_resume" else self._names(up=True, paused=False)
+        if not names:
+            return
+        host = data.draw(st.sampled_from(names), label="host")
+        hold = data.draw(evenly(FAULT_HOLDS), label="hold")
+        self.apply(Step.of(kind, host=host, hold=hold))
+
+    @rule(data=st.data())
+    def component_partition(self, data: st.DataObject) -> None:
+        """Cut a component (a kubelet, a manager, a scheduler) off from the API server, or
+        heal the network."""
+        if data.draw(st.booleans(), label="heal"):
+            self.apply(Step.of("host_heal"))
+            return
+        names = [n for n in self._names() if n != self._plane().apiserver.name]
+        host = data.draw(st.sampled_from(names), label="host")
+        hold = data.draw(evenly(FAULT_HOLDS), label="hold")
+        self.apply(Step.of("host_cut", host=host, hold=hold))
+
+    @rule(data=st.data())
+    def component_clock(self, data: st.DataObject) -> None:
+        """Jump a component's clock forward or change its rate."""
+        host = data.draw(st.sampled_from(self._names()), label="host")
+        if data.draw(st.booleans(), label="jump"):
+            seconds = data.draw(evenly(CLOCK_JUMPS), label="seconds")
+            self.apply(Step.of("host_clock_jump", host=host, seconds=seconds))
+        else:
+            rate = data.draw(evenly(CLOCK_RATES), label="rate")
+            self.apply(Step.of("host_clock_rate", host=host, rate=rate))
+
+
+SUITE = Suite(
+    name="cluster",
+    description="the whole control plane (API server, controller managers, schedulers, "
+    "kubelets) under user actions and component faults; safety on every committed "
+    "revision, eventual stable reconciliation at the end",
+    world_config=world_config,
+    execute_client=execute_client,
+    machine=ClusterMachine,
+    default_config=DEFAULT_CONFIG,
+    prepare=prepare,
+    check_step=check_step,
+    check_end=check_end,
+    sole_writers=False,
+)
+ClusterMachine.suite = SUITE
