@@ -35,6 +35,9 @@ def test_every_fault_kind_belongs_to_exactly_one_family() -> None:
         "skew",
         "resync",
         "reset",
+        "disk_full",
+        "disk_read_only",
+        "disk_freed",
     ]
     assert sorted(kinds) == sorted(FAULT_KINDS) == sorted(expected)
 

@@ -17,6 +17,7 @@ little virtual time pass (:data:`STEP_TIME`) so that the world reacts before the
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -75,13 +76,15 @@ FAULT_FAMILIES: dict[str, tuple[str, ...]] = {
     "network": ("loss", "duplicate", "latency"),
     "clock": ("clock_jump", "clock_rate", "skew", "resync"),
     "connection": ("reset",),
+    "disk": ("disk_full", "disk_read_only", "disk_freed"),
 }
 """Fault kinds by family, one rule per family (``connection`` only in suites whose clients
-hold connections: :attr:`Suite.wire_clients`). Hypothesis's stateful engine switches whole
-rules on and off per example (swarm testing: an example where only clock faults and reads
-are enabled goes deep into clock hazards instead of spreading its steps over every kind),
-so a family is the unit of that choice; one rule over all seventeen kinds would be always on
-and dilute each kind to a seventeenth of the fault steps."""
+hold connections: :attr:`Suite.wire_clients`; ``disk`` only in the ``kv`` suite, whose
+checks see every client-visible consequence of a member fencing itself). Hypothesis's
+stateful engine switches whole rules on and off per example (swarm testing: an example
+where only clock faults and reads are enabled goes deep into clock hazards instead of
+spreading its steps over every kind), so a family is the unit of that choice; one rule over
+all twenty kinds would be always on and dilute each kind to a twentieth of the fault steps."""
 
 FAULT_KINDS = tuple(kind for kinds in FAULT_FAMILIES.values() for kind in kinds)
 
@@ -174,6 +177,9 @@ def fault_steps(
         "skew": st.builds(lambda m: Step.of("skew", member=m), target),
         "reset": st.builds(lambda m: Step.of("reset", member=m), st.one_of(target, member)),
         "resync": st.just(Step.of("resync")),
+        "disk_full": st.builds(lambda m: Step.of("disk_full", member=m), target),
+        "disk_read_only": st.builds(lambda m: Step.of("disk_read_only", member=m), target),
+        "disk_freed": st.builds(lambda m: Step.of("disk_freed", member=m), member),
     }
     kinds = [
         k
@@ -269,6 +275,13 @@ def execute_fault(run: Run, step: Step) -> bool:
     elif kind == "reset":
         world.reset_connections(m)
         run.fault(kind, "every client connection reset", m)
+    elif kind in ("disk_full", "disk_read_only"):
+        full = kind == "disk_full"
+        world.disk_fault(m, errno.ENOSPC if full else errno.EROFS)
+        run.fault(kind, "disk full (ENOSPC)" if full else "data dir read-only (EROFS)", m)
+    elif kind == "disk_freed":
+        world.disk_fault(m, None)
+        run.fault(kind, "disk writable again (a fenced member rejoins once restarted)", m)
     return True
 
 

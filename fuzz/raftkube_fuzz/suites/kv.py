@@ -167,6 +167,14 @@ class KvMachine(SuiteMachine):
         flight on them must be retried, or reported of unknown outcome."""
         self._fault(data, "connection")
 
+    @rule(data=st.data())
+    def disk_fault(self, data: st.DataObject) -> None:
+        """Fill a member's disk or make its data dir read-only, or make it writable again:
+        the member must fence itself at its next sync (refuse writes by name, serve
+        serializable reads) and lose no acknowledged write; a crash and restart (or the
+        final heal) brings it back from what is durable."""
+        self._fault(data, "disk")
+
     @rule(member=member_ids, key=keys, lease=st.sampled_from((0, 0, *LEASES)))
     def put(self, member: int, key: str, lease: int) -> None:
         self.apply(

@@ -21,15 +21,28 @@ Durability model (the :class:`~raftkube.storage.interface.Storage` contract made
 
 Misuse that the file store refuses raises the same :class:`ValueError` here, so a driver bug
 surfaces in simulation exactly as it would in production.
+
+Disk faults (:meth:`SimDisk.inject_fault`): a full disk (ENOSPC) or a read-only file system
+(EROFS) makes every durability point (:meth:`SimDisk.sync`, :meth:`SimDisk.save_snapshot`)
+raise that ``OSError``, as the file store's ``write``/``fsync`` would; the writes before it
+only buffer, there as here, so they succeed. After a failure the disk refuses every call
+with :class:`~raftkube.storage.errors.WalFailedError` until it is recovered again, as the
+write-ahead log's handle is poisoned until reopened. What the failed sync had buffered is
+neither synced nor lost: a later :meth:`SimDisk.crash` keeps a prefix of it, as the real log's
+recovery keeps the complete records that reached the file before space ran out and drops the
+torn one after them.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
+from raftkube.storage.errors import WalFailedError
 from raftkube.storage.state import HardState, LogEntry, RecoveredState, Snapshot, SnapshotMeta
 
 if TYPE_CHECKING:
@@ -160,6 +173,10 @@ class SimDisk:
         self._durable = DiskView()
         self._durable_cache: RecoveredState | None = None
         self._open = False
+        self.fault: int | None = None
+        """The errno every durability point fails with (:meth:`inject_fault`), if any."""
+        self._failed = False
+        self.faults_raised = 0
         self.syncs = 0
         self.crashes = 0
         self.last_durability_point = ""
@@ -174,6 +191,7 @@ class SimDisk:
         if self._open:
             raise ValueError("recover() may only be called once per incarnation of the disk")
         self._open = True
+        self._failed = False
         return self._current.recovered()
 
     def crash(self, keep_unsynced: int = 0) -> None:
@@ -187,13 +205,29 @@ class SimDisk:
         self._advance_durable()
         self._current = self._durable.copy()
         self._open = False
+        self._failed = False  # The failed handle died with the process.
         self.crashes += 1
 
     def close(self) -> None:
-        """Sync pending writes and close, like the file store's default close."""
-        if self._open:
+        """Sync pending writes and close, like the file store's default close (which does
+        not sync a failed log)."""
+        if self._open and not self._failed:
             self.sync()
         self._open = False
+
+    def inject_fault(self, err: int | None) -> None:
+        """From now on every durability point fails with ``OSError(err)``: ``errno.ENOSPC``
+        (the disk is full) or ``errno.EROFS`` (the data dir became read-only); None: the
+        disk takes writes again (a member that already failed stays failed until it is
+        restarted, as its log handle does)."""
+        if err not in (None, errno.ENOSPC, errno.EROFS):
+            raise ValueError(f"not a disk fault: {err!r}")
+        self.fault = err
+
+    @property
+    def failed(self) -> bool:
+        """A durability point failed since the last recovery: every call is refused."""
+        return self._failed
 
     # ------------------------------------------------------------------ writes
 
@@ -268,12 +302,14 @@ class SimDisk:
             raise ValueError(
                 f"snapshot {meta} conflicts with committed entry {meta.index} (term {existing})"
             )
+        self._fail_if_faulty()
         self._write(SnapshotRecord(snapshot, keep))
         self._make_durable("snapshot")
 
     def sync(self) -> None:
         """Make every write so far durable."""
         self._require_open()
+        self._fail_if_faulty()
         self._make_durable("sync")
 
     # ------------------------------------------------------------------ introspection
@@ -318,6 +354,20 @@ class SimDisk:
     def _require_open(self) -> None:
         if not self._open:
             raise ValueError(f"disk of member {self.member_id} is not open: call recover() first")
+        if self._failed:
+            raise WalFailedError(
+                f"an earlier sync of member {self.member_id}'s disk failed; reopen to recover"
+            )
+
+    def _fail_if_faulty(self) -> None:
+        """Raise the injected fault at a durability point, poisoning the disk. A snapshot
+        that fails is not written at all (the file store writes it to a temporary name and
+        renames it only once synced)."""
+        if self.fault is None:
+            return
+        self._failed = True
+        self.faults_raised += 1
+        raise OSError(self.fault, os.strerror(self.fault), f"sim-disk-{self.member_id}")
 
     def _write(self, record: Record) -> None:
         self._records.append(record)

@@ -277,6 +277,17 @@ class World:
     def resume(self, node: int) -> None:
         self.host(node).resume()
 
+    def disk_fault(self, member_id: int, err: int | None) -> None:
+        """Make member ``member_id``'s disk fail every sync with ``err`` (``errno.ENOSPC``:
+        full; ``errno.EROFS``: read-only), or take writes again (None). A member fenced by
+        the fault stays fenced until it is restarted (a crash and a restart)."""
+        self.hosts[member_id].disk.inject_fault(err)
+
+    def fenced(self, member_id: int) -> bool:
+        """Member ``member_id`` is up but fenced by a disk fault."""
+        member = self.hosts[member_id].member
+        return member is not None and member.disk_fault is not None
+
     def reset_connections(self, node: int) -> None:
         """Break every byte stream of ``node`` (both ends see a reset)."""
         self.streams.reset(node)
@@ -321,10 +332,16 @@ class World:
 
     def heal_all(self) -> None:
         """Undo every fault: links healed and back to default behaviour, clocks resynced,
-        paused members resumed, crashed members restarted. What a liveness check starts from."""
+        paused members resumed, disks writable again and members fenced by them restarted
+        (what an operator does once space is freed), crashed members restarted. What a
+        liveness check starts from."""
         self.network.heal()
         self.network.reset_faults()
         self.resync_all()
+        for member_id, member_host in enumerate(self.hosts):
+            member_host.disk.inject_fault(None)
+            if self.fenced(member_id):
+                member_host.crash()
         for host in self.all_hosts:
             if host.paused:
                 host.resume()

@@ -71,7 +71,11 @@ from raftkube_spec.kv.responses import (
 )
 from raftkube_spec.kv.types import Event
 
-_RETRYABLE = frozenset({"not_leader", "unavailable", "timeout"})
+_REFUSED = frozenset({"not_leader", "no_space", "disk_failed"})
+"""Refusals a member gives before proposing anything: the request was not applied. The disk
+ones are that member's alone (it fenced itself, see ``raftkube.server.disk_faults``), so
+another member may take the request; with none left, the error is what the caller sees."""
+_RETRYABLE = frozenset({"unavailable", "timeout"}) | _REFUSED
 
 
 WATCH_BUFFER: Final = 1024
@@ -288,9 +292,9 @@ class Client:
                 raise KVRequestError(wire.decode_kv_error(err))
             error = ClientError(code, message, err.get("leader"))
             if code in _RETRYABLE:
-                # A member refuses with not_leader before proposing; the others may come
-                # after the write reached the log.
-                if code != "not_leader":
+                # A member refuses with not_leader (or a disk fault) before proposing; the
+                # others may come after the write reached the log.
+                if code not in _REFUSED:
                     unknown = unknown or write
                     if once:
                         raise IndeterminateError(code, message, err.get("leader"))

@@ -65,6 +65,7 @@ from raftkube.mvcc import MvccStore, SessionError, SessionRejection, dump_snapsh
 from raftkube.net.transport import Transport
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready, RejectedError, Snapshot
 from raftkube.raft.node import Observer
+from raftkube.server.disk_faults import DISK_ERRORS, describe_disk_fault
 from raftkube.server.entries import (
     DecodedEntry,
     EntryError,
@@ -284,6 +285,8 @@ class Member:
             None if hs.vote is None else int(hs.vote),
         )
         self._stopped = False
+        self.disk_fault: MemberError | None = None
+        """Set when a storage write failed: the member is fenced (:mod:`.disk_faults`)."""
         self._transferring = False
         self._lease_term = 0
         self._lease_deadline = 0.0
@@ -335,7 +338,7 @@ class Member:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._receive_loop)
-                nursery.start_soon(self._ready_loop)
+                nursery.start_soon(self._ready_loop_or_fence, nursery.cancel_scope)
                 nursery.start_soon(self._lease_loop)
                 task_status.started()
         finally:
@@ -392,6 +395,22 @@ class Member:
             if self._syncing:
                 self._apply_while_syncing()
         self._kick_if_needed()
+
+    async def _ready_loop_or_fence(self, raft: trio.CancelScope) -> None:
+        """Run the ready loop, the only writer of the storage; if the disk refuses a write,
+        fence the member (:mod:`raftkube.server.disk_faults`): answer the requests in flight
+        as of unknown outcome, refuse new ones with the cause, and stop every Raft task by
+        cancelling ``raft``, before anything that depends on the failed write is sent."""
+        try:
+            await self._ready_loop()
+        except DISK_ERRORS as exc:
+            code, message = describe_disk_fault(self.id, exc)
+            logger.error("member %d: fenced: %s", self.id, message)
+            self.disk_fault = MemberError(code, message)
+            for w in [*self._waiters.values(), *self._reads.values()]:
+                w.error = MemberError("unavailable", message)
+                w.finish()
+            raft.cancel()
 
     async def _ready_loop(self) -> None:
         while True:
@@ -705,6 +724,8 @@ class Member:
         self, req: Request | None, session: SessionTag | None = None
     ) -> tuple[int, _Waiter]:
         """Append ``req`` (None: a session registration); returns its proposal id and waiter."""
+        if self.disk_fault is not None:
+            raise self.disk_fault
         if self._stopped:
             raise MemberError("unavailable", "raftkube: member stopped")
         if self._transferring:
@@ -871,6 +892,10 @@ class Member:
 
         A ReadIndex round confirms that this member still leads; in lease mode a valid lease
         stands in for it (the read waits only for the apply), and each round renews it."""
+        if self.disk_fault is not None:
+            # Unavailable, not the write's code: the read is refused only here, and a client
+            # goes on to another member (or reads serializably from this one).
+            raise MemberError("unavailable", self.disk_fault.message)
         if self._stopped:
             raise MemberError("unavailable", "raftkube: member stopped")
         if not self.node.is_leader:

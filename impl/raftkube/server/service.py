@@ -304,12 +304,15 @@ async def _send_range(
 
 def _status(member: Member) -> dict[str, Any]:
     leader = member.leader
+    fault = member.disk_fault
     return {
         "leader": -1 if leader is None else leader,
-        "is_leader": member.is_leader,
+        "is_leader": member.is_leader and fault is None,
         "raft_index": member.node.last_index,
         "raft_applied_index": member.applied,
         "revision": member.mvcc.revision,
+        # etcd's StatusResponse.errors (where its NOSPACE alarm shows).
+        "errors": [] if fault is None else [f"{fault.code}: {fault.message}"],
     }
 
 
