@@ -356,14 +356,19 @@ class Run:
         member: int | None = None,
         *,
         members: Sequence[int] | None = None,
+        hosts: Sequence[str] = (),
     ) -> None:
         """Record a fault a step injected (the world applies it): on ``member``'s line, and
-        touching ``members`` (default: that member; with neither, the whole world)."""
+        touching ``members`` (default: that member) and ``hosts``, hosts that are not store
+        members (an API server, a kubelet); with none of them, the whole world. A fault on
+        exactly one such host is that host's line (its lane in the HTML timeline)."""
         self.faults[kind] += 1
         touched = members if members is not None else [] if member is None else [member]
         info: dict[str, Any] = {"fault": kind}
-        if touched:
-            info["hosts"] = [member_host(m) for m in touched]
+        if touched or hosts:
+            info["hosts"] = [member_host(m) for m in touched] + list(hosts)
+        if member is None and len(hosts) == 1:
+            info["host"] = hosts[0]
         self.timeline.add(self.sim.now, member, FAULT, text, info)
 
     def _take_client(self) -> RequestClient:

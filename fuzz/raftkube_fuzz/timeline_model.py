@@ -217,8 +217,7 @@ def build(lines: Sequence[Line], violation: Any | None = None) -> Model:
             target = str((start.info or {}).get("to", start.lane))
             arrows.append(Arrow(flow, start.lane, target, start.index, None, "unseen"))
     end_time = marks[-1].time if marks else 0.0
-    lane_names = {m.lane for m in marks}
-    spans = _spans(marks, sorted(n for n in lane_names if n != WORLD))
+    spans = _spans(marks)
     mark_of_violation = _violation(marks, steps, violation)
     extra = [s.lane for s in spans]
     if mark_of_violation is not None:
@@ -235,7 +234,7 @@ def build(lines: Sequence[Line], violation: Any | None = None) -> Model:
     )
 
 
-def _spans(marks: Sequence[Mark], hosts: Sequence[str]) -> list[Span]:
+def _spans(marks: Sequence[Mark]) -> list[Span]:
     """Fault spans, opened and closed by fault marks as the module docstring says."""
     spans: list[Span] = []
     open_spans: dict[tuple[str, str], Span] = {}
@@ -254,7 +253,8 @@ def _spans(marks: Sequence[Mark], hosts: Sequence[str]) -> list[Span]:
         )
         if kind in OPENS:
             fault = OPENS[kind]
-            lanes = [WORLD] if fault in NETWORK_WIDE else touched or list(hosts)
+            # A fault that names no host is the world's (a partition of an older trace, say).
+            lanes = [WORLD] if fault in NETWORK_WIDE or not touched else touched
             for lane in lanes:
                 key = (lane, fault)
                 if key in open_spans:

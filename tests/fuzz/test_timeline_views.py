@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from raftkube.cli import main
-from raftkube_fuzz.run import run_steps
+from raftkube_fuzz.run import Run, run_steps
 from raftkube_fuzz.runner import patch_for
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
@@ -90,6 +90,8 @@ def test_fault_spans_open_and_close_per_host() -> None:
         fault(5.0, "heal"),
         fault(6.0, "heal_all"),
         fault(6.5, "pause", 0),
+        fault(6.6, "crash", hosts=["kubelet-0"], host="kubelet-0"),
+        fault(6.7, "partition"),
         Line(7.0, None, STEP, "step 9: finish"),
     ]
     model = build(lines)
@@ -102,7 +104,26 @@ def test_fault_spans_open_and_close_per_host() -> None:
         ("world", "loss", 3.0): 6.0,
         ("m2", "clock", 3.5): 6.0,
         ("m0", "paused", 6.5): None,
+        ("kubelet-0", "down", 6.6): None,
+        ("world", "cut", 6.7): None,
     }
+
+
+def test_a_suite_names_the_hosts_a_fault_touched_and_gets_their_lanes() -> None:
+    run = Run(get_suite("raft"), {"servers": 3, "read_mode": "read_index", "max_batch": 1}, 0)
+    try:
+        run.fault("crash", "apiserver-0 crashed", hosts=["apiserver-0"])
+        run.fault("partition", "partition [0] | [1, 2]", members=[0])
+        run.fault("restart", "apiserver-0 restarted", hosts=["apiserver-0"])
+        lines = list(run.timeline.lines())
+    finally:
+        run.close()
+    assert [line.host for line in lines[-3:]] == ["apiserver-0", "world", "apiserver-0"]
+    model = build(lines)
+    assert [(s.lane, s.fault, s.end is None) for s in model.spans] == [
+        ("apiserver-0", "down", False),
+        ("m0", "cut", True),
+    ]
 
 
 def test_a_timeline_pairs_each_delivery_with_the_very_message_sent() -> None:
