@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 )
 
 from raftkube.mvcc import MvccStore, WatchHub, dump_snapshot, load_snapshot
+from raftkube.mvcc.snapshot import StoreView, capture, encode_view
 from raftkube_spec.kv import (
     FROM_KEY,
     MAX_LEASE_TTL,
@@ -247,6 +248,7 @@ class StoreVersusModel(RuleBasedStateMachine):
         self.store = MvccStore()
         self.hub = WatchHub(self.store)
         self.replicas: list[MvccStore] = []
+        self.views: list[tuple[StoreView, bytes]] = []
         self.watches: dict[int, TrackedWatch] = {}
         self.now_ms = 1_000_000
 
@@ -399,6 +401,11 @@ class StoreVersusModel(RuleBasedStateMachine):
         assert_same_state(replica, self.model, self.now_ms)
         self.replicas = [*self.replicas[-1:], replica]
 
+    @rule()
+    def capture_a_view(self) -> None:
+        """A member encodes a captured view while writes and compactions go on."""
+        self.views = [*self.views[-1:], (capture(self.store), dump_snapshot(self.store))]
+
     # -- invariants --
 
     @invariant()
@@ -408,6 +415,11 @@ class StoreVersusModel(RuleBasedStateMachine):
             data = dump_snapshot(self.store)
             for replica in self.replicas:
                 assert dump_snapshot(replica) == data
+
+    @invariant()
+    def captured_views_encode_the_store_as_it_was(self) -> None:
+        for view, image in self.views:
+            assert encode_view(view) == image
 
     @invariant()
     def retained_history_is_observably_the_models(self) -> None:

@@ -101,7 +101,9 @@ class KeyHistory:
             i -= 1
         if i:
             del revs[:i]
-            del self.kvs[:i]
+            # A new list rather than an in-place delete: a snapshot view being encoded may
+            # hold the old one (see ``KeyIndex.view``), which must only ever grow at its end.
+            self.kvs = self.kvs[i:]
 
 
 class KeyIndex:
@@ -157,6 +159,18 @@ class KeyIndex:
             if kv is not None:
                 found.append(kv)
         return found
+
+    def view(self) -> tuple[list[bytes], list[list[KeyValue]], list[int]]:
+        """Every retained key ascending, its list of records and that list's length now.
+
+        A record list is only ever appended to (compaction replaces it by a new list), so
+        ``records[:length]`` keeps reading what it held at this instant however the index
+        changes afterwards, which lets a snapshot be encoded while writes go on. Three flat
+        lists, because a tuple per key would cost a long-lived object per key."""
+        histories = self._histories
+        keys = list(self._order)
+        lists = [histories[key].kvs for key in keys]
+        return keys, lists, [len(kvs) for kvs in lists]
 
     def items(self) -> Iterator[tuple[bytes, KeyHistory]]:
         """Every retained key's history, ascending by key."""

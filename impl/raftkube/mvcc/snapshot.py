@@ -16,12 +16,17 @@ msgpack holds integers up to 64 bits; lease ids, TTLs and revisions are int64
 in etcd's API, and a larger value makes :func:`dump_snapshot` fail loudly.
 Watchers are not state-machine state: a member installing a snapshot builds a
 fresh :class:`~raftkube.mvcc.watch.WatchHub` and its clients re-watch.
+
+Dumping is split in two so that a member can encode off its event loop:
+:func:`capture` takes a detached :class:`StoreView` (cheap: references only) and
+:func:`encode_view` turns it into bytes (the expensive part, safe in another thread).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import msgpack  # type: ignore[import-untyped]
 
 from raftkube.mvcc.index import KeyIndex
@@ -134,34 +139,77 @@ def _result_in(raw: list[Any]) -> Result:
 # -- the store ----------------------------------------------------------------------------
 
 
-def dump_snapshot(store: MvccStore) -> bytes:
-    """Serialise ``store`` (history, leases, sessions) to canonical msgpack bytes."""
-    keys = [
-        [
-            key,
-            [[kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease] for kv in h.kvs],
-        ]
-        for key, h in store.index.items()
-    ]
-    leases = [[lease.id, lease.ttl, lease.expiry_ms] for lease in store.lessor.leases()]
-    sessions = [
-        [
-            s.client_id,
-            s.lowest_unacked,
-            [[seq, _result_out(r)] for seq, r in sorted(s.results.items())],
-        ]
-        for s in store.sessions.sessions()
-    ]
-    doc = [
-        FORMAT_VERSION,
+@attrs.frozen
+class StoreView:
+    """A store's state at one instant, detached from the store: what :func:`encode_view`
+    encodes. Taking it copies references only (see :meth:`KeyIndex.view`; records, leases'
+    fields and session results are immutable values), so it costs a small fraction of
+    encoding them; the store may change right after, and a worker thread may encode the view
+    meanwhile."""
+
+    revision: int
+    compact_revision: int
+    keys: list[bytes]
+    records: list[list[KeyValue]]
+    """``records[i][:lengths[i]]`` are the records of ``keys[i]`` at the instant captured."""
+    lengths: list[int]
+    leases: list[list[int]]
+    session_capacity: int
+    sessions: list[tuple[int, int, list[tuple[int, Result]]]]
+
+
+def capture(store: MvccStore) -> StoreView:
+    """The view of ``store`` now (see :class:`StoreView`)."""
+    keys, records, lengths = store.index.view()
+    return StoreView(
         store.revision,
         store.compact_revision,
         keys,
-        leases,
-        [store.sessions.capacity, sessions],
+        records,
+        lengths,
+        [[lease.id, lease.ttl, lease.expiry_ms] for lease in store.lessor.leases()],
+        store.sessions.capacity,
+        [
+            (s.client_id, s.lowest_unacked, sorted(s.results.items()))
+            for s in store.sessions.sessions()
+        ],
+    )
+
+
+def encode_view(view: StoreView) -> bytes:
+    """Serialise a captured view to canonical msgpack bytes (the snapshot image).
+
+    The key list is packed one key at a time and joined: the bytes are exactly those of
+    packing the whole document at once, but no per-record list outlives its key, so a large
+    store does not fill the collector's older generations (and trigger full collections)
+    with temporaries while it is encoded."""
+    packer = msgpack.Packer(use_bin_type=True)
+    pack = packer.pack
+    parts = [
+        packer.pack_array_header(6),
+        pack(FORMAT_VERSION),
+        pack(view.revision),
+        pack(view.compact_revision),
+        packer.pack_array_header(len(view.keys)),
     ]
-    packed: bytes = msgpack.packb(doc, use_bin_type=True)
-    return packed
+    for key, kvs, length in zip(view.keys, view.records, view.lengths, strict=True):
+        records = [
+            [kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease]
+            for kv in kvs[:length]
+        ]
+        parts.append(pack([key, records]))
+    sessions = [
+        [client_id, lowest_unacked, [[seq, _result_out(r)] for seq, r in results]]
+        for client_id, lowest_unacked, results in view.sessions
+    ]
+    parts.append(pack(view.leases))
+    parts.append(pack([view.session_capacity, sessions]))
+    return b"".join(parts)
+
+
+def dump_snapshot(store: MvccStore) -> bytes:
+    """Serialise ``store`` (history, leases, sessions) to canonical msgpack bytes."""
+    return encode_view(capture(store))
 
 
 def load_snapshot(data: bytes) -> MvccStore:
