@@ -16,10 +16,12 @@ import trio
 from raftkube.client import Client
 from raftkube.mvcc import MvccStore, dump_snapshot, load_snapshot
 from raftkube.server import runner
+from raftkube.server.compactor import PERIODIC, AutoCompaction
 from raftkube.server.member import Member, MemberConfig
 from raftkube.server.runner import open_member
 from raftkube.server.watches import MemberWatches
 from raftkube.storage import RaftLogStore
+from raftkube_spec.kv.errors import ErrorCode, KVError
 from raftkube_spec.kv.requests import CompactionRequest, PutRequest, RangeRequest
 from raftkube_spec.kv.responses import RangeResponse
 from tests.impl.test_member_cluster import Cluster, eventually
@@ -155,6 +157,80 @@ async def test_lagging_follower_catches_up_by_install_snapshot(tmp_path: Path) -
             await cluster.stop(lagging)
             await cluster.start(lagging)
             assert local_count(cluster.member(lagging)) == 4 * SNAPSHOT_EVERY - 1
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_snapshots_wait_for_an_image_worth_of_writes(tmp_path: Path) -> None:
+    """With ``snapshot_image_ratio`` 1, a store of 40 keys of 2,000 bytes (an image of over
+    80 KB) is not snapshotted again until about as many bytes were written after it, however
+    many entries that takes; ``snapshot_every`` alone would snapshot every 10 entries."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            cluster = ConfigCluster(tmp_path, nursery, snapshot_every=10, snapshot_image_ratio=1.0)
+            await cluster.start_all()
+            lead = await cluster.leader()
+            leader = cluster.member(lead)
+            async with Client(cluster.endpoints()) as c:
+                for k in range(40):
+                    await c.put(b"big%03d" % k, b"v" * 2000)
+                taken = leader.snapshots_taken
+                assert taken >= 1
+                # 100 entries of ~120 bytes: ten times snapshot_every, a seventh of an image.
+                for _ in range(100):
+                    await c.put(b"small", b"s" * 100)
+                # (One snapshot may still fall due for bytes written before the small ones.)
+                assert leader.snapshots_taken <= taken + 1
+                after_small = leader.snapshots_taken
+                for k in range(50):
+                    await c.put(b"big%03d" % (k % 40), b"w" * 2000)
+                assert leader.snapshots_taken > after_small
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_auto_compaction_runs_on_the_leader_and_compacts_every_member(
+    tmp_path: Path,
+) -> None:
+    """Periodic auto-compaction with a 0.4 s retention: the leader proposes compactions
+    through the log, so every member ends at the same compact revision, and old revisions
+    are refused as compacted while the newest stays readable."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            cluster = ConfigCluster(
+                tmp_path, nursery, auto_compaction=AutoCompaction(PERIODIC, 0.4)
+            )
+            await cluster.start_all()
+            lead = await cluster.leader()
+            async with Client(cluster.endpoints()) as c:
+                first = await c.put(b"hot", b"0")
+                for k in range(1, 30):
+                    await c.put(b"hot", b"%d" % k)
+                    await trio.sleep(0.03)
+                last = await c.put(b"hot", b"last")
+
+                async def compacted_past_first() -> bool:
+                    return cluster.member(lead).mvcc.compact_revision > first.header.revision
+
+                await eventually(compacted_past_first)
+                # Stop writing: the compactor then reaches a fixed point every member shares.
+                await trio.sleep(1.0)
+
+                async def all_agree() -> bool:
+                    revs = {cluster.member(i).mvcc.compact_revision for i in cluster.running}
+                    return len(revs) == 1
+
+                await eventually(all_agree)
+                assert cluster.member(lead).auto_compactions >= 1
+                followers = [i for i in cluster.running if i != lead]
+                assert all(cluster.member(i).auto_compactions == 0 for i in followers)
+                got = await c.get(b"hot")
+                assert got.kvs[0].value == b"last"
+                assert got.kvs[0].mod_revision == last.header.revision
+                old = cluster.member(lead).read_local(
+                    RangeRequest(b"hot", revision=first.header.revision)
+                )
+                assert isinstance(old, KVError) and old.code is ErrorCode.COMPACTED
             nursery.cancel_scope.cancel()
 
 

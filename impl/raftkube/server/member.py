@@ -24,10 +24,19 @@ durable here, rather than after the sync and the next Ready. Without the hook th
 plain call and no other task runs during a Ready, so a simulator needs no threads. What an
 entry holds and how it is applied is :mod:`raftkube.server.entries`.
 
-**Snapshots.** Every ``snapshot_every`` applied entries, right after ``advance`` (the core only
-compacts what it knows is applied), the member dumps the MVCC store, calls
-``node.compact(applied)`` and saves the image with ``Storage.save_snapshot``, which releases
-the WAL segments it covers. The core's snapshot *content* is the spec's committed prefix of
+**Snapshots.** Every ``snapshot_every`` applied entries (and, with ``snapshot_image_ratio``,
+once the entries applied since the last snapshot add up to that multiple of its image, so a
+large store is not re-encoded every few thousand writes), between two Readys (the core only
+compacts what it knows is applied), the member captures a view of the MVCC store (cheap),
+encodes it (in a worker thread when it has ``run_encode``, while writes go on), saves the
+image with ``Storage.save_snapshot`` (off the event loop when it has ``run_sync``), which
+releases the WAL segments and older snapshot files it covers, and then calls
+``node.compact(index)``.
+**Auto-compaction** (etcd's flags, :mod:`raftkube.server.compactor`) runs on the leader and
+proposes compaction requests through the log, which keeps the retained MVCC history, and
+with it every image, proportional to the retention.
+
+The core's snapshot *content* is the spec's committed prefix of
 entries; the member replaces it by one synthetic entry holding the MVCC image (see
 :mod:`raftkube.server.snapshots` for why), so a leader's ``InstallSnapshotRequest`` carries the
 image in the spec's ``entries`` field and nothing in ``raftkube.raft`` or the spec changes. A
@@ -51,6 +60,7 @@ with ``read_mode="lease"``, serves from a lease that such a round started while 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -62,9 +72,11 @@ import trio
 from raftkube.api import wire
 from raftkube.clock import Clock, move_on_after
 from raftkube.mvcc import MvccStore, SessionError, SessionRejection, dump_snapshot, load_snapshot
+from raftkube.mvcc.snapshot import StoreView, capture, encode_view
 from raftkube.net.transport import Transport
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready, RejectedError, Snapshot
 from raftkube.raft.node import Observer
+from raftkube.server.compactor import AutoCompaction, run_auto_compaction
 from raftkube.server.disk_faults import DISK_ERRORS, describe_disk_fault
 from raftkube.server.entries import (
     DecodedEntry,
@@ -82,7 +94,9 @@ from raftkube.storage.interface import Storage
 from raftkube.storage.state import HardState as StoredHardState
 from raftkube.storage.state import LogEntry, SnapshotMeta
 from raftkube.storage.state import Snapshot as StoredSnapshot
+from raftkube_spec.kv.errors import ErrorCode, KVError
 from raftkube_spec.kv.requests import (
+    CompactionRequest,
     LeaseGrantRequest,
     LeaseKeepAliveRequest,
     LeaseRevokeRequest,
@@ -97,6 +111,9 @@ logger = logging.getLogger(__name__)
 
 SyncRunner = Callable[[Callable[[], None]], Awaitable[None]]
 """Runs a blocking callable (``Storage.sync``) and returns once it has returned."""
+
+EncodeRunner = Callable[[Callable[[], bytes]], Awaitable[bytes]]
+"""Runs a CPU-bound callable (a snapshot encoding) in a worker thread and returns its result."""
 
 _LOG_REWRITING = (AppendEntriesRequest, InstallSnapshotRequest)
 
@@ -132,6 +149,14 @@ class MemberConfig:
     lease_check_interval: float = 0.5
     snapshot_every: int = 10_000
     """Applied entries between two snapshots (each one releases the WAL it covers)."""
+    snapshot_image_ratio: float = 0.0
+    """Also wait, between two snapshots, until the applied entries' bytes reach this multiple
+    of the last image's size (0: count entries only). A snapshot costs a dump of the whole
+    store, so with a ratio > 0 its cost per write stays constant however large the store
+    grows, at the price of a WAL (and an in-memory log) up to that multiple of the image
+    (``raftkube member`` uses 1)."""
+    auto_compaction: AutoCompaction = attrs.field(factory=AutoCompaction)
+    """etcd's ``--auto-compaction-mode``/``--auto-compaction-retention`` (off by default)."""
     transfer_timeout: float = 1.0
     """How long a stopping leader waits for its successor before giving up."""
     read_mode: str = attrs.field(default=READ_INDEX, validator=attrs.validators.in_(READ_MODES))
@@ -201,17 +226,22 @@ class Member:
         clock: Clock,
         rng: random.Random | None = None,
         run_sync: SyncRunner | None = None,
+        run_encode: EncodeRunner | None = None,
         observer: Observer | None = None,
     ) -> None:
         """``run_sync``, if given, runs ``storage.sync`` off the event loop (the real runner
         passes a :class:`~raftkube.server.sync_thread.SyncThread`'s); without it the sync is a
-        plain call, so a simulator runs the member without threads. ``observer`` receives every
+        plain call, so a simulator runs the member without threads. ``run_encode``, likewise,
+        encodes snapshot images in a worker thread (without it: at once, in the ready loop).
+        ``observer`` receives every
         event the Raft core reports, in the spec's vocabulary (a conformance checker; nobody in
         production)."""
         self.config = config
         self.hooks = MemberHooks()
         """Moments an observer may hear of (:mod:`raftkube.server.hooks`)."""
         self._run_sync = run_sync
+        self._run_encode = run_encode
+        self._nursery: trio.Nursery | None = None
         self._syncing = False
         self._handling = False
         """A Ready is between ``ready()`` and ``advance()`` (its sync may be in flight)."""
@@ -269,6 +299,15 @@ class Member:
         self.watches = MemberWatches(self.mvcc, self._on_watch_ready)
         self.applied = self._snapshot_index
         self.snapshots_taken = 0
+        self._image_size = 0 if recovered.snapshot is None else len(recovered.snapshot.data)
+        self._bytes_since_snapshot = 0
+        """Bytes of entry values applied since the last snapshot (see ``snapshot_image_ratio``)."""
+        self._encoding = False
+        """A snapshot image is being encoded in the background."""
+        self._encoded: tuple[int, int, bytes, float] | None = None
+        """An encoded image waiting to be saved: index, term, image, seconds it took."""
+        self.auto_compactions = 0
+        """Compactions this member proposed as leader and saw applied (a statistic)."""
         self.snapshots_installed = 0
         self.client_endpoints: dict[int, str] = {}
         self._kick = trio.Event()
@@ -336,10 +375,12 @@ class Member:
         """Run every task of the member until cancelled."""
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._receive_loop)
                 nursery.start_soon(self._ready_loop_or_fence, nursery.cancel_scope)
                 nursery.start_soon(self._lease_loop)
+                nursery.start_soon(self._auto_compaction_loop)
                 task_status.started()
         finally:
             self._stopped = True
@@ -414,6 +455,8 @@ class Member:
 
     async def _ready_loop(self) -> None:
         while True:
+            if self._encoded is not None:
+                await self._save_snapshot(*self._encoded)
             self._start_reads()
             self._flush_proposals()
             if not self.node.has_ready():
@@ -430,6 +473,8 @@ class Member:
                 await self._handle(self.node.ready())
             finally:
                 self._handling = False
+            if self._snapshot_due():
+                self._start_snapshot()
             if self._kick.is_set():
                 # Work arrived while this Ready was handled (during its sync): let whatever
                 # else just became runnable add to the next batch first (group commit).
@@ -543,13 +588,6 @@ class Member:
         self.node.advance(rd)
         if self._deferred:
             self._step_deferred()
-        # 5. Compact, now that the node knows what is applied (an entry applied during the
-        # sync may not be reported to the node yet: then the next Ready compacts).
-        if (
-            self.applied - self._snapshot_index >= self.config.snapshot_every
-            and self.applied <= self.node.applied
-        ):
-            self._take_snapshot()
 
     def _apply_committed(self, first_index: int, entries: tuple[Entry, ...]) -> None:
         for k, e in enumerate(entries):
@@ -570,6 +608,7 @@ class Member:
             image = dump_snapshot(store)
         self.storage.save_snapshot(StoredSnapshot(SnapshotMeta(snap.index, snap.term), image))
         self._snapshot_index = snap.index
+        self._image_size, self._bytes_since_snapshot = len(image), 0
         self._collapse_core_snapshot(snap.index, snap.term, image)
         return store
 
@@ -586,20 +625,112 @@ class Member:
         if self.hooks.store_replaced is not None:
             self.hooks.store_replaced(store, index)
 
-    def _take_snapshot(self) -> None:
-        """Snapshot the state machine at the applied index and compact log and WAL."""
+    def _snapshot_due(self) -> bool:
+        """Time for a snapshot: none in progress, ``snapshot_every`` entries and
+        ``snapshot_image_ratio`` times the last image's bytes applied since the last one, and
+        the node knows all of it is applied (an entry applied during a sync may not be
+        reported to it yet: then a later Ready's turn takes the snapshot)."""
+        config = self.config
+        return (
+            not self._encoding
+            and self._encoded is None
+            and self.applied - self._snapshot_index >= config.snapshot_every
+            and self._bytes_since_snapshot >= config.snapshot_image_ratio * self._image_size
+            and self.applied <= self.node.applied
+        )
+
+    def _start_snapshot(self) -> None:
+        """Snapshot the state machine at the applied index, between two Readys.
+
+        Only a detached view of the store is taken here (:func:`raftkube.mvcc.snapshot.capture`,
+        references only); encoding it, the expensive part, runs in ``run_encode``'s thread
+        when the member has one, while the ready loop goes on applying writes. The ready loop
+        saves the image once it is ready (:meth:`_save_snapshot`)."""
         index = self.applied
         term = self.node.log.term_at(index)
+        view = capture(self.mvcc)
+        self._bytes_since_snapshot = 0
+        if self._run_encode is None or self._nursery is None:
+            self._encoded = (index, term, encode_view(view), 0.0)
+            return
+        self._encoding = True
+        self._nursery.start_soon(self._encode_in_background, index, term, view)
+
+    async def _encode_in_background(self, index: int, term: int, view: StoreView) -> None:
+        assert self._run_encode is not None
+        started = self.clock.now()
+        try:
+            image = await self._run_encode(functools.partial(encode_view, view))
+        finally:
+            self._encoding = False
+        self._encoded = (index, term, image, self.clock.now() - started)
+        self.kick()
+
+    async def _save_snapshot(self, index: int, term: int, image: bytes, encoding: float) -> None:
+        """Save an encoded image and compact log and WAL up to ``index``.
+
+        The file is written and synced through ``run_sync`` when the member has one, so the
+        event loop keeps stepping messages and sending heartbeats meanwhile; the ready loop,
+        the only writer of the storage, waits. The core is told to compact only once the file
+        is durable, so until then it keeps the entries (and sends no snapshot that does not
+        exist yet), and its pending compaction never holds back the heartbeats."""
+        self._encoded = None
+        if index <= self._snapshot_index:
+            return  # A leader's newer snapshot was installed while this one was encoded.
+        started = self.clock.now()
+        snapshot = StoredSnapshot(SnapshotMeta(index, term), image)
+        if self._run_sync is None:
+            self.storage.save_snapshot(snapshot)
+        else:
+            await self._run_sync(lambda: self.storage.save_snapshot(snapshot))
+        self._snapshot_index = index
+        self._image_size = len(image)
+        self.snapshots_taken += 1
+        logger.info(
+            "member %d: saved snapshot at index %d (%d bytes; encoded in %.3f s, saved in %.3f s)",
+            self.id,
+            index,
+            len(image),
+            encoding,
+            self.clock.now() - started,
+        )
         try:
             self.node.compact(index)
-        except RejectedError as exc:  # Not expected: the node applied what we applied.
-            logger.warning("member %d: cannot compact to %d: %s", self.id, index, exc)
+        except RejectedError as exc:
+            # A leader's newer snapshot was stepped in meanwhile: the core's log is already
+            # past ``index``, and the next Ready persists that snapshot.
+            logger.info("member %d: not compacting to %d: %s", self.id, index, exc)
             return
-        image = dump_snapshot(self.mvcc)
-        self.storage.save_snapshot(StoredSnapshot(SnapshotMeta(index, term), image))
-        self._snapshot_index = index
         self._collapse_core_snapshot(index, term, image)
-        self.snapshots_taken += 1
+
+    async def _auto_compaction_loop(self) -> None:
+        """etcd's auto-compactor (:mod:`raftkube.server.compactor`), on this member's clock."""
+        clock = self.clock
+        await run_auto_compaction(
+            self.config.auto_compaction,
+            now=clock.now,
+            sleep_until=clock.sleep_until,
+            revision=lambda: self.mvcc.revision,
+            leading=lambda: self.node.is_leader and not self._stopped,
+            compact=self._auto_compact,
+        )
+
+    async def _auto_compact(self, revision: int) -> bool:
+        """Propose a compaction at ``revision`` through Raft; True once applied (or already
+        compacted), False to retry at the next check."""
+        try:
+            result = await self.write(CompactionRequest(revision))
+        except MemberError as exc:
+            logger.warning("member %d: auto-compaction at %d failed: %s", self.id, revision, exc)
+            return False
+        if isinstance(result, KVError):
+            if result.code is ErrorCode.COMPACTED:
+                return True
+            logger.warning("member %d: auto-compaction at %d: %s", self.id, revision, result)
+            return False
+        self.auto_compactions += 1
+        logger.info("member %d: finished auto-compaction at revision %d", self.id, revision)
+        return True
 
     def _collapse_core_snapshot(self, index: int, term: int, image: bytes) -> None:
         """Make the core's snapshot data the single image entry (see module docstring): the
@@ -612,6 +743,7 @@ class Member:
     def _apply_entry(self, index: int, entry: Entry) -> None:
         self.applied = index
         data = _as_bytes(entry.value)
+        self._bytes_since_snapshot += len(data)
         expected = self._by_index.pop(index, None)
         if not data:
             self._fail_displaced(expected, None)

@@ -81,6 +81,9 @@ async def open_member(
                 transport=transport,
                 clock=clock,
                 run_sync=sync_thread.run_sync,
+                # Encoding a snapshot image is pure computation on a detached view; if the
+                # member stops meanwhile, the thread may finish on its own.
+                run_encode=partial(trio.to_thread.run_sync, abandon_on_cancel=True),
             )
             async with trio.open_nursery() as nursery:
                 peer_address = await nursery.start(transport.run)
