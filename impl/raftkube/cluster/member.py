@@ -28,6 +28,7 @@ from raftkube.cluster.common import (
     port_number,
 )
 from raftkube.net.transport import PeerAddress
+from raftkube.server.compactor import MODES, AutoCompaction, CompactionConfigError
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
 from raftkube.server.runner import RunningMember, open_member
 from raftkube.tls import TlsSetupError, peer_tls, server_context
@@ -63,6 +64,39 @@ def add_read_flags(p: argparse.ArgumentParser) -> None:
         help="with --read-mode lease: bound on any member's clock-rate error (default 0.1)",
     )
 
+
+def add_compaction_flags(p: argparse.ArgumentParser) -> None:
+    """etcd's ``--auto-compaction-mode`` and ``--auto-compaction-retention``, shared with
+    ``raftkube up`` (semantics in :mod:`raftkube.server.compactor`)."""
+    p.add_argument(
+        "--auto-compaction-mode",
+        default="periodic",
+        metavar="|".join(MODES),
+        help="interpret --auto-compaction-retention as a period ('periodic', default) or as a "
+        "number of revisions to keep ('revision')",
+    )
+    p.add_argument(
+        "--auto-compaction-retention",
+        default="0",
+        help="auto compaction retention: a duration (e.g. 5m, 1h) or a number of hours in "
+        "periodic mode, a number of revisions in revision mode; 0 (default) disables it",
+    )
+
+
+def compaction_argv(args: argparse.Namespace) -> tuple[str, ...]:
+    """The compaction flags as ``raftkube member`` takes them (for launchers to pass on)."""
+    return (
+        "--auto-compaction-mode",
+        args.auto_compaction_mode,
+        "--auto-compaction-retention",
+        args.auto_compaction_retention,
+    )
+
+
+SNAPSHOT_IMAGE_RATIO = 1.0
+"""``MemberConfig.snapshot_image_ratio`` of a member process: a snapshot waits until the
+entries applied since the last one weigh as much as its image, so its cost per write stays
+constant as the store grows, and the WAL since the last snapshot stays below one image."""
 
 REPORT_INTERVAL: float = 0.05
 """How often the member's term and leader are sampled for the event log: a few ticks, so an
@@ -113,6 +147,7 @@ def register(commands: Any) -> None:
         help="also stop when stdin closes (used by `raftkube up`, so members never outlive it)",
     )
     add_read_flags(p)
+    add_compaction_flags(p)
     p.set_defaults(handler=run_member)
 
 
@@ -142,6 +177,10 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["peer_tls"] = peer_tls(args.cert, args.key, args.cacert)
     elif args.client_cert_auth:
         raise _Setup("--client-cert-auth needs --cert, --key and --cacert")
+    try:
+        compaction = AutoCompaction.parse(args.auto_compaction_mode, args.auto_compaction_retention)
+    except CompactionConfigError as exc:
+        raise _Setup(str(exc)) from None
     return {
         "config": MemberConfig(
             member_id=args.member_id,
@@ -149,6 +188,8 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
             cluster_id=args.cluster_id,
             read_mode=READ_MODE_FLAGS[args.read_mode],
             max_clock_drift=args.max_clock_drift,
+            snapshot_image_ratio=SNAPSHOT_IMAGE_RATIO,
+            auto_compaction=compaction,
         ),
         "peers": peers,
         "clients": clients,

@@ -55,8 +55,9 @@ from raftkube.cluster.control_plane import (
     plan_control_plane,
     probe_ready,
 )
-from raftkube.cluster.member import add_read_flags
+from raftkube.cluster.member import add_compaction_flags, add_read_flags, compaction_argv
 from raftkube.cluster.processes import Child, log_line, pump_log, spawn, stop_all, watch_exit
+from raftkube.server.compactor import AutoCompaction, CompactionConfigError
 from raftkube.tls import ClusterCerts, client_context, ensure_cluster_certs
 
 HOST = "127.0.0.1"
@@ -134,6 +135,7 @@ def register(commands: Any) -> None:
         help="seconds between SIGTERM and SIGKILL when stopping (default 10)",
     )
     add_read_flags(p)
+    add_compaction_flags(p)
     p.set_defaults(handler=run_up)
 
 
@@ -169,7 +171,7 @@ class Plan:
     certs: ClusterCerts | None
     client_cert_auth: bool
     member_flags: tuple[str, ...] = ()
-    """Flags passed through to every ``raftkube member`` (the read mode)."""
+    """Flags passed through to every ``raftkube member`` (read mode, auto-compaction)."""
     control_plane: ControlPlanePlan | None = None
     """The API server, or None for a store alone (``raftkube bench put|range``)."""
 
@@ -275,6 +277,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
     """Check every input and prepare the data directory; raises :class:`UpError`."""
     if args.client_cert_auth and not args.tls:
         raise UpError("--client-cert-auth needs --tls")
+    try:
+        AutoCompaction.parse(args.auto_compaction_mode, args.auto_compaction_retention)
+    except CompactionConfigError as exc:
+        raise UpError(str(exc)) from None
     _check_writable(args.data_dir)
     servers, cluster_id = _cluster_file(args)
     if args.port_base + 2 * servers - 1 > 65535:
@@ -310,7 +316,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         nodes=args.nodes, kubelet_ports=kubelet_ports, sim_nodes=args.sim_nodes,
     )  # fmt: skip
     _record_cluster(args.data_dir, servers, cluster_id)
-    flags = ("--read-mode", args.read_mode, "--max-clock-drift", repr(args.max_clock_drift))
+    flags: tuple[str, ...] = ("--read-mode", args.read_mode, "--max-clock-drift")
+    flags += (repr(args.max_clock_drift), *compaction_argv(args))
     return Plan(
         cluster_id, args.data_dir, members, certs, args.client_cert_auth, flags, control_plane
     )
@@ -515,33 +522,45 @@ def _kernel_ports(count: int) -> list[int]:
 
 
 def local_plan(
-    data_dir: Path, servers: int = 3, cluster_id: str = "raftkube", *, apiserver: bool = False
+    data_dir: Path,
+    servers: int = 3,
+    cluster_id: str = "raftkube",
+    *,
+    apiserver: bool = False,
+    member_flags: tuple[str, ...] = (),
 ) -> Plan:
     """A plaintext plan on free ports picked by the kernel, for throw-away clusters (``raftkube
     bench`` without ``--endpoints`` or ``--kubeconfig``); members keep their data under
-    ``data_dir``. With ``apiserver``, an API server too, its PKI and kubeconfigs in
-    ``data_dir``."""
+    ``data_dir`` and get ``member_flags``. With ``apiserver``, an API server too, its PKI and
+    kubeconfigs in ``data_dir``."""
     ports = _kernel_ports(2 * servers + (1 if apiserver else 0))
     members = tuple(
         MemberPlan(i, ports[2 * i], ports[2 * i + 1], data_dir / f"member-{i}")
         for i in range(servers)
     )
     control_plane = plan_control_plane(data_dir, HOST, ports[-1]) if apiserver else None
-    return Plan(cluster_id, data_dir, members, None, False, control_plane=control_plane)
+    return Plan(
+        cluster_id, data_dir, members, None, False, member_flags, control_plane=control_plane
+    )
 
 
 @asynccontextmanager
 async def local_cluster(
-    plan: Plan, *, wait: float = 30.0, stop_timeout: float = 10.0
+    plan: Plan,
+    *,
+    wait: float = 30.0,
+    stop_timeout: float = 10.0,
+    member_children: list[Child] | None = None,
 ) -> AsyncIterator[tuple[int, int]]:
     """Start every member of ``plan`` (output to ``DATA_DIR/member-<i>.log``), wait for a
     leader, then start the plan's API server if it has one (output to ``DATA_DIR/apiserver.log``)
     and wait until it is ready; yield the leader's ``(id, term)``. On exit, stop everything as
-    ``up`` does, the API server first.
+    ``up`` does, the API server first. ``member_children``, if given, receives each member's
+    process as it starts (for a caller that measures them).
 
     Raises :class:`UpError` if a process exits or the cluster is not up within ``wait``
     seconds."""
-    members: list[Child] = []
+    members: list[Child] = [] if member_children is None else member_children
     servers: list[Child] = []
     logs: dict[str, IO[bytes]] = {}
 
