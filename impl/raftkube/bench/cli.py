@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from raftkube.bench import api
+from raftkube.bench import api, longrun
 from raftkube.bench import cluster as cluster_bench
 from raftkube.bench import scheduler as scheduler_bench
 from raftkube.bench.report import Summary, render
@@ -64,6 +64,7 @@ def register(commands: Any) -> None:
     api.register(sub)
     scheduler_bench.register(sub)
     cluster_bench.register(sub)
+    longrun.register(sub)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
