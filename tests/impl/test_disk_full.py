@@ -12,15 +12,19 @@ in the simulated world (``tests/fuzz/test_disk_faults.py``) and by the classific
 from __future__ import annotations
 
 import errno
+import io
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
+from raftkube.api.wire import WireHeader
 from raftkube.client import Client, ClientError
+from raftkube.rkctl.output import Printer, StatusRow
 from raftkube.server.disk_faults import DISK_FAILED, NO_SPACE, describe_disk_fault
 from raftkube.server.member import MemberConfig
 from raftkube.server.runner import open_member
@@ -132,3 +136,15 @@ def test_disk_faults_are_named_by_cause() -> None:
     assert code == NO_SPACE and message.startswith("etcdserver: no space (member 2:")
     code, message = describe_disk_fault(2, OSError(errno.EROFS, "Read-only file system"))
     assert code == DISK_FAILED and "Read-only file system" in message and "member 2" in message
+
+
+def test_endpoint_status_shows_a_fenced_members_error_as_etcdctl_shows_alarms() -> None:
+    error = "no_space: etcdserver: no space (member 1: [Errno 28] No space left on device)"
+    row = StatusRow("127.0.0.1:2379", WireHeader("c", 1, 5, 2), "0.1.0", -1, 9, 9, errors=(error,))
+    for fmt in ("simple", "table", "fields", "json"):
+        out = io.StringIO()
+        Printer(out, fmt).endpoint_status([row])
+        assert error in out.getvalue(), (fmt, out.getvalue())
+    out = io.StringIO()
+    Printer(out, "json").endpoint_status([attrs.evolve(row, errors=())])
+    assert "errors" not in out.getvalue()  # omitted when empty, as etcdctl's JSON does

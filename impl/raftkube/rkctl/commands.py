@@ -447,6 +447,7 @@ async def cmd_endpoint_status(ctx: Context, ns: argparse.Namespace) -> int:
             leader=int(st.get("leader", -1)),
             raft_index=int(st.get("raft_index", 0)),
             raft_applied_index=int(st.get("raft_applied_index", 0)),
+            errors=tuple(str(e) for e in st.get("errors", ())),
         )
 
     results = await _each(endpoints, probe)

@@ -174,6 +174,8 @@ class StatusRow:
     raft_index: int
     raft_applied_index: int
     is_learner: bool = False
+    errors: tuple[str, ...] = ()
+    """Why the member cannot serve everything (a disk fault), as etcd lists its alarms."""
 
 
 @attrs.frozen
@@ -520,7 +522,7 @@ class Printer:
                 str(s.header.raft_term),
                 str(s.raft_index),
                 str(s.raft_applied_index),
-                "",
+                ", ".join(s.errors),
             ]
             for s in statuses
         ]
@@ -542,6 +544,7 @@ class Printer:
                                 "raftIndex": s.raft_index,
                                 "raftTerm": s.header.raft_term,
                                 "raftAppliedIndex": s.raft_applied_index,
+                                "errors": list(s.errors),
                             }
                         ),
                     }
@@ -557,7 +560,7 @@ class Printer:
                 self.line(f'"RaftIndex" : {s.raft_index}')
                 self.line(f'"RaftTerm" : {s.header.raft_term}')
                 self.line(f'"RaftAppliedIndex" : {s.raft_applied_index}')
-                self.line('"Errors" : []')
+                self.line(f'"Errors" : [{" ".join(s.errors)}]')
                 self.line(f'"Endpoint" : {go_quote(s.endpoint)}')
                 self.line()
 

@@ -306,7 +306,8 @@ def _status(member: Member) -> dict[str, Any]:
     leader = member.leader
     fault = member.disk_fault
     return {
-        "leader": -1 if leader is None else leader,
+        # A fenced member takes no part in Raft: whom it last knew as leader means nothing.
+        "leader": -1 if leader is None or fault is not None else leader,
         "is_leader": member.is_leader and fault is None,
         "raft_index": member.node.last_index,
         "raft_applied_index": member.applied,
