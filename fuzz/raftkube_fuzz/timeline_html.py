@@ -108,7 +108,8 @@ SCRIPT = """
     var dot = document.getElementById('mark-' + i);
     current = [row, dot].filter(Boolean);
     current.forEach(function (el) { el.classList.add('hl'); });
-    if (row) { details.textContent = row.getAttribute('data-details'); }
+    var title = dot && dot.querySelector('title');
+    if (title) { details.textContent = title.textContent; }
     return [row, dot];
   }
   document.querySelectorAll('.mark').forEach(function (dot) {
@@ -480,13 +481,7 @@ def _side(
     rows = _sub(table, "tbody")
     ring = model.violation.mark if model.violation is not None else None
     for mark in model.marks:
-        row = _sub(
-            rows,
-            "tr",
-            id=f"row-{mark.index}",
-            data_i=mark.index,
-            data_details=_details(mark),
-        )
+        row = _sub(rows, "tr", id=f"row-{mark.index}", data_i=mark.index)
         if mark.index == ring:
             row.set("class", "violation-row")
         for cell in (str(mark.index), f"{mark.time:.6f}", mark.lane, mark.kind, mark.text):

@@ -314,7 +314,8 @@ def render_text(model: Model) -> Iterator[str]:
             targets.setdefault(arrow.start, []).append(f"-> {arrow.target}")
         if arrow.outcome == "answer":
             targets.setdefault(arrow.start, []).append(f"<- {arrow.source}")
+    width = max([5, *(len(lane.name) for lane in model.lanes)])
     for mark in model.marks:
         where = targets.get(mark.index)
         suffix = f"  ({', '.join(dict.fromkeys(where))})" if where else ""
-        yield f"{mark.time:12.6f}  {mark.lane:>5}  {mark.kind:<6} {mark.text}{suffix}"
+        yield f"{mark.time:12.6f}  {mark.lane:>{width}}  {mark.kind:<6} {mark.text}{suffix}"

@@ -188,9 +188,20 @@ class _Elements(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.found: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: dict[str, str] = {}
+        self._in: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.found.append((tag, dict(attrs)))
+        self._in = dict(attrs).get("id")
+
+    def handle_data(self, data: str) -> None:
+        if self._in is not None:
+            self.texts[self._in] = self.texts.get(self._in, "") + data
+
+    def text_of(self, element_id: str) -> str:
+        """The text directly inside the element with that id."""
+        return self.texts.get(element_id, "")
 
     def having(self, tag: str, **wanted: str) -> list[dict[str, str | None]]:
         return [
@@ -249,6 +260,17 @@ def test_the_html_timeline_renders_in_a_headless_browser(
     source = page.read_text()
     assert "http://" not in source.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in source
+    # A person pointing at the first delivered message's dot: the page's script must show
+    # that line's details and highlight its row in the table.
+    pointed = tmp_path / "pointed.html"
+    pointed.write_text(
+        source.replace(
+            "</body>",
+            "<script>var dot = document.querySelector('.mark.event');"
+            "document.body.setAttribute('data-pointed', dot.getAttribute('data-i'));"
+            "dot.dispatchEvent(new MouseEvent('mouseenter'));</script></body>",
+        )
+    )
     shot = tmp_path / "shot.png"
     browser = subprocess.run(
         [
@@ -264,7 +286,7 @@ def test_the_html_timeline_renders_in_a_headless_browser(
             "--window-size=1200,800",
             f"--screenshot={shot}",
             "--dump-dom",
-            page.as_uri(),
+            pointed.as_uri(),
         ],
         capture_output=True,
         text=True,
@@ -283,4 +305,7 @@ def test_the_html_timeline_renders_in_a_headless_browser(
     assert dom.having("g", class_="fault-span down", data_host="m1")
     assert dom.having("g", class_="flow delivered")
     assert len(dom.having("tr")) > 20, "the side table lists the lines"
+    [body] = dom.having("body")
+    assert dom.having("tr", id=f"row-{body['data-pointed']}", class_="hl")
+    assert "host m" in dom.text_of("details")
     assert _distinct_rows(shot.read_bytes()) > 100, "the screenshot is blank"
