@@ -1,14 +1,17 @@
 """etcd's auto-compaction flags and schedules (:mod:`raftkube.server.compactor`), step by step,
-and the loop that drives them on a virtual clock."""
+and the loop that drives them on a virtual clock; and ``rkctl defrag``, which has nothing to do."""
 
 from __future__ import annotations
 
 import functools
+import io
 
 import pytest
 import trio
 import trio.testing
 
+from raftkube.rkctl import cli as rkctl
+from raftkube.rkctl.commands import DEFRAG_NOT_NEEDED
 from raftkube.server.compactor import (
     PERIODIC,
     REVISION,
@@ -127,3 +130,16 @@ def test_periodic_mode_on_a_virtual_clock_and_paused_while_following() -> None:
     assert run(AutoCompaction(PERIODIC, 60.0)) == [1, 541, 1141]
     assert run(AutoCompaction(PERIODIC, 60.0), leading=False) == []
     assert run(AutoCompaction(PERIODIC, 0.0)) == []
+
+
+def test_rkctl_defrag_says_there_is_nothing_to_defragment() -> None:
+    """No endpoint is contacted (none listens here) and nothing is claimed to be done."""
+    out, err = io.StringIO(), io.StringIO()
+    code = trio.run(
+        functools.partial(
+            rkctl.run, ["defrag", "--endpoints", "127.0.0.1:1"], stdout=out, stderr=err
+        )
+    )
+    assert code == 0
+    assert out.getvalue() == DEFRAG_NOT_NEEDED + "\n"
+    assert "nothing to defragment" in out.getvalue() and err.getvalue() == ""

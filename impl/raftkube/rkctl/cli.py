@@ -105,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     compaction.add_argument(
         "--physical", action="store_true", help="accepted for compatibility; has no effect"
     )
+    defrag = leaf(
+        sub,
+        "defrag",
+        commands.cmd_defrag,
+        "Not needed by raftkube: its members keep the keyspace in memory and on disk only a "
+        "write-ahead log and snapshot files, so there are no free pages to give back as "
+        "etcd's defragmentation does; the disk that compacted history used is freed when the "
+        "next snapshot (taken automatically) releases the log segments it covers. Prints "
+        "that and changes nothing.",
+    )
+    defrag.add_argument("--cluster", action="store_true", help="accepted for compatibility")
 
     lease = sub.add_parser("lease", help="Lease related commands", parents=[common])
     lease_sub = lease.add_subparsers(dest="lease_command", metavar="COMMAND", required=True)
