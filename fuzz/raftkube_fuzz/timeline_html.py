@@ -112,17 +112,18 @@ SCRIPT = """
     if (title) { details.textContent = title.textContent; }
     return [row, dot];
   }
-  document.querySelectorAll('.mark').forEach(function (dot) {
-    dot.addEventListener('mouseenter', function () {
-      var found = highlight(dot.getAttribute('data-i'));
-      if (found[0]) { found[0].scrollIntoView({block: 'nearest'}); }
-    });
+  // One listener each for the drawing and the table: a trace has thousands of lines.
+  document.getElementById('marks').addEventListener('mouseover', function (event) {
+    var dot = event.target.closest('.mark');
+    if (!dot) { return; }
+    var found = highlight(dot.getAttribute('data-i'));
+    if (found[0]) { found[0].scrollIntoView({block: 'nearest'}); }
   });
-  document.querySelectorAll('#events tbody tr').forEach(function (row) {
-    row.addEventListener('click', function () {
-      var found = highlight(row.getAttribute('data-i'));
-      if (found[1]) { found[1].scrollIntoView({block: 'center', inline: 'center'}); }
-    });
+  document.querySelector('#events tbody').addEventListener('click', function (event) {
+    var row = event.target.closest('tr');
+    if (!row) { return; }
+    var found = highlight(row.getAttribute('data-i'));
+    if (found[1]) { found[1].scrollIntoView({block: 'center', inline: 'center'}); }
   });
   var drawn = 0;
   document.querySelectorAll('.lane').forEach(function (lane) {

@@ -268,7 +268,7 @@ def test_the_html_timeline_renders_in_a_headless_browser(
             "</body>",
             "<script>var dot = document.querySelector('.mark.event');"
             "document.body.setAttribute('data-pointed', dot.getAttribute('data-i'));"
-            "dot.dispatchEvent(new MouseEvent('mouseenter'));</script></body>",
+            "dot.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));</script></body>",
         )
     )
     shot = tmp_path / "shot.png"
