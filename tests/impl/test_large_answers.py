@@ -91,3 +91,15 @@ async def test_a_range_over_the_frame_limit_is_served_in_full_at_one_revision(
                 assert too_big.value.code == "request_too_large"
                 assert (await c.get(b"huge")).count == 0
             nursery.cancel_scope.cancel()
+
+
+def test_a_key_value_is_decoded_fast_when_well_formed_and_refused_by_field_when_not() -> None:
+    kv = KeyValue(b"k", 2, 3, 1, b"v", 7)
+    assert wire.decode_kv(wire.encode_kv(kv)) == kv
+    bad = {**wire.encode_kv(kv), "version": "1"}
+    with pytest.raises(wire.WireError, match=r"kvs\[0\]\.version: expected an integer"):
+        wire.decode_kv(bad, "kvs[0]")
+    with pytest.raises(wire.WireError, match=r"kv\.mod_revision: must be >= 0"):
+        wire.decode_kv({**wire.encode_kv(kv), "mod_revision": -1})
+    with pytest.raises(wire.WireError, match=r"kv\.extra: unknown field"):
+        wire.decode_kv({**wire.encode_kv(kv), "extra": 1})

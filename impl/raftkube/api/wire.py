@@ -227,7 +227,34 @@ def encode_kv(kv: KeyValue) -> Map:
     }
 
 
+_KV_FIELDS: Final = frozenset(
+    ("key", "create_revision", "mod_revision", "version", "value", "lease")
+)
+
+
 def decode_kv(raw: object, where: str = "kv") -> KeyValue:
+    if type(raw) is dict and raw.keys() == _KV_FIELDS:
+        # A range answer carries one per key (a million, for a large prefix): the well-formed
+        # case skips the field-by-field reader, which runs only to name what is wrong.
+        key, value = raw["key"], raw["value"]
+        create, mod, version, lease = (
+            raw["create_revision"],
+            raw["mod_revision"],
+            raw["version"],
+            raw["lease"],
+        )
+        if (
+            type(key) is bytes
+            and type(value) is bytes
+            and type(create) is int
+            and type(mod) is int
+            and type(version) is int
+            and type(lease) is int
+            and create >= 0
+            and mod >= 0
+            and version >= 0
+        ):
+            return KeyValue(key, create, mod, version, value, lease)
     return _decode(
         raw,
         where,
