@@ -6,10 +6,12 @@ This command starts one local 3-member cluster (the member processes ``raftkube 
 with the auto-compaction flags given here), then writes ``--total`` puts in rounds of
 ``--round`` puts (``raftkube bench put``'s load: ``--conns`` connections, ``--clients``
 requesters, ``--val-size``-byte values over ``--key-space-size`` keys). After every round it
-records the round's write rate, each member's resident memory (``VmRSS`` from ``/proc``, so
-Linux only) and the size of each member's data directory, and prints one line. The summary
-compares the median rate of the first ``--window`` rounds (the fresh cluster) with that of
-the last ``--window`` rounds (the aged one).
+records the round's write rate, the CPU time the three members spent per write (user and
+system, all threads), each member's resident memory (``VmRSS``) and the size of each
+member's data directory (``/proc`` is read, so Linux only), and prints one line. The summary
+compares the median of the first ``--window`` rounds (the fresh cluster) with that of the
+last ``--window`` rounds (the aged one), for the rate and for the CPU per write. On a shared
+machine the rate follows whatever else runs; the CPU per write much less so.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class Round:
     """Puts acknowledged since the cluster started, this round included."""
     rate: float
     errors: int
+    cpu_us: float
+    """Microseconds of CPU the members spent per acknowledged write, summed over members."""
     rss_mib: tuple[float, ...]
     disk_mib: tuple[float, ...]
 
@@ -88,6 +92,17 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` so far (``/proc/PID/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def dir_mib(path: Path) -> float:
@@ -132,12 +147,15 @@ async def _longrun(args: argparse.Namespace, data_dir: Path) -> list[Round]:
             async def put(client: Client, n: int, base: int = base) -> object:
                 return await client.put(keys[base + n], value)
 
+            cpu_before = sum(cpu_seconds(c.process.pid) for c in children)
             summary: Summary = await _drive(plan.endpoints, args.conns, args.clients, count, put)
+            cpu = sum(cpu_seconds(c.process.pid) for c in children) - cpu_before
             done += count
             row = Round(
                 done,
                 summary.requests_per_second,
                 summary.errors,
+                cpu / max(1, len(summary.latencies)) * 1e6,
                 tuple(rss_mib(c.process.pid) for c in children),
                 tuple(dir_mib(m.data_dir) for m in plan.members),
             )
@@ -151,7 +169,10 @@ def _line(row: Round) -> str:
     rss = " ".join(f"{v:7.1f}" for v in row.rss_mib)
     disk = " ".join(f"{v:7.1f}" for v in row.disk_mib)
     errors = f"  errors {row.errors}" if row.errors else ""
-    return f"{row.writes:>9,} {row.rate:>10,.0f}   RSS MiB {rss}   disk MiB {disk}{errors}"
+    return (
+        f"{row.writes:>9,} {row.rate:>10,.0f} {row.cpu_us:>8,.0f}   "
+        f"RSS MiB {rss}   disk MiB {disk}{errors}"
+    )
 
 
 def summarize(rounds: list[Round], window: int) -> str:
@@ -161,10 +182,15 @@ def summarize(rounds: list[Round], window: int) -> str:
     aged = statistics.median(r.rate for r in rounds[-window:])
     last = rounds[-1]
     change = (aged - fresh) / fresh * 100 if fresh else float("nan")
+    cpu_fresh = statistics.median(r.cpu_us for r in rounds[:window])
+    cpu_aged = statistics.median(r.cpu_us for r in rounds[-window:])
+    cpu_change = (cpu_aged - cpu_fresh) / cpu_fresh * 100 if cpu_fresh else float("nan")
     return (
-        f"fresh: {fresh:,.0f} writes/s (median of the first {window} rounds)\n"
-        f"aged: {aged:,.0f} writes/s (median of the last {window} rounds, up to "
-        f"{last.writes:,} writes; {change:+.1f}% against fresh)\n"
+        f"fresh: {fresh:,.0f} writes/s, {cpu_fresh:,.0f} us member CPU per write "
+        f"(medians of the first {window} rounds)\n"
+        f"aged: {aged:,.0f} writes/s ({change:+.1f}%), {cpu_aged:,.0f} us member CPU per "
+        f"write ({cpu_change:+.1f}%) (medians of the last {window} rounds, up to "
+        f"{last.writes:,} writes)\n"
         f"peak RSS MiB per member: "
         + " ".join(f"{max(r.rss_mib[i] for r in rounds):.1f}" for i in range(len(last.rss_mib)))
         + "\npeak data dir MiB per member: "
@@ -180,7 +206,7 @@ def run_longrun(args: argparse.Namespace) -> int:
         sys.stderr.write(f"raftkube bench longrun: {exc}\n")
         return 1
     tune_gc()
-    sys.stdout.write(f"{'writes':>9} {'writes/s':>10}   (per member: 0 1 2)\n")
+    sys.stdout.write(f"{'writes':>9} {'writes/s':>10} {'CPU us/w':>8}   (per member: 0 1 2)\n")
     try:
         if args.data_dir is not None:
             args.data_dir.mkdir(parents=True, exist_ok=True)
