@@ -92,6 +92,42 @@ async def test_a_cut_relay_stalls_both_ways_and_delivers_everything_after_the_he
         nursery.cancel_scope.cancel()
 
 
+async def _closed(stream: trio.SocketStream) -> bool:
+    """Whether ``stream`` ends (end of file or a reset) within 5 s; a timeout fails."""
+    with trio.fail_after(5):
+        try:
+            return await stream.receive_some(100) == b""
+        except trio.BrokenResourceError:
+            return True
+
+
+@pytest.mark.trio
+async def test_a_reset_closes_every_connection_at_both_ends_and_new_ones_still_pass() -> None:
+    target_port, relay_port = RELAY_PORTS
+    accepted: trio.MemorySendChannel[trio.SocketStream]
+    accepted, incoming = trio.open_memory_channel[trio.SocketStream](2)
+
+    async def accept(stream: trio.SocketStream) -> None:
+        await accepted.send(stream)
+        await trio.sleep_forever()
+
+    relay = Relay(-1, 0, relay_port, target_port)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_tcp, accept, target_port)
+        await nursery.start(relay.run)
+        dialer = await trio.open_tcp_stream("127.0.0.1", relay_port)
+        await dialer.send_all(b"a")
+        server = await incoming.receive()
+        assert await _receive(server, 5) == b"a"
+
+        assert relay.reset() == 1
+        assert await _closed(dialer) and await _closed(server)
+        again = await trio.open_tcp_stream("127.0.0.1", relay_port)
+        await again.send_all(b"b")
+        assert await _receive(await incoming.receive(), 5) == b"b"
+        nursery.cancel_scope.cancel()
+
+
 # --- lost writes ------------------------------------------------------------------------------
 
 

@@ -43,7 +43,8 @@ class NemesisError(Exception):
 
 @attrs.frozen
 class Ports:
-    """Where everything listens: clients on ``base + i``, Raft on ``base + 10 + i``, the relay
+    """Where everything listens: member ``i`` serves clients on ``base + i`` and Raft on
+    ``base + 10 + i``; the relay clients reach it through is on ``base + 50 + i``, the relay
     from ``i`` to ``j`` on ``base + 100 + 10 * i + j``."""
 
     base: int
@@ -53,6 +54,9 @@ class Ports:
 
     def peer(self, i: int) -> int:
         return self.base + 10 + i
+
+    def client_relay(self, i: int) -> int:
+        return self.base + 50 + i
 
     def relay(self, source: int, dest: int) -> int:
         return self.base + 100 + 10 * source + dest
@@ -82,13 +86,15 @@ class ProcessCluster:
     ports: Ports
     members: list[MemberProcess]
     relays: dict[tuple[int, int], Relay]
+    client_relays: list[Relay]
     unexpected_exits: list[str] = attrs.Factory(list)
     """Members that exited without being killed or stopped by us (with their exit codes): a
     member must survive every fault the nemesis injects."""
 
     @property
     def client_endpoints(self) -> list[str]:
-        return [f"{HOST}:{self.ports.client(i)}" for i in range(self.servers)]
+        """Where clients reach the members: through the client relays."""
+        return [f"{HOST}:{self.ports.client_relay(i)}" for i in range(self.servers)]
 
     def check_started(self) -> None:
         """Raise :class:`NemesisError` if a member has exited on its own, with the last line
@@ -145,6 +151,10 @@ class ProcessCluster:
         """Stall every message ``source`` sends ``dest`` (one way)."""
         self.relays[source, dest].cut()
 
+    def reset_clients(self, i: int) -> int:
+        """Break every client connection to member ``i``; returns how many there were."""
+        return self.client_relays[i].reset()
+
     def heal_network(self) -> None:
         for relay in self.relays.values():
             relay.heal()
@@ -185,7 +195,8 @@ def member_argv(
     peers = ",".join(
         f"{j}={HOST}:{ports.peer(j) if j == i else ports.relay(i, j)}" for j in range(servers)
     )
-    clients = ",".join(f"{j}={HOST}:{ports.client(j)}" for j in range(servers))
+    # Leader hints name the client relays, so a client that follows one stays behind them.
+    clients = ",".join(f"{j}={HOST}:{ports.client_relay(j)}" for j in range(servers))
     if mutant is None:
         head = [sys.executable, "-m", "raftkube.cluster"]
     else:
@@ -222,23 +233,25 @@ async def open_cluster(
         for d in range(servers)
         if s != d
     }
+    client_relays = [Relay(-1, i, ports.client_relay(i), ports.client(i)) for i in range(servers)]
     members = [
         MemberProcess(
             i, member_argv(i, servers, ports, data_dir, mutant), data_dir / f"member-{i}.log"
         )
         for i in range(servers)
     ]
-    cluster = ProcessCluster(servers, ports, members, relays)
+    cluster = ProcessCluster(servers, ports, members, relays, client_relays)
     async with trio.open_nursery() as nursery:
         try:
-            for relay in relays.values():
+            for relay in [*relays.values(), *client_relays]:
                 try:
                     await nursery.start(relay.run)
                 except OSError as exc:
                     raise NemesisError(
-                        f"cannot listen on {HOST}:{relay.listen_port} for the relay from member "
-                        f"{relay.source} to member {relay.dest}: {exc.strerror or exc}; choose "
-                        "other ports with --port"
+                        f"cannot listen on {HOST}:{relay.listen_port} for the relay from "
+                        f"{'clients' if relay.source < 0 else f'member {relay.source}'} to "
+                        f"member {relay.dest}: {exc.strerror or exc}; choose other ports with "
+                        "--port"
                     ) from None
             for i in range(servers):
                 await cluster.start(i)

@@ -29,7 +29,12 @@ class Injected:
     undone_at: float | None = None
 
     def line(self) -> str:
-        undone = "not undone" if self.undone_at is None else f"undone at {self.undone_at:7.1f} s"
+        if self.fault.kind == "reset":
+            undone = "(instant)"
+        elif self.undone_at is None:
+            undone = "not undone"
+        else:
+            undone = f"undone at {self.undone_at:7.1f} s"
         return f"{self.at:7.1f} s  {self.description:<46} {undone}"
 
 
@@ -59,6 +64,9 @@ class Nemesis:
                     break
                 await self._sleep_until(fault.at)
                 injected = await self._apply(fault)
+                if fault.kind == "reset":  # nothing stands, nothing to undo
+                    injected.undone_at = injected.at
+                    continue
                 nursery.start_soon(self._undo_later, injected, min(fault.at + fault.hold, duration))
             await self._sleep_until(duration)
 
@@ -104,7 +112,10 @@ class Nemesis:
         at = self.elapsed()
         m, note = await self._target(fault)
         links = _links(fault, m, self.cluster.servers)
-        if fault.kind in ("kill", "pause"):
+        if fault.kind == "reset":
+            closed = self.cluster.reset_clients(m)
+            text = f"reset {closed} client connections of member {m}{note}"
+        elif fault.kind in ("kill", "pause"):
             self._standing[fault.kind, m] += 1
             if fault.kind == "kill":
                 await self.cluster.kill(m)

@@ -13,6 +13,10 @@ until the heal. That is what a packet-dropping firewall does to TCP (the peers s
 the kernels' buffers fill, the sender's bounded queue drops, and whatever was in flight
 arrives late after the heal), and it keeps each byte stream intact: dropping bytes out of the
 middle of a stream would test the framing, not Raft.
+
+Clients reach the members through relays too (one per member, never cut), so that the
+nemesis can reset every client connection of a member at once (:meth:`Relay.reset`): the
+fault that makes a client retry a write whose answer it lost.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ class Relay:
     :meth:`cut` stalls them, :meth:`heal` lets them go on."""
 
     source: int
-    """The member that dials through this relay."""
+    """The member that dials through this relay (-1: the clients)."""
     dest: int
     """The member it reaches."""
     listen_port: int
     target_port: int
     host: str = "127.0.0.1"
     _flowing: trio.Event = attrs.Factory(trio.Event)
+    _open: set[trio.CancelScope] = attrs.Factory(set)
     connections: int = 0
     """Connections accepted so far (a relay nobody dialled would test nothing)."""
 
@@ -51,6 +56,14 @@ class Relay:
     def heal(self) -> None:
         self._flowing.set()
 
+    def reset(self) -> int:
+        """Close every connection through the relay at both ends, as a middlebox's RST would
+        (new connections are forwarded as usual); returns how many were closed."""
+        scopes = list(self._open)
+        for scope in scopes:
+            scope.cancel()
+        return len(scopes)
+
     async def _wait_flowing(self) -> None:
         # A cut after a heal replaces the event, so wait on whichever is current.
         while self.is_cut:
@@ -64,6 +77,14 @@ class Relay:
 
     async def _forward(self, inbound: trio.SocketStream) -> None:
         self.connections += 1
+        with trio.CancelScope() as scope:
+            self._open.add(scope)
+            try:
+                await self._connect(inbound)
+            finally:
+                self._open.discard(scope)
+
+    async def _connect(self, inbound: trio.SocketStream) -> None:
         async with inbound:
             await self._wait_flowing()
             try:

@@ -14,11 +14,13 @@ import random
 
 import attrs
 
-KINDS = ("kill", "pause", "isolate", "one_way", "bridge")
+KINDS = ("kill", "pause", "isolate", "one_way", "bridge", "reset")
 """``kill``: SIGKILL, restarted when undone. ``pause``: SIGSTOP, SIGCONT when undone.
 ``isolate``: every relay to and from the member cut. ``one_way``: the member's messages to
 one other member cut (it still hears everything). ``bridge``: the other members cannot reach
-each other, but both still reach this one."""
+each other, but both still reach this one. ``reset``: every client connection of the member
+broken at once (nothing to undo): clients must retry, or report their writes' outcome
+unknown."""
 
 WARM_UP = 2.0
 """Seconds of calm before the first fault, so the cluster has a leader and some data."""
@@ -72,6 +74,6 @@ def plan(
             hold = round(rng.uniform(*HOLD), 1)
             other = (fallback + rng.randrange(1, servers)) % servers
             faults.append(Fault(round(t, 1), kind, target, fallback, hold, other))
-            end = max(end, t + hold)
+            end = max(end, t + (0.0 if kind == "reset" else hold))  # a reset is instant
         t = end + rng.uniform(*GAP)
     return tuple(faults)
