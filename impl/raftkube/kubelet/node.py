@@ -156,6 +156,8 @@ class NodeStatusReporter:
     """Whether the container runtime answers; Ready is False while it does not."""
     node: Obj | None = None
     _reported_at: float | None = None
+    _lease: Obj | None = None
+    """The Lease as the last write returned it (its resourceVersion guards the next PUT)."""
 
     async def register(self) -> Obj:
         """Create the Node, or take the existing one and update its status; retried every
@@ -209,9 +211,22 @@ class NodeStatusReporter:
                 log.warning("error updating node status: %s", exc)
 
     async def renew_lease(self) -> None:
+        """Renew the Lease from the copy the last write returned, as upstream's lease
+        controller does with its ``latestLease`` (one PUT per renewal, no GET: with 1,000
+        simulated nodes that is 100 requests a second fewer); only without a copy, or when
+        the server refuses it (someone else wrote the Lease, or it is gone), is the Lease read
+        again, or created."""
         name, namespace = self.config.name, "kube-node-lease"
         path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         now = micro_time(self.wall())
+        if self._lease is not None:
+            try:
+                self._lease = await self._put_lease(path, self._lease, now)
+                return
+            except KubeAPIError as exc:
+                if exc.code not in (404, 409):
+                    raise
+                self._lease = None
         try:
             lease = await self.client.get(f"{path}/{name}")
         except KubeAPIError as exc:
@@ -227,7 +242,7 @@ class NodeStatusReporter:
                         "uid": self.node["metadata"]["uid"],
                     }
                 ]
-            await self.client.create(
+            self._lease = await self.client.create(
                 path,
                 {
                     "apiVersion": "coordination.k8s.io/v1",
@@ -241,9 +256,13 @@ class NodeStatusReporter:
                 },
             )
             return
-        lease["spec"] = {**lease.get("spec", {}), "holderIdentity": name, "renewTime": now}
-        lease["spec"]["leaseDurationSeconds"] = self.config.lease_duration
-        await self.client.call("PUT", f"{path}/{name}", body=lease)
+        self._lease = await self._put_lease(path, lease, now)
+
+    async def _put_lease(self, path: str, lease: Obj, now: str) -> Obj:
+        name = self.config.name
+        spec = {**lease.get("spec", {}), "holderIdentity": name, "renewTime": now}
+        spec["leaseDurationSeconds"] = self.config.lease_duration
+        return await self.client.call("PUT", f"{path}/{name}", body={**lease, "spec": spec})
 
     async def run_lease(self) -> None:
         while True:
