@@ -17,6 +17,7 @@ import trio
 
 from raftkube.apiserver.auth.pki import node_user, write_kubeconfig
 from raftkube.bench.cluster import NAMESPACES, Phase, Result, measure, replicaset
+from raftkube.bench.cputime import CPUTable, component_name, sample
 from raftkube.clock import TrioClock
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.kubelet.simnodes import SIM_NODE_LABEL, plan_sim_nodes, run_sim_nodes
@@ -24,6 +25,7 @@ from raftkube.scheduler.scheduler import Scheduler
 from tests.apiserver.conftest import APIHarness, api  # noqa: F401  (the fixture)
 
 NODES, PODS = 5, 20
+PY = "/usr/bin/python3"
 
 
 async def _scheduler(api: APIHarness) -> None:  # noqa: F811
@@ -110,3 +112,16 @@ def test_the_report_says_which_targets_were_met_and_what_did_not_finish() -> Non
     small = Result(False, Phase(5, 5, 1.0), pods, pods, pods, pods)
     assert "target" not in small.render()
     assert small.complete
+
+
+def test_cpu_seconds_are_per_phase_differences_named_by_component() -> None:
+    assert component_name([PY, "-m", "raftkube.cluster", "member", "--id", "2"]) == "member 2"
+    assert component_name([PY, "-m", "raftkube.cluster", "sim-nodes", "--count", "5"]) == (
+        "sim-nodes"
+    )
+    assert component_name(["/usr/bin/sleep", "5"]) == "sleep"
+    samples = [{"bench": 1.0}, {"bench": 2.5, "apiserver": 4.0}, {"bench": 3.0, "apiserver": 9.0}]
+    table = CPUTable.between(("a", "b"), samples)
+    assert table.seconds == {"apiserver": (4.0, 5.0), "bench": (1.5, 0.5)}
+    assert table.render()[-1].split() == ["total", "5.5", "5.5"]
+    assert "bench" in sample()  # this process, at least

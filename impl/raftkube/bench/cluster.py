@@ -39,6 +39,7 @@ import attrs
 import trio
 
 from raftkube.apiserver.resources import ResourceInfo, lookup
+from raftkube.bench.cputime import CPUTable, sample
 from raftkube.clock import TrioClock, move_on_after
 from raftkube.cluster.common import positive_int
 from raftkube.cluster.control_plane import ControlPlanePlan, plan_control_plane
@@ -66,6 +67,10 @@ SINGLE = ("--leader-elect=false",)
 election (as ``bench scheduler`` runs its scheduler): on a loaded machine a renewal that misses
 its deadline ends the process (upstream's behaviour, where the kubelet restarts it), and nothing
 here would restart it."""
+
+PHASES = ("nodes", "pods", "delete")
+"""The CPU table's columns: until the nodes are Ready, until the pods are Running, until they
+are gone."""
 
 STOP_TIMEOUT = 10.0
 """Seconds each started process gets between SIGTERM and SIGKILL, as ``raftkube up``."""
@@ -206,6 +211,8 @@ class Result:
     running: Phase
     deleted: Phase
     errors: list[str] = attrs.field(factory=list)
+    cpu: CPUTable | None = None
+    """CPU seconds per started process and phase (a cluster the run started)."""
 
     @property
     def complete(self) -> bool:
@@ -230,6 +237,9 @@ class Result:
             f"  pods deleted:   {self.deleted.render()}  (since the ReplicaSet was deleted)",
             f"  anchors: {ANCHORS}",
         ]
+        if self.cpu is not None:
+            lines.append("  CPU seconds per process and phase (user + system, from /proc):")
+            lines += self.cpu.render()
         lines += [f"  error: {e}" for e in self.errors]
         return "\n".join(lines) + "\n"
 
@@ -358,17 +368,20 @@ async def measure(
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watcher.run, client, namespace, clock)
+                samples = [sample()]
                 nodes_started = time.perf_counter()
                 if start_nodes is not None:
                     start_nodes()
                 await _wait(watcher.ready.reached, clock, args.timeout, halted)
                 nodes = _phase(watcher.ready, args.sim_nodes, nodes_started)
+                samples.append(sample())
                 created_at = time.perf_counter()
                 await client.create(REPLICASETS, replicaset(args.pods), namespace=namespace)
                 await _wait(watcher.running.reached, clock, args.timeout, halted)
                 created = _phase(watcher.created, args.pods, created_at)
                 scheduled = _phase(watcher.scheduled, args.pods, created_at)
                 running = _phase(watcher.running, args.pods, created_at)
+                samples.append(sample())
                 deleted_at = time.perf_counter()
                 existing = watcher.start_deletion()
                 await client.delete(
@@ -380,6 +393,7 @@ async def measure(
                 )  # fmt: skip
                 await _wait(watcher.present.reached, clock, args.timeout, halted)
                 deleted = _phase(watcher.present, existing, deleted_at)
+                samples.append(sample())
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
