@@ -131,10 +131,6 @@ class Line:
                 raise ValueError(f"a timeline entry's info must be an object, not {info!r}")
         return cls(float(time), None if member is None else int(member), str(kind), str(text), info)
 
-    def render(self) -> str:
-        who = "world" if self.member is None else f"m{self.member}"
-        return f"{self.time:12.6f}  {who:>5}  {self.kind:<6} {self.text}"
-
 
 def carried_message(payload: object) -> Message | None:
     """The message a line is about: a sent message itself, the message a Raft event handles,
