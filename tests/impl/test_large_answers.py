@@ -6,6 +6,7 @@ that a few hundred small keys exceed it, instead of writing the megabytes the de
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 from pathlib import Path
 
@@ -28,17 +29,17 @@ KEYS = 300
 def test_range_parts_respect_the_budget_and_keep_every_key_once() -> None:
     kvs = [KeyValue(b"k%03d" % i, 1, 1, 1, b"v" * (i % 50)) for i in range(200)]
     budget = 1024
-    parts = range_parts(kvs, budget)
+    parts = list(range_parts(kvs, budget))
     assert parts[0][0] == 0 and parts[-1][1] == len(kvs)
-    for (_, end), (start, _) in zip(parts, parts[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(parts):
         assert end == start  # Contiguous, no key twice or lost.
     for start, end in parts:
         cost = sum(len(kv.key) + len(kv.value) + KV_OVERHEAD for kv in kvs[start:end])
         assert end > start and (cost <= budget or end - start == 1)
     # One KeyValue over the budget gets a part of its own rather than being dropped.
     big = [KeyValue(b"a", 1, 1, 1, b"x" * 5000), KeyValue(b"b", 1, 1, 1, b"y")]
-    assert range_parts(big, budget) == [(0, 1), (1, 2)]
-    assert range_parts([], budget) == [(0, 0)]
+    assert list(range_parts(big, budget)) == [(0, 1), (1, 2)]
+    assert list(range_parts([], budget)) == [(0, 0)]
 
 
 @pytest.mark.trio

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -53,6 +53,8 @@ KV_OVERHEAD: int = 128
 """An upper bound on the bytes one encoded KeyValue takes beyond its key and value (field
 names, four integers, two length prefixes: about 100)."""
 RESPONSE_TOO_LARGE: str = "response_too_large"
+RANGE_PART_BYTES: int = 1024 * 1024
+"""The most a part of a split range answer holds (by the estimate)."""
 MAX_QUEUED_FRAMES: int = 4096
 """Answers waiting to be written, beyond which a connection's answers are dropped."""
 HANDSHAKE_TIMEOUT: float = 10.0
@@ -259,20 +261,20 @@ async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
         conn.send(_member_error(conn, req.id, exc))
 
 
-def range_parts(kvs: Sequence[KeyValue], budget: int) -> list[tuple[int, int]]:
+def range_parts(kvs: Sequence[KeyValue], budget: int) -> Iterator[tuple[int, int]]:
     """Split ``kvs`` into ``[start, end)`` slices whose encodings stay within ``budget``
     bytes by the :data:`KV_OVERHEAD` bound, each holding at least one KeyValue (one larger
-    than the budget gets a slice of its own; no request can write one over 1.5 MiB)."""
-    parts: list[tuple[int, int]] = []
+    than the budget gets a slice of its own; no request can write one over 1.5 MiB). Lazily:
+    the member finds each boundary only when it is about to send that part, so a million
+    keys are not walked in one go while the event loop waits."""
     start, size = 0, 0
     for i, kv in enumerate(kvs):
         cost = len(kv.key) + len(kv.value) + KV_OVERHEAD
         if size + cost > budget and i > start:
-            parts.append((start, i))
+            yield start, i
             start, size = i, 0
         size += cost
-    parts.append((start, len(kvs)))
-    return parts
+    yield start, len(kvs)
 
 
 async def _send_range(
@@ -282,14 +284,16 @@ async def _send_range(
 
     Every frame but the last carries ``"partial": true`` and only ``kvs``; the last carries
     the rest of ``kvs`` with ``more`` and ``count``, and every frame the same header, since
-    the whole answer was read at one revision. Half the frame limit is left per part for the
-    envelope and the estimate's slack. Each part after the first is encoded only once the
-    one before was written, so the member holds about one part of the encoded answer."""
-    parts = range_parts(resp.kvs, conn.max_frame // 2)
+    the whole answer was read at one revision. A part holds at most :data:`RANGE_PART_BYTES`
+    (and half the frame limit, leaving room for the envelope and the estimate's slack), so
+    encoding one holds the event loop for tens of milliseconds, not the seconds a whole
+    large answer takes. Each part after the first is encoded only once the one before was
+    written, so the member holds about one part of the encoded answer."""
+    kvs = resp.kvs
     encoded_header = wire.encode_header(header)
-    for n, (start, end) in enumerate(parts):
-        body: dict[str, Any] = {"kvs": [wire.encode_kv(kv) for kv in resp.kvs[start:end]]}
-        if n + 1 < len(parts):
+    for start, end in range_parts(kvs, min(conn.max_frame // 2, RANGE_PART_BYTES)):
+        body: dict[str, Any] = {"kvs": [wire.encode_kv(kv) for kv in kvs[start:end]]}
+        if end < len(kvs):
             frame = {"id": rid, "ok": True, "header": encoded_header, "body": body}
             frame["partial"] = True
             flushed = conn.flushed
