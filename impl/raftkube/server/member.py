@@ -344,7 +344,9 @@ class Member:
 
     @property
     def is_leader(self) -> bool:
-        return self.node.is_leader
+        # A member fenced by a disk fault may still hold its last Raft state, but it leads
+        # nothing: it takes no further part in Raft.
+        return self.node.is_leader and self.disk_fault is None
 
     @property
     def leader(self) -> int | None:
