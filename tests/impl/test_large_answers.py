@@ -10,11 +10,15 @@ import itertools
 from functools import partial
 from pathlib import Path
 
+import msgpack  # type: ignore[import-untyped]
 import pytest
 import trio
+import trio.testing
 
 from raftkube.api import wire
 from raftkube.client import Client, ClientError
+from raftkube.client.connection import Connection
+from raftkube.net.framing import encode_frame
 from raftkube.server.member import MemberConfig
 from raftkube.server.runner import open_member
 from raftkube.server.service import KV_OVERHEAD, range_parts, serve_clients
@@ -104,3 +108,34 @@ def test_a_key_value_is_decoded_fast_when_well_formed_and_refused_by_field_when_
         wire.decode_kv({**wire.encode_kv(kv), "mod_revision": -1})
     with pytest.raises(wire.WireError, match=r"kv\.extra: unknown field"):
         wire.decode_kv({**wire.encode_kv(kv), "extra": 1})
+
+
+@pytest.mark.trio
+async def test_a_malformed_answer_part_fails_its_call_by_name_and_the_connection_goes_on() -> None:
+    client_side, server_side = trio.testing.memory_stream_pair()
+    conn = Connection("test", client_side, timeout=10)
+    header = {"cluster_id": "c", "member_id": 0, "revision": 5, "raft_term": 1}
+    good = wire.encode_kv(KeyValue(b"a", 2, 2, 1, b"x"))
+
+    async def send(frame: dict[str, object]) -> None:
+        await server_side.send_all(encode_frame(msgpack.packb(frame, use_bin_type=True)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.run)
+        bad_call = conn.call(1, {"id": 1, "op": "range", "body": {}})
+        ok_call = conn.call(2, {"id": 2, "op": "range", "body": {}})
+        bad_part = {**good, "version": "one"}
+        part = {"id": 1, "ok": True, "header": header, "body": {"kvs": [bad_part]}}
+        await send({**part, "partial": True})
+        await send({"id": 1, "ok": True, "header": header, "body": {"kvs": [], "more": False}})
+        await send(
+            {"id": 2, "ok": True, "header": header, "body": {"kvs": [good]}, "partial": True}
+        )
+        await send({"id": 2, "ok": True, "header": header, "body": {"kvs": [good], "count": 2}})
+        refused = await bad_call.wait()
+        assert refused["error"]["code"] == "bad_request"
+        assert "body.kvs[0].version" in refused["error"]["message"]
+        answer = await ok_call.wait()
+        resp = wire.decode_response("range", answer["body"], 5)
+        assert isinstance(resp, RangeResponse) and [kv.key for kv in resp.kvs] == [b"a", b"a"]
+        conn.close()

@@ -233,6 +233,9 @@ _KV_FIELDS: Final = frozenset(
 
 
 def decode_kv(raw: object, where: str = "kv") -> KeyValue:
+    if type(raw) is KeyValue:
+        # Decoded already: the client decodes a split range answer's parts as they arrive.
+        return raw
     if type(raw) is dict and raw.keys() == _KV_FIELDS:
         # A range answer carries one per key (a million, for a large prefix): the well-formed
         # case skips the field-by-field reader, which runs only to name what is wrong.

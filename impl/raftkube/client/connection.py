@@ -13,9 +13,11 @@ The client's hot path is here, so it is built to cost little per request:
   so a simulated client host times out by its own time.
 
 A range answer too large for one frame arrives as several frames of its id (``docs/
-client-protocol.md``, "Large answers"): those marked ``partial`` are held until the last one,
-and the call is answered with all of them joined into one body, so callers never see parts.
-The request timeout covers the whole answer, as etcdctl's ``--command-timeout`` does.
+client-protocol.md``, "Large answers"): the KeyValues of those marked ``partial`` are decoded
+as they arrive (so a million-key answer is never held as a million msgpack maps as well as a
+million KeyValues) and held until the last frame, and the call is answered with all of them
+joined into one body, so callers never see parts. The request timeout covers the whole
+answer, as etcdctl's ``--command-timeout`` does.
 
 Watches are long-lived streams of answers, so they keep a memory channel each. A watcher that
 falls a whole channel behind is not fed further (the reader never waits on one slow consumer,
@@ -32,8 +34,10 @@ import msgpack  # type: ignore[import-untyped]
 import outcome
 import trio
 
+from raftkube.api import wire
 from raftkube.clock import Clock, TrioClock
 from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube_spec.kv.types import KeyValue
 
 MAX_FRAME: Final = 64 * 1024 * 1024
 
@@ -99,17 +103,28 @@ class Reply:
         return msg
 
 
-def join_parts(parts: list[Frame], last: Frame) -> Frame:
-    """One answer from the ``partial`` frames of a large range answer and its last frame:
-    the ``kvs`` of all of them, in order, with the last frame's other fields. A last frame
-    that is an error (the member could not send the rest) is the answer as it is."""
+def part_kvs(frame: Frame) -> list[KeyValue]:
+    """The KeyValues of one ``partial`` frame; raises :class:`~raftkube.api.wire.WireError`
+    naming the field if the frame is malformed."""
+    body = frame.get("body")
+    raw = body.get("kvs") if isinstance(body, dict) else None
+    if not isinstance(raw, list):
+        raise wire.WireError("body.kvs", "a partial answer carries a list of kvs")
+    return [wire.decode_kv(kv, f"body.kvs[{i}]") for i, kv in enumerate(raw)]
+
+
+def join_parts(parts: list[KeyValue], last: Frame) -> Frame:
+    """One answer from the KeyValues of a large range answer's ``partial`` frames and its
+    last frame: all of them, in order, with the last frame's other fields (the codec takes
+    decoded KeyValues as they are). A last frame that is an error (the member could not send
+    the rest) is the answer as it is."""
     if not last.get("ok"):
         return last
-    kvs: list[Any] = []
-    for part in parts:
-        kvs.extend(part["body"]["kvs"])
-    kvs.extend(last["body"]["kvs"])
-    return {**last, "body": {**last["body"], "kvs": kvs}}
+    body = last.get("body")
+    rest = body.get("kvs") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not isinstance(rest, list):
+        return last  # Malformed: the codec names what is wrong.
+    return {**last, "body": {**body, "kvs": [*parts, *rest]}}
 
 
 class Connection:
@@ -134,8 +149,10 @@ class Connection:
         self.overflowed: set[int] = set()
         """Watches whose consumer fell a whole channel behind: cut off, not fed further."""
         self.broken = False
-        self._parts: dict[int, list[Frame]] = {}
-        """The ``partial`` frames received so far of answers still arriving, by request id."""
+        self._parts: dict[int, list[KeyValue]] = {}
+        """The KeyValues received so far of answers still arriving, by request id."""
+        self._bad_parts: dict[int, Frame] = {}
+        """Answers whose parts were malformed: the error their call gets at the end."""
         self._outbox: list[bytes] = []
         self._outbox_ready = trio.Event()
         self._timer_idle: trio.Event | None = None
@@ -209,15 +226,17 @@ class Connection:
                     continue
                 rid = msg.get("id", -1)
                 if msg.get("partial") is True:
-                    if rid in self.calls:
-                        self._parts.setdefault(rid, []).append(msg)
-                    else:
-                        self._parts.pop(rid, None)  # Its call timed out: nobody waits.
+                    self._take_part(rid, msg)
                     continue
                 reply = self.calls.pop(rid, None)
                 parts = self._parts.pop(rid, None)
+                bad = self._bad_parts.pop(rid, None)
                 if reply is not None:
-                    reply.deliver(msg if parts is None else join_parts(parts, msg))
+                    if bad is not None:
+                        msg = bad
+                    elif parts is not None:
+                        msg = join_parts(parts, msg)
+                    reply.deliver(msg)
                     continue
                 chan = self.streams.get(rid)
                 if chan is not None:
@@ -231,6 +250,27 @@ class Connection:
                         del self.streams[rid]
         except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
             return
+
+    def _take_part(self, rid: Any, msg: Frame) -> None:
+        """Keep the KeyValues of one ``partial`` frame for its call (a malformed one turns
+        the whole answer into a ``bad_request`` error, given once the last frame arrives)."""
+        if rid not in self.calls:
+            self._parts.pop(rid, None)  # Its call timed out: nobody waits.
+            self._bad_parts.pop(rid, None)
+            return
+        if rid in self._bad_parts:
+            return
+        try:
+            kvs = part_kvs(msg)
+        except wire.WireError as exc:
+            self._parts.pop(rid, None)
+            self._bad_parts[rid] = {
+                "id": rid,
+                "ok": False,
+                "error": {"code": "bad_request", "message": f"malformed answer part: {exc}"},
+            }
+            return
+        self._parts.setdefault(rid, []).extend(kvs)
 
     async def _write_loop(self, scope: trio.CancelScope) -> None:
         try:
