@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from raftkube.apiserver.errors import APIError
+from raftkube.apiserver.handlers.strategy import field_fn
 from raftkube.apiserver.resources import lookup
 from raftkube.apiserver.storage import ObjectStore
 from raftkube.apiserver.watchcache import CacheWatcher, WatchCache
@@ -157,6 +158,45 @@ async def test_objects_moving_through_a_selector(tmp_path: Path) -> None:
                 ("MODIFIED", "x", rv(x4)),
                 ("DELETED", "x", rv(x5)),
             ]
+
+
+@pytest.mark.trio
+async def test_watchers_pinned_to_a_node_see_only_that_nodes_pods(tmp_path: Path) -> None:
+    """A kubelet's watch (``spec.nodeName=NAME``) is indexed by its node: it still sees a pod
+    come (bound to it), change, and leave (bound elsewhere, deleted), and nothing of others."""
+    fields = field_fn(PODS)
+    with trio.fail_after(30):
+        async with running(tmp_path) as (store, cache):
+            n1 = cache.watch("", field_selector="spec.nodeName=n1", field_fn=fields)
+            n2 = cache.watch("", field_selector="spec.nodeName=n2", field_fn=fields)
+            unbound = cache.watch("", field_selector="spec.nodeName!=n1", field_fn=fields)
+            everything = cache.watch("", field_fn=fields)
+            for w in (n1, n2, unbound, everything):
+                w.register()
+            assert sorted(cache._indexed) == ["n1", "n2"]
+            a = await store.create(PODS, pod("a"))
+            a2 = await store.update(PODS, {**a, "spec": {"nodeName": "n1"}}, expected_rv=rv(a))
+            a3 = await store.update(
+                PODS, {**a2, "spec": {"nodeName": "n1", "x": 1}}, expected_rv=rv(a2)
+            )
+            a4 = await store.update(PODS, {**a3, "spec": {"nodeName": "n3"}}, expected_rv=rv(a3))
+            b = await store.create(PODS, {**pod("b"), "spec": {"nodeName": "n2"}})
+            b2 = await store.delete(PODS, "default", "b")
+            assert await take(n1, 3) == [
+                ("ADDED", "a", rv(a2)),
+                ("MODIFIED", "a", rv(a3)),
+                ("DELETED", "a", rv(a4)),  # bound elsewhere: it left the selector
+            ]
+            assert await take(n2, 2) == [("ADDED", "b", rv(b)), ("DELETED", "b", rv(b2))]
+            assert await take(unbound, 4) == [
+                ("ADDED", "a", rv(a)),
+                ("DELETED", "a", rv(a2)),
+                ("ADDED", "a", rv(a4)),
+                ("ADDED", "b", rv(b)),
+            ]
+            assert len(await take(everything, 6)) == 6
+            n1.end()
+            assert sorted(cache._indexed) == ["n2"]
 
 
 @pytest.mark.trio

@@ -29,6 +29,12 @@ What the cache promises, and why it holds:
 - *Bookmarks tell the truth.* A BOOKMARK carries the cache's revision, and every event up to
   it has been put in the watcher's stream before the bookmark.
 
+Watchers pinned to one node (a kubelet's ``fieldSelector=spec.nodeName=NAME`` watch of pods) are
+indexed by that node, as upstream's cacher indexes them with the pod's ``NodeNameTriggerFunc``:
+an event is offered only to the watchers of the node it names before or after, and to the
+unindexed ones, instead of being matched against every kubelet's selector (with 1,000 nodes,
+that matching was a fifth of the API server's time).
+
 Simplifications: the store has no progress notifications, so the cache's revision is the last
 revision that touched this resource, not the store's; a watch from a resourceVersion newer than
 that simply starts there (every event after it is delivered) instead of waiting for the cache,
@@ -41,7 +47,7 @@ import builtins
 import collections
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import attrs
@@ -110,6 +116,19 @@ def not_ready() -> APIError:
     )
 
 
+def _pod_node_name(obj: Obj) -> str:
+    """Upstream's ``NodeNameTriggerFunc``: the node a pod is bound to ("" for none yet)."""
+    spec = obj.get("spec")
+    return str(spec.get("nodeName") or "") if isinstance(spec, dict) else ""
+
+
+TRIGGERS: Final[dict[tuple[str, str], tuple[str, Callable[[Obj], str]]]] = {
+    ("", "pods"): ("spec.nodeName", _pod_node_name),
+}
+"""Per resource (group, plural): the field whose ``=`` selector indexes a watcher, and the
+function reading that field's value from an object (upstream's cacher ``IndexerFuncs``)."""
+
+
 class WatchCache:
     """The cache of one resource; run :meth:`run` in a nursery the caller owns.
 
@@ -148,6 +167,10 @@ class WatchCache:
         self._objects: dict[str, Obj] = {}
         self._events: collections.deque[CacheEvent] = collections.deque()
         self._watchers: set[CacheWatcher] = set()
+        """The watchers not indexed by a trigger value."""
+        self._indexed: dict[str, set[CacheWatcher]] = {}
+        """Watchers whose selector pins the trigger field, by the value it pins it to."""
+        self._trigger = TRIGGERS.get((info.group, info.resource))
         self._ready = trio.Event()
         self._progress = trio.Event()
 
@@ -257,7 +280,46 @@ class WatchCache:
                     item = _transition(event, selection)
                     if item is not None:
                         watcher.backlog.append(item)
-        self._watchers.add(watcher)
+        watcher.trigger_value = self._trigger_value_of(selection)
+        if watcher.trigger_value is None:
+            self._watchers.add(watcher)
+        else:
+            self._indexed.setdefault(watcher.trigger_value, set()).add(watcher)
+
+    def _trigger_value_of(self, selection: Filter) -> str | None:
+        """The value the selection pins this resource's trigger field to, if it does."""
+        if self._trigger is None or selection.fields is None:
+            return None
+        return selection.fields.value_of(self._trigger[0])
+
+    def _unregister(self, watcher: CacheWatcher) -> None:
+        if watcher.trigger_value is None:
+            self._watchers.discard(watcher)
+            return
+        indexed = self._indexed.get(watcher.trigger_value)
+        if indexed is not None:
+            indexed.discard(watcher)
+            if not indexed:
+                del self._indexed[watcher.trigger_value]
+
+    def _all_watchers(self) -> builtins.list[CacheWatcher]:
+        every = builtins.list(self._watchers)
+        for value in sorted(self._indexed):
+            every.extend(self._indexed[value])
+        return every
+
+    def _candidates(self, event: CacheEvent) -> builtins.list[CacheWatcher]:
+        """The watchers ``event`` may concern: the unindexed ones, and the indexed ones of the
+        trigger value the object has now or had before."""
+        candidates = builtins.list(self._watchers)
+        if self._trigger is not None and self._indexed:
+            trigger = self._trigger[1]
+            values = {trigger(event.obj)}
+            if event.prev is not None:
+                values.add(trigger(event.prev))
+            for value in sorted(values):
+                candidates.extend(self._indexed.get(value, ()))
+        return candidates
 
     def _bookmark(self, *, initial_end: bool = False) -> WatchItem:
         meta: Obj = {"resourceVersion": str(self.revision)}
@@ -267,7 +329,7 @@ class WatchCache:
         return BOOKMARK, obj
 
     def _dispatch(self, event: CacheEvent) -> None:
-        for watcher in list(self._watchers):
+        for watcher in self._candidates(event):
             if event.revision <= watcher.start:
                 continue  # a watcher from a revision the cache had not reached yet
             item = _transition(event, watcher.selection)
@@ -275,14 +337,14 @@ class WatchCache:
                 watcher.offer(item)
 
     def _send_bookmarks(self) -> None:
-        for watcher in list(self._watchers):
+        for watcher in self._all_watchers():
             due = self.revision > watcher.bookmarked and self.revision >= watcher.start
             if watcher.bookmarks and due:
                 watcher.bookmarked = self.revision
                 watcher.offer(self._bookmark(), optional=True)
 
     def _end_all(self) -> None:
-        for watcher in list(self._watchers):
+        for watcher in self._all_watchers():
             watcher.end()
 
     # --- following the store -------------------------------------------------------------
@@ -417,6 +479,8 @@ class CacheWatcher:
         self.backlog: collections.deque[WatchItem] = collections.deque()
         self.overflowed = False
         self.registered = False
+        self.trigger_value: str | None = None
+        """The trigger value the cache indexes this watcher by (None: not indexed)."""
         self.error: APIError | None = None
         self._send, self._receive = trio.open_memory_channel[WatchItem](cache.buffer)
         self._unchecked = 0
@@ -445,7 +509,7 @@ class CacheWatcher:
 
     def end(self) -> None:
         """End the stream once what is queued has been read."""
-        self.cache._watchers.discard(self)
+        self.cache._unregister(self)
         self._send.close()
 
     def __aiter__(self) -> AsyncIterator[WatchItem]:
