@@ -3,15 +3,15 @@
 A store that keeps every revision, or re-encodes all of it in every snapshot, slows down and
 grows as it ages; one that compacts and snapshots in proportion to its live data does not.
 This command starts one local 3-member cluster (the member processes ``raftkube up`` runs,
-with the auto-compaction flags given here), then writes ``--total`` puts in rounds of
-``--round`` puts (``raftkube bench put``'s load: ``--conns`` connections, ``--clients``
-requesters, ``--val-size``-byte values over ``--key-space-size`` keys). After every round it
-records the round's write rate, the CPU time the three members spent per write (user and
-system, all threads), each member's resident memory (``VmRSS``) and the size of each
-member's data directory (``/proc`` is read, so Linux only), and prints one line. The summary
-compares the median of the first ``--window`` rounds (the fresh cluster) with that of the
-last ``--window`` rounds (the aged one), for the rate and for the CPU per write. On a shared
-machine the rate follows whatever else runs; the CPU per write much less so.
+with the auto-compaction flags given here, by default ``periodic`` with a 5 s retention), and
+ages it with ``--total`` puts in rounds of ``--round`` puts (``raftkube bench put``'s load:
+``--conns`` connections, ``--clients`` requesters, ``--val-size``-byte values over
+``--key-space-size`` keys). Then it starts a fresh cluster beside it and measures the two in
+alternate rounds, ``--window`` each, so that both see the same load from whatever else runs
+on the machine. After every round it prints the round's write rate, the CPU time the three
+members spent per write (user and system, all threads), each member's resident memory
+(``VmRSS``) and the size of each member's data directory (``/proc`` is read, so Linux only).
+The summary compares the medians of the alternated rounds.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from raftkube.client import Client
 from raftkube.cluster.common import positive_int
 from raftkube.cluster.member import add_compaction_flags, compaction_argv
 from raftkube.cluster.processes import Child
-from raftkube.cluster.up import UpError, local_cluster, local_plan
+from raftkube.cluster.up import Plan, UpError, local_cluster, local_plan
 from raftkube.server.compactor import AutoCompaction, CompactionConfigError
 from raftkube.tuning import tune_gc
 
@@ -72,6 +72,8 @@ def register(sub: Any) -> None:
 class Round:
     """What one round measured."""
 
+    cluster: str
+    """``aged`` or ``fresh``."""
     writes: int
     """Puts acknowledged since the cluster started, this round included."""
     rate: float
@@ -117,51 +119,80 @@ def dir_mib(path: Path) -> float:
     return total / 2**20
 
 
-def _keys(args: argparse.Namespace) -> tuple[list[bytes], bytes]:
+def _keys(args: argparse.Namespace, count: int) -> tuple[list[bytes], bytes]:
     rng = random.Random(args.seed)
     value = bytes(rng.getrandbits(8) for _ in range(args.val_size))
     space, size = args.key_space_size, args.key_size
-    keys = [str(rng.randrange(space)).zfill(size).encode()[-size:] for _ in range(args.total)]
+    keys = [str(rng.randrange(space)).zfill(size).encode()[-size:] for _ in range(count)]
     return keys, value
 
 
-async def _longrun(args: argparse.Namespace, data_dir: Path) -> list[Round]:
+@attrs.define
+class _Cluster:
+    """One running cluster under test and how far its writes have got."""
+
+    name: str
+    plan: Plan
+    children: list[Child]
+    done: int = 0
+
+
+async def _round(
+    cluster: _Cluster, args: argparse.Namespace, keys: list[bytes], value: bytes
+) -> Round:
+    """Write the next ``--round`` puts to ``cluster`` and measure them."""
     # Imported here: bench.cli imports this module to register it.
     from raftkube.bench.cli import _drive
 
-    keys, value = _keys(args)
-    plan = local_plan(data_dir, member_flags=compaction_argv(args))
-    children: list[Child] = []
+    base = cluster.done
+
+    async def put(client: Client, n: int) -> object:
+        return await client.put(keys[(base + n) % len(keys)], value)
+
+    children = cluster.children
+    cpu_before = sum(cpu_seconds(c.process.pid) for c in children)
+    summary: Summary = await _drive(
+        cluster.plan.endpoints, args.conns, args.clients, args.round, put
+    )
+    cpu = sum(cpu_seconds(c.process.pid) for c in children) - cpu_before
+    cluster.done += args.round
+    row = Round(
+        cluster.name,
+        cluster.done,
+        summary.requests_per_second,
+        summary.errors,
+        cpu / max(1, len(summary.latencies)) * 1e6,
+        tuple(rss_mib(c.process.pid) for c in children),
+        tuple(dir_mib(m.data_dir) for m in cluster.plan.members),
+    )
+    sys.stdout.write(_line(row) + "\n")
+    sys.stdout.flush()
+    return row
+
+
+async def _longrun(args: argparse.Namespace, data_dir: Path) -> list[Round]:
+    """Age one cluster by ``--total`` puts, then start a fresh one beside it and measure the
+    two in alternate rounds, so that both see the same load from the rest of the machine."""
+    keys, value = _keys(args, args.total + args.window * args.round)
+    flags = compaction_argv(args)
+    aged = _Cluster("aged", local_plan(data_dir / "aged", member_flags=flags), [])
+    fresh = _Cluster("fresh", local_plan(data_dir / "fresh", member_flags=flags), [])
     rounds: list[Round] = []
-    async with local_cluster(plan, member_children=children) as (leader, _term):
+    async with local_cluster(aged.plan, member_children=aged.children):
         sys.stderr.write(
-            f"raftkube bench longrun: a local 3-member cluster in {data_dir} "
-            f"(endpoints {','.join(plan.endpoints)}; member {leader} leads; "
-            f"{' '.join(compaction_argv(args))})\n"
+            f"raftkube bench longrun: a local 3-member cluster in {aged.plan.data_dir} "
+            f"({' '.join(flags)})\n"
         )
-        done = 0
-        while done < args.total:
-            count = min(args.round, args.total - done)
-            base = done
-
-            async def put(client: Client, n: int, base: int = base) -> object:
-                return await client.put(keys[base + n], value)
-
-            cpu_before = sum(cpu_seconds(c.process.pid) for c in children)
-            summary: Summary = await _drive(plan.endpoints, args.conns, args.clients, count, put)
-            cpu = sum(cpu_seconds(c.process.pid) for c in children) - cpu_before
-            done += count
-            row = Round(
-                done,
-                summary.requests_per_second,
-                summary.errors,
-                cpu / max(1, len(summary.latencies)) * 1e6,
-                tuple(rss_mib(c.process.pid) for c in children),
-                tuple(dir_mib(m.data_dir) for m in plan.members),
+        while aged.done + args.round <= args.total:
+            rounds.append(await _round(aged, args, keys, value))
+        async with local_cluster(fresh.plan, member_children=fresh.children):
+            sys.stderr.write(
+                f"raftkube bench longrun: a fresh cluster in {fresh.plan.data_dir}, measured "
+                f"in turn with the aged one\n"
             )
-            rounds.append(row)
-            sys.stdout.write(_line(row) + "\n")
-            sys.stdout.flush()
+            for _ in range(args.window):
+                rounds.append(await _round(fresh, args, keys, value))
+                rounds.append(await _round(aged, args, keys, value))
     return rounds
 
 
@@ -170,33 +201,40 @@ def _line(row: Round) -> str:
     disk = " ".join(f"{v:7.1f}" for v in row.disk_mib)
     errors = f"  errors {row.errors}" if row.errors else ""
     return (
-        f"{row.writes:>9,} {row.rate:>10,.0f} {row.cpu_us:>8,.0f}   "
+        f"{row.cluster:<6} {row.writes:>9,} {row.rate:>10,.0f} {row.cpu_us:>8,.0f}   "
         f"RSS MiB {rss}   disk MiB {disk}{errors}"
     )
 
 
 def summarize(rounds: list[Round], window: int) -> str:
-    """The fresh-versus-aged comparison printed at the end."""
-    window = max(1, min(window, len(rounds) // 2 or 1))
-    fresh = statistics.median(r.rate for r in rounds[:window])
-    aged = statistics.median(r.rate for r in rounds[-window:])
-    last = rounds[-1]
-    change = (aged - fresh) / fresh * 100 if fresh else float("nan")
-    cpu_fresh = statistics.median(r.cpu_us for r in rounds[:window])
-    cpu_aged = statistics.median(r.cpu_us for r in rounds[-window:])
-    cpu_change = (cpu_aged - cpu_fresh) / cpu_fresh * 100 if cpu_fresh else float("nan")
+    """The fresh-versus-aged comparison printed at the end: the last ``window`` rounds of
+    each cluster, which ran in alternation."""
+    fresh_rounds = [r for r in rounds if r.cluster == "fresh"][-window:]
+    aged_rounds = [r for r in rounds if r.cluster == "aged"][-window:]
+    if not fresh_rounds or not aged_rounds:
+        return "no comparison: --total is smaller than one --round\n"
+    fresh = statistics.median(r.rate for r in fresh_rounds)
+    aged = statistics.median(r.rate for r in aged_rounds)
+    cpu_fresh = statistics.median(r.cpu_us for r in fresh_rounds)
+    cpu_aged = statistics.median(r.cpu_us for r in aged_rounds)
+    all_aged = [r for r in rounds if r.cluster == "aged"]
+    members = range(len(all_aged[0].rss_mib))
     return (
-        f"fresh: {fresh:,.0f} writes/s, {cpu_fresh:,.0f} us member CPU per write "
-        f"(medians of the first {window} rounds)\n"
-        f"aged: {aged:,.0f} writes/s ({change:+.1f}%), {cpu_aged:,.0f} us member CPU per "
-        f"write ({cpu_change:+.1f}%) (medians of the last {window} rounds, up to "
-        f"{last.writes:,} writes)\n"
-        f"peak RSS MiB per member: "
-        + " ".join(f"{max(r.rss_mib[i] for r in rounds):.1f}" for i in range(len(last.rss_mib)))
-        + "\npeak data dir MiB per member: "
-        + " ".join(f"{max(r.disk_mib[i] for r in rounds):.1f}" for i in range(len(last.disk_mib)))
+        f"fresh: {fresh:,.0f} writes/s, {cpu_fresh:,.0f} us member CPU per write\n"
+        f"aged:  {aged:,.0f} writes/s ({_change(fresh, aged)}), {cpu_aged:,.0f} us member "
+        f"CPU per write ({_change(cpu_fresh, cpu_aged)}), in rounds ending at "
+        f"{aged_rounds[0].writes:,}..{aged_rounds[-1].writes:,} writes\n"
+        f"(medians of {len(fresh_rounds)} rounds each, run in alternation)\n"
+        "aged cluster, peak RSS MiB per member: "
+        + " ".join(f"{max(r.rss_mib[i] for r in all_aged):.1f}" for i in members)
+        + "\naged cluster, peak data dir MiB per member: "
+        + " ".join(f"{max(r.disk_mib[i] for r in all_aged):.1f}" for i in members)
         + "\n"
     )
+
+
+def _change(before: float, after: float) -> str:
+    return f"{(after - before) / before * 100:+.1f}%" if before else "n/a"
 
 
 def run_longrun(args: argparse.Namespace) -> int:
@@ -206,7 +244,9 @@ def run_longrun(args: argparse.Namespace) -> int:
         sys.stderr.write(f"raftkube bench longrun: {exc}\n")
         return 1
     tune_gc()
-    sys.stdout.write(f"{'writes':>9} {'writes/s':>10} {'CPU us/w':>8}   (per member: 0 1 2)\n")
+    sys.stdout.write(
+        f"{'':<6} {'writes':>9} {'writes/s':>10} {'CPU us/w':>8}   (per member: 0 1 2)\n"
+    )
     try:
         if args.data_dir is not None:
             args.data_dir.mkdir(parents=True, exist_ok=True)
