@@ -189,14 +189,14 @@ def runs(
     long as one."""
     base = tmp_path_factory.mktemp("nemesis")
     started = {
-        "real": (base / "real", _nemesis(base / "real", PASSING_PORT, "--time", "8s")),
+        "real": (base / "real", _nemesis(base / "real", PASSING_PORT, "--time", "6s")),
         "mutant": (
             base / "mutant",
             _nemesis(
                 base / "mutant",
                 MUTANT_PORT,
                 "--time",
-                "5s",
+                "4s",
                 "--faults",
                 "pause",
                 "--mutant",
