@@ -207,8 +207,14 @@ def runs(
     yield started
     for _, process in started.values():
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            # SIGTERM lets the nemesis resume and stop its members; SIGKILL would leave a
+            # SIGSTOPped one stopped.
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _finish(run: tuple[Path, subprocess.Popen[str]]) -> tuple[int, str]:
