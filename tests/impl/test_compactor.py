@@ -1,15 +1,22 @@
 """etcd's auto-compaction flags and schedules (:mod:`raftkube.server.compactor`), step by step,
-and the loop that drives them on a virtual clock; and ``rkctl defrag``, which has nothing to do."""
+and the loop that drives them on a virtual clock; the flags' way from ``raftkube up`` to each
+member; and ``rkctl defrag``, which has nothing to do."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+from raftkube.cluster import member as member_cli
+from raftkube.cluster import up
 from raftkube.rkctl import cli as rkctl
 from raftkube.rkctl.commands import DEFRAG_NOT_NEEDED
 from raftkube.server.compactor import (
@@ -22,6 +29,7 @@ from raftkube.server.compactor import (
     parse_go_duration,
     run_auto_compaction,
 )
+from tests.helpers.processes import free_port_block, free_ports
 
 
 @pytest.mark.parametrize(
@@ -143,3 +151,27 @@ def test_rkctl_defrag_says_there_is_nothing_to_defragment() -> None:
     assert code == 0
     assert out.getvalue() == DEFRAG_NOT_NEEDED + "\n"
     assert "nothing to defragment" in out.getvalue() and err.getvalue() == ""
+
+
+def _parse(register: Callable[[Any], None], argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_raftkube_up_passes_the_flags_to_every_member(tmp_path: Path) -> None:
+    base = free_port_block(6)
+    (api,) = free_ports(1)
+    flags = ["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000"]
+    common = ["--data-dir", str(tmp_path / "c"), "--port-base", str(base)]
+    plan = up.make_plan(_parse(up.register, ["up", *common, "--apiserver-port", str(api), *flags]))
+    argv = plan.member_argv(plan.members[0])
+    member_args = _parse(member_cli.register, argv[argv.index("member") :])
+    config = member_cli._configure(member_args)["config"]
+    assert config.auto_compaction == AutoCompaction(REVISION, 1000.0)
+    assert config.snapshot_image_ratio == member_cli.SNAPSHOT_IMAGE_RATIO
+
+    bad = ["up", "--data-dir", str(tmp_path / "bad"), "--auto-compaction-retention", "1y"]
+    with pytest.raises(up.UpError, match="--auto-compaction-retention '1y'"):
+        up.make_plan(_parse(up.register, bad))
+    assert not (tmp_path / "bad").exists()
