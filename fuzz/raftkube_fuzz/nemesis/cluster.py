@@ -108,15 +108,20 @@ class ProcessCluster:
                     f"{last} (log: {m.log_path})"
                 )
 
+    def note_exits(self) -> None:
+        """Record every member that has exited on its own since it was last started."""
+        for m in self.members:
+            if m.child is not None and m.child.process.returncode is not None:
+                code = m.child.process.returncode
+                self.unexpected_exits.append(f"member {m.index} exited with code {code}")
+                m.child = None
+
     async def start(self, i: int) -> None:
         """Start member ``i`` (again, after a kill), on the data it left behind."""
         m = self.members[i]
         if m.up:
             return
-        if m.child is not None:
-            self.unexpected_exits.append(
-                f"member {i} exited with code {m.child.process.returncode}"
-            )
+        self.note_exits()
         if m._log is None:
             m._log = m.log_path.open("ab")
         m.child = await spawn(f"member {i}", m.argv, m._log)

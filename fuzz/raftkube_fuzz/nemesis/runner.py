@@ -198,6 +198,7 @@ async def _run(config: NemesisConfig, progress: Any) -> NemesisResult:
             final, revision, liveness = await _finish(workload, history, config.clients, clock)
             records = workload.records(revision)
             watches.cancel_scope.cancel()
+        cluster.note_exits()
         exits = list(cluster.unexpected_exits)
     started = clock.now()
     verdict = judge(history, records, final)
