@@ -71,6 +71,7 @@ async def test_a_tiny_run_times_every_phase_and_cleans_up(
     assert result.errors == []
     assert result.complete
     assert result.nodes_ready.done == NODES
+    assert result.cpu is not None and "bench" in result.cpu.seconds
     for phase in (result.created, result.scheduled, result.running):
         assert (phase.wanted, phase.done) == (PODS, PODS)
         assert phase.seconds is not None

@@ -401,7 +401,9 @@ async def measure(
                     await client.delete(NAMESPACES, namespace)
                 except (KubeAPIError, KubeConnectionError) as exc:
                     errors.append(f"clean-up: the namespace {namespace} was not deleted: {exc}")
-    return Result(args.kubeconfig is not None, nodes, created, scheduled, running, deleted, errors)
+    cpu = None if start_nodes is None else CPUTable.between(PHASES, samples)
+    attached = args.kubeconfig is not None
+    return Result(attached, nodes, created, scheduled, running, deleted, errors, cpu)
 
 
 def _with_sim_nodes(data_dir: Path, cp: ControlPlanePlan, count: int) -> ControlPlanePlan:
