@@ -336,6 +336,8 @@ class ClusterMachine(SuiteMachine):
         kinds = ["host_crash", "host_restart"] if down else ["host_crash"]
         kind = data.draw(evenly(kinds), label="kind")
         names = down if kind == "host_restart" else self._names(up=True)
+        if not names:
+            return
         host = data.draw(st.sampled_from(names), label="host")
         hold = data.draw(evenly(FAULT_HOLDS), label="hold")
         self.apply(Step.of(kind, host=host, hold=hold))
@@ -364,6 +366,20 @@ class ClusterMachine(SuiteMachine):
         host = data.draw(st.sampled_from(names), label="host")
         hold = data.draw(evenly(FAULT_HOLDS), label="hold")
         self.apply(Step.of("host_cut", host=host, hold=hold))
+
+    @rule(data=st.data())
+    def partition_fault(self, data: st.DataObject) -> None:
+        """The store's partitions (the base rule's) with three members; with one, there is no
+        minority to split off, so the member is isolated (cut from the API server) or the
+        network healed."""
+        if self.servers >= 3:
+            SuiteMachine.partition_fault(self, data)
+            return
+        if data.draw(st.booleans(), label="heal"):
+            self.apply(Step.of("heal"))
+        else:
+            hold = data.draw(evenly(FAULT_HOLDS), label="hold")
+            self.apply(Step.of("isolate", member=0, hold=hold))
 
     @rule(data=st.data())
     def component_clock(self, data: st.DataObject) -> None:
