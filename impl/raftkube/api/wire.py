@@ -232,13 +232,15 @@ _KV_FIELDS: Final = frozenset(
 )
 
 
-def decode_kv(raw: object, where: str = "kv") -> KeyValue:
+def _fast_kv(raw: object) -> KeyValue | None:
+    """A well-formed encoded KeyValue decoded without the field-by-field reader, or None.
+
+    A range answer carries one per key (a million, for a large prefix), so the reader, which
+    is there to name what is wrong, runs only when this says something is."""
     if type(raw) is KeyValue:
         # Decoded already: the client decodes a split range answer's parts as they arrive.
         return raw
     if type(raw) is dict and raw.keys() == _KV_FIELDS:
-        # A range answer carries one per key (a million, for a large prefix): the well-formed
-        # case skips the field-by-field reader, which runs only to name what is wrong.
         key, value = raw["key"], raw["value"]
         create, mod, version, lease = (
             raw["create_revision"],
@@ -258,6 +260,13 @@ def decode_kv(raw: object, where: str = "kv") -> KeyValue:
             and version >= 0
         ):
             return KeyValue(key, create, mod, version, value, lease)
+    return None
+
+
+def decode_kv(raw: object, where: str = "kv") -> KeyValue:
+    kv = _fast_kv(raw)
+    if kv is not None:
+        return kv
     return _decode(
         raw,
         where,
@@ -636,10 +645,23 @@ def _decode_response_op(raw: object, where: str) -> ResponseOp:
     raise WireError(r.path(name), "unknown response op")
 
 
+def decode_kvs(raw: object, where: str) -> list[KeyValue]:
+    """A list of encoded KeyValues; the path of an item (``where[i]``) is only spelt out
+    for one that is malformed, since a large answer has a million of them."""
+    if not isinstance(raw, list | tuple):
+        raise WireError(where, f"expected a list, got {_type_name(raw)}")
+    out = []
+    for i, item in enumerate(raw):
+        kv = _fast_kv(item)
+        out.append(kv if kv is not None else decode_kv(item, f"{where}[{i}]"))
+    return out
+
+
 def _d_range_resp(r: _Reader, h: ResponseHeader) -> RangeResponse:
+    present, kvs = r._get("kvs", False)
     return RangeResponse(
         h,
-        tuple(decode_kv(raw, w) for w, raw in r.items("kvs")),
+        tuple(decode_kvs(kvs, r.path("kvs"))) if present else (),
         r.b("more"),
         r.i("count", minimum=0),
     )

@@ -107,10 +107,9 @@ def part_kvs(frame: Frame) -> list[KeyValue]:
     """The KeyValues of one ``partial`` frame; raises :class:`~raftkube.api.wire.WireError`
     naming the field if the frame is malformed."""
     body = frame.get("body")
-    raw = body.get("kvs") if isinstance(body, dict) else None
-    if not isinstance(raw, list):
-        raise wire.WireError("body.kvs", "a partial answer carries a list of kvs")
-    return [wire.decode_kv(kv, f"body.kvs[{i}]") for i, kv in enumerate(raw)]
+    if not isinstance(body, dict):
+        raise wire.WireError("body", "a partial answer carries a map")
+    return wire.decode_kvs(body.get("kvs"), "body.kvs")
 
 
 def join_parts(parts: list[KeyValue], last: Frame) -> Frame:

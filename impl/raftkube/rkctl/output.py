@@ -34,6 +34,8 @@ from raftkube_spec.kv.responses import (
 from raftkube_spec.kv.types import Event, EventType, KeyValue
 
 FORMATS = ("simple", "json", "fields", "table")
+_BATCH = 4096
+"""KeyValues printed per write in ``get``'s simple output."""
 
 
 def text(data: bytes) -> str:
@@ -280,8 +282,17 @@ class Printer:
 
     def get(self, h: WireHeader | None, resp: RangeResponse) -> None:
         if self.fmt == "simple":
-            for kv in resp.kvs:
-                self._simple_kv(kv)
+            # Written a few thousand lines at a time: a million keys as two million writes
+            # took longer than fetching them.
+            kvs = resp.kvs
+            for start in range(0, len(kvs), _BATCH):
+                lines = []
+                for kv in kvs[start : start + _BATCH]:
+                    if not self.value_only:
+                        lines.append(self._bytes(kv.key))
+                    lines.append(self._bytes(kv.value))
+                lines.append("")
+                self.out.write("\n".join(lines))
         elif self.fmt == "json":
             self._json(json_response(resp, h))
         elif self.fmt == "fields":
