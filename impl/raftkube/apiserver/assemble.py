@@ -273,7 +273,8 @@ async def open_api_server(
         admission = default_chain(
             ctx,
             allocation=allocation,
-            service_account=ServiceAccount(),
+            # Its volume names' random suffixes from the server's randomness, like the uids.
+            service_account=ServiceAccount(rng=random.Random(rng.getrandbits(64))),
             node_restriction=NodeRestriction() if "Node" in config.authorization_modes else None,
         )
         services = Services(
