@@ -28,6 +28,7 @@ What this proves, and what it cannot see:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -136,6 +137,13 @@ class ClusterObserver:
         """The most replicas each ReplicaSet (by uid) was ever asked for."""
         self.ready_seen: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
         """For each pod uid, the (IP, labels) it was ever Ready with."""
+
+    def fingerprint(self) -> str:
+        """A digest of every followed object, byte for byte: put in the timeline after each
+        step, it makes a replay's digest cover the control plane's writes, not only the
+        store's events."""
+        text = json.dumps(sorted(self.objects.items()), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def of(self, kind: str, namespace: str | None = None) -> list[Obj]:
         return [

@@ -230,6 +230,12 @@ def check_step(run: Run) -> None:
     observer = observer_of(run)
     observer.follow(run.written)
     observer.check_machines(running_pods(run))
+    run.timeline.add(
+        run.sim.now,
+        None,
+        CHECK,
+        f"objects at revision {observer.revision}: {observer.fingerprint()}",
+    )
 
 
 def bound(run: Run) -> float:
