@@ -139,3 +139,37 @@ async def test_a_malformed_answer_part_fails_its_call_by_name_and_the_connection
         resp = wire.decode_response("range", answer["body"], 5)
         assert isinstance(resp, RangeResponse) and [kv.key for kv in resp.kvs] == [b"a", b"a"]
         conn.close()
+
+
+@pytest.mark.trio
+async def test_each_part_of_an_answer_restarts_its_timeout_and_a_stalled_one_still_expires(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    client_side, server_side = trio.testing.memory_stream_pair()
+    conn = Connection("test", client_side, timeout=10)
+    header = {"cluster_id": "c", "member_id": 0, "revision": 5, "raft_term": 1}
+    part = {
+        "id": 1,
+        "ok": True,
+        "header": header,
+        "body": {"kvs": [wire.encode_kv(KeyValue(b"a", 2, 2, 1, b"x"))]},
+        "partial": True,
+    }
+
+    async def send(frame: dict[str, object]) -> None:
+        await server_side.send_all(encode_frame(msgpack.packb(frame, use_bin_type=True)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.run)
+        slow = conn.call(1, {"id": 1, "op": "range", "body": {}})
+        stalled = conn.call(2, {"id": 2, "op": "range", "body": {}})
+        for _ in range(5):  # 30 s of parts, 6 s apart: longer than the 10 s timeout
+            await trio.sleep(6)
+            await send(part)
+        await send({**part, "partial": False, "body": {"kvs": [], "count": 5}})
+        answer = await slow.wait()
+        resp = wire.decode_response("range", answer["body"], 5)
+        assert isinstance(resp, RangeResponse) and len(resp.kvs) == 5
+        with pytest.raises(trio.TooSlowError):  # call 2 got nothing: it expired at 10 s
+            await stalled.wait()
+        conn.close()

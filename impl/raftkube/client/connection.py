@@ -16,8 +16,9 @@ A range answer too large for one frame arrives as several frames of its id (``do
 client-protocol.md``, "Large answers"): the KeyValues of those marked ``partial`` are decoded
 as they arrive (so a million-key answer is never held as a million msgpack maps as well as a
 million KeyValues) and held until the last frame, and the call is answered with all of them
-joined into one body, so callers never see parts. The request timeout covers the whole
-answer, as etcdctl's ``--command-timeout`` does.
+joined into one body, so callers never see parts. The request timeout restarts with each
+part that arrives: a large answer that keeps arriving is not a member that stopped answering
+(rkctl's ``--command-timeout`` still bounds the whole command, as etcdctl's does).
 
 Watches are long-lived streams of answers, so they keep a memory channel each. A watcher that
 falls a whole channel behind is not fed further (the reader never waits on one slow consumer,
@@ -270,6 +271,11 @@ class Connection:
             }
             return
         self._parts.setdefault(rid, []).extend(kvs)
+        # Its timeout restarts; moved to the end of the calls, the youngest deadline, so the
+        # calls stay in deadline order for the expiry timer.
+        reply = self.calls.pop(rid)
+        reply.deadline = self.clock.now() + self.timeout
+        self.calls[rid] = reply
 
     async def _write_loop(self, scope: trio.CancelScope) -> None:
         try:
