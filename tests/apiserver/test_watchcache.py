@@ -344,3 +344,29 @@ async def test_resumes_after_restart_and_relists_after_compaction(tmp_path: Path
                 assert err.value.code == 410
                 members.cancel_scope.cancel()
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_list_that_times_out_is_tried_again(tmp_path: Path) -> None:
+    """A store read that times out (no leader, a partition: the client raises TooSlowError)
+    leaves the cache listing again, not the server dead."""
+    with trio.fail_after(20):
+        async with (
+            open_member(CONFIG, tmp_path / "m0") as m,
+            Client([m.client_endpoint]) as client,
+            trio.open_nursery() as nursery,
+        ):
+            cache = WatchCache(client, PODS, retry_delay=0.05)
+            real_list = cache.store.list
+            failures = [trio.TooSlowError()]
+
+            async def list_(*args: Any, **kwargs: Any) -> Any:
+                if failures:
+                    raise failures.pop()
+                return await real_list(*args, **kwargs)
+
+            cache.store.list = list_  # type: ignore[method-assign]
+            nursery.start_soon(cache.run)
+            await cache.wait_ready()
+            assert not failures and cache.relists == 1
+            nursery.cancel_scope.cancel()

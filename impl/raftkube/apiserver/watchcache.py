@@ -374,6 +374,11 @@ class WatchCache:
                 # A lost connection (the client's watch may end with EndOfChannel if it is lost
                 # before the watch is confirmed): watch again from where the cache is.
                 pass
+            except trio.TooSlowError:
+                # The store client's read timed out (no leader, a partition): the store is
+                # unreachable for now, as for a failed list; try again rather than take the
+                # server down (upstream's cacher reflector retries too).
+                pass
             except APIError as exc:  # the list failed: the store is unreachable
                 if exc.code < 500:
                     raise
