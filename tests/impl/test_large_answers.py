@@ -6,6 +6,7 @@ that a few hundred small keys exceed it, instead of writing the megabytes the de
 
 from __future__ import annotations
 
+import io
 import itertools
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,9 @@ from raftkube.api import wire
 from raftkube.client import Client, ClientError
 from raftkube.client.connection import Connection
 from raftkube.net.framing import encode_frame
+from raftkube.rkctl.commands import Context
+from raftkube.rkctl.connection import Settings
+from raftkube.rkctl.output import Printer
 from raftkube.server.member import MemberConfig
 from raftkube.server.runner import open_member
 from raftkube.server.service import KV_OVERHEAD, range_parts, serve_clients
@@ -173,3 +177,23 @@ async def test_each_part_of_an_answer_restarts_its_timeout_and_a_stalled_one_sti
         with pytest.raises(trio.TooSlowError):  # call 2 got nothing: it expired at 10 s
             await stalled.wait()
         conn.close()
+
+
+@pytest.mark.trio
+async def test_rkctl_command_timeout_bounds_each_wait_for_a_part_not_the_whole_answer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    out = io.StringIO()
+    ctx = Context(Settings(("127.0.0.1:1",), command_timeout=5.0), Printer(out), out, out, out)
+    start = trio.current_time()
+    async with ctx.progress_deadline() as progress:
+        for _ in range(6):  # 24 s in all, a part every 4 s
+            await trio.sleep(4)
+            progress()
+    assert trio.current_time() - start == 24
+    with pytest.raises(trio.TooSlowError):
+        async with ctx.progress_deadline() as progress:
+            await trio.sleep(4)
+            progress()
+            await trio.sleep(100)  # stalled: cut off 5 s after the last part
+    assert trio.current_time() - start == 24 + 4 + 5

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Final
 
@@ -240,8 +240,17 @@ class Client:
         else:
             self._current = (self._current + 1) % len(self.endpoints)
 
-    async def call(self, op: str, body: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
+    async def call(
+        self,
+        op: str,
+        body: dict[str, Any],
+        *,
+        write: bool = False,
+        on_part: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
         """Send one request, failing over as needed; returns the whole ``ok`` frame.
+        ``on_part`` is called as each part of a split answer arrives (see
+        :mod:`raftkube.client.connection`).
 
         ``write``: the request changes state, so an attempt whose answer is lost may have
         been applied; it is retried as the module docstring says (a ``session`` in ``body``
@@ -265,7 +274,7 @@ class Client:
                 continue
             rid = next(self._ids)
             try:
-                msg = await conn.call(rid, {"id": rid, "op": op, "body": body}).wait()
+                msg = await conn.call(rid, {"id": rid, "op": op, "body": body}, on_part).wait()
             except BrokenError as exc:
                 unknown = unknown or write
                 last = ClientError("unavailable", f"connection lost: {exc}")

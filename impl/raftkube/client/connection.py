@@ -29,6 +29,7 @@ missing events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]
@@ -58,12 +59,20 @@ _TIMED_OUT: Final[Frame] = {}
 class Reply:
     """The answer to one call: delivered once, awaited by at most one task."""
 
-    __slots__ = ("_conn", "_msg", "_task", "deadline", "rid")
+    __slots__ = ("_conn", "_msg", "_task", "deadline", "on_part", "rid")
 
-    def __init__(self, conn: Connection, rid: int, deadline: float) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        rid: int,
+        deadline: float,
+        on_part: Callable[[], None] | None = None,
+    ) -> None:
         self._conn = conn
         self.rid = rid
         self.deadline = deadline
+        self.on_part = on_part
+        """Called as each part of a split answer arrives (a caller's progress deadline)."""
         self._msg: Frame | None = None
         self._task: trio.lowlevel.Task | None = None
 
@@ -165,10 +174,11 @@ class Connection:
         self._outbox.append(encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME))
         self._outbox_ready.set()
 
-    def call(self, rid: int, frame: Frame) -> Reply:
-        """Queue ``frame`` (whose id is ``rid``); the answer arrives through the reply."""
+    def call(self, rid: int, frame: Frame, on_part: Callable[[], None] | None = None) -> Reply:
+        """Queue ``frame`` (whose id is ``rid``); the answer arrives through the reply, and
+        ``on_part`` is called for each part of it that arrives before the last."""
         self._queue(frame)
-        reply = Reply(self, rid, self.clock.now() + self.timeout)
+        reply = Reply(self, rid, self.clock.now() + self.timeout, on_part)
         self.calls[rid] = reply
         if self._timer_idle is not None:
             self._timer_idle.set()
@@ -276,6 +286,8 @@ class Connection:
         reply = self.calls.pop(rid)
         reply.deadline = self.clock.now() + self.timeout
         self.calls[rid] = reply
+        if reply.on_part is not None:
+            reply.on_part()
 
     async def _write_loop(self, scope: trio.CancelScope) -> None:
         try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import time
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, TextIO
 
 import attrs
@@ -66,6 +66,39 @@ class Context:
     def deadline(self) -> AbstractContextManager[trio.CancelScope]:
         """``--command-timeout`` around one round of requests (not around streams)."""
         return fail_after(self.clock, self.settings.command_timeout)
+
+    @asynccontextmanager
+    async def progress_deadline(self) -> AsyncIterator[Callable[[], None]]:
+        """``--command-timeout`` for a request whose answer may come in parts (a range):
+        it bounds the wait for the first part and then for each next one, not the whole
+        transfer. etcdctl's bounds the whole command, but etcd sends a million keys in well
+        under its 5 s; here they take longer to arrive, and are no less an answer for it.
+        Yields the callable that records progress; raises ``trio.TooSlowError`` (reported
+        as etcdctl's ``context deadline exceeded``) when a wait runs out."""
+        clock, timeout = self.clock, self.settings.command_timeout
+        last = clock.now()
+        expired = False
+
+        def progress() -> None:
+            nonlocal last
+            last = clock.now()
+
+        async with trio.open_nursery() as nursery:
+
+            async def watchdog() -> None:
+                nonlocal expired
+                while clock.now() < last + timeout:
+                    await clock.sleep_until(last + timeout)
+                expired = True
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watchdog)
+            try:
+                yield progress
+            finally:
+                nursery.cancel_scope.cancel()
+        if expired:
+            raise trio.TooSlowError
 
 
 def raw(arg: str) -> bytes:
@@ -210,9 +243,8 @@ async def cmd_get(ctx: Context, ns: argparse.Namespace) -> int:
         if ctx.printer.fmt != "simple":
             raise UsageError("print-value-only is only for `--write-out=simple`")
         ctx.printer.value_only = True
-    with ctx.deadline():
-        async with ctx.settings.client() as c:
-            h, resp = await request(c, req, serializable=serializable)
+    async with ctx.progress_deadline() as progress, ctx.settings.client() as c:
+        h, resp = await request(c, req, serializable=serializable, on_part=progress)
     ctx.printer.get(h, _expect(resp, RangeResponse))
     return 0
 

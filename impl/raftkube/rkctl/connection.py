@@ -11,7 +11,7 @@ import math
 import os
 import re
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -148,13 +148,18 @@ class Settings:
 
 
 async def request(
-    client: Client, req: Request, *, serializable: bool = False
+    client: Client,
+    req: Request,
+    *,
+    serializable: bool = False,
+    on_part: Callable[[], None] | None = None,
 ) -> tuple[wire.WireHeader, Response]:
-    """Send ``req`` and keep the full header, which ``Client.request`` reduces to a revision."""
+    """Send ``req`` and keep the full header, which ``Client.request`` reduces to a revision.
+    ``on_part`` hears of each part of an answer split over several frames."""
     op = wire.request_op(req)
     body = wire.encode_request(req)
     if serializable:
         body["serializable"] = True
-    msg = await client.call(op, body)
+    msg = await client.call(op, body, on_part=on_part)
     header = wire.decode_header(msg["header"])
     return header, wire.decode_response(op, msg["body"], header.revision)
