@@ -34,6 +34,7 @@ _FEATURES = (
     "read_index",
     "compaction",
     "leader_transfer",
+    "membership",
 )
 _BOUNDS = (
     "servers",
@@ -43,6 +44,7 @@ _BOUNDS = (
     "max_restarts",
     "max_reads",
     "max_batch",
+    "spares",
 )
 
 
@@ -144,8 +146,13 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         for name in sorted(MUTANTS):
             out.write(f"{name:28} {MUTANTS[name].description.splitlines()[0]}\n")
         return 0
-    config = configure(args)
-    spec = MUTANTS[args.mutant].spec(config) if args.mutant else RaftSpec(config)
+    try:
+        config = configure(args)
+    except ValueError as e:
+        out.write(f"raftkube spec check: {e}\n")
+        return 2
+    mutant = MUTANTS[args.mutant] if args.mutant else None
+    spec = mutant.spec(config) if mutant else RaftSpec(config)
     features = ", ".join(config.features()) or "none (raft.tla)"
     out.write(
         f"model: raft{' mutant ' + args.mutant if args.mutant else ''}, {config.servers} servers; "
@@ -153,9 +160,20 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         f"bounds: max-term {config.max_term}, max-log {config.max_log}, max-messages "
         f"{config.max_messages}, max-restarts {config.max_restarts}"
         + (f", max-reads {config.max_reads}" if config.read_index else "")
+        + (f", spares {config.spares}" if config.membership else "")
         + "\n"
         f"checking {len(INVARIANTS)} invariants and {len(STEP_PROPERTIES)} step properties\n"
     )
+    try:
+        start = mutant.start(spec) if mutant else spec.initial()
+    except ValueError as e:
+        out.write(f"raftkube spec check: the mutant's prefix does not fit these bounds: {e}\n")
+        return 2
+    if mutant and mutant.prefix:
+        out.write(f"starting after the mutant's {len(mutant.prefix)}-step prefix\n")
+    # Configuration entries name servers and the spares start outside the configuration, so
+    # servers are no longer interchangeable: no symmetry reduction with membership changes.
+    symmetric = args.symmetry and not config.membership
     out.flush()
     started = time.perf_counter()
 
@@ -167,11 +185,11 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
 
     problem: Problem[RaftState, Event] = Problem(
-        initial=[spec.initial()],
+        initial=[start],
         successors=spec.successors,
         check_state=state_violation,
         check_step=step_violation,
-        canonical=Symmetry() if args.symmetry else _as_is,
+        canonical=Symmetry() if symmetric else _as_is,
     )
     result = explore(problem, max_states=args.max_states, on_progress=progress)
     elapsed = time.perf_counter() - started

@@ -29,6 +29,9 @@ class RaftConfig:
     compaction: bool = False
     """Log compaction (CompactLog) and InstallSnapshot for followers that fell behind it."""
     leader_transfer: bool = False
+    membership: bool = False
+    """Single-server membership changes (AddMember, PromoteMember, RemoveMember) through
+    configuration entries in the log; without it every server votes, always."""
     network_faults: bool = True
     """Whether the network may drop and duplicate messages (it may always reorder them)."""
 
@@ -42,6 +45,13 @@ class RaftConfig:
     """ReadIndex requests over the whole run."""
     values: tuple[Hashable, ...] = ("v",)
     """The client commands ClientRequest may append."""
+    spares: int = 0
+    """With ``membership``: the last ``spares`` servers start outside the configuration (the
+    machines an operator may add); the others start as its voters."""
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.spares < self.servers:
+            raise ValueError(f"spares must be in 0..{self.servers - 1}, got {self.spares}")
 
     @property
     def server_ids(self) -> range:
@@ -62,6 +72,7 @@ class RaftConfig:
                 "read_index",
                 "compaction",
                 "leader_transfer",
+                "membership",
             )
             if getattr(self, name)
         ]
@@ -81,4 +92,5 @@ def all_features(config: RaftConfig, max_batch: int = 2) -> RaftConfig:
         read_index=True,
         compaction=True,
         leader_transfer=True,
+        membership=True,
     )

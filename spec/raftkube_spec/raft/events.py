@@ -143,6 +143,32 @@ class TransferLeadership:
     peer: ServerId
 
 
+@attrs.frozen
+class AddMember:
+    """The leader appends a configuration adding ``peer``, as a learner or as a voter
+    (``etcdctl member add [--learner]``)."""
+
+    server: ServerId
+    peer: ServerId
+    learner: bool
+
+
+@attrs.frozen
+class PromoteMember:
+    """The leader appends a configuration in which learner ``peer`` votes."""
+
+    server: ServerId
+    peer: ServerId
+
+
+@attrs.frozen
+class RemoveMember:
+    """The leader appends a configuration without ``peer`` (a voter or a learner)."""
+
+    server: ServerId
+    peer: ServerId
+
+
 # --- Receiving a message: the branches of raft.tla's Receive ---------------------------------
 
 
@@ -218,6 +244,9 @@ Event = (
     | ReadIndexRequest
     | ReadIndexComplete
     | TransferLeadership
+    | AddMember
+    | PromoteMember
+    | RemoveMember
     | UpdateTerm
     | HandleRequestVoteRequest
     | HandleRequestVoteResponse
@@ -243,6 +272,7 @@ RECEIVE_EVENTS = (
 
 __all__ = [
     "RECEIVE_EVENTS",
+    "AddMember",
     "AdvanceCommitIndex",
     "AppendEntries",
     "AppendEntriesRequest",
@@ -264,8 +294,10 @@ __all__ = [
     "HandleTimeoutNowRequest",
     "InstallSnapshot",
     "InstallSnapshotRequest",
+    "PromoteMember",
     "ReadIndexComplete",
     "ReadIndexRequest",
+    "RemoveMember",
     "RequestVote",
     "RequestVoteRequest",
     "RequestVoteResponse",

@@ -98,7 +98,10 @@ def state_machine_safety(s: RaftState) -> Problem:
 
 
 def committed_in_quorum(s: RaftState) -> Problem:
-    """Every committed entry is held by a quorum of servers' logs."""
+    """Every committed entry is held by a quorum of servers' logs (with membership changes: a
+    majority of the voters of the configuration it was committed in)."""
+    if any(c.voters is not None for c in s.committed):
+        return _committed_in_voter_quorum(s)
     quorum = len(s.servers) // 2 + 1
     # A server whose log starts with the very entry objects of the committed history holds
     # all of those (an entry is equal to itself), so every index up to the quorum-th longest
@@ -115,6 +118,22 @@ def committed_in_quorum(s: RaftState) -> Problem:
         ]
         if len(holders) < quorum:
             return f"committed index {index} ({entry}) is held only by servers {holders}"
+    return None
+
+
+def _committed_in_voter_quorum(s: RaftState) -> Problem:
+    for index, c in enumerate(s.committed, start=1):
+        voters = c.voters if c.voters is not None else tuple(range(len(s.servers)))
+        holders = [
+            i
+            for i in voters
+            if s.servers[i].last_index >= index and s.servers[i].log[index - 1] == c.entry
+        ]
+        if 2 * len(holders) <= len(voters):
+            return (
+                f"committed index {index} ({c.entry}) is held only by servers {holders} of the "
+                f"voters {list(voters)} it was committed by"
+            )
     return None
 
 

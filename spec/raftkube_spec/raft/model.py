@@ -11,7 +11,11 @@ really does, each extension behind a switch in :class:`RaftConfig`:
 * CheckQuorum makes a leader step down when no quorum answered it since its last check;
 * ReadIndex reads, confirmed by a quorum answering a heartbeat sent after the read began;
 * log compaction (CompactLog) and InstallSnapshot for followers behind the leader's snapshot;
-* leadership transfer (TimeoutNow).
+* leadership transfer (TimeoutNow);
+* single-server membership changes with learners (:mod:`.membership`): configuration entries
+  in the log, in force from the moment they are appended; quorums count only the voters of
+  the counting server's configuration, only voters campaign, and a leader replicates to the
+  members of its configuration.
 
 Every action is a method ``action(state, event) -> RaftState | None``: the event (see
 :mod:`.events`) carries the action's parameters, and ``None`` means "not enabled". With its
@@ -45,6 +49,7 @@ from typing import Any
 import attrs
 
 from . import events as ev
+from . import membership as mb
 from .config import RaftConfig
 from .messages import (
     RESPONSE_TYPES,
@@ -71,7 +76,7 @@ from .state import (
     bag_remove_at,
     initial_state,
 )
-from .types import Entry, Role, ServerId
+from .types import Entry, Membership, Role, ServerId
 
 Action = Callable[[RaftState, Any], RaftState | None]
 
@@ -102,6 +107,9 @@ class RaftSpec:
             ev.ReadIndexRequest: self.read_index_request,
             ev.ReadIndexComplete: self.read_index_complete,
             ev.TransferLeadership: self.transfer_leadership,
+            ev.AddMember: self.add_member,
+            ev.PromoteMember: self.promote_member,
+            ev.RemoveMember: self.remove_member,
             ev.UpdateTerm: self.update_term,
             ev.HandleRequestVoteRequest: self.handle_request_vote_request,
             ev.HandleRequestVoteResponse: self.handle_request_vote_response,
@@ -114,6 +122,7 @@ class RaftSpec:
             ev.DropMessage: self.drop_message,
         }
 
+        self.initial_membership = mb.initial_membership(config)
         self._static_events = tuple(_StaticEvents.of(config, i) for i in config.server_ids)
 
     # --- The transition system -----------------------------------------------------------------
@@ -160,6 +169,8 @@ class RaftSpec:
                 if room:
                     yield from static.leader_sends
                 yield from static.leader_checks
+                if c.membership and self.may_change_membership(v):
+                    yield from static.member_changes
                 if c.read_index and s.last_read_id < c.max_reads:
                     yield ev.ReadIndexRequest(i, s.last_read_id + 1)
                 yield from (ev.ReadIndexComplete(i, r.read_id) for r in v.pending_reads)
@@ -177,7 +188,7 @@ class RaftSpec:
         for m, _ in s.network:
             if m.term > s.servers[m.dest].term:
                 yield ev.UpdateTerm(m)
-            yield _handler_event(m)
+            yield handler_event(m)
             if isinstance(m, RESPONSE_TYPES):
                 yield ev.DropStaleResponse(m)
             if c.network_faults:
@@ -187,8 +198,37 @@ class RaftSpec:
 
     # --- Helpers -------------------------------------------------------------------------------
 
-    def quorum(self, voters: frozenset[ServerId]) -> bool:
-        return len(voters) >= self.config.quorum
+    def members(self, v: ServerState) -> Membership:
+        """The configuration ``v`` is in: the last one in its log (see :mod:`.membership`)."""
+        if not self.config.membership:
+            return self.initial_membership
+        return mb.membership_of(v.log, self.initial_membership)
+
+    def is_voter(self, v: ServerState, j: ServerId) -> bool:
+        """Whether ``j`` votes in ``v``'s configuration (everyone does without membership)."""
+        return not self.config.membership or j in self.members(v).voters
+
+    def is_member(self, v: ServerState, j: ServerId) -> bool:
+        """Whether ``j`` is a voter or a learner in ``v``'s configuration."""
+        if not self.config.membership:
+            return True
+        members = self.members(v)
+        return j in members.voters or j in members.learners
+
+    def quorum(self, v: ServerState, servers: frozenset[ServerId]) -> bool:
+        """Whether ``servers`` hold a majority of the voters of ``v``'s configuration."""
+        if not self.config.membership:
+            return len(servers) >= self.config.quorum  # the model checker's hot path
+        return self.members(v).is_quorum(servers)
+
+    def may_change_membership(self, v: ServerState) -> bool:
+        """A leader proposes a configuration change only once it has committed an entry of
+        its own term, and only when no earlier change is uncommitted."""
+        return (
+            v.role is Role.LEADER
+            and v.term_at(v.commit_index) == v.term
+            and mb.membership_index(v.log) <= v.commit_index
+        )
 
     def commit_candidate(self, v: ServerState) -> int:
         """The largest index a leader may commit: replicated on a quorum (itself included),
@@ -196,7 +236,7 @@ class RaftSpec:
         for index in range(v.last_index, v.commit_index, -1):
             if v.term_at(index) != v.term:
                 break
-            if self.quorum(self.agree(v, index)):
+            if self.quorum(v, self.agree(v, index)):
                 return index
         return v.commit_index
 
@@ -229,8 +269,9 @@ class RaftSpec:
         s = s.with_server(i, new, network)
         if new.commit_index > old.commit_index and new.commit_index > len(s.committed):
             committed = list(s.committed)
+            voters = self.members(new).voters if self.config.membership else None
             for index in range(len(committed) + 1, new.commit_index + 1):
-                committed.append(Committed(new.log[index - 1], new.term))
+                committed.append(Committed(new.log[index - 1], new.term, voters))
             s = s.but(committed=tuple(committed))
         return s
 
@@ -275,7 +316,7 @@ class RaftSpec:
 
     def timeout(self, s: RaftState, e: ev.Timeout) -> RaftState | None:
         v = s.servers[e.server]
-        if v.role is Role.LEADER:
+        if v.role is Role.LEADER or not self.is_voter(v, e.server):
             return None
         if self.config.pre_vote:
             pre = self.as_follower(v, v.term).but(
@@ -292,6 +333,8 @@ class RaftSpec:
             return None
         if e.peer == e.server or e.peer in v.votes_responded:
             return None
+        if not self.is_voter(v, e.peer):
+            return None
         pre = v.role is Role.PRE_CANDIDATE
         return self.send(
             s,
@@ -307,13 +350,13 @@ class RaftSpec:
 
     def become_candidate(self, s: RaftState, e: ev.BecomeCandidate) -> RaftState | None:
         v = s.servers[e.server]
-        if v.role is not Role.PRE_CANDIDATE or not self.quorum(v.votes_granted):
+        if v.role is not Role.PRE_CANDIDATE or not self.quorum(v, v.votes_granted):
             return None
         return s.with_server(e.server, self.as_candidate(v, e.server))
 
     def become_leader(self, s: RaftState, e: ev.BecomeLeader) -> RaftState | None:
         v = s.servers[e.server]
-        if v.role is not Role.CANDIDATE or not self.quorum(v.votes_granted):
+        if v.role is not Role.CANDIDATE or not self.quorum(v, v.votes_granted):
             return None
         n = self.config.servers
         leader = v.but(
@@ -348,6 +391,8 @@ class RaftSpec:
         v = s.servers[e.server]
         if v.role is not Role.LEADER or e.peer == e.server:
             return None
+        if not self.is_member(v, e.peer):
+            return None
         if e.count > self.config.max_batch or e.count < 0:
             return None
         prev = v.next_index[e.peer] - 1
@@ -374,6 +419,8 @@ class RaftSpec:
     def install_snapshot(self, s: RaftState, e: ev.InstallSnapshot) -> RaftState | None:
         v = s.servers[e.server]
         if not self.config.compaction or v.role is not Role.LEADER or e.peer == e.server:
+            return None
+        if not self.is_member(v, e.peer):
             return None
         if v.next_index[e.peer] - 1 >= v.snapshot_index:
             return None
@@ -402,7 +449,7 @@ class RaftSpec:
         v = s.servers[e.server]
         if not self.config.check_quorum or v.role is not Role.LEADER:
             return None
-        if self.quorum(v.recent_active | {e.server}):
+        if self.quorum(v, v.recent_active | {e.server}):
             return s.with_server(e.server, v.but(recent_active=frozenset()))
         return s.with_server(e.server, self.as_follower(v, v.term))
 
@@ -428,7 +475,7 @@ class RaftSpec:
         if v.role is not Role.LEADER:
             return None
         for read in v.pending_reads:
-            if read.read_id == e.read_id and self.quorum(read.acks):
+            if read.read_id == e.read_id and self.quorum(v, read.acks):
                 break
         else:
             return None
@@ -441,9 +488,47 @@ class RaftSpec:
         v = s.servers[e.server]
         if not self.config.leader_transfer or v.role is not Role.LEADER or e.peer == e.server:
             return None
-        if v.match_index[e.peer] != v.last_index:
+        if v.match_index[e.peer] != v.last_index or not self.is_voter(v, e.peer):
             return None
         return self.send(s, TimeoutNowRequest(term=v.term, source=e.server, dest=e.peer))
+
+    def add_member(self, s: RaftState, e: ev.AddMember) -> RaftState | None:
+        v = s.servers[e.server]
+        if not self.config.membership or not self.may_change_membership(v):
+            return None
+        new = self.members(v).added(e.peer, e.learner)
+        if new is None:
+            return None
+        # A new member's progress starts afresh, as etcd's does: nothing known to match.
+        match, nxt = list(v.match_index), list(v.next_index)
+        match[e.peer], nxt[e.peer] = 0, v.last_index + 1
+        v = v.but(match_index=tuple(match), next_index=tuple(nxt))
+        return self.append_membership(s, e.server, v, new)
+
+    def promote_member(self, s: RaftState, e: ev.PromoteMember) -> RaftState | None:
+        v = s.servers[e.server]
+        if not self.config.membership or not self.may_change_membership(v):
+            return None
+        new = self.members(v).promoted(e.peer)
+        return None if new is None else self.append_membership(s, e.server, v, new)
+
+    def remove_member(self, s: RaftState, e: ev.RemoveMember) -> RaftState | None:
+        v = s.servers[e.server]
+        if not self.config.membership or not self.may_change_membership(v):
+            return None
+        if e.peer == e.server:
+            return None  # a leader hands over leadership before it is removed
+        new = self.members(v).removed(e.peer)
+        return None if new is None else self.append_membership(s, e.server, v, new)
+
+    def append_membership(
+        self, s: RaftState, i: ServerId, v: ServerState, new: Membership
+    ) -> RaftState:
+        """The leader appends configuration ``new``, in force for it from now on."""
+        log = (*v.log, Entry(v.term, new))
+        match = list(v.match_index)
+        match[i] = len(log)
+        return s.with_server(i, v.but(log=log, match_index=tuple(match)))
 
     # --- Receiving messages --------------------------------------------------------------------
 
@@ -698,6 +783,7 @@ class _StaticEvents:
     client_requests: tuple[ev.ClientRequest, ...]
     leader_sends: tuple[ev.Event, ...]
     leader_checks: tuple[ev.Event, ...]
+    member_changes: tuple[ev.Event, ...]
 
     @classmethod
     def of(cls, c: RaftConfig, i: ServerId) -> _StaticEvents:
@@ -718,7 +804,17 @@ class _StaticEvents:
             client_requests=tuple(ev.ClientRequest(i, value) for value in c.values),
             leader_sends=tuple(sends),
             leader_checks=(ev.CheckQuorum(i),) if c.check_quorum else (),
+            member_changes=tuple(_member_changes(c, i)) if c.membership else (),
         )
+
+
+def _member_changes(c: RaftConfig, i: ServerId) -> Iterator[ev.Event]:
+    for j in c.server_ids:
+        if j != i:
+            yield ev.AddMember(i, j, learner=True)
+            yield ev.AddMember(i, j, learner=False)
+            yield ev.PromoteMember(i, j)
+            yield ev.RemoveMember(i, j)
 
 
 def _set_next(v: ServerState, peer: ServerId, value: int) -> ServerState:
@@ -734,7 +830,8 @@ def _count_vote(v: ServerState, voter: ServerId, granted: bool) -> ServerState:
     )
 
 
-def _handler_event(m: Message) -> ev.Event:
+def handler_event(m: Message) -> ev.Event:
+    """The event of handling ``m`` (which branch of raft.tla's Receive applies)."""
     if isinstance(m, RequestVoteRequest):
         return ev.HandleRequestVoteRequest(m)
     if isinstance(m, RequestVoteResponse):

@@ -14,10 +14,11 @@ import attrs
 
 from . import events as ev
 from .config import RaftConfig
+from .membership import membership_index
 from .messages import AppendEntriesRequest, RequestVoteRequest, RequestVoteResponse
-from .model import RaftSpec
+from .model import RaftSpec, handler_event
 from .state import CompletedRead, RaftState, ServerState
-from .types import Entry
+from .types import Entry, Role
 
 
 class Figure8Commit(RaftSpec):
@@ -25,7 +26,7 @@ class Figure8Commit(RaftSpec):
 
     def commit_candidate(self, v: ServerState) -> int:
         for index in range(v.last_index, v.commit_index, -1):
-            if self.quorum(self.agree(v, index)):
+            if self.quorum(v, self.agree(v, index)):
                 return index
         return v.commit_index
 
@@ -86,12 +87,34 @@ class TruncateOnStaleAppend(RaftSpec):
         return (*log[:prev], *entries)
 
 
+class ConfigChangeBeforeOwnTermCommit(RaftSpec):
+    """Let a new leader propose a membership change before it has committed an entry of its
+    own term (Ongaro, raft-dev, 2015): an old leader's uncommitted change and a new leader's
+    change can then form two configurations without overlapping majorities."""
+
+    def may_change_membership(self, v: ServerState) -> bool:
+        return v.role is Role.LEADER and membership_index(v.log) <= v.commit_index
+
+
+@attrs.frozen
+class Deliver:
+    """In a mutant's prefix: the one message in flight is received (an UpdateTerm first if it
+    carries a higher term, then its handler)."""
+
+
+PrefixStep = ev.Event | Deliver
+
+
 @attrs.frozen
 class Mutant:
     name: str
     spec: type[RaftSpec]
     config: dict[str, Any] = attrs.field(factory=dict)
     """Features and bounds the bug needs in order to show, applied over the defaults."""
+    prefix: tuple[PrefixStep, ...] = ()
+    """Steps taken before the search, for a bug whose shortest trace is too deep for a
+    breadth-first search in Python: the checker explores everything reachable after them.
+    Each must be enabled in the mutant, so the start is a state the mutant really reaches."""
 
     @property
     def description(self) -> str:
@@ -99,6 +122,54 @@ class Mutant:
 
     def configure(self, base: RaftConfig) -> RaftConfig:
         return attrs.evolve(base, **self.config)
+
+    def start(self, spec: RaftSpec) -> RaftState:
+        """The state the search starts from: the initial state, then the prefix."""
+        s = spec.initial()
+        for n, step in enumerate(self.prefix, start=1):
+            events: list[ev.Event]
+            if isinstance(step, Deliver):
+                if len(s.network) != 1:
+                    raise ValueError(
+                        f"prefix step {n}: {len(s.network)} kinds of message in flight"
+                    )
+                m = s.network[0][0]
+                events = [handler_event(m)]
+                if m.term > s.servers[m.dest].term:
+                    events.insert(0, ev.UpdateTerm(m))
+            else:
+                events = [step]
+            for event in events:
+                t = spec.step(s, event)
+                if t is None:
+                    raise ValueError(f"prefix step {n}: {event} is not enabled")
+                s = t
+        return s
+
+
+def _vote(candidate: int, voter: int) -> tuple[PrefixStep, ...]:
+    return (ev.RequestVote(candidate, voter), Deliver(), Deliver())
+
+
+_ONGARO_PREFIX: tuple[PrefixStep, ...] = (
+    # Server 0 leads term 1 in the configuration {0, 1, 2, 3} and at once appends a change
+    # adding server 4, which reaches no one.
+    ev.Timeout(0),
+    *_vote(0, 1),
+    *_vote(0, 2),
+    ev.BecomeLeader(0),
+    ev.AddMember(0, 4, learner=False),
+    # Server 1 is elected in term 2 by servers 2 and 3, and its heartbeat tells server 0.
+    ev.Timeout(1),
+    *_vote(1, 2),
+    *_vote(1, 3),
+    ev.BecomeLeader(1),
+    ev.AppendEntries(1, 0, 0),
+    Deliver(),
+    Deliver(),
+    # From here the checker must find the rest: server 1 removing server 0 before it has
+    # committed anything of term 2, and server 0 elected in term 3 by 3 and 4.
+)
 
 
 MUTANTS: dict[str, Mutant] = {
@@ -127,6 +198,26 @@ MUTANTS: dict[str, Mutant] = {
             "truncate-on-stale-append",
             TruncateOnStaleAppend,
             {"max_batch": 2, "max_log": 2, "max_messages": 3},
+        ),
+        # Ongaro's trace: four voters and a spare. The old leader's change adds the spare,
+        # the new leader's removes the old leader, and no client request is needed. Its 36
+        # steps are far beyond a breadth-first search of five servers here (1.1 million
+        # states reach depth 18 only), so the first 21 are a prefix and the search finds the
+        # other 15, the new leader's premature change among them.
+        Mutant(
+            "config-change-before-own-term-commit",
+            ConfigChangeBeforeOwnTermCommit,
+            {
+                "servers": 5,
+                "membership": True,
+                "spares": 1,
+                "max_term": 3,
+                "max_log": 1,
+                "max_messages": 1,
+                "network_faults": False,
+                "values": (),
+            },
+            prefix=_ONGARO_PREFIX,
         ),
     )
 }

@@ -58,6 +58,9 @@ class Committed:
 
     entry: Entry
     commit_term: int
+    voters: tuple[ServerId, ...] | None = None
+    """With membership changes, the voters of the configuration it was committed in (a
+    majority of them hold it); None means every server votes."""
 
 
 @attrs.frozen(cache_hash=True)
