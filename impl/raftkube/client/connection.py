@@ -239,13 +239,14 @@ class Connection:
                     self._take_part(rid, msg)
                     continue
                 reply = self.calls.pop(rid, None)
-                parts = self._parts.pop(rid, None)
-                bad = self._bad_parts.pop(rid, None)
-                if reply is not None:
+                if self._parts or self._bad_parts:  # Rare: a split answer is arriving.
+                    parts = self._parts.pop(rid, None)
+                    bad = self._bad_parts.pop(rid, None)
                     if bad is not None:
                         msg = bad
                     elif parts is not None:
                         msg = join_parts(parts, msg)
+                if reply is not None:
                     reply.deliver(msg)
                     continue
                 chan = self.streams.get(rid)
