@@ -40,7 +40,7 @@ from raftkube_fuzz.cluster.components import (
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.run import Run
 from raftkube_fuzz.steps import Step
-from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds
+from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds, setting
 from raftkube_fuzz.timeline import CHECK, CLIENT, FAULT
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.driver import sleep
@@ -68,7 +68,9 @@ FAULT_HOLDS = (0.002, 1.0, 5.0)
 CLOCK_JUMPS = (1.0, 5.0, 30.0)
 CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
 
-DEFAULT_CONFIG = {"servers": 1, "nodes": 3, "managers": 2, "schedulers": 2}
+DEFAULT_CONFIG = {"servers": 1, "nodes": 3, "managers": 2, "schedulers": 2, "store_faults": "on"}
+"""``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
+nothing), for a search about the control plane's own loops."""
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -373,11 +375,41 @@ class ClusterMachine(SuiteMachine):
         hold = data.draw(evenly(FAULT_HOLDS), label="hold")
         self.apply(Step.of("host_cut", host=host, hold=hold))
 
+    def _store_faults(self) -> bool:
+        assert self.run is not None
+        return setting(self.run, "store_faults", ("on", "off"), "on") == "on"
+
+    @rule(data=st.data())
+    def crash_fault(self, data: st.DataObject) -> None:
+        """The base rule, unless ``store_faults=off``."""
+        if self._store_faults():
+            SuiteMachine.crash_fault(self, data)
+
+    @rule(data=st.data())
+    def pause_fault(self, data: st.DataObject) -> None:
+        """The base rule, unless ``store_faults=off``."""
+        if self._store_faults():
+            SuiteMachine.pause_fault(self, data)
+
+    @rule(data=st.data())
+    def network_fault(self, data: st.DataObject) -> None:
+        """The base rule, unless ``store_faults=off``."""
+        if self._store_faults():
+            SuiteMachine.network_fault(self, data)
+
+    @rule(data=st.data())
+    def clock_fault(self, data: st.DataObject) -> None:
+        """The base rule, unless ``store_faults=off``."""
+        if self._store_faults():
+            SuiteMachine.clock_fault(self, data)
+
     @rule(data=st.data())
     def partition_fault(self, data: st.DataObject) -> None:
         """The store's partitions (the base rule's) with three members; with one, there is no
         minority to split off, so the member is isolated (cut from the API server) or the
-        network healed."""
+        network healed. None with ``store_faults=off``."""
+        if not self._store_faults():
+            return
         if self.servers >= 3:
             SuiteMachine.partition_fault(self, data)
             return
