@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 )
 
 from raftkube.mvcc import MvccStore, WatchHub, dump_snapshot, load_snapshot
+from raftkube.mvcc.index import first_retained
 from raftkube.mvcc.snapshot import StoreView, capture, encode_view
 from raftkube_spec.kv import (
     FROM_KEY,
@@ -198,7 +199,16 @@ def any_requests(max_rev: int, now_ms: int) -> st.SearchStrategy[Request]:
 
 
 def retained(store: MvccStore) -> list[tuple[bytes, tuple[object, ...]]]:
-    return [(key, tuple(h.kvs)) for key, h in store.index.items()]
+    """The store's history as the last compaction left it. Trimming is done in batches after
+    each write (mvcc.index), so some records may still await it: they are left out here, by
+    the rule, without trimming anything (the other checks must see the store as it is)."""
+    compacted = store.compact_revision
+    out = []
+    for key, h in store.index.items():
+        start = first_retained(h.kvs, len(h.kvs), compacted) if compacted else 0
+        if start < len(h.kvs):
+            out.append((key, tuple(h.kvs[start:])))
+    return out
 
 
 def model_retained(state: KVState) -> list[tuple[bytes, tuple[object, ...]]]:

@@ -33,13 +33,24 @@ the key space. Instead each write that makes history droppable leaves a
 Revisions only grow, so both trigger queues are already sorted, and a
 compaction pops exactly the triggers it reaches and trims only those keys. A key
 without a reached trigger provably has nothing the rule would drop.
+
+That work is still proportional to the writes since the last compaction, which
+with etcd's retentions (minutes to hours) is millions of keys: done at once it
+would stall the member's event loop for seconds. So, as etcd compacts its
+backend in batches after the compact revision is set, :meth:`KeyIndex.compact`
+only moves the trim point, and :meth:`KeyIndex.trim` does a bounded batch of
+the trimming, called after every write. Records still awaiting their trim are
+invisible: every read and watch is at or after the compact revision, where the
+rule keeps exactly what they see, and :func:`first_retained` applies the rule
+again when a snapshot is encoded, so images stay canonical.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter
 
 import attrs
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
@@ -59,6 +70,24 @@ def decode_range(key: bytes, range_end: bytes) -> tuple[bytes, bytes | None]:
     if range_end == FROM_KEY:
         return key, None
     return key, range_end
+
+
+_MOD_REVISION = attrgetter("mod_revision")
+
+TRIM_BATCH = 32
+"""Trigger entries :meth:`KeyIndex.trim` handles per write: more than a write adds (one per
+record, and most writes write one), so a backlog drains within a fraction of the writes that
+made it, in slices short enough not to stall anything."""
+
+
+def first_retained(kvs: Sequence[KeyValue], length: int, revision: int) -> int:
+    """The compaction rule: the index of the first of ``kvs[:length]`` that compacting at
+    ``revision`` keeps (see the module docstring); ``length`` if it keeps none."""
+    i = bisect_left(kvs, revision, 0, length, key=_MOD_REVISION)
+    if (i == length or kvs[i].mod_revision > revision) and i > 0 and kvs[i - 1].version != 0:
+        # Nothing written exactly at ``revision``: a read there sees this live record.
+        i -= 1
+    return i
 
 
 @attrs.define(slots=True, eq=False)
@@ -95,10 +124,7 @@ class KeyHistory:
     def compact(self, revision: int) -> None:
         """Apply the compaction rule at ``revision`` (see the module docstring)."""
         revs = self.revs
-        i = bisect_left(revs, revision)
-        if (i == len(revs) or revs[i] > revision) and i > 0 and self.kvs[i - 1].version != 0:
-            # Nothing written exactly at ``revision``: a read there sees this live record.
-            i -= 1
+        i = first_retained(self.kvs, len(revs), revision)
         if i:
             del revs[:i]
             # A new list rather than an in-place delete: a snapshot view being encoded may
@@ -109,7 +135,7 @@ class KeyHistory:
 class KeyIndex:
     """All keys' histories plus the compaction triggers; mutable, owned by one store."""
 
-    __slots__ = ("_histories", "_order", "_superseded", "_tombstones")
+    __slots__ = ("_histories", "_order", "_superseded", "_tombstones", "_trim_to")
 
     def __init__(self) -> None:
         self._histories: dict[bytes, KeyHistory] = {}
@@ -119,6 +145,8 @@ class KeyIndex:
         self._superseded: deque[tuple[int, bytes]] = deque()
         # (revision, key): a tombstone at ``revision``, droppable once compaction passes it.
         self._tombstones: deque[tuple[int, bytes]] = deque()
+        self._trim_to = 0
+        """The latest compaction point; :meth:`trim` catches the histories up with it."""
 
     def __len__(self) -> int:
         """Keys with any retained record (live or not)."""
@@ -196,16 +224,31 @@ class KeyIndex:
             self._tombstones.append((rev, key))
 
     def compact(self, revision: int) -> None:
-        """Drop what no read or watch at or after ``revision`` can observe."""
-        touched: set[bytes] = set()
-        superseded = self._superseded
-        while superseded and superseded[0][0] <= revision:
-            touched.add(superseded.popleft()[1])
-        tombstones = self._tombstones
-        while tombstones and tombstones[0][0] < revision:
-            touched.add(tombstones.popleft()[1])
-        histories = self._histories
-        for key in touched:
+        """Compact at ``revision``: what no read or watch at or after it can observe may go.
+        Only the trim point moves here; :meth:`trim` drops the records, a batch at a time."""
+        self._trim_to = max(self._trim_to, revision)
+
+    @property
+    def trim_pending(self) -> bool:
+        """Whether some history still awaits trimming to the last compaction point."""
+        superseded, tombstones = self._superseded, self._tombstones
+        return bool(
+            (superseded and superseded[0][0] <= self._trim_to)
+            or (tombstones and tombstones[0][0] < self._trim_to)
+        )
+
+    def trim(self, budget: int = TRIM_BATCH) -> None:
+        """Apply the compaction rule to the keys of up to ``budget`` reached triggers."""
+        revision = self._trim_to
+        superseded, tombstones, histories = self._superseded, self._tombstones, self._histories
+        while budget > 0:
+            if superseded and superseded[0][0] <= revision:
+                key = superseded.popleft()[1]
+            elif tombstones and tombstones[0][0] < revision:
+                key = tombstones.popleft()[1]
+            else:
+                return
+            budget -= 1
             history = histories.get(key)
             if history is None:
                 continue
@@ -213,6 +256,11 @@ class KeyIndex:
             if not history.revs:
                 del histories[key]
                 self._order.remove(key)
+
+    def trim_all(self) -> None:
+        """Finish every pending trim now (tests; a store that must be minimal at once)."""
+        while self.trim_pending:
+            self.trim()
 
     # -- restore --------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import msgpack  # type: ignore[import-untyped]
 
-from raftkube.mvcc.index import KeyIndex
+from raftkube.mvcc.index import KeyIndex, first_retained
 from raftkube.mvcc.lease import Lessor
 from raftkube.mvcc.sessions import ClientSession, SessionTable
 from raftkube.mvcc.store import MvccStore
@@ -185,19 +185,26 @@ def encode_view(view: StoreView) -> bytes:
     with temporaries while it is encoded."""
     packer = msgpack.Packer(use_bin_type=True)
     pack = packer.pack
+    compact = view.compact_revision
+    key_parts = []
+    for key, kvs, length in zip(view.keys, view.records, view.lengths, strict=True):
+        # Records the compaction rule drops may still await their (batched) trim.
+        start = first_retained(kvs, length, compact) if compact else 0
+        if start == length:
+            continue
+        records = [
+            [kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease]
+            for kv in kvs[start:length]
+        ]
+        key_parts.append(pack([key, records]))
     parts = [
         packer.pack_array_header(6),
         pack(FORMAT_VERSION),
         pack(view.revision),
-        pack(view.compact_revision),
-        packer.pack_array_header(len(view.keys)),
+        pack(compact),
+        packer.pack_array_header(len(key_parts)),
+        *key_parts,
     ]
-    for key, kvs, length in zip(view.keys, view.records, view.lengths, strict=True):
-        records = [
-            [kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease]
-            for kv in kvs[:length]
-        ]
-        parts.append(pack([key, records]))
     sessions = [
         [client_id, lowest_unacked, [[seq, _result_out(r)] for seq, r in results]]
         for client_id, lowest_unacked, results in view.sessions

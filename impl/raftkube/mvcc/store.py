@@ -298,7 +298,12 @@ class MvccStore:
         handler = self._handlers.get(type(request))
         if handler is None:
             raise TypeError(f"not a KV request: {request!r}")
-        return handler(request)
+        result = handler(request)
+        if type(request) is not RangeRequest:
+            # A slice of a compaction's trimming rides on every replicated request (reads
+            # are served by one member only, so they never trim): see mvcc.index.
+            self._index.trim()
+        return result
 
     def register_client(self, client_id: int) -> None:
         """Open (or refresh) a client session; see :mod:`raftkube.mvcc.sessions`."""
