@@ -81,10 +81,9 @@ def _patch(owner: type, name: str, replacement: Any) -> Callable[[], Any]:
 
 
 def _maybe_commit_any_term(self: RaftNode) -> None:
-    matches = [pr.match for pr in self.progress.values()]
-    matches.append(self.log.last_index)
+    matches = [self.match_index(j) for j in self.membership.voters]
     matches.sort(reverse=True)
-    candidate = matches[self.config.quorum - 1]
+    candidate = matches[len(matches) // 2]
     if candidate <= self.commit:  # MUTANT: no check that the entry is of the current term.
         return
     self.commit = candidate
@@ -115,6 +114,7 @@ def _merge_without_truncation(self: RaftNode, prev: int, entries: tuple[Entry, .
         index = prev + 1 + n
         if index > log.last_index:
             log.entries.extend(entries[n:])
+            self._membership.appended(index, entries[n:])
             return
         # MUTANT: an entry already held at ``index`` is kept even if the leader's term differs.
 
@@ -125,10 +125,12 @@ def _merge_without_truncation(self: RaftNode, prev: int, entries: tuple[Entry, .
 def _maybe_commit_by_next(self: RaftNode) -> None:
     # MUTANT: the optimistic next index (advanced on send with pipelining) instead of the
     # acknowledged match index.
-    matches = [pr.next - 1 for pr in self.progress.values()]
-    matches.append(self.log.last_index)
+    matches = [
+        self.log.last_index if j == self.id else self.progress[j].next - 1
+        for j in self.membership.voters
+    ]
     matches.sort(reverse=True)
-    candidate = matches[self.config.quorum - 1]
+    candidate = matches[len(matches) // 2]
     if candidate <= self.commit or self.log.term_at(candidate) != self.term:
         return
     self.commit = candidate

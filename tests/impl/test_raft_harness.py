@@ -28,7 +28,15 @@ from raftkube_spec.raft.model import RaftSpec
 from raftkube_spec.raft.state import RaftState
 from raftkube_spec.raft.types import Entry, Role
 
-FEATURES = ("pipelining", "pre_vote", "check_quorum", "read_index", "compaction", "leader_transfer")
+FEATURES = (
+    "pipelining",
+    "pre_vote",
+    "check_quorum",
+    "read_index",
+    "compaction",
+    "leader_transfer",
+    "membership",
+)
 
 
 @attrs.define
@@ -96,6 +104,7 @@ class Cluster:
         max_batch: int = 1,
         max_inflight: int = 4,
         lease: bool = False,
+        spares: int = 0,
         **features: bool,
     ) -> None:
         unknown = set(features) - set(FEATURES)
@@ -113,6 +122,7 @@ class Cluster:
                 max_batch=max_batch,
                 max_inflight=max_inflight,
                 lease=lease,
+                spares=spares,
                 **features,
             )
             for i in range(n)
@@ -127,6 +137,7 @@ class Cluster:
                 max_messages=10**9,
                 max_restarts=10**9,
                 max_reads=10**9,
+                spares=spares,
                 **features,  # type: ignore[arg-type]
             )
         )

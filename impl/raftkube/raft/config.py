@@ -10,6 +10,8 @@ import math
 
 import attrs
 
+from raftkube_spec.raft.types import Membership
+
 
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
@@ -54,6 +56,10 @@ class NodeConfig:
     read_index: bool = False
     compaction: bool = False
     leader_transfer: bool = False
+    membership: bool = False
+    """Membership changes (:meth:`RaftNode.add_member` and friends) with the last ``spares``
+    servers starting outside the configuration."""
+    spares: int = attrs.field(default=0, validator=_non_negative)
 
     # Lease reads (not a spec switch: the lease is a local decision the spec never sees; see
     # docs/lease-reads.md for the argument).
@@ -73,6 +79,8 @@ class NodeConfig:
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.node_id < self.servers:
             raise ValueError(f"node_id {self.node_id} outside 0..{self.servers - 1}")
+        if self.spares >= self.servers or (self.spares and not self.membership):
+            raise ValueError(f"spares {self.spares} needs membership and fewer than {self.servers}")
         if self.lease_read and not (self.check_quorum and self.lease and self.read_index):
             raise ValueError("lease_read needs check_quorum, lease and read_index")
 
@@ -91,7 +99,13 @@ class NodeConfig:
 
     @property
     def quorum(self) -> int:
-        return self.servers // 2 + 1
+        """The quorum of the initial configuration (every server, without spares)."""
+        return (self.servers - self.spares) // 2 + 1
+
+    @property
+    def initial_membership(self) -> Membership:
+        """The spec's ``initial_membership``: all servers but the spares vote."""
+        return Membership(voters=tuple(range(self.servers - self.spares)))
 
     @property
     def peers(self) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ import attrs
 
 from raftkube.raft.config import NodeConfig
 from raftkube.raft.log import RaftLog, Snapshot
+from raftkube.raft.membership import MembershipTracker
 from raftkube.raft.progress import Progress
 from raftkube.raft.ready import HardState, ReadState, Ready
 from raftkube_spec.raft import events as ev
@@ -36,7 +37,7 @@ from raftkube_spec.raft.messages import (
     RequestVoteResponse,
     TimeoutNowRequest,
 )
-from raftkube_spec.raft.types import Entry, Role, Value
+from raftkube_spec.raft.types import Entry, Membership, Role, Value
 
 Observer = Callable[[ev.Event], None]
 
@@ -97,6 +98,7 @@ class RaftNode:
         self.term = hs.term
         self.vote: int | None = hs.vote
         self.log = RaftLog(snapshot, entries)
+        self._membership = MembershipTracker(config.initial_membership, self.log)
 
         # Volatile state, as the spec's ServerState.
         self.role = Role.FOLLOWER
@@ -139,6 +141,23 @@ class RaftNode:
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
 
+    @property
+    def membership(self) -> Membership:
+        """The configuration in force: the last one in the log, committed or not."""
+        return self._membership.current
+
+    @property
+    def membership_index(self) -> int:
+        """The index of the configuration entry in force (0: the initial configuration)."""
+        return self._membership.index
+
+    def _peers(self) -> tuple[int, ...]:
+        """The members a leader replicates to: voters and learners but itself."""
+        return tuple(j for j in self._membership.current.members if j != self.id)
+
+    def _is_quorum(self, servers: set[int]) -> bool:
+        return self._membership.current.is_quorum(servers)
+
     def next_index(self, peer: int) -> int:
         return self.progress[peer].next
 
@@ -166,7 +185,7 @@ class RaftNode:
             raise NotLeaderError(f"server {self.id} is {self.role.value}, leader {self.leader}")
         index = self._append_own(value)
         self._maybe_commit()
-        for j in self.config.peers:
+        for j in self._peers():
             self._send_append(j, allow_empty=False)
         return index
 
@@ -180,7 +199,7 @@ class RaftNode:
         for value in values:
             self._append_own(value)
         self._maybe_commit()
-        for j in self.config.peers:
+        for j in self._peers():
             self._send_append(j, allow_empty=False)
         return first
 
@@ -199,7 +218,7 @@ class RaftNode:
         if self._observer is not None:
             self._observer(ev.ReadIndexRequest(self.id, read_id))
         self._complete_reads()
-        for j in self.config.peers:
+        for j in self._peers():
             self._send_heartbeat(j)
 
     def lease_read_index(self) -> int | None:
@@ -227,13 +246,71 @@ class RaftNode:
             raise RejectedError("leadership transfer is refused in lease-read mode")
         if self.role is not Role.LEADER:
             raise NotLeaderError(f"server {self.id} is {self.role.value}, leader {self.leader}")
-        if peer == self.id or peer not in self.progress:
+        if peer == self.id or peer not in self.progress or peer not in self.membership.voters:
             raise RejectedError(f"cannot transfer to {peer}")
         if self.progress[peer].match != self.log.last_index:
             raise RejectedError(f"server {peer} is not up to date")
         self._msgs.append(TimeoutNowRequest(term=self.term, source=self.id, dest=peer))
         if self._observer is not None:
             self._observer(ev.TransferLeadership(self.id, peer))
+
+    def add_member(self, peer: int, learner: bool) -> int:
+        """Append a configuration adding ``peer`` (a learner or a voter); returns its index.
+        In force on this leader at once; see :mod:`raftkube.raft.membership`."""
+        new = self._check_membership_change(peer).added(peer, learner)
+        if new is None:
+            raise RejectedError(f"server {peer} is already a member")
+        # A new member's progress starts afresh (etcd's too): nothing known to match.
+        self.progress[peer] = Progress(self.log.last_index + 1)
+        return self._append_membership(new, ev.AddMember(self.id, peer, learner))
+
+    def promote_member(self, peer: int) -> int:
+        """Append a configuration in which learner ``peer`` votes; returns its index."""
+        new = self._check_membership_change(peer).promoted(peer)
+        if new is None:
+            raise RejectedError(f"server {peer} is not a learner")
+        return self._append_membership(new, ev.PromoteMember(self.id, peer))
+
+    def remove_member(self, peer: int) -> int:
+        """Append a configuration without ``peer``; returns its index. A leader does not
+        remove itself: transfer leadership first (the spec has no leader stepping down on
+        its own removal)."""
+        current = self._check_membership_change(peer)
+        if peer == self.id:
+            raise RejectedError("the leader cannot remove itself; transfer leadership first")
+        new = current.removed(peer)
+        if new is None:
+            raise RejectedError(f"server {peer} is not a member")
+        return self._append_membership(new, ev.RemoveMember(self.id, peer))
+
+    def _check_membership_change(self, peer: int) -> Membership:
+        if not self.config.membership:
+            raise RejectedError("membership changes are switched off")
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(f"server {self.id} is {self.role.value}, leader {self.leader}")
+        if not 0 <= peer < self.config.servers:
+            raise RejectedError(f"server {peer} outside 0..{self.config.servers - 1}")
+        if not self._may_change_membership():
+            raise RejectedError(
+                "a membership change is pending: the leader must first commit an entry of its "
+                "term and the last change"
+            )
+        return self.membership
+
+    def _may_change_membership(self) -> bool:
+        """The spec's ``may_change_membership``: an entry of this term is committed (etcd's
+        pendingConfIndex rule) and so is the last configuration change."""
+        return self.log.term_at(self.commit) == self.term and self._membership.index <= self.commit
+
+    def _append_membership(self, new: Membership, event: ev.Event) -> int:
+        index = self.log.append(Entry(self.term, new))
+        self._membership.appended(index, (self.log.entries[-1],))
+        if self._observer is not None:
+            self._observer(event)
+        self._maybe_commit()
+        for j in self._peers():
+            self._send_append(j, allow_empty=False)
+        return index
 
     @property
     def applied(self) -> int:
@@ -402,6 +479,9 @@ class RaftNode:
         self.votes_granted = {self.id}
 
     def _timeout(self) -> None:
+        if self.id not in self.membership.voters:
+            self._reset_timers()  # a learner or non-member never campaigns
+            return
         self.leader = None
         if self.config.pre_vote:
             self._become_follower(self.term)
@@ -417,7 +497,9 @@ class RaftNode:
     def _request_votes(self) -> None:
         pre = self.role is Role.PRE_CANDIDATE
         term = self.term + 1 if pre else self.term
-        for j in self.config.peers:
+        for j in self.membership.voters:
+            if j == self.id:
+                continue
             self._msgs.append(
                 RequestVoteRequest(
                     term=term,
@@ -433,7 +515,7 @@ class RaftNode:
         self._check_votes()
 
     def _check_votes(self) -> None:
-        if len(self.votes_granted) < self.config.quorum:
+        if not self._is_quorum(self.votes_granted):
             return
         if self.role is Role.PRE_CANDIDATE:
             self._become_candidate()
@@ -457,10 +539,12 @@ class RaftNode:
             self._observer(ev.BecomeLeader(self.id))
         self._append_own(NOOP)
         self._maybe_commit()
-        for j in self.config.peers:
+        for j in self._peers():
             self._send_append(j, allow_empty=True)
 
     def _append_own(self, value: Value) -> int:
+        if isinstance(value, Membership):
+            raise RejectedError("configuration entries are proposed by add/promote/remove_member")
         index = self.log.append(Entry(self.term, value))
         if self._observer is not None:
             self._observer(ev.ClientRequest(self.id, value))
@@ -496,7 +580,7 @@ class RaftNode:
         self._election_elapsed += 1
         if self.config.check_quorum and self._election_elapsed >= self.config.election_timeout:
             self._election_elapsed = 0
-            active = len(self.recent_active | {self.id}) >= self.config.quorum
+            active = self._is_quorum(self.recent_active | {self.id})
             if active:
                 self.recent_active = set()
             else:
@@ -508,7 +592,7 @@ class RaftNode:
                 return
         if self._heartbeat_elapsed >= self.config.heartbeat_timeout:
             self._heartbeat_elapsed = 0
-            for j in self.config.peers:
+            for j in self._peers():
                 self.progress[j].reset_flow()
                 self._send_append(j, allow_empty=True)
 
@@ -596,10 +680,9 @@ class RaftNode:
     def _maybe_commit(self) -> None:
         """The spec's ``commit_candidate``: the highest index a quorum holds, if it is from the
         current term (logs' terms never decrease, so checking that one index suffices)."""
-        matches = [pr.match for pr in self.progress.values()]
-        matches.append(self.log.last_index)
+        matches = [self.match_index(j) for j in self.membership.voters]
         matches.sort(reverse=True)
-        candidate = matches[self.config.quorum - 1]
+        candidate = matches[len(matches) // 2]
         if candidate <= self.commit or self.log.term_at(candidate) != self.term:
             return
         self.commit = candidate
@@ -607,8 +690,7 @@ class RaftNode:
             self._observer(ev.AdvanceCommitIndex(self.id, candidate))
 
     def _complete_reads(self) -> None:
-        quorum = self.config.quorum
-        done = [r for r in self.pending_reads if len(r.acks) >= quorum]
+        done = [r for r in self.pending_reads if self._is_quorum(r.acks)]
         for r in done:
             self.pending_reads.remove(r)
             if self.config.lease_read:
@@ -723,11 +805,14 @@ class RaftNode:
             index = prev + 1 + n
             if index > log.last_index:
                 log.entries.extend(entries[n:])
+                self._membership.appended(index, entries[n:])
                 return
             if log.term_at(index) != entry.term:
                 log.truncate_after(index - 1)
+                self._membership.truncated(log, index)
                 self._mark_truncated(index)
                 log.entries.extend(entries[n:])
+                self._membership.appended(index, entries[n:])
                 return
 
     def _mark_truncated(self, index: int) -> None:
@@ -760,6 +845,7 @@ class RaftNode:
             # not hold, so no truncation is needed for the entries dropped here.
             snap = Snapshot(m.last_index, m.last_term, m.entries)
             log.install(snap)
+            self._membership.rescan(log)
             self._pending_snapshot = snap
             self._unstable_from = snap.index + 1
         if self._observer is not None:
@@ -801,7 +887,8 @@ class RaftNode:
             self._complete_reads()
         if m.success:
             self._maybe_commit()
-        self._send_append(j, allow_empty=False)
+        if j in self.membership.members:  # a removed member gets nothing more
+            self._send_append(j, allow_empty=False)
 
     def _on_timeout_now(self, m: TimeoutNowRequest) -> None:
         if m.term < self.term or self.role is not Role.FOLLOWER:

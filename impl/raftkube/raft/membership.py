@@ -1,0 +1,60 @@
+"""Which configuration a node is in, kept up to date as its log changes.
+
+The rules are the spec's (``raftkube_spec.raft.membership``): a configuration entry takes
+effect as soon as it is in the log, committed or not, and a truncated log falls back to the
+configuration before the cut, so a node's configuration is always the last configuration
+entry in its log (snapshot included), or the initial one. Like etcd-io/raft, the node keeps
+conf-change entries in the log itself (their value is a ``Membership``); unlike etcd-io/raft,
+which applies them when committed, they count from the moment they are appended (Raft
+dissertation 4.1), which is what makes single-server changes safe without joint consensus.
+
+This tracker only remembers where the last configuration entry is, so that appends (the
+common case) cost nothing and a full scan happens only when that entry is cut or replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from raftkube.raft.log import RaftLog
+from raftkube_spec.raft.types import Entry, Membership
+
+
+class MembershipTracker:
+    """The configuration in force for one log."""
+
+    __slots__ = ("current", "index", "initial")
+
+    def __init__(self, initial: Membership, log: RaftLog) -> None:
+        self.initial = initial
+        self.current = initial
+        self.index = 0
+        """The index of the entry ``current`` came from (0: the initial configuration)."""
+        self.rescan(log)
+
+    def rescan(self, log: RaftLog) -> None:
+        """Find the last configuration entry from scratch (a new log, or a cut one)."""
+        self.current, self.index = self.initial, 0
+        for index in range(log.last_index, 0, -1):
+            value = _entry(log, index).value
+            if isinstance(value, Membership):
+                self.current, self.index = value, index
+                return
+
+    def appended(self, first: int, entries: Iterable[Entry]) -> None:
+        """``entries`` were appended at ``first`` onwards (after any truncation)."""
+        for n, entry in enumerate(entries):
+            if isinstance(entry.value, Membership):
+                self.current, self.index = entry.value, first + n
+
+    def truncated(self, log: RaftLog, first_removed: int) -> None:
+        """Entries from ``first_removed`` on were cut from ``log``."""
+        if self.index >= first_removed:
+            self.rescan(log)
+
+
+def _entry(log: RaftLog, index: int) -> Entry:
+    base = log.snapshot.index
+    if index > base:
+        return log.entries[index - base - 1]
+    return log.snapshot.data[index - 1]
