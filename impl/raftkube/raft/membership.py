@@ -23,26 +23,46 @@ from raftkube_spec.raft.types import Entry, Membership
 class MembershipTracker:
     """The configuration in force for one log."""
 
-    __slots__ = ("current", "index", "initial")
+    __slots__ = ("current", "enabled", "index", "initial")
 
-    def __init__(self, initial: Membership, log: RaftLog) -> None:
+    def __init__(self, initial: Membership, log: RaftLog, *, enabled: bool) -> None:
         self.initial = initial
+        self.enabled = enabled
+        """Without membership changes the configuration never changes and nothing is scanned
+        (a member's snapshot data is an image entry, not the compacted prefix of entries)."""
         self.current = initial
         self.index = 0
         """The index of the entry ``current`` came from (0: the initial configuration)."""
         self.rescan(log)
 
     def rescan(self, log: RaftLog) -> None:
-        """Find the last configuration entry from scratch (a new log, or a cut one)."""
+        """Find the last configuration entry from scratch (a new log, or a cut one): in the
+        live entries, then in the snapshot, whose data must be the compacted prefix (the
+        spec's form) to be searched."""
         self.current, self.index = self.initial, 0
-        for index in range(log.last_index, 0, -1):
-            value = _entry(log, index).value
+        if not self.enabled:
+            return
+        base = log.snapshot.index
+        for n in range(len(log.entries) - 1, -1, -1):
+            value = log.entries[n].value
             if isinstance(value, Membership):
-                self.current, self.index = value, index
+                self.current, self.index = value, base + n + 1
+                return
+        data = log.snapshot.data
+        if len(data) != base:
+            raise ValueError(
+                f"a snapshot of {len(data)} entries up to index {base} does not say which "
+                "configuration is in force"
+            )
+        for n in range(base - 1, -1, -1):
+            if isinstance(data[n].value, Membership):
+                self.current, self.index = data[n].value, n + 1
                 return
 
     def appended(self, first: int, entries: Iterable[Entry]) -> None:
         """``entries`` were appended at ``first`` onwards (after any truncation)."""
+        if not self.enabled:
+            return
         for n, entry in enumerate(entries):
             if isinstance(entry.value, Membership):
                 self.current, self.index = entry.value, first + n
@@ -51,10 +71,3 @@ class MembershipTracker:
         """Entries from ``first_removed`` on were cut from ``log``."""
         if self.index >= first_removed:
             self.rescan(log)
-
-
-def _entry(log: RaftLog, index: int) -> Entry:
-    base = log.snapshot.index
-    if index > base:
-        return log.entries[index - base - 1]
-    return log.snapshot.data[index - 1]

@@ -98,7 +98,9 @@ class RaftNode:
         self.term = hs.term
         self.vote: int | None = hs.vote
         self.log = RaftLog(snapshot, entries)
-        self._membership = MembershipTracker(config.initial_membership, self.log)
+        self._membership = MembershipTracker(
+            config.initial_membership, self.log, enabled=config.membership
+        )
 
         # Volatile state, as the spec's ServerState.
         self.role = Role.FOLLOWER
