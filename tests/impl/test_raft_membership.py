@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from raftkube.raft import RaftNode, RejectedError
-from raftkube_spec.raft.types import Membership, Role
+from raftkube.raft import NodeConfig, RaftNode, RejectedError, Snapshot
+from raftkube_spec.raft.types import Entry, Membership, Role
 
 from .test_raft_harness import Cluster
 
@@ -145,3 +145,18 @@ def test_a_premature_change_is_refused_by_the_spec_conformance_check(
     c.elect(0)  # its empty entry is still in flight
     with pytest.raises(AssertionError, match="not enabled in the spec: AddMember"):
         c.nodes[0].add_member(3, learner=False)
+
+
+def test_the_tracker_reads_a_spec_snapshot_and_leaves_a_members_image_alone() -> None:
+    conf = Membership(voters=(0, 1, 2, 3))
+    prefix = (Entry(1, b""), Entry(1, conf), Entry(1, b"x"))
+    with_conf = NodeConfig(node_id=0, servers=4, membership=True, spares=1)
+    node = RaftNode(with_conf, snapshot=Snapshot(3, 1, prefix))
+    assert (node.membership, node.membership_index) == (conf, 2)
+    # A member's snapshot is one image entry standing for the whole prefix: without
+    # membership changes nothing is searched; with them it cannot say what is in force.
+    image = Snapshot(3, 1, (Entry(1, b"image"),))
+    plain = RaftNode(NodeConfig(node_id=0, servers=3), snapshot=image)
+    assert plain.membership == Membership(voters=(0, 1, 2))
+    with pytest.raises(ValueError, match="does not say which configuration"):
+        RaftNode(with_conf, snapshot=image)
