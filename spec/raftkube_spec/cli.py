@@ -170,7 +170,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(f"raftkube spec check: the mutant's prefix does not fit these bounds: {e}\n")
         return 2
     if mutant and mutant.prefix:
-        out.write(f"starting after the mutant's {len(mutant.prefix)}-step prefix\n")
+        out.write("starting from the state after the mutant's prefix (docs/spec.md)\n")
     # Configuration entries name servers and the spares start outside the configuration, so
     # servers are no longer interchangeable: no symmetry reduction with membership changes.
     symmetric = args.symmetry and not config.membership

@@ -200,9 +200,9 @@ MUTANTS: dict[str, Mutant] = {
             {"max_batch": 2, "max_log": 2, "max_messages": 3},
         ),
         # Ongaro's trace: four voters and a spare. The old leader's change adds the spare,
-        # the new leader's removes the old leader, and no client request is needed. Its 36
+        # the new leader's removes the old leader, and no client request is needed. Its 40
         # steps are far beyond a breadth-first search of five servers here (1.1 million
-        # states reach depth 18 only), so the first 21 are a prefix and the search finds the
+        # states reach depth 18 only), so the first 25 are a prefix and the search finds the
         # other 15, the new leader's premature change among them.
         Mutant(
             "config-change-before-own-term-commit",
