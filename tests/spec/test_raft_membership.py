@@ -155,7 +155,19 @@ def test_the_correct_model_refuses_the_mutants_premature_change() -> None:
 
 def test_cli_checks_membership(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["spec", "check", "--membership", "--spares", "1", "--max-term", "1", "--max-log", "2"]
+        [
+            "spec",
+            "check",
+            "--membership",
+            "--spares",
+            "1",
+            "--max-term",
+            "1",
+            "--max-log",
+            "2",
+            "--max-messages",
+            "1",
+        ]
     )
     assert code == 0
     out = capsys.readouterr().out
