@@ -55,8 +55,9 @@ class MembershipTracker:
                 "configuration is in force"
             )
         for n in range(base - 1, -1, -1):
-            if isinstance(data[n].value, Membership):
-                self.current, self.index = data[n].value, n + 1
+            value = data[n].value
+            if isinstance(value, Membership):
+                self.current, self.index = value, n + 1
                 return
 
     def appended(self, first: int, entries: Iterable[Entry]) -> None:
