@@ -21,6 +21,9 @@ from typing import Any
 
 import attrs
 
+from raftkube.controllers.controller_utils import error_text, is_being_deleted, is_pod_active
+from raftkube.controllers.replicaset import ReplicaSetController, calculate_status, replicas_of
+from raftkube.controllers.store import split_meta_namespace_key
 from raftkube.mvcc.index import decode_range
 from raftkube.mvcc.sessions import SessionError, SessionRejection, SessionTable
 from raftkube.mvcc.watch import WatchHub, _Watcher
@@ -35,7 +38,7 @@ from raftkube_spec.raft import events as ev
 from raftkube_spec.raft.messages import AppendEntriesRequest, AppendEntriesResponse
 from raftkube_spec.raft.types import Entry
 
-SUITES = ("raft", "kv")
+SUITES = ("raft", "kv", "cluster")
 
 
 @attrs.frozen
@@ -46,7 +49,7 @@ class Mutant:
     description: str
     """One line: the bug."""
     suite: str = attrs.field(validator=attrs.validators.in_(SUITES))
-    """The suite expected to find it: "raft" or "kv"."""
+    """The suite expected to find it: "raft", "kv" or "cluster"."""
     expected: str
     """The property expected to catch it, e.g. "Conformance" or "Linearizability"."""
     needs_clock_faults: bool
@@ -274,6 +277,44 @@ def _begin_without_cached_result(
     return None
 
 
+# --- 11. rs-no-expectations ----------------------------------------------------------------------
+
+
+async def _sync_without_expectations(self: ReplicaSetController, key: str) -> None:
+    namespace, name = split_meta_namespace_key(key)
+    owner = self.owners.get(name, namespace)
+    if owner is None:
+        self.expectations.delete_expectations(key)
+        return
+    # MUTANT: the creations and deletions this controller asked for are not awaited, so a
+    # sync from a cache that has not yet seen them creates (or deletes) again.
+    needs_sync = True
+    active = [p for p in self.pods.list(namespace) if is_pod_active(p)]
+    pods = await self.claim_pods(owner, active)
+    manage_error: Exception | None = None
+    if needs_sync and not is_being_deleted(owner):
+        try:
+            await self.manage_replicas(owner, pods)
+        except Exception as exc:
+            manage_error = exc
+    status = calculate_status(
+        owner, pods, error_text(manage_error) if manage_error else None, self.wall()
+    )
+    updated = await self.update_status(owner, status)
+    spec, new_status = updated.get("spec") or {}, updated.get("status") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    replicas = replicas_of(updated)
+    if (
+        manage_error is None
+        and min_ready > 0
+        and int(new_status.get("readyReplicas") or 0) == replicas
+        and int(new_status.get("availableReplicas") or 0) != replicas
+    ):
+        self.queue.add_after(key, min_ready)
+    if manage_error is not None:
+        raise manage_error
+
+
 # --- the registry -------------------------------------------------------------------------------
 
 _ALL = (
@@ -357,6 +398,15 @@ _ALL = (
         "Linearizability",
         False,
         _patch(SessionTable, "begin", _begin_without_cached_result),
+    ),
+    Mutant(
+        "rs-no-expectations",
+        "the ReplicaSet controller syncs without waiting for its own creations to be observed",
+        "cluster",
+        "NoOverCreation",
+        False,
+        _patch(ReplicaSetController, "sync", _sync_without_expectations),
+        {"store_faults": "off"},
     ),
 )
 

@@ -18,6 +18,7 @@ import pytest
 import trio
 import trio.testing
 
+from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.mvcc.sessions import SessionTable
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready
@@ -187,6 +188,34 @@ def retried_session_write() -> int:
     return store.revision
 
 
+def rs_sync_before_creations_observed() -> int:
+    """A ReplicaSet synced while its earlier creations are not yet in the pod cache: how often
+    it manages replicas (creates or deletes pods)."""
+    calls: list[int] = []
+    owner = {"metadata": {"name": "rs", "namespace": "default"}, "spec": {"replicas": 2}}
+
+    async def claim_pods(owner: Any, pods: list[Any]) -> list[Any]:
+        return pods
+
+    async def manage_replicas(owner: Any, pods: list[Any]) -> None:
+        calls.append(1)
+
+    async def update_status(owner: Any, status: Any) -> Any:
+        return owner
+
+    controller: Any = SimpleNamespace(
+        owners=SimpleNamespace(get=lambda name, namespace: owner),
+        expectations=SimpleNamespace(satisfied=lambda key: False),
+        pods=SimpleNamespace(list=lambda namespace: []),
+        claim_pods=claim_pods,
+        manage_replicas=manage_replicas,
+        update_status=update_status,
+        wall=lambda: 0.0,
+    )
+    trio.run(ReplicaSetController.sync, controller, "default/rs")
+    return len(calls)
+
+
 SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "commit-old-term-by-count": (old_term_commit, 0, 1),
     "unsynced-vote": (unsynced_vote, True, False),
@@ -202,6 +231,7 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "watch-skips-compacted-event": (watch_from_compacted, WatchCompacted(3), (3, 4, 5)),
     "follower-expires-leases": (follower_lease_loop, 1, 0),
     "session-retry-applied-twice": (retried_session_write, 2, 3),
+    "rs-no-expectations": (rs_sync_before_creations_observed, 0, 1),
 }
 
 OWNERS: dict[str, tuple[type, str]] = {
@@ -215,6 +245,7 @@ OWNERS: dict[str, tuple[type, str]] = {
     "watch-skips-compacted-event": (WatchHub, "watch"),
     "follower-expires-leases": (Member, "_lease_loop"),
     "session-retry-applied-twice": (SessionTable, "begin"),
+    "rs-no-expectations": (ReplicaSetController, "sync"),
 }
 
 
@@ -223,7 +254,7 @@ def test_the_registry() -> None:
     for name, m in MUTANTS.items():
         assert isinstance(m, Mutant) and m.name == name
         assert m.description and "\n" not in m.description
-        assert m.suite in ("raft", "kv")
+        assert m.suite in ("raft", "kv", "cluster")
     assert [n for n, m in MUTANTS.items() if m.needs_clock_faults] == ["lease-read-ignores-drift"]
 
 
