@@ -179,6 +179,8 @@ def _on_append_any_term(self: RaftNode, m: AppendEntriesRequest) -> None:
 
 
 async def _barrier_local(self: Member) -> None:
+    if self.disk_fault is not None:
+        raise MemberError("unavailable", self.disk_fault.message)
     if self._stopped:
         raise MemberError("unavailable", "raftkube: member stopped")
     # MUTANT: the local state is taken as current: no ReadIndex round, no leadership check.

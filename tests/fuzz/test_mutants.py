@@ -114,6 +114,7 @@ def stale_term_append() -> tuple[tuple[Entry, ...], bool]:
 def follower_barrier() -> str:
     """What a follower's linearizable barrier does: refuse, or serve at once."""
     member: Any = SimpleNamespace(
+        disk_fault=None,
         _stopped=False,
         node=SimpleNamespace(is_leader=False),
         _not_leader=lambda: MemberError("not_leader", "etcdserver: not leader"),
