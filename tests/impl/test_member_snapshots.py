@@ -39,14 +39,16 @@ class ConfigCluster(Cluster):
     async def _run(self, i: int, task_status: trio.TaskStatus[None]) -> None:
         cfg = MemberConfig(member_id=i, servers=self.n, cluster_id="test", **self.config)
         with trio.CancelScope() as scope:
-            async with open_member(cfg, self.tmp_path / f"m{i}") as rm:
-                self.running[i], self.scopes[i] = rm, scope
-                self._wire()
-                task_status.started()
-                try:
+            try:
+                async with open_member(cfg, self.tmp_path / f"m{i}") as rm:
+                    self.running[i], self.scopes[i] = rm, scope
+                    self._wire()
+                    task_status.started()
                     await trio.sleep_forever()
-                finally:
-                    del self.running[i]
+            finally:
+                # Only once open_member has closed the storage (after a snapshot save in
+                # flight, if any), so a stop() followed by start() never finds it locked.
+                self.running.pop(i, None)
 
     def member(self, i: int) -> Member:
         return self.running[i].member
