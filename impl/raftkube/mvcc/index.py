@@ -96,6 +96,9 @@ class KeyHistory:
 
     revs: list[int]
     kvs: list[KeyValue]
+    compacted: int = 0
+    """The revision this history was last compacted at: a hot key leaves a trigger per write,
+    and once compacted at a revision, the others reaching it have nothing left to drop."""
 
     def at(self, revision: int) -> KeyValue | None:
         """The live record a read at ``revision`` sees, if any."""
@@ -250,9 +253,10 @@ class KeyIndex:
                 return
             budget -= 1
             history = histories.get(key)
-            if history is None:
+            if history is None or history.compacted == revision:
                 continue
             history.compact(revision)
+            history.compacted = revision
             if not history.revs:
                 del histories[key]
                 self._order.remove(key)
