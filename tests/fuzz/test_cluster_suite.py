@@ -130,10 +130,22 @@ def test_endpoints_of_a_never_ready_pod_are_a_violation() -> None:
     )
 
     def endpoints(*pods: dict) -> dict:
-        addresses = [{"ip": p["status"]["podIP"], "targetRef": {"kind": "Pod", "uid":
-                      p["metadata"]["uid"], "name": p["metadata"]["name"]}} for p in pods]  # fmt: skip
-        return {"kind": "Endpoints", "metadata": {"name": "svc", "namespace": "default"},
-                "subsets": [{"addresses": addresses}]}  # fmt: skip
+        addresses = [
+            {
+                "ip": p["status"]["podIP"],
+                "targetRef": {
+                    "kind": "Pod",
+                    "uid": p["metadata"]["uid"],
+                    "name": p["metadata"]["name"],
+                },
+            }
+            for p in pods
+        ]
+        return {
+            "kind": "Endpoints",
+            "metadata": {"name": "svc", "namespace": "default"},
+            "subsets": [{"addresses": addresses}],
+        }
 
     _follow(
         observer,
