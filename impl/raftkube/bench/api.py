@@ -46,6 +46,7 @@ import attrs
 import trio
 
 from raftkube.apiserver.resources import ResourceInfo, lookup
+from raftkube.bench.namespaces import open_namespace
 from raftkube.bench.report import Summary, render
 from raftkube.clock import Clock, TrioClock, move_on_after
 from raftkube.cluster.common import positive_int
@@ -203,24 +204,6 @@ class Workload:
         obj = await self.client.create(self.resource, self.new_object(), namespace=self.namespace)
         self.created.append(obj)
         return obj
-
-
-async def _open_namespace(client: KubeClient, resource: ResourceInfo) -> str:
-    """A fresh namespace named by the server; Pods also need its ``default`` ServiceAccount
-    (which the ServiceAccount admission plugin requires and no controller makes here)."""
-    ns = await client.create(
-        _core("namespaces"),
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "bench-"}},
-    )
-    name = str(ns["metadata"]["name"])
-    if resource.resource == "pods":
-        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-        try:
-            await client.create(_core("serviceaccounts"), account, namespace=name)
-        except KubeAPIError as exc:
-            if exc.code != 409:
-                raise
-    return name
 
 
 async def _clean_up(w: Workload, clients: int) -> None:
@@ -394,7 +377,7 @@ async def measure(kubeconfig: Path, args: argparse.Namespace, *, clean_up: bool)
             kubeconfig, max_connections=args.watchers, clock=clock
         ) as watch_client,
     ):
-        namespace = await _open_namespace(client, resource)
+        namespace = await open_namespace(client, "bench-", for_pods=resource.resource == "pods")
         w = Workload(client, resource, namespace, args.val_size)
         phases: list[Phase] = []
         try:

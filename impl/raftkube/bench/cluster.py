@@ -40,6 +40,7 @@ import trio
 
 from raftkube.apiserver.resources import ResourceInfo, lookup
 from raftkube.bench.cputime import CPUTable, sample
+from raftkube.bench.namespaces import open_namespace
 from raftkube.clock import TrioClock, move_on_after
 from raftkube.cluster.common import positive_int
 from raftkube.cluster.control_plane import ControlPlanePlan, plan_control_plane
@@ -85,7 +86,6 @@ def _resource(group: str, version: str, name: str) -> ResourceInfo:
 NODES = _resource("", "v1", "nodes")
 PODS = _resource("", "v1", "pods")
 NAMESPACES = _resource("", "v1", "namespaces")
-SERVICE_ACCOUNTS = _resource("", "v1", "serviceaccounts")
 REPLICASETS = _resource("apps", "v1", "replicasets")
 
 
@@ -319,23 +319,6 @@ class Watcher:
             nursery.start_soon(pods.run)
 
 
-async def _open_namespace(client: KubeClient) -> str:
-    ns = await client.create(
-        NAMESPACES,
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "bench-cluster-"}},
-    )
-    name = str(ns["metadata"]["name"])
-    # The service-account controller makes it too; made here so that the first pods are not
-    # refused while it has not yet.
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    try:
-        await client.create(SERVICE_ACCOUNTS, account, namespace=name)
-    except KubeAPIError as exc:
-        if exc.code != 409:
-            raise
-    return name
-
-
 async def _wait(event: trio.Event, clock: TrioClock, seconds: float, halted: trio.Event) -> None:
     """Until ``event`` is set, ``halted`` is (a process the run started exited) or ``seconds``
     pass."""
@@ -364,7 +347,7 @@ async def measure(
     errors: list[str] = []
     watcher = Watcher(args.sim_nodes, args.pods)
     async with KubeClient.from_kubeconfig(admin_kubeconfig, clock=clock) as client:
-        namespace = await _open_namespace(client)
+        namespace = await open_namespace(client, "bench-cluster-")
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watcher.run, client, namespace, clock)

@@ -32,6 +32,7 @@ import attrs
 import trio
 
 from raftkube.apiserver.resources import ResourceInfo, lookup
+from raftkube.bench.namespaces import open_namespace
 from raftkube.clock import TrioClock, move_on_after
 from raftkube.cluster.common import positive_int
 from raftkube.cluster.processes import Child, spawn, stop_all
@@ -192,21 +193,6 @@ async def _create_all(
     return names
 
 
-async def _open_namespace(client: KubeClient) -> str:
-    ns = await client.create(
-        NAMESPACES,
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "sched-perf-"}},
-    )
-    name = str(ns["metadata"]["name"])
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    try:
-        await client.create(_core("serviceaccounts"), account, namespace=name)
-    except KubeAPIError as exc:
-        if exc.code != 409:
-            raise
-    return name
-
-
 async def _watch_binds(
     client: KubeClient,
     namespace: str,
@@ -257,7 +243,7 @@ async def measure(
         KubeClient.from_kubeconfig(admin_kubeconfig, max_connections=1) as watcher,
     ):
         started = time.perf_counter()
-        namespace = await _open_namespace(client)
+        namespace = await open_namespace(client, "sched-perf-")
         nodes = await _create_all(client, args.clients, args.nodes, node_template, NODES, errors)
         pods = await _create_all(
             client, args.clients, args.pods, lambda: pod_template(namespace), PODS, errors
