@@ -302,6 +302,12 @@ class SimDisk:
             raise ValueError(
                 f"snapshot {meta} conflicts with committed entry {meta.index} (term {existing})"
             )
+        if not keep and meta.index < self._current.hard_state.commit:
+            # Discarding the log would lose the committed entries after the snapshot.
+            raise ValueError(
+                f"snapshot {meta} would discard committed entries {meta.index + 1}.."
+                f"{self._current.hard_state.commit}"
+            )
         self._fail_if_faulty()
         self._write(SnapshotRecord(snapshot, keep))
         self._make_durable("snapshot")

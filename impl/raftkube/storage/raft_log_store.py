@@ -361,6 +361,12 @@ class RaftLogStore:
             raise ValueError(
                 f"snapshot {meta} conflicts with committed entry {meta.index} (term {existing})"
             )
+        if not keep and meta.index < self._hard.commit:
+            # Discarding the log would lose the committed entries after the snapshot.
+            raise ValueError(
+                f"snapshot {meta} would discard committed entries {meta.index + 1}.."
+                f"{self._hard.commit}"
+            )
         # 1. The file must be durable before any log record points at it.
         snapshots.save(snapshot)
         # 2. Log it, and restate the hard state so it survives the release below.
