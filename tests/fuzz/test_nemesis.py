@@ -4,6 +4,7 @@ members pass, and members with a planted stale-read bug are caught, with the his
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import trio
 
 from raftkube_fuzz.checks.history import History, Ok, Unknown
+from raftkube_fuzz.nemesis.cli import fault_kinds, mutant_name
 from raftkube_fuzz.nemesis.relay import Relay
 from raftkube_fuzz.nemesis.schedule import KINDS, plan
 from raftkube_fuzz.nemesis.verdict import lost_writes
@@ -244,3 +246,14 @@ def test_members_with_a_planted_stale_read_bug_are_caught(
     saved = json.loads((data_dir / "history.json").read_text())
     assert saved["violation"]["property"] == "Linearizability"
     assert len(History.from_json(saved["history"])) > 0
+
+
+def test_only_store_mutants_and_known_fault_kinds_are_accepted() -> None:
+    """The nemesis runs member processes only: a control-plane mutant is refused, naming the
+    store's, as is an unknown fault kind."""
+    assert mutant_name("unsynced-vote") == "unsynced-vote"
+    with pytest.raises(argparse.ArgumentTypeError, match="no store mutant 'rs-no-expectations'"):
+        mutant_name("rs-no-expectations")
+    assert fault_kinds("kill,pause") == ("kill", "pause") and fault_kinds("none") == ()
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown fault kind"):
+        fault_kinds("bogus")
