@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from raftkube.storage import rules
 from raftkube.storage.errors import WalFailedError
 from raftkube.storage.state import HardState, LogEntry, RecoveredState, Snapshot, SnapshotMeta
 
@@ -235,17 +236,7 @@ class SimDisk:
         """Append entries continuing the log at ``last_index + 1`` with non-decreasing terms;
         the whole batch is checked before any of it is written."""
         self._require_open()
-        expected, previous_term = self._current.last_index + 1, self._current.last_term
-        for entry in entries:
-            if entry.index != expected:
-                raise ValueError(f"entry {entry.index} does not continue the log at {expected}")
-            if entry.term < previous_term:
-                raise ValueError(
-                    f"entry {entry.index} has term {entry.term} below the previous {previous_term}"
-                )
-            if not isinstance(entry.data, bytes):
-                raise TypeError(f"entry {entry.index} data must be bytes")
-            expected, previous_term = expected + 1, entry.term
+        rules.check_append(entries, self._current.last_index, self._current.last_term)
         for entry in entries:
             self._write(EntryRecord(entry))
 
@@ -253,36 +244,20 @@ class SimDisk:
         """Record a new hard state; refuses a lower term, a changed vote within a term, a lower
         commit, or a commit beyond the log. An unchanged state writes nothing."""
         self._require_open()
-        current = self._current.hard_state
-        if hard_state == current:
-            return
-        if hard_state.term < current.term:
-            raise ValueError(f"term may not go back from {current.term} to {hard_state.term}")
-        if (
-            hard_state.term == current.term
-            and current.vote is not None
-            and hard_state.vote != current.vote
+        if not rules.hard_state_changes(
+            hard_state, self._current.hard_state, self._current.last_index
         ):
-            raise ValueError(f"vote in term {current.term} was already cast for {current.vote}")
-        if hard_state.commit < current.commit:
-            raise ValueError(f"commit may not go back from {current.commit}")
-        if hard_state.commit > self._current.last_index:
-            raise ValueError(
-                f"commit {hard_state.commit} is beyond the last log index "
-                f"{self._current.last_index}"
-            )
+            return
         self._write(HardStateRecord(hard_state))
 
     def truncate_suffix(self, from_index: int) -> None:
         """Delete entries ``from_index`` onwards; committed or snapshotted entries are refused,
         and truncating beyond the end is a no-op."""
         self._require_open()
-        commit = self._current.hard_state.commit
-        if from_index <= commit:
-            raise ValueError(f"cannot truncate from {from_index}: committed up to {commit}")
-        if from_index < self._current.first_index:
-            raise ValueError(f"cannot truncate from {from_index}: snapshot covers it")
-        if from_index > self._current.last_index:
+        current = self._current
+        if not rules.truncation_needed(
+            from_index, current.hard_state.commit, current.first_index, current.last_index
+        ):
             return
         self._write(TruncateRecord(from_index))
 
@@ -293,21 +268,12 @@ class SimDisk:
         committed entry."""
         self._require_open()
         meta = snapshot.meta
-        current = self._current.snapshot_meta
-        if current is not None and meta.index <= current.index:
-            raise ValueError(f"snapshot {meta} is not newer than {current}")
-        existing = self._current.term_at(meta.index)
-        keep = existing == meta.term
-        if existing is not None and not keep and meta.index <= self._current.hard_state.commit:
-            raise ValueError(
-                f"snapshot {meta} conflicts with committed entry {meta.index} (term {existing})"
-            )
-        if not keep and meta.index < self._current.hard_state.commit:
-            # Discarding the log would lose the committed entries after the snapshot.
-            raise ValueError(
-                f"snapshot {meta} would discard committed entries {meta.index + 1}.."
-                f"{self._current.hard_state.commit}"
-            )
+        keep = rules.snapshot_keeps_log(
+            meta,
+            self._current.snapshot_meta,
+            self._current.term_at(meta.index),
+            self._current.hard_state.commit,
+        )
         self._fail_if_faulty()
         self._write(SnapshotRecord(snapshot, keep))
         self._make_durable("snapshot")

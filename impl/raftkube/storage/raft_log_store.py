@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from raftkube.storage import rules
 from raftkube.storage.errors import StorageCorruptError
 from raftkube.storage.interface import Storage
 from raftkube.storage.snapshot import SnapshotStore
@@ -284,17 +285,7 @@ class RaftLogStore:
         """Buffer entries that must continue the log at ``last_index + 1`` with terms that
         never decrease. The whole batch is checked before any of it is written."""
         wal = self._require_wal()
-        expected, previous_term = self.last_index + 1, self.last_term
-        for entry in entries:
-            if entry.index != expected:
-                raise ValueError(f"entry {entry.index} does not continue the log at {expected}")
-            if entry.term < previous_term:
-                raise ValueError(
-                    f"entry {entry.index} has term {entry.term} below the previous {previous_term}"
-                )
-            if not isinstance(entry.data, bytes):
-                raise TypeError(f"entry {entry.index} data must be bytes")
-            expected, previous_term = expected + 1, entry.term
+        rules.check_append(entries, self.last_index, self.last_term)
         for entry in entries:
             position = wal.append(RecordType.ENTRY, [entry.index, entry.term, entry.data])
             self._terms.append(entry.term)
@@ -304,23 +295,8 @@ class RaftLogStore:
         """Buffer a new hard state. Refuses a lower term, a changed vote within a term, a lower
         commit index, or a commit index beyond the log; an unchanged state writes nothing."""
         wal = self._require_wal()
-        current = self._hard
-        if hard_state == current:
+        if not rules.hard_state_changes(hard_state, self._hard, self.last_index):
             return
-        if hard_state.term < current.term:
-            raise ValueError(f"term may not go back from {current.term} to {hard_state.term}")
-        if (
-            hard_state.term == current.term
-            and current.vote is not None
-            and hard_state.vote != current.vote
-        ):
-            raise ValueError(f"vote in term {current.term} was already cast for {current.vote}")
-        if hard_state.commit < current.commit:
-            raise ValueError(f"commit may not go back from {current.commit}")
-        if hard_state.commit > self.last_index:
-            raise ValueError(
-                f"commit {hard_state.commit} is beyond the last log index {self.last_index}"
-            )
         wal.append(RecordType.HARD_STATE, [hard_state.term, hard_state.vote, hard_state.commit])
         self._hard = hard_state
 
@@ -328,13 +304,7 @@ class RaftLogStore:
         """Buffer deletion of entries ``from_index`` onwards; committed entries and entries
         covered by the snapshot cannot be truncated. A no-op beyond the end of the log."""
         wal = self._require_wal()
-        if from_index <= self._hard.commit:
-            raise ValueError(
-                f"cannot truncate from {from_index}: committed up to {self._hard.commit}"
-            )
-        if from_index < self._first:
-            raise ValueError(f"cannot truncate from {from_index}: snapshot covers it")
-        if from_index > self.last_index:
+        if not rules.truncation_needed(from_index, self._hard.commit, self._first, self.last_index):
             return
         wal.append(RecordType.TRUNCATE_SUFFIX, [from_index])
         keep = from_index - self._first
@@ -353,20 +323,9 @@ class RaftLogStore:
         snapshots = self._snapshots
         assert snapshots is not None
         meta = snapshot.meta
-        if self._snapshot is not None and meta.index <= self._snapshot.index:
-            raise ValueError(f"snapshot {meta} is not newer than {self._snapshot}")
-        existing = self.term_at(meta.index)
-        keep = existing == meta.term
-        if existing is not None and not keep and meta.index <= self._hard.commit:
-            raise ValueError(
-                f"snapshot {meta} conflicts with committed entry {meta.index} (term {existing})"
-            )
-        if not keep and meta.index < self._hard.commit:
-            # Discarding the log would lose the committed entries after the snapshot.
-            raise ValueError(
-                f"snapshot {meta} would discard committed entries {meta.index + 1}.."
-                f"{self._hard.commit}"
-            )
+        keep = rules.snapshot_keeps_log(
+            meta, self._snapshot, self.term_at(meta.index), self._hard.commit
+        )
         # 1. The file must be durable before any log record points at it.
         snapshots.save(snapshot)
         # 2. Log it, and restate the hard state so it survives the release below.
