@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftkube.net.codec import MAX_UINT64, SCHEMAS, CodecError, decode, encode
+from raftkube.net.codec import MAX_UINT64, MEMBERSHIP_EXT, SCHEMAS, CodecError, decode, encode
 from raftkube_spec.raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -21,10 +21,17 @@ from raftkube_spec.raft.messages import (
     RequestVoteResponse,
     TimeoutNowRequest,
 )
-from raftkube_spec.raft.types import Entry
+from raftkube_spec.raft.types import Entry, Membership
 
 uints = st.one_of(st.integers(0, 10), st.integers(0, MAX_UINT64))
-entries = st.lists(st.builds(Entry, uints, st.binary(max_size=40)), max_size=20).map(tuple)
+memberships = st.lists(st.tuples(uints, st.booleans()), max_size=6, unique_by=lambda p: p[0]).map(
+    lambda pairs: Membership(
+        voters=tuple(sorted(j for j, learner in pairs if not learner)),
+        learners=tuple(sorted(j for j, learner in pairs if learner)),
+    )
+)
+values = st.one_of(st.binary(max_size=40), memberships)
+entries = st.lists(st.builds(Entry, uints, values), max_size=20).map(tuple)
 # Entries in few terms, as real append batches are, to exercise the run-length encoding.
 runny_entries = st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=8)), max_size=30).map(
     lambda pairs: tuple(Entry(t, v) for t, v in sorted(pairs, key=lambda p: p[0]))
@@ -64,7 +71,7 @@ def test_every_message_type_round_trips(message: Message) -> None:
     assert decoded == message
     assert type(decoded) is type(message)
     for entry in getattr(decoded, "entries", ()):
-        assert type(entry.value) is bytes
+        assert type(entry.value) in (bytes, Membership)
 
 
 def test_schemas_cover_every_field_of_every_message_type() -> None:
@@ -160,6 +167,10 @@ def test_arbitrary_tagged_arrays_raise_only_codec_error(tag: int, fields: list[A
             "entries[0].value: expected bytes",
         ),
         (AppendEntriesRequest(1, 1, 2, 0, 0, [Entry(1, b"")], 0), "expected a tuple of entries"),  # type: ignore[arg-type]
+        (
+            AppendEntriesRequest(1, 1, 2, 0, 0, (Entry(1, Membership((0, -1))),), 0),
+            "entries[0].value: member id: integer -1",
+        ),
         (InstallSnapshotRequest(1, 1, 2, 0, 0, ((1, b""),)), "entries[0]: expected an Entry"),  # type: ignore[arg-type]
     ],
 )
@@ -176,3 +187,23 @@ def test_non_messages_are_refused() -> None:
 
 def test_decoded_messages_are_the_spec_classes() -> None:
     assert decode(encode(heartbeat())) == heartbeat()
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        (msgpack.ExtType(MEMBERSHIP_EXT, pack([[0, 1], [1]])), "servers {1} both vote and learn"),
+        (msgpack.ExtType(MEMBERSHIP_EXT, pack([[0, "1"], []])), "member id: expected an unsigned"),
+        (msgpack.ExtType(MEMBERSHIP_EXT, pack([[0, 1]])), "expected a configuration [voters"),
+        (msgpack.ExtType(MEMBERSHIP_EXT, b"\xc1"), "configuration is not valid msgpack"),
+        (msgpack.ExtType(2, b""), "expected bytes or a configuration, got ExtType"),
+    ],
+)
+def test_a_malformed_configuration_entry_is_rejected(value: object, complaint: str) -> None:
+    """A configuration travels as an extension value; a bad one names the entry and why."""
+    raw = msgpack.unpackb(encode(heartbeat()), raw=False)
+    raw[6][1][1] = value
+    with pytest.raises(CodecError) as info:
+        decode(pack(raw))
+    assert "AppendEntriesRequest.entries[1].value" in str(info.value)
+    assert complaint in str(info.value)

@@ -154,9 +154,13 @@ def test_the_tracker_reads_a_spec_snapshot_and_leaves_a_members_image_alone() ->
     node = RaftNode(with_conf, snapshot=Snapshot(3, 1, prefix))
     assert (node.membership, node.membership_index) == (conf, 2)
     # A member's snapshot is one image entry standing for the whole prefix: without
-    # membership changes nothing is searched; with them it cannot say what is in force.
+    # membership changes nothing is searched; with them it cannot say what is in force
+    # unless the configuration rides beside the image, which then counts from the snapshot.
     image = Snapshot(3, 1, (Entry(1, b"image"),))
     plain = RaftNode(NodeConfig(node_id=0, servers=3), snapshot=image)
     assert plain.membership == Membership(voters=(0, 1, 2))
     with pytest.raises(ValueError, match="does not say which configuration"):
         RaftNode(with_conf, snapshot=image)
+    grown = Snapshot(3, 1, (Entry(1, b"image"), Entry(1, conf)))
+    node = RaftNode(with_conf, snapshot=grown)
+    assert (node.membership, node.membership_index) == (conf, 3)

@@ -8,7 +8,9 @@ Log entries, the bulk of the traffic, are not one array per entry. ``entries`` b
 ``[term_runs, values]``: ``term_runs`` is a flat run-length encoding ``[term, count, term,
 count, ...]`` (an append batch nearly always spans one or two terms, so this is a handful of
 integers) and ``values`` is the flat array of the entries' ``bytes``. Decoding checks that the
-counts add up to the number of values.
+counts add up to the number of values. A configuration entry's value (a ``Membership``, see
+:mod:`raftkube.raft.membership`) travels as msgpack extension type 1 holding
+``[voters, learners]``, so it can never be confused with an ordinary entry's bytes.
 
 Everything received comes from another process that may be buggy, stale or malicious, so
 :func:`decode` validates every field — types exactly (a msgpack ``true`` is not the integer 1),
@@ -34,9 +36,11 @@ from raftkube_spec.raft.messages import (
     RequestVoteResponse,
     TimeoutNowRequest,
 )
-from raftkube_spec.raft.types import Entry
+from raftkube_spec.raft.types import Entry, Membership, Value
 
 MAX_UINT64: Final = 0xFFFF_FFFF_FFFF_FFFF
+MEMBERSHIP_EXT: Final = 1
+"""The msgpack extension type code of a configuration entry's value."""
 
 
 class CodecError(ValueError):
@@ -129,21 +133,52 @@ def _encode_entries(entries: object, where: str) -> list[list[Any]]:
     if not isinstance(entries, tuple):
         raise CodecError(f"{where}: expected a tuple of entries, got {_describe(entries)}")
     runs: list[int] = []
-    values: list[bytes] = []
+    values: list[bytes | msgpack.ExtType] = []
     last_term = -1
     for i, entry in enumerate(entries):
         if not isinstance(entry, Entry):
             raise CodecError(f"{where}[{i}]: expected an Entry, got {_describe(entry)}")
         term = _check_uint(entry.term, f"{where}[{i}].term")
-        if type(entry.value) is not bytes:
-            raise CodecError(f"{where}[{i}].value: expected bytes, got {_describe(entry.value)}")
+        value = entry.value
+        if type(value) is Membership:
+            values.append(_encode_membership(value, f"{where}[{i}].value"))
+        elif type(value) is bytes:
+            values.append(value)
+        else:
+            raise CodecError(
+                f"{where}[{i}].value: expected bytes or a Membership, got {_describe(value)}"
+            )
         if term == last_term:
             runs[-1] += 1
         else:
             runs += (term, 1)
             last_term = term
-        values.append(entry.value)
     return [runs, values]
+
+
+def _encode_membership(value: Membership, where: str) -> msgpack.ExtType:
+    for j in (*value.voters, *value.learners):
+        _check_uint(j, f"{where}: member id")
+    packed = msgpack.packb([list(value.voters), list(value.learners)], use_bin_type=True)
+    return msgpack.ExtType(MEMBERSHIP_EXT, packed)
+
+
+def _decode_value(value: object, where: str) -> Value:
+    if type(value) is bytes:
+        return value
+    if not isinstance(value, msgpack.ExtType) or value.code != MEMBERSHIP_EXT:
+        raise CodecError(f"{where}: expected bytes or a configuration, got {_describe(value)}")
+    try:
+        raw = msgpack.unpackb(value.data, raw=False, use_list=True)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise CodecError(f"{where}: configuration is not valid msgpack: {exc}") from None
+    if type(raw) is not list or len(raw) != 2 or any(type(ids) is not list for ids in raw):
+        raise CodecError(f"{where}: expected a configuration [voters, learners], got {raw!r:.80}")
+    voters, learners = (tuple(_check_uint(j, f"{where}: member id") for j in ids) for ids in raw)
+    try:
+        return Membership(voters=voters, learners=learners)
+    except ValueError as exc:
+        raise CodecError(f"{where}: {exc}") from None
 
 
 def _decode_entries(raw: object, where: str) -> tuple[Entry, ...]:
@@ -156,7 +191,7 @@ def _decode_entries(raw: object, where: str) -> tuple[Entry, ...]:
         raise CodecError(f"{where}: values must be an array, got {_describe(values)}")
     for i, value in enumerate(values):
         if type(value) is not bytes:
-            raise CodecError(f"{where}[{i}].value: expected bytes, got {_describe(value)}")
+            values[i] = _decode_value(value, f"{where}[{i}].value")
     entries: list[Entry] = []
     for r in range(0, len(runs), 2):
         term = _check_uint(runs[r], f"{where}: term of run {r // 2}")
@@ -176,7 +211,8 @@ def _decode_entries(raw: object, where: str) -> tuple[Entry, ...]:
 
 def encode(message: Message) -> bytes:
     """The wire bytes of ``message``; :class:`CodecError` if it cannot be represented
-    (not a Raft message, a negative or over-64-bit integer, an entry value that is not bytes)."""
+    (not a Raft message, a negative or over-64-bit integer, an entry value that is neither bytes
+    nor a configuration)."""
     schema = _BY_CLASS.get(type(message))
     if schema is None:
         raise CodecError(f"cannot encode {_describe(message)}: not a Raft message type")

@@ -37,8 +37,8 @@ class MembershipTracker:
 
     def rescan(self, log: RaftLog) -> None:
         """Find the last configuration entry from scratch (a new log, or a cut one): in the
-        live entries, then in the snapshot, whose data must be the compacted prefix (the
-        spec's form) to be searched."""
+        live entries, then in the snapshot's data (the compacted prefix, or a member's image
+        with the configuration beside it)."""
         self.current, self.index = self.initial, 0
         if not self.enabled:
             return
@@ -49,16 +49,24 @@ class MembershipTracker:
                 self.current, self.index = value, base + n + 1
                 return
         data = log.snapshot.data
-        if len(data) != base:
-            raise ValueError(
-                f"a snapshot of {len(data)} entries up to index {base} does not say which "
-                "configuration is in force"
-            )
-        for n in range(base - 1, -1, -1):
+        # The spec's snapshot is the compacted prefix, so entry n is at index n + 1. A
+        # member's is shorter: its state-machine image stands for a prefix, and the
+        # configuration in force at the image rides beside it as a Membership entry
+        # (etcd's ConfState in the snapshot metadata; raftkube.server.snapshots). Every
+        # configuration in a snapshot is committed, so for that form the snapshot's own index
+        # is a sound stand-in for where it came from: only comparisons with the commit index
+        # and with truncation points (never below the snapshot) read it.
+        prefix_form = len(data) == base
+        for n in range(len(data) - 1, -1, -1):
             value = data[n].value
             if isinstance(value, Membership):
-                self.current, self.index = value, n + 1
+                self.current, self.index = value, (n + 1 if prefix_form else base)
                 return
+        if not prefix_form:
+            raise ValueError(
+                f"a snapshot of {len(data)} entries up to index {base} holds no configuration "
+                "entry, so it does not say which configuration is in force"
+            )
 
     def appended(self, first: int, entries: Iterable[Entry]) -> None:
         """``entries`` were appended at ``first`` onwards (after any truncation)."""

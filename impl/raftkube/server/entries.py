@@ -11,10 +11,20 @@ Entry values are msgpack arrays::
     [incarnation, proposal_id, op, body, [client_id, seq, lowest_unacked]]  # a session write
     [incarnation, proposal_id, "session_register", {}]        # opens a client session
 
+    [0, 0, "conf_change", {"voters": [...], "learners": [...]}]  # a configuration entry
+
 ``body`` is the wire encoding of the KV request. The proposer keeps a waiter per
 ``(incarnation, proposal_id)``; the empty value is a leader's no-op. A session's id is the log
 index of its register entry (the convention of :mod:`raftkube.mvcc.sessions`), so every replica
 derives the same id without coordination.
+
+**Configuration entries.** The Raft core keeps a membership change in its log as a spec
+``Membership`` value (the whole new configuration, :mod:`raftkube.raft.membership`), not as
+bytes; the WAL stores bytes. :func:`stored_value` and :func:`core_value` convert between the two
+at the storage boundary, so a configuration entry survives a restart as a ``Membership`` and
+takes effect again when the recovered log is loaded. It is a four-element array like a request
+(the same first byte), so a snapshot's image prefix can never be mistaken for one, and its op
+``conf_change`` is not a KV op, so :func:`decode_entry` refuses it rather than applying it.
 """
 
 from __future__ import annotations
@@ -28,9 +38,13 @@ from raftkube.api import wire
 from raftkube.mvcc import MvccStore, SessionError
 from raftkube_spec.kv.requests import Request
 from raftkube_spec.kv.responses import Result
+from raftkube_spec.raft.types import Membership, Value
 
 REGISTER_OP: Final = "session_register"
 """The op of an entry that opens a client session."""
+
+CONF_OP: Final = "conf_change"
+"""The op of a stored configuration entry (never applied to the KV store)."""
 
 
 @attrs.frozen
@@ -120,6 +134,46 @@ def apply_entry(store: MvccStore, index: int, entry: DecodedEntry) -> Outcome:
         sequence=tag.sequence,
         lowest_unacked=tag.lowest_unacked,
     )
+
+
+def stored_value(value: Value) -> bytes:
+    """The WAL bytes of a core entry value: a request's bytes as they are, a ``Membership``
+    as a ``conf_change`` array."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, Membership):
+        doc = [0, 0, CONF_OP, {"voters": list(value.voters), "learners": list(value.learners)}]
+        packed: bytes = msgpack.packb(doc, use_bin_type=True)
+        return packed
+    raise TypeError(f"entry value must be bytes or a Membership, got {type(value).__name__}")
+
+
+_CONF_HEAD: Final = msgpack.packb([0, 0, CONF_OP], use_bin_type=True)[1:]
+"""How a stored configuration entry starts after its array header: cheap to test for, so
+recovering a long WAL decodes only the configuration entries."""
+
+
+def core_value(data: bytes) -> Value:
+    """The core entry value of WAL bytes: a ``Membership`` for a configuration entry, the
+    bytes themselves otherwise. Raises :class:`EntryError` for a malformed configuration."""
+    if data[1 : 1 + len(_CONF_HEAD)] != _CONF_HEAD or data[:1] != b"\x94":
+        return data
+    try:
+        doc = msgpack.unpackb(data, raw=False)
+        body = doc[3]
+        if not isinstance(body, dict) or set(body) != {"voters", "learners"}:
+            raise EntryError(f"configuration entry body is not {{voters, learners}}: {body!r:.80}")
+        ids: dict[str, tuple[int, ...]] = {}
+        for name in ("voters", "learners"):
+            raw = body[name]
+            if not isinstance(raw, list) or any(type(j) is not int or j < 0 for j in raw):
+                raise EntryError(f"configuration entry {name} is not a list of member ids")
+            ids[name] = tuple(raw)
+        return Membership(voters=ids["voters"], learners=ids["learners"])
+    except EntryError:
+        raise
+    except (ValueError, TypeError, IndexError, msgpack.ExtraData) as exc:
+        raise EntryError(f"malformed configuration entry: {exc}") from exc
 
 
 def decode_session_tag(raw: object, where: str = "body.session") -> SessionTag | None:

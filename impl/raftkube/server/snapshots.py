@@ -25,16 +25,26 @@ released WAL. The cost is a documented departure from the spec's *content* of th
 :func:`restore_store` accepts any tuple the core might hand over - an image entry followed by
 ordinary committed entries (a compaction the member had not yet collapsed), or only ordinary
 entries (a peer that never compacted) - and replays the ordinary ones after the image.
+
+**The configuration beside the image.** With membership changes on, the image alone cannot say
+which configuration was in force at the snapshot (etcd keeps a ``ConfState`` in its snapshot
+metadata for the same reason), and the configuration entries it stands for are gone. So the
+core's data is ``(image entry, configuration entry)`` (:func:`core_snapshot_data`); the
+configuration entry is synthetic, like the image, and never counts as a log position. On disk
+the snapshot file's bytes are the configuration followed by the image (:func:`pack_stored`);
+a file without it (written before membership changes, or with them off) unpacks to the image
+alone.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Final
 
 from raftkube.mvcc import MvccStore, load_snapshot
-from raftkube.server.entries import EntryError, apply_entry, decode_entry
-from raftkube_spec.raft.types import Entry
+from raftkube.server.entries import EntryError, apply_entry, core_value, decode_entry, stored_value
+from raftkube_spec.raft.types import Entry, Membership
 
 IMAGE_PREFIX: Final = b"\x00RKIMAGE1\x00"
 """Marks a synthetic image entry. Ordinary values are empty (no-op) or start with a msgpack
@@ -54,13 +64,73 @@ def image_of(entry: Entry) -> bytes | None:
     return None
 
 
+def core_snapshot_data(term: int, image: bytes, membership: Membership | None) -> tuple[Entry, ...]:
+    """The core's snapshot data for ``image``: the image entry, and the configuration in force
+    at it when membership changes are on (``membership`` not None)."""
+    if membership is None:
+        return (image_entry(term, image),)
+    return (image_entry(term, image), Entry(term, membership))
+
+
+def collapsed(data: Sequence[Entry]) -> tuple[bytes, Membership | None] | None:
+    """The image and configuration of data that is exactly :func:`core_snapshot_data`'s form
+    (nothing folded after it), or None."""
+    if not 1 <= len(data) <= 2:
+        return None
+    image = image_of(data[0])
+    if image is None:
+        return None
+    if len(data) == 1:
+        return image, None
+    conf = data[1].value
+    return (image, conf) if isinstance(conf, Membership) else None
+
+
+def membership_of(data: Sequence[Entry]) -> Membership | None:
+    """The last configuration in a snapshot's data (the one in force at its index), if any."""
+    for entry in reversed(data):
+        if isinstance(entry.value, Membership):
+            return entry.value
+    return None
+
+
+CONF_PREFIX: Final = b"\x00RKCONF1\x00"
+"""Marks a snapshot file that starts with its configuration (then a 4-byte length, the
+configuration's stored form, the image). MVCC images start with their own magic, never this."""
+
+
+def pack_stored(image: bytes, membership: Membership | None) -> bytes:
+    """The bytes of a snapshot file: the image, preceded by the configuration if there is one."""
+    if membership is None:
+        return image
+    conf = stored_value(membership)
+    return CONF_PREFIX + struct.pack("<I", len(conf)) + conf + image
+
+
+def unpack_stored(data: bytes) -> tuple[bytes, Membership | None]:
+    """The image and configuration in a snapshot file's bytes (see :func:`pack_stored`).
+    Raises :class:`~raftkube.server.entries.EntryError` if the configuration is malformed."""
+    if not data.startswith(CONF_PREFIX):
+        return data, None
+    start = len(CONF_PREFIX) + 4
+    if len(data) < start:
+        raise EntryError("snapshot file ends inside its configuration header")
+    (size,) = struct.unpack_from("<I", data, len(CONF_PREFIX))
+    conf = core_value(data[start : start + size])
+    if not isinstance(conf, Membership):
+        raise EntryError("snapshot file's configuration is not a configuration entry")
+    return data[start + size :], conf
+
+
 def restore_store(data: Sequence[Entry], *, index: int) -> MvccStore:
     """Rebuild the state machine at ``index`` from a core snapshot's ``data``.
 
     The ordinary entries in ``data`` are the last ones before ``index`` (the image, if any,
     stands for everything before them), so the first of them is at
     ``index - len(ordinary) + 1``; their indexes matter because a register entry's index is
-    the session id it opens.
+    the session id it opens. Counting from the end also makes the synthetic configuration
+    beside an image harmless: it comes first, is not bytes, and is skipped like any
+    configuration entry.
     """
     entries = list(data)
     store: MvccStore | None = None

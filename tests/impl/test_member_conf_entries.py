@@ -1,0 +1,108 @@
+"""Configuration entries at the member's storage boundary: the WAL form of a ``Membership``,
+and the configuration that rides beside a snapshot's image (in the core and in the file)."""
+
+from __future__ import annotations
+
+import msgpack  # type: ignore[import-untyped]
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from raftkube.mvcc import MvccStore, dump_snapshot
+from raftkube.server.entries import (
+    EntryError,
+    core_value,
+    decode_entry,
+    encode_entry,
+    stored_value,
+)
+from raftkube.server.snapshots import (
+    collapsed,
+    core_snapshot_data,
+    membership_of,
+    pack_stored,
+    restore_store,
+    unpack_stored,
+)
+from raftkube_spec.kv.requests import PutRequest
+from raftkube_spec.raft.types import Entry, Membership
+
+memberships = st.lists(
+    st.tuples(st.integers(0, 2**40), st.booleans()), max_size=7, unique_by=lambda p: p[0]
+).map(
+    lambda pairs: Membership(
+        voters=tuple(sorted(j for j, learner in pairs if not learner)),
+        learners=tuple(sorted(j for j, learner in pairs if learner)),
+    )
+)
+
+
+@given(memberships)
+def test_a_configuration_survives_the_wal_form(conf: Membership) -> None:
+    assert core_value(stored_value(conf)) == conf
+
+
+@given(st.binary(max_size=64))
+def test_any_other_stored_bytes_are_a_request_value_as_they_are(data: bytes) -> None:
+    """Requests, no-ops and session registrations stay bytes; only a conf array converts."""
+    value = core_value(data)
+    assert value == data or isinstance(value, Membership)
+
+
+def test_requests_stay_bytes_and_a_configuration_is_never_applied() -> None:
+    put = encode_entry(7, 1, PutRequest(b"k", b"v"))
+    assert core_value(put) is put
+    assert core_value(b"") == b""
+    with pytest.raises(EntryError):
+        decode_entry(stored_value(Membership((0, 1))))
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"voters": [0]}, "is not {voters, learners}"),
+        ({"voters": [0, "1"], "learners": []}, "voters is not a list of member ids"),
+        ({"voters": [0, 1], "learners": [1]}, "both vote and learn"),
+        ([0, 1], "is not {voters, learners}"),
+    ],
+)
+def test_a_malformed_stored_configuration_is_refused(body: object, complaint: str) -> None:
+    data = msgpack.packb([0, 0, "conf_change", body], use_bin_type=True)
+    with pytest.raises(EntryError, match=complaint.replace("{", r"\{").replace("}", r"\}")):
+        core_value(data)
+
+
+def store_with(key: bytes) -> MvccStore:
+    store = MvccStore()
+    store.apply(PutRequest(key, b"1"))
+    return store
+
+
+def test_the_snapshot_file_carries_the_configuration_before_the_image() -> None:
+    image = dump_snapshot(store_with(b"a"))
+    conf = Membership((0, 1, 2), (3,))
+    assert unpack_stored(pack_stored(image, conf)) == (image, conf)
+    # A file from before membership changes (or with them off) is the bare image.
+    assert pack_stored(image, None) == image
+    assert unpack_stored(image) == (image, None)
+    with pytest.raises(EntryError, match="ends inside its configuration header"):
+        unpack_stored(pack_stored(image, conf)[:10])
+
+
+def test_the_configuration_beside_an_image_shifts_no_index() -> None:
+    """Entries folded after the image keep their indexes (a register entry's index is the
+    session id it opens) with a synthetic configuration between them and the image."""
+    image = dump_snapshot(store_with(b"a"))
+    conf = Membership((0, 1, 2))
+    later = Membership((0, 1, 2, 3))
+    data = core_snapshot_data(4, image, conf)
+    assert collapsed(data) == (image, conf)
+    assert collapsed(core_snapshot_data(4, image, None)) == (image, None)
+    folded = (Entry(5, later), Entry(5, encode_entry(1, 1, None)), Entry(5, b""))
+    assert collapsed(data + folded) is None
+    assert membership_of(data + folded) == later
+    assert membership_of(core_snapshot_data(4, image, None)) is None
+    for snapshot_data in (data + folded, (data[0], *folded)):
+        store = restore_store(snapshot_data, index=12)
+        assert list(store.sessions.sessions()) and 11 in store.sessions
+        assert 12 not in store.sessions
