@@ -25,8 +25,8 @@ from rich.table import Table
 from raftkube.tuning import tune_gc
 
 if TYPE_CHECKING:
-    from raftkube_fuzz.runner import Outcome, Progress
-    from raftkube_fuzz.session import Session
+    from raftkube_fuzz.machine_context import MachineContext
+    from raftkube_fuzz.suite_runner import Outcome, Progress
 
 STATE_DIR = Path(".raftkube") / "fuzz"
 
@@ -324,7 +324,7 @@ class _Interrupt:
 def _run(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
-    from raftkube_fuzz.runner import Progress, run_suite
+    from raftkube_fuzz.suite_runner import Progress, run_suite
     from raftkube_fuzz.suites import SUITES
     from raftkube_fuzz.workers import resolve_jobs, run_parallel
 
@@ -398,8 +398,8 @@ def _run(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz import timeline_model
-    from raftkube_fuzz.run import run_steps
-    from raftkube_fuzz.runner import patch_for
+    from raftkube_fuzz.example import run_steps
+    from raftkube_fuzz.suite_runner import patch_for
     from raftkube_fuzz.suites import get_suite
     from raftkube_fuzz.trace import TraceError, load_trace
     from raftkube_fuzz.world.driver import deterministic_scheduling
@@ -542,7 +542,7 @@ def _list(args: argparse.Namespace) -> int:
 def _mutants(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
-    from raftkube_fuzz.runner import Progress, run_suite
+    from raftkube_fuzz.suite_runner import Progress, run_suite
     from raftkube_fuzz.workers import resolve_jobs, run_each
 
     for name in args.only or ():
@@ -580,7 +580,7 @@ def _mutants(args: argparse.Namespace) -> int:
         else:
             with Live(console=console, auto_refresh=False, transient=True) as live:
 
-                def progress(s: Session, elapsed: float, name: str = name) -> None:
+                def progress(s: MachineContext, elapsed: float, name: str = name) -> None:
                     live.update(
                         _progress_table(f"mutant {name}", Progress.of(s), elapsed), refresh=True
                     )

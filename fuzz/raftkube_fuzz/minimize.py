@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from raftkube_fuzz.run import Run, run_steps
+from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import STEP_TIME, Suite
 

@@ -1,7 +1,7 @@
 """A suite step: the unit a Hypothesis rule produces, a trace file records and a replay re-runs.
 
 A Hypothesis rule never touches the world directly: it builds a :class:`Step` and hands it to
-:meth:`raftkube_fuzz.run.Run.apply`. That single funnel is what makes traces exact: the step
+:meth:`raftkube_fuzz.example.Run.apply`. That single funnel is what makes traces exact: the step
 list in a trace file is the complete input of a run (the seed covers every other choice), so
 replaying it needs no Hypothesis at all, and whatever a rule draws must therefore end up in the
 step's arguments. Arguments are JSON scalars or lists of them, so a step survives a round trip

@@ -2,7 +2,7 @@
 
 A fuzz run is CPU-bound Python in one process, so it uses one core; as HypoFuzz, pytest-xdist
 with Hypothesis and AFL's ``-M``/``-S`` do, the way to use the others is one worker process per
-core, each running the ordinary single-process :func:`~raftkube_fuzz.runner.run_suite`.
+core, each running the ordinary single-process :func:`~raftkube_fuzz.suite_runner.run_suite`.
 
 * **One seed describes the whole run.** Each worker's seed is drawn from the run's seed
   (:func:`worker_seeds`), so a run is repeated by its one number, and any one worker alone by
@@ -48,8 +48,8 @@ from typing import Any
 import attrs
 
 from raftkube.tuning import tune_gc
-from raftkube_fuzz import session as sessions
-from raftkube_fuzz.runner import STATE_DIR, Outcome, Progress, run_suite
+from raftkube_fuzz import machine_context
+from raftkube_fuzz.suite_runner import STATE_DIR, Outcome, Progress, run_suite
 from raftkube_fuzz.suites import get_suite
 
 _POLL_SECONDS = 0.1
@@ -107,7 +107,7 @@ def _work(job: _Job, messages: Any, stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_gc()
 
-    def progress(s: sessions.Session, _elapsed: float) -> None:
+    def progress(s: machine_context.MachineContext, _elapsed: float) -> None:
         messages.put(("progress", job.index, Progress.of(s)))
 
     try:

@@ -17,9 +17,9 @@ import pytest
 
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.reconciliation import unreconciled
-from raftkube_fuzz.run import run_steps
-from raftkube_fuzz.runner import run_suite
+from raftkube_fuzz.example import run_steps
 from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suite_runner import run_suite
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.kv.types import KeyValue

@@ -12,7 +12,7 @@ from raftkube.server.disk_faults import DISK_FAILED, NO_SPACE
 from raftkube.storage.errors import WalFailedError
 from raftkube.storage.state import HardState, LogEntry
 from raftkube_fuzz.checks.history import Ok
-from raftkube_fuzz.run import Run, run_steps
+from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.world.disk import SimDisk

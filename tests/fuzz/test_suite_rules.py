@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raftkube_fuzz.checks.history import Ok
-from raftkube_fuzz.run import run_steps
-from raftkube_fuzz.runner import patch_for
+from raftkube_fuzz.example import run_steps
 from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suite_runner import patch_for
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.suites.base import FAULT_FAMILIES, FAULT_KINDS, fault_steps
 from raftkube_spec.kv.requests import PutRequest, RangeRequest

@@ -22,9 +22,9 @@ import pytest
 import trio
 
 from raftkube.cli import main
-from raftkube_fuzz.run import Run, run_steps
-from raftkube_fuzz.runner import patch_for, run_suite
+from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suite_runner import patch_for, run_suite
 from raftkube_fuzz.suites import SUITES, get_suite
 from raftkube_fuzz.trace import TraceError, load_trace
 from raftkube_fuzz.violation import Violation
@@ -160,7 +160,7 @@ def test_a_violation_recorded_first_wins_over_the_liveness_failure_it_causes(
         def planted() -> None:
             raise Violation("Conformance", "planted", {})
 
-        self._guard(planted)
+        self.listener.guard(planted)
         await trio.sleep_forever()
 
     monkeypatch.setattr(Run, "_probe", probe)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from raftkube.cli import main
-from raftkube_fuzz.run import Run, run_steps
-from raftkube_fuzz.runner import patch_for
+from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suite_runner import patch_for
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.timeline import CLIENT, EVENT, FAULT, SEND, STEP, Line, Timeline, digest_lines
 from raftkube_fuzz.timeline_model import build, render_text

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from raftkube.cli import build_parser, main
-from raftkube_fuzz.runner import run_suite
+from raftkube_fuzz.suite_runner import run_suite
 from raftkube_fuzz.trace import load_trace
 from raftkube_fuzz.workers import (
     resolve_jobs,

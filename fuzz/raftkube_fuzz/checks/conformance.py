@@ -306,7 +306,7 @@ class RaftShadow:
         """Stop following the members (their run has ended): unhook every node :meth:`attach`
         hooked, crashed incarnations included, so that no node, left as garbage with its
         member, still references this shadow and the spec states it holds (see
-        :meth:`raftkube_fuzz.run.Run.close`)."""
+        :meth:`raftkube_fuzz.example.Run.close`)."""
         for node in self._hooked:
             node.on_ready = None
         self._hooked.clear()

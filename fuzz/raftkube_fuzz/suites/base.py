@@ -26,8 +26,8 @@ import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from raftkube_fuzz import session
-from raftkube_fuzz.run import Run
+from raftkube_fuzz import machine_context
+from raftkube_fuzz.example import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
@@ -334,7 +334,7 @@ class SuiteMachine(RuleBasedStateMachine):
         self.stopped = False
 
     def start(self, config: Mapping[str, Any], seed: int) -> None:
-        current = session.current()
+        current = machine_context.current()
         merged = {**self.suite.default_config, **config, **current.config_overrides}
         self.run = Run(self.suite, merged, seed, mutant=current.mutant)
         self.servers = self.run.world_config.servers
@@ -342,15 +342,15 @@ class SuiteMachine(RuleBasedStateMachine):
 
     def apply(self, step: Step) -> None:
         assert self.run is not None
-        current = session.current()
+        current = machine_context.current()
         if current.spent():
             self.stopped = True
             current.budget_hit = True
-            raise session.BudgetSpent()
+            raise machine_context.BudgetSpent()
         try:
             self.run.apply(step)
         finally:
-            session.current().stepped(self.run)
+            machine_context.current().stepped(self.run)
 
     @rule(seconds=st.sampled_from(WAITS))
     def wait(self, seconds: float) -> None:
@@ -397,7 +397,7 @@ class SuiteMachine(RuleBasedStateMachine):
                 run.finish()
         finally:
             run.close()
-            session.current().finished(run)
+            machine_context.current().finished(run)
             # Hypothesis's engine keeps the machine in reference cycles of its own: a run the
             # machine still held would be freed only by the cyclic collector (the session
             # keeps the run as long as it is needed).

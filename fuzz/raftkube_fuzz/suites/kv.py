@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from raftkube_fuzz.run import Run
+from raftkube_fuzz.example import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import (
     INITIAL_CLOCK_RATES,

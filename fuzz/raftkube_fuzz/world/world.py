@@ -221,7 +221,7 @@ class World:
         back), which only Python's cyclic collector frees: whatever the world still
         references is kept alive until then and traversed by the collector with it. A fuzz
         run's listener holds everything the run recorded (events, histories, spec states),
-        so it must not be among that; :meth:`Run.close <raftkube_fuzz.run.Run.close>` calls
+        so it must not be among that; :meth:`Run.close <raftkube_fuzz.example.Run.close>` calls
         this."""
         null = NullListener()
         self.listener = null

@@ -1,8 +1,8 @@
 """The context a suite machine runs in: which mutant is patched in, and running totals.
 
 Hypothesis constructs state machines itself, so the runner cannot hand them arguments; it
-installs a :class:`Session` instead (:func:`use`), and the machines report to it. Outside the
-runner (a plain pytest run of a suite) a default session with no mutant applies.
+installs a :class:`MachineContext` instead (:func:`use`), and the machines report to it. Outside the
+runner (a plain pytest run of a suite) a default context with no mutant applies.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from raftkube_fuzz.run import Run
+    from raftkube_fuzz.example import Run
 
 
 class BudgetSpent(BaseException):
@@ -24,7 +24,7 @@ class BudgetSpent(BaseException):
 
 
 @attrs.define
-class Session:
+class MachineContext:
     mutant: str | None = None
     on_violation: Callable[[Run], None] | None = None
     """Called the first time a run fails (the runner notes the time to find)."""
@@ -88,15 +88,15 @@ class Session:
         }
 
 
-_current = Session()
+_current = MachineContext()
 
 
-def current() -> Session:
+def current() -> MachineContext:
     return _current
 
 
 @contextmanager
-def use(s: Session) -> Iterator[Session]:
+def use(s: MachineContext) -> Iterator[MachineContext]:
     global _current
     previous, _current = _current, s
     try:

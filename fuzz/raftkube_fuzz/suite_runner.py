@@ -2,13 +2,13 @@
 
 Hypothesis has no time budget of its own, so the runner starts one long
 ``run_state_machine_as_test`` (seeded from the run's seed) and the suite machine stops it when
-the budget is spent by raising :class:`~raftkube_fuzz.session.BudgetSpent`, a BaseException
+the budget is spent by raising :class:`~raftkube_fuzz.machine_context.BudgetSpent`, a BaseException
 Hypothesis lets through without shrinking. (Many short Hypothesis runs would be simpler, but
 each starts from its simplest examples, all first choices: a tenth of the time went to them.)
 Once any example has failed the budget no longer applies, so shrinking is never cut short.
 When it fails, Hypothesis has already shrunk the failure and re-run the smallest example last,
 so the most
-recent :class:`~raftkube_fuzz.run.Run` is the shrunk one; :mod:`raftkube_fuzz.minimize` then
+recent :class:`~raftkube_fuzz.example.Run` is the shrunk one; :mod:`raftkube_fuzz.minimize` then
 deletes the steps Hypothesis left in place, and that run is the trace written.
 
 Hypothesis's example database lives under ``.raftkube/fuzz/hypothesis/<suite>/<mutant>`` so a
@@ -39,10 +39,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
 
-from raftkube_fuzz import session as sessions
+from raftkube_fuzz import machine_context
+from raftkube_fuzz.example import Run
 from raftkube_fuzz.minimize import minimize
 from raftkube_fuzz.mutants import MUTANTS
-from raftkube_fuzz.run import Run
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.trace import Trace
 from raftkube_fuzz.violation import Violation
@@ -90,7 +90,7 @@ class Progress:
     failures: int = 0
 
     @classmethod
-    def of(cls, session: sessions.Session) -> Progress:
+    def of(cls, session: machine_context.MachineContext) -> Progress:
         """The session's totals, including the example in progress."""
         t = session.totals()
         return cls(
@@ -187,7 +187,7 @@ def run_suite(
     steps_per_example: int = STEPS_PER_EXAMPLE,
     shrink_time: float = SHRINK_SECONDS,
     config: dict[str, Any] | None = None,
-    on_progress: Callable[[sessions.Session, float], None] | None = None,
+    on_progress: Callable[[machine_context.MachineContext, float], None] | None = None,
     stop: Callable[[], bool] | None = None,
     started: float | None = None,
 ) -> Outcome:
@@ -217,7 +217,7 @@ def run_suite(
         found_at.append(time.monotonic() - started)
         last_report = -1.0  # report the failure at once, not up to a quarter second later
 
-    session = sessions.Session(mutant=mutant, on_violation=found)
+    session = machine_context.MachineContext(mutant=mutant, on_violation=found)
     if mutant is not None:
         session.config_overrides = dict(MUTANTS[mutant].config)
     if config:
@@ -262,11 +262,11 @@ def run_suite(
         report_multiple_bugs=False,
         print_blob=False,
     )
-    with sessions.use(session), patch_for(mutant), _shrink_budget(shrink_time):
+    with machine_context.use(session), patch_for(mutant), _shrink_budget(shrink_time):
         try:
             with _seeded(suite.machine, master.getrandbits(64)):
                 _run_machine(suite.machine, settings=hypothesis_settings)
-        except sessions.BudgetSpent:
+        except machine_context.BudgetSpent:
             pass
         except FlakyStrategyDefinition:
             # Stopping mid-example can look to Hypothesis like a replay that drew less data
