@@ -30,7 +30,10 @@ from raftkube.mvcc.watch import WatchHub, _Watcher
 from raftkube.raft.config import NodeConfig
 from raftkube.raft.node import RaftNode
 from raftkube.raft.ready import Ready
-from raftkube.server.member import Member, MemberError
+from raftkube.server.leases import LeaseExpiry
+from raftkube.server.outcomes import MemberError
+from raftkube.server.reads import ReadQueue
+from raftkube.server.ready_pipeline import ReadyPipeline
 from raftkube_spec.kv.requests import LeaseRevokeRequest
 from raftkube_spec.kv.responses import Result
 from raftkube_spec.kv.watch import WatchCompacted, WatchFilter
@@ -97,7 +100,7 @@ def _maybe_commit_any_term(self: RaftNode) -> None:
 # --- 2. unsynced-vote ---------------------------------------------------------------------------
 
 
-def _needs_sync_ignoring_vote(self: Member, rd: Ready) -> bool:
+def _needs_sync_ignoring_vote(self: ReadyPipeline, rd: Ready) -> bool:
     hs = rd.hard_state
     if rd.truncate_from is not None or rd.snapshot is not None or rd.entries:
         if hs is not None:
@@ -178,10 +181,11 @@ def _on_append_any_term(self: RaftNode, m: AppendEntriesRequest) -> None:
 # --- 6. local-read-no-readindex -----------------------------------------------------------------
 
 
-async def _barrier_local(self: Member) -> None:
-    if self.disk_fault is not None:
-        raise MemberError("unavailable", self.disk_fault.message)
-    if self._stopped:
+async def _barrier_local(self: ReadQueue) -> None:
+    member = self._member
+    if member.disk_fault is not None:
+        raise MemberError("unavailable", member.disk_fault.message)
+    if member.stopped:
         raise MemberError("unavailable", "raftkube: member stopped")
     # MUTANT: the local state is taken as current: no ReadIndex round, no leadership check.
 
@@ -241,21 +245,22 @@ def _watch_from_compaction_point(
 # --- 9. follower-expires-leases -----------------------------------------------------------------
 
 
-async def _lease_loop_on_every_member(self: Member) -> None:
+async def _lease_loop_on_every_member(self: LeaseExpiry) -> None:
+    member = self._member
     while True:
-        await self.clock.sleep_until(self.clock.now() + self.config.lease_check_interval)
-        if not self.node.is_leader:
+        await member.clock.sleep_until(member.clock.now() + member.config.lease_check_interval)
+        if not member.node.is_leader:
             # MUTANT: a follower revokes what its own clock says has expired, in its local
             # store only, instead of waiting for the leader's revoke to come through the log.
-            for lease_id in self.mvcc.expired_leases(self.now_ms()):
-                self.mvcc.apply(LeaseRevokeRequest(lease_id))
+            for lease_id in member.mvcc.expired_leases(member.now_ms()):
+                member.mvcc.apply(LeaseRevokeRequest(lease_id))
             continue
-        for lease_id in self.mvcc.expired_leases(self.now_ms()):
+        for lease_id in member.mvcc.expired_leases(member.now_ms()):
             if lease_id in self._revoking:
                 continue
             self._revoking.add(lease_id)
             try:
-                self._propose(LeaseRevokeRequest(lease_id))
+                member.proposals.propose(LeaseRevokeRequest(lease_id))
             except MemberError:
                 self._revoking.discard(lease_id)
                 break
@@ -334,7 +339,7 @@ _ALL = (
         "raft",
         "Durability",
         False,
-        _patch(Member, "_needs_sync", _needs_sync_ignoring_vote),
+        _patch(ReadyPipeline, "_needs_sync", _needs_sync_ignoring_vote),
     ),
     Mutant(
         "no-conflict-truncation",
@@ -366,7 +371,7 @@ _ALL = (
         "kv",
         "Linearizability",
         False,
-        _patch(Member, "linearizable_barrier", _barrier_local),
+        _patch(ReadQueue, "barrier", _barrier_local),
     ),
     Mutant(
         "lease-read-ignores-drift",
@@ -391,7 +396,7 @@ _ALL = (
         "kv",
         "StateMachineAgreement",
         False,
-        _patch(Member, "_lease_loop", _lease_loop_on_every_member),
+        _patch(LeaseExpiry, "run", _lease_loop_on_every_member),
     ),
     Mutant(
         "session-retry-applied-twice",

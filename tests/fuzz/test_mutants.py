@@ -22,7 +22,10 @@ from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.mvcc.sessions import SessionTable
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready
-from raftkube.server.member import Member, MemberError
+from raftkube.server.leases import LeaseExpiry
+from raftkube.server.outcomes import MemberError
+from raftkube.server.reads import ReadQueue
+from raftkube.server.ready_pipeline import ReadyPipeline
 from raftkube_fuzz.mutants import MUTANTS, Mutant
 from raftkube_spec.kv.requests import (
     CompactionRequest,
@@ -60,8 +63,8 @@ def old_term_commit() -> int:
 
 def unsynced_vote() -> bool:
     """Whether a Ready carrying only a new vote is synced before its messages leave."""
-    member: Any = SimpleNamespace(_synced_term_vote=(0, None))
-    return Member._needs_sync(member, Ready(hard_state=HardState(term=1, vote=2)))
+    pipeline: Any = SimpleNamespace(_synced_term_vote=(0, None))
+    return ReadyPipeline._needs_sync(pipeline, Ready(hard_state=HardState(term=1, vote=2)))
 
 
 def conflicting_append() -> tuple[Entry, ...]:
@@ -113,14 +116,13 @@ def stale_term_append() -> tuple[tuple[Entry, ...], bool]:
 
 def follower_barrier() -> str:
     """What a follower's linearizable barrier does: refuse, or serve at once."""
-    member: Any = SimpleNamespace(
-        disk_fault=None,
-        _stopped=False,
-        node=SimpleNamespace(is_leader=False),
-        _not_leader=lambda: MemberError("not_leader", "etcdserver: not leader"),
+    reads: Any = SimpleNamespace(
+        _member=SimpleNamespace(
+            disk_fault=None, stopped=False, node=SimpleNamespace(is_leader=False, leader=None)
+        )
     )
     try:
-        trio.run(Member.linearizable_barrier, member)
+        trio.run(ReadQueue.barrier, reads)
     except MemberError as exc:
         return exc.code
     return "served"
@@ -167,12 +169,12 @@ def follower_lease_loop() -> int:
         node=SimpleNamespace(is_leader=False),
         mvcc=store,
         now_ms=lambda: 100_000,
-        _revoking=set(),
     )
+    expiry: Any = SimpleNamespace(_member=member, _revoking=set())
 
     async def one_iteration() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(Member._lease_loop, member)
+            nursery.start_soon(LeaseExpiry.run, expiry)
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
 
@@ -237,14 +239,14 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
 
 OWNERS: dict[str, tuple[type, str]] = {
     "commit-old-term-by-count": (RaftNode, "_maybe_commit"),
-    "unsynced-vote": (Member, "_needs_sync"),
+    "unsynced-vote": (ReadyPipeline, "_needs_sync"),
     "no-conflict-truncation": (RaftNode, "_merge"),
     "commit-beyond-match": (RaftNode, "_maybe_commit"),
     "accept-stale-term-append": (RaftNode, "_on_append"),
-    "local-read-no-readindex": (Member, "linearizable_barrier"),
+    "local-read-no-readindex": (ReadQueue, "barrier"),
     "lease-read-ignores-drift": (NodeConfig, "lease_ticks"),
     "watch-skips-compacted-event": (WatchHub, "watch"),
-    "follower-expires-leases": (Member, "_lease_loop"),
+    "follower-expires-leases": (LeaseExpiry, "run"),
     "session-retry-applied-twice": (SessionTable, "begin"),
     "rs-no-expectations": (ReplicaSetController, "sync"),
 }

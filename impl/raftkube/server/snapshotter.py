@@ -1,0 +1,237 @@
+"""When and how a member snapshots its state machine, installs a leader's, and compacts.
+
+:class:`Snapshotter` owns the member's snapshot bookkeeping. Every ``snapshot_every``
+applied entries (and, with ``snapshot_image_ratio``, once the entries applied since the last
+snapshot add up to that multiple of its image, so a large store is not re-encoded every few
+thousand writes), between two Readys (the core only compacts what it knows is applied), it
+captures a view of the MVCC store (cheap), encodes it (in a worker thread when the member has
+``run_encode``, while writes go on), saves the image with ``Storage.save_snapshot`` (off the
+event loop when it has ``run_sync``), which releases the WAL segments and older snapshot
+files it covers, and then calls ``node.compact(index)``. A leader's snapshot arriving in a
+Ready is persisted and installed here too: it replaces the store and re-attaches the
+watchers (:mod:`raftkube.server.watches`).
+
+The core's snapshot *content* is the spec's committed prefix of entries; the member replaces
+it by one synthetic entry holding the MVCC image (:mod:`raftkube.server.snapshots` says why),
+so a leader's ``InstallSnapshotRequest`` carries the image in the spec's ``entries`` field
+and nothing in ``raftkube.raft`` or the spec changes.
+
+**Auto-compaction** (etcd's flags, :mod:`raftkube.server.compactor`) runs on the leader and
+proposes compaction requests through the log, which keeps the retained MVCC history, and
+with it every image, proportional to the retention. Kept with snapshots because the two
+together bound what a member keeps: the history in the store, the log on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from raftkube.mvcc import MvccStore, dump_snapshot, load_snapshot
+from raftkube.mvcc.snapshot import StoreView, capture, encode_view
+from raftkube.raft import RejectedError, Snapshot
+from raftkube.server.compactor import run_auto_compaction
+from raftkube.server.outcomes import MemberError
+from raftkube.server.snapshots import image_entry, image_of, restore_store
+from raftkube.storage.state import Snapshot as StoredSnapshot
+from raftkube.storage.state import SnapshotMeta
+from raftkube_spec.kv.errors import ErrorCode, KVError
+from raftkube_spec.kv.requests import CompactionRequest
+
+if TYPE_CHECKING:
+    from raftkube.server.member import EncodeRunner, Member, SyncRunner
+
+logger = logging.getLogger(__name__)
+
+
+class Snapshotter:
+    """The member's snapshots: taking, saving, installing, and compacting the core's log."""
+
+    def __init__(
+        self,
+        member: Member,
+        *,
+        index: int,
+        image_size: int,
+        run_sync: SyncRunner | None,
+        run_encode: EncodeRunner | None,
+    ) -> None:
+        """``index`` and ``image_size``: the snapshot the member recovered (0 for none)."""
+        self._member = member
+        self._run_sync = run_sync
+        self._run_encode = run_encode
+        self.nursery: trio.Nursery | None = None
+        """Where a background encoding runs (the member's, while it runs)."""
+        self.index = index
+        """The index of the last snapshot saved or installed."""
+        self._image_size = image_size
+        self._bytes_since_snapshot = 0
+        """Bytes of entry values applied since the last snapshot (see ``snapshot_image_ratio``)."""
+        self._encoding = False
+        """A snapshot image is being encoded in the background."""
+        self.encoded: tuple[int, int, bytes, float] | None = None
+        """An encoded image waiting to be saved: index, term, image, seconds it took."""
+        self.taken = 0
+        self.installed = 0
+        self.auto_compactions = 0
+        """Compactions this member proposed as leader and saw applied (a statistic)."""
+
+    def applied_bytes(self, size: int) -> None:
+        """An entry value of ``size`` bytes was applied."""
+        self._bytes_since_snapshot += size
+
+    def persist(self, snap: Snapshot) -> MvccStore | None:
+        """Persist a snapshot handed over by the node; returns the store to install if it
+        came from a leader. The member's own snapshots are saved when taken, so a Ready
+        snapshot at or below the last saved index is one of those and needs nothing."""
+        if snap.index <= self.index:
+            return None
+        data = snap.data
+        image = image_of(data[0]) if len(data) == 1 else None
+        store = load_snapshot(image) if image is not None else restore_store(data, index=snap.index)
+        if image is None:
+            image = dump_snapshot(store)
+        self._member.storage.save_snapshot(
+            StoredSnapshot(SnapshotMeta(snap.index, snap.term), image)
+        )
+        self.index = snap.index
+        self._image_size, self._bytes_since_snapshot = len(image), 0
+        self._collapse_core_snapshot(snap.index, snap.term, image)
+        return store
+
+    def install(self, store: MvccStore, index: int) -> None:
+        """Replace the state machine by a leader's snapshot at ``index``."""
+        member = self._member
+        member.mvcc = store
+        member.watches.replace_store(store)
+        member.applied = index
+        member.leases.forget_all()
+        member.proposals.fail_up_to(index)
+        self.installed += 1
+        logger.info("member %d: installed a snapshot at index %d", member.id, index)
+        if member.hooks.store_replaced is not None:
+            member.hooks.store_replaced(store, index)
+
+    def due(self) -> bool:
+        """Time for a snapshot: none in progress, ``snapshot_every`` entries and
+        ``snapshot_image_ratio`` times the last image's bytes applied since the last one, and
+        the node knows all of it is applied (an entry applied during a sync may not be
+        reported to it yet: then a later Ready's turn takes the snapshot)."""
+        member = self._member
+        config = member.config
+        return (
+            not self._encoding
+            and self.encoded is None
+            and member.applied - self.index >= config.snapshot_every
+            and self._bytes_since_snapshot >= config.snapshot_image_ratio * self._image_size
+            and member.applied <= member.node.applied
+        )
+
+    def start(self) -> None:
+        """Snapshot the state machine at the applied index, between two Readys.
+
+        Only a detached view of the store is taken here (:func:`raftkube.mvcc.snapshot.capture`,
+        references only); encoding it, the expensive part, runs in ``run_encode``'s thread
+        when the member has one, while the ready loop goes on applying writes. The ready loop
+        saves the image once it is ready (:meth:`save`)."""
+        member = self._member
+        index = member.applied
+        term = member.node.log.term_at(index)
+        view = capture(member.mvcc)
+        self._bytes_since_snapshot = 0
+        if self._run_encode is None or self.nursery is None:
+            self.encoded = (index, term, encode_view(view), 0.0)
+            return
+        self._encoding = True
+        self.nursery.start_soon(self._encode_in_background, index, term, view)
+
+    async def _encode_in_background(self, index: int, term: int, view: StoreView) -> None:
+        assert self._run_encode is not None
+        clock = self._member.clock
+        started = clock.now()
+        try:
+            image = await self._run_encode(functools.partial(encode_view, view))
+        finally:
+            self._encoding = False
+        self.encoded = (index, term, image, clock.now() - started)
+        self._member.kick()
+
+    async def save(self, index: int, term: int, image: bytes, encoding: float) -> None:
+        """Save an encoded image and compact log and WAL up to ``index``.
+
+        The file is written and synced through ``run_sync`` when the member has one, so the
+        event loop keeps stepping messages and sending heartbeats meanwhile; the ready loop,
+        the only writer of the storage, waits. The core is told to compact only once the file
+        is durable, so until then it keeps the entries (and sends no snapshot that does not
+        exist yet), and its pending compaction never holds back the heartbeats."""
+        member = self._member
+        self.encoded = None
+        if index <= self.index:
+            return  # A leader's newer snapshot was installed while this one was encoded.
+        started = member.clock.now()
+        snapshot = StoredSnapshot(SnapshotMeta(index, term), image)
+        if self._run_sync is None:
+            member.storage.save_snapshot(snapshot)
+        else:
+            await self._run_sync(lambda: member.storage.save_snapshot(snapshot))
+        self.index = index
+        self._image_size = len(image)
+        self.taken += 1
+        logger.info(
+            "member %d: saved snapshot at index %d (%d bytes; encoded in %.3f s, saved in %.3f s)",
+            member.id,
+            index,
+            len(image),
+            encoding,
+            member.clock.now() - started,
+        )
+        try:
+            member.node.compact(index)
+        except RejectedError as exc:
+            # A leader's newer snapshot was stepped in meanwhile: the core's log is already
+            # past ``index``, and the next Ready persists that snapshot.
+            logger.info("member %d: not compacting to %d: %s", member.id, index, exc)
+            return
+        self._collapse_core_snapshot(index, term, image)
+
+    def _collapse_core_snapshot(self, index: int, term: int, image: bytes) -> None:
+        """Make the core's snapshot data the single image entry (see the module docstring):
+        the committed prefix it would otherwise keep grows without bound and is what a leader
+        would send in InstallSnapshot."""
+        log = self._member.node.log
+        if log.snapshot.index == index:
+            log.snapshot = Snapshot(index, term, (image_entry(term, image),))
+
+    async def run_auto_compaction(self) -> None:
+        """etcd's auto-compactor (:mod:`raftkube.server.compactor`), on the member's clock."""
+        member = self._member
+        clock = member.clock
+        await run_auto_compaction(
+            member.config.auto_compaction,
+            now=clock.now,
+            sleep_until=clock.sleep_until,
+            revision=lambda: member.mvcc.revision,
+            leading=lambda: member.node.is_leader and not member.stopped,
+            compact=self._auto_compact,
+        )
+
+    async def _auto_compact(self, revision: int) -> bool:
+        """Propose a compaction at ``revision`` through Raft; True once applied (or already
+        compacted), False to retry at the next check."""
+        member = self._member
+        try:
+            result = await member.write(CompactionRequest(revision))
+        except MemberError as exc:
+            logger.warning("member %d: auto-compaction at %d failed: %s", member.id, revision, exc)
+            return False
+        if isinstance(result, KVError):
+            if result.code is ErrorCode.COMPACTED:
+                return True
+            logger.warning("member %d: auto-compaction at %d: %s", member.id, revision, result)
+            return False
+        self.auto_compactions += 1
+        logger.info("member %d: finished auto-compaction at revision %d", member.id, revision)
+        return True
