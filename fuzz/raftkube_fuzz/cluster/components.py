@@ -35,6 +35,7 @@ from raftkube.kubeclient import KubeClient
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.runtime import SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
+from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import SimPKI
 from raftkube_fuzz.world.host import HostEnv
 
@@ -131,6 +132,8 @@ class ControllerManagerProcess:
 
     env: HostEnv
     pki: SimPKI
+    leadership: LeadershipLog | None = None
+    """Told when an incarnation ends, for the checks (:mod:`.leadership`)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -143,6 +146,8 @@ class ControllerManagerProcess:
                 except LeaderElectionLost:
                     # Upstream exits ("leaderelection lost") and its supervisor starts it
                     # again; a fresh manager on the same machine is the same thing here.
+                    if self.leadership is not None:
+                        self.leadership.ended(self.env.name)
                     continue
 
     async def _run_once(self, client: KubeClient) -> None:

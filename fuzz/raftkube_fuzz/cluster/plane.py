@@ -25,6 +25,7 @@ from raftkube_fuzz.cluster.components import (
     SchedulerProcess,
     client_for,
 )
+from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import MAX_NODES, SimPKI, sim_pki
 from raftkube_fuzz.world.host import Host, HostEnv, Process
 from raftkube_fuzz.world.world import World
@@ -61,14 +62,19 @@ class UserProcess:
 class ControlPlane:
     """The control plane's hosts in ``world``, by role."""
 
-    def __init__(self, world: World, shape: PlaneShape) -> None:
+    def __init__(
+        self, world: World, shape: PlaneShape, current_revision: Callable[[], int] = lambda: 1
+    ) -> None:
         self.world = world
         self.shape = shape
         self.pki = pki = sim_pki(API_HOST, API_PORT)
+        self.leadership = leadership = LeadershipLog(current_revision)
+        """Which controller managers may act at once; ``current_revision`` reads the store's
+        latest revision (the suite's record of what it committed)."""
         endpoints = [world.client_endpoints[i] for i in sorted(world.client_endpoints)]
         self.apiserver = world.add_host(API_HOST, lambda env: APIServerProcess(env, pki, endpoints))
         self.managers = [
-            world.add_host(f"kcm-{i}", lambda env: ControllerManagerProcess(env, pki))
+            world.add_host(f"kcm-{i}", lambda env: ControllerManagerProcess(env, pki, leadership))
             for i in range(shape.managers)
         ]
         self.schedulers = [

@@ -104,8 +104,8 @@ def prepare(run: Run) -> None:
         schedulers=int(run.config["schedulers"]),
         nodes=int(run.config["nodes"]),
     )
-    plane = ControlPlane(run.world, shape)
-    observer = ClusterObserver()
+    plane = ControlPlane(run.world, shape, lambda: max(run.written, default=1))
+    observer = ClusterObserver(plane.leadership)
     run.extras["plane"] = plane
     run.extras["observer"] = observer
 
@@ -134,16 +134,21 @@ def _component(run: Run, name: str) -> Host:
 
 
 def _user_action(run: Run, text: str, action: Any) -> None:
-    """Start a user action in the background; its outcome goes to the timeline."""
+    """Start a user action in the background; its outcome goes to the timeline, on the
+    user's lane, as a request to the API server and its answer (an arrow each way)."""
     plane = plane_of(run)
+    flow = f"user-{run.extras.setdefault('user_actions', 0)}"
+    run.extras["user_actions"] += 1
+    call = {"host": plane.user.name, "to": plane.apiserver.name, "flow": flow}
+    answer = {"host": plane.user.name, "from": plane.apiserver.name, "flow": flow}
 
     async def act() -> None:
         if not plane.user.up or plane.user.process is None:
             return
         outcome = await action(plane.admin)
-        run.timeline.add(trio.current_time(), None, CLIENT, f"user: {text}: {outcome}")
+        run.timeline.add(trio.current_time(), None, CLIENT, f"user: {text}: {outcome}", answer)
 
-    run.timeline.add(run.sim.now, None, CLIENT, f"user: {text}")
+    run.timeline.add(run.sim.now, None, CLIENT, f"user: {text}", call)
     run.sim.spawn(act, limit=ACTION_LIMIT)
 
 
@@ -186,31 +191,37 @@ def _component_fault(run: Run, step: Step) -> None:
     kind = step.kind
     if host is not None and kind == "host_crash" and host.up:
         host.crash()
-        run.fault(kind, f"{host.name} crashed")
+        if host in plane_of(run).managers:
+            plane_of(run).leadership.ended(host.name)
+        run.fault(kind, f"{host.name} crashed", hosts=[host.name])
     elif host is not None and kind == "host_restart" and not host.up:
         host.restart()
-        run.fault(kind, f"{host.name} restarted")
+        run.fault(kind, f"{host.name} restarted", hosts=[host.name])
     elif host is not None and kind == "host_pause" and host.up and not host.paused:
         host.pause()
-        run.fault(kind, f"{host.name} paused (SIGSTOP)")
+        run.fault(kind, f"{host.name} paused (SIGSTOP)", hosts=[host.name])
     elif host is not None and kind == "host_resume" and host.paused:
         host.resume()
-        run.fault(kind, f"{host.name} resumed")
+        run.fault(kind, f"{host.name} resumed", hosts=[host.name])
     elif host is not None and kind == "host_cut":
         api = plane_of(run).apiserver
         if host is not api:
             world.one_way(host.node, api.node)
             world.one_way(api.node, host.node)
-            run.fault(kind, f"{host.name} cut off from the API server")
+            run.fault(
+                kind,
+                f"{host.name} cut off from the API server",
+                hosts=[host.name],
+            )
     elif kind == "host_heal":
         world.heal()
         run.fault(kind, "network healed")
     elif host is not None and kind == "host_clock_jump":
         host.clock.jump(float(step["seconds"]))
-        run.fault(kind, f"{host.name}'s clock jumps {step['seconds']} s")
+        run.fault(kind, f"{host.name}'s clock jumps {step['seconds']} s", hosts=[host.name])
     elif host is not None and kind == "host_clock_rate":
         host.clock.set_rate(float(step["rate"]))
-        run.fault(kind, f"{host.name}'s clock runs at rate {step['rate']}")
+        run.fault(kind, f"{host.name}'s clock runs at rate {step['rate']}", hosts=[host.name])
     else:
         run.timeline.add(run.sim.now, None, FAULT, f"{step.describe()}: does not apply (no-op)")
 
@@ -232,6 +243,16 @@ def check_step(run: Run) -> None:
     observer = observer_of(run)
     observer.follow(run.written)
     observer.check_machines(running_pods(run))
+    overlap = plane_of(run).leadership.overlapping()
+    if overlap != run.extras.get("overlap", ()):
+        run.extras["overlap"] = overlap
+        text = (
+            f"controller managers {' and '.join(overlap)} may both act as leader: "
+            "NoOverCreation does not count the pods created meanwhile"
+            if overlap
+            else "one controller manager at most acts as leader again"
+        )
+        run.timeline.add(run.sim.now, None, CHECK, text)
     run.timeline.add(
         run.sim.now,
         None,

@@ -53,6 +53,10 @@ def no_over_creation(limit: int) -> StateProperty:
                 return "NoOverCreation", f"{rs.meta.name} has {len(active)} active pods: {names}"
         return None
 
+    # A property of one ReplicaSet loop (each slice has one): two controller managers acting
+    # at once (a suspended leader resuming after a takeover; leader election is no fence)
+    # may over-create in upstream too, so a checker of a real cluster applies this to the pods
+    # created while one acted alone (docs/spec.md, "NoOverCreation and leader overlap").
     check.__doc__ = f"A ReplicaSet never has more than {limit} active pods (the most asked for)."
     return check
 
