@@ -49,6 +49,12 @@ OPENS: dict[str, str] = {
     "loss": "loss",
     "duplicate": "duplicate",
     "latency": "latency",
+    # The cluster suite's component faults (suites/cluster.py), which name their host.
+    "host_crash": DOWN,
+    "host_pause": PAUSED,
+    "host_cut": CUT,
+    "host_clock_jump": CLOCK,
+    "host_clock_rate": CLOCK,
 }
 """Fault kind -> the class of span it opens."""
 
@@ -62,10 +68,13 @@ CLOSES: dict[str, frozenset[str]] = {
     "resync": frozenset({CLOCK}),
     "disk_freed": frozenset({DISK}),
     "heal_all": frozenset({DOWN, PAUSED, CUT, CLOCK, DISK, *NETWORK_WIDE}),
+    "host_restart": frozenset({DOWN}),
+    "host_resume": frozenset({PAUSED}),
+    "host_heal": frozenset({CUT}),
 }
 """Fault kind -> the span classes it ends; a host-bound kind ends them on its hosts only."""
 
-HOST_BOUND_CLOSERS = frozenset({"restart", "resume", "disk_freed"})
+HOST_BOUND_CLOSERS = frozenset({"restart", "resume", "disk_freed", "host_restart", "host_resume"})
 
 DROPPED = "dropped"
 
