@@ -6,7 +6,11 @@ Every wait is bounded, so a process that hangs fails the test instead of stallin
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -127,3 +131,13 @@ async def wait_up(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
                 raise AssertionError(f"up exited with {proc.returncode}: {err}")
             await trio.sleep(0.05)
     return out.read_text()
+
+
+def kill_leftovers(root: Path) -> None:
+    """Kill (group and all) every container process the process runtime recorded under
+    ``root``: what a test that failed before stopping its containers leaves running."""
+    for record in root.glob("**/sandboxes/*/containers/*/container.json"):
+        pid = json.loads(record.read_text()).get("pid")
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)

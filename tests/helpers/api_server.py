@@ -1,0 +1,77 @@
+"""A real API server on a real one-member store, in the test's own Trio run.
+
+The ``api`` fixture (registered for every test directory by ``tests/conftest.py``) yields an
+:class:`APIHarness`: the server's address, its PKI, an admin
+:class:`~raftkube.kubeclient.KubeClient` (``system:masters``), a way to make clients for other
+users, and the admin kubeconfig for kubectl or the official Python client.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from raftkube.apiserver.assemble import RunningAPIServer, open_api_server
+from raftkube.apiserver.auth.pki import ClusterPKI, ensure_pki, issue_client_cert, write_kubeconfig
+from raftkube.apiserver.config import APIServerConfig
+from raftkube.kubeclient import KubeClient
+from raftkube.server.member import MemberConfig
+from raftkube.server.runner import open_member
+from raftkube.tls import CertPair
+
+TOKEN = "test-token-of-alice"
+"""A static token for user ``alice`` (no groups beyond system:authenticated)."""
+
+
+@attrs.define(eq=False)
+class APIHarness:
+    url: str
+    pki: ClusterPKI
+    running: RunningAPIServer
+    admin: KubeClient
+    kubeconfig: Path
+    tmp: Path
+
+    def client_for(self, user: str, groups: tuple[str, ...] = ()) -> KubeClient:
+        """A client authenticating with a fresh certificate for ``user`` in ``groups``."""
+        pair = CertPair(self.tmp / f"{user}.crt", self.tmp / f"{user}.key")
+        issue_client_cert(self.pki.ca, pair, user, groups)
+        path = self.tmp / f"{user}.kubeconfig"
+        write_kubeconfig(path, self.url, self.pki.ca.cert, pair.cert, pair.key, user)
+        return KubeClient.from_kubeconfig(path)
+
+    def token_client(self, token: str) -> KubeClient:
+        """A client presenting ``token`` as a bearer token, and no certificate."""
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca.cert))
+        return KubeClient(self.url, ssl_context=ctx, token=token)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[APIHarness]:
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text(f'{TOKEN},alice,alice-uid,""\n')
+    async with open_member(
+        MemberConfig(member_id=0, servers=1, cluster_id="t"), tmp_path / "m0"
+    ) as rm:
+        pki = ensure_pki(tmp_path / "pki", service_ip="127.96.0.1")
+        config = APIServerConfig(
+            etcd_servers=(rm.client_endpoint,),
+            tls_cert_file=pki.apiserver.cert,
+            tls_private_key_file=pki.apiserver.key,
+            service_account_signing_key_file=pki.sa_private_key,
+            client_ca_file=pki.ca.cert,
+            token_auth_file=tokens,
+            secure_port=0,
+        )
+        async with open_api_server(config) as running:
+            url = f"https://127.0.0.1:{running.port}"
+            kubeconfig = tmp_path / "admin.kubeconfig"
+            write_kubeconfig(
+                kubeconfig, url, pki.ca.cert, pki.admin.cert, pki.admin.key, "kubernetes-admin"
+            )
+            async with KubeClient.from_kubeconfig(kubeconfig) as admin:
+                yield APIHarness(url, pki, running, admin, kubeconfig, tmp_path)
