@@ -25,8 +25,7 @@ from raftkube_spec.kv import (
     initial_state,
     watch_events,
 )
-
-from .test_kv_model import err, kv_of, run
+from tests.helpers.kv_model import err, kv_of, run
 
 
 def test_grant_and_time_to_live() -> None:

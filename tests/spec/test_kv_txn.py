@@ -30,8 +30,7 @@ from raftkube_spec.kv import (
     watch_events,
 )
 from raftkube_spec.kv.txn import duplicate_write
-
-from .test_kv_model import err, kv_of, run
+from tests.helpers.kv_model import err, kv_of, run
 
 C = CompareTarget
 R = CompareResult

@@ -17,8 +17,7 @@ from raftkube_spec.kv import (
     prefix_range_end,
     watch_events,
 )
-
-from .test_kv_model import run
+from tests.helpers.kv_model import run
 
 
 def _history() -> list[Request]:

@@ -17,8 +17,7 @@ from raftkube_spec.raft.model import RaftSpec
 from raftkube_spec.raft.mutants import Figure8Commit
 from raftkube_spec.raft.state import Committed, RaftState, ServerState
 from raftkube_spec.raft.types import Entry, Role
-
-from .raft_helpers import deliver, elect, message, take
+from tests.helpers.raft_spec import deliver, elect, message, take
 
 BIG = RaftConfig(servers=3, max_term=9, max_log=9, max_messages=99, max_restarts=9, max_reads=9)
 
