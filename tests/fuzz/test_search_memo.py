@@ -23,11 +23,7 @@ from raftkube_fuzz.checks.linearizability import (
     find_linearization,
 )
 from raftkube_fuzz.violation import Violation
-from tests.fuzz.test_linearizability_random import (
-    nonempty_reads,
-    random_history,
-    with_read_records,
-)
+from tests.helpers.histories import nonempty_reads, random_history, with_read_records
 
 Verdict = tuple[object, ...]
 
