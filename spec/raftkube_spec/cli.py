@@ -17,7 +17,7 @@ from .control import render as render_kube
 from .control.check import check as check_slice
 from .control.mutants import MUTANTS as KUBE_MUTANTS
 from .control.slices import SLICES
-from .explore import Problem, Progress, explore
+from .explore import Problem, SearchStats, explore
 from .raft import render
 from .raft.config import RaftConfig, all_features
 from .raft.events import Event
@@ -177,7 +177,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out.flush()
     started = time.perf_counter()
 
-    def progress(p: Progress) -> None:
+    def progress(p: SearchStats) -> None:
         rate = p.distinct_states / max(time.perf_counter() - started, 1e-9)
         sys.stderr.write(
             f"  {p.distinct_states:,} states, depth {p.depth}, {p.queued:,} queued, "

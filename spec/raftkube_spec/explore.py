@@ -51,7 +51,10 @@ class Exploration(Generic[S, L]):
 
 
 @attrs.frozen
-class Progress:
+class SearchStats:
+    """How far a search has got, reported to ``on_progress`` as it goes (not Raft's
+    per-follower ``Progress``, nor a fuzz run's totals)."""
+
     distinct_states: int
     transitions: int
     depth: int
@@ -81,7 +84,7 @@ def explore(
     problem: Problem[S, L],
     *,
     max_states: int | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[SearchStats], None] | None = None,
     progress_every: int = 50_000,
 ) -> Exploration[S, L]:
     successors = problem.successors
@@ -128,7 +131,7 @@ def explore(
             frontier.append((key, level + 1))
             depth = max(depth, level + 1)
             if on_progress is not None and len(parent) % progress_every == 0:
-                on_progress(Progress(len(parent), transitions, depth, len(frontier)))
+                on_progress(SearchStats(len(parent), transitions, depth, len(frontier)))
             if max_states is not None and len(parent) >= max_states:
                 return Exploration(len(parent), transitions, depth, False, None)
     return Exploration(len(parent), transitions, depth, True, None)

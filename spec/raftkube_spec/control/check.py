@@ -11,7 +11,7 @@ import attrs
 from raftkube_spec.control.esr import UNSETTLED, Reconciliation
 from raftkube_spec.control.model import Action, ClusterState
 from raftkube_spec.control.slices import Slice
-from raftkube_spec.explore import Exploration, Problem, Progress, Violation, explore
+from raftkube_spec.explore import Exploration, Problem, SearchStats, Violation, explore
 
 ESR = "EventualStableReconciliation"
 
@@ -61,7 +61,7 @@ def check(
     *,
     esr: bool = True,
     max_states: int | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[SearchStats], None] | None = None,
 ) -> SliceResult:
     reconciliation = Reconciliation(sl.model, sl.converged)
     result = explore(
