@@ -12,7 +12,7 @@ from raftkube.scheduler.cache import CacheError, SchedulerCache
 from raftkube.scheduler.filters import FilterState, run_filters
 from raftkube.scheduler.nodeinfo import NodeInfo, PodInfo
 from raftkube.scheduler.scores import balanced_allocation, least_allocated, score_nodes
-from tests.scheduler.objects import node, pod
+from tests.helpers.scheduler_objects import node, pod
 
 GPU_TAINT = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from raftkube.scheduler.algorithm import schedule_pod
 from raftkube.scheduler.cache import SchedulerCache
 from raftkube.scheduler.nodeinfo import PodInfo
-from tests.scheduler.objects import node, pod
+from tests.helpers.scheduler_objects import node, pod
 
 nodes_st = st.lists(
     st.tuples(st.integers(0, 4000), st.integers(0, 4096), st.integers(0, 6)),

@@ -13,7 +13,7 @@ from raftkube.clock import TrioClock
 from raftkube.kubeclient import KubeClient
 from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.scheduler.scheduler import Scheduler
-from tests.scheduler.objects import node, pod
+from tests.helpers.scheduler_objects import node, pod
 
 
 def versioned(obj: dict, version: str) -> dict:

@@ -18,24 +18,12 @@ from raftkube.kubeclient import KubeAPIError, KubeClient
 from raftkube.scheduler.cli import SchedulerOptions, serve
 from raftkube.scheduler.recorder import EVENTS
 from raftkube.scheduler.scheduler import NODES, PODS, Scheduler
-from tests.apiserver.conftest import TOKEN
-from tests.scheduler.objects import node, pod
-
-from .conftest import APIHarness
+from tests.helpers.api_server import TOKEN, APIHarness
+from tests.helpers.polling import eventually
+from tests.helpers.scheduler_objects import node, pod
 
 Obj = dict[str, Any]
 SCHEDULER_USER = "system:kube-scheduler"
-
-
-async def wait_until(check: Any, what: str, timeout: float = 20) -> Any:
-    """Poll the server until ``await check()`` is truthy (real server: real time)."""
-    with trio.move_on_after(timeout):
-        while True:
-            found = await check()
-            if found:
-                return found
-            await trio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def create_nodes(admin: KubeClient, *nodes: Obj) -> None:
@@ -84,7 +72,7 @@ async def test_pods_are_bound_and_events_recorded(api: APIHarness) -> None:
             async def all_bound() -> bool:
                 return all([await node_of(api.admin, f"p{i}") for i in range(6)])
 
-            await wait_until(all_bound, "six pods bound")
+            await eventually(all_bound, "six pods bound")
             placed = [await node_of(api.admin, f"p{i}") for i in range(6)]
             # 1 cpu each: at most three 300m pods per node.
             assert sorted(placed) == ["n1"] * 3 + ["n2"] * 3
@@ -95,7 +83,7 @@ async def test_pods_are_bound_and_events_recorded(api: APIHarness) -> None:
             async def scheduled_event() -> list[Obj]:
                 return await events_of(api.admin, "p0", "Scheduled")
 
-            (event,) = await wait_until(scheduled_event, "the Scheduled event")
+            (event,) = await eventually(scheduled_event, "the Scheduled event")
             assert event["message"] == f"Successfully assigned default/p0 to {placed[0]}"
             assert event["type"] == "Normal"
             assert event["source"] == {"component": "default-scheduler"}
@@ -127,14 +115,14 @@ async def test_unschedulable_pod_gets_condition_and_event_then_binds(api: APIHar
                         return dict(c)
                 return None
 
-            found = await wait_until(condition, "the PodScheduled condition")
+            found = await eventually(condition, "the PodScheduled condition")
             assert (found["status"], found["reason"]) == ("False", "Unschedulable")
             assert found["message"] == expected
 
             async def failed_event() -> list[Obj]:
                 return await events_of(api.admin, "big", "FailedScheduling")
 
-            events = await wait_until(failed_event, "the FailedScheduling event")
+            events = await eventually(failed_event, "the FailedScheduling event")
             assert events[0]["type"] == "Warning" and events[0]["message"] == expected
             assert scheduler.queue.where("default/big") in ("unschedulable", "backoff")
 
@@ -143,7 +131,7 @@ async def test_unschedulable_pod_gets_condition_and_event_then_binds(api: APIHar
             async def bound() -> str:
                 return await node_of(api.admin, "big")
 
-            assert await wait_until(bound, "the pod bound to the new node") == "large"
+            assert await eventually(bound, "the pod bound to the new node") == "large"
             nursery.cancel_scope.cancel()
 
 
@@ -213,7 +201,7 @@ async def test_a_pod_bound_by_someone_else_meanwhile(api: APIHarness) -> None:
                     and (not n1.pods)
                 )
 
-            await wait_until(counted_on_n2, "the pod counted on n2 only")
+            await eventually(counted_on_n2, "the pod counted on n2 only")
             assert scheduler.queue.where("default/p") is None
             nursery.cancel_scope.cancel()
 
@@ -251,18 +239,18 @@ async def test_leader_failover_of_two_schedulers(api: APIHarness) -> None:
                     return ""
                 return str(lease["spec"].get("holderIdentity") or "")
 
-            assert await wait_until(holder, "a leader") == "a"
+            assert await eventually(holder, "a leader") == "a"
             nursery.start_soon(partial(serve, options_b, client_b, clock, scheduler=b))
             await create_pods(api.admin, pod("first"))
-            await wait_until(lambda: node_of(api.admin, "first"), "first bound")
+            await eventually(lambda: node_of(api.admin, "first"), "first bound")
             assert (a.bound, b.bound) == (1, 0)
             scope_a.cancel()  # a crashes: no release, b must wait out the lease.
 
             async def b_leads() -> bool:
                 return await holder() == "b"
 
-            await wait_until(b_leads, "b takes the lease")
+            await eventually(b_leads, "b takes the lease")
             await create_pods(api.admin, pod("second"))
-            await wait_until(lambda: node_of(api.admin, "second"), "second bound")
+            await eventually(lambda: node_of(api.admin, "second"), "second bound")
             assert (a.bound, b.bound) == (1, 1)
             nursery.cancel_scope.cancel()

@@ -9,7 +9,7 @@ import trio.testing
 
 from raftkube.clock import TrioClock
 from raftkube.scheduler.queue import SchedulingQueue
-from tests.scheduler.objects import pod
+from tests.helpers.scheduler_objects import pod
 
 
 class _Fixed:

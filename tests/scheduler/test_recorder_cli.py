@@ -13,7 +13,7 @@ from raftkube.scheduler.recorder import (
     scheduled_message,
     truncate_message,
 )
-from tests.scheduler.objects import pod
+from tests.helpers.scheduler_objects import pod
 
 WALL = 1_750_000_000.25
 
