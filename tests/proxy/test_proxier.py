@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import functools
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,8 +23,8 @@ from raftkube.kubeclient import KubeClient
 from raftkube.net.streams import TcpNetwork
 from raftkube.proxy import Proxier, ServicePortName
 from raftkube.proxy.cli import run_from_args
-
-from .conftest import APIHarness
+from tests.helpers.api_server import APIHarness
+from tests.helpers.polling import wait_for
 
 Obj = dict[str, Any]
 SERVICES = resource("", "v1", "services")
@@ -121,15 +121,6 @@ async def running_proxier(api: APIHarness, bind_address: str) -> AsyncIterator[P
             nursery.cancel_scope.cancel()
 
 
-async def wait_for(predicate: Callable[[], object], what: str, timeout: float = 10) -> None:
-    """Poll a condition the proxier's informers will make true (real sockets: real time)."""
-    with trio.move_on_after(timeout):
-        while not predicate():
-            await trio.sleep(0.02)
-        return
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @attrs.define
 class Conn:
     """A client connection through the proxy, with the greeting of the pod it reached."""
@@ -206,6 +197,7 @@ async def test_endpoint_changes_keep_established_connections(api: APIHarness) ->
             ip = svc["spec"]["clusterIP"]
             async with running_proxier(api, "127.0.0.1") as proxier:
                 await wait_for(lambda: len(proxier.balancer.endpoints(SPN)) == 2, "endpoints")
+                await wait_for(lambda: (ip, port) in proxier.listening(), "the listener")
                 first, second = await connect(ip, port), await connect(ip, port)
                 assert {first.pod, second.pod} == {"pod-0", "pod-1"}
                 kept, dropped = (first, second) if first.pod == "pod-0" else (second, first)
@@ -239,6 +231,8 @@ async def test_a_dead_endpoint_is_skipped_for_the_next(api: APIHarness) -> None:
             ip = svc["spec"]["clusterIP"]
             async with running_proxier(api, "127.0.0.1") as proxier:
                 await wait_for(lambda: len(proxier.balancer.endpoints(SPN)) == 2, "endpoints")
+                # The balancer may learn the endpoints before the Service's listener opens.
+                await wait_for(lambda: (ip, port) in proxier.listening(), "the listener")
                 reached = [await request(ip, port, b"hi") for _ in range(4)]
             assert reached == ["pod-0"] * 4
 
