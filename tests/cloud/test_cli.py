@@ -20,8 +20,8 @@ from raftkube.cloud.client import CloudClient, CloudError
 from raftkube.cloud.manager import LEASE_NAME
 from raftkube.controllers.resources import LEASES
 from raftkube.kubeclient import KubeAPIError
-
-from .conftest import APIHarness, CloudHarness
+from tests.helpers.api_server import APIHarness
+from tests.helpers.cloud import CloudHarness
 
 Obj = dict[str, Any]
 

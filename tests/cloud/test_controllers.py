@@ -22,9 +22,10 @@ from raftkube.cloud.routes import reconcile_routes
 from raftkube.cloud.services import LB_FINALIZER, decide, load_balancer_name
 from raftkube.controllers.resources import LEASES, resource
 from raftkube.kubeclient import KubeClient
-from tests.controllers.helpers import eventually, get_or_none
-
-from .conftest import APIHarness, CloudHarness
+from tests.helpers.api_server import APIHarness
+from tests.helpers.cloud import CloudHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually
 
 Obj = dict[str, Any]
 

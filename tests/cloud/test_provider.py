@@ -9,8 +9,7 @@ import trio
 
 from raftkube.cloud.client import CloudError
 from raftkube.cloud.provider import SimulatedCloud
-
-from .conftest import CloudHarness
+from tests.helpers.cloud import CloudHarness
 
 
 def test_load_balancer_range_must_be_local() -> None:

@@ -19,9 +19,9 @@ from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.resources import resource
 from raftkube.kubeclient import KubeClient
-from tests.controllers.helpers import eventually
-
-from .conftest import APIHarness, CloudHarness
+from tests.helpers.api_server import APIHarness
+from tests.helpers.cloud import CloudHarness
+from tests.helpers.polling import eventually
 
 Obj = dict[str, Any]
 
