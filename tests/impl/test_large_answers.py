@@ -7,7 +7,6 @@ that a few hundred small keys exceed it, instead of writing the megabytes the de
 from __future__ import annotations
 
 import io
-import itertools
 from functools import partial
 from pathlib import Path
 
@@ -19,14 +18,17 @@ import trio.testing
 from raftkube.api import wire
 from raftkube.client import Client, ClientError
 from raftkube.client.connection import Connection
+from raftkube.mvcc import MvccStore
+from raftkube.mvcc.reader import RangeReader, open_range
 from raftkube.net.framing import encode_frame
 from raftkube.rkctl.commands import Context
 from raftkube.rkctl.connection import Settings
 from raftkube.rkctl.output import Printer
 from raftkube.server.member import MemberConfig
 from raftkube.server.runner import open_member
-from raftkube.server.service import KV_OVERHEAD, range_parts, serve_clients
-from raftkube_spec.kv.requests import RangeRequest, TxnRequest
+from raftkube.server.service import KV_OVERHEAD, serve_clients
+from raftkube_spec.kv import prefix_range_end
+from raftkube_spec.kv.requests import PutRequest, RangeRequest, TxnRequest
 from raftkube_spec.kv.responses import RangeResponse, TxnResponse
 from raftkube_spec.kv.types import KeyValue
 
@@ -34,20 +36,36 @@ SMALL_FRAME = 4096
 KEYS = 300
 
 
+def _parts(store: MvccStore, req: RangeRequest, budget: int) -> list[list[KeyValue]]:
+    reader = open_range(store, req, part_bytes=budget, overhead=KV_OVERHEAD)
+    assert isinstance(reader, RangeReader)
+    parts = []
+    with reader:
+        while not reader.done:
+            part = reader.step()
+            if part is not None:
+                parts.append(part)
+    return parts
+
+
 def test_range_parts_respect_the_budget_and_keep_every_key_once() -> None:
-    kvs = [KeyValue(b"k%03d" % i, 1, 1, 1, b"v" * (i % 50)) for i in range(200)]
+    store = MvccStore()
+    for i in range(200):
+        store.apply(PutRequest(b"k%03d" % i, b"v" * (i % 50)))
     budget = 1024
-    parts = list(range_parts(kvs, budget))
-    assert parts[0][0] == 0 and parts[-1][1] == len(kvs)
-    for (_, end), (start, _) in itertools.pairwise(parts):
-        assert end == start  # Contiguous, no key twice or lost.
-    for start, end in parts:
-        cost = sum(len(kv.key) + len(kv.value) + KV_OVERHEAD for kv in kvs[start:end])
-        assert end > start and (cost <= budget or end - start == 1)
+    everything = RangeRequest(b"k", prefix_range_end(b"k"))
+    parts = _parts(store, everything, budget)
+    # Contiguous, in key order, no key twice or lost.
+    assert [kv for part in parts for kv in part] == list(store.apply(everything).kvs)  # type: ignore[union-attr]
+    for part in parts:
+        cost = sum(len(kv.key) + len(kv.value) + KV_OVERHEAD for kv in part)
+        assert part and (cost <= budget or len(part) == 1)
     # One KeyValue over the budget gets a part of its own rather than being dropped.
-    big = [KeyValue(b"a", 1, 1, 1, b"x" * 5000), KeyValue(b"b", 1, 1, 1, b"y")]
-    assert list(range_parts(big, budget)) == [(0, 1), (1, 2)]
-    assert list(range_parts([], budget)) == [(0, 0)]
+    store.apply(PutRequest(b"a", b"x" * 5000))
+    store.apply(PutRequest(b"b", b"y"))
+    big = _parts(store, RangeRequest(b"a", b"c"), budget)
+    assert [[kv.key for kv in part] for part in big] == [[b"a"], [b"b"]]
+    assert _parts(store, RangeRequest(b"none", b"nonf"), budget) == [[]]
 
 
 @pytest.mark.trio

@@ -43,6 +43,11 @@ the trimming, called after every write. Records still awaiting their trim are
 invisible: every read and watch is at or after the compact revision, where the
 rule keeps exactly what they see, and :func:`first_retained` applies the rule
 again when a snapshot is encoded, so images stay canonical.
+
+A range read served in steps (:mod:`raftkube.mvcc.reader`) may have opened
+before a compaction above its revision: it *holds* its revision
+(:meth:`KeyIndex.hold`), and trimming goes no further than the oldest held
+revision until it is released, so the records that read needs stay.
 """
 
 from __future__ import annotations
@@ -138,7 +143,7 @@ class KeyHistory:
 class KeyIndex:
     """All keys' histories plus the compaction triggers; mutable, owned by one store."""
 
-    __slots__ = ("_histories", "_order", "_superseded", "_tombstones", "_trim_to")
+    __slots__ = ("_histories", "_holds", "_order", "_superseded", "_tombstones", "_trim_to")
 
     def __init__(self) -> None:
         self._histories: dict[bytes, KeyHistory] = {}
@@ -150,6 +155,8 @@ class KeyIndex:
         self._tombstones: deque[tuple[int, bytes]] = deque()
         self._trim_to = 0
         """The latest compaction point; :meth:`trim` catches the histories up with it."""
+        self._holds: dict[int, int] = {}
+        """Revision -> open paged reads at it; trimming stops at the oldest (see :meth:`hold`)."""
 
     def __len__(self) -> int:
         """Keys with any retained record (live or not)."""
@@ -180,6 +187,20 @@ class KeyIndex:
         else:
             keys = self._order.irange(start, end, inclusive=(True, False))
         for key in keys:
+            yield key, histories[key]
+
+    def scan_after(
+        self, start: bytes, after: bytes | None, end: bytes | None
+    ) -> Iterator[tuple[bytes, KeyHistory]]:
+        """Like :meth:`scan`, but only keys after ``after`` (when given): a paged read resumes
+        here, since an iterator kept across writes would break when the key order changes."""
+        if after is None:
+            yield from self.scan(start, end)
+            return
+        if end is not None and end <= after:
+            return
+        histories = self._histories
+        for key in self._order.irange(after, end, inclusive=(False, False)):
             yield key, histories[key]
 
     def visible(self, start: bytes, end: bytes | None, revision: int) -> list[KeyValue]:
@@ -231,18 +252,38 @@ class KeyIndex:
         Only the trim point moves here; :meth:`trim` drops the records, a batch at a time."""
         self._trim_to = max(self._trim_to, revision)
 
+    def hold(self, revision: int) -> None:
+        """Keep what a read at ``revision`` sees until :meth:`release`: trimming stops at the
+        oldest held revision (a paged range read, opened before a compaction above it)."""
+        self._holds[revision] = self._holds.get(revision, 0) + 1
+
+    def release(self, revision: int) -> None:
+        """End one :meth:`hold` of ``revision``."""
+        left = self._holds[revision] - 1
+        if left:
+            self._holds[revision] = left
+        else:
+            del self._holds[revision]
+
+    def _trim_point(self) -> int:
+        """Where trimming may go now: the compaction point, or below it while a read holds an
+        older revision (a handful of reads at most, so ``min`` over them is cheap)."""
+        if not self._holds:
+            return self._trim_to
+        return min(self._trim_to, min(self._holds))
+
     @property
     def trim_pending(self) -> bool:
-        """Whether some history still awaits trimming to the last compaction point."""
+        """Whether some history still awaits trimming as far as it may go now."""
         superseded, tombstones = self._superseded, self._tombstones
+        point = self._trim_point()
         return bool(
-            (superseded and superseded[0][0] <= self._trim_to)
-            or (tombstones and tombstones[0][0] < self._trim_to)
+            (superseded and superseded[0][0] <= point) or (tombstones and tombstones[0][0] < point)
         )
 
     def trim(self, budget: int = TRIM_BATCH) -> None:
         """Apply the compaction rule to the keys of up to ``budget`` reached triggers."""
-        revision = self._trim_to
+        revision = self._trim_point()
         superseded, tombstones, histories = self._superseded, self._tombstones, self._histories
         while budget > 0:
             if superseded and superseded[0][0] <= revision:

@@ -355,7 +355,7 @@ class MvccStore:
             ]
         return RangeResponse(ResponseHeader(header), kvs=tuple(found), more=more, count=count)
 
-    def _read_revision_error(self, revision: int) -> ErrorCode | None:
+    def read_revision_error(self, revision: int) -> ErrorCode | None:
         """etcd's rule: reading *at* the compact revision is still allowed."""
         if revision <= 0:
             return None
@@ -369,7 +369,7 @@ class MvccStore:
         """A standalone Range; the header carries the current revision even for an old read."""
         if not req.key:
             return _error(ErrorCode.EMPTY_KEY, self._revision)
-        bad = self._read_revision_error(req.revision)
+        bad = self.read_revision_error(req.revision)
         if bad is not None:
             return _error(bad, self._revision)
         at = req.revision if req.revision > 0 else self._revision
@@ -491,7 +491,7 @@ class MvccStore:
                     return ErrorCode.LEASE_NOT_FOUND
         for op in path:
             if isinstance(op, RangeRequest):
-                bad = self._read_revision_error(op.revision)
+                bad = self.read_revision_error(op.revision)
                 if bad is not None:
                     return bad
         return None

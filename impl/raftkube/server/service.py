@@ -10,15 +10,17 @@ A range answer too large for one frame is split into several frames of the same 
 carrying the one revision it was read at (see "Large answers" in ``docs/client-protocol.md``):
 etcd serves such ranges (its clients accept up to 2 GiB), so refusing them, or dropping the
 connection as a plain over-limit frame does, would leave a new user unable to list a big
-prefix. The parts are encoded one at a time, each after the previous one was written, so an
-answer of a million keys never sits encoded in memory all at once.
+prefix. The range itself is read a step at a time at one revision
+(:mod:`raftkube.mvcc.reader`), yielding to the event loop between steps so heartbeats keep
+flowing, and each part is sent as soon as it is full, after the previous one was written: an
+answer of a million keys never sits in memory, read or encoded, all at once.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -27,6 +29,7 @@ import trio
 
 from raftkube.api import wire
 from raftkube.clock import move_on_after
+from raftkube.mvcc.reader import RangeReader, open_range
 from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
 from raftkube.net.streams import (
     Listener,
@@ -39,15 +42,14 @@ from raftkube.net.streams import (
 from raftkube.server.entries import REGISTER_OP, decode_session_tag
 from raftkube.server.member import Member, MemberError, WriteOutcome
 from raftkube_spec.kv.errors import KVError
-from raftkube_spec.kv.responses import RangeResponse
-from raftkube_spec.kv.types import KeyValue
+from raftkube_spec.kv.requests import RangeRequest
 from raftkube_spec.kv.watch import WatchFilter
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME: int = 8 * 1024 * 1024
 """The largest frame read or written. Requests above 1.5 MiB get a polite refusal, larger
-frames cost the connection; range answers above it are split (:func:`range_parts`), other
+frames cost the connection; range answers above it are split (:func:`_send_range`), other
 answers above it are refused with ``response_too_large``."""
 KV_OVERHEAD: int = 128
 """An upper bound on the bytes one encoded KeyValue takes beyond its key and value (field
@@ -250,60 +252,53 @@ async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
         kv = wire.decode_request(req.op, body)
         if not serializable:
             await member.linearizable_barrier()
-        result = member.read_local(kv)
-        if isinstance(result, RangeResponse):
-            await _send_range(conn, req.id, member.header(result.header.revision), result)
-        else:
-            conn.answer(_kv_frame(conn, req.id, result))
+        if not isinstance(kv, RangeRequest):
+            conn.answer(_kv_frame(conn, req.id, member.read_local(kv)))
+            return
+        budget = min(conn.max_frame // 2, RANGE_PART_BYTES)
+        reader = open_range(member.mvcc, kv, part_bytes=budget, overhead=KV_OVERHEAD)
+        if not isinstance(reader, RangeReader):
+            conn.answer(_kv_frame(conn, req.id, reader))
+            return
+        with reader:
+            await _send_range(conn, req.id, reader)
     except wire.WireError as exc:
         conn.send(wire.error_frame(req.id, "bad_request", str(exc)))
     except MemberError as exc:
         conn.send(_member_error(conn, req.id, exc))
 
 
-def range_parts(kvs: Sequence[KeyValue], budget: int) -> Iterator[tuple[int, int]]:
-    """Split ``kvs`` into ``[start, end)`` slices whose encodings stay within ``budget``
-    bytes by the :data:`KV_OVERHEAD` bound, each holding at least one KeyValue (one larger
-    than the budget gets a slice of its own; no request can write one over 1.5 MiB). Lazily:
-    the member finds each boundary only when it is about to send that part, so a million
-    keys are not walked in one go while the event loop waits."""
-    start, size = 0, 0
-    for i, kv in enumerate(kvs):
-        cost = len(kv.key) + len(kv.value) + KV_OVERHEAD
-        if size + cost > budget and i > start:
-            yield start, i
-            start, size = i, 0
-        size += cost
-    yield start, len(kvs)
-
-
-async def _send_range(
-    conn: _Connection, rid: int, header: wire.WireHeader, resp: RangeResponse
-) -> None:
-    """Answer a range, in several frames if one would exceed the frame limit.
+async def _send_range(conn: _Connection, rid: int, reader: RangeReader) -> None:
+    """Answer a range as it is read, in several frames if one would exceed the frame limit.
 
     Every frame but the last carries ``"partial": true`` and only ``kvs``; the last carries
-    the rest of ``kvs`` with ``more`` and ``count``, and every frame the same header, since
-    the whole answer was read at one revision. A part holds at most :data:`RANGE_PART_BYTES`
-    (and half the frame limit, leaving room for the envelope and the estimate's slack), so
-    encoding one holds the event loop for tens of milliseconds, not the seconds a whole
-    large answer takes. Each part after the first is encoded only once the one before was
-    written, so the member holds about one part of the encoded answer."""
-    kvs = resp.kvs
-    encoded_header = wire.encode_header(header)
-    for start, end in range_parts(kvs, min(conn.max_frame // 2, RANGE_PART_BYTES)):
-        body: dict[str, Any] = {"kvs": [wire.encode_kv(kv) for kv in kvs[start:end]]}
-        if end < len(kvs):
-            frame = {"id": rid, "ok": True, "header": encoded_header, "body": body}
-            frame["partial"] = True
-            flushed = conn.flushed
-            if not conn.answer(frame):
-                return
-            await flushed.wait()
-        else:
-            body["more"] = resp.more
-            body["count"] = resp.count
+    the rest of ``kvs`` with ``more`` and ``count`` (known only once every key was visited),
+    and every frame the same header, since the whole answer is read at one revision. The
+    reader visits a bounded number of keys per step and this task yields between steps, so
+    the read never holds the event loop for long; a part holds at most the reader's part size
+    (:data:`RANGE_PART_BYTES`, and half the frame limit, leaving room for the envelope and the
+    estimate's slack), so encoding one holds it for tens of milliseconds, not the seconds a
+    whole large answer takes. Each part after the first is read only once the one before was
+    written, so the member holds about one part of the answer."""
+    encoded_header: dict[str, Any] | None = None
+    while True:
+        part = reader.step()
+        if part is None:
+            await trio.lowlevel.checkpoint()
+            continue
+        if encoded_header is None:
+            header = conn.member.header(reader.header_revision)
+            encoded_header = wire.encode_header(header)
+        if reader.done:
+            body = wire.encode_response(reader.response(tuple(part)))
             conn.answer({"id": rid, "ok": True, "header": encoded_header, "body": body})
+            return
+        body = {"kvs": [wire.encode_kv(kv) for kv in part]}
+        frame = {"id": rid, "ok": True, "header": encoded_header, "body": body, "partial": True}
+        flushed = conn.flushed
+        if not conn.answer(frame):
+            return
+        await flushed.wait()
 
 
 def _status(member: Member) -> dict[str, Any]:
