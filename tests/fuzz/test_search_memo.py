@@ -136,16 +136,16 @@ def test_a_small_budget_stays_undecided_with_the_memo() -> None:
 def test_visited_states_are_recognized_by_equality_before_and_after_hashing() -> None:
     """The search's visited test scans a few states per linearized set, then hashes them:
     either way a state equal to one seen (not the same object) counts as seen."""
-    from raftkube_fuzz.checks.linearizability import _VISITED_SCAN, _seen_before
+    from raftkube_fuzz.checks.linearizability.search import VISITED_SCAN, seen_before
 
     states = []
     state = kv.initial_state()
-    for n in range(3 * _VISITED_SCAN):
+    for n in range(3 * VISITED_SCAN):
         state, _ = kv.apply(state, kv.PutRequest(b"k%d" % n, b"v"))
         states.append(state)
     visited: dict[int, list[kv.KVState] | set[kv.KVState]] = {}
     for count, s in enumerate(states, start=1):
-        assert not _seen_before(visited, 5, s)
-        assert all(_seen_before(visited, 5, attrs.evolve(t)) for t in states[:count])
-        assert not _seen_before(visited, 6, attrs.evolve(s)) and _seen_before(visited, 6, s)
+        assert not seen_before(visited, 5, s)
+        assert all(seen_before(visited, 5, attrs.evolve(t)) for t in states[:count])
+        assert not seen_before(visited, 6, attrs.evolve(s)) and seen_before(visited, 6, s)
     assert isinstance(visited[5], set) and len(visited[5]) == len(states)
