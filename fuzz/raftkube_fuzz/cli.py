@@ -26,7 +26,7 @@ from raftkube.tuning import tune_gc
 
 if TYPE_CHECKING:
     from raftkube_fuzz.machine_context import MachineContext
-    from raftkube_fuzz.suite_runner import Outcome, Progress
+    from raftkube_fuzz.suite_runner import RunResult, RunTotals
 
 STATE_DIR = Path(".raftkube") / "fuzz"
 
@@ -172,7 +172,7 @@ def register(commands: Any) -> None:
 # --- run ----------------------------------------------------------------------------------------
 
 
-def _progress_table(title: str, p: Progress, elapsed: float) -> Table:
+def _progress_table(title: str, p: RunTotals, elapsed: float) -> Table:
     """Live totals; for a parallel run, the sum over the workers, with rates per second of the
     whole run's wall time."""
     table = Table(title=title, show_header=False, box=None)
@@ -190,7 +190,7 @@ def _progress_table(title: str, p: Progress, elapsed: float) -> Table:
     return table
 
 
-def _workers_table(outcome: Outcome, rerun: str) -> Table:
+def _workers_table(outcome: RunResult, rerun: str) -> Table:
     """One row per worker and the totals, and the command that re-runs one worker alone (the
     first that failed, else the first)."""
     table = Table(title=f"{len(outcome.workers)} workers, run seed {outcome.seed}")
@@ -226,7 +226,7 @@ def _workers_table(outcome: Outcome, rerun: str) -> Table:
     return table
 
 
-def _print_outcome(console: Console, outcome: Outcome, *, interrupted: bool = False) -> None:
+def _print_outcome(console: Console, outcome: RunResult, *, interrupted: bool = False) -> None:
     """The verdict: the failure and its trace, a harness error, or a pass (``interrupted``:
     stopped by Ctrl-C before the budget was spent, no failure found so far)."""
     if outcome.trace is not None and outcome.trace.violation is not None:
@@ -252,7 +252,7 @@ def _print_outcome(console: Console, outcome: Outcome, *, interrupted: bool = Fa
         )
 
 
-def _print_more_traces(console: Console, outcome: Outcome) -> None:
+def _print_more_traces(console: Console, outcome: RunResult) -> None:
     """A parallel run's other workers' traces, in the order their failures were seen."""
     from raftkube_fuzz.workers import found_first
 
@@ -262,7 +262,7 @@ def _print_more_traces(console: Console, outcome: Outcome) -> None:
             console.print(f"  also found by worker {index} (seed {w.seed}): {w.trace_path}")
 
 
-def _rerun_command(args: argparse.Namespace, outcome: Outcome, index: int) -> str:
+def _rerun_command(args: argparse.Namespace, outcome: RunResult, index: int) -> str:
     """The command that repeats worker ``index`` of a parallel run alone: its seed, its share
     of the examples, the run's other options."""
     from raftkube_fuzz.workers import split_examples
@@ -324,7 +324,7 @@ class _Interrupt:
 def _run(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
-    from raftkube_fuzz.suite_runner import Progress, run_suite
+    from raftkube_fuzz.suite_runner import RunTotals, run_suite
     from raftkube_fuzz.suites import SUITES
     from raftkube_fuzz.workers import resolve_jobs, run_parallel
 
@@ -361,7 +361,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with Live(console=console, auto_refresh=False, transient=False) as live:
 
-            def draw(p: Progress, elapsed: float) -> None:
+            def draw(p: RunTotals, elapsed: float) -> None:
                 heading = title
                 if interrupt.asked:
                     heading += ": stopping at the next step (Ctrl-C again to abort)"
@@ -371,7 +371,7 @@ def _run(args: argparse.Namespace) -> int:
                 with interrupt:
                     outcome = run_suite(
                         args.suite,
-                        on_progress=lambda s, t: draw(Progress.of(s), t),
+                        on_progress=lambda s, t: draw(RunTotals.of(s), t),
                         stop=interrupt,
                         **kwargs,
                     )
@@ -542,7 +542,7 @@ def _list(args: argparse.Namespace) -> int:
 def _mutants(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
-    from raftkube_fuzz.suite_runner import Progress, run_suite
+    from raftkube_fuzz.suite_runner import RunTotals, run_suite
     from raftkube_fuzz.workers import resolve_jobs, run_each
 
     for name in args.only or ():
@@ -560,11 +560,11 @@ def _mutants(args: argparse.Namespace) -> int:
         "shrink_time": args.shrink_time,
     }
     at_once = resolve_jobs(args.jobs)
-    outcomes: list[Outcome] = []
+    outcomes: list[RunResult] = []
     if at_once > 1:
         with Live(console=console, auto_refresh=False, transient=True) as live:
 
-            def hunting(snapshots: list[Progress | None], elapsed: float) -> None:
+            def hunting(snapshots: list[RunTotals | None], elapsed: float) -> None:
                 live.update(_hunts_table(names, snapshots, elapsed), refresh=True)
 
             outcomes = run_each(
@@ -582,7 +582,7 @@ def _mutants(args: argparse.Namespace) -> int:
 
                 def progress(s: MachineContext, elapsed: float, name: str = name) -> None:
                     live.update(
-                        _progress_table(f"mutant {name}", Progress.of(s), elapsed), refresh=True
+                        _progress_table(f"mutant {name}", RunTotals.of(s), elapsed), refresh=True
                     )
 
                 outcome = run_suite(mutant.suite, mutant=name, on_progress=progress, **settings)
@@ -599,7 +599,7 @@ def _mutants(args: argparse.Namespace) -> int:
     return 0 if missed == 0 else 1
 
 
-def _hunts_table(names: list[str], snapshots: list[Progress | None], elapsed: float) -> Table:
+def _hunts_table(names: list[str], snapshots: list[RunTotals | None], elapsed: float) -> Table:
     """Live view of ``fuzz mutants --jobs``: each mutant's hunt, waiting, running or found."""
     table = Table(title=f"mutants, {elapsed:.0f} s", box=None)
     for column in ("mutant", "state", "examples", "steps", "deliveries"):

@@ -77,7 +77,7 @@ def _shrink_budget(seconds: float) -> Iterator[None]:
 
 
 @attrs.frozen
-class Progress:
+class RunTotals:
     """A snapshot of a run's totals, small and picklable: what a worker process sends its parent
     a few times a second, and what the live display draws (one run, or the sum of several)."""
 
@@ -90,7 +90,7 @@ class Progress:
     failures: int = 0
 
     @classmethod
-    def of(cls, session: machine_context.MachineContext) -> Progress:
+    def of(cls, session: machine_context.MachineContext) -> RunTotals:
         """The session's totals, including the example in progress."""
         t = session.totals()
         return cls(
@@ -103,11 +103,11 @@ class Progress:
             failures=session.failures,
         )
 
-    def __add__(self, other: Progress) -> Progress:
+    def __add__(self, other: RunTotals) -> RunTotals:
         faults = dict(self.faults)
         for kind, count in other.faults.items():
             faults[kind] = faults.get(kind, 0) + count
-        return Progress(
+        return RunTotals(
             examples=self.examples + other.examples,
             steps=self.steps + other.steps,
             virtual_seconds=self.virtual_seconds + other.virtual_seconds,
@@ -119,7 +119,10 @@ class Progress:
 
 
 @attrs.define
-class Outcome:
+class RunResult:
+    """What one fuzz run (or a mutant hunt) ended with: its totals and the first violation.
+    Not an operation's ``Outcome`` (Ok/Failed/Unknown) in a checked history."""
+
     suite: str
     mutant: str | None
     examples: int
@@ -137,7 +140,7 @@ class Outcome:
     seed: int | None = None
     """The seed the run was derived from (drawn from the clock when none was given), so any
     run, or any one worker of a parallel run, can be repeated with ``--seed``."""
-    workers: list[Outcome] = attrs.Factory(list)
+    workers: list[RunResult] = attrs.Factory(list)
     """For a parallel run (:mod:`raftkube_fuzz.workers`), each worker's own outcome in worker
     order; empty for a single-process run."""
 
@@ -190,7 +193,7 @@ def run_suite(
     on_progress: Callable[[machine_context.MachineContext, float], None] | None = None,
     stop: Callable[[], bool] | None = None,
     started: float | None = None,
-) -> Outcome:
+) -> RunResult:
     """Fuzz ``suite_name`` until the budget (seconds and/or examples) is spent or a property
     fails; returns totals and, on failure, the shrunk trace and where it was saved.
 
@@ -283,7 +286,7 @@ def run_suite(
     elapsed = time.monotonic() - started
     if on_progress is not None:
         on_progress(session, elapsed)
-    outcome = Outcome(
+    outcome = RunResult(
         suite=suite.name,
         mutant=mutant,
         examples=session.examples,

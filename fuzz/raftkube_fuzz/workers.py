@@ -49,7 +49,7 @@ import attrs
 
 from raftkube.tuning import tune_gc
 from raftkube_fuzz import machine_context
-from raftkube_fuzz.suite_runner import STATE_DIR, Outcome, Progress, run_suite
+from raftkube_fuzz.suite_runner import STATE_DIR, RunResult, RunTotals, run_suite
 from raftkube_fuzz.suites import get_suite
 
 _POLL_SECONDS = 0.1
@@ -108,7 +108,7 @@ def _work(job: _Job, messages: Any, stop: Any) -> None:
     tune_gc()
 
     def progress(s: machine_context.MachineContext, _elapsed: float) -> None:
-        messages.put(("progress", job.index, Progress.of(s)))
+        messages.put(("progress", job.index, RunTotals.of(s)))
 
     try:
         outcome = run_suite(
@@ -127,8 +127,8 @@ class _Slot:
     job: _Job
     process: Any = None
     """None until the worker is started."""
-    progress: Progress = attrs.Factory(Progress)
-    outcome: Outcome | None = None
+    progress: RunTotals = attrs.Factory(RunTotals)
+    outcome: RunResult | None = None
     found_at: float | None = None
     """The whole run's wall time when the parent first saw this worker's failure."""
     exited_at: float | None = None
@@ -142,7 +142,7 @@ class _Slot:
         return self.process is not None and not self.finished
 
 
-ProgressView = Callable[[list[Progress | None], float], None]
+ProgressView = Callable[[list[RunTotals | None], float], None]
 """Receives each worker's latest snapshot (None until it starts) and the wall time so far."""
 
 
@@ -229,7 +229,7 @@ class _Pool:
                 )
                 slot.process.start()
 
-    def _snapshots(self) -> list[Progress | None]:
+    def _snapshots(self) -> list[RunTotals | None]:
         return [slot.progress if slot.process is not None else None for slot in self.slots]
 
 
@@ -243,9 +243,9 @@ def run_parallel(
     mutant: str | None = None,
     traces_dir: Path = STATE_DIR / "traces",
     state_dir: Path = STATE_DIR,
-    on_progress: Callable[[Progress, float], None] | None = None,
+    on_progress: Callable[[RunTotals, float], None] | None = None,
     **kwargs: Any,
-) -> Outcome:
+) -> RunResult:
     """Fuzz ``suite_name`` in ``jobs`` worker processes (see the module's docstring) and return
     the totals of them all, the first failure found, and each worker's own outcome.
 
@@ -282,9 +282,9 @@ def run_parallel(
         stop_at_failure=True,
     )
 
-    def draw(snapshots: list[Progress | None], elapsed: float) -> None:
+    def draw(snapshots: list[RunTotals | None], elapsed: float) -> None:
         if on_progress is not None:
-            on_progress(sum((p for p in snapshots if p is not None), Progress()), elapsed)
+            on_progress(sum((p for p in snapshots if p is not None), RunTotals()), elapsed)
 
     pool.run(draw)
     return _combine(suite, mutant, run_seed, pool.slots, time.monotonic() - pool.started)
@@ -295,7 +295,7 @@ def run_each(
     *,
     jobs: int,
     on_progress: ProgressView | None = None,
-) -> list[Outcome]:
+) -> list[RunResult]:
     """Independent fuzz runs (``run_suite``'s suite and keyword arguments, ``seed`` among
     them), up to ``jobs`` at a time, each in a process of its own; their outcomes in order.
     A run that crashed has an outcome with ``error`` set. Ctrl-C stops them all."""
@@ -313,7 +313,7 @@ def run_each(
         stop_at_failure=False,
     )
     pool.run(on_progress)
-    outcomes: list[Outcome] = []
+    outcomes: list[RunResult] = []
     for slot in pool.slots:
         assert slot.outcome is not None
         outcomes.append(slot.outcome)
@@ -352,11 +352,11 @@ def _failed(slot: _Slot) -> bool:
     return slot.outcome is not None and slot.outcome.failed
 
 
-def _lost(slot: _Slot, what: str) -> Outcome:
+def _lost(slot: _Slot, what: str) -> RunResult:
     """The outcome of a worker that ended without one of its own: its last progress, its
     seed, and what happened as the error."""
     p = slot.progress
-    return Outcome(
+    return RunResult(
         suite=slot.job.suite,
         mutant=slot.job.kwargs.get("mutant"),
         examples=p.examples,
@@ -371,8 +371,8 @@ def _lost(slot: _Slot, what: str) -> Outcome:
     )
 
 
-def _progress_of(outcome: Outcome) -> Progress:
-    return Progress(
+def _progress_of(outcome: RunResult) -> RunTotals:
+    return RunTotals(
         examples=outcome.examples,
         steps=outcome.steps,
         virtual_seconds=outcome.virtual_seconds,
@@ -385,19 +385,19 @@ def _progress_of(outcome: Outcome) -> Progress:
 
 def _combine(
     suite: str, mutant: str | None, seed: int, slots: list[_Slot], elapsed: float
-) -> Outcome:
+) -> RunResult:
     """The whole run's outcome: the workers' totals, and the first failure the parent saw.
     Each worker's ``time_to_find`` is restated on the whole run's clock (from before the
     workers started), so the workers' times compare and the first is the run's."""
-    workers: list[Outcome] = []
+    workers: list[RunResult] = []
     for slot in slots:
         assert slot.outcome is not None
         outcome = slot.outcome
         if outcome.failed:
             outcome = attrs.evolve(outcome, time_to_find=slot.found_at)
         workers.append(outcome)
-    totals = sum((_progress_of(outcome) for outcome in workers), Progress())
-    combined = Outcome(
+    totals = sum((_progress_of(outcome) for outcome in workers), RunTotals())
+    combined = RunResult(
         suite=suite,
         mutant=mutant,
         examples=totals.examples,
@@ -427,7 +427,7 @@ def _combine(
     return combined
 
 
-def found_first(workers: list[Outcome]) -> list[int]:
+def found_first(workers: list[RunResult]) -> list[int]:
     """The indices of the workers that failed, in the order the parent saw their failures."""
     failed = [i for i, w in enumerate(workers) if w.failed]
     return sorted(failed, key=lambda i: workers[i].time_to_find or 0.0)
