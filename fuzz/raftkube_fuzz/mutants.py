@@ -30,6 +30,7 @@ from raftkube.mvcc.watch import WatchHub, _Watcher
 from raftkube.raft.config import NodeConfig
 from raftkube.raft.node import RaftNode
 from raftkube.raft.ready import Ready
+from raftkube.raft.replication import Replication
 from raftkube.server.leases import LeaseExpiry
 from raftkube.server.outcomes import MemberError
 from raftkube.server.reads import ReadQueue
@@ -331,7 +332,7 @@ _ALL = (
         "raft",
         "Conformance",
         False,
-        _patch(RaftNode, "_maybe_commit", _maybe_commit_any_term),
+        _patch(Replication, "_maybe_commit", _maybe_commit_any_term),
     ),
     Mutant(
         "unsynced-vote",
@@ -347,7 +348,7 @@ _ALL = (
         "raft",
         "Conformance",
         False,
-        _patch(RaftNode, "_merge", _merge_without_truncation),
+        _patch(Replication, "_merge", _merge_without_truncation),
     ),
     Mutant(
         "commit-beyond-match",
@@ -355,7 +356,7 @@ _ALL = (
         "raft",
         "Conformance",
         False,
-        _patch(RaftNode, "_maybe_commit", _maybe_commit_by_next),
+        _patch(Replication, "_maybe_commit", _maybe_commit_by_next),
     ),
     Mutant(
         "accept-stale-term-append",
@@ -363,7 +364,7 @@ _ALL = (
         "raft",
         "Conformance",
         False,
-        _patch(RaftNode, "_on_append", _on_append_any_term),
+        _patch(Replication, "_on_append", _on_append_any_term),
     ),
     Mutant(
         "local-read-no-readindex",

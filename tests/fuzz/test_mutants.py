@@ -22,6 +22,7 @@ from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.mvcc.sessions import SessionTable
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready
+from raftkube.raft.replication import Replication
 from raftkube.server.leases import LeaseExpiry
 from raftkube.server.outcomes import MemberError
 from raftkube.server.reads import ReadQueue
@@ -238,11 +239,11 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
 }
 
 OWNERS: dict[str, tuple[type, str]] = {
-    "commit-old-term-by-count": (RaftNode, "_maybe_commit"),
+    "commit-old-term-by-count": (Replication, "_maybe_commit"),
     "unsynced-vote": (ReadyPipeline, "_needs_sync"),
-    "no-conflict-truncation": (RaftNode, "_merge"),
-    "commit-beyond-match": (RaftNode, "_maybe_commit"),
-    "accept-stale-term-append": (RaftNode, "_on_append"),
+    "no-conflict-truncation": (Replication, "_merge"),
+    "commit-beyond-match": (Replication, "_maybe_commit"),
+    "accept-stale-term-append": (Replication, "_on_append"),
     "local-read-no-readindex": (ReadQueue, "barrier"),
     "lease-read-ignores-drift": (NodeConfig, "lease_ticks"),
     "watch-skips-compacted-event": (WatchHub, "watch"),

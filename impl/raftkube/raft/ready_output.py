@@ -1,0 +1,91 @@
+"""What a Raft node hands its driver: the Ready batch, and when its writes must be synced.
+
+:class:`ReadyOutput` turns what the node produced since the last :meth:`~ReadyOutput.advance`
+(new hard state, entries, a truncation, a snapshot, messages, committed entries, completed
+reads) into one :class:`~raftkube.raft.ready.Ready`, as etcd-io/raft's ``RawNode.Ready`` and
+``Advance`` do, and decides, as etcd-io/raft's ``MustSync``, whether the driver must make the
+Ready's writes durable before sending its messages. That rule belongs to the Raft core, not to
+the driver: it is the core that knows which of its outputs a message vouches for. Kept apart
+from the protocol's rules because this is the node's only interface to storage and network.
+"""
+
+from __future__ import annotations
+
+from raftkube.raft.node_state import NodeState
+from raftkube.raft.ready import HardState, Ready
+
+
+class ReadyOutput(NodeState):
+    """The node's output side: ``has_ready``, ``ready``, ``advance``."""
+
+    def has_ready(self) -> bool:
+        return bool(
+            self._msgs
+            or self._read_states
+            or self._pending_snapshot is not None
+            or self._truncate_from is not None
+            or self._unstable_from <= self.log.last_index
+            or self._applied < self.commit
+            or self._hard_state_changed()
+        )
+
+    def has_only_messages(self) -> bool:
+        """A :meth:`ready` now would hold messages and nothing else: nothing to persist,
+        apply or serve, so a driver may send them at once."""
+        return bool(
+            self._msgs
+            and not self._read_states
+            and self._pending_snapshot is None
+            and self._truncate_from is None
+            and self._unstable_from > self.log.last_index
+            and self._applied >= self.commit
+            and not self._hard_state_changed()
+        )
+
+    def _hard_state_changed(self) -> bool:
+        """``self._hard_state() != self._persisted``, without building a HardState: asked
+        after every message and tick."""
+        p = self._persisted
+        return self.term != p.term or self.vote != p.vote or self.commit > p.commit
+
+    def ready(self) -> Ready:
+        """Everything produced since the last :meth:`advance`. Handle it, then advance."""
+        hs = self._hard_state() if self._hard_state_changed() else None
+        first = max(self._unstable_from, self.log.first_index)
+        apply_from = max(self._applied, self.log.snapshot.index) + 1
+        rd = Ready(
+            hard_state=hs,
+            truncate_from=self._truncate_from,
+            snapshot=self._pending_snapshot,
+            first_index=first,
+            entries=self.log.slice(first - 1, self.log.last_index),
+            messages=tuple(self._msgs),
+            committed_first_index=apply_from,
+            committed_entries=self.log.slice(apply_from - 1, self.commit),
+            read_states=tuple(self._read_states),
+        )
+        if self.on_ready is not None:
+            self.on_ready(rd)
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The driver persisted, sent and applied ``rd``."""
+        if rd.hard_state is not None:
+            self._persisted = rd.hard_state
+        if rd.entries or rd.snapshot is not None or rd.truncate_from is not None:
+            self._unstable_from = max(self._unstable_from, rd.first_index + len(rd.entries))
+        if rd.truncate_from is not None and self._truncate_from == rd.truncate_from:
+            self._truncate_from = None
+        if rd.snapshot is not None and self._pending_snapshot is rd.snapshot:
+            self._pending_snapshot = None
+        if rd.snapshot is not None:
+            self._applied = max(self._applied, rd.snapshot.index)
+        if rd.committed_entries:
+            self._applied = rd.committed_first_index + len(rd.committed_entries) - 1
+        del self._msgs[: len(rd.messages)]
+        del self._read_states[: len(rd.read_states)]
+
+    def _hard_state(self) -> HardState:
+        """The persisted commit index never goes back (storage refuses that), even though the
+        node itself restarts from the snapshot index."""
+        return HardState(self.term, self.vote, max(self.commit, self._persisted.commit))
