@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from raftkube.mvcc import MvccStore, dump_snapshot
+from raftkube.server.cluster_members import MemberAttributes, MemberTable
 from raftkube.server.entries import (
     EntryError,
     core_value,
@@ -17,6 +18,7 @@ from raftkube.server.entries import (
     stored_value,
 )
 from raftkube.server.snapshots import (
+    SnapshotContents,
     collapsed,
     core_snapshot_data,
     membership_of,
@@ -24,7 +26,7 @@ from raftkube.server.snapshots import (
     restore_store,
     unpack_stored,
 )
-from raftkube_spec.kv.requests import PutRequest
+from raftkube_spec.kv.requests import PutRequest, RangeRequest
 from raftkube_spec.raft.types import Entry, Membership
 
 memberships = st.lists(
@@ -57,6 +59,20 @@ def test_requests_stay_bytes_and_a_configuration_is_never_applied() -> None:
         decode_entry(stored_value(Membership((0, 1))))
 
 
+def test_member_attributes_entries_round_trip_and_bad_ones_are_named() -> None:
+    joiner = MemberAttributes(3, "d", ("http://127.0.0.1:2390",), ("127.0.0.1:2391",))
+    decoded = decode_entry(encode_entry(7, 2, joiner))
+    assert (decoded.attributes, decoded.request, decoded.proposal_id) == (joiner, None, 2)
+    for body, complaint in (
+        ({"id": -1}, "id must be a non-negative integer"),
+        ({"id": 1, "peer_urls": "http://x"}, "peer_urls must be a list of strings"),
+        ({"id": 1, "nick": "x"}, "unknown field nick"),
+    ):
+        data = msgpack.packb([7, 2, "member_attrs", body], use_bin_type=True)
+        with pytest.raises(EntryError, match=complaint):
+            decode_entry(data)
+
+
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
@@ -78,31 +94,54 @@ def store_with(key: bytes) -> MvccStore:
     return store
 
 
-def test_the_snapshot_file_carries_the_configuration_before_the_image() -> None:
+def table(*names: str) -> MemberTable:
+    return MemberTable(
+        {
+            j: MemberAttributes(j, name, (f"http://127.0.0.1:{2380 + j}",))
+            for j, name in enumerate(names)
+        }
+    )
+
+
+def test_the_snapshot_file_carries_configuration_and_members_before_the_image() -> None:
     image = dump_snapshot(store_with(b"a"))
     conf = Membership((0, 1, 2), (3,))
-    assert unpack_stored(pack_stored(image, conf)) == (image, conf)
+    contents = SnapshotContents(image, conf, table("a", "b", "c", "d"))
+    back = unpack_stored(pack_stored(contents))
+    assert back == contents and back.members == contents.members
     # A file from before membership changes (or with them off) is the bare image.
-    assert pack_stored(image, None) == image
-    assert unpack_stored(image) == (image, None)
+    assert pack_stored(SnapshotContents(image)) == image
+    assert unpack_stored(image) == SnapshotContents(image)
     with pytest.raises(EntryError, match="ends inside its configuration header"):
-        unpack_stored(pack_stored(image, conf)[:10])
+        unpack_stored(pack_stored(contents)[:10])
+    with pytest.raises(EntryError, match="ends inside its configuration"):
+        unpack_stored(pack_stored(contents)[:20])
 
 
 def test_the_configuration_beside_an_image_shifts_no_index() -> None:
     """Entries folded after the image keep their indexes (a register entry's index is the
-    session id it opens) with a synthetic configuration between them and the image."""
-    image = dump_snapshot(store_with(b"a"))
+    session id it opens) with a synthetic configuration between them and the image, and the
+    member table is the snapshot's, updated by the attributes entries after it."""
     conf = Membership((0, 1, 2))
     later = Membership((0, 1, 2, 3))
-    data = core_snapshot_data(4, image, conf)
-    assert collapsed(data) == (image, conf)
-    assert collapsed(core_snapshot_data(4, image, None)) == (image, None)
-    folded = (Entry(5, later), Entry(5, encode_entry(1, 1, None)), Entry(5, b""))
+    stored = pack_stored(SnapshotContents(dump_snapshot(store_with(b"a")), conf, table("a", "b")))
+    data = core_snapshot_data(4, stored, conf)
+    assert collapsed(data) == stored
+    assert collapsed(core_snapshot_data(4, stored, None)) == stored
+    joiner = MemberAttributes(3, "d", ("http://127.0.0.1:2390",), ("127.0.0.1:2391",))
+    folded = (
+        Entry(5, encode_entry(1, 1, joiner)),
+        Entry(5, later),
+        Entry(5, encode_entry(1, 2, None)),
+        Entry(5, b""),
+    )
     assert collapsed(data + folded) is None
     assert membership_of(data + folded) == later
-    assert membership_of(core_snapshot_data(4, image, None)) is None
+    assert membership_of(core_snapshot_data(4, stored, None)) is None
     for snapshot_data in (data + folded, (data[0], *folded)):
-        store = restore_store(snapshot_data, index=12)
-        assert list(store.sessions.sessions()) and 11 in store.sessions
-        assert 12 not in store.sessions
+        members = table("x")
+        store = restore_store(snapshot_data, index=12, members=members)
+        assert 11 in store.sessions and 12 not in store.sessions
+        assert store.apply(RangeRequest(b"a")).kvs  # type: ignore[union-attr]
+        assert [m.name for m in members] == ["a", "b", "d"]
+        assert members.get(3) == joiner and members.next_id() == 4

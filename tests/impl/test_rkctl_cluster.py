@@ -125,7 +125,9 @@ async def test_member_list_and_endpoint_commands(tmp_path: Path) -> None:
         rows = out.splitlines()
         assert code == 0 and len(rows) == 3
         for i, row in enumerate(rows):
-            assert row == f"{i:x}, started, , , {cluster.running[i].client_endpoint}, false"
+            peer = cluster.running[i].peer_address
+            client = cluster.running[i].client_endpoint
+            assert row == f"{i:x}, started, , http://{peer.host}:{peer.port}, {client}, false"
 
         code, out, _ = await rk("member", "list", "-w", "table")
         lines = out.splitlines()

@@ -71,6 +71,9 @@ OPS: Final = (
     "status",
     "member_list",
     "session_register",
+    "member_add",
+    "member_promote",
+    "member_remove",
 )
 """Every op a request frame may name."""
 

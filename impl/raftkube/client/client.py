@@ -425,6 +425,32 @@ class Client:
         members: list[dict[str, Any]] = msg["body"]["members"]
         return members
 
+    async def member_add(
+        self,
+        name: str,
+        peer_urls: Sequence[str],
+        *,
+        client_urls: Sequence[str] = (),
+        learner: bool = False,
+    ) -> dict[str, Any]:
+        """Add a member (etcd's ``MemberAdd``); returns the answer's ok frame, whose body
+        holds the new ``member`` and all ``members``."""
+        body = {
+            "name": name,
+            "peerURLs": list(peer_urls),
+            "clientURLs": list(client_urls),
+            "isLearner": learner,
+        }
+        return await self.call("member_add", body, write=True)
+
+    async def member_promote(self, member_id: int) -> dict[str, Any]:
+        """Make a learner a voter (etcd's ``MemberPromote``); returns the ok frame."""
+        return await self.call("member_promote", {"ID": member_id}, write=True)
+
+    async def member_remove(self, member_id: int) -> dict[str, Any]:
+        """Remove a member (etcd's ``MemberRemove``); returns the ok frame."""
+        return await self.call("member_remove", {"ID": member_id}, write=True)
+
     # --- watch -----------------------------------------------------------------------------
 
     @asynccontextmanager

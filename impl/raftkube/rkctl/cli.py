@@ -16,7 +16,7 @@ from typing import NoReturn, TextIO
 
 import trio
 
-from raftkube.rkctl import commands
+from raftkube.rkctl import commands, member_commands
 from raftkube.rkctl.connection import (
     Settings,
     build_ssl_context,
@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     member = sub.add_parser("member", help="Membership related commands", parents=[common])
     member_sub = member.add_subparsers(dest="member_command", metavar="COMMAND", required=True)
     leaf(member_sub, "list", commands.cmd_member_list, "Lists all members in the cluster")
+    member_commands.add_member_add_args(
+        leaf(member_sub, "add", member_commands.cmd_member_add, "Adds a member into the cluster")
+    )
+    for name, func, text in (
+        ("remove", member_commands.cmd_member_remove, "Removes a member from the cluster"),
+        ("promote", member_commands.cmd_member_promote, "Promotes a non-voting member"),
+    ):
+        member_commands.add_member_id_arg(leaf(member_sub, name, func, text))
 
     endpoint = sub.add_parser("endpoint", help="Endpoint related commands", parents=[common])
     endpoint_sub = endpoint.add_subparsers(

@@ -111,6 +111,26 @@ def json_header(h: WireHeader | None, revision: int) -> dict[str, Any]:
     }
 
 
+def _json_member(m: MemberRow) -> dict[str, Any]:
+    # The ID always: etcd's is never zero, but raftkube's member ids start at 0.
+    rest = _omit_zero(
+        {
+            "name": m.name,
+            "peerURLs": list(m.peer_urls),
+            "clientURLs": list(m.client_urls),
+            "isLearner": m.is_learner,
+        }
+    )
+    return {"ID": m.id, **rest}
+
+
+def _cluster_hex(h: WireHeader) -> str:
+    """The cluster id as etcdctl's ``%16x`` shows it; raftkube's is a name unless it is a
+    number, and a name is shown as it is, right-aligned the same way."""
+    value = cluster_id_value(h.cluster_id)
+    return f"{value:16x}" if isinstance(value, int) else f"{value:>16}"
+
+
 def json_kv(kv: KeyValue) -> dict[str, Any]:
     return _omit_zero(
         {
@@ -485,31 +505,82 @@ class Printer:
             self._json(
                 {
                     "header": json_header(h, h.revision),
-                    "members": [
-                        _omit_zero(
-                            {
-                                "ID": m.id,
-                                "name": m.name,
-                                "peerURLs": list(m.peer_urls),
-                                "clientURLs": list(m.client_urls),
-                                "isLearner": m.is_learner,
-                            }
-                        )
-                        for m in members
-                    ],
+                    "members": [_json_member(m) for m in members],
                 }
             )
         elif self.fmt == "fields":
             self._fields_header(h, h.revision)
-            for m in members:
-                self.line(f'"ID" : {m.id}')
-                self.line(f'"Name" : {go_quote(m.name)}')
-                for u in m.peer_urls:
-                    self.line(f'"PeerURL" : {go_quote(u)}')
-                for u in m.client_urls:
-                    self.line(f'"ClientURL" : {go_quote(u)}')
-                self.line(f'"IsLearner" : {str(m.is_learner).lower()}')
-                self.line()
+            self._fields_members(members)
+
+    def member_add(
+        self,
+        h: WireHeader,
+        added: MemberRow,
+        members: Sequence[MemberRow],
+        name: str,
+        peer_urls_flag: str,
+    ) -> None:
+        """etcdctl's ``member add`` answer; in the simple format followed, as etcdctl does,
+        by the environment a new member is started with (its name substituted for the new
+        member's in ``ETCD_INITIAL_CLUSTER``)."""
+        if self.fmt in ("simple", "table"):
+            as_learner = " as learner " if added.is_learner else " "
+            self.line(f"Member {added.id:16x} added{as_learner}to cluster {_cluster_hex(h)}")
+            if self.fmt == "table":
+                return  # etcdctl prints the environment only with its simple printer
+            cluster = ",".join(
+                f"{name if m.id == added.id else m.name}={u}" for m in members for u in m.peer_urls
+            )
+            self.line()
+            self.line(f"ETCD_NAME={go_quote(name)}")
+            self.line(f"ETCD_INITIAL_CLUSTER={go_quote(cluster)}")
+            self.line(f"ETCD_INITIAL_ADVERTISE_PEER_URLS={go_quote(peer_urls_flag)}")
+            self.line('ETCD_INITIAL_CLUSTER_STATE="existing"')
+        elif self.fmt == "json":
+            self._json(
+                {
+                    "header": json_header(h, h.revision),
+                    "member": _json_member(added),
+                    "members": [_json_member(m) for m in members],
+                }
+            )
+        elif self.fmt == "fields":
+            self._fields_header(h, h.revision)
+            self._fields_members([added])
+            self._fields_members(members)
+        else:
+            raise self._unsupported()
+
+    def member_changed(
+        self, verb: str, member_id: int, h: WireHeader, members: Sequence[MemberRow]
+    ) -> None:
+        """etcdctl's ``member remove`` / ``member promote`` answer (``verb``: "removed from"
+        or "promoted in")."""
+        if self.fmt in ("simple", "table"):
+            self.line(f"Member {member_id:16x} {verb} cluster {_cluster_hex(h)}")
+        elif self.fmt == "json":
+            self._json(
+                {
+                    "header": json_header(h, h.revision),
+                    "members": [_json_member(m) for m in members],
+                }
+            )
+        elif self.fmt == "fields":
+            self._fields_header(h, h.revision)
+            self._fields_members(members)
+        else:
+            raise self._unsupported()
+
+    def _fields_members(self, members: Sequence[MemberRow]) -> None:
+        for m in members:
+            self.line(f'"ID" : {m.id}')
+            self.line(f'"Name" : {go_quote(m.name)}')
+            for u in m.peer_urls:
+                self.line(f'"PeerURL" : {go_quote(u)}')
+            for u in m.client_urls:
+                self.line(f'"ClientURL" : {go_quote(u)}')
+            self.line(f'"IsLearner" : {str(m.is_learner).lower()}')
+            self.line()
 
     def endpoint_status(self, statuses: Sequence[StatusRow]) -> None:
         headers = [

@@ -11,12 +11,15 @@ Entry values are msgpack arrays::
     [incarnation, proposal_id, op, body, [client_id, seq, lowest_unacked]]  # a session write
     [incarnation, proposal_id, "session_register", {}]        # opens a client session
 
+    [incarnation, proposal_id, "member_attrs", {id, name, peer_urls, client_urls}]
     [0, 0, "conf_change", {"voters": [...], "learners": [...]}]  # a configuration entry
 
 ``body`` is the wire encoding of the KV request. The proposer keeps a waiter per
 ``(incarnation, proposal_id)``; the empty value is a leader's no-op. A session's id is the log
 index of its register entry (the convention of :mod:`raftkube.mvcc.sessions`), so every replica
-derives the same id without coordination.
+derives the same id without coordination. A ``member_attrs`` entry records a member's name
+and URLs in the :class:`~raftkube.server.cluster_members.MemberTable` (``member add`` commits
+one before the configuration change that adds the member).
 
 **Configuration entries.** The Raft core keeps a membership change in its log as a spec
 ``Membership`` value (the whole new configuration, :mod:`raftkube.raft.membership`), not as
@@ -36,12 +39,16 @@ import msgpack  # type: ignore[import-untyped]
 
 from raftkube.api import wire
 from raftkube.mvcc import MvccStore, SessionError
+from raftkube.server.cluster_members import MemberAttributes, MemberTable
 from raftkube_spec.kv.requests import Request
 from raftkube_spec.kv.responses import Result
 from raftkube_spec.raft.types import Membership, Value
 
 REGISTER_OP: Final = "session_register"
 """The op of an entry that opens a client session."""
+
+ATTRS_OP: Final = "member_attrs"
+"""The op of an entry that records a member's name and URLs."""
 
 CONF_OP: Final = "conf_change"
 """The op of a stored configuration entry (never applied to the KV store)."""
@@ -65,15 +72,17 @@ class Registered:
 
 @attrs.frozen
 class DecodedEntry:
-    """A non-empty entry, decoded. ``request`` is None for a register entry."""
+    """A non-empty entry, decoded. ``request`` is None for a register entry and for a
+    member-attributes entry (which has ``attributes``)."""
 
     incarnation: int
     proposal_id: int
     request: Request | None
     session: SessionTag | None
+    attributes: MemberAttributes | None = None
 
 
-Outcome = Result | SessionError | Registered
+Outcome = Result | SessionError | Registered | MemberAttributes
 """What applying one entry produced, for the proposer's waiter."""
 
 
@@ -84,12 +93,15 @@ class EntryError(ValueError):
 def encode_entry(
     incarnation: int,
     proposal_id: int,
-    request: Request | None,
+    request: Request | MemberAttributes | None,
     session: SessionTag | None = None,
 ) -> bytes:
-    """The log value of a request (``None``: a session registration)."""
+    """The log value of a request (``None``: a session registration; attributes: a
+    ``member_attrs`` entry)."""
     doc: list[Any]
-    if request is None:
+    if isinstance(request, MemberAttributes):
+        doc = [incarnation, proposal_id, ATTRS_OP, request.encode()]
+    elif request is None:
         doc = [incarnation, proposal_id, REGISTER_OP, {}]
     else:
         doc = [incarnation, proposal_id, wire.request_op(request), wire.encode_request(request)]
@@ -108,6 +120,9 @@ def decode_entry(data: bytes) -> DecodedEntry:
         incarnation, pid, op, body = doc[:4]
         if op == REGISTER_OP:
             return DecodedEntry(int(incarnation), int(pid), None, None)
+        if op == ATTRS_OP:
+            attributes = MemberAttributes.decode(body)
+            return DecodedEntry(int(incarnation), int(pid), None, None, attributes)
         request = wire.decode_request(op, body)
         session = None
         if len(doc) == 5:
@@ -120,8 +135,15 @@ def decode_entry(data: bytes) -> DecodedEntry:
         raise EntryError(str(exc)) from exc
 
 
-def apply_entry(store: MvccStore, index: int, entry: DecodedEntry) -> Outcome:
-    """Apply one committed entry at ``index`` to ``store``; a function of the log alone."""
+def apply_entry(
+    store: MvccStore, index: int, entry: DecodedEntry, members: MemberTable | None = None
+) -> Outcome:
+    """Apply one committed entry at ``index`` to ``store`` (and a member-attributes entry to
+    ``members``, when given); a function of the log alone."""
+    if entry.attributes is not None:
+        if members is not None:
+            members.set(entry.attributes)
+        return entry.attributes
     if entry.request is None:
         store.register_client(index)
         return Registered(index)

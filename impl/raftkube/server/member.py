@@ -44,14 +44,15 @@ from raftkube.net.transport import Transport
 from raftkube.raft import HardState, NodeConfig, RaftNode, RejectedError, Snapshot
 from raftkube.raft.node import Observer
 from raftkube.server.compactor import AutoCompaction
-from raftkube.server.entries import SessionTag
+from raftkube.server.entries import SessionTag, core_value
 from raftkube.server.hooks import MemberHooks
 from raftkube.server.leases import LeaseExpiry, stamp
 from raftkube.server.outcomes import MemberError, WriteOutcome, result_of, wait_for
 from raftkube.server.proposals import Proposals
 from raftkube.server.reads import ReadQueue
 from raftkube.server.ready_pipeline import ReadyPipeline
-from raftkube.server.snapshots import image_entry
+from raftkube.server.reconfig import Reconfiguration
+from raftkube.server.snapshots import core_snapshot_data, unpack_stored
 from raftkube.server.snapshotter import Snapshotter
 from raftkube.server.watches import MemberWatches
 from raftkube.storage.interface import Storage
@@ -111,10 +112,24 @@ class MemberConfig:
     beyond ``max_clock_drift`` (docs/lease-reads.md)."""
     max_clock_drift: float = 0.1
     """Lease mode: the bound on any member's clock-rate error (0.1: 10% fast or slow)."""
+    max_members: int = 0
+    """Membership changes (:mod:`raftkube.server.reconfig`): 0 turns them off; otherwise
+    members ``0..max_members-1`` may ever exist, the first ``servers`` of them forming the
+    initial configuration. A member joining a running cluster has an id of at least
+    ``servers``, so it starts outside the configuration and learns it from the leader."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_members and not self.servers <= self.max_members:
+            raise ValueError(f"max_members {self.max_members} is below servers {self.servers}")
 
     @property
     def lease_mode(self) -> bool:
         return self.read_mode == LEASE
+
+    @property
+    def membership(self) -> bool:
+        """Membership changes are on."""
+        return self.max_members > 0
 
 
 class Member:
@@ -150,38 +165,50 @@ class Member:
         self.incarnation = self._rng.getrandbits(62)
         recovered = storage.recover()
         hs = recovered.hard_state
-        entries = tuple(Entry(e.term, e.data) for e in recovered.entries)
+        # A configuration entry is stored as bytes and is a Membership in the core's log.
+        entries = tuple(Entry(e.term, core_value(e.data)) for e in recovered.entries)
+        node_config = NodeConfig(
+            node_id=self.id,
+            servers=max(config.servers, config.max_members),
+            membership=config.membership,
+            spares=max(0, config.max_members - config.servers),
+            election_timeout=config.election_ticks,
+            heartbeat_timeout=config.heartbeat_ticks,
+            max_batch=config.max_batch,
+            pipelining=True,
+            max_inflight=64,
+            pre_vote=True,
+            check_quorum=True,
+            lease=config.lease_mode,
+            read_index=True,
+            compaction=True,
+            leader_transfer=True,
+            lease_read=config.lease_mode,
+            max_clock_drift=config.max_clock_drift,
+            # The tick loop may fire two ticks back to back when it catches up.
+            lease_slack_ticks=1,
+        )
         core_snapshot: Snapshot | None = None
         snapshot_index = 0
+        self.reconfig = Reconfiguration(self)
         if recovered.snapshot is not None:
             meta = recovered.snapshot.meta
+            contents = unpack_stored(recovered.snapshot.data)
+            conf = None
+            if config.membership:
+                # A file written before membership changes were on: the initial configuration.
+                conf = contents.membership or node_config.initial_membership
             core_snapshot = Snapshot(
-                meta.index, meta.term, (image_entry(meta.term, recovered.snapshot.data),)
+                meta.index, meta.term, core_snapshot_data(meta.term, recovered.snapshot.data, conf)
             )
-            self.mvcc = load_snapshot(recovered.snapshot.data)
+            self.mvcc = load_snapshot(contents.image)
+            if contents.members is not None:
+                self.reconfig.table.replace(contents.members)
             snapshot_index = meta.index
         else:
             self.mvcc = MvccStore()
         self.node = RaftNode(
-            NodeConfig(
-                node_id=self.id,
-                servers=config.servers,
-                election_timeout=config.election_ticks,
-                heartbeat_timeout=config.heartbeat_ticks,
-                max_batch=config.max_batch,
-                pipelining=True,
-                max_inflight=64,
-                pre_vote=True,
-                check_quorum=True,
-                lease=config.lease_mode,
-                read_index=True,
-                compaction=True,
-                leader_transfer=True,
-                lease_read=config.lease_mode,
-                max_clock_drift=config.max_clock_drift,
-                # The tick loop may fire two ticks back to back when it catches up.
-                lease_slack_ticks=1,
-            ),
+            node_config,
             random.Random(self._rng.random()),
             observer,
             hard_state=HardState(hs.term, None if hs.vote is None else int(hs.vote), hs.commit),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from raftkube.mvcc import SessionError, SessionRejection
 from raftkube.raft import RejectedError
+from raftkube.server.cluster_members import MemberAttributes
 from raftkube.server.entries import DecodedEntry, Outcome, Registered, SessionTag, encode_entry
 from raftkube.server.outcomes import MemberError, Waiter, not_leader
 from raftkube_spec.kv.requests import LeaseRevokeRequest, Request
@@ -43,7 +44,7 @@ class Proposals:
         """Unanswered proposals by proposal id, in proposal order."""
         self._by_index: dict[int, int] = {}
         """Proposal id by the log index its entry was appended at."""
-        self._queue: list[tuple[bytes, int, Waiter, Request | None]] = []
+        self._queue: list[tuple[bytes, int, Waiter, Request | MemberAttributes | None]] = []
         """Proposed but not yet appended to the core's log."""
 
     @property
@@ -51,8 +52,11 @@ class Proposals:
         """Proposals wait to be appended (the ready loop's next :meth:`flush`)."""
         return bool(self._queue)
 
-    def propose(self, req: Request | None, session: SessionTag | None = None) -> tuple[int, Waiter]:
-        """Append ``req`` (None: a session registration); returns its proposal id and waiter."""
+    def propose(
+        self, req: Request | MemberAttributes | None, session: SessionTag | None = None
+    ) -> tuple[int, Waiter]:
+        """Append ``req`` (None: a session registration; attributes: a member's, see
+        :mod:`raftkube.server.reconfig`); returns its proposal id and waiter."""
         member = self._member
         if member.disk_fault is not None:
             raise member.disk_fault
@@ -67,7 +71,10 @@ class Proposals:
         self._next_proposal += 1
         w = Waiter()
         data = encode_entry(member.incarnation, pid, req, session)
-        w.proposed = (data, DecodedEntry(member.incarnation, pid, req, session))
+        if isinstance(req, MemberAttributes):
+            w.proposed = (data, DecodedEntry(member.incarnation, pid, None, None, req))
+        else:
+            w.proposed = (data, DecodedEntry(member.incarnation, pid, req, session))
         # Queued, and appended by the ready loop together with every other proposal made
         # meanwhile, so each follower gets one AppendEntries per batch, not one per request.
         self._queue.append((data, pid, w, req))
@@ -156,6 +163,8 @@ class Proposals:
         w.index = index
         if isinstance(outcome, Registered):
             w.registered = outcome.client_id
+        elif isinstance(outcome, MemberAttributes):
+            pass  # Recorded in the member table; the waiter only needs to know it applied.
         elif isinstance(outcome, SessionError):
             w.error = MemberError(_SESSION_CODES[outcome.code], outcome.message)
         else:

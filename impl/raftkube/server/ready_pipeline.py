@@ -29,13 +29,13 @@ import trio
 
 from raftkube.raft import Ready
 from raftkube.server.disk_faults import DISK_ERRORS, describe_disk_fault
-from raftkube.server.entries import EntryError, apply_entry, decode_entry
+from raftkube.server.entries import EntryError, apply_entry, decode_entry, stored_value
 from raftkube.server.outcomes import MemberError
 from raftkube.storage.state import HardState as StoredHardState
 from raftkube.storage.state import LogEntry
 from raftkube_spec.kv.requests import LeaseRevokeRequest
 from raftkube_spec.raft.messages import AppendEntriesRequest, InstallSnapshotRequest
-from raftkube_spec.raft.types import Entry
+from raftkube_spec.raft.types import Entry, Membership
 
 if TYPE_CHECKING:
     from raftkube.server.member import Member, SyncRunner
@@ -220,7 +220,7 @@ class ReadyPipeline:
         if rd.entries:
             storage.append_entries(
                 [
-                    LogEntry(rd.first_index + k, e.term, _as_bytes(e.value))
+                    LogEntry(rd.first_index + k, e.term, stored_value(e.value))
                     for k, e in enumerate(rd.entries)
                 ]
             )
@@ -272,9 +272,14 @@ class ReadyPipeline:
         member = self._member
         proposals = member.proposals
         member.applied = index
+        expected = proposals.expected_at(index)
+        if isinstance(entry.value, Membership):
+            # In force since it was appended; committed now (raftkube.server.reconfig).
+            proposals.fail_displaced(expected, None)
+            member.reconfig.configuration_applied(index, entry.term, entry.value)
+            return
         data = _as_bytes(entry.value)
         member.snapshots.applied_bytes(len(data))
-        expected = proposals.expected_at(index)
         if not data:
             proposals.fail_displaced(expected, None)
             return
@@ -286,7 +291,9 @@ class ReadyPipeline:
                 logger.error("member %d: undecodable entry %d: %s", member.id, index, exc)
                 proposals.fail_displaced(expected, None)
                 return
-        outcome = apply_entry(member.mvcc, index, decoded)
+        outcome = apply_entry(member.mvcc, index, decoded, member.reconfig.table)
+        if decoded.attributes is not None:
+            member.reconfig.attributes_applied(decoded.attributes)
         if isinstance(decoded.request, LeaseRevokeRequest):
             member.leases.revocation_done(decoded.request.id)
         mine = decoded.proposal_id if decoded.incarnation == member.incarnation else None

@@ -14,6 +14,7 @@ import trio
 from raftkube.clock import TrioClock
 from raftkube.net.streams import Network
 from raftkube.net.transport import PeerAddress, TcpTransport, TlsConfig, TransportConfig
+from raftkube.server.cluster_members import MemberAttributes
 from raftkube.server.member import Member, MemberConfig
 from raftkube.server.service import serve_clients
 from raftkube.server.sync_thread import SyncThread
@@ -32,11 +33,17 @@ class RunningMember:
         host, port = self.client_address
         return f"{host}:{port}"
 
-    def add_peer(self, peer_id: int, peer_address: PeerAddress, client_endpoint: str) -> None:
-        """Tell this member where ``peer_id`` listens for Raft traffic and for clients."""
+    def add_peer(
+        self, peer_id: int, peer_address: PeerAddress, client_endpoint: str, name: str = ""
+    ) -> None:
+        """Tell this member where ``peer_id`` listens for Raft traffic and for clients (what
+        ``member list`` shows for it until the cluster's member table says otherwise)."""
         if peer_id != self.member.id:
             self.transport.add_peer(peer_id, peer_address)
         self.member.client_endpoints[peer_id] = client_endpoint
+        scheme = "http" if self.transport.config.tls is None else "https"
+        peer_url = f"{scheme}://{peer_address.host}:{peer_address.port}"
+        self.member.reconfig.seed(MemberAttributes(peer_id, name, (peer_url,), (client_endpoint,)))
 
 
 @asynccontextmanager

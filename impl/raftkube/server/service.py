@@ -41,6 +41,7 @@ from raftkube.net.streams import (
 )
 from raftkube.server.entries import REGISTER_OP, decode_session_tag
 from raftkube.server.member import Member, MemberError, WriteOutcome
+from raftkube.server.member_ops import MEMBER_OPS, serve_member_op
 from raftkube_spec.kv.errors import KVError
 from raftkube_spec.kv.requests import RangeRequest
 from raftkube_spec.kv.watch import WatchFilter
@@ -236,10 +237,9 @@ async def _serve(conn: _Connection, req: wire.RequestFrame) -> None:
         if req.op == "status":
             conn.send(wire.ok_frame(req.id, member.header(), _status(member)))
             return
-        if req.op == "member_list":
-            endpoints = sorted(member.client_endpoints.items())
-            members = [{"ID": mid, "clientURLs": [ep]} for mid, ep in endpoints]
-            conn.send(wire.ok_frame(req.id, member.header(), {"members": members}))
+        if req.op in MEMBER_OPS:
+            body = await serve_member_op(member, req.op, dict(req.body))
+            conn.send(wire.ok_frame(req.id, member.header(), body))
             return
         if req.op == REGISTER_OP:
             client_id = await member.register_session()

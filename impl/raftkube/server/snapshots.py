@@ -42,7 +42,11 @@ import struct
 from collections.abc import Sequence
 from typing import Final
 
+import attrs
+import msgpack  # type: ignore[import-untyped]
+
 from raftkube.mvcc import MvccStore, load_snapshot
+from raftkube.server.cluster_members import MemberTable
 from raftkube.server.entries import EntryError, apply_entry, core_value, decode_entry, stored_value
 from raftkube_spec.raft.types import Entry, Membership
 
@@ -52,38 +56,50 @@ array header (0x94/0x95), so they can never be taken for an image."""
 
 
 def image_entry(term: int, image: bytes) -> Entry:
-    """The synthetic entry whose value is an MVCC image (``dump_snapshot`` bytes)."""
+    """The synthetic entry whose value is a snapshot file's bytes: an MVCC image
+    (``dump_snapshot`` bytes), preceded by the configuration if there is one
+    (:func:`pack_stored`)."""
     return Entry(term, IMAGE_PREFIX + image)
 
 
 def image_of(entry: Entry) -> bytes | None:
-    """The MVCC image carried by ``entry``, or None if it is an ordinary entry."""
+    """The snapshot file bytes carried by ``entry``, or None if it is an ordinary entry."""
     value = entry.value
     if isinstance(value, bytes) and value.startswith(IMAGE_PREFIX):
         return value[len(IMAGE_PREFIX) :]
     return None
 
 
-def core_snapshot_data(term: int, image: bytes, membership: Membership | None) -> tuple[Entry, ...]:
-    """The core's snapshot data for ``image``: the image entry, and the configuration in force
-    at it when membership changes are on (``membership`` not None)."""
+@attrs.frozen
+class SnapshotContents:
+    """What a member's snapshot holds: the MVCC image and, with membership changes on, the
+    configuration in force at it and the member table (:mod:`raftkube.server.cluster_members`)."""
+
+    image: bytes
+    membership: Membership | None = None
+    members: MemberTable | None = attrs.field(default=None, eq=False)
+
+
+def core_snapshot_data(
+    term: int, stored: bytes, membership: Membership | None
+) -> tuple[Entry, ...]:
+    """The core's snapshot data for a snapshot file's bytes ``stored``: the image entry, and
+    the configuration in force at it when membership changes are on (``membership`` not
+    None), where the core's tracker finds it."""
     if membership is None:
-        return (image_entry(term, image),)
-    return (image_entry(term, image), Entry(term, membership))
+        return (image_entry(term, stored),)
+    return (image_entry(term, stored), Entry(term, membership))
 
 
-def collapsed(data: Sequence[Entry]) -> tuple[bytes, Membership | None] | None:
-    """The image and configuration of data that is exactly :func:`core_snapshot_data`'s form
+def collapsed(data: Sequence[Entry]) -> bytes | None:
+    """The snapshot file bytes of data that is exactly :func:`core_snapshot_data`'s form
     (nothing folded after it), or None."""
     if not 1 <= len(data) <= 2:
         return None
-    image = image_of(data[0])
-    if image is None:
+    stored = image_of(data[0])
+    if stored is None or (len(data) == 2 and not isinstance(data[1].value, Membership)):
         return None
-    if len(data) == 1:
-        return image, None
-    conf = data[1].value
-    return (image, conf) if isinstance(conf, Membership) else None
+    return stored
 
 
 def membership_of(data: Sequence[Entry]) -> Membership | None:
@@ -95,35 +111,56 @@ def membership_of(data: Sequence[Entry]) -> Membership | None:
 
 
 CONF_PREFIX: Final = b"\x00RKCONF1\x00"
-"""Marks a snapshot file that starts with its configuration (then a 4-byte length, the
-configuration's stored form, the image). MVCC images start with their own magic, never this."""
+"""Marks a snapshot file that starts with its configuration and member table (then a 4-byte
+length, a msgpack map ``{conf, members}``, the image). MVCC images start with a msgpack array
+header, never this."""
 
 
-def pack_stored(image: bytes, membership: Membership | None) -> bytes:
-    """The bytes of a snapshot file: the image, preceded by the configuration if there is one."""
-    if membership is None:
-        return image
-    conf = stored_value(membership)
-    return CONF_PREFIX + struct.pack("<I", len(conf)) + conf + image
+def pack_stored(contents: SnapshotContents) -> bytes:
+    """The bytes of a snapshot file: the image, preceded by the configuration and member table
+    when there is a configuration (membership changes on)."""
+    if contents.membership is None:
+        return contents.image
+    members = contents.members if contents.members is not None else MemberTable()
+    head: bytes = msgpack.packb(
+        {"conf": stored_value(contents.membership), "members": members.encode()},
+        use_bin_type=True,
+    )
+    return CONF_PREFIX + struct.pack("<I", len(head)) + head + contents.image
 
 
-def unpack_stored(data: bytes) -> tuple[bytes, Membership | None]:
-    """The image and configuration in a snapshot file's bytes (see :func:`pack_stored`).
-    Raises :class:`~raftkube.server.entries.EntryError` if the configuration is malformed."""
+def unpack_stored(data: bytes) -> SnapshotContents:
+    """What a snapshot file's bytes hold (see :func:`pack_stored`). Raises
+    :class:`~raftkube.server.entries.EntryError` if the configuration part is malformed."""
     if not data.startswith(CONF_PREFIX):
-        return data, None
+        return SnapshotContents(data)
     start = len(CONF_PREFIX) + 4
     if len(data) < start:
         raise EntryError("snapshot file ends inside its configuration header")
     (size,) = struct.unpack_from("<I", data, len(CONF_PREFIX))
-    conf = core_value(data[start : start + size])
-    if not isinstance(conf, Membership):
-        raise EntryError("snapshot file's configuration is not a configuration entry")
-    return data[start + size :], conf
+    if len(data) < start + size:
+        raise EntryError("snapshot file ends inside its configuration")
+    try:
+        head = msgpack.unpackb(data[start : start + size], raw=False)
+        if not isinstance(head, dict) or set(head) != {"conf", "members"}:
+            raise EntryError("snapshot file's configuration is not a {conf, members} map")
+        conf = core_value(head["conf"])
+        if not isinstance(conf, Membership):
+            raise EntryError("snapshot file's configuration is not a configuration entry")
+        members = MemberTable.decode(head["members"])
+    except EntryError:
+        raise
+    except (ValueError, TypeError, msgpack.ExtraData) as exc:
+        raise EntryError(f"snapshot file's configuration: {exc}") from exc
+    return SnapshotContents(data[start + size :], conf, members)
 
 
-def restore_store(data: Sequence[Entry], *, index: int) -> MvccStore:
-    """Rebuild the state machine at ``index`` from a core snapshot's ``data``.
+def restore_store(
+    data: Sequence[Entry], *, index: int, members: MemberTable | None = None
+) -> MvccStore:
+    """Rebuild the state machine at ``index`` from a core snapshot's ``data``; with
+    ``members``, the member table too (replaced by the snapshot's, then updated by the
+    member-attributes entries after it).
 
     The ordinary entries in ``data`` are the last ones before ``index`` (the image, if any,
     stands for everything before them), so the first of them is at
@@ -135,9 +172,12 @@ def restore_store(data: Sequence[Entry], *, index: int) -> MvccStore:
     entries = list(data)
     store: MvccStore | None = None
     if entries:
-        image = image_of(entries[0])
-        if image is not None:
-            store = load_snapshot(image)
+        stored = image_of(entries[0])
+        if stored is not None:
+            contents = unpack_stored(stored)
+            store = load_snapshot(contents.image)
+            if members is not None and contents.members is not None:
+                members.replace(contents.members)
             entries = entries[1:]
     if store is None:
         store = MvccStore()
@@ -147,7 +187,7 @@ def restore_store(data: Sequence[Entry], *, index: int) -> MvccStore:
         if not isinstance(value, bytes) or not value or image_of(entry) is not None:
             continue
         try:
-            apply_entry(store, first + k, decode_entry(value))
+            apply_entry(store, first + k, decode_entry(value), members)
         except EntryError:
             continue  # The live path skips undecodable entries too.
     return store

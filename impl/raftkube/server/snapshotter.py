@@ -30,16 +30,25 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from raftkube.mvcc import MvccStore, dump_snapshot, load_snapshot
+from raftkube.mvcc import MvccStore, dump_snapshot
 from raftkube.mvcc.snapshot import StoreView, capture, encode_view
 from raftkube.raft import RejectedError, Snapshot
+from raftkube.server.cluster_members import MemberTable
 from raftkube.server.compactor import run_auto_compaction
 from raftkube.server.outcomes import MemberError
-from raftkube.server.snapshots import image_entry, image_of, restore_store
+from raftkube.server.snapshots import (
+    SnapshotContents,
+    collapsed,
+    core_snapshot_data,
+    membership_of,
+    pack_stored,
+    restore_store,
+)
 from raftkube.storage.state import Snapshot as StoredSnapshot
 from raftkube.storage.state import SnapshotMeta
 from raftkube_spec.kv.errors import ErrorCode, KVError
 from raftkube_spec.kv.requests import CompactionRequest
+from raftkube_spec.raft.types import Entry, Membership
 
 if TYPE_CHECKING:
     from raftkube.server.member import EncodeRunner, Member, SyncRunner
@@ -78,6 +87,10 @@ class Snapshotter:
         self.installed = 0
         self.auto_compactions = 0
         """Compactions this member proposed as leader and saw applied (a statistic)."""
+        self._head: tuple[Membership | None, MemberTable] = (None, MemberTable())
+        """The configuration and member table of the snapshot being encoded."""
+        self._installed_table: MemberTable | None = None
+        """The member table of a leader's snapshot persisted but not installed yet."""
 
     def applied_bytes(self, size: int) -> None:
         """An entry value of ``size`` bytes was applied."""
@@ -90,17 +103,42 @@ class Snapshotter:
         if snap.index <= self.index:
             return None
         data = snap.data
-        image = image_of(data[0]) if len(data) == 1 else None
-        store = load_snapshot(image) if image is not None else restore_store(data, index=snap.index)
-        if image is None:
-            image = dump_snapshot(store)
+        table = self._member.reconfig.table.copy()
+        store = restore_store(data, index=snap.index, members=table)
+        conf = self._conf_in(data)
+        stored = collapsed(data)
+        if stored is None:
+            stored = pack_stored(SnapshotContents(dump_snapshot(store), conf, table))
         self._member.storage.save_snapshot(
-            StoredSnapshot(SnapshotMeta(snap.index, snap.term), image)
+            StoredSnapshot(SnapshotMeta(snap.index, snap.term), stored)
         )
         self.index = snap.index
-        self._image_size, self._bytes_since_snapshot = len(image), 0
-        self._collapse_core_snapshot(snap.index, snap.term, image)
+        self._image_size, self._bytes_since_snapshot = len(stored), 0
+        self._installed_table = table
+        self._collapse_core_snapshot(snap.index, snap.term, stored, conf)
         return store
+
+    def _conf_in(self, data: tuple[Entry, ...]) -> Membership | None:
+        """The configuration a snapshot's data leaves in force (None: membership off)."""
+        node = self._member.node
+        if not node.config.membership:
+            return None
+        return membership_of(data) or node.config.initial_membership
+
+    def _conf_at(self, index: int) -> Membership | None:
+        """The configuration in force at applied ``index`` (None: membership off): the last
+        one in the log up to there (the core's own, unless a later entry changed it)."""
+        node = self._member.node
+        if not node.config.membership:
+            return None
+        if node.membership_index <= index:
+            return node.membership
+        log = node.log
+        for k in range(index - log.snapshot.index - 1, -1, -1):
+            value = log.entries[k].value
+            if isinstance(value, Membership):
+                return value
+        return self._conf_in(log.snapshot.data)
 
     def install(self, store: MvccStore, index: int) -> None:
         """Replace the state machine by a leader's snapshot at ``index``."""
@@ -110,6 +148,11 @@ class Snapshotter:
         member.applied = index
         member.leases.forget_all()
         member.proposals.fail_up_to(index)
+        if self._installed_table is not None:
+            member.reconfig.table.replace(self._installed_table)
+            self._installed_table = None
+            member.reconfig.table_replaced()
+        member.reconfig.replaced_up_to(index)
         self.installed += 1
         logger.info("member %d: installed a snapshot at index %d", member.id, index)
         if member.hooks.store_replaced is not None:
@@ -141,6 +184,8 @@ class Snapshotter:
         index = member.applied
         term = member.node.log.term_at(index)
         view = capture(member.mvcc)
+        # The configuration and member table as of ``index`` ride with the image.
+        self._head = (self._conf_at(index), member.reconfig.table.copy())
         self._bytes_since_snapshot = 0
         if self._run_encode is None or self.nursery is None:
             self.encoded = (index, term, encode_view(view), 0.0)
@@ -172,6 +217,8 @@ class Snapshotter:
         if index <= self.index:
             return  # A leader's newer snapshot was installed while this one was encoded.
         started = member.clock.now()
+        conf, table = self._head
+        image = pack_stored(SnapshotContents(image, conf, table))
         snapshot = StoredSnapshot(SnapshotMeta(index, term), image)
         if self._run_sync is None:
             member.storage.save_snapshot(snapshot)
@@ -195,15 +242,18 @@ class Snapshotter:
             # past ``index``, and the next Ready persists that snapshot.
             logger.info("member %d: not compacting to %d: %s", member.id, index, exc)
             return
-        self._collapse_core_snapshot(index, term, image)
+        self._collapse_core_snapshot(index, term, image, conf)
 
-    def _collapse_core_snapshot(self, index: int, term: int, image: bytes) -> None:
-        """Make the core's snapshot data the single image entry (see the module docstring):
-        the committed prefix it would otherwise keep grows without bound and is what a leader
-        would send in InstallSnapshot."""
+    def _collapse_core_snapshot(
+        self, index: int, term: int, stored: bytes, conf: Membership | None
+    ) -> None:
+        """Make the core's snapshot data the single image entry, with the configuration
+        beside it when membership changes are on (see the module docstring): the committed
+        prefix it would otherwise keep grows without bound and is what a leader would send
+        in InstallSnapshot."""
         log = self._member.node.log
         if log.snapshot.index == index:
-            log.snapshot = Snapshot(index, term, (image_entry(term, image),))
+            log.snapshot = Snapshot(index, term, core_snapshot_data(term, stored, conf))
 
     async def run_auto_compaction(self) -> None:
         """etcd's auto-compactor (:mod:`raftkube.server.compactor`), on the member's clock."""
