@@ -17,9 +17,9 @@ from raftkube.controllers.credentials import ServiceAccountClientBuilder, token_
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.resources import NAMESPACES, SERVICE_ACCOUNTS
 from raftkube.kubeclient import KubeAPIError
-
-from .conftest import APIHarness
-from .helpers import eventually, get_or_none
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually
 
 Obj = dict[str, Any]
 

@@ -15,10 +15,9 @@ from raftkube.controllers.deployment import DeploymentController
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.kubeclient import KubeClient
-
-from .conftest import APIHarness
-from .helpers import eventually
-from .workloads import (
+from tests.helpers.api_server import APIHarness
+from tests.helpers.polling import eventually
+from tests.helpers.workloads import (
     DEPLOYMENTS,
     PODS,
     REPLICA_SETS,

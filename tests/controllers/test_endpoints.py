@@ -16,10 +16,16 @@ from raftkube.controllers.endpoints import (
     truncate_endpoints,
 )
 from raftkube.kubeclient import KubeClient
-
-from .conftest import APIHarness
-from .helpers import eventually, get_or_none
-from .workloads import PODS, LaggingFactory, bare_pod, ensure_default_account, set_pod_ready
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually, wait_for
+from tests.helpers.workloads import (
+    PODS,
+    LaggingFactory,
+    bare_pod,
+    ensure_default_account,
+    set_pod_ready,
+)
 
 Obj = dict
 
@@ -155,8 +161,15 @@ async def test_endpoints_follow_readiness_and_are_restored_over_a_stale_cache(
             # next pod change (one that changes nothing the Endpoints show) makes the controller
             # compare with the API's copy, not its cache (which still shows the right subsets,
             # and whose late news of the clobber triggers no sync), and restore it.
-            await trio.sleep(2.0)
             got = await client.get(ENDPOINTS, "web", namespace="default")
+            cached = factory.lister(ENDPOINTS)
+
+            def cache_has_the_write() -> bool:
+                copy = cached.get("web", "default")
+                rv = got["metadata"]["resourceVersion"]
+                return copy is not None and copy["metadata"]["resourceVersion"] == rv
+
+            await wait_for(cache_has_the_write, "the lagging cache to hold the controller's write")
             await client.update(ENDPOINTS, {**got, "subsets": []}, namespace="default")
             poke = {"metadata": {"annotations": {"poked": "yes"}}}
             await client.patch(PODS, "p2", poke, namespace="default")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from raftkube.controllers.events import EVENTS, EventRecorder, make_event
-
-from .conftest import APIHarness
+from tests.helpers.api_server import APIHarness
 
 LEASE = {
     "apiVersion": "coordination.k8s.io/v1",

@@ -18,9 +18,9 @@ from raftkube.controllers.evictionqueue import RateLimitedTimedQueue
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.nodehealth import DisruptionConfig, ZoneState, handle_disruption
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
-
-from .conftest import APIHarness
-from .nodes import NODES, Heartbeats, register_node
+from tests.helpers.api_server import APIHarness
+from tests.helpers.nodes import NODES, Heartbeats, register_node
+from tests.helpers.polling import wait_for
 
 Obj = dict[str, Any]
 
@@ -104,7 +104,7 @@ async def test_taints_spread_at_the_eviction_rate(api: APIHarness) -> None:
             controller = NodeLifecycleController(client, factory, clock, recorder, config=config)
             factory.start(nursery)
             nursery.start_soon(controller.run)
-            await trio.sleep(1.0)
+            await wait_for(lambda: set(names) <= set(controller.health), "every node's health")
             silent = names[:3]
             for name in silent:
                 beats.alive.discard(name)

@@ -16,9 +16,9 @@ from raftkube.controllers.garbagecollector import (
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.resources import CONFIG_MAPS, resource
 from raftkube.kubeclient import KubeClient
-
-from .conftest import APIHarness
-from .helpers import configmap, eventually, get_or_none
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import configmap, get_or_none
+from tests.helpers.polling import eventually
 
 Obj = dict
 SECRETS = resource("", "v1", "secrets")

@@ -26,9 +26,9 @@ from raftkube.controllers.store import (
     meta_namespace_key,
     split_meta_namespace_key,
 )
-
-from .conftest import APIHarness
-from .helpers import UnusedListWatch, configmap, wait_for
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import UnusedListWatch, configmap
+from tests.helpers.polling import wait_for
 
 Obj = dict[str, Any]
 

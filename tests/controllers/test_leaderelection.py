@@ -26,9 +26,9 @@ from raftkube.controllers.leaderelection import (
 )
 from raftkube.controllers.resources import LEASES
 from raftkube.kubeclient import KubeAPIError, KubeConnectionError
-
-from .conftest import APIHarness
-from .helpers import OffsetClock, wait_for
+from tests.helpers.api_server import APIHarness
+from tests.helpers.clocks import OffsetClock
+from tests.helpers.polling import wait_for
 
 WALL = 1_750_000_000.0
 

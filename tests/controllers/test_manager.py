@@ -26,9 +26,9 @@ from raftkube.controllers.manager import (
 from raftkube.controllers.resources import CONFIG_MAPS, LEASES, NAMESPACES, SERVICE_ACCOUNTS
 from raftkube.controllers.rootcacert import ROOT_CA_CERT_CONFIG_MAP_NAME
 from raftkube.kubeclient import KubeAPIError
-
-from .conftest import APIHarness
-from .helpers import eventually, get_or_none
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually
 
 ALL = [
     "deployment",

@@ -25,9 +25,9 @@ from raftkube.controllers.resources import (
     namespaced_stored_resources,
     resource,
 )
-
-from .conftest import APIHarness
-from .helpers import configmap, eventually, get_or_none
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import configmap, get_or_none
+from tests.helpers.polling import eventually
 
 PODS = resource("", "v1", "pods")
 SECRETS = resource("", "v1", "secrets")

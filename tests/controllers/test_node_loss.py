@@ -26,13 +26,12 @@ from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.runtime import SimulatedRuntime
 from raftkube.scheduler.scheduler import Scheduler
-from tests.kubelet.conftest import FastClock
-from tests.kubelet.helpers import ensure_default_service_account
-
-from .conftest import APIHarness
-from .helpers import eventually
-from .nodes import NODES
-from .workloads import PODS, REPLICA_SETS, ready_value
+from tests.helpers.api_server import APIHarness
+from tests.helpers.clocks import FastClock
+from tests.helpers.kubelet import ensure_default_service_account
+from tests.helpers.nodes import NODES
+from tests.helpers.polling import eventually
+from tests.helpers.workloads import PODS, REPLICA_SETS, ready_value
 
 Obj = dict[str, Any]
 

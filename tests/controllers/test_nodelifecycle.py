@@ -23,10 +23,8 @@ from raftkube.controllers.nodehealth import (
 )
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
 from raftkube.controllers.tainteviction import TaintEvictionController, eviction_delay
-
-from .conftest import APIHarness
-from .helpers import eventually
-from .nodes import (
+from tests.helpers.api_server import APIHarness
+from tests.helpers.nodes import (
     NODES,
     PODS,
     Heartbeats,
@@ -35,6 +33,7 @@ from .nodes import (
     register_node,
     unreachable_toleration,
 )
+from tests.helpers.polling import eventually, wait_for
 
 Obj = dict[str, Any]
 
@@ -153,7 +152,9 @@ CONFIG = NodeLifecycleConfig(
 )
 
 
-async def run_controllers(api: APIHarness, nursery: trio.Nursery) -> None:
+async def run_controllers(api: APIHarness, nursery: trio.Nursery) -> NodeLifecycleController:
+    """The node lifecycle and taint eviction controllers, running; the first is returned so
+    that a test can wait until it has seen its nodes."""
     client, clock = api.admin, TrioClock()
     factory = SharedInformerFactory(client, clock=clock, rng=random.Random(3))
     recorder = EventRecorder(client, "node-controller")
@@ -162,6 +163,7 @@ async def run_controllers(api: APIHarness, nursery: trio.Nursery) -> None:
     factory.start(nursery)
     nursery.start_soon(lifecycle.run)
     nursery.start_soon(eviction.run)
+    return lifecycle
 
 
 def taint_keys(obj: Obj, effect: str) -> set[str]:
@@ -296,8 +298,8 @@ async def test_full_disruption_stops_evictions(api: APIHarness) -> None:
             nursery.start_soon(beats.run)
             await bound_pod(client, "pa", "a1", [unreachable_toleration(0)])
             await bound_pod(client, "pb", "b1", [unreachable_toleration(0)])
-            await run_controllers(api, nursery)
-            await trio.sleep(1.0)
+            lifecycle = await run_controllers(api, nursery)
+            await wait_for(lambda: {"a1", "b1"} <= set(lifecycle.health), "both nodes' health")
             beats.alive.clear()  # every node of every zone falls silent: a partition of ours
 
             async def all_unknown() -> bool:
@@ -347,8 +349,8 @@ async def test_node_reporting_not_ready_gets_the_not_ready_taints(api: APIHarnes
                 "tolerationSeconds": 0,
             }
             await bound_pod(client, "victim", "sick", [not_ready])
-            await run_controllers(api, nursery)
-            await trio.sleep(0.5)
+            lifecycle = await run_controllers(api, nursery)
+            await wait_for(lambda: "sick" in lifecycle.health, "the node's health")
             # The kubelet is alive (its Lease is renewed) but says the node is not ready.
             node = await client.get(NODES, "sick")
             for condition in node["status"]["conditions"]:

@@ -19,9 +19,9 @@ from raftkube.controllers.listwatch import ListWatch, WatchEvent
 from raftkube.controllers.reflector import Reflector
 from raftkube.controllers.resources import CONFIG_MAPS
 from raftkube.controllers.store import Indexer, meta_namespace_key
-
-from .conftest import APIHarness
-from .helpers import configmap, wait_for
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import configmap
+from tests.helpers.polling import wait_for
 
 Obj = dict[str, Any]
 

@@ -25,10 +25,9 @@ from raftkube.controllers.replicaset import (
 )
 from raftkube.controllers.replication import replication_manager
 from raftkube.controllers.resources import resource
-
-from .conftest import APIHarness
-from .helpers import eventually
-from .workloads import (
+from tests.helpers.api_server import APIHarness
+from tests.helpers.polling import eventually
+from tests.helpers.workloads import (
     PODS,
     REPLICA_SETS,
     LaggingFactory,

@@ -17,9 +17,9 @@ from raftkube.controllers.rootcacert import (
     RootCACertPublisher,
     desired_root_ca_config_map,
 )
-
-from .conftest import APIHarness
-from .helpers import eventually, get_or_none
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually
 
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

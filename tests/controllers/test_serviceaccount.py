@@ -14,9 +14,9 @@ from raftkube.controllers.serviceaccount import (
     ServiceAccountsController,
     service_accounts_to_create,
 )
-
-from .conftest import APIHarness
-from .helpers import eventually, get_or_none
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually
 
 PODS = resource("", "v1", "pods")
 

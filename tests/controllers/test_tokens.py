@@ -22,9 +22,9 @@ from raftkube.controllers.tokens import (
     TokensController,
     secret_action,
 )
-
-from .conftest import APIHarness
-from .helpers import eventually, get_or_none
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually
 
 Obj = dict[str, Any]
 

@@ -14,10 +14,10 @@ from raftkube.clock import TrioClock
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.resources import resource
 from raftkube.kubeclient import KubeClient
-
-from .conftest import APIHarness
-from .helpers import eventually, get_or_none
-from .workloads import DEPLOYMENTS, PODS, REPLICA_SETS, kubelet_standin, pod_template
+from tests.helpers.api_server import APIHarness
+from tests.helpers.controllers import get_or_none
+from tests.helpers.polling import eventually
+from tests.helpers.workloads import DEPLOYMENTS, PODS, REPLICA_SETS, kubelet_standin, pod_template
 
 SERVICES = resource("", "v1", "services")
 ENDPOINTS = resource("", "v1", "endpoints")

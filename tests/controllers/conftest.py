@@ -1,8 +1,0 @@
-"""Fixtures for the controllers' tests: the API server harness of ``tests/apiserver`` (a real
-API server on a real one-member store in the test's Trio run), and time helpers."""
-
-from __future__ import annotations
-
-from tests.apiserver.conftest import APIHarness, api
-
-__all__ = ["APIHarness", "api"]
