@@ -12,8 +12,8 @@ from raftkube.clock import TrioClock
 from raftkube.kubeclient import KubeClient
 from raftkube.kubelet.cli import build_kubelet, options_from, register
 from raftkube.runtime import ProcessRuntime, SimulatedRuntime
-from tests.kubelet.conftest import APIHarness
-from tests.kubelet.helpers import condition
+from tests.helpers.api_server import APIHarness
+from tests.helpers.kubelet import condition
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -11,8 +11,9 @@ import trio
 
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.runtime import ContainerScript, ContainerState, SimulatedRuntime
-from tests.kubelet.conftest import APIHarness, FastClock
-from tests.kubelet.helpers import (
+from tests.helpers.api_server import APIHarness
+from tests.helpers.clocks import FastClock
+from tests.helpers.kubelet import (
     PODS,
     condition,
     container,

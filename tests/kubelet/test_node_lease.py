@@ -10,7 +10,7 @@ import trio
 
 from raftkube.clock import TrioClock
 from raftkube.kubelet.node import NodeConfig, NodeStatusReporter
-from tests.kubelet.conftest import APIHarness
+from tests.helpers.api_server import APIHarness
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1"
 

@@ -19,8 +19,8 @@ from raftkube.kubeclient import KubeClient
 from raftkube.kubelet import Kubelet, NodeConfig
 from raftkube.runtime import ProcessRuntime
 from raftkube.tls import CertPair, client_context, issue_cert, server_context
-from tests.kubelet.conftest import APIHarness
-from tests.kubelet.helpers import (
+from tests.helpers.api_server import APIHarness
+from tests.helpers.kubelet import (
     PODS,
     condition,
     container,
@@ -28,7 +28,7 @@ from tests.kubelet.helpers import (
     pod,
     wait_for_pod,
 )
-from tests.runtime.conftest import kill_leftovers
+from tests.helpers.processes import kill_leftovers
 
 SERVER = """
 import http.server, os

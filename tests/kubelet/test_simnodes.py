@@ -27,8 +27,8 @@ from raftkube.kubelet.simnodes import (
     run_sim_nodes,
     sim_pod_cidr,
 )
-from tests.kubelet.conftest import APIHarness
-from tests.kubelet.helpers import (
+from tests.helpers.api_server import APIHarness
+from tests.helpers.kubelet import (
     PODS,
     condition,
     container,
