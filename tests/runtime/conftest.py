@@ -3,22 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-def kill_leftovers(root: Path) -> None:
-    for record in root.glob("**/sandboxes/*/containers/*/container.json"):
-        pid = json.loads(record.read_text()).get("pid")
-        if pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+from tests.helpers.processes import kill_leftovers
 
 
 @pytest.fixture(autouse=True)
