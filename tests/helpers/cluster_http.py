@@ -1,10 +1,6 @@
-"""Talking to a running example cluster from a test: a plain HTTP GET of a Service's page and
-a poll-until-true with a bound."""
+"""Talking to a running example cluster from a test: a plain HTTP GET of a Service's page."""
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import trio
 
@@ -18,11 +14,3 @@ async def http_get(host: str, port: int) -> bytes:
         while chunk := await stream.receive_some(65536):
             answer += chunk
     return answer
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float) -> Any:
-    """Poll ``check`` until it returns something true (which is returned), within ``timeout``."""
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.25)
-    return result

@@ -16,7 +16,8 @@ import pytest
 import trio
 
 from raftkube.client import Client
-from tests.impl.test_cluster_processes import Processes, free_ports, member_args, wait_leader
+from tests.helpers.member_processes import member_args, wait_leader
+from tests.helpers.processes import Processes, free_ports
 
 REPORT_LINES = ("Requests/sec", "99% in")
 

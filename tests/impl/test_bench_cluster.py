@@ -22,13 +22,13 @@ from raftkube.clock import TrioClock
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.kubelet.simnodes import SIM_NODE_LABEL, plan_sim_nodes, run_sim_nodes
 from raftkube.scheduler.scheduler import Scheduler
-from tests.apiserver.conftest import APIHarness, api  # noqa: F401  (the fixture)
+from tests.helpers.api_server import APIHarness
 
 NODES, PODS = 5, 20
 PY = "/usr/bin/python3"
 
 
-async def _scheduler(api: APIHarness) -> None:  # noqa: F811
+async def _scheduler(api: APIHarness) -> None:
     async with api.client_for("system:kube-scheduler") as client:
         scheduler = Scheduler(client, TrioClock(), rng=random.Random(3))
         async with trio.open_nursery() as nursery:
@@ -38,7 +38,7 @@ async def _scheduler(api: APIHarness) -> None:  # noqa: F811
 
 @pytest.mark.trio
 async def test_a_tiny_run_times_every_phase_and_cleans_up(
-    api: APIHarness,  # noqa: F811
+    api: APIHarness,
     tmp_path: Path,
 ) -> None:
     nodes = plan_sim_nodes(tmp_path / "sim", NODES)

@@ -11,7 +11,7 @@ import trio
 
 from raftkube.api import wire
 from raftkube.client import Client, ClientError, KVRequestError, SyncClient
-from tests.impl.test_member_cluster import Cluster
+from tests.helpers.member_cluster import Cluster
 
 
 async def dead_endpoint() -> str:

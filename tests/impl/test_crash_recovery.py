@@ -21,13 +21,8 @@ import trio
 
 from raftkube.client import Client, ClientError
 from raftkube.storage.records import Verdict, read_frame
-from tests.impl.test_cluster_processes import (
-    Processes,
-    free_ports,
-    member_args,
-    wait_exit,
-    wait_leader,
-)
+from tests.helpers.member_processes import member_args, wait_leader
+from tests.helpers.processes import Processes, free_ports, wait_exit
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from raftkube_spec.raft.messages import (
     RequestVoteResponse,
 )
 from raftkube_spec.raft.types import Role
-from tests.impl.test_raft_harness import Cluster
+from tests.helpers.raft_harness import Cluster
 
 ET = 10
 

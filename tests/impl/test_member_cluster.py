@@ -5,15 +5,12 @@ Every test is bounded by ``trio.fail_after``; waits poll briefly instead of slee
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
 
 from raftkube.client import Client
-from raftkube.server.member import MemberConfig
-from raftkube.server.runner import RunningMember, open_member
 from raftkube_spec.kv.requests import (
     Compare,
     CompareResult,
@@ -24,66 +21,8 @@ from raftkube_spec.kv.requests import (
 )
 from raftkube_spec.kv.responses import PutResponse, RangeResponse
 from raftkube_spec.kv.types import EventType
-
-
-class Cluster:
-    def __init__(self, tmp_path: Path, nursery: trio.Nursery, n: int = 3) -> None:
-        self.tmp_path = tmp_path
-        self.nursery = nursery
-        self.n = n
-        self.running: dict[int, RunningMember] = {}
-        self.scopes: dict[int, trio.CancelScope] = {}
-
-    async def start_all(self) -> None:
-        for i in range(self.n):
-            await self.start(i)
-
-    async def start(self, i: int) -> None:
-        await self.nursery.start(self._run, i)
-
-    async def _run(self, i: int, task_status: trio.TaskStatus[None]) -> None:
-        cfg = MemberConfig(member_id=i, servers=self.n, cluster_id="test")
-        with trio.CancelScope() as scope:
-            try:
-                async with open_member(cfg, self.tmp_path / f"m{i}") as rm:
-                    self.running[i], self.scopes[i] = rm, scope
-                    self._wire()
-                    task_status.started()
-                    await trio.sleep_forever()
-            finally:
-                # Only once open_member has closed the storage (after a snapshot save in
-                # flight, if any), so a stop() followed by start() never finds it locked.
-                self.running.pop(i, None)
-
-    def _wire(self) -> None:
-        for a in self.running.values():
-            for j, b in self.running.items():
-                a.add_peer(j, b.peer_address, b.client_endpoint)
-
-    async def stop(self, i: int) -> None:
-        self.scopes[i].cancel()
-        while i in self.running:
-            await trio.sleep(0.01)
-
-    def endpoints(self) -> list[str]:
-        return [self.running[i].client_endpoint for i in sorted(self.running)]
-
-    async def leader(self) -> int:
-        while True:
-            leaders = [i for i, r in self.running.items() if r.member.is_leader]
-            if len(leaders) == 1:
-                lead = leaders[0]
-                term = self.running[lead].member.term
-                if all(
-                    r.member.leader == lead and r.member.term == term for r in self.running.values()
-                ):
-                    return lead
-            await trio.sleep(0.01)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    while not await check():
-        await trio.sleep(0.02)
+from tests.helpers.member_cluster import Cluster
+from tests.helpers.polling import eventually, wait_for
 
 
 async def read_everywhere(cluster: Cluster, key: bytes, serializable: bool) -> list[RangeResponse]:
@@ -215,7 +154,10 @@ async def test_a_watcher_that_falls_behind_is_cut_off_with_where_to_resume(
                 async with c.watch(b"w", b"x", start_revision=first + 1) as events:
                     for k in range(1, 9):
                         await c.put(b"w%d" % k, b"x")
-                    await trio.sleep(0.2)  # every event has reached the client by now
+                    # The connection marks the watch once more events arrived than its
+                    # buffer holds; only then is the consumer behind.
+                    conns = c._conns.values()
+                    await wait_for(lambda: any(conn.overflowed for conn in conns), "overflow")
                     with pytest.raises(ClientError) as cut:
                         async for ev in events:
                             seen.append(ev.kv.mod_revision)

@@ -19,7 +19,7 @@ from raftkube.client import Client, ClientError
 from raftkube.server.entries import SessionTag
 from raftkube.server.member import Member, WriteOutcome
 from raftkube_spec.kv.requests import PutRequest, Request
-from tests.impl.test_member_snapshots import ConfigCluster
+from tests.helpers.member_cluster import Cluster
 
 Submit = Callable[[Request, SessionTag | None, Callable[[WriteOutcome], None]], None]
 
@@ -45,7 +45,7 @@ def hold_first_put_answer(
 
 
 async def put_with_cut_connection(
-    cluster: ConfigCluster, monkeypatch: pytest.MonkeyPatch, *, session: bool
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, *, session: bool
 ) -> tuple[int, int]:
     """Put ``k`` once, with the answer lost; returns (version, revisions the put used)."""
     lead = await cluster.leader()
@@ -78,7 +78,7 @@ async def test_retried_put_applies_once_with_a_session(
 ) -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(tmp_path, nursery)
+            cluster = Cluster(tmp_path, nursery)
             await cluster.start_all()
             version, revisions = await put_with_cut_connection(cluster, monkeypatch, session=True)
             assert (version, revisions) == (1, 1)
@@ -91,7 +91,7 @@ async def test_retried_put_applies_twice_without_a_session(
 ) -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(tmp_path, nursery)
+            cluster = Cluster(tmp_path, nursery)
             await cluster.start_all()
             version, revisions = await put_with_cut_connection(cluster, monkeypatch, session=False)
             assert (version, revisions) == (2, 2)
@@ -102,7 +102,7 @@ async def test_retried_put_applies_twice_without_a_session(
 async def test_sessions_survive_snapshot_and_refuse_unknown_clients(tmp_path: Path) -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(tmp_path, nursery, snapshot_every=10)
+            cluster = Cluster(tmp_path, nursery, snapshot_every=10)
             await cluster.start_all()
             lead = await cluster.leader()
             async with Client(cluster.endpoints(), retry_delay=0.01) as c:

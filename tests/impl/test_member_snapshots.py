@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -17,41 +16,16 @@ from raftkube.client import Client
 from raftkube.mvcc import MvccStore, dump_snapshot, load_snapshot
 from raftkube.server import runner
 from raftkube.server.compactor import PERIODIC, AutoCompaction
-from raftkube.server.member import Member, MemberConfig
-from raftkube.server.runner import open_member
+from raftkube.server.member import Member
 from raftkube.server.watches import MemberWatches
 from raftkube.storage import RaftLogStore
 from raftkube_spec.kv.errors import ErrorCode, KVError
 from raftkube_spec.kv.requests import CompactionRequest, PutRequest, RangeRequest
 from raftkube_spec.kv.responses import RangeResponse
-from tests.impl.test_member_cluster import Cluster, eventually
+from tests.helpers.member_cluster import Cluster
+from tests.helpers.polling import eventually
 
 SNAPSHOT_EVERY = 40
-
-
-class ConfigCluster(Cluster):
-    """The shared :class:`Cluster`, with extra :class:`MemberConfig` fields for every member."""
-
-    def __init__(self, tmp_path: Path, nursery: trio.Nursery, n: int = 3, **config: Any) -> None:
-        super().__init__(tmp_path, nursery, n)
-        self.config = config
-
-    async def _run(self, i: int, task_status: trio.TaskStatus[None]) -> None:
-        cfg = MemberConfig(member_id=i, servers=self.n, cluster_id="test", **self.config)
-        with trio.CancelScope() as scope:
-            try:
-                async with open_member(cfg, self.tmp_path / f"m{i}") as rm:
-                    self.running[i], self.scopes[i] = rm, scope
-                    self._wire()
-                    task_status.started()
-                    await trio.sleep_forever()
-            finally:
-                # Only once open_member has closed the storage (after a snapshot save in
-                # flight, if any), so a stop() followed by start() never finds it locked.
-                self.running.pop(i, None)
-
-    def member(self, i: int) -> Member:
-        return self.running[i].member
 
 
 @pytest.fixture
@@ -82,7 +56,7 @@ async def test_compaction_releases_wal_and_restart_recovers_from_snapshot(tmp_pa
     n = 5 * SNAPSHOT_EVERY + 7
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(tmp_path, nursery, snapshot_every=SNAPSHOT_EVERY)
+            cluster = Cluster(tmp_path, nursery, snapshot_every=SNAPSHOT_EVERY)
             await cluster.start_all()
             await cluster.leader()
             async with Client(cluster.endpoints()) as c:
@@ -125,7 +99,7 @@ async def test_compaction_releases_wal_and_restart_recovers_from_snapshot(tmp_pa
 async def test_lagging_follower_catches_up_by_install_snapshot(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(tmp_path, nursery, snapshot_every=SNAPSHOT_EVERY)
+            cluster = Cluster(tmp_path, nursery, snapshot_every=SNAPSHOT_EVERY)
             await cluster.start_all()
             lead = await cluster.leader()
             lagging = next(i for i in cluster.running if i != lead)
@@ -169,7 +143,7 @@ async def test_snapshots_wait_for_an_image_worth_of_writes(tmp_path: Path) -> No
     many entries that takes; ``snapshot_every`` alone would snapshot every 10 entries."""
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(tmp_path, nursery, snapshot_every=10, snapshot_image_ratio=1.0)
+            cluster = Cluster(tmp_path, nursery, snapshot_every=10, snapshot_image_ratio=1.0)
             await cluster.start_all()
             lead = await cluster.leader()
             leader = cluster.member(lead)
@@ -199,9 +173,7 @@ async def test_auto_compaction_runs_on_the_leader_and_compacts_every_member(
     are refused as compacted while the newest stays readable."""
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(
-                tmp_path, nursery, auto_compaction=AutoCompaction(PERIODIC, 0.4)
-            )
+            cluster = Cluster(tmp_path, nursery, auto_compaction=AutoCompaction(PERIODIC, 0.4))
             await cluster.start_all()
             lead = await cluster.leader()
             async with Client(cluster.endpoints()) as c:
@@ -215,8 +187,8 @@ async def test_auto_compaction_runs_on_the_leader_and_compacts_every_member(
                     return cluster.member(lead).mvcc.compact_revision > first.header.revision
 
                 await eventually(compacted_past_first)
-                # Stop writing: the compactor then reaches a fixed point every member shares.
-                await trio.sleep(1.0)
+                # The writes have stopped: the compactions the leader proposed reach every
+                # member through the log, so they come to agree.
 
                 async def all_agree() -> bool:
                     revs = {cluster.member(i).mvcc.compact_revision for i in cluster.running}

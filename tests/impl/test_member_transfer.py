@@ -15,7 +15,7 @@ import trio
 from raftkube.client import Client
 from raftkube.server.member import MemberError
 from raftkube_spec.kv.requests import PutRequest
-from tests.impl.test_member_snapshots import ConfigCluster
+from tests.helpers.member_cluster import Cluster
 
 ELECTION_TICKS = 50
 TICK = 0.02
@@ -25,9 +25,7 @@ TICK = 0.02
 async def test_graceful_stop_of_leader_hands_over_leadership(tmp_path: Path) -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(
-                tmp_path, nursery, election_ticks=ELECTION_TICKS, tick_interval=TICK
-            )
+            cluster = Cluster(tmp_path, nursery, election_ticks=ELECTION_TICKS, tick_interval=TICK)
             await cluster.start_all()
             lead = await cluster.leader()
             async with Client(cluster.endpoints(), retry_delay=0.01) as c:
@@ -61,7 +59,7 @@ async def test_graceful_stop_of_leader_hands_over_leadership(tmp_path: Path) -> 
 async def test_stop_gracefully_refuses_new_writes(tmp_path: Path) -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            cluster = ConfigCluster(tmp_path, nursery, election_ticks=ELECTION_TICKS)
+            cluster = Cluster(tmp_path, nursery, election_ticks=ELECTION_TICKS)
             await cluster.start_all()
             lead = await cluster.leader()
             member = cluster.member(lead)

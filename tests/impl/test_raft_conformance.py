@@ -17,7 +17,7 @@ import random
 import pytest
 
 from raftkube.raft import NotLeaderError, RejectedError
-from tests.impl.test_raft_harness import Cluster
+from tests.helpers.raft_harness import Cluster
 
 SEEDS = int(os.environ.get("RAFTKUBE_CONFORMANCE_SEEDS", "16"))
 STEPS = int(os.environ.get("RAFTKUBE_CONFORMANCE_STEPS", "400"))

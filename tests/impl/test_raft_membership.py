@@ -9,8 +9,7 @@ import pytest
 
 from raftkube.raft import NodeConfig, RaftNode, RejectedError, Snapshot
 from raftkube_spec.raft.types import Entry, Membership, Role
-
-from .test_raft_harness import Cluster
+from tests.helpers.raft_harness import Cluster
 
 
 def cluster(seed: int = 0) -> Cluster:

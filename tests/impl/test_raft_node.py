@@ -16,7 +16,7 @@ from raftkube_spec.raft.messages import (
 )
 from raftkube_spec.raft.state import RaftState
 from raftkube_spec.raft.types import Entry, Role
-from tests.impl.test_raft_harness import Cluster
+from tests.helpers.raft_harness import Cluster
 
 
 def isolate(c: Cluster, i: int) -> None:

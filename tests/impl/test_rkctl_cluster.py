@@ -17,7 +17,7 @@ from raftkube.rkctl.errors import UsageError
 from raftkube.rkctl.output import go_duration, go_quote
 from raftkube.rkctl.txn_parser import TxnSyntaxError, argify, parse_compare
 from raftkube_spec.kv.requests import CompareResult, CompareTarget
-from tests.impl.test_rkctl_kv import assert_one_error, rkctl_cluster
+from tests.helpers.rkctl import assert_one_error, rkctl_cluster
 
 
 @pytest.mark.trio

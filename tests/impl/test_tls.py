@@ -18,18 +18,8 @@ from raftkube.client import Client, ClientError
 from raftkube.server.member import MemberConfig
 from raftkube.server.runner import open_member
 from raftkube.tls import client_context, ensure_cluster_certs, peer_tls, server_context
-
-from .test_cluster_processes import (
-    Processes,
-    free_port_block,
-    procs,
-    up_args,
-    wait_exit,
-    wait_leader,
-    wait_up,
-)
-
-__all__ = ["procs"]  # the fixture, re-exported so pytest finds it here
+from tests.helpers.member_processes import up_args, wait_leader
+from tests.helpers.processes import Processes, free_port_block, wait_exit, wait_up
 
 
 def test_certs_are_generated_once_with_loopback_names(tmp_path: Path) -> None:

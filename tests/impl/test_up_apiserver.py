@@ -28,16 +28,7 @@ from raftkube.cluster import control_plane, up
 from raftkube.cluster.control_plane import plan_control_plane
 from raftkube.kubeclient import KubeClient, load_kubeconfig
 from raftkube.tls import ensure_cluster_certs
-from tests.helpers.processes import (
-    Processes,
-    free_port_block,
-    free_ports,
-    procs,
-    wait_exit,
-    wait_up,
-)
-
-__all__ = ["procs"]  # the fixture, imported so pytest finds it here
+from tests.helpers.processes import Processes, free_port_block, free_ports, wait_exit, wait_up
 
 
 def subject(cert: Path) -> tuple[str, list[str]]:

@@ -43,12 +43,8 @@ from raftkube.cluster.up import local_cluster, local_plan
 from raftkube.kubeclient import KubeClient
 from raftkube.kubelet.cli import stop_every_pod
 from raftkube.runtime.process import ProcessRuntime
-from tests.helpers.cluster_http import eventually
-from tests.helpers.processes import (
-    Processes,
-    free_ports,
-    procs,  # noqa: F401  (the fixture)
-)
+from tests.helpers.polling import eventually
+from tests.helpers.processes import Processes, free_ports
 
 Obj = dict[str, Any]
 
@@ -124,7 +120,7 @@ async def stop_pods(node: NodePlan) -> None:
 @pytest.mark.trio
 async def test_a_killed_kubelets_pods_move_to_the_other_node(
     tmp_path: Path,
-    procs: Processes,  # noqa: F811
+    procs: Processes,
 ) -> None:
     data = tmp_path / "cluster"
     data.mkdir()
@@ -168,7 +164,7 @@ async def _check_node_loss(kube: KubeClient, kubelets: dict[str, subprocess.Pope
         ready = {n["metadata"]["name"] for n in nodes if node_condition(n, "Ready") == "True"}
         return ready == set(kubelets)
 
-    await eventually(nodes_ready, 60)
+    await eventually(nodes_ready, "nodes ready", timeout=60, interval=0.25)
     await kube.create(REPLICA_SETS, replica_set(), namespace="default")
 
     async def pods_running() -> list[Obj] | None:
@@ -176,7 +172,7 @@ async def _check_node_loss(kube: KubeClient, kubelets: dict[str, subprocess.Pope
         live = [p for p in pods if running(p)]
         return live if len(live) == 2 else None
 
-    before = await eventually(pods_running, 30)
+    before = await eventually(pods_running, "pods running", timeout=30, interval=0.25)
     victim = str(before[0]["spec"]["nodeName"])
     (survivor,) = set(kubelets) - {victim}
     moved = {p["metadata"]["name"] for p in before if p["spec"]["nodeName"] == victim}
@@ -190,7 +186,7 @@ async def _check_node_loss(kube: KubeClient, kubelets: dict[str, subprocess.Pope
             return None
         return live
 
-    after = await eventually(replaced, 40)
+    after = await eventually(replaced, "replaced", timeout=40, interval=0.25)
     # Not before the grace period, less the last renewal's age (up to 1 s) and one monitor
     # period (1 s): the pods moved because the node went silent, not for another reason.
     assert trio.current_time() - killed_at >= GRACE_SECONDS - 2

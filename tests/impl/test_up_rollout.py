@@ -27,15 +27,9 @@ import yaml
 
 from raftkube.apiserver.resources import by_kind
 from raftkube.kubeclient import KubeClient
-from tests.helpers.cluster_http import eventually, http_get
-from tests.helpers.processes import (
-    Processes,
-    free_port_block,
-    free_ports,
-    procs,  # noqa: F401  (the fixture)
-    wait_exit,
-    wait_up,
-)
+from tests.helpers.cluster_http import http_get
+from tests.helpers.polling import eventually
+from tests.helpers.processes import Processes, free_port_block, free_ports, wait_exit, wait_up
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web.yaml"
 DEPLOYMENT = "/apis/apps/v1/namespaces/default/deployments/web"
@@ -72,7 +66,7 @@ def rolled_out(deploy: dict[str, Any]) -> bool:
 @pytest.mark.trio
 async def test_a_rolling_update_keeps_a_ready_endpoint(
     tmp_path: Path,
-    procs: Processes,  # noqa: F811
+    procs: Processes,
 ) -> None:
     base = free_port_block(6)
     kubelets = free_port_block(2)
@@ -92,7 +86,7 @@ async def test_a_rolling_update_keeps_a_ready_endpoint(
             async def available() -> bool:
                 return rolled_out(await kube.call("GET", DEPLOYMENT))
 
-            await eventually(available, 60)
+            await eventually(available, "available", timeout=60, interval=0.25)
             service = await kube.call("GET", "/api/v1/namespaces/default/services/web")
             cluster_ip = service["spec"]["clusterIP"]
 
@@ -102,7 +96,7 @@ async def test_a_rolling_update_keeps_a_ready_endpoint(
                 except OSError:
                     return None  # kube-proxy has not bound the ClusterIP yet
 
-            await eventually(serving, 30)
+            await eventually(serving, "serving", timeout=30, interval=0.25)
             old = {p["metadata"]["name"] for p in (await kube.list(PODS))["items"]}
             assert len(old) == 3
 
@@ -148,11 +142,13 @@ async def test_a_rolling_update_keeps_a_ready_endpoint(
                 ready = ready_addresses(await kube.call("GET", ENDPOINTS))
                 return sorted(ready) == sorted(new)
 
-            await eventually(only_new_endpoints, 15)
+            await eventually(only_new_endpoints, "only new endpoints", timeout=15, interval=0.25)
             # kube-proxy follows the Endpoints it watches; a few fetches must all reach new pods.
             after: set[str] = set()
             for _ in range(6):
-                after.add(answered_by(await eventually(serving, 5)))
+                after.add(
+                    answered_by(await eventually(serving, "serving", timeout=5, interval=0.25))
+                )
             assert after <= new, (after, new)
             print(
                 f"rollout {rollout:.1f}s: {reads} Endpoints reads (fewest ready {fewest}), "

@@ -18,15 +18,9 @@ import yaml
 
 from raftkube.apiserver.resources import by_kind
 from raftkube.kubeclient import KubeClient
-from tests.helpers.cluster_http import eventually, http_get
-from tests.helpers.processes import (
-    Processes,
-    free_port_block,
-    free_ports,
-    procs,  # noqa: F401  (the fixture)
-    wait_exit,
-    wait_up,
-)
+from tests.helpers.cluster_http import http_get
+from tests.helpers.polling import eventually
+from tests.helpers.processes import Processes, free_port_block, free_ports, wait_exit, wait_up
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web.yaml"
 
@@ -34,7 +28,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web.yaml"
 @pytest.mark.trio
 async def test_the_readme_example_serves_through_its_cluster_ip(
     tmp_path: Path,
-    procs: Processes,  # noqa: F811
+    procs: Processes,
 ) -> None:
     base = free_port_block(6)
     kubelets = free_port_block(2)
@@ -56,7 +50,7 @@ async def test_the_readme_example_serves_through_its_cluster_ip(
                 ]  # fmt: skip
                 return len(ready) == 2
 
-            await eventually(two_ready_nodes, 60)
+            await eventually(two_ready_nodes, "two ready nodes", timeout=60, interval=0.25)
             for obj in yaml.safe_load_all(EXAMPLE.read_text()):
                 info = by_kind(obj["apiVersion"], obj["kind"])
                 assert info is not None
@@ -66,7 +60,7 @@ async def test_the_readme_example_serves_through_its_cluster_ip(
                 deploy = await kube.call("GET", "/apis/apps/v1/namespaces/default/deployments/web")
                 return deploy.get("status", {}).get("availableReplicas") == 3
 
-            await eventually(available, 90)
+            await eventually(available, "available", timeout=90, interval=0.25)
             pods = (await kube.list("/api/v1/namespaces/default/pods"))["items"]
             assert {p["spec"]["nodeName"] for p in pods} <= {"node-0", "node-1"}
             assert all(p["status"]["podIP"].startswith(("127.1.", "127.2.")) for p in pods)
@@ -84,7 +78,9 @@ async def test_the_readme_example_serves_through_its_cluster_ip(
 
             seen = set()
             for _ in range(6):
-                answer = await eventually(through_the_service, 30)
+                answer = await eventually(
+                    through_the_service, "through the service", timeout=30, interval=0.25
+                )
                 seen.add(answer.rsplit(b"hello from ", 1)[1].strip().decode())
             assert seen <= names and len(seen) >= 2  # spread over the endpoints
 
