@@ -65,7 +65,6 @@ from typing import Any, NoReturn, cast
 import attrs
 
 from raftkube.raft import NodeConfig, RaftNode, Ready
-from raftkube.server.entries import core_value
 from raftkube.server.member import MemberConfig
 from raftkube.storage.state import RecoveredState
 from raftkube_fuzz.checks.raft_state import (
@@ -149,8 +148,7 @@ def _disk_fields(disk: RecoveredState) -> dict[str, Any]:
         "snapshot_index": 0 if meta is None else meta.index,
         "snapshot_term": 0 if meta is None else meta.term,
         "last_index": disk.last_index,
-        # A configuration entry is bytes on disk and a Membership in the log.
-        "live_log": tuple(Entry(e.term, core_value(e.data)) for e in disk.entries),
+        "live_log": tuple(Entry(e.term, e.data) for e in disk.entries),
     }
 
 
@@ -214,7 +212,7 @@ class RaftShadow:
     :meth:`check_invariants`. Each raises :class:`~raftkube_fuzz.violation.Violation`.
     """
 
-    def __init__(self, servers: int, *, max_batch: int, features: dict[str, Any]) -> None:
+    def __init__(self, servers: int, *, max_batch: int, features: dict[str, bool]) -> None:
         self.spec = _spec_for(
             RaftConfig(
                 servers=servers,
@@ -247,11 +245,7 @@ class RaftShadow:
     @classmethod
     def for_member_config(cls, servers: int, member_config: MemberConfig) -> RaftShadow:
         """A shadow configured as a :class:`~raftkube.server.member.Member` configures its core."""
-        features: dict[str, Any] = dict(MEMBER_FEATURES)
-        if member_config.membership:
-            # The hosts past the initial configuration are the spec's spares.
-            features.update(membership=True, spares=servers - member_config.servers)
-        return cls(servers, max_batch=member_config.max_batch, features=features)
+        return cls(servers, max_batch=member_config.max_batch, features=dict(MEMBER_FEATURES))
 
     @property
     def stats(self) -> dict[str, int]:
