@@ -55,6 +55,7 @@ OPENS: dict[str, str] = {
     "host_cut": CUT,
     "host_clock_jump": CLOCK,
     "host_clock_rate": CLOCK,
+    "host_slow": "slow",
 }
 """Fault kind -> the class of span it opens."""
 
@@ -67,7 +68,7 @@ CLOSES: dict[str, frozenset[str]] = {
     "heal": frozenset({CUT}),
     "resync": frozenset({CLOCK}),
     "disk_freed": frozenset({DISK}),
-    "heal_all": frozenset({DOWN, PAUSED, CUT, CLOCK, DISK, *NETWORK_WIDE}),
+    "heal_all": frozenset({DOWN, PAUSED, CUT, CLOCK, DISK, "slow", *NETWORK_WIDE}),
     "host_restart": frozenset({DOWN}),
     "host_resume": frozenset({PAUSED}),
     "host_heal": frozenset({CUT}),

@@ -1,4 +1,5 @@
-"""``NoOverCreation`` under two acting controller managers (issue 15): the cluster suite found
+"""``NoOverCreation`` (and ``NodeWithinAllocatable``) under two acting controller managers
+(schedulers) (issue 15): the cluster suite found
 a leader paused (SIGSTOP) past its renew deadline, deposed, then resumed, creating a second
 pod for a ReplicaSet of one from a cache the pause left stale while the new leader had
 already created the first. Upstream's leader election is no fence and its expectations are
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
-from raftkube_fuzz.cluster.leadership import LEASE_KEY, LeadershipLog
+from raftkube_fuzz.cluster.leadership import LEASE_KEY, SCHEDULER_LEASE_KEY, LeadershipLog
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.kv.types import KeyValue
 
@@ -113,3 +114,57 @@ def test_a_manager_that_leads_again_after_ending_acts_again() -> None:
     store.write(lambda r: _lease("kcm-0", r))
     store.write(lambda r: _lease("kcm-1", r))  # took it back with a fresh incarnation
     assert store.log.overlapping() == ("kcm-0", "kcm-1")
+
+
+# --- NodeWithinAllocatable, and two schedulers ---------------------------------------------------
+
+
+def _node(revision: int) -> KeyValue:
+    obj = {"kind": "Node", "metadata": {"name": "sim-0", "uid": "u-sim-0"},
+           "status": {"allocatable": {"cpu": "4"}}}  # fmt: skip
+    return _kv("/registry/nodes/sim-0", revision, obj)
+
+
+def _bound(name: str, revision: int, phase: str = "Pending") -> KeyValue:
+    meta = {"name": name, "namespace": "default", "uid": f"u-{name}"}
+    obj = {
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "nodeName": "sim-0",
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": "1500m"}}}],
+        },
+        "status": {"phase": phase},
+    }
+    return _kv(f"/registry/pods/default/{name}", revision, obj)
+
+
+def test_a_third_1500m_pod_bound_to_a_4_cpu_node_is_over_its_allocatable() -> None:
+    store = Store()
+    store.write(_node)
+    store.write(lambda r: _bound("a", r))
+    store.write(lambda r: _bound("b", r))
+    with pytest.raises(Violation) as caught:
+        store.write(lambda r: _bound("c", r))
+    assert caught.value.prop == "NodeWithinAllocatable"
+
+
+def test_a_failed_pod_holds_no_room() -> None:
+    store = Store()
+    store.write(_node)
+    store.write(lambda r: _bound("a", r))
+    store.write(lambda r: _bound("b", r, phase="Failed"))  # refused by the kubelet
+    store.write(lambda r: _bound("c", r))
+
+
+def test_a_pod_bound_while_two_schedulers_may_act_is_not_counted() -> None:
+    store = Store()
+    scheduling = LeadershipLog(store.log.current_revision, SCHEDULER_LEASE_KEY)
+    store.observer = ClusterObserver(store.log, scheduling)
+    store.write(_node)
+    store.write(lambda r: _kv(SCHEDULER_LEASE_KEY, r, {"spec": {"holderIdentity": "sched-1"}}))
+    store.write(lambda r: _bound("a", r))
+    store.write(lambda r: _bound("b", r))
+    store.write(lambda r: _kv(SCHEDULER_LEASE_KEY, r, {"spec": {"holderIdentity": "sched-0"}}))
+    store.write(lambda r: _bound("c", r))  # the deposed sched-1's, from its stale cache
+    assert list(store.observer.double_booked) == ["u-c"]

@@ -13,6 +13,7 @@ STEPS = [
     Step.of("host_crash", host="192.168.1.10", hold=1.0),
     Step.of("apply_rs", name="rs-a", replicas=1),
     Step.of("host_cut", host="sched-0", hold=1.0),
+    Step.of("host_slow", host="kcm-0", seconds=0.5),
     Step.of("host_resume", host="kcm-1", hold=1.0),
     Step.of("host_restart", host="192.168.1.10", hold=1.0),
     Step.of("long_wait", seconds=2.0),
@@ -28,6 +29,7 @@ def test_component_faults_and_user_actions_are_on_their_hosts_lanes() -> None:
     assert spans[("kcm-1", "paused")] is True  # resumed
     assert spans[("192.168.1.10", "down")] is True  # restarted
     assert ("sched-0", "cut") in spans  # healed only by the final heal-all
+    assert ("kcm-0", "slow") in spans
     user = [a for a in model.arrows if a.flow.startswith("user-")]
     assert {(a.source, a.target, a.outcome) for a in user} == {
         ("user", "192.168.0.2", "call"),

@@ -35,11 +35,17 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from raftkube_fuzz.cluster.leadership import LEASE_KEY, LeadershipLog
+from raftkube.apiserver.quantity import parse_quantity_json
+from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.model import ClusterState, Machine
-from raftkube_spec.control.properties import bound_once, no_over_creation, pod_runs_on_one_node
-from raftkube_spec.control.records import Meta, OwnerRef, Pod, ReplicaSet
+from raftkube_spec.control.properties import (
+    bound_once,
+    no_over_creation,
+    node_within_allocatable,
+    pod_runs_on_one_node,
+)
+from raftkube_spec.control.records import Meta, Node, OwnerRef, Pod, ReplicaSet
 from raftkube_spec.control.world import World
 from raftkube_spec.kv.types import KeyValue
 
@@ -57,6 +63,7 @@ PREFIXES: dict[bytes, str] = {
 """The stored kinds the checks follow (the API server's key layout)."""
 
 NAMESPACE = "default"
+TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 def kind_of(key: bytes) -> str | None:
@@ -103,8 +110,31 @@ def spec_pod(obj: Mapping[str, Any]) -> Pod:
     return Pod(
         meta=_meta(obj, "Pod"),
         node=str((obj.get("spec") or {}).get("nodeName") or ""),
+        cpu=pod_cpu(obj),
         ready=is_ready(obj),
     )
+
+
+def millicores(value: Any) -> int:
+    """A cpu quantity (``"1500m"``, ``"2"``, ``0.5``) in thousandths of a cpu."""
+    return parse_quantity_json(value).milli_value() if value is not None else 0
+
+
+def pod_cpu(obj: Mapping[str, Any]) -> int:
+    """The pod's summed container cpu requests, in millicores (upstream's PodRequests without
+    init containers or overhead, which the suite's pods do not have)."""
+    containers = (obj.get("spec") or {}).get("containers") or []
+    return sum(
+        millicores(((c.get("resources") or {}).get("requests") or {}).get("cpu"))
+        for c in containers
+    )
+
+
+def spec_node(obj: Mapping[str, Any]) -> Node:
+    """A real Node as the spec's record, for the room on it: allocatable cpu in millicores
+    (the spec's whole units, a thousand times finer: the comparison is the same)."""
+    allocatable = (obj.get("status") or {}).get("allocatable") or {}
+    return Node(meta=_meta(obj, "Node"), cpu=millicores(allocatable.get("cpu")))
 
 
 def spec_replica_set(obj: Mapping[str, Any]) -> ReplicaSet:
@@ -130,9 +160,17 @@ def _violation(found: tuple[str, str] | None, revision: int, evidence: Mapping[s
 class ClusterObserver:
     """Follows the store's writes and checks each revision (see the module docstring)."""
 
-    def __init__(self, leadership: LeadershipLog | None = None) -> None:
+    def __init__(
+        self, leadership: LeadershipLog | None = None, scheduling: LeadershipLog | None = None
+    ) -> None:
         self.leadership = leadership
         """Which controller managers may act at once (None: one at most, always)."""
+        self.scheduling = scheduling
+        """Which schedulers may act at once (None: one at most, always)."""
+        self.double_booked: dict[str, tuple[str, ...]] = {}
+        """Pods (by uid) bound while two schedulers may have acted, with those schedulers:
+        ``NodeWithinAllocatable`` does not count them (upstream leaves an overcommit by two
+        schedulers to the kubelet's admission, which the machines' check covers)."""
         self.excused: dict[str, tuple[str, ...]] = {}
         """Pods (by uid) created while two controller managers may have acted, with those
         managers: ``NoOverCreation`` does not count them (see :mod:`.leadership`)."""
@@ -169,12 +207,14 @@ class ClusterObserver:
 
     def _apply(self, revision: int, records: Iterable[KeyValue]) -> None:
         changed: list[tuple[Obj | None, Obj | None, str]] = []
-        if self.leadership is not None:
-            self.leadership.advance_to(revision)
+        logs = [log for log in (self.leadership, self.scheduling) if log is not None]
+        for log in logs:
+            log.advance_to(revision)
         for kv in records:
-            if kv.key == LEASE_KEY and self.leadership is not None and kv.version != 0:
-                holder = (json.loads(kv.value).get("spec") or {}).get("holderIdentity")
-                self.leadership.holder_written(revision, str(holder or ""))
+            for log in logs:
+                if kv.key == log.lease_key and kv.version != 0:
+                    holder = (json.loads(kv.value).get("spec") or {}).get("holderIdentity")
+                    log.holder_written(revision, str(holder or ""))
             kind = kind_of(kv.key)
             if kind is None:
                 continue
@@ -191,7 +231,17 @@ class ClusterObserver:
             self._keys[kv.key] = key
             self.objects[key] = decoded
             changed.append((old, decoded, kind))
+        nodes_to_check: set[str] = set()
         for before, after, kind in changed:
+            if kind == "Node" and after is not None:
+                nodes_to_check.add(object_key(after, "Node")[2])
+            if kind == "Pod" and after is not None:
+                node = str((after.get("spec") or {}).get("nodeName") or "")
+                if node and node != str(((before or {}).get("spec") or {}).get("nodeName") or ""):
+                    nodes_to_check.add(node)
+                    acting = self.scheduling.overlapping() if self.scheduling else ()
+                    if acting:
+                        self.double_booked[spec_pod(after).meta.uid] = acting
             if kind == "Pod":
                 self._pod_changed(revision, before, after)
             elif kind == "ReplicaSet" and after is not None:
@@ -201,6 +251,8 @@ class ClusterObserver:
                 self._check_replica_set(revision, after)
             elif kind == "Endpoints" and after is not None:
                 self._check_endpoints(revision, after)
+        if nodes_to_check:
+            self._check_allocatable(revision, sorted(nodes_to_check))
 
     def _pod_changed(self, revision: int, old: Obj | None, new: Obj | None) -> None:
         if old is None and new is not None and self.leadership is not None:
@@ -245,6 +297,27 @@ class ClusterObserver:
             {"replicaset": rs.meta.name, "most_replicas_asked": limit,
              "not_counted_created_under_leader_overlap": excused},
         )  # fmt: skip
+
+    def _check_allocatable(self, revision: int, names: list[str]) -> None:
+        """``NodeWithinAllocatable`` for the nodes ``names`` (a pod was bound to one, or its
+        Node changed): the spec's property on the Nodes and the pods holding room on them.
+        A pod in a terminal phase holds none (upstream's scheduler does not count it: its
+        informer leaves Succeeded and Failed pods out), and one bound while two schedulers
+        may have acted is not counted (:attr:`double_booked`)."""
+        nodes = [spec_node(n) for n in self.of("Node") if object_key(n, "Node")[2] in names]
+        pods = [
+            spec_pod(p)
+            for p in self.of("Pod")
+            if str((p.get("spec") or {}).get("nodeName") or "") in names
+            and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
+        ]
+        counted = [p for p in pods if p.meta.uid not in self.double_booked]
+        world = World(tuple(sorted((*nodes, *counted), key=lambda r: r.meta.key)))
+        _violation(
+            node_within_allocatable(ClusterState(world, ())),
+            revision,
+            {"nodes": names, "pods": sorted(f"{p.meta.name}@{p.node}:{p.cpu}m" for p in counted)},
+        )
 
     def _check_endpoints(self, revision: int, endpoints: Obj) -> None:
         _, namespace, name = object_key(endpoints, "Endpoints")

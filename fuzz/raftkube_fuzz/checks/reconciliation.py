@@ -10,8 +10,10 @@ Reconciled means, as the spec's ESR says for the composed loops:
 
 * every node is Ready and carries none of the node lifecycle controller's taints;
 * every ReplicaSet not being deleted has exactly ``spec.replicas`` active pods, each
-  Running and Ready on a Ready node; no pod is left terminating (every kubelet is back to
-  confirm its deletions) and no pod outlives its owner (the garbage collector);
+  Running and Ready on a Ready node, or still unbound because its cpu request fits the room
+  left on no Ready, schedulable node (a full cluster leaves pods Pending upstream too); no
+  pod is left terminating (every kubelet is back to confirm its deletions) and no pod
+  outlives its owner (the garbage collector);
 * every Deployment's rollout is complete: its status has observed its generation and counts
   ``spec.replicas`` updated, ready and total replicas, and no older ReplicaSet of it keeps
   pods;
@@ -26,7 +28,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from raftkube_fuzz.checks.cluster_state import NAMESPACE, ClusterObserver, is_ready
+from raftkube_fuzz.checks.cluster_state import (
+    NAMESPACE,
+    TERMINAL_PHASES,
+    ClusterObserver,
+    is_ready,
+    pod_cpu,
+    spec_node,
+)
 
 Obj = dict[str, Any]
 
@@ -106,13 +115,21 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
         uid = str(_meta(rs).get("uid"))
         want = int((rs.get("spec") or {}).get("replicas", 1))
         active = [
-            p for p in pods if uid in _owner_uids(p) and not _meta(p).get("deletionTimestamp")
+            p
+            for p in pods
+            if uid in _owner_uids(p)
+            and not _meta(p).get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
         ]
         if len(active) != want:
             problems.append(f"replicaset {_meta(rs).get('name')} has {len(active)} of {want}")
         for pod in active:
             bound_to = str((pod.get("spec") or {}).get("nodeName"))
             phase = (pod.get("status") or {}).get("phase")
+            if not (pod.get("spec") or {}).get("nodeName") and not fits_anywhere(
+                pod, nodes, ready_nodes, pods
+            ):
+                continue  # Pending because the cluster is full: what upstream leaves too
             if phase != "Running" or not is_ready(pod) or bound_to not in ready_nodes:
                 problems.append(
                     f"pod {_meta(pod).get('name')} is {phase}, ready={is_ready(pod)}, on {bound_to}"
@@ -122,6 +139,27 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
     for svc in observer.of("Service", NAMESPACE):
         problems.extend(_service_problems(svc, observer, pods))
     return problems
+
+
+def fits_anywhere(pod: Obj, nodes: Mapping[str, Obj], ready: set[str], pods: list[Obj]) -> bool:
+    """Whether the unbound ``pod``'s cpu request fits the room left on some Ready,
+    schedulable node (allocatable minus what the pods bound there and not finished request):
+    if not, the scheduler rightly leaves it Pending, and a full cluster is reconciled with
+    it so."""
+    want = pod_cpu(pod)
+    for name in sorted(ready):
+        node = nodes[name]
+        if (node.get("spec") or {}).get("unschedulable"):
+            continue
+        used = sum(
+            pod_cpu(p)
+            for p in pods
+            if (p.get("spec") or {}).get("nodeName") == name
+            and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
+        )
+        if spec_node(node).cpu - used >= want:
+            return True
+    return False
 
 
 def _deployment_problems(d: Obj, replica_sets: list[Obj], pods: list[Obj]) -> list[str]:

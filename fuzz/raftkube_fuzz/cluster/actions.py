@@ -3,8 +3,9 @@
 Workloads are named by the suite's steps from small sets, so that actions collide (a scale of
 a ReplicaSet just deleted, a Service whose pods come and go): ReplicaSet ``rs-X`` and
 Deployment ``dep-X`` select ``app=<their name>``, and Service ``svc-<target>`` selects the
-pods of workload ``<target>``. Every pod runs the simulated runtime's default script (running
-and ready at once, until stopped).
+pods of workload ``<target>``. A ReplicaSet's pods request :data:`RS_CPU` each and run the
+simulated runtime's default script (running and ready at once, until stopped); a
+Deployment's are ready only a few seconds after they start (:data:`SLOW_READY_IMAGE`).
 
 An action's outcome (the HTTP status, or the connection error) goes to the timeline; it is
 never a failure of the run: a user's request may fail while the API server is down.
@@ -23,12 +24,32 @@ DEPLOYMENT_NAMES = ("dep-a", "dep-b")
 WORKLOADS = RS_NAMES + DEPLOYMENT_NAMES
 NAMESPACE = "default"
 IMAGE = "sim"
+SLOW_READY_IMAGE = "sim-slow-ready"
+"""The Deployments' image: its container passes its readiness probe only
+:data:`SLOW_READY_AFTER` seconds after it starts (the kubelets' runtimes are scripted so), so
+each new pod is Running with an IP and not Ready for a while, as a real server warming up
+is: what the endpoints controller must keep out of a Service's ready addresses."""
+SLOW_READY_AFTER = 3.0
+
+READINESS_PROBE = {"exec": {"command": ["ready"]}, "periodSeconds": 1, "failureThreshold": 1}
 
 
-def _template(app: str, version: int) -> Obj:
+RS_CPU = "1500m"
+"""What each ReplicaSet's pod requests: two fit on a simulated node (4 cpu), a third does not,
+so a few ReplicaSet pods fill a node and the scheduler must count what it has already placed
+(and a full cluster leaves pods Pending, which reconciliation accepts: see
+:mod:`raftkube_fuzz.checks.reconciliation`)."""
+
+
+def _template(app: str, version: int, image: str = IMAGE, cpu: str | None = None) -> Obj:
+    container: Obj = {"name": "app", "image": image}
+    if cpu is not None:
+        container["resources"] = {"requests": {"cpu": cpu}}
+    if image == SLOW_READY_IMAGE:
+        container["readinessProbe"] = READINESS_PROBE
     return {
         "metadata": {"labels": {"app": app}, "annotations": {"version": str(version)}},
-        "spec": {"containers": [{"name": "app", "image": IMAGE}]},
+        "spec": {"containers": [container]},
     }
 
 
@@ -40,7 +61,7 @@ def replica_set(name: str, replicas: int) -> Obj:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": _template(name, 1),
+            "template": _template(name, 1, cpu=RS_CPU),
         },
     }
 
@@ -53,7 +74,7 @@ def deployment(name: str, replicas: int, version: int) -> Obj:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": _template(name, version),
+            "template": _template(name, version, SLOW_READY_IMAGE),
         },
     }
 

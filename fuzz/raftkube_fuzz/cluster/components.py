@@ -33,8 +33,9 @@ from raftkube.controllers.nodehealth import DisruptionConfig
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
 from raftkube.kubeclient import KubeClient
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
-from raftkube.runtime import SimulatedRuntime
+from raftkube.runtime import ContainerScript, SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
+from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
 from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import SimPKI
 from raftkube_fuzz.world.host import HostEnv
@@ -78,6 +79,10 @@ LEADER_LEASE = 15.0
 LEADER_RENEW = 10.0
 LEADER_RETRY = 2.0
 """Leader election for the controller manager and the scheduler: upstream's defaults."""
+
+
+SCRIPTS = {SLOW_READY_IMAGE: ContainerScript(ready_after=SLOW_READY_AFTER)}
+"""What the simulated runtimes run, by image (any other image: ready at once)."""
 
 
 def wall_clock(clock: Clock) -> Callable[[], float]:
@@ -176,6 +181,8 @@ class SchedulerProcess:
 
     env: HostEnv
     pki: SimPKI
+    leadership: LeadershipLog | None = None
+    """Told when an incarnation ends, for the checks (:mod:`.leadership`)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -197,6 +204,8 @@ class SchedulerProcess:
                     rng=self.env.rng,
                     wall=wall_clock(self.env.clock),
                 )
+                if self.leadership is not None:
+                    self.leadership.ended(self.env.name)
 
 
 @attrs.define(eq=False)
@@ -212,7 +221,7 @@ class KubeletProcess:
 
     def __attrs_post_init__(self) -> None:
         node = self.pki.plan.sim_nodes[self.index]
-        self.runtime = SimulatedRuntime(self.env.clock, node.pod_cidr)
+        self.runtime = SimulatedRuntime(self.env.clock, node.pod_cidr, scripts=SCRIPTS)
 
     @property
     def node_name(self) -> str:

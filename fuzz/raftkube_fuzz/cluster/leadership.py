@@ -12,8 +12,9 @@ fencing)"), and the ReplicaSet controller's expectations are a process's own mem
 keep *one* controller from creating twice, not two.
 
 So the checks need to know, for each revision the store committed, whether two controller
-manager incarnations may have been acting. :class:`LeadershipLog` collects the two kinds of
-fact that decide it, both observable without looking inside a controller:
+manager incarnations may have been acting (and, on the schedulers' Lease, two schedulers).
+:class:`LeadershipLog` collects the two kinds of fact that decide it, both observable without
+looking inside a controller:
 
 * a manager *starts* acting at the revision that writes it into the Lease as holder (read by
   the observer from the store, :meth:`holder_written`);
@@ -36,13 +37,18 @@ import attrs
 
 LEASE_KEY = b"/registry/leases/kube-system/kube-controller-manager"
 """The controller managers' Lease, as the API server stores it."""
+SCHEDULER_LEASE_KEY = b"/registry/leases/kube-system/kube-scheduler"
+"""The schedulers' Lease: two schedulers acting at once may bind two pods onto the room for
+one, which upstream leaves to the kubelet's admission to refuse."""
 
 
 @attrs.define
 class LeadershipLog:
-    """See the module docstring. ``current_revision`` reads the store's latest revision."""
+    """See the module docstring. ``current_revision`` reads the store's latest revision;
+    ``lease_key`` is the Lease the candidates compete for."""
 
     current_revision: Callable[[], int]
+    lease_key: bytes = LEASE_KEY
     ends: list[tuple[int, str]] = attrs.field(factory=list)
     """(the store's revision when it ended, manager) for every incarnation that ended."""
     acting: dict[str, int] = attrs.field(factory=dict)

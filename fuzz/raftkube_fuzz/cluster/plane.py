@@ -25,7 +25,7 @@ from raftkube_fuzz.cluster.components import (
     SchedulerProcess,
     client_for,
 )
-from raftkube_fuzz.cluster.leadership import LeadershipLog
+from raftkube_fuzz.cluster.leadership import SCHEDULER_LEASE_KEY, LeadershipLog
 from raftkube_fuzz.cluster.pki import MAX_NODES, SimPKI, sim_pki
 from raftkube_fuzz.world.host import Host, HostEnv, Process
 from raftkube_fuzz.world.world import World
@@ -77,8 +77,10 @@ class ControlPlane:
             world.add_host(f"kcm-{i}", lambda env: ControllerManagerProcess(env, pki, leadership))
             for i in range(shape.managers)
         ]
+        self.scheduling = scheduling = LeadershipLog(current_revision, SCHEDULER_LEASE_KEY)
+        """Which schedulers may act at once."""
         self.schedulers = [
-            world.add_host(f"sched-{i}", lambda env: SchedulerProcess(env, pki))
+            world.add_host(f"sched-{i}", lambda env: SchedulerProcess(env, pki, scheduling))
             for i in range(shape.schedulers)
         ]
         self.kubelets = [

@@ -105,7 +105,7 @@ def prepare(run: Run) -> None:
         nodes=int(run.config["nodes"]),
     )
     plane = ControlPlane(run.world, shape, lambda: max(run.written, default=1))
-    observer = ClusterObserver(plane.leadership)
+    observer = ClusterObserver(plane.leadership, plane.scheduling)
     run.extras["plane"] = plane
     run.extras["observer"] = observer
 
@@ -182,7 +182,13 @@ def execute_client(run: Run, step: Step) -> bool:
 
 
 COMPONENT_FAULTS = ("host_crash", "host_restart", "host_pause", "host_resume", "host_cut",
-                    "host_heal", "host_clock_jump", "host_clock_rate")  # fmt: skip
+                    "host_heal", "host_clock_jump", "host_clock_rate", "host_slow")  # fmt: skip
+
+SLOW_LATENCIES = (0.05, 0.5, 2.0)
+"""The slowest a chunk between the API server and a slowed component may take (seconds; the
+fastest is 1 ms). Each chunk draws its own delay, so a connection stays in order but chunks
+on different connections overtake each other: one informer's watch runs ahead of another's,
+as separate TCP connections through a congested path do."""
 
 
 def _component_fault(run: Run, step: Step) -> None:
@@ -193,6 +199,8 @@ def _component_fault(run: Run, step: Step) -> None:
         host.crash()
         if host in plane_of(run).managers:
             plane_of(run).leadership.ended(host.name)
+        if host in plane_of(run).schedulers:
+            plane_of(run).scheduling.ended(host.name)
         run.fault(kind, f"{host.name} crashed", hosts=[host.name])
     elif host is not None and kind == "host_restart" and not host.up:
         host.restart()
@@ -216,6 +224,17 @@ def _component_fault(run: Run, step: Step) -> None:
     elif kind == "host_heal":
         world.heal()
         run.fault(kind, "network healed")
+    elif host is not None and kind == "host_slow":
+        api = plane_of(run).apiserver
+        if host is not api:
+            seconds = float(step["seconds"])
+            world.set_latency(0.001, seconds, (api.node, host.node))
+            world.set_latency(0.001, seconds, (host.node, api.node))
+            run.fault(
+                kind,
+                f"{host.name} <-> the API server slowed: 1 ms to {seconds} s a chunk",
+                hosts=[host.name],
+            )
     elif host is not None and kind == "host_clock_jump":
         host.clock.jump(float(step["seconds"]))
         run.fault(kind, f"{host.name}'s clock jumps {step['seconds']} s", hosts=[host.name])
@@ -439,6 +458,15 @@ class ClusterMachine(SuiteMachine):
         else:
             hold = data.draw(evenly(FAULT_HOLDS), label="hold")
             self.apply(Step.of("isolate", member=0, hold=hold))
+
+    @rule(data=st.data())
+    def component_slow(self, data: st.DataObject) -> None:
+        """Slow a component's traffic with the API server, out of order across its
+        connections (until the final heal): watches delivered late and reordered."""
+        names = [n for n in self._names() if n != self._plane().apiserver.name]
+        host = data.draw(st.sampled_from(names), label="host")
+        seconds = data.draw(evenly(SLOW_LATENCIES), label="seconds")
+        self.apply(Step.of("host_slow", host=host, seconds=seconds))
 
     @rule(data=st.data())
     def component_clock(self, data: st.DataObject) -> None:
