@@ -17,11 +17,21 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
 from typing import Any
 
 import attrs
-
+from raftkube.controllers import endpoints
 from raftkube.controllers.controller_utils import error_text, is_being_deleted, is_pod_active
+from raftkube.controllers.endpoints import (
+    Obj,
+    endpoint_port,
+    find_port,
+    pod_address,
+    repack_subsets,
+    service_selects,
+    should_pod_be_in_endpoints,
+)
 from raftkube.controllers.replicaset import ReplicaSetController, calculate_status, replicas_of
 from raftkube.controllers.store import split_meta_namespace_key
 from raftkube.mvcc.index import decode_range
@@ -31,6 +41,8 @@ from raftkube.raft.config import NodeConfig
 from raftkube.raft.node import RaftNode
 from raftkube.raft.ready import Ready
 from raftkube.raft.replication import Replication
+from raftkube.scheduler.cache import CacheError, SchedulerCache, _PodState, _with_node_name
+from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.server.leases import LeaseExpiry
 from raftkube.server.outcomes import MemberError
 from raftkube.server.reads import ReadQueue
@@ -69,9 +81,10 @@ class Mutant:
 
 
 @contextlib.contextmanager
-def _swap(owner: type, name: str, replacement: Any) -> Iterator[None]:
+def _swap(owner: type | ModuleType, name: str, replacement: Any) -> Iterator[None]:
     """Replace ``owner.name`` (which ``owner`` itself must define) and put it back on exit,
-    exactly as it was (the raw class attribute, so a property stays a property)."""
+    exactly as it was (the raw class attribute, so a property stays a property). ``owner``
+    may be a module, for a plain function its callers look up by its global name."""
     original = owner.__dict__[name]
     setattr(owner, name, replacement)
     try:
@@ -80,7 +93,7 @@ def _swap(owner: type, name: str, replacement: Any) -> Iterator[None]:
         setattr(owner, name, original)
 
 
-def _patch(owner: type, name: str, replacement: Any) -> Callable[[], Any]:
+def _patch(owner: type | ModuleType, name: str, replacement: Any) -> Callable[[], Any]:
     return functools.partial(_swap, owner, name, replacement)
 
 
@@ -323,6 +336,48 @@ async def _sync_without_expectations(self: ReplicaSetController, key: str) -> No
         raise manage_error
 
 
+# --- 12. endpoints-include-unready ---------------------------------------------------------------
+
+
+def _subsets_including_unready(service: Obj, pods: list[Obj]) -> list[Obj]:
+    spec = service.get("spec") or {}
+    publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
+    subsets: list[Obj] = []
+    for pod in pods:
+        if not service_selects(service, pod):
+            continue
+        if not should_pod_be_in_endpoints(pod, publish_not_ready):
+            continue
+        address = pod_address(service, pod)
+        if address is None:
+            continue
+        # MUTANT: readiness is not looked at: every pod with an IP is a ready address.
+        field = "addresses"
+        service_ports = spec.get("ports") or []
+        if not service_ports:
+            if spec.get("clusterIP") == "None":
+                subsets.append({field: [address]})
+            continue
+        for service_port in service_ports:
+            number = find_port(pod, service_port)
+            if number is None:
+                continue
+            subsets.append({field: [address], "ports": [endpoint_port(service_port, number)]})
+    return repack_subsets(subsets)
+
+
+# --- 13. scheduler-ignores-assumed ----------------------------------------------------------------
+
+
+def _assume_without_counting(self: SchedulerCache, info: PodInfo, node_name: str) -> None:
+    if info.key in self._pods:
+        raise CacheError(f"pod {info.key} is in the cache, so can't be assumed")
+    assumed = attrs.evolve(info, pod=_with_node_name(info.pod, node_name))
+    # MUTANT: the assumption is remembered but not counted on its node, so until the binding
+    # comes back through the informer the next decisions see the node's room as it was.
+    self._pods[info.key] = _PodState(assumed, node_name, assumed=True)
+
+
 # --- the registry -------------------------------------------------------------------------------
 
 _ALL = (
@@ -414,6 +469,24 @@ _ALL = (
         "NoOverCreation",
         False,
         _patch(ReplicaSetController, "sync", _sync_without_expectations),
+        {"store_faults": "off"},
+    ),
+    Mutant(
+        "endpoints-include-unready",
+        "the endpoints controller lists pods that are not Ready among a Service's addresses",
+        "cluster",
+        "EndpointsListOnlyReady",
+        False,
+        _patch(endpoints, "desired_subsets", _subsets_including_unready),
+        {"store_faults": "off"},
+    ),
+    Mutant(
+        "scheduler-ignores-assumed",
+        "the scheduler places a pod on room its own assumed, not yet bound pods already hold",
+        "cluster",
+        "NodeWithinAllocatable",
+        False,
+        _patch(SchedulerCache, "assume_pod", _assume_without_counting),
         {"store_faults": "off"},
     ),
 )

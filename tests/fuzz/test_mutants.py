@@ -11,18 +11,20 @@ import inspect
 import re
 import textwrap
 from collections.abc import Callable
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-
+from raftkube.controllers import endpoints as endpoints_module
 from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.mvcc.sessions import SessionTable
 from raftkube.raft import HardState, NodeConfig, RaftNode, Ready
 from raftkube.raft.replication import Replication
+from raftkube.scheduler.cache import SchedulerCache
+from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.server.leases import LeaseExpiry
 from raftkube.server.outcomes import MemberError
 from raftkube.server.reads import ReadQueue
@@ -220,6 +222,30 @@ def rs_sync_before_creations_observed() -> int:
     return len(calls)
 
 
+def endpoints_of_an_unready_pod() -> list[Any]:
+    """A Service's subsets for a Running pod with an IP that is not Ready yet."""
+    service = {"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
+    pod = {
+        "metadata": {"name": "p", "namespace": "default", "labels": {"app": "web"}},
+        "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [
+            {"type": "Ready", "status": "False"}]},
+    }  # fmt: skip
+    return [sorted(s) for s in endpoints_module.desired_subsets(service, [pod])]
+
+
+def room_after_an_assumption() -> int:
+    """The cpu (millicores) a 4-cpu node still offers after a 1500m pod was assumed on it."""
+    cache = SchedulerCache()
+    cache.add_node({"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "4"}}})
+    pod = {
+        "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+        "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1500m"}}}]},
+    }
+    cache.assume_pod(PodInfo.of(pod), "n")
+    (info,) = cache.node_infos()
+    return info.allocatable.milli_cpu - info.requested.milli_cpu
+
+
 SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "commit-old-term-by-count": (old_term_commit, 0, 1),
     "unsynced-vote": (unsynced_vote, True, False),
@@ -236,9 +262,15 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "follower-expires-leases": (follower_lease_loop, 1, 0),
     "session-retry-applied-twice": (retried_session_write, 2, 3),
     "rs-no-expectations": (rs_sync_before_creations_observed, 0, 1),
+    "endpoints-include-unready": (
+        endpoints_of_an_unready_pod,
+        [["notReadyAddresses", "ports"]],
+        [["addresses", "ports"]],
+    ),
+    "scheduler-ignores-assumed": (room_after_an_assumption, 2500, 4000),
 }
 
-OWNERS: dict[str, tuple[type, str]] = {
+OWNERS: dict[str, tuple[type | ModuleType, str]] = {
     "commit-old-term-by-count": (Replication, "_maybe_commit"),
     "unsynced-vote": (ReadyPipeline, "_needs_sync"),
     "no-conflict-truncation": (Replication, "_merge"),
@@ -250,6 +282,8 @@ OWNERS: dict[str, tuple[type, str]] = {
     "follower-expires-leases": (LeaseExpiry, "run"),
     "session-retry-applied-twice": (SessionTable, "begin"),
     "rs-no-expectations": (ReplicaSetController, "sync"),
+    "endpoints-include-unready": (endpoints_module, "desired_subsets"),
+    "scheduler-ignores-assumed": (SchedulerCache, "assume_pod"),
 }
 
 
