@@ -39,6 +39,10 @@ class NodeConfig:
     # 2 * election_timeout) by the injected random source each time it is reset.
     election_timeout: int = attrs.field(default=10, validator=_positive)
     heartbeat_timeout: int = attrs.field(default=1, validator=_positive)
+    snapshot_timeout: int = attrs.field(default=50, validator=_positive)
+    """Ticks a leader waits for a follower to answer the snapshot it sent before it may send
+    another (see :mod:`raftkube.raft.progress`): long enough for a large image to travel and
+    be installed, short enough that a snapshot lost unreported stalls the follower briefly."""
 
     # Features (the spec's RaftConfig switches).
     max_batch: int = attrs.field(default=1, validator=_positive)

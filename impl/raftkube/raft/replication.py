@@ -7,7 +7,8 @@ carries the newest read's context), advances the commit index by the spec's
 ``commit_candidate``, and on each tick sends heartbeats and checks it still hears from a
 quorum. A follower accepts a current leader, merges its entries (cutting its log at the
 first conflict) or installs its snapshot, and answers with its match index. The per-follower
-flow control itself is :mod:`raftkube.raft.progress`.
+flow control itself, including the snapshot state that sends a far-behind follower one
+snapshot rather than one per rejection, is :mod:`raftkube.raft.progress`.
 """
 
 from __future__ import annotations
@@ -57,8 +58,19 @@ class Replication(ReadIndex):
         if self._heartbeat_elapsed >= self.config.heartbeat_timeout:
             self._heartbeat_elapsed = 0
             for j in self._peers():
-                self.progress[j].reset_flow()
+                pr = self.progress[j]
+                pr.tick_snapshot(self.config.heartbeat_timeout, self.config.snapshot_timeout)
+                pr.reset_flow()
                 self._send_append(j, allow_empty=True)
+
+    def report_snapshot(self, peer: int, failed: bool) -> None:
+        """The driver's word on the snapshot it was handed for ``peer`` (etcd-io/raft's
+        ``ReportSnapshot``): a failed one (dropped, unsendable) lets the next heartbeat probe
+        again, and send a new snapshot if one is still needed. A sent one changes nothing:
+        the follower's answer, once it installed it, ends the snapshot state."""
+        pr = self.progress.get(peer) if self.role is Role.LEADER else None
+        if pr is not None and failed:
+            pr.snapshot_failed()
 
     def _send_heartbeat(self, j: int) -> None:
         prev = self.progress[j].next - 1
@@ -70,6 +82,11 @@ class Replication(ReadIndex):
         """Send what flow control allows to ``j``: entries, or a snapshot if its next entry is
         compacted, or (with ``allow_empty``) a heartbeat."""
         pr = self.progress[j]
+        if pr.pending_snapshot:
+            # A snapshot is in flight: nothing more but a heartbeat, where the log reaches.
+            if allow_empty:
+                self._send_heartbeat(j)
+            return
         pipelining = self.config.pipelining
         while True:
             prev = pr.next - 1
@@ -77,10 +94,7 @@ class Replication(ReadIndex):
                 if pr.paused and not allow_empty:
                     return
                 self._send_snapshot(j, pr)
-                if not pipelining:
-                    return
-                allow_empty = False
-                continue
+                return
             count = min(self.config.max_batch, self.log.last_index - prev)
             window = 1 if pr.probing else self.config.max_inflight
             if count > 0 and (
@@ -135,6 +149,7 @@ class Replication(ReadIndex):
             pr.next = snap.index + 1
         else:
             pr.paused = True
+        pr.become_snapshot(snap.index)
         if self._observer is not None:
             self._observer(ev.InstallSnapshot(self.id, j))
 
@@ -171,6 +186,7 @@ class Replication(ReadIndex):
             pr.free_to(m.match_index)
             pr.paused = False
             pr.probing = False
+            pr.snapshot_acked(m.match_index, self.log.snapshot.index)
         else:
             pr.next = max(pr.match + 1, min(pr.next - 1, m.match_index + 1))
             pr.reset_flow()
