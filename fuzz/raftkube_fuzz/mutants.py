@@ -39,14 +39,14 @@ from raftkube.mvcc.sessions import SessionError, SessionRejection, SessionTable
 from raftkube.mvcc.watch import WatchHub, _Watcher
 from raftkube.raft.config import NodeConfig
 from raftkube.raft.node import RaftNode
-from raftkube.raft.ready import Ready
+from raftkube.raft.ready import HardState
+from raftkube.raft.ready_output import ReadyOutput
 from raftkube.raft.replication import Replication
 from raftkube.scheduler.cache import CacheError, SchedulerCache, _PodState, _with_node_name
 from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.server.leases import LeaseExpiry
 from raftkube.server.outcomes import MemberError
 from raftkube.server.reads import ReadQueue
-from raftkube.server.ready_pipeline import ReadyPipeline
 from raftkube_spec.kv.requests import LeaseRevokeRequest
 from raftkube_spec.kv.responses import Result
 from raftkube_spec.kv.watch import WatchCompacted, WatchFilter
@@ -114,11 +114,8 @@ def _maybe_commit_any_term(self: RaftNode) -> None:
 # --- 2. unsynced-vote ---------------------------------------------------------------------------
 
 
-def _needs_sync_ignoring_vote(self: ReadyPipeline, rd: Ready) -> bool:
-    hs = rd.hard_state
-    if rd.truncate_from is not None or rd.snapshot is not None or rd.entries:
-        if hs is not None:
-            self._synced_term_vote = (hs.term, hs.vote)
+def _must_sync_ignoring_vote(self: ReadyOutput, hs: HardState | None, log_changed: bool) -> bool:
+    if log_changed:  # noqa: SIM103 (shaped as the original but for the planted line)
         return True
     # MUTANT: the hard state is taken as advisory like the commit index, so a new term or vote
     # is answered (a vote granted) before it is durable.
@@ -395,7 +392,7 @@ _ALL = (
         "raft",
         "Durability",
         False,
-        _patch(ReadyPipeline, "_needs_sync", _needs_sync_ignoring_vote),
+        _patch(ReadyOutput, "_must_sync", _must_sync_ignoring_vote),
     ),
     Mutant(
         "no-conflict-truncation",

@@ -21,14 +21,14 @@ from raftkube.controllers import endpoints as endpoints_module
 from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.mvcc.sessions import SessionTable
-from raftkube.raft import HardState, NodeConfig, RaftNode, Ready
+from raftkube.raft import HardState, NodeConfig, RaftNode
+from raftkube.raft.ready_output import ReadyOutput
 from raftkube.raft.replication import Replication
 from raftkube.scheduler.cache import SchedulerCache
 from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.server.leases import LeaseExpiry
 from raftkube.server.outcomes import MemberError
 from raftkube.server.reads import ReadQueue
-from raftkube.server.ready_pipeline import ReadyPipeline
 from raftkube_fuzz.mutants import MUTANTS, Mutant
 from raftkube_spec.kv.requests import (
     CompactionRequest,
@@ -40,6 +40,7 @@ from raftkube_spec.kv.watch import WatchCompacted
 from raftkube_spec.raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
+    RequestVoteRequest,
     RequestVoteResponse,
 )
 from raftkube_spec.raft.types import Entry, Role
@@ -65,9 +66,12 @@ def old_term_commit() -> int:
 
 
 def unsynced_vote() -> bool:
-    """Whether a Ready carrying only a new vote is synced before its messages leave."""
-    pipeline: Any = SimpleNamespace(_synced_term_vote=(0, None))
-    return ReadyPipeline._needs_sync(pipeline, Ready(hard_state=HardState(term=1, vote=2)))
+    """Whether a Ready carrying only a new vote must be synced before its messages leave."""
+    node = RaftNode(NodeConfig(node_id=1))
+    node.step(RequestVoteRequest(term=1, source=0, dest=1, last_log_term=0, last_log_index=0))
+    rd = node.ready()
+    assert rd.hard_state == HardState(term=1, vote=0) and not rd.entries and rd.messages
+    return rd.must_sync
 
 
 def conflicting_append() -> tuple[Entry, ...]:
@@ -272,7 +276,7 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
 
 OWNERS: dict[str, tuple[type | ModuleType, str]] = {
     "commit-old-term-by-count": (Replication, "_maybe_commit"),
-    "unsynced-vote": (ReadyPipeline, "_needs_sync"),
+    "unsynced-vote": (ReadyOutput, "_must_sync"),
     "no-conflict-truncation": (Replication, "_merge"),
     "commit-beyond-match": (Replication, "_maybe_commit"),
     "accept-stale-term-append": (Replication, "_on_append"),

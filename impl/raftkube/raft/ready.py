@@ -1,8 +1,9 @@
 """The output batch of a :class:`~raftkube.raft.node.RaftNode`, as etcd-io/raft's ``Ready``.
 
 A driver handles a Ready in this order: persist (``truncate_from``, then ``snapshot``, then
-``entries``, then ``hard_state``; sync), then send ``messages``, then apply the snapshot and
-``committed_entries``, serve ``read_states``, and finally call ``RaftNode.advance(ready)``.
+``entries``, then ``hard_state``; sync if ``must_sync``), then send ``messages``, then apply
+the snapshot and ``committed_entries``, serve ``read_states``, and finally call
+``RaftNode.advance(ready)``.
 Messages must not leave before the persistence they depend on: a vote or an acknowledgement
 sent before the term, vote or entries it vouches for are durable can break safety.
 """
@@ -50,6 +51,10 @@ class Ready:
     committed_entries: tuple[Entry, ...] = ()
     """Entries to apply, the first at ``committed_first_index``."""
     read_states: tuple[ReadState, ...] = ()
+    must_sync: bool = False
+    """etcd-io/raft's ``MustSync``: this Ready's writes must be durable (synced) before its
+    messages leave. False when nothing is written, or only the commit index, which is advisory
+    and becomes durable with the next sync."""
 
     @property
     def must_persist(self) -> bool:

@@ -53,20 +53,39 @@ class ReadyOutput(NodeState):
         hs = self._hard_state() if self._hard_state_changed() else None
         first = max(self._unstable_from, self.log.first_index)
         apply_from = max(self._applied, self.log.snapshot.index) + 1
+        entries = self.log.slice(first - 1, self.log.last_index)
+        log_changed = bool(
+            entries or self._truncate_from is not None or self._pending_snapshot is not None
+        )
         rd = Ready(
             hard_state=hs,
             truncate_from=self._truncate_from,
             snapshot=self._pending_snapshot,
             first_index=first,
-            entries=self.log.slice(first - 1, self.log.last_index),
+            entries=entries,
             messages=tuple(self._msgs),
             committed_first_index=apply_from,
             committed_entries=self.log.slice(apply_from - 1, self.commit),
             read_states=tuple(self._read_states),
+            must_sync=self._must_sync(hs, log_changed),
         )
         if self.on_ready is not None:
             self.on_ready(rd)
         return rd
+
+    def _must_sync(self, hs: HardState | None, log_changed: bool) -> bool:
+        """etcd-io/raft's ``MustSync(st, prevst, entsnum)``: whether a Ready's writes must be
+        durable before its messages leave. A change to the log (entries, a truncation, a
+        snapshot) must: an acknowledgement vouches for it. So must a new term or vote: one
+        forgotten in a crash lets this server vote twice in a term. A change of the commit
+        index alone needs no sync of its own (the commit index is advisory: a restart may
+        recover an older one, see :class:`~raftkube.raft.ready.HardState`); it is written now
+        and becomes durable with the next sync. The previous hard state is the one the last
+        advanced Ready carried, which its driver synced if its term or vote changed."""
+        if log_changed:
+            return True
+        p = self._persisted
+        return hs is not None and (hs.term != p.term or hs.vote != p.vote)
 
     def advance(self, rd: Ready) -> None:
         """The driver persisted, sent and applied ``rd``."""

@@ -235,11 +235,7 @@ class Member:
             run_sync=run_sync,
             run_encode=run_encode,
         )
-        self.pipeline = ReadyPipeline(
-            self,
-            synced_term_vote=(hs.term, None if hs.vote is None else int(hs.vote)),
-            run_sync=run_sync,
-        )
+        self.pipeline = ReadyPipeline(self, run_sync=run_sync)
         # Entries known committed on disk are applied at once; the node re-delivers them
         # after restart and the ready loop skips them. A snapshot installed from a leader may
         # be ahead of the persisted commit index; it is committed by definition.

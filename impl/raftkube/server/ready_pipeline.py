@@ -48,14 +48,7 @@ _LOG_REWRITING = (AppendEntriesRequest, InstallSnapshotRequest)
 class ReadyPipeline:
     """The ready loop, the only writer of the member's storage, and the apply step."""
 
-    def __init__(
-        self,
-        member: Member,
-        *,
-        synced_term_vote: tuple[int, int | None],
-        run_sync: SyncRunner | None,
-    ) -> None:
-        """``synced_term_vote``: the term and vote the member recovered from its disk."""
+    def __init__(self, member: Member, *, run_sync: SyncRunner | None) -> None:
         self._member = member
         self._run_sync = run_sync
         self._kick = trio.Event()
@@ -66,7 +59,6 @@ class ReadyPipeline:
         """While a sync runs: the last log index already durable before it (-1: none may be
         applied early, the Ready in flight truncates or installs a snapshot)."""
         self._deferred: list[Any] = []
-        self._synced_term_vote = synced_term_vote
 
     def kick(self) -> None:
         """Wake the ready loop."""
@@ -170,21 +162,6 @@ class ReadyPipeline:
         finally:
             self._syncing = False
 
-    def _needs_sync(self, rd: Ready) -> bool:
-        """Whether ``rd``'s writes must be durable before its messages leave. A change of the
-        commit index alone needs no fsync of its own (the commit index is advisory: a restart
-        may recover an older one, see :class:`~raftkube.raft.ready.HardState`); it is written
-        now and becomes durable with the next sync."""
-        hs = rd.hard_state
-        if rd.truncate_from is not None or rd.snapshot is not None or rd.entries:
-            if hs is not None:
-                self._synced_term_vote = (hs.term, hs.vote)
-            return True
-        if hs is None or (hs.term, hs.vote) == self._synced_term_vote:
-            return False
-        self._synced_term_vote = (hs.term, hs.vote)
-        return True
-
     def _apply_while_syncing(self) -> None:
         """Apply (and answer) what an acknowledgement just committed, without waiting for the
         sync in flight to return and the next Ready to deliver it: on a leader under load this
@@ -240,7 +217,9 @@ class ReadyPipeline:
             first_committed = rd.committed_first_index + early
         else:
             first_committed = rd.committed_first_index
-        if self._needs_sync(rd):
+        # The core says whether this Ready's writes must be durable before its messages
+        # leave (etcd-io/raft's MustSync): a commit index alone waits for the next sync.
+        if rd.must_sync:
             if rd.truncate_from is None and rd.snapshot is None:
                 self._durable_last = rd.first_index - 1 if rd.entries else member.node.last_index
             else:
