@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from raftkube.apiserver.resources import lookup
-from tests.apiserver.conftest import APIHarness
+from tests.helpers.api_server import APIHarness
 
 CONFIGMAPS = lookup("", "v1", "configmaps")
 CM_PATH = "/api/v1/namespaces/default/configmaps"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.apiserver.conftest import TOKEN, APIHarness
+from tests.helpers.api_server import TOKEN, APIHarness
 
 pytestmark = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not installed on this machine"

@@ -89,8 +89,8 @@ from raftkube_spec.kube import (
     invariants,
 )
 from raftkube_spec.kube.timefmt import parse_rfc3339
-from tests.apiserver.conftest import APIHarness
-from tests.apiserver.model_bridge import (
+from tests.helpers.api_server import APIHarness
+from tests.helpers.model_bridge import (
     Numbering,
     Unexpected,
     as_upstream,

@@ -23,7 +23,7 @@ import trio
 
 from raftkube.apiserver.resources import lookup
 from raftkube.kubeclient.client import resource_path
-from tests.apiserver.conftest import APIHarness
+from tests.helpers.api_server import APIHarness
 
 CONFIGMAPS = lookup("", "v1", "configmaps")
 assert CONFIGMAPS is not None

@@ -14,8 +14,7 @@ from raftkube.apiserver.auth.rbac import RBACAuthorizer
 from raftkube.apiserver.auth.user import AUTHENTICATED, NODES, UserInfo
 from raftkube.apiserver.errors import APIError
 from raftkube.apiserver.request_info import RequestInfo, parse_request_info
-
-from .memory_rbac import Source
+from tests.helpers.memory_rbac import Source
 
 Obj = dict[str, Any]
 

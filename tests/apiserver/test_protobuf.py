@@ -26,7 +26,7 @@ from raftkube.apiserver.protobuf.decode import KINDS, MESSAGES
 from raftkube.apiserver.protobuf.schema import parse_table
 from raftkube.apiserver.protobuf.wire import WireError, fields, read_varint, signed
 from raftkube.apiserver.request import Request
-from tests.apiserver.conftest import APIHarness
+from tests.helpers.api_server import APIHarness
 
 
 @attrs.frozen

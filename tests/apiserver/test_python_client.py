@@ -17,7 +17,7 @@ import trio
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.apiserver.conftest import APIHarness
+from tests.helpers.api_server import APIHarness
 
 T = TypeVar("T")
 

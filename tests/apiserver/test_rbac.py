@@ -12,8 +12,7 @@ from raftkube.apiserver.auth.authorize import Authorizer, Decision, forbidden
 from raftkube.apiserver.auth.rbac import RBACAuthorizer, aggregate_rules, rule_allows
 from raftkube.apiserver.auth.user import AUTHENTICATED, MASTERS, UNAUTHENTICATED, UserInfo
 from raftkube.apiserver.request_info import RequestInfo, parse_request_info
-
-from .memory_rbac import Source
+from tests.helpers.memory_rbac import Source
 
 Obj = dict[str, Any]
 

@@ -12,8 +12,7 @@ import pytest
 
 from raftkube.apiserver.resources import lookup
 from raftkube.kubeclient.errors import KubeAPIError
-
-from .conftest import APIHarness
+from tests.helpers.api_server import APIHarness
 
 CONFIGMAPS = lookup("", "v1", "configmaps")
 assert CONFIGMAPS is not None
