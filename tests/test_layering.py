@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +131,25 @@ def test_the_store_knows_nothing_of_kubernetes() -> None:
                 assert not module.startswith(("raftkube.apiserver", "raftkube.kubeclient")), (
                     f"{path.relative_to(ROOT)} imports {module}"
                 )
+
+
+TESTS = ROOT / "tests"
+# An import of a test package other than the helpers, in code or in a string a test runs in a
+# subprocess.
+OTHER_TEST_MODULE = re.compile(r"^\s*(?:from|import)\s+tests\.(?!helpers\b)[\w.]+", re.MULTILINE)
+
+
+def test_tests_share_code_only_through_the_helpers() -> None:
+    """A test module imports no other test module or conftest, so running (or deleting) one file
+    never depends on another's internals: what tests share lives in ``tests/helpers`` and the
+    fixtures are registered once in ``tests/conftest.py``."""
+    offences = []
+    for path in sources(TESTS):
+        text = path.read_text()
+        name = path.relative_to(ROOT)
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                offences.append(f"{name}:{node.lineno}: relative import (use tests.helpers)")
+        for match in OTHER_TEST_MODULE.finditer(text.replace('"', "\n").replace("'", "\n")):
+            offences.append(f"{name}: {match.group().strip()}")
+    assert offences == []
