@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import attrs
+import trio
 from raftkube.controllers import endpoints
 from raftkube.controllers.controller_utils import error_text, is_being_deleted, is_pod_active
 from raftkube.controllers.endpoints import (
@@ -34,6 +35,9 @@ from raftkube.controllers.endpoints import (
 )
 from raftkube.controllers.replicaset import ReplicaSetController, calculate_status, replicas_of
 from raftkube.controllers.store import split_meta_namespace_key
+from raftkube.kubelet.admission import admit, allocatable_of
+from raftkube.kubelet.kubelet import Kubelet, _terminal, log
+from raftkube.kubelet.podworker import NodeContext, pod_key
 from raftkube.mvcc.index import decode_range
 from raftkube.mvcc.sessions import SessionError, SessionRejection, SessionTable
 from raftkube.mvcc.watch import WatchHub, _Watcher
@@ -375,6 +379,34 @@ def _assume_without_counting(self: SchedulerCache, info: PodInfo, node_name: str
     self._pods[info.key] = _PodState(assumed, node_name, assumed=True)
 
 
+# --- 14. kubelet-skips-admission -----------------------------------------------------------------
+
+
+async def _handle_without_admission(
+    self: Kubelet, nursery: trio.Nursery, node: NodeContext, pod: dict[str, Any], deleted: bool
+) -> None:
+    uid = pod["metadata"]["uid"]
+    worker = self.workers.get(uid)
+    if worker is not None:
+        worker.update(None if deleted else pod)
+        return
+    if deleted or (_terminal(pod) and not pod["metadata"].get("deletionTimestamp")):
+        return
+    if pod["metadata"].get("deletionTimestamp"):
+        self._start(nursery, node, pod)
+        return
+    active = [w.pod for w in self.workers.values() if not w.finished and not _terminal(w.pod)]  # noqa: F841
+    allocatable = allocatable_of(self.config.capacity())
+    # MUTANT: the pod is judged against the node's allocatable alone, not beside the pods
+    # already admitted, so a pod that fits an empty node is started on a full one.
+    rejection = None if await self._has(uid) else admit(pod, [], allocatable)
+    if rejection is not None:
+        log.info("pod %s rejected: %s", pod_key(pod), rejection.message)
+        await self._reject(pod, rejection.reason, rejection.message)
+        return
+    self._start(nursery, node, pod)
+
+
 # --- the registry -------------------------------------------------------------------------------
 
 _ALL = (
@@ -466,7 +498,7 @@ _ALL = (
         "NoOverCreation",
         False,
         _patch(ReplicaSetController, "sync", _sync_without_expectations),
-        {"store_faults": "off"},
+        {"store_faults": "off", "slow": "managers"},
     ),
     Mutant(
         "endpoints-include-unready",
@@ -484,6 +516,15 @@ _ALL = (
         "NodeWithinAllocatable",
         False,
         _patch(SchedulerCache, "assume_pod", _assume_without_counting),
+        {"store_faults": "off"},
+    ),
+    Mutant(
+        "kubelet-skips-admission",
+        "the kubelet admits a pod by the node's allocatable alone, forgetting the pods it runs",
+        "cluster",
+        "NodeWithinAllocatable",
+        False,
+        _patch(Kubelet, "_handle", _handle_without_admission),
         {"store_faults": "off"},
     ),
 )

@@ -125,13 +125,13 @@ def _node(revision: int) -> KeyValue:
     return _kv("/registry/nodes/sim-0", revision, obj)
 
 
-def _bound(name: str, revision: int, phase: str = "Pending") -> KeyValue:
+def _bound(name: str, revision: int, phase: str = "Pending", node: str = "sim-0") -> KeyValue:
     meta = {"name": name, "namespace": "default", "uid": f"u-{name}"}
     obj = {
         "kind": "Pod",
         "metadata": meta,
         "spec": {
-            "nodeName": "sim-0",
+            "nodeName": node,
             "containers": [{"name": "c", "resources": {"requests": {"cpu": "1500m"}}}],
         },
         "status": {"phase": phase},
@@ -139,22 +139,42 @@ def _bound(name: str, revision: int, phase: str = "Pending") -> KeyValue:
     return _kv(f"/registry/pods/default/{name}", revision, obj)
 
 
+def _scheduled(store: Store, name: str, phase: str = "Pending") -> None:
+    """Created unbound, then bound (as by a scheduler)."""
+    store.write(lambda r: _bound(name, r, node=""))
+    store.write(lambda r: _bound(name, r, phase))
+
+
 def test_a_third_1500m_pod_bound_to_a_4_cpu_node_is_over_its_allocatable() -> None:
     store = Store()
     store.write(_node)
-    store.write(lambda r: _bound("a", r))
-    store.write(lambda r: _bound("b", r))
+    _scheduled(store, "a")
+    _scheduled(store, "b")
     with pytest.raises(Violation) as caught:
-        store.write(lambda r: _bound("c", r))
+        _scheduled(store, "c")
+    assert caught.value.prop == "NodeWithinAllocatable"
+
+
+def test_a_pod_created_bound_is_the_kubelets_to_admit_and_the_machines_are_checked() -> None:
+    store = Store()
+    store.write(_node)
+    _scheduled(store, "a")
+    _scheduled(store, "b")
+    store.write(lambda r: _bound("pinned", r))  # the user bound it: no scheduler judged it
+    assert store.observer.pinned == {"u-pinned"}
+    names = [("default", n) for n in ("a", "b")]
+    store.observer.check_machines({"sim-0": names})
+    with pytest.raises(Violation) as caught:
+        store.observer.check_machines({"sim-0": [*names, ("default", "pinned")]})
     assert caught.value.prop == "NodeWithinAllocatable"
 
 
 def test_a_failed_pod_holds_no_room() -> None:
     store = Store()
     store.write(_node)
-    store.write(lambda r: _bound("a", r))
-    store.write(lambda r: _bound("b", r, phase="Failed"))  # refused by the kubelet
-    store.write(lambda r: _bound("c", r))
+    _scheduled(store, "a")
+    _scheduled(store, "b", phase="Failed")  # refused by the kubelet
+    _scheduled(store, "c")
 
 
 def test_a_pod_bound_while_two_schedulers_may_act_is_not_counted() -> None:
@@ -163,8 +183,9 @@ def test_a_pod_bound_while_two_schedulers_may_act_is_not_counted() -> None:
     store.observer = ClusterObserver(store.log, scheduling)
     store.write(_node)
     store.write(lambda r: _kv(SCHEDULER_LEASE_KEY, r, {"spec": {"holderIdentity": "sched-1"}}))
-    store.write(lambda r: _bound("a", r))
-    store.write(lambda r: _bound("b", r))
+    _scheduled(store, "a")
+    _scheduled(store, "b")
+    store.write(lambda r: _bound("c", r, node=""))
     store.write(lambda r: _kv(SCHEDULER_LEASE_KEY, r, {"spec": {"holderIdentity": "sched-0"}}))
     store.write(lambda r: _bound("c", r))  # the deposed sched-1's, from its stale cache
     assert list(store.observer.double_booked) == ["u-c"]

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 from raftkube.controllers import endpoints as endpoints_module
 from raftkube.controllers.replicaset import ReplicaSetController
+from raftkube.kubelet.kubelet import Kubelet
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.mvcc.sessions import SessionTable
 from raftkube.raft import HardState, NodeConfig, RaftNode
@@ -250,6 +251,35 @@ def room_after_an_assumption() -> int:
     return info.allocatable.milli_cpu - info.requested.milli_cpu
 
 
+def admission_on_a_full_node() -> str:
+    """What a kubelet running a 3-cpu pod on a 4-cpu node does with a 1500m pod bound to it."""
+
+    def pod(uid: str, cpu: str) -> dict[str, Any]:
+        return {
+            "metadata": {"uid": uid, "name": uid, "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]},
+            "status": {"phase": "Running"},
+        }
+
+    outcome: list[str] = []
+
+    async def has(uid: str) -> bool:
+        return False
+
+    async def reject(p: Any, reason: str, message: str) -> None:
+        outcome.append(reason)
+
+    kubelet: Any = SimpleNamespace(
+        workers={"a": SimpleNamespace(pod=pod("a", "3"), finished=False)},
+        config=SimpleNamespace(capacity=lambda: {"cpu": "4", "memory": "8Gi", "pods": "110"}),
+        _has=has,
+        _reject=reject,
+        _start=lambda nursery, node, p: outcome.append("started"),
+    )
+    trio.run(Kubelet._handle, kubelet, None, None, pod("b", "1500m"), False)
+    return outcome[0]
+
+
 SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "commit-old-term-by-count": (old_term_commit, 0, 1),
     "unsynced-vote": (unsynced_vote, True, False),
@@ -272,6 +302,7 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
         [["addresses", "ports"]],
     ),
     "scheduler-ignores-assumed": (room_after_an_assumption, 2500, 4000),
+    "kubelet-skips-admission": (admission_on_a_full_node, "OutOfcpu", "started"),
 }
 
 OWNERS: dict[str, tuple[type | ModuleType, str]] = {
@@ -288,6 +319,7 @@ OWNERS: dict[str, tuple[type | ModuleType, str]] = {
     "rs-no-expectations": (ReplicaSetController, "sync"),
     "endpoints-include-unready": (endpoints_module, "desired_subsets"),
     "scheduler-ignores-assumed": (SchedulerCache, "assume_pod"),
+    "kubelet-skips-admission": (Kubelet, "_handle"),
 }
 
 

@@ -35,6 +35,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from raftkube.apiserver.quantity import parse_quantity_json
 from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.violation import Violation
@@ -167,6 +169,11 @@ class ClusterObserver:
         """Which controller managers may act at once (None: one at most, always)."""
         self.scheduling = scheduling
         """Which schedulers may act at once (None: one at most, always)."""
+        self.pinned: set[str] = set()
+        """Pods (by uid) created already bound (``spec.nodeName`` set by their creator): no
+        scheduler judged them, so ``NodeWithinAllocatable`` on the objects leaves them out;
+        what keeps them off a full node is the kubelet's admission, which
+        :meth:`check_machines` checks on what the machines run."""
         self.double_booked: dict[str, tuple[str, ...]] = {}
         """Pods (by uid) bound while two schedulers may have acted, with those schedulers:
         ``NodeWithinAllocatable`` does not count them (upstream leaves an overcommit by two
@@ -237,7 +244,9 @@ class ClusterObserver:
                 nodes_to_check.add(object_key(after, "Node")[2])
             if kind == "Pod" and after is not None:
                 node = str((after.get("spec") or {}).get("nodeName") or "")
-                if node and node != str(((before or {}).get("spec") or {}).get("nodeName") or ""):
+                if node and before is None:
+                    self.pinned.add(spec_pod(after).meta.uid)
+                elif node and node != str(((before or {}).get("spec") or {}).get("nodeName") or ""):
                     nodes_to_check.add(node)
                     acting = self.scheduling.overlapping() if self.scheduling else ()
                     if acting:
@@ -311,13 +320,33 @@ class ClusterObserver:
             if str((p.get("spec") or {}).get("nodeName") or "") in names
             and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
         ]
-        counted = [p for p in pods if p.meta.uid not in self.double_booked]
+        counted = [
+            p
+            for p in pods
+            if p.meta.uid not in self.double_booked and p.meta.uid not in self.pinned
+        ]
         world = World(tuple(sorted((*nodes, *counted), key=lambda r: r.meta.key)))
         _violation(
             node_within_allocatable(ClusterState(world, ())),
             revision,
             {"nodes": names, "pods": sorted(f"{p.meta.name}@{p.node}:{p.cpu}m" for p in counted)},
         )
+
+    def _check_admitted(self, running: Mapping[str, list[tuple[str, str]]]) -> None:
+        nodes = [spec_node(n) for n in self.of("Node") if object_key(n, "Node")[2] in running]
+        pods = []
+        for node, on in sorted(running.items()):
+            for namespace, name in on:
+                obj = self.objects.get(("Pod", namespace, name))
+                if obj is not None:  # one without an object is PodRunsOnOneNode's to judge
+                    pods.append(attrs.evolve(spec_pod(obj), node=node))
+        world = World(tuple(sorted((*nodes, *pods), key=lambda r: r.meta.key)))
+        _violation(
+            node_within_allocatable(ClusterState(world, ())),
+            self.revision,
+            {"running": {n: sorted(name for _, name in on) for n, on in sorted(running.items())},
+             "on_the_machines": True},
+        )  # fmt: skip
 
     def _check_endpoints(self, revision: int, endpoints: Obj) -> None:
         _, namespace, name = object_key(endpoints, "Endpoints")
@@ -347,7 +376,12 @@ class ClusterObserver:
 
     def check_machines(self, running: Mapping[str, Iterable[tuple[str, str]]]) -> None:
         """``PodRunsOnOneNode`` on the current objects and what each machine runs
-        (node name -> (namespace, pod name) of every pod it runs)."""
+        (node name -> (namespace, pod name) of every pod it runs), and
+        ``NodeWithinAllocatable`` on what each machine runs: the pods a kubelet admitted fit
+        its Node's allocatable, whoever bound them (the spec's property, with each running pod
+        placed on the machine running it)."""
+        running = {node: list(on) for node, on in running.items()}
+        self._check_admitted(running)
         pods = tuple(spec_pod(p) for p in self.of("Pod", NAMESPACE))
         machines = tuple(
             Machine(node, running=tuple(sorted(n for ns, n in on if ns == NAMESPACE)))

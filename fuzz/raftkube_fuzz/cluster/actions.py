@@ -53,6 +53,24 @@ def _template(app: str, version: int, image: str = IMAGE, cpu: str | None = None
     }
 
 
+def pinned_pod(node: str) -> Obj:
+    """Pod ``pinned-<node>``, created already bound to ``node`` (``spec.nodeName`` set by the
+    user, as a DaemonSet or ``kubectl run --overrides`` does): the scheduler never judges it,
+    so only the kubelet's admission keeps it off a node without room. It requests what a
+    ReplicaSet's pod does."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"pinned-{node}", "namespace": NAMESPACE, "labels": {"app": "pinned"}},
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {"name": "app", "image": IMAGE, "resources": {"requests": {"cpu": RS_CPU}}}
+            ],
+        },
+    }
+
+
 def replica_set(name: str, replicas: int) -> Obj:
     return {
         "apiVersion": "apps/v1",
@@ -89,6 +107,7 @@ def service(target: str) -> Obj:
 
 
 RESOURCES = {
+    "Pod": "/api/v1/namespaces/default/pods",
     "ReplicaSet": "/apis/apps/v1/namespaces/default/replicasets",
     "Deployment": "/apis/apps/v1/namespaces/default/deployments",
     "Service": "/api/v1/namespaces/default/services",

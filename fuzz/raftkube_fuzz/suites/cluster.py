@@ -68,9 +68,21 @@ FAULT_HOLDS = (0.002, 1.0, 5.0)
 CLOCK_JUMPS = (1.0, 5.0, 30.0)
 CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
 
-DEFAULT_CONFIG = {"servers": 1, "nodes": 3, "managers": 2, "schedulers": 2, "store_faults": "on"}
+DEFAULT_CONFIG = {
+    "servers": 1,
+    "nodes": 3,
+    "managers": 2,
+    "schedulers": 2,
+    "store_faults": "on",
+    "slow": "off",
+}
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
-nothing), for a search about the control plane's own loops."""
+nothing), for a search about the control plane's own loops. ``slow=managers`` starts every
+example with the controller managers' links to the API server slowed as ``host_slow`` does
+(1 ms to :data:`SLOW_SCENARIO` s a chunk): a scenario where one informer's watch runs ahead
+of another's all the time, for a search about loops acting on such views."""
+
+SLOW_SCENARIO = 0.5
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -121,6 +133,21 @@ def prepare(run: Run) -> None:
 
     run.sim.call(started, limit=STARTUP_LIMIT)
     run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
+    if setting(run, "slow", ("off", "managers"), "off") == "managers":
+        for host in plane.managers:
+            _slow(run, host, SLOW_SCENARIO)
+
+
+def _slow(run: Run, host: Host, seconds: float) -> None:
+    """Chunks between ``host`` and the API server take 1 ms to ``seconds`` each way."""
+    api = plane_of(run).apiserver
+    run.world.set_latency(0.001, seconds, (api.node, host.node))
+    run.world.set_latency(0.001, seconds, (host.node, api.node))
+    run.fault(
+        "host_slow",
+        f"{host.name} <-> the API server slowed: 1 ms to {seconds} s a chunk",
+        hosts=[host.name],
+    )
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -165,6 +192,9 @@ def execute_client(run: Run, step: Step) -> bool:
             f"apply {step['name']} x{step['replicas']} version {step['version']}",
             lambda c: actions.apply(c, obj),
         )
+    elif kind == "create_pinned":
+        obj = actions.pinned_pod(step["node"])
+        _user_action(run, f"create pinned-{step['node']}", lambda c: actions.apply(c, obj))
     elif kind == "apply_service":
         obj = actions.service(step["target"])
         _user_action(run, f"apply svc-{step['target']}", lambda c: actions.apply(c, obj))
@@ -225,16 +255,8 @@ def _component_fault(run: Run, step: Step) -> None:
         world.heal()
         run.fault(kind, "network healed")
     elif host is not None and kind == "host_slow":
-        api = plane_of(run).apiserver
-        if host is not api:
-            seconds = float(step["seconds"])
-            world.set_latency(0.001, seconds, (api.node, host.node))
-            world.set_latency(0.001, seconds, (host.node, api.node))
-            run.fault(
-                kind,
-                f"{host.name} <-> the API server slowed: 1 ms to {seconds} s a chunk",
-                hosts=[host.name],
-            )
+        if host is not plane_of(run).apiserver:
+            _slow(run, host, float(step["seconds"]))
     elif host is not None and kind == "host_clock_jump":
         host.clock.jump(float(step["seconds"]))
         run.fault(kind, f"{host.name}'s clock jumps {step['seconds']} s", hosts=[host.name])
@@ -352,6 +374,13 @@ class ClusterMachine(SuiteMachine):
     def apply_deployment(self, name: str, replicas: int, version: int) -> None:
         self.apply(Step.of("apply_deployment", name=name, replicas=replicas, version=version))
 
+    @rule(node=st.integers(0, 3))
+    def create_pinned(self, node: int) -> None:
+        """A pod the user binds to a node itself (of those there are)."""
+        plane = self._plane()
+        nodes = [n.name for n in plane.pki.plan.sim_nodes[: plane.shape.nodes]]
+        self.apply(Step.of("create_pinned", node=nodes[node % len(nodes)]))
+
     @rule(workload=st.sampled_from(actions.WORKLOADS))
     def apply_service(self, workload: str) -> None:
         self.apply(Step.of("apply_service", target=workload))
@@ -361,6 +390,7 @@ class ClusterMachine(SuiteMachine):
             [("ReplicaSet", n) for n in actions.RS_NAMES]
             + [("Deployment", n) for n in actions.DEPLOYMENT_NAMES]
             + [("Service", f"svc-{n}") for n in actions.WORKLOADS]
+            + [("Pod", f"pinned-sim-{i}") for i in range(4)]
         )
     )
     def delete(self, which: tuple[str, str]) -> None:
