@@ -380,12 +380,12 @@ class ClusterObserver:
         ``NodeWithinAllocatable`` on what each machine runs: the pods a kubelet admitted fit
         its Node's allocatable, whoever bound them (the spec's property, with each running pod
         placed on the machine running it)."""
-        running = {node: list(on) for node, on in running.items()}
-        self._check_admitted(running)
+        listed = {node: list(on) for node, on in running.items()}
+        self._check_admitted(listed)
         pods = tuple(spec_pod(p) for p in self.of("Pod", NAMESPACE))
         machines = tuple(
             Machine(node, running=tuple(sorted(n for ns, n in on if ns == NAMESPACE)))
-            for node, on in sorted(running.items())
+            for node, on in sorted(listed.items())
         )
         state = ClusterState(World(tuple(sorted(pods, key=lambda r: r.meta.key))), (), machines)
         _violation(
