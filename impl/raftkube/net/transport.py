@@ -39,232 +39,62 @@ costs at most that connection; it never propagates into the member.
 from __future__ import annotations
 
 import logging
-import math
 import random
-import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
-import msgpack  # type: ignore[import-untyped]
 import trio
 
 from raftkube.clock import Clock, TrioClock, fail_after, sleep_for
 from raftkube.net.codec import CodecError, decode, encode
-from raftkube.net.framing import (
-    DEFAULT_MAX_FRAME_SIZE,
-    FrameReader,
-    encode_frame,
-    send_frame,
+from raftkube.net.framing import FrameReader, encode_frame, send_frame
+from raftkube.net.handshake import (
+    HELLO,
+    HELLO_MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    REJECT,
+    WELCOME,
+    Hello,
+    decode_hello,
+    expect,
+    pack,
+    unpack_handshake,
 )
 from raftkube.net.streams import Listener, Network, TcpNetwork, TlsListener, bound_address
+from raftkube.net.transport_api import (
+    BackoffPolicy,
+    HandshakeError,
+    PeerAddress,
+    ProtocolError,
+    RandomSource,
+    TlsConfig,
+    Transport,
+    TransportClosedError,
+    TransportConfig,
+    TransportStats,
+    UnknownPeerError,
+)
 from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import ServerId
 
+__all__ = [
+    "BackoffPolicy",
+    "HandshakeError",
+    "PeerAddress",
+    "ProtocolError",
+    "RandomSource",
+    "TcpTransport",
+    "TlsConfig",
+    "Transport",
+    "TransportClosedError",
+    "TransportConfig",
+    "TransportStats",
+    "UnknownPeerError",
+    "open_tcp_transport",
+]
+
 logger = logging.getLogger(__name__)
-
-PROTOCOL_VERSION: Final = 1
-"""Bumped on any incompatible change of the handshake or the message codec."""
-
-HELLO_MAX_FRAME_SIZE: Final = 4096
-"""Limit for handshake frames, so an unauthenticated client cannot make us buffer much."""
-
-_HELLO: Final = "raftkube-hello"
-_WELCOME: Final = "raftkube-welcome"
-_REJECT: Final = "raftkube-reject"
-
-
-class TransportClosedError(Exception):
-    """The transport was closed: no more messages will arrive."""
-
-
-class UnknownPeerError(LookupError):
-    """A message for a member the transport has no address for (see ``add_peer``)."""
-
-
-class HandshakeError(Exception):
-    """The hello exchange failed: malformed, for another cluster or member, or refused."""
-
-
-class ProtocolError(Exception):
-    """A handshaken peer broke the connection's rules (e.g. forged the message source)."""
-
-
-@runtime_checkable
-class RandomSource(Protocol):
-    """Uniform floats in [0, 1); :class:`random.Random` is one. Injected for determinism."""
-
-    def random(self) -> float:
-        """The next uniform float in [0, 1)."""
-        ...
-
-
-@runtime_checkable
-class Transport(Protocol):
-    """The network as the Raft driver sees it: lossy, unordered across peers, never blocking.
-
-    Implementations must not block or await in :meth:`send`; they may drop any message.
-    """
-
-    def send(self, peer_id: ServerId, message: Message) -> bool:
-        """Queue ``message`` for ``peer_id`` (which must equal ``message.dest``).
-
-        Returns ``True`` if queued, ``False`` if dropped (queue full, transport closed).
-        Queued is not delivered: Raft's retries, not the transport, provide reliability.
-        """
-        ...
-
-    async def receive(self) -> Message:
-        """The next incoming message; raises :class:`TransportClosedError` once closed."""
-        ...
-
-    def __aiter__(self) -> AsyncIterator[Message]:
-        """Incoming messages until the transport closes."""
-        ...
-
-    async def serve(self, deliver: Callable[[Message], None]) -> None:
-        """Call ``deliver`` with each incoming message until the transport closes, then
-        return. ``deliver`` must not block. A transport may call it from whichever task or
-        callback received the message (the driver steps its node there, which is safe in a
-        single-threaded event loop), so delivering costs no task switch of its own; an
-        exception out of ``deliver`` ends :meth:`serve` with that exception."""
-        ...
-
-
-@attrs.frozen
-class PeerAddress:
-    """Where a peer listens. ``tls_server_name`` is the name its certificate must carry; by
-    default ``host``."""
-
-    host: str
-    port: int = attrs.field()
-    tls_server_name: str | None = None
-
-    @port.validator
-    def _check_port(self, _: attrs.Attribute[int], value: int) -> None:
-        if not 0 < value < 65536:
-            raise ValueError(f"peer port must be in 1..65535, got {value}")
-
-
-@attrs.frozen
-class TlsConfig:
-    """TLS for peer traffic: both directions or neither, since every member both dials and
-    accepts. To require client certificates, set ``server_context.verify_mode`` to
-    ``ssl.CERT_REQUIRED`` and load the CA that signs the members' certificates into it."""
-
-    server_context: ssl.SSLContext
-    client_context: ssl.SSLContext
-
-
-@attrs.frozen
-class BackoffPolicy:
-    """Delay before reconnect attempt ``n`` (0-based): ``min(maximum, initial * multiplier**n)``,
-    reduced by a random fraction of up to ``jitter`` so that members that lost a peer together
-    do not all redial it in lockstep."""
-
-    initial: float = attrs.field(default=0.05, validator=attrs.validators.gt(0))
-    maximum: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
-    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
-    jitter: float = attrs.field(
-        default=0.5, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
-    )
-
-    def delay(self, attempt: int, rng: RandomSource) -> float:
-        """Seconds to wait before attempt ``attempt``."""
-        exponent = min(attempt, 1000)
-        try:
-            base = self.initial * self.multiplier**exponent
-        except OverflowError:
-            base = math.inf
-        base = min(self.maximum, base)
-        return base * (1.0 - self.jitter * rng.random())
-
-
-@attrs.frozen
-class TransportConfig:
-    """Static settings of one member's :class:`TcpTransport`.
-
-    ``listen_host`` must be a concrete address: with port 0 every bound interface would get a
-    different ephemeral port.
-    """
-
-    member_id: ServerId
-    cluster_id: str
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
-    tls: TlsConfig | None = None
-    queue_capacity: int = attrs.field(default=1024, validator=attrs.validators.gt(0))
-    inbound_capacity: int = attrs.field(default=4096, validator=attrs.validators.gt(0))
-    max_frame_size: int = attrs.field(
-        default=DEFAULT_MAX_FRAME_SIZE, validator=attrs.validators.gt(0)
-    )
-    max_batch_bytes: int = attrs.field(default=1024 * 1024, validator=attrs.validators.gt(0))
-    connect_timeout: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
-    handshake_timeout: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
-    backoff: BackoffPolicy = BackoffPolicy()
-
-
-@attrs.define
-class TransportStats:
-    """Counters for monitoring and tests. Only the transport's own tasks write them."""
-
-    sent: int = 0
-    """Messages written to a peer connection (not necessarily received)."""
-    dropped_overflow: int = 0
-    """Messages refused by :meth:`TcpTransport.send` because the peer's queue was full."""
-    received: int = 0
-    """Messages delivered to the incoming queue."""
-    dropped_inbound: int = 0
-    """Received messages discarded because the incoming queue was full."""
-    decode_errors: int = 0
-    """Frames from handshaken peers that did not decode (skipped, connection kept)."""
-    connections_established: int = 0
-    """Outgoing connections that completed the handshake."""
-    connect_failures: int = 0
-    """Outgoing attempts that failed before or during the handshake."""
-    connections_accepted: int = 0
-    """Incoming connections that completed the handshake."""
-    connections_refused: int = 0
-    """Incoming connections rejected or broken before the handshake completed."""
-
-
-@attrs.frozen
-class _Hello:
-    version: int
-    cluster_id: str
-    member_id: ServerId
-    target_id: ServerId
-
-
-def _expect(value: object, kind: type, what: str) -> Any:
-    if type(value) is not kind:
-        raise HandshakeError(f"{what}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _unpack_handshake(frame: bytes | None, what: str) -> list[Any]:
-    if frame is None:
-        raise HandshakeError(f"connection closed before the {what}")
-    try:
-        raw = msgpack.unpackb(frame, raw=False, use_list=True)
-    except Exception as exc:
-        raise HandshakeError(f"{what} is not valid msgpack: {type(exc).__name__}") from None
-    if type(raw) is not list or not raw or type(raw[0]) is not str:
-        raise HandshakeError(f"{what} is not a tagged array")
-    return raw
-
-
-def _decode_hello(frame: bytes | None) -> _Hello:
-    raw = _unpack_handshake(frame, "hello")
-    if raw[0] != _HELLO or len(raw) != 5:
-        raise HandshakeError(f"expected a 5-field {_HELLO!r} frame, got {raw[0]!r}/{len(raw)}")
-    return _Hello(
-        version=_expect(raw[1], int, "hello version"),
-        cluster_id=_expect(raw[2], str, "hello cluster id"),
-        member_id=_expect(raw[3], int, "hello member id"),
-        target_id=_expect(raw[4], int, "hello target id"),
-    )
 
 
 def _explain(exc: BaseException) -> str:
@@ -272,10 +102,6 @@ def _explain(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}"
-
-
-def _pack(obj: list[Any]) -> bytes:
-    return bytes(msgpack.packb(obj, use_bin_type=True))
 
 
 @attrs.define(eq=False)
@@ -516,21 +342,21 @@ class TcpTransport:
                     stream = ssl_stream
                     await ssl_stream.do_handshake()
                 hello = [
-                    _HELLO,
+                    HELLO,
                     PROTOCOL_VERSION,
                     self.config.cluster_id,
                     self.member_id,
                     link.peer_id,
                 ]
-                await send_frame(stream, _pack(hello), HELLO_MAX_FRAME_SIZE)
+                await send_frame(stream, pack(hello), HELLO_MAX_FRAME_SIZE)
                 reader = FrameReader(stream, HELLO_MAX_FRAME_SIZE)
-                reply = _unpack_handshake(await reader.receive_frame(), "hello reply")
-            if reply[0] == _REJECT and len(reply) == 2:
+                reply = unpack_handshake(await reader.receive_frame(), "hello reply")
+            if reply[0] == REJECT and len(reply) == 2:
                 raise HandshakeError(f"peer {link.peer_id} refused us: {reply[1]}")
-            if reply[0] != _WELCOME or len(reply) != 4:
+            if reply[0] != WELCOME or len(reply) != 4:
                 raise HandshakeError(f"unexpected hello reply {reply[0]!r}")
-            cluster = _expect(reply[2], str, "welcome cluster id")
-            member = _expect(reply[3], int, "welcome member id")
+            cluster = expect(reply[2], str, "welcome cluster id")
+            member = expect(reply[3], int, "welcome member id")
             if cluster != self.config.cluster_id or member != link.peer_id:
                 raise HandshakeError(
                     f"expected member {link.peer_id} of cluster {self.config.cluster_id!r}, "
@@ -584,7 +410,7 @@ class TcpTransport:
         finally:
             await trio.aclose_forcefully(stream)
 
-    def _check_hello(self, hello: _Hello) -> str | None:
+    def _check_hello(self, hello: Hello) -> str | None:
         """Why ``hello`` must be refused, or ``None`` to accept it."""
         if hello.version != PROTOCOL_VERSION:
             return f"protocol version {hello.version} is not {PROTOCOL_VERSION}"
@@ -605,13 +431,13 @@ class TcpTransport:
             with fail_after(self._clock, self.config.handshake_timeout):
                 if isinstance(stream, trio.SSLStream):
                     await stream.do_handshake()
-                hello = _decode_hello(await reader.receive_frame())
+                hello = decode_hello(await reader.receive_frame())
                 refusal = self._check_hello(hello)
                 if refusal is not None:
-                    await send_frame(stream, _pack([_REJECT, refusal]), HELLO_MAX_FRAME_SIZE)
+                    await send_frame(stream, pack([REJECT, refusal]), HELLO_MAX_FRAME_SIZE)
                     raise HandshakeError(f"refused member {hello.member_id}: {refusal}")
-                welcome = [_WELCOME, PROTOCOL_VERSION, self.config.cluster_id, self.member_id]
-                await send_frame(stream, _pack(welcome), HELLO_MAX_FRAME_SIZE)
+                welcome = [WELCOME, PROTOCOL_VERSION, self.config.cluster_id, self.member_id]
+                await send_frame(stream, pack(welcome), HELLO_MAX_FRAME_SIZE)
         except Exception:
             self.stats.connections_refused += 1
             raise
