@@ -43,7 +43,6 @@ from raftkube.mvcc.sessions import SessionError, SessionRejection, SessionTable
 from raftkube.mvcc.watch import WatchHub, _Watcher
 from raftkube.raft.config import NodeConfig
 from raftkube.raft.node import RaftNode
-from raftkube.raft.ready import HardState
 from raftkube.raft.ready_output import ReadyOutput
 from raftkube.raft.replication import Replication
 from raftkube.scheduler.cache import CacheError, SchedulerCache, _PodState, _with_node_name
@@ -51,6 +50,7 @@ from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.server.leases import LeaseExpiry
 from raftkube.server.outcomes import MemberError
 from raftkube.server.reads import ReadQueue
+from raftkube.storage.state import HardState
 from raftkube_spec.kv.requests import LeaseRevokeRequest
 from raftkube_spec.kv.responses import Result
 from raftkube_spec.kv.watch import WatchCompacted, WatchFilter

@@ -20,7 +20,6 @@ import pytest
 
 from raftkube.raft import HardState, NodeConfig, RaftNode, RejectedError, Snapshot
 from raftkube.server.member import Member, MemberConfig
-from raftkube.storage.state import HardState as StoredHardState
 from raftkube.storage.state import LogEntry, SnapshotMeta
 from raftkube.storage.state import Snapshot as StoredSnapshot
 from raftkube_fuzz.checks.conformance import MEMBER_FEATURES, RaftShadow
@@ -80,8 +79,7 @@ class SimCluster:
             image = Entry(meta.term, IMAGE + recovered.snapshot.data)
             snapshot = Snapshot(meta.index, meta.term, (image,))
             self.snapshot_index[i] = meta.index
-        vote = None if hs.vote is None else int(hs.vote)
-        self.synced_term_vote[i] = (hs.term, vote)
+        self.synced_term_vote[i] = (hs.term, hs.vote)
         node = self.node_cls(
             NodeConfig(
                 node_id=i,
@@ -94,7 +92,7 @@ class SimCluster:
             ),
             random.Random(self.rng.random()),
             lambda e: self.shadow.observe(i, e),
-            hard_state=HardState(hs.term, vote, hs.commit),
+            hard_state=hs,
             snapshot=snapshot,
             entries=tuple(Entry(e.term, e.data) for e in recovered.entries),
         )
@@ -126,8 +124,7 @@ class SimCluster:
             )
         if rd.hard_state is not None:
             hs = rd.hard_state
-            vote = None if hs.vote is None else str(hs.vote)
-            disk.set_hard_state(StoredHardState(hs.term, vote, hs.commit))
+            disk.set_hard_state(hs)
         if self.send_before_sync:
             self.network.extend(rd.messages)
         if self.rng.random() < crash_before_sync:

@@ -42,11 +42,11 @@ def test_is_a_storage() -> None:
 def test_round_trip_after_sync() -> None:
     disk = _opened()
     disk.append_entries(_entries(1, 1, 1, 2))
-    disk.set_hard_state(HardState(2, "3", 2))
+    disk.set_hard_state(HardState(2, 3, 2))
     disk.sync()
     disk.crash()
     state = disk.recover()
-    assert state == RecoveredState(HardState(2, "3", 2), tuple(_entries(1, 1, 1, 2)), None)
+    assert state == RecoveredState(HardState(2, 3, 2), tuple(_entries(1, 1, 1, 2)), None)
     assert disk.durable_state() == state
 
 
@@ -55,7 +55,7 @@ def test_crash_drops_unsynced_writes() -> None:
     disk.append_entries(_entries(1, 1))
     disk.sync()
     disk.append_entries(_entries(2, 1, 1))
-    disk.set_hard_state(HardState(1, "1", 0))
+    disk.set_hard_state(HardState(1, 1, 0))
     assert disk.current_state().last_index == 3
     assert disk.durable_state().last_index == 1
     disk.crash()
@@ -158,8 +158,8 @@ def test_snapshot_beyond_the_log_replaces_it() -> None:
             lambda d: d.truncate_suffix(2),
         ),
         (
-            lambda d: d.set_hard_state(HardState(1, "1", 0)),
-            lambda d: d.set_hard_state(HardState(1, "2", 0)),
+            lambda d: d.set_hard_state(HardState(1, 1, 0)),
+            lambda d: d.set_hard_state(HardState(1, 2, 0)),
         ),
         (lambda d: d.set_hard_state(HardState(2)), lambda d: d.set_hard_state(HardState(1))),
         (lambda d: None, lambda d: d.set_hard_state(HardState(1, None, 1))),  # commit > log
@@ -225,7 +225,7 @@ def _apply(store: Storage, view: RecoveredState, op: tuple[str, int, int, int]) 
         terms = [max(0, last_term + max(0, b) + (c if k == 0 else 0)) for k in range(abs(a) + 1)]
         store.append_entries(_entries(first, *terms))
     elif kind == "hard":
-        vote = None if b < 0 else str(b)
+        vote = None if b < 0 else b
         store.set_hard_state(HardState(max(0, hs.term + a), vote, max(0, hs.commit + c)))
     elif kind == "truncate":
         store.truncate_suffix(max(0, last + a))

@@ -50,12 +50,12 @@ def test_fresh_store_is_empty_and_satisfies_the_protocol(root: Path) -> None:
 def test_entries_and_hard_state_round_trip(root: Path) -> None:
     store, _ = open_store(root)
     store.append_entries(entries(1, 50, 1))
-    store.set_hard_state(HardState(term=2, vote="n2", commit=30))
+    store.set_hard_state(HardState(term=2, vote=2, commit=30))
     store.append_entries(entries(51, 60, 2))
     store.sync()
     state = reopen(store, root)
     assert state.entries == tuple(entries(1, 50, 1) + entries(51, 60, 2))
-    assert state.hard_state == HardState(2, "n2", 30)
+    assert state.hard_state == HardState(2, 2, 30)
     assert len(list((root / "wal").glob("*.wal"))) > 3  # exercised several segments
 
 
@@ -80,15 +80,15 @@ def test_writes_that_would_break_raft_invariants_are_refused(root: Path) -> None
         store.append_entries(entries(7, 8, 2))
     with pytest.raises(ValueError, match="term"):
         store.append_entries(entries(6, 6, 1))
-    store.set_hard_state(HardState(term=3, vote="a", commit=2))
+    store.set_hard_state(HardState(term=3, vote=1, commit=2))
     with pytest.raises(ValueError, match="term"):
-        store.set_hard_state(HardState(term=2, vote="a", commit=2))
+        store.set_hard_state(HardState(term=2, vote=1, commit=2))
     with pytest.raises(ValueError, match="vote"):
-        store.set_hard_state(HardState(term=3, vote="b", commit=2))
+        store.set_hard_state(HardState(term=3, vote=2, commit=2))
     with pytest.raises(ValueError, match="commit"):
-        store.set_hard_state(HardState(term=3, vote="a", commit=1))
+        store.set_hard_state(HardState(term=3, vote=1, commit=1))
     with pytest.raises(ValueError, match="beyond"):
-        store.set_hard_state(HardState(term=3, vote="a", commit=6))
+        store.set_hard_state(HardState(term=3, vote=1, commit=6))
     with pytest.raises(ValueError, match="committed"):
         store.truncate_suffix(2)
     store.set_hard_state(HardState(term=4, vote=None, commit=2))  # new term: vote resets
@@ -112,11 +112,11 @@ def test_snapshot_releases_covered_segments_and_recovers(root: Path) -> None:
     store, _ = open_store(root)
     # The only hard-state record is written first, into a segment that will be released.
     store.append_entries(entries(1, 1, 1))
-    store.set_hard_state(HardState(term=1, vote="self", commit=1))
+    store.set_hard_state(HardState(term=1, vote=0, commit=1))
     for first in range(2, 200, 10):
         store.append_entries(entries(first, first + 9, 1))
         store.sync()
-    store.set_hard_state(HardState(term=1, vote="self", commit=150))
+    store.set_hard_state(HardState(term=1, vote=0, commit=150))
     store.sync()
     segments_before = store.wal.segments
     store.save_snapshot(Snapshot(SnapshotMeta(150, 1), b"image@150"))
@@ -126,7 +126,7 @@ def test_snapshot_releases_covered_segments_and_recovers(root: Path) -> None:
     state = reopen(store, root, crash=True)  # save_snapshot synced everything itself
     assert state.snapshot == Snapshot(SnapshotMeta(150, 1), b"image@150")
     assert state.entries == tuple(entries(151, 201, 1))
-    assert state.hard_state == HardState(1, "self", 150)
+    assert state.hard_state == HardState(1, 0, 150)
 
 
 def test_release_keeps_segments_holding_live_entries(root: Path) -> None:
@@ -273,6 +273,8 @@ def write_raw(root: Path, records: list[tuple[RecordType, list[object]]]) -> Non
         ([(RecordType.ENTRY, [1, 1])], "malformed"),
         ([(RecordType.ENTRY, [1, 1, "text"])], "not bytes"),
         ([(RecordType.HARD_STATE, [-1, None, 0])], "bad integer"),
+        ([(RecordType.HARD_STATE, [1, "n2", 0])], "bad vote"),
+        ([(RecordType.HARD_STATE, [1, True, 0])], "bad vote"),
     ],
 )
 def test_inconsistent_records_are_corruption(
@@ -281,6 +283,14 @@ def test_inconsistent_records_are_corruption(
     write_raw(root, records)
     with pytest.raises(StorageCorruptError, match=message):
         open_store(root)
+
+
+def test_a_vote_written_as_a_decimal_string_reads_back_as_the_member_id(root: Path) -> None:
+    # Data dirs written before votes were stored as integers hold them as strings.
+    write_raw(root, [(RecordType.HARD_STATE, [3, "2", 0])])
+    store, state = open_store(root)
+    store.close()
+    assert state.hard_state == HardState(3, 2, 0)
 
 
 def test_unknown_record_type_is_corruption(root: Path) -> None:
@@ -299,7 +309,7 @@ def test_group_commit_through_the_store_costs_one_fsync(
     monkeypatch.setattr(fsutil, "sync_file", calls.append)
     for index in range(1, 501):
         store.append_entries([LogEntry(index, 1, b"x" * 40)])
-        store.set_hard_state(HardState(1, "me", index - 1))
+        store.set_hard_state(HardState(1, 0, index - 1))
     store.sync()
     assert len(calls) == 1
     monkeypatch.undo()

@@ -162,8 +162,8 @@ class RaftStoreMachine(RuleBasedStateMachine):
         self.store.append_entries(batch)
         self.current.entries += batch
 
-    @rule(term_step=st.integers(0, 2), vote=st.sampled_from([None, "a", "b"]), commit=st.data())
-    def hard_state(self, term_step: int, vote: str | None, commit: st.DataObject) -> None:
+    @rule(term_step=st.integers(0, 2), vote=st.sampled_from([None, 1, 2]), commit=st.data())
+    def hard_state(self, term_step: int, vote: int | None, commit: st.DataObject) -> None:
         old = self.current.hard
         if term_step == 0 and old.vote is not None:
             vote = old.vote

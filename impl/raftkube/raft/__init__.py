@@ -9,7 +9,8 @@ specification (:mod:`raftkube_spec.raft.events`) so that a conformance checker c
 from raftkube.raft.config import NodeConfig
 from raftkube.raft.log import RaftLog, Snapshot
 from raftkube.raft.node import NotLeaderError, RaftNode, RejectedError
-from raftkube.raft.ready import HardState, ReadState, Ready
+from raftkube.raft.ready import ReadState, Ready
+from raftkube.storage.state import HardState
 
 __all__ = [
     "HardState",

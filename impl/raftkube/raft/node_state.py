@@ -22,7 +22,8 @@ from raftkube.raft.config import NodeConfig
 from raftkube.raft.log import RaftLog, Snapshot
 from raftkube.raft.membership import MembershipTracker
 from raftkube.raft.progress import Progress
-from raftkube.raft.ready import HardState, ReadState, Ready
+from raftkube.raft.ready import ReadState, Ready
+from raftkube.storage.state import HardState
 from raftkube_spec.raft import events as ev
 from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import Entry, Membership, Role

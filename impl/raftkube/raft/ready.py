@@ -13,18 +13,9 @@ from __future__ import annotations
 import attrs
 
 from raftkube.raft.log import Snapshot
+from raftkube.storage.state import HardState
 from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import Entry
-
-
-@attrs.frozen
-class HardState:
-    """Term and vote must be durable before messages go out; ``commit`` is advisory (the spec
-    restarts with the commit index at the snapshot index, and so does the node)."""
-
-    term: int = 0
-    vote: int | None = None
-    commit: int = 0
 
 
 @attrs.frozen

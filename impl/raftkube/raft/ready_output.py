@@ -12,7 +12,8 @@ from the protocol's rules because this is the node's only interface to storage a
 from __future__ import annotations
 
 from raftkube.raft.node_state import NodeState
-from raftkube.raft.ready import HardState, Ready
+from raftkube.raft.ready import Ready
+from raftkube.storage.state import HardState
 
 
 class ReadyOutput(NodeState):

@@ -41,7 +41,7 @@ from raftkube.api import wire
 from raftkube.clock import Clock, move_on_after
 from raftkube.mvcc import MvccStore, load_snapshot
 from raftkube.net.transport import Transport
-from raftkube.raft import HardState, NodeConfig, RaftNode, RejectedError, Snapshot
+from raftkube.raft import NodeConfig, RaftNode, RejectedError, Snapshot
 from raftkube.raft.node import Observer
 from raftkube.server.compactor import AutoCompaction
 from raftkube.server.entries import SessionTag, core_value
@@ -211,7 +211,7 @@ class Member:
             node_config,
             random.Random(self._rng.random()),
             observer,
-            hard_state=HardState(hs.term, None if hs.vote is None else int(hs.vote), hs.commit),
+            hard_state=hs,
             snapshot=core_snapshot,
             entries=entries,
         )

@@ -31,7 +31,6 @@ from raftkube.raft import Ready
 from raftkube.server.disk_faults import DISK_ERRORS, describe_disk_fault
 from raftkube.server.entries import EntryError, apply_entry, decode_entry, stored_value
 from raftkube.server.outcomes import MemberError
-from raftkube.storage.state import HardState as StoredHardState
 from raftkube.storage.state import LogEntry
 from raftkube_spec.kv.requests import LeaseRevokeRequest
 from raftkube_spec.raft.messages import AppendEntriesRequest, InstallSnapshotRequest
@@ -202,9 +201,7 @@ class ReadyPipeline:
                 ]
             )
         if rd.hard_state is not None:
-            hs = rd.hard_state
-            vote = None if hs.vote is None else str(hs.vote)
-            storage.set_hard_state(StoredHardState(hs.term, vote, hs.commit))
+            storage.set_hard_state(rd.hard_state)
         # Committed entries that an earlier Ready already made durable here are applied (and
         # their clients answered) while this Ready's sync runs, not one fsync later.
         committed = rd.committed_entries

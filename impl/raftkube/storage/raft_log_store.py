@@ -88,6 +88,16 @@ def _fields(record: WalRecord, count: int) -> list[Any]:
     return payload
 
 
+def _vote(record: WalRecord, vote: Any) -> int | None:
+    """A vote is a member's Raft id. Data dirs written before votes were stored as integers
+    hold them as decimal strings, which still read back as the same id."""
+    if vote is None or (isinstance(vote, int) and not isinstance(vote, bool)):
+        return vote
+    if isinstance(vote, str) and vote.isdecimal():
+        return int(vote)
+    raise StorageCorruptError(f"bad vote {vote!r} at {_where(record)}")
+
+
 def _int(record: WalRecord, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise StorageCorruptError(f"record at {_where(record)} holds a bad integer {value!r}")
@@ -117,9 +127,9 @@ class ReplayedLog:
             ) from None
         if kind is RecordType.HARD_STATE:
             term, vote, commit = _fields(record, 3)
-            if vote is not None and not isinstance(vote, str):
-                raise StorageCorruptError(f"bad vote {vote!r} at {_where(record)}")
-            self.hard_state = HardState(_int(record, term), vote, _int(record, commit))
+            self.hard_state = HardState(
+                _int(record, term), _vote(record, vote), _int(record, commit)
+            )
         elif kind is RecordType.ENTRY:
             index, term, data = _fields(record, 3)
             if not isinstance(data, bytes):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import attrs
 
-NodeId = str
-"""How a member is named in a vote."""
+NodeId = int
+"""How a member is named in a vote: its Raft id."""
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -20,10 +20,12 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[int], value: int
 
 @attrs.frozen
 class HardState:
-    """The Raft fields that must be durable before a member answers an RPC.
+    """The Raft fields that must be durable before a member answers an RPC: the one type the
+    Raft core reports in a ``Ready``, the member persists and storage recovers.
 
     ``commit`` is persisted too (it is not required for safety) so that a restarted member can
-    re-apply committed entries without waiting to hear from a leader.
+    re-apply committed entries without waiting to hear from a leader; it is advisory (the spec
+    restarts with the commit index at the snapshot index, and so does the node).
     """
 
     term: int = attrs.field(default=0, validator=_non_negative)
