@@ -4,7 +4,10 @@ The member logs one line per event an operator cares about (listening, term chan
 changes, stopping) to stderr, and stops cleanly on SIGTERM or SIGINT: its tasks are cancelled
 and its storage closed, so the next start recovers from a WAL that was never cut mid-write by
 us. ``--peers`` lists every member by ``id=host:port`` (its Raft address), this one included,
-like etcd's ``--initial-cluster``; the size of that list is the size of the cluster.
+like etcd's ``--initial-cluster``; the size of that list is the size of the initial cluster.
+A member added later (``rkctl member add``) is started with ``--initial-cluster-state
+existing``, as an etcd member is; it waits outside the configuration until the leader's log
+(or snapshot) tells it the one in force.
 """
 
 from __future__ import annotations
@@ -98,6 +101,10 @@ SNAPSHOT_IMAGE_RATIO = 1.0
 entries applied since the last one weigh as much as its image, so its cost per write stays
 constant as the store grows, and the WAL since the last snapshot stays below one image."""
 
+MAX_MEMBERS = 16
+"""``--max-members``' default: room for adding members over a cluster's life (ids are never
+reused, so this bounds the additions too; see :mod:`raftkube.server.reconfig`)."""
+
 REPORT_INTERVAL: float = 0.05
 """How often the member's term and leader are sampled for the event log: a few ticks, so an
 election is reported promptly without logging every tick."""
@@ -132,6 +139,21 @@ def register(commands: Any) -> None:
         help="client address of each member, used for leader hints to clients",
     )
     p.add_argument("--data-dir", type=Path, required=True, help="WAL directory (created)")
+    p.add_argument("--name", default="", help="this member's name, as `member list` shows it")
+    p.add_argument(
+        "--initial-cluster-state",
+        choices=("new", "existing"),
+        default="new",
+        help="new: --peers is the whole initial cluster; existing: join a running cluster "
+        "that `rkctl member add` told about this member (--peers: its members and this one)",
+    )
+    p.add_argument(
+        "--max-members",
+        type=int,
+        default=MAX_MEMBERS,
+        help=f"member ids the cluster may ever use, 0..N-1 (default {MAX_MEMBERS}); "
+        "0 turns membership changes off",
+    )
     p.add_argument("--cluster-id", default="raftkube", help="members of other clusters are refused")
     p.add_argument("--cert", type=Path, help="PEM certificate: enables TLS for clients and peers")
     p.add_argument("--key", type=Path, help="PEM private key of --cert")
@@ -162,10 +184,17 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
         clients = parse_member_addresses(args.client_endpoints)
     except ValueError as exc:
         raise _Setup(str(exc)) from None
-    if sorted(peers) != list(range(len(peers))):
+    joining = args.initial_cluster_state == "existing"
+    if not joining and sorted(peers) != list(range(len(peers))):
         raise _Setup(f"--peers must list members 0..N-1, got ids {sorted(peers)}")
     if args.member_id not in peers:
         raise _Setup(f"--peers must include this member ({args.member_id})")
+    if args.max_members and not max(peers) < args.max_members:
+        raise _Setup(f"--max-members {args.max_members} leaves no room for id {max(peers)}")
+    if joining and args.member_id == 0:
+        raise _Setup("a joining member has the id `rkctl member add` gave it, never 0")
+    if joining and not args.max_members:
+        raise _Setup("--initial-cluster-state existing needs membership changes (--max-members)")
     host, peer_port = peers[args.member_id]
     kwargs: dict[str, Any] = {"host": host, "peer_port": peer_port, "client_port": args.client_port}
     if args.cert or args.key or args.cacert:
@@ -184,7 +213,10 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "config": MemberConfig(
             member_id=args.member_id,
-            servers=len(peers),
+            # A joining member starts outside the configuration (every id below its own, a
+            # stand-in it replaces with the leader's as soon as it hears from it).
+            servers=args.member_id if joining else len(peers),
+            max_members=args.max_members,
             cluster_id=args.cluster_id,
             read_mode=READ_MODE_FLAGS[args.read_mode],
             max_clock_drift=args.max_clock_drift,
@@ -238,23 +270,20 @@ async def _wait_for_stdin_eof() -> None:
     logger.info("stdin closed; stopping")
 
 
-def _wire_peers(running: RunningMember, setup: dict[str, Any]) -> None:
+def _wire_peers(running: RunningMember, setup: dict[str, Any], name: str) -> None:
     for mid, (host, port) in setup["peers"].items():
         client = setup["clients"].get(mid)
         endpoint = format_address(client) if client else None
-        if mid == running.member.id:
-            if endpoint is not None:
-                running.member.client_endpoints[mid] = endpoint
-            continue
-        running.transport.add_peer(mid, PeerAddress(host, port))
-        if endpoint is not None:
-            running.member.client_endpoints[mid] = endpoint
+        mine = mid == running.member.id
+        if mine:
+            endpoint = endpoint or running.client_endpoint
+        running.add_peer(mid, PeerAddress(host, port), endpoint, name if mine else "")
 
 
 async def _serve(args: argparse.Namespace, setup: dict[str, Any]) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with open_member(setup["config"], args.data_dir, **setup["kwargs"]) as running:
-            _wire_peers(running, setup)
+            _wire_peers(running, setup, args.name)
             torn = getattr(running.member.storage, "torn_tail", None)  # RaftLogStore only
             if torn is not None:
                 logger.warning(

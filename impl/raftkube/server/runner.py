@@ -34,16 +34,22 @@ class RunningMember:
         return f"{host}:{port}"
 
     def add_peer(
-        self, peer_id: int, peer_address: PeerAddress, client_endpoint: str, name: str = ""
+        self,
+        peer_id: int,
+        peer_address: PeerAddress,
+        client_endpoint: str | None,
+        name: str = "",
     ) -> None:
         """Tell this member where ``peer_id`` listens for Raft traffic and for clients (what
         ``member list`` shows for it until the cluster's member table says otherwise)."""
         if peer_id != self.member.id:
             self.transport.add_peer(peer_id, peer_address)
-        self.member.client_endpoints[peer_id] = client_endpoint
+        if client_endpoint is not None:
+            self.member.client_endpoints[peer_id] = client_endpoint
         scheme = "http" if self.transport.config.tls is None else "https"
         peer_url = f"{scheme}://{peer_address.host}:{peer_address.port}"
-        self.member.reconfig.seed(MemberAttributes(peer_id, name, (peer_url,), (client_endpoint,)))
+        clients = () if client_endpoint is None else (client_endpoint,)
+        self.member.reconfig.seed(MemberAttributes(peer_id, name, (peer_url,), clients))
 
 
 @asynccontextmanager
