@@ -31,6 +31,7 @@ the cluster an election timeout (except in lease-read mode, which refuses transf
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable
 
@@ -96,6 +97,11 @@ class MemberConfig:
     lease_check_interval: float = 0.5
     snapshot_every: int = 10_000
     """Applied entries between two snapshots (each one releases the WAL it covers)."""
+    snapshot_timeout: float = 5.0
+    """Seconds a leader waits for a follower to answer the snapshot it sent before it may send
+    another (the core's ``snapshot_timeout``, :mod:`raftkube.raft.progress`): an image of tens
+    of megabytes takes seconds to send, decode and install on a loaded machine; a snapshot
+    lost on the way (a full peer queue, a peer that restarted) is sent again after it."""
     snapshot_image_ratio: float = 0.0
     """Also wait, between two snapshots, until the applied entries' bytes reach this multiple
     of the last image's size (0: count entries only). A snapshot costs a dump of the whole
@@ -187,6 +193,7 @@ class Member:
             max_clock_drift=config.max_clock_drift,
             # The tick loop may fire two ticks back to back when it catches up.
             lease_slack_ticks=1,
+            snapshot_timeout=max(1, math.ceil(config.snapshot_timeout / config.tick_interval)),
         )
         core_snapshot: Snapshot | None = None
         snapshot_index = 0

@@ -23,17 +23,19 @@ of the member only feeds the core and waits for outcomes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from raftkube.net.framing import FrameTooLargeError
 from raftkube.raft import Ready
 from raftkube.server.disk_faults import DISK_ERRORS, describe_disk_fault
 from raftkube.server.entries import EntryError, apply_entry, decode_entry, stored_value
 from raftkube.server.outcomes import MemberError
 from raftkube.storage.state import LogEntry
 from raftkube_spec.kv.requests import LeaseRevokeRequest
-from raftkube_spec.raft.messages import AppendEntriesRequest, InstallSnapshotRequest
+from raftkube_spec.raft.messages import AppendEntriesRequest, InstallSnapshotRequest, Message
 from raftkube_spec.raft.types import Entry, Membership
 
 if TYPE_CHECKING:
@@ -81,11 +83,36 @@ class ReadyPipeline:
                 self.kick()
                 return
             rd = node.ready()
-            for m in rd.messages:
-                member.transport.send(m.dest, m)
+            self._send(rd.messages)
             node.advance(rd)
         if member.reads.unstarted:
             self.kick()
+
+    def _send(self, messages: Sequence[Message]) -> None:
+        """Hand ``messages`` to the transport. A snapshot over the peer frame limit is logged
+        and not sent, rather than the error ending this member's ready loop (chunked
+        snapshots are not done); the core tries again after its snapshot timeout.
+
+        A snapshot the transport drops (its queue to a peer that is down or slow is full) is
+        deliberately not reported to the core as failed (``RaftNode.report_snapshot``): the
+        core would send the whole image again at the next heartbeat, into the same full
+        queue, encoding tens of megabytes every tick for as long as the peer stays away. The
+        follower's snapshot state ends instead on its answer or after the snapshot timeout,
+        one attempt per timeout."""
+        member = self._member
+        for m in messages:
+            try:
+                member.transport.send(m.dest, m)
+            except FrameTooLargeError as exc:
+                if not isinstance(m, InstallSnapshotRequest):
+                    raise
+                logger.error(
+                    "member %d: snapshot at index %d not sent to member %d: %s",
+                    member.id,
+                    m.last_index,
+                    m.dest,
+                    exc,
+                )
 
     def on_message(self, m: Any) -> None:
         """Step a message from a peer into the core (held back if it may rewrite the log
@@ -223,8 +250,7 @@ class ReadyPipeline:
                 self._durable_last = -1
             await self._sync()
         # 2. Send.
-        for m in rd.messages:
-            member.transport.send(m.dest, m)
+        self._send(rd.messages)
         # 3. Apply: a leader's snapshot first, then the entries after it.
         if installed is not None:
             member.snapshots.install(installed, rd.snapshot.index if rd.snapshot is not None else 0)
