@@ -291,6 +291,11 @@ class Run:
 
         self._pending.append(self.sim.spawn(periodic))
 
+    def spawn_admin(self, action: Callable[[], Awaitable[None]], *, limit: float) -> None:
+        """Start an operator's action (a membership change, say): not a client operation, so
+        it joins no history; it must end within ``limit`` virtual seconds."""
+        self._pending.append(self.sim.spawn(action, limit=limit))
+
     async def _client_op(
         self,
         client: RequestClient,

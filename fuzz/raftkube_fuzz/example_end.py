@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from raftkube.server.member import Member
 from raftkube_fuzz.checks.history import History, Ok, describe
 from raftkube_fuzz.checks.watches import WatchRecord
 from raftkube_fuzz.violation import Violation
@@ -72,13 +73,26 @@ async def probe(
     # operation's entry a heartbeat after the leader answered it, as late as the end of
     # that tick).
     while True:
-        target = max(m.applied for m in world.members if m is not None)
-        while any(m is None or m.applied < target for m in world.members):
+        members = _configured(world)
+        target = max(m.applied for m in members if m is not None)
+        while any(m is None or m.applied < target for m in _configured(world)):
             await sleep(config.tick_interval)
-        applied = [m.applied for m in world.members if m is not None]
+        applied = [m.applied for m in _configured(world) if m is not None]
         await sleep(config.tick_interval)
-        if applied == [m.applied for m in world.members if m is not None]:
+        if applied == [m.applied for m in _configured(world) if m is not None]:
             break
+
+
+def _configured(world: World) -> list[Member | None]:
+    """The members of the leader's configuration (every member without membership
+    changes): a removed member, or a spare never added, hears nothing more and never
+    catches up, as it should not."""
+    leader = world.leader()
+    member = None if leader is None else world.members[leader]
+    if member is None:
+        return world.members
+    configured = member.node.membership.members
+    return [m for i, m in enumerate(world.members) if i in configured]
 
 
 def check_pending_done(history: History) -> None:

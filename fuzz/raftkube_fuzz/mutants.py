@@ -193,6 +193,18 @@ def _on_append_any_term(self: RaftNode, m: AppendEntriesRequest) -> None:
     )
 
 
+# --- 5b. config-change-before-own-term-commit -----------------------------------------------------
+
+
+def _may_change_membership_before_own_term(self: RaftNode) -> bool:
+    """The spec's ``may_change_membership``: an entry of this term is committed (etcd's
+    pendingConfIndex rule) and so is the last configuration change."""
+    # MUTANT: a new leader may change the configuration before an entry of its own term is
+    # committed (Ongaro, raft-dev 2015): its change and a deposed leader's uncommitted one
+    # can then both commit with disjoint majorities.
+    return self._membership.index <= self.commit
+
+
 # --- 6. local-read-no-readindex -----------------------------------------------------------------
 
 
@@ -449,6 +461,15 @@ _ALL = (
         "Conformance",
         False,
         _patch(Replication, "_on_append", _on_append_any_term),
+    ),
+    Mutant(
+        "config-change-before-own-term-commit",
+        "a new leader changes the membership before an entry of its own term is committed",
+        "raft",
+        "Conformance",
+        False,
+        _patch(RaftNode, "_may_change_membership", _may_change_membership_before_own_term),
+        {"membership": "on"},
     ),
     Mutant(
         "local-read-no-readindex",

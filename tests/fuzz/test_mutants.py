@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+
 from raftkube.controllers import endpoints as endpoints_module
 from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.kubelet.kubelet import Kubelet
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.mvcc.sessions import SessionTable
-from raftkube.raft import HardState, NodeConfig, RaftNode
+from raftkube.raft import HardState, NodeConfig, RaftNode, RejectedError
 from raftkube.raft.ready_output import ReadyOutput
 from raftkube.raft.replication import Replication
 from raftkube.scheduler.cache import SchedulerCache
@@ -120,6 +121,16 @@ def stale_term_append() -> tuple[tuple[Entry, ...], bool]:
     (answer,) = node.ready().messages
     assert isinstance(answer, AppendEntriesResponse)
     return node.log.as_entries(), answer.success
+
+
+def change_before_own_term_commit() -> str:
+    """A leader just elected (its empty entry not yet committed) asked to add a learner."""
+    node = _elected(RaftNode(NodeConfig(node_id=0, servers=4, membership=True, spares=1)))
+    try:
+        node.add_member(3, learner=True)
+    except RejectedError:
+        return "refused"
+    return "appended"
 
 
 def follower_barrier() -> str:
@@ -290,6 +301,7 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     ),
     "commit-beyond-match": (unacknowledged_commit, 0, 1),
     "accept-stale-term-append": (stale_term_append, ((), False), ((Entry(2, b"x"),), True)),
+    "config-change-before-own-term-commit": (change_before_own_term_commit, "refused", "appended"),
     "local-read-no-readindex": (follower_barrier, "not_leader", "served"),
     "lease-read-ignores-drift": (lease_ticks, 7, 10),
     "watch-skips-compacted-event": (watch_from_compacted, WatchCompacted(3), (3, 4, 5)),
@@ -311,6 +323,7 @@ OWNERS: dict[str, tuple[type | ModuleType, str]] = {
     "no-conflict-truncation": (Replication, "_merge"),
     "commit-beyond-match": (Replication, "_maybe_commit"),
     "accept-stale-term-append": (Replication, "_on_append"),
+    "config-change-before-own-term-commit": (RaftNode, "_may_change_membership"),
     "local-read-no-readindex": (ReadQueue, "barrier"),
     "lease-read-ignores-drift": (NodeConfig, "lease_ticks"),
     "watch-skips-compacted-event": (WatchHub, "watch"),

@@ -65,6 +65,7 @@ from typing import Any, NoReturn, cast
 import attrs
 
 from raftkube.raft import NodeConfig, RaftNode, Ready
+from raftkube.server.entries import core_value
 from raftkube.server.member import MemberConfig
 from raftkube.storage.state import RecoveredState
 from raftkube_fuzz.checks.raft_state import (
@@ -148,7 +149,8 @@ def _disk_fields(disk: RecoveredState) -> dict[str, Any]:
         "snapshot_index": 0 if meta is None else meta.index,
         "snapshot_term": 0 if meta is None else meta.term,
         "last_index": disk.last_index,
-        "live_log": tuple(Entry(e.term, e.data) for e in disk.entries),
+        # A configuration entry is bytes on disk and a Membership in the log.
+        "live_log": tuple(Entry(e.term, core_value(e.data)) for e in disk.entries),
     }
 
 
@@ -212,7 +214,7 @@ class RaftShadow:
     :meth:`check_invariants`. Each raises :class:`~raftkube_fuzz.violation.Violation`.
     """
 
-    def __init__(self, servers: int, *, max_batch: int, features: dict[str, bool]) -> None:
+    def __init__(self, servers: int, *, max_batch: int, features: dict[str, Any]) -> None:
         self.spec = _spec_for(
             RaftConfig(
                 servers=servers,
@@ -223,7 +225,7 @@ class RaftShadow:
                 max_messages=10**9,
                 max_restarts=10**9,
                 max_reads=10**9,
-                **features,  # type: ignore[arg-type]
+                **features,
             )
         )
         self.state: RaftState = self.spec.initial()
@@ -245,7 +247,11 @@ class RaftShadow:
     @classmethod
     def for_member_config(cls, servers: int, member_config: MemberConfig) -> RaftShadow:
         """A shadow configured as a :class:`~raftkube.server.member.Member` configures its core."""
-        return cls(servers, max_batch=member_config.max_batch, features=dict(MEMBER_FEATURES))
+        features: dict[str, Any] = dict(MEMBER_FEATURES)
+        if member_config.membership:
+            # The hosts past the initial configuration are the spec's spares.
+            features.update(membership=True, spares=servers - member_config.servers)
+        return cls(servers, max_batch=member_config.max_batch, features=features)
 
     @property
     def stats(self) -> dict[str, int]:

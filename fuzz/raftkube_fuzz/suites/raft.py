@@ -8,6 +8,15 @@ batches of 1, 4 or 256 entries per AppendEntries (small batches reach log states
 ones skip, such as a follower acknowledging only an old-term entry). What it leans
 on is the Raft layer: every event is checked against the spec as it happens, and the history of
 writes and reads must be linearizable.
+
+**Membership changes** (``membership=on``, half the examples): one more host runs a member
+outside the initial configuration (the spec's spare), and a rule makes an operator's change
+through whoever leads when it runs: add the spare (as a learner or a voter), promote a
+learner, remove a member (the leader itself included). Like an operator's script, the change
+is retried while there is no leader or the leader refuses it for now (``unavailable``: a change
+pending, or no entry of its term committed yet), so it usually reaches a leader just elected,
+before its first entry commits: exactly where a leader that skips the own-term rule goes
+wrong, and the conformance check sees its change as a step the spec does not allow.
 """
 
 from __future__ import annotations
@@ -16,8 +25,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, rule
+from hypothesis.stateful import initialize, precondition, rule
 
+from raftkube.server.outcomes import MemberError
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import (
@@ -34,6 +44,7 @@ from raftkube_fuzz.suites.base import (
     skew_clocks,
     start_load,
 )
+from raftkube_fuzz.world.driver import sleep
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
 
@@ -54,15 +65,36 @@ the classic lease hazard, and one a leader rarely falls into by itself: the fast
 tends to win each election."""
 
 
+MEMBERSHIP = ("off", "on")
+"""Whether an example has a spare member and makes membership changes (its ``membership``
+setting)."""
+RECONFIG_OPS = ("add_learner", "add_voter", "promote", "remove")
+RECONFIG_RETRY = 1 / 1024
+"""Virtual seconds between an operator's attempts (about 1 ms): it polls for a leader."""
+RECONFIG_ATTEMPTS = 3000
+"""How many attempts a change makes before the operator gives up (a few seconds)."""
+RETRIED_CODES = frozenset({"not_leader", "unavailable", "timeout"})
+
+
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
+    servers = int(config["servers"])
+    defaults: dict[str, Any] = {
+        "read_mode": str(config["read_mode"]),
+        "max_clock_drift": MAX_CLOCK_DRIFT,
+    }
+    membership = config.get("membership", "off")
+    if membership not in MEMBERSHIP:
+        raise ValueError(f"membership must be one of {', '.join(MEMBERSHIP)}, not {membership!r}")
+    hosts = servers
+    if membership == "on":
+        # One spare host: its member starts outside the configuration of ``servers``.
+        hosts = servers + 1
+        defaults.update(servers=servers, max_members=hosts)
     return WorldConfig(
-        servers=int(config["servers"]),
+        servers=hosts,
         max_batch=int(config["max_batch"]),
         clock_rates=INITIAL_CLOCK_RATES,
-        member_defaults={
-            "read_mode": str(config["read_mode"]),
-            "max_clock_drift": MAX_CLOCK_DRIFT,
-        },
+        member_defaults=defaults,
     )
 
 
@@ -91,9 +123,39 @@ def execute_client(run: Run, step: Step) -> bool:
             gap=STREAM_GAP,
             serializable=step["serializable"],
         )
+    elif step.kind == "reconfigure":
+        execute_reconfigure(run, str(step["op"]), int(step["member"]))
     else:
         return False
     return True
+
+
+def execute_reconfigure(run: Run, op: str, target: int) -> None:
+    """An operator's membership change, made through the leader of the moment and retried
+    (see the module docstring); it gives up on a refusal that retrying cannot cure (no such
+    member, not a learner, no id left, ...)."""
+
+    async def change() -> None:
+        for _ in range(RECONFIG_ATTEMPTS):
+            leader = run.world.leader()
+            member = None if leader is None else run.world.members[leader]
+            if member is not None:
+                try:
+                    if op == "promote":
+                        await member.reconfig.promote(target)
+                    elif op == "remove":
+                        await member.reconfig.remove(target)
+                    else:
+                        url = f"http://sim-{len(run.world.members)}:2380"
+                        await member.reconfig.add("spare", (url,), (), op == "add_learner")
+                    return
+                except MemberError as exc:
+                    if exc.code not in RETRIED_CODES:
+                        return
+            await sleep(RECONFIG_RETRY)
+
+    patience = RECONFIG_ATTEMPTS * (RECONFIG_RETRY + run.world_config.request_timeout)
+    run.spawn_admin(change, limit=patience + 5)
 
 
 def prepare(run: Run) -> None:
@@ -118,6 +180,7 @@ class RaftMachine(SuiteMachine):
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
+        self.membership = False
 
     @initialize(
         seed=seeds(),
@@ -126,12 +189,29 @@ class RaftMachine(SuiteMachine):
         max_batch=evenly((1, 4, 256)),
         load=evenly(LOADS),
         clocks=evenly(CLOCKS),
+        membership=evenly(MEMBERSHIP),
     )
     def init(
-        self, seed: int, servers: int, read_mode: str, max_batch: int, load: str, clocks: str
+        self,
+        seed: int,
+        servers: int,
+        read_mode: str,
+        max_batch: int,
+        load: str,
+        clocks: str,
+        membership: str,
     ) -> None:
         config = {"servers": servers, "read_mode": read_mode, "max_batch": max_batch}
-        self.start({**config, "load": load, "clocks": clocks}, seed)
+        self.start({**config, "load": load, "clocks": clocks, "membership": membership}, seed)
+        assert self.run is not None
+        self.membership = self.run.config.get("membership") == "on"
+
+    @precondition(lambda self: self.membership)
+    @rule(op=st.sampled_from(RECONFIG_OPS), member=st.integers(0, MAX_MEMBERS))
+    def reconfigure(self, op: str, member: int) -> None:
+        """An operator's membership change (module docstring); ``member`` is whom a
+        promotion or removal names (an add always adds the spare)."""
+        self.apply(Step.of("reconfigure", op=op, member=member % self.servers))
 
     def _target(self, member: int | str) -> int | str:
         return member if member == "leader" else int(member) % self.servers
@@ -188,6 +268,7 @@ SUITE = Suite(
         "max_batch": 256,
         "load": "none",
         "clocks": "drawn",
+        "membership": "off",
     },
     prepare=prepare,
 )
