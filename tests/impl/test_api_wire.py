@@ -123,7 +123,7 @@ def test_requests_round_trip(req: Any) -> None:
 @settings(max_examples=200, deadline=None)
 @given(responses)
 def test_responses_round_trip(resp: Any) -> None:
-    op = {v: k for k, v in wire._OP_RESPONSE.items()}[type(resp)]
+    op = {v: k for k, v in wire.response_codec._OP_RESPONSE.items()}[type(resp)]
     body = through_msgpack(wire.encode_response(resp))
     assert wire.decode_response(op, body, resp.header.revision) == resp
 

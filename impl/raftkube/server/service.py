@@ -327,7 +327,7 @@ def _cancel_watch(conn: _Connection, req: wire.RequestFrame) -> None:
 
 
 def _watch_args(body: dict[str, Any]) -> tuple[bytes, bytes, int, bool, frozenset[WatchFilter]]:
-    r = wire._Reader(body, "body")
+    r = wire.FieldReader(body, "body")
     key = r.by("key", None)
     range_end = r.by("range_end")
     start = r.i("start_revision", minimum=0)
