@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from raftkube.bench import api, longrun
+from raftkube.bench import api, cputime, longrun, side_by_side
 from raftkube.bench import cluster as cluster_bench
 from raftkube.bench import scheduler as scheduler_bench
 from raftkube.bench.report import Summary, render
@@ -49,6 +49,25 @@ def register(commands: Any) -> None:
         "--key-space-size", type=positive_int, default=1, help="distinct keys to spread writes over"
     )
     put.add_argument("--sequential-keys", action="store_true", help="keys 0, 1, 2, ... in order")
+    put.add_argument(
+        "--against-etcd",
+        action="store_true",
+        help="also run the same workload against a fresh 3-member etcd cluster (Debian's "
+        "etcd-server), alternating with raftkube, and report both side by side",
+    )
+    put.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=1,
+        help="with --against-etcd: how many times to run each store, alternating "
+        "(raftkube, etcd, raftkube, ...); medians are reported",
+    )
+    put.add_argument(
+        "--etcd-ports",
+        default=None,
+        help="with --against-etcd: six comma-separated ports (client, peer for each of the "
+        "three etcd members); by default free ones are picked",
+    )
     put.set_defaults(handler=run_put)
     rng = sub.add_parser("range", help="read one key or range repeatedly")
     _common(rng)
@@ -93,6 +112,8 @@ def run_put(args: argparse.Namespace) -> int:
     async def put(client: Client, n: int) -> object:
         return await client.put(keys[n], value)
 
+    if args.against_etcd:
+        return side_by_side.run(args, lambda: _measure(args, put), keys, value)
     return _run(args, put)
 
 
@@ -104,6 +125,17 @@ def run_range(args: argparse.Namespace) -> int:
         return await client.get(key, end, serializable=serializable)
 
     return _run(args, get)
+
+
+def _measure(args: argparse.Namespace, request: Request) -> tuple[Summary, float | None]:
+    """One run of ``request`` against raftkube (a fresh local cluster without
+    ``--endpoints``) for the side-by-side comparison, with the CPU seconds its members spent
+    during it (None when they are not ours to measure); raises :class:`UpError`."""
+    if args.endpoints is None:
+        spent: list[float] = []
+        return trio.run(_drive_local, args, request, spent), spent[0]
+    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    return trio.run(_drive, endpoints, args.conns, args.clients, args.total, request), None
 
 
 def _run(args: argparse.Namespace, request: Request) -> int:
@@ -121,8 +153,11 @@ def _run(args: argparse.Namespace, request: Request) -> int:
     return 0 if summary.errors == 0 else 1
 
 
-async def _drive_local(args: argparse.Namespace, request: Request) -> Summary:
-    """Benchmark a 3-member cluster started for this run, in a directory removed afterwards."""
+async def _drive_local(
+    args: argparse.Namespace, request: Request, member_cpu: list[float] | None = None
+) -> Summary:
+    """Benchmark a 3-member cluster started for this run, in a directory removed afterwards;
+    with ``member_cpu``, append the CPU seconds the members spent during the benchmark."""
     with tempfile.TemporaryDirectory(prefix="raftkube-bench-") as tmp:
         plan = local_plan(Path(tmp))
         async with local_cluster(plan) as (leader, _term):
@@ -131,7 +166,11 @@ async def _drive_local(args: argparse.Namespace, request: Request) -> Summary:
                 f"(endpoints {','.join(plan.endpoints)}; member {leader} leads)\n"
             )
             sys.stderr.flush()
-            return await _drive(plan.endpoints, args.conns, args.clients, args.total, request)
+            before = cputime.sample()
+            summary = await _drive(plan.endpoints, args.conns, args.clients, args.total, request)
+            if member_cpu is not None:
+                member_cpu.append(cputime.members_between(before, cputime.sample()))
+            return summary
     raise AssertionError("unreachable")
 
 

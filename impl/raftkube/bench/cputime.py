@@ -98,3 +98,12 @@ class CPUTable:
         totals = [sum(row[i] for row in self.seconds.values()) for i in range(len(self.phases))]
         lines.append(f"    {'total':<{width}}" + "".join(f"{v:>10.1f}" for v in totals))
         return lines
+
+
+def members_between(before: dict[str, float], after: dict[str, float]) -> float:
+    """CPU seconds the ``member N`` processes spent between two :func:`sample` s."""
+    return sum(
+        max(0.0, seconds - before.get(name, 0.0))
+        for name, seconds in after.items()
+        if name.startswith("member ")
+    )
