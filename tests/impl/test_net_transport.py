@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -39,6 +39,7 @@ from raftkube_spec.raft.messages import (
     RequestVoteResponse,
 )
 from raftkube_spec.raft.types import Entry
+from tests.helpers.polling import wait_for
 
 FAST = BackoffPolicy(initial=0.01, maximum=0.1, multiplier=2.0, jitter=0.5)
 CLUSTER = "test-cluster"
@@ -58,12 +59,6 @@ def config(member: int, **overrides: Any) -> TransportConfig:
 
 def vote(source: int, dest: int, term: int = 1) -> RequestVoteRequest:
     return RequestVoteRequest(term, source, dest, 0, 0)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not condition():
-            await trio.sleep(0.005)
 
 
 async def receive_n(transport: TcpTransport, n: int, timeout: float = 5.0) -> list[Message]:
@@ -97,9 +92,7 @@ async def test_three_members_exchange_messages() -> None:
         for dest, node in nodes.items():
             got = await receive_n(node, 2)
             assert sorted(got) == sorted(vote(s, dest, s * 10 + dest) for s in nodes if s != dest)
-        await eventually(
-            lambda: all(n.is_connected(p) for n in nodes.values() for p in n.peer_ids())
-        )
+        await wait_for(lambda: all(n.is_connected(p) for n in nodes.values() for p in n.peer_ids()))
 
 
 @pytest.mark.trio
@@ -124,7 +117,7 @@ async def test_reconnects_after_a_peer_restarts_on_the_same_port() -> None:
             a.send(2, vote(1, 2, term=1))
             assert await receive_n(b, 1) == [vote(1, 2, term=1)]
         # b is gone: a keeps accepting sends (they are queued or lost) without blocking.
-        await eventually(lambda: not a.is_connected(2))
+        await wait_for(lambda: not a.is_connected(2))
         for term in range(2, 5):
             a.send(2, vote(1, 2, term=term))
         async with open_tcp_transport(config(2, listen_port=port)) as b2:
@@ -180,7 +173,7 @@ async def test_a_peer_that_stops_reading_costs_only_its_own_queue() -> None:
         async with cluster([1, 3], queue_capacity=8) as nodes:
             a = nodes[1]
             a.add_peer(2, PeerAddress("127.0.0.1", port))
-            await eventually(lambda: a.is_connected(2))
+            await wait_for(lambda: a.is_connected(2))
             payload = (Entry(1, b"p" * (1 << 20)),)
             big = AppendEntriesRequest(1, 1, 2, 0, 0, payload, 0)
             with trio.fail_after(10):
@@ -235,8 +228,8 @@ async def test_tls_client_without_a_certificate_is_refused(ca: trustme.CA) -> No
     ):
         a.add_peer(2, b.listen_address)
         a.send(2, vote(1, 2))
-        await eventually(lambda: b.stats.connections_refused >= 2)
-        await eventually(lambda: a.stats.connect_failures >= 2)
+        await wait_for(lambda: b.stats.connections_refused >= 2)
+        await wait_for(lambda: a.stats.connect_failures >= 2)
         assert a.stats.connections_established == 0
         assert b.stats.received == 0
 
@@ -247,7 +240,7 @@ async def test_plaintext_client_of_a_tls_member_is_refused(ca: trustme.CA) -> No
     async with open_tcp_transport(config(2, tls=tls)) as b, open_tcp_transport(config(1)) as a:
         a.add_peer(2, b.listen_address)
         a.send(2, vote(1, 2))
-        await eventually(lambda: a.stats.connect_failures >= 2)
+        await wait_for(lambda: a.stats.connect_failures >= 2)
         assert b.stats.received == 0
 
 
@@ -260,7 +253,7 @@ async def test_a_member_of_another_cluster_is_refused(caplog: pytest.LogCaptureF
     ):
         a.add_peer(2, b.listen_address)
         a.send(2, vote(1, 2))
-        await eventually(lambda: a.stats.connect_failures >= 1)
+        await wait_for(lambda: a.stats.connect_failures >= 1)
         assert b.stats.connections_refused >= 1
         assert b.stats.received == 0
         assert a.stats.connections_established == 0
@@ -272,7 +265,7 @@ async def test_dialing_the_wrong_member_is_refused() -> None:
     async with cluster([1, 2]) as nodes:
         nodes[1].add_peer(3, nodes[2].listen_address)  # member 3's address is really member 2's
         nodes[1].send(3, vote(1, 3))
-        await eventually(lambda: nodes[2].stats.connections_refused >= 1)
+        await wait_for(lambda: nodes[2].stats.connections_refused >= 1)
         assert not nodes[1].is_connected(3)
 
 
@@ -312,7 +305,7 @@ async def test_bad_input_costs_a_connection_never_the_member() -> None:
             _, reply = await raw_client(address, ["raftkube-hello", 99, CLUSTER, 5, 2])
             assert reply[0] == "raftkube-reject" and "protocol version 99" in reply[1]
         assert b.stats.received == 1
-        await eventually(lambda: b.stats.connections_refused == 3)
+        await wait_for(lambda: b.stats.connections_refused == 3)
         # And the member still works.
         async with open_tcp_transport(config(1)) as a:
             a.add_peer(2, address)
@@ -366,7 +359,7 @@ async def test_serve_hands_each_message_to_the_callback_until_closed() -> None:
                 nursery.start_soon(nodes[2].serve, got.append)
                 for term in range(3):
                     assert nodes[1].send(2, vote(1, 2, term))
-                await eventually(lambda: len(got) == 3)
+                await wait_for(lambda: len(got) == 3)
                 nodes[2].close()  # serve returns, so the nursery can exit
         assert got == [vote(1, 2, term) for term in range(3)]
 
@@ -415,5 +408,5 @@ async def test_reconnect_backoff_uses_the_injected_clock_and_random_source() -> 
     cfg = config(1, backoff=backoff)
     peers = {2: PeerAddress("127.0.0.1", dead_port)}
     async with open_tcp_transport(cfg, peers=peers, clock=clock, rng=FixedRandom(0.0)):
-        await eventually(lambda: len(clock.sleeps) >= 5)
+        await wait_for(lambda: len(clock.sleeps) >= 5)
     assert clock.sleeps[:5] == pytest.approx([0.001, 0.002, 0.004, 0.004, 0.004], abs=1e-4)
