@@ -67,7 +67,6 @@ from raftkube.net.transport_api import (
     HandshakeError,
     PeerAddress,
     ProtocolError,
-    RandomSource,
     TlsConfig,
     Transport,
     TransportClosedError,
@@ -75,6 +74,7 @@ from raftkube.net.transport_api import (
     TransportStats,
     UnknownPeerError,
 )
+from raftkube.randomness import RandomSource
 from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import ServerId
 

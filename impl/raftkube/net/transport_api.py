@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from raftkube.net.framing import DEFAULT_MAX_FRAME_SIZE
+from raftkube.randomness import RandomSource
 from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import ServerId
 
@@ -35,15 +36,6 @@ class HandshakeError(Exception):
 
 class ProtocolError(Exception):
     """A handshaken peer broke the connection's rules (e.g. forged the message source)."""
-
-
-@runtime_checkable
-class RandomSource(Protocol):
-    """Uniform floats in [0, 1); :class:`random.Random` is one. Injected for determinism."""
-
-    def random(self) -> float:
-        """The next uniform float in [0, 1)."""
-        ...
 
 
 @runtime_checkable

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from raftkube.raft.election import NOOP, Election
 from raftkube.raft.log import Snapshot
-from raftkube.raft.node_state import NotLeaderError, Observer, RandomSource, RejectedError
+from raftkube.raft.node_state import NotLeaderError, Observer, RejectedError
 from raftkube.raft.progress import Progress
 from raftkube.raft.ready_output import ReadyOutput
+from raftkube.randomness import RandomSource
 from raftkube_spec.raft import events as ev
 from raftkube_spec.raft.messages import (
     AppendEntriesRequest,

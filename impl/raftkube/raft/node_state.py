@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from random import Random
-from typing import Protocol
 
 import attrs
 
@@ -23,18 +22,13 @@ from raftkube.raft.log import RaftLog, Snapshot
 from raftkube.raft.membership import MembershipTracker
 from raftkube.raft.progress import Progress
 from raftkube.raft.ready import ReadState, Ready
+from raftkube.randomness import RandomSource
 from raftkube.storage.state import HardState
 from raftkube_spec.raft import events as ev
 from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import Entry, Membership, Role
 
 Observer = Callable[[ev.Event], None]
-
-
-class RandomSource(Protocol):
-    """The part of :class:`random.Random` the node uses; a simulator injects its own."""
-
-    def randrange(self, start: int, stop: int) -> int: ...
 
 
 class RejectedError(Exception):
