@@ -101,6 +101,14 @@ class ReadyPipeline:
         one attempt per timeout."""
         member = self._member
         for m in messages:
+            if isinstance(m, InstallSnapshotRequest):
+                # As etcd logs each snapshot it sends: one per catch-up is the healthy rate.
+                logger.info(
+                    "member %d: sending a snapshot at index %d to member %d",
+                    member.id,
+                    m.last_index,
+                    m.dest,
+                )
             try:
                 member.transport.send(m.dest, m)
             except FrameTooLargeError as exc:
