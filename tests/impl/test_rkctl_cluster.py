@@ -17,6 +17,7 @@ from raftkube.rkctl.errors import UsageError
 from raftkube.rkctl.output import go_duration, go_quote
 from raftkube.rkctl.txn_parser import TxnSyntaxError, argify, parse_compare
 from raftkube_spec.kv.requests import CompareResult, CompareTarget
+from tests.helpers.polling import wait_for
 from tests.helpers.rkctl import assert_one_error, rkctl_cluster
 
 
@@ -32,9 +33,8 @@ async def test_watch_prints_events_until_cancelled(tmp_path: Path) -> None:
         async def watcher(*args: str) -> None:
             codes.append(await run(["--endpoints", endpoints, "watch", *args], stdout=out))
 
-        async def wait_for(text: str) -> None:
-            while text not in out.getvalue():
-                await trio.sleep(0.02)
+        async def printed(text: str) -> None:
+            await wait_for(lambda: text in out.getvalue(), f"rkctl watch to print {text!r}")
 
         async with trio.open_nursery() as inner:
             inner.start_soon(watcher, "--prefix", "w/", "--prev-kv")
@@ -44,7 +44,7 @@ async def test_watch_prints_events_until_cancelled(tmp_path: Path) -> None:
                 await trio.sleep(0.05)
             await rk("put", "w/a", "new")
             await rk("del", "w/a")
-            await wait_for("DELETE\n")
+            await printed("DELETE\n")
             inner.cancel_scope.cancel()
         assert codes == []  # cancelled, as Ctrl-C would stop it
         assert out.getvalue().endswith("PUT\nw/a\nold\nw/a\nnew\nDELETE\nw/a\nnew\nw/a\n\n")
@@ -53,7 +53,7 @@ async def test_watch_prints_events_until_cancelled(tmp_path: Path) -> None:
         out = io.StringIO()
         async with trio.open_nursery() as inner:
             inner.start_soon(watcher, "w/a", "--rev", "1")
-            await wait_for("DELETE\nw/a\n\n")
+            await printed("DELETE\nw/a\n\n")
             inner.cancel_scope.cancel()
         assert out.getvalue() == "PUT\nw/a\nold\nPUT\nw/a\nnew\nDELETE\nw/a\n\n"
 
