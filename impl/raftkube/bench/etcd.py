@@ -116,10 +116,12 @@ def free_ports(count: int) -> list[int]:
 
 
 def _check_free(ports: Sequence[int]) -> None:
-    """Refuse ports something already listens on: the driver would find that server instead
+    """Refuse ports a server already listens on: the driver would find that server instead
     of the cluster it started, and measure it."""
     for port in ports:
         with socket.socket() as s:
+            # As etcd (Go) binds: a port left in TIME_WAIT by the previous round is free.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((HOST, port))
             except OSError as exc:
