@@ -410,9 +410,10 @@ class Member:
     # --- leadership transfer -------------------------------------------------------------
 
     def _transfer_target(self) -> int | None:
-        """The follower with the longest log, if it holds the whole log already."""
+        """The voter with the longest log, if it holds the whole log already (a learner, or
+        an id outside the configuration, cannot lead)."""
         node = self.node
-        peers = node.config.peers
+        peers = [j for j in node.membership.voters if j != node.id]
         if not node.is_leader or not peers:
             return None
         best = max(peers, key=node.match_index)
