@@ -537,7 +537,7 @@ _ALL = (
         "NodeWithinAllocatable",
         False,
         _patch(SchedulerCache, "assume_pod", _assume_without_counting),
-        {"store_faults": "off"},
+        {"store_faults": "off", "slow": "schedulers"},
     ),
     Mutant(
         "kubelet-skips-admission",

@@ -36,6 +36,7 @@ from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.runtime import ContainerScript, SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
 from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
+from raftkube_fuzz.cluster.lag import Dial, Lags, lagging_dial
 from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import SimPKI
 from raftkube_fuzz.world.host import HostEnv
@@ -90,12 +91,18 @@ def wall_clock(clock: Clock) -> Callable[[], float]:
     return lambda: EPOCH + clock.now()
 
 
-def client_for(env: HostEnv, kubeconfig: str, user_agent: str) -> KubeClient:
-    """A client from ``kubeconfig`` that dials through the host's network on its clock."""
+def client_for(
+    env: HostEnv, kubeconfig: str, user_agent: str, lags: Lags | None = None
+) -> KubeClient:
+    """A client from ``kubeconfig`` that dials through the host's network on its clock (each
+    connection lagging as ``lags`` says for this host: :mod:`.lag`)."""
+    dial: Dial = env.network.open_stream
+    if lags is not None:
+        dial = lagging_dial(dial, env.clock, env.rng, lambda: lags.of(env.name))
     return KubeClient.from_kubeconfig(
         kubeconfig,
         clock=env.clock,
-        dial=env.network.open_stream,
+        dial=dial,
         user_agent=user_agent,
         timeout=10.0,
     )
@@ -139,11 +146,12 @@ class ControllerManagerProcess:
     pki: SimPKI
     leadership: LeadershipLog | None = None
     """Told when an incarnation ends, for the checks (:mod:`.leadership`)."""
+    lags: Lags | None = None
 
     async def run(self) -> None:
         plan = self.pki.plan
         async with client_for(
-            self.env, str(plan.controller_manager_kubeconfig), "kube-controller-manager"
+            self.env, str(plan.controller_manager_kubeconfig), "kube-controller-manager", self.lags
         ) as client:
             while True:
                 try:
@@ -183,6 +191,7 @@ class SchedulerProcess:
     pki: SimPKI
     leadership: LeadershipLog | None = None
     """Told when an incarnation ends, for the checks (:mod:`.leadership`)."""
+    lags: Lags | None = None
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -194,7 +203,9 @@ class SchedulerProcess:
             retry_period=LEADER_RETRY,
             identity=self.env.name,
         )
-        async with client_for(self.env, str(plan.scheduler_kubeconfig), "kube-scheduler") as client:
+        async with client_for(
+            self.env, str(plan.scheduler_kubeconfig), "kube-scheduler", self.lags
+        ) as client:
             # serve returns once leadership is lost (upstream exits and is restarted).
             while True:
                 await serve(
@@ -216,6 +227,7 @@ class KubeletProcess:
     env: HostEnv
     pki: SimPKI
     index: int
+    lags: Lags | None = None
     runtime: SimulatedRuntime = attrs.field(init=False)
     """What the machine runs (read by the checks)."""
 
@@ -240,7 +252,7 @@ class KubeletProcess:
             port=0,
             runtime_name="sim",
         )
-        async with client_for(self.env, str(node.kubeconfig), "kubelet") as client:
+        async with client_for(self.env, str(node.kubeconfig), "kubelet", self.lags) as client:
             kubelet = Kubelet(
                 client,
                 runtime,

@@ -25,6 +25,7 @@ from raftkube_fuzz.cluster.components import (
     SchedulerProcess,
     client_for,
 )
+from raftkube_fuzz.cluster.lag import Lags
 from raftkube_fuzz.cluster.leadership import SCHEDULER_LEASE_KEY, LeadershipLog
 from raftkube_fuzz.cluster.pki import MAX_NODES, SimPKI, sim_pki
 from raftkube_fuzz.world.host import Host, HostEnv, Process
@@ -68,23 +69,27 @@ class ControlPlane:
         self.world = world
         self.shape = shape
         self.pki = pki = sim_pki(API_HOST, API_PORT)
+        self.lags = lags = Lags()
+        """Each component's watch lag ceiling (:mod:`.lag`), set by the suite's faults."""
         self.leadership = leadership = LeadershipLog(current_revision)
         """Which controller managers may act at once; ``current_revision`` reads the store's
         latest revision (the suite's record of what it committed)."""
         endpoints = [world.client_endpoints[i] for i in sorted(world.client_endpoints)]
         self.apiserver = world.add_host(API_HOST, lambda env: APIServerProcess(env, pki, endpoints))
         self.managers = [
-            world.add_host(f"kcm-{i}", lambda env: ControllerManagerProcess(env, pki, leadership))
+            world.add_host(
+                f"kcm-{i}", lambda env: ControllerManagerProcess(env, pki, leadership, lags)
+            )
             for i in range(shape.managers)
         ]
         self.scheduling = scheduling = LeadershipLog(current_revision, SCHEDULER_LEASE_KEY)
         """Which schedulers may act at once."""
         self.schedulers = [
-            world.add_host(f"sched-{i}", lambda env: SchedulerProcess(env, pki, scheduling))
+            world.add_host(f"sched-{i}", lambda env: SchedulerProcess(env, pki, scheduling, lags))
             for i in range(shape.schedulers)
         ]
         self.kubelets = [
-            world.add_host(node_address(i), _kubelet_boot(pki, i)) for i in range(shape.nodes)
+            world.add_host(node_address(i), _kubelet_boot(pki, i, lags)) for i in range(shape.nodes)
         ]
         self.user = world.add_host("user", lambda env: UserProcess(env, pki))
 
@@ -114,5 +119,5 @@ def node_address(index: int) -> str:
     return f"192.168.1.{10 + index}"
 
 
-def _kubelet_boot(pki: SimPKI, index: int) -> Callable[[HostEnv], Process]:
-    return lambda env: KubeletProcess(env, pki, index)
+def _kubelet_boot(pki: SimPKI, index: int, lags: Lags) -> Callable[[HostEnv], Process]:
+    return lambda env: KubeletProcess(env, pki, index, lags)

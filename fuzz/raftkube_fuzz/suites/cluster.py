@@ -77,12 +77,13 @@ DEFAULT_CONFIG = {
     "slow": "off",
 }
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
-nothing), for a search about the control plane's own loops. ``slow=managers`` starts every
-example with the controller managers' links to the API server slowed as ``host_slow`` does
-(1 ms to :data:`SLOW_SCENARIO` s a chunk): a scenario where one informer's watch runs ahead
-of another's all the time, for a search about loops acting on such views."""
+nothing), for a search about the control plane's own loops. ``slow=managers`` (or
+``schedulers``) starts every example with those components' connections lagging as
+``host_slow`` makes them (ceiling :data:`SLOW_SCENARIO` s): a scenario where one informer's
+watch runs behind another's and a write's own echo comes back late all the time, for a search
+about loops acting on such views."""
 
-SLOW_SCENARIO = 0.5
+SLOW_SCENARIO = 1.0
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -133,19 +134,18 @@ def prepare(run: Run) -> None:
 
     run.sim.call(started, limit=STARTUP_LIMIT)
     run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
-    if setting(run, "slow", ("off", "managers"), "off") == "managers":
-        for host in plane.managers:
-            _slow(run, host, SLOW_SCENARIO)
+    slow = setting(run, "slow", ("off", "managers", "schedulers"), "off")
+    for host in {"off": [], "managers": plane.managers, "schedulers": plane.schedulers}[slow]:
+        _slow(run, host, SLOW_SCENARIO)
 
 
 def _slow(run: Run, host: Host, seconds: float) -> None:
-    """Chunks between ``host`` and the API server take 1 ms to ``seconds`` each way."""
-    api = plane_of(run).apiserver
-    run.world.set_latency(0.001, seconds, (api.node, host.node))
-    run.world.set_latency(0.001, seconds, (host.node, api.node))
+    """Each of ``host``'s connections hands on what it receives its own share of ``seconds``
+    late (:mod:`raftkube_fuzz.cluster.lag`): its watches lag, each by its own amount."""
+    plane_of(run).lags.set(host.name, seconds)
     run.fault(
         "host_slow",
-        f"{host.name} <-> the API server slowed: 1 ms to {seconds} s a chunk",
+        f"{host.name}'s connections lag, each by its own share of {seconds} s",
         hosts=[host.name],
     )
 
@@ -215,10 +215,9 @@ COMPONENT_FAULTS = ("host_crash", "host_restart", "host_pause", "host_resume", "
                     "host_heal", "host_clock_jump", "host_clock_rate", "host_slow")  # fmt: skip
 
 SLOW_LATENCIES = (0.05, 0.5, 2.0)
-"""The slowest a chunk between the API server and a slowed component may take (seconds; the
-fastest is 1 ms). Each chunk draws its own delay, so a connection stays in order but chunks
-on different connections overtake each other: one informer's watch runs ahead of another's,
-as separate TCP connections through a congested path do."""
+"""The lag ceilings of ``host_slow`` (seconds): each of the component's connections lags by
+its own share of it, so a connection stays in order but one informer's watch runs behind
+another's (:mod:`raftkube_fuzz.cluster.lag`)."""
 
 
 def _component_fault(run: Run, step: Step) -> None:
@@ -315,7 +314,9 @@ def bound(run: Run) -> float:
 
 
 def check_end(run: Run) -> None:
-    """Eventual stable reconciliation (the world was healed by :meth:`Run.finish`)."""
+    """Eventual stable reconciliation (the world was healed by :meth:`Run.finish`; the
+    components' watch lags are healed here)."""
+    plane_of(run).lags.clear()
     observer = observer_of(run)
     limit = bound(run)
     start = run.sim.now
