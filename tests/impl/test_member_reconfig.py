@@ -91,6 +91,10 @@ async def test_three_to_four_to_three(tmp_path: Path) -> None:
                     assert new.member.snapshots_installed == 1
                     for i in (0, 1, 2):  # told by the log, not by the test
                         assert 3 in cluster.running[i].transport.peer_ids()
+                        # ... and the others' URLs, which the leader published first.
+                        known = new.member.reconfig.table.get(i)
+                        assert known is not None
+                        assert known.client_urls == (cluster.running[i].client_endpoint,)
                     assert new.member.node.membership == Membership((0, 1, 2), (3,))
 
                     await c.member_promote(3)

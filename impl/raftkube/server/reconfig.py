@@ -6,7 +6,8 @@ the spec's rules). A change is served by the leader only, one at a time, in two 
 1. **Attributes** (``add`` only): the new member's id, name and URLs are committed as a
    ``member_attrs`` entry (:mod:`raftkube.server.cluster_members`). When it applies, every
    member records them and tells its transport where the new peer listens, so that by the
-   time the configuration includes the member, every member can reach it.
+   time the configuration includes the member, every member can reach it. The members the
+   leader knows only from its command line are published the same way, first.
 2. **Configuration**: ``RaftNode.add_member`` / ``promote_member`` / ``remove_member`` append
    the new configuration, in force at once (a single-server change needs no joint phase).
    The caller is answered when that entry is applied here, i.e. committed; an entry of
@@ -216,6 +217,13 @@ class Reconfiguration:
             raise MemberError(
                 "failed_precondition", f"raftkube: no member id left: ids stop at {last}"
             )
+        # Members this leader knows only from its command line are published first, in the
+        # same batch: the new member learns their names and client URLs from the log too
+        # (its leader hints need them), whatever it was started with.
+        for info in current:
+            known = info.attributes
+            if known.id not in self.table and (known.peer_urls or known.client_urls):
+                self._member.proposals.propose(known)
         attributes = MemberAttributes(new_id, name, peer_urls, client_urls)
         pid, w = self._member.proposals.propose(attributes)
         await wait_for(
