@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 import trio
@@ -64,8 +65,9 @@ from raftkube_spec.raft.types import Entry
 SyncRunner = Callable[[Callable[[], None]], Awaitable[None]]
 """Runs a blocking callable (``Storage.sync``) and returns once it has returned."""
 
-EncodeRunner = Callable[[Callable[[], bytes]], Awaitable[bytes]]
-"""Runs a CPU-bound callable (a snapshot encoding) in a worker thread and returns its result."""
+EncodeRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
+"""Runs a CPU-bound callable (a snapshot's encoding, or the decoding of a leader's) in a worker
+thread and returns its result."""
 
 READ_INDEX = "read_index"
 LEASE = "lease"
@@ -156,7 +158,8 @@ class Member:
         """``run_sync``, if given, runs ``storage.sync`` off the event loop (the real runner
         passes a :class:`~raftkube.server.sync_thread.SyncThread`'s); without it the sync is a
         plain call, so a simulator runs the member without threads. ``run_encode``, likewise,
-        encodes snapshot images in a worker thread (without it: at once, in the ready loop).
+        encodes snapshot images, and decodes a leader's, in a worker thread (without it: at
+        once, in the ready loop).
         ``observer`` receives every
         event the Raft core reports, in the spec's vocabulary (a conformance checker; nobody in
         production)."""

@@ -227,7 +227,16 @@ class ReadyPipeline:
         # 1. Persist, one sync for the whole batch.
         if rd.truncate_from is not None:
             storage.truncate_suffix(rd.truncate_from)
-        installed = member.snapshots.persist(rd.snapshot) if rd.snapshot is not None else None
+        installed = None
+        if rd.snapshot is not None and member.snapshots.from_leader(rd.snapshot):
+            # The image may be decoded in a worker thread: meanwhile nothing is applied early
+            # and messages that could rewrite the log wait, exactly as during a sync.
+            self._durable_last = -1
+            self._syncing = True
+            try:
+                installed = await member.snapshots.persist(rd.snapshot)
+            finally:
+                self._syncing = False
         if rd.entries:
             storage.append_entries(
                 [

@@ -96,15 +96,27 @@ class Snapshotter:
         """An entry value of ``size`` bytes was applied."""
         self._bytes_since_snapshot += size
 
-    def persist(self, snap: Snapshot) -> MvccStore | None:
+    def from_leader(self, snap: Snapshot) -> bool:
+        """Whether a snapshot handed over by the node came from a leader (and so needs
+        :meth:`persist`): the member's own are saved when taken, so one at or below the last
+        saved index is one of those and needs nothing."""
+        return snap.index > self.index
+
+    async def persist(self, snap: Snapshot) -> MvccStore | None:
         """Persist a snapshot handed over by the node; returns the store to install if it
-        came from a leader. The member's own snapshots are saved when taken, so a Ready
-        snapshot at or below the last saved index is one of those and needs nothing."""
-        if snap.index <= self.index:
+        came from a leader (see :meth:`from_leader`). Decoding the image, seconds for tens of
+        megabytes, runs in ``run_encode``'s worker thread when the member has one, so the
+        event loop keeps answering heartbeats and clients meanwhile; the caller holds back
+        messages that could rewrite the log until this Ready is advanced."""
+        if not self.from_leader(snap):
             return None
         data = snap.data
         table = self._member.reconfig.table.copy()
-        store = restore_store(data, index=snap.index, members=table)
+        decode = functools.partial(restore_store, data, index=snap.index, members=table)
+        if self._run_encode is None:
+            store = decode()
+        else:
+            store = await self._run_encode(decode)
         conf = self._conf_in(data)
         stored = collapsed(data)
         if stored is None:
