@@ -21,14 +21,15 @@ prefixed by its name (``[member 0]``, ``[apiserver]``) and, on Ctrl-C or SIGTERM
 API server first (it must not see its store vanish under live requests) and then the members:
 SIGTERM, ``--stop-timeout`` seconds, then SIGKILL for whatever is left. Children also watch
 their stdin, a pipe from ``up``, so they stop even if ``up`` itself is killed.
+
+What is decided before anything starts (the plan, and every check of the flags) is
+:mod:`raftkube.cluster.up_plan`; this module starts, supervises and stops the processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -37,7 +38,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-import attrs
 import trio
 
 from raftkube.client import Client
@@ -52,15 +52,11 @@ from raftkube.cluster.common import (
 from raftkube.cluster.control_plane import (
     DEFAULT_PORT,
     ControlPlanePlan,
-    plan_control_plane,
     probe_ready,
 )
-from raftkube.cluster.member import add_compaction_flags, add_read_flags, compaction_argv
+from raftkube.cluster.member import add_compaction_flags, add_read_flags
 from raftkube.cluster.processes import Child, log_line, pump_log, spawn, stop_all, watch_exit
-from raftkube.server.compactor import AutoCompaction, CompactionConfigError
-from raftkube.tls import ClusterCerts, client_context, ensure_cluster_certs
-
-HOST = "127.0.0.1"
+from raftkube.cluster.up_plan import MemberPlan, Plan, UpError, local_plan, make_plan
 
 T = TypeVar("T")
 
@@ -137,190 +133,6 @@ def register(commands: Any) -> None:
     add_read_flags(p)
     add_compaction_flags(p)
     p.set_defaults(handler=run_up)
-
-
-class UpError(Exception):
-    """Bad input or a failed start, reported as one line."""
-
-
-@attrs.frozen
-class MemberPlan:
-    """Where one member listens and keeps its data."""
-
-    member_id: int
-    client_port: int
-    peer_port: int
-    data_dir: Path
-
-    @property
-    def client_endpoint(self) -> str:
-        return f"{HOST}:{self.client_port}"
-
-    @property
-    def peer_endpoint(self) -> str:
-        return f"{HOST}:{self.peer_port}"
-
-
-@attrs.frozen
-class Plan:
-    """Everything decided before the first process starts."""
-
-    cluster_id: str
-    data_dir: Path
-    members: tuple[MemberPlan, ...]
-    certs: ClusterCerts | None
-    client_cert_auth: bool
-    member_flags: tuple[str, ...] = ()
-    """Flags passed through to every ``raftkube member`` (read mode, auto-compaction)."""
-    control_plane: ControlPlanePlan | None = None
-    """The API server, or None for a store alone (``raftkube bench put|range``)."""
-
-    @property
-    def endpoints(self) -> list[str]:
-        return [m.client_endpoint for m in self.members]
-
-    def member_argv(self, m: MemberPlan) -> list[str]:
-        """The member's command line: ``python -m raftkube.cluster``, which needs no entry
-        points and is the same interpreter as ours."""
-        peers = ",".join(f"{o.member_id}={o.peer_endpoint}" for o in self.members)
-        clients = ",".join(f"{o.member_id}={o.client_endpoint}" for o in self.members)
-        argv = [
-            sys.executable,
-            "-m",
-            "raftkube.cluster",
-            "member",
-            "--id",
-            str(m.member_id),
-            "--peers",
-            peers,
-            "--client-endpoints",
-            clients,
-            "--client-port",
-            str(m.client_port),
-            "--data-dir",
-            str(m.data_dir),
-            "--cluster-id",
-            self.cluster_id,
-            "--stop-on-stdin-eof",
-        ]
-        if self.certs is not None:
-            pair = self.certs.members[m.member_id]
-            argv += ["--cert", str(pair.cert), "--key", str(pair.key)]
-            argv += ["--cacert", str(self.certs.ca.cert)]
-            if self.client_cert_auth:
-                argv.append("--client-cert-auth")
-        return argv + list(self.member_flags)
-
-    def client_ssl_context(self) -> ssl.SSLContext | None:
-        if self.certs is None:
-            return None
-        return client_context(self.certs.ca.cert, self.certs.client.cert, self.certs.client.key)
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UpError(f"data directory {directory} is not usable: {reason}") from None
-
-
-def _check_port_free(port: int, what: str, flag: str = "--port-base") -> None:
-    """Bind like trio's listeners do (SO_REUSEADDR), so TIME_WAIT leftovers of a previous run
-    do not count as busy but a live listener does."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError as exc:
-            raise UpError(
-                f"port {port} ({what}) on {HOST} is not available: {exc.strerror or exc}; "
-                f"choose another {flag}"
-            ) from None
-
-
-def _cluster_file(args: argparse.Namespace) -> tuple[int, str]:
-    """Reconcile the flags with ``cluster.json``: recorded values fill unset flags, and
-    conflicting ones are refused."""
-    path = args.data_dir / "cluster.json"
-    recorded: dict[str, Any] = {}
-    if path.exists():
-        try:
-            recorded = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UpError(f"cannot read {path}: {exc}") from None
-    servers = args.servers or recorded.get("servers") or 3
-    cluster_id = args.cluster_id or recorded.get("cluster_id") or "raftkube"
-    if recorded and recorded.get("servers") != servers:
-        raise UpError(
-            f"{args.data_dir} holds a {recorded.get('servers')}-member cluster; "
-            f"changing it to {servers} members is not supported (use another --data-dir)"
-        )
-    if recorded and recorded.get("cluster_id") != cluster_id:
-        raise UpError(
-            f"{args.data_dir} holds cluster {recorded.get('cluster_id')!r}, not {cluster_id!r}"
-        )
-    return servers, cluster_id
-
-
-def _record_cluster(data_dir: Path, servers: int, cluster_id: str) -> None:
-    """Written only once every check passed, so a failed first start leaves no constraint."""
-    path = data_dir / "cluster.json"
-    if not path.exists():
-        path.write_text(json.dumps({"servers": servers, "cluster_id": cluster_id}) + "\n")
-
-
-def make_plan(args: argparse.Namespace) -> Plan:
-    """Check every input and prepare the data directory; raises :class:`UpError`."""
-    if args.client_cert_auth and not args.tls:
-        raise UpError("--client-cert-auth needs --tls")
-    try:
-        AutoCompaction.parse(args.auto_compaction_mode, args.auto_compaction_retention)
-    except CompactionConfigError as exc:
-        raise UpError(str(exc)) from None
-    _check_writable(args.data_dir)
-    servers, cluster_id = _cluster_file(args)
-    if args.port_base + 2 * servers - 1 > 65535:
-        raise UpError(f"--port-base {args.port_base} leaves no room for {servers} members")
-    members = tuple(
-        MemberPlan(
-            member_id=i,
-            client_port=args.port_base + 2 * i,
-            peer_port=args.port_base + 2 * i + 1,
-            data_dir=args.data_dir / f"member-{i}",
-        )
-        for i in range(servers)
-    )
-    for m in members:
-        if args.apiserver_port in (m.client_port, m.peer_port):
-            raise UpError(
-                f"--apiserver-port {args.apiserver_port} is member {m.member_id}'s port; "
-                "choose another --apiserver-port or --port-base"
-            )
-        _check_port_free(m.client_port, f"member {m.member_id} clients")
-        _check_port_free(m.peer_port, f"member {m.member_id} peers")
-    _check_port_free(args.apiserver_port, "the API server", "--apiserver-port")
-    kubelet_ports = [args.kubelet_port_base + i for i in range(args.nodes)]
-    taken = {args.apiserver_port, *(p for m in members for p in (m.client_port, m.peer_port))}
-    for i, port in enumerate(kubelet_ports):
-        if port in taken or port > 65535:
-            raise UpError(f"kubelet {i}'s port {port} is taken by the cluster; "
-                          "choose another --kubelet-port-base")  # fmt: skip
-        _check_port_free(port, f"kubelet {i}", "--kubelet-port-base")
-    certs = ensure_cluster_certs(args.data_dir / "tls", range(servers)) if args.tls else None
-    control_plane = plan_control_plane(
-        args.data_dir, HOST, args.apiserver_port, certs,
-        nodes=args.nodes, kubelet_ports=kubelet_ports, sim_nodes=args.sim_nodes,
-    )  # fmt: skip
-    _record_cluster(args.data_dir, servers, cluster_id)
-    flags: tuple[str, ...] = ("--read-mode", args.read_mode, "--max-clock-drift")
-    flags += (repr(args.max_clock_drift), *compaction_argv(args))
-    return Plan(
-        cluster_id, args.data_dir, members, certs, args.client_cert_auth, flags, control_plane
-    )
 
 
 WHO = "raftkube up"
@@ -505,43 +317,6 @@ async def _wait_until_done(
     _print_ready(plan, members, servers, *found)
     await stop.wait()
     return 0
-
-
-def _kernel_ports(count: int) -> list[int]:
-    """``count`` distinct ports the kernel just handed out on 127.0.0.1 (all bound at once)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind((HOST, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def local_plan(
-    data_dir: Path,
-    servers: int = 3,
-    cluster_id: str = "raftkube",
-    *,
-    apiserver: bool = False,
-    member_flags: tuple[str, ...] = (),
-) -> Plan:
-    """A plaintext plan on free ports picked by the kernel, for throw-away clusters (``raftkube
-    bench`` without ``--endpoints`` or ``--kubeconfig``); members keep their data under
-    ``data_dir`` and get ``member_flags``. With ``apiserver``, an API server too, its PKI and
-    kubeconfigs in ``data_dir``."""
-    ports = _kernel_ports(2 * servers + (1 if apiserver else 0))
-    members = tuple(
-        MemberPlan(i, ports[2 * i], ports[2 * i + 1], data_dir / f"member-{i}")
-        for i in range(servers)
-    )
-    control_plane = plan_control_plane(data_dir, HOST, ports[-1]) if apiserver else None
-    return Plan(
-        cluster_id, data_dir, members, None, False, member_flags, control_plane=control_plane
-    )
 
 
 @asynccontextmanager
