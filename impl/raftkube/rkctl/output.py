@@ -9,18 +9,31 @@ only) an ASCII grid, drawn with rich.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-import attrs
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from raftkube.api.wire import WireHeader
+from raftkube.rkctl.encoding import (
+    b64,
+    cluster_hex,
+    go_duration,
+    go_quote,
+    hex_text,
+    json_header,
+    json_health,
+    json_kv,
+    json_member,
+    json_response,
+    json_status,
+    text,
+)
 from raftkube.rkctl.errors import CommandError
+from raftkube.rkctl.rows import HealthRow, MemberRow, StatusRow
 from raftkube_spec.kv.responses import (
     DeleteRangeResponse,
     LeaseGrantResponse,
@@ -33,181 +46,19 @@ from raftkube_spec.kv.responses import (
 )
 from raftkube_spec.kv.types import Event, EventType, KeyValue
 
+__all__ = [
+    "FORMATS",
+    "HealthRow",
+    "MemberRow",
+    "Printer",
+    "StatusRow",
+    "go_duration",
+    "go_quote",
+]
+
 FORMATS = ("simple", "json", "fields", "table")
 _BATCH = 4096
 """KeyValues printed per write in ``get``'s simple output."""
-
-
-def text(data: bytes) -> str:
-    """Bytes as a str that round-trips: invalid UTF-8 becomes surrogates, which ``main``
-    writes back as the original bytes, so binary values survive ``rkctl get > file``."""
-    return data.decode("utf-8", "surrogateescape")
-
-
-def hex_text(data: bytes) -> str:
-    """etcdctl's ``--hex`` rendering: every byte as ``\\xNN``."""
-    return "".join(f"\\x{b:02x}" for b in data)
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` of ``s``: the quoting etcdctl's ``fields`` output uses for keys and values."""
-    out = ['"']
-    named = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    named |= {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
-    for ch in s:
-        code = ord(ch)
-        if ch in named:
-            out.append(named[ch])
-        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not ch.isprintable():
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def go_duration(seconds: float) -> str:
-    """A Go ``time.Duration`` string (``2.538ms``), the form etcdctl prints ``took`` in."""
-    ns = round(seconds * 1e9)
-    if ns < 1000:
-        return f"{ns}ns"
-    for unit, scale in (("µs", 1e3), ("ms", 1e6)):
-        if ns < scale * 1000:
-            return f"{ns / scale:.6f}".rstrip("0").rstrip(".") + unit
-    return f"{ns / 1e9:.9f}".rstrip("0").rstrip(".") + "s"
-
-
-def cluster_id_value(cluster_id: str) -> int | str:
-    """etcd's cluster id is a uint64; raftkube's is a name, shown as a number when it is one."""
-    try:
-        return int(cluster_id)
-    except ValueError:
-        return cluster_id
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _omit_zero(d: dict[str, Any]) -> dict[str, Any]:
-    """Drop zero values, as Go's ``omitempty`` does on etcd's protobuf JSON tags."""
-    return {k: v for k, v in d.items() if v not in (0, "", False, None, [], {})}
-
-
-def json_header(h: WireHeader | None, revision: int) -> dict[str, Any]:
-    if h is None:
-        return _omit_zero({"revision": revision})
-    # Always all four: etcd's ids are never zero so Go never omits them, but raftkube's
-    # member ids start at 0 and scripts index these fields.
-    return {
-        "cluster_id": cluster_id_value(h.cluster_id),
-        "member_id": h.member_id,
-        "revision": h.revision,
-        "raft_term": h.raft_term,
-    }
-
-
-def _json_member(m: MemberRow) -> dict[str, Any]:
-    # The ID always: etcd's is never zero, but raftkube's member ids start at 0.
-    rest = _omit_zero(
-        {
-            "name": m.name,
-            "peerURLs": list(m.peer_urls),
-            "clientURLs": list(m.client_urls),
-            "isLearner": m.is_learner,
-        }
-    )
-    return {"ID": m.id, **rest}
-
-
-def _cluster_hex(h: WireHeader) -> str:
-    """The cluster id as etcdctl's ``%16x`` shows it; raftkube's is a name unless it is a
-    number, and a name is shown as it is, right-aligned the same way."""
-    value = cluster_id_value(h.cluster_id)
-    return f"{value:16x}" if isinstance(value, int) else f"{value:>16}"
-
-
-def json_kv(kv: KeyValue) -> dict[str, Any]:
-    return _omit_zero(
-        {
-            "key": _b64(kv.key),
-            "create_revision": kv.create_revision,
-            "mod_revision": kv.mod_revision,
-            "version": kv.version,
-            "value": _b64(kv.value),
-            "lease": kv.lease,
-        }
-    )
-
-
-def json_response(resp: ResponseOp, h: WireHeader | None) -> dict[str, Any]:
-    """etcd's JSON of a KV response; nested Txn responses carry only a revision header."""
-    out: dict[str, Any] = {"header": json_header(h, resp.header.revision)}
-    match resp:
-        case RangeResponse():
-            out["kvs"] = [json_kv(kv) for kv in resp.kvs]
-            out["more"] = resp.more
-            out["count"] = resp.count
-        case PutResponse():
-            out["prev_kv"] = None if resp.prev_kv is None else json_kv(resp.prev_kv)
-        case DeleteRangeResponse():
-            out["deleted"] = resp.deleted
-            out["prev_kvs"] = [json_kv(kv) for kv in resp.prev_kvs]
-        case TxnResponse():
-            out["succeeded"] = resp.succeeded
-            out["responses"] = [
-                {"Response": {_ONEOF[type(r)]: json_response(r, None)}} for r in resp.responses
-            ]
-    return _omit_zero(out)
-
-
-_ONEOF: dict[type, str] = {
-    RangeResponse: "response_range",
-    PutResponse: "response_put",
-    DeleteRangeResponse: "response_delete_range",
-    TxnResponse: "response_txn",
-}
-
-
-@attrs.frozen
-class MemberRow:
-    """One member as ``member list`` shows it."""
-
-    id: int
-    name: str
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...]
-    is_learner: bool = False
-
-
-@attrs.frozen
-class StatusRow:
-    """One endpoint as ``endpoint status`` shows it (etcd's DB-size columns are omitted:
-    raftkube's store does not report a size)."""
-
-    endpoint: str
-    header: WireHeader
-    version: str
-    leader: int
-    raft_index: int
-    raft_applied_index: int
-    is_learner: bool = False
-    errors: tuple[str, ...] = ()
-    """Why the member cannot serve everything (a disk fault), as etcd lists its alarms."""
-
-
-@attrs.frozen
-class HealthRow:
-    """One endpoint as ``endpoint health`` shows it."""
-
-    endpoint: str
-    health: bool
-    took: float
-    error: str = ""
 
 
 class Printer:
@@ -464,7 +315,7 @@ class Printer:
                 id=resp.id,
                 ttl=resp.ttl,
                 **{"granted-ttl": resp.granted_ttl},
-                keys=[_b64(k) for k in resp.keys] or None,
+                keys=[b64(k) for k in resp.keys] or None,
             )
         elif self.fmt == "fields":
             self._fields_header(h, resp.header.revision)
@@ -505,7 +356,7 @@ class Printer:
             self._json(
                 {
                     "header": json_header(h, h.revision),
-                    "members": [_json_member(m) for m in members],
+                    "members": [json_member(m) for m in members],
                 }
             )
         elif self.fmt == "fields":
@@ -525,7 +376,7 @@ class Printer:
         member's in ``ETCD_INITIAL_CLUSTER``)."""
         if self.fmt in ("simple", "table"):
             as_learner = " as learner " if added.is_learner else " "
-            self.line(f"Member {added.id:16x} added{as_learner}to cluster {_cluster_hex(h)}")
+            self.line(f"Member {added.id:16x} added{as_learner}to cluster {cluster_hex(h)}")
             if self.fmt == "table":
                 return  # etcdctl prints the environment only with its simple printer
             cluster = ",".join(
@@ -540,8 +391,8 @@ class Printer:
             self._json(
                 {
                     "header": json_header(h, h.revision),
-                    "member": _json_member(added),
-                    "members": [_json_member(m) for m in members],
+                    "member": json_member(added),
+                    "members": [json_member(m) for m in members],
                 }
             )
         elif self.fmt == "fields":
@@ -557,12 +408,12 @@ class Printer:
         """etcdctl's ``member remove`` / ``member promote`` answer (``verb``: "removed from"
         or "promoted in")."""
         if self.fmt in ("simple", "table"):
-            self.line(f"Member {member_id:16x} {verb} cluster {_cluster_hex(h)}")
+            self.line(f"Member {member_id:16x} {verb} cluster {cluster_hex(h)}")
         elif self.fmt == "json":
             self._json(
                 {
                     "header": json_header(h, h.revision),
-                    "members": [_json_member(m) for m in members],
+                    "members": [json_member(m) for m in members],
                 }
             )
         elif self.fmt == "fields":
@@ -614,25 +465,7 @@ class Printer:
         elif self.fmt == "table":
             self._table(headers, rows)
         elif self.fmt == "json":
-            self._json(
-                [
-                    {
-                        "Endpoint": s.endpoint,
-                        "Status": _omit_zero(
-                            {
-                                "header": json_header(s.header, s.header.revision),
-                                "version": s.version,
-                                "leader": s.leader,
-                                "raftIndex": s.raft_index,
-                                "raftTerm": s.header.raft_term,
-                                "raftAppliedIndex": s.raft_applied_index,
-                                "errors": list(s.errors),
-                            }
-                        ),
-                    }
-                    for s in statuses
-                ]
-            )
+            self._json([json_status(s) for s in statuses])
         elif self.fmt == "fields":
             for s in statuses:
                 self._fields_header(s.header, s.header.revision)
@@ -663,20 +496,7 @@ class Printer:
             ]
             self._table(["Endpoint", "Health", "Took", "Error"], rows)
         elif self.fmt == "json":
-            self._json(
-                [
-                    _omit_zero(
-                        {
-                            "endpoint": c.endpoint,
-                            "health": c.health,
-                            "took": go_duration(c.took),
-                            "error": c.error,
-                        }
-                    )
-                    | {"health": c.health}
-                    for c in checks
-                ]
-            )
+            self._json([json_health(c) for c in checks])
         elif self.fmt == "fields":
             for c in checks:
                 self.line(f'"Endpoint" : {go_quote(c.endpoint)}')
