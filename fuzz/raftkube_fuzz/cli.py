@@ -18,23 +18,23 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from raftkube.tuning import tune_gc
+from raftkube_fuzz.cli_display import (
+    hunts_table,
+    make_console,
+    print_outcome,
+    progress_table,
+    workers_table,
+)
 
 if TYPE_CHECKING:
     from raftkube_fuzz.machine_context import MachineContext
     from raftkube_fuzz.suite_runner import RunResult, RunTotals
 
 STATE_DIR = Path(".raftkube") / "fuzz"
-
-
-def _console() -> Console:
-    """Rich's console; when output is not a terminal (a log, CI), a width that fits the tables
-    instead of the 80 columns rich assumes."""
-    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -172,96 +172,6 @@ def register(commands: Any) -> None:
 # --- run ----------------------------------------------------------------------------------------
 
 
-def _progress_table(title: str, p: RunTotals, elapsed: float) -> Table:
-    """Live totals; for a parallel run, the sum over the workers, with rates per second of the
-    whole run's wall time."""
-    table = Table(title=title, show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    rate = elapsed if elapsed > 0 else 1.0
-    table.add_row("elapsed", f"{elapsed:8.1f} s")
-    table.add_row("examples", f"{p.examples:8d}")
-    table.add_row("steps", f"{p.steps:8d}")
-    table.add_row("virtual time", f"{p.virtual_seconds:8.1f} s  ({p.virtual_seconds / rate:.2f}x)")
-    table.add_row("deliveries", f"{p.deliveries:8d}  ({p.deliveries / rate:,.0f}/s)")
-    table.add_row("events", f"{p.events:8d}  ({p.events / rate:,.0f}/s)")
-    faults = ", ".join(f"{k} {v}" for k, v in sorted(p.faults.items())) or "-"
-    table.add_row("faults", faults)
-    return table
-
-
-def _workers_table(outcome: RunResult, rerun: str) -> Table:
-    """One row per worker and the totals, and the command that re-runs one worker alone (the
-    first that failed, else the first)."""
-    table = Table(title=f"{len(outcome.workers)} workers, run seed {outcome.seed}")
-    for column in ("worker", "seed", "examples", "steps", "virtual s", "deliveries", "result"):
-        table.add_column(column)
-    for index, w in enumerate(outcome.workers):
-        if w.trace is not None and w.trace.violation is not None:
-            result = f"[red]FAILED[/] {w.trace.violation.prop}"
-        elif w.error is not None:
-            result = "[red]ERROR[/]"
-        else:
-            result = "passed"
-        table.add_row(
-            str(index),
-            str(w.seed),
-            str(w.examples),
-            str(w.steps),
-            f"{w.virtual_seconds:.1f}",
-            str(w.deliveries),
-            result,
-        )
-    table.add_row(
-        "total",
-        "",
-        str(outcome.examples),
-        str(outcome.steps),
-        f"{outcome.virtual_seconds:.1f}",
-        str(outcome.deliveries),
-        "FAILED" if outcome.failed else "passed",
-        style="bold",
-    )
-    table.caption = f"re-run one worker alone: {rerun}"
-    return table
-
-
-def _print_outcome(console: Console, outcome: RunResult, *, interrupted: bool = False) -> None:
-    """The verdict: the failure and its trace, a harness error, or a pass (``interrupted``:
-    stopped by Ctrl-C before the budget was spent, no failure found so far)."""
-    if outcome.trace is not None and outcome.trace.violation is not None:
-        v = outcome.trace.violation
-        console.print(
-            f"[bold red]FAILED[/]: {v.prop} after step {v.step} "
-            f"({len(outcome.trace.steps)} steps in the shrunk example)"
-        )
-        console.print(f"  {v.message}")
-        console.print(f"  trace: {outcome.trace_path}")
-        console.print(f"  replay: raftkube fuzz replay {outcome.trace_path}")
-        _print_more_traces(console, outcome)
-    if outcome.error is not None:
-        console.print(f"[bold red]ERROR[/] (not a property violation): {outcome.error}")
-    if not outcome.failed:
-        verdict = (
-            "[bold]interrupted[/], no failure so far" if interrupted else "[bold green]passed[/]"
-        )
-        console.print(
-            f"{verdict}: {outcome.examples} examples, {outcome.steps} steps, "
-            f"{outcome.virtual_seconds:.1f} virtual s in {outcome.elapsed:.1f} s "
-            f"({outcome.deliveries / max(outcome.elapsed, 1e-9):,.0f} deliveries/s)"
-        )
-
-
-def _print_more_traces(console: Console, outcome: RunResult) -> None:
-    """A parallel run's other workers' traces, in the order their failures were seen."""
-    from raftkube_fuzz.workers import found_first
-
-    for index in found_first(outcome.workers):
-        w = outcome.workers[index]
-        if w.trace_path is not None and w.trace_path != outcome.trace_path:
-            console.print(f"  also found by worker {index} (seed {w.seed}): {w.trace_path}")
-
-
 def _rerun_command(args: argparse.Namespace, outcome: RunResult, index: int) -> str:
     """The command that repeats worker ``index`` of a parallel run alone: its seed, its share
     of the examples, the run's other options."""
@@ -332,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
         return _unknown("suite", args.suite, sorted(SUITES))
     if args.mutant is not None and args.mutant not in MUTANTS:
         return _unknown("mutant", args.mutant, list(MUTANTS))
-    console = _console()
+    console = make_console()
     title = f"raftkube fuzz run {args.suite}" + (f" --mutant {args.mutant}" if args.mutant else "")
     kwargs: dict[str, Any] = {}
     if args.steps is not None:
@@ -365,7 +275,7 @@ def _run(args: argparse.Namespace) -> int:
                 heading = title
                 if interrupt.asked:
                     heading += ": stopping at the next step (Ctrl-C again to abort)"
-                live.update(_progress_table(heading, p, elapsed), refresh=True)
+                live.update(progress_table(heading, p, elapsed), refresh=True)
 
             if workers == 1:
                 with interrupt:
@@ -385,8 +295,8 @@ def _run(args: argparse.Namespace) -> int:
         from raftkube_fuzz.workers import found_first
 
         shown = next(iter(found_first(outcome.workers)), 0)
-        console.print(_workers_table(outcome, _rerun_command(args, outcome, shown)))
-    _print_outcome(console, outcome, interrupted=interrupt.asked)
+        console.print(workers_table(outcome, _rerun_command(args, outcome, shown)))
+    print_outcome(console, outcome, interrupted=interrupt.asked)
     if outcome.failed:
         return 1
     return 130 if interrupt.asked else 0
@@ -521,7 +431,7 @@ def _list(args: argparse.Namespace) -> int:
     from raftkube_fuzz.mutants import MUTANTS
     from raftkube_fuzz.suites import SUITES
 
-    console = _console()
+    console = make_console()
     suites = Table(title="suites")
     suites.add_column("suite")
     suites.add_column("what it exercises")
@@ -548,7 +458,7 @@ def _mutants(args: argparse.Namespace) -> int:
     for name in args.only or ():
         if name not in MUTANTS:
             return _unknown("mutant", name, list(MUTANTS))
-    console = _console()
+    console = make_console()
     names = args.only if args.only else list(MUTANTS)
     table = Table(title=f"mutants, {args.time_per_mutant:.0f} s each")
     for column in ("mutant", "suite", "found", "time to find", "steps", "property", "trace"):
@@ -565,7 +475,7 @@ def _mutants(args: argparse.Namespace) -> int:
         with Live(console=console, auto_refresh=False, transient=True) as live:
 
             def hunting(snapshots: list[RunTotals | None], elapsed: float) -> None:
-                live.update(_hunts_table(names, snapshots, elapsed), refresh=True)
+                live.update(hunts_table(names, snapshots, elapsed), refresh=True)
 
             outcomes = run_each(
                 [(MUTANTS[name].suite, dict(settings, mutant=name)) for name in names],
@@ -582,7 +492,7 @@ def _mutants(args: argparse.Namespace) -> int:
 
                 def progress(s: MachineContext, elapsed: float, name: str = name) -> None:
                     live.update(
-                        _progress_table(f"mutant {name}", RunTotals.of(s), elapsed), refresh=True
+                        progress_table(f"mutant {name}", RunTotals.of(s), elapsed), refresh=True
                     )
 
                 outcome = run_suite(mutant.suite, mutant=name, on_progress=progress, **settings)
@@ -597,17 +507,3 @@ def _mutants(args: argparse.Namespace) -> int:
         console.print(f"{name}: {row[0]} {row[1]} {row[3]}")
     console.print(table)
     return 0 if missed == 0 else 1
-
-
-def _hunts_table(names: list[str], snapshots: list[RunTotals | None], elapsed: float) -> Table:
-    """Live view of ``fuzz mutants --jobs``: each mutant's hunt, waiting, running or found."""
-    table = Table(title=f"mutants, {elapsed:.0f} s", box=None)
-    for column in ("mutant", "state", "examples", "steps", "deliveries"):
-        table.add_column(column)
-    for name, p in zip(names, snapshots, strict=True):
-        if p is None:
-            table.add_row(name, "waiting", "", "", "")
-        else:
-            state = "found" if p.failures else "hunting"
-            table.add_row(name, state, str(p.examples), str(p.steps), str(p.deliveries))
-    return table
