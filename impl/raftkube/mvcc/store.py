@@ -13,7 +13,8 @@ the pre-txn store, as etcd does), then the per-op lease/previous-key and
 read-revision checks. Once execution starts it cannot fail, so it writes
 straight into the index at the next revision. Reads during execution see those
 writes because they are simply the newest records; reads at an older revision
-never see them because they carry a higher revision.
+never see them because they carry a higher revision. The checks are
+:mod:`raftkube.mvcc.checks`.
 
 A write that changes nothing (a delete of absent keys, a txn of reads, the
 revoke of a lease holding no keys) does not consume a revision; one that does
@@ -28,11 +29,19 @@ building the list costs nothing extra because the write needs it anyway.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
+from raftkube.mvcc.checks import (
+    TxnPlan,
+    branch_writes,
+    compare_one,
+    kv_error,
+    put_shape_error,
+    txn_shape_error,
+)
 from raftkube.mvcc.index import KeyIndex, decode_range
 from raftkube.mvcc.lease import MAX_LEASE_TTL, MIN_LEASE_TTL, Lessor
 from raftkube.mvcc.sessions import DEFAULT_SESSION_CAPACITY, SessionError, SessionTable
@@ -40,7 +49,6 @@ from raftkube_spec.kv.errors import ErrorCode, KVError
 from raftkube_spec.kv.requests import (
     CompactionRequest,
     Compare,
-    CompareResult,
     CompareTarget,
     DeleteRangeRequest,
     LeaseGrantRequest,
@@ -50,7 +58,6 @@ from raftkube_spec.kv.requests import (
     PutRequest,
     RangeRequest,
     Request,
-    RequestOp,
     TxnRequest,
 )
 from raftkube_spec.kv.responses import (
@@ -70,142 +77,6 @@ from raftkube_spec.kv.types import KeyValue, ResponseHeader
 
 WriteObserver = Callable[[int, Sequence[KeyValue]], None]
 """Called after a write with its revision and its records (tombstones included) in write order."""
-
-
-def _error(code: ErrorCode, revision: int) -> KVError:
-    return KVError(code=code, header=ResponseHeader(revision))
-
-
-def _put_shape_error(req: PutRequest) -> ErrorCode | None:
-    """The stateless checks etcd's gRPC layer makes before a Put is even proposed."""
-    if not req.key:
-        return ErrorCode.EMPTY_KEY
-    if req.ignore_value and req.value:
-        return ErrorCode.VALUE_PROVIDED
-    if req.ignore_lease and req.lease != 0:
-        return ErrorCode.LEASE_PROVIDED
-    return None
-
-
-def _txn_shape_error(txn: TxnRequest) -> ErrorCode | None:
-    """Stage 1: every guard and op of both branches at every depth, guards first, in order."""
-    for c in txn.compare:
-        if not c.key:
-            return ErrorCode.EMPTY_KEY
-    for op in (*txn.success, *txn.failure):
-        if isinstance(op, PutRequest):
-            bad = _put_shape_error(op)
-        elif isinstance(op, TxnRequest):
-            bad = _txn_shape_error(op)
-        else:
-            bad = None if op.key else ErrorCode.EMPTY_KEY
-        if bad is not None:
-            return bad
-    return None
-
-
-# -- stage 2: etcd's duplicate-key rule ---------------------------------------------------
-
-_Interval = tuple[bytes, bytes | None]
-
-
-def _covered(key: bytes, intervals: list[_Interval]) -> bool:
-    return any(start <= key and (end is None or key < end) for start, end in intervals)
-
-
-def _branch_writes(ops: tuple[RequestOp, ...]) -> tuple[set[bytes], list[_Interval]] | None:
-    """The keys a branch may put and the intervals it may delete, or None if etcd refuses it.
-
-    This is etcd's ``checkIntervals``, quirks included: two puts of one key are
-    refused unless they sit in the two exclusive branches of one nested txn; a
-    put is refused when a delete of its own level, or of an earlier nested txn,
-    covers it; but an earlier nested txn may put a key a later one deletes. As
-    in the spec (and unlike etcd), a "from key" delete covers every key from
-    its start.
-    """
-    deletes = [
-        decode_range(op.key, op.range_end) for op in ops if isinstance(op, DeleteRangeRequest)
-    ]
-    puts: set[bytes] = set()
-    for op in ops:
-        if not isinstance(op, TxnRequest):
-            continue
-        then = _branch_writes(op.success)
-        other = _branch_writes(op.failure)
-        if then is None or other is None:
-            return None
-        then_puts, then_deletes = then
-        other_puts, other_deletes = other
-        for key in then_puts:
-            if key in puts or _covered(key, deletes):
-                return None
-        puts |= then_puts
-        for key in other_puts:
-            if (key in puts and key not in then_puts) or _covered(key, deletes):
-                return None
-        puts |= other_puts
-        deletes.extend(then_deletes)
-        deletes.extend(other_deletes)
-    for op in ops:
-        if not isinstance(op, PutRequest):
-            continue
-        if op.key in puts or _covered(op.key, deletes):
-            return None
-        puts.add(op.key)
-    return puts, deletes
-
-
-# -- stage 3: guards ----------------------------------------------------------------------
-
-
-def _compare_one(c: Compare, kv: KeyValue) -> bool:
-    """Whether ``kv``'s target field stands in relation ``c.result`` to ``c.value``.
-
-    A value of the wrong kind behaves like etcd's unset oneof: ``b""`` or ``0``.
-    """
-    target = c.target
-    order: int
-    if target is CompareTarget.VALUE:
-        wanted = c.value if isinstance(c.value, bytes) else b""
-        order = (kv.value > wanted) - (kv.value < wanted)
-    else:
-        if target is CompareTarget.VERSION:
-            actual = kv.version
-        elif target is CompareTarget.CREATE:
-            actual = kv.create_revision
-        elif target is CompareTarget.MOD:
-            actual = kv.mod_revision
-        else:
-            actual = kv.lease
-        expected = c.value if isinstance(c.value, int) else 0
-        order = (actual > expected) - (actual < expected)
-    result = c.result
-    if result is CompareResult.EQUAL:
-        return order == 0
-    if result is CompareResult.NOT_EQUAL:
-        return order != 0
-    if result is CompareResult.GREATER:
-        return order > 0
-    return order < 0
-
-
-@attrs.define(slots=True, eq=False)
-class _Plan:
-    """The branch a (nested) txn takes, decided on the pre-txn store before anything runs."""
-
-    succeeded: bool
-    ops: tuple[RequestOp, ...]
-    nested: list[_Plan]
-    """Plans of the TxnRequest ops among ``ops``, in order."""
-
-    def path(self) -> Iterator[RequestOp]:
-        """The non-txn ops that will run, depth first."""
-        nested = iter(self.nested)
-        for op in self.ops:
-            if isinstance(op, TxnRequest):
-                yield from next(nested).path()
-            else:
-                yield op
 
 
 @attrs.define(slots=True, eq=False)
@@ -368,10 +239,10 @@ class MvccStore:
     def _range(self, req: RangeRequest) -> RangeResponse | KVError:
         """A standalone Range; the header carries the current revision even for an old read."""
         if not req.key:
-            return _error(ErrorCode.EMPTY_KEY, self._revision)
+            return kv_error(ErrorCode.EMPTY_KEY, self._revision)
         bad = self.read_revision_error(req.revision)
         if bad is not None:
-            return _error(bad, self._revision)
+            return kv_error(bad, self._revision)
         at = req.revision if req.revision > 0 else self._revision
         return self._read(req, at, self._revision)
 
@@ -435,13 +306,13 @@ class MvccStore:
 
     def _put(self, req: PutRequest) -> PutResponse | KVError:
         """A standalone Put; etcd checks the lease before looking for a previous record."""
-        bad = _put_shape_error(req)
+        bad = put_shape_error(req)
         if bad is not None:
-            return _error(bad, self._revision)
+            return kv_error(bad, self._revision)
         if req.lease and req.lease not in self._lessor:
-            return _error(ErrorCode.LEASE_NOT_FOUND, self._revision)
+            return kv_error(ErrorCode.LEASE_NOT_FOUND, self._revision)
         if (req.ignore_value or req.ignore_lease) and self._index.latest(req.key) is None:
-            return _error(ErrorCode.KEY_NOT_FOUND, self._revision)
+            return kv_error(ErrorCode.KEY_NOT_FOUND, self._revision)
         write = _Write(self._revision + 1)
         resp = self._write_put(write, req)
         self._commit(write)
@@ -449,7 +320,7 @@ class MvccStore:
 
     def _delete_range(self, req: DeleteRangeRequest) -> DeleteRangeResponse | KVError:
         if not req.key:
-            return _error(ErrorCode.EMPTY_KEY, self._revision)
+            return kv_error(ErrorCode.EMPTY_KEY, self._revision)
         write = _Write(self._revision + 1)
         resp = self._write_delete(write, req)
         self._commit(write)
@@ -470,16 +341,16 @@ class MvccStore:
             kv = self._index.latest(c.key)
             found = [] if kv is None else [kv]
         if not found:
-            return c.target is not CompareTarget.VALUE and _compare_one(c, KeyValue(c.key))
-        return all(_compare_one(c, kv) for kv in found)
+            return c.target is not CompareTarget.VALUE and compare_one(c, KeyValue(c.key))
+        return all(compare_one(c, kv) for kv in found)
 
-    def _plan(self, txn: TxnRequest) -> _Plan:
+    def _plan(self, txn: TxnRequest) -> TxnPlan:
         succeeded = all(self._compare_holds(c) for c in txn.compare)
         ops = txn.success if succeeded else txn.failure
         nested = [self._plan(op) for op in ops if isinstance(op, TxnRequest)]
-        return _Plan(succeeded, ops, nested)
+        return TxnPlan(succeeded, ops, nested)
 
-    def _path_error(self, plan: _Plan) -> ErrorCode | None:
+    def _path_error(self, plan: TxnPlan) -> ErrorCode | None:
         """Stage 4, on the pre-txn store: every Put's checks first, then every Range's."""
         path = list(plan.path())
         for op in path:
@@ -496,7 +367,7 @@ class MvccStore:
                     return bad
         return None
 
-    def _run(self, write: _Write, plan: _Plan) -> TxnResponse:
+    def _run(self, write: _Write, plan: TxnPlan) -> TxnResponse:
         responses: list[ResponseOp] = []
         nested = iter(plan.nested)
         for op in plan.ops:
@@ -514,15 +385,15 @@ class MvccStore:
         return TxnResponse(ResponseHeader(self._reached(write)), plan.succeeded, tuple(responses))
 
     def _txn(self, req: TxnRequest) -> TxnResponse | KVError:
-        bad = _txn_shape_error(req)
+        bad = txn_shape_error(req)
         if bad is not None:
-            return _error(bad, self._revision)
-        if _branch_writes(req.success) is None or _branch_writes(req.failure) is None:
-            return _error(ErrorCode.DUPLICATE_KEY, self._revision)
+            return kv_error(bad, self._revision)
+        if branch_writes(req.success) is None or branch_writes(req.failure) is None:
+            return kv_error(ErrorCode.DUPLICATE_KEY, self._revision)
         plan = self._plan(req)
         bad = self._path_error(plan)
         if bad is not None:
-            return _error(bad, self._revision)
+            return kv_error(bad, self._revision)
         write = _Write(self._revision + 1)
         resp = self._run(write, plan)
         self._commit(write)
@@ -533,9 +404,9 @@ class MvccStore:
     def _compact(self, req: CompactionRequest) -> CompactionResponse | KVError:
         """Forget history below ``req.revision``; current data and the revision are untouched."""
         if req.revision <= self._compact_revision:
-            return _error(ErrorCode.COMPACTED, self._revision)
+            return kv_error(ErrorCode.COMPACTED, self._revision)
         if req.revision > self._revision:
-            return _error(ErrorCode.FUTURE_REVISION, self._revision)
+            return kv_error(ErrorCode.FUTURE_REVISION, self._revision)
         self._compact_revision = req.revision
         self._index.compact(req.revision)
         return CompactionResponse(ResponseHeader(self._revision))
@@ -545,11 +416,11 @@ class MvccStore:
     def _lease_grant(self, req: LeaseGrantRequest) -> LeaseGrantResponse | KVError:
         """Checks in etcd's lessor order: id 0 is "not found", then TTL bound, then duplicates."""
         if req.id == 0:
-            return _error(ErrorCode.LEASE_NOT_FOUND, self._revision)
+            return kv_error(ErrorCode.LEASE_NOT_FOUND, self._revision)
         if req.ttl > MAX_LEASE_TTL:
-            return _error(ErrorCode.LEASE_TTL_TOO_LARGE, self._revision)
+            return kv_error(ErrorCode.LEASE_TTL_TOO_LARGE, self._revision)
         if req.id in self._lessor:
-            return _error(ErrorCode.LEASE_EXISTS, self._revision)
+            return kv_error(ErrorCode.LEASE_EXISTS, self._revision)
         ttl = max(req.ttl, MIN_LEASE_TTL)
         self._lessor.grant(req.id, ttl, req.now_ms + ttl * 1000)
         return LeaseGrantResponse(ResponseHeader(self._revision), req.id, ttl)
@@ -558,7 +429,7 @@ class MvccStore:
         """Delete every attached key as one write (one revision, or none if it held nothing)."""
         lease = self._lessor.get(req.id)
         if lease is None:
-            return _error(ErrorCode.LEASE_NOT_FOUND, self._revision)
+            return kv_error(ErrorCode.LEASE_NOT_FOUND, self._revision)
         write = _Write(self._revision + 1)
         for key in sorted(lease.keys):
             kv = self._index.latest(key)
@@ -572,7 +443,7 @@ class MvccStore:
         """Restart the full TTL from ``now_ms``; a lease already past expiry is "not found"."""
         lease = self._lessor.get(req.id)
         if lease is None or lease.is_expired(req.now_ms):
-            return _error(ErrorCode.LEASE_NOT_FOUND, self._revision)
+            return kv_error(ErrorCode.LEASE_NOT_FOUND, self._revision)
         self._lessor.renew(lease, req.now_ms + lease.ttl * 1000)
         return LeaseKeepAliveResponse(ResponseHeader(self._revision), lease.id, lease.ttl)
 
