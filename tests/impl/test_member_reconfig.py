@@ -198,3 +198,36 @@ async def test_the_last_voter_is_not_removed(tmp_path: Path) -> None:
                 await refused(c.member_remove(0), "raftkube: cannot remove the last voting member")
                 assert cluster.member(0).node.membership == Membership((0,))
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_data_dir_from_before_membership_changes_starts_with_them_on(
+    tmp_path: Path,
+) -> None:
+    """A snapshot file without a configuration (membership changes off when it was written,
+    as every data dir before them) is read as the initial configuration."""
+    with trio.fail_after(40):
+        async with trio.open_nursery() as nursery:
+            old = Cluster(tmp_path, nursery, snapshot_every=20)
+            await old.start_all()
+            await old.leader()
+            async with Client(old.endpoints()) as c:
+                for k in range(50):
+                    await c.put(b"k%02d" % k, b"v")
+
+            async def snapshotted() -> bool:
+                return all(old.member(i).snapshots_taken >= 1 for i in (0, 1, 2))
+
+            await eventually(snapshotted)
+            for i in (0, 1, 2):
+                await old.stop(i)
+            new = Cluster(tmp_path, nursery, max_members=MAX_MEMBERS, snapshot_every=20)
+            await new.start_all()
+            await new.leader()
+            for i in (0, 1, 2):
+                assert new.member(i).node.membership == Membership((0, 1, 2))
+            async with Client(new.endpoints()) as c:
+                assert len((await c.get(b"k", b"l")).kvs) == 50
+                await c.member_add("m3", ["http://127.0.0.1:25012"], learner=True)
+                assert [m["ID"] for m in await c.member_list()] == [0, 1, 2, 3]
+            nursery.cancel_scope.cancel()
