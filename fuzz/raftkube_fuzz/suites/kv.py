@@ -62,6 +62,9 @@ fault lands on writes in flight."""
 member_ids = st.integers(0, MAX_MEMBERS - 1)
 keys = st.sampled_from(KEYS)
 revisions = st.integers(0, 40)
+WATCH_ORIGINS = ("now", "newest", "compaction")
+"""Where a watch starts: the next revision, a few before the newest, or just below the
+latest compaction."""
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -270,20 +273,46 @@ class KvMachine(SuiteMachine):
     def lease_keepalive(self, member: int, lease: int) -> None:
         self.apply(Step.of("lease_keepalive", member=self._member(member), lease=lease))
 
+    def _below_compaction(self, member: int, back: int) -> int:
+        """A revision ``back + 1`` below the compaction ``member`` applied last (the highest
+        any member applied if it is down; near the newest if nothing is compacted yet). A
+        watch from there must be refused as compacted: drawn from the newest revision, such a
+        start is rare, since revisions keep coming after a compaction and ten back from the
+        newest is soon above it."""
+        assert self.run is not None
+        members = self.run.world.members
+        own = members[member] if member < len(members) else None
+        compacted = (
+            own.mvcc.compact_revision
+            if own is not None
+            else max((m.mvcc.compact_revision for m in members if m is not None), default=0)
+        )
+        if compacted <= 1:
+            return self._revision_back(back)
+        return max(1, compacted - 1 - back)
+
     @rule(
         member=member_ids,
         key=keys,
         prefix=st.booleans(),
-        back=st.one_of(st.none(), st.integers(0, 10)),
+        origin=evenly(WATCH_ORIGINS),
+        back=st.integers(0, 10),
     )
-    def watch(self, member: int, key: str, prefix: bool, back: int | None) -> None:
-        """A watch from now (``back`` None), or from a revision up to ten back, which may be
-        below a compaction."""
-        revision = 0 if back is None else self._revision_back(back)
+    def watch(self, member: int, key: str, prefix: bool, origin: str, back: int) -> None:
+        """A watch from now, from up to ten revisions before the newest, or from just below
+        the latest compaction (which a watcher resuming from an old revision meets, and which
+        must end the watch as compacted rather than skip what was compacted away)."""
+        member = self._member(member)
+        if origin == "now":
+            revision = 0
+        elif origin == "newest":
+            revision = self._revision_back(back)
+        else:
+            revision = self._below_compaction(member, back)
         self.apply(
             Step.of(
                 "watch",
-                member=self._member(member),
+                member=member,
                 key=PREFIX if prefix else key,
                 prefix=prefix,
                 revision=revision,
