@@ -65,7 +65,6 @@ class SimCluster:
         self.disks = [disk_cls(i, self.shadow.synced) for i in range(n)]
         self.network: list[Message] = []
         self.snapshot_index = [0] * n
-        self.synced_term_vote: list[tuple[int, int | None]] = [(0, None)] * n
         self.nodes: list[RaftNode | None] = [self._boot(i) for i in range(n)]
         self.value = 0
         self.read_id = 0
@@ -79,7 +78,6 @@ class SimCluster:
             image = Entry(meta.term, IMAGE + recovered.snapshot.data)
             snapshot = Snapshot(meta.index, meta.term, (image,))
             self.snapshot_index[i] = meta.index
-        self.synced_term_vote[i] = (hs.term, hs.vote)
         node = self.node_cls(
             NodeConfig(
                 node_id=i,
@@ -130,20 +128,11 @@ class SimCluster:
         if self.rng.random() < crash_before_sync:
             self.crash(i, torn=self.rng.randint(0, disk.unsynced_count))
             return
-        if self._needs_sync(i, rd):
+        if rd.must_sync:
             disk.sync()
         if not self.send_before_sync:
             self.network.extend(rd.messages)
         node.advance(rd)
-
-    def _needs_sync(self, i: int, rd: Any) -> bool:
-        hs = rd.hard_state
-        changed = hs is not None and (hs.term, hs.vote) != self.synced_term_vote[i]
-        if hs is not None:
-            self.synced_term_vote[i] = (hs.term, hs.vote)
-        return bool(rd.truncate_from is not None or rd.snapshot is not None or rd.entries) or (
-            changed
-        )
 
     def _collapse(self, i: int, index: int, term: int, image: bytes) -> None:
         node = self.nodes[i]
