@@ -184,6 +184,12 @@ async def test_bad_requests_change_nothing_and_a_restart_recovers_the_configurat
                     "body"
                 ]["member"]
                 assert added["ID"] == 4
+                await c.member_remove(4)
+                # Removing the leader: it hands over, the client retries at the successor.
+                lead = await cluster.leader()
+                await c.member_remove(lead)
+                assert lead not in [m["ID"] for m in await c.member_list()]
+                assert not cluster.member(lead).is_leader
             nursery.cancel_scope.cancel()
 
 

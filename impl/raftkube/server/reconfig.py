@@ -265,7 +265,13 @@ class Reconfiguration:
         if member_id == member.id:
             # The core's leader does not remove itself (module docstring): hand over first.
             successor = await member.transfer_leadership()
-            raise not_leader(successor if successor is not None else node.leader)
+            if successor is None:
+                raise MemberError(
+                    "unavailable",
+                    "raftkube: the leader could not hand over before removing itself (no "
+                    "voter holds its whole log yet, or --read-mode lease forbids handing over)",
+                )
+            raise not_leader(successor)
         await self._change(lambda: node.remove_member(member_id))
         return attributes
 
