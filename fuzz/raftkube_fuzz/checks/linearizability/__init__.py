@@ -52,21 +52,24 @@ Decisions, and why:
   model work and meets the states it reached last time as the same objects. The memo changes
   what a search costs, never what it finds (see the class).
 
-The package, by job: :mod:`.normalise` prepares the operations, :mod:`.refute` refutes what
-one or two operations already show and tabulates the observations the cuts use,
+The package, by job: :mod:`.model` is the interface the search checks a history against
+(Porcupine's ``Model`` shape, plus optional hooks for the cuts) and :mod:`.kv_model` the KV
+store's implementation of it; :mod:`.normalise` prepares the operations, :mod:`.refute`
+refutes what one or two operations already show and tabulates the observations the cuts use,
 :mod:`.search` is the search and its memo, :mod:`.render` turns a failure into evidence.
+Everything above about leases, revisions and records is the KV model's; the search itself
+knows only the :class:`~.model.Model` interface.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-import raftkube_spec.kv as kv
 from raftkube_fuzz.checks.history import History
-from raftkube_fuzz.checks.linearizability.refute import (
-    check_revisions_never_go_back,
-    check_seen_records,
-)
+from raftkube_fuzz.checks.linearizability.kv_model import KV_MODEL, KVModel
+from raftkube_fuzz.checks.linearizability.model import Cuts, Model
+from raftkube_fuzz.checks.linearizability.refute import check_revisions_never_go_back
 from raftkube_fuzz.checks.linearizability.search import (
     DEFAULT_MAX_STEPS,
     MEMO_LIMIT,
@@ -79,9 +82,13 @@ from raftkube_fuzz.checks.linearizability.search import (
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
+    "KV_MODEL",
     "MEMO_LIMIT",
+    "Cuts",
+    "KVModel",
     "LinearizabilityUndecided",
     "Linearization",
+    "Model",
     "SearchMemo",
     "check_linearizable",
     "find_linearization",
@@ -91,40 +98,52 @@ __all__ = [
 def check_linearizable(
     history: History,
     *,
-    initial: kv.KVState | None = None,
-    watched: Iterable[kv.Event] = (),
+    model: Model[Any, Any, Any] | None = None,
+    initial: Any = None,
+    watched: Iterable[Any] = (),
     max_steps: int = DEFAULT_MAX_STEPS,
     memo: SearchMemo | None = None,
 ) -> None:
     """Raise :class:`Violation` ("Linearizability") unless ``history`` is linearizable."""
-    find_linearization(history, initial=initial, watched=watched, max_steps=max_steps, memo=memo)
+    find_linearization(
+        history, model=model, initial=initial, watched=watched, max_steps=max_steps, memo=memo
+    )
 
 
 def find_linearization(
     history: History,
     *,
-    initial: kv.KVState | None = None,
-    watched: Iterable[kv.Event] = (),
+    model: Model[Any, Any, Any] | None = None,
+    initial: Any = None,
+    watched: Iterable[Any] = (),
     max_steps: int = DEFAULT_MAX_STEPS,
     memo: SearchMemo | None = None,
 ) -> Linearization:
-    """Search for a witness order; raise Violation if none exists.
+    """Search for a witness order against ``model`` (the KV store's by default, or the
+    memo's); raise Violation if none exists.
 
-    ``watched`` are events watchers received. They are observations like any read: when
+    ``initial`` is the model state before the history (``model.init()`` by default).
+
+    ``watched`` are extra observations the model's cuts take; for the KV model, events
+    watchers received. They are observations like any read: when
     Unknown writes fill revisions no read pinned down, only they say which write really
     took a revision, so a witness that must agree with watches
     (:mod:`raftkube_fuzz.checks.watches` checks them against this witness) has to be built
     with them.
 
     ``memo`` lets repeated searches over one growing history share their work (pass the same
-    one each time); without it the search uses a fresh one.
+    one each time); without it the search uses a fresh one. A memo belongs to one model.
 
     Raises :class:`LinearizabilityUndecided` when ``max_steps`` model applications were not
     enough to decide: a budget overrun is reported, never mistaken for a pass.
     """
-    memo = memo if memo is not None else SearchMemo()
-    start = memo.canonical(initial if initial is not None else kv.initial_state())
+    if memo is None:
+        memo = SearchMemo(model=model if model is not None else KV_MODEL)
+    elif model is not None and memo.model is not model:
+        raise ValueError(f"the memo belongs to model {memo.model.name!r}, not {model.name!r}")
+    model = memo.model
+    start = memo.canonical(initial if initial is not None else model.init())
     entries = prepared_entries(history, memo)
-    check_revisions_never_go_back(entries, start)
-    check_seen_records(entries, start)
+    check_revisions_never_go_back(entries, model.revision(start))
+    model.refute(entries, start)
     return Search(entries, start, max_steps, tuple(watched), memo).run()

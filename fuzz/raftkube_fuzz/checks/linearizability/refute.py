@@ -6,11 +6,13 @@ the search (whose own failure report can only say where every order got stuck): 
 operations in real-time order whose headers go backwards, a read of a value nothing wrote,
 two different records seen for one key at one revision. The tables (revisions completed
 writes claimed, records clients and watches saw by revision) are what the search's
-:meth:`~raftkube_fuzz.checks.linearizability.search.Search.write_conflict` cuts consult.
+:meth:`~raftkube_fuzz.checks.linearizability.kv_model.KVCuts.write_conflict` cuts consult.
+All but the first are the KV model's (:mod:`.kv_model`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import attrgetter
 
 import raftkube_spec.kv as kv
@@ -20,10 +22,12 @@ from raftkube_fuzz.checks.linearizability.render import render
 from raftkube_fuzz.violation import Violation
 
 
-def check_revisions_never_go_back(entries: list[Entry], initial: kv.KVState) -> None:
+def check_revisions_never_go_back(entries: Sequence[Entry], initial: int) -> None:
     """The cheapest refutation, with the smallest evidence: two operations in real-time order
     whose headers go backwards (a stale read, a lost write). Revisions never decrease, so if
-    ``p`` returned before ``o`` was called, ``o``'s header is at least ``p``'s."""
+    ``p`` returned before ``o`` was called, ``o``'s header is at least ``p``'s. Any model
+    whose responses reveal a revision (:meth:`.Model.result_revision`) gets it; ``initial``
+    is the initial state's revision."""
     done = sorted((e for e in entries if e.expected is not None), key=attrgetter("ret"))
     latest: Entry | None = None
     j = 0
@@ -32,11 +36,10 @@ def check_revisions_never_go_back(entries: list[Entry], initial: kv.KVState) -> 
             if latest is None or done[j].revision > latest.revision:
                 latest = done[j]
             j += 1
-        if o.revision < initial.revision:
+        if o.revision < initial:
             raise Violation(
                 "Linearizability",
-                f"op {o.op.op_id} reports revision {o.revision}, below the initial "
-                f"{initial.revision}",
+                f"op {o.op.op_id} reports revision {o.revision}, below the initial {initial}",
                 {"operations": [render(o.op)]},
             )
         if latest is not None and o.revision < latest.revision:
@@ -49,7 +52,7 @@ def check_revisions_never_go_back(entries: list[Entry], initial: kv.KVState) -> 
             )
 
 
-def check_seen_records(entries: list[Entry], initial: kv.KVState) -> None:
+def check_seen_records(entries: Sequence[Entry], initial: kv.KVState) -> None:
     """Refute up front what no order can explain, with one or two operations as evidence.
 
     A record, once written at a revision, never changes, so two clients seeing different
@@ -58,10 +61,10 @@ def check_seen_records(entries: list[Entry], initial: kv.KVState) -> None:
     """
     written = {(r.key, r.value) for h in initial.keys for r in h.records}
     for e in entries:
-        written.update(e.written)
+        written.update(e.facts.written)
     first: dict[tuple[bytes, int], tuple[kv.KeyValue, Entry]] = {}
     for e in entries:
-        for seen in e.seen:
+        for seen in e.facts.seen:
             if (seen.key, seen.value) not in written:
                 raise Violation(
                     "Linearizability",
@@ -79,13 +82,13 @@ def check_seen_records(entries: list[Entry], initial: kv.KVState) -> None:
                 )
 
 
-def claimed_revisions(entries: list[Entry]) -> set[int]:
+def claimed_revisions(entries: Sequence[Entry]) -> set[int]:
     """Revisions that completed writes certainly created (their response headers)."""
-    return {e.revision for e in entries if e.wrote}
+    return {e.revision for e in entries if e.facts.wrote}
 
 
 def observed_records(
-    entries: list[Entry], watched: tuple[kv.Event, ...]
+    entries: Sequence[Entry], watched: tuple[kv.Event, ...]
 ) -> dict[int, list[kv.KeyValue]]:
     """Every record some client saw, by the revision that created it (deduplicated, sorted).
 
@@ -94,7 +97,7 @@ def observed_records(
     """
     found: dict[int, set[kv.KeyValue]] = {}
     for e in entries:
-        for seen in e.seen:
+        for seen in e.facts.seen:
             found.setdefault(seen.mod_revision, set()).add(seen)
     for event in watched:
         found.setdefault(event.kv.mod_revision, set()).add(event.kv)

@@ -10,20 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from operator import attrgetter
+from typing import Any
 
 import attrs
 
-import raftkube_spec.kv as kv
-from raftkube_fuzz.checks.history import History, Operation, describe
+from raftkube_fuzz.checks.history import History, Operation
+from raftkube_fuzz.checks.linearizability.kv_model import KV_MODEL
+from raftkube_fuzz.checks.linearizability.model import Model
 from raftkube_fuzz.checks.linearizability.normalise import Entry, precedes, prepare
-from raftkube_fuzz.checks.linearizability.refute import (
-    claimed_revisions,
-    created_records,
-    observed_records,
-)
 from raftkube_fuzz.checks.linearizability.render import stuck_violation
 from raftkube_fuzz.violation import Violation
-from raftkube_spec.kv import history as kv_history
 
 DEFAULT_MAX_STEPS = 200_000
 """Model applications the search may make before it gives up (a few thousand is typical)."""
@@ -42,24 +38,24 @@ class LinearizabilityUndecided(Exception):
 class Linearization:
     """A witness order: the applied operations, in order, and the model states around it.
 
-    ``requests`` are the operations' requests as the model replayed them (lease clock readings
-    zeroed, leader-picked lease ids filled in), so replaying them from ``initial`` reaches
-    ``final_state``. Unknown operations that the witness did not need are absent: they may have
-    been applied after everything, or never, so the witness says nothing beyond
-    ``final_state.revision``.
+    ``requests`` are the operations' requests as the model replayed them
+    (:meth:`.Model.normalized`: for the KV model, lease clock readings zeroed, leader-picked
+    lease ids filled in), so replaying them from ``initial`` reaches ``final_state``. Unknown
+    operations that the witness did not need are absent: they may have been applied after
+    everything, or never, so the witness says nothing beyond ``final_state``.
     """
 
     operations: tuple[Operation, ...]
-    requests: tuple[kv.Request, ...]
-    initial: kv.KVState
-    final_state: kv.KVState
+    requests: tuple[Any, ...]
+    initial: Any
+    final_state: Any
 
 
 class SearchMemo:
     """What successive searches over one growing history share: prepared operations and
-    model applications. It belongs to one run (one example) and dies with it.
+    model applications. It belongs to one run (one example) and one model, and dies with it.
 
-    Sharing it cannot change a verdict or a witness. ``kv.apply`` is a pure function of
+    Sharing it cannot change a verdict or a witness. :meth:`.Model.apply` is a pure function of
     (state, request), so a remembered result is the result; the search's order, its cuts and
     its step count are untouched (a remembered application still counts as one of
     ``max_steps``, so a search undecided without the memo is undecided with it). An
@@ -74,25 +70,29 @@ class SearchMemo:
     Nothing ever iterates the tables, so their order cannot leak into a result.
     """
 
-    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+    def __init__(
+        self, limit: int = MEMO_LIMIT, *, model: Model[Any, Any, Any] | None = None
+    ) -> None:
         self.limit = limit
-        self._applied: dict[
-            tuple[int, int], tuple[kv.KVState, kv.Request, kv.KVState, kv.Result]
-        ] = {}
+        self.model: Model[Any, Any, Any] = model if model is not None else KV_MODEL
+        """The model every search sharing this memo checks against (the KV store's unless
+        told otherwise): remembered applications are this model's."""
+        self._apply = self.model.apply
+        self._applied: dict[tuple[int, int], tuple[Any, Any, Any, Any]] = {}
         self._prepared: dict[int, tuple[Operation, Entry | None]] = {}
-        self._initial: dict[kv.KVState, kv.KVState] = {}
+        self._initial: dict[Any, Any] = {}
 
-    def canonical(self, state: kv.KVState) -> kv.KVState:
+    def canonical(self, state: Any) -> Any:
         """The state object this memo uses for every state equal to ``state``."""
         return self._initial.setdefault(state, state)
 
-    def apply(self, state: kv.KVState, request: kv.Request) -> tuple[kv.KVState, kv.Result]:
-        """``kv.apply(state, request)``, the same result objects for the same objects."""
+    def apply(self, state: Any, request: Any) -> tuple[Any, Any]:
+        """``model.apply(state, request)``, the same result objects for the same objects."""
         key = (id(state), id(request))
         found = self._applied.get(key)
         if found is not None:
             return found[2], found[3]
-        after, result = kv.apply(state, request)
+        after, result = self._apply(state, request)
         if len(self._applied) >= self.limit:
             # Forgetting everything is always safe (the memo only saves work) and keeps the
             # bound without bookkeeping on every hit.
@@ -107,7 +107,7 @@ class SearchMemo:
         for op in operations:
             known = prepared.get(op.op_id)
             if known is None or known[0] is not op:
-                known = prepared[op.op_id] = (op, prepare(op))
+                known = prepared[op.op_id] = (op, prepare(op, self.model))
             if known[1] is not None:
                 found.append(known[1])
         return found
@@ -119,34 +119,10 @@ def prepared_entries(history: History, memo: SearchMemo) -> list[Entry]:
     return entries
 
 
-def matches(request: kv.Request, model: kv.Result, recorded: kv.Result) -> bool:
-    if model == recorded:
-        return True
-    if isinstance(request, kv.LeaseTimeToLiveRequest):
-        if not (
-            isinstance(model, kv.LeaseTimeToLiveResponse)
-            and isinstance(recorded, kv.LeaseTimeToLiveResponse)
-        ):
-            return False
-        if model.ttl == -1 or recorded.ttl == -1:
-            return False  # they differ, and one says the lease is missing
-        return 0 <= recorded.ttl <= model.granted_ttl and (
-            attrs.evolve(recorded, ttl=model.ttl) == model
-        )
-    if isinstance(request, kv.LeaseKeepAliveRequest):
-        return (
-            isinstance(model, kv.LeaseKeepAliveResponse)
-            and isinstance(recorded, kv.KVError)
-            and recorded.code is kv.ErrorCode.LEASE_NOT_FOUND
-            and recorded.header == model.header
-        )
-    return False
-
-
 @attrs.define
 class Frame:
     linearized: int
-    state: kv.KVState
+    state: Any
     lo: int
     by_revision_lo: int
     candidates: list[int]
@@ -159,15 +135,18 @@ class Search:
     def __init__(
         self,
         entries: list[Entry],
-        initial: kv.KVState,
+        initial: Any,
         max_steps: int,
-        watched: tuple[kv.Event, ...],
+        watched: tuple[Any, ...],
         memo: SearchMemo,
     ) -> None:
         self.entries = entries
         self.initial = initial
         self.max_steps = max_steps
         self.memo = memo
+        model = memo.model
+        self.matches = model.matches
+        self.revision = model.revision
         self.required = 0
         self.everything = (1 << len(entries)) - 1
         for i, entry in enumerate(entries):
@@ -178,9 +157,7 @@ class Search:
             (i for i, e in enumerate(entries) if e.expected is not None),
             key=revisions.__getitem__,
         )
-        self.claimed = claimed_revisions(entries)
-        self.observed = observed_records(entries, watched)
-        self.created = created_records(self.observed)
+        self.cuts = model.cuts(entries, watched)
         self.calls = [e.call for e in entries]
         self.rets = [e.ret for e in entries]
         self.rank = [0] * len(entries)
@@ -192,7 +169,7 @@ class Search:
             self.rank[i] = place
         self.steps = 0
         self.deepest: tuple[int, list[int], Frame] | None = None
-        self.rejected: dict[int, tuple[kv.Result, str]] = {}
+        self.rejected: dict[int, tuple[Any, str]] = {}
         self.blocked_by = -1
 
     def candidates(self, linearized: int, lo: int) -> list[int]:
@@ -229,7 +206,7 @@ class Search:
             found.sort(key=self.rank.__getitem__)
         return found
 
-    def frame(self, linearized: int, state: kv.KVState, parent: Frame | None) -> Frame | None:
+    def frame(self, linearized: int, state: Any, parent: Frame | None) -> Frame | None:
         """The search node for ``(linearized, state)``; None when it is a dead end already.
 
         Revisions never decrease, and an operation's header shows the revision after it ran,
@@ -245,7 +222,7 @@ class Search:
             by_rev += 1
         if by_rev < len(self.by_revision):
             lowest = self.entries[self.by_revision[by_rev]].revision
-            if lowest < state.revision:
+            if lowest < self.revision(state):
                 self.blocked_by = self.by_revision[by_rev]
                 return None
         return Frame(linearized, state, lo, by_rev, self.candidates(linearized, lo))
@@ -257,7 +234,7 @@ class Search:
         path: list[int] = []
         """The entry each frame above the first was reached by (the stack's path, kept
         beside it rather than rebuilt from the frames at every new depth)."""
-        visited: dict[int, list[kv.KVState] | set[kv.KVState]] = {}
+        visited: dict[int, list[Any] | set[Any]] = {}
         """The (linearized set, model state) pairs seen, by linearized set: a search that
         rarely backtracks meets each set once, so a membership test needs neither the state's
         hash (which walks the whole store the first time) nor any comparison. A set met with
@@ -293,12 +270,12 @@ class Search:
                         # An Unknown no-op here: the node it leads to can do nothing that
                         # this one cannot (the op stays available for later), so skip it.
                         continue
-                elif not matches(entry.request, result, entry.expected):
+                elif not self.matches(entry.request, result, entry.expected):
                     if at_deepest:
                         self.rejected[i] = (result, "the recorded result differs")
                     continue
-                if state.revision != top.state.revision:
-                    conflict = self.write_conflict(entry, state)
+                if self.revision(state) != self.revision(top.state):
+                    conflict = self.cuts.write_conflict(entry, state)
                     if conflict is not None:
                         if at_deepest:
                             self.rejected[i] = (result, conflict)
@@ -313,7 +290,7 @@ class Search:
                         self.rejected[i] = (
                             result,
                             f"op {late.op.op_id} reports revision {late.revision} "
-                            f"but would come after revision {state.revision}",
+                            f"but would come after revision {self.revision(state)}",
                         )
                     continue
                 if entry.expected is not None and (state is top.state or state == top.state):
@@ -335,38 +312,6 @@ class Search:
                     path.pop()
         raise self.violation()
 
-    def write_conflict(self, entry: Entry, state: kv.KVState) -> str | None:
-        """Why ``entry`` cannot be the write that created ``state.revision`` (None: it may).
-
-        Three cuts, all sound because a revision is written once and its records never
-        change: an Unknown operation cannot take a revision a completed write showed it
-        created; whatever creates a revision must create exactly the records clients saw
-        stamped with it; and it must create the key of every record clients saw whose
-        generation began there (its ``create_revision``). They stop the search from trying
-        every Unknown write in every unclaimed revision: without the third, a burst of
-        Unknown writes to a few keys, pinned down only by the create revision a later read
-        showed, was tried in every order up to that read (millions of orders for ten writes).
-        """
-        revision = state.revision
-        if entry.expected is None and revision in self.claimed:
-            return f"an acknowledged write created revision {revision}"
-        for seen in self.observed.get(revision, ()):
-            # Membership rather than ``at``: a txn may put a key and delete it again within
-            # one revision, and a nested prev_kv then shows the put that ``at`` hides.
-            found = kv_history.find(state.keys, seen.key)
-            if found is None or seen not in found.since(revision):
-                return f"a client or watch saw {describe(seen)}, which this write does not create"
-        for seen in self.created.get(revision, ()):
-            found = kv_history.find(state.keys, seen.key)
-            if found is None or not any(
-                r.create_revision == revision for r in found.since(revision)
-            ):
-                return (
-                    f"a client or watch saw {describe(seen)}, whose key this write does not "
-                    f"create at revision {revision}"
-                )
-        return None
-
     def note_depth(self, count: int, path: list[int], top: Frame) -> None:
         """Remember ``top``, reached by ``path`` (``count`` entries), if it is the deepest yet."""
         if self.deepest is None or count > self.deepest[0]:
@@ -378,16 +323,14 @@ class Search:
 
     def violation(self) -> Violation:
         assert self.deepest is not None
-        return stuck_violation(self.entries, self.deepest, self.rejected)
+        return stuck_violation(self.entries, self.deepest, self.rejected, self.memo.model)
 
 
 VISITED_SCAN = 8
 """States a search compares one by one for one linearized set before it hashes them."""
 
 
-def seen_before(
-    visited: dict[int, list[kv.KVState] | set[kv.KVState]], linearized: int, state: kv.KVState
-) -> bool:
+def seen_before(visited: dict[int, list[Any] | set[Any]], linearized: int, state: Any) -> bool:
     """Whether ``(linearized, state)`` was visited; records it if not. The same answer as
     testing a set of such pairs, without hashing the state while few states share the set."""
     seen = visited.get(linearized)
