@@ -96,6 +96,8 @@ async def test_three_to_four_to_three(tmp_path: Path) -> None:
                         assert known is not None
                         assert known.client_urls == (cluster.running[i].client_endpoint,)
                     assert new.member.node.membership == Membership((0, 1, 2), (3,))
+                    async with Client([new.client_endpoint]) as alone:
+                        assert (await alone.status())["is_learner"] is True
 
                     await c.member_promote(3)
                     for i in (0, 1, 2):

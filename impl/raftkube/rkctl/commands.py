@@ -495,6 +495,7 @@ async def cmd_endpoint_status(ctx: Context, ns: argparse.Namespace) -> int:
             leader=int(st.get("leader", -1)),
             raft_index=int(st.get("raft_index", 0)),
             raft_applied_index=int(st.get("raft_applied_index", 0)),
+            is_learner=bool(st.get("is_learner", False)),
             errors=tuple(str(e) for e in st.get("errors", ())),
         )
 

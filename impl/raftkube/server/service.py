@@ -308,6 +308,8 @@ def _status(member: Member) -> dict[str, Any]:
         # A fenced member takes no part in Raft: whom it last knew as leader means nothing.
         "leader": -1 if leader is None or fault is not None else leader,
         "is_leader": member.is_leader and fault is None,
+        # etcd's StatusResponse.isLearner: in the configuration this member has.
+        "is_learner": member.id in member.node.membership.learners,
         "raft_index": member.node.last_index,
         "raft_applied_index": member.applied,
         "revision": member.mvcc.revision,
