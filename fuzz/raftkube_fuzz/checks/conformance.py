@@ -55,6 +55,10 @@ one of them anyway.
 After the first violation the shadow records it in :attr:`RaftShadow.violation` and goes quiet:
 the raise happens inside a member's task, where a host may swallow it, and every later event
 would only repeat the divergence.
+
+Why one module: :class:`RaftShadow` is one job (keeping the spec in step with the members),
+and each of its checks is read beside the abstraction above that makes it sound; what a
+recovered disk says in the spec's terms is :mod:`raftkube_fuzz.checks.durable_state`.
 """
 
 from __future__ import annotations
@@ -65,9 +69,14 @@ from typing import Any, NoReturn, cast
 import attrs
 
 from raftkube.raft import NodeConfig, RaftNode, Ready
-from raftkube.server.entries import core_value
 from raftkube.server.member import MemberConfig
 from raftkube.storage.state import RecoveredState
+from raftkube_fuzz.checks.durable_state import (
+    behind_last_sync,
+    disk_fields,
+    durable_matches,
+    persistent_fields,
+)
 from raftkube_fuzz.checks.raft_state import (
     abstract_state,
     differences,
@@ -89,7 +98,6 @@ from raftkube_spec.raft.messages import (
 )
 from raftkube_spec.raft.model import RaftSpec
 from raftkube_spec.raft.state import RaftState, ServerState, bag_remove
-from raftkube_spec.raft.types import Entry
 
 MEMBER_FEATURES: dict[str, bool] = {
     "pipelining": True,
@@ -137,59 +145,6 @@ def _same_snapshot_request(real: InstallSnapshotRequest, spec: InstallSnapshotRe
         and real.last_index == spec.last_index
         and real.last_term == spec.last_term
     )
-
-
-def _disk_fields(disk: RecoveredState) -> dict[str, Any]:
-    """A recovered disk in the persistent keys of :func:`spec_fields`."""
-    meta = disk.snapshot_meta
-    vote = disk.hard_state.vote
-    return {
-        "term": disk.hard_state.term,
-        "voted_for": None if vote is None else int(vote),
-        "snapshot_index": 0 if meta is None else meta.index,
-        "snapshot_term": 0 if meta is None else meta.term,
-        "last_index": disk.last_index,
-        # A configuration entry is bytes on disk and a Membership in the log.
-        "live_log": tuple(Entry(e.term, core_value(e.data)) for e in disk.entries),
-    }
-
-
-PERSISTENT_KEYS = ("term", "voted_for", "snapshot_index", "snapshot_term", "last_index", "live_log")
-"""The keys of :func:`spec_fields` a disk must preserve (the order of :func:`_disk_fields`)."""
-
-
-def _persistent_fields(v: ServerState, server: int) -> dict[str, Any]:
-    fields = spec_fields(v, server)
-    return {k: fields[k] for k in PERSISTENT_KEYS}
-
-
-def _durable_matches(disk: RecoveredState, v: ServerState) -> bool:
-    """Whether ``differences(_disk_fields(disk), _persistent_fields(v, i))`` is empty, without
-    building either side: the same comparisons key by key, the live log entry by entry (a
-    disk entry equals the spec's ``Entry`` exactly when the terms and the data are equal).
-    The durability check runs at every sync, and building an ``Entry`` per durable entry each
-    time cost more than the rest of it. It may answer False for a match (the caller then
-    compares the full dicts); it answers True only when every key would compare equal."""
-    hard = disk.hard_state
-    vote = hard.vote
-    meta = disk.snapshot_meta
-    snap = 0 if meta is None else meta.index
-    log = v.log
-    entries = disk.entries
-    if (
-        hard.term != v.term
-        or (None if vote is None else int(vote)) != v.voted_for
-        or snap != v.snapshot_index
-        or (0 if meta is None else meta.term) != v.term_at(snap)
-        or disk.last_index != len(log)
-        or len(entries) != len(log) - snap
-    ):
-        return False
-    for n, entry in enumerate(entries, start=snap):
-        theirs = log[n]
-        if type(theirs) is not Entry or entry.term != theirs.term or entry.data != theirs.value:
-            return False
-    return True
 
 
 _SPECS: dict[RaftConfig, RaftSpec] = {}
@@ -329,8 +284,8 @@ class RaftShadow:
         if expected is None:
             return
         durable = disk.durable_state()
-        if not _durable_matches(durable, expected):
-            diff = differences(_disk_fields(durable), _persistent_fields(expected, member_id))
+        if not durable_matches(durable, expected):
+            diff = differences(disk_fields(durable), persistent_fields(expected, member_id))
             if diff:
                 self._fail(
                     "Durability",
@@ -546,42 +501,20 @@ class RaftShadow:
     def _check_not_behind(
         self, member_id: int, disk: RecoveredState, checkpoint: ServerState
     ) -> None:
-        got = _disk_fields(disk)
-        problems: list[str] = []
-        if got["term"] < checkpoint.term:
-            problems.append(f"term went back from {checkpoint.term} to {got['term']}")
-        elif got["term"] == checkpoint.term and checkpoint.voted_for not in (
-            None,
-            got["voted_for"],
-        ):
-            problems.append(
-                f"vote in term {checkpoint.term} changed from {checkpoint.voted_for} to "
-                f"{got['voted_for']}"
-            )
-        snap = got["snapshot_index"]
-        if snap < checkpoint.snapshot_index:
-            problems.append(f"snapshot index fell from {checkpoint.snapshot_index} to {snap}")
-        live: tuple[Entry, ...] = got["live_log"]
-        for index in range(snap + 1, checkpoint.commit_index + 1):
-            have = live[index - snap - 1] if index - snap <= len(live) else None
-            if have != checkpoint.log[index - 1]:
-                problems.append(
-                    f"committed entry {index} ({checkpoint.log[index - 1]}) became {have}"
-                )
-                break
+        problems = behind_last_sync(disk, checkpoint)
         if problems:
             self._fail(
                 "Durability",
                 f"member {member_id} recovered a disk behind its last sync: " + "; ".join(problems),
                 None,
-                checkpoint=_short(_persistent_fields(checkpoint, member_id)),
-                recovered=_short(got),
+                checkpoint=_short(persistent_fields(checkpoint, member_id)),
+                recovered=_short(disk_fields(disk)),
             )
 
     def _recovered_server(self, member_id: int, disk: RecoveredState) -> ServerState:
         """The spec server a member restarts as: the spec's prefix up to the disk's snapshot
         (abstraction (a)), the disk's entries after it, commit at the snapshot."""
-        got = _disk_fields(disk)
+        got = disk_fields(disk)
         snap = got["snapshot_index"]
         known = self.state.servers[member_id].log
         if len(known) < snap or (snap > 0 and known[snap - 1].term != got["snapshot_term"]):
