@@ -21,6 +21,10 @@ Retrying a write is safe only when it cannot apply twice:
 
 A write that fails after an attempt whose fate is unknown always raises
 :class:`IndeterminateError`: the caller must not assume it did not happen.
+
+Why one module: :class:`Client` is one job, retrying one request across endpoints, leader
+changes and sessions, and those rules share the client's state; the wire codec, the
+connections and the watch stream already live in their own modules.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ its selector matches) changes, and, for Recreate, when one of its pods goes. The
 Writes are made on the cached objects' copies with their resourceVersions: a stale cache gets a
 409 and the sync runs again. Rollback through the deprecated ``rollbackTo`` is not served
 (apps/v1 has no such field). The arithmetic is :mod:`.deployment_util`.
+
+Why one module: it is one controller's ``sync``, the five steps above in upstream's
+order, with its arithmetic already in :mod:`.deployment_util`.
 """
 
 from __future__ import annotations

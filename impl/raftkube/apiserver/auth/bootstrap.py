@@ -17,6 +17,10 @@ credentials. Left out: roles for components this project does not have (DNS, vol
 certificates, the aggregator, heapster, monitoring).
 
 The integrator writes each object returned by :func:`bootstrap_objects` if it is absent.
+
+Why one module: it is one table, upstream's bootstrap RBAC policy (``policy.go`` and
+``controller_policy.go``), kept whole so it can be read and compared against upstream's side
+by side.
 """
 
 from __future__ import annotations
