@@ -30,6 +30,7 @@ from raftkube.cluster.common import (
     parse_member_addresses,
     port_number,
 )
+from raftkube.cluster.join import JoinError, join, promote_when_in_sync
 from raftkube.net.transport import PeerAddress
 from raftkube.server.compactor import MODES, AutoCompaction, CompactionConfigError
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
@@ -117,13 +118,25 @@ def register(commands: Any) -> None:
         help="run one cluster member in the foreground",
         description="Run one member of a raftkube cluster until SIGTERM or SIGINT.",
     )
-    p.add_argument("--id", dest="member_id", type=int, required=True, help="this member's id")
+    p.add_argument("--id", dest="member_id", type=int, help="this member's id (required)")
     p.add_argument(
         "--peers",
         action="append",
-        required=True,
+        default=[],
         metavar="ID=HOST:PORT[,...]",
-        help="Raft address of every member, this one included (ids 0..N-1); repeatable",
+        help="Raft address of every member, this one included (ids 0..N-1); repeatable (required)",
+    )
+    p.add_argument(
+        "--join",
+        metavar="ENDPOINTS",
+        help="instead of --id and --peers: add this member to the running cluster at these "
+        "client endpoints (a learner, promoted once in sync) and run it; running the same "
+        "command again restarts it",
+    )
+    p.add_argument(
+        "--peer-address",
+        metavar="HOST:PORT",
+        help="with --join: where this member's peers reach it",
     )
     p.add_argument(
         "--client-port",
@@ -179,6 +192,8 @@ class _Setup(Exception):
 
 def _configure(args: argparse.Namespace) -> dict[str, Any]:
     """Validate the flags into ``open_member`` arguments, before anything touches the disk."""
+    if args.member_id is None or not args.peers:
+        raise _Setup("--id and --peers are required (or --join)")
     try:
         peers = parse_member_addresses(args.peers)
         clients = parse_member_addresses(args.client_endpoints)
@@ -307,6 +322,13 @@ async def _serve(args: argparse.Namespace, setup: dict[str, Any]) -> None:
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_report_events, running.member)
+                if args.join is not None:
+                    nursery.start_soon(
+                        promote_when_in_sync,
+                        [e.strip() for e in args.join.split(",") if e.strip()],
+                        running.member.id,
+                        running.member.clock,
+                    )
                 if args.stop_on_stdin_eof:
 
                     async def stdin_watch() -> None:
@@ -336,9 +358,11 @@ def run_member(args: argparse.Namespace) -> int:
     )
     tune_gc()
     try:
+        if args.join is not None:
+            trio.run(join, args)
         setup = _configure(args)
         _check_data_dir(args.data_dir)
-    except (_Setup, TlsSetupError) as exc:
+    except (_Setup, TlsSetupError, JoinError) as exc:
         print(f"raftkube member: {exc}", file=sys.stderr, flush=True)
         return 1
     try:
