@@ -8,21 +8,18 @@ every network fault and every crash) goes to the run's
 :class:`~raftkube_fuzz.run_listener.RunListener`, which records it and runs the checkers that
 must see it as it happens; the run drives the steps and the checks between them.
 
-Checking, after every step (:meth:`Run.check`):
-
-* anything that escaped a member (an exception is a bug) or that a checker raised from
-  inside one (conformance and durability run synchronously inside the members' event
-  reports, so the first bad event is caught where it happens);
-* the spec's Raft invariants on the real members' state and on the shadow;
-* state-machine agreement: members that applied the same index hold the same key/value
-  state;
-* linearizability of the client history so far, searched again whenever something new
-  completed; the searches share one SearchMemo, so the prefix the last search placed is
-  walked again without any model work.
+Checking, after every step (:meth:`Run.check`): first anything that escaped a member (an
+exception is a bug) or that a checker raised from inside one (conformance and durability run
+synchronously inside the members' event reports, so the first bad event is caught where it
+happens); then the run's :attr:`Run.checks`, in order (:mod:`raftkube_fuzz.checks.api`), which
+the suite assembles (:mod:`raftkube_fuzz.checks.standard` for the store suites: the spec's
+Raft invariants, state-machine agreement, linearizability of the history so far).
 
 At the end (:meth:`Run.finish`, the pseudo-step after the last one): every fault is undone,
-the cluster must serve again and go quiet (:mod:`raftkube_fuzz.example_end`); then the whole
-history is checked for linearizability and every watch against the committed events.
+the cluster must serve again and go quiet (:mod:`raftkube_fuzz.example_end`); then every
+check's :meth:`~raftkube_fuzz.checks.api.Check.at_end` runs, in the same order (for the store
+suites: no operation left pending, the suite's own end checks, every watch against the
+committed events, the whole history for linearizability).
 """
 
 from __future__ import annotations
@@ -34,19 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from raftkube_fuzz.checks.agreement import check_agreement
+from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.conformance import RaftShadow
 from raftkube_fuzz.checks.history import History, Ok, Outcome, describe
-from raftkube_fuzz.checks.linearizability import (
-    LinearizabilityUndecided,
-    SearchMemo,
-    find_linearization,
-)
-from raftkube_fuzz.checks.watches import check_client_views, check_complete
-from raftkube_fuzz.example_end import check_pending_done, liveness_bound, probe, watch_record
+from raftkube_fuzz.example_end import liveness_bound, probe
 from raftkube_fuzz.run_listener import RunListener
 from raftkube_fuzz.steps import Step
-from raftkube_fuzz.timeline import CHECK, CLIENT, FAULT, Lazy, Timeline, member_host
+from raftkube_fuzz.timeline import CLIENT, FAULT, Lazy, Timeline, member_host
 from raftkube_fuzz.trace import Trace, ViolationRecord
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.client import RequestClient, SimClient, WatchClient, WatchHandle
@@ -58,12 +49,6 @@ from raftkube_spec.kv.types import KeyValue
 
 if TYPE_CHECKING:
     from raftkube_fuzz.suites.base import Suite
-
-FINAL_SEARCH_STEPS = 5_000_000
-"""The linearizability search's budget for the whole history at the end of an example (the
-checks after each step use the checker's smaller default and only note an undecided search):
-a burst of concurrent operations around a leader change can need a few million model steps
-to place, about a second's work, and an undecided search fails the run."""
 
 SETTLE_LIMIT = 5.0
 """Virtual seconds a fresh world gets to elect its first leader before the first step."""
@@ -91,12 +76,10 @@ class Run:
         self.faults: collections.Counter[str] = collections.Counter()
         self.watches: list[WatchHandle] = []
         self._pending: list[Any] = []
-        self._checked_ops = 0
-        self._search_memo = SearchMemo()
-        """Shared by every linearizability search of this run: each replays the last one's
-        prefix, which the memo makes free of model work (it never changes a verdict)."""
         servers = self.world_config.servers
         self.shadow = RaftShadow.for_member_config(servers, self.world_config.member_config(0))
+        self.checks: list[Check] = suite.checks(self)
+        """What this example checks, in the order the checks run (the suite's choice)."""
         self._final_stats: dict[str, Any] | None = None
         """:attr:`stats` as of :meth:`close` (the world is let go of then)."""
         self.extras: dict[str, Any] = {}
@@ -106,6 +89,7 @@ class Run:
             timeline=self.timeline,
             history=self.history,
             shadow=self.shadow,
+            event_checks=[c for c in self.checks if c.watches_events()],
             clock=self.sim.clock,
             servers=servers,
         )
@@ -356,21 +340,8 @@ class Run:
                 f"an exception escaped member {member}",
                 {"member": member, "traceback": text},
             )
-        self.shadow.check_invariants()
-        check_agreement(self.world.members)
-        completed = sum(1 for op in self.history.operations() if op.outcome is not None)
-        if completed != self._checked_ops and self.suite.sole_writers:
-            self._checked_ops = completed
-            self._linearize()
-        self.suite.check_step(self)
-
-    def _linearize(self) -> None:
-        """The history so far; a search that runs out of budget here is noted and left to
-        :meth:`finish`, which checks the whole history and counts "undecided" as a failure."""
-        try:
-            find_linearization(self.history, memo=self._search_memo)
-        except LinearizabilityUndecided as exc:
-            self.timeline.add(self.sim.now, None, CHECK, f"linearizability undecided: {exc}")
+        for check in self.checks:
+            check.after_step(self)
 
     # --- the end ------------------------------------------------------------------------------
 
@@ -380,7 +351,7 @@ class Run:
         return liveness_bound(self.world_config)
 
     def finish(self) -> None:
-        """Heal everything, then check liveness, convergence, linearizability and watches."""
+        """Heal everything, then check liveness and every check's end (:attr:`checks`)."""
         index = len(self.steps)
         self.timeline.begin_step(self.sim.now, f"step {index}: finish (heal all, final checks)")
         try:
@@ -401,22 +372,8 @@ class Run:
                     {"bound": bound, "leader": self.world.leader()},
                 ) from None
             self.check()
-            check_pending_done(self.history)
-            self.suite.check_end(self)
-            records = [watch_record(w, self.world) for w in self.watches]
-            check_complete(records, self.written)
-            if not self.suite.sole_writers:
-                return
-            try:
-                check_client_views(
-                    self.history, records, max_steps=FINAL_SEARCH_STEPS, memo=self._search_memo
-                )
-            except LinearizabilityUndecided as exc:
-                raise Violation(
-                    "LinearizabilityUndecided",
-                    f"the linearizability search ran out of budget: {exc} (not a pass)",
-                    {"operations": len(self.history)},
-                ) from None
+            for check in self.checks:
+                check.at_end(self)
         except Violation as v:
             raise self._first(v, index) from None
         except Exception as exc:

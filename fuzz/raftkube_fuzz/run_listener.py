@@ -28,6 +28,7 @@ import trio
 from raftkube.mvcc import MvccStore
 from raftkube.server.entries import EntryError, decode_entry
 from raftkube.server.member import Member
+from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.conformance import RaftShadow
 from raftkube_fuzz.checks.history import History, Unknown
 from raftkube_fuzz.timeline import EVENT, FAULT, SEND, Lazy, Timeline, describe_message
@@ -69,12 +70,15 @@ class RunListener:
         timeline: Timeline,
         history: History,
         shadow: RaftShadow,
+        event_checks: Sequence[Check],
         clock: VirtualClock,
         servers: int,
     ) -> None:
         self.timeline = timeline
         self.history = history
         self.shadow = shadow
+        self.event_checks = tuple(event_checks)
+        """The run's checks that see every member event (:meth:`Check.on_event`), in order."""
         self._clock = clock
         self.violation: Violation | None = None
         """The first verdict a checker reached inside the simulation."""
@@ -123,7 +127,8 @@ class RunListener:
                 member = listener.world.hosts[member_id].member
                 if member is not None:
                     listener._attach(member_id, member)
-            listener.guard(listener.shadow.observe, member_id, event)
+            for check in listener.event_checks:
+                listener.guard(check.on_event, member_id, event)
 
         return observe
 

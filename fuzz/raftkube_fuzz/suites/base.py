@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from raftkube_fuzz import machine_context
+from raftkube_fuzz.checks.api import Check
+from raftkube_fuzz.checks.standard import standard_checks
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.world.world import WorldConfig
@@ -105,7 +107,8 @@ class Suite:
     leader and before the first step: background load (``run.spawn_load``), a nemesis
     (``run.spawn_periodic``)."""
     check_step: Callable[[Run], None] = lambda run: None
-    """The suite's own checks after every step (raise a Violation), after the common ones."""
+    """The suite's own checks after every step (raise a Violation), after the common ones
+    (run by :class:`~raftkube_fuzz.checks.standard.SuiteHooks`, among :attr:`checks`)."""
     check_end: Callable[[Run], None] = lambda run: None
     """The suite's own checks at the end, once every fault healed and the store serves again
     (eventual reconciliation, say), before the history is judged."""
@@ -113,6 +116,10 @@ class Suite:
     """The history's clients are the store's only writers, so the history is checked for
     linearizability against the KV model; False where other programs write to the store too
     (the ``cluster`` suite's API server), whose writes the model cannot know."""
+    checks: Callable[[Run], list[Check]] = standard_checks
+    """The checks of one example, in the order they run (:mod:`raftkube_fuzz.checks.api`);
+    the store suites' standard list by default, which includes :attr:`check_step` and
+    :attr:`check_end`."""
     wire_clients: bool = False
     """Clients are raftkube's real client library on machines of their own, over the
     simulated byte streams to the members' client listeners
