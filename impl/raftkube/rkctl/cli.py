@@ -16,7 +16,7 @@ from typing import NoReturn, TextIO
 
 import trio
 
-from raftkube.rkctl import commands, member_commands
+from raftkube.rkctl import cluster_commands, commands, member_commands
 from raftkube.rkctl.connection import (
     Settings,
     build_ssl_context,
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     member = sub.add_parser("member", help="Membership related commands", parents=[common])
     member_sub = member.add_subparsers(dest="member_command", metavar="COMMAND", required=True)
-    leaf(member_sub, "list", commands.cmd_member_list, "Lists all members in the cluster")
+    leaf(member_sub, "list", cluster_commands.cmd_member_list, "Lists all members in the cluster")
     member_commands.add_member_add_args(
         leaf(member_sub, "add", member_commands.cmd_member_add, "Adds a member into the cluster")
     )
@@ -145,15 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="endpoint_command", metavar="COMMAND", required=True
     )
     for name, func, text in (
-        ("status", commands.cmd_endpoint_status, "Prints out the status of endpoints"),
-        ("health", commands.cmd_endpoint_health, "Checks the healthiness of endpoints"),
+        ("status", cluster_commands.cmd_endpoint_status, "Prints out the status of endpoints"),
+        ("health", cluster_commands.cmd_endpoint_health, "Checks the healthiness of endpoints"),
     ):
         ep = leaf(endpoint_sub, name, func, text)
         ep.add_argument(
             "--cluster", action="store_true", help="use all endpoints from the cluster member list"
         )
 
-    leaf(sub, "version", commands.cmd_version, "Prints the version of rkctl")
+    leaf(sub, "version", cluster_commands.cmd_version, "Prints the version of rkctl")
     return parser
 
 
