@@ -100,4 +100,14 @@ async def test_a_member_joins_a_running_cluster_and_another_leaves(
         rows = [line.split(", ") for line in out.splitlines()]
         assert [int(r[0], 16) for r in rows] == sorted({0, 1, 2, 3} - {gone})
         assert rows[-1][2:] == ["m3", url, joiner_client, "false"]
-        assert joiner.poll() is None
+
+        # The same command again restarts member 3 (recorded in its data dir), a voter now.
+        joiner.send_signal(signal.SIGTERM)
+        assert await wait_exit(joiner) == 0
+        again = procs.start(join, "m3-again")
+        while "already a voting member" not in procs.err(again):
+            assert again.poll() is None, procs.err(again)
+            await trio.sleep(0.1)
+        assert "rejoining as member 3" in procs.err(again)
+        async with Client([joiner_client, *left]) as c:
+            await c.put(b"after", b"restart")

@@ -25,7 +25,7 @@ import trio
 
 from raftkube.client import Client, ClientError
 from raftkube.clock import Clock, sleep_for
-from raftkube.cluster.common import parse_address
+from raftkube.cluster.common import parse_address, root_cause
 from raftkube.server.reconfig import NOT_LEARNER, parse_peer_url
 
 logger = logging.getLogger("raftkube.member")
@@ -90,12 +90,13 @@ async def join(args: argparse.Namespace) -> None:
                     client_urls=[f"{host}:{args.client_port}"],
                     learner=True,
                 )
-        except ClientError as exc:
-            raise JoinError(
-                f"the cluster at {args.join} refused the new member: {exc.message}"
-            ) from None
-        except ExceptionGroup as group:  # the client's nursery wraps what it raises
-            raise JoinError(f"could not reach the cluster at {args.join}: {group}") from None
+        except (ClientError, ExceptionGroup) as exc:  # the client's nursery wraps errors
+            cause = root_cause(exc)
+            if isinstance(cause, ClientError):
+                raise JoinError(
+                    f"the cluster at {args.join} refused the new member: {cause.message}"
+                ) from None
+            raise JoinError(f"could not reach the cluster at {args.join}: {cause}") from None
         body = msg["body"]
         peers, clients = _addresses(body["members"])
         joined = {"id": body["member"]["ID"], "peers": peers, "clients": clients}
@@ -118,10 +119,11 @@ async def promote_when_in_sync(endpoints: list[str], member_id: int, clock: Cloc
                 await c.member_promote(member_id)
             logger.info("promoted to a voting member")
             return
-        except ClientError as exc:
-            if exc.message == NOT_LEARNER:
-                return  # already a voter (a restart of a promoted member)
-            logger.info("not promoted yet: %s", exc.message)
-        except (OSError, trio.TooSlowError, ExceptionGroup) as exc:
-            logger.info("not promoted yet: %s", exc)
+        except (ClientError, OSError, trio.TooSlowError, ExceptionGroup) as exc:
+            cause = root_cause(exc)  # the client's nursery wraps what it raises
+            if isinstance(cause, ClientError) and cause.message == NOT_LEARNER:
+                logger.info("already a voting member")  # a restart of a promoted member
+                return
+            message = cause.message if isinstance(cause, ClientError) else str(cause)
+            logger.info("not promoted yet: %s", message)
         await sleep_for(clock, PROMOTE_RETRY)
