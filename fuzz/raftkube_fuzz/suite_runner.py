@@ -1,10 +1,14 @@
 """Running a suite under Hypothesis for a budget of time or examples, and saving what fails.
 
-Hypothesis has no time budget of its own, so the runner starts one long
-``run_state_machine_as_test`` (seeded from the run's seed) and the suite machine stops it when
-the budget is spent by raising :class:`~raftkube_fuzz.machine_context.BudgetSpent`, a BaseException
-Hypothesis lets through without shrinking. (Many short Hypothesis runs would be simpler, but
-each starts from its simplest examples, all first choices: a tenth of the time went to them.)
+Hypothesis has no time budget of its own, so the runner starts long
+``run_state_machine_as_test`` runs (each seeded from the run's seed) and the suite machine stops
+the current one when the budget is spent by raising
+:class:`~raftkube_fuzz.machine_context.BudgetSpent`, a BaseException Hypothesis lets through
+without shrinking. (Many short Hypothesis runs would be simpler, but each starts from its
+simplest examples, all first choices: a tenth of the time went to them.) A run is not endless,
+though: it covers at most :data:`GENERATION` examples, then the next one starts. Hypothesis's
+engine keeps what every example of its run did (a cache of up to 10,000 results, each holding
+all its choices, and the tree of every choice made), so the memory of one endless run only grew.
 Once any example has failed the budget no longer applies, so shrinking is never cut short.
 When it fails, Hypothesis has already shrunk the failure and re-run the smallest example last,
 so the most
@@ -53,6 +57,9 @@ keeps mypy quiet on both kinds."""
 
 STATE_DIR = Path(".raftkube") / "fuzz"
 STEPS_PER_EXAMPLE = 40
+GENERATION = 200
+"""The most examples one Hypothesis run covers before the next starts afresh: few enough to
+bound what its engine keeps, enough that its first, simplest examples cost little."""
 SHRINK_SECONDS = 90.0
 """Default cap on shrinking one failure. Hypothesis stops shrinking after a fixed 300 s; a
 failing example here can cost seconds per re-run, so the runner lowers the cap."""
@@ -193,6 +200,7 @@ def run_suite(
     on_progress: Callable[[machine_context.MachineContext, float], None] | None = None,
     stop: Callable[[], bool] | None = None,
     started: float | None = None,
+    generation: int = GENERATION,
 ) -> RunResult:
     """Fuzz ``suite_name`` until the budget (seconds and/or examples) is spent or a property
     fails; returns totals and, on failure, the shrunk trace and where it was saved.
@@ -204,7 +212,9 @@ def run_suite(
     ``started`` is the ``time.monotonic()`` reading the time budget (and the reported elapsed
     time) counts from, by default now: a parallel run passes its own start, so that its
     workers' start-up is spent inside ``--time`` and the whole run takes as long as asked
-    (the monotonic clock is the machine's, the same in every process)."""
+    (the monotonic clock is the machine's, the same in every process).
+
+    ``generation`` is the most examples one Hypothesis run covers (:data:`GENERATION`)."""
     suite = get_suite(suite_name)
     if time_budget is None and examples is None:
         examples = 100
@@ -255,7 +265,6 @@ def run_suite(
     session.on_step = report
     session.spent = spent
     hypothesis_settings = settings(
-        max_examples=examples if examples is not None else 10**9,
         stateful_step_count=steps_per_example,
         deadline=None,
         phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
@@ -267,8 +276,17 @@ def run_suite(
     )
     with machine_context.use(session), patch_for(mutant), _shrink_budget(shrink_time):
         try:
-            with _seeded(suite.machine, master.getrandbits(64)):
-                _run_machine(suite.machine, settings=hypothesis_settings)
+            left = examples
+            while left is None or left > 0:
+                size = generation if left is None else min(left, generation)
+                with _seeded(suite.machine, master.getrandbits(64)):
+                    _run_machine(
+                        suite.machine, settings=settings(hypothesis_settings, max_examples=size)
+                    )
+                if left is not None:
+                    left -= size
+                if spent():
+                    break
         except machine_context.BudgetSpent:
             pass
         except FlakyStrategyDefinition:
