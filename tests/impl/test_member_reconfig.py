@@ -119,6 +119,12 @@ async def test_three_to_four_to_three(tmp_path: Path) -> None:
                         )
 
                     await eventually(four_left)
+
+                    async def unlinked() -> bool:  # nobody sends to the removed member
+                        others = [r for i, r in cluster.running.items() if i != gone] + [new]
+                        return all(gone not in r.transport.peer_ids() for r in others)
+
+                    await eventually(unlinked)
                     await refused(c.member_remove(gone), "etcdserver: member not found")
                     members = await c.member_list()
                     assert [m["ID"] for m in members] == sorted({0, 1, 2, 3} - {gone})

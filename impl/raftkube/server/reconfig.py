@@ -118,6 +118,8 @@ class Reconfiguration:
         replicated table does not know (a cluster that never changed its membership)."""
         self._waiting: dict[int, tuple[int, Waiter]] = {}
         """Configuration entries this leader appended, by index: their term and waiter."""
+        self._applied_members: frozenset[int] | None = None
+        """The members of the last configuration entry applied here (None: none yet)."""
 
     # --- what the log tells every member -------------------------------------------------
 
@@ -144,12 +146,15 @@ class Reconfiguration:
             if expected_term != term:
                 w.error = MemberError("unavailable", "etcdserver: leader changed")
             w.finish()
+        # Stop sending to a member this entry removed (one of the previous configuration):
+        # not to every id outside it, which includes a member whose attributes are committed
+        # and whose addition is still to come.
+        previous, self._applied_members = self._applied_members, frozenset(membership.members)
         directory = self._member.transport
-        if isinstance(directory, PeerDirectory):
-            for attributes in self.table:
-                gone = attributes.id not in membership.members
-                if gone and attributes.id in directory.peer_ids():
-                    directory.remove_peer(attributes.id)
+        if previous is not None and isinstance(directory, PeerDirectory):
+            for j in sorted(previous - self._applied_members):
+                if j in directory.peer_ids():
+                    directory.remove_peer(j)
 
     def replaced_up_to(self, index: int) -> None:
         """A leader's snapshot at ``index`` replaced the log: changes waiting at or below it
