@@ -12,7 +12,8 @@ A suite that adds a new kind of host (an API server, a kubelet) gets its lane by
 in its lines; nothing here lists host kinds. Lines of older traces, which have no ``info``, still
 give lanes per member and marks; they just have no arrows or spans.
 
-Fault spans follow the fault kinds the suites record (docs/trace-format.md): a crash opens a
+Fault spans follow the fault kinds the suites record (docs/trace-format.md), as the fault
+registry (:mod:`raftkube_fuzz.faults`) declares them: a crash opens a
 "down" span on its host that a restart closes, pause/resume a "paused" one, every link fault
 (isolate, partition, one-way, bridge) a "cut" span on the hosts it touched that ``heal``
 closes, clock faults a "clock" span that ``resync`` closes, a full or read-only disk a "disk"
@@ -30,52 +31,44 @@ from typing import Any
 
 import attrs
 
+from raftkube_fuzz.faults import (
+    CLOCK,
+    CUT,
+    DISK,
+    DOWN,
+    HEAL_ALL,
+    NETWORK_WIDE,
+    PAUSED,
+    REGISTRY,
+)
 from raftkube_fuzz.timeline import FAULT, SEND, STEP, WORLD, Line
 
-DOWN, PAUSED, CUT, CLOCK, DISK = "down", "paused", "cut", "clock", "disk"
+SLOW = "slow"
 
 OPENS: dict[str, str] = {
-    "crash": DOWN,
-    "pause": PAUSED,
-    "isolate": CUT,
-    "partition": CUT,
-    "one_way": CUT,
-    "bridge": CUT,
-    "clock_jump": CLOCK,
-    "clock_rate": CLOCK,
-    "skew": CLOCK,
-    "disk_full": DISK,
-    "disk_read_only": DISK,
-    "loss": "loss",
-    "duplicate": "duplicate",
-    "latency": "latency",
+    **{kind.name: kind.opens for kind in REGISTRY.values() if kind.opens is not None},
     # The cluster suite's component faults (suites/cluster.py), which name their host.
     "host_crash": DOWN,
     "host_pause": PAUSED,
     "host_cut": CUT,
     "host_clock_jump": CLOCK,
     "host_clock_rate": CLOCK,
-    "host_slow": "slow",
+    "host_slow": SLOW,
 }
-"""Fault kind -> the class of span it opens."""
-
-NETWORK_WIDE = frozenset({"loss", "duplicate", "latency"})
-"""Span classes that belong to the world's lane, each replaced by the next of its kind."""
+"""Fault kind -> the class of span it opens (the store faults' from
+:data:`raftkube_fuzz.faults.REGISTRY`)."""
 
 CLOSES: dict[str, frozenset[str]] = {
-    "restart": frozenset({DOWN}),
-    "resume": frozenset({PAUSED}),
-    "heal": frozenset({CUT}),
-    "resync": frozenset({CLOCK}),
-    "disk_freed": frozenset({DISK}),
-    "heal_all": frozenset({DOWN, PAUSED, CUT, CLOCK, DISK, "slow", *NETWORK_WIDE}),
+    **{kind.name: kind.closes for kind in REGISTRY.values() if kind.closes},
+    HEAL_ALL: frozenset({DOWN, PAUSED, CUT, CLOCK, DISK, SLOW, *NETWORK_WIDE}),
     "host_restart": frozenset({DOWN}),
     "host_resume": frozenset({PAUSED}),
     "host_heal": frozenset({CUT}),
 }
-"""Fault kind -> the span classes it ends; a host-bound kind ends them on its hosts only."""
 
-HOST_BOUND_CLOSERS = frozenset({"restart", "resume", "disk_freed", "host_restart", "host_resume"})
+HOST_BOUND_CLOSERS = frozenset(
+    {kind.name for kind in REGISTRY.values() if kind.bound} | {"host_restart", "host_resume"}
+)
 
 DROPPED = "dropped"
 

@@ -8,8 +8,9 @@ A suite is two halves kept apart on purpose:
   draw a :class:`~raftkube_fuzz.steps.Step` and hand it to the run. Nothing a rule draws may
   bypass the step, or a trace would not replay.
 
-Faults are common to all suites (:func:`fault_steps`, :func:`execute_fault`), one rule per
-family (:data:`FAULT_FAMILIES`): crash with a possibly torn write and restart; pause and
+Faults are common to all suites (:func:`fault_steps`, :func:`execute_fault`), each kind
+registered once in :mod:`raftkube_fuzz.faults`, one rule per family (:data:`FAULT_FAMILIES`):
+crash with a possibly torn write and restart; pause and
 resume; every partition shape and healing; message loss, duplication and slower links; clock
 jumps, drift, skew and resync. Every step but ``wait`` lets a
 little virtual time pass (:data:`STEP_TIME`) so that the world reacts before the next one.
@@ -17,7 +18,6 @@ little virtual time pass (:data:`STEP_TIME`) so that the world reacts before the
 
 from __future__ import annotations
 
-import errno
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -30,6 +30,9 @@ from raftkube_fuzz import machine_context
 from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.standard import standard_checks
 from raftkube_fuzz.example import Run
+from raftkube_fuzz.faults import MAX_CLOCK_DRIFT as MAX_CLOCK_DRIFT
+from raftkube_fuzz.faults import REGISTRY, Draws, families
+from raftkube_fuzz.faults import skew_clocks as skew_clocks
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
@@ -49,14 +52,6 @@ reached."""
 
 WAITS = (0.005, 0.02, 0.05, 0.2, 0.5, 1.0)
 MAX_MEMBERS = 5
-MAX_CLOCK_DRIFT = 0.5
-"""The drift bound every simulated member declares (``MemberConfig.max_clock_drift``)."""
-CLOCK_RATES = (0.5, 1.5, 0.75, 1.25)
-"""Clock-rate faults stay within :data:`MAX_CLOCK_DRIFT`: a lease read is only promised safe
-inside the bound its member declares, and the unmutated code must survive every fault. The
-bound is wide (a clock may run at half or one and a half times real speed, as a VM that is
-descheduled or catching up might) so that a lease computed without it is wrong by a margin a
-fuzzer can find; the members' leases shrink accordingly."""
 
 LEADER_FAULTS = (
     Step.of("crash", member="leader", torn=0),
@@ -71,22 +66,15 @@ INITIAL_CLOCK_RATES = (1.0, 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT)
 edge of the bound. Drift that is there from the start (rather than added by a fault step) is
 what makes lease and lease-expiry hazards reachable in short examples."""
 
-FAULT_FAMILIES: dict[str, tuple[str, ...]] = {
-    "crash": ("crash", "restart"),
-    "pause": ("pause", "resume"),
-    "partition": ("heal", "isolate", "partition", "one_way", "bridge"),
-    "network": ("loss", "duplicate", "latency"),
-    "clock": ("clock_jump", "clock_rate", "skew", "resync"),
-    "connection": ("reset",),
-    "disk": ("disk_full", "disk_read_only", "disk_freed"),
-}
-"""Fault kinds by family, one rule per family (``connection`` only in suites whose clients
-hold connections: :attr:`Suite.wire_clients`; ``disk`` only in the ``kv`` suite, whose
-checks see every client-visible consequence of a member fencing itself). Hypothesis's
-stateful engine switches whole rules on and off per example (swarm testing: an example
-where only clock faults and reads are enabled goes deep into clock hazards instead of
-spreading its steps over every kind), so a family is the unit of that choice; one rule over
-all twenty kinds would be always on and dilute each kind to a twentieth of the fault steps."""
+FAULT_FAMILIES: dict[str, tuple[str, ...]] = families()
+"""Fault kinds by family (from :data:`raftkube_fuzz.faults.REGISTRY`), one rule per family
+(``connection`` only in suites whose clients hold connections: :attr:`Suite.wire_clients`;
+``disk`` only in the ``kv`` suite, whose checks see every client-visible consequence of a
+member fencing itself). Hypothesis's stateful engine switches whole rules on and off per
+example (swarm testing: an example where only clock faults and reads are enabled goes deep
+into clock hazards instead of spreading its steps over every kind), so a family is the unit
+of that choice; one rule over all twenty kinds would be always on and dilute each kind to a
+twentieth of the fault steps."""
 
 FAULT_KINDS = tuple(kind for kinds in FAULT_FAMILIES.values() for kind in kinds)
 
@@ -144,55 +132,14 @@ def fault_steps(
     running members, restart and resume pick from those lists, so no draw is wasted on a
     fault that cannot apply. The kind is drawn first, close to uniformly. Cached: Hypothesis would
     otherwise rebuild the strategy on every step."""
-    member = st.integers(0, servers - 1)
-    running = [i for i in range(servers) if i not in down and i not in paused]
-    # "leader" is resolved when the step runs (faults aimed at the leader are the ones that
-    # matter most, and an index would hit it only by luck); replays resolve it identically.
-    target: st.SearchStrategy[int | str] = st.sampled_from(["leader", *running])
-    minority = st.lists(member, min_size=1, max_size=(servers - 1) // 2, unique=True)
-    builders: dict[str, st.SearchStrategy[Step]] = {
-        "crash": st.builds(
-            lambda m, torn: Step.of("crash", member=m, torn=torn),
-            target,
-            st.sampled_from((0, 0, 1, 2)),
-        ),
-        "restart": st.builds(lambda m: Step.of("restart", member=m), st.sampled_from(down or [0])),
-        "pause": st.builds(lambda m: Step.of("pause", member=m), target),
-        "resume": st.builds(lambda m: Step.of("resume", member=m), st.sampled_from(paused or [0])),
-        "isolate": st.builds(lambda m: Step.of("isolate", member=m), st.one_of(target, member)),
-        "partition": st.builds(lambda ms: Step.of("partition", minority=sorted(ms)), minority),
-        "one_way": st.builds(lambda s, d: Step.of("one_way", source=s, dest=d), member, member),
-        "bridge": st.builds(lambda m: Step.of("bridge", member=m), member),
-        "heal": st.just(Step.of("heal")),
-        "loss": st.builds(lambda p: Step.of("loss", p=p), st.sampled_from((0.0, 0.1, 0.3))),
-        "duplicate": st.builds(
-            lambda p: Step.of("duplicate", p=p), st.sampled_from((0.0, 0.1, 0.3))
-        ),
-        "latency": st.builds(
-            lambda hi: Step.of("latency", high=hi), st.sampled_from((0.005, 0.02, 0.05))
-        ),
-        "clock_jump": st.builds(
-            lambda m, s: Step.of("clock_jump", member=m, seconds=s),
-            st.one_of(target, member),
-            st.sampled_from((0.05, 0.5, 2.0)),
-        ),
-        "clock_rate": st.builds(
-            lambda m, r: Step.of("clock_rate", member=m, rate=r),
-            st.one_of(target, member),
-            st.sampled_from(CLOCK_RATES),
-        ),
-        "skew": st.builds(lambda m: Step.of("skew", member=m), target),
-        "reset": st.builds(lambda m: Step.of("reset", member=m), st.one_of(target, member)),
-        "resync": st.just(Step.of("resync")),
-        "disk_full": st.builds(lambda m: Step.of("disk_full", member=m), target),
-        "disk_read_only": st.builds(lambda m: Step.of("disk_read_only", member=m), target),
-        "disk_freed": st.builds(lambda m: Step.of("disk_freed", member=m), member),
-    }
+    draws = Draws.of(servers, down, paused)
     kinds = [
         k
         for k in FAULT_FAMILIES[family]
-        if not (k == "restart" and not down) and not (k == "resume" and not paused)
+        if not (REGISTRY[k].needs == "down" and not down)
+        and not (REGISTRY[k].needs == "paused" and not paused)
     ]
+    builders = {k: REGISTRY[k].strategy(draws) for k in kinds}
     return held(evenly(kinds).flatmap(lambda kind: builders[kind]))
 
 
@@ -210,85 +157,13 @@ def execute_fault(run: Run, step: Step) -> bool:
     world, kind = run.world, step.kind
     if kind not in FAULT_KINDS:
         return False
-    n = run.world_config.servers
     raw = step.get("member")
     resolved = world.leader() if raw == "leader" else raw
     if raw is not None and resolved is None:
         run.fault(kind, f"{kind}: no leader to aim at (no-op)")
         return True
     m: int = -1 if resolved is None else int(resolved)
-    if kind == "crash":
-        if world.up(m):
-            world.crash(m, step["torn"])
-            run.fault(kind, f"crash (torn writes kept: {step['torn']})", m)
-    elif kind == "restart":
-        if not world.up(m):
-            world.restart(m)
-            run.fault(kind, "restart", m)
-    elif kind == "pause":
-        if world.up(m) and not world.paused(m):
-            world.pause(m)
-            run.fault(kind, "pause (SIGSTOP)", m)
-    elif kind == "resume":
-        if world.paused(m):
-            world.resume(m)
-            run.fault(kind, "resume", m)
-    elif kind == "isolate":
-        world.isolate(m)
-        run.fault(kind, "isolated from every other member", m)
-    elif kind == "partition":
-        minority = list(step["minority"])
-        rest = [i for i in range(n) if i not in minority]
-        world.partition([minority, rest])
-        run.fault(kind, f"partition {minority} | {rest}", members=minority)
-    elif kind == "one_way":
-        if step["source"] != step["dest"]:
-            world.one_way(step["source"], step["dest"])
-            run.fault(
-                kind,
-                f"link {step['source']} -> {step['dest']} cut (one way)",
-                members=[step["source"], step["dest"]],
-            )
-    elif kind == "bridge":
-        b = step["member"]
-        rest = [i for i in range(n) if i != b]
-        half = len(rest) // 2
-        side_a, side_b = rest[:half], rest[half:]
-        world.bridge(side_a, side_b, b)
-        run.fault(kind, f"bridge: {side_a} and {side_b} meet only through {b}", b, members=rest)
-    elif kind == "heal":
-        world.heal()
-        run.fault(kind, "network healed")
-    elif kind == "loss":
-        world.set_loss(step["p"])
-        run.fault(kind, f"loss probability {step['p']}")
-    elif kind == "duplicate":
-        world.set_duplication(step["p"])
-        run.fault(kind, f"duplication probability {step['p']}")
-    elif kind == "latency":
-        world.set_latency(run.world_config.latency_low, step["high"])
-        run.fault(kind, f"latency up to {step['high'] * 1000:.0f} ms")
-    elif kind == "clock_jump":
-        world.clock_jump(m, step["seconds"])
-        run.fault(kind, f"clock jumps {step['seconds']} s forward", m)
-    elif kind == "clock_rate":
-        world.clock_rate(m, step["rate"])
-        run.fault(kind, f"clock runs at rate {step['rate']}", m)
-    elif kind == "skew":
-        skew_clocks(run, m)
-    elif kind == "resync":
-        world.resync_all()
-        run.fault(kind, "clocks resynced (rate 1)")
-    elif kind == "reset":
-        world.reset_connections(m)
-        run.fault(kind, "every client connection reset", m)
-    elif kind in ("disk_full", "disk_read_only"):
-        full = kind == "disk_full"
-        world.disk_fault(m, errno.ENOSPC if full else errno.EROFS)
-        run.fault(kind, "disk full (ENOSPC)" if full else "data dir read-only (EROFS)", m)
-    elif kind == "disk_freed":
-        world.disk_fault(m, None)
-        run.fault(kind, "disk writable again (a fenced member rejoins once restarted)", m)
+    REGISTRY[kind].apply(run, step, m)
     return True
 
 
@@ -316,16 +191,6 @@ def start_load(run: Run, load: str, keys: Sequence[str]) -> None:
         run.spawn_load(
             lambda i: PutRequest(keys[i % len(keys)].encode(), f"load{i}".encode()), gap=LOAD_GAP
         )
-
-
-def skew_clocks(run: Run, member: int) -> None:
-    """The worst clock drift the members' bound allows: ``member``'s clock at the slow edge,
-    every other one at the fast edge. Aimed at a leader, its lease then runs longest just as
-    the followers' election timers run shortest."""
-    slow, fast = 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT
-    for i in range(run.world_config.servers):
-        run.world.clock_rate(i, slow if i == member else fast)
-    run.fault("skew", f"clock skew: rate {slow} here, {fast} everywhere else", member)
 
 
 class SuiteMachine(RuleBasedStateMachine):

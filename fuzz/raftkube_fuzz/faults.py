@@ -1,0 +1,522 @@
+"""Every fault a store suite can inject, registered once: its name, its family, the Hypothesis
+strategy of its arguments, how it is applied to the world, how it heals, and what the timeline
+draws for it.
+
+The suites' fault rules draw from :data:`REGISTRY` (:func:`raftkube_fuzz.suites.base.fault_steps`,
+one rule per family), :func:`raftkube_fuzz.suites.base.execute_fault` dispatches through it,
+and the timeline's spans (:mod:`raftkube_fuzz.timeline_model`) take the kinds they open and
+close from it, so adding a fault is one :class:`FaultKind` here.
+
+How a fault heals (:attr:`FaultKind.undo`) is the steps that bring the world back to where it
+was: a crash by a restart, a link fault by ``heal``, a network setting by the same setting at
+the world's default, drift by ``resync``. Two kinds leave something behind by design: a clock
+jump's offset stays (an NTP step moves local time for good; ``resync`` ends drift only) and a
+member a disk fault fenced stays fenced until it is restarted (as etcd's does). Every fault
+is undone at the end of an example by :meth:`World.heal_all
+<raftkube_fuzz.world.world.World.heal_all>`.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+from hypothesis import strategies as st
+
+from raftkube_fuzz.steps import Step
+
+if TYPE_CHECKING:
+    from raftkube_fuzz.example import Run
+
+MAX_CLOCK_DRIFT = 0.5
+"""The drift bound every simulated member declares (``MemberConfig.max_clock_drift``)."""
+CLOCK_RATES = (0.5, 1.5, 0.75, 1.25)
+"""Clock-rate faults stay within :data:`MAX_CLOCK_DRIFT`: a lease read is only promised safe
+inside the bound its member declares, and the unmutated code must survive every fault. The
+bound is wide (a clock may run at half or one and a half times real speed, as a VM that is
+descheduled or catching up might) so that a lease computed without it is wrong by a margin a
+fuzzer can find; the members' leases shrink accordingly."""
+
+DOWN, PAUSED, CUT, CLOCK, DISK = "down", "paused", "cut", "clock", "disk"
+"""The classes of span the timeline draws for faults in force (see :attr:`FaultKind.opens`)."""
+LOSS, DUPLICATE, LATENCY = "loss", "duplicate", "latency"
+NETWORK_WIDE = frozenset({LOSS, DUPLICATE, LATENCY})
+"""Span classes that belong to the world's lane, each replaced by the next of its kind."""
+
+
+@attrs.frozen
+class Draws:
+    """The argument strategies a fault's :attr:`FaultKind.strategy` builds its step from, for
+    a world of ``servers`` members of which ``down`` are crashed and ``paused`` stopped."""
+
+    servers: int
+    down: tuple[int, ...]
+    paused: tuple[int, ...]
+    member: st.SearchStrategy[int]
+    """Any member."""
+    target: st.SearchStrategy[int | str]
+    """A running member or "leader", resolved when the step runs (faults aimed at the
+    leader are the ones that matter most, and an index would hit it only by luck); replays
+    resolve it identically."""
+    minority: st.SearchStrategy[list[int]]
+
+    @classmethod
+    def of(cls, servers: int, down: tuple[int, ...], paused: tuple[int, ...]) -> Draws:
+        member = st.integers(0, servers - 1)
+        running = [i for i in range(servers) if i not in down and i not in paused]
+        target: st.SearchStrategy[int | str] = st.sampled_from(["leader", *running])
+        minority = st.lists(member, min_size=1, max_size=(servers - 1) // 2, unique=True)
+        return cls(servers, down, paused, member, target, minority)
+
+
+Apply = Callable[["Run", Step, int], None]
+"""Applies a fault step to the run's world and records it (``run.fault``); the third argument
+is the step's member with "leader" resolved (-1 for a step that names none)."""
+
+
+def _no_undo(run: Run, step: Step) -> tuple[Step, ...]:
+    return ()
+
+
+@attrs.frozen
+class FaultKind:
+    """One kind of fault."""
+
+    name: str
+    family: str
+    """The suite rule that draws it (one rule per family: Hypothesis's swarm testing switches
+    whole rules on and off per example)."""
+    strategy: Callable[[Draws], st.SearchStrategy[Step]]
+    apply: Apply
+    heals: str
+    """How it heals, in words (for the docs and the trace reader)."""
+    undo: Callable[[Run, Step], tuple[Step, ...]] = _no_undo
+    """The steps that undo ``step`` (none: it leaves nothing to undo, or undoes itself)."""
+    opens: str | None = None
+    """The span class the timeline opens for it on the hosts it touched, if any."""
+    closes: frozenset[str] = frozenset()
+    """The span classes it ends (on the hosts it touched, or everywhere; see the timeline)."""
+    needs: str | None = None
+    """``down`` or ``paused``: drawn only while some member is in that state."""
+    bound: bool = False
+    """Whether it ends spans only on the host it names (a restart), not everywhere."""
+
+
+REGISTRY: dict[str, FaultKind] = {}
+"""Every fault kind by name, in registration order (which is each family's drawing order)."""
+
+
+def register(kind: FaultKind) -> FaultKind:
+    if kind.name in REGISTRY:
+        raise ValueError(f"fault kind {kind.name!r} registered twice")
+    REGISTRY[kind.name] = kind
+    return kind
+
+
+def families() -> dict[str, tuple[str, ...]]:
+    """Fault kinds by family, in registration order."""
+    found: dict[str, list[str]] = {}
+    for kind in REGISTRY.values():
+        found.setdefault(kind.family, []).append(kind.name)
+    return {family: tuple(kinds) for family, kinds in found.items()}
+
+
+# --- crash and restart, pause and resume ---------------------------------------------------
+
+
+def _crash(run: Run, step: Step, m: int) -> None:
+    if run.world.up(m):
+        run.world.crash(m, step["torn"])
+        run.fault("crash", f"crash (torn writes kept: {step['torn']})", m)
+
+
+def _restart(run: Run, step: Step, m: int) -> None:
+    if not run.world.up(m):
+        run.world.restart(m)
+        run.fault("restart", "restart", m)
+
+
+def _pause(run: Run, step: Step, m: int) -> None:
+    if run.world.up(m) and not run.world.paused(m):
+        run.world.pause(m)
+        run.fault("pause", "pause (SIGSTOP)", m)
+
+
+def _resume(run: Run, step: Step, m: int) -> None:
+    if run.world.paused(m):
+        run.world.resume(m)
+        run.fault("resume", "resume", m)
+
+
+def _resolved(run: Run, step: Step) -> int | None:
+    raw = step.get("member")
+    return run.world.leader() if raw == "leader" else raw
+
+
+register(
+    FaultKind(
+        "crash",
+        "crash",
+        lambda d: st.builds(
+            lambda m, torn: Step.of("crash", member=m, torn=torn),
+            d.target,
+            st.sampled_from((0, 0, 1, 2)),
+        ),
+        _crash,
+        "restart brings the member back from what its disk synced",
+        lambda run, step: (Step.of("restart", member=_resolved(run, step)),),
+        opens=DOWN,
+    )
+)
+register(
+    FaultKind(
+        "restart",
+        "crash",
+        lambda d: st.builds(lambda m: Step.of("restart", member=m), st.sampled_from(d.down or [0])),
+        _restart,
+        "it is itself the healing of a crash",
+        closes=frozenset({DOWN}),
+        needs="down",
+        bound=True,
+    )
+)
+register(
+    FaultKind(
+        "pause",
+        "pause",
+        lambda d: st.builds(lambda m: Step.of("pause", member=m), d.target),
+        _pause,
+        "resume lets it go on (its overdue timers fire at once)",
+        lambda run, step: (Step.of("resume", member=_resolved(run, step)),),
+        opens=PAUSED,
+    )
+)
+register(
+    FaultKind(
+        "resume",
+        "pause",
+        lambda d: st.builds(
+            lambda m: Step.of("resume", member=m), st.sampled_from(d.paused or [0])
+        ),
+        _resume,
+        "it is itself the healing of a pause",
+        closes=frozenset({PAUSED}),
+        needs="paused",
+        bound=True,
+    )
+)
+
+# --- partitions ------------------------------------------------------------------------------
+
+
+def _heal(run: Run, step: Step, m: int) -> None:
+    run.world.heal()
+    run.fault("heal", "network healed")
+
+
+def _isolate(run: Run, step: Step, m: int) -> None:
+    run.world.isolate(m)
+    run.fault("isolate", "isolated from every other member", m)
+
+
+def _partition(run: Run, step: Step, m: int) -> None:
+    minority = list(step["minority"])
+    rest = [i for i in range(run.world_config.servers) if i not in minority]
+    run.world.partition([minority, rest])
+    run.fault("partition", f"partition {minority} | {rest}", members=minority)
+
+
+def _one_way(run: Run, step: Step, m: int) -> None:
+    if step["source"] != step["dest"]:
+        run.world.one_way(step["source"], step["dest"])
+        run.fault(
+            "one_way",
+            f"link {step['source']} -> {step['dest']} cut (one way)",
+            members=[step["source"], step["dest"]],
+        )
+
+
+def _bridge(run: Run, step: Step, m: int) -> None:
+    b = step["member"]
+    rest = [i for i in range(run.world_config.servers) if i != b]
+    half = len(rest) // 2
+    side_a, side_b = rest[:half], rest[half:]
+    run.world.bridge(side_a, side_b, b)
+    run.fault("bridge", f"bridge: {side_a} and {side_b} meet only through {b}", b, members=rest)
+
+
+def _by_heal(run: Run, step: Step) -> tuple[Step, ...]:
+    return (Step.of("heal"),)
+
+
+_LINK = "heal unblocks every link"
+register(
+    FaultKind(
+        "heal",
+        "partition",
+        lambda d: st.just(Step.of("heal")),
+        _heal,
+        "it is itself the healing of every link fault",
+        closes=frozenset({CUT}),
+    )
+)
+register(
+    FaultKind(
+        "isolate",
+        "partition",
+        lambda d: st.builds(lambda m: Step.of("isolate", member=m), st.one_of(d.target, d.member)),
+        _isolate,
+        _LINK,
+        _by_heal,
+        opens=CUT,
+    )
+)
+register(
+    FaultKind(
+        "partition",
+        "partition",
+        lambda d: st.builds(lambda ms: Step.of("partition", minority=sorted(ms)), d.minority),
+        _partition,
+        _LINK,
+        _by_heal,
+        opens=CUT,
+    )
+)
+register(
+    FaultKind(
+        "one_way",
+        "partition",
+        lambda d: st.builds(lambda s, t: Step.of("one_way", source=s, dest=t), d.member, d.member),
+        _one_way,
+        _LINK,
+        _by_heal,
+        opens=CUT,
+    )
+)
+register(
+    FaultKind(
+        "bridge",
+        "partition",
+        lambda d: st.builds(lambda m: Step.of("bridge", member=m), d.member),
+        _bridge,
+        _LINK,
+        _by_heal,
+        opens=CUT,
+    )
+)
+
+# --- network-wide settings -------------------------------------------------------------------
+
+
+def _loss(run: Run, step: Step, m: int) -> None:
+    run.world.set_loss(step["p"])
+    run.fault("loss", f"loss probability {step['p']}")
+
+
+def _duplicate(run: Run, step: Step, m: int) -> None:
+    run.world.set_duplication(step["p"])
+    run.fault("duplicate", f"duplication probability {step['p']}")
+
+
+def _latency(run: Run, step: Step, m: int) -> None:
+    run.world.set_latency(run.world_config.latency_low, step["high"])
+    run.fault("latency", f"latency up to {step['high'] * 1000:.0f} ms")
+
+
+def _default_latency(run: Run, step: Step) -> tuple[Step, ...]:
+    high: float = run.world_config.latency_high
+    return (Step.of("latency", high=high),)
+
+
+_SETTING = "the same setting at the world's default replaces it"
+register(
+    FaultKind(
+        "loss",
+        "network",
+        lambda d: st.builds(lambda p: Step.of("loss", p=p), st.sampled_from((0.0, 0.1, 0.3))),
+        _loss,
+        _SETTING,
+        lambda run, step: (Step.of("loss", p=0.0),),
+        opens=LOSS,
+    )
+)
+register(
+    FaultKind(
+        "duplicate",
+        "network",
+        lambda d: st.builds(lambda p: Step.of("duplicate", p=p), st.sampled_from((0.0, 0.1, 0.3))),
+        _duplicate,
+        _SETTING,
+        lambda run, step: (Step.of("duplicate", p=0.0),),
+        opens=DUPLICATE,
+    )
+)
+register(
+    FaultKind(
+        "latency",
+        "network",
+        lambda d: st.builds(
+            lambda hi: Step.of("latency", high=hi), st.sampled_from((0.005, 0.02, 0.05))
+        ),
+        _latency,
+        _SETTING,
+        _default_latency,
+        opens=LATENCY,
+    )
+)
+
+# --- clocks ----------------------------------------------------------------------------------
+
+
+def _clock_jump(run: Run, step: Step, m: int) -> None:
+    run.world.clock_jump(m, step["seconds"])
+    run.fault("clock_jump", f"clock jumps {step['seconds']} s forward", m)
+
+
+def _clock_rate(run: Run, step: Step, m: int) -> None:
+    run.world.clock_rate(m, step["rate"])
+    run.fault("clock_rate", f"clock runs at rate {step['rate']}", m)
+
+
+def skew_clocks(run: Run, member: int) -> None:
+    """The worst clock drift the members' bound allows: ``member``'s clock at the slow edge,
+    every other one at the fast edge. Aimed at a leader, its lease then runs longest just as
+    the followers' election timers run shortest."""
+    slow, fast = 1 - MAX_CLOCK_DRIFT, 1 + MAX_CLOCK_DRIFT
+    for i in range(run.world_config.servers):
+        run.world.clock_rate(i, slow if i == member else fast)
+    run.fault("skew", f"clock skew: rate {slow} here, {fast} everywhere else", member)
+
+
+def _resync(run: Run, step: Step, m: int) -> None:
+    run.world.resync_all()
+    run.fault("resync", "clocks resynced (rate 1)")
+
+
+def _by_resync(run: Run, step: Step) -> tuple[Step, ...]:
+    return (Step.of("resync"),)
+
+
+register(
+    FaultKind(
+        "clock_jump",
+        "clock",
+        lambda d: st.builds(
+            lambda m, s: Step.of("clock_jump", member=m, seconds=s),
+            st.one_of(d.target, d.member),
+            st.sampled_from((0.05, 0.5, 2.0)),
+        ),
+        _clock_jump,
+        "never undone: local time moved on for good, as after an NTP step",
+        opens=CLOCK,
+    )
+)
+register(
+    FaultKind(
+        "clock_rate",
+        "clock",
+        lambda d: st.builds(
+            lambda m, r: Step.of("clock_rate", member=m, rate=r),
+            st.one_of(d.target, d.member),
+            st.sampled_from(CLOCK_RATES),
+        ),
+        _clock_rate,
+        "resync sets every clock's rate back to 1",
+        _by_resync,
+        opens=CLOCK,
+    )
+)
+register(
+    FaultKind(
+        "skew",
+        "clock",
+        lambda d: st.builds(lambda m: Step.of("skew", member=m), d.target),
+        lambda run, step, m: skew_clocks(run, m),
+        "resync sets every clock's rate back to 1",
+        _by_resync,
+        opens=CLOCK,
+    )
+)
+register(
+    FaultKind(
+        "resync",
+        "clock",
+        lambda d: st.just(Step.of("resync")),
+        _resync,
+        "it is itself the healing of drift",
+        closes=frozenset({CLOCK}),
+    )
+)
+
+# --- connections and disks -------------------------------------------------------------------
+
+
+def _reset(run: Run, step: Step, m: int) -> None:
+    run.world.reset_connections(m)
+    run.fault("reset", "every client connection reset", m)
+
+
+def _disk(run: Run, step: Step, m: int) -> None:
+    full = step.kind == "disk_full"
+    run.world.disk_fault(m, errno.ENOSPC if full else errno.EROFS)
+    run.fault(step.kind, "disk full (ENOSPC)" if full else "data dir read-only (EROFS)", m)
+
+
+def _disk_freed(run: Run, step: Step, m: int) -> None:
+    run.world.disk_fault(m, None)
+    run.fault("disk_freed", "disk writable again (a fenced member rejoins once restarted)", m)
+
+
+def _by_disk_freed(run: Run, step: Step) -> tuple[Step, ...]:
+    return (Step.of("disk_freed", member=_resolved(run, step)),)
+
+
+register(
+    FaultKind(
+        "reset",
+        "connection",
+        lambda d: st.builds(lambda m: Step.of("reset", member=m), st.one_of(d.target, d.member)),
+        _reset,
+        "nothing to undo: clients reconnect (or report an Unknown outcome)",
+    )
+)
+_DISK = "disk_freed makes it writable again; a member it fenced rejoins once restarted"
+register(
+    FaultKind(
+        "disk_full",
+        "disk",
+        lambda d: st.builds(lambda m: Step.of("disk_full", member=m), d.target),
+        _disk,
+        _DISK,
+        _by_disk_freed,
+        opens=DISK,
+    )
+)
+register(
+    FaultKind(
+        "disk_read_only",
+        "disk",
+        lambda d: st.builds(lambda m: Step.of("disk_read_only", member=m), d.target),
+        _disk,
+        _DISK,
+        _by_disk_freed,
+        opens=DISK,
+    )
+)
+register(
+    FaultKind(
+        "disk_freed",
+        "disk",
+        lambda d: st.builds(lambda m: Step.of("disk_freed", member=m), d.member),
+        _disk_freed,
+        "it is itself the healing of a disk fault",
+        closes=frozenset({DISK}),
+        bound=True,
+    )
+)
+
+HEAL_ALL = "heal_all"
+"""The fault the run records when :meth:`Run.finish <raftkube_fuzz.example.Run.finish>`
+undoes everything (not a step a rule draws)."""
