@@ -19,8 +19,9 @@ import trio.testing
 import trustme
 
 from raftkube.clock import TrioClock
-from raftkube.net.codec import encode
-from raftkube.net.framing import FrameReader, encode_frame, send_frame
+from raftkube.net import chunks
+from raftkube.net.codec import CodecError, encode
+from raftkube.net.framing import FrameReader, FrameTooLargeError, encode_frame, send_frame
 from raftkube.net.transport import (
     BackoffPolicy,
     PeerAddress,
@@ -34,6 +35,7 @@ from raftkube.net.transport import (
 )
 from raftkube_spec.raft.messages import (
     AppendEntriesRequest,
+    InstallSnapshotRequest,
     Message,
     RequestVoteRequest,
     RequestVoteResponse,
@@ -410,3 +412,44 @@ async def test_reconnect_backoff_uses_the_injected_clock_and_random_source() -> 
     async with open_tcp_transport(cfg, peers=peers, clock=clock, rng=FixedRandom(0.0)):
         await wait_for(lambda: len(clock.sleeps) >= 5)
     assert clock.sleeps[:5] == pytest.approx([0.001, 0.002, 0.004, 0.004, 0.004], abs=1e-4)
+
+
+@pytest.mark.trio
+async def test_a_snapshot_over_the_frame_limit_arrives_whole_in_chunks() -> None:
+    limit = 4096
+    async with cluster([1, 2], max_frame_size=limit) as nodes:
+        image = tuple(Entry(3, bytes([i % 256]) * 1000) for i in range(40))  # ~10 frames
+        snapshot = InstallSnapshotRequest(3, 1, 2, 40, 3, image)
+        assert nodes[1].send(2, vote(1, 2))
+        assert nodes[1].send(2, snapshot)
+        assert nodes[1].send(2, vote(1, 2, term=2))
+        assert await receive_n(nodes[2], 3) == [vote(1, 2), snapshot, vote(1, 2, term=2)]
+        # Any other message over the limit is still refused where it is sent.
+        with pytest.raises(FrameTooLargeError):
+            nodes[1].send(2, AppendEntriesRequest(3, 1, 2, 0, 0, image, 0, 0))
+
+
+@pytest.mark.trio
+async def test_a_chunked_snapshot_is_queued_whole_or_not_at_all() -> None:
+    limit = 4096
+    async with open_tcp_transport(config(1, max_frame_size=limit, queue_capacity=8)) as a:
+        a.add_peer(2, PeerAddress("127.0.0.1", 1))  # nobody listens: the queue only fills
+        image = tuple(Entry(3, b"x" * 1000) for i in range(40))  # ~10 chunks: over 8
+        assert not a.send(2, InstallSnapshotRequest(3, 1, 2, 40, 3, image))
+        assert a.stats.dropped_overflow == 1
+        assert a.send(2, vote(1, 2))  # Nothing of the snapshot took a place in the queue.
+
+
+def test_chunks_out_of_sequence_are_dropped_and_malformed_ones_refused() -> None:
+    payload = bytes(range(256)) * 50
+    frames = [f[4:] for f in chunks.split(payload, 1024)]  # payloads, without the headers
+    assert len(frames) > 3 and all(chunks.is_chunk(f) for f in frames)
+    joiner = chunks.Joiner()
+    assert [joiner.add(f) for f in frames[:-1]] == [None] * (len(frames) - 1)
+    assert joiner.add(frames[-1]) == payload
+    # A sequence seen from its middle (a connection that broke) gives nothing...
+    assert all(joiner.add(f) is None for f in frames[2:])
+    # ... and does not spoil the next whole one.
+    assert [joiner.add(f) for f in frames][-1] == payload
+    with pytest.raises(CodecError, match="chunk"):
+        joiner.add(bytes((0x94, chunks.CHUNK_TAG, 5, 2, 0xC0)))
