@@ -89,9 +89,10 @@ class ReadyPipeline:
             self.kick()
 
     def _send(self, messages: Sequence[Message]) -> None:
-        """Hand ``messages`` to the transport. A snapshot over the peer frame limit is logged
-        and not sent, rather than the error ending this member's ready loop (chunked
-        snapshots are not done); the core tries again after its snapshot timeout.
+        """Hand ``messages`` to the transport. A snapshot the transport cannot send at all
+        (the peer transport chunks images over its frame limit, up to 64 chunks) is logged
+        and skipped, rather than the error ending this member's ready loop; the core tries
+        again after its snapshot timeout.
 
         A snapshot the transport drops (its queue to a peer that is down or slow is full) is
         deliberately not reported to the core as failed (``RaftNode.report_snapshot``): the
