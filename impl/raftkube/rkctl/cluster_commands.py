@@ -19,6 +19,7 @@ from raftkube.client import Client
 from raftkube.rkctl.commands import Context
 from raftkube.rkctl.connection import split_endpoints
 from raftkube.rkctl.errors import CommandError, describe, one_line
+from raftkube.rkctl.member_commands import member_rows
 from raftkube.rkctl.output import HealthRow, MemberRow, StatusRow
 
 
@@ -32,17 +33,7 @@ def _version() -> str:
 async def _member_rows(c: Client) -> tuple[Any, list[MemberRow]]:
     msg = await c.call("member_list", {})
     header = wire.decode_header(msg["header"])
-    rows = [
-        MemberRow(
-            id=int(m.get("ID", 0)),
-            name=str(m.get("name", "")),
-            peer_urls=tuple(m.get("peerURLs", ())),
-            client_urls=tuple(m.get("clientURLs", ())),
-            is_learner=bool(m.get("isLearner", False)),
-        )
-        for m in msg["body"].get("members", [])
-    ]
-    return header, rows
+    return header, member_rows(msg["body"].get("members", []))
 
 
 async def cmd_member_list(ctx: Context, ns: argparse.Namespace) -> int:

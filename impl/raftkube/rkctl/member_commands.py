@@ -55,7 +55,8 @@ def parse_member_id(ns: argparse.Namespace) -> int:
     return value
 
 
-def _rows(raw: list[Any]) -> list[MemberRow]:
+def member_rows(raw: list[Any]) -> list[MemberRow]:
+    """The ``members`` of a cluster op's answer as ``member list`` shows them."""
     return [
         MemberRow(
             id=int(m.get("ID", 0)),
@@ -98,8 +99,10 @@ async def cmd_member_add(ctx: Context, ns: argparse.Namespace) -> int:
     }
     msg = await _call(ctx, "member_add", body)
     header = wire.decode_header(msg["header"])
-    (added,) = _rows([msg["body"]["member"]])
-    ctx.printer.member_add(header, added, _rows(msg["body"]["members"]), ns.name, ns.peer_urls)
+    (added,) = member_rows([msg["body"]["member"]])
+    ctx.printer.member_add(
+        header, added, member_rows(msg["body"]["members"]), ns.name, ns.peer_urls
+    )
     return 0
 
 
@@ -107,7 +110,9 @@ async def cmd_member_remove(ctx: Context, ns: argparse.Namespace) -> int:
     member_id = parse_member_id(ns)
     msg = await _call(ctx, "member_remove", {"ID": member_id})
     header = wire.decode_header(msg["header"])
-    ctx.printer.member_changed("removed from", member_id, header, _rows(msg["body"]["members"]))
+    ctx.printer.member_changed(
+        "removed from", member_id, header, member_rows(msg["body"]["members"])
+    )
     return 0
 
 
@@ -115,5 +120,7 @@ async def cmd_member_promote(ctx: Context, ns: argparse.Namespace) -> int:
     member_id = parse_member_id(ns)
     msg = await _call(ctx, "member_promote", {"ID": member_id})
     header = wire.decode_header(msg["header"])
-    ctx.printer.member_changed("promoted in", member_id, header, _rows(msg["body"]["members"]))
+    ctx.printer.member_changed(
+        "promoted in", member_id, header, member_rows(msg["body"]["members"])
+    )
     return 0
