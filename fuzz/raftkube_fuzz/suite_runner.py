@@ -57,7 +57,7 @@ keeps mypy quiet on both kinds."""
 
 STATE_DIR = Path(".raftkube") / "fuzz"
 STEPS_PER_EXAMPLE = 40
-GENERATION = 200
+GENERATION = 100
 """The most examples one Hypothesis run covers before the next starts afresh: few enough to
 bound what its engine keeps, enough that its first, simplest examples cost little."""
 SHRINK_SECONDS = 90.0
