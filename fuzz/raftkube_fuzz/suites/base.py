@@ -30,9 +30,9 @@ from raftkube_fuzz import machine_context
 from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.standard import standard_checks
 from raftkube_fuzz.example import Run
-from raftkube_fuzz.faults import MAX_CLOCK_DRIFT as MAX_CLOCK_DRIFT
 from raftkube_fuzz.faults import REGISTRY, Draws, families
-from raftkube_fuzz.faults import skew_clocks as skew_clocks
+from raftkube_fuzz.faults.store import MAX_CLOCK_DRIFT as MAX_CLOCK_DRIFT
+from raftkube_fuzz.faults.store import skew_clocks as skew_clocks
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
@@ -139,7 +139,7 @@ def fault_steps(
         if not (REGISTRY[k].needs == "down" and not down)
         and not (REGISTRY[k].needs == "paused" and not paused)
     ]
-    builders = {k: REGISTRY[k].strategy(draws) for k in kinds}
+    builders = {k: REGISTRY[k].steps(draws) for k in kinds}
     return held(evenly(kinds).flatmap(lambda kind: builders[kind]))
 
 

@@ -1,30 +1,26 @@
-"""Every fault a store suite can inject, registered once: its name, its family, the Hypothesis
-strategy of its arguments, how it is applied to the world, how it heals, and what the timeline
-draws for it.
-
-The suites' fault rules draw from :data:`REGISTRY` (:func:`raftkube_fuzz.suites.base.fault_steps`,
-one rule per family), :func:`raftkube_fuzz.suites.base.execute_fault` dispatches through it,
-and the timeline's spans (:mod:`raftkube_fuzz.timeline_model`) take the kinds they open and
-close from it, so adding a fault is one :class:`FaultKind` here.
-
-How a fault heals (:attr:`FaultKind.undo`) is the steps that bring the world back to where it
-was: a crash by a restart, a link fault by ``heal``, a network setting by the same setting at
-the world's default, drift by ``resync``. Two kinds leave something behind by design: a clock
-jump's offset stays (an NTP step moves local time for good; ``resync`` ends drift only) and a
-member a disk fault fenced stays fenced until it is restarted (as etcd's does). Every fault
-is undone at the end of an example by :meth:`World.heal_all
-<raftkube_fuzz.world.world.World.heal_all>`.
-"""
+"""The store faults every suite shares (crash, pause, partitions, network settings, clocks,
+connections, disks), each registered in :data:`raftkube_fuzz.faults.REGISTRY` with how it
+is drawn, applied and healed (see the package docstring)."""
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import attrs
 from hypothesis import strategies as st
 
+from raftkube_fuzz.faults import (
+    CLOCK,
+    CUT,
+    DISK,
+    DOWN,
+    DUPLICATE,
+    LATENCY,
+    LOSS,
+    PAUSED,
+    FaultKind,
+    register,
+)
 from raftkube_fuzz.steps import Step
 
 if TYPE_CHECKING:
@@ -38,89 +34,6 @@ inside the bound its member declares, and the unmutated code must survive every 
 bound is wide (a clock may run at half or one and a half times real speed, as a VM that is
 descheduled or catching up might) so that a lease computed without it is wrong by a margin a
 fuzzer can find; the members' leases shrink accordingly."""
-
-DOWN, PAUSED, CUT, CLOCK, DISK = "down", "paused", "cut", "clock", "disk"
-"""The classes of span the timeline draws for faults in force (see :attr:`FaultKind.opens`)."""
-LOSS, DUPLICATE, LATENCY = "loss", "duplicate", "latency"
-NETWORK_WIDE = frozenset({LOSS, DUPLICATE, LATENCY})
-"""Span classes that belong to the world's lane, each replaced by the next of its kind."""
-
-
-@attrs.frozen
-class Draws:
-    """The argument strategies a fault's :attr:`FaultKind.strategy` builds its step from, for
-    a world of ``servers`` members of which ``down`` are crashed and ``paused`` stopped."""
-
-    servers: int
-    down: tuple[int, ...]
-    paused: tuple[int, ...]
-    member: st.SearchStrategy[int]
-    """Any member."""
-    target: st.SearchStrategy[int | str]
-    """A running member or "leader", resolved when the step runs (faults aimed at the
-    leader are the ones that matter most, and an index would hit it only by luck); replays
-    resolve it identically."""
-    minority: st.SearchStrategy[list[int]]
-
-    @classmethod
-    def of(cls, servers: int, down: tuple[int, ...], paused: tuple[int, ...]) -> Draws:
-        member = st.integers(0, servers - 1)
-        running = [i for i in range(servers) if i not in down and i not in paused]
-        target: st.SearchStrategy[int | str] = st.sampled_from(["leader", *running])
-        minority = st.lists(member, min_size=1, max_size=(servers - 1) // 2, unique=True)
-        return cls(servers, down, paused, member, target, minority)
-
-
-Apply = Callable[["Run", Step, int], None]
-"""Applies a fault step to the run's world and records it (``run.fault``); the third argument
-is the step's member with "leader" resolved (-1 for a step that names none)."""
-
-
-def _no_undo(run: Run, step: Step) -> tuple[Step, ...]:
-    return ()
-
-
-@attrs.frozen
-class FaultKind:
-    """One kind of fault."""
-
-    name: str
-    family: str
-    """The suite rule that draws it (one rule per family: Hypothesis's swarm testing switches
-    whole rules on and off per example)."""
-    strategy: Callable[[Draws], st.SearchStrategy[Step]]
-    apply: Apply
-    heals: str
-    """How it heals, in words (for the docs and the trace reader)."""
-    undo: Callable[[Run, Step], tuple[Step, ...]] = _no_undo
-    """The steps that undo ``step`` (none: it leaves nothing to undo, or undoes itself)."""
-    opens: str | None = None
-    """The span class the timeline opens for it on the hosts it touched, if any."""
-    closes: frozenset[str] = frozenset()
-    """The span classes it ends (on the hosts it touched, or everywhere; see the timeline)."""
-    needs: str | None = None
-    """``down`` or ``paused``: drawn only while some member is in that state."""
-    bound: bool = False
-    """Whether it ends spans only on the host it names (a restart), not everywhere."""
-
-
-REGISTRY: dict[str, FaultKind] = {}
-"""Every fault kind by name, in registration order (which is each family's drawing order)."""
-
-
-def register(kind: FaultKind) -> FaultKind:
-    if kind.name in REGISTRY:
-        raise ValueError(f"fault kind {kind.name!r} registered twice")
-    REGISTRY[kind.name] = kind
-    return kind
-
-
-def families() -> dict[str, tuple[str, ...]]:
-    """Fault kinds by family, in registration order."""
-    found: dict[str, list[str]] = {}
-    for kind in REGISTRY.values():
-        found.setdefault(kind.family, []).append(kind.name)
-    return {family: tuple(kinds) for family, kinds in found.items()}
 
 
 # --- crash and restart, pause and resume ---------------------------------------------------
@@ -516,7 +429,3 @@ register(
         bound=True,
     )
 )
-
-HEAL_ALL = "heal_all"
-"""The fault the run records when :meth:`Run.finish <raftkube_fuzz.example.Run.finish>`
-undoes everything (not a step a rule draws)."""
