@@ -31,44 +31,14 @@ from typing import Any
 
 import attrs
 
-from raftkube_fuzz.faults import (
-    CLOCK,
-    CUT,
-    DISK,
-    DOWN,
-    HEAL_ALL,
-    NETWORK_WIDE,
-    PAUSED,
-    REGISTRY,
-)
+import raftkube_fuzz.suites  # noqa: F401  (each suite registers the fault kinds only it injects)
+from raftkube_fuzz.faults import NETWORK_WIDE, spans
 from raftkube_fuzz.timeline import FAULT, SEND, STEP, WORLD, Line
 
-SLOW = "slow"
-
-OPENS: dict[str, str] = {
-    **{kind.name: kind.opens for kind in REGISTRY.values() if kind.opens is not None},
-    # The cluster suite's component faults (suites/cluster.py), which name their host.
-    "host_crash": DOWN,
-    "host_pause": PAUSED,
-    "host_cut": CUT,
-    "host_clock_jump": CLOCK,
-    "host_clock_rate": CLOCK,
-    "host_slow": SLOW,
-}
-"""Fault kind -> the class of span it opens (the store faults' from
-:data:`raftkube_fuzz.faults.REGISTRY`)."""
-
-CLOSES: dict[str, frozenset[str]] = {
-    **{kind.name: kind.closes for kind in REGISTRY.values() if kind.closes},
-    HEAL_ALL: frozenset({DOWN, PAUSED, CUT, CLOCK, DISK, SLOW, *NETWORK_WIDE}),
-    "host_restart": frozenset({DOWN}),
-    "host_resume": frozenset({PAUSED}),
-    "host_heal": frozenset({CUT}),
-}
-
-HOST_BOUND_CLOSERS = frozenset(
-    {kind.name for kind in REGISTRY.values() if kind.bound} | {"host_restart", "host_resume"}
-)
+OPENS, CLOSES, HOST_BOUND_CLOSERS = spans()
+"""Fault kind -> the class of span it opens; fault kind -> the classes it closes; the kinds
+whose closing applies only to the hosts they name: all from the fault registry
+(:func:`raftkube_fuzz.faults.spans`), once every suite registered its own kinds."""
 
 DROPPED = "dropped"
 

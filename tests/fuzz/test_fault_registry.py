@@ -14,6 +14,7 @@ from raftkube_fuzz.faults import HEAL_ALL, REGISTRY, families
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.suites.base import FAULT_FAMILIES, LEADER_FAULTS, SuiteMachine, fault_steps
+from raftkube_fuzz.suites.cluster import COMPONENT_FAULTS
 from raftkube_fuzz.suites.kv import KvMachine
 
 EXAMPLES: dict[str, Step] = {
@@ -38,7 +39,11 @@ EXAMPLES: dict[str, Step] = {
     "disk_read_only": Step.of("disk_read_only", member=2),
     "disk_freed": Step.of("disk_freed", member=1),
 }
-"""One step of each registered kind (a new kind must add one, or the heal test fails)."""
+"""One step of each store fault kind (a new kind must add one, or the heal test fails)."""
+
+STORE_KINDS = [k for k, kind in REGISTRY.items() if kind.strategy is not None]
+"""The kinds the base rules draw (the cluster suite's component faults are drawn by its own
+rules, which read the control plane to pick a host)."""
 
 
 def fault_state(run: Run) -> Any:
@@ -56,7 +61,7 @@ def fault_state(run: Run) -> Any:
 def test_the_families_the_suites_draw_from_are_the_registry_s() -> None:
     assert families() == FAULT_FAMILIES
     kinds = [k for family in FAULT_FAMILIES.values() for k in family]
-    assert sorted(kinds) == sorted(REGISTRY)
+    assert sorted(kinds) == sorted(STORE_KINDS)
     assert {step.kind for step in LEADER_FAULTS} <= set(REGISTRY)
     rules = {name for name in dir(KvMachine) if name.endswith("_fault")}
     # Every family has its rule in the kv suite (the one that draws them all).
@@ -73,18 +78,24 @@ def test_every_drawn_fault_is_registered_in_its_family(
     assert step.kind in REGISTRY and REGISTRY[step.kind].family == family
 
 
+def test_the_cluster_suite_s_component_faults_are_registered() -> None:
+    assert COMPONENT_FAULTS
+    for name in COMPONENT_FAULTS:
+        assert REGISTRY[name].family == "component" and REGISTRY[name].strategy is None
+    assert set(REGISTRY) == set(STORE_KINDS) | set(COMPONENT_FAULTS)
+
+
 def test_the_timeline_draws_spans_for_the_registered_kinds() -> None:
-    store_kinds = {k for k in timeline_model.OPENS if not k.startswith("host_")}
-    assert store_kinds == {k for k, kind in REGISTRY.items() if kind.opens is not None}
-    closers = {k for k in timeline_model.CLOSES if not k.startswith("host_")}
-    assert closers == {k for k, kind in REGISTRY.items() if kind.closes} | {HEAL_ALL}
+    assert set(timeline_model.OPENS) == {k for k, kind in REGISTRY.items() if kind.opens}
+    closers = {k for k, kind in REGISTRY.items() if kind.closes} | {HEAL_ALL}
+    assert set(timeline_model.CLOSES) == closers
     for name, kind in REGISTRY.items():
         assert kind.heals, f"{name} says nothing of how it heals"
         assert not (kind.opens and kind.closes), f"{name} both opens and closes a span"
 
 
 def test_every_registered_fault_heals_by_its_undo_steps() -> None:
-    assert sorted(EXAMPLES) == sorted(REGISTRY)
+    assert sorted(EXAMPLES) == sorted(STORE_KINDS)
     suite = get_suite("kv")
     run = Run(suite, {**suite.default_config, "servers": 3}, 5)
     try:
@@ -101,9 +112,48 @@ def test_every_registered_fault_heals_by_its_undo_steps() -> None:
         # The faults that leave something to heal did change the world (so the comparison
         # above can fail); the healers and the transient ones did not.
         assert sorted(changed) == sorted(
-            k for k, kind in REGISTRY.items() if kind.opens is not None and k != "clock_jump"
+            k for k in STORE_KINDS if REGISTRY[k].opens is not None and k != "clock_jump"
         )
         run.finish()
         assert run.violation is None, run.violation
+    finally:
+        run.close()
+
+
+COMPONENT_EXAMPLES: dict[str, Step] = {
+    "host_crash": Step.of("host_crash", host="kcm-1"),
+    "host_restart": Step.of("host_restart", host="kcm-1"),
+    "host_pause": Step.of("host_pause", host="sched-0"),
+    "host_resume": Step.of("host_resume", host="sched-0"),
+    "host_cut": Step.of("host_cut", host="sched-1"),
+    "host_heal": Step.of("host_heal"),
+    "host_clock_jump": Step.of("host_clock_jump", host="kcm-0", seconds=1.0),
+    "host_clock_rate": Step.of("host_clock_rate", host="kcm-0", rate=1.5),
+    "host_slow": Step.of("host_slow", host="kcm-1", seconds=0.05),
+}
+
+
+def component_state(run: Run) -> Any:
+    """What a component fault can leave behind, except what stays by design (a clock jump's
+    offset; a lag, which only the final checks clear)."""
+    hosts = tuple((h.name, h.up, h.paused, h.clock.rate) for h in run.world.all_hosts)
+    return hosts, sorted(run.world.network.blocked)
+
+
+def test_every_component_fault_heals_by_its_undo_steps() -> None:
+    assert sorted(COMPONENT_EXAMPLES) == sorted(COMPONENT_FAULTS)
+    config = {"servers": 1, "nodes": 1, "managers": 2, "schedulers": 2, "store_faults": "off"}
+    run = Run(get_suite("cluster"), {**get_suite("cluster").default_config, **config}, 3)
+    try:
+        healthy = component_state(run)
+        changed = []
+        for name, step in COMPONENT_EXAMPLES.items():
+            run.apply(step)
+            if component_state(run) != healthy:
+                changed.append(name)
+            for undo in REGISTRY[name].undo(run, step):
+                run.apply(undo)
+            assert component_state(run) == healthy, f"{name} is not undone by its undo steps"
+        assert sorted(changed) == ["host_clock_rate", "host_crash", "host_cut", "host_pause"]
     finally:
         run.close()

@@ -22,7 +22,7 @@ component (an exception out of a host is a failure).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -38,6 +38,16 @@ from raftkube_fuzz.cluster.components import (
     NODE_LIFECYCLE,
 )
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
+from raftkube_fuzz.faults import (
+    CLOCK,
+    CUT,
+    DOWN,
+    PAUSED,
+    REGISTRY,
+    SLOW,
+    FaultKind,
+    register,
+)
 from raftkube_fuzz.run import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds, setting
@@ -205,14 +215,55 @@ def execute_client(run: Run, step: Step) -> bool:
     elif kind == "long_wait":
         run.advance(float(step["seconds"]))
     elif kind in COMPONENT_FAULTS:
-        _component_fault(run, step)
+        REGISTRY[kind].apply(run, step, -1)
     else:
         return False
     return True
 
 
-COMPONENT_FAULTS = ("host_crash", "host_restart", "host_pause", "host_resume", "host_cut",
-                    "host_heal", "host_clock_jump", "host_clock_rate", "host_slow")  # fmt: skip
+def _apply_component_fault(run: Run, step: Step, member: int) -> None:
+    _component_fault(run, step)
+
+
+def _host_step(kind: str, **args: Any) -> Callable[[Run, Step], tuple[Step, ...]]:
+    def undo(run: Run, step: Step) -> tuple[Step, ...]:
+        return (Step.of(kind, host=step["host"], **args),)
+
+    return undo
+
+
+def _register_component_faults() -> tuple[str, ...]:
+    """The component faults in the fault registry (:mod:`raftkube_fuzz.faults`): this suite's
+    own rules draw them (they read the control plane to pick a host), so they have no
+    strategy there and join no base family."""
+    kinds = (
+        FaultKind("host_crash", "component", None, _apply_component_fault,
+                  "host_restart restarts the process", _host_step("host_restart"), opens=DOWN),
+        FaultKind("host_restart", "component", None, _apply_component_fault,
+                  "it is itself the healing of a crash", closes=frozenset({DOWN}), bound=True),
+        FaultKind("host_pause", "component", None, _apply_component_fault,
+                  "host_resume lets it go on", _host_step("host_resume"), opens=PAUSED),
+        FaultKind("host_resume", "component", None, _apply_component_fault,
+                  "it is itself the healing of a pause", closes=frozenset({PAUSED}), bound=True),
+        FaultKind("host_cut", "component", None, _apply_component_fault,
+                  "host_heal unblocks every link", lambda run, step: (Step.of("host_heal"),),
+                  opens=CUT),
+        FaultKind("host_heal", "component", None, _apply_component_fault,
+                  "it is itself the healing of every link fault", closes=frozenset({CUT})),
+        FaultKind("host_clock_jump", "component", None, _apply_component_fault,
+                  "never undone: local time moved on for good", opens=CLOCK),
+        FaultKind("host_clock_rate", "component", None, _apply_component_fault,
+                  "the final heal resyncs every clock (a rate of 1 undoes it too)",
+                  _host_step("host_clock_rate", rate=1.0), opens=CLOCK),
+        FaultKind("host_slow", "component", None, _apply_component_fault,
+                  "the final checks clear every lag", opens=SLOW),
+    )  # fmt: skip
+    for kind in kinds:
+        register(kind)
+    return tuple(kind.name for kind in kinds)
+
+
+COMPONENT_FAULTS = _register_component_faults()
 
 SLOW_LATENCIES = (0.05, 0.5, 2.0)
 """The lag ceilings of ``host_slow`` (seconds): each of the component's connections lags by
