@@ -21,12 +21,14 @@ wrong, and the conformance check sees its change as a step the spec does not all
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import trio
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
+from raftkube.server.member import Member
 from raftkube.server.outcomes import MemberError
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.steps import Step
@@ -45,6 +47,7 @@ from raftkube_fuzz.suites.base import (
     start_load,
 )
 from raftkube_fuzz.world.driver import sleep
+from raftkube_fuzz.world.host import MemberProcess
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
 
@@ -135,27 +138,56 @@ def execute_reconfigure(run: Run, op: str, target: int) -> None:
     (see the module docstring); it gives up on a refusal that retrying cannot cure (no such
     member, not a learner, no id left, ...)."""
 
+    async def call(member: Member) -> None:
+        if op == "promote":
+            await member.reconfig.promote(target)
+        elif op == "remove":
+            await member.reconfig.remove(target)
+        else:
+            url = f"http://sim-{len(run.world.members)}:2380"
+            await member.reconfig.add("spare", (url,), (), op == "add_learner")
+
     async def change() -> None:
         for _ in range(RECONFIG_ATTEMPTS):
             leader = run.world.leader()
-            member = None if leader is None else run.world.members[leader]
-            if member is not None:
-                try:
-                    if op == "promote":
-                        await member.reconfig.promote(target)
-                    elif op == "remove":
-                        await member.reconfig.remove(target)
-                    else:
-                        url = f"http://sim-{len(run.world.members)}:2380"
-                        await member.reconfig.add("spare", (url,), (), op == "add_learner")
+            process = None if leader is None else run.world.hosts[leader].process
+            if isinstance(process, MemberProcess) and process.nursery is not None:
+                refusal = await served(process, call)
+                if refusal is None:
                     return
-                except MemberError as exc:
-                    if exc.code not in RETRIED_CODES:
-                        return
+                if refusal is not CRASHED and refusal.code not in RETRIED_CODES:
+                    return
             await sleep(RECONFIG_RETRY)
 
     patience = RECONFIG_ATTEMPTS * (RECONFIG_RETRY + run.world_config.request_timeout)
     run.spawn_admin(change, limit=patience + 5)
+
+
+CRASHED = MemberError("unavailable", "the member crashed while serving the change")
+
+
+async def served(
+    process: MemberProcess, call: Callable[[Member], Awaitable[None]]
+) -> MemberError | None:
+    """Run ``call(member)`` as the member process serves a request: inside its incarnation
+    (a crash ends it with the member's own tasks). Returns None on success, the refusal, or
+    :data:`CRASHED`."""
+    assert process.nursery is not None
+    outcome: list[MemberError | None] = []
+    done = trio.Event()
+
+    async def serve() -> None:
+        try:
+            await call(process.member)
+            outcome.append(None)
+        except MemberError as exc:
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    process.nursery.start_soon(serve)
+    await done.wait()
+    return outcome[0] if outcome else CRASHED
 
 
 def prepare(run: Run) -> None:

@@ -246,9 +246,14 @@ class MemberProcess:
     member: Member
     network: HostNetwork
     address: tuple[str, int]
+    nursery: trio.Nursery | None = None
+    """The incarnation's nursery while it runs. A request this process serves (an
+    operator's membership change, say) runs here, so a crash ends it as it ends the member's
+    own tasks, instead of letting it call into a member that no longer exists."""
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
+            self.nursery = nursery
             await nursery.start(self.member.run)
             listeners = await self.network.open_listeners(*self.address)
             await nursery.start(partial(serve_clients, self.member, listeners=listeners))
