@@ -21,9 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
+import trio
 
 from raftkube.net.codec import CodecError
 from raftkube.net.framing import encode_frame
+from raftkube_spec.raft.messages import InstallSnapshotRequest, Message
 
 CHUNK_TAG = 100
 _PREFIX = bytes((0x94, CHUNK_TAG))
@@ -52,6 +54,25 @@ def split(payload: bytes, max_frame_size: int) -> list[bytes]:
     return frames
 
 
+def frames_of(message: Message, payload: bytes, max_frame_size: int) -> list[bytes]:
+    """The frames that carry ``message`` (encoded as ``payload``): one, or the chunks of an
+    InstallSnapshot over the limit; :class:`FrameTooLargeError` for any other over it."""
+    if len(payload) > max_frame_size and isinstance(message, InstallSnapshotRequest):
+        return split(payload, max_frame_size)
+    return [encode_frame(payload, max_frame_size)]
+
+
+def enqueue(queue: trio.MemorySendChannel[bytes], frames: list[bytes]) -> bool:
+    """Queue all of ``frames``, or none (False) if ``queue`` lacks room for them all: a part of
+    a snapshot would only be dropped unread. ``trio.ClosedResourceError`` if it is closed."""
+    stats = queue.statistics()
+    if stats.current_buffer_used + len(frames) > stats.max_buffer_size:
+        return False
+    for frame in frames:
+        queue.send_nowait(frame)
+    return True
+
+
 def is_chunk(payload: bytes) -> bool:
     return payload[:2] == _PREFIX
 
@@ -64,6 +85,10 @@ class Joiner:
     def __init__(self) -> None:
         self._pieces: list[bytes] = []
         self._count = 0
+
+    def whole(self, payload: bytes) -> bytes | None:
+        """A message payload: ``payload`` itself unless it is a chunk, else :meth:`add`'s."""
+        return self.add(payload) if is_chunk(payload) else payload
 
     def add(self, payload: bytes) -> bytes | None:
         """Take one chunk payload; the joined message payload once its last chunk arrived,

@@ -12,9 +12,7 @@ implements the same protocol over its virtual network.
 * **One outgoing connection per peer**, owned by its own task and fed by a bounded queue of
   already-encoded frames. When the queue is full, :meth:`~TcpTransport.send` drops the message
   and returns ``False`` (as etcd does), so one stuck peer never delays messages to the others.
-  The task batches whatever is queued into one write. An InstallSnapshot over the frame limit
-  is queued as several chunk frames, all or none, and joined by the receiver
-  (:mod:`raftkube.net.chunks`).
+  The task batches whatever is queued into one write (a large snapshot: :mod:`.chunks`).
 * **Reconnect with capped exponential backoff and jitter.** Jitter comes from an injected
   :class:`RandomSource` and sleeping from an injected :class:`~raftkube.clock.Clock`, so tests
   and simulations can make reconnection deterministic. A connection that closes resets the
@@ -51,7 +49,7 @@ import trio
 from raftkube.clock import Clock, TrioClock, fail_after, sleep_for
 from raftkube.net import chunks
 from raftkube.net.codec import CodecError, decode, encode
-from raftkube.net.framing import FrameReader, encode_frame, send_frame
+from raftkube.net.framing import FrameReader, send_frame
 from raftkube.net.handshake import (
     HELLO,
     HELLO_MAX_FRAME_SIZE,
@@ -78,7 +76,7 @@ from raftkube.net.transport_api import (
     UnknownPeerError,
 )
 from raftkube.randomness import RandomSource
-from raftkube_spec.raft.messages import InstallSnapshotRequest, Message
+from raftkube_spec.raft.messages import Message
 from raftkube_spec.raft.types import ServerId
 
 __all__ = [
@@ -279,21 +277,11 @@ class TcpTransport:
         link = self._links.get(peer_id)
         if link is None:
             raise UnknownPeerError(f"member {peer_id} is not a peer of member {self.member_id}")
-        payload = encode(message)
-        limit = self.config.max_frame_size
-        if len(payload) > limit and isinstance(message, InstallSnapshotRequest):
-            frames = chunks.split(payload, limit)  # see raftkube.net.chunks
-        else:
-            frames = [encode_frame(payload, limit)]
-        queue = link.queue_in
+        frames = chunks.frames_of(message, encode(message), self.config.max_frame_size)
         try:
-            stats = queue.statistics()
-            # All of a chunked snapshot or none of it: a part would only be dropped unread.
-            if stats.current_buffer_used + len(frames) > stats.max_buffer_size:
+            if not chunks.enqueue(link.queue_in, frames):  # all of a snapshot, or none
                 self.stats.dropped_overflow += 1
                 return False
-            for frame in frames:
-                queue.send_nowait(frame)
         except trio.ClosedResourceError:
             return False
         return True
@@ -458,12 +446,9 @@ class TcpTransport:
         joiner = chunks.Joiner()
         async for frame in reader:
             try:
-                if chunks.is_chunk(frame):
-                    joined = joiner.add(frame)
-                    if joined is None:
-                        continue
-                    frame = joined
-                message = decode(frame)
+                if (payload := joiner.whole(frame)) is None:
+                    continue
+                message = decode(payload)
             except CodecError as exc:
                 # Framing is intact, so skip just this message: a newer peer may speak a
                 # message type we do not know yet.
