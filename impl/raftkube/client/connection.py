@@ -39,6 +39,7 @@ import trio
 from raftkube.api import wire
 from raftkube.clock import Clock, TrioClock
 from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.net.rawstream import fast_stream
 from raftkube_spec.kv.types import KeyValue
 
 MAX_FRAME: Final = 64 * 1024 * 1024
@@ -148,7 +149,7 @@ class Connection:
     ) -> None:
         self.endpoint = endpoint
         self.clock: Clock = clock if clock is not None else TrioClock()
-        self.stream = stream
+        self.stream = fast_stream(stream)
         self.timeout = timeout
         self.scope = trio.CancelScope()
         self.calls: dict[int, Reply] = {}

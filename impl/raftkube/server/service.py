@@ -31,6 +31,7 @@ from raftkube.api import wire
 from raftkube.clock import move_on_after
 from raftkube.mvcc.reader import RangeReader, open_range
 from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
+from raftkube.net.rawstream import fast_stream
 from raftkube.net.streams import (
     Listener,
     Network,
@@ -130,6 +131,7 @@ class _Connection:
 async def serve_client(member: Member, stream: trio.abc.Stream, max_frame: int = MAX_FRAME) -> None:
     """Serve one client connection until it closes; ``max_frame`` bounds every frame read or
     written (tests lower it to split answers without writing megabytes)."""
+    stream = fast_stream(stream)
     reader = FrameReader(stream, max_frame)
     conn: _Connection | None = None
     try:

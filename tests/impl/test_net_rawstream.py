@@ -1,0 +1,79 @@
+"""RawSocketStream: a plain TCP stream read and written without Trio's pass per call, which
+must still behave as a Trio stream: whole sends, EOF, closing, fairness."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from raftkube.net.rawstream import CALLS_PER_CHECKPOINT, RawSocketStream, fast_stream
+
+
+async def _pair() -> tuple[RawSocketStream, RawSocketStream]:
+    a, b = trio.socket.socketpair()
+    return RawSocketStream(trio.SocketStream(a)), RawSocketStream(trio.SocketStream(b))
+
+
+@pytest.mark.trio
+async def test_a_large_send_arrives_whole_while_the_peer_reads() -> None:
+    a, b = await _pair()
+    payload = bytes(range(256)) * 16384  # 4 MiB: far over the socket buffer, so sends wait
+    received = bytearray()
+
+    async def read() -> None:
+        while len(received) < len(payload):
+            received.extend(await b.receive_some(65536))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await a.send_all(payload)
+    assert bytes(received) == payload
+    await a.aclose()
+    assert await b.receive_some(100) == b""  # EOF once the other side closed
+    await b.aclose()
+
+
+@pytest.mark.trio
+async def test_closing_wakes_a_blocked_reader_and_frees_the_descriptor() -> None:
+    a, b = await _pair()
+    fd = b._stream.socket.fileno()
+    failure: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await b.receive_some(100)
+        except (trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            failure.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        await b.aclose()
+    assert failure, "the reader was not woken by the close"
+    assert b._stream.socket.fileno() == -1 and fd >= 0
+    await a.aclose()
+
+
+@pytest.mark.trio
+async def test_a_reader_with_data_always_ready_still_yields() -> None:
+    a, b = await _pair()
+    await a.send_all(b"x" * (4 * CALLS_PER_CHECKPOINT))
+    other_ran = False
+
+    async def other() -> None:
+        nonlocal other_ran
+        other_ran = True
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        for _ in range(CALLS_PER_CHECKPOINT):
+            assert await b.receive_some(1) == b"x"
+        assert other_ran
+    await a.aclose()
+    await b.aclose()
+
+
+def test_only_plain_socket_streams_are_wrapped() -> None:
+    left, _right = trio.testing.memory_stream_pair()
+    assert fast_stream(left) is left
