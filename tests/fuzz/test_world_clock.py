@@ -171,3 +171,22 @@ def test_sleep_until_keeps_its_promise_despite_rounding() -> None:
             assert clock.now() >= deadline
 
     run(main)
+
+
+def test_a_cancel_scope_fires_only_once_its_deadline_reads_on_the_clock() -> None:
+    """Once a ``cancel_scope_at`` scope fires, ``now() >= deadline``, also when mapping the
+    deadline to global time and back rounds just below it: a kubelet's pod worker that woke
+    from such a scope found its probe not yet due, waited on a scope for the same deadline
+    (already past globally, so cancelled at once) and spun at one instant (a Livelock the
+    cluster suite found with a kubelet's clock at rate 1.25)."""
+
+    async def main() -> None:
+        clock = SimClock(offset=0.7310546875, rate=1.25)
+        draws = random.Random(1)
+        for _ in range(500):
+            deadline = clock.now() + draws.random()
+            with clock.cancel_scope_at(deadline):
+                await trio.sleep_forever()
+            assert clock.now() >= deadline
+
+    run(main)

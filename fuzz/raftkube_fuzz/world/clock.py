@@ -119,6 +119,13 @@ class SimClock:
     def _fire(self, entry: _Deadline) -> None:
         self._deadlines.pop(entry, None)
         entry.timer = None
+        if self.now() < entry.deadline:
+            # The global instant the deadline maps to has come, but mapping it back rounds
+            # just below the deadline: move local time on by that rounding error (as
+            # sleep_until does), or a caller that checks ``now() >= deadline`` after the scope
+            # fired finds it not yet due and waits again at the same instant, forever.
+            self._reanchor()
+            self._local_anchor = entry.deadline
         entry.scope.cancel()
 
     def jump(self, seconds: float) -> None:
