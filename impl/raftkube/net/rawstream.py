@@ -84,8 +84,9 @@ class RawSocketStream(trio.abc.Stream):
     def __del__(self) -> None:
         # The descriptor is the wrapped stream's to close: a socket object collected while
         # still holding it would close it, perhaps after it was reused by another socket.
-        if self._sock.fileno() != -1:
-            self._sock.detach()
+        sock = getattr(self, "_sock", None)  # None if __init__ failed before setting it
+        if sock is not None and sock.fileno() != -1:
+            sock.detach()
 
     async def aclose(self) -> None:
         """Close the wrapped stream (which wakes a task of ours waiting on the socket); our
