@@ -373,6 +373,9 @@ class FixedRandom:
     def random(self) -> float:
         return self.value
 
+    def randrange(self, start: int, stop: int) -> int:
+        return start + int(self.value * (stop - start))
+
 
 def test_backoff_grows_exponentially_to_a_cap_with_bounded_jitter() -> None:
     policy = BackoffPolicy(initial=0.1, maximum=1.0, multiplier=2.0, jitter=0.5)
