@@ -23,7 +23,7 @@ from raftkube.apiserver.resources import lookup
 from raftkube.apiserver.storage import ObjectStore
 from raftkube.client import Client
 from raftkube.server.member import MemberConfig
-from raftkube.server.runner import open_member
+from raftkube.server.wiring import open_member
 
 PODS = lookup("", "v1", "pods")
 NODES = lookup("", "v1", "nodes")

@@ -20,7 +20,7 @@ from raftkube.apiserver.storage import ObjectStore
 from raftkube.apiserver.watchcache import CacheWatcher, WatchCache
 from raftkube.client import Client
 from raftkube.server.member import MemberConfig
-from raftkube.server.runner import open_member
+from raftkube.server.wiring import open_member
 
 PODS = lookup("", "v1", "pods")
 assert PODS is not None

@@ -20,7 +20,7 @@ from raftkube.apiserver.auth.pki import ClusterPKI, ensure_pki, issue_client_cer
 from raftkube.apiserver.config import APIServerConfig
 from raftkube.kubeclient import KubeClient
 from raftkube.server.member import MemberConfig
-from raftkube.server.runner import open_member
+from raftkube.server.wiring import open_member
 from raftkube.tls import CertPair
 
 TOKEN = "test-token-of-alice"

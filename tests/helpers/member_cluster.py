@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from raftkube.server.member import Member, MemberConfig
-from raftkube.server.runner import RunningMember, open_member
+from raftkube.server.wiring import RunningMember, open_member
 
 
 class Cluster:

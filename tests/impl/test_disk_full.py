@@ -27,7 +27,7 @@ from raftkube.client import Client, ClientError
 from raftkube.rkctl.output import Printer, StatusRow
 from raftkube.server.disk_faults import DISK_FAILED, NO_SPACE, describe_disk_fault
 from raftkube.server.member import MemberConfig
-from raftkube.server.runner import open_member
+from raftkube.server.wiring import open_member
 from raftkube.storage.wal import WriteAheadLog
 
 VALUE = b"v" * 10_000

@@ -19,7 +19,7 @@ import trio
 from raftkube.client import Client
 from raftkube.raft import NodeConfig, NotLeaderError, RaftNode, RejectedError
 from raftkube.server.member import LEASE, MemberConfig
-from raftkube.server.runner import RunningMember, open_member
+from raftkube.server.wiring import RunningMember, open_member
 from raftkube_spec.raft.messages import (
     RequestVoteRequest,
     RequestVoteResponse,

@@ -14,7 +14,7 @@ import trio
 
 from raftkube.client import Client, ClientError
 from raftkube.server.member import MemberConfig
-from raftkube.server.runner import RunningMember, open_member
+from raftkube.server.wiring import RunningMember, open_member
 from raftkube_spec.raft.types import Membership
 from tests.helpers.member_cluster import Cluster
 from tests.helpers.polling import eventually

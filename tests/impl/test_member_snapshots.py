@@ -14,7 +14,7 @@ import trio
 
 from raftkube.client import Client
 from raftkube.mvcc import MvccStore, dump_snapshot, load_snapshot
-from raftkube.server import runner
+from raftkube.server import wiring
 from raftkube.server.compactor import PERIODIC, AutoCompaction
 from raftkube.server.member import Member
 from raftkube.server.watches import MemberWatches
@@ -31,7 +31,7 @@ SNAPSHOT_EVERY = 40
 @pytest.fixture
 def small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
     """Members open their data directory with 4 KiB WAL segments."""
-    monkeypatch.setattr(runner, "RaftLogStore", functools.partial(RaftLogStore, segment_bytes=4096))
+    monkeypatch.setattr(wiring, "RaftLogStore", functools.partial(RaftLogStore, segment_bytes=4096))
 
 
 def store_of(member: Member) -> RaftLogStore:

@@ -227,7 +227,7 @@ def test_flags_helpers_and_main(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.trio
 async def test_tls_flags_with_client_cert_auth(tmp_path: Path) -> None:
     from raftkube.server.member import MemberConfig
-    from raftkube.server.runner import open_member
+    from raftkube.server.wiring import open_member
     from raftkube.tls import ensure_cluster_certs, server_context
 
     certs = ensure_cluster_certs(tmp_path / "tls", [0])

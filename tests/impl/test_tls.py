@@ -16,7 +16,7 @@ from cryptography import x509
 
 from raftkube.client import Client, ClientError
 from raftkube.server.member import MemberConfig
-from raftkube.server.runner import open_member
+from raftkube.server.wiring import open_member
 from raftkube.tls import client_context, ensure_cluster_certs, peer_tls, server_context
 from tests.helpers.member_processes import up_args, wait_leader
 from tests.helpers.processes import Processes, free_port_block, wait_exit, wait_up

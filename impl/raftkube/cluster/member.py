@@ -34,7 +34,7 @@ from raftkube.cluster.join import JoinError, join, promote_when_in_sync
 from raftkube.net.transport import PeerAddress
 from raftkube.server.compactor import MODES, AutoCompaction, CompactionConfigError
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
-from raftkube.server.runner import RunningMember, open_member
+from raftkube.server.wiring import RunningMember, open_member
 from raftkube.tls import TlsSetupError, peer_tls, server_context
 from raftkube.tuning import tune_gc
 
