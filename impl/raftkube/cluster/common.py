@@ -51,6 +51,27 @@ def parse_member_addresses(values: Iterable[str]) -> dict[int, tuple[str, int]]:
     return out
 
 
+def parse_member_names(values: Iterable[str]) -> dict[int, str]:
+    """``id=name`` items (``--peer-names``), comma-separated and/or repeated; raises
+    ValueError."""
+    out: dict[int, str] = {}
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            ident, sep, name = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"expected id=name, got {item!r}")
+            try:
+                mid = int(ident)
+            except ValueError:
+                raise ValueError(f"member id must be a number in {item!r}") from None
+            if mid in out:
+                raise ValueError(f"member {mid} is named twice")
+            out[mid] = name.strip()
+    return out
+
+
 def format_address(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 

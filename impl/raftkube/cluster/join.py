@@ -7,9 +7,9 @@ promote`` it once it is in sync with the leader (retried until then, as kubeadm 
 id and addresses the cluster gave are kept in the data dir (:data:`JOINED_FILE`), so running
 the same command again restarts that member instead of adding another one.
 
-Not with TLS yet: the join's own client would need the client certificate flags (a member's
-``--cert`` is a server certificate); ``rkctl member add`` and ``--initial-cluster-state
-existing`` do the same by hand.
+With TLS (``--cert``/``--key``/``--cacert``), the join's own requests present the client
+certificate given by ``--join-cert``/``--join-key`` (what ``rkctl --cert/--key`` would use;
+``raftkube up --tls`` passes its ``client.crt``), and the member's peer URL is ``https://``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from raftkube.client import Client, ClientError
 from raftkube.clock import Clock, sleep_for
 from raftkube.cluster.common import parse_address, root_cause
 from raftkube.server.reconfig import NOT_LEARNER, parse_peer_url
+from raftkube.tls import client_context
 
 logger = logging.getLogger("raftkube.member")
 
@@ -70,8 +72,7 @@ async def join(args: argparse.Namespace) -> None:
         raise JoinError(
             "--join needs --peer-address HOST:PORT (where this member's peers reach it)"
         )
-    if args.cert or args.key or args.cacert:
-        raise JoinError("--join does not support TLS yet: use rkctl member add (see --help)")
+    ctx = join_ssl_context(args)
     try:
         host, port = parse_address(args.peer_address)
     except ValueError as exc:
@@ -83,10 +84,10 @@ async def join(args: argparse.Namespace) -> None:
     else:
         endpoints = _endpoints(args.join)
         try:
-            async with Client(endpoints) as c:
+            async with Client(endpoints, ssl_context=ctx) as c:
                 msg = await c.member_add(
                     args.name,
-                    [f"http://{host}:{port}"],
+                    [f"{'http' if ctx is None else 'https'}://{host}:{port}"],
                     client_urls=[f"{host}:{args.client_port}"],
                     learner=True,
                 )
@@ -111,11 +112,28 @@ async def join(args: argparse.Namespace) -> None:
     args.initial_cluster_state = "existing"
 
 
-async def promote_when_in_sync(endpoints: list[str], member_id: int, clock: Clock) -> None:
+def join_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The join's client context: None in plaintext; with TLS, ``--cacert`` and the client
+    pair of ``--join-cert``/``--join-key``, which a TLS join needs; raises JoinError."""
+    join_pair = (args.join_cert, args.join_key)
+    if not (args.cert or args.key or args.cacert):
+        if any(join_pair):
+            raise JoinError("--join-cert and --join-key need TLS (--cert, --key and --cacert)")
+        return None
+    if not all(join_pair) or not args.cacert:
+        raise JoinError(
+            "--join with TLS needs --cacert and a client certificate: --join-cert and --join-key"
+        )
+    return client_context(args.cacert, args.join_cert, args.join_key)  # TlsSetupError if bad
+
+
+async def promote_when_in_sync(
+    endpoints: list[str], member_id: int, clock: Clock, ctx: ssl.SSLContext | None = None
+) -> None:
     """Promote ``member_id`` once the leader says it is in sync; done once it votes."""
     while True:
         try:
-            async with Client(endpoints) as c:
+            async with Client(endpoints, ssl_context=ctx) as c:
                 await c.member_promote(member_id)
             logger.info("promoted to a voting member")
             return

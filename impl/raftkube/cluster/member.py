@@ -28,9 +28,10 @@ from raftkube.cluster.common import (
     expected_error,
     format_address,
     parse_member_addresses,
+    parse_member_names,
     port_number,
 )
-from raftkube.cluster.join import JoinError, join, promote_when_in_sync
+from raftkube.cluster.join import JoinError, join, join_ssl_context, promote_when_in_sync
 from raftkube.net.transport import PeerAddress
 from raftkube.server.compactor import MODES, AutoCompaction, CompactionConfigError
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
@@ -139,6 +140,13 @@ def register(commands: Any) -> None:
         help="with --join: where this member's peers reach it",
     )
     p.add_argument(
+        "--join-cert",
+        type=Path,
+        help="with --join and TLS: client certificate for the join's own requests (member add "
+        "and promote), as rkctl's --cert",
+    )
+    p.add_argument("--join-key", type=Path, help="private key of --join-cert")
+    p.add_argument(
         "--client-port",
         type=port_number,
         required=True,
@@ -153,6 +161,14 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--data-dir", type=Path, required=True, help="WAL directory (created)")
     p.add_argument("--name", default="", help="this member's name, as `member list` shows it")
+    p.add_argument(
+        "--peer-names",
+        action="append",
+        default=[],
+        metavar="ID=NAME[,...]",
+        help="names of the other members of --peers, as `member list` shows them (etcd's "
+        "--initial-cluster carries them); repeatable",
+    )
     p.add_argument(
         "--initial-cluster-state",
         choices=("new", "existing"),
@@ -197,6 +213,7 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
     try:
         peers = parse_member_addresses(args.peers)
         clients = parse_member_addresses(args.client_endpoints)
+        names = parse_member_names(args.peer_names)
     except ValueError as exc:
         raise _Setup(str(exc)) from None
     joining = args.initial_cluster_state == "existing"
@@ -240,6 +257,7 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "peers": peers,
         "clients": clients,
+        "names": names,
         "kwargs": kwargs,
     }
 
@@ -292,7 +310,8 @@ def _wire_peers(running: RunningMember, setup: dict[str, Any], name: str) -> Non
         mine = mid == running.member.id
         if mine:
             endpoint = endpoint or running.client_endpoint
-        running.add_peer(mid, PeerAddress(host, port), endpoint, name if mine else "")
+        their_name = name if mine and name else setup["names"].get(mid, "")
+        running.add_peer(mid, PeerAddress(host, port), endpoint, their_name)
 
 
 async def _serve(args: argparse.Namespace, setup: dict[str, Any]) -> None:
@@ -328,6 +347,7 @@ async def _serve(args: argparse.Namespace, setup: dict[str, Any]) -> None:
                         [e.strip() for e in args.join.split(",") if e.strip()],
                         running.member.id,
                         running.member.clock,
+                        join_ssl_context(args),
                     )
                 if args.stop_on_stdin_eof:
 

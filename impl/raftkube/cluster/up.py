@@ -10,7 +10,9 @@ Data layout under ``--data-dir`` (default ``.raftkube/cluster``): ``member-<i>/`
 ``i``'s WAL, ``tls/`` the CA and certificates generated once by ``--tls`` and reused, and
 ``cluster.json`` the size and id of the cluster, so running ``up`` again resumes the same
 cluster (every member recovers from its WAL) and a mismatching ``--servers`` is refused rather
-than silently starting a different cluster on old logs. The API server's certificates and
+than silently starting a different cluster on old logs. Member ``i`` is named ``member-<i>``
+(``member list`` shows it); members added later by ``up --add-member`` are recorded there too
+and started with ``--join`` (:mod:`raftkube.cluster.up_grow`). The API server's certificates and
 kubeconfigs (``pki/``, ``admin.kubeconfig``...) are described in
 :mod:`raftkube.cluster.control_plane`.
 
@@ -56,6 +58,7 @@ from raftkube.cluster.control_plane import (
 )
 from raftkube.cluster.member import add_compaction_flags, add_read_flags
 from raftkube.cluster.processes import Child, log_line, pump_log, spawn, stop_all, watch_exit
+from raftkube.cluster.up_grow import add_member, start_added
 from raftkube.cluster.up_plan import MemberPlan, Plan, UpError, local_plan, make_plan
 
 T = TypeVar("T")
@@ -130,6 +133,13 @@ def register(commands: Any) -> None:
         default=10.0,
         help="seconds between SIGTERM and SIGKILL when stopping (default 10)",
     )
+    p.add_argument(
+        "--add-member",
+        action="store_true",
+        help="add one member to the cluster in DATA_DIR (same --data-dir, --port-base and "
+        "--tls as its `raftkube up`): the running `up` starts it as a learner and promotes "
+        "it once in sync; waits until it votes",
+    )
     add_read_flags(p)
     add_compaction_flags(p)
     p.set_defaults(handler=run_up)
@@ -191,16 +201,20 @@ async def _wait_ready(cp: ControlPlanePlan, deadline: float, halted: Callable[[]
 
 
 def _print_ready(
-    plan: Plan, members: list[Child], servers: list[Child], leader: int, term: int
+    plan: Plan,
+    members: tuple[list[Child], list[MemberPlan]],
+    servers: list[Child],
+    leader: int,
+    term: int,
 ) -> None:
     lines = [
         f"raftkube: cluster {plan.cluster_id!r} is up with {len(plan.members)} members; "
         f"member {leader} leads (term {term})"
     ]
-    for m, child in zip(plan.members, members, strict=True):
+    for child, m in sorted(zip(*members, strict=True), key=lambda cm: cm[1].member_id):
         lines.append(
-            f"  member {m.member_id}: client {m.client_endpoint}  peer {m.peer_endpoint}  "
-            f"pid {child.process.pid}  data {m.data_dir}"
+            f"  member {m.member_id} ({m.name}): client {m.client_endpoint}  peer "
+            f"{m.peer_endpoint}  pid {child.process.pid}  data {m.data_dir}"
         )
     cp = plan.control_plane
     if cp is not None:
@@ -231,6 +245,7 @@ Start = Callable[[str, list[str]], Awaitable[Child]]
 
 async def _supervise(plan: Plan, args: argparse.Namespace) -> int:
     members: list[Child] = []
+    started: list[MemberPlan] = []
     servers: list[Child] = []
     stop = trio.Event()
     failed = trio.Event()
@@ -256,12 +271,28 @@ async def _supervise(plan: Plan, args: argparse.Namespace) -> int:
                         children.start_soon(watch_exit, child, failed, WHO)
                         return child
 
+                    async def start_member(m: MemberPlan, current: Plan) -> Child:
+                        child = await start(f"member {m.member_id}", current.member_argv(m))
+                        members.append(child)
+                        started.append(m)
+                        return child
+
+                    async def grow() -> None:
+                        """Added members that still need a quorum to join, and any that
+                        ``raftkube up --add-member`` records from now on."""
+                        have = {m.member_id for m in started}
+                        children.start_soon(
+                            start_added, plan, args.port_base, have, start_member, _CLOCK, WHO
+                        )
+
                     try:
                         for m in plan.members:
-                            name = f"member {m.member_id}"
-                            members.append(await start(name, plan.member_argv(m)))
+                            # An added member that has not joined yet needs the founders'
+                            # leader to answer its `member add`: it waits for one (grow).
+                            if not plan.is_added(m) or plan.has_joined(m):
+                                await start_member(m, plan)
                         code = await _wait_until_done(
-                            plan, args, start, members, servers, stop, failed
+                            plan, args, start, (members, started), servers, stop, failed, grow
                         )
                     finally:
                         clean = await stop_all(servers, args.stop_timeout, _CLOCK, WHO)
@@ -277,14 +308,15 @@ async def _wait_until_done(
     plan: Plan,
     args: argparse.Namespace,
     start: Start,
-    members: list[Child],
+    members: tuple[list[Child], list[MemberPlan]],
     servers: list[Child],
     stop: trio.Event,
     failed: trio.Event,
+    grow: Callable[[], Awaitable[None]],
 ) -> int:
-    """Wait for a leader, start the API server and wait until it is ready, print how to
-    connect, then wait for a signal. Returns the exit code: 0 after a requested stop, 1 if the
-    cluster never came up."""
+    """Wait for a leader, start the added members still to join and watch for more, start the
+    API server and wait until it is ready, print how to connect, then wait for a signal.
+    Returns the exit code: 0 after a requested stop, 1 if the cluster never came up."""
     deadline = _CLOCK.now() + args.wait
 
     def halted() -> bool:
@@ -294,6 +326,8 @@ async def _wait_until_done(
     found = await _poll(lambda: _find_leader(plan, ctx), deadline, halted)
     why = f"no leader after {args.wait:g} s"
     cp = plan.control_plane
+    if found is not None and not halted():
+        await grow()
     if found is not None and cp is not None and not halted():
         servers.append(await start("apiserver", cp.argv(plan.endpoints)))
         if not await _wait_ready(cp, deadline, halted):
@@ -383,6 +417,8 @@ async def local_cluster(
 def run_up(args: argparse.Namespace) -> int:
     """The ``raftkube up`` handler."""
     try:
+        if args.add_member:
+            return trio.run(add_member, args, _CLOCK, _say)
         plan = make_plan(args)
     except UpError as exc:
         log_line(f"{WHO}: {exc}")
