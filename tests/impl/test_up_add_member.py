@@ -22,7 +22,7 @@ from raftkube.clock import TrioClock
 from raftkube.cluster import up
 from raftkube.cluster.common import parse_member_names
 from raftkube.cluster.join import JoinError, join_ssl_context
-from raftkube.cluster.up_grow import add_member
+from raftkube.cluster.up_grow import add_member, grown_plan
 from raftkube.cluster.up_plan import UpError
 from raftkube.rkctl import run as rkctl
 from tests.helpers.processes import Processes, wait_exit, wait_up
@@ -170,3 +170,23 @@ def test_member_names_and_join_tls_flags_are_checked() -> None:
     tls = {**vars(plain), "cert": Path("m.crt"), "key": Path("m.key"), "cacert": Path("ca.crt")}
     with pytest.raises(JoinError, match="--join-cert and --join-key"):
         join_ssl_context(argparse.Namespace(**tls))
+
+
+def test_an_added_member_of_a_tls_cluster_uses_the_data_dirs_certificates(tmp_path: Path) -> None:
+    base = port_block(10)
+    data = tmp_path / "c"
+    start = ["--data-dir", str(data), "--port-base", str(base), "--nodes", "0", "--tls"]
+    plan = up.make_plan(parse([*start, "--apiserver-port", str(base + 9)]))
+    assert plan.certs is not None and sorted(plan.certs.members) == [0, 1, 2]
+    recorded = json.loads((data / "cluster.json").read_text())
+    (data / "cluster.json").write_text(json.dumps({**recorded, "added": 1}))
+
+    grown = grown_plan(plan, base)  # what the running `up` does when it sees the record
+    assert grown.certs is not None and grown.certs.ca == plan.certs.ca
+    assert (data / "tls" / "member-3.crt").is_file()
+    argv = grown.member_argv(grown.members[3])
+    tls = data / "tls"
+    assert argv[argv.index("--join-cert") + 1] == str(tls / "client.crt")
+    assert argv[argv.index("--join-key") + 1] == str(tls / "client.key")
+    assert argv[argv.index("--cert") + 1] == str(tls / "member-3.crt")
+    assert argv[argv.index("--cacert") + 1] == str(tls / "ca.crt")
