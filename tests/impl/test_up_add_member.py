@@ -16,14 +16,16 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from raftkube.client import Client
 from raftkube.clock import TrioClock
 from raftkube.cluster import up
 from raftkube.cluster.common import parse_member_names
 from raftkube.cluster.join import JoinError, join_ssl_context
-from raftkube.cluster.up_grow import add_member, grown_plan
-from raftkube.cluster.up_plan import UpError
+from raftkube.cluster.processes import Child
+from raftkube.cluster.up_grow import add_member, grown_plan, start_added
+from raftkube.cluster.up_plan import MemberPlan, Plan, UpError
 from raftkube.rkctl import run as rkctl
 from tests.helpers.processes import Processes, wait_exit, wait_up
 
@@ -190,3 +192,34 @@ def test_an_added_member_of_a_tls_cluster_uses_the_data_dirs_certificates(tmp_pa
     assert argv[argv.index("--join-key") + 1] == str(tls / "client.key")
     assert argv[argv.index("--cert") + 1] == str(tls / "member-3.crt")
     assert argv[argv.index("--cacert") + 1] == str(tls / "ca.crt")
+
+
+def test_a_running_up_starts_each_recorded_member_once_and_survives_a_bad_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = port_block(10)
+    data = tmp_path / "c"
+    start = ["--data-dir", str(data), "--port-base", str(base), "--nodes", "0"]
+    plan = up.make_plan(parse([*start, "--apiserver-port", str(base + 9)]))
+    begun: list[str] = []
+
+    async def fake_start(m: MemberPlan, current: Plan) -> Child:
+        begun.append(current.member_argv(m)[current.member_argv(m).index("--name") + 1])
+        return None  # type: ignore[return-value]  # the watcher does not use the child
+
+    async def main() -> None:
+        record = json.loads((data / "cluster.json").read_text())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(start_added, plan, base, {0, 1, 2}, fake_start, TrioClock(), "up")
+            await trio.sleep(2)
+            (data / "cluster.json").write_text(json.dumps({**record, "added": 1}))
+            await trio.sleep(2)
+            (data / "cluster.json").write_text("{not json")
+            await trio.sleep(5)
+            (data / "cluster.json").write_text(json.dumps({**record, "added": 2}))
+            await trio.sleep(2)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert begun == ["member-3", "member-4"]
+    assert capsys.readouterr().err.count("not adding members") == 1

@@ -71,11 +71,14 @@ async def start_added(
     """Start every added member not started yet, then keep watching ``cluster.json`` for more,
     until cancelled. ``started`` holds the indexes already running; ``start`` makes a member a
     child of the running ``up``."""
+    complaint = ""
     while True:
         try:
-            plan = grown_plan(plan, port_base)
+            plan, complaint = grown_plan(plan, port_base), ""
         except Exception as exc:  # a bad edit of the file must not bring the cluster down
-            log_line(f"{who}: not adding members: {exc}")
+            if str(exc) != complaint:  # said once, not every poll
+                complaint = str(exc)
+                log_line(f"{who}: not adding members: {exc}")
         for m in plan.members:
             if m.member_id not in started:
                 started.add(m.member_id)
