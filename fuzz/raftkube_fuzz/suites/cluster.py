@@ -38,6 +38,7 @@ from raftkube_fuzz.cluster.components import (
     NODE_LIFECYCLE,
 )
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
+from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import (
     CLOCK,
     CUT,
@@ -48,7 +49,6 @@ from raftkube_fuzz.faults import (
     FaultKind,
     register,
 )
-from raftkube_fuzz.run import Run
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds, setting
 from raftkube_fuzz.timeline import CHECK, CLIENT, FAULT
