@@ -16,7 +16,7 @@ from raftkube.clock import TrioClock
 from raftkube.controllers.credentials import ServiceAccountClientBuilder, token_lifetime
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.resources import NAMESPACES, SERVICE_ACCOUNTS
-from raftkube.kubeclient import KubeAPIError
+from raftkube.kubeclient import KubeAPIError, KubeConnectionError
 from tests.helpers.api_server import APIHarness
 from tests.helpers.controllers import get_or_none
 from tests.helpers.polling import eventually
@@ -52,6 +52,61 @@ class FakeManagerClient:
             return {"status": {"token": token, "expirationTimestamp": expires.isoformat()}}
         self.accounts.add(obj["metadata"]["name"])
         return obj
+
+
+@attrs.define
+class FlakyManagerClient(FakeManagerClient):
+    """Fails its first calls as a restarting API server would, then works."""
+
+    failures: list[Exception] = attrs.Factory(list)
+    calls: list[float] = attrs.Factory(list)
+
+    async def get(self, resource: Any, name: str, *, namespace: str = "") -> Obj:
+        self.calls.append(trio.current_time())
+        if self.failures:
+            raise self.failures.pop(0)
+        return await super().get(resource, name, namespace=namespace)
+
+
+@pytest.mark.trio
+async def test_a_server_that_cannot_answer_yet_is_waited_for_with_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FlakyManagerClient(
+        lambda: 1_700_000_000.0,
+        failures=[
+            KubeConnectionError("connection broke while sending: connection reset"),
+            KubeAPIError({"code": 503, "reason": "ServiceUnavailable"}),
+            KubeAPIError({"code": 429, "reason": "TooManyRequests"}),
+        ],
+    )
+    builder = ServiceAccountClientBuilder(
+        fake,  # type: ignore[arg-type]
+        ssl.create_default_context(),
+        TrioClock(),
+        fake.wall,
+    )
+    client = await builder.client_for("endpoint-controller")
+    assert client.token == "token-0"
+    assert fake.accounts == {"endpoint-controller"}
+    gaps = [round(b - a, 3) for a, b in zip(fake.calls, fake.calls[1:], strict=False)]
+    assert gaps == [1.0, 2.0, 4.0]
+
+
+@pytest.mark.trio
+async def test_a_refusal_is_not_retried(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FlakyManagerClient(
+        lambda: 1_700_000_000.0, failures=[KubeAPIError({"code": 403, "reason": "Forbidden"})]
+    )
+    builder = ServiceAccountClientBuilder(
+        fake,  # type: ignore[arg-type]
+        ssl.create_default_context(),
+        TrioClock(),
+        fake.wall,
+    )
+    with pytest.raises(KubeAPIError):
+        await builder.client_for("endpoint-controller")
+    assert len(fake.calls) == 1
 
 
 @pytest.mark.trio

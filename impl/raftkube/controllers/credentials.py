@@ -12,6 +12,13 @@ need a timer: run :meth:`ServiceAccountClientBuilder.run` in a nursery the calle
 
 The controllers' clients verify the server with the CA they are given and present no
 certificate, so the server sees the token's identity, not the manager's.
+
+Upstream builds each client with ``ClientOrDie``: an API server that cannot be reached while
+the manager starts its controllers ends the process, and its supervisor starts it again.
+``raftkube up`` supervises nothing, so :meth:`ServiceAccountClientBuilder.client_for` retries
+instead (1 s, doubling to 30 s) while the failure is one a restart would wait out: a broken
+connection, throttling (429) or a server error (5xx). Anything else (403: the policy does not
+allow the manager to create accounts) is raised, as upstream dies on it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from raftkube.clock import Clock
+from raftkube.clock import Clock, sleep_for
 from raftkube.controllers.resources import SERVICE_ACCOUNTS
 from raftkube.kubeclient import Dial, KubeAPIError, KubeClient, KubeConnectionError
 
@@ -35,6 +42,15 @@ logger = logging.getLogger("raftkube.controllers.credentials")
 
 DEFAULT_EXPIRATION_SECONDS = 3600
 LEEWAY_PERCENT = 20
+FIRST_RETRY = 1.0
+LAST_RETRY = 30.0
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    """A failure a restarted manager would wait out: no answer, throttling, a server error."""
+    if isinstance(exc, KubeConnectionError):
+        return True
+    return isinstance(exc, KubeAPIError) and (exc.code == 429 or exc.code >= 500)
 
 
 class ControllerClientBuilder(Protocol):
@@ -86,8 +102,20 @@ class ServiceAccountClientBuilder:
         existing = self._clients.get(name)
         if existing is not None:
             return existing
-        await self._ensure_account(name)
-        token = await self._request_token(name)
+        delay = FIRST_RETRY
+        while True:
+            try:
+                await self._ensure_account(name)
+                token = await self._request_token(name)
+                break
+            except (KubeAPIError, KubeConnectionError) as exc:
+                if not _worth_retrying(exc):
+                    raise
+                logger.warning(
+                    "cannot get credentials for %s (retry in %.0f s): %s", name, delay, exc
+                )
+                await sleep_for(self.clock, delay)
+                delay = min(delay * 2, LAST_RETRY)
         client = KubeClient(
             self.client.server,
             ssl_context=self.ssl_context,
