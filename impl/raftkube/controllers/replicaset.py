@@ -391,12 +391,18 @@ class ReplicaSetController:
             failures: list[Exception] = []
 
             async def delete(pod: Obj) -> None:
+                # Every failure is caught here, as upstream's goroutines report theirs on a
+                # channel: one that escaped would cancel the sibling deletions and skip the
+                # lowering below, leaving the owner's expectations waiting for deletions that
+                # no watch will ever report (five minutes with nothing managed).
                 try:
                     await self.pod_control.delete_pod(namespace, pod_name(pod), owner)
-                except KubeAPIError as exc:
-                    # Its deletion will never be observed.
+                except Exception as exc:
+                    # Any failure (an API error, or a connection that broke with the outcome
+                    # unknown): upstream lowers the expectation for it. Should the pod have
+                    # gone after all, its watch event finds nothing left to lower.
                     self.expectations.deletion_observed(key, pod_key(pod))
-                    if exc.code != 404:
+                    if not (isinstance(exc, KubeAPIError) and exc.code == 404):
                         failures.append(exc)
 
             async with trio.open_nursery() as nursery:
