@@ -25,8 +25,8 @@ from raftkube.rkctl.commands import Context
 from raftkube.rkctl.connection import Settings
 from raftkube.rkctl.output import Printer
 from raftkube.server.member import MemberConfig
-from raftkube.server.wiring import open_member
 from raftkube.server.service import KV_OVERHEAD, serve_clients
+from raftkube.server.wiring import open_member
 from raftkube_spec.kv import prefix_range_end
 from raftkube_spec.kv.requests import PutRequest, RangeRequest, TxnRequest
 from raftkube_spec.kv.responses import RangeResponse, TxnResponse
