@@ -22,7 +22,7 @@ component (an exception out of a host is a failure).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import trio
@@ -40,21 +40,14 @@ from raftkube_fuzz.cluster.components import (
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import (
-    CLOCK,
-    CUT,
-    DOWN,
-    PAUSED,
     REGISTRY,
-    SLOW,
-    FaultKind,
-    register,
 )
+from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS, SLOW_LATENCIES, plane_of, slow_host
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds, setting
-from raftkube_fuzz.timeline import CHECK, CLIENT, FAULT
+from raftkube_fuzz.timeline import CHECK, CLIENT
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.driver import sleep
-from raftkube_fuzz.world.host import Host
 from raftkube_fuzz.world.world import WorldConfig
 
 KUBELET_RENEW = 10.0
@@ -100,12 +93,6 @@ def world_config(config: Mapping[str, Any]) -> WorldConfig:
     return WorldConfig(servers=int(config["servers"]))
 
 
-def plane_of(run: Run) -> ControlPlane:
-    plane = run.extras["plane"]
-    assert isinstance(plane, ControlPlane)
-    return plane
-
-
 def observer_of(run: Run) -> ClusterObserver:
     observer = run.extras["observer"]
     assert isinstance(observer, ClusterObserver)
@@ -146,28 +133,10 @@ def prepare(run: Run) -> None:
     run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
     slow = setting(run, "slow", ("off", "managers", "schedulers"), "off")
     for host in {"off": [], "managers": plane.managers, "schedulers": plane.schedulers}[slow]:
-        _slow(run, host, SLOW_SCENARIO)
-
-
-def _slow(run: Run, host: Host, seconds: float) -> None:
-    """Each of ``host``'s connections hands on what it receives its own share of ``seconds``
-    late (:mod:`raftkube_fuzz.cluster.lag`): its watches lag, each by its own amount."""
-    plane_of(run).lags.set(host.name, seconds)
-    run.fault(
-        "host_slow",
-        f"{host.name}'s connections lag, each by its own share of {seconds} s",
-        hosts=[host.name],
-    )
+        slow_host(run, host, SLOW_SCENARIO)
 
 
 # --- steps ------------------------------------------------------------------------------------
-
-
-def _component(run: Run, name: str) -> Host:
-    for host in plane_of(run).components:
-        if host.name == name:
-            return host
-    raise ValueError(f"no component named {name!r}")
 
 
 def _user_action(run: Run, text: str, action: Any) -> None:
@@ -219,102 +188,6 @@ def execute_client(run: Run, step: Step) -> bool:
     else:
         return False
     return True
-
-
-def _apply_component_fault(run: Run, step: Step, member: int) -> None:
-    _component_fault(run, step)
-
-
-def _host_step(kind: str, **args: Any) -> Callable[[Run, Step], tuple[Step, ...]]:
-    def undo(run: Run, step: Step) -> tuple[Step, ...]:
-        return (Step.of(kind, host=step["host"], **args),)
-
-    return undo
-
-
-def _register_component_faults() -> tuple[str, ...]:
-    """The component faults in the fault registry (:mod:`raftkube_fuzz.faults`): this suite's
-    own rules draw them (they read the control plane to pick a host), so they have no
-    strategy there and join no base family."""
-    kinds = (
-        FaultKind("host_crash", "component", None, _apply_component_fault,
-                  "host_restart restarts the process", _host_step("host_restart"), opens=DOWN),
-        FaultKind("host_restart", "component", None, _apply_component_fault,
-                  "it is itself the healing of a crash", closes=frozenset({DOWN}), bound=True),
-        FaultKind("host_pause", "component", None, _apply_component_fault,
-                  "host_resume lets it go on", _host_step("host_resume"), opens=PAUSED),
-        FaultKind("host_resume", "component", None, _apply_component_fault,
-                  "it is itself the healing of a pause", closes=frozenset({PAUSED}), bound=True),
-        FaultKind("host_cut", "component", None, _apply_component_fault,
-                  "host_heal unblocks every link", lambda run, step: (Step.of("host_heal"),),
-                  opens=CUT),
-        FaultKind("host_heal", "component", None, _apply_component_fault,
-                  "it is itself the healing of every link fault", closes=frozenset({CUT})),
-        FaultKind("host_clock_jump", "component", None, _apply_component_fault,
-                  "never undone: local time moved on for good", opens=CLOCK),
-        FaultKind("host_clock_rate", "component", None, _apply_component_fault,
-                  "the final heal resyncs every clock (a rate of 1 undoes it too)",
-                  _host_step("host_clock_rate", rate=1.0), opens=CLOCK),
-        FaultKind("host_slow", "component", None, _apply_component_fault,
-                  "the final checks clear every lag", opens=SLOW),
-    )  # fmt: skip
-    for kind in kinds:
-        register(kind)
-    return tuple(kind.name for kind in kinds)
-
-
-COMPONENT_FAULTS = _register_component_faults()
-
-SLOW_LATENCIES = (0.05, 0.5, 2.0)
-"""The lag ceilings of ``host_slow`` (seconds): each of the component's connections lags by
-its own share of it, so a connection stays in order but one informer's watch runs behind
-another's (:mod:`raftkube_fuzz.cluster.lag`)."""
-
-
-def _component_fault(run: Run, step: Step) -> None:
-    world = run.world
-    host = _component(run, step["host"]) if step.get("host") is not None else None
-    kind = step.kind
-    if host is not None and kind == "host_crash" and host.up:
-        host.crash()
-        if host in plane_of(run).managers:
-            plane_of(run).leadership.ended(host.name)
-        if host in plane_of(run).schedulers:
-            plane_of(run).scheduling.ended(host.name)
-        run.fault(kind, f"{host.name} crashed", hosts=[host.name])
-    elif host is not None and kind == "host_restart" and not host.up:
-        host.restart()
-        run.fault(kind, f"{host.name} restarted", hosts=[host.name])
-    elif host is not None and kind == "host_pause" and host.up and not host.paused:
-        host.pause()
-        run.fault(kind, f"{host.name} paused (SIGSTOP)", hosts=[host.name])
-    elif host is not None and kind == "host_resume" and host.paused:
-        host.resume()
-        run.fault(kind, f"{host.name} resumed", hosts=[host.name])
-    elif host is not None and kind == "host_cut":
-        api = plane_of(run).apiserver
-        if host is not api:
-            world.one_way(host.node, api.node)
-            world.one_way(api.node, host.node)
-            run.fault(
-                kind,
-                f"{host.name} cut off from the API server",
-                hosts=[host.name],
-            )
-    elif kind == "host_heal":
-        world.heal()
-        run.fault(kind, "network healed")
-    elif host is not None and kind == "host_slow":
-        if host is not plane_of(run).apiserver:
-            _slow(run, host, float(step["seconds"]))
-    elif host is not None and kind == "host_clock_jump":
-        host.clock.jump(float(step["seconds"]))
-        run.fault(kind, f"{host.name}'s clock jumps {step['seconds']} s", hosts=[host.name])
-    elif host is not None and kind == "host_clock_rate":
-        host.clock.set_rate(float(step["rate"]))
-        run.fault(kind, f"{host.name}'s clock runs at rate {step['rate']}", hosts=[host.name])
-    else:
-        run.timeline.add(run.sim.now, None, FAULT, f"{step.describe()}: does not apply (no-op)")
 
 
 # --- checks -----------------------------------------------------------------------------------
