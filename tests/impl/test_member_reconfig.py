@@ -43,10 +43,12 @@ def url(rm: RunningMember) -> str:
     return f"http://{rm.peer_address.host}:{rm.peer_address.port}"
 
 
-async def refused(call: object, text: str) -> None:
+async def refused(call: object, text: str, code: str | None = None) -> None:
     with pytest.raises(ClientError) as info:
         await call  # type: ignore[misc]
     assert info.value.message == text
+    if code is not None:  # callers tell the refusals apart by code, never by text
+        assert info.value.code == code
 
 
 @pytest.mark.trio
@@ -103,7 +105,9 @@ async def test_three_to_four_to_three(tmp_path: Path) -> None:
                     for i in (0, 1, 2):
                         assert cluster.member(i).node.membership.voters == (0, 1, 2, 3)
                     await refused(
-                        c.member_promote(3), "etcdserver: can only promote a learner member"
+                        c.member_promote(3),
+                        "etcdserver: can only promote a learner member",
+                        "member_not_learner",
                     )
                     lead = await cluster.leader()
                     gone = next(i for i in (0, 1, 2) if i != lead)
@@ -169,6 +173,7 @@ async def test_bad_requests_change_nothing_and_a_restart_recovers_the_configurat
                 await refused(
                     c.member_promote(3),
                     "etcdserver: can only promote a learner member which is in sync with leader",
+                    "learner_not_ready",
                 )
                 await c.member_remove(3)
                 for k in range(50):  # the changes end up inside a snapshot

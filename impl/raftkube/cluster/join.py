@@ -27,7 +27,7 @@ import trio
 from raftkube.client import Client, ClientError
 from raftkube.clock import Clock, sleep_for
 from raftkube.cluster.common import parse_address, root_cause
-from raftkube.server.reconfig import NOT_LEARNER, parse_peer_url
+from raftkube.server.reconfig import parse_peer_url
 from raftkube.tls import client_context
 
 logger = logging.getLogger("raftkube.member")
@@ -139,7 +139,7 @@ async def promote_when_in_sync(
             return
         except (ClientError, OSError, trio.TooSlowError, ExceptionGroup) as exc:
             cause = root_cause(exc)  # the client's nursery wraps what it raises
-            if isinstance(cause, ClientError) and cause.message == NOT_LEARNER:
+            if isinstance(cause, ClientError) and cause.code == "member_not_learner":
                 logger.info("already a voting member")  # a restart of a promoted member
                 return
             message = cause.message if isinstance(cause, ClientError) else str(cause)

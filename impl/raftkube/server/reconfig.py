@@ -248,9 +248,9 @@ class Reconfiguration:
         if member_id not in membership.members:
             raise MemberError("not_found", NOT_FOUND)
         if member_id not in membership.learners:
-            raise MemberError("failed_precondition", NOT_LEARNER)
+            raise MemberError("member_not_learner", NOT_LEARNER)
         if node.match_index(member_id) < LEARNER_READY_FRACTION * node.last_index:
-            raise MemberError("failed_precondition", LEARNER_NOT_READY)
+            raise MemberError("learner_not_ready", LEARNER_NOT_READY)
         await self._change(lambda: node.promote_member(member_id))
         return self._attributes(member_id)
 
