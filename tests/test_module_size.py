@@ -19,11 +19,6 @@ LIMIT = 520
 one added function does not force a split in the middle of someone else's change)."""
 REASON = "Why one module:"
 
-PENDING: dict[str, str] = {}
-"""Modules over the limit that are known and owned by someone else's change in flight, each
-with why it is here. An entry for a module that is no longer over the limit fails the test,
-so the list only shrinks."""
-
 
 def states_reason(path: Path) -> bool:
     """Whether the module docstring has a line starting with :data:`REASON`."""
@@ -40,22 +35,12 @@ def test_every_long_module_is_split_or_says_why() -> None:
         f"{path.relative_to(ROOT)} ({line_count(path)} lines)"
         for root in CHECKED
         for path in sorted(root.rglob("*.py"))
-        if line_count(path) > LIMIT
-        and str(path.relative_to(ROOT)) not in PENDING
-        and not states_reason(path)
+        if line_count(path) > LIMIT and not states_reason(path)
     ]
     assert not offenders, (
         f"modules over {LIMIT} lines without a '{REASON}' line in their docstring (split them "
         "by job, or state in one sentence why they are one job): " + ", ".join(offenders)
     )
-
-
-def test_pending_entries_are_still_needed() -> None:
-    for relative in sorted(PENDING):
-        path = ROOT / relative
-        assert path.exists() and line_count(path) > LIMIT and not states_reason(path), (
-            f"{relative} no longer needs its PENDING entry in {Path(__file__).name}: delete it"
-        )
 
 
 def test_the_rule_sees_a_reason_only_in_the_module_docstring(tmp_path: Path) -> None:
