@@ -11,7 +11,7 @@ import inspect
 import re
 import textwrap
 from collections.abc import Callable
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,10 +22,7 @@ from raftkube.controllers import endpoints as endpoints_module
 from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.kubelet.kubelet import Kubelet
 from raftkube.mvcc import MvccStore, WatchHub
-from raftkube.mvcc.sessions import SessionTable
 from raftkube.raft import HardState, NodeConfig, RaftNode, RejectedError
-from raftkube.raft.ready_output import ReadyOutput
-from raftkube.raft.replication import Replication
 from raftkube.scheduler.cache import SchedulerCache
 from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.server.leases import LeaseExpiry
@@ -302,8 +299,8 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "commit-beyond-match": (unacknowledged_commit, 0, 1),
     "accept-stale-term-append": (stale_term_append, ((), False), ((Entry(2, b"x"),), True)),
     "config-change-before-own-term-commit": (change_before_own_term_commit, "refused", "appended"),
-    "local-read-no-readindex": (follower_barrier, "not_leader", "served"),
     "lease-read-ignores-drift": (lease_ticks, 7, 10),
+    "local-read-no-readindex": (follower_barrier, "not_leader", "served"),
     "watch-skips-compacted-event": (watch_from_compacted, WatchCompacted(3), (3, 4, 5)),
     "follower-expires-leases": (follower_lease_loop, 1, 0),
     "session-retry-applied-twice": (retried_session_write, 2, 3),
@@ -317,25 +314,6 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "kubelet-skips-admission": (admission_on_a_full_node, "OutOfcpu", "started"),
 }
 
-OWNERS: dict[str, tuple[type | ModuleType, str]] = {
-    "commit-old-term-by-count": (Replication, "_maybe_commit"),
-    "unsynced-vote": (ReadyOutput, "_must_sync"),
-    "no-conflict-truncation": (Replication, "_merge"),
-    "commit-beyond-match": (Replication, "_maybe_commit"),
-    "accept-stale-term-append": (Replication, "_on_append"),
-    "config-change-before-own-term-commit": (RaftNode, "_may_change_membership"),
-    "local-read-no-readindex": (ReadQueue, "barrier"),
-    "lease-read-ignores-drift": (NodeConfig, "lease_ticks"),
-    "watch-skips-compacted-event": (WatchHub, "watch"),
-    "follower-expires-leases": (LeaseExpiry, "run"),
-    "session-retry-applied-twice": (SessionTable, "begin"),
-    "rs-no-expectations": (ReplicaSetController, "sync"),
-    "endpoints-include-unready": (endpoints_module, "desired_subsets"),
-    "scheduler-ignores-assumed": (SchedulerCache, "assume_pod"),
-    "kubelet-skips-admission": (Kubelet, "_handle"),
-}
-
-
 def test_the_registry() -> None:
     assert list(MUTANTS) == list(SCENARIOS)
     for name, m in MUTANTS.items():
@@ -348,7 +326,7 @@ def test_the_registry() -> None:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
     scenario, real, mutated = SCENARIOS[name]
-    owner, attribute = OWNERS[name]
+    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
     original = owner.__dict__[attribute]
     assert scenario() == real
     with MUTANTS[name].patch():
@@ -390,7 +368,7 @@ def _body(fn: Callable[..., object]) -> tuple[list[str], list[int]]:
 def test_the_patch_differs_from_the_original_only_where_marked(name: str) -> None:
     """Every difference between the original and its replacement touches a ``# MUTANT:``
     marker; a change to the original anywhere else makes this fail until the copy follows."""
-    owner, attribute = OWNERS[name]
+    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
     original = owner.__dict__[attribute]
     with MUTANTS[name].patch():
         replacement = owner.__dict__[attribute]
