@@ -1,0 +1,81 @@
+"""Behaviour scenarios of the traffic mutants (:mod:`raftkube_fuzz.mutants.traffic`): each
+patch changes what a small deterministic scenario does, and is fully undone on exit. The
+marker diff of every mutant is in ``test_mutants.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import trio
+
+from raftkube.controllers.endpoints import EndpointsController
+from raftkube_fuzz.mutants import MUTANTS
+
+# --- scenarios: each returns what the mutant changes ---------------------------------------------
+
+
+def _endpoints(*ips: str) -> dict[str, Any]:
+    addresses = [{"ip": ip} for ip in ips]
+    subsets = [{"addresses": addresses, "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "svc", "namespace": "default", "resourceVersion": "7"},
+        "subsets": subsets if ips else [],
+    }
+
+
+def write_after_own_write_unseen() -> list[str]:
+    """A Service whose only pod is gone: the API holds the controller's own last write (the
+    pod's address), the informer's cache still the empty Endpoints from before it. The
+    requests the sync makes."""
+    service = {
+        "metadata": {"name": "svc", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    requests: list[str] = []
+
+    async def get(resource: Any, name: str, namespace: str) -> dict[str, Any]:
+        requests.append("get")
+        return _endpoints("10.0.0.1")
+
+    async def update(resource: Any, obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+        requests.append(f"update subsets={obj['subsets']}")
+        return obj
+
+    controller: Any = SimpleNamespace(
+        services=SimpleNamespace(get=lambda name, namespace: service),
+        pods=SimpleNamespace(list=lambda namespace: []),
+        endpoints=SimpleNamespace(get=lambda name, namespace: _endpoints()),
+        client=SimpleNamespace(get=get, update=update),
+    )
+    controller._current = lambda namespace, name: EndpointsController._current(
+        controller, namespace, name
+    )
+    trio.run(EndpointsController.sync_service, controller, "default/svc")
+    return requests
+
+
+SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+    "endpoints-skip-write-on-stale-cache": (
+        write_after_own_write_unseen,
+        ["get", "update subsets=[]"],
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
+    scenario, real, mutated = SCENARIOS[name]
+    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
+    original = owner.__dict__[attribute]
+    assert scenario() == real
+    with MUTANTS[name].patch():
+        assert owner.__dict__[attribute] is not original
+        assert scenario() == mutated
+    assert owner.__dict__[attribute] is original
+    assert scenario() == real
