@@ -14,16 +14,18 @@ that drifts from a changed original fails the test instead of silently testing o
 The catalogue is split by the part of the system a bug lives in: :mod:`.raft` (the Raft
 core), :mod:`.kv` (the member's reads, watches, leases and sessions) and :mod:`.workloads`
 (the control loops and the kubelet that place and serve pods), :mod:`.traffic` (what tells
-clients where a Service's pods are); :mod:`.base` holds what a mutant is.
+clients where a Service's pods are), :mod:`.objects` (the loops that decide when an object
+goes with another); :mod:`.base` holds what a mutant is.
 """
 
 from __future__ import annotations
 
-from raftkube_fuzz.mutants import kv, raft, traffic, workloads
+from raftkube_fuzz.mutants import kv, objects, raft, traffic, workloads
 from raftkube_fuzz.mutants.base import SUITES, Mutant
 
 MUTANTS: dict[str, Mutant] = {
-    m.name: m for m in (*raft.MUTANTS, *kv.MUTANTS, *workloads.MUTANTS, *traffic.MUTANTS)
+    m.name: m
+    for m in (*raft.MUTANTS, *kv.MUTANTS, *workloads.MUTANTS, *traffic.MUTANTS, *objects.MUTANTS)
 }
 """Every mutant by name, in a fixed order: the store's suites first, then the cluster's."""
 

@@ -1,0 +1,119 @@
+"""Behaviour scenarios of the object-lifecycle mutants (:mod:`raftkube_fuzz.mutants.objects`):
+each patch changes what a small deterministic scenario does, and is fully undone on exit. The
+marker diff of every mutant is in ``test_mutants.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import trio
+
+from raftkube.apiserver.resources import by_kind
+from raftkube.controllers.garbagecollector import FOREGROUND, GarbageCollector, Node
+from raftkube_fuzz.mutants import MUTANTS
+
+# --- scenarios: each returns what the mutant changes ---------------------------------------------
+
+
+def _pod(name: str, uid: str, labels: dict[str, str], owner: str, owner_uid: str) -> dict[str, Any]:
+    ref = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": owner,
+        "uid": owner_uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": uid,
+            "labels": labels,
+            "ownerReferences": [ref],
+        },
+    }
+
+
+def foreground_deletion_beside_a_canary() -> list[str]:
+    """ReplicaSet ``rs-a`` (selector ``app=rs-a``) deleted in the foreground, its pod ``a-1``
+    still there, beside pod ``canary-1`` (labels ``app=rs-a, track=canary``) that ReplicaSet
+    ``canary`` owns. What the collector does for ``rs-a``'s foreground deletion."""
+    pods, replica_sets = by_kind("v1", "Pod"), by_kind("apps/v1", "ReplicaSet")
+    assert pods is not None and replica_sets is not None
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": "rs-a",
+            "namespace": "default",
+            "uid": "uid-rs-a",
+            "deletionTimestamp": "2026-01-01T00:00:00Z",
+            "finalizers": [FOREGROUND],
+        },
+        "spec": {"selector": {"matchLabels": {"app": "rs-a"}}},
+    }
+    canary = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "canary", "namespace": "default", "uid": "uid-canary"},
+    }
+    nodes = {
+        "uid-rs-a": Node(replica_sets, owner),
+        "uid-canary": Node(replica_sets, canary),
+        "uid-a-1": Node(pods, _pod("a-1", "uid-a-1", {"app": "rs-a"}, "rs-a", "uid-rs-a")),
+        "uid-canary-1": Node(
+            pods,
+            _pod(
+                "canary-1",
+                "uid-canary-1",
+                {"app": "rs-a", "track": "canary"},
+                "canary",
+                "uid-canary",
+            ),
+        ),
+    }
+    done: list[str] = []
+
+    async def delete(node: Node, policy: str) -> None:
+        done.append(f"delete {node.name} ({policy})")
+
+    async def remove_finalizer(node: Node, finalizer: str) -> None:
+        done.append(f"remove {finalizer} from {node.name}")
+
+    collector: Any = SimpleNamespace(
+        nodes=nodes,
+        dependents={"uid-rs-a": {"uid-a-1"}, "uid-canary": {"uid-canary-1"}},
+        attempt_to_delete=SimpleNamespace(add=lambda uid: done.append(f"queue {uid}")),
+        _delete=delete,
+        remove_finalizer=remove_finalizer,
+    )
+    trio.run(GarbageCollector.process_deleting_dependents, collector, nodes["uid-rs-a"], owner)
+    return done
+
+
+SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+    "gc-selects-by-label": (
+        foreground_deletion_beside_a_canary,
+        ["queue uid-a-1"],
+        ["delete a-1 (Background)", "delete canary-1 (Background)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
+    scenario, real, mutated = SCENARIOS[name]
+    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
+    original = owner.__dict__[attribute]
+    assert scenario() == real
+    with MUTANTS[name].patch():
+        assert owner.__dict__[attribute] is not original
+        assert scenario() == mutated
+    assert owner.__dict__[attribute] is original
+    assert scenario() == real
