@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import trio
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from raftkube.apiserver.auth.tokens import TokenError, TokenIssuer, TokenVerifier
 from raftkube.apiserver.resources import by_kind
 from raftkube.controllers.garbagecollector import FOREGROUND, GarbageCollector, Node
 from raftkube_fuzz.mutants import MUTANTS
@@ -97,11 +99,35 @@ def foreground_deletion_beside_a_canary() -> list[str]:
     return done
 
 
+def token_of_a_deleted_account() -> str:
+    """A token issued for ServiceAccount ``default/sa-a`` (uid ``uid-1``), presented after the
+    account was deleted and re-created (uid ``uid-2``): whom it authenticates."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = TokenIssuer(key, "https://issuer", lambda: 1000.0, new_jti=lambda: "jti-1")
+    token = issuer.issue("default", "sa-a", "uid-1").token
+    accounts = {("default", "sa-a"): {"metadata": {"name": "sa-a", "uid": "uid-2"}}}
+
+    async def lookup(namespace: str, name: str) -> dict[str, Any] | None:
+        return accounts.get((namespace, name))
+
+    verifier = TokenVerifier([key.public_key()], "https://issuer", ["https://issuer"],
+                             lambda: 1010.0, lookup)  # fmt: skip
+    try:
+        return trio.run(verifier.verify, token).name
+    except TokenError as exc:
+        return f"refused: {exc}"
+
+
 SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "gc-selects-by-label": (
         foreground_deletion_beside_a_canary,
         ["queue uid-a-1"],
         ["delete a-1 (Background)", "delete canary-1 (Background)"],
+    ),
+    "token-outlives-account": (
+        token_of_a_deleted_account,
+        "refused: service account UID (uid-2) does not match claim (uid-1)",
+        "system:serviceaccount:default:sa-a",
     ),
 }
 

@@ -1,8 +1,20 @@
 """The ``cluster`` suite's object-lifecycle mutants: bugs in the loops that decide when an
-object goes with another (the garbage collector's ownership graph)."""
+object goes with another (the garbage collector's ownership graph), and in what must stop
+working once an object is gone (a deleted ServiceAccount's tokens)."""
 
 from __future__ import annotations
 
+from raftkube.apiserver.auth.tokens import (
+    CREDENTIAL_ID_KEY,
+    POD_NAME_KEY,
+    POD_UID_KEY,
+    PRIVATE_CLAIM,
+    TokenError,
+    TokenVerifier,
+    service_account_user,
+    service_account_username,
+)
+from raftkube.apiserver.auth.user import UserInfo
 from raftkube.controllers.controller_utils import is_being_deleted, labels_of, selects
 from raftkube.controllers.garbagecollector import (
     FOREGROUND,
@@ -43,6 +55,38 @@ async def _process_deleting_dependents_by_label(
             await self._delete(dep, "Background")
 
 
+# --- token-outlives-account ----------------------------------------------------------------------
+
+
+async def _verify_without_live_account(self: TokenVerifier, token: str) -> UserInfo:
+    claims = self._signed_claims(token)
+    self._check_times(claims)
+    private = claims.get(PRIVATE_CLAIM)
+    if not isinstance(private, dict):
+        raise TokenError("token has no kubernetes.io claims")
+    namespace = str(private.get("namespace", ""))
+    account = private.get("serviceaccount")
+    if not namespace or not isinstance(account, dict) or not account.get("name"):
+        raise TokenError("token names no service account")
+    name = str(account["name"])
+    if claims.get("sub") != service_account_username(namespace, name):
+        raise TokenError("token subject does not match its service account")
+    # MUTANT: the ServiceAccount is not looked up: the uid the signed token claims is taken on
+    # trust, so a token of a deleted (or deleted and re-created) account still authenticates.
+    uid = str(account.get("uid", ""))
+    extra: dict[str, list[str]] = {}
+    pod = private.get("pod")
+    if pod is not None:
+        if self.lookup_pod is None or not isinstance(pod, dict):
+            raise TokenError("pod-bound tokens cannot be checked here")
+        await self._check_live("pod", self.lookup_pod, namespace, pod)
+        extra[POD_NAME_KEY] = [str(pod.get("name", ""))]
+        extra[POD_UID_KEY] = [str(pod.get("uid", ""))]
+    if claims.get("jti"):
+        extra[CREDENTIAL_ID_KEY] = [f"JTI={claims['jti']}"]
+    return service_account_user(namespace, name, uid, extra)
+
+
 MUTANTS = (
     Mutant(
         "gc-selects-by-label",
@@ -54,6 +98,16 @@ MUTANTS = (
         patch(
             GarbageCollector, "process_deleting_dependents", _process_deleting_dependents_by_label
         ),
+        {"store_faults": "off"},
+    ),
+    Mutant(
+        "token-outlives-account",
+        "the API server authenticates a ServiceAccount token without checking that its account "
+        "still exists with the uid the token names",
+        "cluster",
+        "DeletedAccountTokens",
+        False,
+        patch(TokenVerifier, "verify", _verify_without_live_account),
         {"store_faults": "off"},
     ),
 )
