@@ -4,13 +4,23 @@ the round-robin ring, and the byte relay with half-closes."""
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from raftkube.proxy import LoadBalancerRR, ServicePortName, endpoints_map, listeners_for, splice
+from raftkube.clock import TrioClock
+from raftkube.net.streams import TcpNetwork
+from raftkube.proxy import (
+    LoadBalancerRR,
+    Proxier,
+    ServicePortName,
+    endpoints_map,
+    listeners_for,
+    splice,
+)
 from raftkube.proxy.servicemap import service_listeners
 
 Obj = dict[str, Any]
@@ -107,6 +117,23 @@ def test_round_robin_visits_every_endpoint_in_turn() -> None:
     assert [lb.next_endpoint(spn) for _ in range(2)] == [pairs[0], pairs[0]]
     lb.on_endpoints_update({})
     assert lb.next_endpoint(spn) is None
+
+
+def test_routes_are_a_read_only_copy_of_the_balancer() -> None:
+    web, api = ServicePortName("default", "web", "http"), ServicePortName("default", "api")
+    factory: Any = SimpleNamespace(lister=lambda resource: None)
+    proxier = Proxier(factory, network=TcpNetwork(), clock=TrioClock(), rng=random.Random(2))
+    assert proxier.routes() == {}
+    pairs = [("127.0.0.2", 80), ("127.0.0.3", 80)]
+    proxier.balancer.on_endpoints_update({web: pairs, api: [("127.0.0.4", 81)]})
+    assert proxier.balancer.service_ports() == [api, web]
+    routes = proxier.routes()
+    assert sorted(routes[web]) == pairs and routes[api] == [("127.0.0.4", 81)]
+    routes[web].clear()
+    first = proxier.balancer.next_endpoint(web)
+    assert first in pairs and proxier.routes()[web][-1] == first
+    proxier.balancer.on_endpoints_update({api: [("127.0.0.4", 81)]})
+    assert list(proxier.routes()) == [api]
 
 
 @pytest.mark.trio

@@ -94,6 +94,13 @@ class Proxier:
         """The addresses listened on now, and the Service port each serves."""
         return {address: serving.spn for address, serving in self._serving.items()}
 
+    def routes(self) -> dict[ServicePortName, list[HostPort]]:
+        """Where a new connection to each Service port could go now: its endpoints as the
+        balancer holds them (ring order from the next one), every port with at least one.
+        A copy, so reading it changes nothing; the fuzzer's checks judge the proxier by it
+        without opening connections."""
+        return {spn: self.balancer.endpoints(spn) for spn in self.balancer.service_ports()}
+
     def _kick(self, *_: object) -> None:
         self._changed.set()
 

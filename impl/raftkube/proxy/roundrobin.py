@@ -42,6 +42,11 @@ class LoadBalancerRR:
                 self.rng.shuffle(order)
                 self._rings[spn] = _Ring(members, order)
 
+    def service_ports(self) -> list[ServicePortName]:
+        """Every Service port with at least one endpoint, sorted (with :meth:`endpoints`, a
+        read-only view of the table for whoever judges where traffic would go)."""
+        return sorted(self._rings)
+
     def endpoints(self, spn: ServicePortName) -> list[HostPort]:
         """The ring of ``spn`` from the next endpoint on (empty when it has none)."""
         ring = self._rings.get(spn)
