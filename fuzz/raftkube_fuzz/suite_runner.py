@@ -47,7 +47,6 @@ from hypothesis.stateful import run_state_machine_as_test
 from raftkube_fuzz import machine_context
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.minimize import minimize
-from raftkube_fuzz.mutants import MUTANTS
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.trace import Trace
 from raftkube_fuzz.violation import Violation
@@ -160,6 +159,8 @@ class RunResult:
 def patch_for(mutant: str | None) -> AbstractContextManager[Any]:
     if mutant is None:
         return nullcontext()
+    from raftkube_fuzz.mutants import MUTANTS  # only now: it imports what the mutants patch
+
     try:
         return MUTANTS[mutant].patch()
     except KeyError:
@@ -233,6 +234,8 @@ def run_suite(
 
     session = machine_context.MachineContext(mutant=mutant, on_violation=found)
     if mutant is not None:
+        from raftkube_fuzz.mutants import MUTANTS
+
         session.config_overrides = dict(MUTANTS[mutant].config)
     if config:
         unknown = sorted(set(config) - set(suite.default_config))

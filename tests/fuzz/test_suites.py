@@ -25,14 +25,14 @@ from raftkube.cli import main
 from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suite_runner import patch_for, run_suite
-from raftkube_fuzz.suites import SUITES, get_suite
+from raftkube_fuzz.suites import SUITE_NAMES, get_suite
 from raftkube_fuzz.trace import TraceError, load_trace
 from raftkube_fuzz.violation import Violation
 
 EXAMPLES = int(os.environ.get("RAFTKUBE_FUZZ_EXAMPLES", "12"))
 
 
-@pytest.mark.parametrize("suite", sorted(set(SUITES) - {"cluster"}))
+@pytest.mark.parametrize("suite", sorted(set(SUITE_NAMES) - {"cluster"}))
 def test_clean_implementation_survives_a_short_run(suite: str, tmp_path: Path) -> None:
     outcome = run_suite(
         suite, examples=EXAMPLES, seed=2026, traces_dir=tmp_path, state_dir=tmp_path

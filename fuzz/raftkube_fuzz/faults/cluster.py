@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from raftkube_fuzz.cluster.plane import ControlPlane
 from raftkube_fuzz.faults import CLOCK, CUT, DOWN, PAUSED, SLOW, FaultKind, register
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.timeline import FAULT
 
 if TYPE_CHECKING:
+    from raftkube_fuzz.cluster.plane import ControlPlane
     from raftkube_fuzz.example import Run
     from raftkube_fuzz.world.host import Host
 
@@ -30,8 +30,7 @@ another's (:mod:`raftkube_fuzz.cluster.lag`)."""
 
 def plane_of(run: Run) -> ControlPlane:
     """The run's control plane (the cluster suite's ``prepare`` puts it in ``run.extras``)."""
-    plane = run.extras["plane"]
-    assert isinstance(plane, ControlPlane)
+    plane: ControlPlane = run.extras["plane"]
     return plane
 
 
