@@ -21,6 +21,7 @@ from raftkube.controllers.leaderelection import (
     LeaderElectionRecord,
     LeaderElector,
     LeaseLock,
+    Now,
     may_acquire,
     next_record,
 )
@@ -122,10 +123,11 @@ def elector(lock: MemoryLock, clock: Clock, wall_offset: float, seed: int) -> Le
 
 def test_expiry_is_judged_by_local_observation_only() -> None:
     record = LeaderElectionRecord("a", 15, "t0", "t0", 0)
-    assert may_acquire("a", record, observed_time=100.0, now=100.0)
-    assert not may_acquire("b", record, observed_time=100.0, now=114.9)
-    assert may_acquire("b", record, observed_time=100.0, now=115.0)
-    assert may_acquire("b", attrs.evolve(record, holder_identity=""), 100.0, 100.0)
+    # The wall reading (here far past any renewTime) is never what expiry is judged by.
+    assert may_acquire("a", record, observed_time=100.0, now=Now(100.0, WALL))
+    assert not may_acquire("b", record, observed_time=100.0, now=Now(114.9, WALL))
+    assert may_acquire("b", record, observed_time=100.0, now=Now(115.0, WALL))
+    assert may_acquire("b", attrs.evolve(record, holder_identity=""), 100.0, Now(100.0, WALL))
     renewed = next_record("a", record, 15, WALL)
     assert (renewed.acquire_time, renewed.leader_transitions) == ("t0", 0)
     assert renewed.renew_time.endswith("Z") and renewed.renew_time != "t0"

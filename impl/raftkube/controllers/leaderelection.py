@@ -80,15 +80,26 @@ class LeaderElectionRecord:
         return spec
 
 
+@attrs.frozen
+class Now:
+    """One reading of both of this host's clocks, as Go's ``time.Now()`` carries both: the
+    monotonic clock that durations are measured on, and the wall clock that records are
+    stamped with for people to read (which NTP may step, and which another host's may be
+    offset from, so no decision compares it with another host's stamp)."""
+
+    monotonic: float
+    wall: float
+
+
 def may_acquire(
-    identity: str, record: LeaderElectionRecord, observed_time: float, now: float
+    identity: str, record: LeaderElectionRecord, observed_time: float, now: Now
 ) -> bool:
     """Whether ``identity`` may write ``record``'s Lease now: it is free, ours, or its holder
-    has not changed it for ``leaseDurationSeconds`` of our clock (``observed_time`` is when
-    we last saw it change, ``now`` our reading now, both on our own clock)."""
+    has not changed it for ``leaseDurationSeconds`` of our clock (``observed_time`` is our
+    monotonic reading when we last saw it change)."""
     if not record.holder_identity or record.holder_identity == identity:
         return True
-    return observed_time + record.lease_duration_seconds <= now
+    return observed_time + record.lease_duration_seconds <= now.monotonic
 
 
 def next_record(
@@ -247,11 +258,12 @@ class LeaderElector:
             if old != self.observed_record:
                 self._observe(old)
             assert self.observed_record is not None
+            now = Now(self.clock.now(), self.wall())
             if not self.is_leader() and not may_acquire(
-                self.identity, old, self.observed_time, self.clock.now()
+                self.identity, old, self.observed_time, now
             ):
                 return False
-            record = next_record(self.identity, old, self.config.lease_duration, self.wall())
+            record = next_record(self.identity, old, self.config.lease_duration, now.wall)
             await lock.update(record)
         except (KubeAPIError, KubeConnectionError) as exc:
             logger.info(
