@@ -25,7 +25,6 @@ import trio
 
 from raftkube.apiserver.assemble import open_api_server
 from raftkube.apiserver.config import APIServerConfig
-from raftkube.clock import Clock
 from raftkube.cluster.control_plane import SERVICE_CLUSTER_IP_RANGE
 from raftkube.controllers.leaderelection import LeaderElectionLost
 from raftkube.controllers.manager import run_controller_manager
@@ -39,6 +38,7 @@ from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
 from raftkube_fuzz.cluster.lag import Dial, Lags, lagging_dial
 from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import SimPKI
+from raftkube_fuzz.world.clock import SimClock
 from raftkube_fuzz.world.host import HostEnv
 
 API_HOST = "192.168.0.2"
@@ -48,8 +48,9 @@ API_PORT = 6443
 
 EPOCH = 1_767_225_600.0
 """The wall clock (Unix seconds: 2026-01-01T00:00:00Z) every simulated host reads when its
-own clock reads 0; a host's wall clock is ``EPOCH + clock.now()``, so it drifts, jumps and
-stops with the host's clock, as a machine's system time would."""
+own clock reads 0; a host's wall clock is ``EPOCH + clock.wall()``: it drifts and jumps with
+the host's clock, and is also stepped on its own (``host_wall_offset``, as NTP steps system
+time) while the monotonic clock that timeouts and leases are judged by is not."""
 
 CONTROLLERS = (
     "replicaset",
@@ -86,9 +87,9 @@ SCRIPTS = {SLOW_READY_IMAGE: ContainerScript(ready_after=SLOW_READY_AFTER)}
 """What the simulated runtimes run, by image (any other image: ready at once)."""
 
 
-def wall_clock(clock: Clock) -> Callable[[], float]:
-    """The host's wall clock: :data:`EPOCH` plus its own clock's reading."""
-    return lambda: EPOCH + clock.now()
+def wall_clock(clock: SimClock) -> Callable[[], float]:
+    """The host's wall clock: :data:`EPOCH` plus its own clock's wall reading."""
+    return lambda: EPOCH + clock.wall()
 
 
 def client_for(

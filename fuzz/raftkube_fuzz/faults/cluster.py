@@ -1,5 +1,5 @@
-"""The cluster suite's component faults (crash, restart, pause, resume, cut, clocks, slow
-links on a control-plane or node host), each registered in
+"""The cluster suite's component faults (crash, restart, pause, resume, cut, clocks, wall
+clocks, slow links on a control-plane or node host), each registered in
 :data:`raftkube_fuzz.faults.REGISTRY` with how it is applied and healed.
 
 The suite's own rules draw them, because picking a host means reading the control plane of the
@@ -124,6 +124,16 @@ def _clock_rate(run: Run, step: Step, host: Host) -> None:
     run.fault(step.kind, f"{host.name}'s clock runs at rate {step['rate']}", hosts=[host.name])
 
 
+def _wall_offset(run: Run, step: Step, host: Host) -> None:
+    host.clock.set_wall_offset(float(step["seconds"]))
+    run.fault(
+        step.kind,
+        f"{host.name}'s wall clock is stepped to {step['seconds']} s off (its monotonic clock "
+        "is not)",
+        hosts=[host.name],
+    )
+
+
 def _on_host_quietly(
     act: Callable[[Run, Step, Host], None],
 ) -> Callable[[Run, Step, int], None]:
@@ -174,6 +184,9 @@ def _register() -> tuple[str, ...]:
         FaultKind("host_clock_rate", "component", None, _on_host(_always, _clock_rate),
                   "the final heal resyncs every clock (a rate of 1 undoes it too)",
                   _host_step("host_clock_rate", rate=1.0), opens=CLOCK),
+        FaultKind("host_wall_offset", "component", None, _on_host(_always, _wall_offset),
+                  "the final heal resyncs every clock (an offset of 0 undoes it too)",
+                  _host_step("host_wall_offset", seconds=0.0), opens=CLOCK),
         FaultKind("host_slow", "component", None, _on_host_quietly(_slow),
                   "the final checks clear every lag", opens=SLOW),
     )  # fmt: skip

@@ -9,8 +9,8 @@ own acting as ``kubernetes-admin``.
 Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments and
 creates and deletes Services (:mod:`raftkube_fuzz.cluster.actions`); faults crash, restart,
 pause and resume any component, cut one from the API server (both ways), jump or skew its
-clock, and heal; the store's own fault rules (the base machine's) hit its members as in the
-other suites. Every choice is a step argument, so a trace replays.
+clock, step its wall clock, and heal; the store's own fault rules (the base machine's) hit its
+members as in the other suites. Every choice is a step argument, so a trace replays.
 
 Checks: after every step, the spec's safety properties on every revision the store committed
 (:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run; at the end, once
@@ -70,6 +70,9 @@ FAULT_HOLDS = (0.002, 1.0, 5.0)
 
 CLOCK_JUMPS = (1.0, 5.0, 30.0)
 CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
+WALL_OFFSETS = (-30.0, -5.0, 5.0, 30.0)
+"""How far ``host_wall_offset`` steps a host's wall clock (either way, as NTP does); under the
+API server's 60 s token leeway, so a step back does not make fresh tokens not yet valid."""
 
 DEFAULT_CONFIG = {
     "servers": 1,
@@ -433,6 +436,14 @@ class ClusterMachine(SuiteMachine):
         else:
             rate = data.draw(evenly(CLOCK_RATES), label="rate")
             self.apply(Step.of("host_clock_rate", host=host, rate=rate))
+
+    @rule(data=st.data())
+    def component_wall_clock(self, data: st.DataObject) -> None:
+        """Step a component's wall clock (its system time, what it stamps into records) off
+        true time, as NTP does; its monotonic clock, which timeouts use, is not touched."""
+        host = data.draw(st.sampled_from(self._names()), label="host")
+        seconds = data.draw(evenly(WALL_OFFSETS), label="seconds")
+        self.apply(Step.of("host_wall_offset", host=host, seconds=seconds))
 
 
 SUITE = Suite(

@@ -14,6 +14,12 @@ except for the explicit forward jumps, and never goes backwards (the Clock contr
 parks until the global instant computed from the current map (a timer of the run's
 :class:`~raftkube_fuzz.world.driver.Timers`, which costs no cancel scope); a change wakes every
 sleeper to recompute, so a rate change or jump while sleeping takes effect at once.
+
+A machine also has a wall clock (system time, what it stamps into records for others to read),
+which NTP may *step* either way while the monotonic clock its timeouts use only drifts: the
+wall clock is the local time plus a :attr:`SimClock.wall_offset` that only
+:meth:`SimClock.set_wall_offset` changes (and :meth:`SimClock.resync` clears, as NTP brings
+system time back). Code that judges durations by its monotonic clock never sees it.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class SimClock:
         self._local_anchor = offset
         self._global_anchor = 0.0
         self._rate = rate
+        self._wall_offset = 0.0
         self._paused = False
         self._sleepers: list[Wakeup] = []
         self._deadlines: dict[_Deadline, None] = {}
@@ -77,6 +84,21 @@ class SimClock:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def wall_offset(self) -> float:
+        """How far NTP stepped the wall clock from the local (monotonic) time, in seconds."""
+        return self._wall_offset
+
+    def wall(self) -> float:
+        """The wall clock's reading (seconds from the same origin as :meth:`now`): local time
+        plus :attr:`wall_offset`; unlike :meth:`now`, it may go backwards."""
+        return self.now() + self._wall_offset
+
+    def set_wall_offset(self, seconds: float) -> None:
+        """Step the wall clock to ``seconds`` off the local time, either way (an NTP step of
+        system time); the monotonic clock, its sleepers and timeouts are untouched."""
+        self._wall_offset = seconds
 
     def _local_at(self, global_time: float) -> float:
         return self._local_anchor + self._rate * (global_time - self._global_anchor)
@@ -146,7 +168,9 @@ class SimClock:
         self._notify()
 
     def resync(self) -> None:
-        """Stop drifting (rate 1.0); the offset accumulated so far stays."""
+        """Stop drifting (rate 1.0) and step the wall clock back onto local time; the offset
+        the monotonic clock accumulated so far stays."""
+        self._wall_offset = 0.0
         self.set_rate(1.0)
 
     def pause(self) -> None:
