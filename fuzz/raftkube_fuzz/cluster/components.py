@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from raftkube.apiserver.assemble import open_api_server
+from raftkube.apiserver.assemble import RunningAPIServer, open_api_server
 from raftkube.apiserver.config import APIServerConfig
 from raftkube.cluster.control_plane import SERVICE_CLUSTER_IP_RANGE
 from raftkube.controllers.leaderelection import LeaderElectionLost
@@ -116,6 +116,8 @@ class APIServerProcess:
     env: HostEnv
     pki: SimPKI
     store_endpoints: Sequence[str]
+    running: RunningAPIServer | None = None
+    """This incarnation's server once it serves (its watch caches are read by the checks)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -135,7 +137,8 @@ class APIServerProcess:
             wall=wall_clock(self.env.clock),
             rng=self.env.rng,
             network=self.env.network,
-        ):
+        ) as running:
+            self.running = running
             await trio.sleep_forever()
 
 

@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from raftkube.kubeclient import KubeClient
+from raftkube_fuzz.cluster.accounts import bearer_client
 from raftkube_fuzz.cluster.components import (
     API_HOST,
     API_PORT,
@@ -47,16 +48,21 @@ class PlaneShape:
 
 @attrs.define(eq=False)
 class UserProcess:
-    """The user's machine: an admin client, open for the incarnation."""
+    """The user's machine: an admin client, open for the incarnation, and a client without a
+    certificate that presents the tokens the user keeps (:mod:`.accounts`)."""
 
     env: HostEnv
     pki: SimPKI
     client: KubeClient | None = None
+    prober: KubeClient | None = None
 
     async def run(self) -> None:
-        plan = self.pki.plan
-        async with client_for(self.env, str(plan.admin_kubeconfig), "kubectl") as client:
-            self.client = client
+        kubeconfig = str(self.pki.plan.admin_kubeconfig)
+        async with (
+            client_for(self.env, kubeconfig, "kubectl") as client,
+            bearer_client(self.env, kubeconfig) as prober,
+        ):
+            self.client, self.prober = client, prober
             await trio.sleep_forever()
 
 

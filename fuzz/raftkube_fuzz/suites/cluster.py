@@ -29,9 +29,10 @@ import trio
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
+from raftkube_fuzz.checks import account_tokens
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
-from raftkube_fuzz.cluster import actions
+from raftkube_fuzz.cluster import accounts, actions
 from raftkube_fuzz.cluster.components import (
     LEADER_LEASE,
     LEADER_RETRY,
@@ -161,6 +162,22 @@ def _user_action(run: Run, text: str, action: Any) -> None:
     run.sim.spawn(act, limit=ACTION_LIMIT)
 
 
+def _account_action(run: Run, kind: str, name: str) -> None:
+    """A ServiceAccount action (:mod:`raftkube_fuzz.cluster.accounts`); a token issued is kept
+    for the check that it authenticates exactly while its account lives
+    (:mod:`raftkube_fuzz.checks.account_tokens`)."""
+    if kind == "create_account":
+        _user_action(run, f"create serviceaccount {name}", lambda c: accounts.create(c, name))
+    elif kind == "delete_account":
+        _user_action(run, f"delete serviceaccount {name}", lambda c: accounts.delete(c, name))
+    else:
+        tokens = account_tokens.of(run)
+        tokens.kept += 1
+        number = tokens.kept
+        _user_action(run, f"create token {name} (token {number})",
+                     lambda c: accounts.request_token(c, name, number, tokens.keep))  # fmt: skip
+
+
 def execute_client(run: Run, step: Step) -> bool:
     kind = step.kind
     if kind == "apply_rs":
@@ -184,6 +201,8 @@ def execute_client(run: Run, step: Step) -> bool:
         resource, name = step["resource"], step["name"]
         _user_action(run, f"delete {resource} {name}",
                      lambda c: actions.delete(c, resource, name))  # fmt: skip
+    elif kind in accounts.STEP_KINDS:
+        _account_action(run, kind, step["name"])
     elif kind == "long_wait":
         run.advance(float(step["seconds"]))
     elif kind in COMPONENT_FAULTS:
@@ -226,6 +245,7 @@ def check_step(run: Run) -> None:
         CHECK,
         f"objects at revision {observer.revision}: {observer.fingerprint()}",
     )
+    account_tokens.of(run).after_step(run)
 
 
 def bound(run: Run) -> float:
@@ -241,9 +261,10 @@ def bound(run: Run) -> float:
 
 
 def check_end(run: Run) -> None:
-    """Eventual stable reconciliation (the world was healed by :meth:`Run.finish`; the
-    components' watch lags are healed here)."""
+    """Every kept token judged, then eventual stable reconciliation (the world was healed by
+    :meth:`Run.finish`; the components' watch lags are healed here)."""
     plane_of(run).lags.clear()
+    account_tokens.of(run).at_end(run)
     observer = observer_of(run)
     limit = bound(run)
     start = run.sim.now
@@ -312,6 +333,12 @@ class ClusterMachine(SuiteMachine):
     @rule(workload=st.sampled_from(actions.WORKLOADS))
     def apply_service(self, workload: str) -> None:
         self.apply(Step.of("apply_service", target=workload))
+
+    @rule(kind=st.sampled_from(accounts.STEP_KINDS), name=st.sampled_from(accounts.ACCOUNT_NAMES))
+    def service_account(self, kind: str, name: str) -> None:
+        """Create or delete a ServiceAccount, or ask for a token for one, which the user keeps
+        (:mod:`raftkube_fuzz.checks.account_tokens` presents it after later steps)."""
+        self.apply(Step.of(kind, name=name))
 
     @rule(
         which=st.sampled_from(
