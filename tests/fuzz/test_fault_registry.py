@@ -130,13 +130,16 @@ COMPONENT_EXAMPLES: dict[str, Step] = {
     "host_clock_jump": Step.of("host_clock_jump", host="kcm-0", seconds=1.0),
     "host_clock_rate": Step.of("host_clock_rate", host="kcm-0", rate=1.5),
     "host_slow": Step.of("host_slow", host="kcm-1", seconds=0.05),
+    "host_wall_offset": Step.of("host_wall_offset", host="kcm-1", seconds=-30.0),
 }
 
 
 def component_state(run: Run) -> Any:
     """What a component fault can leave behind, except what stays by design (a clock jump's
     offset; a lag, which only the final checks clear)."""
-    hosts = tuple((h.name, h.up, h.paused, h.clock.rate) for h in run.world.all_hosts)
+    hosts = tuple(
+        (h.name, h.up, h.paused, h.clock.rate, h.clock.wall_offset) for h in run.world.all_hosts
+    )
     return hosts, sorted(run.world.network.blocked)
 
 
@@ -154,6 +157,12 @@ def test_every_component_fault_heals_by_its_undo_steps() -> None:
             for undo in REGISTRY[name].undo(run, step):
                 run.apply(undo)
             assert component_state(run) == healthy, f"{name} is not undone by its undo steps"
-        assert sorted(changed) == ["host_clock_rate", "host_crash", "host_cut", "host_pause"]
+        assert sorted(changed) == [
+            "host_clock_rate",
+            "host_crash",
+            "host_cut",
+            "host_pause",
+            "host_wall_offset",
+        ]
     finally:
         run.close()
