@@ -85,6 +85,11 @@ class RunListener:
         self.written: dict[int, tuple[KeyValue, ...]] = {}
         """Every write some member's store applied, by revision (the ground truth an open
         watch is checked against at the end)."""
+        self.on_written: list[Callable[[int, tuple[KeyValue, ...]], None]] = []
+        """Called with each revision and its records when the first member applies it, at
+        that instant (for checks that need the moment a write took effect, e.g. which time
+        each host's clock read then); the checks that only need the order read
+        :attr:`written` later."""
         self._attached = [False] * servers
         self._elected_term = 0
         """The highest term in which any member became leader (for LeaseSafety)."""
@@ -201,9 +206,11 @@ class RunListener:
         link = self._link
 
         def on_write(revision: int, records: Sequence[KeyValue]) -> None:
-            written = link.listener.written
-            if revision not in written:  # every member applies it; the first report will do
-                written[revision] = tuple(records)
+            listener = link.listener
+            if revision not in listener.written:  # every member applies it; the first will do
+                listener.written[revision] = applied = tuple(records)
+                for hook in listener.on_written:
+                    hook(revision, applied)
 
         def store_replaced(store: MvccStore, index: int) -> None:
             store.subscribe(on_write)

@@ -22,7 +22,10 @@ What this proves, and what it cannot see:
   own view, which the real controller does not expose; :class:`ClusterObserver` checks the
   observable consequence instead: every address an Endpoints write lists belongs to a pod
   that, at that revision or before, was Ready with that IP and matched the Service's
-  selector.
+  selector. ``AtMostOneLeader`` (on the controller managers' and the schedulers' Leases):
+  no candidate takes a Lease over while its previous holder may still act unless it watched
+  the record unchanged for ``leaseDurationSeconds`` of its own clock
+  (:mod:`raftkube_fuzz.cluster.leadership` says why that is the part upstream promises).
 * **Not seen:** requests that failed (they change nothing), the order of reads inside a
   component, and anything in the default namespace's peers: the suite's workloads live in
   ``default``, and the spec's pod keys carry no namespace other than the one given.
@@ -38,7 +41,7 @@ from typing import Any
 import attrs
 
 from raftkube.apiserver.quantity import parse_quantity_json
-from raftkube_fuzz.cluster.leadership import LeadershipLog
+from raftkube_fuzz.cluster.leadership import LeadershipLog, lease_spec
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.model import ClusterState, Machine
 from raftkube_spec.control.properties import (
@@ -220,8 +223,13 @@ class ClusterObserver:
         for kv in records:
             for log in logs:
                 if kv.key == log.lease_key and kv.version != 0:
-                    holder = (json.loads(kv.value).get("spec") or {}).get("holderIdentity")
-                    log.holder_written(revision, str(holder or ""))
+                    holder, duration = lease_spec(kv)
+                    broken = log.holder_written(revision, holder, duration)
+                    if broken is not None:
+                        _violation(("AtMostOneLeader", broken), revision,
+                                   {"lease": kv.key.decode(), "holder": holder})  # fmt: skip
+                elif kv.key == log.lease_key:
+                    log.record = None
             kind = kind_of(kv.key)
             if kind is None:
                 continue

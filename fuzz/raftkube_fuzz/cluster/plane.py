@@ -94,6 +94,9 @@ class ControlPlane:
             world.add_host(f"sched-{i}", lambda env: SchedulerProcess(env, pki, scheduling, lags))
             for i in range(shape.schedulers)
         ]
+        # The candidates' clocks, for judging how long each waited before a takeover.
+        leadership.clocks = {host.name: host.clock.now for host in self.managers}
+        scheduling.clocks = {host.name: host.clock.now for host in self.schedulers}
         self.kubelets = [
             world.add_host(node_address(i), _kubelet_boot(pki, i, lags)) for i in range(shape.nodes)
         ]

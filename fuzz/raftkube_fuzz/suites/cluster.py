@@ -122,6 +122,8 @@ def prepare(run: Run) -> None:
     observer = ClusterObserver(plane.leadership, plane.scheduling)
     run.extras["plane"] = plane
     run.extras["observer"] = observer
+    run.listener.on_written.extend((plane.leadership.lease_written,
+                                    plane.scheduling.lease_written))  # fmt: skip
 
     async def started() -> None:
         while True:
