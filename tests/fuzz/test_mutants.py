@@ -322,7 +322,10 @@ def test_the_registry() -> None:
         assert isinstance(m, Mutant) and m.name == name
         assert m.description and "\n" not in m.description
         assert m.suite in ("raft", "kv", "cluster")
-    assert [n for n, m in MUTANTS.items() if m.needs_clock_faults] == ["lease-read-ignores-drift"]
+    assert [n for n, m in MUTANTS.items() if m.needs_clock_faults] == [
+        "lease-read-ignores-drift",
+        "lease-judged-by-remote-clock",
+    ]
 
 
 def test_every_mutant_has_a_behaviour_scenario() -> None:
