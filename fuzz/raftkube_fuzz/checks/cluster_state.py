@@ -26,6 +26,9 @@ What this proves, and what it cannot see:
   no candidate takes a Lease over while its previous holder may still act unless it watched
   the record unchanged for ``leaseDurationSeconds`` of its own clock
   (:mod:`raftkube_fuzz.cluster.leadership` says why that is the part upstream promises).
+  ``GCDeletesOnlyDependents`` is judged on every pod deletion by
+  :mod:`raftkube_fuzz.checks.ownership`, which says how it tells the garbage collector's
+  deletions from the other loops'.
 * **Not seen:** requests that failed (they change nothing), the order of reads inside a
   component, and anything in the default namespace's peers: the suite's workloads live in
   ``default``, and the spec's pod keys carry no namespace other than the one given.
@@ -41,6 +44,7 @@ from typing import Any
 import attrs
 
 from raftkube.apiserver.quantity import parse_quantity_json
+from raftkube_fuzz.checks.ownership import Ownership, controller_uid
 from raftkube_fuzz.cluster.leadership import LeadershipLog, lease_spec
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.model import ClusterState, Machine
@@ -193,6 +197,7 @@ class ClusterObserver:
         """The most replicas each ReplicaSet (by uid) was ever asked for."""
         self.ready_seen: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
         """For each pod uid, the (IP, labels) it was ever Ready with."""
+        self.ownership = Ownership()
 
     def fingerprint(self) -> str:
         """A digest of every followed object, byte for byte: put in the timeline after each
@@ -261,7 +266,9 @@ class ClusterObserver:
                         self.double_booked[spec_pod(after).meta.uid] = acting
             if kind == "Pod":
                 self._pod_changed(revision, before, after)
+                self.ownership.pod_changed(revision, before, after, spec_pod, self._rs_by_uid)
             elif kind == "ReplicaSet" and after is not None:
+                self.ownership.replica_set_written(after)
                 rs = spec_replica_set(after)
                 uid = rs.meta.uid
                 self.max_replicas[uid] = max(self.max_replicas.get(uid, 0), rs.replicas)
@@ -270,6 +277,21 @@ class ClusterObserver:
                 self._check_endpoints(revision, after)
         if nodes_to_check:
             self._check_allocatable(revision, sorted(nodes_to_check))
+        controllers = {
+            controller_uid(obj)
+            for before, after, kind in changed
+            if kind == "Pod"
+            for obj in (before, after)
+            if obj is not None
+        }
+        for uid in sorted(u for u in controllers if u is not None):
+            self.ownership.pods_counted(uid, self.of("Pod"))
+
+    def _rs_by_uid(self, uid: str) -> ReplicaSet | None:
+        for obj in self.of("ReplicaSet"):
+            if (obj.get("metadata") or {}).get("uid") == uid:
+                return spec_replica_set(obj)
+        return None
 
     def _pod_changed(self, revision: int, old: Obj | None, new: Obj | None) -> None:
         if old is None and new is not None and self.leadership is not None:
