@@ -3,7 +3,8 @@
 Workloads are named by the suite's steps from small sets, so that actions collide (a scale of
 a ReplicaSet just deleted, a Service whose pods come and go): ReplicaSet ``rs-X`` and
 Deployment ``dep-X`` select ``app=<their name>``, and Service ``svc-<target>`` selects the
-pods of workload ``<target>``. A ReplicaSet's pods request :data:`RS_CPU` each and run the
+pods of workload ``<target>``. ReplicaSet :data:`CANARY` overlaps ``rs-a``
+(:data:`RS_LABELS`). A ReplicaSet's pods request :data:`RS_CPU` each and run the
 simulated runtime's default script (running and ready at once, until stopped); a
 Deployment's are ready only a few seconds after they start (:data:`SLOW_READY_IMAGE`).
 
@@ -19,9 +20,17 @@ from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 
 Obj = dict[str, Any]
 
-RS_NAMES = ("rs-a", "rs-b")
+CANARY = "rs-a-canary"
+RS_NAMES = ("rs-a", "rs-b", CANARY)
+RS_LABELS = {CANARY: {"app": "rs-a", "track": "canary"}}
+"""A ReplicaSet's selector and pod labels where they are not ``app=<its name>``: the canary's
+are a superset of ``rs-a``'s, so ``rs-a``'s selector matches the canary's pods while the
+canary owns them (upstream's overlapping selectors, as a canary beside its stable track is
+often deployed). Upstream's ReplicaSet controller leaves a pod another controller owns alone,
+and its garbage collector goes by ownerReferences, so deleting ``rs-a`` must leave them."""
 DEPLOYMENT_NAMES = ("dep-a", "dep-b")
-WORKLOADS = RS_NAMES + DEPLOYMENT_NAMES
+WORKLOADS = ("rs-a", "rs-b", *DEPLOYMENT_NAMES)
+"""The workloads a Service may front (``svc-rs-a`` fronts the canary's pods too)."""
 NAMESPACE = "default"
 IMAGE = "sim"
 SLOW_READY_IMAGE = "sim-slow-ready"
@@ -41,14 +50,16 @@ so a few ReplicaSet pods fill a node and the scheduler must count what it has al
 :mod:`raftkube_fuzz.checks.reconciliation`)."""
 
 
-def _template(app: str, version: int, image: str = IMAGE, cpu: str | None = None) -> Obj:
+def _template(
+    labels: dict[str, str], version: int, image: str = IMAGE, cpu: str | None = None
+) -> Obj:
     container: Obj = {"name": "app", "image": image}
     if cpu is not None:
         container["resources"] = {"requests": {"cpu": cpu}}
     if image == SLOW_READY_IMAGE:
         container["readinessProbe"] = READINESS_PROBE
     return {
-        "metadata": {"labels": {"app": app}, "annotations": {"version": str(version)}},
+        "metadata": {"labels": labels, "annotations": {"version": str(version)}},
         "spec": {"containers": [container]},
     }
 
@@ -72,14 +83,15 @@ def pinned_pod(node: str) -> Obj:
 
 
 def replica_set(name: str, replicas: int) -> Obj:
+    labels = RS_LABELS.get(name, {"app": name})
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": _template(name, 1, cpu=RS_CPU),
+            "selector": {"matchLabels": dict(labels)},
+            "template": _template(dict(labels), 1, cpu=RS_CPU),
         },
     }
 
@@ -92,7 +104,7 @@ def deployment(name: str, replicas: int, version: int) -> Obj:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": _template(name, version, SLOW_READY_IMAGE),
+            "template": _template({"app": name}, version, SLOW_READY_IMAGE),
         },
     }
 
@@ -145,11 +157,22 @@ async def _patch(client: KubeClient, path: str, obj: Obj) -> str:
         return f"patch failed: {exc}"
 
 
-async def delete(client: KubeClient, kind: str, name: str) -> str:
-    """Delete with the default propagation (background: the garbage collector removes the
-    dependents), as ``kubectl delete`` does."""
+async def delete(client: KubeClient, kind: str, name: str, cascade: str = "background") -> str:
+    """Delete as ``kubectl delete --cascade=<cascade>`` does: ``background`` (the object goes
+    at once and the garbage collector removes its dependents after it) or ``foreground`` (the
+    object stays, marked, until the collector has deleted every dependent that blocks it).
+    Foreground is sent as kubectl sends it, a DeleteOptions body; background sends none (the
+    API's default for every kind here), where kubectl names it: the same but for an object
+    already being deleted in the foreground, which kubectl's explicit policy switches to
+    background and this leaves as it is. ``orphan`` is not used: pods left without an owner
+    would be adopted or stay, which the end check does not model."""
+    if cascade not in ("background", "foreground"):
+        raise ValueError(f"cascade {cascade!r}: not background or foreground")
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
     try:
-        await client.call("DELETE", f"{RESOURCES[kind]}/{name}")
+        await client.call(
+            "DELETE", f"{RESOURCES[kind]}/{name}", body=options if cascade == "foreground" else None
+        )
         return "deleted"
     except KubeAPIError as exc:
         return f"delete refused: {exc.code} {exc}"

@@ -201,8 +201,10 @@ def execute_client(run: Run, step: Step) -> bool:
         _user_action(run, f"apply svc-{step['target']}", lambda c: actions.apply(c, obj))
     elif kind == "delete":
         resource, name = step["resource"], step["name"]
-        _user_action(run, f"delete {resource} {name}",
-                     lambda c: actions.delete(c, resource, name))  # fmt: skip
+        cascade = step.get("cascade", "background")
+        flag = "" if cascade == "background" else f" --cascade={cascade}"
+        _user_action(run, f"delete {resource} {name}{flag}",
+                     lambda c: actions.delete(c, resource, name, cascade))  # fmt: skip
     elif kind in accounts.STEP_KINDS:
         _account_action(run, kind, step["name"])
     elif kind == "long_wait":
@@ -352,6 +354,17 @@ class ClusterMachine(SuiteMachine):
     )
     def delete(self, which: tuple[str, str]) -> None:
         self.apply(Step.of("delete", resource=which[0], name=which[1]))
+
+    @rule(
+        which=st.sampled_from(
+            [("ReplicaSet", n) for n in actions.RS_NAMES]
+            + [("Deployment", n) for n in actions.DEPLOYMENT_NAMES]
+        )
+    )
+    def delete_foreground(self, which: tuple[str, str]) -> None:
+        """``kubectl delete --cascade=foreground`` of a workload: it stays, marked, until the
+        garbage collector has deleted the dependents that name it as owner (and only them)."""
+        self.apply(Step.of("delete", resource=which[0], name=which[1], cascade="foreground"))
 
     @rule(seconds=st.sampled_from(LONG_WAITS))
     def long_wait(self, seconds: float) -> None:
