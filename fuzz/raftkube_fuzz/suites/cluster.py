@@ -71,9 +71,11 @@ FAULT_HOLDS = (0.002, 1.0, 5.0)
 
 CLOCK_JUMPS = (1.0, 5.0, 30.0)
 CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
-WALL_OFFSETS = (-30.0, -5.0, 5.0, 30.0)
-"""How far ``host_wall_offset`` steps a host's wall clock (either way, as NTP does); under the
-API server's 60 s token leeway, so a step back does not make fresh tokens not yet valid."""
+WALL_OFFSETS = (-30.0, -20.0, 20.0, 30.0)
+"""How far ``host_wall_offset`` steps a host's wall clock (either way, as NTP does): more than
+a 15 s Lease's margin, so a candidate that compared another host's renewTime with its own
+clock would misjudge it; under the API server's 60 s token leeway, so a step back does not
+make fresh tokens not yet valid."""
 
 DEFAULT_CONFIG = {
     "servers": 1,
