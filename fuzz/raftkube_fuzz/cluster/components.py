@@ -3,21 +3,25 @@
 Each class here is one :class:`~raftkube_fuzz.world.host.Process` (what a host's ``boot``
 returns for one incarnation): the API server (:func:`~raftkube.apiserver.assemble.open_api_server`),
 the controller manager (:func:`~raftkube.controllers.manager.run_controller_manager`), the
-scheduler (:func:`~raftkube.scheduler.cli.serve`) and a kubelet on the simulated runtime
-(:class:`~raftkube.kubelet.Kubelet` over :class:`~raftkube.runtime.SimulatedRuntime`). Every
+scheduler (:func:`~raftkube.scheduler.cli.serve`) and a node's machine: its kubelet on the
+simulated runtime (:class:`~raftkube.kubelet.Kubelet` over
+:class:`~raftkube.runtime.SimulatedRuntime`) beside its kube-proxy
+(:class:`~raftkube.proxy.proxier.Proxier`). Every
 one of them takes its clock, its network, its wall clock and its randomness from the host's
 :class:`~raftkube_fuzz.world.host.HostEnv`, and nothing else from outside: that is what makes a
 run a function of its seed.
 
 Credentials are the ones ``raftkube up`` gives each component (:mod:`.pki`): the controller
 manager acts as ``system:kube-controller-manager``, the scheduler as
-``system:kube-scheduler``, each kubelet as ``system:node:NAME``, all over TLS with client
+``system:kube-scheduler``, each kubelet as ``system:node:NAME``, each kube-proxy as
+``system:kube-proxy``, all over TLS with client
 certificates, so the Node authorizer, NodeRestriction and RBAC judge every request as in a
 real cluster.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -26,12 +30,14 @@ import trio
 from raftkube.apiserver.assemble import RunningAPIServer, open_api_server
 from raftkube.apiserver.config import APIServerConfig
 from raftkube.cluster.control_plane import SERVICE_CLUSTER_IP_RANGE
+from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import LeaderElectionLost
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.nodehealth import DisruptionConfig
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
 from raftkube.kubeclient import KubeClient
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
+from raftkube.proxy.proxier import Proxier
 from raftkube.runtime import ContainerScript, SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
 from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
@@ -224,9 +230,51 @@ class SchedulerProcess:
 
 
 @attrs.define(eq=False)
+class ProxyProcess:
+    """kube-proxy on the node whose machine is ``env`` (NodePorts on the node's address).
+
+    It runs inside the node's machine (:class:`KubeletProcess` starts it), so it crashes,
+    restarts, pauses, loses its links and drifts with its node, as two programs of one real
+    machine do; its watches lag as the node's do, and it draws from a generator of its own,
+    seeded from the host's, so its draws do not shift the kubelet's.
+
+    What it cannot do here is serve: the simulated stream network binds only a host's own
+    name and nothing plays iptables' part of steering a ClusterIP's packets to the local
+    proxier, so every ClusterIP listener fails to bind (the proxier logs it and retries at
+    each sync, as for any unbindable address), and the simulated pods listen on nothing. The
+    checks judge its routing table (:meth:`~raftkube.proxy.proxier.Proxier.routes`, which
+    every sync computes whether a listener is open or not) instead of connections."""
+
+    env: HostEnv
+    pki: SimPKI
+    lags: Lags | None = None
+    rng: random.Random = attrs.field(init=False)
+    proxier: Proxier | None = attrs.field(default=None, init=False)
+    """This incarnation's proxier, once its client is open (read by the checks)."""
+
+    def __attrs_post_init__(self) -> None:
+        self.rng = random.Random(self.env.rng.random())
+
+    async def run(self) -> None:
+        kubeconfig = str(self.pki.plan.proxy_kubeconfig)
+        async with client_for(self.env, kubeconfig, "kube-proxy", self.lags) as client:
+            factory = SharedInformerFactory(
+                client, clock=self.env.clock, rng=random.Random(self.rng.random())
+            )
+            self.proxier = Proxier(
+                factory,
+                network=self.env.network,
+                clock=self.env.clock,
+                bind_address=self.env.name,
+                rng=self.rng,
+            )
+            await self.proxier.run()
+
+
+@attrs.define(eq=False)
 class KubeletProcess:
-    """The kubelet of simulated node ``index`` over a fresh simulated runtime (a crash loses
-    the runtime's containers, as a rebooted machine does)."""
+    """Simulated node ``index``'s machine: its kubelet over a fresh simulated runtime (a crash
+    loses the runtime's containers, as a rebooted machine does) and its kube-proxy."""
 
     env: HostEnv
     pki: SimPKI
@@ -234,10 +282,13 @@ class KubeletProcess:
     lags: Lags | None = None
     runtime: SimulatedRuntime = attrs.field(init=False)
     """What the machine runs (read by the checks)."""
+    proxy: ProxyProcess = attrs.field(init=False)
+    """The node's kube-proxy (read by the checks)."""
 
     def __attrs_post_init__(self) -> None:
         node = self.pki.plan.sim_nodes[self.index]
         self.runtime = SimulatedRuntime(self.env.clock, node.pod_cidr, scripts=SCRIPTS)
+        self.proxy = ProxyProcess(self.env, self.pki, self.lags)
 
     @property
     def node_name(self) -> str:
@@ -256,7 +307,11 @@ class KubeletProcess:
             port=0,
             runtime_name="sim",
         )
-        async with client_for(self.env, str(node.kubeconfig), "kubelet", self.lags) as client:
+        async with (
+            client_for(self.env, str(node.kubeconfig), "kubelet", self.lags) as client,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(self.proxy.run)
             kubelet = Kubelet(
                 client,
                 runtime,

@@ -2,9 +2,10 @@
 
 The world (:mod:`raftkube_fuzz.cluster.plane`): the store's members (the world's own), one
 API server, two leader-elected controller managers, two leader-elected schedulers and 2-4
-kubelets on the simulated runtime, every one the production code on a host of its own, with
-its own credentials, over the simulated streams (TLS included). The user is a machine of its
-own acting as ``kubernetes-admin``.
+kubelets on the simulated runtime, each node's kube-proxy on its kubelet's machine, every one
+the production code (a host of its own for each but kube-proxy), with its own credentials,
+over the simulated streams (TLS included). The user is a machine of its own acting as
+``kubernetes-admin``.
 
 Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments and
 creates and deletes Services (:mod:`raftkube_fuzz.cluster.actions`); faults crash, restart,
@@ -15,7 +16,8 @@ members as in the other suites. Every choice is a step argument, so a trace repl
 Checks: after every step, the spec's safety properties on every revision the store committed
 (:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run; at the end, once
 every fault healed, eventual stable reconciliation within a bound derived from the timeouts
-(:mod:`raftkube_fuzz.checks.reconciliation`); and, as in every suite, nothing may escape a
+(:mod:`raftkube_fuzz.checks.reconciliation`), every kube-proxy's routes included
+(:mod:`raftkube_fuzz.checks.proxy_routes`); and, as in every suite, nothing may escape a
 component (an exception out of a host is a failure).
 """
 
@@ -31,6 +33,7 @@ from hypothesis.stateful import initialize, rule
 
 from raftkube_fuzz.checks import account_tokens
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
+from raftkube_fuzz.checks.proxy_routes import Routes, misrouted, show_routes
 from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
 from raftkube_fuzz.cluster import accounts, actions
 from raftkube_fuzz.cluster.components import (
@@ -229,12 +232,34 @@ def running_pods(run: Run) -> dict[str, list[tuple[str, str]]]:
     }
 
 
+def proxy_routes(run: Run) -> dict[str, Routes | None]:
+    """Where each up node's kube-proxy routes each Service port (None: not started yet)."""
+    return {
+        node: None if process.proxy.proxier is None else process.proxy.proxier.routes()
+        for node, process in plane_of(run).runtimes().items()
+    }
+
+
+def note_proxy_routes(run: Run) -> None:
+    """Put each kube-proxy's table on its node's lane when it changes: what each proxier made
+    of the Endpoints, for a person reading the timeline."""
+    last = run.extras.setdefault("proxy_routes", {})
+    for process in plane_of(run).runtimes().values():
+        proxier = process.proxy.proxier
+        text = "not started" if proxier is None else show_routes(proxier.routes())
+        if last.get(process.env.name) != text:
+            last[process.env.name] = text
+            info = {"host": process.env.name}
+            run.timeline.add(run.sim.now, None, CHECK, f"kube-proxy routes {text}", info)
+
+
 def check_step(run: Run) -> None:
     if "observer" not in run.extras:
         return
     observer = observer_of(run)
     observer.follow(run.written)
     observer.check_machines(running_pods(run))
+    note_proxy_routes(run)
     overlap = plane_of(run).leadership.overlapping()
     if overlap != run.extras.get("overlap", ()):
         run.extras["overlap"] = overlap
@@ -281,6 +306,7 @@ def check_end(run: Run) -> None:
             observer.follow(run.written)
             observer.check_machines(running_pods(run))
             problems = unreconciled(observer)
+            problems += misrouted(observer.of("Endpoints"), proxy_routes(run))
             now = trio.current_time()
             if problems:
                 state["since"] = None
