@@ -17,7 +17,9 @@ Reconciled means, as the spec's ESR says for the composed loops:
 * every Deployment's rollout is complete: its status has observed its generation and counts
   ``spec.replicas`` updated, ready and total replicas, and no older ReplicaSet of it keeps
   pods;
-* every Service's Endpoints list exactly the IPs of the Ready pods its selector matches.
+* every Service's Endpoints list exactly the IPs of the pods its selector matches that have
+  one and are neither finished nor being deleted: the Ready ones as ``addresses``, the others
+  as ``notReadyAddresses`` (upstream's endpoints controller's output).
 
 What it cannot see: which loop was slow, only that the end state was late or wrong; the
 timeline shows the rest.
@@ -183,26 +185,40 @@ def _deployment_problems(d: Obj, replica_sets: list[Obj], pods: list[Obj]) -> li
 
 
 def _service_problems(svc: Obj, observer: ClusterObserver, pods: list[Obj]) -> list[str]:
+    """Upstream's Endpoints for ``svc``: every selected pod with an IP, not finished and not
+    being deleted, listed once, in ``addresses`` if it is Ready and in ``notReadyAddresses``
+    if not (the suite's Services do not publish not-ready addresses). Both lists are compared
+    exactly: a pod gone or turned Ready that the Endpoints still list as it was is as wrong
+    as a missing one."""
     name = str(_meta(svc).get("name"))
     selector = dict((svc.get("spec") or {}).get("selector") or {})
     if not selector:
         return []
-    want = sorted(
-        str((p.get("status") or {}).get("podIP"))
+    listed = [
+        p
         for p in pods
         if selector.items() <= dict(_meta(p).get("labels") or {}).items()
-        and is_ready(p)
         and not _meta(p).get("deletionTimestamp")
+        and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
         and (p.get("status") or {}).get("podIP")
-    )
+    ]
+    want = {
+        ready: sorted(
+            str((p.get("status") or {}).get("podIP")) for p in listed if is_ready(p) == ready
+        )
+        for ready in (True, False)
+    }
     endpoints = observer.objects.get(("Endpoints", NAMESPACE, name))
-    have = sorted(
-        str(a.get("ip"))
-        for subset in (endpoints or {}).get("subsets") or []
-        for a in subset.get("addresses") or []
-    )
-    if endpoints is None and want:
-        return [f"service {name} has no Endpoints"]
-    if have != want:
-        return [f"service {name}: endpoints {have}, ready pods {want}"]
-    return []
+    if endpoints is None:
+        return [f"service {name} has no Endpoints"] if listed else []
+    problems = []
+    for ready, field in ((True, "addresses"), (False, "notReadyAddresses")):
+        have = sorted(
+            str(a.get("ip"))
+            for subset in endpoints.get("subsets") or []
+            for a in subset.get(field) or []
+        )
+        if have != want[ready]:
+            pods_are = "ready pods" if ready else "not-ready pods"
+            problems.append(f"service {name}: {field} {have}, {pods_are} {want[ready]}")
+    return problems
