@@ -27,8 +27,10 @@ def check_revisions_never_go_back(entries: Sequence[Entry], initial: int) -> Non
     whose headers go backwards (a stale read, a lost write). Revisions never decrease, so if
     ``p`` returned before ``o`` was called, ``o``'s header is at least ``p``'s. Any model
     whose responses reveal a revision (:meth:`.Model.result_revision`) gets it; ``initial``
-    is the initial state's revision."""
-    done = sorted((e for e in entries if e.expected is not None), key=attrgetter("ret"))
+    is the initial state's revision. An answer that reveals no revision (0) takes no part."""
+    done = sorted(
+        (e for e in entries if e.expected is not None and e.revision > 0), key=attrgetter("ret")
+    )
     latest: Entry | None = None
     j = 0
     for o in sorted(done, key=attrgetter("call")):

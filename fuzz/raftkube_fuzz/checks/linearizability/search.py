@@ -153,8 +153,10 @@ class Search:
             if entry.expected is not None:
                 self.required |= 1 << i
         revisions = [e.revision for e in entries]
+        # Only answers that reveal a revision take part in the cut (0: none, see
+        # Model.result_revision): an object's 404 says nothing about where it stands.
         self.by_revision = sorted(
-            (i for i, e in enumerate(entries) if e.expected is not None),
+            (i for i, e in enumerate(entries) if e.expected is not None and e.revision > 0),
             key=revisions.__getitem__,
         )
         self.cuts = model.cuts(entries, watched)
