@@ -4,6 +4,7 @@ marker diff of every mutant is in ``test_mutants.py``."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import trio
 
 from raftkube.controllers.endpoints import EndpointsController
+from raftkube.proxy import LoadBalancerRR, ServicePortName
 from raftkube_fuzz.mutants import MUTANTS
 
 # --- scenarios: each returns what the mutant changes ---------------------------------------------
@@ -59,11 +61,34 @@ def write_after_own_write_unseen() -> list[str]:
     return requests
 
 
+def routes_after_pods_left() -> dict[str, list[tuple[str, int]]]:
+    """Two Service ports with two ready endpoints each; then one port keeps one endpoint and
+    the other has none: where the balancer still routes, by port."""
+    web, api = ServicePortName("default", "web"), ServicePortName("default", "api")
+    balancer = LoadBalancerRR(random.Random(0))
+    balancer.on_endpoints_update(
+        {
+            web: [("10.0.0.1", 8080), ("10.0.0.2", 8080)],
+            api: [("10.0.0.3", 8080), ("10.0.0.4", 8080)],
+        }
+    )
+    balancer.on_endpoints_update({web: [("10.0.0.1", 8080)]})
+    return {str(spn): sorted(balancer.endpoints(spn)) for spn in balancer.service_ports()}
+
+
 SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
     "endpoints-skip-write-on-stale-cache": (
         write_after_own_write_unseen,
         ["get", "update subsets=[]"],
         [],
+    ),
+    "proxy-keeps-removed-endpoint": (
+        routes_after_pods_left,
+        {"default/web:": [("10.0.0.1", 8080)]},
+        {
+            "default/api:": [("10.0.0.3", 8080), ("10.0.0.4", 8080)],
+            "default/web:": [("10.0.0.1", 8080), ("10.0.0.2", 8080)],
+        },
     ),
 }
 

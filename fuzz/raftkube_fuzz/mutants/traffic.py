@@ -17,6 +17,8 @@ from raftkube.controllers.endpoints import (
 from raftkube.controllers.events import WARNING
 from raftkube.controllers.store import split_meta_namespace_key
 from raftkube.kubeclient import KubeAPIError
+from raftkube.proxy.roundrobin import LoadBalancerRR, _Ring
+from raftkube.proxy.servicemap import HostPort, ServicePortName
 from raftkube_fuzz.mutants.base import Mutant, patch
 
 # --- endpoints-skip-write-on-stale-cache ---------------------------------------------------------
@@ -56,6 +58,26 @@ async def _sync_against_cached_endpoints(self: EndpointsController, key: str) ->
         raise
 
 
+# --- proxy-keeps-removed-endpoint ----------------------------------------------------------------
+
+
+def _merge_endpoints_update(
+    self: LoadBalancerRR, endpoints: dict[ServicePortName, list[HostPort]]
+) -> None:
+    # MUTANT: the update is merged into the table instead of replacing it: a port absent
+    # from it (its Endpoints gone or listing no ready address) keeps its ring...
+    for spn, pairs in endpoints.items():
+        members = frozenset(pairs)
+        ring = self._rings.get(spn)
+        # MUTANT: ...and a port's ring keeps the addresses its Endpoints no longer list (a pod
+        # gone or not Ready), so they keep getting new connections.
+        members |= ring.members if ring is not None else frozenset()
+        if ring is None or ring.members != members:
+            order = sorted(members)
+            self.rng.shuffle(order)
+            self._rings[spn] = _Ring(members, order)
+
+
 MUTANTS = (
     Mutant(
         "endpoints-skip-write-on-stale-cache",
@@ -65,5 +87,14 @@ MUTANTS = (
         False,
         patch(EndpointsController, "sync_service", _sync_against_cached_endpoints),
         {"store_faults": "off", "slow": "managers"},
+    ),
+    Mutant(
+        "proxy-keeps-removed-endpoint",
+        "kube-proxy merges each Endpoints update into its balancer, keeping removed endpoints",
+        "cluster",
+        "EventualStableReconciliation",
+        False,
+        patch(LoadBalancerRR, "on_endpoints_update", _merge_endpoints_update),
+        {"store_faults": "off"},
     ),
 )
