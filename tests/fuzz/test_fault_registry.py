@@ -131,6 +131,7 @@ COMPONENT_EXAMPLES: dict[str, Step] = {
     "host_clock_rate": Step.of("host_clock_rate", host="kcm-0", rate=1.5),
     "host_slow": Step.of("host_slow", host="kcm-1", seconds=0.05),
     "host_wall_offset": Step.of("host_wall_offset", host="kcm-1", seconds=-30.0),
+    "nodes_cut": Step.of("nodes_cut"),
 }
 
 
@@ -163,6 +164,7 @@ def test_every_component_fault_heals_by_its_undo_steps() -> None:
             "host_cut",
             "host_pause",
             "host_wall_offset",
+            "nodes_cut",
         ]
     finally:
         run.close()

@@ -44,6 +44,7 @@ from typing import Any
 import attrs
 
 from raftkube.apiserver.quantity import parse_quantity_json
+from raftkube_fuzz.checks.disruption import DisruptionWatch
 from raftkube_fuzz.checks.ownership import Ownership, controller_uid
 from raftkube_fuzz.cluster.leadership import LeadershipLog, lease_spec
 from raftkube_fuzz.violation import Violation
@@ -54,7 +55,7 @@ from raftkube_spec.control.properties import (
     node_within_allocatable,
     pod_runs_on_one_node,
 )
-from raftkube_spec.control.records import Meta, Node, OwnerRef, Pod, ReplicaSet
+from raftkube_spec.control.records import Meta, Node, OwnerRef, Pod, ReplicaSet, Taint
 from raftkube_spec.control.world import World
 from raftkube_spec.kv.types import KeyValue
 
@@ -140,10 +141,22 @@ def pod_cpu(obj: Mapping[str, Any]) -> int:
 
 
 def spec_node(obj: Mapping[str, Any]) -> Node:
-    """A real Node as the spec's record, for the room on it: allocatable cpu in millicores
-    (the spec's whole units, a thousand times finer: the comparison is the same)."""
+    """A real Node as the spec's record: the room on it (allocatable cpu in millicores, the
+    spec's whole units a thousand times finer: the comparison is the same), its Ready
+    condition's status ("" when it has none) and its taints (key and effect)."""
     allocatable = (obj.get("status") or {}).get("allocatable") or {}
-    return Node(meta=_meta(obj, "Node"), cpu=millicores(allocatable.get("cpu")))
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready = next((str(c.get("status")) for c in conditions if c.get("type") == "Ready"), "")
+    taints = tuple(
+        Taint(str(t.get("key", "")), str(t.get("effect", "")))
+        for t in (obj.get("spec") or {}).get("taints") or []
+    )
+    return Node(
+        meta=_meta(obj, "Node"),
+        cpu=millicores(allocatable.get("cpu")),
+        ready=ready,
+        taints=taints,
+    )
 
 
 def spec_replica_set(obj: Mapping[str, Any]) -> ReplicaSet:
@@ -170,12 +183,20 @@ class ClusterObserver:
     """Follows the store's writes and checks each revision (see the module docstring)."""
 
     def __init__(
-        self, leadership: LeadershipLog | None = None, scheduling: LeadershipLog | None = None
+        self,
+        leadership: LeadershipLog | None = None,
+        scheduling: LeadershipLog | None = None,
+        disruption: DisruptionWatch | None = None,
+        times: Mapping[int, float] | None = None,
     ) -> None:
         self.leadership = leadership
         """Which controller managers may act at once (None: one at most, always)."""
         self.scheduling = scheduling
         """Which schedulers may act at once (None: one at most, always)."""
+        self.disruption = disruption
+        """``NoTaintingInFullDisruption`` (None: not checked)."""
+        self.times = times if times is not None else {}
+        """The virtual time each revision was committed at (for :attr:`disruption`)."""
         self.pinned: set[str] = set()
         """Pods (by uid) created already bound (``spec.nodeName`` set by their creator): no
         scheduler judged them, so ``NodeWithinAllocatable`` on the objects leaves them out;
@@ -286,6 +307,32 @@ class ClusterObserver:
         }
         for uid in sorted(u for u in controllers if u is not None):
             self.ownership.pods_counted(uid, self.of("Pod"))
+        self._check_disruption(revision, [(b, a) for b, a, kind in changed if kind == "Node"])
+
+    def _check_disruption(self, revision: int, nodes: list[tuple[Obj | None, Obj | None]]) -> None:
+        """``NoTaintingInFullDisruption`` (:mod:`.disruption`) on the Nodes before and after
+        ``revision``, if it changed one."""
+        at = self.times.get(revision)
+        if self.disruption is None or at is None:
+            return
+        if self.leadership is not None:
+            self.disruption.leaders(at, self.leadership.acting)
+        if not nodes:
+            return
+        after = {object_key(n, "Node")[2]: spec_node(n) for n in self.of("Node")}
+        before = dict(after)
+        for old, new in nodes:
+            if new is not None:
+                before.pop(object_key(new, "Node")[2], None)
+            if old is not None:
+                before[object_key(old, "Node")[2]] = spec_node(old)
+        _violation(
+            self.disruption.judge(at, before, after),
+            revision,
+            {"nodes": {name: f"Ready={n.ready} taints={[t.key for t in n.taints]}"
+                       for name, n in sorted(after.items())},
+             "all_down_since": self.disruption.down_since},
+        )  # fmt: skip
 
     def _rs_by_uid(self, uid: str) -> ReplicaSet | None:
         for obj in self.of("ReplicaSet"):

@@ -105,6 +105,20 @@ def _cut(run: Run, step: Step, host: Host) -> None:
     run.fault(step.kind, f"{host.name} cut off from the API server", hosts=[host.name])
 
 
+def _cut_nodes(run: Run, step: Step, member: int) -> None:
+    """The control plane cut off from every node at once (both ways): every kubelet (and its
+    kube-proxy) loses the API server in one step, as when the control plane's own network
+    fails, which is what a node lifecycle controller must tell from the nodes failing."""
+    plane = plane_of(run)
+    api = plane.apiserver
+    for host in plane.kubelets:
+        run.world.one_way(host.node, api.node)
+        run.world.one_way(api.node, host.node)
+    names = [host.name for host in plane.kubelets]
+    run.fault(step.kind, f"the control plane cut off from every node ({', '.join(names)})",
+              hosts=names)  # fmt: skip
+
+
 def _heal(run: Run, step: Step, member: int) -> None:
     run.world.heal()
     run.fault(step.kind, "network healed")
@@ -175,6 +189,9 @@ def _register() -> tuple[str, ...]:
         FaultKind("host_resume", "component", None, _on_host(lambda r, h: h.paused, _resume),
                   "it is itself the healing of a pause", closes=frozenset({PAUSED}), bound=True),
         FaultKind("host_cut", "component", None, _on_host_quietly(_cut),
+                  "host_heal unblocks every link", lambda run, step: (Step.of("host_heal"),),
+                  opens=CUT),
+        FaultKind("nodes_cut", "component", None, _cut_nodes,
                   "host_heal unblocks every link", lambda run, step: (Step.of("host_heal"),),
                   opens=CUT),
         FaultKind("host_heal", "component", None, _heal,

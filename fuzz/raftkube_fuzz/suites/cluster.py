@@ -41,6 +41,7 @@ from raftkube_fuzz.cluster.components import (
     LEADER_RETRY,
     NODE_LIFECYCLE,
 )
+from raftkube_fuzz.cluster.disturbances import disruption_watch, note_healed, note_step
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import (
@@ -124,7 +125,9 @@ def prepare(run: Run) -> None:
         nodes=int(run.config["nodes"]),
     )
     plane = ControlPlane(run.world, shape, lambda: max(run.written, default=1))
-    observer = ClusterObserver(plane.leadership, plane.scheduling)
+    store_faults = setting(run, "store_faults", ("on", "off"), "on") == "on"
+    watch, times = disruption_watch(run, plane, store_faults)
+    observer = ClusterObserver(plane.leadership, plane.scheduling, watch, times)
     run.extras["plane"] = plane
     run.extras["observer"] = observer
     run.listener.on_written.extend((plane.leadership.lease_written,
@@ -257,6 +260,8 @@ def check_step(run: Run) -> None:
     if "observer" not in run.extras:
         return
     observer = observer_of(run)
+    if run.steps:
+        note_step(run, run.steps[-1], observer.disruption)
     observer.follow(run.written)
     observer.check_machines(running_pods(run))
     note_proxy_routes(run)
@@ -297,6 +302,7 @@ def check_end(run: Run) -> None:
     plane_of(run).lags.clear()
     account_tokens.of(run).at_end(run)
     observer = observer_of(run)
+    note_healed(run, observer.disruption)
     limit = bound(run)
     start = run.sim.now
     state: dict[str, Any] = {"since": None, "problems": []}
@@ -442,6 +448,12 @@ class ClusterMachine(SuiteMachine):
         host = data.draw(st.sampled_from(names), label="host")
         hold = data.draw(evenly(FAULT_HOLDS), label="hold")
         self.apply(Step.of("host_cut", host=host, hold=hold))
+
+    @rule(hold=evenly(FAULT_HOLDS))
+    def nodes_cut(self, hold: float) -> None:
+        """Cut the control plane off from every node at once (a heal drawn by
+        :meth:`component_partition` ends it): every node looks down together."""
+        self.apply(Step.of("nodes_cut", hold=hold))
 
     def _store_faults(self) -> bool:
         assert self.run is not None
