@@ -3,8 +3,10 @@
 The client's hot path is here, so it is built to cost little per request:
 
 * **No lock and no syscall per request.** :meth:`Connection.call` encodes the frame into an
-  outbox and returns; one writer task sends everything queued meanwhile in one ``send_all``
-  (many requesters on one connection share one write, as the server's replies do).
+  outbox and returns; everything queued meanwhile goes out in one send (many requesters on
+  one connection share one write, as the server's replies do), and one task of the whole run
+  makes the sends of every connection (:mod:`raftkube.net.outbox`), so a pool of connections
+  with one request in flight each does not pay a writer task switch per request.
 * **No channel and no cancel scope per request.** An answer is handed to its waiting task by a
   :class:`Reply` that reschedules that task directly. The request timeout is enforced by one
   timer task per connection rather than a deadline per request: every call on a connection has
@@ -39,6 +41,7 @@ import trio
 from raftkube.api import wire
 from raftkube.clock import Clock, TrioClock
 from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.net.outbox import Outbox
 from raftkube.net.rawstream import fast_stream
 from raftkube_spec.kv.types import KeyValue
 
@@ -163,8 +166,7 @@ class Connection:
         """The KeyValues received so far of answers still arriving, by request id."""
         self._bad_parts: dict[int, Frame] = {}
         """Answers whose parts were malformed: the error their call gets at the end."""
-        self._outbox: list[bytes] = []
-        self._outbox_ready = trio.Event()
+        self._outbox = Outbox()
         self._timer_idle: trio.Event | None = None
 
     # --- sending ---------------------------------------------------------------------------
@@ -172,8 +174,7 @@ class Connection:
     def _queue(self, frame: Frame) -> None:
         if self.broken:
             raise BrokenError("connection closed")
-        self._outbox.append(encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME))
-        self._outbox_ready.set()
+        self._outbox.put(encode_frame(msgpack.packb(frame, use_bin_type=True), MAX_FRAME))
 
     def call(self, rid: int, frame: Frame, on_part: Callable[[], None] | None = None) -> Reply:
         """Queue ``frame`` (whose id is ``rid``); the answer arrives through the reply, and
@@ -293,11 +294,7 @@ class Connection:
 
     async def _write_loop(self, scope: trio.CancelScope) -> None:
         try:
-            while True:
-                await self._outbox_ready.wait()
-                self._outbox_ready = trio.Event()
-                batch, self._outbox = self._outbox, []
-                await self.stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+            await self._outbox.run(self.stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             self.broken = True
             scope.cancel()

@@ -78,6 +78,19 @@ class RawSocketStream(trio.abc.Stream):
                     raise trio.BrokenResourceError(str(exc)) from exc
         await self._pace()
 
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what the kernel takes at once, without waiting or yielding; how many bytes it
+        took (0 if the socket buffer is full). Raises ``trio.ClosedResourceError`` or
+        ``trio.BrokenResourceError`` as :meth:`send_all` would."""
+        if self._sock.fileno() == -1:
+            raise trio.ClosedResourceError("the stream was closed")
+        try:
+            return self._sock.send(data)
+        except BlockingIOError:
+            return 0
+        except _ERRORS as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
     async def wait_send_all_might_not_block(self) -> None:
         await trio.lowlevel.wait_writable(self._sock)
 

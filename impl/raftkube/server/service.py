@@ -3,8 +3,10 @@
 One task reads frames from a connection. Writes are handed to :meth:`Member.submit` right there
 and answered from its callback; reads (which may wait for a ReadIndex round) and the other
 requests get a task each in the connection's nursery. Either way requests are pipelined and
-answered by id in completion order, and a single writer task sends whatever answers have
-accumulated in one write, so responses never interleave on the stream.
+answered by id in completion order, and whatever answers have accumulated go out in one
+write, in order (:mod:`raftkube.net.outbox`: one task of the whole process writes every
+connection's answers of a scheduler pass, and a connection's own writer task only what its
+socket would not take at once), so responses never interleave on the stream.
 
 A range answer too large for one frame is split into several frames of the same id, all
 carrying the one revision it was read at (see "Large answers" in ``docs/client-protocol.md``):
@@ -31,6 +33,7 @@ from raftkube.api import wire
 from raftkube.clock import move_on_after
 from raftkube.mvcc.reader import RangeReader, open_range
 from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
+from raftkube.net.outbox import Outbox
 from raftkube.net.rawstream import fast_stream
 from raftkube.net.streams import (
     Listener,
@@ -69,18 +72,14 @@ WRITE_OPS = frozenset(op for op in wire.KV_OPS if op != "range")
 
 @attrs.define(eq=False)
 class _Connection:
-    """One client connection's state. Answers are queued as encoded frames in ``outbox`` and
-    written by one writer task, all that accumulated in one ``send_all``."""
+    """One client connection's state. Answers are queued as encoded frames in ``outbox``,
+    all that accumulated written in one send (:mod:`raftkube.net.outbox`)."""
 
     member: Member
     scope: trio.CancelScope
     max_frame: int = MAX_FRAME
     watches: dict[int, trio.CancelScope] = attrs.Factory(dict)
-    outbox: list[bytes] = attrs.Factory(list)
-    ready: trio.Event = attrs.Factory(trio.Event)
-    flushed: trio.Event = attrs.Factory(trio.Event)
-    """Set (and replaced) by the writer after each write: a large answer's next part waits
-    for it rather than queueing every part at once."""
+    outbox: Outbox = attrs.Factory(Outbox)
     closed: bool = False
 
     def send(self, frame: dict[str, Any]) -> None:
@@ -98,8 +97,7 @@ class _Connection:
             self.closed = True
             self.scope.cancel()
             return
-        self.outbox.append(data)
-        self.ready.set()
+        self.outbox.put(data)
 
     def answer(self, frame: dict[str, Any]) -> bool:
         """Queue the answer to one request; one too large to frame is replaced by a
@@ -123,8 +121,7 @@ class _Connection:
                 use_bin_type=True,
             )
             fits = False
-        self.outbox.append(encode_frame(payload, self.max_frame))
-        self.ready.set()
+        self.outbox.put(encode_frame(payload, self.max_frame))
         return fits
 
 
@@ -157,13 +154,7 @@ async def serve_client(member: Member, stream: trio.abc.Stream, max_frame: int =
 
 async def _writer(stream: trio.abc.Stream, conn: _Connection) -> None:
     try:
-        while True:
-            await conn.ready.wait()
-            conn.ready = trio.Event()
-            batch, conn.outbox = conn.outbox, []
-            await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
-            conn.flushed.set()
-            conn.flushed = trio.Event()
+        await conn.outbox.run(stream)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         conn.scope.cancel()
 
@@ -297,7 +288,7 @@ async def _send_range(conn: _Connection, rid: int, reader: RangeReader) -> None:
             return
         body = {"kvs": [wire.encode_kv(kv) for kv in part]}
         frame = {"id": rid, "ok": True, "header": encoded_header, "body": body, "partial": True}
-        flushed = conn.flushed
+        flushed = conn.outbox.flushed
         if not conn.answer(frame):
             return
         await flushed.wait()
