@@ -17,6 +17,16 @@ from __future__ import annotations
 from typing import Any
 
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
+from raftkube_fuzz.cluster.object_history import (
+    ObjectHistories,
+    create_request,
+    created,
+    delete_request,
+    deleted,
+    patch_request,
+    patched,
+    send,
+)
 
 Obj = dict[str, Any]
 
@@ -126,29 +136,35 @@ RESOURCES = {
 }
 
 
-async def apply(client: KubeClient, obj: Obj) -> str:
+async def apply(client: KubeClient, obj: Obj, history: ObjectHistories | None = None) -> str:
     """Create ``obj``, or (if it exists) patch its spec to match: what ``kubectl apply`` does
-    for the fields set here. Returns how it went, for the timeline."""
+    for the fields set here. Returns how it went, for the timeline; each request goes to
+    ``history`` too, when given (for the object linearizability check)."""
     path = RESOURCES[obj["kind"]]
     try:
-        await client.create(path, obj)
+        await send(history, create_request(obj), lambda: client.create(path, obj), created(obj))
         return "created"
     except KubeAPIError as exc:
         if exc.code != 409:
             return f"create refused: {exc.code} {exc}"
     except KubeConnectionError as exc:
         return f"create failed: {exc}"
-    return await _patch(client, path, obj)
+    return await _patch(client, path, obj, history)
 
 
-async def _patch(client: KubeClient, path: str, obj: Obj) -> str:
+async def _patch(client: KubeClient, path: str, obj: Obj, history: ObjectHistories | None) -> str:
     name = obj["metadata"]["name"]
     try:
-        await client.call(
-            "PATCH",
-            f"{path}/{name}",
-            body={"spec": obj["spec"]},
-            content_type="application/merge-patch+json",
+        await send(
+            history,
+            patch_request(obj),
+            lambda: client.call(
+                "PATCH",
+                f"{path}/{name}",
+                body={"spec": obj["spec"]},
+                content_type="application/merge-patch+json",
+            ),
+            patched(obj),
         )
         return "patched"
     except KubeAPIError as exc:
@@ -157,7 +173,13 @@ async def _patch(client: KubeClient, path: str, obj: Obj) -> str:
         return f"patch failed: {exc}"
 
 
-async def delete(client: KubeClient, kind: str, name: str, cascade: str = "background") -> str:
+async def delete(
+    client: KubeClient,
+    kind: str,
+    name: str,
+    cascade: str = "background",
+    history: ObjectHistories | None = None,
+) -> str:
     """Delete as ``kubectl delete --cascade=<cascade>`` does: ``background`` (the object goes
     at once and the garbage collector removes its dependents after it) or ``foreground`` (the
     object stays, marked, until the collector has deleted every dependent that blocks it).
@@ -169,9 +191,15 @@ async def delete(client: KubeClient, kind: str, name: str, cascade: str = "backg
     if cascade not in ("background", "foreground"):
         raise ValueError(f"cascade {cascade!r}: not background or foreground")
     options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+    foreground = cascade == "foreground"
     try:
-        await client.call(
-            "DELETE", f"{RESOURCES[kind]}/{name}", body=options if cascade == "foreground" else None
+        await send(
+            history,
+            delete_request(kind, NAMESPACE, name, foreground),
+            lambda: client.call(
+                "DELETE", f"{RESOURCES[kind]}/{name}", body=options if foreground else None
+            ),
+            deleted,
         )
         return "deleted"
     except KubeAPIError as exc:

@@ -17,8 +17,9 @@ Checks: after every step, the spec's safety properties on every revision the sto
 (:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run; at the end, once
 every fault healed, eventual stable reconciliation within a bound derived from the timeouts
 (:mod:`raftkube_fuzz.checks.reconciliation`), every kube-proxy's routes included
-(:mod:`raftkube_fuzz.checks.proxy_routes`); and, as in every suite, nothing may escape a
-component (an exception out of a host is a failure).
+(:mod:`raftkube_fuzz.checks.proxy_routes`), and the linearizability of the user's object
+requests (:mod:`raftkube_fuzz.checks.object_linearizability`); and, as in every suite, nothing
+may escape a component (an exception out of a host is a failure).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from raftkube_fuzz.checks import account_tokens
+from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
+from raftkube_fuzz.checks.object_linearizability import ObjectLinearizabilityCheck, histories_of
 from raftkube_fuzz.checks.proxy_routes import Routes, misrouted, show_routes
 from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
+from raftkube_fuzz.checks.standard import standard_checks
 from raftkube_fuzz.cluster import accounts, actions
 from raftkube_fuzz.cluster.components import (
     LEADER_LEASE,
@@ -190,29 +194,32 @@ def _account_action(run: Run, kind: str, name: str) -> None:
 
 def execute_client(run: Run, step: Step) -> bool:
     kind = step.kind
+    history = histories_of(run)
     if kind == "apply_rs":
         obj = actions.replica_set(step["name"], step["replicas"])
         _user_action(run, f"apply {step['name']} x{step['replicas']}",
-                     lambda c: actions.apply(c, obj))  # fmt: skip
+                     lambda c: actions.apply(c, obj, history))  # fmt: skip
     elif kind == "apply_deployment":
         obj = actions.deployment(step["name"], step["replicas"], step["version"])
         _user_action(
             run,
             f"apply {step['name']} x{step['replicas']} version {step['version']}",
-            lambda c: actions.apply(c, obj),
+            lambda c: actions.apply(c, obj, history),
         )
     elif kind == "create_pinned":
         obj = actions.pinned_pod(step["node"])
-        _user_action(run, f"create pinned-{step['node']}", lambda c: actions.apply(c, obj))
+        _user_action(run, f"create pinned-{step['node']}",
+                     lambda c: actions.apply(c, obj, history))  # fmt: skip
     elif kind == "apply_service":
         obj = actions.service(step["target"])
-        _user_action(run, f"apply svc-{step['target']}", lambda c: actions.apply(c, obj))
+        _user_action(run, f"apply svc-{step['target']}",
+                     lambda c: actions.apply(c, obj, history))  # fmt: skip
     elif kind == "delete":
         resource, name = step["resource"], step["name"]
         cascade = step.get("cascade", "background")
         flag = "" if cascade == "background" else f" --cascade={cascade}"
         _user_action(run, f"delete {resource} {name}{flag}",
-                     lambda c: actions.delete(c, resource, name, cascade))  # fmt: skip
+                     lambda c: actions.delete(c, resource, name, cascade, history))  # fmt: skip
     elif kind in accounts.STEP_KINDS:
         _account_action(run, kind, step["name"])
     elif kind == "long_wait":
@@ -335,6 +342,12 @@ def check_end(run: Run) -> None:
             f"as the user asked: {'; '.join(state['problems'][:5])}",
             {"bound": limit, "problems": state["problems"][:20]},
         )
+
+
+def cluster_checks(run: Run) -> list[Check]:
+    """The store suites' checks (the suite's own among them), then the user's object
+    requests' linearizability (:mod:`raftkube_fuzz.checks.object_linearizability`)."""
+    return [*standard_checks(run), ObjectLinearizabilityCheck()]
 
 
 # --- the machine ------------------------------------------------------------------------------
@@ -541,5 +554,6 @@ SUITE = Suite(
     check_step=check_step,
     check_end=check_end,
     sole_writers=False,
+    checks=cluster_checks,
 )
 ClusterMachine.suite = SUITE
