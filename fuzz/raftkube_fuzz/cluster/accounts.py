@@ -35,6 +35,11 @@ need it to be admitted, which would tie the workloads' reconciliation to these s
 NAMESPACE = "default"
 PATH = f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts"
 STEP_KINDS = ("create_account", "request_token", "delete_account")
+SETUPS = ("none", "created", "tokens")
+"""The suite's ``accounts`` setting: ``created`` has the user create every account of
+:data:`ACCOUNT_NAMES` before the first step, so a token can be asked for at once and a
+deletion has something to delete; ``tokens`` also asks for a token for each, so the user
+holds one from the start: a search about what outlives an account."""
 
 TOKEN_SECONDS = 86_400
 """What each TokenRequest asks for (``kubectl create token --duration 24h``): far longer than

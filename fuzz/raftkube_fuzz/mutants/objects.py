@@ -108,6 +108,6 @@ MUTANTS = (
         "DeletedAccountTokens",
         False,
         patch(TokenVerifier, "verify", _verify_without_live_account),
-        {"store_faults": "off"},
+        {"store_faults": "off", "accounts": "tokens"},
     ),
 )

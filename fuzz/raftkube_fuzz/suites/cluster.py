@@ -92,6 +92,7 @@ DEFAULT_CONFIG = {
     "schedulers": 2,
     "store_faults": "on",
     "slow": "off",
+    "accounts": "none",
 }
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
 nothing), for a search about the control plane's own loops. ``slow=managers`` (or
@@ -152,6 +153,7 @@ def prepare(run: Run) -> None:
     slow = setting(run, "slow", ("off", "managers", "schedulers"), "off")
     for host in {"off": [], "managers": plane.managers, "schedulers": plane.schedulers}[slow]:
         slow_host(run, host, SLOW_SCENARIO)
+    _accounts_at_start(run)
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -190,6 +192,21 @@ def _account_action(run: Run, kind: str, name: str) -> None:
         number = tokens.kept
         _user_action(run, f"create token {name} (token {number})",
                      lambda c: accounts.request_token(c, name, number, tokens.keep))  # fmt: skip
+
+
+def _accounts_at_start(run: Run) -> None:
+    """The ``accounts`` setting (:data:`raftkube_fuzz.cluster.accounts.SETUPS`): the user's
+    accounts are created before the first step (and with ``tokens`` a token asked for each)."""
+    setup = setting(run, "accounts", accounts.SETUPS, "none")
+    if setup == "none":
+        return
+    plane = plane_of(run)
+    for name in accounts.ACCOUNT_NAMES:
+        outcome = run.sim.call(accounts.create, plane.admin, name, limit=ACTION_LIMIT)
+        text = f"user: create serviceaccount {name}: {outcome}"
+        run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
+        if setup == "tokens":
+            _account_action(run, "request_token", name)
 
 
 def execute_client(run: Run, step: Step) -> bool:
@@ -385,11 +402,19 @@ class ClusterMachine(SuiteMachine):
     def apply_service(self, workload: str) -> None:
         self.apply(Step.of("apply_service", target=workload))
 
-    @rule(kind=st.sampled_from(accounts.STEP_KINDS), name=st.sampled_from(accounts.ACCOUNT_NAMES))
+    @rule(
+        kind=st.sampled_from(("create_account", "delete_account")),
+        name=st.sampled_from(accounts.ACCOUNT_NAMES),
+    )
     def service_account(self, kind: str, name: str) -> None:
-        """Create or delete a ServiceAccount, or ask for a token for one, which the user keeps
-        (:mod:`raftkube_fuzz.checks.account_tokens` presents it after later steps)."""
+        """Create or delete a ServiceAccount."""
         self.apply(Step.of(kind, name=name))
+
+    @rule(name=st.sampled_from(accounts.ACCOUNT_NAMES))
+    def account_token(self, name: str) -> None:
+        """Ask for a ServiceAccount's token, which the user keeps
+        (:mod:`raftkube_fuzz.checks.account_tokens` presents it after later steps)."""
+        self.apply(Step.of("request_token", name=name))
 
     @rule(
         which=st.sampled_from(
