@@ -224,8 +224,19 @@ async def open_api_server(
     ssl_ctx = None
     if config.etcd_cafile is not None:
         ssl_ctx = client_context(config.etcd_cafile, config.etcd_certfile, config.etcd_keyfile)
+    # at_most_once: a write is resent only when it certainly was not applied (as etcd's
+    # clientv3 does for kube-apiserver's mutations); otherwise its fate is unknown and the
+    # request fails with a 500. A resend after a lost answer would find its own effect and
+    # answer AlreadyExists to a create it made, Conflict to an update it applied, NotFound
+    # to a delete it did (the cluster suite's object linearizability check found the first).
     async with (
-        Client(list(config.etcd_servers), ssl_context=ssl_ctx, network=network, clock=clock)
+        Client(
+            list(config.etcd_servers),
+            ssl_context=ssl_ctx,
+            network=network,
+            clock=clock,
+            at_most_once=True,
+        )
         if store_client is None
         else _borrowed(store_client) as client,
         trio.open_nursery() as nursery,
