@@ -3,6 +3,8 @@ must still behave as a Trio stream: whole sends, EOF, closing, fairness."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import pytest
 import trio
 import trio.testing
@@ -81,3 +83,48 @@ async def test_a_reader_with_data_always_ready_still_yields(
 def test_only_plain_socket_streams_are_wrapped() -> None:
     left, _right = trio.testing.memory_stream_pair()
     assert fast_stream(left) is left
+
+
+class _CountingSocket:
+    """The stream's socket, counting ``recv`` calls."""
+
+    def __init__(self, sock: object) -> None:
+        self._inner = sock
+        self.recvs = 0
+
+    def recv(self, size: int) -> bytes:
+        self.recvs += 1
+        return self._inner.recv(size)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.trio
+async def test_after_a_read_that_emptied_the_buffer_the_next_waits_before_reading() -> None:
+    """A request-answer connection's next read would fail with EAGAIN: it is not tried."""
+    a, b = await _pair()
+    counting = _CountingSocket(b._sock)
+    b._sock = counting  # type: ignore[assignment]
+    await a.send_all(b"12345")
+    assert await b.receive_some(100) == b"12345"  # short: the kernel had no more
+    assert counting.recvs == 1
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _append(got, b.receive_some(100)))
+        await trio.testing.wait_all_tasks_blocked()
+        assert counting.recvs == 1, "a read was tried on a buffer known to be empty"
+        await a.send_all(b"678")
+    assert got == [b"678"] and counting.recvs == 2
+    # A read that filled its request may have left bytes behind: the next one reads first.
+    await a.send_all(b"abcdef")
+    assert await b.receive_some(3) == b"abc"
+    assert await b.receive_some(3) == b"def"
+    assert counting.recvs == 4
+    b._sock = counting._inner  # type: ignore[assignment]
+    await a.aclose()
+    await b.aclose()
+
+
+async def _append(into: list[bytes], receiving: Awaitable[bytes]) -> None:
+    into.append(await receiving)

@@ -40,6 +40,8 @@ class RawSocketStream(trio.abc.Stream):
         self._sock = socket.socket(fileno=stream.socket.fileno())
         self._sock.setblocking(False)
         self._unyielded = 0
+        self._drained = False
+        """The last receive got less than it asked for: the kernel had nothing more then."""
 
     async def _pace(self) -> None:
         self._unyielded += 1
@@ -49,6 +51,14 @@ class RawSocketStream(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         size = 65536 if max_bytes is None else max_bytes
+        if self._drained:
+            # The last read emptied the kernel's buffer, so a read now would most likely
+            # fail with EAGAIN (a request-answer connection: the peer sends again only once
+            # answered): wait first and save that syscall and its exception. Readiness is
+            # level-triggered, so bytes that came meanwhile end the wait at once.
+            self._drained = False
+            self._unyielded = 0
+            await self._wait_readable()
         while True:
             if self._sock.fileno() == -1:
                 raise trio.ClosedResourceError("the stream was closed")
@@ -56,12 +66,18 @@ class RawSocketStream(trio.abc.Stream):
                 data = self._sock.recv(size)
             except BlockingIOError:
                 self._unyielded = 0
-                await trio.lowlevel.wait_readable(self._sock)
+                await self._wait_readable()
                 continue
             except _ERRORS as exc:
                 raise trio.BrokenResourceError(str(exc)) from exc
+            self._drained = 0 < len(data) < size
             await self._pace()
             return data
+
+    async def _wait_readable(self) -> None:
+        if self._sock.fileno() == -1:
+            raise trio.ClosedResourceError("the stream was closed")
+        await trio.lowlevel.wait_readable(self._sock)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         with memoryview(data) as view:
