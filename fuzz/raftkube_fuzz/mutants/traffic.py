@@ -95,6 +95,6 @@ MUTANTS = (
         "EventualStableReconciliation",
         False,
         patch(LoadBalancerRR, "on_endpoints_update", _merge_endpoints_update),
-        {"store_faults": "off"},
+        {"store_faults": "off", "services": "all"},
     ),
 )

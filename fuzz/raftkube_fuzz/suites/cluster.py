@@ -93,13 +93,16 @@ DEFAULT_CONFIG = {
     "store_faults": "on",
     "slow": "off",
     "accounts": "none",
+    "services": "off",
 }
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
 nothing), for a search about the control plane's own loops. ``slow=managers`` (or
 ``schedulers``) starts every example with those components' connections lagging as
 ``host_slow`` makes them (ceiling :data:`SLOW_SCENARIO` s): a scenario where one informer's
 watch runs behind another's and a write's own echo comes back late all the time, for a search
-about loops acting on such views."""
+about loops acting on such views. ``services=all`` has the user create every workload's
+Service (``svc-<workload>``) as the example starts, so every pod the steps start, replace or
+remove changes some Service's Endpoints: a search about what follows Endpoints (kube-proxy)."""
 
 SLOW_SCENARIO = 1.0
 
@@ -154,6 +157,12 @@ def prepare(run: Run) -> None:
     for host in {"off": [], "managers": plane.managers, "schedulers": plane.schedulers}[slow]:
         slow_host(run, host, SLOW_SCENARIO)
     _accounts_at_start(run)
+    if setting(run, "services", ("off", "all"), "off") == "all":
+        history = histories_of(run)
+        for target in actions.WORKLOADS:
+            obj = actions.service(target)
+            _user_action(run, f"apply svc-{target}",
+                         lambda c, obj=obj: actions.apply(c, obj, history))  # fmt: skip
 
 
 # --- steps ------------------------------------------------------------------------------------
