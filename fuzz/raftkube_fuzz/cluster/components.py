@@ -41,7 +41,7 @@ from raftkube.proxy.proxier import Proxier
 from raftkube.runtime import ContainerScript, SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
 from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
-from raftkube_fuzz.cluster.lag import Dial, Lags, lagging_dial
+from raftkube_fuzz.cluster.lag import Dial, LaggingWatchClient, Lags, lagging_dial
 from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import SimPKI
 from raftkube_fuzz.world.clock import SimClock
@@ -102,16 +102,21 @@ def client_for(
     env: HostEnv, kubeconfig: str, user_agent: str, lags: Lags | None = None
 ) -> KubeClient:
     """A client from ``kubeconfig`` that dials through the host's network on its clock (each
-    connection lagging as ``lags`` says for this host: :mod:`.lag`)."""
+    connection, and each watch, lagging as ``lags`` says for this host: :mod:`.lag`)."""
     dial: Dial = env.network.open_stream
-    if lags is not None:
-        dial = lagging_dial(dial, env.clock, env.rng, lambda: lags.of(env.name))
-    return KubeClient.from_kubeconfig(
+    if lags is None:
+        return KubeClient.from_kubeconfig(
+            kubeconfig, clock=env.clock, dial=dial, user_agent=user_agent, timeout=10.0
+        )
+    dial = lagging_dial(dial, env.clock, env.rng, lambda: lags.of(env.name))
+    return LaggingWatchClient.from_kubeconfig(
         kubeconfig,
         clock=env.clock,
         dial=dial,
         user_agent=user_agent,
         timeout=10.0,
+        watch_ceiling=lambda: lags.watches_of(env.name),
+        rng=env.rng,
     )
 
 

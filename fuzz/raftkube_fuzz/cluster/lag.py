@@ -13,16 +13,28 @@ stays in order; two connections are out of order with each other by the differen
 shares. The ceiling is read at each chunk, so raising it (the suite's ``host_slow`` step)
 slows connections already open, and the final heal sets it back to 0. The shares come from
 a generator seeded from the host's own, so a run stays a function of its seed.
+
+A second, narrower lag delays a component's *watches* alone (:class:`LaggingWatchClient`),
+as when the API server's dispatch to one watcher falls behind while its requests are still
+answered at once: each watch draws its share of the host's *watch* ceiling when it starts
+and hands on every event that much after it read the previous one. A controller then reads
+the objects fresh by GET but sees even its own writes come back late through its informers,
+which is the view the endpoints controller's comparison with its cache went wrong on
+(kubernetes #125638). Its generator is drawn from the host's only when a watch first lags, so
+a run that never asks for it draws exactly what it drew before.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import attrs
 import trio
 
 from raftkube.clock import Clock
+from raftkube.kubeclient import KubeClient, Watch
 
 Dial = Callable[[str, int], Awaitable[trio.abc.Stream]]
 
@@ -32,15 +44,24 @@ class Lags:
 
     def __init__(self) -> None:
         self._ceilings: dict[str, float] = {}
+        self._watch_ceilings: dict[str, float] = {}
 
     def set(self, host: str, seconds: float) -> None:
         self._ceilings[host] = seconds
 
+    def set_watches(self, host: str, seconds: float) -> None:
+        """The ceiling of ``host``'s watch lag alone (:class:`LaggingWatchClient`)."""
+        self._watch_ceilings[host] = seconds
+
     def clear(self) -> None:
         self._ceilings.clear()
+        self._watch_ceilings.clear()
 
     def of(self, host: str) -> float:
         return self._ceilings.get(host, 0.0)
+
+    def watches_of(self, host: str) -> float:
+        return self._watch_ceilings.get(host, 0.0)
 
 
 class LaggingStream(trio.abc.Stream):
@@ -82,3 +103,63 @@ def lagging_dial(
         return LaggingStream(stream, clock, shares.random(), ceiling)
 
     return open_stream
+
+
+class LaggingWatch(Watch):
+    """``inner``, handing on each event its share of the ceiling after it read the previous
+    one (in order: a watch never reorders). The share is drawn (``draw_share``) at the first
+    event read while the ceiling is above 0, so a watch opened before its host was slowed
+    lags from then on. Everything else is ``inner``'s own."""
+
+    def __init__(
+        self,
+        inner: Watch,
+        clock: Clock,
+        draw_share: Callable[[], float],
+        ceiling: Callable[[], float],
+    ) -> None:
+        # Not Watch.__init__: every method a watch has is delegated to ``inner``.
+        self._inner = inner
+        self._lag_clock = clock
+        self._draw_share = draw_share
+        self._share: float | None = None
+        self._ceiling = ceiling
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> LaggingWatch:
+        await self._inner.start()
+        return self
+
+    async def __anext__(self) -> tuple[str, dict[str, Any]]:
+        event = await self._inner.__anext__()
+        ceiling = self._ceiling()
+        if ceiling > 0:
+            if self._share is None:
+                self._share = self._draw_share()
+            await self._lag_clock.sleep_until(self._lag_clock.now() + self._share * ceiling)
+        return event
+
+
+@attrs.define
+class LaggingWatchClient(KubeClient):
+    """A :class:`~raftkube.kubeclient.KubeClient` whose watches lag by their own share of
+    ``watch_ceiling()`` (0: not at all); its requests are untouched. The shares come from a
+    generator seeded from ``rng`` when the first is needed."""
+
+    watch_ceiling: Callable[[], float] = attrs.field(default=lambda: 0.0, kw_only=True)
+    rng: random.Random = attrs.field(factory=lambda: random.Random(0), kw_only=True)
+    _shares: random.Random | None = attrs.field(default=None, init=False)
+
+    def _draw_share(self) -> float:
+        if self._shares is None:
+            self._shares = random.Random(self.rng.random())
+        return self._shares.random()
+
+    def watch(self, *args: Any, **kwargs: Any) -> Watch:
+        inner = super().watch(*args, **kwargs)
+        return LaggingWatch(inner, self.clock, self._draw_share, self.watch_ceiling)

@@ -86,7 +86,7 @@ MUTANTS = (
         "EventualStableReconciliation",
         False,
         patch(EndpointsController, "sync_service", _sync_against_cached_endpoints),
-        {"store_faults": "off", "slow": "managers"},
+        {"store_faults": "off", "slow": "manager-watches"},
     ),
     Mutant(
         "proxy-keeps-removed-endpoint",

@@ -100,11 +100,18 @@ nothing), for a search about the control plane's own loops. ``slow=managers`` (o
 ``schedulers``) starts every example with those components' connections lagging as
 ``host_slow`` makes them (ceiling :data:`SLOW_SCENARIO` s): a scenario where one informer's
 watch runs behind another's and a write's own echo comes back late all the time, for a search
-about loops acting on such views. ``services=all`` has the user create every workload's
-Service (``svc-<workload>``) as the example starts, so every pod the steps start, replace or
-remove changes some Service's Endpoints: a search about what follows Endpoints (kube-proxy)."""
+about loops acting on such views. ``slow=manager-watches`` lags the controller managers'
+watches alone (ceiling :data:`WATCH_LAG_SCENARIO` s,
+:class:`~raftkube_fuzz.cluster.lag.LaggingWatchClient`) while their requests are answered at
+once: a manager reads fresh objects by GET but sees its own writes come back through its
+informers seconds late, longer than a Deployment's pod takes to turn Ready, for a search about
+loops that trust their cache over their own last write. ``services=all`` has the user create
+every workload's Service (``svc-<workload>``) as the example starts, so every pod the steps
+start, replace or remove changes some Service's Endpoints: a search about what follows
+Endpoints (kube-proxy)."""
 
 SLOW_SCENARIO = 1.0
+WATCH_LAG_SCENARIO = 10.0
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -153,8 +160,13 @@ def prepare(run: Run) -> None:
 
     run.sim.call(started, limit=STARTUP_LIMIT)
     run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
-    slow = setting(run, "slow", ("off", "managers", "schedulers"), "off")
-    for host in {"off": [], "managers": plane.managers, "schedulers": plane.schedulers}[slow]:
+    slow = setting(run, "slow", ("off", "managers", "schedulers", "manager-watches"), "off")
+    if slow == "manager-watches":
+        for host in plane.managers:
+            plane.lags.set_watches(host.name, WATCH_LAG_SCENARIO)
+            run.fault("host_slow", f"{host.name}'s watches lag, each by its own share of "
+                      f"{WATCH_LAG_SCENARIO} s", hosts=[host.name])  # fmt: skip
+    for host in {"managers": plane.managers, "schedulers": plane.schedulers}.get(slow, []):
         slow_host(run, host, SLOW_SCENARIO)
     _accounts_at_start(run)
     if setting(run, "services", ("off", "all"), "off") == "all":
