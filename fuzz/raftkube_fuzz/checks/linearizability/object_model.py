@@ -25,7 +25,10 @@ digest covers. What the model can then still refuse: a create answered 201 while
 must exist or 409 while it cannot, a patch or delete answered 404 while the object must
 exist, an answer with another object's uid, a ``resourceVersion`` that went back, a write
 that changed the tracked ``spec`` without a new ``resourceVersion``, a ``deletionTimestamp``
-that went away, a background delete of an object no finalizer holds that left it behind.
+that went away, a foreground delete (or one of an object finalizers hold) that removed it at
+once. A background delete may leave a non-Pod object behind, marked: another writer may have
+added a finalizer (none of the suite's do, but the model does not know which writes added
+what).
 
 **The server's choices come from its answer.** uid and ``resourceVersion`` are picked by the
 server; which of the moves above the other writers made is not visible either. As in
