@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import trio
@@ -60,6 +60,8 @@ from raftkube_spec.kv.types import KeyValue
 if TYPE_CHECKING:
     from raftkube_fuzz.cluster.plane import ControlPlane
     from raftkube_fuzz.example import Run
+
+C = TypeVar("C")
 
 PREFIX = b"/registry/serviceaccounts/"
 CACHE = "serviceaccounts"
@@ -157,7 +159,22 @@ class AccountTokens:
         self.kept = 0
         """Tokens kept so far (their numbers)."""
         self.violation: Violation | None = None
+        self.in_flight = 0
+        """The user's account actions under way: the end check waits for them, so that a
+        deletion sent by the last step is judged too."""
         self._tasks: list[SimTask[None]] = []
+
+    def tracked(self, action: Callable[[C], Awaitable[str]]) -> Callable[[C], Awaitable[str]]:
+        """``action`` (a user's account action), counted in :attr:`in_flight` while it runs."""
+
+        async def run(client: C) -> str:
+            self.in_flight += 1
+            try:
+                return await action(client)
+            finally:
+                self.in_flight -= 1
+
+        return run
 
     def keep(self, kept: KeptToken) -> None:
         self.tokens.append(Judged(kept))
@@ -290,8 +307,8 @@ class AccountTokens:
                 self._tasks.append(run.sim.spawn(self.probe, run, judged, limit=PROBE_LIMIT))
 
     def at_end(self, run: Run) -> None:
-        """Once every fault healed: judge every token not yet judged, within
-        :data:`END_LIMIT`."""
+        """Once every fault healed and the user's account actions under way are done: judge
+        every token not yet judged, within :data:`END_LIMIT`."""
 
         async def judge_all() -> None:
             deadline = trio.current_time() + END_LIMIT
@@ -307,7 +324,7 @@ class AccountTokens:
                             break
                         with CancelAfter(PROBE_LIMIT):
                             await self.probe(run, judged)
-                if not pending:
+                if not pending and not self.in_flight:
                     return
                 await sleep(END_POLL)
 

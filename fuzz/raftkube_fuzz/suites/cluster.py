@@ -202,17 +202,19 @@ def _user_action(run: Run, text: str, action: Any) -> None:
 def _account_action(run: Run, kind: str, name: str) -> None:
     """A ServiceAccount action (:mod:`raftkube_fuzz.cluster.accounts`); a token issued is kept
     for the check that it authenticates exactly while its account lives
-    (:mod:`raftkube_fuzz.checks.account_tokens`)."""
+    (:mod:`raftkube_fuzz.checks.account_tokens`), which also counts the actions under way."""
+    tokens = account_tokens.of(run)
     if kind == "create_account":
-        _user_action(run, f"create serviceaccount {name}", lambda c: accounts.create(c, name))
+        _user_action(run, f"create serviceaccount {name}",
+                     tokens.tracked(lambda c: accounts.create(c, name)))  # fmt: skip
     elif kind == "delete_account":
-        _user_action(run, f"delete serviceaccount {name}", lambda c: accounts.delete(c, name))
+        _user_action(run, f"delete serviceaccount {name}",
+                     tokens.tracked(lambda c: accounts.delete(c, name)))  # fmt: skip
     else:
-        tokens = account_tokens.of(run)
         tokens.kept += 1
         number = tokens.kept
-        _user_action(run, f"create token {name} (token {number})",
-                     lambda c: accounts.request_token(c, name, number, tokens.keep))  # fmt: skip
+        ask = tokens.tracked(lambda c: accounts.request_token(c, name, number, tokens.keep))
+        _user_action(run, f"create token {name} (token {number})", ask)
 
 
 def _accounts_at_start(run: Run) -> None:
