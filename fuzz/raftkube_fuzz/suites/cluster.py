@@ -77,6 +77,11 @@ LONG_WAITS = (2.0, 5.0, 10.0, 30.0)
 
 FAULT_HOLDS = (0.002, 1.0, 5.0)
 
+OUTAGE_HOLDS = (1.0, 30.0, 60.0)
+"""How long a ``nodes_cut`` step lets the outage last before the next step: long enough, in
+one step, for the node lifecycle controller to judge every node lost (its grace period is
+20 s) and act on it, which the search would otherwise need several waits without a heal for."""
+
 CLOCK_JUMPS = (1.0, 5.0, 30.0)
 CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
 WALL_OFFSETS = (-30.0, -20.0, 20.0, 30.0)
@@ -510,7 +515,7 @@ class ClusterMachine(SuiteMachine):
         hold = data.draw(evenly(FAULT_HOLDS), label="hold")
         self.apply(Step.of("host_cut", host=host, hold=hold))
 
-    @rule(hold=evenly(FAULT_HOLDS))
+    @rule(hold=evenly(OUTAGE_HOLDS))
     def nodes_cut(self, hold: float) -> None:
         """Cut the control plane off from every node at once (a heal drawn by
         :meth:`component_partition` ends it): every node looks down together."""
