@@ -86,7 +86,7 @@ MUTANTS = (
         "EventualStableReconciliation",
         False,
         patch(EndpointsController, "sync_service", _sync_against_cached_endpoints),
-        {"store_faults": "off", "slow": "manager-watches"},
+        {"store_faults": "off", "slow": "manager-watches", "services": "all"},
     ),
     Mutant(
         "proxy-keeps-removed-endpoint",
