@@ -10,17 +10,23 @@ userspace proxier matches an Endpoints subset's port to the Service's.
 
 It is computed here from the Endpoints objects directly, not with the proxier's own
 :func:`~raftkube.proxy.servicemap.endpoints_map`, so a bug in that function would be seen too.
-What it cannot see: connections (nothing in the simulated world listens on a ClusterIP or in a
-pod, see :class:`~raftkube_fuzz.cluster.components.ProxyProcess`), and how long a proxier ran
-behind during the run, only that it caught up by the end.
+:func:`note_routes` also puts each change of a proxier's table on its node's lane of the
+timeline. What it cannot see: connections (nothing in the simulated world listens on a
+ClusterIP or in a pod, see :class:`~raftkube_fuzz.cluster.components.ProxyProcess`), and how
+long a proxier ran behind during the run, only that it caught up by the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raftkube.proxy.servicemap import HostPort, ServicePortName
+from raftkube_fuzz.timeline import CHECK
+
+if TYPE_CHECKING:
+    from raftkube_fuzz.cluster.plane import ControlPlane
+    from raftkube_fuzz.example import Run
 
 Obj = dict[str, Any]
 Routes = Mapping[ServicePortName, list[HostPort]]
@@ -63,6 +69,28 @@ def misrouted(endpoints: Iterable[Obj], proxies: Mapping[str, Routes | None]) ->
                     f"its Endpoints list {_show(want.get(spn, []))}"
                 )
     return problems
+
+
+def routes_by_node(plane: ControlPlane) -> dict[str, Routes | None]:
+    """Where each up node's kube-proxy routes each Service port, by node name (None: its
+    proxier has not started yet)."""
+    return {
+        node: None if process.proxy.proxier is None else process.proxy.proxier.routes()
+        for node, process in plane.runtimes().items()
+    }
+
+
+def note_routes(run: Run, plane: ControlPlane) -> None:
+    """Put each kube-proxy's table on its node's lane when it changes: what each proxier made
+    of the Endpoints, for a person reading the timeline."""
+    last = run.extras.setdefault("proxy_routes", {})
+    for process in plane.runtimes().values():
+        proxier = process.proxy.proxier
+        text = "not started" if proxier is None else show_routes(proxier.routes())
+        if last.get(process.env.name) != text:
+            last[process.env.name] = text
+            info = {"host": process.env.name}
+            run.timeline.add(run.sim.now, None, CHECK, f"kube-proxy routes {text}", info)
 
 
 def show_routes(routes: Routes) -> str:

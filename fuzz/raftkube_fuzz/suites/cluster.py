@@ -36,7 +36,7 @@ from raftkube_fuzz.checks import account_tokens
 from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.object_linearizability import ObjectLinearizabilityCheck, histories_of
-from raftkube_fuzz.checks.proxy_routes import Routes, misrouted, show_routes
+from raftkube_fuzz.checks.proxy_routes import misrouted, note_routes, routes_by_node
 from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
 from raftkube_fuzz.checks.standard import standard_checks
 from raftkube_fuzz.cluster import accounts, actions
@@ -287,27 +287,6 @@ def running_pods(run: Run) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def proxy_routes(run: Run) -> dict[str, Routes | None]:
-    """Where each up node's kube-proxy routes each Service port (None: not started yet)."""
-    return {
-        node: None if process.proxy.proxier is None else process.proxy.proxier.routes()
-        for node, process in plane_of(run).runtimes().items()
-    }
-
-
-def note_proxy_routes(run: Run) -> None:
-    """Put each kube-proxy's table on its node's lane when it changes: what each proxier made
-    of the Endpoints, for a person reading the timeline."""
-    last = run.extras.setdefault("proxy_routes", {})
-    for process in plane_of(run).runtimes().values():
-        proxier = process.proxy.proxier
-        text = "not started" if proxier is None else show_routes(proxier.routes())
-        if last.get(process.env.name) != text:
-            last[process.env.name] = text
-            info = {"host": process.env.name}
-            run.timeline.add(run.sim.now, None, CHECK, f"kube-proxy routes {text}", info)
-
-
 def check_step(run: Run) -> None:
     if "observer" not in run.extras:
         return
@@ -316,7 +295,7 @@ def check_step(run: Run) -> None:
         note_step(run, run.steps[-1], observer.disruption)
     observer.follow(run.written)
     observer.check_machines(running_pods(run))
-    note_proxy_routes(run)
+    note_routes(run, plane_of(run))
     overlap = plane_of(run).leadership.overlapping()
     if overlap != run.extras.get("overlap", ()):
         run.extras["overlap"] = overlap
@@ -364,7 +343,7 @@ def check_end(run: Run) -> None:
             observer.follow(run.written)
             observer.check_machines(running_pods(run))
             problems = unreconciled(observer)
-            problems += misrouted(observer.of("Endpoints"), proxy_routes(run))
+            problems += misrouted(observer.of("Endpoints"), routes_by_node(plane_of(run)))
             now = trio.current_time()
             if problems:
                 state["since"] = None
