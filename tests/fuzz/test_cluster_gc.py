@@ -1,0 +1,42 @@
+"""The garbage collector in the ``cluster`` suite: ``rs-a`` deleted in the foreground beside
+``rs-a-canary``, whose pods ``rs-a``'s selector matches but the canary owns. The real collector
+leaves the canary's pods (and the cluster reconciles); with ``gc-selects-by-label`` patched in,
+``GCDeletesOnlyDependents`` catches it deleting one. A whole control plane per run: two short
+runs of five steps."""
+
+from __future__ import annotations
+
+import contextlib
+
+from raftkube_fuzz.example import run_steps
+from raftkube_fuzz.mutants import MUTANTS
+from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suites import get_suite
+
+STEPS = [
+    Step.of("apply_rs", name="rs-a", replicas=1),
+    Step.of("apply_rs", name="rs-a-canary", replicas=1),
+    Step.of("long_wait", seconds=10.0),
+    Step.of("delete", resource="ReplicaSet", name="rs-a", cascade="foreground"),
+    Step.of("long_wait", seconds=10.0),
+]
+CONFIG = {"servers": 1, "nodes": 2, "store_faults": "off"}
+
+
+def _run(mutant: str | None) -> object:
+    suite = get_suite("cluster")
+    with MUTANTS[mutant].patch() if mutant else contextlib.nullcontext():
+        run = run_steps(suite, {**suite.default_config, **CONFIG}, 7, STEPS, mutant=mutant)
+    return run.violation
+
+
+def test_a_foreground_deletion_leaves_pods_another_owner_owns() -> None:
+    violation = _run(None)
+    assert violation is None, violation
+
+
+def test_the_label_selecting_collector_is_caught_deleting_the_canarys_pod() -> None:
+    violation = _run("gc-selects-by-label")
+    assert violation is not None
+    assert getattr(violation, "prop", None) == "GCDeletesOnlyDependents", violation
+    assert "rs-a-canary-" in str(violation)
