@@ -184,6 +184,9 @@ class GarbageCollector:
     ) -> None:
         self.client = client
         self.nodes: dict[str, Node] = {}
+        # Sets of uids are iterated sorted: a set of strings iterates in an order that
+        # changes with each process's hash seed, and the order work is queued in is
+        # observable (the order of requests), so a simulated run would not replay.
         self.dependents: dict[str, set[str]] = {}
         self.absent_owners: set[str] = set()
         self.attempt_to_delete = new_queue(clock, "garbage_collector_attempt_to_delete")
@@ -220,13 +223,13 @@ class GarbageCollector:
         self.nodes[uid] = Node(r, obj)
         old_owners = {ref["uid"] for ref in owner_refs(previous.obj)} if previous else set()
         new_owners = {ref["uid"] for ref in owner_refs(obj)}
-        for owner in old_owners - new_owners:
+        for owner in sorted(old_owners - new_owners):
             self._unlink(owner, uid)
-        for owner in new_owners:
+        for owner in sorted(new_owners):
             self.dependents.setdefault(owner, set()).add(uid)
         if any(owner not in self.nodes for owner in new_owners):
             self.attempt_to_delete.add(uid)  # an owner may be gone (or not seen yet)
-        for owner in old_owners | new_owners:
+        for owner in sorted(old_owners | new_owners):
             owner_node = self.nodes.get(owner)
             if owner_node is not None and is_deleting_dependents(owner_node.obj):
                 self.attempt_to_delete.add(owner)  # what blocks it may have changed
@@ -234,7 +237,7 @@ class GarbageCollector:
             if ORPHAN in finalizers_of(obj):
                 self.attempt_to_orphan.add(uid)
             if FOREGROUND in finalizers_of(obj):
-                for dependent in self.dependents.get(uid, ()):
+                for dependent in sorted(self.dependents.get(uid, ())):
                     self.attempt_to_delete.add(dependent)
                 self.attempt_to_delete.add(uid)
 
@@ -252,12 +255,12 @@ class GarbageCollector:
         if node is None:
             return
         self.absent_owners.add(uid)
-        for owner in {ref["uid"] for ref in owner_refs(node.obj)}:
+        for owner in sorted({ref["uid"] for ref in owner_refs(node.obj)}):
             self._unlink(owner, uid)
             owner_node = self.nodes.get(owner)
             if owner_node is not None and is_deleting_dependents(owner_node.obj):
                 self.attempt_to_delete.add(owner)
-        for dependent in self.dependents.get(uid, ()):
+        for dependent in sorted(self.dependents.get(uid, ())):
             self.attempt_to_delete.add(dependent)
 
     # --- reading the API ---------------------------------------------------------------------
@@ -308,7 +311,7 @@ class GarbageCollector:
         latest = await self._get(node.resource, node.name, node.namespace)
         if latest is None or latest["metadata"].get("uid") != uid:
             # Gone meanwhile: its dependents are what remains to look at.
-            for dependent in self.dependents.get(uid, ()):
+            for dependent in sorted(self.dependents.get(uid, ())):
                 self.attempt_to_delete.add(dependent)
             return
         if is_deleting_dependents(latest):
@@ -326,7 +329,7 @@ class GarbageCollector:
         """Foreground deletion of ``node``: once no dependent's reference blocks it, remove its
         ``foregroundDeletion`` finalizer; until then, look at the blocking dependents."""
         waiting_on = []
-        for dependent in self.dependents.get(node.uid, ()):
+        for dependent in sorted(self.dependents.get(node.uid, ())):
             dep = self.nodes.get(dependent)
             if dep is not None and any(blocking(r, node.uid) for r in owner_refs(dep.obj)):
                 waiting_on.append(dependent)
