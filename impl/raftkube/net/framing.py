@@ -69,6 +69,42 @@ async def send_frame(
     await stream.send_all(encode_frame(payload, max_frame_size))
 
 
+class FrameSplitter:
+    """Whole frames out of bytes fed as they arrive, without a stream: for a reader that does
+    its own non-blocking reads (:mod:`raftkube.net.poller`). Same limits as
+    :class:`FrameReader`."""
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        _check_limit(max_frame_size)
+        self._max = max_frame_size
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The frames ``data`` completes, in order; raises :class:`FrameTooLargeError` as soon
+        as a header announces an oversized frame."""
+        buf = self._buffer
+        buf += data
+        frames: list[bytes] = []
+        offset = 0
+        while len(buf) - offset >= HEADER_SIZE:
+            (size,) = HEADER.unpack_from(buf, offset)
+            if size > self._max:
+                raise FrameTooLargeError(size, self._max)
+            end = offset + HEADER_SIZE + size
+            if len(buf) < end:
+                break
+            frames.append(bytes(buf[offset + HEADER_SIZE : end]))
+            offset = end
+        if offset:
+            del buf[:offset]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes of a frame not yet complete."""
+        return len(self._buffer)
+
+
 class FrameReader:
     """Reads whole frames from a stream, however the bytes happen to arrive.
 

@@ -94,6 +94,21 @@ class RawSocketStream(trio.abc.Stream):
                     raise trio.BrokenResourceError(str(exc)) from exc
         await self._pace()
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def receive_nowait(self, max_bytes: int) -> bytes | None:
+        """What the kernel has, up to ``max_bytes``, without waiting or yielding: ``b""`` at
+        the end of the stream, None if nothing is there yet. Raises as :meth:`receive_some`."""
+        if self._sock.fileno() == -1:
+            raise trio.ClosedResourceError("the stream was closed")
+        try:
+            return self._sock.recv(max_bytes)
+        except BlockingIOError:
+            return None
+        except _ERRORS as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
         """Send what the kernel takes at once, without waiting or yielding; how many bytes it
         took (0 if the socket buffer is full). Raises ``trio.ClosedResourceError`` or

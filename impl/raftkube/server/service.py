@@ -1,6 +1,7 @@
 """The client listener: the protocol of ``docs/client-protocol.md`` on top of a :class:`Member`.
 
-One task reads frames from a connection. Writes are handed to :meth:`Member.submit` right there
+One task reads frames from a connection (one task reads them all for plain TCP connections:
+:mod:`raftkube.net.poller`). Writes are handed to :meth:`Member.submit` right there
 and answered from its callback; reads (which may wait for a ReadIndex round) and the other
 requests get a task each in the connection's nursery. Either way requests are pipelined and
 answered by id in completion order, and whatever answers have accumulated go out in one
@@ -32,9 +33,16 @@ import trio
 from raftkube.api import wire
 from raftkube.clock import move_on_after
 from raftkube.mvcc.reader import RangeReader, open_range
-from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
+from raftkube.net.framing import (
+    FrameError,
+    FrameReader,
+    FrameSplitter,
+    FrameTooLargeError,
+    encode_frame,
+)
 from raftkube.net.outbox import Outbox
-from raftkube.net.rawstream import fast_stream
+from raftkube.net.poller import ReadPoller
+from raftkube.net.rawstream import RawSocketStream, fast_stream
 from raftkube.net.streams import (
     Listener,
     Network,
@@ -64,6 +72,9 @@ RANGE_PART_BYTES: int = 1024 * 1024
 """The most a part of a split range answer holds (by the estimate)."""
 MAX_QUEUED_FRAMES: int = 4096
 """Answers waiting to be written, beyond which a connection's answers are dropped."""
+RECEIVE_CHUNK: int = 65536
+"""The most one read of a polled connection takes (the poller reads each ready connection
+once per turn)."""
 HANDSHAKE_TIMEOUT: float = 10.0
 """Seconds (on the member's clock) a client has to finish its TLS handshake."""
 WRITE_OPS = frozenset(op for op in wire.KV_OPS if op != "range")
@@ -125,24 +136,26 @@ class _Connection:
         return fits
 
 
-async def serve_client(member: Member, stream: trio.abc.Stream, max_frame: int = MAX_FRAME) -> None:
+async def serve_client(
+    member: Member,
+    stream: trio.abc.Stream,
+    max_frame: int = MAX_FRAME,
+    poller: ReadPoller | None = None,
+) -> None:
     """Serve one client connection until it closes; ``max_frame`` bounds every frame read or
-    written (tests lower it to split answers without writing megabytes)."""
+    written (tests lower it to split answers without writing megabytes). A plain TCP
+    connection is read by ``poller`` if given (one task reading every connection), anything
+    else by a task of its own."""
     stream = fast_stream(stream)
-    reader = FrameReader(stream, max_frame)
     conn: _Connection | None = None
     try:
         async with trio.open_nursery() as nursery:
             conn = _Connection(member, nursery.cancel_scope, max_frame)
             nursery.start_soon(_writer, stream, conn)
-            while True:
-                try:
-                    frame = await reader.receive_frame()
-                except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError):
-                    break
-                if frame is None:
-                    break
-                _dispatch(conn, nursery, frame)
+            if poller is not None and isinstance(stream, RawSocketStream):
+                await _read_polled(conn, nursery, stream, poller)
+            else:
+                await _read(conn, nursery, stream)
             nursery.cancel_scope.cancel()
     finally:
         if conn is not None:
@@ -150,6 +163,50 @@ async def serve_client(member: Member, stream: trio.abc.Stream, max_frame: int =
         with move_on_after(member.clock, 0.1) as cleanup:
             cleanup.shield = True
             await stream.aclose()
+
+
+async def _read(conn: _Connection, nursery: trio.Nursery, stream: trio.abc.Stream) -> None:
+    """Read and dispatch requests until the stream ends or breaks."""
+    reader = FrameReader(stream, conn.max_frame)
+    while True:
+        try:
+            frame = await reader.receive_frame()
+        except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        if frame is None:
+            return
+        _dispatch(conn, nursery, frame)
+
+
+async def _read_polled(
+    conn: _Connection, nursery: trio.Nursery, stream: RawSocketStream, poller: ReadPoller
+) -> None:
+    """Have ``poller``'s task read and dispatch requests as :func:`_read` would, until the
+    stream ends or breaks; this task only waits for that."""
+    fd = stream.fileno()
+    splitter = FrameSplitter(conn.max_frame)
+    ended = trio.Event()
+
+    def on_readable() -> None:
+        try:
+            data = stream.receive_nowait(RECEIVE_CHUNK)
+            if data is None:
+                return
+            frames = splitter.feed(data) if data else None
+        except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError):
+            frames = None
+        if frames is None:
+            poller.unregister(fd)
+            ended.set()
+            return
+        for frame in frames:
+            _dispatch(conn, nursery, frame)
+
+    poller.register(fd, on_readable)
+    try:
+        await ended.wait()
+    finally:
+        poller.unregister(fd)
 
 
 async def _writer(stream: trio.abc.Stream, conn: _Connection) -> None:
@@ -403,11 +460,17 @@ async def serve_clients(
     connections are TLS (see :mod:`raftkube.tls`); a client that fails the handshake
     (plaintext, untrusted, without a required certificate, or too slow by the member's clock)
     only loses its own connection, because the handshake happens in the connection's task.
-    ``max_frame`` is every connection's frame limit (:data:`MAX_FRAME`)."""
+    ``max_frame`` is every connection's frame limit (:data:`MAX_FRAME`). Plain TCP
+    connections on listeners bound here are all read by one task (:mod:`raftkube.net.poller`);
+    others (TLS, given ``listeners``) each by a task of its own."""
+    poller: ReadPoller | None = None
     if listeners is None:
         net: Network = network if network is not None else TcpNetwork()
         if ssl_context is not None:
             net = TlsNetwork(net, member.clock, server_context=ssl_context)
+        elif type(net) is TcpNetwork and ReadPoller.available():
+            # Plain sockets: all read by one task (raftkube.net.poller).
+            poller = ReadPoller()
         listeners = await net.open_listeners(host, port)
     bound = bound_address(listeners[0])
 
@@ -417,8 +480,10 @@ async def serve_clients(
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
             await trio.aclose_forcefully(stream)
             return
-        await serve_client(member, stream, max_frame)
+        await serve_client(member, stream, max_frame, poller)
 
     async with trio.open_nursery() as nursery:
+        if poller is not None:
+            nursery.start_soon(poller.run)
         await nursery.start(trio.serve_listeners, handler, list(listeners))
         task_status.started(bound)
