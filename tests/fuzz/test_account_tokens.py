@@ -101,3 +101,21 @@ def test_a_token_that_outlives_its_account_is_caught(mutant: str | None) -> None
         assert any("token 1 of sa-a" in t and "refused (401)" in t for t in checks)
     else:
         assert run.violation is not None and run.violation.prop == "DeletedAccountTokens"
+
+
+@pytest.mark.parametrize("mutant", [None, "token-outlives-account"])
+def test_with_accounts_tokens_one_deletion_reaches_the_bug(mutant: str | None) -> None:
+    """``accounts=tokens``: the user holds a token of each account from the start, so a single
+    deletion (sent by the last step: the end check waits for it) is judged."""
+    suite = get_suite("cluster")
+    config = {**suite.default_config, "store_faults": "off", "accounts": "tokens"}
+    steps = [Step.of("delete_account", name="sa-a")]
+    if mutant is None:
+        run = run_steps(suite, config, 3, steps)
+        assert run.violation is None, run.violation
+        checks = [line.text for line in run.trace().timeline if line.kind == "check"]
+        assert any("of sa-a" in t and "refused (401)" in t for t in checks)
+    else:
+        with MUTANTS[mutant].patch():
+            run = run_steps(suite, config, 3, steps, mutant=mutant)
+        assert run.violation is not None and run.violation.prop == "DeletedAccountTokens"
