@@ -8,13 +8,17 @@ over the simulated streams (TLS included). The user is a machine of its own acti
 ``kubernetes-admin``.
 
 Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments and
-creates and deletes Services (:mod:`raftkube_fuzz.cluster.actions`); faults crash, restart,
+creates and deletes Services (:mod:`raftkube_fuzz.cluster.actions`), creates and deletes
+ServiceAccounts and asks for their tokens (:mod:`raftkube_fuzz.cluster.accounts`); faults
+crash, restart,
 pause and resume any component, cut one from the API server (both ways), jump or skew its
 clock, step its wall clock, and heal; the store's own fault rules (the base machine's) hit its
 members as in the other suites. Every choice is a step argument, so a trace replays.
 
 Checks: after every step, the spec's safety properties on every revision the store committed
-(:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run; at the end, once
+(:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run, and that each token
+the user keeps authenticates exactly while its account lives
+(:mod:`raftkube_fuzz.checks.account_tokens`, again at the end); at the end, once
 every fault healed, eventual stable reconciliation within a bound derived from the timeouts
 (:mod:`raftkube_fuzz.checks.reconciliation`), every kube-proxy's routes included
 (:mod:`raftkube_fuzz.checks.proxy_routes`), and the linearizability of the user's object
