@@ -44,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -60,8 +60,6 @@ from raftkube_spec.kv.types import KeyValue
 if TYPE_CHECKING:
     from raftkube_fuzz.cluster.plane import ControlPlane
     from raftkube_fuzz.example import Run
-
-C = TypeVar("C")
 
 PREFIX = b"/registry/serviceaccounts/"
 CACHE = "serviceaccounts"
@@ -164,10 +162,12 @@ class AccountTokens:
         deletion sent by the last step is judged too."""
         self._tasks: list[SimTask[None]] = []
 
-    def tracked(self, action: Callable[[C], Awaitable[str]]) -> Callable[[C], Awaitable[str]]:
+    def tracked(
+        self, action: Callable[[KubeClient], Awaitable[str]]
+    ) -> Callable[[KubeClient], Awaitable[str]]:
         """``action`` (a user's account action), counted in :attr:`in_flight` while it runs."""
 
-        async def run(client: C) -> str:
+        async def run(client: KubeClient) -> str:
             self.in_flight += 1
             try:
                 return await action(client)
