@@ -86,6 +86,11 @@ OUTAGE_HOLDS = (1.0, 30.0, 60.0)
 one step, for the node lifecycle controller to judge every node lost (its grace period is
 20 s) and act on it, which the search would otherwise need several waits without a heal for."""
 
+EVERY_NODE = "every node"
+"""What :meth:`ClusterMachine.component_partition` may cut off besides one component: the
+control plane from every node (a second way to draw ``nodes_cut``, so that an example whose
+swarm disabled that rule can still lose every node at once)."""
+
 CLOCK_JUMPS = (1.0, 5.0, 30.0)
 CLOCK_RATES = (0.5, 0.75, 1.25, 1.5)
 WALL_OFFSETS = (-30.0, -20.0, 20.0, 30.0)
@@ -490,12 +495,15 @@ class ClusterMachine(SuiteMachine):
     @rule(data=st.data())
     def component_partition(self, data: st.DataObject) -> None:
         """Cut a component (a kubelet, a manager, a scheduler) off from the API server, or
-        heal the network."""
+        the control plane from every node (as :meth:`nodes_cut`), or heal the network."""
         if data.draw(st.booleans(), label="heal"):
             self.apply(Step.of("host_heal"))
             return
         names = [n for n in self._names() if n != self._plane().apiserver.name]
-        host = data.draw(st.sampled_from(names), label="host")
+        host = data.draw(st.sampled_from([*names, EVERY_NODE]), label="host")
+        if host == EVERY_NODE:
+            self.apply(Step.of("nodes_cut", hold=data.draw(evenly(OUTAGE_HOLDS), label="hold")))
+            return
         hold = data.draw(evenly(FAULT_HOLDS), label="hold")
         self.apply(Step.of("host_cut", host=host, hold=hold))
 
