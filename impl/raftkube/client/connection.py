@@ -6,7 +6,9 @@ The client's hot path is here, so it is built to cost little per request:
   outbox and returns; everything queued meanwhile goes out in one send (many requesters on
   one connection share one write, as the server's replies do), and one task of the whole run
   makes the sends of every connection (:mod:`raftkube.net.outbox`), so a pool of connections
-  with one request in flight each does not pay a writer task switch per request.
+  with one request in flight each does not pay a writer task switch per request. Answers
+  over plain TCP are read by one task of the whole run too (:func:`raftkube.net.poller.
+  shared_poller`), not by a reading task woken per answer on each connection.
 * **No channel and no cancel scope per request.** An answer is handed to its waiting task by a
   :class:`Reply` that reschedules that task directly. The request timeout is enforced by one
   timer task per connection rather than a deadline per request: every call on a connection has
@@ -40,12 +42,15 @@ import trio
 
 from raftkube.api import wire
 from raftkube.clock import Clock, TrioClock
-from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.net.framing import FrameError, FrameReader, FrameSplitter, encode_frame
 from raftkube.net.outbox import Outbox
-from raftkube.net.rawstream import fast_stream
+from raftkube.net.poller import ReadPoller, shared_poller
+from raftkube.net.rawstream import RawSocketStream, fast_stream
 from raftkube_spec.kv.types import KeyValue
 
 MAX_FRAME: Final = 64 * 1024 * 1024
+RECEIVE_CHUNK: Final = 65536
+"""The most one read of a polled connection takes."""
 
 Frame = dict[str, Any]
 
@@ -227,42 +232,85 @@ class Connection:
                 await self.stream.aclose()
 
     async def _read_loop(self) -> None:
+        if isinstance(self.stream, RawSocketStream) and ReadPoller.available():
+            await self._read_polled(self.stream)
+            return
         reader = FrameReader(self.stream, MAX_FRAME)
         try:
             while True:
                 frame = await reader.receive_frame()
                 if frame is None:
                     return
-                msg = msgpack.unpackb(frame, raw=False)
-                if not isinstance(msg, dict):
-                    continue
-                rid = msg.get("id", -1)
-                if msg.get("partial") is True:
-                    self._take_part(rid, msg)
-                    continue
-                reply = self.calls.pop(rid, None)
-                if self._parts or self._bad_parts:  # Rare: a split answer is arriving.
-                    parts = self._parts.pop(rid, None)
-                    bad = self._bad_parts.pop(rid, None)
-                    if bad is not None:
-                        msg = bad
-                    elif parts is not None:
-                        msg = join_parts(parts, msg)
-                if reply is not None:
-                    reply.deliver(msg)
-                    continue
-                chan = self.streams.get(rid)
-                if chan is not None:
-                    try:
-                        chan.send_nowait(msg)
-                    except trio.WouldBlock:
-                        del self.streams[rid]
-                        self.overflowed.add(rid)
-                        chan.close()
-                    except trio.BrokenResourceError:
-                        del self.streams[rid]
+                self._take(frame)
         except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
             return
+
+    async def _read_polled(self, stream: RawSocketStream) -> None:
+        """Have the run's poller read this connection (one task for every connection of the
+        run, :mod:`raftkube.net.poller`) until it ends or breaks, as :meth:`_read_loop` would.
+        An unexpected error in handling an answer is raised here, in this connection's task,
+        not in the poller's."""
+        poller = shared_poller()
+        fd = stream.fileno()
+        splitter = FrameSplitter(MAX_FRAME)
+        ended = trio.Event()
+        failures: list[Exception] = []
+
+        def on_readable() -> None:
+            try:
+                data = stream.receive_nowait(RECEIVE_CHUNK)
+                if data is None:
+                    return
+                if data:
+                    for frame in splitter.feed(data):
+                        self._take(frame)
+                    return
+            except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
+                pass
+            except Exception as exc:
+                failures.append(exc)
+            poller.unregister(fd)
+            ended.set()
+
+        poller.register(fd, on_readable)
+        try:
+            await ended.wait()
+        finally:
+            poller.unregister(fd)
+        if failures:
+            raise failures[0]
+
+    def _take(self, frame: bytes) -> None:
+        """Hand one answer frame to its call or watch; raises ValueError if it is not
+        msgpack."""
+        msg = msgpack.unpackb(frame, raw=False)
+        if not isinstance(msg, dict):
+            return
+        rid = msg.get("id", -1)
+        if msg.get("partial") is True:
+            self._take_part(rid, msg)
+            return
+        reply = self.calls.pop(rid, None)
+        if self._parts or self._bad_parts:  # Rare: a split answer is arriving.
+            parts = self._parts.pop(rid, None)
+            bad = self._bad_parts.pop(rid, None)
+            if bad is not None:
+                msg = bad
+            elif parts is not None:
+                msg = join_parts(parts, msg)
+        if reply is not None:
+            reply.deliver(msg)
+            return
+        chan = self.streams.get(rid)
+        if chan is not None:
+            try:
+                chan.send_nowait(msg)
+            except trio.WouldBlock:
+                del self.streams[rid]
+                self.overflowed.add(rid)
+                chan.close()
+            except trio.BrokenResourceError:
+                del self.streams[rid]
 
     def _take_part(self, rid: Any, msg: Frame) -> None:
         """Keep the KeyValues of one ``partial`` frame for its call (a malformed one turns

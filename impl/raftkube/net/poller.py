@@ -65,3 +65,19 @@ class ReadPoller:
         finally:
             self._handlers.clear()
             self._epoll.close()
+
+
+_SHARED: trio.lowlevel.RunVar[ReadPoller] = trio.lowlevel.RunVar("raftkube_read_poller")
+
+
+def shared_poller() -> ReadPoller:
+    """The Trio run's own poller, for connections that belong to no common nursery (a
+    client's): run by a system task started on first use, which ends with the run. A system
+    task must never raise (that would crash the run), so its handlers must not either."""
+    try:
+        return _SHARED.get()
+    except LookupError:
+        poller = ReadPoller()
+        _SHARED.set(poller)
+        trio.lowlevel.spawn_system_task(poller.run, name="raftkube read poller")
+        return poller
