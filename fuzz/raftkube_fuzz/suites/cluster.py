@@ -106,7 +106,7 @@ DEFAULT_CONFIG = {
     "schedulers": 2,
     "store_faults": "on",
     "slow": "off",
-    "accounts": "none",
+    "accounts": "created",
     "services": "off",
 }
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
@@ -234,7 +234,7 @@ def _account_action(run: Run, kind: str, name: str) -> None:
 def _accounts_at_start(run: Run) -> None:
     """The ``accounts`` setting (:data:`raftkube_fuzz.cluster.accounts.SETUPS`): the user's
     accounts are created before the first step (and with ``tokens`` a token asked for each)."""
-    setup = setting(run, "accounts", accounts.SETUPS, "none")
+    setup = setting(run, "accounts", accounts.SETUPS, "created")
     if setup == "none":
         return
     plane = plane_of(run)
