@@ -13,10 +13,11 @@ What upstream promises, and so what this judges (``node_lifecycle_controller.go`
   (``--node-monitor-period``, on its own clock) later. A new leader (or a restarted one)
   starts with every zone ``Initial`` and goes through that again. A taint added in that
   window is upstream's behaviour, not a bug, so a taint counts only once every node has been
-  not Ready for :attr:`DisruptionWatch.settle` virtual seconds, since the last change of the
-  acting controller manager and since the last *disturbance* plus
-  :attr:`DisruptionWatch.recovery` (a fault on anything but the kubelets: a request the
-  controller had in flight may land that much later, and a pass may take as long).
+  not Ready for :attr:`DisruptionWatch.settle` virtual seconds, and that long after the last
+  *disturbance* plus :attr:`DisruptionWatch.recovery`: a fault on anything but the kubelets
+  (a request the controller had in flight may land that much later, and a pass may take as
+  long) or a change of the acting controller manager (its controllers, informers and client
+  credentials start afresh).
 * **What counts as a taint added.** The spec's property on the Nodes before and after each
   revision that changes one: a NoExecute taint a node did not have. Only the controller's
   own two NoExecute taints are looked at (``not-ready`` and ``unreachable``), and the swap of
