@@ -450,7 +450,11 @@ def run_steps(
     on_step: Callable[[Run, int], Awaitable[None] | None] | None = None,
 ) -> Run:
     """Re-run ``steps`` (a trace's) in a new :class:`Run`; stops at the first violation (kept
-    in ``run.violation``) or after step ``until``. The run is returned closed."""
+    in ``run.violation``) or after step ``until``. The run is returned closed.
+
+    ``mutant`` is only recorded (in the run and its trace), not patched in: a caller that
+    wants the bug wraps the call in :func:`raftkube_fuzz.suite_runner.patch_for`, as the
+    runner and ``replay`` do, so that one patch spans every run of a search."""
     run = Run(suite, config, seed, mutant=mutant)
     try:
         for i, step in enumerate(steps):
