@@ -120,6 +120,25 @@ def test_more_active_pods_than_ever_asked_is_a_violation() -> None:
     assert caught.value.prop == "NoOverCreation"
 
 
+def test_a_finished_pod_and_its_replacement_are_not_over_creation() -> None:
+    # Seed 8's false alarm: a kubelet refused a pod (Failed, OutOfcpu), the ReplicaSet
+    # controller replaced it, as upstream's does, and the Failed pod stays.
+    observer = ClusterObserver()
+    writes = [[_kv("/registry/replicasets/default/rs", 2, _rs("rs", 2))]]
+    for i in range(2):
+        writes.append([_kv(f"/registry/pods/default/p{i}", 3 + i, _pod(f"p{i}", owner="rs"))])
+    refused = _pod("p1", "sim-0", owner="rs")
+    refused["status"] = {"phase": "Failed", "reason": "OutOfcpu"}
+    writes.append([_kv("/registry/pods/default/p1", 5, refused)])
+    writes.append([_kv("/registry/pods/default/p2", 6, _pod("p2", owner="rs"))])
+    _follow(observer, *writes)
+    # A third active pod beside them still is one too many.
+    with pytest.raises(Violation) as caught:
+        _follow(observer, [_kv("/registry/pods/default/p3", 7, _pod("p3", owner="rs"))])
+    assert caught.value.prop == "NoOverCreation"
+    assert caught.value.evidence["not_counted_finished"] == ["p1"]
+
+
 def test_endpoints_of_a_never_ready_pod_are_a_violation() -> None:
     observer = ClusterObserver()
     service = {"kind": "Service", "metadata": {"name": "svc", "namespace": "default"},
