@@ -13,9 +13,11 @@ ServiceAccounts and asks for their tokens (:mod:`raftkube_fuzz.cluster.accounts`
 crash, restart,
 pause and resume any component, cut one from the API server (both ways), jump or skew its
 clock, step its wall clock, and heal; the store's own fault rules (the base machine's) hit its
-members as in the other suites. Every choice is a step argument, so a trace replays.
+members as in the other suites. Every choice is a step argument, so a trace replays; what a
+client step sends is :mod:`raftkube_fuzz.cluster.user_steps`'s.
 
-Checks: after every step, the spec's safety properties on every revision the store committed
+Checks (:mod:`raftkube_fuzz.cluster.checking`): after every step, the spec's safety properties
+on every revision the store committed
 (:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run, and that each token
 the user keeps authenticates exactly while its account lives
 (:mod:`raftkube_fuzz.checks.account_tokens`, again at the end); at the end, once
@@ -32,49 +34,26 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import trio
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from raftkube_fuzz.checks import account_tokens
-from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
-from raftkube_fuzz.checks.object_linearizability import ObjectLinearizabilityCheck, histories_of
-from raftkube_fuzz.checks.proxy_routes import misrouted, note_routes, routes_by_node
-from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
-from raftkube_fuzz.checks.standard import standard_checks
-from raftkube_fuzz.cluster import accounts, actions
-from raftkube_fuzz.cluster.components import (
-    LEADER_LEASE,
-    LEADER_RETRY,
-    NODE_LIFECYCLE,
-)
-from raftkube_fuzz.cluster.disturbances import disruption_watch, note_healed, note_step
+from raftkube_fuzz.checks.object_linearizability import histories_of
+from raftkube_fuzz.checks.reconciliation import unreconciled
+from raftkube_fuzz.cluster import accounts, actions, checking, user_steps
+from raftkube_fuzz.cluster.disturbances import disruption_watch
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.example import Run
-from raftkube_fuzz.faults import (
-    REGISTRY,
-)
-from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS, SLOW_LATENCIES, plane_of, slow_host
+from raftkube_fuzz.faults.cluster import SLOW_LATENCIES, plane_of, slow_host
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds, setting
-from raftkube_fuzz.timeline import CHECK, CLIENT
-from raftkube_fuzz.violation import Violation
+from raftkube_fuzz.timeline import CHECK
 from raftkube_fuzz.world.driver import sleep
 from raftkube_fuzz.world.world import WorldConfig
-
-KUBELET_RENEW = 10.0
-"""The kubelet's Lease renewal interval (``raftkube.kubelet.node.RENEW_INTERVAL``)."""
 
 STARTUP_LIMIT = 60.0
 """Virtual seconds the cluster gets to come up (every node registered and Ready) before the
 first step."""
-
-POLL = 0.5
-"""How often (virtual seconds) the start-up and the end check look at the objects."""
-
-ACTION_LIMIT = 30.0
-"""Virtual seconds a user action may take (the client's own timeout is 10 s a request)."""
 
 LONG_WAITS = (2.0, 5.0, 10.0, 30.0)
 """A control plane reacts in seconds (leases, grace periods), not in Raft's milliseconds."""
@@ -132,12 +111,6 @@ def world_config(config: Mapping[str, Any]) -> WorldConfig:
     return WorldConfig(servers=int(config["servers"]))
 
 
-def observer_of(run: Run) -> ClusterObserver:
-    observer = run.extras["observer"]
-    assert isinstance(observer, ClusterObserver)
-    return observer
-
-
 def quiet_components() -> None:
     """The components log as their production selves do (warnings on every refused
     connection while a peer is down, tracebacks of failed syncs); in a simulation those are
@@ -170,7 +143,7 @@ def prepare(run: Run) -> None:
                 p for p in unreconciled(observer) if p.startswith("node ")
             ]:
                 return
-            await sleep(POLL)
+            await sleep(checking.POLL)
 
     run.sim.call(started, limit=STARTUP_LIMIT)
     run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
@@ -182,205 +155,13 @@ def prepare(run: Run) -> None:
                       f"{WATCH_LAG_SCENARIO} s", hosts=[host.name])  # fmt: skip
     for host in {"managers": plane.managers, "schedulers": plane.schedulers}.get(slow, []):
         slow_host(run, host, SLOW_SCENARIO)
-    _accounts_at_start(run)
+    user_steps.accounts_at_start(run)
     if setting(run, "services", ("off", "all"), "off") == "all":
         history = histories_of(run)
         for target in actions.WORKLOADS:
             obj = actions.service(target)
-            _user_action(run, f"apply svc-{target}",
+            user_steps.user_action(run, f"apply svc-{target}",
                          lambda c, obj=obj: actions.apply(c, obj, history))  # fmt: skip
-
-
-# --- steps ------------------------------------------------------------------------------------
-
-
-def _user_action(run: Run, text: str, action: Any) -> None:
-    """Start a user action in the background; its outcome goes to the timeline, on the
-    user's lane, as a request to the API server and its answer (an arrow each way)."""
-    plane = plane_of(run)
-    flow = f"user-{run.extras.setdefault('user_actions', 0)}"
-    run.extras["user_actions"] += 1
-    call = {"host": plane.user.name, "to": plane.apiserver.name, "flow": flow}
-    answer = {"host": plane.user.name, "from": plane.apiserver.name, "flow": flow}
-
-    async def act() -> None:
-        if not plane.user.up or plane.user.process is None:
-            return
-        outcome = await action(plane.admin)
-        run.timeline.add(trio.current_time(), None, CLIENT, f"user: {text}: {outcome}", answer)
-
-    run.timeline.add(run.sim.now, None, CLIENT, f"user: {text}", call)
-    run.sim.spawn(act, limit=ACTION_LIMIT)
-
-
-def _account_action(run: Run, kind: str, name: str) -> None:
-    """A ServiceAccount action (:mod:`raftkube_fuzz.cluster.accounts`); a token issued is kept
-    for the check that it authenticates exactly while its account lives
-    (:mod:`raftkube_fuzz.checks.account_tokens`), which also counts the actions under way."""
-    tokens = account_tokens.of(run)
-    if kind == "create_account":
-        _user_action(run, f"create serviceaccount {name}",
-                     tokens.tracked(lambda c: accounts.create(c, name)))  # fmt: skip
-    elif kind == "delete_account":
-        _user_action(run, f"delete serviceaccount {name}",
-                     tokens.tracked(lambda c: accounts.delete(c, name)))  # fmt: skip
-    else:
-        tokens.kept += 1
-        number = tokens.kept
-        ask = tokens.tracked(lambda c: accounts.request_token(c, name, number, tokens.keep))
-        _user_action(run, f"create token {name} (token {number})", ask)
-
-
-def _accounts_at_start(run: Run) -> None:
-    """The ``accounts`` setting (:data:`raftkube_fuzz.cluster.accounts.SETUPS`): the user's
-    accounts are created before the first step (and with ``tokens`` a token asked for each)."""
-    setup = setting(run, "accounts", accounts.SETUPS, "created")
-    if setup == "none":
-        return
-    plane = plane_of(run)
-    for name in accounts.ACCOUNT_NAMES:
-        outcome = run.sim.call(accounts.create, plane.admin, name, limit=ACTION_LIMIT)
-        text = f"user: create serviceaccount {name}: {outcome}"
-        run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
-        if setup == "tokens":
-            _account_action(run, "request_token", name)
-
-
-def execute_client(run: Run, step: Step) -> bool:
-    kind = step.kind
-    history = histories_of(run)
-    if kind == "apply_rs":
-        obj = actions.replica_set(step["name"], step["replicas"])
-        _user_action(run, f"apply {step['name']} x{step['replicas']}",
-                     lambda c: actions.apply(c, obj, history))  # fmt: skip
-    elif kind == "apply_deployment":
-        obj = actions.deployment(step["name"], step["replicas"], step["version"])
-        _user_action(
-            run,
-            f"apply {step['name']} x{step['replicas']} version {step['version']}",
-            lambda c: actions.apply(c, obj, history),
-        )
-    elif kind == "create_pinned":
-        obj = actions.pinned_pod(step["node"])
-        _user_action(run, f"create pinned-{step['node']}",
-                     lambda c: actions.apply(c, obj, history))  # fmt: skip
-    elif kind == "apply_service":
-        obj = actions.service(step["target"])
-        _user_action(run, f"apply svc-{step['target']}",
-                     lambda c: actions.apply(c, obj, history))  # fmt: skip
-    elif kind == "delete":
-        resource, name = step["resource"], step["name"]
-        cascade = step.get("cascade", "background")
-        flag = "" if cascade == "background" else f" --cascade={cascade}"
-        _user_action(run, f"delete {resource} {name}{flag}",
-                     lambda c: actions.delete(c, resource, name, cascade, history))  # fmt: skip
-    elif kind in accounts.STEP_KINDS:
-        _account_action(run, kind, step["name"])
-    elif kind == "long_wait":
-        run.advance(float(step["seconds"]))
-    elif kind in COMPONENT_FAULTS:
-        REGISTRY[kind].apply(run, step, -1)
-    else:
-        return False
-    return True
-
-
-# --- checks -----------------------------------------------------------------------------------
-
-
-def running_pods(run: Run) -> dict[str, list[tuple[str, str]]]:
-    """What each up machine runs: node name -> (namespace, name) of every pod with a sandbox."""
-    return {
-        node: [(c.namespace, c.name) for c in process.runtime.running_pods()]
-        for node, process in plane_of(run).runtimes().items()
-    }
-
-
-def check_step(run: Run) -> None:
-    if "observer" not in run.extras:
-        return
-    observer = observer_of(run)
-    if run.steps:
-        note_step(run, run.steps[-1], observer.disruption)
-    observer.follow(run.written)
-    observer.check_machines(running_pods(run))
-    note_routes(run, plane_of(run))
-    overlap = plane_of(run).leadership.overlapping()
-    if overlap != run.extras.get("overlap", ()):
-        run.extras["overlap"] = overlap
-        text = (
-            f"controller managers {' and '.join(overlap)} may both act as leader: "
-            "NoOverCreation does not count the pods created meanwhile"
-            if overlap
-            else "one controller manager at most acts as leader again"
-        )
-        run.timeline.add(run.sim.now, None, CHECK, text)
-    run.timeline.add(
-        run.sim.now,
-        None,
-        CHECK,
-        f"objects at revision {observer.revision}: {observer.fingerprint()}",
-    )
-    account_tokens.of(run).after_step(run)
-
-
-def bound(run: Run) -> float:
-    return reconcile_bound(
-        store_recovery=run.liveness_bound(),
-        leader_lease=LEADER_LEASE,
-        leader_retry=LEADER_RETRY,
-        node_grace=NODE_LIFECYCLE.node_monitor_grace_period,
-        node_monitor_period=NODE_LIFECYCLE.node_monitor_period,
-        kubelet_renew=KUBELET_RENEW,
-        settle=10.0,
-    )
-
-
-def check_end(run: Run) -> None:
-    """Every kept token judged, then eventual stable reconciliation (the world was healed by
-    :meth:`Run.finish`; the components' watch lags are healed here)."""
-    plane_of(run).lags.clear()
-    account_tokens.of(run).at_end(run)
-    observer = observer_of(run)
-    note_healed(run, observer.disruption)
-    limit = bound(run)
-    start = run.sim.now
-    state: dict[str, Any] = {"since": None, "problems": []}
-
-    async def reconcile() -> None:
-        while True:
-            observer.follow(run.written)
-            observer.check_machines(running_pods(run))
-            problems = unreconciled(observer)
-            problems += misrouted(observer.of("Endpoints"), routes_by_node(plane_of(run)))
-            now = trio.current_time()
-            if problems:
-                state["since"] = None
-                state["problems"] = problems
-                if now - start > limit:
-                    return
-            else:
-                if state["since"] is None:
-                    state["since"] = now
-                    run.timeline.add(now, None, CHECK, "reconciled; must now stay so")
-                if now - state["since"] >= STABLE_FOR:
-                    return
-            await sleep(POLL)
-
-    run.sim.call(reconcile, limit=limit + STABLE_FOR + 2 * POLL)
-    if state["since"] is None:
-        raise Violation(
-            "EventualStableReconciliation",
-            f"{limit:.1f} virtual seconds after every fault healed the cluster is still not "
-            f"as the user asked: {'; '.join(state['problems'][:5])}",
-            {"bound": limit, "problems": state["problems"][:20]},
-        )
-
-
-def cluster_checks(run: Run) -> list[Check]:
-    """The store suites' checks (the suite's own among them), then the user's object
-    requests' linearizability (:mod:`raftkube_fuzz.checks.object_linearizability`)."""
-    return [*standard_checks(run), ObjectLinearizabilityCheck()]
 
 
 # --- the machine ------------------------------------------------------------------------------
@@ -592,13 +373,13 @@ SUITE = Suite(
     "kubelets) under user actions and component faults; safety on every committed "
     "revision, eventual stable reconciliation at the end",
     world_config=world_config,
-    execute_client=execute_client,
+    execute_client=user_steps.execute_client,
     machine=ClusterMachine,
     default_config=DEFAULT_CONFIG,
     prepare=prepare,
-    check_step=check_step,
-    check_end=check_end,
+    check_step=checking.check_step,
+    check_end=checking.check_end,
     sole_writers=False,
-    checks=cluster_checks,
+    checks=checking.cluster_checks,
 )
 ClusterMachine.suite = SUITE

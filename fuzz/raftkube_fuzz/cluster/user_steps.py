@@ -1,0 +1,118 @@
+"""The cluster suite's user steps: what each client step kind sends, as the user's machine.
+
+A step names its action and arguments (:mod:`raftkube_fuzz.cluster.actions`,
+:mod:`raftkube_fuzz.cluster.accounts`); :func:`execute_client` starts it in the background on
+the user's host, so a step never waits for the API server, and puts the request and its
+answer on the timeline. Component faults drawn by the suite's rules are applied here too,
+through the fault registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from raftkube_fuzz.checks import account_tokens
+from raftkube_fuzz.checks.object_linearizability import histories_of
+from raftkube_fuzz.cluster import accounts, actions
+from raftkube_fuzz.example import Run
+from raftkube_fuzz.faults import REGISTRY
+from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS, plane_of
+from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suites.base import setting
+from raftkube_fuzz.timeline import CLIENT
+
+ACTION_LIMIT = 30.0
+"""Virtual seconds a user action may take (the client's own timeout is 10 s a request)."""
+
+
+def user_action(run: Run, text: str, action: Any) -> None:
+    """Start a user action in the background; its outcome goes to the timeline, on the
+    user's lane, as a request to the API server and its answer (an arrow each way)."""
+    plane = plane_of(run)
+    flow = f"user-{run.extras.setdefault('user_actions', 0)}"
+    run.extras["user_actions"] += 1
+    call = {"host": plane.user.name, "to": plane.apiserver.name, "flow": flow}
+    answer = {"host": plane.user.name, "from": plane.apiserver.name, "flow": flow}
+
+    async def act() -> None:
+        if not plane.user.up or plane.user.process is None:
+            return
+        outcome = await action(plane.admin)
+        run.timeline.add(trio.current_time(), None, CLIENT, f"user: {text}: {outcome}", answer)
+
+    run.timeline.add(run.sim.now, None, CLIENT, f"user: {text}", call)
+    run.sim.spawn(act, limit=ACTION_LIMIT)
+
+
+def account_action(run: Run, kind: str, name: str) -> None:
+    """A ServiceAccount action (:mod:`raftkube_fuzz.cluster.accounts`); a token issued is kept
+    for the check that it authenticates exactly while its account lives
+    (:mod:`raftkube_fuzz.checks.account_tokens`), which also counts the actions under way."""
+    tokens = account_tokens.of(run)
+    if kind == "create_account":
+        user_action(run, f"create serviceaccount {name}",
+                     tokens.tracked(lambda c: accounts.create(c, name)))  # fmt: skip
+    elif kind == "delete_account":
+        user_action(run, f"delete serviceaccount {name}",
+                     tokens.tracked(lambda c: accounts.delete(c, name)))  # fmt: skip
+    else:
+        tokens.kept += 1
+        number = tokens.kept
+        ask = tokens.tracked(lambda c: accounts.request_token(c, name, number, tokens.keep))
+        user_action(run, f"create token {name} (token {number})", ask)
+
+
+def accounts_at_start(run: Run) -> None:
+    """The ``accounts`` setting (:data:`raftkube_fuzz.cluster.accounts.SETUPS`): the user's
+    accounts are created before the first step (and with ``tokens`` a token asked for each)."""
+    setup = setting(run, "accounts", accounts.SETUPS, "created")
+    if setup == "none":
+        return
+    plane = plane_of(run)
+    for name in accounts.ACCOUNT_NAMES:
+        outcome = run.sim.call(accounts.create, plane.admin, name, limit=ACTION_LIMIT)
+        text = f"user: create serviceaccount {name}: {outcome}"
+        run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
+        if setup == "tokens":
+            account_action(run, "request_token", name)
+
+
+def execute_client(run: Run, step: Step) -> bool:
+    kind = step.kind
+    history = histories_of(run)
+    if kind == "apply_rs":
+        obj = actions.replica_set(step["name"], step["replicas"])
+        user_action(run, f"apply {step['name']} x{step['replicas']}",
+                     lambda c: actions.apply(c, obj, history))  # fmt: skip
+    elif kind == "apply_deployment":
+        obj = actions.deployment(step["name"], step["replicas"], step["version"])
+        user_action(
+            run,
+            f"apply {step['name']} x{step['replicas']} version {step['version']}",
+            lambda c: actions.apply(c, obj, history),
+        )
+    elif kind == "create_pinned":
+        obj = actions.pinned_pod(step["node"])
+        user_action(run, f"create pinned-{step['node']}",
+                     lambda c: actions.apply(c, obj, history))  # fmt: skip
+    elif kind == "apply_service":
+        obj = actions.service(step["target"])
+        user_action(run, f"apply svc-{step['target']}",
+                     lambda c: actions.apply(c, obj, history))  # fmt: skip
+    elif kind == "delete":
+        resource, name = step["resource"], step["name"]
+        cascade = step.get("cascade", "background")
+        flag = "" if cascade == "background" else f" --cascade={cascade}"
+        user_action(run, f"delete {resource} {name}{flag}",
+                     lambda c: actions.delete(c, resource, name, cascade, history))  # fmt: skip
+    elif kind in accounts.STEP_KINDS:
+        account_action(run, kind, step["name"])
+    elif kind == "long_wait":
+        run.advance(float(step["seconds"]))
+    elif kind in COMPONENT_FAULTS:
+        REGISTRY[kind].apply(run, step, -1)
+    else:
+        return False
+    return True
