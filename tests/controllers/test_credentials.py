@@ -36,6 +36,7 @@ class FakeManagerClient:
     wall: Any
     server: str = "https://127.0.0.1:1"
     tls_server_name: str | None = None
+    observer: Any = None
     accounts: set[str] = attrs.Factory(set)
     issued: list[str] = attrs.Factory(list)
 
@@ -182,3 +183,20 @@ async def test_controllers_act_as_their_service_accounts(api: APIHarness) -> Non
 
                 await eventually(namespace_gone, "the namespace removed", timeout=30)
                 nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_the_controllers_clients_report_to_the_managers_observer() -> None:
+    def observe(method: str, path: str, body: Any, outcome: int | BaseException) -> None:
+        """Never called here: no request is made on the built client."""
+
+    fake = FakeManagerClient(lambda: 1_700_000_000.0, observer=observe)
+    builder = ServiceAccountClientBuilder(
+        fake,  # type: ignore[arg-type]
+        ssl.create_default_context(),
+        TrioClock(),
+        fake.wall,
+    )
+    client = await builder.client_for("replicaset-controller")
+    assert client.observer is observe
+    await client.aclose()

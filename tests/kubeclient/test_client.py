@@ -394,3 +394,37 @@ async def test_a_refused_watch_raises_the_servers_status() -> None:
             nursery.cancel_scope.cancel()
     assert (failure.value.code, failure.value.reason) == (410, "Expired")
     assert failure.value.message == "too old resource version: 1 (50)"
+
+
+@pytest.mark.trio
+async def test_the_observer_is_told_each_requests_outcome_before_the_caller(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = ToyAPI()
+    told: list[tuple[str, str, Any, int | str]] = []
+
+    def observe(method: str, path: str, body: Any, outcome: int | BaseException) -> None:
+        shown = outcome if isinstance(outcome, int) else type(outcome).__name__
+        told.append((method, path, body, shown))
+
+    async with trio.open_nursery() as nursery:
+        network = MemoryNetwork(HTTPServer(api.handler), nursery)
+        async with KubeClient(
+            "http://api", dial=network.dial, timeout=7.0, observer=observe
+        ) as client:
+            await client.create(CONFIGMAPS, configmap("a"), namespace="ns")
+            with pytest.raises(KubeAPIError):
+                await client.create(CONFIGMAPS, configmap("a"), namespace="ns")
+            assert len(told) == 2  # told before the error reached the caller
+            with pytest.raises(KubeAPIError):
+                await client.call("GET", "/text-error")
+            with pytest.raises(KubeConnectionError):
+                await client.request("POST", "/hang", body={"x": 1})
+        nursery.cancel_scope.cancel()
+    path = "/api/v1/namespaces/ns/configmaps"
+    assert told == [
+        ("POST", path, configmap("a"), 201),
+        ("POST", path, configmap("a"), 409),
+        ("GET", "/text-error", None, 502),
+        ("POST", "/hang", {"x": 1}, "KubeConnectionError"),
+    ]

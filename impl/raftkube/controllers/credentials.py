@@ -124,6 +124,8 @@ class ServiceAccountClientBuilder:
             dial=self.dial,
             tls_server_name=self.client.tls_server_name,
             user_agent=f"kube-controller-manager/{name}",
+            # Whoever watches the manager's own requests watches its controllers' too.
+            observer=self.client.observer,
         )
         self._clients[name] = client
         return client

@@ -6,6 +6,7 @@ from raftkube.kubeclient.client import (
     PATCH_CONTENT_TYPES,
     KubeClient,
     PatchType,
+    RequestObserver,
     resource_path,
 )
 from raftkube.kubeclient.errors import KubeAPIError, KubeConnectionError
@@ -23,6 +24,7 @@ __all__ = [
     "KubeConfigError",
     "KubeConnectionError",
     "PatchType",
+    "RequestObserver",
     "Watch",
     "load_kubeconfig",
     "resource_path",

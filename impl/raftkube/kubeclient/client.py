@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -47,6 +47,14 @@ QueryValue = str | int | bool | Sequence[str]
 Query = Mapping[str, QueryValue]
 
 USER_AGENT = "raftkube-kubeclient/0.1"
+
+RequestObserver = Callable[[str, str, Any, "int | BaseException"], None]
+"""Told of every request :meth:`KubeClient.request` makes (every call but a watch's stream),
+once its outcome is known: ``(method, path, body as given, outcome)``, the outcome being the
+answer's status code or the exception the request ended with. It runs synchronously in the
+requesting task before the caller sees the outcome, so it must be quick and must not raise.
+Production leaves it unset; a checker uses it to learn which writes have an unknown outcome
+(an answer lost or a 5xx: the server may have acted on them)."""
 
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _PATH_SAFE = "/%:@!$&'()*+,;=~"
@@ -114,7 +122,8 @@ class KubeClient:
     prefix). ``ssl_context`` verifies the server and may present a client certificate; without
     one, an ``https`` server is verified against the system's roots. ``token`` is sent as
     ``Authorization: Bearer``. ``timeout`` bounds each request (connect, send, whole answer)
-    except a watch's stream, which lasts as long as the server keeps it open.
+    except a watch's stream, which lasts as long as the server keeps it open. ``observer``
+    (optional) is told each request's outcome (:data:`RequestObserver`).
 
     Use it in ``async with`` (or call :meth:`aclose`) so idle connections are closed.
     """
@@ -128,6 +137,7 @@ class KubeClient:
     timeout: float = attrs.field(default=60.0, kw_only=True)
     tls_server_name: str | None = attrs.field(default=None, kw_only=True)
     user_agent: str = attrs.field(default=USER_AGENT, kw_only=True)
+    observer: RequestObserver | None = attrs.field(default=None, kw_only=True)
     pool: ConnectionPool = attrs.field(init=False)
     _prefix: str = attrs.field(init=False)
     _authority: str = attrs.field(init=False)
@@ -242,9 +252,16 @@ class KubeClient:
         payload = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
         fields = self._headers(content_type if payload is not None else None, headers)
         deadline = self.clock.now() + self.timeout
-        _, head, data = await self._exchange(
-            method, path, self._target(path, query), fields, payload, deadline, whole=True
-        )
+        try:
+            _, head, data = await self._exchange(
+                method, path, self._target(path, query), fields, payload, deadline, whole=True
+            )
+        except BaseException as exc:
+            if self.observer is not None:
+                self.observer(method, path, body, exc)
+            raise
+        if self.observer is not None:
+            self.observer(method, path, body, head.status_code)
         return head.status_code, _join_headers(head.headers), data
 
     async def _exchange(
