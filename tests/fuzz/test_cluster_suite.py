@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from raftkube.kubeclient import KubeConnectionError
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.reconciliation import unreconciled
+from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.example import run_steps
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suite_runner import run_suite
@@ -137,6 +139,42 @@ def test_a_finished_pod_and_its_replacement_are_not_over_creation() -> None:
         _follow(observer, [_kv("/registry/pods/default/p3", 7, _pod("p3", owner="rs"))])
     assert caught.value.prop == "NoOverCreation"
     assert caught.value.evidence["not_counted_finished"] == ["p1"]
+
+
+def test_a_create_with_an_unknown_outcome_allows_one_more_pod_of_its_owner() -> None:
+    leadership = LeadershipLog(lambda: 1)
+    observer = ClusterObserver(leadership)
+    report = leadership.ambiguous_creates
+    pods = "/api/v1/namespaces/default/pods"
+
+    def body(owner: str) -> dict:
+        ref = {"kind": "ReplicaSet", "name": owner, "uid": f"u-{owner}", "controller": True}
+        return {"metadata": {"generateName": f"{owner}-", "ownerReferences": [ref]}}
+
+    # Outcomes that leave nothing to excuse: written and answered, refused, another
+    # owner's, not a pod create (a binding).
+    report("POST", pods, body("rs"), 201)
+    report("POST", pods, body("rs"), 409)
+    report("POST", pods, body("other"), 500)
+    report("POST", f"{pods}/p0/binding", body("rs"), 500)
+    writes = [[_kv("/registry/replicasets/default/rs", 2, _rs("rs", 2))]]
+    for i in range(2):
+        writes.append([_kv(f"/registry/pods/default/p{i}", 3 + i, _pod(f"p{i}", owner="rs"))])
+    _follow(observer, *writes)
+    with pytest.raises(Violation):
+        _follow(observer, [_kv("/registry/pods/default/p2", 5, _pod("p2", owner="rs"))])
+    # The store's write timed out after it committed (a 500), or the answer never came:
+    # upstream's controller lowers its expectations and may create once more for each.
+    report("POST", pods, body("rs"), 500)
+    report("POST", pods, body("rs"), KubeConnectionError("POST: no answer within 10.0 s"))
+    observer = ClusterObserver(leadership)
+    _follow(observer, *writes)
+    _follow(observer, [_kv(f"/registry/pods/default/p{i}", 3 + i, _pod(f"p{i}", owner="rs"))
+                       for i in (2, 3)])  # fmt: skip
+    with pytest.raises(Violation) as caught:
+        _follow(observer, [_kv("/registry/pods/default/p4", 6, _pod("p4", owner="rs"))])
+    assert caught.value.evidence["creates_with_unknown_outcome"] == 2
+    assert caught.value.evidence["most_replicas_asked"] == 2
 
 
 def test_endpoints_of_a_never_ready_pod_are_a_violation() -> None:

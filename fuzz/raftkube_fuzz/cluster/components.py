@@ -35,7 +35,7 @@ from raftkube.controllers.leaderelection import LeaderElectionLost
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.nodehealth import DisruptionConfig
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
-from raftkube.kubeclient import KubeClient
+from raftkube.kubeclient import KubeClient, RequestObserver
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.proxy.proxier import Proxier
 from raftkube.runtime import ContainerScript, SimulatedRuntime
@@ -99,14 +99,24 @@ def wall_clock(clock: SimClock) -> Callable[[], float]:
 
 
 def client_for(
-    env: HostEnv, kubeconfig: str, user_agent: str, lags: Lags | None = None
+    env: HostEnv,
+    kubeconfig: str,
+    user_agent: str,
+    lags: Lags | None = None,
+    observer: RequestObserver | None = None,
 ) -> KubeClient:
     """A client from ``kubeconfig`` that dials through the host's network on its clock (each
-    connection, and each watch, lagging as ``lags`` says for this host: :mod:`.lag`)."""
+    connection, and each watch, lagging as ``lags`` says for this host: :mod:`.lag`), telling
+    ``observer`` each request's outcome."""
     dial: Dial = env.network.open_stream
     if lags is None:
         return KubeClient.from_kubeconfig(
-            kubeconfig, clock=env.clock, dial=dial, user_agent=user_agent, timeout=10.0
+            kubeconfig,
+            clock=env.clock,
+            dial=dial,
+            user_agent=user_agent,
+            timeout=10.0,
+            observer=observer,
         )
     dial = lagging_dial(dial, env.clock, env.rng, lambda: lags.of(env.name))
     return LaggingWatchClient.from_kubeconfig(
@@ -117,6 +127,7 @@ def client_for(
         timeout=10.0,
         watch_ceiling=lambda: lags.watches_of(env.name),
         rng=env.rng,
+        observer=observer,
     )
 
 
@@ -165,8 +176,14 @@ class ControllerManagerProcess:
 
     async def run(self) -> None:
         plan = self.pki.plan
+        # Its pod creates with an unknown outcome, for NoOverCreation (:mod:`.ambiguous`).
+        observer = self.leadership.ambiguous_creates if self.leadership is not None else None
         async with client_for(
-            self.env, str(plan.controller_manager_kubeconfig), "kube-controller-manager", self.lags
+            self.env,
+            str(plan.controller_manager_kubeconfig),
+            "kube-controller-manager",
+            self.lags,
+            observer,
         ) as client:
             while True:
                 try:
