@@ -151,9 +151,10 @@ def test_a_create_with_an_unknown_outcome_allows_one_more_pod_of_its_owner() -> 
         ref = {"kind": "ReplicaSet", "name": owner, "uid": f"u-{owner}", "controller": True}
         return {"metadata": {"generateName": f"{owner}-", "ownerReferences": [ref]}}
 
-    # Outcomes that leave nothing to excuse: written and answered, refused, another
-    # owner's, not a pod create (a binding).
+    # Outcomes that leave nothing to excuse: written and answered, refused, never sent
+    # (no connection), another owner's, not a pod create (a binding).
     report("POST", pods, body("rs"), 201)
+    report("POST", pods, body("rs"), KubeConnectionError("cannot connect", sent=False))
     report("POST", pods, body("rs"), 409)
     report("POST", pods, body("other"), 500)
     report("POST", f"{pods}/p0/binding", body("rs"), 500)

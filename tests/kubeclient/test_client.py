@@ -299,8 +299,9 @@ async def test_a_failed_dial_is_a_connection_error() -> None:
         raise ConnectionRefusedError(111, "Connection refused")
 
     async with KubeClient("https://api.example:6443", dial=refuse) as client:
-        with pytest.raises(KubeConnectionError, match=r"api\.example:6443"):
+        with pytest.raises(KubeConnectionError, match=r"api\.example:6443") as failure:
             await client.get(NODES)
+    assert failure.value.sent is False  # nothing of the request left the client
 
 
 def test_the_server_url_must_be_http_or_https() -> None:
@@ -418,8 +419,9 @@ async def test_the_observer_is_told_each_requests_outcome_before_the_caller(
             assert len(told) == 2  # told before the error reached the caller
             with pytest.raises(KubeAPIError):
                 await client.call("GET", "/text-error")
-            with pytest.raises(KubeConnectionError):
+            with pytest.raises(KubeConnectionError) as failure:
                 await client.request("POST", "/hang", body={"x": 1})
+            assert failure.value.sent is True  # sent, no answer: its outcome is unknown
         nursery.cancel_scope.cancel()
     path = "/api/v1/namespaces/ns/configmaps"
     assert told == [

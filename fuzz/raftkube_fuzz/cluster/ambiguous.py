@@ -15,8 +15,9 @@ extra active pod per create with an unknown outcome, and no more: a create answe
 :class:`AmbiguousCreates` is the :data:`~raftkube.kubeclient.RequestObserver` the suite gives
 every controller manager's clients: it counts, per owning controller (by uid, from the pod's
 controller ``ownerReference`` in the request body), the pod creates (``POST .../pods``) that
-ended with a 5xx or an exception. The count only grows, as the most replicas asked for does:
-the surplus is allowed for as long as it can last.
+ended with a 5xx or an exception (but not a connection that could not be opened: nothing was
+sent). The count only grows, as the most replicas asked for does: the surplus is allowed for
+as long as it can last.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
+from raftkube.kubeclient import KubeConnectionError
 
 
 def _controller_uid(body: Any) -> str | None:
@@ -45,7 +48,10 @@ def is_pod_create(method: str, path: str) -> bool:
 
 def is_ambiguous(outcome: int | BaseException) -> bool:
     """The server may have acted although the caller got an error: no answer at all, or a
-    server-side failure (5xx: a store write that timed out may still commit)."""
+    server-side failure (5xx: a store write that timed out may still commit). A connection
+    that could not be opened carried nothing (``sent`` False): nothing to excuse."""
+    if isinstance(outcome, KubeConnectionError):
+        return outcome.sent
     return isinstance(outcome, BaseException) or outcome >= 500
 
 

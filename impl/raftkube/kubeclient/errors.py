@@ -72,4 +72,9 @@ class KubeAPIError(Exception):
 
 class KubeConnectionError(Exception):
     """No usable answer: the connection could not be opened, broke, timed out, or carried
-    something that is not HTTP. Whether the request took effect is unknown."""
+    something that is not HTTP. Whether the request took effect is unknown, unless ``sent``
+    is False: no connection could be opened, so nothing of it reached the server."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent

@@ -200,12 +200,13 @@ class ConnectionPool:
                     stream = tls
         except trio.TooSlowError:
             raise KubeConnectionError(
-                f"connecting to {self.host}:{self.port} timed out after {self.connect_timeout} s"
+                f"connecting to {self.host}:{self.port} timed out after {self.connect_timeout} s",
+                sent=False,
             ) from None
         except (OSError, trio.BrokenResourceError) as exc:
             cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
             raise KubeConnectionError(
-                f"cannot connect to {self.host}:{self.port}: {cause}"
+                f"cannot connect to {self.host}:{self.port}: {cause}", sent=False
             ) from exc
         self.opened += 1
         return Connection(stream)
