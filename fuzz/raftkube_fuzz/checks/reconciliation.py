@@ -8,15 +8,19 @@ waits, after every fault healed and the user stopped, for that list to be empty 
 
 Reconciled means, as the spec's ESR says for the composed loops:
 
-* every node is Ready and carries none of the node lifecycle controller's taints;
+* every node is Ready and carries none of the node lifecycle controller's taints but
+  ``node.kubernetes.io/unschedulable``, which exactly the cordoned nodes carry (the final
+  heal leaves a cordon: it is the user's intent);
 * every ReplicaSet not being deleted has exactly ``spec.replicas`` active pods, each
-  Running and Ready on a Ready node, or still unbound because its cpu request fits the room
-  left on no Ready, schedulable node (a full cluster leaves pods Pending upstream too); no
+  Running and Ready on a Ready node (a cordoned one included: cordon evicts nothing), or
+  still unbound because its cpu request fits the room left on no Ready, schedulable node
+  (a full or cordoned cluster leaves pods Pending upstream too: the scheduler filters
+  ``spec.unschedulable`` nodes, and these pods tolerate no taint); no
   pod is left terminating (every kubelet is back to confirm its deletions) and no pod
   outlives its owner (the garbage collector);
 * every Deployment's rollout is complete: its status has observed its generation and counts
   ``spec.replicas`` updated, ready and total replicas, and no older ReplicaSet of it keeps
-  pods;
+  pods; unless one of its pods waits for room as above (every Ready node cordoned);
 * every Service's Endpoints list exactly the IPs of the pods its selector matches that have
   one and are neither finished nor being deleted: the Ready ones as ``addresses``, the others
   as ``notReadyAddresses`` (upstream's endpoints controller's output).
@@ -46,6 +50,10 @@ STABLE_FOR = 12.0
 renewal (10 s), so a node that would flap is seen to."""
 
 LIFECYCLE_TAINTS = frozenset({"node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"})
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+"""The NoSchedule taint upstream's node lifecycle controller keeps on exactly the cordoned
+nodes (``spec.unschedulable``): a cordon is the user's intent, so the reconciled state has it
+on those and on no other."""
 
 
 def reconcile_bound(
@@ -101,6 +109,10 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
         taints = {t.get("key") for t in (node.get("spec") or {}).get("taints") or []}
         if taints & LIFECYCLE_TAINTS:
             problems.append(f"node {name} is tainted {sorted(taints & LIFECYCLE_TAINTS)}")
+        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+        if cordoned != (UNSCHEDULABLE_TAINT in taints):
+            state = "cordoned" if cordoned else "not cordoned"
+            problems.append(f"node {name} is {state} but {sorted(taints)} are its taints")
     ready_nodes = {n for n, node in nodes.items() if _node_ready(node)}
     pods = observer.of("Pod", NAMESPACE)
     replica_sets = observer.of("ReplicaSet", NAMESPACE)
@@ -136,8 +148,15 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
                 problems.append(
                     f"pod {_meta(pod).get('name')} is {phase}, ready={is_ready(pod)}, on {bound_to}"
                 )
+    waiting = {
+        str(_meta(p).get("uid"))
+        for p in pods
+        if not (p.get("spec") or {}).get("nodeName")
+        and not _meta(p).get("deletionTimestamp")
+        and not fits_anywhere(p, nodes, ready_nodes, pods)
+    }
     for d in observer.of("Deployment", NAMESPACE):
-        problems.extend(_deployment_problems(d, replica_sets, pods))
+        problems.extend(_deployment_problems(d, replica_sets, pods, waiting))
     for svc in observer.of("Service", NAMESPACE):
         problems.extend(_service_problems(svc, observer, pods))
     return problems
@@ -164,9 +183,21 @@ def fits_anywhere(pod: Obj, nodes: Mapping[str, Obj], ready: set[str], pods: lis
     return False
 
 
-def _deployment_problems(d: Obj, replica_sets: list[Obj], pods: list[Obj]) -> list[str]:
+def _deployment_problems(
+    d: Obj, replica_sets: list[Obj], pods: list[Obj], waiting: set[str]
+) -> list[str]:
+    """A Deployment's rollout must be complete, unless one of its pods waits for room
+    (``waiting``: unbound, and fits no Ready schedulable node). Its pods request no cpu, so
+    that is every Ready node cordoned: upstream's rollout then stays in progress too (new
+    pods Pending, the old ReplicaSet kept up by maxUnavailable), and the ReplicaSets' own
+    counts are still judged."""
     name = _meta(d).get("name")
     if _meta(d).get("deletionTimestamp"):
+        return []
+    uid = str(_meta(d).get("uid"))
+    mine = [rs for rs in replica_sets if uid in _owner_uids(rs)]
+    rs_uids = {str(_meta(rs).get("uid")) for rs in mine}
+    if any(str(_meta(p).get("uid")) in waiting and rs_uids & set(_owner_uids(p)) for p in pods):
         return []
     want = int((d.get("spec") or {}).get("replicas", 1))
     status = d.get("status") or {}
@@ -176,8 +207,6 @@ def _deployment_problems(d: Obj, replica_sets: list[Obj], pods: list[Obj]) -> li
     for field in ("replicas", "updatedReplicas", "readyReplicas"):
         if int(status.get(field, 0)) != want:
             problems.append(f"deployment {name}: status.{field} {status.get(field, 0)} != {want}")
-    uid = str(_meta(d).get("uid"))
-    mine = [rs for rs in replica_sets if uid in _owner_uids(rs)]
     holding = [rs for rs in mine if int((rs.get("spec") or {}).get("replicas", 0)) > 0]
     if len(holding) > 1:
         problems.append(f"deployment {name}: {len(holding)} ReplicaSets still hold replicas")

@@ -128,6 +128,8 @@ def service(target: str) -> Obj:
     }
 
 
+NODES = "/api/v1/nodes"
+
 RESOURCES = {
     "Pod": "/api/v1/namespaces/default/pods",
     "ReplicaSet": "/apis/apps/v1/namespaces/default/replicasets",
@@ -206,3 +208,26 @@ async def delete(
         return f"delete refused: {exc.code} {exc}"
     except KubeConnectionError as exc:
         return f"delete failed: {exc}"
+
+
+async def cordon(client: KubeClient, node: str, unschedulable: bool) -> str:
+    """``kubectl cordon NODE`` (``unschedulable``) or ``kubectl uncordon NODE``, as kubectl
+    1.32's drain helper does it: GET the Node; if ``spec.unschedulable`` already says so,
+    nothing is sent ("already cordoned"); else the strategic merge patch kubectl computes
+    from the old and new Node, ``{"spec":{"unschedulable":true}}`` to cordon and
+    ``{"spec":{"unschedulable":null}}`` to uncordon (``false`` is omitted from a Node's
+    JSON, so the two-way patch deletes the field). Returns kubectl's line for the timeline.
+    Not recorded for the object linearizability check, whose model holds the user's
+    workloads, not Nodes (which the kubelets and the node lifecycle controller write too)."""
+    verb = "cordoned" if unschedulable else "uncordoned"
+    try:
+        current = await client.get(f"{NODES}/{node}")
+        if bool((current.get("spec") or {}).get("unschedulable")) == unschedulable:
+            return f"node/{node} already {verb}"
+        patch = {"spec": {"unschedulable": True if unschedulable else None}}
+        await client.patch(f"{NODES}/{node}", "", patch, patch_type="strategic")
+        return f"node/{node} {verb}"
+    except KubeAPIError as exc:
+        return f"{verb[:-2]} refused: {exc.code} {exc}"
+    except KubeConnectionError as exc:
+        return f"{verb[:-2]} failed: {exc}"

@@ -107,6 +107,10 @@ def execute_client(run: Run, step: Step) -> bool:
         flag = "" if cascade == "background" else f" --cascade={cascade}"
         user_action(run, f"delete {resource} {name}{flag}",
                      lambda c: actions.delete(c, resource, name, cascade, history))  # fmt: skip
+    elif kind in ("cordon", "uncordon"):
+        node = step["node"]
+        user_action(run, f"{kind} {node}",
+                     lambda c: actions.cordon(c, node, kind == "cordon"))  # fmt: skip
     elif kind in accounts.STEP_KINDS:
         account_action(run, kind, step["name"])
     elif kind == "long_wait":

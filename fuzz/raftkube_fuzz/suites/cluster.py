@@ -7,8 +7,9 @@ the production code (a host of its own for each but kube-proxy), with its own cr
 over the simulated streams (TLS included). The user is a machine of its own acting as
 ``kubernetes-admin``.
 
-Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments and
-creates and deletes Services (:mod:`raftkube_fuzz.cluster.actions`), creates and deletes
+Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments,
+creates and deletes Services, cordons and uncordons nodes
+(:mod:`raftkube_fuzz.cluster.actions`), creates and deletes
 ServiceAccounts and asks for their tokens (:mod:`raftkube_fuzz.cluster.accounts`); faults
 crash, restart,
 pause and resume any component, cut one from the API server (both ways), jump or skew its
@@ -194,6 +195,15 @@ class ClusterMachine(SuiteMachine):
         plane = self._plane()
         nodes = [n.name for n in plane.pki.plan.sim_nodes[: plane.shape.nodes]]
         self.apply(Step.of("create_pinned", node=nodes[node % len(nodes)]))
+
+    @rule(kind=evenly(("cordon", "uncordon")), node=st.integers(0, 3))
+    def cordon(self, kind: str, node: int) -> None:
+        """``kubectl cordon`` or ``uncordon`` of a node (of those there are): the scheduler
+        places no new pod there while it is cordoned, and the pods it runs stay. A cordon is
+        the user's intent, not a fault: the final heal leaves it."""
+        plane = self._plane()
+        nodes = [n.name for n in plane.pki.plan.sim_nodes[: plane.shape.nodes]]
+        self.apply(Step.of(kind, node=nodes[node % len(nodes)]))
 
     @rule(workload=st.sampled_from(actions.WORKLOADS))
     def apply_service(self, workload: str) -> None:
