@@ -44,6 +44,7 @@ from raftkube_spec.raft.messages import (
     RequestVoteResponse,
 )
 from raftkube_spec.raft.types import Entry, Role
+from tests.helpers.mutant_scenarios import Scenario, check_scenario
 
 # --- scenarios: each returns what the mutant changes ---------------------------------------------
 
@@ -289,7 +290,7 @@ def admission_on_a_full_node() -> str:
     return outcome[0]
 
 
-SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+SCENARIOS: dict[str, Scenario] = {
     "commit-old-term-by-count": (old_term_commit, 0, 1),
     "unsynced-vote": (unsynced_vote, True, False),
     "no-conflict-truncation": (
@@ -340,15 +341,7 @@ def test_every_mutant_has_a_behaviour_scenario() -> None:
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
-    scenario, real, mutated = SCENARIOS[name]
-    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
-    original = owner.__dict__[attribute]
-    assert scenario() == real
-    with MUTANTS[name].patch():
-        assert owner.__dict__[attribute] is not original
-        assert scenario() == mutated
-    assert owner.__dict__[attribute] is original
-    assert scenario() == real
+    check_scenario(name, SCENARIOS[name])
 
 
 MARKER = "# MUTANT:"

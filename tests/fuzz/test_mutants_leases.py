@@ -4,7 +4,6 @@ marker diff of every mutant is in ``test_mutants.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,8 +16,8 @@ from raftkube.controllers.leaderelection import (
     LeaderElector,
     micro_time,
 )
-from raftkube_fuzz.mutants import MUTANTS
 from raftkube_fuzz.mutants.leases import micro_time_seconds
+from tests.helpers.mutant_scenarios import Scenario, check_scenario
 
 RENEWED = 1_767_225_600.25
 """When the holder last renewed, by its own wall clock."""
@@ -63,7 +62,7 @@ def takeover_with_a_wall_clock_ahead() -> tuple[bool, list[str]]:
     return took, lock.written
 
 
-SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+SCENARIOS: dict[str, Scenario] = {
     "lease-judged-by-remote-clock": (
         takeover_with_a_wall_clock_ahead,
         (False, []),
@@ -74,15 +73,7 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
-    scenario, real, mutated = SCENARIOS[name]
-    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
-    original = owner.__dict__[attribute]
-    assert scenario() == real
-    with MUTANTS[name].patch():
-        assert owner.__dict__[attribute] is not original
-        assert scenario() == mutated
-    assert owner.__dict__[attribute] is original
-    assert scenario() == real
+    check_scenario(name, SCENARIOS[name])
 
 
 def test_micro_times_read_back_as_written() -> None:

@@ -4,7 +4,6 @@ of every mutant is in ``test_mutants.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +12,7 @@ import trio
 
 from raftkube.controllers.nodehealth import ZoneState
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
-from raftkube_fuzz.mutants import MUTANTS
+from tests.helpers.mutant_scenarios import Scenario, check_scenario
 
 # --- scenarios: each returns what the mutant changes ---------------------------------------------
 
@@ -43,7 +42,7 @@ def every_node_falls() -> tuple[list[str], dict[str, float]]:
     return untainted, rates
 
 
-SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+SCENARIOS: dict[str, Scenario] = {
     "eviction-ignores-disruption": (
         every_node_falls,
         (["n1", "n2"], {"": 0.0}),
@@ -54,12 +53,4 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
-    scenario, real, mutated = SCENARIOS[name]
-    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
-    original = owner.__dict__[attribute]
-    assert scenario() == real
-    with MUTANTS[name].patch():
-        assert owner.__dict__[attribute] is not original
-        assert scenario() == mutated
-    assert owner.__dict__[attribute] is original
-    assert scenario() == real
+    check_scenario(name, SCENARIOS[name])

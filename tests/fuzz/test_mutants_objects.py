@@ -4,7 +4,6 @@ marker diff of every mutant is in ``test_mutants.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from raftkube.apiserver.auth.tokens import TokenError, TokenIssuer, TokenVerifier
 from raftkube.apiserver.resources import by_kind
 from raftkube.controllers.garbagecollector import FOREGROUND, GarbageCollector, Node
-from raftkube_fuzz.mutants import MUTANTS
+from tests.helpers.mutant_scenarios import Scenario, check_scenario
 
 # --- scenarios: each returns what the mutant changes ---------------------------------------------
 
@@ -118,7 +117,7 @@ def token_of_a_deleted_account() -> str:
         return f"refused: {exc}"
 
 
-SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+SCENARIOS: dict[str, Scenario] = {
     "gc-selects-by-label": (
         foreground_deletion_beside_a_canary,
         ["queue uid-a-1"],
@@ -134,12 +133,4 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
-    scenario, real, mutated = SCENARIOS[name]
-    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
-    original = owner.__dict__[attribute]
-    assert scenario() == real
-    with MUTANTS[name].patch():
-        assert owner.__dict__[attribute] is not original
-        assert scenario() == mutated
-    assert owner.__dict__[attribute] is original
-    assert scenario() == real
+    check_scenario(name, SCENARIOS[name])

@@ -5,7 +5,6 @@ marker diff of every mutant is in ``test_mutants.py``."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +13,7 @@ import trio
 
 from raftkube.controllers.endpoints import EndpointsController
 from raftkube.proxy import LoadBalancerRR, ServicePortName
-from raftkube_fuzz.mutants import MUTANTS
+from tests.helpers.mutant_scenarios import Scenario, check_scenario
 
 # --- scenarios: each returns what the mutant changes ---------------------------------------------
 
@@ -76,7 +75,7 @@ def routes_after_pods_left() -> dict[str, list[tuple[str, int]]]:
     return {str(spn): sorted(balancer.endpoints(spn)) for spn in balancer.service_ports()}
 
 
-SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
+SCENARIOS: dict[str, Scenario] = {
     "endpoints-skip-write-on-stale-cache": (
         write_after_own_write_unseen,
         ["get", "update subsets=[]"],
@@ -95,12 +94,4 @@ SCENARIOS: dict[str, tuple[Callable[[], object], object, object]] = {
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_patch_changes_behavior_and_is_undone(name: str) -> None:
-    scenario, real, mutated = SCENARIOS[name]
-    owner, attribute = MUTANTS[name].patch.owner, MUTANTS[name].patch.attribute
-    original = owner.__dict__[attribute]
-    assert scenario() == real
-    with MUTANTS[name].patch():
-        assert owner.__dict__[attribute] is not original
-        assert scenario() == mutated
-    assert owner.__dict__[attribute] is original
-    assert scenario() == real
+    check_scenario(name, SCENARIOS[name])
