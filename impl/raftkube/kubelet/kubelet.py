@@ -3,12 +3,15 @@
 ``Kubelet.run`` is one ``async def`` under the caller's nursery: node registration
 (:mod:`.node`), then the Lease and node-status loops, an informer over only this node's pods
 (``fieldSelector=spec.nodeName={node}``, all the Node authorizer lets a kubelet list), and one
-:class:`~.podworker.PodWorker` task per pod. Before the first pod is handled the pods are
-admitted in creation order (:mod:`.admission`); a rejected pod is marked Failed with
+:class:`~.podworker.PodWorker` task per pod. A new pod is admitted (:mod:`.admission`)
+before its worker starts; a rejected pod is marked Failed with
 upstream's reason and message and never reaches the runtime. Everything the kubelet writes
 goes through ``client``, which carries the node's own credentials. With ``serving`` it also
 serves container logs over HTTPS on the node's address and port (:mod:`.logserver`); port 0
 takes a free one, which is what the Node then advertises.
+
+Pod news is handled in batches (everything queued at once: the initial list, a relist), and
+the new pods of a batch are admitted oldest first (:func:`admission_order`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +138,19 @@ class Kubelet:
             nursery.start_soon(informer.run)
             nursery.start_soon(relist, self.runtime, self.clock, self._wake_pod)
             await informer.wait_for_sync()
-            initial = sorted(
-                informer.indexer.list(),
-                key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
-            )
-            for pod in initial:
-                await self._handle(nursery, node, pod, False)
-            async for pod, deleted in self._events[1]:
-                await self._handle(nursery, node, pod, deleted)
+            receive = self._events[1]
+            async for first in receive:
+                # Everything already queued is one batch, as upstream's config source hands
+                # HandlePodAdditions all pods new in one merge: the initial list and every
+                # relist arrive whole (the informer reports a list synchronously).
+                batch = [first]
+                while True:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                for pod, deleted in admission_order(batch, self.workers):
+                    await self._handle(nursery, node, pod, deleted)
 
     async def _handle(
         self, nursery: trio.Nursery, node: NodeContext, pod: Obj, deleted: bool
@@ -216,6 +224,26 @@ class Kubelet:
             )
         except (KubeAPIError, KubeConnectionError) as exc:
             log.warning("could not mark pod %s rejected: %s", pod_key(pod), exc)
+
+
+def admission_order(batch: list[Event], workers: Mapping[str, PodWorker]) -> list[Event]:
+    """The order to handle one batch of pod news in: each pod once, in its latest state; first
+    the news of pods this kubelet already runs or that are going away (so what they free is
+    free before anything new is admitted), then the new pods oldest first, as upstream's
+    ``HandlePodAdditions`` sorts by creation time so that of two that do not both fit the older
+    wins. Ties (creation times have whole seconds) go by name, to be deterministic."""
+    latest: dict[str, Event] = {}
+    for event in batch:
+        latest[event[0]["metadata"]["uid"]] = event
+    known: list[Event] = []
+    additions: list[Event] = []
+    for uid, (pod, deleted) in latest.items():
+        new = uid not in workers and not deleted and not pod["metadata"].get("deletionTimestamp")
+        (additions if new else known).append((pod, deleted))
+    additions.sort(
+        key=lambda e: (e[0]["metadata"].get("creationTimestamp") or "", e[0]["metadata"]["name"])
+    )
+    return known + additions
 
 
 def _last_state(obj: Obj | DeletedFinalStateUnknown) -> Obj:
