@@ -215,6 +215,47 @@ async def test_partitioned_leader_stops_before_the_standby_starts(
     assert lock_a.events == ["a became leader", "a stopped leading"]
 
 
+@attrs.define
+class HangingEventLock(MemoryLock):
+    """A lock whose Event writes, while partitioned, wait out a client's 10 s timeout and
+    are then dropped (as :class:`EventRecorder` logs and drops a failed write)."""
+
+    async def record_event(self, message: str) -> None:
+        if self.partitioned:
+            await trio.sleep(10.0)
+            return
+        await super().record_event(message)
+
+
+@pytest.mark.trio
+async def test_a_deposed_leader_stops_at_once_though_its_event_write_hangs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cut off from the server, the leader's work is cancelled within the renew deadline of
+    its last renewal, not after the "stopped leading" Event's write has timed out; and the
+    write holds ``run`` up by at most one retry period."""
+    lease = MemoryLease()
+    terms = Terms()
+    lock = HangingEventLock(lease, "a")
+    a = elector(lock, TrioClock(), 0.0, 5)
+    returned: list[float] = []
+
+    async def run_a() -> None:
+        await a.run(terms.lead("a"))  # type: ignore[arg-type]
+        returned.append(trio.current_time())
+
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_a)
+            await trio.sleep(30)
+            lock.partitioned = True
+            last_renewal = lease.writes[-1][0]
+    [(_, _, stopped)] = terms.spans
+    assert stopped - last_renewal <= 10.0 + 2.0  # the renew deadline, one retry late at most
+    assert returned[0] - stopped <= 2.0  # the Event write, cut off after one retry period
+    assert lock.events == ["a became leader"]
+
+
 @pytest.mark.trio
 async def test_lease_lock_on_the_real_server(api: APIHarness) -> None:
     """Two electors on a real Lease with short (real-time) durations: one leads, the Lease

@@ -293,7 +293,8 @@ class LeaderElector:
 
     async def renew(self) -> None:
         """Keep renewing every ``retry_period``; return once a renewal has not succeeded
-        within ``renew_deadline`` (leadership lost)."""
+        within ``renew_deadline`` (leadership lost). It writes nothing on the way out: the
+        caller stops the leader's work first (see :meth:`run`)."""
         while True:
             renewed = False
             with move_on_after(self.clock, self.config.renew_deadline):
@@ -301,12 +302,20 @@ class LeaderElector:
                     await sleep_for(self.clock, self.config.retry_period)
             self._report_transition()
             if not renewed:
-                await self.config.lock.record_event("stopped leading")
                 logger.info(
                     "%s: failed to renew lease %s", self.identity, self.config.lock.describe()
                 )
                 return
             await sleep_for(self.clock, self.config.retry_period)
+
+    async def _record_stopped_leading(self) -> None:
+        """The "stopped leading" Event, best effort and bounded by ``retry_period``. Upstream's
+        recorder queues Events and sends them in the background, and the process exits on
+        OnStoppedLeading at once, so the Event is often lost too; here it is written only
+        after the leader's work has stopped, and a server that cannot be reached (whose
+        write would wait out the client's timeout) delays the exit by one retry period."""
+        with move_on_after(self.clock, self.config.retry_period):
+            await self.config.lock.record_event("stopped leading")
 
     async def release(self) -> None:
         """Give the Lease up at once (an empty holder and a 1 s lease), if we hold it."""
@@ -325,6 +334,7 @@ class LeaderElector:
         """Acquire, then run ``lead()`` while renewing. Returns when leadership is lost (with
         ``lead`` cancelled) or when ``lead`` returns; the caller decides what losing means
         (kube-controller-manager exits)."""
+        lost = False
         try:
             await self.acquire()
             async with trio.open_nursery() as nursery:
@@ -335,7 +345,13 @@ class LeaderElector:
 
                 nursery.start_soon(leading)
                 await self.renew()
+                lost = True
                 nursery.cancel_scope.cancel()
+            # Only now, with lead() cancelled and finished, is the loss written down: a
+            # deposed leader must not keep acting while an Event write waits on a server
+            # it may be cut off from.
+            if lost:
+                await self._record_stopped_leading()
         finally:
             if self.config.release_on_cancel:
                 with move_on_after(self.clock, self.config.renew_deadline) as scope:
