@@ -300,3 +300,35 @@ async def test_paused_deployment_scales_but_does_not_roll_until_resumed(api: API
             _, pods = await snapshot(client, "calm")
             assert sorted(p["spec"]["containers"][0]["image"] for p in pods) == ["web:2"] * 3
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_stale_desired_replicas_annotation_does_not_block_the_next_rollout(
+    api: APIHarness,
+) -> None:
+    """The one active ReplicaSet already has the Deployment's size but a desired-replicas
+    annotation left from an older size (as rapid scale and template changes leave it): a
+    controller that only resizes on a size difference sees a scaling event on every sync and
+    never rolls out (kubernetes #138036; found by the cluster suite)."""
+    client = api.admin
+    await ensure_default_account(client)
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            _start(client, nursery)
+            nursery.start_soon(kubelet_standin, client)
+            await client.create(DEPLOYMENTS, deployment("stale", 1, rolling("25%", "25%")))
+            await eventually(lambda: complete(client, "stale"), "the first rollout", timeout=30)
+            nursery.cancel_scope.cancel()
+        (rs,), _ = await snapshot(client, "stale")
+        stale = {"metadata": {"annotations": {"deployment.kubernetes.io/desired-replicas": "3"}}}
+        await client.patch(REPLICA_SETS, rs["metadata"]["name"], stale, namespace="default")
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "web:2"}]}}}}  # fmt: skip
+        await client.patch(DEPLOYMENTS, "stale", patch, namespace="default")
+        async with trio.open_nursery() as nursery:
+            _start(client, nursery)
+            nursery.start_soon(kubelet_standin, client)
+            await eventually(lambda: complete(client, "stale"), "the second rollout", timeout=30)
+            _, pods = await snapshot(client, "stale")
+            assert [p["spec"]["containers"][0]["image"] for p in pods] == ["web:2"]
+            nursery.cancel_scope.cancel()

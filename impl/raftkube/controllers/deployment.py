@@ -420,8 +420,12 @@ class DeploymentController:
                 target = max(old, key=du.created_key)
             else:
                 return
-            if du.replicas(target) != du.replicas(d):
-                await self.scale_replica_set(target, du.replicas(d), d)
+            # Upstream returns here when the sizes already agree, leaving the ReplicaSet's
+            # desired-replicas annotation stale if it was: every later sync then counts as a
+            # scaling event and the rollout never starts (kubernetes #138036, #138840, open;
+            # found here by the cluster suite). scale_replica_set also writes stale
+            # annotations, which is the fix those pull requests propose.
+            await self.scale_replica_set(target, du.replicas(d), d)
             return
         if new_rs is not None and du.is_saturated(d, new_rs):
             for rs in du.active(old):
