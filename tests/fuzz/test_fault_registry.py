@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from raftkube_fuzz import timeline_model
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import HEAL_ALL, REGISTRY, families
+from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.suites.base import FAULT_FAMILIES, LEADER_FAULTS, SuiteMachine, fault_steps
-from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS
 from raftkube_fuzz.suites.kv import KvMachine
 
 EXAMPLES: dict[str, Step] = {
