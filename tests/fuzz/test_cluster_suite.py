@@ -18,7 +18,7 @@ import pytest
 from raftkube.kubeclient import KubeConnectionError
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.reconciliation import unreconciled
-from raftkube_fuzz.cluster.leadership import LeadershipLog
+from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_fuzz.example import run_steps
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suite_runner import run_suite
@@ -142,9 +142,8 @@ def test_a_finished_pod_and_its_replacement_are_not_over_creation() -> None:
 
 
 def test_a_create_with_an_unknown_outcome_allows_one_more_pod_of_its_owner() -> None:
-    leadership = LeadershipLog(lambda: 1)
-    observer = ClusterObserver(leadership)
-    report = leadership.ambiguous_creates
+    report = AmbiguousCreates()
+    observer = ClusterObserver(ambiguous=report)
     pods = "/api/v1/namespaces/default/pods"
 
     def body(owner: str) -> dict:
@@ -168,7 +167,7 @@ def test_a_create_with_an_unknown_outcome_allows_one_more_pod_of_its_owner() -> 
     # upstream's controller lowers its expectations and may create once more for each.
     report("POST", pods, body("rs"), 500)
     report("POST", pods, body("rs"), KubeConnectionError("POST: no answer within 10.0 s"))
-    observer = ClusterObserver(leadership)
+    observer = ClusterObserver(ambiguous=report)
     _follow(observer, *writes)
     _follow(observer, [_kv(f"/registry/pods/default/p{i}", 3 + i, _pod(f"p{i}", owner="rs"))
                        for i in (2, 3)])  # fmt: skip

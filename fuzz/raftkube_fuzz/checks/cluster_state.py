@@ -49,6 +49,7 @@ import attrs
 from raftkube.apiserver.quantity import parse_quantity_json
 from raftkube_fuzz.checks.disruption import DisruptionWatch
 from raftkube_fuzz.checks.ownership import Ownership, controller_uid
+from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_fuzz.cluster.leadership import LeadershipLog, lease_spec
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.model import ClusterState, Machine
@@ -196,8 +197,11 @@ class ClusterObserver:
         scheduling: LeadershipLog | None = None,
         disruption: DisruptionWatch | None = None,
         times: Mapping[int, float] | None = None,
+        ambiguous: AmbiguousCreates | None = None,
     ) -> None:
         self.leadership = leadership
+        self.ambiguous = ambiguous if ambiguous is not None else AmbiguousCreates()
+        """The controller managers' pod creates with an unknown outcome, by owner."""
         """Which controller managers may act at once (None: one at most, always)."""
         self.scheduling = scheduling
         """Which schedulers may act at once (None: one at most, always)."""
@@ -391,9 +395,7 @@ class ClusterObserver:
         # And one more pod per create of this ReplicaSet's that ended in an unknown outcome:
         # upstream's controller lowers its expectations for it and may create again
         # (:mod:`raftkube_fuzz.cluster.ambiguous`).
-        unknown = (
-            self.leadership.ambiguous_creates.of(rs.meta.uid) if self.leadership is not None else 0
-        )
+        unknown = self.ambiguous.of(rs.meta.uid)
         limit = asked + unknown
         state = ClusterState(World(tuple(sorted((rs, *counted), key=lambda r: r.meta.key))), ())
         excused = sorted(p.meta.name for p in pods if p.meta.uid in self.excused)

@@ -28,15 +28,7 @@ from typing import Any
 import attrs
 
 from raftkube.kubeclient import KubeConnectionError
-
-
-def _controller_uid(body: Any) -> str | None:
-    if not isinstance(body, Mapping):
-        return None
-    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(ref, Mapping) and ref.get("controller"):
-            return str(ref.get("uid") or "")
-    return None
+from raftkube_fuzz.checks.ownership import controller_uid
 
 
 def is_pod_create(method: str, path: str) -> bool:
@@ -65,7 +57,7 @@ class AmbiguousCreates:
     def __call__(self, method: str, path: str, body: Any, outcome: int | BaseException) -> None:
         if not is_pod_create(method, path) or not is_ambiguous(outcome):
             return
-        owner = _controller_uid(body)
+        owner = controller_uid(body) if isinstance(body, Mapping) else None
         if owner:
             self.by_owner[owner] = self.by_owner.get(owner, 0) + 1
 

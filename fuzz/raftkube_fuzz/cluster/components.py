@@ -41,6 +41,7 @@ from raftkube.proxy.proxier import Proxier
 from raftkube.runtime import ContainerScript, SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
 from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
+from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_fuzz.cluster.lag import Dial, LaggingWatchClient, Lags, lagging_dial
 from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import SimPKI
@@ -173,11 +174,13 @@ class ControllerManagerProcess:
     leadership: LeadershipLog | None = None
     """Told when an incarnation ends, for the checks (:mod:`.leadership`)."""
     lags: Lags | None = None
+    ambiguous: AmbiguousCreates | None = None
+    """Told of its pod creates with an unknown outcome, for NoOverCreation
+    (:mod:`.ambiguous`)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
-        # Its pod creates with an unknown outcome, for NoOverCreation (:mod:`.ambiguous`).
-        observer = self.leadership.ambiguous_creates if self.leadership is not None else None
+        observer = self.ambiguous
         async with client_for(
             self.env,
             str(plan.controller_manager_kubeconfig),

@@ -55,7 +55,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_spec.kv.types import KeyValue
 
 LEASE_KEY = b"/registry/leases/kube-system/kube-controller-manager"
@@ -94,9 +93,6 @@ class LeadershipLog:
     first store member applied it."""
     record: tuple[int, str, int] | None = None
     """The Lease as last written: (revision, holder, leaseDurationSeconds)."""
-    ambiguous_creates: AmbiguousCreates = attrs.field(factory=AmbiguousCreates)
-    """The candidates' pod creates with an unknown outcome (their clients report them): the
-    other over-creation upstream allows (:mod:`.ambiguous`)."""
     _consumed: int = 0
 
     def ended(self, manager: str) -> None:

@@ -17,6 +17,7 @@ import trio
 
 from raftkube.kubeclient import KubeClient
 from raftkube_fuzz.cluster.accounts import bearer_client
+from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_fuzz.cluster.components import (
     API_HOST,
     API_PORT,
@@ -82,9 +83,12 @@ class ControlPlane:
         latest revision (the suite's record of what it committed)."""
         endpoints = [world.client_endpoints[i] for i in sorted(world.client_endpoints)]
         self.apiserver = world.add_host(API_HOST, lambda env: APIServerProcess(env, pki, endpoints))
+        self.ambiguous = ambiguous = AmbiguousCreates()
+        """The controller managers' pod creates with an unknown outcome (:mod:`.ambiguous`)."""
         self.managers = [
             world.add_host(
-                f"kcm-{i}", lambda env: ControllerManagerProcess(env, pki, leadership, lags)
+                f"kcm-{i}",
+                lambda env: ControllerManagerProcess(env, pki, leadership, lags, ambiguous),
             )
             for i in range(shape.managers)
         ]

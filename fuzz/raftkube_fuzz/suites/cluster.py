@@ -130,7 +130,7 @@ def prepare(run: Run) -> None:
     plane = ControlPlane(run.world, shape, lambda: max(run.written, default=1))
     store_faults = setting(run, "store_faults", ("on", "off"), "on") == "on"
     watch, times = disruption_watch(run, plane, store_faults)
-    observer = ClusterObserver(plane.leadership, plane.scheduling, watch, times)
+    observer = ClusterObserver(plane.leadership, plane.scheduling, watch, times, plane.ambiguous)
     run.extras["plane"] = plane
     run.extras["observer"] = observer
     run.listener.on_written.extend((plane.leadership.lease_written,
