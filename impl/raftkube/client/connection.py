@@ -266,7 +266,7 @@ class Connection:
                         self._take(frame)
                     return
             except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
-                pass
+                pass  # a broken or garbled connection ends, as in _read_loop
             except Exception as exc:
                 failures.append(exc)
             poller.unregister(fd)
