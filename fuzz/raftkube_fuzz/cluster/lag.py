@@ -8,11 +8,14 @@ controller's expectations, and a scheduler's assumed pods, exist for.
 
 :func:`lagging_dial` wraps a host's dialler: every connection it opens draws, once, a share
 of the host's current *lag ceiling* (:class:`Lags`, per host, 0 = none), and hands on every
-chunk it receives no earlier than that share of the ceiling after it arrived. A connection
-stays in order; two connections are out of order with each other by the difference of their
-shares. The ceiling is read at each chunk, so raising it (the suite's ``host_slow`` step)
-slows connections already open, and the final heal sets it back to 0. The shares come from
-a generator seeded from the host's own, so a run stays a function of its seed.
+chunk it reads from the network that share of the ceiling after reading it. Chunks are read
+one at a time, so a burst that arrived at once is handed on one lag apart: a connection lags
+by at least its share, more while it has a backlog, as a congested link does (and no task
+reads ahead in the background). A connection stays in order; two connections are out of
+order with each other by at least the difference of their shares. The ceiling is read at
+each chunk, so raising it (the suite's ``host_slow`` step) slows connections already open,
+and the final heal sets it back to 0. The shares come from a generator seeded from the
+host's own, so a run stays a function of its seed.
 
 A second, narrower lag delays a component's *watches* alone (:class:`LaggingWatchClient`),
 as when the API server's dispatch to one watcher falls behind while its requests are still
@@ -65,7 +68,7 @@ class Lags:
 
 
 class LaggingStream(trio.abc.Stream):
-    """``inner``, with what it receives handed on ``share`` x the ceiling after arrival."""
+    """``inner``, with each chunk handed on ``share`` x the ceiling after it was read."""
 
     def __init__(
         self, inner: trio.abc.Stream, clock: Clock, share: float, ceiling: Callable[[], float]
