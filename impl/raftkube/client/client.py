@@ -33,6 +33,7 @@ import itertools
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
+from types import TracebackType
 from typing import Any, Final
 
 import attrs
@@ -175,12 +176,30 @@ class Client:
         self._nursery = await self._nursery_cm.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: object) -> bool | None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()
-        result = await self._nursery_cm.__aexit__(*exc)  # type: ignore[arg-type]
-        self._nursery = None
-        return result
+        try:
+            return await self._nursery_cm.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The connections' tasks end quietly (a broken connection fails its calls, it
+            # does not raise), so a group holding only the body's own exception is Trio's
+            # wrapping of it: raise it as itself, so a caller's `except ClientError` around
+            # the `async with` works as with any client, and keep its own context.
+            if exc is None or list(group.exceptions) != [exc]:
+                raise
+            context = exc.__context__
+            try:
+                raise exc
+            finally:
+                exc.__context__ = context
+        finally:
+            self._nursery = None
 
     @property
     def endpoint(self) -> str:
