@@ -256,6 +256,37 @@ async def test_a_deposed_leader_stops_at_once_though_its_event_write_hangs(
     assert lock.events == ["a became leader"]
 
 
+@attrs.define
+class SlowEventLock(MemoryLock):
+    """A lock whose Event writes always wait out a client's 10 s timeout."""
+
+    async def record_event(self, message: str) -> None:
+        await trio.sleep(10.0)
+
+
+@pytest.mark.trio
+async def test_a_new_leader_acts_and_renews_while_its_event_write_hangs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The "became leader" Event is written beside the leader's work: the work starts as the
+    Lease is taken and renewals go on every retry period while the write waits; the write
+    is dropped after one retry period."""
+    lease = MemoryLease()
+    terms = Terms()
+    lock = SlowEventLock(lease, "a")
+    a = elector(lock, TrioClock(), 0.0, 5)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.run, terms.lead("a"))
+            await trio.sleep(12)
+            nursery.cancel_scope.cancel()
+    [(_, started, _)] = terms.spans
+    acquired = lease.writes[0][0]
+    assert started - acquired < 0.5
+    renewals = [t for t, _ in lease.writes[1:] if t <= acquired + 10.0]
+    assert len(renewals) >= 4  # every 2 s retry period, not after the 10 s write
+
+
 @pytest.mark.trio
 async def test_lease_lock_on_the_real_server(api: APIHarness) -> None:
     """Two electors on a real Lease with short (real-time) durations: one leads, the Lease

@@ -285,7 +285,6 @@ class LeaderElector:
             ok = await self.try_acquire_or_renew()
             self._report_transition()
             if ok:
-                await self.config.lock.record_event("became leader")
                 logger.info("%s: acquired lease %s", self.identity, self.config.lock.describe())
                 return
             delay = self.config.retry_period * (1.0 + JITTER_FACTOR * self.rng.random())
@@ -307,6 +306,14 @@ class LeaderElector:
                 )
                 return
             await sleep_for(self.clock, self.config.retry_period)
+
+    async def _record_started_leading(self) -> None:
+        """The "became leader" Event, best effort and bounded by ``retry_period``, written
+        beside the leader's work and its renewals rather than before them: upstream's
+        recorder sends it in the background, and a write that waits on an unreachable server
+        must neither delay the work nor hold up the renewals that keep the Lease."""
+        with move_on_after(self.clock, self.config.retry_period):
+            await self.config.lock.record_event("became leader")
 
     async def _record_stopped_leading(self) -> None:
         """The "stopped leading" Event, best effort and bounded by ``retry_period``. Upstream's
@@ -344,6 +351,7 @@ class LeaderElector:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(leading)
+                nursery.start_soon(self._record_started_leading)
                 await self.renew()
                 lost = True
                 nursery.cancel_scope.cancel()
