@@ -76,6 +76,19 @@ def test_the_pki_is_made_once_and_the_kubeconfigs_follow_the_port(tmp_path: Path
     assert load_kubeconfig(again.admin_kubeconfig).client_key == before[plan.pki.admin.key]
 
 
+def test_extra_sans_put_the_other_api_servers_in_the_serving_certificate(
+    tmp_path: Path,
+) -> None:
+    """An HA control plane's API servers serve one certificate, which names every one of
+    them (kubeadm's ``--apiserver-cert-extra-sans``); the kubeconfigs still name ``host``."""
+    plan = plan_control_plane(tmp_path, "192.168.0.2", 6443, extra_sans=("192.168.0.3",))
+    serving = x509.load_pem_x509_certificate(plan.pki.apiserver.cert.read_bytes())
+    names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ips = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    assert {"192.168.0.2", "192.168.0.3"} <= ips
+    assert load_kubeconfig(plan.admin_kubeconfig).server == "https://192.168.0.2:6443"
+
+
 def parse_apiserver_argv(argv: list[str]) -> APIServerConfig:
     """The API server's own parser reads the command line the plan makes."""
     assert argv[:4] == [sys.executable, "-m", "raftkube.cluster", "apiserver"]

@@ -269,13 +269,18 @@ def plan_control_plane(
     nodes: int = 0,
     kubelet_ports: Sequence[int] = (),
     sim_nodes: int = 0,
+    extra_sans: Sequence[str] = (),
 ) -> ControlPlanePlan:
     """Create what is missing of ``DATA_DIR/pki`` and (re)write the kubeconfigs for
     ``https://host:port``; with ``nodes``, the kubelets' certificates and kubeconfigs too
     (kubelet ``i`` serves its logs on ``kubelet_ports[i]``); with ``sim_nodes``, a client
-    certificate and kubeconfig for each simulated node ``sim-{i}`` in ``DATA_DIR/sim-nodes``."""
+    certificate and kubeconfig for each simulated node ``sim-{i}`` in ``DATA_DIR/sim-nodes``.
+    ``extra_sans`` are further names or addresses the API server's serving certificate
+    covers, as kubeadm's ``--apiserver-cert-extra-sans``: the other API servers of an HA
+    control plane, which serve the same certificate (only a certificate this call creates
+    gets them; an existing one is kept as it is)."""
     first_service_ip = next(SERVICE_CLUSTER_IP_RANGE.hosts())
-    pki = ensure_pki(data_dir / "pki", service_ip=str(first_service_ip), hosts=(host,))
+    pki = ensure_pki(data_dir / "pki", service_ip=str(first_service_ip), hosts=(host, *extra_sans))
     kubelet_client = CertPair(pki.root / "apiserver-kubelet-client.crt",
                               pki.root / "apiserver-kubelet-client.key")  # fmt: skip
     if not (kubelet_client.cert.is_file() and kubelet_client.key.is_file()):
