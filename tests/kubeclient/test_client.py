@@ -430,3 +430,39 @@ async def test_the_observer_is_told_each_requests_outcome_before_the_caller(
         ("GET", "/text-error", None, 502),
         ("POST", "/hang", {"x": 1}, "KubeConnectionError"),
     ]
+
+
+@pytest.mark.trio
+async def test_the_tracer_sees_each_request_start_and_its_answer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = ToyAPI()
+    told: list[tuple[Any, ...]] = []
+
+    def trace(method: str, path: str, query: Any, body: Any) -> Any:
+        told.append(("start", method, path, query, trio.current_time()))
+
+        def done(outcome: int | BaseException, data: bytes) -> None:
+            shown = outcome if isinstance(outcome, int) else type(outcome).__name__
+            answer = json.loads(data)["metadata"].get("name") if data else None
+            told.append(("done", shown, answer, trio.current_time()))
+
+        return done
+
+    async with trio.open_nursery() as nursery:
+        network = MemoryNetwork(HTTPServer(api.handler), nursery)
+        async with KubeClient("http://api", dial=network.dial, timeout=7.0, tracer=trace) as c:
+            await c.create(CONFIGMAPS, configmap("a"), namespace="ns")
+            await c.get(CONFIGMAPS, "a", namespace="ns", query={"resourceVersion": "0"})
+            with pytest.raises(KubeConnectionError):
+                await c.request("POST", "/hang", body={"x": 1})
+        nursery.cancel_scope.cancel()
+    assert [t[:4] for t in told] == [
+        ("start", "POST", "/api/v1/namespaces/ns/configmaps", None),
+        ("done", 201, "a", told[1][3]),
+        ("start", "GET", "/api/v1/namespaces/ns/configmaps/a", {"resourceVersion": "0"}),
+        ("done", 200, "a", told[3][3]),
+        ("start", "POST", "/hang", None),
+        ("done", "KubeConnectionError", None, told[5][3]),
+    ]
+    assert told[5][3] - told[4][4] == 7.0  # the hang's start and give-up, 7 s apart

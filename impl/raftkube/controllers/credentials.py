@@ -126,6 +126,7 @@ class ServiceAccountClientBuilder:
             user_agent=f"kube-controller-manager/{name}",
             # Whoever watches the manager's own requests watches its controllers' too.
             observer=self.client.observer,
+            tracer=self.client.tracer,
         )
         self._clients[name] = client
         return client

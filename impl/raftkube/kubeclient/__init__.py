@@ -6,7 +6,9 @@ from raftkube.kubeclient.client import (
     PATCH_CONTENT_TYPES,
     KubeClient,
     PatchType,
+    RequestDone,
     RequestObserver,
+    RequestTracer,
     resource_path,
 )
 from raftkube.kubeclient.errors import KubeAPIError, KubeConnectionError
@@ -24,7 +26,9 @@ __all__ = [
     "KubeConfigError",
     "KubeConnectionError",
     "PatchType",
+    "RequestDone",
     "RequestObserver",
+    "RequestTracer",
     "Watch",
     "load_kubeconfig",
     "resource_path",

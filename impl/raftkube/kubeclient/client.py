@@ -56,6 +56,18 @@ requesting task before the caller sees the outcome, so it must be quick and must
 Production leaves it unset; a checker uses it to learn which writes have an unknown outcome
 (an answer lost or a 5xx: the server may have acted on them)."""
 
+RequestDone = Callable[["int | BaseException", bytes], None]
+
+RequestTracer = Callable[[str, str, "Query | None", Any], RequestDone]
+"""Told when :meth:`KubeClient.request` sends a request (every call but a watch's stream):
+``(method, path, query, body as given)``; it returns what to tell once the outcome is known:
+the answer's status code and body, or the exception the request ended with (and ``b""``).
+Like :data:`RequestObserver` it runs synchronously in the requesting task and must be quick
+and must not raise; unlike it, it sees the moment a request starts and the answer's body, so a
+checker can place each request in time and read what the server answered (Go's
+``httptrace.ClientTrace`` and client-go's ``WrapTransport`` serve the same purpose). Production
+leaves it unset."""
+
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _PATH_SAFE = "/%:@!$&'()*+,;=~"
 
@@ -123,7 +135,8 @@ class KubeClient:
     one, an ``https`` server is verified against the system's roots. ``token`` is sent as
     ``Authorization: Bearer``. ``timeout`` bounds each request (connect, send, whole answer)
     except a watch's stream, which lasts as long as the server keeps it open. ``observer``
-    (optional) is told each request's outcome (:data:`RequestObserver`).
+    (optional) is told each request's outcome (:data:`RequestObserver`); ``tracer`` (optional)
+    each request's start and answer (:data:`RequestTracer`).
 
     Use it in ``async with`` (or call :meth:`aclose`) so idle connections are closed.
     """
@@ -138,6 +151,7 @@ class KubeClient:
     tls_server_name: str | None = attrs.field(default=None, kw_only=True)
     user_agent: str = attrs.field(default=USER_AGENT, kw_only=True)
     observer: RequestObserver | None = attrs.field(default=None, kw_only=True)
+    tracer: RequestTracer | None = attrs.field(default=None, kw_only=True)
     pool: ConnectionPool = attrs.field(init=False)
     _prefix: str = attrs.field(init=False)
     _authority: str = attrs.field(init=False)
@@ -252,6 +266,7 @@ class KubeClient:
         payload = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
         fields = self._headers(content_type if payload is not None else None, headers)
         deadline = self.clock.now() + self.timeout
+        done = self.tracer(method, path, query, body) if self.tracer is not None else None
         try:
             _, head, data = await self._exchange(
                 method, path, self._target(path, query), fields, payload, deadline, whole=True
@@ -259,9 +274,13 @@ class KubeClient:
         except BaseException as exc:
             if self.observer is not None:
                 self.observer(method, path, body, exc)
+            if done is not None:
+                done(exc, b"")
             raise
         if self.observer is not None:
             self.observer(method, path, body, head.status_code)
+        if done is not None:
+            done(head.status_code, data)
         return head.status_code, _join_headers(head.headers), data
 
     async def _exchange(
