@@ -25,6 +25,7 @@ from raftkube.controllers.resources import (
     namespaced_stored_resources,
     resource,
 )
+from raftkube.kubeclient import KubeAPIError
 from tests.helpers.api_server import APIHarness
 from tests.helpers.controllers import configmap, get_or_none
 from tests.helpers.polling import eventually
@@ -132,6 +133,17 @@ async def test_deleted_namespace_is_emptied_then_removed(api: APIHarness) -> Non
                 assert await get_or_none(client, kind, name, "doomed") is None
             left = await client.get(CONFIG_MAPS, "held", namespace="doomed")
             assert left["metadata"].get("deletionTimestamp")
+            # Deleting it again is refused as upstream refuses it, the namespace unchanged.
+            with pytest.raises(KubeAPIError) as refused:
+                await client.delete(NAMESPACES, "doomed")
+            assert (refused.value.code, refused.value.reason) == (409, "Conflict")
+            assert refused.value.message == (
+                'Operation cannot be fulfilled on namespaces "doomed": The system is ensuring '
+                "all content is removed from this namespace.  Upon completion, this namespace "
+                "will automatically be purged by the system."
+            )
+            again = await client.get(NAMESPACES, "doomed")
+            assert again["metadata"]["resourceVersion"] == ns["metadata"]["resourceVersion"]
 
             # The finalizer lets go: the controller's next look empties and finalizes it.
             await client.patch(

@@ -87,8 +87,13 @@ async def delete_one(call: Call, name: str, opts: dict[str, Any], *, dry_run: bo
             return await _delete_once(call, name, opts, dry_run=dry_run)
         except errors.APIError as exc:
             # Lost a race with another writer between the read and the write: read again,
-            # unless the client's preconditions pinned the version it meant.
-            if exc.reason != "Conflict" or pinned:
+            # unless the client's preconditions pinned the version it meant. A namespace
+            # still being emptied is a conflict no retry resolves (the answer itself).
+            if (
+                exc.reason != "Conflict"
+                or pinned
+                or exc.message.endswith(lifecycle.NAMESPACE_PURGE)
+            ):
                 raise
     raise errors.conflict(call.resource.resource, name, errors.OPTIMISTIC_LOCK, call.resource.group)
 
@@ -119,6 +124,7 @@ async def _delete_once(call: Call, name: str, opts: dict[str, Any], *, dry_run: 
             r.group,
         )
     await svc.admission.admit_delete(call, current)
+    lifecycle.refuse_repeated_delete(r, current)
     finalizers = gc_finalizers(list(m.get("finalizers") or []), opts)
     grace = lifecycle.grace_period(r, current, opts.get("gracePeriodSeconds"))
     if not finalizers and not grace and not lifecycle.held(r, current):

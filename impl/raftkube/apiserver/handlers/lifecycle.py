@@ -48,6 +48,25 @@ def held(info: ResourceInfo, obj: dict[str, Any]) -> bool:
     return False
 
 
+NAMESPACE_PURGE = (
+    "The system is ensuring all content is removed from this namespace.  Upon completion, "
+    "this namespace will automatically be purged by the system."
+)
+"""Upstream's reason (two spaces and all) for refusing to delete a namespace already being
+emptied: ``kubectl delete namespace`` of a Terminating namespace prints it after
+``Error from server (Conflict)``."""
+
+
+def refuse_repeated_delete(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """A namespace whose deletion is pending and that its ``spec.finalizers`` still hold is
+    not deleted again: 409 Conflict, as upstream's namespace storage answers (its ``Delete``
+    marks the namespace once, then refuses until the namespace controller has finalized it).
+    Other kinds answer a repeated delete with the object as it stands."""
+    if held(info, obj) and (obj.get("metadata") or {}).get("deletionTimestamp") is not None:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        raise errors.conflict("namespaces", name, NAMESPACE_PURGE)
+
+
 def finalized(info: ResourceInfo, obj: dict[str, Any]) -> bool:
     """An object whose deletion is pending and that nothing holds any more: its next write
     is its removal (the last finalizer was just taken off, and no grace period runs)."""
