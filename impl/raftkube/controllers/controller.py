@@ -19,6 +19,7 @@ import trio
 
 from raftkube.clock import Clock
 from raftkube.controllers.informer import SharedIndexInformer
+from raftkube.controllers.synctrace import sync_started
 from raftkube.controllers.workqueue import (
     RateLimitingQueue,
     ShutDown,
@@ -79,6 +80,7 @@ class Worker:
         except ShutDown:
             return False
         try:
+            sync_started(self.name, key, self.informers)
             await self.sync(key)
         except RequeueAfter as again:
             self.queue.add_after(key, again.delay)

@@ -41,6 +41,7 @@ from raftkube.clock import Clock
 from raftkube.controllers.informer import ResourceEventHandlerFuncs, SharedIndexInformer
 from raftkube.controllers.listwatch import ListWatch
 from raftkube.controllers.store import DeletedFinalStateUnknown, object_of
+from raftkube.controllers.synctrace import sync_started
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 from raftkube.scheduler.algorithm import schedule_pod
 from raftkube.scheduler.cache import SchedulerCache
@@ -218,6 +219,7 @@ class Scheduler:
             self.queue.done(queued.key)
             return
         assert current is not None
+        sync_started("scheduler", queued.key, (self.pod_informer, self.node_informer))
         queued.pod = current
         info = PodInfo.of(current)
         decision = schedule_pod(
