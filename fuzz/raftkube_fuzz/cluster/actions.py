@@ -42,6 +42,11 @@ DEPLOYMENT_NAMES = ("dep-a", "dep-b")
 WORKLOADS = ("rs-a", "rs-b", *DEPLOYMENT_NAMES)
 """The workloads a Service may front (``svc-rs-a`` fronts the canary's pods too)."""
 NAMESPACE = "default"
+TEAM = "team-a"
+"""The user's second namespace: created before the first step, deleted and created again by
+steps (``kubectl delete namespace``, ``kubectl create namespace``); workloads and accounts
+may go in either."""
+NAMESPACES = (NAMESPACE, TEAM)
 IMAGE = "sim"
 SLOW_READY_IMAGE = "sim-slow-ready"
 """The Deployments' image: its container passes its readiness probe only
@@ -92,12 +97,12 @@ def pinned_pod(node: str) -> Obj:
     }
 
 
-def replica_set(name: str, replicas: int) -> Obj:
+def replica_set(name: str, replicas: int, namespace: str = NAMESPACE) -> Obj:
     labels = RS_LABELS.get(name, {"app": name})
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(labels)},
@@ -106,11 +111,11 @@ def replica_set(name: str, replicas: int) -> Obj:
     }
 
 
-def deployment(name: str, replicas: int, version: int) -> Obj:
+def deployment(name: str, replicas: int, version: int, namespace: str = NAMESPACE) -> Obj:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
@@ -119,30 +124,42 @@ def deployment(name: str, replicas: int, version: int) -> Obj:
     }
 
 
-def service(target: str) -> Obj:
+def service(target: str, namespace: str = NAMESPACE) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": f"svc-{target}", "namespace": NAMESPACE},
+        "metadata": {"name": f"svc-{target}", "namespace": namespace},
         "spec": {"selector": {"app": target}, "ports": [{"port": 80, "targetPort": 8080}]},
     }
 
 
-NODES = "/api/v1/nodes"
+def namespace_object(name: str) -> Obj:
+    """What ``kubectl create namespace NAME`` sends (its ``spec`` is the API server's to fill:
+    the ``kubernetes`` finalizer)."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {}}
 
-RESOURCES = {
-    "Pod": "/api/v1/namespaces/default/pods",
-    "ReplicaSet": "/apis/apps/v1/namespaces/default/replicasets",
-    "Deployment": "/apis/apps/v1/namespaces/default/deployments",
-    "Service": "/api/v1/namespaces/default/services",
+
+NODES = "/api/v1/nodes"
+NAMESPACES_PATH = "/api/v1/namespaces"
+
+COLLECTIONS = {
+    "Pod": "/api/v1/namespaces/{}/pods",
+    "ReplicaSet": "/apis/apps/v1/namespaces/{}/replicasets",
+    "Deployment": "/apis/apps/v1/namespaces/{}/deployments",
+    "Service": "/api/v1/namespaces/{}/services",
 }
+
+
+def collection(kind: str, namespace: str) -> str:
+    """The collection path of ``kind`` in ``namespace``."""
+    return COLLECTIONS[kind].format(namespace)
 
 
 async def apply(client: KubeClient, obj: Obj, history: ObjectHistories | None = None) -> str:
     """Create ``obj``, or (if it exists) patch its spec to match: what ``kubectl apply`` does
     for the fields set here. Returns how it went, for the timeline; each request goes to
     ``history`` too, when given (for the object linearizability check)."""
-    path = RESOURCES[obj["kind"]]
+    path = collection(obj["kind"], str(obj["metadata"].get("namespace") or ""))
     try:
         await send(history, create_request(obj), lambda: client.create(path, obj), created(obj))
         return "created"
@@ -181,6 +198,7 @@ async def delete(
     name: str,
     cascade: str = "background",
     history: ObjectHistories | None = None,
+    namespace: str = NAMESPACE,
 ) -> str:
     """Delete as ``kubectl delete --cascade=<cascade>`` does: ``background`` (the object goes
     at once and the garbage collector removes its dependents after it) or ``foreground`` (the
@@ -197,9 +215,11 @@ async def delete(
     try:
         await send(
             history,
-            delete_request(kind, NAMESPACE, name, foreground),
+            delete_request(kind, namespace, name, foreground),
             lambda: client.call(
-                "DELETE", f"{RESOURCES[kind]}/{name}", body=options if foreground else None
+                "DELETE",
+                f"{collection(kind, namespace)}/{name}",
+                body=options if foreground else None,
             ),
             deleted,
         )
