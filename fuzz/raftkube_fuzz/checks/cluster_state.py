@@ -32,9 +32,14 @@ What this proves, and what it cannot see:
   ``GCDeletesOnlyDependents`` is judged on every pod deletion by
   :mod:`raftkube_fuzz.checks.ownership`, which says how it tells the garbage collector's
   deletions from the other loops'.
-* **Not seen:** requests that failed (they change nothing), the order of reads inside a
-  component, and anything in the default namespace's peers: the suite's workloads live in
-  ``default``, and the spec's pod keys carry no namespace other than the one given.
+  ``NamespaceEmptiedBeforeFinalized`` is judged on every revision by
+  :mod:`raftkube_fuzz.checks.namespace_lifecycle`, which follows every namespaced key.
+* **Namespaces:** the suite's workloads live in ``default`` and ``team-a``; the properties
+  on pods and ReplicaSets are judged within each namespace (the spec's records carry their
+  namespace; ``PodRunsOnOneNode`` is judged one namespace at a time, since a machine's
+  running pods are named within theirs).
+* **Not seen:** requests that failed (they change nothing) and the order of reads inside a
+  component.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import attrs
 
 from raftkube.apiserver.quantity import parse_quantity_json
 from raftkube_fuzz.checks.disruption import DisruptionWatch
+from raftkube_fuzz.checks.namespace_lifecycle import NamespaceLog
 from raftkube_fuzz.checks.ownership import Ownership, controller_uid
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_fuzz.cluster.leadership import LeadershipLog, lease_spec
@@ -231,6 +237,9 @@ class ClusterObserver:
         self.ready_seen: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
         """For each pod uid, the (IP, labels) it was ever Ready with."""
         self.ownership = Ownership()
+        self.namespaces = NamespaceLog()
+        """Every namespace's deletion and every namespaced key (all kinds, not only the
+        followed ones): ``NamespaceEmptiedBeforeFinalized``."""
 
     def fingerprint(self) -> str:
         """A digest of every followed object, byte for byte: put in the timeline after each
@@ -254,6 +263,8 @@ class ClusterObserver:
             self._apply(self.revision, written[self.revision])
 
     def _apply(self, revision: int, records: Iterable[KeyValue]) -> None:
+        records = tuple(records)
+        self.namespaces.apply(revision, records)
         changed: list[tuple[Obj | None, Obj | None, str]] = []
         logs = [log for log in (self.leadership, self.scheduling) if log is not None]
         for log in logs:
@@ -485,14 +496,17 @@ class ClusterObserver:
         placed on the machine running it)."""
         listed = {node: list(on) for node, on in running.items()}
         self._check_admitted(listed)
-        pods = tuple(spec_pod(p) for p in self.of("Pod", NAMESPACE))
-        machines = tuple(
-            Machine(node, running=tuple(sorted(n for ns, n in on if ns == NAMESPACE)))
-            for node, on in sorted(listed.items())
-        )
-        state = ClusterState(World(tuple(sorted(pods, key=lambda r: r.meta.key))), (), machines)
-        _violation(
-            pod_runs_on_one_node(state),
-            self.revision,
-            {"machines": {m.name: list(m.running) for m in machines}},
-        )
+        namespaces = {ns for on in listed.values() for ns, _ in on}
+        namespaces |= {object_key(p, "Pod")[1] for p in self.of("Pod")}
+        for namespace in sorted(namespaces):
+            pods = tuple(spec_pod(p) for p in self.of("Pod", namespace))
+            machines = tuple(
+                Machine(node, running=tuple(sorted(n for ns, n in on if ns == namespace)))
+                for node, on in sorted(listed.items())
+            )
+            world = World(tuple(sorted(pods, key=lambda r: r.meta.key)))
+            _violation(
+                pod_runs_on_one_node(ClusterState(world, (), machines)),
+                self.revision,
+                {"namespace": namespace, "machines": {m.name: list(m.running) for m in machines}},
+            )

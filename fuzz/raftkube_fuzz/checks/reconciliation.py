@@ -23,7 +23,14 @@ Reconciled means, as the spec's ESR says for the composed loops:
   pods; unless one of its pods waits for room as above (every Ready node cordoned);
 * every Service's Endpoints list exactly the IPs of the pods its selector matches that have
   one and are neither finished nor being deleted: the Ready ones as ``addresses``, the others
-  as ``notReadyAddresses`` (upstream's endpoints controller's output).
+  as ``notReadyAddresses`` (upstream's endpoints controller's output);
+* no namespace is left terminating, and nothing (of any kind) is left in a namespace that is
+  gone: the namespace controller emptied it before it went
+  (:mod:`raftkube_fuzz.checks.namespace_lifecycle` follows every namespaced key).
+
+All of that in every namespace (the user's workloads live in ``default`` and ``team-a``): a
+live namespace's workloads are judged as ``default``'s, a pod's room counts every pod on its
+node, and a Service selects pods of its own namespace only.
 
 What it cannot see: which loop was slow, only that the end state was late or wrong; the
 timeline shows the rest.
@@ -91,6 +98,12 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
+def _name(obj: Mapping[str, Any]) -> str:
+    """The object's name, after its namespace unless that is ``default``."""
+    namespace, name = _meta(obj).get("namespace"), _meta(obj).get("name")
+    return f"{namespace}/{name}" if namespace and namespace != NAMESPACE else str(name)
+
+
 def _owner_uids(obj: Mapping[str, Any]) -> list[str]:
     return [str(r.get("uid")) for r in _meta(obj).get("ownerReferences") or []]
 
@@ -114,11 +127,14 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
             state = "cordoned" if cordoned else "not cordoned"
             problems.append(f"node {name} is {state} but {sorted(taints)} are its taints")
     ready_nodes = {n for n, node in nodes.items() if _node_ready(node)}
-    pods = observer.of("Pod", NAMESPACE)
-    replica_sets = observer.of("ReplicaSet", NAMESPACE)
+    for name in sorted(observer.namespaces.terminating()):
+        problems.append(f"namespace {name} is still terminating")
+    problems.extend(f"{key} outlives its namespace" for key in observer.namespaces.orphans())
+    pods = observer.of("Pod")
+    replica_sets = observer.of("ReplicaSet")
     owners = {str(_meta(o).get("uid")) for o in replica_sets}
     for pod in pods:
-        pod_name = _meta(pod).get("name")
+        pod_name = _name(pod)
         if _meta(pod).get("deletionTimestamp"):
             problems.append(f"pod {pod_name} is still terminating")
         if any(uid not in owners for uid in _owner_uids(pod)):
@@ -136,7 +152,7 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
             and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
         ]
         if len(active) != want:
-            problems.append(f"replicaset {_meta(rs).get('name')} has {len(active)} of {want}")
+            problems.append(f"replicaset {_name(rs)} has {len(active)} of {want}")
         for pod in active:
             bound_to = str((pod.get("spec") or {}).get("nodeName"))
             phase = (pod.get("status") or {}).get("phase")
@@ -145,9 +161,8 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
             ):
                 continue  # Pending because the cluster is full: what upstream leaves too
             if phase != "Running" or not is_ready(pod) or bound_to not in ready_nodes:
-                problems.append(
-                    f"pod {_meta(pod).get('name')} is {phase}, ready={is_ready(pod)}, on {bound_to}"
-                )
+                ready = is_ready(pod)
+                problems.append(f"pod {_name(pod)} is {phase}, ready={ready}, on {bound_to}")
     waiting = {
         str(_meta(p).get("uid"))
         for p in pods
@@ -155,9 +170,9 @@ def unreconciled(observer: ClusterObserver) -> list[str]:
         and not _meta(p).get("deletionTimestamp")
         and not fits_anywhere(p, nodes, ready_nodes, pods)
     }
-    for d in observer.of("Deployment", NAMESPACE):
+    for d in observer.of("Deployment"):
         problems.extend(_deployment_problems(d, replica_sets, pods, waiting))
-    for svc in observer.of("Service", NAMESPACE):
+    for svc in observer.of("Service"):
         problems.extend(_service_problems(svc, observer, pods))
     return problems
 
@@ -191,7 +206,7 @@ def _deployment_problems(
     that is every Ready node cordoned: upstream's rollout then stays in progress too (new
     pods Pending, the old ReplicaSet kept up by maxUnavailable), and the ReplicaSets' own
     counts are still judged."""
-    name = _meta(d).get("name")
+    name = _name(d)
     if _meta(d).get("deletionTimestamp"):
         return []
     uid = str(_meta(d).get("uid"))
@@ -218,15 +233,17 @@ def _service_problems(svc: Obj, observer: ClusterObserver, pods: list[Obj]) -> l
     being deleted, listed once, in ``addresses`` if it is Ready and in ``notReadyAddresses``
     if not (the suite's Services do not publish not-ready addresses). Both lists are compared
     exactly: a pod gone or turned Ready that the Endpoints still list as it was is as wrong
-    as a missing one."""
+    as a missing one. Only pods of the Service's namespace are selected."""
     name = str(_meta(svc).get("name"))
+    namespace = str(_meta(svc).get("namespace") or "")
     selector = dict((svc.get("spec") or {}).get("selector") or {})
     if not selector:
         return []
     listed = [
         p
         for p in pods
-        if selector.items() <= dict(_meta(p).get("labels") or {}).items()
+        if _meta(p).get("namespace") == namespace
+        and selector.items() <= dict(_meta(p).get("labels") or {}).items()
         and not _meta(p).get("deletionTimestamp")
         and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
         and (p.get("status") or {}).get("podIP")
@@ -237,9 +254,9 @@ def _service_problems(svc: Obj, observer: ClusterObserver, pods: list[Obj]) -> l
         )
         for ready in (True, False)
     }
-    endpoints = observer.objects.get(("Endpoints", NAMESPACE, name))
+    endpoints = observer.objects.get(("Endpoints", namespace, name))
     if endpoints is None:
-        return [f"service {name} has no Endpoints"] if listed else []
+        return [f"service {_name(svc)} has no Endpoints"] if listed else []
     problems = []
     for ready, field in ((True, "addresses"), (False, "notReadyAddresses")):
         have = sorted(
@@ -249,5 +266,5 @@ def _service_problems(svc: Obj, observer: ClusterObserver, pods: list[Obj]) -> l
         )
         if have != want[ready]:
             pods_are = "ready pods" if ready else "not-ready pods"
-            problems.append(f"service {name}: {field} {have}, {pods_are} {want[ready]}")
+            problems.append(f"service {_name(svc)}: {field} {have}, {pods_are} {want[ready]}")
     return problems
