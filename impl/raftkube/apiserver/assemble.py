@@ -331,7 +331,9 @@ async def open_api_server(
         port = await nursery.start(
             http.serve_network, network, config.bind_address, config.secure_port
         )
-        await ensure_bootstrap_objects(api, str(ip_range.network[1]), config.bind_address, port)
+        await ensure_bootstrap_objects(
+            api, str(ip_range.network[1]), config.bind_address, port, clock
+        )
         bootstrapped.set()
         logger.info("serving on https://%s:%d", config.bind_address, port)
         yield RunningAPIServer(port, api, caches)
