@@ -129,6 +129,24 @@ def test_snapshot_releases_covered_segments_and_recovers(root: Path) -> None:
     assert state.hard_state == HardState(1, 0, 150)
 
 
+def test_a_snapshot_staged_while_the_log_grows_is_saved_and_recovered(root: Path) -> None:
+    store, _ = open_store(root)
+    store.append_entries(entries(1, 100, 1))
+    store.set_hard_state(HardState(term=1, vote=0, commit=100))
+    store.sync()
+    image = Snapshot(SnapshotMeta(100, 1), b"image@100")
+    store.stage_snapshot(image)
+    store.append_entries(entries(101, 120, 1))  # the log goes on while the file is written
+    store.sync()
+    assert reopen(store, root, crash=True).snapshot is None  # staged only: not recorded
+    store, _ = open_store(root)
+    store.stage_snapshot(image)
+    store.save_snapshot(image)
+    state = reopen(store, root, crash=True)
+    assert state.snapshot == image
+    assert state.entries == tuple(entries(101, 120, 1))
+
+
 def test_release_keeps_segments_holding_live_entries(root: Path) -> None:
     store, _ = open_store(root)
     for first in range(1, 100, 5):

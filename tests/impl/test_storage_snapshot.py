@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from raftkube.storage import fsutil
 from raftkube.storage.errors import SnapshotCorruptError
 from raftkube.storage.records import unpack_payload
 from raftkube.storage.snapshot import MAGIC, SnapshotStore, snapshot_name
@@ -51,6 +52,41 @@ def test_leftover_temp_file_is_ignored_and_removed(tmp_path: Path) -> None:
     reopened = SnapshotStore(tmp_path)
     assert not leftover.exists()
     assert reopened.load_latest() == snap(10)
+
+
+def test_a_staged_snapshot_is_only_renamed_by_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SnapshotStore(tmp_path)
+    staged = snap(20)
+    store.stage(staged)
+    temp = tmp_path / (snapshot_name(staged.meta) + ".tmp")
+    assert temp.exists()
+    assert store.load_latest() is None  # staged is not saved: nothing to recover yet
+    writes: list[int] = []
+    monkeypatch.setattr(fsutil, "write_all", lambda fd, data: writes.append(len(data)))
+    store.save(staged)
+    monkeypatch.undo()
+    assert writes == []
+    assert not temp.exists()
+    assert SnapshotStore(tmp_path).load_latest() == staged
+
+
+def test_save_writes_again_what_was_staged_with_other_data(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    store.stage(snap(20, data=b"staged"))
+    store.save(snap(20, data=b"saved"))
+    assert SnapshotStore(tmp_path).load_latest() == snap(20, data=b"saved")
+
+
+def test_a_staged_snapshot_never_saved_is_removed(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    store.stage(snap(20))
+    store.save(snap(30))  # a newer one saved first: 20's staged file is dropped
+    assert sorted(p.name for p in tmp_path.iterdir()) == [snapshot_name(SnapshotMeta(30, 1))]
+    store.stage(snap(40))  # a crash before its save: removed at the next open
+    assert SnapshotStore(tmp_path).load_latest() == snap(30)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [snapshot_name(SnapshotMeta(30, 1))]
 
 
 def test_failed_rename_keeps_the_previous_snapshot(

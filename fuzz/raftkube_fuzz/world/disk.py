@@ -261,6 +261,10 @@ class SimDisk:
             return
         self._write(TruncateRecord(from_index))
 
+    def stage_snapshot(self, snapshot: Snapshot) -> None:
+        """Nothing: the simulated disk writes a snapshot whole in :meth:`save_snapshot` (the
+        staging is the real store's way to keep a long write off the event loop)."""
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Install ``snapshot`` durably. Keeps the entries after it when the log holds the
         snapshot's entry with the same term, else discards the whole log (InstallSnapshot's

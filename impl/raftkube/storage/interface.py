@@ -49,6 +49,13 @@ class Storage(Protocol):
         """Delete entries ``from_index`` onwards (a conflict with the leader's log)."""
         ...
 
+    def stage_snapshot(self, snapshot: Snapshot) -> None:
+        """Optionally do ahead of :meth:`save_snapshot` the part of it that need not wait
+        for the log: writing the snapshot's own file durably. Called from another thread
+        while the log is written, so it must touch nothing the other methods use; it records
+        nothing, and a crash after it loses nothing. A storage may do nothing here."""
+        ...
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Durably store ``snapshot`` and drop the log entries it covers."""
         ...

@@ -321,6 +321,15 @@ class RaftLogStore:
         del self._terms[keep:]
         del self._entry_segments[keep:]
 
+    def stage_snapshot(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot``'s file durably ahead of :meth:`save_snapshot`, which then only
+        renames it and records it in the log. This is the slow part of a save (the whole image
+        written and fsynced) and touches only a temporary file in the snapshot directory, so
+        it may run in another thread while the log is appended to and synced."""
+        self._require_wal()
+        assert self._snapshots is not None
+        self._snapshots.stage(snapshot)
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store ``snapshot`` durably, drop the entries it covers, and reclaim WAL segments.
 

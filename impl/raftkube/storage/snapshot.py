@@ -17,11 +17,14 @@ Offset  Size  Field
 The file length must be exactly ``24 + M + D``.
 
 Atomicity: a snapshot is written to ``<name>.tmp``, fsynced, renamed to its final name, and the
-directory is fsynced. A crash therefore leaves either no final file or a complete one; ``*.tmp``
-leftovers are incomplete by construction and are deleted when the store is opened. Older
-snapshots are only removed by :meth:`SnapshotStore.prune`, which the caller runs after the new
-snapshot is durable (and, for Raft, after the log records that it is), so the previous
-snapshot always survives until its successor is safe.
+directory is fsynced. The write and its fsync may be done ahead, by :meth:`SnapshotStore.stage`
+(in another thread: tens of megabytes take a loaded disk most of a second), leaving only the
+rename and the directory's fsync to :meth:`SnapshotStore.save`. A crash therefore leaves
+either no final file or a complete one; ``*.tmp`` leftovers are not snapshots yet (incomplete,
+or staged and never recorded) and are deleted when the store is opened. Older snapshots are
+only removed by :meth:`SnapshotStore.prune`, which the caller runs after the new snapshot is
+durable (and, for Raft, after the log records that it is), so the previous snapshot always
+survives until its successor is safe.
 
 A final-named file that fails validation raises :class:`SnapshotCorruptError` instead of
 falling back to an older snapshot. It was fsynced before being renamed, so damage means media
@@ -98,6 +101,9 @@ class SnapshotStore:
             raise ValueError("retain must be at least 1")
         self._directory = Path(directory)
         self._retain = retain
+        self._staged: dict[str, bytes] = {}
+        """Final names of snapshots written durably to their temporary file by :meth:`stage`,
+        each with the data written (what :meth:`save` checks it is given again)."""
         fsutil.ensure_dir(self._directory)
         self._remove_temporaries()
 
@@ -112,13 +118,40 @@ class SnapshotStore:
             if entry.endswith(TEMP_SUFFIX):
                 fsutil.remove_file(self._directory / entry)
 
+    def stage(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot`` durably to its temporary file, not yet under its final name, so
+        that a later :meth:`save` of the same snapshot only renames it. Touches nothing but
+        that file, so it may run in another thread while the owner goes on writing its log (a
+        crash leaves a ``*.tmp`` file, deleted at the next open)."""
+        final = self._directory / snapshot_name(snapshot.meta)
+        self._write_temp(final, snapshot)
+        self._staged[final.name] = snapshot.data
+
     def save(self, snapshot: Snapshot) -> Path:
-        """Write ``snapshot`` atomically and durably; return its final path.
+        """Write ``snapshot`` atomically and durably (or, if :meth:`stage` wrote this very
+        snapshot, only move it to its final name); return its final path.
 
         Nothing older is touched: call :meth:`prune` once the caller has recorded the new
         snapshot wherever else it must (for Raft, in the write-ahead log).
         """
         final = self._directory / snapshot_name(snapshot.meta)
+        temp = final.with_name(final.name + TEMP_SUFFIX)
+        if self._staged.pop(final.name, None) is not snapshot.data:
+            self._write_temp(final, snapshot)
+        for name in sorted(self._staged):
+            if name < final.name:  # staged but never saved (a newer snapshot came first)
+                del self._staged[name]
+                (self._directory / (name + TEMP_SUFFIX)).unlink(missing_ok=True)
+        try:
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        fsutil.sync_dir(self._directory)
+        return final
+
+    def _write_temp(self, final: Path, snapshot: Snapshot) -> None:
+        """Write and fsync ``<final>.tmp`` (removed again if that fails)."""
         temp = final.with_name(final.name + TEMP_SUFFIX)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -127,12 +160,9 @@ class SnapshotStore:
                 fsutil.sync_file(fd)
             finally:
                 os.close(fd)
-            os.replace(temp, final)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        fsutil.sync_dir(self._directory)
-        return final
 
     def list_snapshots(self) -> list[tuple[SnapshotMeta, Path]]:
         """Every final-named snapshot file, newest first (by file name; contents unchecked)."""
