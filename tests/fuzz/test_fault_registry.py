@@ -12,6 +12,7 @@ from raftkube_fuzz import timeline_model
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import HEAL_ALL, REGISTRY, families
 from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS
+from raftkube_fuzz.faults.containers import CONTAINER_CRASH
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.suites.base import FAULT_FAMILIES, LEADER_FAULTS, SuiteMachine, fault_steps
@@ -82,7 +83,8 @@ def test_the_cluster_suite_s_component_faults_are_registered() -> None:
     assert COMPONENT_FAULTS
     for name in COMPONENT_FAULTS:
         assert REGISTRY[name].family == "component" and REGISTRY[name].strategy is None
-    assert set(REGISTRY) == set(STORE_KINDS) | set(COMPONENT_FAULTS)
+    assert REGISTRY[CONTAINER_CRASH].family == "component"
+    assert set(REGISTRY) == set(STORE_KINDS) | set(COMPONENT_FAULTS) | {CONTAINER_CRASH}
 
 
 def test_the_timeline_draws_spans_for_the_registered_kinds() -> None:

@@ -25,6 +25,7 @@ from raftkube_fuzz.cluster.components import LEADER_LEASE, LEADER_RETRY, NODE_LI
 from raftkube_fuzz.cluster.disturbances import note_healed, note_step
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults.cluster import plane_of
+from raftkube_fuzz.faults.containers import crash_loop_allowance
 from raftkube_fuzz.timeline import CHECK
 from raftkube_fuzz.violation import Violation
 from raftkube_fuzz.world.driver import sleep
@@ -87,7 +88,7 @@ def bound(run: Run) -> float:
         node_monitor_period=NODE_LIFECYCLE.node_monitor_period,
         kubelet_renew=KUBELET_RENEW,
         settle=10.0,
-    )
+    ) + crash_loop_allowance(run)
 
 
 def check_end(run: Run) -> None:

@@ -18,7 +18,7 @@ from raftkube_fuzz.checks.object_linearizability import histories_of
 from raftkube_fuzz.cluster import accounts, actions
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import REGISTRY
-from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS, plane_of
+from raftkube_fuzz.faults.cluster import plane_of
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import setting
 from raftkube_fuzz.timeline import CLIENT
@@ -115,7 +115,9 @@ def execute_client(run: Run, step: Step) -> bool:
         account_action(run, kind, step["name"])
     elif kind == "long_wait":
         run.advance(float(step["seconds"]))
-    elif kind in COMPONENT_FAULTS:
+    elif kind in REGISTRY and REGISTRY[kind].strategy is None:
+        # A fault the suite's own rules draw (a component's, a container's), not the base
+        # machine's (those go through ``execute_fault``).
         REGISTRY[kind].apply(run, step, -1)
     else:
         return False

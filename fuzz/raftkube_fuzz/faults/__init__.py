@@ -150,4 +150,5 @@ def spans() -> tuple[dict[str, str], dict[str, frozenset[str]], frozenset[str]]:
 # that the timeline's spans (computed once from the registry) know every kind; neither
 # imports the components it acts on, only names them.
 from raftkube_fuzz.faults import cluster as cluster  # noqa: E402
+from raftkube_fuzz.faults import containers as containers  # noqa: E402
 from raftkube_fuzz.faults import store as store  # noqa: E402

@@ -13,9 +13,10 @@ creates and deletes Services, cordons and uncordons nodes
 ServiceAccounts and asks for their tokens (:mod:`raftkube_fuzz.cluster.accounts`); faults
 crash, restart,
 pause and resume any component, cut one from the API server (both ways), jump or skew its
-clock, step its wall clock, and heal; the store's own fault rules (the base machine's) hit its
-members as in the other suites. Every choice is a step argument, so a trace replays; what a
-client step sends is :mod:`raftkube_fuzz.cluster.user_steps`'s.
+clock, step its wall clock, crash a pod's container on a node
+(:mod:`raftkube_fuzz.faults.containers`), and heal; the store's own fault rules (the base
+machine's) hit its members as in the other suites. Every choice is a step argument, so a
+trace replays; what a client step sends is :mod:`raftkube_fuzz.cluster.user_steps`'s.
 
 Checks (:mod:`raftkube_fuzz.cluster.checking`): after every step, the spec's safety properties
 on every revision the store committed
@@ -46,6 +47,7 @@ from raftkube_fuzz.cluster.disturbances import disruption_watch
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults.cluster import SLOW_LATENCIES, plane_of, slow_host
+from raftkube_fuzz.faults.containers import CONTAINER_CRASH
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import Suite, SuiteMachine, evenly, seeds, setting
 from raftkube_fuzz.timeline import CHECK
@@ -375,6 +377,14 @@ class ClusterMachine(SuiteMachine):
         host = data.draw(st.sampled_from(self._names()), label="host")
         seconds = data.draw(evenly(WALL_OFFSETS), label="seconds")
         self.apply(Step.of("host_wall_offset", host=host, seconds=seconds))
+
+    @rule(data=st.data())
+    def container_crash(self, data: st.DataObject) -> None:
+        """A container dies on a node (a crash, an OOM kill): the kubelet must notice and
+        restart it after its back-off, and the pod's Services follow its readiness."""
+        host = data.draw(st.sampled_from([h.name for h in self._plane().kubelets]), label="host")
+        which = data.draw(st.integers(0, 7), label="which")
+        self.apply(Step.of(CONTAINER_CRASH, host=host, which=which))
 
 
 SUITE = Suite(

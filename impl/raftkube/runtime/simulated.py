@@ -173,6 +173,27 @@ class SimulatedRuntime:
             reason=reason,
         )
 
+    def running_containers(self) -> list[tuple[PodSandboxConfig, ContainerStatus]]:
+        """The running containers by id, each with its pod's sandbox config, read without a
+        checkpoint (for an observer or a fault injector outside the kubelet, between two
+        steps of a simulation)."""
+        found = []
+        for cid in sorted(self._containers):
+            container = self._container(cid)
+            if container.status.state is ContainerState.RUNNING:
+                sandbox = self._sandboxes[container.status.sandbox_id]
+                found.append((sandbox.config, container.status))
+        return found
+
+    def kill_container(self, container_id: str, code: int = 1) -> None:
+        """The container's process dies now of something outside the kubelet (a crash, the
+        kernel's OOM killer): it is exited with ``code``, as the runtime reports such a
+        process, and the kubelet finds out on its next look as it would from a real runtime.
+        A container that is not running is left as it is."""
+        container = self._container(container_id)
+        if container.status.state is ContainerState.RUNNING:
+            self._finish(container_id, self.clock.now(), code, "Error")
+
     async def start_container(self, container_id: str) -> None:
         container = self._container(container_id)
         if container.status.state is not ContainerState.CREATED:
