@@ -197,8 +197,11 @@ class NodeStatusReporter:
         )
         if not force and not due and _without_heartbeats(status) == _without_heartbeats(old):
             return
+        # A strategic merge patch, as upstream's PatchNodeStatus sends: conditions and
+        # addresses merge by type, so a condition another component owns (the route
+        # controller's NetworkUnavailable) stays; a merge patch would replace the whole list.
         self.node = await self.client.patch(
-            f"{NODES}/{self.config.name}/status", "", {"status": status}, patch_type="merge"
+            f"{NODES}/{self.config.name}/status", "", {"status": status}, patch_type="strategic"
         )
         self._reported_at = self.clock.now()
 
