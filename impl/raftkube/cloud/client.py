@@ -12,9 +12,10 @@ import json
 from typing import Any
 
 import attrs
+import trio
 
 from raftkube.clock import Clock, TrioClock
-from raftkube.kubeclient import KubeClient, KubeConnectionError
+from raftkube.kubeclient import Dial, KubeClient, KubeConnectionError
 
 Obj = dict[str, Any]
 
@@ -37,11 +38,17 @@ class CloudClient:
     url: str
     clock: Clock = attrs.field(factory=TrioClock, kw_only=True)
     timeout: float = attrs.field(default=10.0, kw_only=True)
+    dial: Dial = attrs.field(default=trio.open_tcp_stream, kw_only=True)
+    """How connections are opened (the simulated network in the fuzzer)."""
     _http: KubeClient = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._http = KubeClient(
-            self.url, clock=self.clock, timeout=self.timeout, user_agent="raftkube-cloud-client"
+            self.url,
+            clock=self.clock,
+            timeout=self.timeout,
+            user_agent="raftkube-cloud-client",
+            dial=self.dial,
         )
 
     async def aclose(self) -> None:

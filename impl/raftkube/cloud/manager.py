@@ -40,7 +40,7 @@ from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import run_while_leading
 from raftkube.controllers.manager import is_controller_enabled
-from raftkube.kubeclient import KubeClient, load_kubeconfig
+from raftkube.kubeclient import Dial, KubeClient, load_kubeconfig
 
 logger = logging.getLogger("raftkube.cloud.manager")
 
@@ -171,11 +171,13 @@ async def run_cloud_controller_manager(
     retry_period: float = 2.0,
     use_service_account_credentials: bool = False,
     server_ca: bytes | None = None,
+    cloud_dial: Dial | None = None,
 ) -> None:
     """Run the cloud controllers (under leader election unless ``leader_elect`` is false)
     until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost. With
     ``use_service_account_credentials``, ``server_ca`` (default: the kubeconfig's CA)
-    verifies the server for the service accounts' clients."""
+    verifies the server for the service accounts' clients, which connect as the manager's
+    own client does. ``cloud_dial`` is how the cloud is reached (Trio's TCP by default)."""
     options = options or CloudControllerOptions()
     enabled_cloud_controllers(options.controllers)  # refuse unknown names before connecting
     rng = rng or random.Random()
@@ -190,13 +192,15 @@ async def run_cloud_controller_manager(
                     kubeconfig_or_client, clock=clock, user_agent="cloud-controller-manager"
                 )
             )
-        cloud = await stack.enter_async_context(CloudClient(cloud_provider_url, clock=clock))
+        cloud = await stack.enter_async_context(
+            CloudClient(cloud_provider_url, clock=clock, dial=cloud_dial or trio.open_tcp_stream)
+        )
         clients: ControllerClientBuilder = SimpleControllerClientBuilder(client)
         if use_service_account_credentials:
             if server_ca is None:
                 raise ValueError("service account credentials need the server's CA")
             context = ssl.create_default_context(cadata=server_ca.decode("ascii"))
-            builder = ServiceAccountClientBuilder(client, context, clock, wall)
+            builder = ServiceAccountClientBuilder(client, context, clock, wall, dial=client.dial)
             stack.push_async_callback(builder.aclose)
             clients = builder
 

@@ -36,6 +36,7 @@ from raftkube.apiserver.http import HTTPServer
 from raftkube.apiserver.request import Request, Response
 from raftkube.clock import Clock, TrioClock, sleep_for
 from raftkube.cloud.provider import CloudAPIError, SimulatedCloud
+from raftkube.net.streams import Network
 
 Obj = dict[str, Any]
 
@@ -170,8 +171,13 @@ async def serve_cloud(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
+    network: Network | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``service`` on ``host:port`` until cancelled; reports the bound port."""
+    """Serve ``service`` on ``host:port`` of ``network`` (Trio's TCP by default) until
+    cancelled; reports the bound port."""
     server = HTTPServer(service.handle, clock=service.clock)
-    await server.serve_tcp(host, port, task_status=task_status)
+    if network is None:
+        await server.serve_tcp(host, port, task_status=task_status)
+    else:
+        await server.serve_network(network, host, port, task_status=task_status)
