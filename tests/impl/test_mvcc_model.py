@@ -414,6 +414,8 @@ class StoreVersusModel(RuleBasedStateMachine):
     @rule()
     def capture_a_view(self) -> None:
         """A member encodes a captured view while writes and compactions go on."""
+        for view, _ in self.views[:-1]:
+            view.release()  # as a member does once it has encoded one
         self.views = [*self.views[-1:], (capture(self.store), dump_snapshot(self.store))]
 
     # -- invariants --

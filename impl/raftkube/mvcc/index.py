@@ -212,17 +212,16 @@ class KeyIndex:
                 found.append(kv)
         return found
 
-    def view(self) -> tuple[list[bytes], list[list[KeyValue]], list[int]]:
-        """Every retained key ascending, its list of records and that list's length now.
+    def view(self) -> tuple[list[bytes], dict[bytes, KeyHistory]]:
+        """Every retained key ascending, and the live map from key to history, for a snapshot
+        encoded while writes go on (:mod:`raftkube.mvcc.snapshot`).
 
-        A record list is only ever appended to (compaction replaces it by a new list), so
-        ``records[:length]`` keeps reading what it held at this instant however the index
-        changes afterwards, which lets a snapshot be encoded while writes go on. Three flat
-        lists, because a tuple per key would cost a long-lived object per key."""
-        histories = self._histories
-        keys = list(self._order)
-        lists = [histories[key].kvs for key in keys]
-        return keys, lists, [len(kvs) for kvs in lists]
+        Only the key list is copied (the key order changes as keys come and go); the records
+        are read later, from the live histories, by revision: a record list is only ever
+        appended to with higher revisions (compaction replaces it by a new list), so the
+        records up to a revision stay what they were, provided the caller :meth:`hold`s the
+        compaction point it encodes at, so that trimming leaves them alone."""
+        return list(self._order), self._histories
 
     def items(self) -> Iterator[tuple[bytes, KeyHistory]]:
         """Every retained key's history, ascending by key."""

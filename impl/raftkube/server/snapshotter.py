@@ -203,7 +203,10 @@ class Snapshotter:
         self._head = (self._conf_at(index), member.reconfig.table.copy())
         self._bytes_since_snapshot = 0
         if self._run_encode is None or self.nursery is None:
-            self.encoded = (_encode(meta, view, self._head, None), 0.0)
+            try:
+                self.encoded = (_encode(meta, view, self._head, None), 0.0)
+            finally:
+                view.release()
             return
         self._encoding = True
         self.nursery.start_soon(self._encode_in_background, meta, view, self._head)
@@ -219,6 +222,9 @@ class Snapshotter:
             snapshot = await self._run_encode(encode)
         finally:
             self._encoding = False
+            # Back on the store's thread (a cancelled encoding may still be reading the
+            # histories, but the member is stopping: nothing trims them any more).
+            view.release()
         self.encoded = (snapshot, member.clock.now() - started)
         member.kick()
 
