@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import trio
@@ -35,7 +36,7 @@ from raftkube.controllers.leaderelection import LeaderElectionLost
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.nodehealth import DisruptionConfig
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
-from raftkube.kubeclient import KubeClient, RequestObserver
+from raftkube.kubeclient import KubeClient, RequestObserver, load_kubeconfig
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.proxy.proxier import Proxier
 from raftkube.runtime import ContainerScript, SimulatedRuntime
@@ -48,9 +49,12 @@ from raftkube_fuzz.cluster.pki import SimPKI
 from raftkube_fuzz.world.clock import SimClock
 from raftkube_fuzz.world.host import HostEnv
 
-API_HOST = "192.168.0.2"
-"""The API server's host name on the stream network: an address, because the server
-advertises it in the ``kubernetes`` Endpoints (it is in the serving certificate too)."""
+API_HOSTS = ("192.168.0.2", "192.168.0.3")
+"""The API servers' host names on the stream network (the suite's ``apiservers`` setting says
+how many run): addresses, because a server advertises its own in the ``kubernetes`` Endpoints.
+Every one is in the one serving certificate they all present (:mod:`.pki`)."""
+API_HOST = API_HOSTS[0]
+"""The first API server's: the one every client's kubeconfig names."""
 API_PORT = 6443
 
 EPOCH = 1_767_225_600.0
@@ -99,42 +103,51 @@ def wall_clock(clock: SimClock) -> Callable[[], float]:
     return lambda: EPOCH + clock.wall()
 
 
+def api_server_url(host: str) -> str:
+    """The URL of the API server on ``host``."""
+    return f"https://{host}:{API_PORT}"
+
+
 def client_for(
     env: HostEnv,
     kubeconfig: str,
     user_agent: str,
     lags: Lags | None = None,
     observer: RequestObserver | None = None,
+    server: str | None = None,
 ) -> KubeClient:
     """A client from ``kubeconfig`` that dials through the host's network on its clock (each
     connection, and each watch, lagging as ``lags`` says for this host: :mod:`.lag`), telling
-    ``observer`` each request's outcome."""
+    ``observer`` each request's outcome. ``server`` (a URL) overrides the kubeconfig's, as
+    the components' ``--master`` flag does: the credentials and CA stay the kubeconfig's."""
+    config = load_kubeconfig(kubeconfig)
+    options: dict[str, Any] = {
+        "ssl_context": config.ssl_context(),
+        "token": config.token,
+        "tls_server_name": config.tls_server_name,
+        "clock": env.clock,
+        "user_agent": user_agent,
+        "timeout": 10.0,
+        "observer": observer,
+    }
+    url = server if server is not None else config.server
     dial: Dial = env.network.open_stream
     if lags is None:
-        return KubeClient.from_kubeconfig(
-            kubeconfig,
-            clock=env.clock,
-            dial=dial,
-            user_agent=user_agent,
-            timeout=10.0,
-            observer=observer,
-        )
+        return KubeClient(url, dial=dial, **options)
     dial = lagging_dial(dial, env.clock, env.rng, lambda: lags.of(env.name))
-    return LaggingWatchClient.from_kubeconfig(
-        kubeconfig,
-        clock=env.clock,
+    return LaggingWatchClient(
+        url,
         dial=dial,
-        user_agent=user_agent,
-        timeout=10.0,
         watch_ceiling=lambda: lags.watches_of(env.name),
         rng=env.rng,
-        observer=observer,
+        **options,
     )
 
 
 @attrs.define(eq=False)
 class APIServerProcess:
-    """kube-apiserver over the store members at ``store_endpoints``."""
+    """kube-apiserver over the store members at ``store_endpoints``, serving on its host's
+    own address (one of :data:`API_HOSTS`)."""
 
     env: HostEnv
     pki: SimPKI
@@ -146,7 +159,7 @@ class APIServerProcess:
         plan = self.pki.plan
         config = APIServerConfig(
             etcd_servers=tuple(self.store_endpoints),
-            bind_address=API_HOST,
+            bind_address=self.env.name,
             secure_port=API_PORT,
             tls_cert_file=plan.pki.apiserver.cert,
             tls_private_key_file=plan.pki.apiserver.key,
@@ -177,6 +190,8 @@ class ControllerManagerProcess:
     ambiguous: AmbiguousCreates | None = None
     """Told of its pod creates with an unknown outcome, for NoOverCreation
     (:mod:`.ambiguous`)."""
+    server: str | None = None
+    """The API server's URL (``--master``), if not the kubeconfig's."""
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -187,6 +202,7 @@ class ControllerManagerProcess:
             "kube-controller-manager",
             self.lags,
             observer,
+            self.server,
         ) as client:
             while True:
                 try:
@@ -227,6 +243,8 @@ class SchedulerProcess:
     leadership: LeadershipLog | None = None
     """Told when an incarnation ends, for the checks (:mod:`.leadership`)."""
     lags: Lags | None = None
+    server: str | None = None
+    """The API server's URL (``--master``), if not the kubeconfig's."""
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -239,7 +257,7 @@ class SchedulerProcess:
             identity=self.env.name,
         )
         async with client_for(
-            self.env, str(plan.scheduler_kubeconfig), "kube-scheduler", self.lags
+            self.env, str(plan.scheduler_kubeconfig), "kube-scheduler", self.lags, None, self.server
         ) as client:
             # serve returns once leadership is lost (upstream exits and is restarted).
             while True:
@@ -273,6 +291,8 @@ class ProxyProcess:
     env: HostEnv
     pki: SimPKI
     lags: Lags | None = None
+    server: str | None = None
+    """The API server's URL (``--master``), if not the kubeconfig's: its node's."""
     rng: random.Random = attrs.field(init=False)
     proxier: Proxier | None = attrs.field(default=None, init=False)
     """This incarnation's proxier, once its client is open (read by the checks)."""
@@ -282,7 +302,9 @@ class ProxyProcess:
 
     async def run(self) -> None:
         kubeconfig = str(self.pki.plan.proxy_kubeconfig)
-        async with client_for(self.env, kubeconfig, "kube-proxy", self.lags) as client:
+        async with client_for(
+            self.env, kubeconfig, "kube-proxy", self.lags, None, self.server
+        ) as client:
             factory = SharedInformerFactory(
                 client, clock=self.env.clock, rng=random.Random(self.rng.random())
             )
@@ -305,6 +327,9 @@ class KubeletProcess:
     pki: SimPKI
     index: int
     lags: Lags | None = None
+    server: str | None = None
+    """The API server's URL, if not the kubeconfig's: upstream's kubelet takes it from its
+    kubeconfig alone; this stands for a kubeconfig naming one server of several."""
     runtime: SimulatedRuntime = attrs.field(init=False)
     """What the machine runs (read by the checks)."""
     proxy: ProxyProcess = attrs.field(init=False)
@@ -313,7 +338,7 @@ class KubeletProcess:
     def __attrs_post_init__(self) -> None:
         node = self.pki.plan.sim_nodes[self.index]
         self.runtime = SimulatedRuntime(self.env.clock, node.pod_cidr, scripts=SCRIPTS)
-        self.proxy = ProxyProcess(self.env, self.pki, self.lags)
+        self.proxy = ProxyProcess(self.env, self.pki, self.lags, self.server)
 
     @property
     def node_name(self) -> str:
@@ -333,7 +358,9 @@ class KubeletProcess:
             runtime_name="sim",
         )
         async with (
-            client_for(self.env, str(node.kubeconfig), "kubelet", self.lags) as client,
+            client_for(
+                self.env, str(node.kubeconfig), "kubelet", self.lags, None, self.server
+            ) as client,
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(self.proxy.run)

@@ -28,17 +28,23 @@ MAX_NODES = 4
 @attrs.frozen
 class SimPKI:
     plan: ControlPlanePlan
+    hosts: tuple[str, ...]
+    """The API servers' hosts the serving certificate names."""
 
 
 _cached: SimPKI | None = None
 
 
-def sim_pki(api_host: str, api_port: int) -> SimPKI:
-    """The process's plan for an API server at ``https://api_host:api_port``."""
+def sim_pki(api_hosts: tuple[str, ...], api_port: int) -> SimPKI:
+    """The process's plan for API servers at ``https://HOST:api_port`` for each of
+    ``api_hosts``: one serving certificate that names them all (as an HA control plane's
+    servers share one), every kubeconfig naming the first."""
     global _cached
-    if _cached is None or _cached.plan.host != api_host or _cached.plan.port != api_port:
+    if _cached is None or _cached.hosts != api_hosts or _cached.plan.port != api_port:
         directory = Path(tempfile.mkdtemp(prefix="raftkube-fuzz-pki-"))
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
-        plan = plan_control_plane(directory, api_host, api_port, sim_nodes=MAX_NODES)
-        _cached = SimPKI(plan)
+        plan = plan_control_plane(
+            directory, api_hosts[0], api_port, sim_nodes=MAX_NODES, extra_sans=api_hosts[1:]
+        )
+        _cached = SimPKI(plan, api_hosts)
     return _cached

@@ -27,41 +27,45 @@ ACTION_LIMIT = 30.0
 """Virtual seconds a user action may take (the client's own timeout is 10 s a request)."""
 
 
-def user_action(run: Run, text: str, action: Any) -> None:
-    """Start a user action in the background; its outcome goes to the timeline, on the
-    user's lane, as a request to the API server and its answer (an arrow each way)."""
+def user_action(run: Run, text: str, action: Any, via: int = 0) -> None:
+    """Start a user action in the background through API server ``via`` (the step's
+    ``via``: the suite draws it when there are two); its outcome goes to the timeline, on the
+    user's lane, as a request to that API server and its answer (an arrow each way)."""
     plane = plane_of(run)
+    if not 0 <= via < len(plane.apiservers):
+        raise ValueError(f"via must name one of the {len(plane.apiservers)} API servers, not {via}")
+    server = plane.apiservers[via].name
     flow = f"user-{run.extras.setdefault('user_actions', 0)}"
     run.extras["user_actions"] += 1
-    call = {"host": plane.user.name, "to": plane.apiserver.name, "flow": flow}
-    answer = {"host": plane.user.name, "from": plane.apiserver.name, "flow": flow}
+    call = {"host": plane.user.name, "to": server, "flow": flow}
+    answer = {"host": plane.user.name, "from": server, "flow": flow}
 
     async def act() -> None:
         if not plane.user.up or plane.user.process is None:
             return
-        outcome = await action(plane.admin)
+        outcome = await action(plane.admin_via(via))
         run.timeline.add(trio.current_time(), None, CLIENT, f"user: {text}: {outcome}", answer)
 
     run.timeline.add(run.sim.now, None, CLIENT, f"user: {text}", call)
     run.sim.spawn(act, limit=ACTION_LIMIT)
 
 
-def account_action(run: Run, kind: str, name: str) -> None:
+def account_action(run: Run, kind: str, name: str, via: int = 0) -> None:
     """A ServiceAccount action (:mod:`raftkube_fuzz.cluster.accounts`); a token issued is kept
     for the check that it authenticates exactly while its account lives
     (:mod:`raftkube_fuzz.checks.account_tokens`), which also counts the actions under way."""
     tokens = account_tokens.of(run)
     if kind == "create_account":
         user_action(run, f"create serviceaccount {name}",
-                     tokens.tracked(lambda c: accounts.create(c, name)))  # fmt: skip
+                     tokens.tracked(lambda c: accounts.create(c, name)), via)  # fmt: skip
     elif kind == "delete_account":
         user_action(run, f"delete serviceaccount {name}",
-                     tokens.tracked(lambda c: accounts.delete(c, name)))  # fmt: skip
+                     tokens.tracked(lambda c: accounts.delete(c, name)), via)  # fmt: skip
     else:
         tokens.kept += 1
         number = tokens.kept
         ask = tokens.tracked(lambda c: accounts.request_token(c, name, number, tokens.keep))
-        user_action(run, f"create token {name} (token {number})", ask)
+        user_action(run, f"create token {name} (token {number})", ask, via)
 
 
 def accounts_at_start(run: Run) -> None:
@@ -82,37 +86,40 @@ def accounts_at_start(run: Run) -> None:
 def execute_client(run: Run, step: Step) -> bool:
     kind = step.kind
     history = histories_of(run)
+    via = int(step.get("via", 0))
     if kind == "apply_rs":
         obj = actions.replica_set(step["name"], step["replicas"])
         user_action(run, f"apply {step['name']} x{step['replicas']}",
-                     lambda c: actions.apply(c, obj, history))  # fmt: skip
+                     lambda c: actions.apply(c, obj, history), via)  # fmt: skip
     elif kind == "apply_deployment":
         obj = actions.deployment(step["name"], step["replicas"], step["version"])
         user_action(
             run,
             f"apply {step['name']} x{step['replicas']} version {step['version']}",
             lambda c: actions.apply(c, obj, history),
+            via,
         )
     elif kind == "create_pinned":
         obj = actions.pinned_pod(step["node"])
         user_action(run, f"create pinned-{step['node']}",
-                     lambda c: actions.apply(c, obj, history))  # fmt: skip
+                     lambda c: actions.apply(c, obj, history), via)  # fmt: skip
     elif kind == "apply_service":
         obj = actions.service(step["target"])
         user_action(run, f"apply svc-{step['target']}",
-                     lambda c: actions.apply(c, obj, history))  # fmt: skip
+                     lambda c: actions.apply(c, obj, history), via)  # fmt: skip
     elif kind == "delete":
         resource, name = step["resource"], step["name"]
         cascade = step.get("cascade", "background")
         flag = "" if cascade == "background" else f" --cascade={cascade}"
         user_action(run, f"delete {resource} {name}{flag}",
-                     lambda c: actions.delete(c, resource, name, cascade, history))  # fmt: skip
+                     lambda c: actions.delete(c, resource, name, cascade, history),
+                     via)  # fmt: skip
     elif kind in ("cordon", "uncordon"):
         node = step["node"]
         user_action(run, f"{kind} {node}",
-                     lambda c: actions.cordon(c, node, kind == "cordon"))  # fmt: skip
+                     lambda c: actions.cordon(c, node, kind == "cordon"), via)  # fmt: skip
     elif kind in accounts.STEP_KINDS:
-        account_action(run, kind, step["name"])
+        account_action(run, kind, step["name"], via)
     elif kind == "long_wait":
         run.advance(float(step["seconds"]))
     elif kind in REGISTRY and REGISTRY[kind].strategy is None:

@@ -98,10 +98,17 @@ def _resume(run: Run, step: Step, host: Host) -> None:
     run.fault(step.kind, f"{host.name} resumed", hosts=[host.name])
 
 
+def _cut_from_api(run: Run, host: Host) -> None:
+    """Both ways between ``host`` and every API server: a component talks to one of them
+    (:mod:`raftkube_fuzz.cluster.plane`), so this is its own server lost, and with two the
+    other is no way round."""
+    for api in plane_of(run).apiservers:
+        run.world.one_way(host.node, api.node)
+        run.world.one_way(api.node, host.node)
+
+
 def _cut(run: Run, step: Step, host: Host) -> None:
-    api = plane_of(run).apiserver
-    run.world.one_way(host.node, api.node)
-    run.world.one_way(api.node, host.node)
+    _cut_from_api(run, host)
     run.fault(step.kind, f"{host.name} cut off from the API server", hosts=[host.name])
 
 
@@ -110,10 +117,8 @@ def _cut_nodes(run: Run, step: Step, member: int) -> None:
     kube-proxy) loses the API server in one step, as when the control plane's own network
     fails, which is what a node lifecycle controller must tell from the nodes failing."""
     plane = plane_of(run)
-    api = plane.apiserver
     for host in plane.kubelets:
-        run.world.one_way(host.node, api.node)
-        run.world.one_way(api.node, host.node)
+        _cut_from_api(run, host)
     names = [host.name for host in plane.kubelets]
     run.fault(step.kind, f"the control plane cut off from every node ({', '.join(names)})",
               hosts=names)  # fmt: skip
@@ -151,8 +156,10 @@ def _wall_offset(run: Run, step: Step, host: Host) -> None:
 def _on_host_quietly(
     act: Callable[[Run, Step, Host], None],
 ) -> Callable[[Run, Step, int], None]:
-    """For ``host_cut`` and ``host_slow``: aimed at the API server they do nothing at all
-    (no no-op line), as the suite has always done; with no host, a no-op."""
+    """For ``host_cut`` and ``host_slow``: aimed at an API server they do nothing at all
+    (no no-op line), as the suite has always done (two API servers do not talk to each
+    other, and an API server's links to the store are the store's faults'); with no host, a
+    no-op."""
 
     def apply(run: Run, step: Step, member: int) -> None:
         name = step.get("host")
@@ -160,7 +167,7 @@ def _on_host_quietly(
             _no_op(run, step)
             return
         host = component(run, name)
-        if host is not plane_of(run).apiserver:
+        if host not in plane_of(run).apiservers:
             act(run, step, host)
 
     return apply

@@ -1,11 +1,12 @@
 """Suite ``cluster``: the whole control plane in the simulated world, driven as a user would.
 
 The world (:mod:`raftkube_fuzz.cluster.plane`): the store's members (the world's own), one
-API server, two leader-elected controller managers, two leader-elected schedulers and 2-4
-kubelets on the simulated runtime, each node's kube-proxy on its kubelet's machine, every one
-the production code (a host of its own for each but kube-proxy), with its own credentials,
-over the simulated streams (TLS included). The user is a machine of its own acting as
-``kubernetes-admin``.
+API server (two with ``apiservers=2``, each component pinned to one of them, the user's steps
+each through the one it names), two leader-elected controller managers, two leader-elected
+schedulers and 2-4 kubelets on the simulated runtime, each node's kube-proxy on its kubelet's
+machine, every one the production code (a host of its own for each but kube-proxy), with its
+own credentials, over the simulated streams (TLS included). The user is a machine of its own
+acting as ``kubernetes-admin``.
 
 Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments,
 creates and deletes Services, cordons and uncordons nodes
@@ -83,6 +84,7 @@ make fresh tokens not yet valid."""
 
 DEFAULT_CONFIG = {
     "servers": 1,
+    "apiservers": 1,
     "nodes": 3,
     "managers": 2,
     "schedulers": 2,
@@ -104,7 +106,11 @@ informers seconds late, longer than a Deployment's pod takes to turn Ready, for 
 loops that trust their cache over their own last write. ``services=all`` has the user create
 every workload's Service (``svc-<workload>``) as the example starts, so every pod the steps
 start, replace or remove changes some Service's Endpoints: a search about what follows
-Endpoints (kube-proxy)."""
+Endpoints (kube-proxy). ``apiservers=2`` runs a second API server over the same store
+(:mod:`raftkube_fuzz.cluster.plane` says which component talks to which): each has its own
+watch caches, so one component's view may run behind another's by a whole server, and the
+user's requests (each step's ``via``) go through both, for the object linearizability
+check."""
 
 SLOW_SCENARIO = 1.0
 WATCH_LAG_SCENARIO = 10.0
@@ -128,6 +134,7 @@ def prepare(run: Run) -> None:
         managers=int(run.config["managers"]),
         schedulers=int(run.config["schedulers"]),
         nodes=int(run.config["nodes"]),
+        apiservers=int(run.config.get("apiservers", 1)),
     )
     plane = ControlPlane(run.world, shape, lambda: max(run.written, default=1))
     store_faults = setting(run, "store_faults", ("on", "off"), "on") == "on"
@@ -170,6 +177,11 @@ def prepare(run: Run) -> None:
 # --- the machine ------------------------------------------------------------------------------
 
 
+VIA = st.integers(0, 1)
+"""Which API server a user step goes through (drawn by every user rule; recorded in the step
+only with ``apiservers=2``)."""
+
+
 class ClusterMachine(SuiteMachine):
     @initialize(seed=seeds(), servers=evenly((1, 3)), nodes=evenly((2, 3, 4)))
     def init(self, seed: int, servers: int, nodes: int) -> None:
@@ -179,33 +191,43 @@ class ClusterMachine(SuiteMachine):
         assert self.run is not None
         return plane_of(self.run)
 
-    @rule(name=st.sampled_from(actions.RS_NAMES), replicas=st.integers(0, 4))
-    def apply_replica_set(self, name: str, replicas: int) -> None:
-        self.apply(Step.of("apply_rs", name=name, replicas=replicas))
+    def user_step(self, via: int, kind: str, **args: Any) -> None:
+        """Apply the user step ``kind``, through API server ``via`` when there are two."""
+        if len(self._plane().apiservers) > 1:
+            args["via"] = via
+        self.apply(Step.of(kind, **args))
+
+    def _api_names(self) -> set[str]:
+        return {host.name for host in self._plane().apiservers}
+
+    @rule(name=st.sampled_from(actions.RS_NAMES), replicas=st.integers(0, 4), via=VIA)
+    def apply_replica_set(self, name: str, replicas: int, via: int) -> None:
+        self.user_step(via, "apply_rs", name=name, replicas=replicas)
 
     @rule(
         name=st.sampled_from(actions.DEPLOYMENT_NAMES),
         replicas=st.integers(0, 4),
         version=st.integers(1, 3),
+        via=VIA,
     )
-    def apply_deployment(self, name: str, replicas: int, version: int) -> None:
-        self.apply(Step.of("apply_deployment", name=name, replicas=replicas, version=version))
+    def apply_deployment(self, name: str, replicas: int, version: int, via: int) -> None:
+        self.user_step(via, "apply_deployment", name=name, replicas=replicas, version=version)
 
-    @rule(node=st.integers(0, 3))
-    def create_pinned(self, node: int) -> None:
+    @rule(node=st.integers(0, 3), via=VIA)
+    def create_pinned(self, node: int, via: int) -> None:
         """A pod the user binds to a node itself (of those there are)."""
         plane = self._plane()
         nodes = [n.name for n in plane.pki.plan.sim_nodes[: plane.shape.nodes]]
-        self.apply(Step.of("create_pinned", node=nodes[node % len(nodes)]))
+        self.user_step(via, "create_pinned", node=nodes[node % len(nodes)])
 
-    @rule(kind=evenly(("cordon", "uncordon")), node=st.integers(0, 3))
-    def cordon(self, kind: str, node: int) -> None:
+    @rule(kind=evenly(("cordon", "uncordon")), node=st.integers(0, 3), via=VIA)
+    def cordon(self, kind: str, node: int, via: int) -> None:
         """``kubectl cordon`` or ``uncordon`` of a node (of those there are): the scheduler
         places no new pod there while it is cordoned, and the pods it runs stay. A cordon is
         the user's intent, not a fault: the final heal leaves it."""
         plane = self._plane()
         nodes = [n.name for n in plane.pki.plan.sim_nodes[: plane.shape.nodes]]
-        self.apply(Step.of(kind, node=nodes[node % len(nodes)]))
+        self.user_step(via, kind, node=nodes[node % len(nodes)])
 
     @rule(workload=st.sampled_from(actions.WORKLOADS))
     def apply_service(self, workload: str) -> None:
@@ -214,17 +236,18 @@ class ClusterMachine(SuiteMachine):
     @rule(
         kind=evenly(("delete_account", "create_account")),
         name=evenly(accounts.ACCOUNT_NAMES),
+        via=VIA,
     )
-    def service_account(self, kind: str, name: str) -> None:
+    def service_account(self, kind: str, name: str, via: int) -> None:
         """Delete or create a ServiceAccount (drawn evenly: a ``sampled_from`` drew the first
         of the two 43 times in 44)."""
-        self.apply(Step.of(kind, name=name))
+        self.user_step(via, kind, name=name)
 
-    @rule(name=evenly(accounts.ACCOUNT_NAMES))
-    def account_token(self, name: str) -> None:
+    @rule(name=evenly(accounts.ACCOUNT_NAMES), via=VIA)
+    def account_token(self, name: str, via: int) -> None:
         """Ask for a ServiceAccount's token, which the user keeps
         (:mod:`raftkube_fuzz.checks.account_tokens` presents it after later steps)."""
-        self.apply(Step.of("request_token", name=name))
+        self.user_step(via, "request_token", name=name)
 
     @rule(
         which=st.sampled_from(
@@ -232,21 +255,23 @@ class ClusterMachine(SuiteMachine):
             + [("Deployment", n) for n in actions.DEPLOYMENT_NAMES]
             + [("Service", f"svc-{n}") for n in actions.WORKLOADS]
             + [("Pod", f"pinned-sim-{i}") for i in range(4)]
-        )
+        ),
+        via=VIA,
     )
-    def delete(self, which: tuple[str, str]) -> None:
-        self.apply(Step.of("delete", resource=which[0], name=which[1]))
+    def delete(self, which: tuple[str, str], via: int) -> None:
+        self.user_step(via, "delete", resource=which[0], name=which[1])
 
     @rule(
         which=st.sampled_from(
             [("ReplicaSet", n) for n in actions.RS_NAMES]
             + [("Deployment", n) for n in actions.DEPLOYMENT_NAMES]
-        )
+        ),
+        via=VIA,
     )
-    def delete_foreground(self, which: tuple[str, str]) -> None:
+    def delete_foreground(self, which: tuple[str, str], via: int) -> None:
         """``kubectl delete --cascade=foreground`` of a workload: it stays, marked, until the
         garbage collector has deleted the dependents that name it as owner (and only them)."""
-        self.apply(Step.of("delete", resource=which[0], name=which[1], cascade="foreground"))
+        self.user_step(via, "delete", resource=which[0], name=which[1], cascade="foreground")
 
     @rule(seconds=st.sampled_from(LONG_WAITS))
     def long_wait(self, seconds: float) -> None:
@@ -287,12 +312,12 @@ class ClusterMachine(SuiteMachine):
 
     @rule(data=st.data())
     def component_partition(self, data: st.DataObject) -> None:
-        """Cut a component (a kubelet, a manager, a scheduler) off from the API server, or
+        """Cut a component (a kubelet, a manager, a scheduler) off from the API servers, or
         the control plane from every node (as :meth:`nodes_cut`), or heal the network."""
         if data.draw(st.booleans(), label="heal"):
             self.apply(Step.of("host_heal"))
             return
-        names = [n for n in self._names() if n != self._plane().apiserver.name]
+        names = [n for n in self._names() if n not in self._api_names()]
         host = data.draw(st.sampled_from([*names, EVERY_NODE]), label="host")
         if host == EVERY_NODE:
             self.apply(Step.of("nodes_cut", hold=data.draw(evenly(OUTAGE_HOLDS), label="hold")))
@@ -354,7 +379,7 @@ class ClusterMachine(SuiteMachine):
     def component_slow(self, data: st.DataObject) -> None:
         """Slow a component's traffic with the API server, out of order across its
         connections (until the final heal): watches delivered late and reordered."""
-        names = [n for n in self._names() if n != self._plane().apiserver.name]
+        names = [n for n in self._names() if n not in self._api_names()]
         host = data.draw(st.sampled_from(names), label="host")
         seconds = data.draw(evenly(SLOW_LATENCIES), label="seconds")
         self.apply(Step.of("host_slow", host=host, seconds=seconds))
