@@ -1,0 +1,208 @@
+"""Request conformance: each write a loop makes is one the spec's loop allows from its view.
+
+The rules here are pure functions of a loop's *view* (its informer caches as it read them at
+the start of the sync that made the request, converted to the spec's records as
+:mod:`.cluster_state` converts the store's objects) and of the loop's past requests; the
+suite's monitor (:mod:`raftkube_fuzz.cluster.conformance_monitor`) collects both. Each rule
+says where the real loop's memory differs from the spec's and what "allows" then means:
+
+* **ReplicaSet controller, pod create** (:func:`replica_set_create`). The spec
+  (:mod:`raftkube_spec.control.replicaset`) creates for a ReplicaSet while its view shows
+  fewer active pods than ``replicas`` *and* it has no creation pending that the view does not
+  show yet (its expectations). Upstream's controller counts expectations instead of naming
+  pods, and creates a sync's pods in slow-start batches, several at once. Both are covered by
+  one count: a create answered 2xx is allowed iff the view's active pods of that ReplicaSet
+  plus the pods of it the store created *after* the view's revision and still holds active
+  (every create this loop made that its view cannot show, this one and its batch included)
+  are at most the view's ``replicas``. Creates with an unknown outcome loosen the bound by one
+  each (upstream lowers its expectations for them: :mod:`raftkube_fuzz.cluster.ambiguous`), and
+  pods created while two controller managers may act are not counted (upstream promises
+  nothing for them: :mod:`raftkube_fuzz.cluster.leadership`). A create that failed wrote
+  nothing and is not judged.
+* **Scheduler, binding** (:func:`binding`). The spec (:mod:`raftkube_spec.control.scheduler`)
+  binds a pod pending in its view to a node of its view where every filter passes, counting
+  the pods bound in the view and the ones it *assumed* (bound by itself, not yet shown bound
+  by its view). Upstream's binding runs in the background after the decision, so the memory
+  is rebuilt per decision: the bindings this scheduler incarnation sent for earlier decisions,
+  minus those that had failed before this decision started (upstream forgets a failed
+  binding's assumption). Filters the spec does not model (memory, pod count, affinity other
+  than one anti-affinity term) only make the real scheduler stricter, never a false alarm.
+* **Endpoints controller, Endpoints write** (:func:`endpoints_write`). The spec
+  (:mod:`raftkube_spec.control.endpoints`) writes the list of its view's Ready, bound, live
+  pods the Service selects; a create or update is allowed iff the ready addresses it writes
+  (``subsets[*].addresses``: pod and node) are exactly that list. Upstream compares with the
+  Endpoints it GETs rather than with its cache, so it may write where the spec would not;
+  the rule judges what is written, not when. A delete is allowed iff the view has no such
+  Service (:func:`endpoints_delete`).
+
+What conformance cannot see: a write a loop should have made and did not (a skipped write
+leaves no request to judge: eventual stable reconciliation is what catches that), requests of
+loops not listed, and pod deletions by the ReplicaSet controller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from raftkube_fuzz.checks.cluster_state import (
+    TERMINAL_PHASES,
+    spec_node,
+    spec_pod,
+    spec_replica_set,
+)
+from raftkube_spec.control.endpoints import addresses
+from raftkube_spec.control.records import (
+    Address,
+    Node,
+    Pod,
+    ReplicaSet,
+    Service,
+    Toleration,
+    meta,
+    sorted_records,
+)
+from raftkube_spec.control.replicaset import active_pods
+from raftkube_spec.control.scheduler import Assumed, fits, forget_confirmed, placed
+from raftkube_spec.control.world import World
+
+Obj = dict[str, Any]
+
+
+def _finished(obj: Mapping[str, Any]) -> bool:
+    return (obj.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+def view_pod(obj: Mapping[str, Any]) -> Pod:
+    """A cached pod as the spec's record, with what the scheduler's filters read: its
+    tolerations (every operator as ``Exists``: taint values are not modelled, so this
+    tolerates at least what the real one does) and its nodeSelector."""
+    spec = obj.get("spec") or {}
+    tolerations = tuple(
+        Toleration(str(t.get("key") or ""), str(t.get("effect") or ""))
+        for t in spec.get("tolerations") or []
+    )
+    selector = tuple(sorted((spec.get("nodeSelector") or {}).items()))
+    return attrs.evolve(spec_pod(obj), tolerations=tolerations, node_selector=selector)
+
+
+def view_node(obj: Mapping[str, Any]) -> Node:
+    """A cached Node as the spec's record, ``spec.unschedulable`` included."""
+    unschedulable = bool((obj.get("spec") or {}).get("unschedulable"))
+    return attrs.evolve(spec_node(obj), unschedulable=unschedulable)
+
+
+def view_service(obj: Mapping[str, Any]) -> Service:
+    meta_ = obj.get("metadata") or {}
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    return Service(
+        meta("Service", str(meta_.get("name")), str(meta_.get("namespace") or ""),
+             uid=str(meta_.get("uid") or "")),
+        tuple(sorted(selector.items())),
+    )  # fmt: skip
+
+
+def world_of(
+    pods: Iterable[Obj] = (),
+    nodes: Iterable[Obj] = (),
+    replica_sets: Iterable[Obj] = (),
+    services: Iterable[Obj] = (),
+) -> World:
+    """The spec's World of a view. Finished pods are left out (upstream's loops do not count
+    them and the spec's pods have no phase)."""
+    records: list[Any] = [view_pod(p) for p in pods if not _finished(p)]
+    records += [view_node(n) for n in nodes]
+    records += [spec_replica_set(r) for r in replica_sets]
+    records += [view_service(s) for s in services]
+    return World(sorted_records(records))
+
+
+def has_ip(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod has an address to list (the endpoints controller skips one without:
+    the spec's pods have no IP, so its view is given the pods with one)."""
+    return bool((pod.get("status") or {}).get("podIP"))
+
+
+# --- the rules: None when allowed, else why not --------------------------------------------------
+
+
+def replica_set_create(
+    rs: ReplicaSet | None, view: World, created_since_view: int, unknown: int = 0
+) -> str | None:
+    """A pod create for ``rs`` answered 2xx; ``created_since_view`` counts the active pods of
+    ``rs`` the store created after the view's revision (this one included)."""
+    if rs is None:
+        return "its view has no such ReplicaSet"
+    if rs.meta.deleting:
+        return f"its view shows ReplicaSet {rs.meta.name} being deleted"
+    active = len(active_pods(rs, view))
+    if active + created_since_view > rs.replicas + unknown:
+        return (
+            f"its view shows {active} active pods of ReplicaSet {rs.meta.name} "
+            f"(replicas {rs.replicas}) and {created_since_view} more were created since that "
+            f"view (this one included; {unknown} creates had an unknown outcome): the spec "
+            f"creates at most {rs.replicas + unknown - active} from that view and memory"
+        )
+    return None
+
+
+def binding(pod_key: tuple[str, str], node_name: str, view: World, assumed: Assumed) -> str | None:
+    """A binding of the pod ``(namespace, name)`` to ``node_name``, from ``view`` and the pods
+    the scheduler had assumed (uid, node) when it decided."""
+    pod = view.get(("Pod", *pod_key))
+    if not isinstance(pod, Pod):
+        return "its view has no such pod"
+    if pod.node or pod.meta.deleting:
+        return f"its view shows the pod {'bound to ' + pod.node if pod.node else 'being deleted'}"
+    node = view.get(("Node", "", node_name))
+    if not isinstance(node, Node):
+        return f"its view has no node {node_name}"
+    others = placed(view, forget_confirmed(view, assumed))
+    if fits(pod, node, view, others):
+        return None
+    on_node = sorted(
+        f"{p.meta.name}:{p.cpu}m{'' if p.node else ' (assumed)'}"
+        for p, where in others
+        if where == node_name and p.meta.uid != pod.meta.uid
+    )
+    return (
+        f"the pod ({pod.cpu}m) does not fit on {node_name} in its view and memory: "
+        f"allocatable {node.cpu}m, taken by {', '.join(on_node) or 'nothing'}; "
+        f"unschedulable={node.unschedulable}, taints={[t.key for t in node.taints]}"
+    )
+
+
+def written_addresses(endpoints: Mapping[str, Any]) -> frozenset[Address]:
+    """The ready addresses an Endpoints object lists: (pod name, node name)."""
+    return frozenset(
+        Address(str((a.get("targetRef") or {}).get("name") or ""), str(a.get("nodeName") or ""))
+        for subset in endpoints.get("subsets") or []
+        for a in subset.get("addresses") or []
+    )
+
+
+def endpoints_write(
+    service: Service | None, view: World, written: frozenset[Address]
+) -> str | None:
+    """A create or update of ``service``'s Endpoints listing ``written``."""
+    if service is None:
+        return "its view has no such Service"
+    wanted = frozenset(addresses(service, view))
+    if written == wanted:
+        return None
+    extra = sorted(a.pod for a in written - wanted)
+    missing = sorted(a.pod for a in wanted - written)
+    return (
+        f"it lists {sorted(a.pod for a in written)}, the spec's list from that view is "
+        f"{sorted(a.pod for a in wanted)} (not Ready, unbound or unselected there: {extra}; "
+        f"Ready there and left out: {missing})"
+    )
+
+
+def endpoints_delete(service: Service | None) -> str | None:
+    """A delete of Endpoints whose Service is ``service`` in the view."""
+    if service is not None:
+        return "its view still has the Service"
+    return None

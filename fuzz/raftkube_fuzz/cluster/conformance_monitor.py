@@ -1,0 +1,317 @@
+"""Collects what the request-conformance and view checks judge, while the components run.
+
+Two hooks per judged component (controller manager, scheduler), installed by
+:meth:`ConformanceMonitor.watch` in the component's root task:
+
+* the **sync listener** (:mod:`raftkube.controllers.synctrace`): when a judged loop
+  (:data:`LOOPS`) starts a sync, the monitor takes its view, each informer's cached objects
+  with the resourceVersion they are at (a list copy: the cache's objects are never changed in
+  place), and makes it the current sync of that task in :data:`CURRENT`, which the tasks the
+  sync starts inherit;
+* the **request observer** (the client's :data:`~raftkube.kubeclient.RequestObserver`, told
+  in the requesting task): a request of a current sync is kept with that sync, and what the
+  store holds at that moment is noted where a rule needs it (the pods a ReplicaSet create
+  counts, from :class:`~raftkube_fuzz.checks.views.StoreHistory`, fed live).
+
+Nothing is judged inside a component (an exception there would be the component's): after
+every step :meth:`ConformanceMonitor.check` judges the views and the requests collected, with
+the rules of :mod:`raftkube_fuzz.checks.request_conformance` and
+:mod:`raftkube_fuzz.checks.views`, and raises the first violation.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from raftkube.controllers.informer import SharedIndexInformer
+from raftkube.controllers.synctrace import listen_to_syncs
+from raftkube.kubeclient import RequestObserver
+from raftkube_fuzz.checks import request_conformance as rules
+from raftkube_fuzz.checks.views import StoreHistory, controller_of, scope_of, view_mismatch
+from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates, is_pod_create
+from raftkube_fuzz.violation import Violation
+from raftkube_spec.control.records import ReplicaSet, Service
+from raftkube_spec.kv.types import KeyValue
+
+Obj = dict[str, Any]
+
+LOOPS = ("replicaset", "endpoint", "scheduler")
+"""The loops judged (their work queues' names; the scheduler's decisions)."""
+
+
+@attrs.frozen(eq=False)
+class Cache:
+    """One informer's cache as a sync read it."""
+
+    resource: str
+    resource_version: str
+    items: list[Obj]
+    scope: tuple[str, str, str] | None
+    informer: SharedIndexInformer
+
+
+@attrs.frozen(eq=False)
+class Sync:
+    host: str
+    loop: str
+    key: str
+    seq: int
+    """The how-manieth judged sync of this loop incarnation (the scheduler's decisions)."""
+    incarnation: SharedIndexInformer
+    """The loop incarnation's first informer: a restart builds new ones."""
+    caches: Mapping[str, Cache]
+
+    def items(self, resource: str) -> list[Obj]:
+        cache = self.caches.get(resource)
+        return cache.items if cache is not None else []
+
+    def revision(self, resource: str) -> int:
+        cache = self.caches.get(resource)
+        version = cache.resource_version if cache is not None else ""
+        return int(version) if version.isdigit() else 0
+
+    def describe(self) -> str:
+        versions = ", ".join(f"{r}@{c.resource_version}" for r, c in sorted(self.caches.items()))
+        return f"{self.loop} on {self.host} (sync of {self.key}, view {versions})"
+
+
+CURRENT: contextvars.ContextVar[Sync | None] = contextvars.ContextVar(
+    "raftkube_fuzz_current_sync", default=None
+)
+
+
+@attrs.define(eq=False)
+class Request:
+    sync: Sync
+    method: str
+    path: str
+    body: Any
+    outcome: int | BaseException
+    created_since: tuple[str, ...] = ()
+    """For a pod create: uids of the owner's active pods the store created after the view's
+    pod revision, as the store held them when the answer came."""
+
+
+@attrs.define(eq=False)
+class Assumption:
+    seq: int
+    uid: str
+    node: str
+    forgotten_at: int | None
+    """The decision count when its binding failed (the scheduler forgets it then)."""
+
+
+def _ok(outcome: int | BaseException) -> bool:
+    return isinstance(outcome, int) and 200 <= outcome < 300
+
+
+def _parts(path: str) -> list[str]:
+    return path.strip("/").split("/")
+
+
+@attrs.define(eq=False)
+class ConformanceMonitor:
+    """See the module docstring."""
+
+    ambiguous: AmbiguousCreates | None = None
+    history: StoreHistory = attrs.field(factory=StoreHistory)
+    requests: list[Request] = attrs.field(factory=list)
+    """Requests not judged yet."""
+    latest: dict[tuple[str, str], Sync] = attrs.field(factory=dict)
+    """The last sync of each (host, loop), whose view is checked after every step."""
+    decisions: dict[SharedIndexInformer, int] = attrs.field(factory=dict)
+    assumed: dict[SharedIndexInformer, list[Assumption]] = attrs.field(factory=dict)
+    versions: dict[SharedIndexInformer, int] = attrs.field(factory=dict)
+    """The last resourceVersion each informer was read at."""
+    found: list[Violation] = attrs.field(factory=list)
+    judged: int = 0
+    """Requests judged so far."""
+    views: int = 0
+    """Caches compared with the store so far."""
+
+    def follow(
+        self,
+        written: Mapping[int, Sequence[KeyValue]],
+        hooks: list[Callable[[int, tuple[KeyValue, ...]], None]],
+    ) -> None:
+        """Take every revision ``written`` holds so far, then each new one as it is applied
+        (``hooks``: the run listener's ``on_written``)."""
+        for revision in sorted(written):
+            self.history.written(revision, written[revision])
+        hooks.append(self.history.written)
+
+    def watch(self, host: str, also: RequestObserver | None = None) -> RequestObserver:
+        """Install the sync listener in the calling task (a component's root) and return the
+        observer its clients must be given (calling ``also`` first)."""
+        listen_to_syncs(functools.partial(self._sync_started, host))
+
+        def observe(method: str, path: str, body: Any, outcome: int | BaseException) -> None:
+            if also is not None:
+                also(method, path, body, outcome)
+            self._request(method, path, body, outcome)
+
+        return observe
+
+    # --- collecting (inside the components' tasks: quick, never raises) ---------------------
+
+    def _sync_started(
+        self, host: str, loop: str, key: str, informers: Sequence[SharedIndexInformer]
+    ) -> None:
+        if loop not in LOOPS or not informers:
+            CURRENT.set(None)
+            return
+        incarnation = informers[0]
+        seq = self.decisions[incarnation] = self.decisions.get(incarnation, 0) + 1
+        caches = {}
+        for informer in informers:
+            version = informer.last_sync_resource_version
+            caches[informer.name] = Cache(
+                informer.name,
+                version,
+                informer.indexer.list(),
+                scope_of(informer.reflector.lister_watcher),
+                informer,
+            )
+            if version.isdigit():
+                last = self.versions.get(informer, 0)
+                if int(version) < last:
+                    self.found.append(Violation(
+                        "ViewIsAPIState",
+                        f"{loop} on {host}: its {informer.name} cache went back from "
+                        f"resourceVersion {last} to {version}",
+                        {"host": host, "loop": loop, "resource": informer.name},
+                    ))  # fmt: skip
+                self.versions[informer] = max(last, int(version))
+        sync = Sync(host, loop, key, seq, incarnation, caches)
+        self.latest[(host, loop)] = sync
+        CURRENT.set(sync)
+
+    def _request(self, method: str, path: str, body: Any, outcome: int | BaseException) -> None:
+        sync = CURRENT.get()
+        if sync is None:
+            return
+        parts = _parts(path)
+        if sync.loop == "replicaset" and is_pod_create(method, path):
+            if _ok(outcome) and isinstance(body, Mapping):
+                owner = controller_of(body)
+                since = sync.revision("pods")
+                created = tuple(
+                    sorted(
+                        fact.uid
+                        for fact in self.history.pods.values()
+                        if fact.controller == owner and fact.created > since and fact.active
+                    )
+                )
+                self.requests.append(Request(sync, method, path, body, outcome, created))
+        elif sync.loop == "scheduler" and parts[-1:] == ["binding"] and isinstance(body, Mapping):
+            node = str((body.get("target") or {}).get("name") or "")
+            uid = str((body.get("metadata") or {}).get("uid") or "")
+            forgotten = None if _ok(outcome) else self.decisions.get(sync.incarnation, 0)
+            memory = self.assumed.setdefault(sync.incarnation, [])
+            memory.append(Assumption(sync.seq, uid, node, forgotten))
+            self.requests.append(Request(sync, method, path, body, outcome))
+        elif sync.loop == "endpoint" and "endpoints" in parts[-2:] and method != "GET":
+            self.requests.append(Request(sync, method, path, body, outcome))
+
+    # --- judging (after every step) ----------------------------------------------------------
+
+    def check(self, excused: Callable[[str], bool] = lambda uid: False) -> None:
+        """Judge every view and request collected since the last call; raise the first
+        violation. ``excused(uid)``: a pod created while two controller managers may have
+        acted (not counted against a ReplicaSet create)."""
+        requests, self.requests = self.requests, []
+        syncs = {id(r.sync): r.sync for r in requests}
+        syncs.update({id(s): s for s in self.latest.values()})
+        for sync in syncs.values():
+            self._check_view(sync)
+        for request in requests:
+            why = self._judge(request, excused)
+            self.judged += 1
+            if why is not None:
+                self.found.append(Violation(
+                    "RequestConformance",
+                    f"{request.sync.describe()} sent {request.method} {request.path}, which "
+                    f"the spec's loop does not allow from that view: {why}",
+                    {"host": request.sync.host, "loop": request.sync.loop,
+                     "key": request.sync.key, "method": request.method, "path": request.path,
+                     "outcome": str(request.outcome),
+                     "view": {r: c.resource_version for r, c in request.sync.caches.items()}},
+                ))  # fmt: skip
+        if self.found:
+            raise self.found[0]
+
+    def summary(self) -> str:
+        return f"request conformance: {self.judged} requests judged, {self.views} caches compared"
+
+    def _check_view(self, sync: Sync) -> None:
+        for cache in sync.caches.values():
+            if cache.scope is None:
+                continue
+            self.views += 1
+            why = view_mismatch(
+                self.history, cache.resource, cache.resource_version, cache.items, cache.scope
+            )
+            if why is not None:
+                self.found.append(Violation(
+                    "ViewIsAPIState",
+                    f"{sync.describe()}: {why}",
+                    {"host": sync.host, "loop": sync.loop, "resource": cache.resource,
+                     "resourceVersion": cache.resource_version},
+                ))  # fmt: skip
+
+    def _judge(self, request: Request, excused: Callable[[str], bool]) -> str | None:
+        sync = request.sync
+        body = request.body if isinstance(request.body, Mapping) else {}
+        if sync.loop == "replicaset":
+            return self._judge_create(request, body, excused)
+        if sync.loop == "scheduler":
+            namespace, name = str(_parts(request.path)[3]), str(_parts(request.path)[5])
+            view = rules.world_of(pods=sync.items("pods"), nodes=sync.items("nodes"))
+            memory = tuple(
+                (a.uid, a.node)
+                for a in self.assumed.get(sync.incarnation, [])
+                if a.seq < sync.seq and (a.forgotten_at is None or a.forgotten_at >= sync.seq)
+            )
+            node = str((body.get("target") or {}).get("name") or "")
+            return rules.binding((namespace, name), node, view, memory)
+        namespace, name = sync.key.partition("/")[::2]
+        service = self._service(sync, namespace, name)
+        if request.method == "DELETE":
+            return rules.endpoints_delete(service)
+        pods = [p for p in sync.items("pods") if rules.has_ip(p)]
+        view = rules.world_of(pods=pods)
+        return rules.endpoints_write(service, view, rules.written_addresses(body))
+
+    def _judge_create(
+        self, request: Request, body: Mapping[str, Any], excused: Callable[[str], bool]
+    ) -> str | None:
+        sync = request.sync
+        namespace, name = sync.key.partition("/")[::2]
+        owned = [r for r in sync.items("replicasets.apps")
+                 if (r.get("metadata") or {}).get("name") == name
+                 and (r.get("metadata") or {}).get("namespace") == namespace]  # fmt: skip
+        view = rules.world_of(
+            pods=[p for p in sync.items("pods") if (p.get("metadata") or {}).get("namespace")
+                  == namespace],
+            replica_sets=owned,
+        )  # fmt: skip
+        rs = view.get(("ReplicaSet", namespace, name))
+        assert rs is None or isinstance(rs, ReplicaSet)
+        if rs is not None and controller_of(body) != rs.meta.uid:
+            return f"the pod's controller is not ReplicaSet {name} ({rs.meta.uid})"
+        counted = [uid for uid in request.created_since if not excused(uid)]
+        unknown = self.ambiguous.of(rs.meta.uid) if self.ambiguous and rs else 0
+        return rules.replica_set_create(rs, view, len(counted), unknown)
+
+    @staticmethod
+    def _service(sync: Sync, namespace: str, name: str) -> Service | None:
+        for obj in sync.items("services"):
+            meta = obj.get("metadata") or {}
+            if meta.get("name") == name and (meta.get("namespace") or "") == namespace:
+                return rules.view_service(obj)
+        return None
