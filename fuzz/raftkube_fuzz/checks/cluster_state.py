@@ -36,8 +36,8 @@ What this proves, and what it cannot see:
   :mod:`raftkube_fuzz.checks.namespace_lifecycle`, which follows every namespaced key.
 * **Namespaces:** the suite's workloads live in ``default`` and ``team-a``; the properties
   on pods and ReplicaSets are judged within each namespace (the spec's records carry their
-  namespace; ``PodRunsOnOneNode`` is judged one namespace at a time, since a machine's
-  running pods are named within theirs).
+  namespace; ``PodRunsOnOneNode`` is judged one namespace at a time, each as the spec's
+  ``default``, since the spec's machines name their pods within that one).
 * **Not seen:** requests that failed (they change nothing) and the order of reads inside a
   component.
 """
@@ -118,6 +118,10 @@ def _meta(obj: Mapping[str, Any], kind: str) -> Meta:
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
     )
+
+
+def _as_default(pod: Pod) -> Pod:
+    return attrs.evolve(pod, meta=attrs.evolve(pod.meta, namespace=NAMESPACE))
 
 
 def is_ready(pod: Mapping[str, Any]) -> bool:
@@ -499,7 +503,9 @@ class ClusterObserver:
         namespaces = {ns for on in listed.values() for ns, _ in on}
         namespaces |= {object_key(p, "Pod")[1] for p in self.of("Pod")}
         for namespace in sorted(namespaces):
-            pods = tuple(spec_pod(p) for p in self.of("Pod", namespace))
+            # The spec's machines name their pods within its one namespace, ``default``:
+            # each namespace is judged alone, as that one.
+            pods = tuple(_as_default(spec_pod(p)) for p in self.of("Pod", namespace))
             machines = tuple(
                 Machine(node, running=tuple(sorted(n for ns, n in on if ns == namespace)))
                 for node, on in sorted(listed.items())

@@ -33,7 +33,8 @@ ACCOUNT_NAMES = ("sa-a", "sa-b")
 """Not ``default``: the service-account controller re-creates that one at once, and pods
 need it to be admitted, which would tie the workloads' reconciliation to these steps."""
 NAMESPACE = "default"
-PATH = f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts"
+"""Where the accounts live unless a step names another namespace (``team-a``: deleting the
+namespace deletes its accounts, whose tokens must then stop authenticating)."""
 STEP_KINDS = ("create_account", "request_token", "delete_account")
 SETUPS = ("none", "created", "tokens")
 """The suite's ``accounts`` setting: ``created`` has the user create every account of
@@ -62,21 +63,26 @@ class KeptToken:
     token: str = attrs.field(repr=False)
 
     def describe(self) -> str:
-        return f"token {self.number} of {self.name} (uid {self.uid})"
+        account = self.name if self.namespace == NAMESPACE else f"{self.namespace}/{self.name}"
+        return f"token {self.number} of {account} (uid {self.uid})"
 
 
-def service_account(name: str) -> Obj:
+def path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/serviceaccounts"
+
+
+def service_account(name: str, namespace: str = NAMESPACE) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
     }
 
 
-async def create(client: KubeClient, name: str) -> str:
-    """``kubectl create serviceaccount NAME``."""
+async def create(client: KubeClient, name: str, namespace: str = NAMESPACE) -> str:
+    """``kubectl create serviceaccount NAME -n NAMESPACE``."""
     try:
-        await client.create(PATH, service_account(name))
+        await client.create(path(namespace), service_account(name, namespace))
         return "created"
     except KubeAPIError as exc:
         return f"create refused: {exc.code} {exc}"
@@ -84,10 +90,10 @@ async def create(client: KubeClient, name: str) -> str:
         return f"create failed: {exc}"
 
 
-async def delete(client: KubeClient, name: str) -> str:
-    """``kubectl delete serviceaccount NAME``."""
+async def delete(client: KubeClient, name: str, namespace: str = NAMESPACE) -> str:
+    """``kubectl delete serviceaccount NAME -n NAMESPACE``."""
     try:
-        await client.call("DELETE", f"{PATH}/{name}")
+        await client.call("DELETE", f"{path(namespace)}/{name}")
         return "deleted"
     except KubeAPIError as exc:
         return f"delete refused: {exc.code} {exc}"
@@ -96,17 +102,21 @@ async def delete(client: KubeClient, name: str) -> str:
 
 
 async def request_token(
-    client: KubeClient, name: str, number: int, keep: Callable[[KeptToken], None]
+    client: KubeClient,
+    name: str,
+    number: int,
+    keep: Callable[[KeptToken], None],
+    namespace: str = NAMESPACE,
 ) -> str:
-    """``kubectl create token NAME --duration 24h``: a TokenRequest; an issued token is given
-    to ``keep`` as token ``number``."""
+    """``kubectl create token NAME -n NAMESPACE --duration 24h``: a TokenRequest; an issued
+    token is given to ``keep`` as token ``number``."""
     body = {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenRequest",
         "spec": {"expirationSeconds": TOKEN_SECONDS},
     }
     try:
-        answer = await client.call("POST", f"{PATH}/{name}/token", body=body)
+        answer = await client.call("POST", f"{path(namespace)}/{name}/token", body=body)
     except KubeAPIError as exc:
         return f"token refused: {exc.code} {exc}"
     except KubeConnectionError as exc:

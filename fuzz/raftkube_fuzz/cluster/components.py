@@ -72,10 +72,12 @@ CONTROLLERS = (
     "taint-eviction-controller",
     "serviceaccount",
     "root-ca-cert-publisher",
+    "namespace",
 )
 """The controllers the simulated manager runs: the workload loops the suite's checks are
 about, plus what pods need to be admitted (a ``default`` ServiceAccount and the root CA
-ConfigMap its token volume projects) and what a lost node needs (node lifecycle, eviction)."""
+ConfigMap its token volume projects), what a lost node needs (node lifecycle, eviction) and
+what a deleted namespace needs (the namespace controller empties and finalizes it)."""
 
 NODE_LIFECYCLE = NodeLifecycleConfig(
     node_monitor_period=1.0,
