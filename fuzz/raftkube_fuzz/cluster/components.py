@@ -43,6 +43,7 @@ from raftkube.runtime import ContainerScript, SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
 from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
+from raftkube_fuzz.cluster.conformance_monitor import ConformanceMonitor
 from raftkube_fuzz.cluster.lag import Dial, LaggingWatchClient, Lags, lagging_dial
 from raftkube_fuzz.cluster.leadership import LeadershipLog
 from raftkube_fuzz.cluster.pki import SimPKI
@@ -194,10 +195,14 @@ class ControllerManagerProcess:
     (:mod:`.ambiguous`)."""
     server: str | None = None
     """The API server's URL (``--master``), if not the kubeconfig's."""
+    conformance: ConformanceMonitor | None = None
+    """Judges its loops' requests against their views (:mod:`.conformance_monitor`)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
-        observer = self.ambiguous
+        observer: RequestObserver | None = self.ambiguous
+        if self.conformance is not None:
+            observer = self.conformance.watch(self.env.name, observer)
         async with client_for(
             self.env,
             str(plan.controller_manager_kubeconfig),
@@ -247,9 +252,12 @@ class SchedulerProcess:
     lags: Lags | None = None
     server: str | None = None
     """The API server's URL (``--master``), if not the kubeconfig's."""
+    conformance: ConformanceMonitor | None = None
+    """Judges its bindings against its views (:mod:`.conformance_monitor`)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
+        observer = self.conformance.watch(self.env.name) if self.conformance else None
         options = SchedulerOptions(
             kubeconfig=plan.scheduler_kubeconfig,
             leader_elect=True,
@@ -259,7 +267,12 @@ class SchedulerProcess:
             identity=self.env.name,
         )
         async with client_for(
-            self.env, str(plan.scheduler_kubeconfig), "kube-scheduler", self.lags, None, self.server
+            self.env,
+            str(plan.scheduler_kubeconfig),
+            "kube-scheduler",
+            self.lags,
+            observer,
+            self.server,
         ) as client:
             # serve returns once leadership is lost (upstream exits and is restarted).
             while True:

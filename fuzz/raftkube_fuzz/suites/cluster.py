@@ -145,6 +145,7 @@ def prepare(run: Run) -> None:
     observer = ClusterObserver(plane.leadership, plane.scheduling, watch, times, plane.ambiguous)
     run.extras["plane"] = plane
     run.extras["observer"] = observer
+    plane.conformance.follow(run.written, run.listener.on_written)
     run.listener.on_written.extend((plane.leadership.lease_written,
                                     plane.scheduling.lease_written))  # fmt: skip
 
