@@ -16,11 +16,13 @@ import trio
 
 from raftkube_fuzz.checks import account_tokens
 from raftkube_fuzz.checks.api import Check
+from raftkube_fuzz.checks.cloud_state import cloud_problems
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.object_linearizability import ObjectLinearizabilityCheck
 from raftkube_fuzz.checks.proxy_routes import misrouted, note_routes, routes_by_node
 from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
 from raftkube_fuzz.checks.standard import standard_checks
+from raftkube_fuzz.cluster.cloud_run import cloud_share, heal_cloud
 from raftkube_fuzz.cluster.components import LEADER_LEASE, LEADER_RETRY, NODE_LIFECYCLE
 from raftkube_fuzz.cluster.disturbances import note_healed, note_step
 from raftkube_fuzz.example import Run
@@ -58,7 +60,6 @@ def check_step(run: Run) -> None:
     if run.steps:
         note_step(run, run.steps[-1], observer.disruption)
     observer.follow(run.written)
-    plane_of(run).conformance.check(lambda uid: uid in observer.excused)
     observer.check_machines(running_pods(run))
     note_routes(run, plane_of(run))
     overlap = plane_of(run).leadership.overlapping()
@@ -94,12 +95,16 @@ def bound(run: Run) -> float:
 
 def check_end(run: Run) -> None:
     """Every kept token judged, then eventual stable reconciliation (the world was healed by
-    :meth:`Run.finish`; the components' watch lags are healed here)."""
+    :meth:`Run.finish`; the components' watch lags and the cloud API's faults are healed
+    here). The cloud's own state is judged with the objects
+    (:mod:`~raftkube_fuzz.checks.cloud_state`), in a bound that adds the cloud's share
+    (:func:`~raftkube_fuzz.cluster.cloud_run.cloud_share`)."""
     plane_of(run).lags.clear()
+    heal_cloud(run)
     account_tokens.of(run).at_end(run)
     observer = observer_of(run)
     note_healed(run, observer.disruption)
-    limit = bound(run)
+    limit = bound(run) + cloud_share(run)
     start = run.sim.now
     state: dict[str, Any] = {"since": None, "problems": []}
 
@@ -109,6 +114,7 @@ def check_end(run: Run) -> None:
             observer.check_machines(running_pods(run))
             problems = unreconciled(observer)
             problems += misrouted(observer.of("Endpoints"), routes_by_node(plane_of(run)))
+            problems += cloud_problems(observer, plane_of(run).cloud_side.cloud)
             now = trio.current_time()
             if problems:
                 state["since"] = None
@@ -124,9 +130,6 @@ def check_end(run: Run) -> None:
             await sleep(POLL)
 
     run.sim.call(reconcile, limit=limit + STABLE_FOR + 2 * POLL)
-    conformance = plane_of(run).conformance
-    conformance.check(lambda uid: uid in observer.excused)
-    run.timeline.add(run.sim.now, None, CHECK, conformance.summary())
     if state["since"] is None:
         raise Violation(
             "EventualStableReconciliation",

@@ -1,11 +1,12 @@
 """The control plane in a simulated world: which hosts there are and what each runs.
 
 :class:`ControlPlane` adds to a :class:`~raftkube_fuzz.world.world.World` (whose members are
-the store) one API server, ``managers`` controller managers, ``schedulers`` schedulers and
-``nodes`` kubelets, each a generic :class:`~raftkube_fuzz.world.host.Host`: crash, restart,
-pause, partitions and clock faults apply to them as to the store's members. It also adds
-``user``, the machine the suite's user actions come from (``kubectl`` as
-``kubernetes-admin``), which no fault is aimed at.
+the store) one API server, ``managers`` controller managers, ``schedulers`` schedulers,
+``nodes`` kubelets, the simulated cloud and two cloud-controller-managers (:mod:`.cloud`),
+each a generic :class:`~raftkube_fuzz.world.host.Host`: crash, restart, pause, partitions
+and clock faults apply to them as to the store's members. It also adds ``user``, the machine
+the suite's user actions come from (``kubectl`` as ``kubernetes-admin``), which no fault is
+aimed at.
 
 With ``apiservers=2``, a second API server (an HA control plane: both over the same store
 members, each with its own watch caches, both serving the one certificate that names them
@@ -31,6 +32,13 @@ import trio
 from raftkube.kubeclient import KubeClient
 from raftkube_fuzz.cluster.accounts import bearer_client
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
+from raftkube_fuzz.cluster.cloud import (
+    CCM_HOSTS,
+    CLOUD_HOST,
+    CloudControllerManagerProcess,
+    CloudProcess,
+    CloudSide,
+)
 from raftkube_fuzz.cluster.components import (
     API_HOSTS,
     API_PORT,
@@ -41,7 +49,6 @@ from raftkube_fuzz.cluster.components import (
     api_server_url,
     client_for,
 )
-from raftkube_fuzz.cluster.conformance_monitor import ConformanceMonitor
 from raftkube_fuzz.cluster.lag import Lags
 from raftkube_fuzz.cluster.leadership import SCHEDULER_LEASE_KEY, LeadershipLog
 from raftkube_fuzz.cluster.pki import MAX_NODES, SimPKI, sim_pki
@@ -120,8 +127,6 @@ class ControlPlane:
         urls = [api_server_url(host.name) for host in self.apiservers]
         self.ambiguous = ambiguous = AmbiguousCreates()
         """The controller managers' pod creates with an unknown outcome (:mod:`.ambiguous`)."""
-        self.conformance = conformance = ConformanceMonitor(ambiguous)
-        """The views and requests of the judged loops (:mod:`.conformance_monitor`)."""
         self.managers = [
             world.add_host(
                 f"kcm-{i}",
@@ -132,7 +137,6 @@ class ControlPlane:
                     lags=lags,
                     ambiguous=ambiguous,
                     server=urls[i % len(urls)],
-                    conformance=conformance,
                 ),
             )
             for i in range(shape.managers)
@@ -148,7 +152,6 @@ class ControlPlane:
                     leadership=scheduling,
                     lags=lags,
                     server=urls[i % len(urls)],
-                    conformance=conformance,
                 ),
             )
             for i in range(shape.schedulers)
@@ -161,6 +164,24 @@ class ControlPlane:
             for i in range(shape.nodes)
         ]
         self.user = world.add_host("user", lambda env: UserProcess(env, pki, tuple(urls)))
+        self.cloud_side = side = CloudSide()
+        """The cloud's state and faults, and the CCM's token (:mod:`.cloud`)."""
+        for i, node in enumerate(pki.plan.sim_nodes[: shape.nodes]):
+            side.add_instance(node.name, node_address(i))
+        self.cloud = world.add_host(CLOUD_HOST, lambda env: CloudProcess(env, side))
+        self.ccms = [
+            world.add_host(
+                name,
+                functools.partial(
+                    CloudControllerManagerProcess,
+                    pki=pki,
+                    side=side,
+                    lags=lags,
+                    server=urls[i % len(urls)],
+                ),
+            )
+            for i, name in enumerate(CCM_HOSTS)
+        ]
 
     @property
     def apiserver(self) -> Host:
@@ -170,7 +191,14 @@ class ControlPlane:
     @property
     def components(self) -> list[Host]:
         """Every host a fault may hit (the user's machine is not one)."""
-        return [*self.apiservers, *self.managers, *self.schedulers, *self.kubelets]
+        return [
+            *self.apiservers,
+            *self.managers,
+            *self.schedulers,
+            *self.kubelets,
+            self.cloud,
+            *self.ccms,
+        ]
 
     @property
     def admin(self) -> KubeClient:

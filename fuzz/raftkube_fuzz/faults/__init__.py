@@ -145,10 +145,11 @@ def spans() -> tuple[dict[str, str], dict[str, frozenset[str]], frozenset[str]]:
     return opens, closes, bound
 
 
-# The store's and the cluster suite's kinds register themselves on import; importing them
-# last lets them use everything above. Both are always registered, whichever suite runs, so
-# that the timeline's spans (computed once from the registry) know every kind; neither
-# imports the components it acts on, only names them.
+# The store's and the cluster suite's kinds (its components' and its cloud API's) register
+# themselves on import; importing them last lets them use everything above. All are always
+# registered, whichever suite runs, so that the timeline's spans (computed once from the
+# registry) know every kind; none imports the components it acts on, only names them.
+from raftkube_fuzz.faults import cloud as cloud  # noqa: E402
 from raftkube_fuzz.faults import cluster as cluster  # noqa: E402
 from raftkube_fuzz.faults import containers as containers  # noqa: E402
 from raftkube_fuzz.faults import store as store  # noqa: E402
