@@ -33,6 +33,7 @@ from raftkube.client import Client
 from raftkube.cluster.common import positive_int
 from raftkube.cluster.member import add_compaction_flags, compaction_argv
 from raftkube.cluster.processes import Child
+from raftkube.cluster.timing import TimingConfigError, add_timing_flags, raft_timing, timing_argv
 from raftkube.cluster.up import Plan, UpError, local_cluster, local_plan
 from raftkube.server.compactor import AutoCompaction, CompactionConfigError
 from raftkube.tuning import tune_gc
@@ -65,6 +66,7 @@ def register(sub: Any) -> None:
         help="where the members keep their data (default: a temporary directory, removed)",
     )
     add_compaction_flags(p)
+    add_timing_flags(p)
     p.set_defaults(handler=run_longrun, auto_compaction_retention="5s")
 
 
@@ -174,7 +176,7 @@ async def _longrun(args: argparse.Namespace, data_dir: Path) -> list[Round]:
     """Age one cluster by ``--total`` puts, then start a fresh one beside it and measure the
     two in alternate rounds, so that both see the same load from the rest of the machine."""
     keys, value = _keys(args, args.total + args.window * args.round)
-    flags = compaction_argv(args)
+    flags = (*compaction_argv(args), *timing_argv(args))
     aged = _Cluster("aged", local_plan(data_dir / "aged", member_flags=flags), [])
     fresh = _Cluster("fresh", local_plan(data_dir / "fresh", member_flags=flags), [])
     rounds: list[Round] = []
@@ -240,7 +242,8 @@ def _change(before: float, after: float) -> str:
 def run_longrun(args: argparse.Namespace) -> int:
     try:
         AutoCompaction.parse(args.auto_compaction_mode, args.auto_compaction_retention)
-    except CompactionConfigError as exc:
+        raft_timing(args.heartbeat_interval, args.election_timeout)
+    except (CompactionConfigError, TimingConfigError) as exc:
         sys.stderr.write(f"raftkube bench longrun: {exc}\n")
         return 1
     tune_gc()

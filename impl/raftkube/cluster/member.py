@@ -32,12 +32,14 @@ from raftkube.cluster.common import (
     port_number,
 )
 from raftkube.cluster.join import JoinError, join, join_ssl_context, promote_when_in_sync
+from raftkube.cluster.timing import TimingConfigError, add_timing_flags, raft_timing
+from raftkube.gcpauses import GcPauseLog
 from raftkube.net.transport import PeerAddress
 from raftkube.server.compactor import MODES, AutoCompaction, CompactionConfigError
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
 from raftkube.server.wiring import RunningMember, open_member
 from raftkube.tls import TlsSetupError, peer_tls, server_context
-from raftkube.tuning import tune_gc
+from raftkube.tuning import freeze_long_lived, tune_gc
 
 logger = logging.getLogger("raftkube.member")
 
@@ -199,6 +201,7 @@ def register(commands: Any) -> None:
     )
     add_read_flags(p)
     add_compaction_flags(p)
+    add_timing_flags(p)
     p.set_defaults(handler=run_member)
 
 
@@ -240,7 +243,8 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
         raise _Setup("--client-cert-auth needs --cert, --key and --cacert")
     try:
         compaction = AutoCompaction.parse(args.auto_compaction_mode, args.auto_compaction_retention)
-    except CompactionConfigError as exc:
+        tick_interval, election_ticks = raft_timing(args.heartbeat_interval, args.election_timeout)
+    except (CompactionConfigError, TimingConfigError) as exc:
         raise _Setup(str(exc)) from None
     return {
         "config": MemberConfig(
@@ -254,6 +258,8 @@ def _configure(args: argparse.Namespace) -> dict[str, Any]:
             max_clock_drift=args.max_clock_drift,
             snapshot_image_ratio=SNAPSHOT_IMAGE_RATIO,
             auto_compaction=compaction,
+            tick_interval=tick_interval,
+            election_ticks=election_ticks,
         ),
         "peers": peers,
         "clients": clients,
@@ -273,10 +279,17 @@ def _check_data_dir(path: Path) -> None:
 
 
 async def _report_events(member: Member) -> None:
-    """Log term and leader changes by sampling: the Raft driver stays free of log policy."""
+    """Log term and leader changes by sampling: the Raft driver stays free of log policy.
+    Also freezes the collector's tracked objects after each snapshot taken or installed
+    (:func:`raftkube.tuning.freeze_long_lived`), a process-wide policy kept out of the member
+    for the same reason (a simulated world runs many members in one process)."""
     term: int | None = None
     leader: int | None = -1
+    snapshots = member.snapshots_taken + member.snapshots_installed
     while True:
+        if member.snapshots_taken + member.snapshots_installed != snapshots:
+            snapshots = member.snapshots_taken + member.snapshots_installed
+            freeze_long_lived()
         if member.term != term:
             term = member.term
             logger.info("term %d", term)
@@ -339,6 +352,7 @@ async def _serve(args: argparse.Namespace, setup: dict[str, Any]) -> None:
                 running.peer_address.host,
                 running.peer_address.port,
             )
+            freeze_long_lived()  # the recovered store, before any collection walks it
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_report_events, running.member)
                 if args.join is not None:
@@ -386,7 +400,9 @@ def run_member(args: argparse.Namespace) -> int:
         print(f"raftkube member: {exc}", file=sys.stderr, flush=True)
         return 1
     try:
-        trio.run(_serve, args, setup)
+        # Long collections are logged while the member serves (not the one at exit).
+        with GcPauseLog(logging.getLogger("raftkube.gc")):
+            trio.run(_serve, args, setup)
     except BaseException as exc:
         cause = expected_error(exc)
         if cause is None:

@@ -58,6 +58,7 @@ from raftkube.cluster.control_plane import (
 )
 from raftkube.cluster.member import add_compaction_flags, add_read_flags
 from raftkube.cluster.processes import Child, log_line, pump_log, spawn, stop_all, watch_exit
+from raftkube.cluster.timing import add_timing_flags
 from raftkube.cluster.up_grow import add_member, start_added
 from raftkube.cluster.up_plan import MemberPlan, Plan, UpError, local_plan, make_plan
 
@@ -142,6 +143,7 @@ def register(commands: Any) -> None:
     )
     add_read_flags(p)
     add_compaction_flags(p)
+    add_timing_flags(p)
     p.set_defaults(handler=run_up)
 
 

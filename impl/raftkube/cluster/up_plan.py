@@ -27,6 +27,7 @@ from raftkube.cluster.control_plane import (
 )
 from raftkube.cluster.join import JOINED_FILE
 from raftkube.cluster.member import compaction_argv
+from raftkube.cluster.timing import TimingConfigError, raft_timing, timing_argv
 from raftkube.server.compactor import AutoCompaction, CompactionConfigError
 from raftkube.tls import ClusterCerts, client_context, ensure_cluster_certs
 
@@ -244,7 +245,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise UpError("--client-cert-auth needs --tls")
     try:
         AutoCompaction.parse(args.auto_compaction_mode, args.auto_compaction_retention)
-    except CompactionConfigError as exc:
+        raft_timing(args.heartbeat_interval, args.election_timeout)
+    except (CompactionConfigError, TimingConfigError) as exc:
         raise UpError(str(exc)) from None
     _check_writable(args.data_dir)
     founders, servers, cluster_id = _cluster_file(args)
@@ -274,7 +276,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     )  # fmt: skip
     _record_cluster(args.data_dir, servers, cluster_id)
     flags: tuple[str, ...] = ("--read-mode", args.read_mode, "--max-clock-drift")
-    flags += (repr(args.max_clock_drift), *compaction_argv(args))
+    flags += (repr(args.max_clock_drift), *compaction_argv(args), *timing_argv(args))
     return Plan(
         cluster_id, args.data_dir, members, certs, args.client_cert_auth, flags, control_plane,
         initial=founders,

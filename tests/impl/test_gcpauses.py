@@ -1,0 +1,57 @@
+"""The garbage-collection pause log: what it counts and when it warns (a fake timer, so no
+timing is measured here)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import pytest
+
+from raftkube.gcpauses import GcPauseLog
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def collection(log: GcPauseLog, timer: FakeTimer, generation: int, took: float) -> None:
+    log("start", {"generation": generation})
+    timer.now += took
+    log("stop", {"generation": generation, "collected": 7, "uncollectable": 0})
+
+
+def test_a_long_collection_is_logged_with_its_generation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    timer = FakeTimer()
+    log = GcPauseLog(logging.getLogger("test.gc"), threshold=0.1, timer=timer)
+    with caplog.at_level(logging.WARNING, logger="test.gc"):
+        collection(log, timer, 0, 0.05)
+        collection(log, timer, 2, 1.25)
+    assert [r.getMessage() for r in caplog.records] == [
+        "garbage collection took too long: generation 2, 1.250 s (expected under 0.100 s), "
+        "7 objects collected"
+    ]
+    assert log.collections == [1, 0, 1]
+    assert log.long_pauses == [0, 0, 1]
+    assert log.longest == [pytest.approx(0.05), 0.0, pytest.approx(1.25)]
+
+
+def test_a_stop_without_its_start_is_ignored() -> None:
+    timer = FakeTimer()
+    log = GcPauseLog(logging.getLogger("test.gc"), timer=timer)
+    log("stop", {"generation": 1, "collected": 0})
+    assert log.collections == [0, 0, 0]
+
+
+def test_installed_it_sees_real_collections_and_uninstalls() -> None:
+    with GcPauseLog(logging.getLogger("test.gc")) as log:
+        assert log in gc.callbacks
+        gc.collect(1)
+    assert log not in gc.callbacks
+    assert log.collections[1] >= 1
