@@ -60,6 +60,7 @@ def check_step(run: Run) -> None:
     if run.steps:
         note_step(run, run.steps[-1], observer.disruption)
     observer.follow(run.written)
+    plane_of(run).conformance.check(lambda uid: uid in observer.excused)
     observer.check_machines(running_pods(run))
     note_routes(run, plane_of(run))
     overlap = plane_of(run).leadership.overlapping()
@@ -130,6 +131,9 @@ def check_end(run: Run) -> None:
             await sleep(POLL)
 
     run.sim.call(reconcile, limit=limit + STABLE_FOR + 2 * POLL)
+    conformance = plane_of(run).conformance
+    conformance.check(lambda uid: uid in observer.excused)
+    run.timeline.add(run.sim.now, None, CHECK, conformance.summary())
     if state["since"] is None:
         raise Violation(
             "EventualStableReconciliation",

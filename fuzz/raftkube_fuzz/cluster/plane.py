@@ -49,6 +49,7 @@ from raftkube_fuzz.cluster.components import (
     api_server_url,
     client_for,
 )
+from raftkube_fuzz.cluster.conformance_monitor import ConformanceMonitor
 from raftkube_fuzz.cluster.lag import Lags
 from raftkube_fuzz.cluster.leadership import SCHEDULER_LEASE_KEY, LeadershipLog
 from raftkube_fuzz.cluster.pki import MAX_NODES, SimPKI, sim_pki
@@ -127,6 +128,8 @@ class ControlPlane:
         urls = [api_server_url(host.name) for host in self.apiservers]
         self.ambiguous = ambiguous = AmbiguousCreates()
         """The controller managers' pod creates with an unknown outcome (:mod:`.ambiguous`)."""
+        self.conformance = conformance = ConformanceMonitor(ambiguous)
+        """The views and requests of the judged loops (:mod:`.conformance_monitor`)."""
         self.managers = [
             world.add_host(
                 f"kcm-{i}",
@@ -137,6 +140,7 @@ class ControlPlane:
                     lags=lags,
                     ambiguous=ambiguous,
                     server=urls[i % len(urls)],
+                    conformance=conformance,
                 ),
             )
             for i in range(shape.managers)
@@ -152,6 +156,7 @@ class ControlPlane:
                     leadership=scheduling,
                     lags=lags,
                     server=urls[i % len(urls)],
+                    conformance=conformance,
                 ),
             )
             for i in range(shape.schedulers)

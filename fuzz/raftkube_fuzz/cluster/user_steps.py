@@ -15,7 +15,8 @@ import trio
 
 from raftkube_fuzz.checks import account_tokens
 from raftkube_fuzz.checks.object_linearizability import histories_of
-from raftkube_fuzz.cluster import accounts, actions
+from raftkube_fuzz.cluster import accounts, actions, namespaces
+from raftkube_fuzz.cluster.object_history import ObjectHistories
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import REGISTRY
 from raftkube_fuzz.faults.cluster import plane_of
@@ -50,22 +51,29 @@ def user_action(run: Run, text: str, action: Any, via: int = 0) -> None:
     run.sim.spawn(act, limit=ACTION_LIMIT)
 
 
-def account_action(run: Run, kind: str, name: str, via: int = 0) -> None:
-    """A ServiceAccount action (:mod:`raftkube_fuzz.cluster.accounts`); a token issued is kept
-    for the check that it authenticates exactly while its account lives
+def account_action(
+    run: Run, kind: str, name: str, via: int = 0, namespace: str = accounts.NAMESPACE
+) -> None:
+    """A ServiceAccount action (:mod:`raftkube_fuzz.cluster.accounts`) in ``namespace``; a
+    token issued is kept for the check that it authenticates exactly while its account lives
     (:mod:`raftkube_fuzz.checks.account_tokens`), which also counts the actions under way."""
     tokens = account_tokens.of(run)
+    where = namespaces.flag(namespace)
     if kind == "create_account":
-        user_action(run, f"create serviceaccount {name}",
-                     tokens.tracked(lambda c: accounts.create(c, name)), via)  # fmt: skip
+        user_action(run, f"create serviceaccount {name}{where}",
+                     tokens.tracked(lambda c: accounts.create(c, name, namespace)),
+                     via)  # fmt: skip
     elif kind == "delete_account":
-        user_action(run, f"delete serviceaccount {name}",
-                     tokens.tracked(lambda c: accounts.delete(c, name)), via)  # fmt: skip
+        user_action(run, f"delete serviceaccount {name}{where}",
+                     tokens.tracked(lambda c: accounts.delete(c, name, namespace)),
+                     via)  # fmt: skip
     else:
         tokens.kept += 1
         number = tokens.kept
-        ask = tokens.tracked(lambda c: accounts.request_token(c, name, number, tokens.keep))
-        user_action(run, f"create token {name} (token {number})", ask, via)
+        ask = tokens.tracked(
+            lambda c: accounts.request_token(c, name, number, tokens.keep, namespace)
+        )
+        user_action(run, f"create token {name}{where} (token {number})", ask, via)
 
 
 def accounts_at_start(run: Run) -> None:
@@ -85,17 +93,24 @@ def accounts_at_start(run: Run) -> None:
 
 def execute_client(run: Run, step: Step) -> bool:
     kind = step.kind
-    history = histories_of(run)
+    history: ObjectHistories | None = histories_of(run)
+    namespace = namespaces.namespace_of(step)
+    where = namespaces.flag(namespace)
+    if namespace != actions.NAMESPACE:
+        # The object model lets nobody but the user delete a workload, and the namespace
+        # controller deletes everything in a namespace being deleted: team-a's requests
+        # stay out of the histories until the model knows that writer.
+        history = None
     via = int(step.get("via", 0))
     if kind == "apply_rs":
-        obj = actions.replica_set(step["name"], step["replicas"])
-        user_action(run, f"apply {step['name']} x{step['replicas']}",
+        obj = actions.replica_set(step["name"], step["replicas"], namespace)
+        user_action(run, f"apply {step['name']}{where} x{step['replicas']}",
                      lambda c: actions.apply(c, obj, history), via)  # fmt: skip
     elif kind == "apply_deployment":
-        obj = actions.deployment(step["name"], step["replicas"], step["version"])
+        obj = actions.deployment(step["name"], step["replicas"], step["version"], namespace)
         user_action(
             run,
-            f"apply {step['name']} x{step['replicas']} version {step['version']}",
+            f"apply {step['name']}{where} x{step['replicas']} version {step['version']}",
             lambda c: actions.apply(c, obj, history),
             via,
         )
@@ -104,24 +119,27 @@ def execute_client(run: Run, step: Step) -> bool:
         user_action(run, f"create pinned-{step['node']}",
                      lambda c: actions.apply(c, obj, history), via)  # fmt: skip
     elif kind == "apply_service":
-        obj = actions.service(step["target"])
+        obj = actions.service(step["target"], namespace)
         # The type is always sent, so that a merge patch turns a LoadBalancer back too.
         obj["spec"]["type"] = service_type = step.get("type", "ClusterIP")
-        user_action(run, f"apply svc-{step['target']} ({service_type})",
+        user_action(run, f"apply svc-{step['target']}{where} ({service_type})",
                      lambda c: actions.apply(c, obj, history), via)  # fmt: skip
     elif kind == "delete":
         resource, name = step["resource"], step["name"]
         cascade = step.get("cascade", "background")
         flag = "" if cascade == "background" else f" --cascade={cascade}"
-        user_action(run, f"delete {resource} {name}{flag}",
-                     lambda c: actions.delete(c, resource, name, cascade, history),
+        user_action(run, f"delete {resource} {name}{where}{flag}",
+                     lambda c: actions.delete(c, resource, name, cascade, history,
+                                              namespace),
                      via)  # fmt: skip
     elif kind in ("cordon", "uncordon"):
         node = step["node"]
         user_action(run, f"{kind} {node}",
                      lambda c: actions.cordon(c, node, kind == "cordon"), via)  # fmt: skip
     elif kind in accounts.STEP_KINDS:
-        account_action(run, kind, step["name"], via)
+        account_action(run, kind, step["name"], via, namespace=namespace)
+    elif kind in namespaces.STEP_KINDS:
+        user_action(run, *namespaces.action_of(step), via)
     elif kind == "long_wait":
         run.advance(float(step["seconds"]))
     elif kind in REGISTRY and REGISTRY[kind].strategy is None:

@@ -11,7 +11,10 @@ acting as ``kubernetes-admin``.
 Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments,
 creates and deletes Services, cordons and uncordons nodes
 (:mod:`raftkube_fuzz.cluster.actions`), creates and deletes
-ServiceAccounts and asks for their tokens (:mod:`raftkube_fuzz.cluster.accounts`); faults
+ServiceAccounts and asks for their tokens (:mod:`raftkube_fuzz.cluster.accounts`), each in
+``default`` or in a second namespace, ``team-a``, which the user creates at the start and a
+step deletes (``kubectl delete namespace``) or creates again
+(:mod:`raftkube_fuzz.cluster.namespaces`); faults
 crash, restart,
 pause and resume any component, cut one from the API server (both ways), jump or skew its
 clock, step its wall clock, crash a pod's container on a node
@@ -43,7 +46,7 @@ from hypothesis.stateful import initialize, rule
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.object_linearizability import histories_of
 from raftkube_fuzz.checks.reconciliation import unreconciled
-from raftkube_fuzz.cluster import accounts, actions, checking, user_steps
+from raftkube_fuzz.cluster import accounts, actions, checking, namespaces, user_steps
 from raftkube_fuzz.cluster.cloud_run import start_cloud
 from raftkube_fuzz.cluster.disturbances import disruption_watch
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
@@ -144,6 +147,7 @@ def prepare(run: Run) -> None:
     observer = ClusterObserver(plane.leadership, plane.scheduling, watch, times, plane.ambiguous)
     run.extras["plane"] = plane
     run.extras["observer"] = observer
+    plane.conformance.follow(run.written, run.listener.on_written)
     run.listener.on_written.extend((plane.leadership.lease_written,
                                     plane.scheduling.lease_written))  # fmt: skip
 
@@ -169,6 +173,7 @@ def prepare(run: Run) -> None:
     for host in {"managers": plane.managers, "schedulers": plane.schedulers}.get(slow, []):
         slow_host(run, host, SLOW_SCENARIO)
     user_steps.accounts_at_start(run)
+    namespaces.at_start(run)
     if setting(run, "services", ("off", "all"), "off") == "all":
         history = histories_of(run)
         for target in actions.WORKLOADS:
@@ -203,18 +208,27 @@ class ClusterMachine(SuiteMachine):
     def _api_names(self) -> set[str]:
         return {host.name for host in self._plane().apiservers}
 
-    @rule(name=st.sampled_from(actions.RS_NAMES), replicas=st.integers(0, 4), via=VIA)
-    def apply_replica_set(self, name: str, replicas: int, via: int) -> None:
-        self.user_step(via, "apply_rs", name=name, replicas=replicas)
+    @rule(
+        name=st.sampled_from(actions.RS_NAMES),
+        replicas=st.integers(0, 4),
+        via=VIA,
+        namespace=namespaces.namespace_choice(),
+    )
+    def apply_replica_set(self, name: str, replicas: int, via: int, namespace: str) -> None:
+        self.user_step(via, "apply_rs", name=name, replicas=replicas, namespace=namespace)
 
     @rule(
         name=st.sampled_from(actions.DEPLOYMENT_NAMES),
         replicas=st.integers(0, 4),
         version=st.integers(1, 3),
         via=VIA,
+        namespace=namespaces.namespace_choice(),
     )
-    def apply_deployment(self, name: str, replicas: int, version: int, via: int) -> None:
-        self.user_step(via, "apply_deployment", name=name, replicas=replicas, version=version)
+    def apply_deployment(
+        self, name: str, replicas: int, version: int, via: int, namespace: str
+    ) -> None:
+        self.user_step(via, "apply_deployment", name=name, replicas=replicas, version=version,
+                       namespace=namespace)  # fmt: skip
 
     @rule(node=st.integers(0, 3), via=VIA)
     def create_pinned(self, node: int, via: int) -> None:
@@ -235,28 +249,38 @@ class ClusterMachine(SuiteMachine):
     @rule(
         workload=st.sampled_from(actions.WORKLOADS),
         service_type=evenly(("ClusterIP", "LoadBalancer")),
+        namespace=namespaces.namespace_choice(),
     )
-    def apply_service(self, workload: str, service_type: str) -> None:
+    def apply_service(self, workload: str, service_type: str, namespace: str) -> None:
         """``kubectl apply`` of a workload's Service, of ``type: ClusterIP`` or
         ``LoadBalancer`` (a change of type included): a LoadBalancer one is the cloud
         controllers' to give a load balancer (:mod:`raftkube_fuzz.cluster.cloud`)."""
-        self.apply(Step.of("apply_service", target=workload, type=service_type))
+        self.apply(Step.of("apply_service", target=workload, type=service_type,
+                           namespace=namespace))  # fmt: skip
 
     @rule(
         kind=evenly(("delete_account", "create_account")),
         name=evenly(accounts.ACCOUNT_NAMES),
         via=VIA,
+        namespace=namespaces.namespace_choice(),
     )
-    def service_account(self, kind: str, name: str, via: int) -> None:
+    def service_account(self, kind: str, name: str, via: int, namespace: str) -> None:
         """Delete or create a ServiceAccount (drawn evenly: a ``sampled_from`` drew the first
         of the two 43 times in 44)."""
-        self.user_step(via, kind, name=name)
+        self.user_step(via, kind, name=name, namespace=namespace)
 
-    @rule(name=evenly(accounts.ACCOUNT_NAMES), via=VIA)
-    def account_token(self, name: str, via: int) -> None:
+    @rule(name=evenly(accounts.ACCOUNT_NAMES), via=VIA, namespace=namespaces.namespace_choice())
+    def account_token(self, name: str, via: int, namespace: str) -> None:
         """Ask for a ServiceAccount's token, which the user keeps
         (:mod:`raftkube_fuzz.checks.account_tokens` presents it after later steps)."""
-        self.user_step(via, "request_token", name=name)
+        self.user_step(via, "request_token", name=name, namespace=namespace)
+
+    @rule(kind=evenly(namespaces.STEP_KINDS))
+    def namespace(self, kind: str) -> None:
+        """``kubectl create namespace team-a`` or ``kubectl delete namespace team-a``: its
+        deletion empties it through the namespace controller, and what the steps then put in
+        it is refused until it is gone and created again."""
+        self.apply(Step.of(kind, name=actions.TEAM))
 
     @rule(
         which=st.sampled_from(
@@ -266,9 +290,12 @@ class ClusterMachine(SuiteMachine):
             + [("Pod", f"pinned-sim-{i}") for i in range(4)]
         ),
         via=VIA,
+        namespace=namespaces.namespace_choice(),
     )
-    def delete(self, which: tuple[str, str], via: int) -> None:
-        self.user_step(via, "delete", resource=which[0], name=which[1])
+    def delete(self, which: tuple[str, str], via: int, namespace: str) -> None:
+        if which[0] == "Pod":
+            namespace = actions.NAMESPACE  # the pinned pods live in default
+        self.user_step(via, "delete", resource=which[0], name=which[1], namespace=namespace)
 
     @rule(
         which=st.sampled_from(
@@ -276,11 +303,13 @@ class ClusterMachine(SuiteMachine):
             + [("Deployment", n) for n in actions.DEPLOYMENT_NAMES]
         ),
         via=VIA,
+        namespace=namespaces.namespace_choice(),
     )
-    def delete_foreground(self, which: tuple[str, str], via: int) -> None:
+    def delete_foreground(self, which: tuple[str, str], via: int, namespace: str) -> None:
         """``kubectl delete --cascade=foreground`` of a workload: it stays, marked, until the
         garbage collector has deleted the dependents that name it as owner (and only them)."""
-        self.user_step(via, "delete", resource=which[0], name=which[1], cascade="foreground")
+        self.user_step(via, "delete", resource=which[0], name=which[1], cascade="foreground",
+                       namespace=namespace)  # fmt: skip
 
     @rule(seconds=st.sampled_from(LONG_WAITS))
     def long_wait(self, seconds: float) -> None:
