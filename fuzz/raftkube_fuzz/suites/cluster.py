@@ -24,7 +24,11 @@ trace replays; what a client step sends is :mod:`raftkube_fuzz.cluster.user_step
 
 Checks (:mod:`raftkube_fuzz.cluster.checking`): after every step, the spec's safety properties
 on every revision the store committed
-(:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run, and that each token
+(:mod:`raftkube_fuzz.checks.cluster_state`) and on what the machines run, that every write of
+the ReplicaSet controller, the endpoints controller and the scheduler is one the spec's loop
+allows from the view its sync read, a view that must be a state the API had
+(:mod:`raftkube_fuzz.checks.request_conformance`, :mod:`raftkube_fuzz.checks.views`, again at
+the end), and that each token
 the user keeps authenticates exactly while its account lives
 (:mod:`raftkube_fuzz.checks.account_tokens`, again at the end); at the end, once
 every fault healed, eventual stable reconciliation within a bound derived from the timeouts
