@@ -4,12 +4,13 @@ The world (:mod:`raftkube_fuzz.cluster.plane`): the store's members (the world's
 API server (two with ``apiservers=2``, each component pinned to one of them, the user's steps
 each through the one it names), two leader-elected controller managers, two leader-elected
 schedulers and 2-4 kubelets on the simulated runtime, each node's kube-proxy on its kubelet's
-machine, every one the production code (a host of its own for each but kube-proxy), with its
-own credentials, over the simulated streams (TLS included). The user is a machine of its own
-acting as ``kubernetes-admin``.
+machine, the simulated cloud and two leader-elected cloud-controller-managers
+(:mod:`raftkube_fuzz.cluster.cloud`), every one the production code (a host of its own for
+each but kube-proxy), with its own credentials, over the simulated streams (TLS included). The
+user is a machine of its own acting as ``kubernetes-admin``.
 
 Steps: the user applies, scales, rolls out and deletes ReplicaSets and Deployments,
-creates and deletes Services, cordons and uncordons nodes
+creates and deletes Services (ClusterIP or LoadBalancer), cordons and uncordons nodes
 (:mod:`raftkube_fuzz.cluster.actions`), creates and deletes
 ServiceAccounts and asks for their tokens (:mod:`raftkube_fuzz.cluster.accounts`), each in
 ``default`` or in a second namespace, ``team-a``, which the user creates at the start and a
@@ -18,7 +19,8 @@ step deletes (``kubectl delete namespace``) or creates again
 crash, restart,
 pause and resume any component, cut one from the API server (both ways), jump or skew its
 clock, step its wall clock, crash a pod's container on a node
-(:mod:`raftkube_fuzz.faults.containers`), and heal; the store's own fault rules (the base
+(:mod:`raftkube_fuzz.faults.containers`), make the cloud API fail, slow or cut off
+(:mod:`raftkube_fuzz.faults.cloud`), and heal; the store's own fault rules (the base
 machine's) hit its members as in the other suites. Every choice is a step argument, so a
 trace replays; what a client step sends is :mod:`raftkube_fuzz.cluster.user_steps`'s.
 
