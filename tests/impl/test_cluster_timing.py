@@ -67,13 +67,13 @@ def test_raftkube_up_passes_the_timing_to_every_member(tmp_path: Path) -> None:
     common += ["--apiserver-port", str(api)]
     plan = up.make_plan(_parse(up.register, common))
     config = _member_config(plan.member_argv(plan.members[0]))
-    assert (config.tick_interval, config.election_ticks) == (0.02, 10)  # the defaults
+    assert (config.tick_interval, config.election_ticks) == (0.1, 10)  # etcd's defaults
 
-    timing = ["--heartbeat-interval", "100", "--election-timeout", "1000"]
+    timing = ["--heartbeat-interval", "20", "--election-timeout", "300"]
     plan = up.make_plan(_parse(up.register, [*common, *timing]))
     for m in plan.members:
         config = _member_config(plan.member_argv(m))
-        assert (config.tick_interval, config.election_ticks) == (0.1, 10)
+        assert (config.tick_interval, config.election_ticks) == (0.02, 15)
 
     bad = ["up", "--data-dir", str(tmp_path / "bad"), "--election-timeout", "50"]
     with pytest.raises(up.UpError, match=r"--election-timeout\[50ms\] should be at least"):
