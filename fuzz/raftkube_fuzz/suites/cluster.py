@@ -256,13 +256,14 @@ class ClusterMachine(SuiteMachine):
         workload=st.sampled_from(actions.WORKLOADS),
         service_type=evenly(("ClusterIP", "LoadBalancer")),
         namespace=namespaces.namespace_choice(),
+        via=VIA,
     )
-    def apply_service(self, workload: str, service_type: str, namespace: str) -> None:
+    def apply_service(self, workload: str, service_type: str, namespace: str, via: int) -> None:
         """``kubectl apply`` of a workload's Service, of ``type: ClusterIP`` or
         ``LoadBalancer`` (a change of type included): a LoadBalancer one is the cloud
         controllers' to give a load balancer (:mod:`raftkube_fuzz.cluster.cloud`)."""
-        self.apply(Step.of("apply_service", target=workload, type=service_type,
-                           namespace=namespace))  # fmt: skip
+        self.user_step(via, "apply_service", target=workload, type=service_type,
+                       namespace=namespace)  # fmt: skip
 
     @rule(
         kind=evenly(("delete_account", "create_account")),
@@ -281,12 +282,12 @@ class ClusterMachine(SuiteMachine):
         (:mod:`raftkube_fuzz.checks.account_tokens` presents it after later steps)."""
         self.user_step(via, "request_token", name=name, namespace=namespace)
 
-    @rule(kind=evenly(namespaces.STEP_KINDS))
-    def namespace(self, kind: str) -> None:
+    @rule(kind=evenly(namespaces.STEP_KINDS), via=VIA)
+    def namespace(self, kind: str, via: int) -> None:
         """``kubectl create namespace team-a`` or ``kubectl delete namespace team-a``: its
         deletion empties it through the namespace controller, and what the steps then put in
         it is refused until it is gone and created again."""
-        self.apply(Step.of(kind, name=actions.TEAM))
+        self.user_step(via, kind, name=actions.TEAM)
 
     @rule(
         which=st.sampled_from(
