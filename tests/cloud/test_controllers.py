@@ -80,8 +80,12 @@ def test_decisions() -> None:
         }
 
     ready, lost = with_ready("r", "True"), with_ready("l", "Unknown")
+    excluded, going = with_ready("x", "True"), with_ready("g", "True")
+    excluded["metadata"]["labels"] = {"node.kubernetes.io/exclude-from-external-load-balancers": ""}
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     svc = {"metadata": {"name": "s", "uid": "1234-5678"}, "spec": {"type": "LoadBalancer"}}
-    assert decide(svc, [ready, lost]).nodes == ["r"]
+    # Upstream 1.32's stable node set: readiness is the load balancer's health check's to judge.
+    assert decide(svc, [ready, lost, excluded, going]).nodes == ["l", "r"]
     assert load_balancer_name(svc) == "a12345678"
     cleanup = {**svc, "metadata": {**svc["metadata"], "finalizers": [LB_FINALIZER]}}
     cleanup["spec"] = {"type": "ClusterIP"}
@@ -181,8 +185,8 @@ async def test_cloud_controllers_end_to_end(api: APIHarness, cloud: CloudHarness
 
             await eventually(network_up, "NetworkUnavailable=False on n2")
 
-            # service: a load balancer with the Ready nodes, its address in the status; the
-            # cloud fails the first attempts.
+            # service: a load balancer with every node (upstream 1.32's stable node set: n3,
+            # not Ready, too), its address in the status; the cloud fails the first attempts.
             await cloud.client.set_faults(fail_next=2, path_prefix="/v1/loadbalancers")
             await client.create(
                 SERVICES,
@@ -208,25 +212,22 @@ async def test_cloud_controllers_end_to_end(api: APIHarness, cloud: CloudHarness
             assert ipaddress.ip_address(ip) in ipaddress.ip_network("127.240.0.0/29")
             assert LB_FINALIZER in svc["metadata"]["finalizers"]
             lb = cloud.state.load_balancers[load_balancer_name(svc)]
-            assert lb["ip"] == ip and lb["nodes"] == ["n1", "n2"]  # n3 is not Ready
+            assert lb["ip"] == ip and lb["nodes"] == ["n1", "n2", "n3"]
             assert lb["ports"][0]["port"] == 80 and lb["ports"][0]["nodePort"] > 0
             events = await client.list(EVENTS, namespace="default")
             reasons = {e["reason"] for e in events["items"] if e["involvedObject"]["name"] == "web"}
             assert {"SyncLoadBalancerFailed", "EnsuredLoadBalancer"} <= reasons
 
-            # A node becoming Ready joins the targets.
-            n3 = await client.get(NODES, "n3")
-            n3["status"]["conditions"] = [
-                c for c in n3["status"]["conditions"] if c["type"] != "Ready"
-            ] + [{"type": "Ready", "status": "True"}]
-            await client.update(NODES, n3, subresource="status")
+            # A node labelled for exclusion leaves the targets.
+            exclude = {"node.kubernetes.io/exclude-from-external-load-balancers": "true"}
+            await client.patch(NODES, "n3", {"metadata": {"labels": exclude}}, patch_type="merge")
 
-            async def three_targets() -> bool:
+            async def two_targets() -> bool:
                 return lb["name"] in cloud.state.load_balancers and cloud.state.load_balancers[
                     lb["name"]
-                ]["nodes"] == ["n1", "n2", "n3"]
+                ]["nodes"] == ["n1", "n2"]
 
-            await eventually(three_targets, "n3 added to the load balancer")
+            await eventually(two_targets, "n3 taken out of the load balancer")
 
             # cloud-node-lifecycle: n2 stops being Ready and its instance goes: the Node goes,
             # and so does its route.

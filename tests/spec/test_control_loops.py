@@ -361,5 +361,9 @@ def test_cloud_controllers() -> None:
     _, _, routed = cloud.routes(None, view, provider, 0)
     assert routed.routes == (("a", "10.0.0.0/24"), ("b", "10.0.1.0/24"))
     _, status, balanced = cloud.service_balancers(None, view, routed, 0)
-    assert balanced.balancers[0].targets == ("a",)
+    assert balanced.balancers[0].targets == ("a", "b")  # b not Ready, still a target (1.32)
+    going = attrs.evolve(nodes[1], taints=(Taint(cloud.TO_BE_DELETED, NO_SCHEDULE),))
+    scaled_in = seed([*default_ns(), nodes[0], going, service])
+    _, _, rebalanced = cloud.service_balancers(None, scaled_in, balanced, 0)
+    assert rebalanced.balancers[0].targets == ("a",)
     assert dict(status[0].fields)["ingress"] == balanced.balancers[0].ip  # type: ignore[union-attr]

@@ -3,9 +3,12 @@
 Upstream's ``k8s.io/cloud-provider/controllers/service``. A Service that wants a load
 balancer first gets the ``service.kubernetes.io/load-balancer-cleanup`` finalizer (so it
 cannot vanish before its load balancer does), then the load balancer is ensured with the
-Service's ports and the eligible nodes as targets (Ready, not labelled
+Service's ports and the eligible nodes as targets (upstream 1.32's
+``stableNodeSetPredicates``: not being deleted, not labelled
 ``node.kubernetes.io/exclude-from-external-load-balancers``, not tainted
-``ToBeDeletedByClusterAutoscaler``), and its address is written to
+``ToBeDeletedByClusterAutoscaler``; readiness is not one of them since StableLoadBalancerNodeSet
+went GA in 1.30, the load balancer's own health checks judge a node's readiness, so a node
+that flaps does not reconfigure every load balancer), and its address is written to
 ``status.loadBalancer.ingress[].ip``. A Service being deleted, or no longer of type
 LoadBalancer, while it has the finalizer, has its load balancer deleted, then the finalizer
 removed and the status cleared. Finalizer and status are patched through
@@ -32,7 +35,7 @@ from raftkube.cloud.client import CloudClient, CloudError
 from raftkube.controllers.controller import Worker, new_queue
 from raftkube.controllers.events import NORMAL, WARNING, EventRecorder
 from raftkube.controllers.informer import ResourceEventHandlerFuncs, SharedInformerFactory
-from raftkube.controllers.nodehealth import node_taints, ready_status
+from raftkube.controllers.nodehealth import node_taints
 from raftkube.controllers.resources import resource
 from raftkube.controllers.store import DeletedFinalStateUnknown, meta_namespace_key, object_of
 from raftkube.kubeclient import KubeClient
@@ -72,13 +75,13 @@ def needs_cleanup(service: Obj) -> bool:
 
 
 def eligible_node(node: Obj) -> bool:
-    """The node predicates: included, not being scaled away, Ready."""
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    if LABEL_EXCLUDE_LB in labels:
+    """``stableNodeSetPredicates``: not being deleted, included, not being scaled away."""
+    meta = node.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
         return False
-    if any(t.get("key") == TAINT_TO_BE_DELETED for t in node_taints(node)):
+    if LABEL_EXCLUDE_LB in (meta.get("labels") or {}):
         return False
-    return ready_status(node) == "True"
+    return not any(t.get("key") == TAINT_TO_BE_DELETED for t in node_taints(node))
 
 
 def lb_ports(service: Obj) -> list[Obj]:

@@ -16,7 +16,10 @@ together with its API requests:
 * :func:`routes` (route controller): a route per node with a pod CIDR; routes of nodes that are
   gone, or whose CIDR differs, are deleted.
 * :func:`service_balancers` (service controller): every ``LoadBalancer`` Service has a balancer
-  whose targets are the Ready nodes (sorted), and the balancer's address in its status; a
+  whose targets are the nodes upstream 1.32's ``stableNodeSetPredicates`` keep (sorted): not
+  being deleted and not tainted ``ToBeDeletedByClusterAutoscaler`` (the exclusion label is not
+  modelled); readiness is not among them since StableLoadBalancerNodeSet went GA in 1.30 (the
+  balancer's health checks judge it). The balancer's address is in the Service's status; a
   balancer whose Service is gone or no longer ``LoadBalancer`` is deleted and the address
   cleared.
 
@@ -84,8 +87,17 @@ def routes(memory: None, view: World, cloud: Cloud, now: int) -> Out:
     return None, (), cloud
 
 
+TO_BE_DELETED = "ToBeDeletedByClusterAutoscaler"
+
+
 def balancer_targets(view: World) -> tuple[str, ...]:
-    return tuple(sorted(n.meta.name for n in view.nodes if n.ready == "True"))
+    return tuple(
+        sorted(
+            n.meta.name
+            for n in view.nodes
+            if not n.meta.deleting and not any(t.key == TO_BE_DELETED for t in n.taints)
+        )
+    )
 
 
 def service_balancers(memory: None, view: World, cloud: Cloud, now: int) -> Out:
