@@ -84,6 +84,15 @@ def test_a_replica_set_create_is_allowed_only_below_replicas_counting_unseen_cre
     assert rules.replica_set_create(rules.spec_replica_set(replica_set(1)), finished, 1) is None
 
 
+def test_a_replica_set_delete_is_allowed_only_above_replicas_counting_unseen_deletes() -> None:
+    view = rules.world_of(pods=[pod("a-1"), pod("a-2"), pod("a-3")], replica_sets=[replica_set(2)])
+    rs = rules.spec_replica_set(replica_set(2))
+    assert rules.replica_set_delete(rs, view, "uid-a-1", deleted_unseen=1) is None
+    why = rules.replica_set_delete(rs, view, "uid-a-2", deleted_unseen=2)
+    assert why is not None and "deleted 2 of them" in why
+    assert rules.replica_set_delete(rs, view, "uid-other", deleted_unseen=1) is not None
+
+
 def test_a_binding_must_fit_given_the_view_and_the_assumed_pods() -> None:
     view = rules.world_of(
         pods=[pod("bound", node="n1", cpu="400m"), pod("p", cpu="500m"),

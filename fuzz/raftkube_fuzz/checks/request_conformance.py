@@ -35,9 +35,16 @@ says where the real loop's memory differs from the spec's and what "allows" then
   the rule judges what is written, not when. A delete is allowed iff the view has no such
   Service (:func:`endpoints_delete`).
 
+* **ReplicaSet controller, pod delete** (:func:`replica_set_delete`). The spec deletes surplus
+  active pods of a ReplicaSet its view shows, and waits (its expectations) until the view shows
+  the pods it deleted as deleting or gone. Upstream ranks the victims by more criteria than
+  the spec, so the rule is about the count: a delete answered 2xx is allowed iff the pod is
+  an active pod of the ReplicaSet in the view, and the view's active pods minus those this
+  loop incarnation deleted (2xx) that the view still shows active are at least ``replicas``.
+
 What conformance cannot see: a write a loop should have made and did not (a skipped write
-leaves no request to judge: eventual stable reconciliation is what catches that), requests of
-loops not listed, and pod deletions by the ReplicaSet controller.
+leaves no request to judge: eventual stable reconciliation is what catches that), and
+requests of loops not listed.
 """
 
 from __future__ import annotations
@@ -144,6 +151,29 @@ def replica_set_create(
             f"(replicas {rs.replicas}) and {created_since_view} more were created since that "
             f"view (this one included; {unknown} creates had an unknown outcome): the spec "
             f"creates at most {rs.replicas + unknown - active} from that view and memory"
+        )
+    return None
+
+
+def replica_set_delete(
+    rs: ReplicaSet | None, view: World, pod_uid: str, deleted_unseen: int
+) -> str | None:
+    """A pod delete for ``rs`` answered 2xx; ``deleted_unseen`` counts the pods this loop
+    deleted (this one included) that the view still shows active: the spec's deletion
+    expectations, counted."""
+    if rs is None:
+        return "its view has no such ReplicaSet"
+    if rs.meta.deleting:
+        return f"its view shows ReplicaSet {rs.meta.name} being deleted"
+    active = active_pods(rs, view)
+    if not any(p.meta.uid == pod_uid for p in active):
+        return f"its view shows no such active pod of ReplicaSet {rs.meta.name}"
+    if len(active) - deleted_unseen < rs.replicas:
+        return (
+            f"its view shows {len(active)} active pods of ReplicaSet {rs.meta.name} "
+            f"(replicas {rs.replicas}) and this loop deleted {deleted_unseen} of them (this one "
+            f"included): the spec deletes at most {len(active) - rs.replicas} from that view "
+            "and memory"
         )
     return None
 

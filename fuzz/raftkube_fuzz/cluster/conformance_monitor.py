@@ -36,6 +36,8 @@ from raftkube_fuzz.checks.views import StoreHistory, controller_of, scope_of, vi
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates, is_pod_create
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.records import ReplicaSet, Service
+from raftkube_spec.control.replicaset import active_pods
+from raftkube_spec.control.world import World
 from raftkube_spec.kv.types import KeyValue
 
 Obj = dict[str, Any]
@@ -95,6 +97,9 @@ class Request:
     created_since: tuple[str, ...] = ()
     """For a pod create: uids of the owner's active pods the store created after the view's
     pod revision, as the store held them when the answer came."""
+    deleted: frozenset[str] = frozenset()
+    """For a pod delete: uids of the pods this loop incarnation had deleted (2xx) when the
+    answer came, this one included."""
 
 
 @attrs.define(eq=False)
@@ -126,6 +131,8 @@ class ConformanceMonitor:
     """The last sync of each (host, loop), whose view is checked after every step."""
     decisions: dict[SharedIndexInformer, int] = attrs.field(factory=dict)
     assumed: dict[SharedIndexInformer, list[Assumption]] = attrs.field(factory=dict)
+    deleted: dict[SharedIndexInformer, set[str]] = attrs.field(factory=dict)
+    """Uids of the pods each ReplicaSet controller incarnation deleted (2xx)."""
     versions: dict[SharedIndexInformer, int] = attrs.field(factory=dict)
     """The last resourceVersion each informer was read at."""
     found: list[Violation] = attrs.field(factory=list)
@@ -208,6 +215,16 @@ class ConformanceMonitor:
                     )
                 )
                 self.requests.append(Request(sync, method, path, body, outcome, created))
+        elif sync.loop == "replicaset" and method == "DELETE" and parts[-2:-1] == ["pods"]:
+            if _ok(outcome):
+                namespace, name = parts[3], parts[5]
+                uid = next((str(p["metadata"].get("uid")) for p in sync.items("pods")
+                            if p["metadata"].get("name") == name
+                            and p["metadata"].get("namespace") == namespace), "")  # fmt: skip
+                gone = self.deleted.setdefault(sync.incarnation, set())
+                gone.add(uid)
+                request = Request(sync, method, path, body, outcome, deleted=frozenset(gone))
+                self.requests.append(request)
         elif sync.loop == "scheduler" and parts[-1:] == ["binding"] and isinstance(body, Mapping):
             node = str((body.get("target") or {}).get("name") or "")
             uid = str((body.get("metadata") or {}).get("uid") or "")
@@ -267,6 +284,8 @@ class ConformanceMonitor:
     def _judge(self, request: Request, excused: Callable[[str], bool]) -> str | None:
         sync = request.sync
         body = request.body if isinstance(request.body, Mapping) else {}
+        if sync.loop == "replicaset" and request.method == "DELETE":
+            return self._judge_delete(request)
         if sync.loop == "replicaset":
             return self._judge_create(request, body, excused)
         if sync.loop == "scheduler":
@@ -287,10 +306,9 @@ class ConformanceMonitor:
         view = rules.world_of(pods=pods)
         return rules.endpoints_write(service, view, rules.written_addresses(body))
 
-    def _judge_create(
-        self, request: Request, body: Mapping[str, Any], excused: Callable[[str], bool]
-    ) -> str | None:
-        sync = request.sync
+    @staticmethod
+    def _replica_set_view(sync: Sync) -> tuple[World, ReplicaSet | None]:
+        """The sync's view of its ReplicaSet and the pods of its namespace."""
         namespace, name = sync.key.partition("/")[::2]
         owned = [r for r in sync.items("replicasets.apps")
                  if (r.get("metadata") or {}).get("name") == name
@@ -302,6 +320,22 @@ class ConformanceMonitor:
         )  # fmt: skip
         rs = view.get(("ReplicaSet", namespace, name))
         assert rs is None or isinstance(rs, ReplicaSet)
+        return view, rs
+
+    def _judge_delete(self, request: Request) -> str | None:
+        view, rs = self._replica_set_view(request.sync)
+        active = {p.meta.uid for p in active_pods(rs, view)} if rs is not None else set()
+        parts = _parts(request.path)
+        uid = next((p.meta.uid for p in view.pods if p.meta.key == ("Pod", parts[3], parts[5])),
+                   "")  # fmt: skip
+        return rules.replica_set_delete(rs, view, uid, len(request.deleted & active))
+
+    def _judge_create(
+        self, request: Request, body: Mapping[str, Any], excused: Callable[[str], bool]
+    ) -> str | None:
+        sync = request.sync
+        name = sync.key.partition("/")[2]
+        view, rs = self._replica_set_view(sync)
         if rs is not None and controller_of(body) != rs.meta.uid:
             return f"the pod's controller is not ReplicaSet {name} ({rs.meta.uid})"
         counted = [uid for uid in request.created_since if not excused(uid)]
