@@ -80,3 +80,37 @@ async def test_unconditional_delete_is_retried_past_racing_writes(api: APIHarnes
     marked = await api.admin.delete(CONFIGMAPS, "held", namespace="default")
     assert len(races) == 3
     assert marked["metadata"]["deletionTimestamp"]
+
+
+@pytest.mark.trio
+async def test_delete_with_a_uid_precondition_is_retried_past_racing_writes(
+    api: APIHarness,
+) -> None:
+    """Upstream's conditionalDelete judges the preconditions again on the newer object after a
+    lost race: a uid still matches after another writer's update, a resourceVersion does not.
+    (Found by the cluster suite's object linearizability check: the ReplicaSet controller's
+    delete of a pod whose kubelet was writing its status was answered 409.)"""
+    for name in ("by-uid", "by-rv"):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+        created = await api.admin.create(CONFIGMAPS, cm, namespace="default")
+        meta = created["metadata"]
+        pre = (
+            {"uid": meta["uid"]}
+            if name == "by-uid"
+            else {"resourceVersion": meta["resourceVersion"]}
+        )
+        races = _race_every_read(api, 1)
+        options = {"preconditions": pre}
+        if name == "by-uid":
+            await api.admin.delete(CONFIGMAPS, name, namespace="default", options=options)
+        else:
+            with pytest.raises(KubeAPIError) as caught:
+                await api.admin.delete(CONFIGMAPS, name, namespace="default", options=options)
+            assert caught.value.code == 409 and "ResourceVersion in the precondition" in str(
+                caught.value
+            )
+        assert len(races) == 1
+    with pytest.raises(KubeAPIError) as gone:
+        await api.admin.get(CONFIGMAPS, "by-uid", namespace="default")
+    assert gone.value.code == 404
+    assert await api.admin.get(CONFIGMAPS, "by-rv", namespace="default")

@@ -76,24 +76,31 @@ async def delete(call: Call) -> Response:
 DELETE_ATTEMPTS = 64
 """How often a delete is retried on a newer version of the object before giving up with 409:
 as for a patch (``writes.PATCH_ATTEMPTS``), upstream's GuaranteedUpdate retries a delete
-without preconditions without bound, so a client deleting a pod whose kubelet keeps writing
-its status never sees 409."""
+without bound, so a client deleting a pod whose kubelet keeps writing its status never sees
+409."""
+
+
+class _PreconditionFailed(Exception):
+    """The client's preconditions do not hold on the object as read: its 409, final."""
+
+    def __init__(self, error: errors.APIError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 async def delete_one(call: Call, name: str, opts: dict[str, Any], *, dry_run: bool) -> Response:
-    pinned = bool(opts.get("preconditions"))
     for _ in range(DELETE_ATTEMPTS):
         try:
             return await _delete_once(call, name, opts, dry_run=dry_run)
+        except _PreconditionFailed as failed:
+            raise failed.error from None
         except errors.APIError as exc:
-            # Lost a race with another writer between the read and the write: read again,
-            # unless the client's preconditions pinned the version it meant. A namespace
-            # still being emptied is a conflict no retry resolves (the answer itself).
-            if (
-                exc.reason != "Conflict"
-                or pinned
-                or exc.message.endswith(lifecycle.NAMESPACE_PURGE)
-            ):
+            # Lost a race with another writer between the read and the write: read again and
+            # judge the preconditions on the newer version, as upstream's conditionalDelete
+            # does (a uid precondition still holds after a racing status write, a
+            # resourceVersion one no longer does). A namespace still being emptied is a
+            # conflict no retry resolves (the answer itself).
+            if exc.reason != "Conflict" or exc.message.endswith(lifecycle.NAMESPACE_PURGE):
                 raise
     raise errors.conflict(call.resource.resource, name, errors.OPTIMISTIC_LOCK, call.resource.group)
 
@@ -107,21 +114,25 @@ async def _delete_once(call: Call, name: str, opts: dict[str, Any], *, dry_run: 
     # Upstream's rest.BeforeDelete judges the preconditions first, and names the object's
     # kind (not its resource) in the conflict.
     if pre.get("uid") and pre["uid"] != m.get("uid"):
-        raise errors.conflict(
-            r.kind,
-            name,
-            f"the UID in the precondition ({pre['uid']}) does not match the UID in record "
-            f"({m.get('uid')}). The object might have been deleted and then recreated",
-            r.group,
+        raise _PreconditionFailed(
+            errors.conflict(
+                r.kind,
+                name,
+                f"the UID in the precondition ({pre['uid']}) does not match the UID in record "
+                f"({m.get('uid')}). The object might have been deleted and then recreated",
+                r.group,
+            )
         )
     if pre.get("resourceVersion") and str(pre["resourceVersion"]) != m.get("resourceVersion"):
-        raise errors.conflict(
-            r.kind,
-            name,
-            f"the ResourceVersion in the precondition ({pre['resourceVersion']}) does not match "
-            f"the ResourceVersion in record ({m.get('resourceVersion')}). The object might have "
-            "been modified",
-            r.group,
+        raise _PreconditionFailed(
+            errors.conflict(
+                r.kind,
+                name,
+                f"the ResourceVersion in the precondition ({pre['resourceVersion']}) does not "
+                f"match the ResourceVersion in record ({m.get('resourceVersion')}). The object "
+                "might have been modified",
+                r.group,
+            )
         )
     await svc.admission.admit_delete(call, current)
     lifecycle.refuse_repeated_delete(r, current)
