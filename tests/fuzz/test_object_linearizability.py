@@ -1,48 +1,43 @@
-"""The object model's linearizability check has teeth: hand-made histories of the user's
-object requests that no order explains are refused, and legal ones (lost answers, other
-writers' moves the model allows) are accepted."""
+"""The object model's linearizability check has teeth: hand-made histories of object requests
+that no order explains are refused (a lost update, a stale quorum read, a reused
+resourceVersion, a 409 to a matching precondition, two creates answered 201), and legal ones
+(lost answers, concurrent requests, cached reads, the API server's own creates) are accepted.
+The recorder's reading of requests and answers is checked on the paths and bodies the
+components send."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from raftkube.kubeclient import KubeAPIError, KubeConnectionError
+from raftkube.kubeclient import KubeConnectionError
 from raftkube_fuzz.checks.history import Failed, History, Ok, Outcome, Unknown
 from raftkube_fuzz.checks.linearizability.object_model import (
     AlreadyExists,
-    Created,
-    Deleted,
+    Conflict,
     NotFound,
     ObjectRequest,
-    Patched,
     Seen,
-    digest_of,
-    project,
+    Wrote,
 )
 from raftkube_fuzz.checks.object_linearizability import check_object_histories
-from raftkube_fuzz.cluster.object_history import ObjectHistories, outcome_of_error
+from raftkube_fuzz.cluster.object_history import ObjectHistories, answer_of, request_of
 from raftkube_fuzz.violation import Violation
 
-SPEC1 = digest_of({"replicas": 1})
-SPEC2 = digest_of({"replicas": 2})
+
+def req(verb: str, kind: str = "Lease", name: str = "node-1", **kw: Any) -> ObjectRequest:
+    return ObjectRequest(verb, kind, "kube-node-lease", name, **kw)
 
 
-def create(kind: str = "ReplicaSet", name: str = "rs-a", digest: str = SPEC1) -> ObjectRequest:
-    return ObjectRequest("create", kind, "default", name, digest)
-
-
-def patch(digest: str, kind: str = "ReplicaSet", name: str = "rs-a") -> ObjectRequest:
-    return ObjectRequest("patch", kind, "default", name, digest)
-
-
-def delete(kind: str = "ReplicaSet", foreground: bool = False) -> ObjectRequest:
-    name = "pinned" if kind == "Pod" else "rs-a"
-    return ObjectRequest("delete", kind, "default", name, foreground=foreground)
-
-
-def ok(answer: Seen) -> Outcome:
+def seen(uid: str, rv: int, digest: str = "d", **kw: Any) -> Outcome:
     """The server's answer (the history's types are the KV store's; the search is not)."""
-    return Ok(answer)  # type: ignore[arg-type]
+    return Ok(Seen(uid, rv, digest, **kw))  # type: ignore[arg-type]
+
+
+def ok(answer: Any) -> Outcome:
+    return Ok(answer)
 
 
 Op = tuple[ObjectRequest, float, float | None, Outcome | None]
@@ -69,132 +64,194 @@ def refused(*ops: Op) -> str:
     return caught.value.message
 
 
-def test_two_creates_of_one_name_both_created_are_refused() -> None:
+def accepted(*ops: Op) -> None:
+    check_object_histories(histories(*ops))
+
+
+CREATED = (req("create"), 0.0, 1.0, seen("u1", 5, new=True))
+
+
+# --- refused ---------------------------------------------------------------------------------
+
+
+def test_a_lost_update_two_updates_with_one_precondition_both_applied_is_refused() -> None:
     message = refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (create(), 2, 3, ok(Created("u2", 7, SPEC1))),
+        CREATED,
+        (req("update", rv=5), 2, 3, seen("u1", 7)),
+        (req("update", rv=5), 4, 5, seen("u1", 9)),
     )
-    assert "ReplicaSet/default/rs-a" in message and "nobody else deletes it" in message
+    assert "Lease/kube-node-lease/node-1" in message
 
 
-def test_an_answer_older_than_a_completed_write_is_refused() -> None:
-    message = refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (patch(SPEC2), 2, 3, ok(Patched("u1", 9, SPEC2, False))),
-        (patch(SPEC1), 4, 5, ok(Patched("u1", 8, SPEC1, False))),
-    )
-    assert "revision went back" in message and "revision 8" in message
+def test_a_conflict_to_a_matching_precondition_is_refused() -> None:
+    message = refused(CREATED, (req("update", rv=5), 2, 3, ok(Conflict())))
+    assert "preconditions hold" in message
 
 
-def test_a_create_refused_after_a_completed_delete_is_refused() -> None:
+def test_a_stale_quorum_read_is_refused() -> None:
     refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (delete(), 2, 3, ok(Deleted("u1", 5, False))),
-        (create(), 4, 5, ok(AlreadyExists())),
+        CREATED,
+        (req("update", rv=5), 2, 3, seen("u1", 7, "e")),
+        (req("get"), 4, 5, seen("u1", 5)),
     )
 
 
-def test_another_objects_uid_is_refused() -> None:
-    message = refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (patch(SPEC2), 2, 3, ok(Patched("u9", 9, SPEC2, False))),
-    )
-    assert "uid" in message
-
-
-def test_a_foreground_deletion_that_goes_away_unfinished_is_refused() -> None:
+def test_a_quorum_read_of_a_deleted_object_is_refused() -> None:
     refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (delete(foreground=True), 2, 3, ok(Deleted("u1", 6, True))),
-        (patch(SPEC2), 4, 5, ok(Patched("u1", 7, SPEC2, False))),
+        CREATED,
+        (req("delete"), 2, 3, seen("u1", 6)),
+        (req("get"), 4, 5, seen("u1", 5)),
     )
 
 
-def test_a_spec_change_without_a_new_resource_version_is_refused() -> None:
+def test_a_resource_version_reused_for_other_content_is_refused() -> None:
+    message = refused(CREATED, (req("get"), 2, 3, seen("u1", 5, "other")))
+    assert "other content" in message
+
+
+def test_a_write_answering_the_same_version_with_new_content_is_refused() -> None:
+    refused(CREATED, (req("patch"), 2, 3, seen("u1", 5, "other")))
+
+
+def test_two_creates_of_one_name_both_answered_201_are_refused() -> None:
+    message = refused(CREATED, (req("create"), 2, 3, seen("u2", 7, new=True)))
+    assert "nobody else deletes it" in message
+
+
+def test_an_object_appearing_from_nowhere_is_refused() -> None:
+    message = refused((req("get"), 0, 1, seen("u1", 5)))
+    assert "nobody else creates it" in message
+
+
+def test_a_cached_read_of_a_later_version_is_refused() -> None:
+    refused(CREATED, (req("get", stale_ok=True), 2, 3, seen("u1", 9, cached=True)))
+
+
+def test_a_foreground_delete_removing_the_object_at_once_is_refused() -> None:
     refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (patch(SPEC2), 2, 3, ok(Patched("u1", 5, SPEC2, False))),
+        (req("create", "ReplicaSet", "rs-a"), 0, 1, seen("u1", 5, new=True)),
+        (req("delete", "ReplicaSet", "rs-a", foreground=True), 2, 3, seen("u1", 6, gone=True)),
     )
 
 
-def test_creates_across_keys_must_get_growing_resource_versions() -> None:
-    message = refused(
-        (create(name="rs-a"), 0, 1, ok(Created("u1", 10, SPEC1))),
-        (create(name="rs-b"), 2, 3, ok(Created("u2", 9, SPEC1))),
-    )
-    assert "revision went back" in message
+def test_creates_across_keys_must_get_growing_versions() -> None:
+    with pytest.raises(Violation):
+        accepted(CREATED, (req("create", name="node-2"), 2, 3, seen("u2", 4, new=True)))
 
 
-def test_lost_answers_may_or_may_not_have_taken_effect() -> None:
-    check_object_histories(
-        histories(
-            # A create whose answer was lost, then a patch of the object it made: it did.
-            (create(), 0, None, Unknown("connection reset")),
-            (patch(SPEC2), 2, 3, ok(Patched("u1", 7, SPEC2, False))),
-            # A delete whose answer was lost, then a create that succeeds: it did too.
-            (delete(), 4, None, Unknown("504 Timeout")),
-            (create(), 6, 7, ok(Created("u2", 9, SPEC1))),
-            # One more lost delete, and a refused create: it did not.
-            (delete(), 8, None, Unknown("connection reset")),
-            (create(), 10, 11, ok(AlreadyExists())),
-            (patch(SPEC1), 12, 13, ok(Patched("u2", 12, SPEC1, False))),
-        )
+# --- accepted --------------------------------------------------------------------------------
+
+
+def test_updates_with_preconditions_in_order_and_a_stale_one_refused_are_accepted() -> None:
+    accepted(
+        CREATED,
+        (req("update", rv=5), 2, 3, seen("u1", 7, "e")),
+        (req("update", rv=5), 4, 5, ok(Conflict())),
+        (req("get"), 6, 7, seen("u1", 7, "e")),
+        (req("get", stale_ok=True), 8, 9, seen("u1", 5, cached=True)),
     )
 
 
-def test_overlapping_requests_may_take_effect_in_either_order() -> None:
-    check_object_histories(
-        histories(
-            (create(), 0, 4, ok(AlreadyExists())),
-            (create(), 1, 3, ok(Created("u1", 5, SPEC1))),
-            # A patch of the spec the create sent, answered with the create's own
-            # resourceVersion: it changed nothing, so it came after the create.
-            (patch(SPEC1), 2, 6, ok(Patched("u1", 5, SPEC1, False))),
-        )
+def test_concurrent_updates_one_wins_are_accepted() -> None:
+    accepted(
+        CREATED,
+        (req("update", rv=5), 2, 6, ok(Conflict())),
+        (req("update", rv=5), 3, 5, seen("u1", 8, "e")),
     )
-    # The patch's answer shows the spec it sent, at the create's own resourceVersion: the
-    # create must have come after the patch, which a 201 to it then rules out.
+
+
+def test_a_lost_write_makes_the_version_unknown_but_newer() -> None:
+    accepted(
+        CREATED,
+        (req("update", rv=5), 2, None, Unknown("timeout")),
+        (req("update", rv=5), 4, 5, ok(Conflict())),
+        (req("get"), 6, 7, seen("u1", 6, "e")),
+    )
+    # ... and it is never older than before.
     refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (patch(SPEC1), 2, 3, ok(Patched("u1", 5, SPEC1, False))),
-        (patch(SPEC2), 4, 5, ok(Patched("u1", 5, SPEC2, False))),
+        CREATED,
+        (req("update", rv=5), 2, None, Unknown("timeout")),
+        (req("get"), 6, 7, seen("u1", 4, "e")),
     )
 
 
-def test_other_writers_may_delete_a_pod_but_not_a_replica_set() -> None:
-    pod_ops: list[Op] = [
-        (create("Pod", "pinned"), 0, 1, ok(Created("p1", 5, SPEC1))),
-        (create("Pod", "pinned"), 2, 3, ok(Created("p2", 8, SPEC1))),
-        (delete("Pod"), 4, 5, ok(Deleted("p2", 9, True))),
-        (delete("Pod"), 6, 7, ok(NotFound())),
-    ]
-    check_object_histories(histories(*pod_ops))
+def test_a_no_op_write_answers_the_current_version() -> None:
+    accepted(CREATED, (req("patch"), 2, 3, seen("u1", 5)), (req("get"), 4, 5, seen("u1", 5)))
+
+
+def test_a_pod_marked_bound_evicted_and_removed_is_accepted() -> None:
+    pod = {"kind": "Pod", "name": "p"}
+    accepted(
+        (req("create", **pod), 0, 1, seen("u1", 5, new=True)),
+        (req("bind", **pod), 2, 3, ok(Wrote())),
+        (req("get", **pod), 4, 5, seen("u1", 8, "bound")),
+        (req("evict", **pod), 6, 7, ok(Wrote())),
+        (req("get", **pod), 8, 9, seen("u1", 9, "marked", deleting=True)),
+        (req("delete", **pod), 10, 11, seen("u1", 10, "marked", deleting=True, gone=None)),
+        (req("get", **pod), 12, 13, ok(NotFound())),
+        (req("create", **pod), 14, 15, seen("u2", 12, new=True)),
+    )
+
+
+def test_the_servers_startup_objects_may_appear_unrecorded() -> None:
+    accepted(
+        (ObjectRequest("get", "Service", "default", "kubernetes"), 0, 1, ok(NotFound())),
+        (ObjectRequest("get", "Service", "default", "kubernetes"), 2, 3, seen("u", 4)),
+    )
     refused(
-        (create(), 0, 1, ok(Created("u1", 5, SPEC1))),
-        (delete(), 2, 3, ok(NotFound())),
+        (ObjectRequest("get", "Service", "default", "svc-a"), 0, 1, ok(NotFound())),
+        (ObjectRequest("get", "Service", "default", "svc-a"), 2, 3, seen("u", 4)),
     )
 
 
-def test_an_answer_is_judged_as_applied_refused_or_unknown() -> None:
-    create_request, patch_request = create(), patch(SPEC1)
-
-    def error(code: int, reason: str) -> KubeAPIError:
-        return KubeAPIError({"code": code, "reason": reason, "message": "m"})
-
-    assert outcome_of_error(create_request, error(409, "AlreadyExists")) == ok(AlreadyExists())
-    assert outcome_of_error(patch_request, error(404, "NotFound")) == ok(NotFound())
-    assert isinstance(outcome_of_error(patch_request, error(409, "Conflict")), Failed)
-    assert isinstance(outcome_of_error(create_request, error(422, "Invalid")), Failed)
-    assert isinstance(outcome_of_error(create_request, error(504, "Timeout")), Unknown)
-    assert isinstance(outcome_of_error(create_request, KubeConnectionError("reset")), Unknown)
+def test_a_uid_precondition_on_a_missing_object_is_a_conflict() -> None:
+    accepted((req("update", uid="u9"), 0, 1, ok(Conflict())))
+    accepted(CREATED, (req("create"), 2, 3, ok(AlreadyExists())))
 
 
-def test_an_answer_is_digested_on_the_fields_the_request_set() -> None:
-    sent = {"replicas": 2, "template": {"spec": {"containers": [{"name": "app"}]}}}
-    answered = {
-        "replicas": 2,
-        "minReadySeconds": 0,
-        "template": {"spec": {"containers": [{"name": "app", "imagePullPolicy": "Always"}]}},
-    }
-    assert digest_of(project(answered, sent)) == digest_of(sent)
-    assert digest_of(project({**answered, "replicas": 3}, sent)) != digest_of(sent)
+# --- the recorder ----------------------------------------------------------------------------
+
+
+def test_requests_are_read_as_the_server_reads_them() -> None:
+    lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1"
+    body = {"metadata": {"name": "node-1", "resourceVersion": "12", "uid": "u"}}
+    found = request_of("PUT", lease, None, body, "node-1")
+    assert found == (req("update", rv=12, uid="u", client="node-1"), "")
+    pods = "/api/v1/namespaces/default/pods"
+    assert request_of("GET", pods, None, None, "x") is None  # a list
+    assert request_of("POST", pods, None, {"metadata": {"generateName": "rs-a-"}}, "kcm") == (
+        ObjectRequest("create", "Pod", "default", "", client="kcm"),
+        "rs-a-",
+    )
+    delete = request_of(
+        "DELETE",
+        f"{pods}/p",
+        None,
+        {"preconditions": {"uid": "u1"}, "propagationPolicy": "Foreground"},
+        "kubelet",
+    )
+    assert delete == (
+        ObjectRequest("delete", "Pod", "default", "p", uid="u1", foreground=True, client="kubelet"),
+        "",
+    )
+    node = request_of("GET", "/api/v1/nodes/n1", {"resourceVersion": "0"}, None, "k")
+    assert node == (ObjectRequest("get", "Node", "", "n1", stale_ok=True, client="k"), "")
+    assert request_of("POST", f"{pods}/p/binding", None, {}, "s")[0].verb == "bind"  # type: ignore[index]
+    assert request_of("PATCH", f"{pods}/p", {"dryRun": "All"}, {}, "u") is None
+
+
+def test_answers_are_read_as_the_model_judges_them() -> None:
+    update = req("update", rv=3)
+    conflict = json.dumps({"kind": "Status", "reason": "Conflict"}).encode()
+    assert answer_of(update, 409, conflict) == Ok(Conflict())  # type: ignore[arg-type]
+    assert answer_of(req("patch"), 409, conflict) == Failed("409 Conflict")
+    assert isinstance(answer_of(update, 504, b""), Unknown)
+    assert answer_of(update, KubeConnectionError("refused", sent=False), b"") == Failed(
+        "nothing sent"
+    )
+    marked = {"metadata": {"uid": "u", "resourceVersion": "9", "deletionTimestamp": "t"}}
+    got = answer_of(req("delete"), 200, json.dumps(marked).encode())
+    assert isinstance(got, Ok) and got.result.gone is None  # type: ignore[union-attr]
+    finalized = {"metadata": {"uid": "u", "resourceVersion": "9", "deletionTimestamp": "t"}}
+    got = answer_of(req("update"), 200, json.dumps(finalized).encode())
+    assert isinstance(got, Ok) and got.result.gone is True  # type: ignore[union-attr]

@@ -1,15 +1,19 @@
-"""``Linearizability`` of the user's object requests in the cluster suite, against the object
-model (:mod:`raftkube_fuzz.checks.linearizability.object_model`), at the end of an example.
+"""``Linearizability`` of every API client's single-object requests in the cluster suite,
+against the object model (:mod:`raftkube_fuzz.checks.linearizability.object_model`), at the
+end of an example.
 
-The user's creates, patches and deletes are recorded per object key
-(:mod:`raftkube_fuzz.cluster.object_history`); each key's history is searched alone with the
-store's search (Wing and Gong's, with Lowe's memo), and the creates across keys must get
-``resourceVersion``s that grow in real-time order. A failure is the search's own report (the
-operations it could not place and why the model refused each); a search out of budget is
-``LinearizabilityUndecided``, never a pass.
+Every component's and the user's creates, GETs, updates, patches, deletes, bindings and
+evictions are recorded per object key (:mod:`raftkube_fuzz.cluster.object_history`); each
+key's history is searched alone with the store's search (Wing and Gong's, with Lowe's memo),
+with the model told what writers outside the history may do to that key
+(:meth:`~raftkube_fuzz.cluster.object_history.ObjectHistories.others`: exact, for most), and
+the creates across keys must get ``resourceVersion``s that grow in real-time order. A failure
+is the search's own report (the operations it could not place and why the model refused each);
+a search out of budget is ``LinearizabilityUndecided``, never a pass.
 
-Run once, at the end: the histories are a few dozen operations a key, so one search each costs
-little, and a violation found at the end names the same operations one found earlier would.
+Run once, at the end: most keys' requests come from one client at a time (a kubelet's Node
+and Lease, a leader's Lease), so they rarely overlap and the memo keeps each search close to
+linear; a violation found at the end names the same operations one found earlier would.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from raftkube_fuzz.checks.linearizability import (
     SearchMemo,
     find_linearization,
 )
-from raftkube_fuzz.checks.linearizability.object_model import OBJECT_MODEL, check_creates_in_order
+from raftkube_fuzz.checks.linearizability.object_model import ObjectModel, check_creates_in_order
 from raftkube_fuzz.checks.linearizability.search import prepared_entries
 from raftkube_fuzz.cluster.object_history import ObjectHistories
 from raftkube_fuzz.violation import Violation
@@ -40,7 +44,7 @@ def check_object_histories(histories: ObjectHistories, max_steps: int = MAX_STEP
     entries = []
     for key in sorted(histories.by_key):
         history = histories.by_key[key]
-        memo = SearchMemo(model=OBJECT_MODEL)
+        memo = SearchMemo(model=ObjectModel(histories.others(key)))
         try:
             find_linearization(history, memo=memo, max_steps=max_steps)
         except LinearizabilityUndecided as exc:
@@ -55,20 +59,15 @@ def check_object_histories(histories: ObjectHistories, max_steps: int = MAX_STEP
     check_creates_in_order(entries)
 
 
-HISTORIES = "object_histories"
-"""Where a run keeps its :class:`ObjectHistories` (``run.extras``)."""
-
-
 def histories_of(run: Run) -> ObjectHistories:
-    """The run's object histories, made on first use (the suite's user actions record into
-    them)."""
-    found = run.extras.setdefault(HISTORIES, ObjectHistories())
-    assert isinstance(found, ObjectHistories)
+    """The run's object histories: its control plane's, into which every client records."""
+    found = getattr(run.extras.get("plane"), "histories", None)
+    assert isinstance(found, ObjectHistories), "the run has no control plane"
     return found
 
 
 class ObjectLinearizabilityCheck(Check):
-    """The user's object requests, at the end of an example (see the module docstring)."""
+    """Every client's object requests, at the end of an example (see the module docstring)."""
 
     name = "object-linearizability"
 

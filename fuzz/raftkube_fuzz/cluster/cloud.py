@@ -36,10 +36,11 @@ from raftkube.cloud.manager import CloudControllerOptions, run_cloud_controller_
 from raftkube.cloud.provider import SimulatedCloud
 from raftkube.cloud.server import CloudService, Faults, serve_cloud
 from raftkube.controllers.leaderelection import LeaderElectionLost
-from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
+from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError, RequestTracer
 from raftkube.kubeclient.kubeconfig import load_kubeconfig
 from raftkube_fuzz.cluster.components import wall_clock
 from raftkube_fuzz.cluster.lag import LaggingWatchClient, Lags, lagging_dial
+from raftkube_fuzz.cluster.object_history import ObjectHistories, tracer_of
 from raftkube_fuzz.cluster.pki import SimPKI
 from raftkube_fuzz.world.host import HostEnv
 
@@ -126,11 +127,16 @@ class CloudProcess:
 
 
 def token_client(
-    env: HostEnv, pki: SimPKI, token: str, lags: Lags | None, server: str | None = None
+    env: HostEnv,
+    pki: SimPKI,
+    token: str,
+    lags: Lags | None,
+    server: str | None = None,
+    tracer: RequestTracer | None = None,
 ) -> KubeClient:
     """A client of the API server at ``server`` (default: the admin kubeconfig's) presenting
     ``token`` alone, trusting the cluster CA, on the host's network and clock, lagging as
-    ``lags`` says for this host."""
+    ``lags`` says for this host, telling ``tracer`` each request (:mod:`.object_history`)."""
     config = attrs.evolve(
         load_kubeconfig(pki.plan.admin_kubeconfig), client_certificate=None, client_key=None
     )
@@ -146,6 +152,7 @@ def token_client(
         timeout=CLIENT_TIMEOUT,
         watch_ceiling=lambda: lag.watches_of(env.name),
         rng=env.rng,
+        tracer=tracer,
     )
 
 
@@ -160,12 +167,17 @@ class CloudControllerManagerProcess:
     lags: Lags | None = None
     server: str | None = None
     """The API server it talks to (``--master``), pinned as the other components are."""
+    histories: ObjectHistories | None = None
+    """Where its clients' requests are recorded (:mod:`.object_history`)."""
 
     async def run(self) -> None:
         while self.side.token is None:
             await sleep_for(self.env.clock, TOKEN_POLL)
         token = self.side.token
-        async with token_client(self.env, self.pki, token, self.lags, self.server) as client:
+        tracer = tracer_of(self.histories, self.env.name)
+        async with token_client(
+            self.env, self.pki, token, self.lags, self.server, tracer
+        ) as client:
             while True:
                 try:
                     await self._run_once(client)

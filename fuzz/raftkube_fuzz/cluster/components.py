@@ -36,7 +36,7 @@ from raftkube.controllers.leaderelection import LeaderElectionLost
 from raftkube.controllers.manager import run_controller_manager
 from raftkube.controllers.nodehealth import DisruptionConfig
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig
-from raftkube.kubeclient import KubeClient, RequestObserver, load_kubeconfig
+from raftkube.kubeclient import KubeClient, RequestObserver, RequestTracer, load_kubeconfig
 from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.proxy.proxier import Proxier
 from raftkube.runtime import ContainerScript, SimulatedRuntime
@@ -46,6 +46,7 @@ from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_fuzz.cluster.conformance_monitor import ConformanceMonitor
 from raftkube_fuzz.cluster.lag import Dial, LaggingWatchClient, Lags, lagging_dial
 from raftkube_fuzz.cluster.leadership import LeadershipLog
+from raftkube_fuzz.cluster.object_history import ObjectHistories, tracer_of
 from raftkube_fuzz.cluster.pki import SimPKI
 from raftkube_fuzz.world.clock import SimClock
 from raftkube_fuzz.world.host import HostEnv
@@ -118,11 +119,13 @@ def client_for(
     lags: Lags | None = None,
     observer: RequestObserver | None = None,
     server: str | None = None,
+    tracer: RequestTracer | None = None,
 ) -> KubeClient:
     """A client from ``kubeconfig`` that dials through the host's network on its clock (each
     connection, and each watch, lagging as ``lags`` says for this host: :mod:`.lag`), telling
     ``observer`` each request's outcome. ``server`` (a URL) overrides the kubeconfig's, as
-    the components' ``--master`` flag does: the credentials and CA stay the kubeconfig's."""
+    the components' ``--master`` flag does: the credentials and CA stay the kubeconfig's.
+    ``tracer`` is told each request and its answer (:mod:`.object_history`)."""
     config = load_kubeconfig(kubeconfig)
     options: dict[str, Any] = {
         "ssl_context": config.ssl_context(),
@@ -132,6 +135,7 @@ def client_for(
         "user_agent": user_agent,
         "timeout": 10.0,
         "observer": observer,
+        "tracer": tracer,
     }
     url = server if server is not None else config.server
     dial: Dial = env.network.open_stream
@@ -197,6 +201,8 @@ class ControllerManagerProcess:
     """The API server's URL (``--master``), if not the kubeconfig's."""
     conformance: ConformanceMonitor | None = None
     """Judges its loops' requests against their views (:mod:`.conformance_monitor`)."""
+    histories: ObjectHistories | None = None
+    """Where its clients' requests are recorded (:mod:`.object_history`)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -210,6 +216,7 @@ class ControllerManagerProcess:
             self.lags,
             observer,
             self.server,
+            tracer=tracer_of(self.histories, self.env.name),
         ) as client:
             while True:
                 try:
@@ -254,6 +261,8 @@ class SchedulerProcess:
     """The API server's URL (``--master``), if not the kubeconfig's."""
     conformance: ConformanceMonitor | None = None
     """Judges its bindings against its views (:mod:`.conformance_monitor`)."""
+    histories: ObjectHistories | None = None
+    """Where its clients' requests are recorded (:mod:`.object_history`)."""
 
     async def run(self) -> None:
         plan = self.pki.plan
@@ -273,6 +282,7 @@ class SchedulerProcess:
             self.lags,
             observer,
             self.server,
+            tracer=tracer_of(self.histories, self.env.name),
         ) as client:
             # serve returns once leadership is lost (upstream exits and is restarted).
             while True:
@@ -311,6 +321,8 @@ class ProxyProcess:
     rng: random.Random = attrs.field(init=False)
     proxier: Proxier | None = attrs.field(default=None, init=False)
     """This incarnation's proxier, once its client is open (read by the checks)."""
+    histories: ObjectHistories | None = None
+    """Where its clients' requests are recorded (:mod:`.object_history`)."""
 
     def __attrs_post_init__(self) -> None:
         self.rng = random.Random(self.env.rng.random())
@@ -318,7 +330,13 @@ class ProxyProcess:
     async def run(self) -> None:
         kubeconfig = str(self.pki.plan.proxy_kubeconfig)
         async with client_for(
-            self.env, kubeconfig, "kube-proxy", self.lags, None, self.server
+            self.env,
+            kubeconfig,
+            "kube-proxy",
+            self.lags,
+            None,
+            self.server,
+            tracer=tracer_of(self.histories, self.env.name),
         ) as client:
             factory = SharedInformerFactory(
                 client, clock=self.env.clock, rng=random.Random(self.rng.random())
@@ -349,11 +367,15 @@ class KubeletProcess:
     """What the machine runs (read by the checks)."""
     proxy: ProxyProcess = attrs.field(init=False)
     """The node's kube-proxy (read by the checks)."""
+    histories: ObjectHistories | None = None
+    """Where its clients' requests are recorded (:mod:`.object_history`)."""
 
     def __attrs_post_init__(self) -> None:
         node = self.pki.plan.sim_nodes[self.index]
         self.runtime = SimulatedRuntime(self.env.clock, node.pod_cidr, scripts=SCRIPTS)
-        self.proxy = ProxyProcess(self.env, self.pki, self.lags, self.server)
+        self.proxy = ProxyProcess(
+            self.env, self.pki, self.lags, self.server, histories=self.histories
+        )
 
     @property
     def node_name(self) -> str:
@@ -374,7 +396,13 @@ class KubeletProcess:
         )
         async with (
             client_for(
-                self.env, str(node.kubeconfig), "kubelet", self.lags, None, self.server
+                self.env,
+                str(node.kubeconfig),
+                "kubelet",
+                self.lags,
+                None,
+                self.server,
+                tracer=tracer_of(self.histories, self.env.name),
             ) as client,
             trio.open_nursery() as nursery,
         ):

@@ -52,6 +52,7 @@ from raftkube_fuzz.cluster.components import (
 from raftkube_fuzz.cluster.conformance_monitor import ConformanceMonitor
 from raftkube_fuzz.cluster.lag import Lags
 from raftkube_fuzz.cluster.leadership import SCHEDULER_LEASE_KEY, LeadershipLog
+from raftkube_fuzz.cluster.object_history import ObjectHistories, tracer_of
 from raftkube_fuzz.cluster.pki import MAX_NODES, SimPKI, sim_pki
 from raftkube_fuzz.world.host import Host, HostEnv, Process
 from raftkube_fuzz.world.world import World
@@ -87,6 +88,8 @@ class UserProcess:
     """The API servers' URLs, in order."""
     clients: tuple[KubeClient, ...] = ()
     prober: KubeClient | None = None
+    histories: ObjectHistories | None = None
+    """Where its clients' requests are recorded (:mod:`.object_history`)."""
 
     @property
     def client(self) -> KubeClient | None:
@@ -98,7 +101,13 @@ class UserProcess:
         async with contextlib.AsyncExitStack() as stack:
             clients = []
             for url in self.servers:
-                client = client_for(self.env, kubeconfig, "kubectl", server=url)
+                client = client_for(
+                    self.env,
+                    kubeconfig,
+                    "kubectl",
+                    server=url,
+                    tracer=tracer_of(self.histories, self.env.name),
+                )
                 clients.append(await stack.enter_async_context(client))
             self.prober = await stack.enter_async_context(bearer_client(self.env, kubeconfig))
             self.clients = tuple(clients)
@@ -126,6 +135,8 @@ class ControlPlane:
         ]
         """The API servers, each a host of its own."""
         urls = [api_server_url(host.name) for host in self.apiservers]
+        self.histories = histories = ObjectHistories()
+        """Every client's single-object requests (:mod:`.object_history`)."""
         self.ambiguous = ambiguous = AmbiguousCreates()
         """The controller managers' pod creates with an unknown outcome (:mod:`.ambiguous`)."""
         self.conformance = conformance = ConformanceMonitor(ambiguous)
@@ -141,6 +152,7 @@ class ControlPlane:
                     ambiguous=ambiguous,
                     server=urls[i % len(urls)],
                     conformance=conformance,
+                    histories=histories,
                 ),
             )
             for i in range(shape.managers)
@@ -157,6 +169,7 @@ class ControlPlane:
                     lags=lags,
                     server=urls[i % len(urls)],
                     conformance=conformance,
+                    histories=histories,
                 ),
             )
             for i in range(shape.schedulers)
@@ -165,10 +178,15 @@ class ControlPlane:
         leadership.clocks = {host.name: host.clock.now for host in self.managers}
         scheduling.clocks = {host.name: host.clock.now for host in self.schedulers}
         self.kubelets = [
-            world.add_host(node_address(i), _kubelet_boot(pki, i, lags, urls[i % len(urls)]))
+            world.add_host(
+                node_address(i),
+                _kubelet_boot(pki, i, lags, urls[i % len(urls)], histories=histories),
+            )
             for i in range(shape.nodes)
         ]
-        self.user = world.add_host("user", lambda env: UserProcess(env, pki, tuple(urls)))
+        self.user = world.add_host(
+            "user", lambda env: UserProcess(env, pki, tuple(urls), histories=histories)
+        )
         self.cloud_side = side = CloudSide()
         """The cloud's state and faults, and the CCM's token (:mod:`.cloud`)."""
         for i, node in enumerate(pki.plan.sim_nodes[: shape.nodes]):
@@ -183,6 +201,7 @@ class ControlPlane:
                     side=side,
                     lags=lags,
                     server=urls[i % len(urls)],
+                    histories=histories,
                 ),
             )
             for i, name in enumerate(CCM_HOSTS)
@@ -231,5 +250,7 @@ def node_address(index: int) -> str:
     return f"192.168.1.{10 + index}"
 
 
-def _kubelet_boot(pki: SimPKI, index: int, lags: Lags, server: str) -> Callable[[HostEnv], Process]:
-    return lambda env: KubeletProcess(env, pki, index, lags, server)
+def _kubelet_boot(
+    pki: SimPKI, index: int, lags: Lags, server: str, histories: ObjectHistories | None = None
+) -> Callable[[HostEnv], Process]:
+    return lambda env: KubeletProcess(env, pki, index, lags, server, histories=histories)

@@ -35,8 +35,9 @@ the user keeps authenticates exactly while its account lives
 (:mod:`raftkube_fuzz.checks.account_tokens`, again at the end); at the end, once
 every fault healed, eventual stable reconciliation within a bound derived from the timeouts
 (:mod:`raftkube_fuzz.checks.reconciliation`), every kube-proxy's routes included
-(:mod:`raftkube_fuzz.checks.proxy_routes`), and the linearizability of the user's object
-requests (:mod:`raftkube_fuzz.checks.object_linearizability`); and, as in every suite, nothing
+(:mod:`raftkube_fuzz.checks.proxy_routes`), and the linearizability of every client's
+single-object requests, the components' and the user's
+(:mod:`raftkube_fuzz.checks.object_linearizability`); and, as in every suite, nothing
 may escape a component (an exception out of a host is a failure).
 """
 
