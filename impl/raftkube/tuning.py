@@ -29,17 +29,29 @@ def tune_gc() -> None:
 
 def freeze_long_lived() -> None:
     """Move every object the collector tracks now into its permanent generation, which no
-    collection examines again (``gc.freeze``); a member calls it once its store is loaded and
-    after each snapshot it takes or installs.
+    collection examines again (``gc.freeze``): a member calls it once its store is loaded
+    and whenever :func:`middle_generation_due` says so.
 
-    A member's store is most of its heap: hundreds of thousands of records that live until a
-    compaction drops them (freed then by reference counting, frozen or not). With
-    :data:`GC_THRESHOLDS` the middle generation gathers up to 20 young collections' survivors,
-    most of them new records, and one pass over them took 0.5-1.25 s in an aged 100,000-key
-    member (load 4-7), longer than the election timeout; a full collection of the whole store
-    takes seconds. A snapshot comes every image's worth of writes, before the middle
-    generation fills, so freezing there keeps every collection to what was allocated since.
-    The cost: cyclic garbage present at a freeze, or a frozen cycle that dies later, is never
-    collected (reference counting frees everything else), so this is for the member process,
-    whose heap is the store, not for a process that churns through cyclic structures."""
+    A member's store is most of its heap: hundreds of thousands to millions of records that
+    live until a compaction drops them (freed then by reference counting, frozen or not). With
+    :data:`GC_THRESHOLDS` the middle generation gathers the survivors of 20 young collections,
+    most of them new records, and one pass over them took 0.5-1.4 s (load 4-19), longer than
+    the election timeout; a full collection of the whole store takes seconds. The cost:
+    cyclic garbage that has survived a young collection when a freeze comes, or a frozen
+    cycle that dies later, is never collected (reference counting frees everything else), so
+    this is for the member process, whose heap is the store, and not for a process that
+    churns through cyclic structures."""
     gc.freeze()
+
+
+def middle_generation_due(
+    counts: tuple[int, int, int] | None = None, thresholds: tuple[int, int, int] | None = None
+) -> bool:
+    """Whether the next young collection would also collect the middle generation
+    (``gc.get_count()`` and ``gc.get_threshold()`` unless given): the moment to
+    :func:`freeze_long_lived`, which empties it, so that pass finds next to nothing. Asked a
+    few times a second: a young collection comes every 50,000 net allocations, seconds apart
+    in a member, and freezing is a constant-time splice of the collector's lists."""
+    counts = gc.get_count() if counts is None else counts
+    thresholds = gc.get_threshold() if thresholds is None else thresholds
+    return counts[1] >= thresholds[1] - 1

@@ -1,5 +1,5 @@
 """The garbage-collection pause log: what it counts and when it warns (a fake timer, so no
-timing is measured here)."""
+timing is measured here); and when a member process freezes its long-lived objects."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from raftkube.gcpauses import GcPauseLog
+from raftkube.tuning import middle_generation_due
 
 
 class FakeTimer:
@@ -55,3 +56,9 @@ def test_installed_it_sees_real_collections_and_uninstalls() -> None:
         gc.collect(1)
     assert log not in gc.callbacks
     assert log.collections[1] >= 1
+
+
+def test_the_middle_generation_is_due_one_young_collection_before_its_threshold() -> None:
+    assert not middle_generation_due((1_000, 18, 3), (50_000, 20, 100))
+    assert middle_generation_due((1_000, 19, 3), (50_000, 20, 100))
+    assert middle_generation_due((0, 1, 0), (700, 2, 10))

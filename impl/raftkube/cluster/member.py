@@ -39,7 +39,7 @@ from raftkube.server.compactor import MODES, AutoCompaction, CompactionConfigErr
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
 from raftkube.server.wiring import RunningMember, open_member
 from raftkube.tls import TlsSetupError, peer_tls, server_context
-from raftkube.tuning import freeze_long_lived, tune_gc
+from raftkube.tuning import freeze_long_lived, middle_generation_due, tune_gc
 
 logger = logging.getLogger("raftkube.member")
 
@@ -280,15 +280,13 @@ def _check_data_dir(path: Path) -> None:
 
 async def _report_events(member: Member) -> None:
     """Log term and leader changes by sampling: the Raft driver stays free of log policy.
-    Also freezes the collector's tracked objects after each snapshot taken or installed
-    (:func:`raftkube.tuning.freeze_long_lived`), a process-wide policy kept out of the member
-    for the same reason (a simulated world runs many members in one process)."""
+    Also freezes the collector's tracked objects before each middle-generation collection
+    (:mod:`raftkube.tuning`), a process-wide policy kept out of the member for the same
+    reason (a simulated world runs many members in one process)."""
     term: int | None = None
     leader: int | None = -1
-    snapshots = member.snapshots_taken + member.snapshots_installed
     while True:
-        if member.snapshots_taken + member.snapshots_installed != snapshots:
-            snapshots = member.snapshots_taken + member.snapshots_installed
+        if middle_generation_due():
             freeze_long_lived()
         if member.term != term:
             term = member.term
