@@ -54,6 +54,12 @@ SLOW_READY_IMAGE = "sim-slow-ready"
 each new pod is Running with an IP and not Ready for a while, as a real server warming up
 is: what the endpoints controller must keep out of a Service's ready addresses."""
 SLOW_READY_AFTER = 3.0
+SLOW_STOP_IMAGE = "sim-slow-stop"
+"""The image of :data:`TEAM`'s ReplicaSets: its container exits only :data:`SLOW_STOP_AFTER`
+seconds after SIGTERM (a server draining its connections), so a pod being deleted stays
+there, terminating, for that long: what a namespace's deletion must wait for before the
+namespace controller may finalize it. ``default``'s pods stop at once, as before."""
+SLOW_STOP_AFTER = 5.0
 
 READINESS_PROBE = {"exec": {"command": ["ready"]}, "periodSeconds": 1, "failureThreshold": 1}
 
@@ -99,6 +105,7 @@ def pinned_pod(node: str) -> Obj:
 
 def replica_set(name: str, replicas: int, namespace: str = NAMESPACE) -> Obj:
     labels = RS_LABELS.get(name, {"app": name})
+    image = SLOW_STOP_IMAGE if namespace == TEAM else IMAGE
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -106,7 +113,7 @@ def replica_set(name: str, replicas: int, namespace: str = NAMESPACE) -> Obj:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(labels)},
-            "template": _template(dict(labels), 1, cpu=RS_CPU),
+            "template": _template(dict(labels), 1, image, cpu=RS_CPU),
         },
     }
 

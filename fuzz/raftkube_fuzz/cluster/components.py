@@ -41,7 +41,12 @@ from raftkube.kubelet import Kubelet, NodeConfig, RuntimeProber
 from raftkube.proxy.proxier import Proxier
 from raftkube.runtime import ContainerScript, SimulatedRuntime
 from raftkube.scheduler.cli import SchedulerOptions, serve
-from raftkube_fuzz.cluster.actions import SLOW_READY_AFTER, SLOW_READY_IMAGE
+from raftkube_fuzz.cluster.actions import (
+    SLOW_READY_AFTER,
+    SLOW_READY_IMAGE,
+    SLOW_STOP_AFTER,
+    SLOW_STOP_IMAGE,
+)
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates
 from raftkube_fuzz.cluster.conformance_monitor import ConformanceMonitor
 from raftkube_fuzz.cluster.lag import Dial, LaggingWatchClient, Lags, lagging_dial
@@ -98,7 +103,10 @@ LEADER_RETRY = 2.0
 """Leader election for the controller manager and the scheduler: upstream's defaults."""
 
 
-SCRIPTS = {SLOW_READY_IMAGE: ContainerScript(ready_after=SLOW_READY_AFTER)}
+SCRIPTS = {
+    SLOW_READY_IMAGE: ContainerScript(ready_after=SLOW_READY_AFTER),
+    SLOW_STOP_IMAGE: ContainerScript(stop_takes=SLOW_STOP_AFTER),
+}
 """What the simulated runtimes run, by image (any other image: ready at once)."""
 
 

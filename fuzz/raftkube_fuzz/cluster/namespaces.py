@@ -31,6 +31,7 @@ from raftkube_fuzz.cluster import actions
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults.cluster import plane_of
 from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suites.base import setting
 from raftkube_fuzz.timeline import CLIENT
 
 STEP_KINDS = ("create_namespace", "delete_namespace")
@@ -39,7 +40,16 @@ TEAM_SHARE = 4
 """One workload step in this many targets :data:`~raftkube_fuzz.cluster.actions.TEAM`."""
 
 START_LIMIT = 30.0
-"""Virtual seconds the namespace's creation before the first step may take."""
+"""Virtual seconds each of the user's requests before the first step may take."""
+
+SETUPS = ("empty", "workloads")
+"""The suite's ``team`` setting: ``workloads`` has the user also apply ReplicaSet
+:data:`BUSY` in :data:`~raftkube_fuzz.cluster.actions.TEAM` before the first step, so that
+a namespace deletion drawn at any step finds pods to wait for (they take
+:data:`~raftkube_fuzz.cluster.actions.SLOW_STOP_AFTER` seconds to stop): a search about what
+a namespace's deletion must wait for. The default, ``empty``, leaves the namespace to the
+steps."""
+BUSY = ("rs-b", 2)
 
 
 def namespace_choice() -> st.SearchStrategy[str]:
@@ -110,3 +120,9 @@ def at_start(run: Run) -> None:
     outcome = run.sim.call(create, plane.admin, actions.TEAM, limit=START_LIMIT)
     text = f"user: create namespace {actions.TEAM}: {outcome}"
     run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
+    if setting(run, "team", SETUPS, "empty") == "workloads":
+        name, replicas = BUSY
+        obj = actions.replica_set(name, replicas, actions.TEAM)
+        outcome = run.sim.call(actions.apply, plane.admin, obj, limit=START_LIMIT)
+        text = f"user: apply {name}{flag(actions.TEAM)} x{replicas}: {outcome}"
+        run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
