@@ -15,13 +15,13 @@ The catalogue is split by the part of the system a bug lives in: :mod:`.raft` (t
 core), :mod:`.kv` (the member's reads, watches, leases and sessions) and :mod:`.workloads`
 (the control loops and the kubelet that place and serve pods), :mod:`.traffic` (what tells
 clients where a Service's pods are), :mod:`.objects` (the loops that decide when an object
-goes with another), :mod:`.leases` (leader election), :mod:`.nodes` (node lifecycle);
-:mod:`.base` holds what a mutant is.
+goes with another), :mod:`.leases` (leader election), :mod:`.nodes` (node lifecycle),
+:mod:`.namespaces` (the namespace controller); :mod:`.base` holds what a mutant is.
 """
 
 from __future__ import annotations
 
-from raftkube_fuzz.mutants import kv, leases, nodes, objects, raft, traffic, workloads
+from raftkube_fuzz.mutants import kv, leases, namespaces, nodes, objects, raft, traffic, workloads
 from raftkube_fuzz.mutants.base import SUITES, Mutant
 
 MUTANTS: dict[str, Mutant] = {
@@ -34,6 +34,7 @@ MUTANTS: dict[str, Mutant] = {
         *objects.MUTANTS,
         *leases.MUTANTS,
         *nodes.MUTANTS,
+        *namespaces.MUTANTS,
     )
 }
 """Every mutant by name, in a fixed order: the store's suites first, then the cluster's."""
