@@ -16,7 +16,6 @@ import trio
 from raftkube_fuzz.checks import account_tokens
 from raftkube_fuzz.checks.object_linearizability import histories_of
 from raftkube_fuzz.cluster import accounts, actions, namespaces
-from raftkube_fuzz.cluster.object_history import ObjectHistories
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import REGISTRY
 from raftkube_fuzz.faults.cluster import plane_of
@@ -93,14 +92,9 @@ def accounts_at_start(run: Run) -> None:
 
 def execute_client(run: Run, step: Step) -> bool:
     kind = step.kind
-    history: ObjectHistories | None = histories_of(run)
+    history = histories_of(run)
     namespace = namespaces.namespace_of(step)
     where = namespaces.flag(namespace)
-    if namespace != actions.NAMESPACE:
-        # The object model lets nobody but the user delete a workload, and the namespace
-        # controller deletes everything in a namespace being deleted: team-a's requests
-        # stay out of the histories until the model knows that writer.
-        history = None
     via = int(step.get("via", 0))
     if kind == "apply_rs":
         obj = actions.replica_set(step["name"], step["replicas"], namespace)
