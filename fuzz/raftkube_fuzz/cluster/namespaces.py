@@ -15,7 +15,7 @@ by :mod:`raftkube_fuzz.checks.namespace_lifecycle` (on the store's revisions) an
 A workload step names its namespace (the step's ``namespace``, ``default`` when absent, so
 older traces replay): :func:`namespace_choice` draws :data:`TEAM` for one step in
 :data:`TEAM_SHARE`, so ``default``'s objects, which the implementation mutants are hunted
-with, are met again as often as before and ``team-a``'s still often enough to collide.
+with, still get three workload steps in four, and ``team-a``'s enough to collide.
 
 As for every user action, an outcome goes to the timeline and is never a failure of the run.
 """
