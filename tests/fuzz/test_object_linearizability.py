@@ -11,14 +11,18 @@ import json
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 
 from raftkube.kubeclient import KubeConnectionError
 from raftkube_fuzz.checks.history import Failed, History, Ok, Outcome, Unknown
 from raftkube_fuzz.checks.linearizability.object_model import (
+    EXACT,
     AlreadyExists,
     Conflict,
     NotFound,
     ObjectRequest,
+    Others,
     Seen,
     Wrote,
 )
@@ -255,3 +259,27 @@ def test_answers_are_read_as_the_model_judges_them() -> None:
     finalized = {"metadata": {"uid": "u", "resourceVersion": "9", "deletionTimestamp": "t"}}
     got = answer_of(req("update"), 200, json.dumps(finalized).encode())
     assert isinstance(got, Ok) and got.result.gone is True  # type: ignore[union-attr]
+
+
+def test_the_tracer_keys_a_generated_name_by_its_answer_and_notes_what_it_cannot_key() -> None:
+    histories = ObjectHistories()
+    pods = "/api/v1/namespaces/default/pods"
+
+    async def main() -> None:
+        trace = histories.tracer("kcm-0")
+        created = {"metadata": {"name": "rs-a-x1", "uid": "u", "resourceVersion": "7"}}
+        trace("POST", pods, None, {"metadata": {"generateName": "rs-a-"}})(
+            201, json.dumps(created).encode()
+        )
+        lost = trace("POST", pods, None, {"metadata": {"generateName": "rs-b-"}})
+        lost(KubeConnectionError("connection lost"), b"")
+        refused = trace("POST", pods, None, {"metadata": {"generateName": "rs-c-"}})
+        refused(409, b'{"kind": "Status", "reason": "AlreadyExists"}')
+        trace("DELETE", "/api/v1/namespaces/team-a/pods", None, None)(200, b"{}")
+
+    trio.run(main, clock=trio.testing.MockClock())
+    assert sorted(histories.by_key) == ["Pod/default/rs-a-x1"]
+    assert histories.others("Pod/default/rs-b-q7") == Others(create=True)
+    assert histories.others("Pod/default/rs-c-q7") == EXACT
+    assert histories.others("Pod/team-a/anything").loose
+    assert histories.others("Namespace//kube-system") == Others(create=True)

@@ -297,9 +297,9 @@ class ObjectHistories:
             if isinstance(answer, Unknown):
                 self.lost_generated.add((request.kind, request.namespace, prefix))
                 return
-            if not isinstance(answer, Ok):
-                return
             name = str(_meta(_decoded(data)).get("name") or "")
+            if not isinstance(answer, Ok) or not isinstance(answer.result, Seen) or not name:
+                return  # refused: no object, so no key (a refusal below 500 wrote nothing)
             named = attrs.evolve(request, name=name)
             history = self.by_key.setdefault(named.key, History())
             op = history.invoke(client, named, call)  # type: ignore[arg-type]
