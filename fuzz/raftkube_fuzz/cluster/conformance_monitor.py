@@ -16,7 +16,9 @@ Two hooks per judged component (controller manager, scheduler), installed by
 Nothing is judged inside a component (an exception there would be the component's): after
 every step :meth:`ConformanceMonitor.check` judges the views and the requests collected, with
 the rules of :mod:`raftkube_fuzz.checks.request_conformance` and
-:mod:`raftkube_fuzz.checks.views`, and raises the first violation.
+:mod:`raftkube_fuzz.checks.views`, and raises the first violation. A request is collected when
+its answer comes (the observer is told then), so one whose answer is still on its way when a
+step ends is judged after the next step.
 """
 
 from __future__ import annotations
