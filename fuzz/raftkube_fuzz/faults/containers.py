@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from raftkube.kubelet.backoff import INITIAL, MAXIMUM
 from raftkube_fuzz.faults import FaultKind, register
 from raftkube_fuzz.faults.cluster import component
 from raftkube_fuzz.steps import Step
@@ -52,6 +51,11 @@ def crash_loop_allowance(run: Run) -> float:
     """The longest crash-loop back-off the example's container crashes can have left a
     container waiting out: the kubelet's delay doubles from 10 s at each restart of the
     same container, to at most 300 s, so ``n`` crashes wait at most ``10 x 2^(n-1)``."""
+    # Imported here: the registry imports this module in every fuzz process, and importing
+    # the kubelet package imports the control plane, which a kv or raft run never touches
+    # (Hypothesis scans every imported project module for constants to draw).
+    from raftkube.kubelet.backoff import INITIAL, MAXIMUM
+
     crashes = run.faults.get(CONTAINER_CRASH, 0)
     if crashes == 0:
         return 0.0
