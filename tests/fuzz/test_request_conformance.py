@@ -47,8 +47,8 @@ def replica_set(replicas: int) -> Obj:
     }  # fmt: skip
 
 
-def node(name: str, cpu: str = "1") -> Obj:
-    return {"metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": "1"},
+def node(name: str, cpu: str = "1", rv: int = 1) -> Obj:
+    return {"metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": str(rv)},
             "status": {"allocatable": {"cpu": cpu}}}  # fmt: skip
 
 
@@ -123,7 +123,8 @@ def test_an_endpoints_write_must_list_exactly_the_views_ready_pods() -> None:
 
 def put(obj: Obj, resource: str = "pods") -> KeyValue:
     meta = obj["metadata"]
-    key = f"/registry/{resource}/{meta['namespace']}/{meta['name']}".encode()
+    scope = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    key = f"/registry/{resource}/{scope}{meta['name']}".encode()
     return KeyValue(key, version=1, value=json.dumps(obj).encode())
 
 
@@ -198,3 +199,34 @@ def test_the_monitor_judges_a_create_against_the_view_its_sync_read(
     else:
         monitor.check()
         assert monitor.judged == 1
+
+
+@pytest.mark.parametrize(("cpu", "violates"), [("500m", False), ("700m", True)])
+def test_a_binding_is_judged_as_it_is_sent_with_the_assumptions_of_earlier_decisions(
+    cpu: str, violates: bool
+) -> None:
+    monitor = ConformanceMonitor()
+    pending = [pod("p", cpu="500m", rv=2), pod("q", cpu=cpu, rv=3)]
+    for i, p in enumerate(pending):
+        monitor.history.written(2 + i, (put(p),))
+    monitor.history.written(4, (put(node("n1", rv=4), "nodes"),))
+    monitor.watch("sched-0")
+    trace = monitor.tracer()
+    caches = (informer("pods", pending, 3), informer("nodes", [node("n1", rv=4)], 4))
+    try:
+        for p in pending:
+            sync_started("scheduler", f"default/{p['metadata']['name']}", caches)
+            meta = p["metadata"]
+            body = {"metadata": {"name": meta["name"], "namespace": "default", "uid": meta["uid"]},
+                    "target": {"kind": "Node", "name": "n1"}}  # fmt: skip
+            path = f"/api/v1/namespaces/default/pods/{meta['name']}/binding"
+            trace("POST", path, None, body)  # no answer yet
+    finally:
+        CURRENT.set(None)
+        listen_to_syncs(None)
+    if violates:
+        with pytest.raises(Violation, match="p:500m \\(assumed\\)"):
+            monitor.check()
+    else:
+        monitor.check()
+        assert monitor.judged == 2

@@ -112,10 +112,14 @@ def check_end(run: Run) -> None:
     limit = bound(run) + cloud_share(run)
     start = run.sim.now
     state: dict[str, Any] = {"since": None, "problems": []}
+    conformance = plane_of(run).conformance
 
     async def reconcile() -> None:
         while True:
-            observer.follow(run.written)
+            try:
+                observer.follow(run.written)
+            finally:  # as after a step: the loops' requests are judged first
+                conformance.check(lambda uid: uid in observer.excused)
             observer.check_machines(running_pods(run))
             problems = unreconciled(observer)
             problems += misrouted(observer.of("Endpoints"), routes_by_node(plane_of(run)))
@@ -135,7 +139,6 @@ def check_end(run: Run) -> None:
             await sleep(POLL)
 
     run.sim.call(reconcile, limit=limit + STABLE_FOR + 2 * POLL)
-    conformance = plane_of(run).conformance
     conformance.check(lambda uid: uid in observer.excused)
     run.timeline.add(run.sim.now, None, CHECK, conformance.summary())
     if state["since"] is None:

@@ -215,8 +215,10 @@ class ControllerManagerProcess:
     async def run(self) -> None:
         plan = self.pki.plan
         observer: RequestObserver | None = self.ambiguous
+        tracer = tracer_of(self.histories, self.env.name)
         if self.conformance is not None:
             observer = self.conformance.watch(self.env.name, observer)
+            tracer = self.conformance.tracer(tracer)
         async with client_for(
             self.env,
             str(plan.controller_manager_kubeconfig),
@@ -224,7 +226,7 @@ class ControllerManagerProcess:
             self.lags,
             observer,
             self.server,
-            tracer=tracer_of(self.histories, self.env.name),
+            tracer=tracer,
         ) as client:
             while True:
                 try:
@@ -274,7 +276,11 @@ class SchedulerProcess:
 
     async def run(self) -> None:
         plan = self.pki.plan
-        observer = self.conformance.watch(self.env.name) if self.conformance else None
+        observer: RequestObserver | None = None
+        tracer = tracer_of(self.histories, self.env.name)
+        if self.conformance is not None:
+            observer = self.conformance.watch(self.env.name)
+            tracer = self.conformance.tracer(tracer)
         options = SchedulerOptions(
             kubeconfig=plan.scheduler_kubeconfig,
             leader_elect=True,
@@ -290,7 +296,7 @@ class SchedulerProcess:
             self.lags,
             observer,
             self.server,
-            tracer=tracer_of(self.histories, self.env.name),
+            tracer=tracer,
         ) as client:
             # serve returns once leadership is lost (upstream exits and is restarted).
             while True:

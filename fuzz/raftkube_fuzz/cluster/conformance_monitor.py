@@ -8,16 +8,20 @@ Two hooks per judged component (controller manager, scheduler), installed by
   with the resourceVersion they are at (a list copy: the cache's objects are never changed in
   place), and makes it the current sync of that task in :data:`CURRENT`, which the tasks the
   sync starts inherit;
-* the **request observer** (the client's :data:`~raftkube.kubeclient.RequestObserver`, told
-  in the requesting task): a request of a current sync is kept with that sync, and what the
-  store holds at that moment is noted where a rule needs it (the pods a ReplicaSet create
-  counts, from :class:`~raftkube_fuzz.checks.views.StoreHistory`, fed live).
+* the **request tracer and observer** (the client's
+  :data:`~raftkube.kubeclient.client.RequestTracer`, told as a request is sent, and
+  :data:`~raftkube.kubeclient.RequestObserver`, told of its outcome, both in the requesting
+  task): a request of a current sync is kept with that sync, a binding or an Endpoints write
+  as it is sent, a ReplicaSet controller's pod create or delete once it is answered 2xx, with
+  what the store holds at that moment where a rule needs it (the pods a create counts, from
+  :class:`~raftkube_fuzz.checks.views.StoreHistory`, fed live); a failed binding's assumption
+  is forgotten from then on.
 
 Nothing is judged inside a component (an exception there would be the component's): after
 every step :meth:`ConformanceMonitor.check` judges the views and the requests collected, with
 the rules of :mod:`raftkube_fuzz.checks.request_conformance` and
-:mod:`raftkube_fuzz.checks.views`, and raises the first violation. A request is collected when
-its answer comes (the observer is told then), so one whose answer is still on its way when a
+:mod:`raftkube_fuzz.checks.views`, and raises the first violation. A ReplicaSet controller's
+request is collected when its answer comes, so one whose answer is still on its way when a
 step ends is judged after the next step.
 """
 
@@ -32,7 +36,7 @@ import attrs
 
 from raftkube.controllers.informer import SharedIndexInformer
 from raftkube.controllers.synctrace import listen_to_syncs
-from raftkube.kubeclient import RequestObserver
+from raftkube.kubeclient import RequestDone, RequestObserver, RequestTracer
 from raftkube_fuzz.checks import request_conformance as rules
 from raftkube_fuzz.checks.views import StoreHistory, controller_of, scope_of, view_mismatch
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates, is_pod_create
@@ -95,7 +99,8 @@ class Request:
     method: str
     path: str
     body: Any
-    outcome: int | BaseException
+    outcome: int | BaseException | str
+    """The answer's status code or the exception, or :data:`SENT`."""
     created_since: tuple[str, ...] = ()
     """For a pod create: uids of the owner's active pods the store created after the view's
     pod revision, as the store held them when the answer came."""
@@ -111,6 +116,14 @@ class Assumption:
     node: str
     forgotten_at: int | None
     """The decision count when its binding failed (the scheduler forgets it then)."""
+
+
+SENT = "sent"
+"""The outcome of a request judged as it was sent."""
+
+
+def _nothing(outcome: int | BaseException, data: bytes) -> None:
+    """What a request is told when it ends, when no other tracer wants to know."""
 
 
 def _ok(outcome: int | BaseException) -> bool:
@@ -133,6 +146,8 @@ class ConformanceMonitor:
     """The last sync of each (host, loop), whose view is checked after every step."""
     decisions: dict[SharedIndexInformer, int] = attrs.field(factory=dict)
     assumed: dict[SharedIndexInformer, list[Assumption]] = attrs.field(factory=dict)
+    binding: dict[tuple[SharedIndexInformer, str], Assumption] = attrs.field(factory=dict)
+    """The bindings sent and not answered yet, by scheduler incarnation and path."""
     deleted: dict[SharedIndexInformer, set[str]] = attrs.field(factory=dict)
     """Uids of the pods each ReplicaSet controller incarnation deleted (2xx)."""
     versions: dict[SharedIndexInformer, int] = attrs.field(factory=dict)
@@ -156,7 +171,8 @@ class ConformanceMonitor:
 
     def watch(self, host: str, also: RequestObserver | None = None) -> RequestObserver:
         """Install the sync listener in the calling task (a component's root) and return the
-        observer its clients must be given (calling ``also`` first)."""
+        observer its clients must be given (calling ``also`` first); the clients must be given
+        :meth:`tracer` too."""
         listen_to_syncs(functools.partial(self._sync_started, host))
 
         def observe(method: str, path: str, body: Any, outcome: int | BaseException) -> None:
@@ -165,6 +181,17 @@ class ConformanceMonitor:
             self._request(method, path, body, outcome)
 
         return observe
+
+    def tracer(self, also: RequestTracer | None = None) -> RequestTracer:
+        """The request tracer a watched component's clients must be given (calling ``also``
+        first): it sees each request as it is sent."""
+
+        def trace(method: str, path: str, query: Any, body: Any) -> RequestDone:
+            done = also(method, path, query, body) if also is not None else _nothing
+            self._sent(method, path, body)
+            return done
+
+        return trace
 
     # --- collecting (inside the components' tasks: quick, never raises) ---------------------
 
@@ -227,15 +254,28 @@ class ConformanceMonitor:
                 gone.add(uid)
                 request = Request(sync, method, path, body, outcome, deleted=frozenset(gone))
                 self.requests.append(request)
-        elif sync.loop == "scheduler" and parts[-1:] == ["binding"] and isinstance(body, Mapping):
+        elif sync.loop == "scheduler" and (sync.incarnation, path) in self.binding:
+            assumption = self.binding.pop((sync.incarnation, path))
+            if not _ok(outcome):  # upstream forgets the assumption of a failed binding
+                assumption.forgotten_at = self.decisions.get(sync.incarnation, 0)
+
+    def _sent(self, method: str, path: str, body: Any) -> None:
+        """A request is being sent: the bindings and Endpoints writes of a current sync are
+        collected now, so that one whose answer comes late is judged after the step it was
+        made in (their rules need no answer)."""
+        sync = CURRENT.get()
+        if sync is None:
+            return
+        parts = _parts(path)
+        if sync.loop == "scheduler" and parts[-1:] == ["binding"] and isinstance(body, Mapping):
             node = str((body.get("target") or {}).get("name") or "")
             uid = str((body.get("metadata") or {}).get("uid") or "")
-            forgotten = None if _ok(outcome) else self.decisions.get(sync.incarnation, 0)
-            memory = self.assumed.setdefault(sync.incarnation, [])
-            memory.append(Assumption(sync.seq, uid, node, forgotten))
-            self.requests.append(Request(sync, method, path, body, outcome))
+            assumption = Assumption(sync.seq, uid, node, None)
+            self.assumed.setdefault(sync.incarnation, []).append(assumption)
+            self.binding[(sync.incarnation, path)] = assumption
+            self.requests.append(Request(sync, method, path, body, SENT))
         elif sync.loop == "endpoint" and "endpoints" in parts[-2:] and method != "GET":
-            self.requests.append(Request(sync, method, path, body, outcome))
+            self.requests.append(Request(sync, method, path, body, SENT))
 
     # --- judging (after every step) ----------------------------------------------------------
 
