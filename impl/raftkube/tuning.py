@@ -44,6 +44,35 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
+RECLAIM_GROWTH: Final = 4
+"""A reclaim is due once the frozen objects are this many times what they were after the
+last one (or after the store was loaded)."""
+RECLAIM_FLOOR: Final = 1_000_000
+"""The smallest baseline a reclaim is judged against: a member holding a small store freezes
+few objects, and a reclaim of them would be a short pass made for nothing."""
+
+
+def reclaim_due(frozen: int, baseline: int) -> bool:
+    """Whether ``frozen`` objects (``gc.get_freeze_count()``) have outgrown ``baseline``, the
+    count after the last :func:`reclaim_frozen`: the safety net against what
+    :func:`freeze_long_lived` costs. Frozen cycles that died are never collected, so a member
+    that ran for days would hold every cycle that was alive (a task's frames, a pending
+    request's exception) at some freeze; the frozen count grows with the store too, so a
+    growth of :data:`RECLAIM_GROWTH` times bounds that garbage to a multiple of the live heap
+    at the price of one full collection per such growth."""
+    return frozen > RECLAIM_GROWTH * max(baseline, RECLAIM_FLOOR)
+
+
+def reclaim_frozen() -> int:
+    """Unfreeze, collect every generation, freeze again; return the frozen count after it.
+    One full pass over the heap: seconds for a store of millions of records, so a member
+    logs it and does it only when :func:`reclaim_due` says so."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def middle_generation_due(
     counts: tuple[int, int, int] | None = None, thresholds: tuple[int, int, int] | None = None
 ) -> bool:

@@ -13,6 +13,7 @@ existing``, as an etcd member is; it waits outside the configuration until the l
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -39,7 +40,13 @@ from raftkube.server.compactor import MODES, AutoCompaction, CompactionConfigErr
 from raftkube.server.member import LEASE, READ_INDEX, Member, MemberConfig
 from raftkube.server.wiring import RunningMember, open_member
 from raftkube.tls import TlsSetupError, peer_tls, server_context
-from raftkube.tuning import freeze_long_lived, middle_generation_due, tune_gc
+from raftkube.tuning import (
+    freeze_long_lived,
+    middle_generation_due,
+    reclaim_due,
+    reclaim_frozen,
+    tune_gc,
+)
 
 logger = logging.getLogger("raftkube.member")
 
@@ -280,14 +287,25 @@ def _check_data_dir(path: Path) -> None:
 
 async def _report_events(member: Member) -> None:
     """Log term and leader changes by sampling: the Raft driver stays free of log policy.
-    Also freezes the collector's tracked objects before each middle-generation collection
-    (:mod:`raftkube.tuning`), a process-wide policy kept out of the member for the same
-    reason (a simulated world runs many members in one process)."""
+    Also freezes the collector's tracked objects before each middle-generation collection,
+    and reclaims what the freezes kept once it outgrew the heap (:mod:`raftkube.tuning`), a
+    process-wide policy kept out of the member for the same reason (a simulated world runs
+    many members in one process)."""
     term: int | None = None
     leader: int | None = -1
+    baseline = gc.get_freeze_count()
     while True:
         if middle_generation_due():
             freeze_long_lived()
+            frozen = gc.get_freeze_count()
+            if reclaim_due(frozen, baseline):
+                logger.warning(
+                    "reclaiming frozen garbage: %d objects frozen, %d after the last reclaim; "
+                    "a full collection follows and may pause this member",
+                    frozen,
+                    baseline,
+                )
+                baseline = reclaim_frozen()
         if member.term != term:
             term = member.term
             logger.info("term %d", term)
