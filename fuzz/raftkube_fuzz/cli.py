@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rich.live import Live
 from rich.table import Table
 
+from raftkube.tuning import tune_gc
 from raftkube_fuzz.cli_display import (
     hunts_table,
     make_console,
@@ -28,7 +29,6 @@ from raftkube_fuzz.cli_display import (
     progress_table,
     workers_table,
 )
-from raftkube_fuzz.gc_tuning import tune_fuzz_gc
 
 if TYPE_CHECKING:
     from raftkube_fuzz.machine_context import MachineContext
@@ -234,7 +234,7 @@ class _Interrupt:
 
 
 def _run(args: argparse.Namespace) -> int:
-    tune_fuzz_gc()
+    tune_gc()
     from raftkube_fuzz.suite_runner import RunTotals, run_suite
     from raftkube_fuzz.suites import SUITE_NAMES
     from raftkube_fuzz.workers import resolve_jobs, run_parallel
@@ -311,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    tune_fuzz_gc()
+    tune_gc()
     from raftkube_fuzz import timeline_model
     from raftkube_fuzz.example import run_steps
     from raftkube_fuzz.suite_runner import patch_for
@@ -455,7 +455,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _mutants(args: argparse.Namespace) -> int:
-    tune_fuzz_gc()
+    tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
     from raftkube_fuzz.suite_runner import RunTotals, run_suite
     from raftkube_fuzz.workers import resolve_jobs, run_each

@@ -47,8 +47,8 @@ from typing import Any
 
 import attrs
 
+from raftkube.tuning import tune_gc
 from raftkube_fuzz import machine_context
-from raftkube_fuzz.gc_tuning import tune_fuzz_gc
 from raftkube_fuzz.suite_runner import STATE_DIR, RunResult, RunTotals, run_suite
 from raftkube_fuzz.suites import get_suite
 
@@ -105,7 +105,7 @@ def _work(job: _Job, messages: Any, stop: Any) -> None:
     stopping to the parent, which sets ``stop``: an interrupt landing inside a simulated
     member would be recorded as that member's crash, a failure to shrink, not a way out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tune_fuzz_gc()
+    tune_gc()
 
     def progress(s: machine_context.MachineContext, _elapsed: float) -> None:
         messages.put(("progress", job.index, RunTotals.of(s)))
