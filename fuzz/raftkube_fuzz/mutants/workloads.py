@@ -153,7 +153,9 @@ MUTANTS = (
         "EndpointsListOnlyReady",
         False,
         patch(endpoints, "desired_subsets", _subsets_including_unready),
-        {"store_faults": "off"},
+        # Every workload's Service from the start, as for the other Endpoints bugs: a
+        # Service whose pods turn Ready late is the scenario the bug is about.
+        {"store_faults": "off", "services": "all"},
     ),
     Mutant(
         "scheduler-ignores-assumed",
