@@ -111,3 +111,40 @@ def test_an_ownerless_pod_is_the_users_to_delete() -> None:
     store = Store()
     store.put("/registry/pods/default/pinned", {"metadata": {"name": "pinned", "uid": "p"}})
     store.tombstone("/registry/pods/default/pinned")
+
+
+def _in(namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+
+
+def _namespace(name: str, terminating: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "uid": f"uid-ns-{name}"}
+    if terminating:
+        meta["deletionTimestamp"] = STAMP
+    return {"kind": "Namespace", "metadata": meta, "spec": {"finalizers": ["kubernetes"]}}
+
+
+def team_cluster() -> Store:
+    """``canary_cluster``'s pair in a live namespace ``team-a`` of its own."""
+    store = Store()
+    store.put("/registry/namespaces/team-a", _namespace("team-a"))
+    store.put("/registry/replicasets/team-a/rs-a", _in("team-a", rs("rs-a", 1, {"app": "rs-a"})))
+    store.put("/registry/pods/team-a/canary-1", _in("team-a", pod("canary-1", "canary")))
+    store.put("/registry/replicasets/team-a/canary",
+              _in("team-a", rs("canary", 1, {"app": "rs-a", "track": "canary"})))  # fmt: skip
+    return store
+
+
+def test_a_pod_in_a_live_namespace_other_than_default_is_judged_too() -> None:
+    store = team_cluster()
+    with pytest.raises(Violation) as caught:
+        store.put("/registry/pods/team-a/canary-1",
+                  deleting(_in("team-a", pod("canary-1", "canary"))))  # fmt: skip
+    assert caught.value.prop == "GCDeletesOnlyDependents"
+
+
+def test_a_namespace_being_emptied_may_lose_any_pod() -> None:
+    store = team_cluster()
+    store.put("/registry/namespaces/team-a", _namespace("team-a", terminating=True))
+    store.put("/registry/pods/team-a/canary-1",
+              deleting(_in("team-a", pod("canary-1", "canary"))))  # fmt: skip

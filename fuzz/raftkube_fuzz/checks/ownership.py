@@ -23,8 +23,9 @@ owner lives are told apart by what the objects alone show:
   pod already being deleted is not judged again.
 * **the user** deletes only ownerless pods in the suite (``pinned-*``); an ownerless pod is
   not judged, as who deleted it is exactly what the revisions cannot tell.
-* **the namespace controller** empties a namespace being deleted; the suite's pods live in
-  ``default``, which the API does not let anyone delete, and only those are judged.
+* **the namespace controller** empties a namespace being deleted: a pod whose namespace was
+  being deleted or gone at the revision (``emptying``) is not judged. ``default``, which the
+  API does not let anyone delete, never is.
 
 What it cannot see: a pod with an owner other than a ReplicaSet (none in the suite) is not
 judged; ReplicaSets are not judged (the Deployment controller deletes old ones
@@ -47,8 +48,7 @@ from raftkube_spec.control.world import World
 Obj = dict[str, Any]
 
 NAMESPACE = "default"
-"""The only namespace judged: the API refuses to delete it, so its namespace controller never
-empties it."""
+"""The namespace the API refuses to delete, so its namespace controller never empties it."""
 DISRUPTION_TARGET = "DisruptionTarget"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -108,9 +108,12 @@ class Ownership:
         new: Obj | None,
         spec_pod: Callable[[Obj], Pod],
         owner: Callable[[str], Record | None],
+        emptying: Callable[[str], bool] = lambda namespace: namespace != NAMESPACE,
     ) -> None:
         """Judge one pod's change at ``revision``: ``owner(uid)`` is the owner with that uid
-        as the spec's record after the revision (None: absent)."""
+        as the spec's record after the revision (None: absent); ``emptying(namespace)`` says
+        whether that namespace was being deleted, or gone, at the revision (its namespace
+        controller may then delete any pod in it). Without it, only ``default`` is judged."""
         for obj in (old, new):
             if obj is not None and is_disrupted(obj):
                 self.disrupted.add(str(_meta(obj).get("uid")))
@@ -120,7 +123,8 @@ class Ownership:
             return
         refs = _meta(old).get("ownerReferences") or []
         uid = str(_meta(old).get("uid"))
-        if not refs or uid in self.disrupted or _meta(old).get("namespace") != NAMESPACE:
+        namespace = str(_meta(old).get("namespace") or NAMESPACE)
+        if not refs or uid in self.disrupted or (namespace != NAMESPACE and emptying(namespace)):
             return
         controller = controller_uid(old)
         if controller is not None and self.may_scale_down(controller):
