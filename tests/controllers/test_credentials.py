@@ -37,6 +37,7 @@ class FakeManagerClient:
     server: str = "https://127.0.0.1:1"
     tls_server_name: str | None = None
     observer: Any = None
+    tracer: Any = None
     accounts: set[str] = attrs.Factory(set)
     issued: list[str] = attrs.Factory(list)
 

@@ -315,7 +315,7 @@ class ClusterObserver:
             if kind == "Pod":
                 self._pod_changed(revision, before, after)
                 self.ownership.pod_changed(
-                    revision, before, after, spec_pod, self._rs_by_uid, self._emptying
+                    revision, before, after, spec_pod, self._rs_by_uid, self.namespaces.emptying
                 )
             elif kind == "ReplicaSet" and after is not None:
                 self.ownership.replica_set_written(after)
@@ -368,11 +368,6 @@ class ClusterObserver:
             if (obj.get("metadata") or {}).get("uid") == uid:
                 return spec_replica_set(obj)
         return None
-
-    def _emptying(self, namespace: str) -> bool:
-        """Whether ``namespace`` is being deleted or gone as of the revisions applied: its
-        namespace controller may then delete anything in it."""
-        return namespace in self.namespaces.terminating() or namespace not in self.namespaces.live()
 
     def _pod_changed(self, revision: int, old: Obj | None, new: Obj | None) -> None:
         if old is None and new is not None and self.leadership is not None:

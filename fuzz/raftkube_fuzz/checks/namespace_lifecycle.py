@@ -137,6 +137,11 @@ class NamespaceLog:
             if namespace in gone
         )
 
+    def emptying(self, namespace: str) -> bool:
+        """Whether ``namespace`` is being deleted or gone as of the revisions applied: its
+        namespace controller may then delete anything in it."""
+        return namespace in self.terminating() or namespace not in self.live()
+
     def terminating(self) -> Mapping[str, int]:
         """Namespaces (by name) whose deletion began and that are not finalized yet, with the
         revision of their mark."""
