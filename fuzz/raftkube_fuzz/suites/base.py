@@ -19,6 +19,7 @@ little virtual time pass (:data:`STEP_TIME`) so that the world reacts before the
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -108,6 +109,11 @@ class Suite:
     """The checks of one example, in the order they run (:mod:`raftkube_fuzz.checks.api`);
     the store suites' standard list by default, which includes :attr:`check_step` and
     :attr:`check_end`."""
+    collect_each_example: bool = False
+    """Run a full collection after each example, not only after each Hypothesis run: for a
+    suite whose examples each leave megabytes of cyclic garbage (a whole control plane's Trio
+    tasks, TLS and HTTP state), which the fuzz process's rare collections
+    (:mod:`raftkube.tuning`) would otherwise let pile up for a hundred examples."""
     wire_clients: bool = False
     """Clients are raftkube's real client library on machines of their own, over the
     simulated byte streams to the members' client listeners
@@ -274,6 +280,9 @@ class SuiteMachine(RuleBasedStateMachine):
             # machine still held would be freed only by the cyclic collector (the session
             # keeps the run as long as it is needed).
             self.run = None
+            del run
+            if self.suite.collect_each_example:
+                gc.collect()
 
 
 def evenly(options: Sequence[T]) -> st.SearchStrategy[T]:

@@ -484,6 +484,7 @@ SUITE = Suite(
     check_step=checking.check_step,
     check_end=checking.check_end,
     sole_writers=False,
+    collect_each_example=True,
     checks=checking.cluster_checks,
 )
 ClusterMachine.suite = SUITE
