@@ -38,7 +38,7 @@ from raftkube.cloud.server import CloudService, Faults, serve_cloud
 from raftkube.controllers.leaderelection import LeaderElectionLost
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError, RequestTracer
 from raftkube.kubeclient.kubeconfig import load_kubeconfig
-from raftkube_fuzz.cluster.components import wall_clock
+from raftkube_fuzz.cluster.components import elected
 from raftkube_fuzz.cluster.lag import LaggingWatchClient, Lags, lagging_dial
 from raftkube_fuzz.cluster.object_history import ObjectHistories, tracer_of
 from raftkube_fuzz.cluster.pki import SimPKI
@@ -67,11 +67,6 @@ default)."""
 OPTIONS = CloudControllerOptions()
 """Every controller, upstream's periods: route reconciliation every 10 s, node monitoring
 every 5 s, addresses every 5 min."""
-
-LEADER_LEASE = 15.0
-LEADER_RENEW = 10.0
-LEADER_RETRY = 2.0
-"""The ``--leader-elect-*`` defaults, as the other managers'."""
 
 
 @attrs.define(eq=False)
@@ -189,18 +184,11 @@ class CloudControllerManagerProcess:
         await run_cloud_controller_manager(
             client,
             cloud_provider_url=CLOUD_URL,
-            clock=self.env.clock,
-            identity=self.env.name,
             options=OPTIONS,
-            leader_elect=True,
-            wall=wall_clock(self.env.clock),
-            rng=self.env.rng,
-            lease_duration=LEADER_LEASE,
-            renew_deadline=LEADER_RENEW,
-            retry_period=LEADER_RETRY,
             use_service_account_credentials=True,
             server_ca=ca,
             cloud_dial=self.env.network.open_stream,
+            **elected(self.env),
         )
 
 

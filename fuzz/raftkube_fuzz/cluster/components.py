@@ -115,6 +115,22 @@ def wall_clock(clock: SimClock) -> Callable[[], float]:
     return lambda: EPOCH + clock.wall()
 
 
+def elected(env: HostEnv) -> dict[str, Any]:
+    """The leader-election arguments a controller manager (kube's or the cloud's) on ``env``
+    runs with: upstream's durations, the host's own clocks and randomness, its name as
+    identity."""
+    return {
+        "clock": env.clock,
+        "identity": env.name,
+        "leader_elect": True,
+        "wall": wall_clock(env.clock),
+        "rng": env.rng,
+        "lease_duration": LEADER_LEASE,
+        "renew_deadline": LEADER_RENEW,
+        "retry_period": LEADER_RETRY,
+    }
+
+
 def api_server_url(host: str) -> str:
     """The URL of the API server on ``host``."""
     return f"https://{host}:{API_PORT}"
@@ -243,18 +259,11 @@ class ControllerManagerProcess:
         await run_controller_manager(
             client,
             controllers=CONTROLLERS,
-            clock=self.env.clock,
-            leader_elect=True,
-            identity=self.env.name,
             root_ca=plan.pki.ca.cert.read_bytes(),
-            wall=wall_clock(self.env.clock),
-            rng=self.env.rng,
-            lease_duration=LEADER_LEASE,
-            renew_deadline=LEADER_RENEW,
-            retry_period=LEADER_RETRY,
             use_service_account_credentials=True,
             server_ca=plan.pki.ca.cert.read_bytes(),
             node_lifecycle=NODE_LIFECYCLE,
+            **elected(self.env),
         )
 
 
