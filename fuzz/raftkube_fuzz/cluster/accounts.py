@@ -25,6 +25,7 @@ import jwt
 
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 from raftkube.kubeclient.kubeconfig import load_kubeconfig
+from raftkube_fuzz.cluster.actions import told
 from raftkube_fuzz.world.host import HostEnv
 
 Obj = dict[str, Any]
@@ -81,24 +82,14 @@ def service_account(name: str, namespace: str = NAMESPACE) -> Obj:
 
 async def create(client: KubeClient, name: str, namespace: str = NAMESPACE) -> str:
     """``kubectl create serviceaccount NAME -n NAMESPACE``."""
-    try:
-        await client.create(path(namespace), service_account(name, namespace))
-        return "created"
-    except KubeAPIError as exc:
-        return f"create refused: {exc.code} {exc}"
-    except KubeConnectionError as exc:
-        return f"create failed: {exc}"
+    request = client.create(path(namespace), service_account(name, namespace))
+    return await told("create", request, "created")
 
 
 async def delete(client: KubeClient, name: str, namespace: str = NAMESPACE) -> str:
     """``kubectl delete serviceaccount NAME -n NAMESPACE``."""
-    try:
-        await client.call("DELETE", f"{path(namespace)}/{name}")
-        return "deleted"
-    except KubeAPIError as exc:
-        return f"delete refused: {exc.code} {exc}"
-    except KubeConnectionError as exc:
-        return f"delete failed: {exc}"
+    request = client.call("DELETE", f"{path(namespace)}/{name}")
+    return await told("delete", request, "deleted")
 
 
 async def request_token(

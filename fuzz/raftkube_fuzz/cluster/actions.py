@@ -14,19 +14,10 @@ never a failure of the run: a user's request may fail while the API server is do
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
-from raftkube_fuzz.cluster.object_history import (
-    ObjectHistories,
-    create_request,
-    created,
-    delete_request,
-    deleted,
-    patch_request,
-    patched,
-    send,
-)
 
 Obj = dict[str, Any]
 
@@ -162,41 +153,38 @@ def collection(kind: str, namespace: str) -> str:
     return COLLECTIONS[kind].format(namespace)
 
 
-async def apply(client: KubeClient, obj: Obj, history: ObjectHistories | None = None) -> str:
+async def told(verb: str, request: Awaitable[object], done: str) -> str:
+    """Send ``request`` and say how it went, for the timeline, as kubectl would print it:
+    ``done``, or ``verb`` refused (with the API's code and message) or failed (no answer)."""
+    try:
+        await request
+    except KubeAPIError as exc:
+        return f"{verb} refused: {exc.code} {exc}"
+    except KubeConnectionError as exc:
+        return f"{verb} failed: {exc}"
+    return done
+
+
+async def apply(client: KubeClient, obj: Obj) -> str:
     """Create ``obj``, or (if it exists) patch its spec to match: what ``kubectl apply`` does
-    for the fields set here. Returns how it went, for the timeline; each request goes to
-    ``history`` too, when given (for the object linearizability check)."""
+    for the fields set here. Returns how it went, for the timeline (the user's client is
+    traced into the object histories like every other client)."""
     path = collection(obj["kind"], str(obj["metadata"].get("namespace") or ""))
     try:
-        await send(history, create_request(obj), lambda: client.create(path, obj), created(obj))
+        await client.create(path, obj)
         return "created"
     except KubeAPIError as exc:
         if exc.code != 409:
             return f"create refused: {exc.code} {exc}"
     except KubeConnectionError as exc:
         return f"create failed: {exc}"
-    return await _patch(client, path, obj, history)
-
-
-async def _patch(client: KubeClient, path: str, obj: Obj, history: ObjectHistories | None) -> str:
-    name = obj["metadata"]["name"]
-    try:
-        await send(
-            history,
-            patch_request(obj),
-            lambda: client.call(
-                "PATCH",
-                f"{path}/{name}",
-                body={"spec": obj["spec"]},
-                content_type="application/merge-patch+json",
-            ),
-            patched(obj),
-        )
-        return "patched"
-    except KubeAPIError as exc:
-        return f"patch refused: {exc.code} {exc}"
-    except KubeConnectionError as exc:
-        return f"patch failed: {exc}"
+    request = client.call(
+        "PATCH",
+        f"{path}/{obj['metadata']['name']}",
+        body={"spec": obj["spec"]},
+        content_type="application/merge-patch+json",
+    )
+    return await told("patch", request, "patched")
 
 
 async def delete(
@@ -204,7 +192,6 @@ async def delete(
     kind: str,
     name: str,
     cascade: str = "background",
-    history: ObjectHistories | None = None,
     namespace: str = NAMESPACE,
 ) -> str:
     """Delete as ``kubectl delete --cascade=<cascade>`` does: ``background`` (the object goes
@@ -219,22 +206,10 @@ async def delete(
         raise ValueError(f"cascade {cascade!r}: not background or foreground")
     options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
     foreground = cascade == "foreground"
-    try:
-        await send(
-            history,
-            delete_request(kind, namespace, name, foreground),
-            lambda: client.call(
-                "DELETE",
-                f"{collection(kind, namespace)}/{name}",
-                body=options if foreground else None,
-            ),
-            deleted,
-        )
-        return "deleted"
-    except KubeAPIError as exc:
-        return f"delete refused: {exc.code} {exc}"
-    except KubeConnectionError as exc:
-        return f"delete failed: {exc}"
+    request = client.call(
+        "DELETE", f"{collection(kind, namespace)}/{name}", body=options if foreground else None
+    )
+    return await told("delete", request, "deleted")
 
 
 async def cordon(client: KubeClient, node: str, unschedulable: bool) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from hypothesis import strategies as st
 
-from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
+from raftkube.kubeclient import KubeClient
 from raftkube_fuzz.cluster import actions
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults.cluster import plane_of
@@ -80,25 +80,15 @@ def namespace_of(step: Step) -> str:
 async def create(client: KubeClient, name: str) -> str:
     """``kubectl create namespace NAME``: one POST; an existing namespace (a Terminating one
     included) is 409 AlreadyExists, which kubectl prints and stops at."""
-    try:
-        await client.create(actions.NAMESPACES_PATH, actions.namespace_object(name))
-        return "created"
-    except KubeAPIError as exc:
-        return f"create refused: {exc.code} {exc}"
-    except KubeConnectionError as exc:
-        return f"create failed: {exc}"
+    request = client.create(actions.NAMESPACES_PATH, actions.namespace_object(name))
+    return await actions.told("create", request, "created")
 
 
 async def delete(client: KubeClient, name: str) -> str:
     """``kubectl delete namespace NAME`` (background, kubectl's default: no body): the answer
     is the namespace, marked; one already Terminating is 409 Conflict."""
-    try:
-        await client.call("DELETE", f"{actions.NAMESPACES_PATH}/{name}")
-        return "deleted"
-    except KubeAPIError as exc:
-        return f"delete refused: {exc.code} {exc}"
-    except KubeConnectionError as exc:
-        return f"delete failed: {exc}"
+    request = client.call("DELETE", f"{actions.NAMESPACES_PATH}/{name}")
+    return await actions.told("delete", request, "deleted")
 
 
 def action_of(step: Step) -> tuple[str, Callable[[KubeClient], Awaitable[str]]]:

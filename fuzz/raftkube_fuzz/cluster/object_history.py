@@ -30,7 +30,7 @@ request names: the keys of that kind and namespace are judged loosely from then 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -315,43 +315,3 @@ def tracer_of(histories: ObjectHistories | None, client: str) -> RequestTracer |
 
 def _ignore(outcome: int | BaseException, data: bytes) -> None:
     """What a request left out of the histories is told when it ends."""
-
-
-# --- the user actions' former recording API ------------------------------------------------
-# The user's client is traced like every other (ObjectHistories.tracer), so these record
-# nothing: they stay only until the user actions (actions.py, changed by another engineer
-# right now) stop passing their requests along.
-
-
-async def send(
-    histories: ObjectHistories | None,
-    request: ObjectRequest,
-    call: Callable[[], Awaitable[Obj]],
-    answer: Callable[[Obj], Any],
-) -> Obj:
-    """``call()``: the tracer on the user's client records it."""
-    return await call()
-
-
-def create_request(obj: Obj) -> ObjectRequest:
-    meta = obj["metadata"]
-    return ObjectRequest("create", obj["kind"], str(meta.get("namespace") or ""), meta["name"])
-
-
-def patch_request(obj: Obj) -> ObjectRequest:
-    return attrs.evolve(create_request(obj), verb="patch")
-
-
-def delete_request(kind: str, namespace: str, name: str, foreground: bool) -> ObjectRequest:
-    return ObjectRequest("delete", kind, namespace, name, foreground=foreground)
-
-
-def created(obj: Obj) -> Callable[[Obj], Any]:
-    return lambda body: body
-
-
-patched = created
-
-
-def deleted(body: Obj) -> Obj:
-    return body

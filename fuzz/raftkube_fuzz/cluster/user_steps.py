@@ -14,7 +14,6 @@ from typing import Any
 import trio
 
 from raftkube_fuzz.checks import account_tokens
-from raftkube_fuzz.checks.object_linearizability import histories_of
 from raftkube_fuzz.cluster import accounts, actions, namespaces
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import REGISTRY
@@ -92,38 +91,37 @@ def accounts_at_start(run: Run) -> None:
 
 def execute_client(run: Run, step: Step) -> bool:
     kind = step.kind
-    history = histories_of(run)
     namespace = namespaces.namespace_of(step)
     where = namespaces.flag(namespace)
     via = int(step.get("via", 0))
     if kind == "apply_rs":
         obj = actions.replica_set(step["name"], step["replicas"], namespace)
         user_action(run, f"apply {step['name']}{where} x{step['replicas']}",
-                     lambda c: actions.apply(c, obj, history), via)  # fmt: skip
+                     lambda c: actions.apply(c, obj), via)  # fmt: skip
     elif kind == "apply_deployment":
         obj = actions.deployment(step["name"], step["replicas"], step["version"], namespace)
         user_action(
             run,
             f"apply {step['name']}{where} x{step['replicas']} version {step['version']}",
-            lambda c: actions.apply(c, obj, history),
+            lambda c: actions.apply(c, obj),
             via,
         )
     elif kind == "create_pinned":
         obj = actions.pinned_pod(step["node"])
         user_action(run, f"create pinned-{step['node']}",
-                     lambda c: actions.apply(c, obj, history), via)  # fmt: skip
+                     lambda c: actions.apply(c, obj), via)  # fmt: skip
     elif kind == "apply_service":
         obj = actions.service(step["target"], namespace)
         # The type is always sent, so that a merge patch turns a LoadBalancer back too.
         obj["spec"]["type"] = service_type = step.get("type", "ClusterIP")
         user_action(run, f"apply svc-{step['target']}{where} ({service_type})",
-                     lambda c: actions.apply(c, obj, history), via)  # fmt: skip
+                     lambda c: actions.apply(c, obj), via)  # fmt: skip
     elif kind == "delete":
         resource, name = step["resource"], step["name"]
         cascade = step.get("cascade", "background")
         flag = "" if cascade == "background" else f" --cascade={cascade}"
         user_action(run, f"delete {resource} {name}{where}{flag}",
-                     lambda c: actions.delete(c, resource, name, cascade, history,
+                     lambda c: actions.delete(c, resource, name, cascade,
                                               namespace),
                      via)  # fmt: skip
     elif kind in ("cordon", "uncordon"):

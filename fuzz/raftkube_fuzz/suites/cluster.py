@@ -51,7 +51,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
-from raftkube_fuzz.checks.object_linearizability import histories_of
 from raftkube_fuzz.checks.reconciliation import unreconciled
 from raftkube_fuzz.cluster import accounts, actions, checking, namespaces, user_steps
 from raftkube_fuzz.cluster.cloud_run import start_cloud
@@ -182,11 +181,10 @@ def prepare(run: Run) -> None:
     user_steps.accounts_at_start(run)
     namespaces.at_start(run)
     if setting(run, "services", ("off", "all"), "off") == "all":
-        history = histories_of(run)
         for target in actions.WORKLOADS:
             obj = actions.service(target)
             user_steps.user_action(run, f"apply svc-{target}",
-                         lambda c, obj=obj: actions.apply(c, obj, history))  # fmt: skip
+                         lambda c, obj=obj: actions.apply(c, obj))  # fmt: skip
 
 
 # --- the machine ------------------------------------------------------------------------------
