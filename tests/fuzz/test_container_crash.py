@@ -4,13 +4,15 @@ reconciles within a bound that allows for that back-off."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import trio
 
 from raftkube.clock import TrioClock
 from raftkube.runtime import ContainerConfig, ContainerState, PodSandboxConfig, SimulatedRuntime
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.example import run_steps
-from raftkube_fuzz.faults.containers import CONTAINER_CRASH
+from raftkube_fuzz.faults.containers import CONTAINER_CRASH, crash_loop_allowance
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
 
@@ -68,3 +70,10 @@ def test_kill_container_exits_only_a_running_container() -> None:
         assert (await runtime.container_status(cid)).exit_code == 3
 
     trio.run(main)
+
+
+def test_the_allowance_follows_the_kubelet_s_back_off() -> None:
+    def allowance(crashes: int) -> float:
+        return crash_loop_allowance(SimpleNamespace(faults={CONTAINER_CRASH: crashes}))  # type: ignore[arg-type]
+
+    assert [allowance(n) for n in (0, 1, 2, 3, 6, 40)] == [0.0, 10.0, 20.0, 40.0, 300.0, 300.0]
