@@ -80,8 +80,9 @@ without bound, so a client deleting a pod whose kubelet keeps writing its status
 409."""
 
 
-class _PreconditionFailed(Exception):
-    """The client's preconditions do not hold on the object as read: its 409, final."""
+class _FinalConflict(Exception):
+    """A 409 no read of a newer version resolves: the client's preconditions do not hold on
+    the object as read, or a namespace is still being emptied."""
 
     def __init__(self, error: errors.APIError) -> None:
         super().__init__(error.message)
@@ -92,15 +93,15 @@ async def delete_one(call: Call, name: str, opts: dict[str, Any], *, dry_run: bo
     for _ in range(DELETE_ATTEMPTS):
         try:
             return await _delete_once(call, name, opts, dry_run=dry_run)
-        except _PreconditionFailed as failed:
+        except _FinalConflict as failed:
             raise failed.error from None
         except errors.APIError as exc:
             # Lost a race with another writer between the read and the write: read again and
             # judge the preconditions on the newer version, as upstream's conditionalDelete
             # does (a uid precondition still holds after a racing status write, a
             # resourceVersion one no longer does). A namespace still being emptied is a
-            # conflict no retry resolves (the answer itself).
-            if exc.reason != "Conflict" or exc.message.endswith(lifecycle.NAMESPACE_PURGE):
+            # conflict no retry resolves (a _FinalConflict, above).
+            if exc.reason != "Conflict":
                 raise
     raise errors.conflict(call.resource.resource, name, errors.OPTIMISTIC_LOCK, call.resource.group)
 
@@ -114,7 +115,7 @@ async def _delete_once(call: Call, name: str, opts: dict[str, Any], *, dry_run: 
     # Upstream's rest.BeforeDelete judges the preconditions first, and names the object's
     # kind (not its resource) in the conflict.
     if pre.get("uid") and pre["uid"] != m.get("uid"):
-        raise _PreconditionFailed(
+        raise _FinalConflict(
             errors.conflict(
                 r.kind,
                 name,
@@ -124,7 +125,7 @@ async def _delete_once(call: Call, name: str, opts: dict[str, Any], *, dry_run: 
             )
         )
     if pre.get("resourceVersion") and str(pre["resourceVersion"]) != m.get("resourceVersion"):
-        raise _PreconditionFailed(
+        raise _FinalConflict(
             errors.conflict(
                 r.kind,
                 name,
@@ -135,7 +136,10 @@ async def _delete_once(call: Call, name: str, opts: dict[str, Any], *, dry_run: 
             )
         )
     await svc.admission.admit_delete(call, current)
-    lifecycle.refuse_repeated_delete(r, current)
+    try:
+        lifecycle.refuse_repeated_delete(r, current)
+    except errors.APIError as exc:
+        raise _FinalConflict(exc) from None
     finalizers = gc_finalizers(list(m.get("finalizers") or []), opts)
     grace = lifecycle.grace_period(r, current, opts.get("gracePeriodSeconds"))
     if not finalizers and not grace and not lifecycle.held(r, current):
