@@ -115,6 +115,17 @@ def test_scheduler_filters() -> None:
     assert chosen(picky, view, others) == "l"
 
 
+def test_a_pod_requesting_no_cpu_fits_an_overcommitted_node() -> None:
+    """Upstream's fitsRequest judges only the resources a pod requests: a pod requesting
+    none fits a node whose pods (one bound there by hand) already take more than it has,
+    where a pod requesting any cpu does not. The implementation's scheduler binds it there."""
+    full = node("a", 1)
+    view = seed([*default_ns(), full])
+    others = ((pod("hand-1", node="a"), "a"), (pod("hand-2", node="a"), "a"))
+    assert scheduler.fits(pod("idle", cpu=0), full, view, others)
+    assert not scheduler.fits(pod("busy", cpu=1), full, view, others)
+
+
 def test_anti_affinity_in_both_directions() -> None:
     a, b = node("a", 4), node("b", 4)
     view = seed([*default_ns(), a, b])

@@ -7,7 +7,8 @@ deleted, not already assumed; upstream orders its queue by priority, here by nam
 nodes every filter passes, scores them and binds the pod to the best. Filters, as upstream's
 default plugins: NodeUnschedulable (``spec.unschedulable``, unless the pod tolerates the
 ``node.kubernetes.io/unschedulable`` taint), NodeResourcesFit (the pod's cpu request fits in
-allocatable minus the requests of pods on the node), NodeAffinity's nodeSelector part,
+allocatable minus the requests of pods on the node; a pod requesting no cpu fits any node, as
+upstream judges only what a pod requests), NodeAffinity's nodeSelector part,
 TaintToleration (every NoSchedule and NoExecute taint is tolerated) and InterPodAffinity's
 required anti-affinity, in both directions (the pod's term against pods in the topology
 domain, and every placed pod's term against the pod). Score: least allocated cpu, ties broken
@@ -90,7 +91,10 @@ def fits(pod: Pod, node: Node, view: World, others: Iterable[tuple[Pod, str]]) -
                 continue
             if _domain(there, term.topology) == _domain(node, term.topology):
                 return False
-    return used + pod.cpu <= node.cpu
+    # Only what the pod requests is judged (upstream's fitsRequest): a pod requesting no cpu
+    # fits even a node whose pods already take more than it has (a pod bound there by hand,
+    # which only the kubelet's admission turns away).
+    return pod.cpu == 0 or used + pod.cpu <= node.cpu
 
 
 def choose(pod: Pod, view: World, others: tuple[tuple[Pod, str], ...]) -> Node | None:
