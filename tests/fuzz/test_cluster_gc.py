@@ -1,8 +1,9 @@
 """The garbage collector in the ``cluster`` suite: ``rs-a`` deleted in the foreground beside
 ``rs-a-canary``, whose pods ``rs-a``'s selector matches but the canary owns. The real collector
 leaves the canary's pods (and the cluster reconciles); with ``gc-selects-by-label`` patched in,
-``GCDeletesOnlyDependents`` catches it deleting one. A whole control plane per run: two short
-runs of five steps."""
+``GCDeletesOnlyDependents`` catches it deleting one. The pair is the ``canary=on`` setting's,
+applied before the first step (the mutant's hunt pins it). A whole control plane per run: two
+short runs of two steps."""
 
 from __future__ import annotations
 
@@ -14,13 +15,10 @@ from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
 
 STEPS = [
-    Step.of("apply_rs", name="rs-a", replicas=1),
-    Step.of("apply_rs", name="rs-a-canary", replicas=1),
-    Step.of("long_wait", seconds=10.0),
     Step.of("delete", resource="ReplicaSet", name="rs-a", cascade="foreground"),
     Step.of("long_wait", seconds=10.0),
 ]
-CONFIG = {"servers": 1, "nodes": 2, "store_faults": "off"}
+CONFIG = {"servers": 1, "nodes": 2, "store_faults": "off", "canary": "on"}
 
 
 def _run(mutant: str | None) -> object:

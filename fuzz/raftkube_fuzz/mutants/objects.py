@@ -98,7 +98,7 @@ MUTANTS = (
         patch(
             GarbageCollector, "process_deleting_dependents", _process_deleting_dependents_by_label
         ),
-        {"store_faults": "off"},
+        {"store_faults": "off", "canary": "on"},
     ),
     Mutant(
         "token-outlives-account",
