@@ -1,9 +1,11 @@
 """The garbage collector in the ``cluster`` suite: ``rs-a`` deleted in the foreground beside
 ``rs-a-canary``, whose pods ``rs-a``'s selector matches but the canary owns. The real collector
 leaves the canary's pods (and the cluster reconciles); with ``gc-selects-by-label`` patched in,
-``GCDeletesOnlyDependents`` catches it deleting one. The pair is the ``canary=on`` setting's,
-applied before the first step (the mutant's hunt pins it). A whole control plane per run: two
-short runs of two steps."""
+request conformance names the canary pod's DELETE as one the spec's collector does not send
+from what the collector had read (it is judged before ``GCDeletesOnlyDependents``, which the
+store's revisions would break next). The pair is the ``canary=on`` setting's, applied before
+the first step (the mutant's hunt pins it). A whole control plane per run: two short runs of
+two steps."""
 
 from __future__ import annotations
 
@@ -36,5 +38,10 @@ def test_a_foreground_deletion_leaves_pods_another_owner_owns() -> None:
 def test_the_label_selecting_collector_is_caught_deleting_the_canarys_pod() -> None:
     violation = _run("gc-selects-by-label")
     assert violation is not None
-    assert getattr(violation, "prop", None) == "GCDeletesOnlyDependents", violation
-    assert "rs-a-canary-" in str(violation)
+    assert getattr(violation, "prop", None) == "RequestConformance", violation
+    text = str(violation)
+    assert (
+        "garbagecollector on" in text
+        and "DELETE /api/v1/namespaces/default/pods/rs-a-canary-" in text
+    )
+    assert "ReplicaSet rs-a-canary" in text and ": live" in text

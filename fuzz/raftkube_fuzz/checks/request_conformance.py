@@ -42,6 +42,10 @@ says where the real loop's memory differs from the spec's and what "allows" then
   an active pod of the ReplicaSet in the view, and the view's active pods minus those this
   loop incarnation deleted (2xx) that the view still shows active are at least ``replicas``.
 
+* **Garbage collector, a dependent's delete and the removal of ``foregroundDeletion``**: the
+  rules, and the collector's view (its graph and its live reads of owners), are in
+  :mod:`.gc_conformance`.
+
 What conformance cannot see: a write a loop should have made and did not (a skipped write
 leaves no request to judge: eventual stable reconciliation is what catches that), and
 requests of loops not listed.

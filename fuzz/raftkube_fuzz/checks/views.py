@@ -47,6 +47,9 @@ RESOURCES: dict[str, bytes] = {
 """The followed resources (an informer's name is its resource's qualified name) and the API
 server's key prefix for each: ``/registry/{resource}/{namespace}/{name}``."""
 
+EVENTS = b"/registry/events/"
+"""Events: never anyone's owner, and most of the creates (their uids are not followed)."""
+
 NOT_FINISHED = "status.phase!=Succeeded,status.phase!=Failed"
 """The one field selector understood: kube-scheduler's pod informer's."""
 
@@ -98,11 +101,16 @@ class StoreHistory:
     deleted, else whether it was finished: always False but for a finished pod)."""
     pods: dict[str, PodFact] = attrs.field(factory=dict)
     """The pods the store holds now, by cache key."""
+    uids: dict[bytes, str] = attrs.field(factory=dict)
+    """The uid of every API object the store holds now (Events aside), by store key: whether
+    an owner still exists is asked by uid (the garbage collector's rule)."""
+    live_uids: set[str] = attrs.field(factory=set)
 
     def written(self, revision: int, records: Iterable[KeyValue]) -> None:
         """The run listener's hook: revision ``revision`` applied ``records``."""
         self.revision = max(self.revision, revision)
         for kv in records:
+            self._uid_written(kv)
             resource = resource_of(kv.key)
             if resource is None:
                 continue
@@ -118,6 +126,23 @@ class StoreHistory:
             revisions, states = self.versions[resource].setdefault(key, ([], []))
             revisions.append(revision)
             states.append(state)
+
+    def _uid_written(self, kv: KeyValue) -> None:
+        """Follow the uids: an object's is read once, when its key is created (a uid never
+        changes), and forgotten with the key."""
+        if not kv.key.startswith(b"/registry/") or kv.key.startswith(EVENTS):
+            return
+        if kv.version == 0:
+            self.live_uids.discard(self.uids.pop(kv.key, ""))
+        elif kv.version == 1 and kv.value.startswith(b"{"):
+            uid = str((json.loads(kv.value).get("metadata") or {}).get("uid") or "")
+            if uid:
+                self.uids[kv.key] = uid
+                self.live_uids.add(uid)
+
+    def holds(self, uid: str) -> bool:
+        """Whether the store holds an object with ``uid`` now."""
+        return uid in self.live_uids
 
     def _pod_written(self, key: str, pod: Obj, revision: int) -> bool:
         finished = (pod.get("status") or {}).get("phase") in TERMINAL_PHASES

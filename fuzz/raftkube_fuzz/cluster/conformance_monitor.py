@@ -15,12 +15,16 @@ Two hooks per judged component (controller manager, scheduler), installed by
   as it is sent, a ReplicaSet controller's pod create or delete once it is answered 2xx, with
   what the store holds at that moment where a rule needs it (the pods a create counts, from
   :class:`~raftkube_fuzz.checks.views.StoreHistory`, fed live); a failed binding's assumption
-  is forgotten from then on.
+  is forgotten from then on. The garbage collector's syncs also keep each GET they make with
+  its answer (the collector reads owners live), and its DELETEs and removals of
+  ``foregroundDeletion`` are collected as they are sent, with what :mod:`.gc_monitor` gathers
+  for them then.
 
 Nothing is judged inside a component (an exception there would be the component's): after
 every step :meth:`ConformanceMonitor.check` judges the views and the requests collected, with
-the rules of :mod:`raftkube_fuzz.checks.request_conformance` and
-:mod:`raftkube_fuzz.checks.views`, and raises the first violation. A ReplicaSet controller's
+the rules of :mod:`raftkube_fuzz.checks.request_conformance`,
+:mod:`raftkube_fuzz.checks.gc_conformance` and :mod:`raftkube_fuzz.checks.views`, and raises the
+first violation. A ReplicaSet controller's
 request is collected when its answer comes, so one whose answer is still on its way when a
 step ends is judged after the next step.
 """
@@ -39,6 +43,7 @@ from raftkube.controllers.synctrace import listen_to_syncs
 from raftkube.kubeclient import RequestDone, RequestObserver, RequestTracer
 from raftkube_fuzz.checks import request_conformance as rules
 from raftkube_fuzz.checks.views import StoreHistory, controller_of, scope_of, view_mismatch
+from raftkube_fuzz.cluster import gc_monitor as gc
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates, is_pod_create
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.records import ReplicaSet, Service
@@ -48,7 +53,7 @@ from raftkube_spec.kv.types import KeyValue
 
 Obj = dict[str, Any]
 
-LOOPS = ("replicaset", "endpoint", "scheduler")
+LOOPS = ("replicaset", "endpoint", "scheduler", gc.GC_LOOP)
 """The loops judged (their work queues' names; the scheduler's decisions)."""
 
 
@@ -73,6 +78,9 @@ class Sync:
     incarnation: SharedIndexInformer
     """The loop incarnation's first informer: a restart builds new ones."""
     caches: Mapping[str, Cache]
+    reads: list[gc.Read] = attrs.field(factory=list)
+    """The GETs the sync made, with their answers (collected for the garbage collector's,
+    which reads owners live: :mod:`.gc_monitor`)."""
 
     def items(self, resource: str) -> list[Obj]:
         cache = self.caches.get(resource)
@@ -107,6 +115,8 @@ class Request:
     deleted: frozenset[str] = frozenset()
     """For a pod delete: uids of the pods this loop incarnation had deleted (2xx) when the
     answer came, this one included."""
+    gc_facts: gc.DependentDelete | gc.ForegroundRemoval | None = None
+    """For the garbage collector's: what its rule reads, gathered as it was sent."""
 
 
 @attrs.define(eq=False)
@@ -155,6 +165,8 @@ class ConformanceMonitor:
     found: list[Violation] = attrs.field(factory=list)
     judged: int = 0
     """Requests judged so far."""
+    judged_gc: int = 0
+    """Of which the garbage collector's."""
     views: int = 0
     """Caches compared with the store so far."""
 
@@ -189,7 +201,15 @@ class ConformanceMonitor:
         def trace(method: str, path: str, query: Any, body: Any) -> RequestDone:
             done = also(method, path, query, body) if also is not None else _nothing
             self._sent(method, path, body)
-            return done
+            sync = CURRENT.get()
+            if sync is None or sync.loop != gc.GC_LOOP or method != "GET":
+                return done
+
+            def read(outcome: int | BaseException, data: bytes) -> None:
+                done(outcome, data)
+                sync.reads.append(gc.read_of(path, outcome, data))
+
+            return read
 
         return trace
 
@@ -276,6 +296,12 @@ class ConformanceMonitor:
             self.requests.append(Request(sync, method, path, body, SENT))
         elif sync.loop == "endpoint" and "endpoints" in parts[-2:] and method != "GET":
             self.requests.append(Request(sync, method, path, body, SENT))
+        elif sync.loop == gc.GC_LOOP and method == "DELETE":
+            facts = gc.dependent_delete(sync.caches, sync.reads, path, body, self.history.holds)
+            self.requests.append(Request(sync, method, path, body, SENT, gc_facts=facts))
+        elif sync.loop == gc.GC_LOOP and gc.removes_foreground(method, body):
+            removal = gc.foreground_removal(sync.caches, sync.reads, path, sync.key)
+            self.requests.append(Request(sync, method, path, body, SENT, gc_facts=removal))
 
     # --- judging (after every step) ----------------------------------------------------------
 
@@ -291,6 +317,7 @@ class ConformanceMonitor:
         for request in requests:
             why = self._judge(request, excused)
             self.judged += 1
+            self.judged_gc += request.gc_facts is not None
             if why is not None:
                 self.found.append(Violation(
                     "RequestConformance",
@@ -305,7 +332,10 @@ class ConformanceMonitor:
             raise self.found[0]
 
     def summary(self) -> str:
-        return f"request conformance: {self.judged} requests judged, {self.views} caches compared"
+        return (
+            f"request conformance: {self.judged} requests judged ({self.judged_gc} of them the "
+            f"garbage collector's), {self.views} caches compared"
+        )
 
     def _check_view(self, sync: Sync) -> None:
         for cache in sync.caches.values():
@@ -326,6 +356,8 @@ class ConformanceMonitor:
     def _judge(self, request: Request, excused: Callable[[str], bool]) -> str | None:
         sync = request.sync
         body = request.body if isinstance(request.body, Mapping) else {}
+        if request.gc_facts is not None:
+            return request.gc_facts.judge()
         if sync.loop == "replicaset" and request.method == "DELETE":
             return self._judge_delete(request)
         if sync.loop == "replicaset":
