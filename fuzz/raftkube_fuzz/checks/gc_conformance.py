@@ -37,21 +37,25 @@ caught.
   which it is gone, or some owner has one in which it is being deleted in the foreground.
   The propagation policy is not judged (the spec's deletes are all in the background; upstream
   picks Foreground when an owner waits and the object has dependents, else what the object's
-  own finalizers ask). Upstream calls an owner being deleted in the foreground *waiting* only
-  for a ``blockOwnerDeletion`` reference in the real code; either way the spec allows the
-  delete, so the difference makes no false alarm.
+  own finalizers ask). Upstream's ``classifyReferences`` calls an owner being deleted in the
+  foreground *waiting* whatever the reference's ``blockOwnerDeletion``; the real code does so
+  only for a blocking reference (it calls the other *solid* and leaves the dependent until the
+  owner is gone). That sends fewer deletes, never one the spec does not send.
 * **The removal of ``foregroundDeletion``** from an owner (:func:`foreground_removal`;
   upstream's ``processDeletingDependentsItem`` then ``removeFinalizer``). The spec removes it
   from an owner being deleted in the foreground once its view shows no dependent of it, one
   being deleted included. A PATCH that drops the finalizer is allowed iff some state read of
-  the owner shows it being deleted in the foreground and the caches, when the PATCH is sent,
-  show no object whose ``blockOwnerDeletion`` reference names it. Only blocking references
-  count: the spec models every reference as blocking (its dependents being deleted still
-  block "as ``blockOwnerDeletion`` makes it"), and upstream does not wait for the others (a
-  node's Lease names its Node without blocking, as the node authorizer insists). The caches
-  at sending are a later state than the one the decision read; dependents only go (no loop
-  gives a deleting owner new dependents), so this never refuses a removal the decision's own
-  graph allowed.
+  the owner shows it being deleted in the foreground and no object with a
+  ``blockOwnerDeletion`` reference naming it was in the caches both when the sync began and
+  when the PATCH was sent (the graph ``processDeletingDependentsItem`` read, in between, then
+  held it too: :func:`raftkube_fuzz.cluster.gc_monitor.foreground_removal` says why). Only
+  blocking references count: the spec models every reference as blocking (its dependents
+  being deleted still block "as ``blockOwnerDeletion`` makes it"), and upstream does not wait
+  for the others (a node's Lease names its Node without blocking, as the node authorizer
+  insists). Upstream decides this from its graph alone, with no live read, so a collector
+  whose pod cache still lags (a manager back from a partition, relisting) ends a foreground
+  deletion while pods remain: allowed here, as the spec allows it from that view (the pods
+  then go in the background once the owner is gone).
 
 What this cannot see: removals of references from dependents and the ``orphan`` finalizer's
 work (not judged), and deletes the collector should have sent and did not (eventual stable

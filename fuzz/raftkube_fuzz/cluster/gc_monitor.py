@@ -8,7 +8,8 @@ the sync sends a DELETE, or a PATCH taking ``foregroundDeletion`` off an object,
 gathers the states the collector had read of each object the rule needs
 (:mod:`raftkube_fuzz.checks.gc_conformance` says which, and what the rule is), at that very
 moment: whether the store still holds an owner's uid must be asked then, and so must the
-caches' dependents of an owner. Judging waits for the end of the step, as for every loop.
+caches' dependents of an owner (compared with the caches when the sync began). Judging waits
+for the end of the step, as for every loop.
 """
 
 from __future__ import annotations
@@ -208,16 +209,22 @@ def foreground_removal(
     caches: Mapping[str, Any], reads: Sequence[Read], path: str, key: str
 ) -> ForegroundRemoval:
     """Gather, as the PATCH of ``path`` is sent, what its rule reads: the states read of the
-    object (the sync's ``key`` is its uid) and the objects the informers' caches hold *now*
-    with a blocking reference to it."""
+    object (the sync's ``key`` is its uid) and its dependents in the graph the decision read:
+    the objects with a blocking reference to it both in the caches when the sync began and in
+    the caches now. An object is in a cache from when the cache first shows it until it is
+    gone, once (a relist replaces a cache at once; a uid is never reused), so one shown at both
+    moments was shown between them, when the decision read the graph; one shown only now may be
+    a cache catching up (a manager back from a partition relists) that the decision never saw,
+    and one shown only then may have gone before it."""
     states = cached(caches, key)
     kind = str(states[0].get("kind") or "") if states else ""
     states += [s for s in _reads_of(reads, path, key, kind) if s is not None]
-    dependents = [
-        _kinded(obj, KINDS.get(name, ""))
-        for name, cache in caches.items()
-        for obj in _blocking(cache.informer.indexer.list(), key)
-    ]
+    dependents = []
+    for name, cache in caches.items():
+        began = {_uid(obj) for obj in _blocking(cache.items, key)}
+        for obj in _blocking(cache.informer.indexer.list(), key):
+            if _uid(obj) in began:
+                dependents.append(_kinded(obj, KINDS.get(name, "")))
     return ForegroundRemoval(tuple(states), tuple(dependents))
 
 
