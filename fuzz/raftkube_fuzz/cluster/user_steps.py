@@ -9,18 +9,21 @@ through the fault registry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import trio
 
 from raftkube_fuzz.checks import account_tokens
-from raftkube_fuzz.cluster import accounts, actions, namespaces
+from raftkube_fuzz.checks.cluster_state import ClusterObserver
+from raftkube_fuzz.cluster import accounts, actions, checking, namespaces
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import REGISTRY
 from raftkube_fuzz.faults.cluster import plane_of
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import setting
 from raftkube_fuzz.timeline import CLIENT
+from raftkube_fuzz.world.driver import sleep
 
 ACTION_LIMIT = 30.0
 """Virtual seconds a user action may take (the client's own timeout is 10 s a request)."""
@@ -87,6 +90,42 @@ def accounts_at_start(run: Run) -> None:
         run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
         if setup == "tokens":
             account_action(run, "request_token", name)
+
+
+def canary_at_start(run: Run, observer: ClusterObserver, setup: Sequence[tuple[str, int]]) -> None:
+    """The ``canary`` setting: the user applies each ReplicaSet of ``setup`` (name, replicas)
+    in ``default`` and waits, up to :data:`ACTION_LIMIT` virtual seconds, until the store
+    shows all their pods running. The steps come back to back unless the search draws a wait,
+    so without the wait a step deleting ``rs-a`` would mostly come before the canary's pods
+    exist, and find nothing but its own pods to delete."""
+    plane = plane_of(run)
+    for name, replicas in setup:
+        obj = actions.replica_set(name, replicas)
+        outcome = run.sim.call(actions.apply, plane.admin, obj, limit=ACTION_LIMIT)
+        text = f"user: apply {name} x{replicas}: {outcome}"
+        run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
+    owners = {name for name, _ in setup}
+
+    def running() -> int:
+        return sum(
+            1
+            for pod in observer.of("Pod", actions.NAMESPACE)
+            if (pod.get("status") or {}).get("phase") == "Running"
+            and not (pod.get("metadata") or {}).get("deletionTimestamp")
+            and any(ref.get("name") in owners
+                    for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
+        )  # fmt: skip
+
+    async def all_running() -> None:
+        while True:
+            observer.follow(run.written)
+            if running() >= sum(replicas for _, replicas in setup):
+                return
+            await sleep(checking.POLL)
+
+    run.sim.call(all_running, limit=ACTION_LIMIT)
+    text = f"user: sees {running()} pods of {', '.join(sorted(owners))} running"
+    run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
 
 
 def execute_client(run: Run, step: Step) -> bool:

@@ -67,3 +67,10 @@ class Mutant:
     about, as a user would pin it with ``--config`` (for the lease bug: a read load and the
     slow-leader clock nemesis, since a lease only ever answers reads and only drift can
     break it). Steps are always left to the search."""
+
+
+CONTROL_PLANE: Mapping[str, Any] = {"store_faults": "off", "servers": 1}
+"""What every ``cluster`` mutant's search pins, the scenario of a bug in the control plane's
+own loops: the store's faults off, and so one store member, since with nothing to fail two
+more add only their replication, which costs more than twice the CPU of a whole example
+(docs/performance.md), for nothing such a bug needs."""

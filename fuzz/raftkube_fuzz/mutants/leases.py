@@ -7,7 +7,7 @@ import datetime
 
 from raftkube.controllers import leaderelection
 from raftkube.controllers.leaderelection import LeaderElectionRecord, Now
-from raftkube_fuzz.mutants.base import Mutant, patch
+from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
 
 # --- lease-judged-by-remote-clock ----------------------------------------------------------------
 
@@ -42,6 +42,6 @@ MUTANTS = (
         "AtMostOneLeader",
         True,
         patch(leaderelection, "may_acquire", _may_acquire_by_renew_time),
-        {"store_faults": "off"},
+        dict(CONTROL_PLANE),
     ),
 )

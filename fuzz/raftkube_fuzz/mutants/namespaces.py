@@ -16,7 +16,7 @@ from raftkube.controllers.namespace import (
 )
 from raftkube.controllers.resources import NAMESPACES
 from raftkube.kubeclient import KubeAPIError
-from raftkube_fuzz.mutants.base import Mutant, patch
+from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
 
 # --- namespace-finalized-early -------------------------------------------------------------------
 
@@ -65,6 +65,6 @@ MUTANTS = (
         "NamespaceEmptiedBeforeFinalized",
         False,
         patch(NamespaceController, "sync_namespace", _sync_namespace_finalizing_early),
-        {"store_faults": "off", "team": "workloads"},
+        {**CONTROL_PLANE, "team": "workloads"},
     ),
 )

@@ -13,7 +13,7 @@ from raftkube.controllers.nodehealth import (
     compute_zone_state,
     zone_qps,
 )
-from raftkube_fuzz.mutants.base import Mutant, patch
+from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
 
 # --- eviction-ignores-disruption -----------------------------------------------------------------
 
@@ -67,6 +67,6 @@ MUTANTS = (
         "NoTaintingInFullDisruption",
         False,
         patch(nodelifecycle, "handle_disruption", _handle_disruption_ignoring_full),
-        {"store_faults": "off"},
+        dict(CONTROL_PLANE),
     ),
 )

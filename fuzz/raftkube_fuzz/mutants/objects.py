@@ -23,7 +23,7 @@ from raftkube.controllers.garbagecollector import (
     Obj,
     is_deleting_dependents,
 )
-from raftkube_fuzz.mutants.base import Mutant, patch
+from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
 
 # --- gc-selects-by-label -------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ MUTANTS = (
         patch(
             GarbageCollector, "process_deleting_dependents", _process_deleting_dependents_by_label
         ),
-        {"store_faults": "off", "canary": "on"},
+        {**CONTROL_PLANE, "canary": "on"},
     ),
     Mutant(
         "token-outlives-account",
@@ -108,6 +108,6 @@ MUTANTS = (
         "DeletedAccountTokens",
         False,
         patch(TokenVerifier, "verify", _verify_without_live_account),
-        {"store_faults": "off", "accounts": "tokens"},
+        {**CONTROL_PLANE, "accounts": "tokens"},
     ),
 )

@@ -19,7 +19,7 @@ from raftkube.controllers.store import split_meta_namespace_key
 from raftkube.kubeclient import KubeAPIError
 from raftkube.proxy.roundrobin import LoadBalancerRR, _Ring
 from raftkube.proxy.servicemap import HostPort, ServicePortName
-from raftkube_fuzz.mutants.base import Mutant, patch
+from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
 
 # --- endpoints-skip-write-on-stale-cache ---------------------------------------------------------
 
@@ -86,7 +86,7 @@ MUTANTS = (
         "EventualStableReconciliation",
         False,
         patch(EndpointsController, "sync_service", _sync_against_cached_endpoints),
-        {"store_faults": "off", "slow": "manager-watches", "services": "all"},
+        {**CONTROL_PLANE, "slow": "manager-watches", "services": "all"},
     ),
     Mutant(
         "proxy-keeps-removed-endpoint",
@@ -95,6 +95,6 @@ MUTANTS = (
         "EventualStableReconciliation",
         False,
         patch(LoadBalancerRR, "on_endpoints_update", _merge_endpoints_update),
-        {"store_faults": "off", "services": "all"},
+        {**CONTROL_PLANE, "services": "all"},
     ),
 )

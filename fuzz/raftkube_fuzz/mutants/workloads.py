@@ -26,7 +26,7 @@ from raftkube.kubelet.kubelet import Kubelet, _terminal, log
 from raftkube.kubelet.podworker import NodeContext, pod_key
 from raftkube.scheduler.cache import CacheError, SchedulerCache, _PodState, _with_node_name
 from raftkube.scheduler.nodeinfo import PodInfo
-from raftkube_fuzz.mutants.base import Mutant, patch
+from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
 
 # --- rs-no-expectations --------------------------------------------------------------------------
 
@@ -144,7 +144,7 @@ MUTANTS = (
         "NoOverCreation",
         False,
         patch(ReplicaSetController, "sync", _sync_without_expectations),
-        {"store_faults": "off", "slow": "managers"},
+        {**CONTROL_PLANE, "slow": "managers"},
     ),
     Mutant(
         "endpoints-include-unready",
@@ -155,7 +155,7 @@ MUTANTS = (
         patch(endpoints, "desired_subsets", _subsets_including_unready),
         # Every workload's Service from the start, as for the other Endpoints bugs: a
         # Service whose pods turn Ready late is the scenario the bug is about.
-        {"store_faults": "off", "services": "all"},
+        {**CONTROL_PLANE, "services": "all"},
     ),
     Mutant(
         "scheduler-ignores-assumed",
@@ -164,7 +164,7 @@ MUTANTS = (
         "NodeWithinAllocatable",
         False,
         patch(SchedulerCache, "assume_pod", _assume_without_counting),
-        {"store_faults": "off", "slow": "schedulers"},
+        {**CONTROL_PLANE, "slow": "schedulers"},
     ),
     Mutant(
         "kubelet-skips-admission",
@@ -173,6 +173,6 @@ MUTANTS = (
         "NodeWithinAllocatable",
         False,
         patch(Kubelet, "_handle", _handle_without_admission),
-        {"store_faults": "off"},
+        dict(CONTROL_PLANE),
     ),
 )

@@ -122,10 +122,11 @@ Endpoints (kube-proxy). ``apiservers=2`` runs a second API server over the same 
 (:mod:`raftkube_fuzz.cluster.plane` says which component talks to which): each has its own
 watch caches, so one component's view may run behind another's by a whole server, and the
 user's requests (each step's ``via``) go through both, for the object linearizability
-check. ``canary=on`` has the user apply ``rs-a`` and its canary (:data:`CANARY_SETUP`) as the
-example starts, so that any later step that deletes, scales or replaces ``rs-a`` finds pods
-its selector matches but another ReplicaSet owns: a search about ownership against labels
-(the garbage collector's dependents, the ReplicaSet controller's adoption)."""
+check. ``canary=on`` has the user apply ``rs-a`` and its canary (:data:`CANARY_SETUP`) and
+wait for their pods to run before the first step, so that any step that deletes, scales or
+replaces ``rs-a`` finds pods its selector matches but another ReplicaSet owns, however soon
+the search draws it: a search about ownership against labels (the garbage collector's
+dependents, the ReplicaSet controller's adoption)."""
 
 CANARY_SETUP = (("rs-a", 2), (actions.CANARY, 1))
 """What ``canary=on`` applies before the first step: ``rs-a`` beside ``rs-a-canary``, whose
@@ -194,10 +195,7 @@ def prepare(run: Run) -> None:
             user_steps.user_action(run, f"apply svc-{target}",
                          lambda c, obj=obj: actions.apply(c, obj))  # fmt: skip
     if setting(run, "canary", ("off", "on"), "off") == "on":
-        for name, replicas in CANARY_SETUP:
-            obj = actions.replica_set(name, replicas)
-            user_steps.user_action(run, f"apply {name} x{replicas}",
-                                   lambda c, obj=obj: actions.apply(c, obj))  # fmt: skip
+        user_steps.canary_at_start(run, observer, CANARY_SETUP)
 
 
 # --- the machine ------------------------------------------------------------------------------
