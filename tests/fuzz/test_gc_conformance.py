@@ -164,6 +164,28 @@ def test_the_dependents_of_a_finalizer_removal_are_the_caches_when_it_is_sent() 
     assert gc_monitor.foreground_removal(caches(fg, loose), reads, RS_PATH, "uid-a").judge() is None
 
 
+def test_pods_created_after_the_owner_was_marked_and_cached_mid_removal_do_not_block_it() -> None:
+    """Seed 452's shape (slow manager watches): a ReplicaSet controller with a stale cache
+    created ``late`` after ``a`` was marked, and the collector's pod cache took it between the
+    decision (no dependent in the graph) and the PATCH; ``early`` was cached all along. Only
+    ``early`` was in the graph the decision read, so only it may be named."""
+    fg = obj("ReplicaSet", "a", **FG)
+    early, late = obj("Pod", "early", "a"), obj("Pod", "late", "a")
+    # attemptToDeleteItem's GET, then removeFinalizer's: both show it deleting in the foreground
+    reads = [read(RS_PATH, fg), read(RS_PATH, fg)]
+    alone = gc_monitor.foreground_removal(caches(fg, now=(fg, late)), reads, RS_PATH, "uid-a")
+    assert alone.dependents == ()
+    assert alone.judge() is None
+    # judged on the caches at sending alone, the same removal is refused, naming the late pod
+    why = foreground_removal([gc_record(fg)], [gc_record(late)])
+    assert why is not None and "Pod default/late" in why
+    both = gc_monitor.foreground_removal(
+        caches(fg, early, now=(fg, early, late)), reads, RS_PATH, "uid-a"
+    )
+    why = both.judge()
+    assert why is not None and "Pod default/early" in why and "late" not in why
+
+
 def test_the_store_history_follows_which_uids_exist() -> None:
     history = StoreHistory()
     key = b"/registry/replicasets/default/a"
