@@ -22,6 +22,11 @@ precondition: in the foreground if it has dependents and some owner waits for it
 policy its own finalizers ask for (``orphan``, ``foregroundDeletion``) or in the background. An
 object that is itself being deleted in the foreground has its ``foregroundDeletion`` finalizer
 removed once no dependent blocks it any more (before that, its blocking dependents are queued).
+That is judged on the graph alone, as upstream's ``processDeletingDependentsItem`` does, so a
+foreground deletion is best effort: a dependent the graph has not seen yet (still on a lagging
+watch, or created after the owner was marked by a controller whose cache showed it live) does
+not hold the owner, and goes in the background once the owner is gone (upstream's synchronous
+garbage collection design lists this among its unhandled cases).
 
 ``attempt_to_orphan(uid)`` removes the owner's reference from each of its dependents, then the
 owner's ``orphan`` finalizer.
