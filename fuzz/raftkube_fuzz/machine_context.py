@@ -44,6 +44,7 @@ class MachineContext:
     faults: collections.Counter[str] = attrs.Factory(collections.Counter)
     failures: int = 0
     last_run: Run | None = None
+    """The run in progress or, once it ended, the last one if it failed (None if it passed)."""
     current_run: Run | None = None
     _last_failed: Run | None = None
 
@@ -67,6 +68,12 @@ class MachineContext:
         self.current_run = None
         if run.violation is not None:
             self._failed(run)
+        elif self.last_run is run:
+            # Only a failed run is wanted afterwards (the runner shrinks and saves it); a
+            # passed one holds all it recorded (a long cluster example's timeline is tens of
+            # megabytes), which would otherwise stay alive while the next example is drawn
+            # and its world built.
+            self.last_run = None
 
     def _failed(self, run: Run) -> None:
         if run is self._last_failed:

@@ -34,6 +34,7 @@ from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import REGISTRY, Draws, families
 from raftkube_fuzz.faults.store import MAX_CLOCK_DRIFT as MAX_CLOCK_DRIFT
 from raftkube_fuzz.faults.store import skew_clocks as skew_clocks
+from raftkube_fuzz.heap import release_free_heap
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.requests import PutRequest, RangeRequest
@@ -113,7 +114,8 @@ class Suite:
     """Run a full collection after each example, not only after each Hypothesis run: for a
     suite whose examples each leave megabytes of cyclic garbage (a whole control plane's Trio
     tasks, TLS and HTTP state), which the fuzz process's rare collections
-    (:mod:`raftkube.tuning`) would otherwise let pile up for a hundred examples."""
+    (:mod:`raftkube.tuning`) would otherwise let pile up for a hundred examples; the C heap
+    it freed is then handed back to the system (:mod:`raftkube_fuzz.heap`)."""
     wire_clients: bool = False
     """Clients are raftkube's real client library on machines of their own, over the
     simulated byte streams to the members' client listeners
@@ -283,6 +285,9 @@ class SuiteMachine(RuleBasedStateMachine):
             del run
             if self.suite.collect_each_example:
                 gc.collect()
+                # The example's heap is free now; without this the C allocator keeps the
+                # pages of the largest example so far resident (raftkube_fuzz.heap).
+                release_free_heap()
 
 
 def evenly(options: Sequence[T]) -> st.SearchStrategy[T]:
