@@ -11,8 +11,9 @@ import trio
 import trio.testing
 
 from raftkube.clock import TrioClock
+from raftkube.controllers.endpoints import ENDPOINTS
 from raftkube.kubeclient import Watch
-from raftkube_fuzz.cluster.lag import LaggingWatch, LaggingWatchClient
+from raftkube_fuzz.cluster.lag import LaggingWatch, LaggingWatchClient, Lags
 
 
 class ScriptedWatch(Watch):
@@ -69,3 +70,28 @@ def test_the_client_draws_from_its_generator_only_when_a_watch_lags() -> None:
     assert rng.getstate() == random.Random(7).getstate()
     first = client._draw_share()
     assert 0 <= first < 1 and rng.getstate() != random.Random(7).getstate()
+
+
+def test_a_ceiling_may_name_the_resources_whose_watches_lag() -> None:
+    """``slow=endpoints-watches``: a host's Endpoints watches lag, its other watches do not;
+    a ceiling naming no resources lags them all. The client looks a watch's ceiling up by the
+    resource's plural name, whether it was given a ready path or a resource."""
+    lags = Lags()
+    lags.set_watches("kcm-0", 30.0, frozenset({"endpoints"}))
+    lags.set_watches("kcm-1", 10.0)
+    assert lags.watches_of("kcm-0", "endpoints") == 30.0
+    assert lags.watches_of("kcm-0", "pods") == 0.0
+    assert lags.watches_of("kcm-1", "pods") == 10.0
+    assert lags.watches_of("sched-0", "endpoints") == 0.0
+    asked: list[str] = []
+    client = LaggingWatchClient(
+        "https://api:6443", watch_ceiling=lambda name: asked.append(name) or 0.0
+    )
+    for resource in ("/api/v1/endpoints", "/api/v1/namespaces/default/endpoints/"):
+        watch = client.watch(resource)
+        assert isinstance(watch, LaggingWatch)
+        watch._ceiling()
+    watch = client.watch(ENDPOINTS)
+    assert isinstance(watch, LaggingWatch)
+    watch._ceiling()
+    assert asked == ["endpoints"] * 3

@@ -145,7 +145,7 @@ def token_client(
         dial=lagging_dial(env.network.open_stream, env.clock, env.rng, lambda: lag.of(env.name)),
         user_agent="cloud-controller-manager",
         timeout=CLIENT_TIMEOUT,
-        watch_ceiling=lambda: lag.watches_of(env.name),
+        watch_ceiling=lambda resource: lag.watches_of(env.name, resource),
         rng=env.rng,
         tracer=tracer,
     )

@@ -169,7 +169,7 @@ def client_for(
     return LaggingWatchClient(
         url,
         dial=dial,
-        watch_ceiling=lambda: lags.watches_of(env.name),
+        watch_ceiling=lambda resource: lags.watches_of(env.name, resource),
         rng=env.rng,
         **options,
     )

@@ -47,14 +47,18 @@ class Lags:
 
     def __init__(self) -> None:
         self._ceilings: dict[str, float] = {}
-        self._watch_ceilings: dict[str, float] = {}
+        self._watch_ceilings: dict[str, tuple[float, frozenset[str] | None]] = {}
 
     def set(self, host: str, seconds: float) -> None:
         self._ceilings[host] = seconds
 
-    def set_watches(self, host: str, seconds: float) -> None:
-        """The ceiling of ``host``'s watch lag alone (:class:`LaggingWatchClient`)."""
-        self._watch_ceilings[host] = seconds
+    def set_watches(
+        self, host: str, seconds: float, resources: frozenset[str] | None = None
+    ) -> None:
+        """The ceiling of ``host``'s watch lag alone (:class:`LaggingWatchClient`), for its
+        watches of ``resources`` (plural names, e.g. ``endpoints``) or, None, of every
+        resource."""
+        self._watch_ceilings[host] = (seconds, resources)
 
     def clear(self) -> None:
         self._ceilings.clear()
@@ -63,8 +67,10 @@ class Lags:
     def of(self, host: str) -> float:
         return self._ceilings.get(host, 0.0)
 
-    def watches_of(self, host: str) -> float:
-        return self._watch_ceilings.get(host, 0.0)
+    def watches_of(self, host: str, resource: str) -> float:
+        """The watch lag ceiling of ``host``'s watches of ``resource`` (its plural name)."""
+        seconds, resources = self._watch_ceilings.get(host, (0.0, None))
+        return seconds if resources is None or resource in resources else 0.0
 
 
 class LaggingStream(trio.abc.Stream):
@@ -154,7 +160,8 @@ class LaggingWatchClient(KubeClient):
     ``watch_ceiling()`` (0: not at all); its requests are untouched. The shares come from a
     generator seeded from ``rng`` when the first is needed."""
 
-    watch_ceiling: Callable[[], float] = attrs.field(default=lambda: 0.0, kw_only=True)
+    watch_ceiling: Callable[[str], float] = attrs.field(default=lambda _: 0.0, kw_only=True)
+    """The lag ceiling of a watch of the resource it is given (its plural name)."""
     rng: random.Random = attrs.field(factory=lambda: random.Random(0), kw_only=True)
     _shares: random.Random | None = attrs.field(default=None, init=False)
 
@@ -163,6 +170,12 @@ class LaggingWatchClient(KubeClient):
             self._shares = random.Random(self.rng.random())
         return self._shares.random()
 
-    def watch(self, *args: Any, **kwargs: Any) -> Watch:
-        inner = super().watch(*args, **kwargs)
-        return LaggingWatch(inner, self.clock, self._draw_share, self.watch_ceiling)
+    def watch(self, resource: Any, *args: Any, **kwargs: Any) -> Watch:
+        inner = super().watch(resource, *args, **kwargs)
+        # A ready path (``/api/v1/endpoints``) ends with the resource's plural name.
+        name = (
+            resource.rstrip("/").rsplit("/", 1)[-1]
+            if isinstance(resource, str)
+            else resource.resource
+        )
+        return LaggingWatch(inner, self.clock, self._draw_share, lambda: self.watch_ceiling(name))

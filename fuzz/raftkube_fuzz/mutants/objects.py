@@ -93,7 +93,7 @@ MUTANTS = (
         "the garbage collector deletes, with an owner deleted in the foreground, every object "
         "its selector matches, not only those that name it as owner",
         "cluster",
-        "GCDeletesOnlyDependents",
+        "RequestConformance",
         False,
         patch(
             GarbageCollector, "process_deleting_dependents", _process_deleting_dependents_by_label

@@ -86,7 +86,7 @@ MUTANTS = (
         "EventualStableReconciliation",
         False,
         patch(EndpointsController, "sync_service", _sync_against_cached_endpoints),
-        {**CONTROL_PLANE, "slow": "manager-watches", "services": "all"},
+        {**CONTROL_PLANE, "slow": "endpoints-watches", "services": "all"},
     ),
     Mutant(
         "proxy-keeps-removed-endpoint",

@@ -115,9 +115,13 @@ watches alone (ceiling :data:`WATCH_LAG_SCENARIO` s,
 :class:`~raftkube_fuzz.cluster.lag.LaggingWatchClient`) while their requests are answered at
 once: a manager reads fresh objects by GET but sees its own writes come back through its
 informers seconds late, longer than a Deployment's pod takes to turn Ready, for a search about
-loops that trust their cache over their own last write. ``services=all`` has the user create
-every workload's Service (``svc-<workload>``) as the example starts, so every pod the steps
-start, replace or remove changes some Service's Endpoints: a search about what follows
+loops that trust their cache over their own last write. ``slow=endpoints-watches`` lags the
+managers' Endpoints watches alone (ceiling :data:`ENDPOINTS_LAG_SCENARIO` s), as when the API
+server's watch cache of one resource falls behind: the endpoints controller sees pods change
+at once but its own Endpoints writes come back late, long enough for a Service's pod set to
+go and come back (a crashed container's first back-off is 10 s). ``services=all`` has the
+user create every workload's Service (``svc-<workload>``) as the example starts, so every
+pod the steps start, replace or remove changes some Service's Endpoints: a search about what follows
 Endpoints (kube-proxy). ``apiservers=2`` runs a second API server over the same store
 (:mod:`raftkube_fuzz.cluster.plane` says which component talks to which): each has its own
 watch caches, so one component's view may run behind another's by a whole server, and the
@@ -132,8 +136,10 @@ CANARY_SETUP = (("rs-a", 2), (actions.CANARY, 1))
 """What ``canary=on`` applies before the first step: ``rs-a`` beside ``rs-a-canary``, whose
 pods ``rs-a``'s selector also matches."""
 
+SLOW_SETTINGS = ("off", "managers", "schedulers", "manager-watches", "endpoints-watches")
 SLOW_SCENARIO = 1.0
 WATCH_LAG_SCENARIO = 10.0
+ENDPOINTS_LAG_SCENARIO = 30.0
 
 
 def world_config(config: Mapping[str, Any]) -> WorldConfig:
@@ -179,12 +185,17 @@ def prepare(run: Run) -> None:
     run.sim.call(started, limit=STARTUP_LIMIT)
     run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
     start_cloud(run, observer)
-    slow = setting(run, "slow", ("off", "managers", "schedulers", "manager-watches"), "off")
+    slow = setting(run, "slow", SLOW_SETTINGS, "off")
     if slow == "manager-watches":
         for host in plane.managers:
             plane.lags.set_watches(host.name, WATCH_LAG_SCENARIO)
             run.fault("host_slow", f"{host.name}'s watches lag, each by its own share of "
                       f"{WATCH_LAG_SCENARIO} s", hosts=[host.name])  # fmt: skip
+    if slow == "endpoints-watches":
+        for host in plane.managers:
+            plane.lags.set_watches(host.name, ENDPOINTS_LAG_SCENARIO, frozenset({"endpoints"}))
+            run.fault("host_slow", f"{host.name}'s Endpoints watch lags by its share of "
+                      f"{ENDPOINTS_LAG_SCENARIO} s", hosts=[host.name])  # fmt: skip
     for host in {"managers": plane.managers, "schedulers": plane.schedulers}.get(slow, []):
         slow_host(run, host, SLOW_SCENARIO)
     user_steps.accounts_at_start(run)
