@@ -123,10 +123,10 @@ class Timers:
     def at(self, when: float, callback: Callable[[], object]) -> Timer:
         timer = Timer(callback)
         self._seq += 1
-        earliest = not self._heap or when < self._heap[0][0]
-        heapq.heappush(self._heap, (when, self._seq, timer))
-        if earliest and self._changed is not None:
+        heap = self._heap
+        if self._changed is not None and (not heap or when < heap[0][0]):
             self._changed.set()
+        heapq.heappush(heap, (when, self._seq, timer))
         return timer
 
     def next_time(self) -> float:
@@ -299,9 +299,11 @@ class Simulation:
         self.callbacks_run = 0
         """Scheduler passes (ticks) run so far: a cost measure."""
         self._instant = 0.0
-        self._passes_at_instant = 0
+        self._instant_began = 0
+        """:attr:`callbacks_run` before the first pass at :attr:`_instant`."""
         self._second = 0
-        self._passes_in_second = 0
+        self._second_began = 0
+        """:attr:`callbacks_run` before the first pass within :attr:`_second`."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -351,8 +353,7 @@ class Simulation:
         assert self._token is not None
         self._token.run_sync_soon(root.cancel)
         # Winding down gets its own budget of passes, even right after a stall.
-        self._passes_at_instant = 0
-        self._passes_in_second = 0
+        self._instant_began = self._second_began = self.callbacks_run
         try:
             self._pump_until(lambda: self.finished)
         except SimulationError as exc:
@@ -387,23 +388,23 @@ class Simulation:
                 raise SimulationError("every task is blocked and no deadline is pending")
             self.clock.advance_to(deadline)
             self.timers.fire_due(deadline)
-        self.callbacks_run += 1
-        now = self.clock.current_time()
+        # Every scheduler pass comes through here: the stall guards are differences of the
+        # one pass counter rather than two more counters bumped on each pass.
+        passes = self.callbacks_run = self.callbacks_run + 1
+        now = self.clock._now
         if now != self._instant:
             self._instant = now
-            self._passes_at_instant = 0
+            self._instant_began = passes - 1
             second = int(now)
             if second != self._second:
                 self._second = second
-                self._passes_in_second = 0
-        self._passes_at_instant += 1
-        self._passes_in_second += 1
-        if self._passes_at_instant > STALL_PASSES:
+                self._second_began = passes - 1
+        if passes - self._instant_began > STALL_PASSES:
             raise SimulationStalled(
                 f"{STALL_PASSES} scheduler passes at virtual time {now:.6f} without time moving: "
                 "some task never blocks (a livelock)"
             )
-        if self._passes_in_second > STORM_PASSES:
+        if passes - self._second_began > STORM_PASSES:
             raise SimulationStalled(
                 f"{STORM_PASSES} scheduler passes within virtual second {self._second}: time "
                 "barely moves while tasks keep running (a busy loop, such as a message storm)"
@@ -429,7 +430,7 @@ class Simulation:
         previous, sniffio.thread_local.name = sniffio.thread_local.name, "trio"
         try:
             while not condition():
-                if self.finished:
+                if self._result is not None:
                     raise SimulationError("the simulation's run has ended") from self.run_error
                 self._tick()
         finally:

@@ -346,7 +346,8 @@ class SimNetwork:
         instant, not per message: the same runs cost about half the scheduler passes."""
         low = max(1, math.ceil(faults.latency_low / TIME_UNIT))
         high = max(low, math.floor(faults.latency_high / TIME_UNIT))
-        return self._rng.randint(low, high) * TIME_UNIT
+        # randint(low, high) is this very call (the same draw), one Python call deeper.
+        return self._rng.randrange(low, high + 1) * TIME_UNIT
 
     def _schedule(self, message: Message, faults: LinkFaults) -> None:
         at = self._now() + self._latency(faults)

@@ -359,7 +359,7 @@ class StreamNetwork:
         faults = self.links.faults((source, dest))
         low = max(1, math.ceil(faults.latency_low / TIME_UNIT))
         high = max(low, math.floor(faults.latency_high / TIME_UNIT))
-        latency = self._rng.randint(low, high) * TIME_UNIT
+        latency = self._rng.randrange(low, high + 1) * TIME_UNIT  # randint's own draw
         if faults.loss and self._rng.random() < faults.loss:
             self.stats["retransmitted"] += 1
             latency += RETRANSMIT
