@@ -40,6 +40,11 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return _trim
 
 
+def can_release_free_heap() -> bool:
+    """Whether :func:`release_free_heap` can do anything here (glibc's ``malloc_trim``)."""
+    return _malloc_trim() is not None
+
+
 def release_free_heap() -> bool | None:
     """Return the C heap's free pages to the system: True if some were, False if none
     could be, None where the C library offers no way to (then nothing happens). Call it
