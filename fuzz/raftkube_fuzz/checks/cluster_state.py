@@ -102,12 +102,12 @@ def _labels(obj: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(((obj.get("metadata") or {}).get("labels") or {}).items()))
 
 
-def _meta(obj: Mapping[str, Any], kind: str) -> Meta:
+def spec_meta(obj: Mapping[str, Any], kind: str) -> Meta:
+    """An API object's metadata as the spec's record carries it."""
     meta = obj.get("metadata") or {}
-    owners = tuple(
-        OwnerRef(str(o.get("kind", "")), str(o.get("name", "")), str(o.get("uid", "")))
-        for o in meta.get("ownerReferences") or []
-    )
+    owners = tuple(OwnerRef(str(o.get("kind", "")), str(o.get("name", "")), str(o.get("uid", "")),
+                            bool(o.get("blockOwnerDeletion")))
+                   for o in meta.get("ownerReferences") or [])  # fmt: skip
     return Meta(
         kind=kind,
         name=str(meta.get("name", "")),
@@ -132,7 +132,7 @@ def is_ready(pod: Mapping[str, Any]) -> bool:
 def spec_pod(obj: Mapping[str, Any]) -> Pod:
     """A real pod as the spec's record: identity, owners, binding and readiness."""
     return Pod(
-        meta=_meta(obj, "Pod"),
+        meta=spec_meta(obj, "Pod"),
         node=str((obj.get("spec") or {}).get("nodeName") or ""),
         cpu=pod_cpu(obj),
         ready=is_ready(obj),
@@ -166,7 +166,7 @@ def spec_node(obj: Mapping[str, Any]) -> Node:
         for t in (obj.get("spec") or {}).get("taints") or []
     )
     return Node(
-        meta=_meta(obj, "Node"),
+        meta=spec_meta(obj, "Node"),
         cpu=millicores(allocatable.get("cpu")),
         ready=ready,
         taints=taints,
@@ -179,7 +179,7 @@ def spec_replica_set(obj: Mapping[str, Any]) -> ReplicaSet:
     template = tuple(sorted((((spec.get("template") or {}).get("metadata") or {}).get("labels")
                              or {}).items()))  # fmt: skip
     return ReplicaSet(
-        meta=_meta(obj, "ReplicaSet"),
+        meta=spec_meta(obj, "ReplicaSet"),
         replicas=int(spec.get("replicas", 1)),
         selector=selector,
         template_labels=template,

@@ -79,6 +79,7 @@ from typing import Any
 
 import attrs
 
+from raftkube_fuzz.checks.cluster_state import spec_meta
 from raftkube_spec.control.gc import GarbageCollector
 from raftkube_spec.control.records import (
     Deployment,
@@ -99,38 +100,12 @@ SPEC = GarbageCollector()
 """The spec's collector, as it is (not a mutant's)."""
 
 
-def gc_meta(obj: Obj) -> Meta:
-    """What the spec's collector reads of an object: identity, owners (with
-    ``blockOwnerDeletion``), whether it is being deleted, its finalizers."""
-    meta = obj.get("metadata") or {}
-    owners = tuple(
-        OwnerRef(
-            str(r.get("kind") or ""),
-            str(r.get("name") or ""),
-            str(r.get("uid") or ""),
-            bool(r.get("blockOwnerDeletion")),
-        )
-        for r in meta.get("ownerReferences") or []
-        if isinstance(r, Mapping) and r.get("uid")
-    )
-    return Meta(
-        kind=str(obj.get("kind") or ""),
-        name=str(meta.get("name") or ""),
-        namespace=str(meta.get("namespace") or ""),
-        uid=str(meta.get("uid") or ""),
-        labels=tuple(sorted((meta.get("labels") or {}).items())),
-        owners=owners,
-        deleting=bool(meta.get("deletionTimestamp")),
-        finalizers=tuple(meta.get("finalizers") or ()),
-    )
-
-
 def gc_record(obj: Obj) -> Record:
     """An object as the spec's record. The spec's collector reads metadata only (its
     ``gc-selects-by-label`` mutant also a ReplicaSet's selector), so a kind the spec has no
     record of is carried as the metadata-only :class:`ServiceAccount` record under its own
     kind."""
-    meta = gc_meta(obj)
+    meta = spec_meta(obj, str(obj.get("kind") or ""))
     if meta.kind == "Pod":
         return Pod(meta)
     if meta.kind == "ReplicaSet":
