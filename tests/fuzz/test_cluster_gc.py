@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from raftkube_fuzz.example import run_steps
+from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.mutants import MUTANTS
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites import get_suite
@@ -23,20 +23,24 @@ STEPS = [
 CONFIG = {"servers": 1, "nodes": 2, "store_faults": "off", "canary": "on"}
 
 
-def _run(mutant: str | None) -> object:
+def _run(mutant: str | None) -> Run:
     suite = get_suite("cluster")
     with MUTANTS[mutant].patch() if mutant else contextlib.nullcontext():
-        run = run_steps(suite, {**suite.default_config, **CONFIG}, 7, STEPS, mutant=mutant)
-    return run.violation
+        return run_steps(suite, {**suite.default_config, **CONFIG}, 7, STEPS, mutant=mutant)
 
 
 def test_a_foreground_deletion_leaves_pods_another_owner_owns() -> None:
-    violation = _run(None)
-    assert violation is None, violation
+    run = _run(None)
+    assert run.violation is None, run.violation
+    # canary=on waited for the pair's three pods before the first step, so the delete found
+    # the canary's pod there to be left alone.
+    texts = [line.text for line in run.trace().timeline]
+    seen = texts.index("user: sees 3 pods of rs-a, rs-a-canary running")
+    assert seen < next(i for i, t in enumerate(texts) if t.startswith("step 0:"))
 
 
 def test_the_label_selecting_collector_is_caught_deleting_the_canarys_pod() -> None:
-    violation = _run("gc-selects-by-label")
+    violation = _run("gc-selects-by-label").violation
     assert violation is not None
     assert getattr(violation, "prop", None) == "RequestConformance", violation
     text = str(violation)
