@@ -17,7 +17,7 @@ from raftkube_fuzz.checks.gc_conformance import (
 )
 from raftkube_fuzz.checks.views import StoreHistory
 from raftkube_fuzz.cluster import gc_monitor
-from raftkube_fuzz.cluster.gc_monitor import Read
+from raftkube_fuzz.cluster.judged_loop import Read, read_of
 from raftkube_spec.control.records import OwnerRef, Record
 from raftkube_spec.kv.types import KeyValue
 
@@ -118,8 +118,8 @@ DELETE = {"kind": "DeleteOptions", "preconditions": {"uid": "uid-p"}}
 
 def read(path: str, answer: Obj | None) -> Read:
     if answer is None:
-        return gc_monitor.read_of(path, 404, b'{"kind":"Status"}')
-    return gc_monitor.read_of(path, 200, json.dumps(answer).encode())
+        return read_of(path, 404, b'{"kind":"Status"}')
+    return read_of(path, 200, json.dumps(answer).encode())
 
 
 def judged(view: dict[str, FakeCache], reads: list[Read], gone: str = "") -> str | None:

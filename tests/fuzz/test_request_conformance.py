@@ -198,7 +198,7 @@ def test_the_monitor_judges_a_create_against_the_view_its_sync_read(
             monitor.check()
     else:
         monitor.check()
-        assert monitor.judged == 1
+        assert monitor.judged == {"replicaset": 1}
 
 
 @pytest.mark.parametrize(("cpu", "violates"), [("500m", False), ("700m", True)])
@@ -229,4 +229,4 @@ def test_a_binding_is_judged_as_it_is_sent_with_the_assumptions_of_earlier_decis
             monitor.check()
     else:
         monitor.check()
-        assert monitor.judged == 2
+        assert monitor.judged == {"scheduler": 2}

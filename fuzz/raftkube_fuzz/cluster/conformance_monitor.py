@@ -15,10 +15,11 @@ Two hooks per judged component (controller manager, scheduler), installed by
   as it is sent, a ReplicaSet controller's pod create or delete once it is answered 2xx, with
   what the store holds at that moment where a rule needs it (the pods a create counts, from
   :class:`~raftkube_fuzz.checks.views.StoreHistory`, fed live); a failed binding's assumption
-  is forgotten from then on. The garbage collector's syncs also keep each GET they make with
-  its answer (the collector reads owners live), and its DELETEs and removals of
-  ``foregroundDeletion`` are collected as they are sent, with what :mod:`.gc_monitor` gathers
-  for them then.
+  is forgotten from then on. The other judged loops come in as plugs (:data:`PLUGGED`, each a
+  :class:`~.judged_loop.LoopRules` of its own module): their collectors pick the requests
+  they judge and gather the facts the rule reads, as the request is sent or answered; a plug
+  may ask for its syncs' GETs too (the garbage collector's, :mod:`.gc_monitor`, which reads
+  owners live).
 
 Nothing is judged inside a component (an exception there would be the component's): after
 every step :meth:`ConformanceMonitor.check` judges the views and the requests collected, with
@@ -45,6 +46,7 @@ from raftkube_fuzz.checks import request_conformance as rules
 from raftkube_fuzz.checks.views import StoreHistory, controller_of, scope_of, view_mismatch
 from raftkube_fuzz.cluster import gc_monitor as gc
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates, is_pod_create
+from raftkube_fuzz.cluster.judged_loop import Cache, Facts, LoopRules, Sync, read_of
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.records import ReplicaSet, Service
 from raftkube_spec.control.replicaset import active_pods
@@ -53,47 +55,11 @@ from raftkube_spec.kv.types import KeyValue
 
 Obj = dict[str, Any]
 
-LOOPS = ("replicaset", "endpoint", "scheduler", gc.GC_LOOP)
+PLUGGED: Mapping[str, LoopRules] = {plug.loop: plug for plug in (gc.RULES,)}
+"""The loops whose rules come in through :class:`~.judged_loop.LoopRules`."""
+
+LOOPS = ("replicaset", "endpoint", "scheduler", *PLUGGED)
 """The loops judged (their work queues' names; the scheduler's decisions)."""
-
-
-@attrs.frozen(eq=False)
-class Cache:
-    """One informer's cache as a sync read it."""
-
-    resource: str
-    resource_version: str
-    items: list[Obj]
-    scope: tuple[str, str, str] | None
-    informer: SharedIndexInformer
-
-
-@attrs.frozen(eq=False)
-class Sync:
-    host: str
-    loop: str
-    key: str
-    seq: int
-    """The how-manieth judged sync of this loop incarnation (the scheduler's decisions)."""
-    incarnation: SharedIndexInformer
-    """The loop incarnation's first informer: a restart builds new ones."""
-    caches: Mapping[str, Cache]
-    reads: list[gc.Read] = attrs.field(factory=list)
-    """The GETs the sync made, with their answers (collected for the garbage collector's,
-    which reads owners live: :mod:`.gc_monitor`)."""
-
-    def items(self, resource: str) -> list[Obj]:
-        cache = self.caches.get(resource)
-        return cache.items if cache is not None else []
-
-    def revision(self, resource: str) -> int:
-        cache = self.caches.get(resource)
-        version = cache.resource_version if cache is not None else ""
-        return int(version) if version.isdigit() else 0
-
-    def describe(self) -> str:
-        versions = ", ".join(f"{r}@{c.resource_version}" for r, c in sorted(self.caches.items()))
-        return f"{self.loop} on {self.host} (sync of {self.key}, view {versions})"
 
 
 CURRENT: contextvars.ContextVar[Sync | None] = contextvars.ContextVar(
@@ -115,8 +81,9 @@ class Request:
     deleted: frozenset[str] = frozenset()
     """For a pod delete: uids of the pods this loop incarnation had deleted (2xx) when the
     answer came, this one included."""
-    gc_facts: gc.DependentDelete | gc.ForegroundRemoval | None = None
-    """For the garbage collector's: what its rule reads, gathered as it was sent."""
+    facts: Facts | None = None
+    """For a plugged loop's (:data:`PLUGGED`): what its rule reads, gathered as it was sent or
+    answered."""
 
 
 @attrs.define(eq=False)
@@ -163,10 +130,8 @@ class ConformanceMonitor:
     versions: dict[SharedIndexInformer, int] = attrs.field(factory=dict)
     """The last resourceVersion each informer was read at."""
     found: list[Violation] = attrs.field(factory=list)
-    judged: int = 0
-    """Requests judged so far."""
-    judged_gc: int = 0
-    """Of which the garbage collector's."""
+    judged: dict[str, int] = attrs.field(factory=dict)
+    """Requests judged so far, by loop."""
     views: int = 0
     """Caches compared with the store so far."""
 
@@ -202,12 +167,13 @@ class ConformanceMonitor:
             done = also(method, path, query, body) if also is not None else _nothing
             self._sent(method, path, body)
             sync = CURRENT.get()
-            if sync is None or sync.loop != gc.GC_LOOP or method != "GET":
+            plug = PLUGGED.get(sync.loop) if sync is not None else None
+            if sync is None or plug is None or not plug.keeps_reads or method != "GET":
                 return done
 
             def read(outcome: int | BaseException, data: bytes) -> None:
                 done(outcome, data)
-                sync.reads.append(gc.read_of(path, outcome, data))
+                sync.reads.append(read_of(path, outcome, data))
 
             return read
 
@@ -252,7 +218,12 @@ class ConformanceMonitor:
         if sync is None:
             return
         parts = _parts(path)
-        if sync.loop == "replicaset" and is_pod_create(method, path):
+        plug = PLUGGED.get(sync.loop)
+        if plug is not None:
+            facts = plug.answered(sync, method, path, body, outcome, self.history)
+            if facts is not None:
+                self.requests.append(Request(sync, method, path, body, outcome, facts=facts))
+        elif sync.loop == "replicaset" and is_pod_create(method, path):
             if _ok(outcome) and isinstance(body, Mapping):
                 owner = controller_of(body)
                 since = sync.revision("pods")
@@ -296,12 +267,10 @@ class ConformanceMonitor:
             self.requests.append(Request(sync, method, path, body, SENT))
         elif sync.loop == "endpoint" and "endpoints" in parts[-2:] and method != "GET":
             self.requests.append(Request(sync, method, path, body, SENT))
-        elif sync.loop == gc.GC_LOOP and method == "DELETE":
-            facts = gc.dependent_delete(sync.caches, sync.reads, path, body, self.history.holds)
-            self.requests.append(Request(sync, method, path, body, SENT, gc_facts=facts))
-        elif sync.loop == gc.GC_LOOP and gc.removes_foreground(method, body):
-            removal = gc.foreground_removal(sync.caches, sync.reads, path, sync.key)
-            self.requests.append(Request(sync, method, path, body, SENT, gc_facts=removal))
+        elif sync.loop in PLUGGED:
+            facts = PLUGGED[sync.loop].sent(sync, method, path, body, self.history)
+            if facts is not None:
+                self.requests.append(Request(sync, method, path, body, SENT, facts=facts))
 
     # --- judging (after every step) ----------------------------------------------------------
 
@@ -316,8 +285,8 @@ class ConformanceMonitor:
             self._check_view(sync)
         for request in requests:
             why = self._judge(request, excused)
-            self.judged += 1
-            self.judged_gc += request.gc_facts is not None
+            loop = request.sync.loop
+            self.judged[loop] = self.judged.get(loop, 0) + 1
             if why is not None:
                 self.found.append(Violation(
                     "RequestConformance",
@@ -332,9 +301,10 @@ class ConformanceMonitor:
             raise self.found[0]
 
     def summary(self) -> str:
+        loops = ", ".join(f"{loop} {n}" for loop, n in sorted(self.judged.items()))
         return (
-            f"request conformance: {self.judged} requests judged ({self.judged_gc} of them the "
-            f"garbage collector's), {self.views} caches compared"
+            f"request conformance: {sum(self.judged.values())} requests judged"
+            f"{f' ({loops})' if loops else ''}, {self.views} caches compared"
         )
 
     def _check_view(self, sync: Sync) -> None:
@@ -356,8 +326,8 @@ class ConformanceMonitor:
     def _judge(self, request: Request, excused: Callable[[str], bool]) -> str | None:
         sync = request.sync
         body = request.body if isinstance(request.body, Mapping) else {}
-        if request.gc_facts is not None:
-            return request.gc_facts.judge()
+        if request.facts is not None:
+            return request.facts.judge()
         if sync.loop == "replicaset" and request.method == "DELETE":
             return self._judge_delete(request)
         if sync.loop == "replicaset":

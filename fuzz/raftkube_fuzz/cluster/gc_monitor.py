@@ -2,7 +2,7 @@
 
 The conformance monitor (:mod:`.conformance_monitor`) treats the collector's delete worker as
 one more judged loop (``garbagecollector``, its work queue's name): each sync's view is its
-informers' caches when the sync began (:class:`~.conformance_monitor.Sync`), and the monitor's
+informers' caches when the sync began (:class:`~.judged_loop.Sync`), and the monitor's
 request tracer adds each GET the sync makes, with the answer, to the sync's ``reads``. When
 the sync sends a DELETE, or a PATCH taking ``foregroundDeletion`` off an object, this module
 gathers the states the collector had read of each object the rule needs
@@ -14,7 +14,6 @@ for the end of the step, as for every loop.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +23,8 @@ from raftkube.apiserver.resources import RESOURCES, by_kind
 from raftkube.kubeclient import resource_path
 from raftkube_fuzz.checks import gc_conformance as rules
 from raftkube_fuzz.checks.gc_conformance import OwnerReads, gc_record
+from raftkube_fuzz.checks.views import StoreHistory
+from raftkube_fuzz.cluster.judged_loop import LoopRules, Read, Sync
 from raftkube_spec.control.world import FOREGROUND
 
 Obj = dict[str, Any]
@@ -33,29 +34,6 @@ GC_LOOP = "garbagecollector"
 
 KINDS = {r.qualified: r.kind for r in RESOURCES}
 """An informer's name (its resource) -> the kind of its objects (a list's items carry none)."""
-
-
-@attrs.frozen
-class Read:
-    """One GET a judged sync made: the path and the object answered (None: not found, or no
-    object came back)."""
-
-    path: str
-    status: int | None
-    obj: Obj | None
-
-
-def read_of(path: str, outcome: int | BaseException, data: bytes) -> Read:
-    if not isinstance(outcome, int):
-        return Read(path, None, None)
-    obj = None
-    if 200 <= outcome < 300:
-        try:
-            loaded = json.loads(data)
-        except ValueError:
-            loaded = None
-        obj = loaded if isinstance(loaded, dict) else None
-    return Read(path, outcome, obj)
 
 
 def _uid(obj: Mapping[str, Any] | None) -> str:
@@ -233,3 +211,19 @@ def _blocking(objs: Iterable[Obj], owner_uid: str) -> Iterable[Obj]:
         refs = (obj.get("metadata") or {}).get("ownerReferences") or []
         if any(r.get("uid") == owner_uid and r.get("blockOwnerDeletion") for r in refs):
             yield obj
+
+
+def collect_sent(
+    sync: Sync, method: str, path: str, body: Any, history: StoreHistory
+) -> DependentDelete | ForegroundRemoval | None:
+    """The collector's judged requests, as they are sent: a DELETE of a dependent, or a PATCH
+    taking ``foregroundDeletion`` off an owner."""
+    if method == "DELETE":
+        return dependent_delete(sync.caches, sync.reads, path, body, history.holds)
+    if removes_foreground(method, body):
+        return foreground_removal(sync.caches, sync.reads, path, sync.key)
+    return None
+
+
+RULES = LoopRules(GC_LOOP, sent=collect_sent, keeps_reads=True)
+"""The collector's delete worker as a judged loop."""
