@@ -313,6 +313,7 @@ def _run(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz import timeline_model
+    from raftkube_fuzz.code_version import differences
     from raftkube_fuzz.example import run_steps
     from raftkube_fuzz.suite_runner import patch_for
     from raftkube_fuzz.suites import get_suite
@@ -348,6 +349,7 @@ def _replay(args: argparse.Namespace) -> int:
     )
     digest = run.digest()
     digest_matches = digest == trace.digest
+    code_changes = None if trace.code is None else differences(trace.code)
     if got is None:
         verdict, code = "passes now (the recorded violation did not happen)", 0
     elif same_violation:
@@ -367,6 +369,7 @@ def _replay(args: argparse.Namespace) -> int:
                     "verdict": verdict,
                     "reproduced": same_violation,
                     "digest_matches": digest_matches,
+                    "code_matches": None if code_changes is None else not code_changes,
                     "violation": None
                     if got is None
                     else {
@@ -407,7 +410,20 @@ def _replay(args: argparse.Namespace) -> int:
                 else f"DIFFERS from the trace ({digest[:12]} vs {trace.digest[:12]})"
             )
         )
+    print(_code_verdict(code_changes))
     return code
+
+
+def _code_verdict(changes: list[str] | None) -> str:
+    """Whether the replaying code is the recording code: a replay is exact only on that."""
+    if changes is None:
+        return "code: the trace does not record which code wrote it"
+    if not changes:
+        return "code: the same as the trace's (sources and dependency versions)"
+    return (
+        "code: NOT the trace's (" + "; ".join(changes) + "): a replay re-runs the same "
+        "execution only on the code that recorded it"
+    )
 
 
 def _write_html(args: argparse.Namespace, trace: Any, model: Any, verdict: str, got: Any) -> None:

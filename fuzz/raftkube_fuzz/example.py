@@ -34,6 +34,7 @@ import trio
 from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.conformance import RaftShadow
 from raftkube_fuzz.checks.history import History, Ok, Outcome, describe
+from raftkube_fuzz.code_version import code_stamp
 from raftkube_fuzz.example_end import liveness_bound, probe
 from raftkube_fuzz.run_listener import RunListener
 from raftkube_fuzz.steps import Step
@@ -416,6 +417,7 @@ class Run:
             violation=record,
             timeline=tuple(self.timeline.lines()),
             mutant=self.mutant,
+            code=code_stamp(),
         )
 
     def digest(self) -> str:

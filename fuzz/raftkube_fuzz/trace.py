@@ -11,6 +11,7 @@ Layout (``version`` 1)::
     {
       "format": "raftkube-fuzz-trace", "version": 1,
       "suite": "kv", "mutant": null, "seed": 1234, "config": {...},
+      "code": {"source": "<digest of the sources>", "raftkube": "...", "trio": "...", ...},
       "steps": [{"kind": "put", "member": 0, "key": "k1", ...}, ...],
       "violation": {"property": "Linearizability", "message": "...", "step": 7,
                     "evidence": {...}},
@@ -19,6 +20,8 @@ Layout (``version`` 1)::
     }
 
 The timeline runs up to the end of the failing step; ``digest`` covers exactly those lines.
+``code`` (:mod:`raftkube_fuzz.code_version`) says which code recorded the trace, so a replay can
+tell a fixed bug from a changed schedule; traces from before it have none and still load.
 A line's optional ``info`` object (hosts, message flows, fault kinds) is described in
 :mod:`raftkube_fuzz.timeline` and docs/trace-format.md.
 """
@@ -67,6 +70,8 @@ class Trace:
     violation: ViolationRecord | None
     timeline: tuple[Line, ...]
     mutant: str | None = None
+    code: dict[str, str] | None = None
+    """The stamp of the code that recorded it (:func:`~.code_version.code_stamp`)."""
 
     @property
     def digest(self) -> str:
@@ -80,6 +85,7 @@ class Trace:
             "mutant": self.mutant,
             "seed": self.seed,
             "config": self.config,
+            "code": self.code,
             "steps": [s.to_json() for s in self.steps],
             "violation": None if self.violation is None else self.violation.to_json(),
             "timeline": [line.to_json() for line in self.timeline],
@@ -133,6 +139,11 @@ def load_trace(path: Path) -> Trace:
             step=_require(raw_violation, "step", int, path),
             evidence=_require(raw_violation, "evidence", dict, path),
         )
+    code = data.get("code")
+    if code is not None and not (
+        isinstance(code, dict) and all(isinstance(v, str) for v in code.values())
+    ):
+        raise TraceError(f"{path}: 'code' must be an object of strings or null")
     trace = Trace(
         suite=_require(data, "suite", str, path),
         seed=_require(data, "seed", int, path),
@@ -141,6 +152,7 @@ def load_trace(path: Path) -> Trace:
         violation=violation,
         timeline=timeline,
         mutant=data.get("mutant"),
+        code=code,
     )
     recorded = data.get("digest")
     if recorded is not None and recorded != trace.digest:

@@ -22,6 +22,7 @@ import pytest
 import trio
 
 from raftkube.cli import main
+from raftkube_fuzz.code_version import code_digest
 from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suite_runner import patch_for, run_suite
@@ -85,6 +86,7 @@ def test_a_trace_replays_to_the_same_violation_in_a_new_process(found: Path) -> 
     assert trace.violation is not None
     assert report["reproduced"] is True
     assert report["digest_matches"] is True
+    assert report["code_matches"] is True
     assert report["violation"]["step"] == trace.violation.step
     assert report["violation"]["property"] == trace.violation.prop
 
@@ -98,6 +100,33 @@ def test_replay_until_stops_early_and_prints_a_timeline(found: Path) -> None:
     )
     assert "step 0:" in result.stdout
     assert "step 1:" not in result.stdout
+
+
+@pytest.mark.parametrize("stamp", ["changed", "absent"])
+def test_a_replay_says_whether_the_code_is_the_one_that_recorded_the_trace(
+    found: Path, tmp_path: Path, stamp: str
+) -> None:
+    data = json.loads(found.read_text())
+    assert data["code"]["source"] == code_digest()
+    if stamp == "changed":
+        data["code"]["source"] = "0" * 16
+        data["code"]["trio"] = "0.1"
+    else:
+        del data["code"]  # a trace from before the stamp
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data))
+    result = subprocess.run(
+        [sys.executable, "-m", "raftkube.cli", "fuzz", "replay", str(older), "--until", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if stamp == "changed":
+        assert f"code: NOT the trace's (source {'0' * 16} then, {code_digest()} now; trio 0.1 " in (
+            result.stdout
+        )
+    else:
+        assert "code: the trace does not record which code wrote it" in result.stdout
 
 
 def test_the_same_steps_give_the_same_events_in_process() -> None:
