@@ -31,6 +31,8 @@ from raftkube_fuzz.cli_display import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from raftkube_fuzz.machine_context import MachineContext
     from raftkube_fuzz.suite_runner import RunResult, RunTotals
 
@@ -470,6 +472,15 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mutant_row(outcome: RunResult) -> list[str]:
+    """A hunt's columns after the mutant's name and suite: found, time, steps, property, trace."""
+    if outcome.trace is not None and outcome.trace.violation is not None:
+        v = outcome.trace.violation
+        found_in = outcome.time_to_find if outcome.time_to_find is not None else outcome.elapsed
+        return ["yes", f"{found_in:.1f} s", str(v.step + 1), v.prop, str(outcome.trace_path)]
+    return ["NO", "-", "-", outcome.error or "-", "-"]
+
+
 def _mutants(args: argparse.Namespace) -> int:
     tune_gc()
     from raftkube_fuzz.mutants import MUTANTS
@@ -491,24 +502,27 @@ def _mutants(args: argparse.Namespace) -> int:
         "shrink_time": args.shrink_time,
     }
     at_once = resolve_jobs(args.jobs)
-    outcomes: list[RunResult] = []
+    rows: dict[str, list[str]] = {}
+
+    def done(name: str, outcome: RunResult, say: Callable[[str], None]) -> None:
+        rows[name] = _mutant_row(outcome)
+        row = rows[name]
+        say(f"{name}: {row[0]} {row[1]} {row[3]}")
+
     if at_once > 1:
         with Live(console=console, auto_refresh=False, transient=True) as live:
 
             def hunting(snapshots: list[RunTotals | None], elapsed: float) -> None:
                 live.update(hunts_table(names, snapshots, elapsed), refresh=True)
 
-            outcomes = run_each(
+            run_each(
                 [(MUTANTS[name].suite, dict(settings, mutant=name)) for name in names],
                 jobs=at_once,
                 on_progress=hunting,
+                on_done=lambda index, outcome: done(names[index], outcome, live.console.print),
             )
-    missed = 0
-    for index, name in enumerate(names):
-        mutant = MUTANTS[name]
-        if at_once > 1:
-            outcome = outcomes[index]
-        else:
+    else:
+        for name in names:
             with Live(console=console, auto_refresh=False, transient=True) as live:
 
                 def progress(s: MachineContext, elapsed: float, name: str = name) -> None:
@@ -516,15 +530,12 @@ def _mutants(args: argparse.Namespace) -> int:
                         progress_table(f"mutant {name}", RunTotals.of(s), elapsed), refresh=True
                     )
 
-                outcome = run_suite(mutant.suite, mutant=name, on_progress=progress, **settings)
-        if outcome.trace is not None and outcome.trace.violation is not None:
-            v = outcome.trace.violation
-            found_in = outcome.time_to_find if outcome.time_to_find is not None else outcome.elapsed
-            row = ["yes", f"{found_in:.1f} s", str(v.step + 1), v.prop, str(outcome.trace_path)]
-        else:
-            missed += 1
-            row = ["NO", "-", "-", outcome.error or "-", "-"]
-        table.add_row(name, mutant.suite, *row)
-        console.print(f"{name}: {row[0]} {row[1]} {row[3]}")
+                outcome = run_suite(
+                    MUTANTS[name].suite, mutant=name, on_progress=progress, **settings
+                )
+            done(name, outcome, console.print)
+    missed = sum(rows[name][0] != "yes" for name in names)
+    for name in names:
+        table.add_row(name, MUTANTS[name].suite, *rows[name])
     console.print(table)
     return 0 if missed == 0 else 1

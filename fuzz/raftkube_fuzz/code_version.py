@@ -33,6 +33,7 @@ def code_digest() -> str:
     """SHA-256 (hex, first 16 digits) of the packages' sources, read once per process."""
     h = hashlib.sha256()
     for package in PACKAGES:
+        assert package.__file__ is not None  # regular packages, not namespace ones
         root = Path(package.__file__).parent
         for path in sorted(root.rglob("*.py")):
             h.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\0".encode())

@@ -145,6 +145,9 @@ class _Slot:
 ProgressView = Callable[[list[RunTotals | None], float], None]
 """Receives each worker's latest snapshot (None until it starts) and the wall time so far."""
 
+DoneView = Callable[[int, RunResult], None]
+"""Receives each job's index and outcome as soon as it ends."""
+
 
 @attrs.define
 class _Pool:
@@ -169,11 +172,11 @@ class _Pool:
         self.slots = [_Slot(job=job) for job in self.jobs]
         self.started = time.monotonic()
 
-    def run(self, on_progress: ProgressView | None) -> None:
+    def run(self, on_progress: ProgressView | None, on_done: DoneView | None = None) -> None:
         """Run every job; Ctrl-C stops them all (each at its next step, or terminated after
         a while) and is raised again."""
         try:
-            self._supervise(on_progress)
+            self._supervise(on_progress, on_done)
         except KeyboardInterrupt:
             self.stop.set()
             self._supervise(None, patience=_INTERRUPT_SECONDS)
@@ -184,7 +187,12 @@ class _Pool:
         for slot in self.slots:
             slot.process.join()
 
-    def _supervise(self, on_progress: ProgressView | None, patience: float | None = None) -> None:
+    def _supervise(
+        self,
+        on_progress: ProgressView | None,
+        on_done: DoneView | None = None,
+        patience: float | None = None,
+    ) -> None:
         """Start jobs as places free up and receive the workers' messages until every one has
         sent its outcome or died (or for ``patience`` seconds at most), telling the rest to
         stop at the first failure if asked to, and draw their progress. Receiving is also what
@@ -202,6 +210,8 @@ class _Pool:
                 pass
             else:
                 _receive(self.slots[index], kind, payload, time.monotonic() - self.started)
+                if kind == "done" and on_done is not None:
+                    on_done(index, payload)
             now = time.monotonic() - self.started
             if self.stop_at_failure and any(
                 slot.progress.failures or _failed(slot) for slot in self.slots
@@ -295,10 +305,12 @@ def run_each(
     *,
     jobs: int,
     on_progress: ProgressView | None = None,
+    on_done: DoneView | None = None,
 ) -> list[RunResult]:
     """Independent fuzz runs (``run_suite``'s suite and keyword arguments, ``seed`` among
-    them), up to ``jobs`` at a time, each in a process of its own; their outcomes in order.
-    A run that crashed has an outcome with ``error`` set. Ctrl-C stops them all."""
+    them), up to ``jobs`` at a time, each in a process of its own; their outcomes in order,
+    and each told to ``on_done`` as it ends. A run that crashed has an outcome with ``error``
+    set. Ctrl-C stops them all."""
     pool = _Pool(
         jobs=[
             _Job(
@@ -312,7 +324,7 @@ def run_each(
         limit=max(1, jobs),
         stop_at_failure=False,
     )
-    pool.run(on_progress)
+    pool.run(on_progress, on_done)
     outcomes: list[RunResult] = []
     for slot in pool.slots:
         assert slot.outcome is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from raftkube.cli import build_parser, main
-from raftkube_fuzz.suite_runner import run_suite
+from raftkube_fuzz.suite_runner import RunResult, run_suite
 from raftkube_fuzz.trace import load_trace
 from raftkube_fuzz.workers import (
     resolve_jobs,
@@ -170,15 +170,19 @@ def test_a_harness_error_in_a_worker_names_its_seed(tmp_path: Path) -> None:
 
 def test_independent_runs_do_not_stop_each_other(tmp_path: Path) -> None:
     common = {"steps_per_example": 5, "traces_dir": tmp_path, "state_dir": tmp_path}
+    told: dict[int, RunResult] = {}
     hunt, clean = run_each(
         [
             ("raft", dict(common, mutant="unsynced-vote", examples=20, seed=1, shrink_time=5)),
             ("raft", dict(common, examples=3, seed=2)),
         ],
         jobs=2,
+        on_done=told.__setitem__,
     )
     assert hunt.trace is not None and hunt.trace_path is not None
     assert not clean.failed and clean.examples == 3 and clean.seed == 2
+    # Each outcome was told as its run ended (what `fuzz mutants` prints a line from).
+    assert told == {0: hunt, 1: clean}
 
 
 def test_mutants_command_hunts_several_at_a_time(
