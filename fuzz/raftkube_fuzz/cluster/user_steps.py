@@ -28,8 +28,8 @@ from raftkube_fuzz.world.driver import sleep
 ACTION_LIMIT = 30.0
 """Virtual seconds a user action may take (the client's own timeout is 10 s a request)."""
 
-CANARY_WAIT = 90.0
-"""Virtual seconds :func:`canary_at_start` waits for the pods to run: the managers' watches
+START_WAIT = 90.0
+"""Virtual seconds :func:`running_at_start` waits for the pods to run: the managers' watches
 may lag by up to 30 s (``slow=manager-watches``) and a pod needs several of their events."""
 
 
@@ -96,14 +96,15 @@ def accounts_at_start(run: Run) -> None:
             account_action(run, "request_token", name)
 
 
-def canary_at_start(run: Run, observer: ClusterObserver, setup: Sequence[tuple[str, int]]) -> None:
-    """The ``canary`` setting: the user applies each ReplicaSet of ``setup`` (name, replicas)
-    in ``default`` and waits, up to :data:`CANARY_WAIT` virtual seconds, until the store
-    shows all their pods running. The steps come back to back unless the search draws a wait,
-    so without the wait a step deleting ``rs-a`` would mostly come before the canary's pods
-    exist, and find nothing but its own pods to delete. A wait that runs out is not a failure
-    (with ``slow=manager-watches`` the ReplicaSet controller may see the ReplicaSets late):
-    the timeline says how many were running, and the steps begin."""
+def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[tuple[str, int]]) -> None:
+    """The ``canary`` and ``full`` settings: the user applies each ReplicaSet of ``setup``
+    (name, replicas) in ``default`` and waits, up to :data:`START_WAIT` virtual seconds, until
+    the store shows all their pods running. The steps come back to back unless the search
+    draws a wait, so without the wait a step deleting ``rs-a`` would mostly come before the
+    canary's pods exist, and a pod bound by hand would mostly reach its node before the
+    ReplicaSet's pods fill it. A wait that runs out is not a failure (with
+    ``slow=manager-watches`` the ReplicaSet controller may see the ReplicaSets late): the
+    timeline says how many were running, and the steps begin."""
     plane = plane_of(run)
     for name, replicas in setup:
         obj = actions.replica_set(name, replicas)
@@ -123,14 +124,14 @@ def canary_at_start(run: Run, observer: ClusterObserver, setup: Sequence[tuple[s
         )  # fmt: skip
 
     async def all_running() -> None:
-        deadline = trio.current_time() + CANARY_WAIT
+        deadline = trio.current_time() + START_WAIT
         while trio.current_time() < deadline:
             observer.follow(run.written)
             if running() >= sum(replicas for _, replicas in setup):
                 return
             await sleep(checking.POLL)
 
-    run.sim.call(all_running, limit=CANARY_WAIT + 1.0)
+    run.sim.call(all_running, limit=START_WAIT + 1.0)
     text = f"user: sees {running()} pods of {', '.join(sorted(owners))} running"
     run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
 

@@ -173,6 +173,6 @@ MUTANTS = (
         "NodeWithinAllocatable",
         False,
         patch(Kubelet, "_handle", _handle_without_admission),
-        dict(CONTROL_PLANE),
+        {**CONTROL_PLANE, "full": "on"},
     ),
 )

@@ -104,6 +104,7 @@ DEFAULT_CONFIG = {
     "accounts": "created",
     "services": "off",
     "canary": "off",
+    "full": "off",
 }
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
 nothing), for a search about the control plane's own loops. ``slow=managers`` (or
@@ -130,11 +131,20 @@ check. ``canary=on`` has the user apply ``rs-a`` and its canary (:data:`CANARY_S
 wait for their pods to run before the first step, so that any step that deletes, scales or
 replaces ``rs-a`` finds pods its selector matches but another ReplicaSet owns, however soon
 the search draws it: a search about ownership against labels (the garbage collector's
-dependents, the ReplicaSet controller's adoption)."""
+dependents, the ReplicaSet controller's adoption). ``full=on`` has the user fill every node
+before the first step: ``rs-b`` with two pods a node (:data:`~raftkube_fuzz.cluster.actions.RS_CPU`
+each: a third does not fit) and a wait for them to run, so that a pod bound by hand
+(``create_pinned``) finds its node without room however soon the search draws it, and a
+scale-up finds no node with room: a search about admission and scheduling at capacity (the
+kubelet's admission, the scheduler's fit, pods waiting for room)."""
 
 CANARY_SETUP = (("rs-a", 2), (actions.CANARY, 1))
 """What ``canary=on`` applies before the first step: ``rs-a`` beside ``rs-a-canary``, whose
 pods ``rs-a``'s selector also matches."""
+
+FULL_PER_NODE = 2
+"""``rs-b``'s pods a node holds with ``full=on``: two of
+:data:`~raftkube_fuzz.cluster.actions.RS_CPU` fit a simulated node, a third does not."""
 
 SLOW_SETTINGS = ("off", "managers", "schedulers", "manager-watches", "endpoints-watches")
 SLOW_SCENARIO = 1.0
@@ -206,7 +216,9 @@ def prepare(run: Run) -> None:
             user_steps.user_action(run, f"apply svc-{target}",
                          lambda c, obj=obj: actions.apply(c, obj))  # fmt: skip
     if setting(run, "canary", ("off", "on"), "off") == "on":
-        user_steps.canary_at_start(run, observer, CANARY_SETUP)
+        user_steps.running_at_start(run, observer, CANARY_SETUP)
+    if setting(run, "full", ("off", "on"), "off") == "on":
+        user_steps.running_at_start(run, observer, (("rs-b", FULL_PER_NODE * shape.nodes),))
 
 
 # --- the machine ------------------------------------------------------------------------------
