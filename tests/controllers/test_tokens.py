@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -99,3 +100,28 @@ async def test_token_secrets_filled_and_deleted_with_their_account(api: APIHarne
 
             await eventually(token_gone, "the token Secret deleted with its account")
             nursery.cancel_scope.cancel()
+
+
+def test_a_cached_account_with_another_uid_is_looked_up_live() -> None:
+    """Upstream's ``getServiceAccount(..., fetchOnCacheMiss=true)``: a cache still showing
+    the account's previous incarnation misses, and the live account with the Secret's uid is
+    found, so its token is not deleted (before, the cache's other uid was taken as the
+    account gone)."""
+    stale = {"metadata": {"name": "a", "namespace": "default", "uid": "u1"}}
+    live = {"metadata": {"name": "a", "namespace": "default", "uid": "u2"}}
+    asked: list[str] = []
+
+    async def get(resource: Any, name: str, namespace: str) -> Obj:
+        asked.append(f"{namespace}/{name}")
+        return live
+
+    controller: Any = SimpleNamespace(
+        accounts=SimpleNamespace(get=lambda name, namespace: stale),
+        client=SimpleNamespace(get=get),
+    )
+    found = trio.run(TokensController._account_for, controller, token_secret("s", "a", "u2"))
+    assert found is live and asked == ["default/a"]
+    gone = trio.run(TokensController._account_for, controller, token_secret("s", "a", "u3"))
+    assert gone is None  # the live one has another uid too
+    same = trio.run(TokensController._account_for, controller, token_secret("s", "a", "u1"))
+    assert same is stale and asked == ["default/a", "default/a"]  # a cache hit asks nothing

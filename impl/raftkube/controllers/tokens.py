@@ -9,8 +9,8 @@ that name an account in their ``kubernetes.io/service-account.name`` (and ``.uid
 annotations:
 
 - such a Secret whose account does not exist (or has another uid) is deleted, with a uid
-  precondition; the account is looked up in the API when the cache misses it, so a cache that
-  has not caught up with a new account deletes nothing;
+  precondition; the account is looked up in the API when the cache misses it (or shows it
+  with another uid), so a cache that has not caught up with a new account deletes nothing;
 - an account deleted takes every such Secret naming it (and its uid) along;
 - a Secret lacking ``token``, ``ca.crt`` or ``namespace`` gets them: a legacy JWT
   (issuer ``kubernetes/serviceaccount``, upstream's ``LegacyClaims``) signed with
@@ -207,20 +207,23 @@ class TokensController:
         del self._deleted_accounts[key]
 
     async def _account_for(self, secret: Obj) -> Obj | None:
-        """``getServiceAccount(..., fetchOnCacheMiss=true)``: the cache first, then the API."""
+        """``getServiceAccount(..., fetchOnCacheMiss=true)``: the cache first, then the API.
+        A cached account with another uid than the Secret records is a miss too (the cache
+        may not have caught up with the account re-created), as upstream has it."""
         meta = secret["metadata"]
         annotations = meta.get("annotations") or {}
         name, uid = annotations.get(NAME_KEY, ""), annotations.get(UID_KEY, "")
         if not name:
             return None
         account = self.accounts.get(name, meta["namespace"])
-        if account is None:
-            try:
-                account = await self.client.get(SERVICE_ACCOUNTS, name, namespace=meta["namespace"])
-            except KubeAPIError as exc:
-                if exc.code == 404:
-                    return None
-                raise
+        if account is not None and (not uid or account["metadata"].get("uid") == uid):
+            return account
+        try:
+            account = await self.client.get(SERVICE_ACCOUNTS, name, namespace=meta["namespace"])
+        except KubeAPIError as exc:
+            if exc.code == 404:
+                return None
+            raise
         if uid and account["metadata"].get("uid") != uid:
             return None
         return account
