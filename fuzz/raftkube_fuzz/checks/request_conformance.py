@@ -46,6 +46,12 @@ says where the real loop's memory differs from the spec's and what "allows" then
   rules, and the collector's view (its graph and its live reads of owners), are in
   :mod:`.gc_conformance`.
 
+* **ServiceAccount, token and namespace controllers**: a ServiceAccount create, a token
+  Secret's delete or filling-in, a delete in a namespace and the namespace's ``finalize``:
+  the rules, and these loops' views (their caches, the token controller's live GET of an
+  account, the namespace controller's own LISTs of its namespace's content), are in
+  :mod:`.accounts_conformance`.
+
 What conformance cannot see: a write a loop should have made and did not (a skipped write
 leaves no request to judge: eventual stable reconciliation is what catches that), and
 requests of loops not listed.
