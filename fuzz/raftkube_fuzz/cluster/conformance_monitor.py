@@ -213,6 +213,8 @@ class ConformanceMonitor:
         sync = Sync(host, loop, key, seq, incarnation, caches)
         self.latest[(host, loop)] = sync
         CURRENT.set(sync)
+        if loop in PLUGGED:
+            PLUGGED[loop].started(sync)
 
     def _request(self, method: str, path: str, body: Any, outcome: int | BaseException) -> None:
         sync = CURRENT.get()

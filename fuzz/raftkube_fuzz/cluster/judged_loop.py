@@ -117,6 +117,10 @@ def _nothing_answered(
     return None
 
 
+def _nothing_started(sync: Sync) -> None:
+    return None
+
+
 @attrs.frozen
 class LoopRules:
     """One judged loop's collectors (see the module docstring)."""
@@ -127,3 +131,8 @@ class LoopRules:
     answered: AnsweredCollector = _nothing_answered
     keeps_reads: bool = False
     """Whether the loop's syncs keep their GETs (:attr:`Sync.reads`)."""
+    started: Callable[[Sync], None] = _nothing_started
+    """Told of each sync as it starts, before it reads anything: for rules that judge a
+    request by what the loop saw in earlier syncs, including the many that sent nothing
+    (the node lifecycle controller's memory of each node, :mod:`.nodelifecycle_monitor`).
+    Quick, and never raises, like the collectors."""
