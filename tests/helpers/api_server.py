@@ -9,7 +9,9 @@ users, and the admin kubeconfig for kubectl or the official Python client.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import attrs
@@ -18,6 +20,8 @@ import pytest
 from raftkube.apiserver.assemble import RunningAPIServer, open_api_server
 from raftkube.apiserver.auth.pki import ClusterPKI, ensure_pki, issue_client_cert, write_kubeconfig
 from raftkube.apiserver.config import APIServerConfig
+from raftkube.apiserver.identity import IdentityLeaseConfig
+from raftkube.clock import Clock
 from raftkube.kubeclient import KubeClient
 from raftkube.server.member import MemberConfig
 from raftkube.server.wiring import open_member
@@ -50,28 +54,49 @@ class APIHarness:
         return KubeClient(self.url, ssl_context=ctx, token=token)
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[APIHarness]:
+@asynccontextmanager
+async def serving(
+    tmp_path: Path,
+    store_endpoint: str,
+    *,
+    clock: Clock | None = None,
+    wall: Callable[[], float] = time.time,
+    hostname: str | None = None,
+    identity: IdentityLeaseConfig | None = None,
+    etcd_compaction_interval: float = 300.0,
+) -> AsyncIterator[APIHarness]:
+    """An API server on the store at ``store_endpoint``, with what a test may choose about it
+    (its clock and wall clock, the host name its identity Lease is named by and that Lease's
+    timings, its compaction interval)."""
     tokens = tmp_path / "tokens.csv"
     tokens.write_text(f'{TOKEN},alice,alice-uid,""\n')
-    async with open_member(
-        MemberConfig(member_id=0, servers=1, cluster_id="t"), tmp_path / "m0"
-    ) as rm:
-        pki = ensure_pki(tmp_path / "pki", service_ip="127.96.0.1")
-        config = APIServerConfig(
-            etcd_servers=(rm.client_endpoint,),
-            tls_cert_file=pki.apiserver.cert,
-            tls_private_key_file=pki.apiserver.key,
-            service_account_signing_key_file=pki.sa_private_key,
-            client_ca_file=pki.ca.cert,
-            token_auth_file=tokens,
-            secure_port=0,
+    pki = ensure_pki(tmp_path / "pki", service_ip="127.96.0.1")
+    config = APIServerConfig(
+        etcd_servers=(store_endpoint,),
+        tls_cert_file=pki.apiserver.cert,
+        tls_private_key_file=pki.apiserver.key,
+        service_account_signing_key_file=pki.sa_private_key,
+        client_ca_file=pki.ca.cert,
+        token_auth_file=tokens,
+        secure_port=0,
+        etcd_compaction_interval=etcd_compaction_interval,
+    )
+    async with open_api_server(
+        config, clock=clock, wall=wall, hostname=hostname, identity=identity
+    ) as running:
+        url = f"https://127.0.0.1:{running.port}"
+        kubeconfig = tmp_path / "admin.kubeconfig"
+        write_kubeconfig(
+            kubeconfig, url, pki.ca.cert, pki.admin.cert, pki.admin.key, "kubernetes-admin"
         )
-        async with open_api_server(config) as running:
-            url = f"https://127.0.0.1:{running.port}"
-            kubeconfig = tmp_path / "admin.kubeconfig"
-            write_kubeconfig(
-                kubeconfig, url, pki.ca.cert, pki.admin.cert, pki.admin.key, "kubernetes-admin"
-            )
-            async with KubeClient.from_kubeconfig(kubeconfig) as admin:
-                yield APIHarness(url, pki, running, admin, kubeconfig, tmp_path)
+        async with KubeClient.from_kubeconfig(kubeconfig) as admin:
+            yield APIHarness(url, pki, running, admin, kubeconfig, tmp_path)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[APIHarness]:
+    async with (
+        open_member(MemberConfig(member_id=0, servers=1, cluster_id="t"), tmp_path / "m0") as rm,
+        serving(tmp_path, rm.client_endpoint) as harness,
+    ):
+        yield harness

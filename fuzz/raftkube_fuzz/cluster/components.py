@@ -204,6 +204,7 @@ class APIServerProcess:
             wall=wall_clock(self.env.clock),
             rng=self.env.rng,
             network=self.env.network,
+            hostname=self.env.name,
         ) as running:
             self.running = running
             await trio.sleep_forever()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import ssl
 import time
 import uuid
@@ -33,9 +34,15 @@ from raftkube.apiserver.auth.rbac import RBACAuthorizer
 from raftkube.apiserver.auth.tokens import TokenIssuer, TokenVerifier
 from raftkube.apiserver.auth.user import UserInfo
 from raftkube.apiserver.bootstrap_objects import ensure_bootstrap_objects
+from raftkube.apiserver.compactor import Compactor
 from raftkube.apiserver.config import APIServerConfig
 from raftkube.apiserver.handlers.context import Services
 from raftkube.apiserver.http import HTTPServer, server_ssl_context
+from raftkube.apiserver.identity import (
+    IdentityLeaseConfig,
+    IdentityLeaseController,
+    IdentityLeaseGC,
+)
 from raftkube.apiserver.kinds import schema_for
 from raftkube.apiserver.node_admission import NodeRestriction
 from raftkube.apiserver.nonresource import NonResource
@@ -83,6 +90,7 @@ def _resource(group: str, version: str, resource: str) -> ResourceInfo:
 _RBAC = "rbac.authorization.k8s.io"
 PODS = _resource("", "v1", "pods")
 SERVICE_ACCOUNTS = _resource("", "v1", "serviceaccounts")
+LEASES = _resource("coordination.k8s.io", "v1", "leases")
 
 
 @attrs.frozen
@@ -204,6 +212,9 @@ class RunningAPIServer:
     port: int
     api: APIServer
     caches: dict[str, WatchCache]
+    compactor: Compactor
+    identity: IdentityLeaseController
+    lease_gc: IdentityLeaseGC
 
 
 @asynccontextmanager
@@ -215,12 +226,17 @@ async def open_api_server(
     rng: random.Random | None = None,
     network: Network | None = None,
     store_client: Client | None = None,
+    hostname: str | None = None,
+    identity: IdentityLeaseConfig | None = None,
 ) -> AsyncIterator[RunningAPIServer]:
     """Run an API server for the body of the ``async with`` (see the module docstring).
-    ``network`` is where it listens and how it reaches the store (Trio's TCP by default)."""
+    ``network`` is where it listens and how it reaches the store (Trio's TCP by default);
+    ``hostname`` names its identity Lease (the machine's host name by default, as upstream's
+    ``os.Hostname()``), ``identity`` times it."""
     network = network or TcpNetwork()
     clock = clock or TrioClock()
     rng = rng or random.Random(os.urandom(16))
+    hostname = hostname or socket.gethostname()
     ssl_ctx = None
     if config.etcd_cafile is not None:
         ssl_ctx = client_context(config.etcd_cafile, config.etcd_certfile, config.etcd_keyfile)
@@ -245,6 +261,10 @@ async def open_api_server(
         caches = {r.qualified: WatchCache(client, r, clock=clock) for r in RESOURCES if r.storage}
         for cache in caches.values():
             nursery.start_soon(cache.run)
+        compactor = Compactor(
+            client, clock, config.etcd_compaction_interval, endpoints=tuple(config.etcd_servers)
+        )
+        nursery.start_soon(compactor.run)
         for cache in caches.values():
             await cache.wait_ready()
         signing_key = load_service_account_key(config.service_account_signing_key_file)
@@ -335,8 +355,14 @@ async def open_api_server(
             api, str(ip_range.network[1]), config.bind_address, port, clock
         )
         bootstrapped.set()
+        # The identity post-start hooks: its own Lease, and the collector of expired ones.
+        identity = identity or IdentityLeaseConfig()
+        lease = IdentityLeaseController(api, clock, wall, rng, hostname, identity)
+        nursery.start_soon(lease.run)
+        lease_gc = IdentityLeaseGC(api, caches[LEASES.qualified], clock, wall, identity)
+        nursery.start_soon(lease_gc.run)
         logger.info("serving on https://%s:%d", config.bind_address, port)
-        yield RunningAPIServer(port, api, caches)
+        yield RunningAPIServer(port, api, caches, compactor, lease, lease_gc)
         nursery.cancel_scope.cancel()
 
 

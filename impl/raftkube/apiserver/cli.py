@@ -20,6 +20,7 @@ import trio
 
 from raftkube.apiserver.config import APIServerConfig, ConfigError
 from raftkube.cluster.common import describe, expected_error, port_number
+from raftkube.server.compactor import parse_go_duration
 from raftkube.tuning import tune_gc
 
 logger = logging.getLogger("raftkube.apiserver")
@@ -46,6 +47,17 @@ def _port_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+def go_duration(text: str) -> float:
+    """A Go duration (``5m``, ``1h30m``, ``0``) in seconds, as pflag's ``DurationVar`` reads it."""
+    try:
+        seconds = parse_go_duration(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must not be negative")
+    return seconds
+
+
 def register(commands: Any) -> None:
     """Add ``raftkube apiserver`` to the ``raftkube`` command."""
     p = commands.add_parser(
@@ -61,6 +73,13 @@ def register(commands: Any) -> None:
     p.add_argument("--etcd-cafile", type=Path, help="CA bundle for the store's TLS")
     p.add_argument("--etcd-certfile", type=Path, help="client certificate for the store")
     p.add_argument("--etcd-keyfile", type=Path, help="client key for the store")
+    p.add_argument(
+        "--etcd-compaction-interval",
+        type=go_duration,
+        default="5m",
+        help="The interval of compaction requests. If 0, the compaction request from "
+        "apiserver is disabled. (default 5m)",
+    )
     p.add_argument("--bind-address", default="127.0.0.1", help="address to serve on")
     p.add_argument("--secure-port", type=port_number, default=6443, help="HTTPS port (6443)")
     p.add_argument("--tls-cert-file", type=Path, required=True, help="serving certificate")
@@ -150,6 +169,7 @@ def config_from_args(args: argparse.Namespace) -> APIServerConfig:
         etcd_cafile=args.etcd_cafile,
         etcd_certfile=args.etcd_certfile,
         etcd_keyfile=args.etcd_keyfile,
+        etcd_compaction_interval=args.etcd_compaction_interval,
         bind_address=args.bind_address,
         secure_port=args.secure_port,
         tls_cert_file=args.tls_cert_file,

@@ -40,6 +40,9 @@ class APIServerConfig:
     kubelet_client_certificate: Path | None = None
     kubelet_client_key: Path | None = None
     kubelet_certificate_authority: Path | None = None
+    etcd_compaction_interval: float = 300.0
+    """Seconds between the server's compactions of the store (``--etcd-compaction-interval``,
+    upstream's 5 min); 0 disables them (:mod:`raftkube.apiserver.compactor`)."""
 
     def check(self) -> None:
         """Refuse what cannot work before anything starts (missing files, unknown modes)."""
@@ -67,6 +70,8 @@ class APIServerConfig:
                 f"--authorization-mode: unknown mode(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(AUTHORIZATION_MODES))}"
             )
+        if self.etcd_compaction_interval < 0:
+            raise ConfigError("--etcd-compaction-interval: must not be negative")
         if not self.authorization_modes:
             raise ConfigError("--authorization-mode: at least one mode is needed")
         if (self.kubelet_client_certificate is None) != (self.kubelet_client_key is None):
