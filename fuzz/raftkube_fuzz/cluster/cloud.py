@@ -36,9 +36,17 @@ from raftkube.cloud.manager import CloudControllerOptions, run_cloud_controller_
 from raftkube.cloud.provider import SimulatedCloud
 from raftkube.cloud.server import CloudService, Faults, serve_cloud
 from raftkube.controllers.leaderelection import LeaderElectionLost
-from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError, RequestTracer
+from raftkube.kubeclient import (
+    KubeAPIError,
+    KubeClient,
+    KubeConnectionError,
+    RequestObserver,
+    RequestTracer,
+)
 from raftkube.kubeclient.kubeconfig import load_kubeconfig
+from raftkube_fuzz.cluster.cloud_monitor import cloud_tracer
 from raftkube_fuzz.cluster.components import elected
+from raftkube_fuzz.cluster.conformance_monitor import CURRENT, ConformanceMonitor
 from raftkube_fuzz.cluster.lag import LaggingWatchClient, Lags, lagging_dial
 from raftkube_fuzz.cluster.object_history import ObjectHistories, tracer_of
 from raftkube_fuzz.cluster.pki import SimPKI
@@ -128,10 +136,12 @@ def token_client(
     lags: Lags | None,
     server: str | None = None,
     tracer: RequestTracer | None = None,
+    observer: RequestObserver | None = None,
 ) -> KubeClient:
     """A client of the API server at ``server`` (default: the admin kubeconfig's) presenting
     ``token`` alone, trusting the cluster CA, on the host's network and clock, lagging as
-    ``lags`` says for this host, telling ``tracer`` each request (:mod:`.object_history`)."""
+    ``lags`` says for this host, telling ``tracer`` each request (:mod:`.object_history`) and
+    ``observer`` each outcome."""
     config = attrs.evolve(
         load_kubeconfig(pki.plan.admin_kubeconfig), client_certificate=None, client_key=None
     )
@@ -148,6 +158,7 @@ def token_client(
         watch_ceiling=lambda resource: lag.watches_of(env.name, resource),
         rng=env.rng,
         tracer=tracer,
+        observer=observer,
     )
 
 
@@ -164,22 +175,32 @@ class CloudControllerManagerProcess:
     """The API server it talks to (``--master``), pinned as the other components are."""
     histories: ObjectHistories | None = None
     """Where its clients' requests are recorded (:mod:`.object_history`)."""
+    conformance: ConformanceMonitor | None = None
+    """Judges its loops' requests, the cloud's included, against their views
+    (:mod:`.conformance_monitor`, :mod:`.cloud_monitor`)."""
 
     async def run(self) -> None:
         while self.side.token is None:
             await sleep_for(self.env.clock, TOKEN_POLL)
         token = self.side.token
         tracer = tracer_of(self.histories, self.env.name)
+        observer: RequestObserver | None = None
+        traced: RequestTracer | None = None
+        if self.conformance is not None:
+            observer = self.conformance.watch(self.env.name)
+            tracer = self.conformance.tracer(tracer)
+            # The cloud's calls are not the API's: the object histories never see them.
+            traced = cloud_tracer(self.conformance.tracer(), CURRENT.get)
         async with token_client(
-            self.env, self.pki, token, self.lags, self.server, tracer
+            self.env, self.pki, token, self.lags, self.server, tracer, observer
         ) as client:
             while True:
                 try:
-                    await self._run_once(client)
+                    await self._run_once(client, traced)
                 except LeaderElectionLost:
                     continue  # upstream exits and is restarted: a fresh manager here
 
-    async def _run_once(self, client: KubeClient) -> None:
+    async def _run_once(self, client: KubeClient, cloud_trace: RequestTracer | None) -> None:
         ca = self.pki.plan.pki.ca.cert.read_bytes()
         await run_cloud_controller_manager(
             client,
@@ -188,6 +209,7 @@ class CloudControllerManagerProcess:
             use_service_account_credentials=True,
             server_ca=ca,
             cloud_dial=self.env.network.open_stream,
+            cloud_tracer=cloud_trace,
             **elected(self.env),
         )
 

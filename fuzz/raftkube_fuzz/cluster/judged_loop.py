@@ -43,16 +43,18 @@ class Cache:
 @attrs.frozen
 class Read:
     """One GET a judged sync made: the path and the object answered (None: not found, or no
-    object came back)."""
+    object came back). A plug may keep other calls' answers too (the cloud's: a load
+    balancer's address is in a PUT's answer), with their ``method``."""
 
     path: str
     status: int | None
     obj: Obj | None
+    method: str = "GET"
 
 
-def read_of(path: str, outcome: int | BaseException, data: bytes) -> Read:
+def read_of(path: str, outcome: int | BaseException, data: bytes, method: str = "GET") -> Read:
     if not isinstance(outcome, int):
-        return Read(path, None, None)
+        return Read(path, None, None, method)
     obj = None
     if 200 <= outcome < 300:
         try:
@@ -60,7 +62,7 @@ def read_of(path: str, outcome: int | BaseException, data: bytes) -> Read:
         except ValueError:
             loaded = None
         obj = loaded if isinstance(loaded, dict) else None
-    return Read(path, outcome, obj)
+    return Read(path, outcome, obj, method)
 
 
 @attrs.frozen(eq=False)

@@ -202,6 +202,7 @@ class ControlPlane:
                     lags=lags,
                     server=urls[i % len(urls)],
                     histories=histories,
+                    conformance=conformance,
                 ),
             )
             for i, name in enumerate(CCM_HOSTS)

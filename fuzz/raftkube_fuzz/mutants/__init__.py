@@ -16,12 +16,24 @@ core), :mod:`.kv` (the member's reads, watches, leases and sessions) and :mod:`.
 (the control loops and the kubelet that place and serve pods), :mod:`.traffic` (what tells
 clients where a Service's pods are), :mod:`.objects` (the loops that decide when an object
 goes with another), :mod:`.leases` (leader election), :mod:`.nodes` (node lifecycle),
-:mod:`.namespaces` (the namespace controller); :mod:`.base` holds what a mutant is.
+:mod:`.namespaces` (the namespace controller), :mod:`.cloud` (the cloud-controller-manager),
+:mod:`.rollouts` (the Deployment controller); :mod:`.base` holds what a mutant is.
 """
 
 from __future__ import annotations
 
-from raftkube_fuzz.mutants import kv, leases, namespaces, nodes, objects, raft, traffic, workloads
+from raftkube_fuzz.mutants import (
+    cloud,
+    kv,
+    leases,
+    namespaces,
+    nodes,
+    objects,
+    raft,
+    rollouts,
+    traffic,
+    workloads,
+)
 from raftkube_fuzz.mutants.base import SUITES, Mutant
 
 MUTANTS: dict[str, Mutant] = {
@@ -35,6 +47,8 @@ MUTANTS: dict[str, Mutant] = {
         *leases.MUTANTS,
         *nodes.MUTANTS,
         *namespaces.MUTANTS,
+        *cloud.MUTANTS,
+        *rollouts.MUTANTS,
     )
 }
 """Every mutant by name, in a fixed order: the store's suites first, then the cluster's."""

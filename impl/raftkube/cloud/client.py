@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from raftkube.clock import Clock, TrioClock
-from raftkube.kubeclient import Dial, KubeClient, KubeConnectionError
+from raftkube.kubeclient import Dial, KubeClient, KubeConnectionError, RequestTracer
 
 Obj = dict[str, Any]
 
@@ -40,6 +40,9 @@ class CloudClient:
     timeout: float = attrs.field(default=10.0, kw_only=True)
     dial: Dial = attrs.field(default=trio.open_tcp_stream, kw_only=True)
     """How connections are opened (the simulated network in the fuzzer)."""
+    tracer: RequestTracer | None = attrs.field(default=None, kw_only=True)
+    """Told each cloud request and its answer, as the Kubernetes client's tracer is (a checker
+    judging the cloud calls; production gives none)."""
     _http: KubeClient = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -49,6 +52,7 @@ class CloudClient:
             timeout=self.timeout,
             user_agent="raftkube-cloud-client",
             dial=self.dial,
+            tracer=self.tracer,
         )
 
     async def aclose(self) -> None:

@@ -40,7 +40,7 @@ from raftkube.controllers.events import EventRecorder
 from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import run_while_leading
 from raftkube.controllers.manager import is_controller_enabled
-from raftkube.kubeclient import Dial, KubeClient, load_kubeconfig
+from raftkube.kubeclient import Dial, KubeClient, RequestTracer, load_kubeconfig
 
 logger = logging.getLogger("raftkube.cloud.manager")
 
@@ -172,12 +172,14 @@ async def run_cloud_controller_manager(
     use_service_account_credentials: bool = False,
     server_ca: bytes | None = None,
     cloud_dial: Dial | None = None,
+    cloud_tracer: RequestTracer | None = None,
 ) -> None:
     """Run the cloud controllers (under leader election unless ``leader_elect`` is false)
     until cancelled; raises :class:`LeaderElectionLost` if the Lease is lost. With
     ``use_service_account_credentials``, ``server_ca`` (default: the kubeconfig's CA)
     verifies the server for the service accounts' clients, which connect as the manager's
-    own client does. ``cloud_dial`` is how the cloud is reached (Trio's TCP by default)."""
+    own client does. ``cloud_dial`` is how the cloud is reached (Trio's TCP by default);
+    ``cloud_tracer`` is told each cloud request (:class:`CloudClient`'s ``tracer``)."""
     options = options or CloudControllerOptions()
     enabled_cloud_controllers(options.controllers)  # refuse unknown names before connecting
     rng = rng or random.Random()
@@ -193,7 +195,12 @@ async def run_cloud_controller_manager(
                 )
             )
         cloud = await stack.enter_async_context(
-            CloudClient(cloud_provider_url, clock=clock, dial=cloud_dial or trio.open_tcp_stream)
+            CloudClient(
+                cloud_provider_url,
+                clock=clock,
+                dial=cloud_dial or trio.open_tcp_stream,
+                tracer=cloud_tracer,
+            )
         )
         clients: ControllerClientBuilder = SimpleControllerClientBuilder(client)
         if use_service_account_credentials:

@@ -35,6 +35,7 @@ from raftkube.controllers.informer import ResourceEventHandlerFuncs, SharedInfor
 from raftkube.controllers.nodehealth import ready_status
 from raftkube.controllers.nodelifecycle import node_reference
 from raftkube.controllers.resources import resource
+from raftkube.controllers.synctrace import sync_started
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 
 logger = logging.getLogger("raftkube.cloud.nodes")
@@ -194,7 +195,9 @@ class CloudNodeLifecycleController:
             await self.clock.sleep_until(started + self.period)
 
     async def monitor_nodes(self) -> None:
-        """``MonitorNodes``: one pass over the cached nodes."""
+        """``MonitorNodes``: one pass over the cached nodes (a pass is this loop's sync: it
+        acts on the node cache as the pass begins)."""
+        sync_started("cloud-node-lifecycle", "nodes", (self.informer,))
         for node in self.nodes.list():
             name = node["metadata"]["name"]
             try:

@@ -29,6 +29,7 @@ from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.nodehealth import node_condition
 from raftkube.controllers.nodelifecycle import node_reference
 from raftkube.controllers.resources import resource
+from raftkube.controllers.synctrace import sync_started
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 
 logger = logging.getLogger("raftkube.cloud.routes")
@@ -145,6 +146,8 @@ class RouteController:
             await self.clock.sleep_until(started + self.period)
 
     async def reconcile_node_routes(self) -> None:
+        # A pass is this loop's sync: it acts on the node cache as the pass begins.
+        sync_started("route", "nodes", (self.informer,))
         nodes = self.nodes.list()
         routes = await self.cloud.routes(self.cluster_name)
         plan = reconcile_routes(nodes, routes, self.cluster_cidrs)
