@@ -22,8 +22,15 @@ import trio.testing
 from raftkube.controllers import endpoints as endpoints_module
 from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.kubelet.kubelet import Kubelet
+from raftkube.kubelet.podworker import POD_UID, PodWorker
 from raftkube.mvcc import MvccStore, WatchHub
 from raftkube.raft import HardState, NodeConfig, RaftNode, RejectedError
+from raftkube.runtime.interface import (
+    ContainerState,
+    PodSandboxConfig,
+    PodSandboxStatus,
+    SandboxState,
+)
 from raftkube.scheduler.cache import SchedulerCache
 from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube.server.leases import LeaseExpiry
@@ -290,6 +297,45 @@ def admission_on_a_full_node() -> str:
     return outcome[0]
 
 
+def final_delete_order() -> list[str]:
+    """What a pod worker terminating a pod with one running container does, in order."""
+    calls: list[str] = []
+    config = PodSandboxConfig("p", "default", "u1", labels={POD_UID: "u1"})
+    sandbox = PodSandboxStatus("s1", config, SandboxState.READY, "10.0.0.2", 0.0)
+    running = SimpleNamespace(id="c1", state=ContainerState.RUNNING)
+
+    async def note(what: str, *args: object, **kwargs: object) -> Any:
+        calls.append(what)
+        return {"list_containers": [running], "list_pod_sandboxes": [sandbox]}.get(what)
+
+    def recorder(what: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: note(what, *args, **kwargs)
+
+    async def sandbox_of() -> PodSandboxStatus:
+        return sandbox
+
+    runtime = SimpleNamespace(**{name: recorder(name) for name in (
+        "list_containers", "stop_container", "stop_pod_sandbox", "list_pod_sandboxes",
+        "remove_pod_sandbox")})  # fmt: skip
+    worker: Any = SimpleNamespace(
+        gone=False,
+        uid="u1",
+        pod={"metadata": {"name": "p", "namespace": "default", "uid": "u1"}, "spec": {}},
+        node=SimpleNamespace(
+            runtime=runtime,
+            client=SimpleNamespace(delete=recorder("delete")),
+            volume_root=None,
+            backoff=SimpleNamespace(forget=lambda key: None),
+        ),
+        _sandbox=sandbox_of,
+        _grace=lambda: 30.0,
+        _containers=recorder("containers"),
+        _write_status=recorder("write_status"),
+    )
+    trio.run(PodWorker._terminate, worker)
+    return [c for c in calls if c in ("stop_container", "delete")]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "commit-old-term-by-count": (old_term_commit, 0, 1),
     "unsynced-vote": (unsynced_vote, True, False),
@@ -314,6 +360,11 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "scheduler-ignores-assumed": (room_after_an_assumption, 2500, 4000),
     "kubelet-skips-admission": (admission_on_a_full_node, "OutOfcpu", "started"),
+    "kubelet-deletes-before-stopping": (
+        final_delete_order,
+        ["stop_container", "delete"],
+        ["delete", "stop_container"],
+    ),
 }
 
 

@@ -79,6 +79,12 @@ class PodFact:
     """The revision that created it."""
     active: bool
     """Not being deleted and not finished (upstream's ``IsPodActive``)."""
+    node: str = ""
+    """``spec.nodeName``: the node it is bound to ("" if none)."""
+    deleting: bool = False
+    """Whether it has a ``deletionTimestamp``."""
+    phase: str = ""
+    """``status.phase``."""
 
 
 def controller_of(obj: Mapping[str, Any]) -> str:
@@ -150,8 +156,16 @@ class StoreHistory:
         old = self.pods.get(key)
         uid = str(meta.get("uid") or "")
         created = old.created if old is not None and old.uid == uid else revision
-        active = not finished and not meta.get("deletionTimestamp")
-        self.pods[key] = PodFact(uid, controller_of(pod), created, active)
+        deleting = bool(meta.get("deletionTimestamp"))
+        self.pods[key] = PodFact(
+            uid,
+            controller_of(pod),
+            created,
+            not finished and not deleting,
+            node=str((pod.get("spec") or {}).get("nodeName") or ""),
+            deleting=deleting,
+            phase=str((pod.get("status") or {}).get("phase") or ""),
+        )
         return finished
 
     def state_at(self, resource: str, revision: int, not_finished: bool = False) -> dict[str, int]:

@@ -393,6 +393,8 @@ class KubeletProcess:
     """The node's kube-proxy (read by the checks)."""
     histories: ObjectHistories | None = None
     """Where its clients' requests are recorded (:mod:`.object_history`)."""
+    conformance: ConformanceMonitor | None = None
+    """Judges its final deletes and status writes (:mod:`.kubelet_monitor`)."""
 
     def __attrs_post_init__(self) -> None:
         node = self.pki.plan.sim_nodes[self.index]
@@ -418,6 +420,9 @@ class KubeletProcess:
             port=0,
             runtime_name="sim",
         )
+        tracer = tracer_of(self.histories, self.env.name)
+        if self.conformance is not None:
+            tracer = self.conformance.kubelets.tracer(self.env.name, node.name, runtime, tracer)
         async with (
             client_for(
                 self.env,
@@ -426,7 +431,7 @@ class KubeletProcess:
                 self.lags,
                 None,
                 self.server,
-                tracer=tracer_of(self.histories, self.env.name),
+                tracer=tracer,
             ) as client,
             trio.open_nursery() as nursery,
         ):

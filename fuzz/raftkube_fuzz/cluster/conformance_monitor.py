@@ -49,6 +49,7 @@ from raftkube_fuzz.cluster import cloud_monitor as cloud
 from raftkube_fuzz.cluster import gc_monitor as gc
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates, is_pod_create
 from raftkube_fuzz.cluster.judged_loop import Cache, Facts, LoopRules, Sync, read_of
+from raftkube_fuzz.cluster.kubelet_monitor import KubeletMonitor
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.records import ReplicaSet, Service
 from raftkube_spec.control.replicaset import active_pods
@@ -136,6 +137,10 @@ class ConformanceMonitor:
     found: list[Violation] = attrs.field(factory=list)
     judged: dict[str, int] = attrs.field(factory=dict)
     """Requests judged so far, by loop."""
+    kubelets: KubeletMonitor = attrs.field(
+        default=attrs.Factory(lambda self: KubeletMonitor(self.history), takes_self=True)
+    )
+    """The kubelets' final deletes and status writes (:mod:`.kubelet_monitor`)."""
     views: int = 0
     """Caches compared with the store so far."""
 
@@ -303,13 +308,17 @@ class ConformanceMonitor:
                      "outcome": str(request.outcome),
                      "view": {r: c.resource_version for r, c in request.sync.caches.items()}},
                 ))  # fmt: skip
+        self.found.extend(self.kubelets.judge())
         if self.found:
             raise self.found[0]
 
     def summary(self) -> str:
-        loops = ", ".join(f"{loop} {n}" for loop, n in sorted(self.judged.items()))
+        judged = dict(self.judged)
+        if self.kubelets.judged:
+            judged["kubelet"] = self.kubelets.judged
+        loops = ", ".join(f"{loop} {n}" for loop, n in sorted(judged.items()))
         return (
-            f"request conformance: {sum(self.judged.values())} requests judged"
+            f"request conformance: {sum(judged.values())} requests judged"
             f"{f' ({loops})' if loops else ''}, {self.views} caches compared"
         )
 

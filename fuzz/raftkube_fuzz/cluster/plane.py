@@ -180,7 +180,7 @@ class ControlPlane:
         self.kubelets = [
             world.add_host(
                 node_address(i),
-                _kubelet_boot(pki, i, lags, urls[i % len(urls)], histories=histories),
+                _kubelet_boot(pki, i, lags, urls[i % len(urls)], histories, conformance),
             )
             for i in range(shape.nodes)
         ]
@@ -252,6 +252,13 @@ def node_address(index: int) -> str:
 
 
 def _kubelet_boot(
-    pki: SimPKI, index: int, lags: Lags, server: str, histories: ObjectHistories | None = None
+    pki: SimPKI,
+    index: int,
+    lags: Lags,
+    server: str,
+    histories: ObjectHistories | None = None,
+    conformance: ConformanceMonitor | None = None,
 ) -> Callable[[HostEnv], Process]:
-    return lambda env: KubeletProcess(env, pki, index, lags, server, histories=histories)
+    return lambda env: KubeletProcess(
+        env, pki, index, lags, server, histories=histories, conformance=conformance
+    )

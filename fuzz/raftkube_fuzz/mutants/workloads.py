@@ -21,9 +21,19 @@ from raftkube.controllers.endpoints import (
 )
 from raftkube.controllers.replicaset import ReplicaSetController, calculate_status, replicas_of
 from raftkube.controllers.store import split_meta_namespace_key
+from raftkube.kubelet import volumes
 from raftkube.kubelet.admission import admit, allocatable_of
 from raftkube.kubelet.kubelet import Kubelet, _terminal, log
-from raftkube.kubelet.podworker import NodeContext, pod_key
+from raftkube.kubelet.podworker import (
+    POD_UID,
+    NodeContext,
+    PodWorker,
+    _meta,
+    _tolerating,
+    pod_key,
+    resource_path_of,
+)
+from raftkube.runtime.interface import ContainerState, SandboxState
 from raftkube.scheduler.cache import CacheError, SchedulerCache, _PodState, _with_node_name
 from raftkube.scheduler.nodeinfo import PodInfo
 from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
@@ -136,6 +146,49 @@ async def _handle_without_admission(
     self._start(nursery, node, pod)
 
 
+# --- kubelet-deletes-before-stopping -------------------------------------------------------------
+
+
+async def _terminate_deleting_first(self: PodWorker) -> None:
+    # MUTANT: the pod object is deleted for good first, while its containers still run: the
+    # name is free for a replacement before this machine has let go of it.
+    if not self.gone:
+        meta = _meta(self.pod)
+        with _tolerating(404, 409):
+            await self.node.client.delete(
+                resource_path_of("pods", meta["namespace"], meta["name"]),
+                options={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]},
+                },
+            )
+    sandbox = await self._sandbox()
+    grace = self._grace()
+    if sandbox is not None:
+        containers = await self.node.runtime.list_containers(sandbox.id)
+        async with trio.open_nursery() as nursery:
+            for status in containers:
+                if status.state is ContainerState.RUNNING:
+                    nursery.start_soon(self.node.runtime.stop_container, status.id, grace)
+        await self.node.runtime.stop_pod_sandbox(sandbox.id)
+        if not self.gone:
+            history = await self._containers(sandbox)
+            with _tolerating(404, 409):
+                await self._write_status(
+                    attrs.evolve(sandbox, state=SandboxState.NOTREADY), history
+                )
+    for old in await self.node.runtime.list_pod_sandboxes():
+        if old.config.labels.get(POD_UID) == self.uid:
+            await self.node.runtime.remove_pod_sandbox(old.id)
+    if self.node.volume_root is not None:
+        volumes.remove(self.uid, self.node.volume_root)
+    # MUTANT: (the final delete was here, after every container had stopped)
+    self.node.backoff.forget(f"{self.uid}/")
+    self.finished = True
+
+
 MUTANTS = (
     Mutant(
         "rs-no-expectations",
@@ -174,5 +227,14 @@ MUTANTS = (
         False,
         patch(Kubelet, "_handle", _handle_without_admission),
         {**CONTROL_PLANE, "full": "on"},
+    ),
+    Mutant(
+        "kubelet-deletes-before-stopping",
+        "the kubelet deletes a terminating pod's object before its containers have stopped",
+        "cluster",
+        "RequestConformance",
+        False,
+        patch(PodWorker, "_terminate", _terminate_deleting_first),
+        dict(CONTROL_PLANE),
     ),
 )
