@@ -152,6 +152,21 @@ def test_make_plan_checks_the_apiserver_port(tmp_path: Path) -> None:
             up.make_plan(args)
 
 
+def test_up_passes_the_compaction_interval_to_the_apiserver(tmp_path: Path) -> None:
+    base = free_port_block(6)
+    (api,) = free_ports(1)
+    common = ["--data-dir", str(tmp_path / "c"), "--port-base", str(base), "--apiserver-port",
+              str(api)]  # fmt: skip
+    for given, seconds in (([], 300.0), (["--etcd-compaction-interval", "30s"], 30.0),
+                           (["--etcd-compaction-interval", "0"], 0.0)):  # fmt: skip
+        plan = up.make_plan(up_namespace(*common, *given))
+        assert plan.control_plane is not None
+        config = parse_apiserver_argv(plan.control_plane.argv(["127.0.0.1:2379"]))
+        assert config.etcd_compaction_interval == seconds
+    with pytest.raises(SystemExit):  # argparse names the flag and the bad value
+        up_namespace(*common, "--etcd-compaction-interval", "5 minutes")
+
+
 # --- real processes -----------------------------------------------------------------------
 
 

@@ -116,6 +116,8 @@ class ControlPlanePlan:
     """Simulated nodes (``up --sim-nodes``), all served by one ``sim-nodes`` process."""
     sim_node_dir: Path | None = None
     """Where the simulated nodes' kubeconfigs are (``DATA_DIR/sim-nodes``)."""
+    etcd_compaction_interval: str = "5m"
+    """The API server's ``--etcd-compaction-interval`` (a Go duration; ``0`` disables it)."""
 
     @property
     def server(self) -> str:
@@ -146,6 +148,8 @@ class ControlPlanePlan:
             str(pki.sa_private_key),
             "--service-cluster-ip-range",
             str(SERVICE_CLUSTER_IP_RANGE),
+            "--etcd-compaction-interval",
+            self.etcd_compaction_interval,
             "--stop-on-stdin-eof",
         ]
         if self.kubelet_client is not None:
@@ -270,6 +274,7 @@ def plan_control_plane(
     kubelet_ports: Sequence[int] = (),
     sim_nodes: int = 0,
     extra_sans: Sequence[str] = (),
+    etcd_compaction_interval: str = "5m",
 ) -> ControlPlanePlan:
     """Create what is missing of ``DATA_DIR/pki`` and (re)write the kubeconfigs for
     ``https://host:port``; with ``nodes``, the kubelets' certificates and kubeconfigs too
@@ -278,7 +283,8 @@ def plan_control_plane(
     ``extra_sans`` are further names or addresses the API server's serving certificate
     covers, as kubeadm's ``--apiserver-cert-extra-sans``: the other API servers of an HA
     control plane, which serve the same certificate (only a certificate this call creates
-    gets them; an existing one is kept as it is)."""
+    gets them; an existing one is kept as it is). ``etcd_compaction_interval`` is passed to
+    the API server as is."""
     first_service_ip = next(SERVICE_CLUSTER_IP_RANGE.hosts())
     pki = ensure_pki(data_dir / "pki", service_ip=str(first_service_ip), hosts=(host, *extra_sans))
     kubelet_client = CertPair(pki.root / "apiserver-kubelet-client.crt",
@@ -324,6 +330,7 @@ def plan_control_plane(
         nodes=tuple(node_plans),
         sim_nodes=sim_plans,
         sim_node_dir=sim_node_dir if sim_plans else None,
+        etcd_compaction_interval=etcd_compaction_interval,
     )
     for path, pair, user in (
         (plan.admin_kubeconfig, pki.admin, ADMIN_USER),

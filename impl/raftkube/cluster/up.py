@@ -42,6 +42,7 @@ from typing import IO, Any, TypeVar
 
 import trio
 
+from raftkube.apiserver.cli import go_duration
 from raftkube.client import Client
 from raftkube.clock import Clock, TrioClock, move_on_after, sleep_for
 from raftkube.cluster.common import (
@@ -141,10 +142,24 @@ def register(commands: Any) -> None:
         "--tls as its `raftkube up`): the running `up` starts it as a learner and promotes "
         "it once in sync; waits until it votes",
     )
+    p.add_argument(
+        "--etcd-compaction-interval",
+        type=_compaction_interval,
+        default="5m",
+        help="the API server's interval of compaction requests (a Go duration, default 5m; "
+        "0 disables them), passed to `raftkube apiserver`",
+    )
     add_read_flags(p)
     add_compaction_flags(p)
     add_timing_flags(p)
     p.set_defaults(handler=run_up)
+
+
+def _compaction_interval(text: str) -> str:
+    """Checked as the API server will read it (so a bad one is refused before anything
+    starts), and passed on as written."""
+    go_duration(text)
+    return text.strip()
 
 
 WHO = "raftkube up"

@@ -273,6 +273,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     control_plane = plan_control_plane(
         args.data_dir, HOST, args.apiserver_port, certs,
         nodes=args.nodes, kubelet_ports=kubelet_ports, sim_nodes=args.sim_nodes,
+        etcd_compaction_interval=args.etcd_compaction_interval,
     )  # fmt: skip
     _record_cluster(args.data_dir, servers, cluster_id)
     flags: tuple[str, ...] = ("--read-mode", args.read_mode, "--max-clock-drift")
