@@ -18,6 +18,7 @@ from raftkube_fuzz.checks import account_tokens
 from raftkube_fuzz.checks.api import Check
 from raftkube_fuzz.checks.cloud_state import cloud_problems
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
+from raftkube_fuzz.checks.list_linearizability import ListLinearizabilityCheck
 from raftkube_fuzz.checks.object_linearizability import ObjectLinearizabilityCheck
 from raftkube_fuzz.checks.proxy_routes import misrouted, note_routes, routes_by_node
 from raftkube_fuzz.checks.reconciliation import STABLE_FOR, reconcile_bound, unreconciled
@@ -153,4 +154,4 @@ def check_end(run: Run) -> None:
 def cluster_checks(run: Run) -> list[Check]:
     """The store suites' checks (the suite's own among them), then the user's object
     requests' linearizability (:mod:`raftkube_fuzz.checks.object_linearizability`)."""
-    return [*standard_checks(run), ObjectLinearizabilityCheck()]
+    return [*standard_checks(run), ObjectLinearizabilityCheck(), ListLinearizabilityCheck()]

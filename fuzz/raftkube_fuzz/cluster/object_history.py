@@ -16,15 +16,17 @@ refusal below 500 was not applied (``Failed``); a 5xx or a lost connection may o
 been (the API server may have written to the store before it failed to answer: ``Unknown``),
 but a connection that could not be opened carried nothing (``Failed``).
 
-Left out, and why: lists (a read of many keys at one revision; judging one needs every key's
-state at once) and watches (the view check's), dry runs (they write nothing), subresources
-that are not the object (a pod's log, a ServiceAccount's token: a TokenRequest writes nothing
-to the account). A create whose name the server generates (``generateName``) names its key
-only in its answer: it is recorded when the answer comes, with its call time; one whose answer
-was lost put an object under a name nobody knows, so a key of that kind and namespace whose
-name starts with the prefix may be created by someone the history does not show
-(:meth:`ObjectHistories.others`). A ``deletecollection`` removes objects no single-object
-request names: the keys of that kind and namespace are judged loosely from then on.
+Lists are handed to :attr:`ObjectHistories.lists` (:mod:`.list_history`: a list reveals the
+store's revision, so it is judged alone against the store's history, not searched), with every
+revision an object answer reveals. Left out, and why: watches (the view check's), dry runs
+(they write nothing), subresources that are not the object (a pod's log, a ServiceAccount's
+token: a TokenRequest writes nothing to the account). A create whose name the server generates
+(``generateName``) names its key only in its answer: it is recorded when the answer comes, with
+its call time; one whose answer was lost put an object under a name nobody knows, so a key of
+that kind and namespace whose name starts with the prefix may be created by someone the history
+does not show (:meth:`ObjectHistories.others`). A ``deletecollection`` removes objects no
+single-object request names: the keys of that kind and namespace are judged loosely from then
+on.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from raftkube_fuzz.checks.linearizability.object_model import (
     digest_of,
     others_of,
 )
+from raftkube_fuzz.cluster.list_history import ListHistories
 
 Obj = dict[str, Any]
 
@@ -67,6 +70,8 @@ class Target:
     namespace: str
     name: str
     subresource: str
+    resource: str = ""
+    """The resource's plural name (the store's key prefix is ``/registry/{resource}/``)."""
 
 
 def target_of(path: str) -> Target | None:
@@ -88,7 +93,7 @@ def target_of(path: str) -> Target | None:
     if info is None:
         return None
     name = rest[1] if len(rest) > 1 else ""
-    return Target(info.kind, namespace, name, rest[2] if len(rest) > 2 else "")
+    return Target(info.kind, namespace, name, rest[2] if len(rest) > 2 else "", info.resource)
 
 
 def _decoded(body: Any) -> Any:
@@ -248,6 +253,9 @@ class ObjectHistories:
     collections_deleted: set[tuple[str, str]] = attrs.field(factory=set)
     """(kind, namespace) of every ``deletecollection`` sent."""
     requests: int = 0
+    lists: ListHistories | None = None
+    """Where the same clients' lists are recorded (:mod:`.list_history`), if anywhere; it is
+    told of every revision an object answer reveals."""
 
     def __len__(self) -> int:
         return sum(len(h) for h in self.by_key.values())
@@ -269,9 +277,13 @@ class ObjectHistories:
         def trace(method: str, path: str, query: Any, body: Any) -> RequestDone:
             found = request_of(method, path, query, body, client)
             if found is None:
-                target = target_of(path) if method == "DELETE" else None
-                if target is not None and not target.name:
+                target = target_of(path) if method in ("DELETE", "GET") else None
+                if target is None or target.name:
+                    return _ignore
+                if method == "DELETE":
                     self.collections_deleted.add((target.kind, target.namespace))
+                elif self.lists is not None and not (query or {}).get("watch"):
+                    return self.lists.sent(path, query, client, target.resource, target.namespace)
                 return _ignore
             request, prefix = found
             self.requests += 1
@@ -282,7 +294,11 @@ class ObjectHistories:
             op = history.invoke(self.requests, request, call)  # type: ignore[arg-type]
 
             def done(outcome: int | BaseException, data: bytes) -> None:
-                history.complete(op, answer_of(request, outcome, data), trio.current_time())
+                answer = answer_of(request, outcome, data)
+                history.complete(op, answer, trio.current_time())
+                lists = self.lists
+                if lists is not None and isinstance(answer, Ok) and isinstance(answer.result, Seen):
+                    lists.revealed(answer.result.rv)
 
             return done
 
@@ -304,6 +320,8 @@ class ObjectHistories:
             history = self.by_key.setdefault(named.key, History())
             op = history.invoke(client, named, call)  # type: ignore[arg-type]
             history.complete(op, answer, trio.current_time())
+            if self.lists is not None:
+                self.lists.revealed(answer.result.rv)
 
         return done
 

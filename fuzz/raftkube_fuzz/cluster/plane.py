@@ -52,6 +52,7 @@ from raftkube_fuzz.cluster.components import (
 from raftkube_fuzz.cluster.conformance_monitor import ConformanceMonitor
 from raftkube_fuzz.cluster.lag import Lags
 from raftkube_fuzz.cluster.leadership import SCHEDULER_LEASE_KEY, LeadershipLog
+from raftkube_fuzz.cluster.list_history import ListHistories
 from raftkube_fuzz.cluster.object_history import ObjectHistories, tracer_of
 from raftkube_fuzz.cluster.pki import MAX_NODES, SimPKI, sim_pki
 from raftkube_fuzz.world.host import Host, HostEnv, Process
@@ -141,6 +142,9 @@ class ControlPlane:
         """The controller managers' pod creates with an unknown outcome (:mod:`.ambiguous`)."""
         self.conformance = conformance = ConformanceMonitor(ambiguous)
         """The views and requests of the judged loops (:mod:`.conformance_monitor`)."""
+        self.lists = histories.lists = ListHistories(lambda: conformance.history.revision)
+        """Every client's lists (:mod:`.list_history`), recorded through the same tracer; the
+        store's revision an answer came at is read from the conformance monitor's history."""
         self.managers = [
             world.add_host(
                 f"kcm-{i}",
