@@ -52,6 +52,12 @@ says where the real loop's memory differs from the spec's and what "allows" then
   account, the namespace controller's own LISTs of its namespace's content), are in
   :mod:`.accounts_conformance`.
 
+* **Cloud controllers** (``cloud-node``, ``cloud-node-lifecycle``, ``route``, ``service``): a
+  node's delete, shutdown taint, provider ID and addresses, the cloud routes and load
+  balancers, and a Service's ingress, each judged on the loop's caches and on what its own
+  cloud calls answered in the sync (upstream reads the cloud live): the rules are in
+  :mod:`.cloud_conformance`.
+
 What conformance cannot see: a write a loop should have made and did not (a skipped write
 leaves no request to judge: eventual stable reconciliation is what catches that), and
 requests of loops not listed.
