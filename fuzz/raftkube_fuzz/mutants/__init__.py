@@ -16,8 +16,8 @@ core), :mod:`.kv` (the member's reads, watches, leases and sessions) and :mod:`.
 (the control loops and the kubelet that place and serve pods), :mod:`.traffic` (what tells
 clients where a Service's pods are), :mod:`.objects` (the loops that decide when an object
 goes with another), :mod:`.leases` (leader election), :mod:`.nodes` (node lifecycle),
-:mod:`.namespaces` (the namespace controller), :mod:`.cloud` (the cloud-controller-manager);
-:mod:`.base` holds what a mutant is.
+:mod:`.namespaces` (the namespace controller), :mod:`.cloud` (the cloud-controller-manager),
+:mod:`.rollouts` (the Deployment controller); :mod:`.base` holds what a mutant is.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from raftkube_fuzz.mutants import (
     nodes,
     objects,
     raft,
+    rollouts,
     traffic,
     workloads,
 )
@@ -47,6 +48,7 @@ MUTANTS: dict[str, Mutant] = {
         *nodes.MUTANTS,
         *namespaces.MUTANTS,
         *cloud.MUTANTS,
+        *rollouts.MUTANTS,
     )
 }
 """Every mutant by name, in a fixed order: the store's suites first, then the cluster's."""
