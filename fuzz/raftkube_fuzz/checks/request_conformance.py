@@ -46,6 +46,10 @@ says where the real loop's memory differs from the spec's and what "allows" then
   rules, and the collector's view (its graph and its live reads of owners), are in
   :mod:`.gc_conformance`.
 
+* **Kubelets, a pod's final delete and a pod worker's status write** (no informer sync: judged
+  on the store's pod and the machine's containers as the request is sent): the rules are in
+  :mod:`.kubelet_conformance`.
+
 * **ServiceAccount, token and namespace controllers**: a ServiceAccount create, a token
   Secret's delete or filling-in, a delete in a namespace and the namespace's ``finalize``:
   the rules, and these loops' views (their caches, the token controller's live GET of an
