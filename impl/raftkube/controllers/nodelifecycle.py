@@ -73,6 +73,7 @@ from raftkube.controllers.nodehealth import (
     zone_key,
 )
 from raftkube.controllers.resources import LEASES, resource
+from raftkube.controllers.synctrace import sync_started
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 
 logger = logging.getLogger("raftkube.controllers.nodelifecycle")
@@ -159,7 +160,10 @@ class NodeLifecycleController:
             )
         )
         self.no_schedule_worker = Worker(
-            "node-lifecycle-noschedule", self.no_schedule_queue, self.sync_no_schedule_taints
+            "node-lifecycle-noschedule",
+            self.no_schedule_queue,
+            self.sync_no_schedule_taints,
+            (node_informer,),
         )
         self.pod_queue = new_queue(clock, "node-lifecycle-pods")
         factory.informer_for(PODS).add_event_handler(
@@ -210,6 +214,7 @@ class NodeLifecycleController:
 
     async def monitor_pass(self) -> None:
         """``monitorNodeHealth``: one pass over every cached node (see the module docstring)."""
+        sync_started("node-lifecycle-monitor", "nodes", self._informers[:2])
         nodes = self.nodes.list()
         names = {n["metadata"]["name"] for n in nodes}
         for node in nodes:
@@ -409,6 +414,10 @@ class NodeLifecycleController:
         """``doNoExecuteTaintingPass``: taint the due nodes of every zone, as its rate allows."""
         for zone, tainter in list(self.tainters.items()):
             while (entry := tainter.pop_due(self.clock.now())) is not None:
+                # One tainting decision, for sync tracing: "zone/node" (a zone key has no "/").
+                sync_started(
+                    "node-lifecycle-tainting", f"{zone}/{entry.value}", self._informers[:1]
+                )
                 node = self.nodes.get(entry.value)
                 if node is None:
                     tainter.finish(entry, True, 0.0, self.clock.now())

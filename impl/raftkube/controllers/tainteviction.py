@@ -143,7 +143,9 @@ class TaintEvictionController:
         self.worker = Worker(
             "taint-eviction", self.updates, self.sync, (node_informer, pod_informer)
         )
-        self.eviction_worker = Worker("taint-eviction-fire", self.evictions, self.fire)
+        self.eviction_worker = Worker(
+            "taint-eviction-fire", self.evictions, self.fire, (node_informer, pod_informer)
+        )
 
     def _node_event(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         self.updates.add("node:" + object_of(obj)["metadata"]["name"])
