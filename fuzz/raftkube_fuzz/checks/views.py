@@ -47,6 +47,9 @@ RESOURCES: dict[str, bytes] = {
 """The followed resources (an informer's name is its resource's qualified name) and the API
 server's key prefix for each: ``/registry/{resource}/{namespace}/{name}``."""
 
+NODE_LEASES = b"/registry/leases/kube-node-lease/"
+"""The kubelets' Leases: their renewals are followed (:attr:`StoreHistory.renewals`)."""
+
 EVENTS = b"/registry/events/"
 """Events: never anyone's owner, and most of the creates (their uids are not followed)."""
 
@@ -111,12 +114,18 @@ class StoreHistory:
     """The uid of every API object the store holds now (Events aside), by store key: whether
     an owner still exists is asked by uid (the garbage collector's rule)."""
     live_uids: set[str] = attrs.field(factory=set)
+    renewals: dict[str, tuple[list[int], list[str | None]]] = attrs.field(factory=dict)
+    """Node name -> (revisions its Lease in ``kube-node-lease`` was written at, and its
+    ``spec.renewTime`` after each: None if deleted or unset): when the node lifecycle
+    controller could first have seen a renewal (:mod:`.nodelifecycle_conformance`)."""
 
     def written(self, revision: int, records: Iterable[KeyValue]) -> None:
         """The run listener's hook: revision ``revision`` applied ``records``."""
         self.revision = max(self.revision, revision)
         for kv in records:
             self._uid_written(kv)
+            if kv.key.startswith(NODE_LEASES):
+                self._renewed(revision, kv)
             resource = resource_of(kv.key)
             if resource is None:
                 continue
@@ -145,6 +154,15 @@ class StoreHistory:
             if uid:
                 self.uids[kv.key] = uid
                 self.live_uids.add(uid)
+
+    def _renewed(self, revision: int, kv: KeyValue) -> None:
+        renew = None
+        if kv.version != 0:
+            renew = (json.loads(kv.value).get("spec") or {}).get("renewTime")
+        name = kv.key[len(NODE_LEASES) :].decode()
+        revisions, times = self.renewals.setdefault(name, ([], []))
+        revisions.append(revision)
+        times.append(str(renew) if renew else None)
 
     def holds(self, uid: str) -> bool:
         """Whether the store holds an object with ``uid`` now."""
