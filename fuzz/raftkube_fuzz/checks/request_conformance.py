@@ -61,6 +61,10 @@ says where the real loop's memory differs from the spec's and what "allows" then
   balancers, and a Service's ingress, each judged on the loop's caches and on what its own
   cloud calls answered in the sync (upstream reads the cloud live): the rules are in
   :mod:`.cloud_conformance`.
+* **Deployment controller, a ReplicaSet create, scale or delete** (``deployment``): each
+  from the sync's view with its earlier writes applied, within ``replicas + maxSurge`` and
+  upstream's ``reconcileOldReplicaSets`` bounds; the rules, and why a resize's sizes are not
+  judged, are in :mod:`.deployment_conformance`.
 
 What conformance cannot see: a write a loop should have made and did not (a skipped write
 leaves no request to judge: eventual stable reconciliation is what catches that), and
