@@ -7,9 +7,10 @@ kube-proxy. One search per object key (kind, namespace, name), because a single-
 reveals only that object's ``resourceVersion``, never the store's revision, so objects are
 independent (linearizability is compositional, Herlihy and Wing) and the searches stay small;
 what crosses keys, creates in real-time order getting growing ``resourceVersion``s, is checked
-apart (:func:`check_creates_in_order`). Lists and watches are left out: a list is a read of
-many keys at one revision (judging it needs every key's state at once), and what the watches
-deliver is the view check's to judge.
+apart (:func:`check_creates_in_order`). Lists are judged apart too (:mod:`.list_model`): a
+list is a read of many keys at one revision, but its answer names that revision, so each page
+is compared with the store's history at it, with no search. What the watches deliver is the
+view check's to judge (:mod:`raftkube_fuzz.checks.views`).
 
 **What a state is.** What a client can tell apart: whether the object exists (``present``,
 None when an answer left it open: a delete whose answer does not say whether the object went,
