@@ -1,6 +1,7 @@
 """The LIST check (:mod:`raftkube_fuzz.checks.linearizability.list_model`): a page is judged
 against the store's history at its resourceVersion, and that resourceVersion against the rule
-its request asked for."""
+its request asked for; and in the cluster suite, the real API server passes while
+``list-served-stale`` (a consistent list answered from a lagging watch cache) is named."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import pytest
 from raftkube_fuzz.checks.linearizability import list_model as lm
 from raftkube_fuzz.checks.linearizability.list_model import ListPage, RegistryHistory, page_mismatch
 from raftkube_fuzz.cluster.list_history import item_of, rule_of
+from raftkube_fuzz.example import run_steps
+from raftkube_fuzz.mutants import MUTANTS
+from raftkube_fuzz.steps import Step
+from raftkube_fuzz.suites import get_suite
 from raftkube_spec.kube.reads import encode_continue
 from raftkube_spec.kv.types import KeyValue
 
@@ -132,3 +137,25 @@ def test_selectors_narrow_what_is_expected() -> None:
 )  # fmt: skip
 def test_the_rule_of_a_query(query: dict[str, Any], rule: tuple[str, int]) -> None:
     assert rule_of(query) == rule
+
+
+STEPS = [
+    Step.of("apply_rs", name="rs-a", replicas=1, namespace="team-a"),
+    Step.of("long_wait", seconds=3.0),
+    Step.of("delete_namespace", name="team-a"),
+    Step.of("long_wait", seconds=5.0),
+]
+CONFIG = {"servers": 1, "nodes": 2, "store_faults": "off", "accounts": "none"}
+
+
+def test_the_real_api_server_passes_and_a_stale_consistent_list_is_named() -> None:
+    suite = get_suite("cluster")
+    config = {**suite.default_config, **CONFIG}
+    run = run_steps(suite, config, 7, STEPS)
+    assert run.violation is None, run.violation
+    summary = [line.text for line in run.timeline.lines() if "lists checked" in line.text]
+    assert summary and "consistent" in summary[0], summary
+    with MUTANTS["list-served-stale"].patch():
+        run = run_steps(suite, config, 7, STEPS)
+    assert run.violation is not None and run.violation.prop == "ListLinearizability"
+    assert "a consistent list answered resourceVersion" in run.violation.message

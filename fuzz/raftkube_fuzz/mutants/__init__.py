@@ -17,7 +17,8 @@ core), :mod:`.kv` (the member's reads, watches, leases and sessions) and :mod:`.
 clients where a Service's pods are), :mod:`.objects` (the loops that decide when an object
 goes with another), :mod:`.leases` (leader election), :mod:`.nodes` (node lifecycle),
 :mod:`.namespaces` (the namespace controller), :mod:`.cloud` (the cloud-controller-manager),
-:mod:`.rollouts` (the Deployment controller); :mod:`.base` holds what a mutant is.
+:mod:`.rollouts` (the Deployment controller), :mod:`.reads` (the API server's reads);
+:mod:`.base` holds what a mutant is.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from raftkube_fuzz.mutants import (
     nodes,
     objects,
     raft,
+    reads,
     rollouts,
     traffic,
     workloads,
@@ -49,6 +51,7 @@ MUTANTS: dict[str, Mutant] = {
         *namespaces.MUTANTS,
         *cloud.MUTANTS,
         *rollouts.MUTANTS,
+        *reads.MUTANTS,
     )
 }
 """Every mutant by name, in a fixed order: the store's suites first, then the cluster's."""
