@@ -240,3 +240,39 @@ def test_the_monitor_judges_each_write_on_the_view_and_the_syncs_earlier_writes(
     else:
         monitor.check()
         assert monitor.judged == {"deployment": 2}
+
+
+@pytest.mark.parametrize(("grown", "violates"), [(1, False), (2, True)])
+def test_a_replica_set_the_sync_created_is_held_as_its_create_sent_it(
+    grown: int, violates: bool
+) -> None:
+    """Old ``web-h1`` asks for all 3 pods; the sync creates ``web-h2`` (the Deployment's
+    template) with 1 (answered 201), then writes it with ``grown``: 2 would make 5 pods,
+    more than 3 + 1, though the view has no such ReplicaSet at all."""
+    monitor = ConformanceMonitor()
+    d, old = deployment(), replica_set(1, 3, 3, rv=3)
+    monitor.history.written(2, (put(d, "deployments"),))
+    monitor.history.written(3, (put(old, "replicasets"),))
+    observe = monitor.watch("kcm-0")
+    trace = monitor.tracer()
+    caches = (informer("deployments", [d], 3), informer("replicasets", [old], 3))
+    made = replica_set(2, 1, 0)
+    for field in ("uid", "resourceVersion", "creationTimestamp", "generation"):
+        del made["metadata"][field]
+    del made["status"]
+    try:
+        sync_started("deployment", "default/web", caches)
+        trace("POST", RS_PATH, None, made)
+        observe("POST", RS_PATH, made, 201)
+        body = scaled(made, grown)
+        trace("PUT", f"{RS_PATH}/web-h2", None, body)
+        observe("PUT", f"{RS_PATH}/web-h2", body, 200)
+    finally:
+        CURRENT.set(None)
+        listen_to_syncs(None)
+    if violates:
+        with pytest.raises(Violation, match=r"RequestConformance.*PUT.*5 pods"):
+            monitor.check()
+    else:
+        monitor.check()
+        assert monitor.judged == {"deployment": 2}
