@@ -36,6 +36,7 @@ ALL = [
     "garbagecollector",
     "namespace",
     "nodelifecycle",
+    "podgc",
     "replicaset",
     "replicationcontroller",
     "root-ca-cert-publisher",

@@ -41,6 +41,7 @@ from raftkube.controllers.informer import SharedInformerFactory
 from raftkube.controllers.leaderelection import run_while_leading
 from raftkube.controllers.namespace import NamespaceController
 from raftkube.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
+from raftkube.controllers.podgc import PodGarbageCollector
 from raftkube.controllers.replicaset import ReplicaSetController
 from raftkube.controllers.replication import replication_manager
 from raftkube.controllers.rootcacert import RootCACertPublisher
@@ -60,6 +61,7 @@ KNOWN_CONTROLLERS = (
     "garbagecollector",
     "namespace",
     "nodelifecycle",
+    "podgc",
     "replicaset",
     "replicationcontroller",
     "root-ca-cert-publisher",
@@ -79,6 +81,7 @@ CONTROLLER_ACCOUNTS = {
     "root-ca-cert-publisher": "root-ca-cert-publisher",
     "serviceaccount": "service-account-controller",
     "nodelifecycle": "node-controller",
+    "podgc": "pod-garbage-collector",
     "taint-eviction-controller": "node-controller",  # upstream reuses node-controller's role
 }
 """The service account each controller acts as with service-account credentials (upstream's
@@ -95,6 +98,7 @@ DEFAULT_WORKERS = {
     "serviceaccount": 1,  # --concurrent-serviceaccount-syncs
     "root-ca-cert-publisher": 1,
     "nodelifecycle": 8,  # scheduler.UpdateWorkerSize, for the NoSchedule tainting queue
+    "podgc": 1,  # one periodic pass, no work queue
     "serviceaccount-token": 5,  # --concurrent-serviceaccount-token-syncs
     "taint-eviction-controller": 8,  # its UpdateWorkerSize
 }
@@ -171,6 +175,8 @@ async def _build(name: str, ctx: ControllerContext) -> Callable[[int], Awaitable
         return EndpointsController(client, ctx.factory, ctx.clock).run
     if name == "garbagecollector":
         return GarbageCollector(client, ctx.factory, ctx.clock).run
+    if name == "podgc":
+        return PodGarbageCollector(client, ctx.factory, ctx.clock).run
     if name == "namespace":
         return NamespaceController(client, ctx.factory, ctx.clock, wall=ctx.wall).run
     assert ctx.root_ca is not None

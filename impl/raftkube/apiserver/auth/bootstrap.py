@@ -353,6 +353,11 @@ def _controller_roles() -> list[Obj]:
             rule(("list", "watch", "patch", "create", "delete"), (CORE,), ("pods",)),
             _events_rule(),
         ],
+        "pod-garbage-collector": [
+            rule(("list", "watch", "delete"), (CORE,), ("pods",)),
+            rule(("get", "list"), (CORE,), ("nodes",)),
+            rule(("patch",), (CORE,), ("pods/status",)),
+        ],
         "replication-controller": [
             rule(("get", "list", "watch", "update"), (CORE,), ("replicationcontrollers",)),
             rule(("update",), (CORE,), ("replicationcontrollers/status",)),
