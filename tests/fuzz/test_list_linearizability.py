@@ -54,7 +54,7 @@ def history() -> RegistryHistory:
         5: (gone("b"),),
         6: (put(pod("c", 6, "n2", app="x")),),
         7: (KeyValue(b"/registry/leases/kube-node-lease/n1", 7, 7, 1, b"{}"),),
-    })  # fmt: skip
+    }, 7)  # fmt: skip
     return h
 
 

@@ -60,8 +60,8 @@ class ListJudge:
         """Judge every pending page; raise the first violation."""
         if not recorded.pending:
             return
-        self.history.follow(run.written)
         pages, recorded.pending = recorded.pending, []
+        self.history.follow(run.written, max(page.ceiling for page in pages))
         for page in pages:
             self.checked[page.rule] = self.checked.get(page.rule, 0) + 1
             if parse_terms(page.label_selector) is None or parse_terms(page.field_selector) is None:

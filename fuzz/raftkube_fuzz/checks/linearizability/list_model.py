@@ -66,16 +66,18 @@ class RegistryHistory:
     """key -> (revisions it was written at, the record then, None for a delete)."""
     revision: int = 0
     """The last revision taken in."""
-    _digests: dict[tuple[bytes, int], tuple[str, Obj]] = attrs.field(factory=dict)
+    _digests: dict[tuple[bytes, int], str] = attrs.field(factory=dict)
+    """The content digests computed so far, by key and revision (a version is listed often)."""
 
-    def follow(self, written: Mapping[int, Sequence[KeyValue]]) -> None:
-        """Take in the revisions after :attr:`revision` that ``written`` holds."""
-        newer = sorted(r for r in written if r > self.revision) if written else []
-        for revision in newer:
-            for kv in written[revision]:
+    def follow(self, written: Mapping[int, Sequence[KeyValue]], through: int) -> None:
+        """Take in the revisions after :attr:`revision` up to ``through`` from ``written``
+        (every one of them is there once a member applied ``through``: members apply in
+        order)."""
+        for revision in range(self.revision + 1, through + 1):
+            for kv in written.get(revision, ()):
                 if kv.key.startswith(b"/registry/"):
                     self._add(revision, kv)
-            self.revision = revision
+        self.revision = max(self.revision, through)
 
     def _add(self, revision: int, kv: KeyValue) -> None:
         found = self.versions.get(kv.key)
@@ -85,28 +87,30 @@ class RegistryHistory:
         found[0].append(revision)
         found[1].append(kv if kv.version != 0 else None)
 
-    def state(self, start: bytes, end: bytes, revision: int) -> dict[bytes, tuple[int, str]]:
-        """key -> (mod revision, content digest) of every key in ``[start, end)`` that existed
-        at ``revision``."""
-        out: dict[bytes, tuple[int, str]] = {}
-        for key in self.keys[
-            bisect.bisect_left(self.keys, start) : bisect.bisect_left(self.keys, end)
-        ]:
+    def state(self, start: bytes, end: bytes, revision: int) -> dict[bytes, int]:
+        """key -> mod revision of every key in ``[start, end)`` that existed at ``revision``."""
+        out: dict[bytes, int] = {}
+        first, last = bisect.bisect_left(self.keys, start), bisect.bisect_left(self.keys, end)
+        for key in self.keys[first:last]:
             revisions, records = self.versions[key]
             i = bisect.bisect_right(revisions, revision) - 1
             if i >= 0 and records[i] is not None:
-                out[key] = (revisions[i], self.digest(key, revisions[i])[0])
+                out[key] = revisions[i]
         return out
 
-    def digest(self, key: bytes, revision: int) -> tuple[str, Obj]:
-        """The content digest of ``key``'s version written at ``revision``, and the object."""
+    def object_at(self, key: bytes, revision: int) -> Obj:
+        """``key``'s version written at ``revision``, decoded."""
+        revisions, records = self.versions[key]
+        record = records[bisect.bisect_left(revisions, revision)]
+        assert record is not None, "a deletion has no content"
+        obj: Obj = json.loads(record.value)
+        return obj
+
+    def digest(self, key: bytes, revision: int) -> str:
+        """The content digest of ``key``'s version written at ``revision``."""
         found = self._digests.get((key, revision))
         if found is None:
-            revisions, records = self.versions[key]
-            record = records[bisect.bisect_left(revisions, revision)]
-            assert record is not None
-            obj = json.loads(record.value)
-            found = self._digests[(key, revision)] = (content_digest(obj), obj)
+            found = self._digests[(key, revision)] = content_digest(self.object_at(key, revision))
         return found
 
 
@@ -273,11 +277,13 @@ def items_mismatch(history: RegistryHistory, page: ListPage) -> str | None:
         end = token[1]
     expected: dict[bytes, tuple[int, str]] = {}
     for key, version in history.state(start, end, page.revision).items():
-        chosen = selected(page.resource, history.digest(key, version[0])[1], labels, fields)
-        if chosen is None:
-            return None
-        if chosen:
-            expected[key] = version
+        if labels or fields:
+            chosen = selected(page.resource, history.object_at(key, version), labels, fields)
+            if chosen is None:
+                return None
+            if not chosen:
+                continue
+        expected[key] = (version, history.digest(key, version))
     got = {item.key: (item.rv, item.digest) for item in page.items}
     if len(got) != len(page.items):
         return "an object is listed twice"
