@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from raftkube_fuzz import timeline_model
 from raftkube_fuzz.example import Run
 from raftkube_fuzz.faults import HEAL_ALL, REGISTRY, families
-from raftkube_fuzz.faults.cloud import CLOUD_FAULTS
+from raftkube_fuzz.faults.cloud import CLOUD_FAULTS, INSTANCE_STEPS
 from raftkube_fuzz.faults.cluster import COMPONENT_FAULTS
 from raftkube_fuzz.faults.containers import CONTAINER_CRASH
 from raftkube_fuzz.steps import Step
@@ -85,9 +85,10 @@ def test_the_cluster_suite_s_component_faults_are_registered() -> None:
     for name in COMPONENT_FAULTS:
         assert REGISTRY[name].family == "component" and REGISTRY[name].strategy is None
     assert REGISTRY[CONTAINER_CRASH].family == "component"
-    for name in CLOUD_FAULTS:
+    for name in (*CLOUD_FAULTS, *INSTANCE_STEPS):
         assert REGISTRY[name].family == "cloud" and REGISTRY[name].strategy is None
     kinds = set(STORE_KINDS) | set(COMPONENT_FAULTS) | {CONTAINER_CRASH} | set(CLOUD_FAULTS)
+    kinds |= set(INSTANCE_STEPS)
     assert set(REGISTRY) == kinds
 
 

@@ -30,6 +30,7 @@ syncs their addresses; provider IDs stay unset, as upstream leaves them on such 
 from __future__ import annotations
 
 import attrs
+import trio
 
 from raftkube.clock import sleep_for
 from raftkube.cloud.manager import CloudControllerOptions, run_cloud_controller_manager
@@ -50,7 +51,7 @@ from raftkube_fuzz.cluster.conformance_monitor import CURRENT, ConformanceMonito
 from raftkube_fuzz.cluster.lag import LaggingWatchClient, Lags, lagging_dial
 from raftkube_fuzz.cluster.object_history import ObjectHistories, tracer_of
 from raftkube_fuzz.cluster.pki import SimPKI
-from raftkube_fuzz.world.host import HostEnv
+from raftkube_fuzz.world.host import Host, HostEnv, Process
 
 CLOUD_HOST = "cloud"
 """The cloud's host name on the stream network (a name, not an address: nothing advertises
@@ -90,6 +91,9 @@ class CloudSide:
     """The longest span (virtual seconds) the API failed or was slow for: a controller's
     per-key back-off doubles through it, so after a heal its next retry may come that long
     later."""
+    deleted: bool = False
+    """Whether an instance was deleted in this run (its node's removal adds to the reconcile
+    bound: :func:`~raftkube_fuzz.cluster.cloud_run.cloud_share`)."""
 
     def add_instance(self, name: str, address: str) -> None:
         self.cloud.put_instance(
@@ -100,6 +104,30 @@ class CloudSide:
                 "addresses": [{"type": "InternalIP", "address": address}],
             },
         )
+
+    def runs(self, node: str) -> bool:
+        """Whether ``node``'s instance exists and is running (its machine can boot)."""
+        instance = self.cloud.instances.get(node)
+        return instance is not None and instance.get("state") == "running"
+
+    def set_state(self, node: str, state: str) -> None:
+        """Shut ``node``'s instance down or start it (``shutdown`` or ``running``)."""
+        self.cloud.instances[node]["state"] = state
+
+    def delete_instance(self, node: str) -> None:
+        """Delete ``node``'s instance for good (nothing brings it back in a run)."""
+        self.cloud.delete_instance(node)
+        self.deleted = True
+
+    def power(self, host: Host, node: str) -> None:
+        """Make ``host`` (node ``node``'s machine) boot its programs only while its instance
+        runs: a machine whose instance is shut down or deleted boots :class:`PoweredOff`."""
+        boot = host.boot
+
+        def booted(env: HostEnv) -> Process:
+            return boot(env) if self.runs(node) else PoweredOff()
+
+        host.boot = booted
 
     def set_faults(self, now: float, delay: float = 0.0, fail_rate: float = 0.0) -> None:
         """Make every request wait ``delay`` s and fail (503) with probability ``fail_rate``
@@ -113,6 +141,13 @@ class CloudSide:
         elif not faulty and self.failing_since is not None:
             self.longest_failure = max(self.longest_failure, now - self.failing_since)
             self.failing_since = None
+
+
+class PoweredOff:
+    """A machine whose cloud instance is shut down or deleted: nothing runs on it."""
+
+    async def run(self) -> None:
+        await trio.sleep_forever()
 
 
 @attrs.define(eq=False)

@@ -80,11 +80,13 @@ CONTROLLERS = (
     "serviceaccount",
     "root-ca-cert-publisher",
     "namespace",
+    "podgc",
 )
 """The controllers the simulated manager runs: the workload loops the suite's checks are
 about, plus what pods need to be admitted (a ``default`` ServiceAccount and the root CA
-ConfigMap its token volume projects), what a lost node needs (node lifecycle, eviction) and
-what a deleted namespace needs (the namespace controller empties and finalizes it)."""
+ConfigMap its token volume projects), what a lost node needs (node lifecycle, eviction), what
+a deleted namespace needs (the namespace controller empties and finalizes it) and what a
+deleted node's pods need (the pod garbage collector force-deletes them)."""
 
 NODE_LIFECYCLE = NodeLifecycleConfig(
     node_monitor_period=1.0,

@@ -16,15 +16,33 @@ which outlives the cloud host's crashes) until a ``cloud_heal`` step or the fina
 The cluster suite's ``cloud_fault`` rule draws them; like the component faults they have no
 strategy here. The cloud host itself is a component: crashes, pauses and clock faults hit it
 as any other.
+
+A node's cloud instance, the machine its kubelet runs on (``host``: the kubelet's host), drawn
+by the ``cloud_instance`` rule (:func:`instance_step`):
+
+* ``instance_shutdown``: the instance is shut down (``state: shutdown``) and its machine
+  stops, as a powered-off VM does: the node goes NotReady, and the cloud node lifecycle
+  controller taints it ``node.cloudprovider.kubernetes.io/shutdown``;
+* ``instance_start``: it runs again and its machine boots (the undo of a shutdown, and what
+  the final heal does to every instance left shut down);
+* ``instance_delete``: the instance is deleted for good and its machine with it (never the
+  last instance left): the cloud node lifecycle controller deletes the node once it is not
+  Ready, and the pod garbage collector its pods, which their owners replace elsewhere.
+
+A machine whose instance does not run boots nothing
+(:meth:`~raftkube_fuzz.cluster.cloud.CloudSide.power`), whatever restarts it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from raftkube_fuzz.faults import CUT, FaultKind, register
+from hypothesis import strategies as st
+
+from raftkube_fuzz.faults import CUT, DOWN, FaultKind, register
 from raftkube_fuzz.faults.cluster import plane_of
 from raftkube_fuzz.steps import Step
+from raftkube_fuzz.timeline import FAULT
 
 if TYPE_CHECKING:
     from raftkube_fuzz.example import Run
@@ -62,8 +80,65 @@ def _cut(run: Run, step: Step, member: int) -> None:
     run.fault(step.kind, "the cloud cut off from the cloud-controller-managers", hosts=names)
 
 
+def _node_of(run: Run, host: str) -> str | None:
+    """The node whose machine is the kubelet host ``host``."""
+    plane = plane_of(run)
+    for kubelet, node in zip(plane.kubelets, plane.pki.plan.sim_nodes, strict=False):
+        if kubelet.name == host:
+            return node.name
+    return None
+
+
+def _instance(run: Run, step: Step, member: int) -> None:
+    """Shut down, start or delete the instance of the step's node; a step that no longer
+    applies (its instance gone, or already in that state, or the last one) is a no-op."""
+    plane = plane_of(run)
+    side = plane.cloud_side
+    host = str(step["host"])
+    node = _node_of(run, host)
+    instance = side.cloud.instances.get(node or "")
+    machine = next((h for h in plane.kubelets if h.name == host), None)
+    state = instance.get("state") if instance is not None else None
+    applies = {
+        "instance_shutdown": state == "running",
+        "instance_start": state == "shutdown",
+        "instance_delete": state is not None and len(side.cloud.instances) > 1,
+    }[step.kind]
+    if node is None or machine is None or not applies:
+        run.timeline.add(run.sim.now, None, FAULT, f"{step.describe()}: does not apply (no-op)")
+        return
+    if step.kind == "instance_start":
+        side.set_state(node, "running")
+        if machine.up:  # powered off: boot its programs
+            machine.crash()
+        machine.restart()
+        run.fault(step.kind, f"{node}'s instance started: its machine boots", hosts=[host])
+        return
+    if step.kind == "instance_shutdown":
+        side.set_state(node, "shutdown")
+        text = f"{node}'s instance shut down: its machine stops"
+    else:
+        side.delete_instance(node)
+        text = f"{node}'s instance deleted: its machine is gone"
+    if machine.up:
+        machine.crash()
+    run.fault(step.kind, text, hosts=[host, plane.cloud.name])
+
+
+def instance_step(data: st.DataObject, run: Run, delete: bool) -> Step:
+    """Draw an instance step for one of the run's nodes (``delete``: deletions too)."""
+    kinds = ["instance_shutdown", "instance_start", *(["instance_delete"] if delete else [])]
+    kind = data.draw(st.sampled_from(kinds), label="kind")
+    host = data.draw(st.sampled_from([h.name for h in plane_of(run).kubelets]), label="host")
+    return Step.of(kind, host=host)
+
+
 def _heal_step(run: Run, step: Step) -> tuple[Step, ...]:
     return (Step.of("cloud_heal"),)
+
+
+def _start_step(run: Run, step: Step) -> tuple[Step, ...]:
+    return (Step.of("instance_start", host=step["host"]),)
 
 
 def _register() -> tuple[str, ...]:
@@ -76,11 +151,21 @@ def _register() -> tuple[str, ...]:
                   lambda run, step: (Step.of("host_heal"),), opens=CUT),
         FaultKind("cloud_heal", "cloud", None, _apply,
                   "it is itself the healing of the cloud API", closes=frozenset({CLOUD_API})),
+        FaultKind("instance_shutdown", "cloud", None, _instance,
+                  "instance_start, or the final heal", _start_step, opens=DOWN),
+        FaultKind("instance_start", "cloud", None, _instance,
+                  "it is itself the healing of a shutdown", closes=frozenset({DOWN}), bound=True),
+        FaultKind("instance_delete", "cloud", None, _instance,
+                  "never undone: the node and its pods go, the pods are replaced elsewhere",
+                  opens=DOWN),
     )  # fmt: skip
     for kind in kinds:
         register(kind)
     return tuple(kind.name for kind in kinds)
 
 
-CLOUD_FAULTS = _register()
+ALL_KINDS = _register()
+CLOUD_FAULTS = ALL_KINDS[:4]
 """The cloud API's fault kinds, in registration order."""
+INSTANCE_STEPS = ALL_KINDS[4:]
+"""The instance steps' kinds."""

@@ -57,7 +57,7 @@ from raftkube_fuzz.cluster.cloud_run import start_cloud
 from raftkube_fuzz.cluster.disturbances import disruption_watch
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.example import Run
-from raftkube_fuzz.faults.cloud import CLOUD_FAULTS, FAIL_SHARES, SLOW_SECONDS
+from raftkube_fuzz.faults.cloud import CLOUD_FAULTS, FAIL_SHARES, SLOW_SECONDS, instance_step
 from raftkube_fuzz.faults.cluster import SLOW_LATENCIES, plane_of, slow_host
 from raftkube_fuzz.faults.containers import CONTAINER_CRASH
 from raftkube_fuzz.steps import Step
@@ -105,6 +105,7 @@ DEFAULT_CONFIG = {
     "services": "off",
     "canary": "off",
     "full": "off",
+    "instances": "shutdown",
 }
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
 nothing), for a search about the control plane's own loops. ``slow=managers`` (or
@@ -136,7 +137,14 @@ before the first step: ``rs-b`` with two pods a node (:data:`~raftkube_fuzz.clus
 each: a third does not fit) and a wait for them to run, so that a pod bound by hand
 (``create_pinned``) finds its node without room however soon the search draws it, and a
 scale-up finds no node with room: a search about admission and scheduling at capacity (the
-kubelet's admission, the scheduler's fit, pods waiting for room)."""
+kubelet's admission, the scheduler's fit, pods waiting for room). ``instances=shutdown`` (the
+default) lets steps shut down and start nodes' cloud instances (their machines stop and boot;
+the final heal starts every one left shut down), ``instances=delete`` delete them too, for
+good: the user's nodes then are fewer at the end, their pods replaced on the others (a changed
+desired state, so a setting), and ``instances=off`` neither
+(:mod:`raftkube_fuzz.faults.cloud`)."""
+
+INSTANCE_SETTINGS = ("shutdown", "delete", "off")
 
 CANARY_SETUP = (("rs-a", 2), (actions.CANARY, 1))
 """What ``canary=on`` applies before the first step: ``rs-a`` beside ``rs-a-canary``, whose
@@ -504,6 +512,18 @@ class ClusterMachine(SuiteMachine):
             self.apply(Step.of(kind, seconds=data.draw(evenly(SLOW_SECONDS), label="seconds")))
         else:
             self.apply(Step.of(kind))
+
+    def _instances(self) -> str:
+        assert self.run is not None
+        return setting(self.run, "instances", INSTANCE_SETTINGS, "shutdown")
+
+    @precondition(lambda self: self._instances() != "off")
+    @rule(data=st.data())
+    def cloud_instance(self, data: st.DataObject) -> None:
+        """Shut down, start or (with ``instances=delete``) delete a node's cloud instance,
+        and its machine with it (:mod:`raftkube_fuzz.faults.cloud`)."""
+        assert self.run is not None
+        self.apply(instance_step(data, self.run, self._instances() == "delete"))
 
 
 SUITE = Suite(
