@@ -48,6 +48,7 @@ from raftkube_fuzz.cluster import accounts_monitor as accounts
 from raftkube_fuzz.cluster import cloud_monitor as cloud
 from raftkube_fuzz.cluster import deployment_monitor as deployment
 from raftkube_fuzz.cluster import gc_monitor as gc
+from raftkube_fuzz.cluster import nodelifecycle_monitor as nodelifecycle
 from raftkube_fuzz.cluster.ambiguous import AmbiguousCreates, is_pod_create
 from raftkube_fuzz.cluster.judged_loop import Cache, Facts, LoopRules, Sync, read_of
 from raftkube_fuzz.cluster.kubelet_monitor import KubeletMonitor
@@ -60,7 +61,8 @@ from raftkube_spec.kv.types import KeyValue
 Obj = dict[str, Any]
 
 PLUGGED: Mapping[str, LoopRules] = {
-    plug.loop: plug for plug in (gc.RULES, *cloud.RULES, *accounts.PLUGS, deployment.RULES)
+    plug.loop: plug
+    for plug in (gc.RULES, *cloud.RULES, *accounts.PLUGS, deployment.RULES, *nodelifecycle.RULES)
 }
 """The loops whose rules come in through :class:`~.judged_loop.LoopRules`."""
 
