@@ -65,6 +65,12 @@ says where the real loop's memory differs from the spec's and what "allows" then
   from the sync's view with its earlier writes applied, within ``replicas + maxSurge`` and
   upstream's ``reconcileOldReplicaSets`` bounds; the rules, and why a resize's sizes are not
   judged, are in :mod:`.deployment_conformance`.
+* **Node lifecycle controller and taint manager** (``node-lifecycle-monitor``,
+  ``node-lifecycle-tainting``, ``node-lifecycle-noschedule``, ``taint-eviction-fire``): a
+  node's Ready Unknown status write (by the controller's clock, from when its Lease cache took
+  the last renewal), its NoSchedule and NoExecute taint writes (master disruption included)
+  and a pod's eviction (by the taint manager's sightings and ``tolerationSeconds``): the rules,
+  and the memory followed for them, are in :mod:`.nodelifecycle_conformance`.
 
 What conformance cannot see: a write a loop should have made and did not (a skipped write
 leaves no request to judge: eventual stable reconciliation is what catches that), and
