@@ -97,6 +97,8 @@ def test_the_monitor_pass_swaps_at_once_and_untaints_only_as_upstream_does() -> 
     assert swap is None
     fresh = rules.monitor_taint_write(["Unknown"], False, False, NONE, keys(UR_X))
     assert "only the tainting pass" in str(fresh)
+    # The pass read the node with the old taint; it was gone by the write.
+    assert rules.monitor_taint_write(["False"], False, False, NONE, keys(NR_X), keys(UR_X)) is None
     wrong = rules.monitor_taint_write(["Unknown"], False, False, keys(UR_X), keys(NR_X))
     assert "swaps in" in str(wrong)
     kept = rules.monitor_taint_write(["Unknown"], False, False, keys(UR_X), NONE)

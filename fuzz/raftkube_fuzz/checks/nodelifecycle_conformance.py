@@ -49,9 +49,10 @@ loop that decided it, with the memory that loop keeps:
   incarnation sees for the first time (after a restart, or back after being deleted) has its
   NoExecute taints taken off whatever its condition (upstream's ``monitorNodeHealth`` calls
   ``markNodeAsReachable`` for every node it adds). So a monitor pass's taint write is allowed
-  iff it adds no NoSchedule or NoExecute taint but the swap's (the base has the opposite
-  NoExecute taint, and some state of the node the pass read, its cached one or a GET, calls
-  for the new key; a node without a Ready condition reads Unknown, as upstream's observed
+  iff it adds no NoSchedule or NoExecute taint but the swap's (the base, or a state of the
+  node the pass read, its cached one or a GET, has the opposite NoExecute taint: the swap is
+  decided on what the pass read, and another manager may have changed the node since; and
+  some state read calls for the new key; a node without a Ready condition reads Unknown, as upstream's observed
   condition does), and each NoExecute taint it removes is the swapped one, or the node is
   new to this incarnation (it was not in the previous pass's view), or some state read
   shows it Ready, or the pass may be entering master disruption (no counted node it judged
@@ -281,17 +282,21 @@ def monitor_taint_write(
     entering: bool,
     base: frozenset[TaintKey],
     written: frozenset[TaintKey],
+    read: frozenset[TaintKey] = frozenset(),
 ) -> str | None:
     """A taint write of a monitor pass: ``states`` the node's Ready statuses the pass read
-    (its view, its GETs); ``new_node``: the node was not in the previous pass's view;
-    ``entering``: the pass may be entering master disruption."""
+    (its view, its GETs) and ``read`` the controller taints of those reads; ``new_node``: the
+    node was not in the previous pass's view; ``entering``: the pass may be entering master
+    disruption."""
     if _changes(base, written, NO_SCHEDULE) != (set(), set()):
         return f"it changes NoSchedule taints ({_names(base)} -> {_names(written)})"
     added, removed = _changes(base, written, NO_EXECUTE)
     observed = {called_for(s if s is not None else "Unknown") for s in states}
-    base_keys = {k for k, e in base if e == NO_EXECUTE}
+    # The swap is decided on a node read earlier in the pass; the write's base is read at
+    # once, and may have lost the old taint meanwhile (another manager acting).
+    had = {k for k, e in base | read if e == NO_EXECUTE}
     for key in sorted(added):
-        if _opposite(key) not in base_keys:
+        if _opposite(key) not in had:
             return (
                 f"it adds the NoExecute taint {key} to a node without {_opposite(key)}: only "
                 "the tainting pass, at its zone's rate, adds a new one"

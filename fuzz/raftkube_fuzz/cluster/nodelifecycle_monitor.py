@@ -123,14 +123,11 @@ def _view_node(sync: Sync, name: str) -> Obj | None:
     return next((n for n in sync.items("nodes") if n["metadata"].get("name") == name), None)
 
 
-def _states(sync: Sync, name: str) -> list[str | None]:
-    """The Ready statuses of node ``name`` the sync read: its view's, then its GETs'."""
+def _reads(sync: Sync, name: str) -> list[Obj]:
+    """The states of node ``name`` the sync read: its view's, then its GETs'."""
     node = _view_node(sync, name)
-    states = [ready_status(node)] if node is not None else []
-    for read in sync.reads:
-        if read.obj is not None and _node_name(read.path) == name:
-            states.append(ready_status(read.obj))
-    return states
+    states = [node] if node is not None else []
+    return states + [r.obj for r in sync.reads if r.obj is not None and _node_name(r.path) == name]
 
 
 def _base(sync: Sync, name: str, body: Mapping[str, Any]) -> Obj | None:
@@ -209,10 +206,11 @@ class MonitorTaintWrite:
     entering: bool
     base: frozenset[tuple[str, str]]
     written: frozenset[tuple[str, str]]
+    read: frozenset[tuple[str, str]]
 
     def judge(self) -> str | None:
         return rules.monitor_taint_write(
-            self.states, self.new_node, self.entering, self.base, self.written
+            self.states, self.new_node, self.entering, self.base, self.written, self.read
         )
 
 
@@ -264,12 +262,14 @@ def monitor_sent(
         return None
     judged = current.view().judged()
     entering = judged is None or all(s != "True" for ss in judged.values() for s in ss)
+    reads = _reads(sync, name)
     return MonitorTaintWrite(
-        tuple(_states(sync, name)),
+        tuple(ready_status(r) for r in reads),
         memory.first_seen.get(name) == current.start,
         entering,
         _base_taints(base),
         taint_keys(written),
+        frozenset().union(*(_base_taints(r) for r in reads)),
     )
 
 
