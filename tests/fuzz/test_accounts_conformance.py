@@ -11,25 +11,25 @@ from typing import Any
 
 import pytest
 
+from raftkube.apiserver.resources import lookup
+from raftkube.controllers.informer import SharedIndexInformer
+from raftkube.controllers.listwatch import ListWatch
 from raftkube.controllers.resources import namespaced_stored_resources
 from raftkube.controllers.synctrace import listen_to_syncs, sync_started
-from raftkube.kubeclient import resource_path
+from raftkube.kubeclient import KubeClient, resource_path
 from raftkube_fuzz.checks.accounts_conformance import (
     account_create,
     content_delete,
     namespace_finalize,
-    token_delete,
-    token_populate,
-)
-from raftkube_fuzz.checks.cluster_state import (
     spec_namespace,
     spec_service_account,
     spec_token,
+    token_delete,
+    token_populate,
 )
 from raftkube_fuzz.checks.gc_conformance import gc_record
 from raftkube_fuzz.cluster.conformance_monitor import CURRENT, ConformanceMonitor
 from raftkube_fuzz.violation import Violation
-from tests.fuzz.test_request_conformance import informer
 
 Obj = dict[str, Any]
 TS = "2026-01-01T00:00:00Z"
@@ -81,7 +81,9 @@ def test_a_default_account_is_created_only_in_a_live_namespace_without_one() -> 
 def test_a_token_is_deleted_only_when_every_read_of_its_account_misses_its_uid() -> None:
     token = spec_token(secret(uid="u1"))
     assert token_delete(token, [None]) is None  # cache misses, no GET (the account's worker)
-    assert token_delete(token, [None, None]) is None  # cache and live GET (404) miss
+    assert token_delete(token, [None, None], 1) is None  # cache and live GET (404) miss
+    why = token_delete(token, [None], 0)  # the secret worker, on its cache's miss alone
+    assert why is not None and "without reading the account live" in why
     other = spec_service_account(account("sa-a", "u0"))
     assert token_delete(token, [other, None]) is None  # a previous incarnation, then a 404
     mine = spec_service_account(account("sa-a", "u1"))
@@ -125,6 +127,17 @@ def test_the_finalizer_goes_only_once_the_loops_own_lists_showed_the_namespace_e
 
 
 # --- the monitor's wiring ------------------------------------------------------------------------
+
+
+def informer(resource: str, items: list[Obj], version: int) -> SharedIndexInformer:
+    """An informer of core ``resource`` whose cache holds ``items`` at ``version``."""
+    info = lookup("", "v1", resource)
+    assert info is not None
+    client = KubeClient("https://127.0.0.1:1")
+    made = SharedIndexInformer(ListWatch(client, info), clock=client.clock, name=info.qualified)
+    made.replace(items, str(version))
+    made.reflector.last_sync_resource_version = str(version)
+    return made
 
 
 @pytest.mark.parametrize("remaining", [0, 1])

@@ -1,7 +1,7 @@
 """Request conformance of the ServiceAccount, token and namespace controllers.
 
 The rules here are pure functions of what a loop had read when it sent a request, as the
-spec's records (:mod:`.cluster_state`'s converters); the suite's monitor
+spec's records (the converters here, on :func:`.cluster_state.spec_meta`); the suite's monitor
 (:mod:`raftkube_fuzz.cluster.accounts_monitor`) collects it. The spec's loops are
 :mod:`raftkube_spec.control.accounts` (``service_accounts``, ``tokens``, ``namespaces``), and
 each rule runs the spec's loop itself on a world built from those reads and looks for the
@@ -31,9 +31,12 @@ request among the ones it makes.
   account's uid never comes back once gone, so the states the loop read of the account are
   its cache's when the sync began and each GET of it in the sync; the rule asks that the
   spec delete the token from *every* one of them (upstream needs the cache and the live read
-  to agree), the token as the secrets cache showed it when the sync began. A loop that
-  deleted on a cache miss alone, without the live read, is caught when the store held the
-  account: the GET would have found it.
+  to agree), the token as the secrets cache showed it when the sync began; and, for the
+  secret worker, that at least one of them be a live read (upstream's ``syncSecret`` never
+  deletes on its cache alone: the cache may not show an account the store already holds, a
+  view the spec's loop, whose view is the store's, never has). The account worker's delete
+  needs no live read (upstream's ``syncServiceAccount`` reads its cache only: the account's
+  deletion event is its proof).
 * **Token controller, filling a token Secret in** (:func:`token_populate`; upstream's
   ``generateTokenIfNeeded``, a PUT of the Secret with its ``token``, ``ca.crt`` and
   ``namespace`` data and both annotations). Upstream no longer creates token Secrets
@@ -75,10 +78,41 @@ them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import attrs
+
+from raftkube_fuzz.checks.cluster_state import spec_meta
 from raftkube_spec.control.accounts import namespaces, service_accounts, tokens
 from raftkube_spec.control.records import Namespace, Record, ServiceAccount, Token, sorted_records
 from raftkube_spec.control.world import NAMESPACE_FINALIZER, Create, Delete, Patch, World
+
+TOKEN_ACCOUNT_NAME = "kubernetes.io/service-account.name"
+TOKEN_ACCOUNT_UID = "kubernetes.io/service-account.uid"
+
+
+def spec_namespace(obj: Mapping[str, Any]) -> Namespace:
+    """A real Namespace as the spec's record. The spec keeps the namespace controller's
+    ``kubernetes`` finalizer among the metadata's finalizers; the API keeps it in
+    ``spec.finalizers``, so both lists are carried."""
+    meta = spec_meta(obj, "Namespace")
+    held = tuple((obj.get("spec") or {}).get("finalizers") or ())
+    return Namespace(attrs.evolve(meta, finalizers=meta.finalizers + held))
+
+
+def spec_service_account(obj: Mapping[str, Any]) -> ServiceAccount:
+    return ServiceAccount(spec_meta(obj, "ServiceAccount"))
+
+
+def spec_token(obj: Mapping[str, Any]) -> Token:
+    """A Secret of type ``kubernetes.io/service-account-token`` as the spec's record: the
+    account its annotations name, and the uid they record ("" when they record none)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return Token(
+        spec_meta(obj, "Token"),
+        str(annotations.get(TOKEN_ACCOUNT_NAME) or ""),
+        str(annotations.get(TOKEN_ACCOUNT_UID) or ""),
+    )
 
 
 def _world(records: Sequence[Record | None]) -> World:
@@ -113,21 +147,33 @@ def account_create(
 
 
 def token_delete(
-    token: Token | None, account_states: Sequence[ServiceAccount | None]
+    token: Token | None,
+    account_states: Sequence[ServiceAccount | None],
+    live_reads: int | None = None,
 ) -> str | None:
     """A DELETE of ``token`` (as the loop's cache showed it; None: it showed no such token),
-    given each state the loop read of the account the token names (None: none there)."""
+    given each state the loop read of the account the token names (None: none there), the
+    cache's first. ``live_reads``: for the secret worker, how many of those came from a GET
+    (upstream's ``syncSecret`` deletes only after one: the cache alone is no proof); None for
+    the account worker, which deletes on its cache alone."""
     if token is None:
         return "its view has no such token Secret"
+    told = ", ".join(_describe_account(s) for s in account_states) or "nothing"
     for state in account_states or [None]:
         _, requests = tokens(None, _world([token, state]), 0)
         if not any(isinstance(r, Delete) and r.ref == token.meta.ref for r in requests):
             return (
                 f"it read ServiceAccount {token.meta.namespace}/{token.account} with the uid "
-                f"the token records ({token.account_uid or 'none'}): "
-                f"{', '.join(_describe_account(s) for s in account_states)}; the spec deletes a "
-                "token only while no account of its name has its uid"
+                f"the token records ({token.account_uid or 'none'}): {told}; the spec deletes "
+                "a token only while no account of its name has its uid"
             )
+    if live_reads == 0 and token.account:
+        return (
+            f"it deleted on its cache's miss of ServiceAccount {token.meta.namespace}/"
+            f"{token.account} ({told}) without reading the account live, as upstream's "
+            "syncSecret does before deleting: a cache behind the store is no proof the "
+            "account is gone"
+        )
     return None
 
 

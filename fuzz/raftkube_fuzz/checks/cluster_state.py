@@ -65,17 +65,7 @@ from raftkube_spec.control.properties import (
     node_within_allocatable,
     pod_runs_on_one_node,
 )
-from raftkube_spec.control.records import (
-    Meta,
-    Namespace,
-    Node,
-    OwnerRef,
-    Pod,
-    ReplicaSet,
-    ServiceAccount,
-    Taint,
-    Token,
-)
+from raftkube_spec.control.records import Meta, Node, OwnerRef, Pod, ReplicaSet, Taint
 from raftkube_spec.control.world import World
 from raftkube_spec.kv.types import KeyValue
 
@@ -193,34 +183,6 @@ def spec_replica_set(obj: Mapping[str, Any]) -> ReplicaSet:
         replicas=int(spec.get("replicas", 1)),
         selector=selector,
         template_labels=template,
-    )
-
-
-def spec_namespace(obj: Mapping[str, Any]) -> Namespace:
-    """A real Namespace as the spec's record. The spec keeps the namespace controller's
-    ``kubernetes`` finalizer among the metadata's finalizers; the API keeps it in
-    ``spec.finalizers``, so both lists are carried."""
-    meta = spec_meta(obj, "Namespace")
-    held = tuple((obj.get("spec") or {}).get("finalizers") or ())
-    return Namespace(attrs.evolve(meta, finalizers=meta.finalizers + held))
-
-
-def spec_service_account(obj: Mapping[str, Any]) -> ServiceAccount:
-    return ServiceAccount(spec_meta(obj, "ServiceAccount"))
-
-
-TOKEN_ACCOUNT_NAME = "kubernetes.io/service-account.name"
-TOKEN_ACCOUNT_UID = "kubernetes.io/service-account.uid"
-
-
-def spec_token(obj: Mapping[str, Any]) -> Token:
-    """A Secret of type ``kubernetes.io/service-account-token`` as the spec's record: the
-    account its annotations name, and the uid they record ("" when they record none)."""
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    return Token(
-        spec_meta(obj, "Token"),
-        str(annotations.get(TOKEN_ACCOUNT_NAME) or ""),
-        str(annotations.get(TOKEN_ACCOUNT_UID) or ""),
     )
 
 

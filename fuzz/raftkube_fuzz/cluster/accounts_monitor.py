@@ -23,7 +23,7 @@ import attrs
 from raftkube.controllers.resources import namespaced_stored_resources
 from raftkube.kubeclient import resource_path
 from raftkube_fuzz.checks import accounts_conformance as rules
-from raftkube_fuzz.checks.cluster_state import (
+from raftkube_fuzz.checks.accounts_conformance import (
     TOKEN_ACCOUNT_NAME,
     TOKEN_ACCOUNT_UID,
     spec_namespace,
@@ -38,6 +38,10 @@ from raftkube_spec.control.records import Namespace, Record, ServiceAccount, Tok
 Obj = dict[str, Any]
 Listed = tuple[tuple[str, tuple[Record, ...] | None], ...]
 """Per resource, the records its last LIST answered (None: none answered)."""
+
+TOKENS_SECRET_LOOP = "serviceaccount-tokens-secret"
+"""The token controller's secret worker (upstream's ``syncSecret``), which reads accounts
+live on a cache miss."""
 
 NOT_SERVED = (404, 405)
 """A LIST answered so: the resource is not served, and the namespace deleter skips it."""
@@ -126,9 +130,12 @@ def collect_account(
 class TokenDelete:
     token: Token | None
     accounts: tuple[ServiceAccount | None, ...]
+    live_reads: int | None
+    """How many of ``accounts`` a GET read (the cache's is the first); None: not asked for
+    (the account worker's deletes)."""
 
     def judge(self) -> str | None:
-        return rules.token_delete(self.token, self.accounts)
+        return rules.token_delete(self.token, self.accounts, self.live_reads)
 
 
 @attrs.frozen
@@ -164,9 +171,11 @@ def collect_token(
         if cached is not None and uid and _meta(cached).get("uid") != uid:
             cached = None
         if cached is None:
-            return TokenDelete(None, ())
+            return TokenDelete(None, (), None)
         token = spec_token(cached)
-        return TokenDelete(token, _account_states(sync, namespace, token.account))
+        states = _account_states(sync, namespace, token.account)
+        live = len(states) - 1 if sync.loop == TOKENS_SECRET_LOOP else None
+        return TokenDelete(token, states, live)
     if method == "PUT":
         annotations = _meta(options).get("annotations") or {}
         account = str(annotations.get(TOKEN_ACCOUNT_NAME) or "")
@@ -245,7 +254,7 @@ def collect_namespace(
 
 
 ACCOUNTS = LoopRules("serviceaccount", sent=collect_account)
-TOKENS_SECRET = LoopRules("serviceaccount-tokens-secret", sent=collect_token, keeps_reads=True)
+TOKENS_SECRET = LoopRules(TOKENS_SECRET_LOOP, sent=collect_token, keeps_reads=True)
 TOKENS_SERVICE = LoopRules("serviceaccount-tokens-service", sent=collect_token)
 NAMESPACE = LoopRules("namespace", sent=collect_namespace, keeps_reads=True)
 
