@@ -37,11 +37,14 @@ NAMESPACE = "default"
 """Where the accounts live unless a step names another namespace (``team-a``: deleting the
 namespace deletes its accounts, whose tokens must then stop authenticating)."""
 STEP_KINDS = ("create_account", "request_token", "delete_account")
-SETUPS = ("none", "created", "tokens")
+SETUPS = ("none", "created", "tokens", "secrets")
 """The suite's ``accounts`` setting: ``created`` has the user create every account of
 :data:`ACCOUNT_NAMES` before the first step, so a token can be asked for at once and a
 deletion has something to delete; ``tokens`` also asks for a token for each, so the user
-holds one from the start: a search about what outlives an account. The suite's default is
+holds one from the start: a search about what outlives an account. ``secrets`` instead
+creates a legacy token Secret for each (:func:`token_secret`), which the controller
+manager's token controller fills in and deletes once its account is gone: a search about
+that controller's requests (request conformance judges them). The suite's default is
 ``created``: with ``none`` nearly every token asked for was refused (404: no account yet),
 so the check had almost nothing to judge."""
 
@@ -83,6 +86,30 @@ def service_account(name: str, namespace: str = NAMESPACE) -> Obj:
 async def create(client: KubeClient, name: str, namespace: str = NAMESPACE) -> str:
     """``kubectl create serviceaccount NAME -n NAMESPACE``."""
     request = client.create(path(namespace), service_account(name, namespace))
+    return await told("create", request, "created")
+
+
+def token_secret(name: str, namespace: str = NAMESPACE) -> Obj:
+    """A long-lived token Secret for account ``name``, as upstream's documentation has a user
+    create one now that the token controller no longer does: type
+    ``kubernetes.io/service-account-token``, naming the account in an annotation; the token
+    controller fills in the token and the account's uid."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{name}-token",
+            "namespace": namespace,
+            "annotations": {"kubernetes.io/service-account.name": name},
+        },
+        "type": "kubernetes.io/service-account-token",
+    }
+
+
+async def create_token_secret(client: KubeClient, name: str, namespace: str = NAMESPACE) -> str:
+    """``kubectl create -f`` of :func:`token_secret`."""
+    secrets = f"/api/v1/namespaces/{namespace}/secrets"
+    request = client.create(secrets, token_secret(name, namespace))
     return await told("create", request, "created")
 
 

@@ -78,6 +78,7 @@ CONTROLLERS = (
     "nodelifecycle",
     "taint-eviction-controller",
     "serviceaccount",
+    "serviceaccount-token",  # legacy token Secrets: filled in, and deleted with their account
     "root-ca-cert-publisher",
     "namespace",
     "podgc",
@@ -263,6 +264,7 @@ class ControllerManagerProcess:
             client,
             controllers=CONTROLLERS,
             root_ca=plan.pki.ca.cert.read_bytes(),
+            service_account_private_key=plan.pki.sa_private_key.read_bytes(),
             use_service_account_credentials=True,
             server_ca=plan.pki.ca.cert.read_bytes(),
             node_lifecycle=NODE_LIFECYCLE,

@@ -83,7 +83,8 @@ def account_action(
 
 def accounts_at_start(run: Run) -> None:
     """The ``accounts`` setting (:data:`raftkube_fuzz.cluster.accounts.SETUPS`): the user's
-    accounts are created before the first step (and with ``tokens`` a token asked for each)."""
+    accounts are created before the first step (and with ``tokens`` a token asked for each,
+    with ``secrets`` a token Secret created for each)."""
     setup = setting(run, "accounts", accounts.SETUPS, "created")
     if setup == "none":
         return
@@ -94,6 +95,10 @@ def accounts_at_start(run: Run) -> None:
         run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
         if setup == "tokens":
             account_action(run, "request_token", name)
+        if setup == "secrets":
+            made = run.sim.call(accounts.create_token_secret, plane.admin, name, limit=ACTION_LIMIT)
+            text = f"user: create secret {name}-token: {made}"
+            run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
 
 
 def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[tuple[str, int]]) -> None:
