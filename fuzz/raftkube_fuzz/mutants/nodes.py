@@ -64,7 +64,7 @@ MUTANTS = (
         "the node lifecycle controller taints every node NoExecute when all of them look down, "
         "instead of suspecting its own view (master disruption mode)",
         "cluster",
-        "NoTaintingInFullDisruption",
+        "RequestConformance",
         False,
         patch(nodelifecycle, "handle_disruption", _handle_disruption_ignoring_full),
         dict(CONTROL_PLANE),
