@@ -6,106 +6,105 @@ suite's monitor (:mod:`raftkube_fuzz.cluster.nodelifecycle_monitor`) collects it
 (health, NoSchedule taints, zone states, NoExecute taints), :meth:`TaintEviction.sync` another.
 The real controller (:mod:`raftkube.controllers.nodelifecycle`, upstream's) splits the first
 into loops that run at their own pace: the *monitor* pass (every ``--node-monitor-period``:
-health, the Unknown status writes, NoExecute taints swapped or taken off at once, and at its
-end the zone states and each zone's tainting rate), the *tainting* pass (every 100 ms: the
-nodes the monitor queued get their NoExecute taint as their zone's rate limiter allows) and
-the *NoSchedule* worker (one node per sync). Each request is judged against the view of the
-loop that decided it, with the memory that loop keeps:
+health, the Unknown status writes, NoExecute taints swapped or taken off at once, and at its end
+the zone states and each zone's tainting rate), the *tainting* pass (every 100 ms: the nodes the
+monitor queued get their NoExecute taint as their zone's rate limiter allows) and the
+*NoSchedule* worker (one node per sync). Each request is judged against the view of the loop
+that decided it, with the memory that loop keeps:
 
 * **NoSchedule taint writes** (:func:`no_schedule_write`; worker ``node-lifecycle-noschedule``,
   upstream's ``doNoScheduleTaintingPass``). The spec gives a node that is not Ready the
   ``not-ready`` (Ready False) or ``unreachable`` (Ready Unknown) NoSchedule taint and takes it
-  off otherwise. The worker writes the whole taint list, computed from the node it had read
-  (its *base*: the cached node, or a fresh GET after a conflict) with the additions and
-  removals decided from its view; so a controller taint the written list has and the base
-  did not is *added*, and one the base had and the list has not is *removed*. Allowed iff
-  every one added is the one the view's Ready condition calls for, every one removed is not,
-  and no NoExecute taint changes. The other NoSchedule taints (pressure conditions,
-  ``unschedulable``) are not judged: the spec does not model them.
-* **NoExecute taints added by the tainting pass** (:func:`tainting_write`; one decision per
-  node taken off a zone's queue, upstream's ``doNoExecuteTaintingPass``). The taint added must
-  be the one the decision's view of the node calls for (False: ``not-ready``, Unknown:
-  ``unreachable``), the opposite one may go, nothing else changes. *Master disruption*: the
-  spec taints nothing while every zone is fully disrupted. The real decision is the zone's
-  rate limiter, which the monitor pass sets at its *end*, from the Ready statuses it judged,
-  while the tainting pass runs on its own; so a node queued before the pass that sees every
-  node down can still be tainted until that pass ends (upstream's behaviour, not a bug). The
-  rule therefore asks what the limiter certainly is (:func:`master_disruption`): refused
-  when the monitor passes that *completed* before the decision end with a run of passes
-  that each found every counted node not Ready, the run began with the controller entering
-  master disruption (its first pass, or a pass after one that found a Ready node in a zone
-  the run's first pass still counts: upstream's ``handleDisruption`` then sets every zone's
-  rate to 0), the node's zone was counted in every pass of the run (a zone that drops out
-  and comes back gets a fresh queue at the normal rate), and the pass under way, if any,
-  has seen no Ready node yet (it may end the mode). A pass whose status write for some node
-  failed is not known exactly (upstream may then not count the node) and judges nothing.
-  Ready is the Ready condition ``True``; nodes labelled ``exclude-disruption`` count in no
-  zone.
+  off otherwise. The worker writes the whole taint list, computed from the node it had read (its
+  *base*: the cached node, or a fresh GET after a conflict) with the additions and removals
+  decided from its view; so a controller taint the written list has and the base did not is
+  *added*, and one the base had and the list has not is *removed*. Allowed iff every one added
+  is the one the view's Ready condition calls for, every one removed is not, and no NoExecute
+  taint changes. The other NoSchedule taints (pressure conditions, ``unschedulable``) are not
+  judged: the spec does not model them.
+* **NoExecute taints added by the tainting pass** (:func:`tainting_write`; one decision per node
+  taken off a zone's queue, upstream's ``doNoExecuteTaintingPass``). The taint added must be the
+  one the decision's view of the node calls for (False: ``not-ready``, Unknown:
+  ``unreachable``), the opposite one may go, nothing else changes. *Master disruption*: the spec
+  taints nothing while every zone is fully disrupted. The real decision is the zone's rate
+  limiter, which the monitor pass sets at its *end*, from the Ready statuses it judged, while
+  the tainting pass runs on its own; so a node queued before the pass that sees every node down
+  can still be tainted until that pass ends (upstream's behaviour, not a bug). The rule
+  therefore asks what the limiter certainly is (:func:`master_disruption`): refused when the
+  monitor passes that *completed* before the decision end with a run of passes that each found
+  every counted node not Ready, the run began with the controller entering master disruption
+  (its first pass, or a pass after one that found a Ready node in a zone the run's first pass
+  still counts: upstream's ``handleDisruption`` then sets every zone's rate to 0), the node's
+  zone was counted in every pass of the run (a zone that drops out and comes back gets a fresh
+  queue at the normal rate), and the pass under way, if any, has seen no Ready node yet (it may
+  end the mode). A pass whose status write for some node failed is not known exactly (upstream
+  may then not count the node) and judges nothing. Ready is the Ready condition ``True``; nodes
+  labelled ``exclude-disruption`` count in no zone.
 * **NoExecute taints swapped or removed by the monitor pass** (:func:`monitor_taint_write`;
   upstream's ``processTaintBaseEviction`` and ``markNodeAsReachable``). Departures from the
-  spec's single step, all upstream's: a node already tainted ``unreachable`` that reads
-  Ready False gets ``not-ready`` at once (and back), without the rate limiter and whatever
-  the zone states (the spec would rate-limit the new key); and a node the controller
-  incarnation sees for the first time (after a restart, or back after being deleted) has its
-  NoExecute taints taken off whatever its condition (upstream's ``monitorNodeHealth`` calls
-  ``markNodeAsReachable`` for every node it adds). So a monitor pass's taint write is allowed
-  iff it adds no NoSchedule or NoExecute taint but the swap's (the base, or a state of the
-  node the pass read, its cached one or a GET, has the opposite NoExecute taint: the swap is
-  decided on what the pass read, and another manager may have changed the node since; and
-  some state read calls for the new key; a node without a Ready condition reads Unknown, as upstream's observed
-  condition does), and each NoExecute taint it removes is the swapped one, or the node is
-  new to this incarnation (it was not in the previous pass's view), or some state read
-  shows it Ready, or the pass may be entering master disruption (no counted node it judged
-  Ready, or a status write of the pass failed so that this cannot be told).
+  spec's single step, all upstream's: a node already tainted ``unreachable`` that reads Ready
+  False gets ``not-ready`` at once (and back), without the rate limiter and whatever the zone
+  states (the spec would rate-limit the new key); and a node the controller incarnation sees for
+  the first time (after a restart, or back after being deleted) has its NoExecute taints taken
+  off whatever its condition (upstream's ``monitorNodeHealth`` calls ``markNodeAsReachable`` for
+  every node it adds). So a monitor pass's taint write is allowed iff it adds no NoSchedule or
+  NoExecute taint but the swap's (the base, or a state of the node the pass read, its cached one
+  or a GET, has the opposite NoExecute taint: the swap is decided on what the pass read, and
+  another manager may have changed the node since; and some state read calls for the new key; a
+  node without a Ready condition reads Unknown, as upstream's observed condition does), and each
+  NoExecute taint it removes is the swapped one, or the node is new to this incarnation (it was
+  not in the previous pass's view), or some state read shows it Ready, or the pass may be
+  entering master disruption (no counted node it judged Ready, or a status write of the pass
+  failed so that this cannot be told).
 * **The status write setting Ready Unknown** (:func:`status_write`; upstream's
   ``tryUpdateNodeHealth``). The spec marks a node Unknown once its own clock has run more than
   ``grace`` past its *probe*: when it last saw the node's Lease ``renewTime`` change (the
-  kubelet's clock, only compared). Upstream (and the real code) renews the probe when it
-  reads a renewTime *later* than the one it saved (``Before``), or a changed Ready
+  kubelet's clock, only compared). Upstream (and the real code) renews the probe when it reads a
+  renewTime *later* than the one it saved (``Before``), or a changed Ready
   ``lastHeartbeatTime``, or first sees the node, or leaves master disruption. The rule needs a
   time that is certainly no later than the real probe (:func:`probe_bound`), so that the real
-  code is never accused, and close to it, so that a wrong write is named: the later of
-  (a) when the controller incarnation's first pass of the node's current stay began (it
-  starts every node's probe when it first sees it), and (b) the last moment the controller
-  was seen (a pass start, or a status write) with a Lease cache at a revision before the
-  first store revision whose renewTime was no earlier than the one its cache holds now: every
-  renewTime the controller could have read before that moment was earlier, so its saved
-  renewTime (no earlier than the current one, or it would have renewed the probe now) was
-  read after it, and the probe with it. Allowed iff Ready is set Unknown and the clock at
-  the write is more than ``grace`` past that bound. Heartbeats in the node status are not
-  followed (they only make the real probe later), nor the reset on leaving master
-  disruption (the same). The node's grace is ``--node-monitor-grace-period``, or the startup
-  grace for a node that never posted Ready.
-* **Taint-based eviction** (:func:`eviction_delete`; worker ``taint-eviction-fire``, the
-  DELETE and the ``DisruptionTarget`` status write before it). The spec evicts a pod bound
-  to a node with a NoExecute taint it does not tolerate at once, and one it tolerates for
-  ``tolerationSeconds`` once that long has passed on the manager's clock since it first saw
-  the taint. The real manager's memory is its scheduled evictions: started by a sync of
-  ``taint-eviction`` (a node's or a pod's) at that sync's clock reading, kept while later
-  syncs see the pod tainted, cancelled by one that does not; the firing worker deletes when
-  the time is up without looking again (the cancel comes from the syncs). The rule's memory
-  is the same, gathered from every ``taint-eviction`` sync that looked at the pod (the pods
-  of the node it syncs, or the pod itself): a *sighting* is the sync's clock reading and
-  the delay its view gives (0: a taint not tolerated; the smallest ``tolerationSeconds`` of
-  the tolerations that tolerate a taint; none: not tainted, tolerated for ever, or gone).
-  A run of sightings with a delay, the same uid and no sighting without one between, starts
-  at its first. Allowed iff some sighting before the request has delay 0, or one has
-  ``start of its run + delay <= now``. This is sound although several syncs run at once: the
-  eviction that fires was scheduled by some sync at its start, with that sync's delay, and
-  the run that sync is in began no later. Tolerations are matched as upstream's
-  ``ToleratesTaint`` (keys, values, operators and effects; the spec's records have no values),
-  and the delay is the smallest ``tolerationSeconds`` among *all* matching tolerations
-  (upstream takes the first matching one per taint: never earlier).
+  code is never accused, and close to it, so that a wrong write is named: the later of (a) when
+  the controller incarnation's first pass of the node's current stay began (it starts every
+  node's probe when it first sees it), and (b) the last moment the controller was seen (a pass
+  start, or a status write) with a Lease cache at a revision before the first store revision
+  whose renewTime was no earlier than the one its cache holds now: every renewTime the
+  controller could have read before that moment was earlier, so its saved renewTime (no earlier
+  than the current one, or it would have renewed the probe now) was read after it, and the probe
+  with it. Allowed iff Ready is set Unknown and the clock at the write is more than ``grace``
+  past that bound. Heartbeats in the node status are not followed (they only make the real probe
+  later), nor the reset on leaving master disruption (the same). The node's grace is
+  ``--node-monitor-grace-period``, or the startup grace for a node that never posted Ready.
+* **Taint-based eviction** (:func:`eviction_delete`; worker ``taint-eviction-fire``, the DELETE
+  and the ``DisruptionTarget`` status write before it). The spec evicts a pod bound to a node
+  with a NoExecute taint it does not tolerate at once, and one it tolerates for
+  ``tolerationSeconds`` once that long has passed on the manager's clock since it first saw the
+  taint. The real manager's memory is its scheduled evictions: started by a sync of
+  ``taint-eviction`` (a node's or a pod's) at that sync's clock reading, kept while later syncs
+  see the pod tainted, cancelled by one that does not; the firing worker deletes when the time
+  is up without looking again (the cancel comes from the syncs). The rule's memory is the same,
+  gathered from every ``taint-eviction`` sync that looked at the pod (the pods of the node it
+  syncs, or the pod itself): a *sighting* is the sync's clock reading and the delay its view
+  gives (0: a taint not tolerated; the smallest ``tolerationSeconds`` of the tolerations that
+  tolerate a taint; none: not tainted, tolerated for ever, or gone). A run of sightings with a
+  delay, the same uid and no sighting without one between, starts at its first. Allowed iff some
+  sighting before the request has delay 0, or one has ``start of its run + delay <= now``. This
+  is sound although several syncs run at once: the eviction that fires was scheduled by some
+  sync at its start, with that sync's delay, and the run that sync is in began no later. A later
+  sighting without a delay does not take back an earlier run's claim: its sync may not have
+  cancelled the eviction yet when it fired (a node's sync cancels its pods one after the other,
+  awaiting an Event for each). Tolerations are matched as upstream's ``ToleratesTaint`` (keys,
+  values, operators and effects; the spec's records have no values), and the delay is the
+  smallest ``tolerationSeconds`` among *all* matching tolerations (upstream takes the first
+  matching one per taint: never earlier).
 
 What this cannot see: requests these loops should have made and did not (eventual stable
 reconciliation and ``NoTaintingInFullDisruption`` judge those), the pods' Ready writes of
-``node-lifecycle-pods`` and of the monitor pass (``MarkPodsNotReady``: the spec does not
-model pod conditions), Events, and the rate limiter itself: one NoExecute taint per zone
-per 10 s is not judged, because the limiter's bucket is refilled and replaced by
-``handleDisruption`` at moments the requests do not show (each rate change starts a new
-bucket, carrying only an empty one's debt), so a sound bound would need the zone state of
-every pass, which a failed status write makes unknowable; master disruption (rate 0) is
-judged as above.
+``node-lifecycle-pods`` and of the monitor pass (``MarkPodsNotReady``: the spec does not model
+pod conditions), Events, and the rate limiter itself: one NoExecute taint per zone per 10 s is
+not judged, because the limiter's bucket is refilled and replaced by ``handleDisruption`` at
+moments the requests do not show (each rate change starts a new bucket, carrying only an empty
+one's debt), so a sound bound would need the zone state of every pass, which a failed status
+write makes unknowable; master disruption (rate 0) is judged as above.
 """
 
 from __future__ import annotations
