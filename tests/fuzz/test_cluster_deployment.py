@@ -1,9 +1,11 @@
 """The Deployment controller in the ``cluster`` suite: ``dep-a`` created with three replicas,
 its template updated (version 2) while its first pods are still warming up, so the rollout
 starts before the first one is done. The real controller keeps the ReplicaSets within
-``replicas + maxSurge`` (3 + 1) and passes; with ``deployment-ignores-surge`` patched in, the
-new ReplicaSet is created asking for all three pods beside the old one's three, and request
-conformance names that create. A whole control plane per run: two short runs of three steps."""
+``replicas + maxSurge`` (3 + 1) and its available pods at ``replicas - maxUnavailable`` (3 - 0),
+and passes; with ``deployment-ignores-surge`` patched in, the new ReplicaSet is created asking
+for all three pods beside the old one's three, and with ``deployment-swaps-fenceposts`` an old
+pod is let go while the new one is still warming up; request conformance names that create,
+and that scale down. A whole control plane per run: three short runs of four steps."""
 
 from __future__ import annotations
 
@@ -50,3 +52,15 @@ def test_the_surge_ignoring_controller_is_caught_creating_the_new_replica_set() 
         "deployment on" in text and "sent POST /apis/apps/v1/namespaces/default/replicasets" in text
     )
     assert "would ask for 6 pods" in text and "replicas + maxSurge = 3 + 1" in text
+
+
+def test_the_fencepost_swapping_controller_is_caught_scaling_the_old_one_down_too_soon() -> None:
+    violation = _run("deployment-swaps-fenceposts").violation
+    assert violation is not None
+    assert getattr(violation, "prop", None) == "RequestConformance", violation
+    text = str(violation)
+    assert (
+        "deployment on" in text
+        and "sent PUT /apis/apps/v1/namespaces/default/replicasets/dep-a-" in text
+    )
+    assert "maxScaledDown is 0" in text and "1 of the new ReplicaSet unavailable" in text

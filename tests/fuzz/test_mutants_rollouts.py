@@ -25,8 +25,26 @@ def new_replica_set_size_beside_a_full_old_one() -> int:
     return deployment_util.replicas(deployment_util.new_replica_set(deployment, [old]))
 
 
+def old_pods_scaled_down_beside_an_unready_new_one() -> int:
+    """How many old pods ``reconcileOldReplicaSets`` would let go beside a new ReplicaSet
+    whose one pod is not available yet (3 replicas, maxSurge 1, maxUnavailable 0)."""
+    deployment: dict[str, Any] = {
+        "spec": {"replicas": 3,
+                 "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}},
+    }  # fmt: skip
+    old = {"metadata": {"name": "web-old"}, "spec": {"replicas": 3},
+           "status": {"availableReplicas": 3}}  # fmt: skip
+    new = {"metadata": {"name": "web-new"}, "spec": {"replicas": 1},
+           "status": {"availableReplicas": 0}}  # fmt: skip
+    if deployment_util.max_scaled_down(deployment, [old, new], new) <= 0:
+        return 0
+    plan = deployment_util.scale_down_old_plan(deployment, [old, new], [old])
+    return sum(deployment_util.replicas(rs) - size for rs, size in plan)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "deployment-ignores-surge": (new_replica_set_size_beside_a_full_old_one, 1, 3),
+    "deployment-swaps-fenceposts": (old_pods_scaled_down_beside_an_unready_new_one, 0, 1),
 }
 
 

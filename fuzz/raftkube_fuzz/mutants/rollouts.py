@@ -12,6 +12,7 @@ from raftkube.controllers.deployment_util import (
     is_rolling_update,
     replica_count,
     replicas,
+    resolve_fenceposts,
     scaled_value,
 )
 from raftkube_fuzz.mutants.base import CONTROL_PLANE, Mutant, patch
@@ -35,6 +36,17 @@ def _new_rs_new_replicas_ignoring_surge(
     return replicas(new_rs) + grow
 
 
+# --- deployment-swaps-fenceposts -----------------------------------------------------------------
+
+
+def _max_unavailable_from_surge(deployment: Obj) -> int:
+    if not is_rolling_update(deployment) or replicas(deployment) == 0:
+        return 0
+    # MUTANT: ResolveFenceposts' (maxSurge, maxUnavailable) pair read the wrong way round, so
+    # the minimum availability counts maxSurge pods as ones that may be unavailable.
+    return min(resolve_fenceposts(deployment)[0], replicas(deployment))
+
+
 MUTANTS = (
     Mutant(
         "deployment-ignores-surge",
@@ -43,6 +55,15 @@ MUTANTS = (
         "RequestConformance",
         False,
         patch(deployment_util, "new_rs_new_replicas", _new_rs_new_replicas_ignoring_surge),
+        dict(CONTROL_PLANE),
+    ),
+    Mutant(
+        "deployment-swaps-fenceposts",
+        "the Deployment controller takes maxSurge for maxUnavailable when scaling old pods down",
+        "cluster",
+        "RequestConformance",
+        False,
+        patch(deployment_util, "max_unavailable", _max_unavailable_from_surge),
         dict(CONTROL_PLANE),
     ),
 )
