@@ -197,7 +197,7 @@ MUTANTS = (
         "NoOverCreation",
         False,
         patch(ReplicaSetController, "sync", _sync_without_expectations),
-        {**CONTROL_PLANE, "slow": "managers"},
+        {**CONTROL_PLANE, "slow": "manager-watches"},
     ),
     Mutant(
         "endpoints-include-unready",
