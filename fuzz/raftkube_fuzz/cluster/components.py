@@ -186,6 +186,8 @@ class APIServerProcess:
     env: HostEnv
     pki: SimPKI
     store_endpoints: Sequence[str]
+    compaction: float = 300.0
+    """Its ``--etcd-compaction-interval`` (seconds; 0 disables it)."""
     running: RunningAPIServer | None = None
     """This incarnation's server once it serves (its watch caches are read by the checks)."""
 
@@ -200,6 +202,7 @@ class APIServerProcess:
             client_ca_file=plan.pki.ca.cert,
             service_account_signing_key_file=plan.pki.sa_private_key,
             service_cluster_ip_range=SERVICE_CLUSTER_IP_RANGE,
+            etcd_compaction_interval=self.compaction,
         )
         async with open_api_server(
             config,

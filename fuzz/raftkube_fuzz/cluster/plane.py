@@ -65,6 +65,9 @@ class PlaneShape:
     schedulers: int = 2
     nodes: int = 3
     apiservers: int = 1
+    compaction: float = 300.0
+    """Every API server's ``--etcd-compaction-interval``, in seconds of its own clock (the
+    suite's ``compaction`` setting; upstream's 5 min by default, 0 disables it)."""
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.apiservers <= len(API_HOSTS):
@@ -131,7 +134,9 @@ class ControlPlane:
         latest revision (the suite's record of what it committed)."""
         endpoints = [world.client_endpoints[i] for i in sorted(world.client_endpoints)]
         self.apiservers = [
-            world.add_host(host, lambda env: APIServerProcess(env, pki, endpoints))
+            world.add_host(
+                host, lambda env: APIServerProcess(env, pki, endpoints, shape.compaction)
+            )
             for host in API_HOSTS[: shape.apiservers]
         ]
         """The API servers, each a host of its own."""

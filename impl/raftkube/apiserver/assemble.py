@@ -357,7 +357,10 @@ async def open_api_server(
         bootstrapped.set()
         # The identity post-start hooks: its own Lease, and the collector of expired ones.
         identity = identity or IdentityLeaseConfig()
-        lease = IdentityLeaseController(api, clock, wall, rng, hostname, identity)
+        # Its own generator (one draw from the server's): its jitter draws then do not shift
+        # the uids and IPs the server draws while it serves.
+        own = random.Random(rng.getrandbits(64))
+        lease = IdentityLeaseController(api, clock, wall, own, hostname, identity)
         nursery.start_soon(lease.run)
         lease_gc = IdentityLeaseGC(api, caches[LEASES.qualified], clock, wall, identity)
         nursery.start_soon(lease_gc.run)
