@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from raftkube.apiserver.identity import apiserver_id, micro_time
+from raftkube.apiserver.identity import IdentityLeaseGC, apiserver_id, micro_time
+from raftkube.apiserver.watchcache import not_ready
+from raftkube.clock import TrioClock
 from raftkube.controllers.resources import LEASES
 from raftkube.server.member import MemberConfig
 from raftkube.server.wiring import open_member
@@ -97,3 +99,19 @@ async def test_own_lease_is_kept_and_expired_ones_of_others_are_collected(
                 for item in (await api.admin.list(LEASES, namespace="kube-system"))["items"]
             }
             assert names == {name, other} and gc.deleted == 1
+
+
+class Relisting:
+    """A watch cache in the middle of listing again: it answers 429 until it is ready."""
+
+    def list(self, *args: object, **kwargs: object) -> object:
+        raise not_ready()
+
+
+@pytest.mark.trio
+async def test_a_cache_listing_again_only_postpones_the_collection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gc = IdentityLeaseGC(api=None, leases=Relisting(), clock=TrioClock(), wall=lambda: EPOCH)  # type: ignore[arg-type]
+    await gc.gc()  # does not raise: the server goes on, the next period tries again
+    assert "Error while listing apiserver leases" in caplog.text and gc.deleted == 0

@@ -43,6 +43,7 @@ import attrs
 
 from raftkube.apiserver.bootstrap_objects import APISERVER_USER
 from raftkube.apiserver.compactor import STORE_ERRORS
+from raftkube.apiserver.errors import APIError
 from raftkube.apiserver.request import Request, Response
 from raftkube.apiserver.watchcache import WatchCache
 from raftkube.clock import Clock, sleep_for
@@ -263,7 +264,12 @@ class IdentityLeaseGC:
 
     async def gc(self) -> None:
         selector = f"{IDENTITY_LEASE_COMPONENT_LABEL_KEY}={KUBE_APISERVER}"
-        for cached in self.leases.list(NAMESPACE, label_selector=selector).items:
+        try:
+            listed = self.leases.list(NAMESPACE, label_selector=selector).items
+        except APIError as exc:  # the cache is listing again (429): next period
+            logger.error("Error while listing apiserver leases: %s", exc)
+            return
+        for cached in listed:
             if not is_expired(cached, self.wall()):
                 continue
             name = cached["metadata"]["name"]
