@@ -65,8 +65,9 @@ annotations). Then:
 Not judged, and why: the values of a scaling event's writes (upstream's proportional
 arithmetic reads each ReplicaSet's ``max-replicas`` annotation, and after a scaling sync that
 failed halfway those disagree, so its intermediate totals may pass ``replicas + maxSurge``; the
-spec models no resize of a rollout), scale downs with Recreate beyond their target (upstream
-waits on the pods it lists live), the Deployment's status writes (their counts are the
+spec models no resize of a rollout), with Recreate that the new ReplicaSet waits until no old
+pod runs (upstream lists the pods live, after the view; the suite's Deployments roll), the
+Deployment's status writes (their counts are the
 ReplicaSets' statuses as the sync held them, but the conditions depend on the wall clock and on
 several writes per sync; not stated here), Events, and a selector with ``matchExpressions``
 (the suite's have none). What conformance never sees: a write the controller should have made
