@@ -62,6 +62,22 @@ def start_cloud(run: Run, observer: ClusterObserver) -> None:
     run.timeline.add(run.sim.now, None, CHECK, "cloud up: every node's route made")
 
 
+CLOUD_SETTINGS = ("ok", "failing")
+FAILING_SHARE = 0.5
+
+
+def cloud_scenario(run: Run, cloud: str) -> None:
+    """The suite's ``cloud`` setting, once the cloud is up: with ``failing``, the cloud API
+    fails half its requests (503) from the first step on, as a ``cloud_fail`` step of that
+    share makes it, until a ``cloud_heal`` step or the final heal."""
+    if cloud != "failing":
+        return
+    plane = plane_of(run)
+    plane.cloud_side.set_faults(run.sim.now, fail_rate=FAILING_SHARE)
+    text = f"the cloud API fails {FAILING_SHARE:.0%} of its requests (503) from the start"
+    run.fault("cloud_fail", text, hosts=[plane.cloud.name])
+
+
 def heal_cloud(run: Run) -> None:
     """The final heal of the cloud API (its faults outlive the world's own heal), and of every
     instance shut down: it is started, and its machine (off since) boots its programs."""

@@ -54,6 +54,6 @@ MUTANTS = (
         "RequestConformance",
         False,
         patch(CloudNodeLifecycleController, "monitor_nodes", _monitor_nodes_deleting_on_error),
-        dict(CONTROL_PLANE),
+        {**CONTROL_PLANE, "cloud": "failing"},
     ),
 )

@@ -54,7 +54,7 @@ from raftkube.server.compactor import parse_go_duration
 from raftkube_fuzz.checks.cluster_state import ClusterObserver
 from raftkube_fuzz.checks.reconciliation import unreconciled
 from raftkube_fuzz.cluster import accounts, actions, checking, namespaces, user_steps
-from raftkube_fuzz.cluster.cloud_run import start_cloud
+from raftkube_fuzz.cluster.cloud_run import CLOUD_SETTINGS, cloud_scenario, start_cloud
 from raftkube_fuzz.cluster.disturbances import disruption_watch
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.example import Run
@@ -114,6 +114,7 @@ DEFAULT_CONFIG = {
     "canary": "off",
     "full": "off",
     "instances": "shutdown",
+    "cloud": "ok",
     "compaction": COMPACTION,
 }
 """``store_faults=off`` leaves the store's members alone (the base machine's fault rules draw
@@ -151,7 +152,10 @@ default) lets steps shut down and start nodes' cloud instances (their machines s
 the final heal starts every one left shut down), ``instances=delete`` delete them too, for
 good: the user's nodes then are fewer at the end, their pods replaced on the others (a changed
 desired state, so a setting), and ``instances=off`` neither
-(:mod:`raftkube_fuzz.faults.cloud`)."""
+(:mod:`raftkube_fuzz.faults.cloud`). ``cloud=failing`` has the cloud API fail half its
+requests from the first step on (until a ``cloud_heal`` step or the final heal), so every
+cloud loop's calls fail now and then, whatever else the search draws: a search about the cloud
+loops' handling of errors (:func:`~raftkube_fuzz.cluster.cloud_run.cloud_scenario`)."""
 
 INSTANCE_SETTINGS = ("shutdown", "delete", "off")
 
@@ -213,6 +217,7 @@ def prepare(run: Run) -> None:
     run.sim.call(started, limit=STARTUP_LIMIT)
     run.timeline.add(run.sim.now, None, CHECK, f"control plane up: {shape}")
     start_cloud(run, observer)
+    cloud_scenario(run, setting(run, "cloud", CLOUD_SETTINGS, "ok"))
     slow = setting(run, "slow", SLOW_SETTINGS, "off")
     if slow == "manager-watches":
         for host in plane.managers:
