@@ -18,7 +18,7 @@ strategy here. The cloud host itself is a component: crashes, pauses and clock f
 as any other.
 
 A node's cloud instance, the machine its kubelet runs on (``host``: the kubelet's host), drawn
-by the ``cloud_instance`` rule (:func:`instance_step`):
+by the ``cloud_instance`` rule:
 
 * ``instance_shutdown``: the instance is shut down (``state: shutdown``) and its machine
   stops, as a powered-off VM does: the node goes NotReady, and the cloud node lifecycle
@@ -36,8 +36,6 @@ A machine whose instance does not run boots nothing
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-from hypothesis import strategies as st
 
 from raftkube_fuzz.faults import CUT, DOWN, FaultKind, register
 from raftkube_fuzz.faults.cluster import plane_of
@@ -125,14 +123,6 @@ def _instance(run: Run, step: Step, member: int) -> None:
     run.fault(step.kind, text, hosts=[host, plane.cloud.name])
 
 
-def instance_step(data: st.DataObject, run: Run, delete: bool) -> Step:
-    """Draw an instance step for one of the run's nodes (``delete``: deletions too)."""
-    kinds = ["instance_shutdown", "instance_start", *(["instance_delete"] if delete else [])]
-    kind = data.draw(st.sampled_from(kinds), label="kind")
-    host = data.draw(st.sampled_from([h.name for h in plane_of(run).kubelets]), label="host")
-    return Step.of(kind, host=host)
-
-
 def _heal_step(run: Run, step: Step) -> tuple[Step, ...]:
     return (Step.of("cloud_heal"),)
 
@@ -168,4 +158,4 @@ ALL_KINDS = _register()
 CLOUD_FAULTS = ALL_KINDS[:4]
 """The cloud API's fault kinds, in registration order."""
 INSTANCE_STEPS = ALL_KINDS[4:]
-"""The instance steps' kinds."""
+"""The instance steps' kinds: shutdown, start, delete (in that order)."""

@@ -58,7 +58,7 @@ from raftkube_fuzz.cluster.cloud_run import CLOUD_SETTINGS, cloud_scenario, star
 from raftkube_fuzz.cluster.disturbances import disruption_watch
 from raftkube_fuzz.cluster.plane import ControlPlane, PlaneShape
 from raftkube_fuzz.example import Run
-from raftkube_fuzz.faults.cloud import CLOUD_FAULTS, FAIL_SHARES, SLOW_SECONDS, instance_step
+from raftkube_fuzz.faults.cloud import CLOUD_FAULTS, FAIL_SHARES, INSTANCE_STEPS, SLOW_SECONDS
 from raftkube_fuzz.faults.cluster import SLOW_LATENCIES, plane_of, slow_host
 from raftkube_fuzz.faults.containers import CONTAINER_CRASH
 from raftkube_fuzz.steps import Step
@@ -537,8 +537,10 @@ class ClusterMachine(SuiteMachine):
     def cloud_instance(self, data: st.DataObject) -> None:
         """Shut down, start or (with ``instances=delete``) delete a node's cloud instance,
         and its machine with it (:mod:`raftkube_fuzz.faults.cloud`)."""
-        assert self.run is not None
-        self.apply(instance_step(data, self.run, self._instances() == "delete"))
+        kinds = INSTANCE_STEPS if self._instances() == "delete" else INSTANCE_STEPS[:2]
+        kind = data.draw(evenly(kinds), label="kind")
+        host = data.draw(evenly([h.name for h in self._plane().kubelets]), label="host")
+        self.apply(Step.of(kind, host=host))
 
 
 SUITE = Suite(
