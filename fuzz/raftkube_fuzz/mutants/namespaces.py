@@ -62,7 +62,7 @@ MUTANTS = (
         "has sent the deletes, without waiting for the content that remains (pods still "
         "terminating) to go",
         "cluster",
-        "NamespaceEmptiedBeforeFinalized",
+        "RequestConformance",
         False,
         patch(NamespaceController, "sync_namespace", _sync_namespace_finalizing_early),
         {**CONTROL_PLANE, "team": "workloads"},
