@@ -179,7 +179,10 @@ def monitor_started(sync: Sync) -> None:
     names = {name for name, *_ in nodes}
     memory.first_seen = {name: memory.first_seen.get(name, now) for name in sorted(names)}
     memory.passes.append(Pass(sync.seq, now, nodes, sync.reads))
-    memory.observations.append((now, sync.revision(LEASES)))
+    leases = sync.caches.get(LEASES)
+    revision = _revision(leases.resource_version) if leases is not None else None
+    if revision is not None:  # a cache at no known revision proves nothing about renewals
+        memory.observations.append((now, revision))
 
 
 def _pass_of(memory: Memory, sync: Sync) -> Pass | None:
@@ -215,7 +218,8 @@ class MonitorTaintWrite:
 
 
 def _revision(version: str) -> int | None:
-    return int(version) if version.isdigit() else None
+    """A cache's resourceVersion as a store revision; None if it names none."""
+    return int(version) if version.isdigit() and int(version) > 0 else None
 
 
 def _status_facts(
