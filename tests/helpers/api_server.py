@@ -100,3 +100,21 @@ async def api(tmp_path: Path) -> AsyncIterator[APIHarness]:
         serving(tmp_path, rm.client_endpoint) as harness,
     ):
         yield harness
+
+
+QUIET = IdentityLeaseConfig(renew_interval=1e9, gc_period=1e9)
+"""An identity Lease written once, at start, and never renewed nor collected."""
+
+
+@pytest.fixture
+async def quiet_api(tmp_path: Path) -> AsyncIterator[APIHarness]:
+    """As :func:`api`, with a server that writes nothing of its own once started (its identity
+    Lease renews every 10 s and its compactor writes ``compact_rev_key`` otherwise): for a test
+    that predicts each resourceVersion from its own writes."""
+    async with (
+        open_member(MemberConfig(member_id=0, servers=1, cluster_id="t"), tmp_path / "m0") as rm,
+        serving(
+            tmp_path, rm.client_endpoint, identity=QUIET, etcd_compaction_interval=0
+        ) as harness,
+    ):
+        yield harness
