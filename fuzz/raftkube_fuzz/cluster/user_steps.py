@@ -101,22 +101,24 @@ def accounts_at_start(run: Run) -> None:
             run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
 
 
-def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[tuple[str, int]]) -> None:
-    """The ``canary`` and ``full`` settings: the user applies each ReplicaSet of ``setup``
-    (name, replicas) in ``default`` and waits, up to :data:`START_WAIT` virtual seconds, until
-    the store shows all their pods running. The steps come back to back unless the search
-    draws a wait, so without the wait a step deleting ``rs-a`` would mostly come before the
-    canary's pods exist, and a pod bound by hand would mostly reach its node before the
-    ReplicaSet's pods fill it. A wait that runs out is not a failure (with
+def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[actions.Obj]) -> None:
+    """The ``canary``, ``full`` and ``rollout`` settings: the user applies each workload of
+    ``setup`` (ReplicaSets and Deployments in ``default``) and waits, up to
+    :data:`START_WAIT` virtual seconds, until the store shows as many pods running as they
+    ask for, counting each pod one of their selectors matches once. The steps come back to back
+    unless the search draws a wait, so without the wait a step deleting ``rs-a`` would mostly
+    come before the canary's pods exist, a pod bound by hand would mostly reach its node before
+    the ReplicaSet's pods fill it, and a new template would mostly find the Deployment's first
+    rollout still under way. A wait that runs out is not a failure (with
     ``slow=manager-watches`` the ReplicaSet controller may see the ReplicaSets late): the
     timeline says how many were running, and the steps begin."""
     plane = plane_of(run)
-    for name, replicas in setup:
-        obj = actions.replica_set(name, replicas)
+    for obj in setup:
         outcome = run.sim.call(actions.apply, plane.admin, obj, limit=ACTION_LIMIT)
-        text = f"user: apply {name} x{replicas}: {outcome}"
+        text = f"user: apply {obj['metadata']['name']} x{obj['spec']['replicas']}: {outcome}"
         run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
-    owners = {name for name, _ in setup}
+    selectors = [dict(obj["spec"]["selector"]["matchLabels"]) for obj in setup]
+    wanted = sum(int(obj["spec"]["replicas"]) for obj in setup)
 
     def running() -> int:
         return sum(
@@ -124,21 +126,27 @@ def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[tuple[
             for pod in observer.of("Pod", actions.NAMESPACE)
             if (pod.get("status") or {}).get("phase") == "Running"
             and not (pod.get("metadata") or {}).get("deletionTimestamp")
-            and any(ref.get("name") in owners
-                    for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
-        )  # fmt: skip
+            and any(selected(pod, selector) for selector in selectors)
+        )
 
     async def all_running() -> None:
         deadline = trio.current_time() + START_WAIT
         while trio.current_time() < deadline:
             observer.follow(run.written)
-            if running() >= sum(replicas for _, replicas in setup):
+            if running() >= wanted:
                 return
             await sleep(checking.POLL)
 
     run.sim.call(all_running, limit=START_WAIT + 1.0)
-    text = f"user: sees {running()} pods of {', '.join(sorted(owners))} running"
+    names = ", ".join(sorted(obj["metadata"]["name"] for obj in setup))
+    text = f"user: sees {running()} pods of {names} running"
     run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
+
+
+def selected(pod: actions.Obj, labels: dict[str, str]) -> bool:
+    """Whether ``pod`` carries every label of ``labels`` (a ``matchLabels`` selector)."""
+    have = (pod.get("metadata") or {}).get("labels") or {}
+    return all(have.get(key) == value for key, value in labels.items())
 
 
 def execute_client(run: Run, step: Step) -> bool:

@@ -55,7 +55,7 @@ MUTANTS = (
         "RequestConformance",
         False,
         patch(deployment_util, "new_rs_new_replicas", _new_rs_new_replicas_ignoring_surge),
-        dict(CONTROL_PLANE),
+        {**CONTROL_PLANE, "rollout": "on"},
     ),
     Mutant(
         "deployment-swaps-fenceposts",
@@ -64,6 +64,6 @@ MUTANTS = (
         "RequestConformance",
         False,
         patch(deployment_util, "max_unavailable", _max_unavailable_from_surge),
-        dict(CONTROL_PLANE),
+        {**CONTROL_PLANE, "rollout": "on"},
     ),
 )

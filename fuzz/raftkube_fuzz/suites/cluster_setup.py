@@ -50,6 +50,7 @@ DEFAULT_CONFIG = {
     "services": "off",
     "canary": "off",
     "full": "off",
+    "rollout": "off",
     "instances": "shutdown",
     "cloud": "ok",
     "compaction": COMPACTION,
@@ -84,7 +85,11 @@ before the first step: ``rs-b`` with two pods a node (:data:`~raftkube_fuzz.clus
 each: a third does not fit) and a wait for them to run, so that a pod bound by hand
 (``create_pinned``) finds its node without room however soon the search draws it, and a
 scale-up finds no node with room: a search about admission and scheduling at capacity (the
-kubelet's admission, the scheduler's fit, pods waiting for room). ``instances=shutdown`` (the
+kubelet's admission, the scheduler's fit, pods waiting for room). ``rollout=on`` has the user
+apply ``dep-a`` x3 (:data:`ROLLOUT_SETUP`) and wait for its pods to run before the first step,
+so a step giving ``dep-a`` a new template starts a rolling update from a settled Deployment
+however soon the search draws it: a search about the Deployment controller's surge and
+availability bounds. ``instances=shutdown`` (the
 default) lets steps shut down and start nodes' cloud instances (their machines stop and boot;
 the final heal starts every one left shut down), ``instances=delete`` delete them too, for
 good: the user's nodes then are fewer at the end, their pods replaced on the others (a changed
@@ -96,9 +101,12 @@ loops' handling of errors (:func:`~raftkube_fuzz.cluster.cloud_run.cloud_scenari
 
 INSTANCE_SETTINGS = ("shutdown", "delete", "off")
 
-CANARY_SETUP = (("rs-a", 2), (actions.CANARY, 1))
+CANARY_SETUP = (actions.replica_set("rs-a", 2), actions.replica_set(actions.CANARY, 1))
 """What ``canary=on`` applies before the first step: ``rs-a`` beside ``rs-a-canary``, whose
 pods ``rs-a``'s selector also matches."""
+
+ROLLOUT_SETUP = actions.deployment("dep-a", 3, 1)
+"""What ``rollout=on`` applies before the first step: ``dep-a`` x3 at template version 1."""
 
 FULL_PER_NODE = 2
 """``rs-b``'s pods a node holds with ``full=on``: two of
@@ -178,4 +186,8 @@ def prepare(run: Run) -> None:
     if setting(run, "canary", ("off", "on"), "off") == "on":
         user_steps.running_at_start(run, observer, CANARY_SETUP)
     if setting(run, "full", ("off", "on"), "off") == "on":
-        user_steps.running_at_start(run, observer, (("rs-b", FULL_PER_NODE * shape.nodes),))
+        user_steps.running_at_start(
+            run, observer, (actions.replica_set("rs-b", FULL_PER_NODE * shape.nodes),)
+        )
+    if setting(run, "rollout", ("off", "on"), "off") == "on":
+        user_steps.running_at_start(run, observer, (ROLLOUT_SETUP,))
