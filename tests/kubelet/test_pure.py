@@ -44,13 +44,29 @@ def test_admission_reasons_and_messages() -> None:
 def test_crash_loop_delays_double_to_five_minutes_and_reset() -> None:
     backoff, now, waits = CrashLoopBackOff(), 0.0, []
     for _ in range(8):
-        wait = backoff.remaining("c", now, now)
-        waits.append(wait)
-        now += wait
+        until = backoff.until("c", now, now)
+        waits.append(0 if until is None else until - now)
+        now = now if until is None else until
         backoff.next("c", now)
     assert waits == [0, 10, 20, 40, 80, 160, 300, 300]
     assert go_duration(300) == "5m0s" and go_duration(10) == "10s"
-    assert backoff.remaining("c", now + 601, now + 601) == 0
+    assert backoff.until("c", now + 601, now + 601) is None
+
+
+def test_a_back_off_ends_at_its_instant_whatever_the_rounding() -> None:
+    """A clock read at the instant a back-off ends is out of it, even where ``finished +
+    delay - now`` leaves a rounding error far below the time's resolution (a livelock: the pod
+    worker waited that "remaining" time, which added back to now was now itself)."""
+    backoff = CrashLoopBackOff()
+    backoff.next("c", 25.0)
+    backoff.next("c", 26.0)  # the delay is 20 s now
+    finished = 59.56034271889249
+    until = backoff.until("c", finished, 60.0)
+    assert until == 79.56034271889249
+    # The seconds left as the old arithmetic computed them: positive, yet nothing once added.
+    left = 20.0 - (until - finished)
+    assert left > 0 and until + left == until
+    assert backoff.until("c", finished, until) is None
 
 
 def state(kind: str, **fields: Any) -> Obj:

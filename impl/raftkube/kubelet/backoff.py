@@ -30,13 +30,19 @@ class CrashLoopBackOff:
     def _expired(self, entry: _Entry, now: float) -> bool:
         return now - entry.last_update > 2 * self.maximum
 
-    def remaining(self, key: str, finished_at: float, now: float) -> float:
-        """Seconds still to wait before restarting a container that exited at
-        ``finished_at`` (``IsInBackOffSince``); 0 if it may restart now."""
+    def until(self, key: str, finished_at: float, now: float) -> float | None:
+        """When a container that exited at ``finished_at`` may restart, if it is in back-off
+        now (``IsInBackOffSince``: ``now`` before ``finished_at`` plus the delay), else None.
+
+        An instant, not the seconds left: the caller waits for it and then asks again, and
+        ``now`` read at that instant is at least it, so the answer is then None. Seconds left
+        added back to ``now`` could round to a wait of nothing that is never over (float
+        arithmetic, unlike upstream's integer nanoseconds)."""
         entry = self._entries.get(key)
         if entry is None or self._expired(entry, now):
-            return 0.0
-        return max(0.0, entry.delay - (now - finished_at))
+            return None
+        ready = finished_at + entry.delay
+        return ready if now < ready else None
 
     def delay(self, key: str) -> float:
         entry = self._entries.get(key)

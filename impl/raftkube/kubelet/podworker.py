@@ -240,9 +240,9 @@ class PodWorker:
         key = f"{self.uid}/{container['name']}"
         now = self.node.clock.now()
         finished = latest.finished_at if latest.finished_at is not None else now
-        remaining = self.node.backoff.remaining(key, finished, now)
-        if remaining > 0:
-            self._due.append(now + remaining)
+        until = self.node.backoff.until(key, finished, now)
+        if until is not None:
+            self._due.append(until)
             delay = go_duration(self.node.backoff.delay(key))
             self._waiting[container["name"]] = (
                 "CrashLoopBackOff",
