@@ -41,7 +41,7 @@ import attrs
 
 from raftkube.controllers.informer import SharedIndexInformer
 from raftkube.controllers.synctrace import listen_to_syncs
-from raftkube.kubeclient import RequestDone, RequestObserver, RequestTracer
+from raftkube.kubeclient import RequestDone, RequestObserver, RequestTracer, ignore_outcome
 from raftkube_fuzz.checks import request_conformance as rules
 from raftkube_fuzz.checks.views import StoreHistory, controller_of, scope_of, view_mismatch
 from raftkube_fuzz.cluster import accounts_monitor as accounts
@@ -105,10 +105,6 @@ class Assumption:
 
 SENT = "sent"
 """The outcome of a request judged as it was sent."""
-
-
-def _nothing(outcome: int | BaseException, data: bytes) -> None:
-    """What a request is told when it ends, when no other tracer wants to know."""
 
 
 def _ok(outcome: int | BaseException) -> bool:
@@ -176,7 +172,7 @@ class ConformanceMonitor:
         first): it sees each request as it is sent."""
 
         def trace(method: str, path: str, query: Any, body: Any) -> RequestDone:
-            done = also(method, path, query, body) if also is not None else _nothing
+            done = also(method, path, query, body) if also is not None else ignore_outcome
             self._sent(method, path, body)
             sync = CURRENT.get()
             plug = PLUGGED.get(sync.loop) if sync is not None else None

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from raftkube.kubeclient import RequestDone, RequestTracer
+from raftkube.kubeclient import RequestDone, RequestTracer, ignore_outcome
 from raftkube.runtime.simulated import SimulatedRuntime
 from raftkube_fuzz.checks import kubelet_conformance as rules
 from raftkube_fuzz.checks.views import PodFact, StoreHistory
@@ -46,10 +46,6 @@ class KubeletRequest:
         return rules.status_write(self.node, self.pod, self.uid, self.phase)
 
 
-def _nothing(outcome: int | BaseException, data: bytes) -> None:
-    """What a request is told when it ends, when no other tracer wants to know."""
-
-
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -70,7 +66,7 @@ class KubeletMonitor:
         calling ``also`` first."""
 
         def trace(method: str, path: str, query: Any, body: Any) -> RequestDone:
-            done = also(method, path, query, body) if also is not None else _nothing
+            done = also(method, path, query, body) if also is not None else ignore_outcome
             self._sent(host, node, runtime, method, path, body)
             return done
 

@@ -39,7 +39,7 @@ import attrs
 import trio
 
 from raftkube.apiserver.resources import lookup
-from raftkube.kubeclient import KubeConnectionError, RequestDone, RequestTracer
+from raftkube.kubeclient import KubeConnectionError, RequestDone, RequestTracer, ignore_outcome
 from raftkube_fuzz.checks.history import Failed, History, Ok, Outcome, Unknown
 from raftkube_fuzz.checks.linearizability.object_model import (
     AlreadyExists,
@@ -279,12 +279,12 @@ class ObjectHistories:
             if found is None:
                 target = target_of(path) if method in ("DELETE", "GET") else None
                 if target is None or target.name:
-                    return _ignore
+                    return ignore_outcome
                 if method == "DELETE":
                     self.collections_deleted.add((target.kind, target.namespace))
                 elif self.lists is not None and not (query or {}).get("watch"):
                     return self.lists.sent(path, query, client, target.resource, target.namespace)
-                return _ignore
+                return ignore_outcome
             request, prefix = found
             self.requests += 1
             call = trio.current_time()
@@ -329,7 +329,3 @@ class ObjectHistories:
 def tracer_of(histories: ObjectHistories | None, client: str) -> RequestTracer | None:
     """``client``'s tracer into ``histories``, if there are any."""
     return histories.tracer(client) if histories is not None else None
-
-
-def _ignore(outcome: int | BaseException, data: bytes) -> None:
-    """What a request left out of the histories is told when it ends."""

@@ -9,6 +9,7 @@ from raftkube.kubeclient.client import (
     RequestDone,
     RequestObserver,
     RequestTracer,
+    ignore_outcome,
     resource_path,
 )
 from raftkube.kubeclient.errors import KubeAPIError, KubeConnectionError
@@ -30,6 +31,7 @@ __all__ = [
     "RequestObserver",
     "RequestTracer",
     "Watch",
+    "ignore_outcome",
     "load_kubeconfig",
     "resource_path",
 ]

@@ -58,6 +58,11 @@ Production leaves it unset; a checker uses it to learn which writes have an unkn
 
 RequestDone = Callable[["int | BaseException", bytes], None]
 
+
+def ignore_outcome(outcome: int | BaseException, data: bytes) -> None:
+    """The :data:`RequestDone` of a tracer that wants nothing from a request's answer."""
+
+
 RequestTracer = Callable[[str, str, "Query | None", Any], RequestDone]
 """Told when :meth:`KubeClient.request` sends a request (every call but a watch's stream):
 ``(method, path, query, body as given)``; it returns what to tell once the outcome is known:
