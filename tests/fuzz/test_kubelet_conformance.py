@@ -7,14 +7,14 @@ import attrs
 from raftkube_fuzz.checks.kubelet_conformance import final_delete, status_write
 from raftkube_fuzz.checks.views import PodFact
 
-POD = PodFact("u1", "rs", 3, False, node="sim-0", deleting=True, phase="Running")
+POD = PodFact("u1", "rs", 3, node="sim-0", deleting=True, phase="Running")
 
 
 def test_a_final_delete_needs_a_deleting_pod_of_this_node_with_nothing_running() -> None:
     assert final_delete("sim-0", POD, "u1", ()) is None
     assert "still run" in str(final_delete("sim-0", POD, "u1", ("app",)))
     assert "not being deleted" in str(
-        final_delete("sim-0", attrs.evolve(POD, deleting=False, active=True), "u1", ())
+        final_delete("sim-0", attrs.evolve(POD, deleting=False), "u1", ())
     )
     assert "bound to sim-0, not to sim-1" in str(final_delete("sim-1", POD, "u1", ()))
 

@@ -80,14 +80,17 @@ class PodFact:
     """The uid of its controller ``ownerReference`` ("" if none)."""
     created: int
     """The revision that created it."""
-    active: bool
-    """Not being deleted and not finished (upstream's ``IsPodActive``)."""
     node: str = ""
     """``spec.nodeName``: the node it is bound to ("" if none)."""
     deleting: bool = False
     """Whether it has a ``deletionTimestamp``."""
     phase: str = ""
     """``status.phase``."""
+
+    @property
+    def active(self) -> bool:
+        """Not being deleted and not finished (upstream's ``IsPodActive``)."""
+        return not self.deleting and self.phase not in TERMINAL_PHASES
 
 
 def controller_of(obj: Mapping[str, Any]) -> str:
@@ -169,22 +172,20 @@ class StoreHistory:
         return uid in self.live_uids
 
     def _pod_written(self, key: str, pod: Obj, revision: int) -> bool:
-        finished = (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+        phase = str((pod.get("status") or {}).get("phase") or "")
         meta = pod.get("metadata") or {}
         old = self.pods.get(key)
         uid = str(meta.get("uid") or "")
         created = old.created if old is not None and old.uid == uid else revision
-        deleting = bool(meta.get("deletionTimestamp"))
         self.pods[key] = PodFact(
             uid,
             controller_of(pod),
             created,
-            not finished and not deleting,
             node=str((pod.get("spec") or {}).get("nodeName") or ""),
-            deleting=deleting,
-            phase=str((pod.get("status") or {}).get("phase") or ""),
+            deleting=bool(meta.get("deletionTimestamp")),
+            phase=phase,
         )
-        return finished
+        return phase in TERMINAL_PHASES
 
     def state_at(self, resource: str, revision: int, not_finished: bool = False) -> dict[str, int]:
         """Cache key -> resourceVersion of every object of ``resource`` the store held at
