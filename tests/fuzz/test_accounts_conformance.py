@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 
-from raftkube.apiserver.resources import lookup
 from raftkube.controllers.informer import SharedIndexInformer
-from raftkube.controllers.listwatch import ListWatch
 from raftkube.controllers.resources import namespaced_stored_resources
 from raftkube.controllers.synctrace import listen_to_syncs, sync_started
-from raftkube.kubeclient import KubeClient, resource_path
+from raftkube.kubeclient import resource_path
 from raftkube_fuzz.checks.accounts_conformance import (
     account_create,
     content_delete,
@@ -30,6 +28,7 @@ from raftkube_fuzz.checks.accounts_conformance import (
 from raftkube_fuzz.checks.gc_conformance import gc_record
 from raftkube_fuzz.cluster.conformance_monitor import CURRENT, ConformanceMonitor
 from raftkube_fuzz.violation import Violation
+from tests.helpers.informers import cached_informer
 
 Obj = dict[str, Any]
 TS = "2026-01-01T00:00:00Z"
@@ -130,14 +129,7 @@ def test_the_finalizer_goes_only_once_the_loops_own_lists_showed_the_namespace_e
 
 
 def informer(resource: str, items: list[Obj], version: int) -> SharedIndexInformer:
-    """An informer of core ``resource`` whose cache holds ``items`` at ``version``."""
-    info = lookup("", "v1", resource)
-    assert info is not None
-    client = KubeClient("https://127.0.0.1:1")
-    made = SharedIndexInformer(ListWatch(client, info), clock=client.clock, name=info.qualified)
-    made.replace(items, str(version))
-    made.reflector.last_sync_resource_version = str(version)
-    return made
+    return cached_informer("", resource, items, version)
 
 
 @pytest.mark.parametrize("remaining", [0, 1])

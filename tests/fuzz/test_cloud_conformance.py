@@ -10,17 +10,15 @@ from typing import Any
 
 import pytest
 
-from raftkube.apiserver.resources import lookup
 from raftkube.controllers.informer import SharedIndexInformer
-from raftkube.controllers.listwatch import ListWatch
 from raftkube.controllers.synctrace import listen_to_syncs, sync_started
-from raftkube.kubeclient import KubeClient
 from raftkube_fuzz.checks import cloud_conformance as rules
 from raftkube_fuzz.checks.cloud_conformance import CloudCall
 from raftkube_fuzz.cluster.cloud_monitor import cloud_tracer
 from raftkube_fuzz.cluster.conformance_monitor import CURRENT, ConformanceMonitor
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.kv.types import KeyValue
+from tests.helpers.informers import cached_informer
 
 Obj = dict[str, Any]
 
@@ -150,13 +148,7 @@ def test_a_services_status_carries_the_address_answered_or_is_cleared_after_the_
 
 
 def informer(resource: str, items: list[Obj], version: int) -> SharedIndexInformer:
-    info = lookup("", "v1", resource)
-    assert info is not None
-    client = KubeClient("https://127.0.0.1:1")
-    made = SharedIndexInformer(ListWatch(client, info), clock=client.clock, name=info.qualified)
-    made.replace(items, str(version))
-    made.reflector.last_sync_resource_version = str(version)
-    return made
+    return cached_informer("", resource, items, version)
 
 
 def put(obj: Obj, resource: str) -> KeyValue:

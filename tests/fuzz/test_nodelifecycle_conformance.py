@@ -14,11 +14,8 @@ import attrs
 import pytest
 import trio
 
-from raftkube.apiserver.resources import lookup
 from raftkube.controllers.informer import SharedIndexInformer
-from raftkube.controllers.listwatch import ListWatch
 from raftkube.controllers.synctrace import listen_to_syncs, sync_started
-from raftkube.kubeclient import KubeClient
 from raftkube_fuzz.checks import nodelifecycle_conformance as rules
 from raftkube_fuzz.checks.nodelifecycle_conformance import PassView, Sighting
 from raftkube_fuzz.cluster.conformance_monitor import CURRENT, ConformanceMonitor
@@ -29,6 +26,7 @@ from raftkube_fuzz.suites import get_suite
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.control.records import NO_EXECUTE, NO_SCHEDULE, NOT_READY, UNREACHABLE
 from raftkube_spec.kv.types import KeyValue
+from tests.helpers.informers import cached_informer, set_cache
 
 Obj = dict[str, Any]
 
@@ -178,17 +176,7 @@ class SetClock:
 def informer(
     group: str, resource: str, items: list[Obj], version: int, clock: SetClock
 ) -> SharedIndexInformer:
-    info = lookup(group, "v1", resource)
-    assert info is not None
-    client = KubeClient("https://127.0.0.1:1")
-    made = SharedIndexInformer(ListWatch(client, info), clock=clock, name=info.qualified)
-    set_cache(made, items, version)
-    return made
-
-
-def set_cache(made: SharedIndexInformer, items: list[Obj], version: int) -> None:
-    made.replace(items, str(version))
-    made.reflector.last_sync_resource_version = str(version)
+    return cached_informer(group, resource, items, version, clock)
 
 
 def node(ready: str, taints: list[Obj] | None = None, rv: int = 2) -> Obj:

@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 
-from raftkube.apiserver.resources import lookup
 from raftkube.controllers.informer import SharedIndexInformer
-from raftkube.controllers.listwatch import ListWatch
 from raftkube.controllers.synctrace import listen_to_syncs, sync_started
-from raftkube.kubeclient import KubeClient
 from raftkube_fuzz.checks import request_conformance as rules
 from raftkube_fuzz.checks.views import NOT_FINISHED, StoreHistory, view_mismatch
 from raftkube_fuzz.cluster.conformance_monitor import CURRENT, ConformanceMonitor
 from raftkube_fuzz.violation import Violation
 from raftkube_spec.kv.types import KeyValue
+from tests.helpers.informers import cached_informer
 
 Obj = dict[str, Any]
 RS_UID = "rs-uid"
@@ -162,13 +160,7 @@ def test_the_schedulers_field_selector_leaves_finished_pods_out() -> None:
 
 
 def informer(resource: str, items: list[Obj], version: int) -> SharedIndexInformer:
-    info = lookup("apps" if resource == "replicasets" else "", "v1", resource)
-    assert info is not None
-    client = KubeClient("https://127.0.0.1:1")
-    made = SharedIndexInformer(ListWatch(client, info), clock=client.clock, name=info.qualified)
-    made.replace(items, str(version))
-    made.reflector.last_sync_resource_version = str(version)
-    return made
+    return cached_informer("apps" if resource == "replicasets" else "", resource, items, version)
 
 
 @pytest.mark.parametrize(("running", "violates"), [(1, False), (2, True)])
