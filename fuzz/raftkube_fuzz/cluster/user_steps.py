@@ -24,6 +24,7 @@ from raftkube_fuzz.steps import Step
 from raftkube_fuzz.suites.base import setting
 from raftkube_fuzz.timeline import CLIENT
 from raftkube_fuzz.world.driver import sleep
+from raftkube_spec.kube.reads import selects
 
 ACTION_LIMIT = 30.0
 """Virtual seconds a user action may take (the client's own timeout is 10 s a request)."""
@@ -117,7 +118,7 @@ def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[action
         outcome = run.sim.call(actions.apply, plane.admin, obj, limit=ACTION_LIMIT)
         text = f"user: apply {obj['metadata']['name']} x{obj['spec']['replicas']}: {outcome}"
         run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
-    selectors = [dict(obj["spec"]["selector"]["matchLabels"]) for obj in setup]
+    selectors = [tuple(obj["spec"]["selector"]["matchLabels"].items()) for obj in setup]
     wanted = sum(int(obj["spec"]["replicas"]) for obj in setup)
 
     def running() -> int:
@@ -126,7 +127,10 @@ def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[action
             for pod in observer.of("Pod", actions.NAMESPACE)
             if (pod.get("status") or {}).get("phase") == "Running"
             and not (pod.get("metadata") or {}).get("deletionTimestamp")
-            and any(selected(pod, selector) for selector in selectors)
+            and any(
+                selects((pod.get("metadata") or {}).get("labels") or {}, selector)
+                for selector in selectors
+            )
         )
 
     async def all_running() -> None:
@@ -141,12 +145,6 @@ def running_at_start(run: Run, observer: ClusterObserver, setup: Sequence[action
     names = ", ".join(sorted(obj["metadata"]["name"] for obj in setup))
     text = f"user: sees {running()} pods of {names} running"
     run.timeline.add(run.sim.now, None, CLIENT, text, {"host": plane.user.name})
-
-
-def selected(pod: actions.Obj, labels: dict[str, str]) -> bool:
-    """Whether ``pod`` carries every label of ``labels`` (a ``matchLabels`` selector)."""
-    have = (pod.get("metadata") or {}).get("labels") or {}
-    return all(have.get(key) == value for key, value in labels.items())
 
 
 def execute_client(run: Run, step: Step) -> bool:
