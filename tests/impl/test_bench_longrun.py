@@ -7,7 +7,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from raftkube.bench.longrun import Round, cpu_seconds, dir_mib, rss_mib, summarize
+from raftkube.bench.longrun import (
+    SAVED_SNAPSHOT,
+    Round,
+    count_saved_snapshots,
+    cpu_seconds,
+    dir_mib,
+    rss_mib,
+    summarize,
+)
 
 
 def test_proc_readings_of_this_process(tmp_path: Path) -> None:
@@ -20,8 +28,21 @@ def test_proc_readings_of_this_process(tmp_path: Path) -> None:
     assert dir_mib(tmp_path) == 1.5
 
 
-def _round(cluster: str, writes: int, rate: float, cpu: float, rss: float) -> Round:
-    return Round(cluster, writes, rate, 0, cpu, (rss, rss + 1, rss + 2), (10.0, 20.0, 30.0))
+def _round(
+    cluster: str, writes: int, rate: float, cpu: float, rss: float, snapshots: int = 0
+) -> Round:
+    return Round(
+        cluster,
+        writes,
+        rate,
+        0,
+        cpu,
+        (rss, rss + 1, rss + 2),
+        (10.0, 20.0, 30.0),
+        seconds=100 / rate,
+        acknowledged=100,
+        snapshots=snapshots,
+    )
 
 
 def test_summary_compares_only_the_alternated_rounds() -> None:
@@ -39,3 +60,40 @@ def test_summary_compares_only_the_alternated_rounds() -> None:
     assert "peak RSS MiB per member: 107.0 108.0 109.0" in text
     assert "peak data dir MiB per member: 10.0 20.0 30.0" in text
     assert "no comparison" in summarize(rounds[:5], window=2)
+
+
+def test_whole_windows_count_the_snapshot_rounds_the_medians_leave_out() -> None:
+    """Three alternated rounds a side of 100 writes each; the aged cluster's one snapshot
+    round is slow and costly, which its median does not show and the whole window does."""
+    rounds = [
+        _round("fresh", 100, 10_000.0, 100.0, 50.0),
+        _round("aged", 600, 10_000.0, 100.0, 106.0),
+        _round("fresh", 200, 10_000.0, 100.0, 50.0),
+        _round("aged", 700, 2_500.0, 400.0, 107.0, snapshots=1),
+        _round("fresh", 300, 10_000.0, 100.0, 50.0),
+        _round("aged", 800, 10_000.0, 100.0, 108.0),
+    ]
+    text = summarize(rounds, window=3)
+    assert "aged:  10,000 writes/s (+0.0%), 100 us member CPU per write (+0.0%)" in text
+    assert (
+        "fresh: 10,000 writes/s, 100 us member CPU per write, 0 of 3 rounds with a snapshot" in text
+    )
+    # 300 writes in 0.01 + 0.04 + 0.01 s; (100 + 400 + 100) us over 3 equal rounds.
+    assert (
+        "aged:  5,000 writes/s (-50.0%), 200 us member CPU per write (+100.0%), "
+        "1 of 3 rounds with a snapshot" in text
+    )
+
+
+def test_saved_snapshots_are_counted_from_the_log_a_whole_line_at_a_time(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "member-0.log"
+    assert count_saved_snapshots(log, 0) == (0, 0)  # no log yet
+    line = b"02:16:49.118 INFO member 0" + SAVED_SNAPSHOT + b"10009 (2796025 bytes; ...)\n"
+    log.write_bytes(line + b"02:16:50.000 INFO member 0: elected leader\n" + line[:30])
+    count, offset = count_saved_snapshots(log, 0)
+    assert count == 1 and offset == len(log.read_bytes()) - 30
+    with open(log, "ab") as f:
+        f.write(line[30:] + line)
+    assert count_saved_snapshots(log, offset) == (2, len(log.read_bytes()))

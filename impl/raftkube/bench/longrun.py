@@ -10,8 +10,16 @@ ages it with ``--total`` puts in rounds of ``--round`` puts (``raftkube bench pu
 alternate rounds, ``--window`` each, so that both see the same load from whatever else runs
 on the machine. After every round it prints the round's write rate, the CPU time the three
 members spent per write (user and system, all threads), each member's resident memory
-(``VmRSS``) and the size of each member's data directory (``/proc`` is read, so Linux only).
-The summary compares the medians of the alternated rounds.
+(``VmRSS``), the size of each member's data directory (``/proc`` is read, so Linux only) and
+how many snapshots the members saved during the round (from their logs).
+
+The summary compares the medians of the alternated rounds, and then the whole windows: the
+writes of all their rounds over the time of all their rounds, and the CPU per write over the
+same rounds, with how many of the rounds held a snapshot. A snapshot of a large store costs
+its round a lot of CPU, and a cluster snapshots every so many writes (an image's worth:
+about 125,000-150,000 puts at 100,000 keys), so a median of a few rounds can leave every
+snapshot out, and the whole-window figures are the ones to compare; a ``--window`` of rounds
+covering at least one snapshot cycle makes them fair to both clusters.
 """
 
 from __future__ import annotations
@@ -84,6 +92,13 @@ class Round:
     """Microseconds of CPU the members spent per acknowledged write, summed over members."""
     rss_mib: tuple[float, ...]
     disk_mib: tuple[float, ...]
+    seconds: float = 0.0
+    """How long the round's puts took."""
+    acknowledged: int = 0
+    """Puts acknowledged in this round (``writes`` counts those sent, errors included)."""
+    snapshots: int = 0
+    """Snapshots saved during the round by the member that saved the most (they usually
+    snapshot at the same index)."""
 
 
 def rss_mib(pid: int) -> float:
@@ -137,6 +152,36 @@ class _Cluster:
     plan: Plan
     children: list[Child]
     done: int = 0
+    log_offsets: dict[int, int] = attrs.Factory(dict)
+    """How far each member's log has been read for snapshot lines."""
+
+    def snapshots_since_last(self) -> int:
+        """The most snapshots any member logged saving since the last call."""
+        most = 0
+        for m in self.plan.members:
+            path = self.plan.data_dir / f"member-{m.member_id}.log"
+            count, self.log_offsets[m.member_id] = count_saved_snapshots(
+                path, self.log_offsets.get(m.member_id, 0)
+            )
+            most = max(most, count)
+        return most
+
+
+SAVED_SNAPSHOT = b": saved snapshot at index "
+"""What a member logs for each snapshot it saves (``raftkube.server.snapshotter``)."""
+
+
+def count_saved_snapshots(path: Path, offset: int) -> tuple[int, int]:
+    """Snapshot-saved lines in the log at ``path`` from byte ``offset`` on, and the offset of
+    its end (only whole lines are counted; a missing log has none)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            text = log.read()
+    except OSError:
+        return 0, offset
+    whole = text.rfind(b"\n") + 1
+    return text[:whole].count(SAVED_SNAPSHOT), offset + whole
 
 
 async def _round(
@@ -166,6 +211,9 @@ async def _round(
         cpu / max(1, len(summary.latencies)) * 1e6,
         tuple(rss_mib(c.process.pid) for c in children),
         tuple(dir_mib(m.data_dir) for m in cluster.plan.members),
+        summary.total_seconds,
+        len(summary.latencies),
+        cluster.snapshots_since_last(),
     )
     sys.stdout.write(_line(row) + "\n")
     sys.stdout.flush()
@@ -202,9 +250,10 @@ def _line(row: Round) -> str:
     rss = " ".join(f"{v:7.1f}" for v in row.rss_mib)
     disk = " ".join(f"{v:7.1f}" for v in row.disk_mib)
     errors = f"  errors {row.errors}" if row.errors else ""
+    snapshots = f"  snapshots {row.snapshots}" if row.snapshots else ""
     return (
         f"{row.cluster:<6} {row.writes:>9,} {row.rate:>10,.0f} {row.cpu_us:>8,.0f}   "
-        f"RSS MiB {rss}   disk MiB {disk}{errors}"
+        f"RSS MiB {rss}   disk MiB {disk}{errors}{snapshots}"
     )
 
 
@@ -232,6 +281,29 @@ def summarize(rounds: list[Round], window: int) -> str:
         + "\naged cluster, peak data dir MiB per member: "
         + " ".join(f"{max(r.disk_mib[i] for r in all_aged):.1f}" for i in members)
         + "\n"
+        + _whole_windows(fresh_rounds, aged_rounds)
+    )
+
+
+def _whole_windows(fresh_rounds: list[Round], aged_rounds: list[Round]) -> str:
+    """The same rounds taken whole: all their writes over all their time, CPU per write over
+    all their writes, and how many rounds held a snapshot (the medians can leave those out)."""
+
+    def whole(rounds: list[Round]) -> tuple[float, float, str]:
+        acknowledged = sum(r.acknowledged for r in rounds)
+        seconds = sum(r.seconds for r in rounds)
+        rate = acknowledged / seconds if seconds > 0 else 0.0
+        cpu = sum(r.cpu_us * r.acknowledged for r in rounds) / max(1, acknowledged)
+        with_snapshot = sum(1 for r in rounds if r.snapshots)
+        return rate, cpu, f"{with_snapshot} of {len(rounds)} rounds with a snapshot"
+
+    fresh, cpu_fresh, fresh_snaps = whole(fresh_rounds)
+    aged, cpu_aged, aged_snaps = whole(aged_rounds)
+    return (
+        "whole windows (all writes over all time; CPU over all writes):\n"
+        f"fresh: {fresh:,.0f} writes/s, {cpu_fresh:,.0f} us member CPU per write, {fresh_snaps}\n"
+        f"aged:  {aged:,.0f} writes/s ({_change(fresh, aged)}), {cpu_aged:,.0f} us member CPU "
+        f"per write ({_change(cpu_fresh, cpu_aged)}), {aged_snaps}\n"
     )
 
 
