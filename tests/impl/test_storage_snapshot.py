@@ -127,6 +127,18 @@ def test_corrupt_newest_snapshot_raises_and_keeps_the_previous(tmp_path: Path, d
     assert store.load(tmp_path / snapshot_name(SnapshotMeta(10, 1))) == snap(10)
 
 
+@pytest.mark.parametrize("cut", [0, 10, 23, 26])
+def test_a_file_cut_inside_its_header_or_metadata_is_corrupt(tmp_path: Path, cut: int) -> None:
+    """The header and metadata are read before the data, which is read into its own buffer:
+    a file ending before the data starts is refused as well as one cut inside the data."""
+    store = SnapshotStore(tmp_path)
+    newest = store.save(snap(20, data=b"x" * 100))
+    newest.write_bytes(newest.read_bytes()[:cut])
+    with pytest.raises(SnapshotCorruptError) as caught:
+        store.load_latest()
+    assert caught.value.path == newest
+
+
 def test_contents_must_match_the_file_name(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path)
     path = store.save(snap(10))

@@ -61,32 +61,50 @@ def snapshot_name(meta: SnapshotMeta) -> str:
     return f"{meta.index:016x}-{meta.term:016x}{SUFFIX}"
 
 
+def snapshot_header(snapshot: Snapshot) -> bytes:
+    """Everything of the file's layout (documented above) before the data: the data follows
+    it as it is, so a writer need not copy tens of megabytes into one buffer first."""
+    meta = pack_payload([snapshot.meta.index, snapshot.meta.term])
+    lengths = struct.pack("<IQ", len(meta), len(snapshot.data))
+    crc = zlib.crc32(snapshot.data, zlib.crc32(lengths + meta))
+    return MAGIC + struct.pack("<I", crc) + lengths + meta
+
+
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     """Serialise ``snapshot`` to the byte layout documented above."""
-    meta = pack_payload([snapshot.meta.index, snapshot.meta.term])
-    body = struct.pack("<IQ", len(meta), len(snapshot.data)) + meta + snapshot.data
-    return MAGIC + struct.pack("<I", zlib.crc32(body)) + body
+    return snapshot_header(snapshot) + snapshot.data
 
 
 def decode_snapshot(path: Path, blob: bytes) -> Snapshot:
     """Validate and parse a snapshot file's bytes; ``path`` is only used in error messages."""
     if len(blob) < HEADER_SIZE:
-        raise SnapshotCorruptError(path, f"only {len(blob)} bytes, shorter than the header")
-    magic, crc, meta_len, data_len = _HEAD.unpack_from(blob)
+        return decode_snapshot_parts(path, blob, b"")
+    meta_len = _HEAD.unpack_from(blob)[2]
+    split = min(len(blob), HEADER_SIZE + meta_len)
+    return decode_snapshot_parts(path, blob[:split], blob[split:])
+
+
+def decode_snapshot_parts(path: Path, head: bytes, data: bytes) -> Snapshot:
+    """:func:`decode_snapshot` of a file read as ``head`` (header and meta) and ``data`` (the
+    rest): the data is checked in place and handed back without a copy when it is whole."""
+    size = len(head) + len(data)
+    if len(head) < HEADER_SIZE:
+        raise SnapshotCorruptError(path, f"only {size} bytes, shorter than the header")
+    magic, crc, meta_len, data_len = _HEAD.unpack_from(head)
     if magic != MAGIC:
         raise SnapshotCorruptError(path, "bad magic")
-    if HEADER_SIZE + meta_len + data_len != len(blob):
+    if HEADER_SIZE + meta_len + data_len != size or len(head) != HEADER_SIZE + meta_len:
         raise SnapshotCorruptError(
-            path, f"header says {HEADER_SIZE + meta_len + data_len} bytes, file has {len(blob)}"
+            path, f"header says {HEADER_SIZE + meta_len + data_len} bytes, file has {size}"
         )
-    if zlib.crc32(memoryview(blob)[_CRC_FROM:]) != crc:
+    if zlib.crc32(data, zlib.crc32(memoryview(head)[_CRC_FROM:])) != crc:
         raise SnapshotCorruptError(path, "checksum mismatch")
     try:
-        fields = unpack_payload(blob[HEADER_SIZE : HEADER_SIZE + meta_len])
+        fields = unpack_payload(head[HEADER_SIZE:])
         meta = SnapshotMeta(index=int(fields[0]), term=int(fields[1]))
     except (PayloadError, TypeError, ValueError, IndexError) as exc:
         raise SnapshotCorruptError(path, f"unreadable metadata: {exc}") from exc
-    return Snapshot(meta, blob[HEADER_SIZE + meta_len :])
+    return Snapshot(meta, data)
 
 
 class SnapshotStore:
@@ -156,7 +174,8 @@ class SnapshotStore:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             try:
-                fsutil.write_all(fd, encode_snapshot(snapshot))
+                fsutil.write_all(fd, snapshot_header(snapshot))
+                fsutil.write_all(fd, snapshot.data)
                 fsutil.sync_file(fd)
             finally:
                 os.close(fd)
@@ -181,8 +200,19 @@ class SnapshotStore:
         return found
 
     def load(self, path: Path) -> Snapshot:
-        """Read and validate one snapshot file, checking its contents match its name."""
-        snapshot = decode_snapshot(path, path.read_bytes())
+        """Read and validate one snapshot file, checking its contents match its name. The data
+        is read into its own buffer (not sliced out of the whole file's bytes, a second copy
+        of a large image)."""
+        with open(path, "rb") as f:
+            head = f.read(HEADER_SIZE)
+            if len(head) == HEADER_SIZE:
+                meta_len, data_len = _HEAD.unpack_from(head)[2:]
+                # Read one byte past the data, so a file longer than its header says is caught.
+                head += f.read(meta_len)
+                data = f.read(data_len + 1)
+            else:
+                data = b""
+        snapshot = decode_snapshot_parts(path, head, data)
         if snapshot_name(snapshot.meta) != path.name:
             raise SnapshotCorruptError(
                 path,
