@@ -18,9 +18,11 @@ from raftkube.server.entries import (
     stored_value,
 )
 from raftkube.server.snapshots import (
+    IMAGE_PREFIX,
     SnapshotContents,
     collapsed,
     core_snapshot_data,
+    image_entry,
     membership_of,
     pack_stored,
     restore_store,
@@ -107,15 +109,22 @@ def test_the_snapshot_file_carries_configuration_and_members_before_the_image() 
     image = dump_snapshot(store_with(b"a"))
     conf = Membership((0, 1, 2), (3,))
     contents = SnapshotContents(image, conf, table("a", "b", "c", "d"))
-    back = unpack_stored(pack_stored(contents))
+    stored = pack_stored(contents)
+    back = unpack_stored(stored)
     assert back == contents and back.members == contents.members
-    # A file from before membership changes (or with them off) is the bare image.
-    assert pack_stored(SnapshotContents(image)) == image
+    # The file's bytes are the core's image entry's value, the very same object.
+    assert stored.startswith(IMAGE_PREFIX) and image_entry(3, stored).value is stored
+    assert pack_stored(SnapshotContents(image)) == IMAGE_PREFIX + image
+    assert unpack_stored(pack_stored(SnapshotContents(image))) == SnapshotContents(image)
+    # Files from before the prefix: the bare image (membership changes off), and the
+    # configuration before the image; the entry gets the prefix in front.
     assert unpack_stored(image) == SnapshotContents(image)
+    assert unpack_stored(stored[len(IMAGE_PREFIX) :]) == contents
+    assert image_entry(3, image).value == IMAGE_PREFIX + image
     with pytest.raises(EntryError, match="ends inside its configuration header"):
-        unpack_stored(pack_stored(contents)[:10])
+        unpack_stored(stored[: len(IMAGE_PREFIX) + 10])
     with pytest.raises(EntryError, match="ends inside its configuration"):
-        unpack_stored(pack_stored(contents)[:20])
+        unpack_stored(stored[: len(IMAGE_PREFIX) + 20])
 
 
 def test_the_configuration_beside_an_image_shifts_no_index() -> None:

@@ -20,7 +20,9 @@ fresh :class:`~raftkube.mvcc.watch.WatchHub` and its clients re-watch.
 Dumping is split in two so that a member can encode off its event loop:
 :func:`capture` takes a :class:`StoreView` (cheap: the key list is copied, the
 records are read later from the live histories, below the view's revision) and
-:func:`encode_view` turns it into bytes (the expensive part, safe in another thread).
+:func:`encode_view` turns it into bytes (the expensive part, safe in another thread;
+:func:`encode_parts` gives the same bytes in parts, for a caller that writes them behind
+headers of its own without copying the image again).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from raftkube_spec.kv.responses import (
 from raftkube_spec.kv.types import KeyValue, ResponseHeader
 
 _MOD_REVISION = attrgetter("mod_revision")
+_RECORD_FIELDS = attrgetter("create_revision", "mod_revision", "version", "value", "lease")
+"""A record as saved: everything but its key, which the key's entry holds once."""
 
 FORMAT_VERSION = 1
 """Bumped on any incompatible change; a loader refuses versions it does not know."""
@@ -192,15 +196,24 @@ def capture(store: MvccStore) -> StoreView:
 
 
 def encode_view(view: StoreView) -> bytes:
-    """Serialise a captured view to canonical msgpack bytes (the snapshot image).
+    """Serialise a captured view to canonical msgpack bytes (the snapshot image): the
+    :func:`encode_parts` joined."""
+    return b"".join(encode_parts(view))
+
+
+def encode_parts(view: StoreView) -> list[bytes]:
+    """The snapshot image of a captured view as consecutive parts, to be joined once into
+    whatever buffer holds them (a member joins them behind its file's headers) or written
+    one after another: a 30-40 MB image is then copied once, not once per layer.
 
     Each key's records are those of its live history up to the view's revision (later writes
     only append records of higher revisions; a key created later has none; a key whose
     history trimming removed had nothing the compaction rule keeps at the view's point).
-    The key list is packed one key at a time and joined: the bytes are exactly those of
-    packing the whole document at once, but no per-record list outlives its key, so a large
-    store does not fill the collector's older generations (and trigger full collections)
-    with temporaries while it is encoded."""
+    Each key is packed on its own, as ``[key, records]``: the bytes are exactly those of
+    packing the whole document at once, but no per-record temporary outlives its key, so a
+    large store does not fill the collector's older generations while it is encoded. A
+    record is taken as a tuple by one C-level ``attrgetter`` call (msgpack packs a tuple as
+    the same array a list gives)."""
     packer = msgpack.Packer(use_bin_type=True)
     pack = packer.pack
     revision, compact = view.revision, view.compact_revision
@@ -211,31 +224,30 @@ def encode_view(view: StoreView) -> bytes:
         if history is None:
             continue
         kvs = history.kvs  # one read: compaction replaces the list, never edits it
-        length = bisect_right(kvs, revision, key=_MOD_REVISION)
+        length = len(kvs)
+        if not length:
+            continue  # trimmed empty (up to the view's held point) while this encoded
+        if kvs[-1].mod_revision > revision:
+            length = bisect_right(kvs, revision, key=_MOD_REVISION)
         # Records the compaction rule drops may still await their (batched) trim.
         start = first_retained(kvs, length, compact) if compact else 0
         if start == length:
             continue
-        records = [
-            [kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease]
-            for kv in kvs[start:length]
-        ]
-        key_parts.append(pack([key, records]))
-    parts = [
+        key_parts.append(pack((key, list(map(_RECORD_FIELDS, kvs[start:length])))))
+    sessions = [
+        [client_id, lowest_unacked, [[seq, _result_out(r)] for seq, r in results]]
+        for client_id, lowest_unacked, results in view.sessions
+    ]
+    return [
         packer.pack_array_header(6),
         pack(FORMAT_VERSION),
         pack(view.revision),
         pack(compact),
         packer.pack_array_header(len(key_parts)),
         *key_parts,
+        pack(view.leases),
+        pack([view.session_capacity, sessions]),
     ]
-    sessions = [
-        [client_id, lowest_unacked, [[seq, _result_out(r)] for seq, r in results]]
-        for client_id, lowest_unacked, results in view.sessions
-    ]
-    parts.append(pack(view.leases))
-    parts.append(pack([view.session_capacity, sessions]))
-    return b"".join(parts)
 
 
 def dump_snapshot(store: MvccStore) -> bytes:
@@ -247,8 +259,9 @@ def dump_snapshot(store: MvccStore) -> bytes:
         view.release()
 
 
-def load_snapshot(data: bytes) -> MvccStore:
-    """Rebuild a store equal in every observable way to the one :func:`dump_snapshot` saw."""
+def load_snapshot(data: bytes | memoryview) -> MvccStore:
+    """Rebuild a store equal in every observable way to the one :func:`dump_snapshot` saw
+    (``data`` may be a view into a larger buffer, such as a snapshot file's bytes)."""
     try:
         doc = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated exception types

@@ -31,9 +31,11 @@ which configuration was in force at the snapshot (etcd keeps a ``ConfState`` in 
 metadata for the same reason), and the configuration entries it stands for are gone. So the
 core's data is ``(image entry, configuration entry)`` (:func:`core_snapshot_data`); the
 configuration entry is synthetic, like the image, and never counts as a log position. On disk
-the snapshot file's bytes are the configuration followed by the image (:func:`pack_stored`);
-a file without it (written before membership changes, or with them off) unpacks to the image
-alone.
+the snapshot file's bytes are the image entry's value: :data:`IMAGE_PREFIX`, the
+configuration, the image (:func:`stored_parts`), so the core holds the file's own bytes and a
+30-40 MB image is not copied again to become an entry, nor sliced out of one to be saved. A
+file without the prefix or the configuration (written before either was added, or with
+membership changes off) still unpacks.
 """
 
 from __future__ import annotations
@@ -55,27 +57,32 @@ IMAGE_PREFIX: Final = b"\x00RKIMAGE1\x00"
 array header (0x94/0x95), so they can never be taken for an image."""
 
 
-def image_entry(term: int, image: bytes) -> Entry:
-    """The synthetic entry whose value is a snapshot file's bytes: an MVCC image
-    (``dump_snapshot`` bytes), preceded by the configuration if there is one
-    (:func:`pack_stored`)."""
-    return Entry(term, IMAGE_PREFIX + image)
+def image_entry(term: int, stored: bytes) -> Entry:
+    """The synthetic entry whose value is a snapshot file's bytes (:func:`pack_stored`): the
+    very same bytes object when the file already starts with :data:`IMAGE_PREFIX`, as every
+    file written now does, so the core's copy of a 30-40 MB image is the file's, not a second
+    one made on the event loop; a file written before that gets the prefix put in front."""
+    if stored.startswith(IMAGE_PREFIX):
+        return Entry(term, stored)
+    return Entry(term, IMAGE_PREFIX + stored)
 
 
 def image_of(entry: Entry) -> bytes | None:
-    """The snapshot file bytes carried by ``entry``, or None if it is an ordinary entry."""
+    """The snapshot file bytes carried by ``entry`` (its value, as it is: see
+    :func:`image_entry`), or None if it is an ordinary entry."""
     value = entry.value
     if isinstance(value, bytes) and value.startswith(IMAGE_PREFIX):
-        return value[len(IMAGE_PREFIX) :]
+        return value
     return None
 
 
 @attrs.frozen
 class SnapshotContents:
     """What a member's snapshot holds: the MVCC image and, with membership changes on, the
-    configuration in force at it and the member table (:mod:`raftkube.server.cluster_members`)."""
+    configuration in force at it and the member table (:mod:`raftkube.server.cluster_members`).
+    Unpacked from a file, the image is a view into the file's bytes, not a copy."""
 
-    image: bytes
+    image: bytes | memoryview
     membership: Membership | None = None
     members: MemberTable | None = attrs.field(default=None, eq=False)
 
@@ -117,22 +124,38 @@ header, never this."""
 
 
 def pack_stored(contents: SnapshotContents) -> bytes:
-    """The bytes of a snapshot file: the image, preceded by the configuration and member table
-    when there is a configuration (membership changes on)."""
-    if contents.membership is None:
-        return contents.image
-    members = contents.members if contents.members is not None else MemberTable()
+    """The bytes of a snapshot file (:func:`stored_parts` joined)."""
+    return b"".join(stored_parts([contents.image], contents.membership, contents.members))
+
+
+def stored_parts(
+    image: list[bytes] | list[bytes | memoryview],
+    membership: Membership | None,
+    members: MemberTable | None,
+) -> list[bytes | memoryview]:
+    """The bytes of a snapshot file in parts, ``image`` being the MVCC image's (see
+    :func:`raftkube.mvcc.snapshot.encode_parts`): :data:`IMAGE_PREFIX`, so that the file's
+    bytes are the core's image entry's value as they are (:func:`image_entry`), then the
+    configuration and member table when there is a configuration (membership changes on),
+    then the image. A file written before the prefix (or the configuration) was added
+    still unpacks (:func:`unpack_stored`)."""
+    if membership is None:
+        return [IMAGE_PREFIX, *image]
+    table = members if members is not None else MemberTable()
     head: bytes = msgpack.packb(
-        {"conf": stored_value(contents.membership), "members": members.encode()},
-        use_bin_type=True,
+        {"conf": stored_value(membership), "members": table.encode()}, use_bin_type=True
     )
-    return CONF_PREFIX + struct.pack("<I", len(head)) + head + contents.image
+    return [IMAGE_PREFIX, CONF_PREFIX, struct.pack("<I", len(head)), head, *image]
 
 
-def unpack_stored(data: bytes) -> SnapshotContents:
-    """What a snapshot file's bytes hold (see :func:`pack_stored`). Raises
-    :class:`~raftkube.server.entries.EntryError` if the configuration part is malformed."""
-    if not data.startswith(CONF_PREFIX):
+def unpack_stored(stored: bytes) -> SnapshotContents:
+    """What a snapshot file's bytes hold (see :func:`stored_parts`; the image is a view into
+    ``stored``). Raises :class:`~raftkube.server.entries.EntryError` if the configuration part
+    is malformed."""
+    data = memoryview(stored)
+    if stored.startswith(IMAGE_PREFIX):
+        data = data[len(IMAGE_PREFIX) :]
+    if not stored.startswith(CONF_PREFIX, len(stored) - len(data)):
         return SnapshotContents(data)
     start = len(CONF_PREFIX) + 4
     if len(data) < start:
