@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from raftkube.bench import api, cputime, longrun, side_by_side
+from raftkube.bench import api, cputime, longrun, side_by_side, snapshot_cost
 from raftkube.bench import cluster as cluster_bench
 from raftkube.bench import scheduler as scheduler_bench
 from raftkube.bench.report import Summary, render
@@ -84,6 +84,7 @@ def register(commands: Any) -> None:
     scheduler_bench.register(sub)
     cluster_bench.register(sub)
     longrun.register(sub)
+    snapshot_cost.register(sub)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
