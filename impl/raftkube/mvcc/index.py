@@ -88,6 +88,16 @@ made it, in slices short enough not to stall anything."""
 def first_retained(kvs: Sequence[KeyValue], length: int, revision: int) -> int:
     """The compaction rule: the index of the first of ``kvs[:length]`` that compacting at
     ``revision`` keeps (see the module docstring); ``length`` if it keeps none."""
+    # Most histories hold at most one record below the compaction point (trimming keeps
+    # them so): answered from the first two records, without a bisect, as the snapshot
+    # encoder asks once per key (a third of its time at 100,000 keys went here).
+    if not length:
+        return 0
+    first = kvs[0]
+    if first.mod_revision >= revision:
+        return 0
+    if length == 1 or kvs[1].mod_revision > revision:
+        return 0 if first.version != 0 else 1
     i = bisect_left(kvs, revision, 0, length, key=_MOD_REVISION)
     if (i == length or kvs[i].mod_revision > revision) and i > 0 and kvs[i - 1].version != 0:
         # Nothing written exactly at ``revision``: a read there sees this live record.

@@ -201,7 +201,7 @@ def encode_view(view: StoreView) -> bytes:
     return b"".join(encode_parts(view))
 
 
-def encode_parts(view: StoreView) -> list[bytes]:
+def encode_parts(view: StoreView) -> list[bytes | memoryview]:
     """The snapshot image of a captured view as consecutive parts, to be joined once into
     whatever buffer holds them (a member joins them behind its file's headers) or written
     one after another: a 30-40 MB image is then copied once, not once per layer.
@@ -209,16 +209,19 @@ def encode_parts(view: StoreView) -> list[bytes]:
     Each key's records are those of its live history up to the view's revision (later writes
     only append records of higher revisions; a key created later has none; a key whose
     history trimming removed had nothing the compaction rule keeps at the view's point).
-    Each key is packed on its own, as ``[key, records]``: the bytes are exactly those of
-    packing the whole document at once, but no per-record temporary outlives its key, so a
-    large store does not fill the collector's older generations while it is encoded. A
-    record is taken as a tuple by one C-level ``attrgetter`` call (msgpack packs a tuple as
-    the same array a list gives)."""
-    packer = msgpack.Packer(use_bin_type=True)
-    pack = packer.pack
+    The keys are packed one at a time, as ``[key, records]``, into one growing buffer (a
+    view of it is the middle part): the bytes are exactly those of packing the whole
+    document at once, but neither a per-record temporary nor a per-key bytes object
+    outlives its key, so a large store neither fills the collector's older generations nor
+    scatters 100,000 short-lived strings among the records the event loop allocates
+    meanwhile (memory the allocator could then not give back). A record is taken as a
+    tuple by one C-level ``attrgetter`` call (msgpack packs a tuple as the same array a
+    list gives)."""
+    keys_packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    pack_key = keys_packer.pack
     revision, compact = view.revision, view.compact_revision
     histories = view.histories
-    key_parts = []
+    count = 0
     for key in view.keys:
         history = histories.get(key)
         if history is None:
@@ -233,18 +236,21 @@ def encode_parts(view: StoreView) -> list[bytes]:
         start = first_retained(kvs, length, compact) if compact else 0
         if start == length:
             continue
-        key_parts.append(pack((key, list(map(_RECORD_FIELDS, kvs[start:length])))))
+        pack_key((key, list(map(_RECORD_FIELDS, kvs[start:length]))))
+        count += 1
     sessions = [
         [client_id, lowest_unacked, [[seq, _result_out(r)] for seq, r in results]]
         for client_id, lowest_unacked, results in view.sessions
     ]
+    packer = msgpack.Packer(use_bin_type=True)
+    pack = packer.pack
     return [
         packer.pack_array_header(6),
         pack(FORMAT_VERSION),
         pack(view.revision),
         pack(compact),
-        packer.pack_array_header(len(key_parts)),
-        *key_parts,
+        packer.pack_array_header(count),
+        keys_packer.getbuffer(),
         pack(view.leases),
         pack([view.session_capacity, sessions]),
     ]
