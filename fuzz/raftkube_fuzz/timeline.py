@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -144,13 +145,69 @@ def carried_message(payload: object) -> Message | None:
     return message if isinstance(message, Message) else None
 
 
+def _message_only_events() -> tuple[type, ...]:
+    """The spec's events whose one field is the message they are about (a member handling
+    a message, or dropping a stale one): recorded as the message alone (:class:`Timeline`)."""
+    found = [
+        value
+        for value in vars(ev).values()
+        if isinstance(value, type)
+        and attrs.has(value)
+        and value.__module__ == ev.__name__
+        and [f.name for f in attrs.fields(value)] == ["message"]
+    ]
+    return tuple(sorted(found, key=lambda cls: cls.__name__))
+
+
+_FOLDED = _message_only_events()
+_FOLDED_CODE = {cls: code for code, cls in enumerate(_FOLDED)}
+_SHARED = frozenset({ev.AppendEntries, ev.CheckQuorum})
+"""Events that hold no message and repeat by the thousand with the same fields (a leader's
+append to a peer, its quorum check): one recorded object stands for every equal one."""
+_NO_MEMBER = -1
+
+
 class Timeline:
-    """Append-only; ``add`` is on the simulation's hot path, so it only stores a tuple."""
+    """Append-only; ``add`` is on the simulation's hot path, so it stores a few numbers and a
+    reference, never renders.
+
+    A long cluster example records some 360,000 entries, and the memory they take is the fuzz
+    process's high-water mark (docs/performance.md, "Memory"), so they are stored by column
+    instead of as a tuple each: the times in an ``array('d')``, the members in an
+    ``array('q')``, the kinds as one byte each, the infos (most entries have none) by index,
+    and the payloads in a list. Two kinds of payload are folded without changing what is
+    read back: an event whose one field is its message (``HandleAppendEntriesRequest`` and
+    the like, a third of a cluster example's entries) is stored as the message and rebuilt,
+    equal, when read; and an event of :data:`_SHARED` is stored as the first equal one. A
+    (5-tuple, float, event) of 170-230 bytes becomes 18 bytes beside the message it names,
+    and the columns are a few large buffers that go back to the C heap whole when the run is
+    freed instead of pinning Python's small-object arenas.
+    """
 
     def __init__(self) -> None:
-        self._raw: list[tuple[float, int | None, str, object, dict[str, Any] | None]] = []
+        self._times = array("d")
+        self._members = array("q")
+        self._kinds = bytearray()
+        """A code per entry: below ``len(_FOLDED)`` an :data:`EVENT` folded to its message
+        (the code is the event class's index in ``_FOLDED``), above it an index into
+        :attr:`_kind_names` offset by ``len(_FOLDED)``."""
+        self._kind_names: list[str] = []
+        self._kind_codes: dict[str, int] = {}
+        self._payloads: list[object] = []
+        self._infos: dict[int, dict[str, Any]] = {}
+        self._shared: dict[object, object] = {}
         self.step_starts: list[int] = []
         """Index into the timeline at which each step began."""
+
+    def _code(self, kind: str) -> int:
+        code = self._kind_codes.get(kind)
+        if code is None:
+            code = len(_FOLDED) + len(self._kind_names)
+            if code > 255:
+                raise ValueError(f"more than {255 - len(_FOLDED)} kinds of timeline entry")
+            self._kind_names.append(kind)
+            self._kind_codes[kind] = code
+        return code
 
     def add(
         self,
@@ -160,24 +217,68 @@ class Timeline:
         payload: object,
         info: dict[str, Any] | None = None,
     ) -> None:
-        self._raw.append((time, member, kind, payload, info))
+        if member is None:
+            member = _NO_MEMBER
+        elif member < 0:
+            raise ValueError(f"a timeline entry's member must be >= 0, not {member}")
+        cls = type(payload)
+        folded = _FOLDED_CODE.get(cls) if kind == EVENT else None
+        if folded is not None:
+            code = folded
+            payload = payload.message  # type: ignore[attr-defined]
+        else:
+            code = self._kind_codes.get(kind) or self._code(kind)
+            if cls in _SHARED:
+                payload = self._shared.setdefault(payload, payload)
+        if info is not None:
+            self._infos[len(self._payloads)] = info
+        self._times.append(time)
+        self._members.append(member)
+        self._kinds.append(code)
+        self._payloads.append(payload)
 
     def begin_step(self, time: float, text: str) -> None:
-        self.step_starts.append(len(self._raw))
-        self._raw.append((time, None, STEP, text, None))
+        self.step_starts.append(len(self._payloads))
+        self.add(time, None, STEP, text)
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._payloads)
+
+    def _raw(
+        self, end: int | None = None
+    ) -> Iterator[tuple[float, int | None, str, object, dict[str, Any] | None]]:
+        """The entries as they were added: (time, member, kind, payload, info)."""
+        folded = len(_FOLDED)
+        names = self._kind_names
+        infos = self._infos
+        count = len(self._payloads) if end is None else min(end, len(self._payloads))
+        for index in range(count):
+            member: int | None = self._members[index]
+            code = self._kinds[index]
+            payload = self._payloads[index]
+            if code < folded:
+                kind = EVENT
+                payload = _FOLDED[code](payload)
+            else:
+                kind = names[code - folded]
+            yield (
+                self._times[index],
+                None if member == _NO_MEMBER else member,
+                kind,
+                payload,
+                infos.get(index),
+            )
 
     def lines(self, end: int | None = None) -> Iterator[Line]:
         """The rendered lines, message flows paired: a send line opens flow ``msg-<its
         index>``; a later line about the very same message object (a member handling it, the
         network dropping or copying it) joins that flow. A member reporting several events
         about one delivery at one instant (UpdateTerm, then the Handle event) joins it once.
-        The raw entries keep every message alive, so identities are not reused meanwhile."""
+        The recorded entries keep every message alive, so identities are not reused
+        meanwhile."""
         flows: dict[int, str] = {}
         last_joined: dict[int, tuple[float, int | None]] = {}
-        for index, (time, member, kind, payload, info) in enumerate(self._raw[:end]):
+        for index, (time, member, kind, payload, info) in enumerate(self._raw(end)):
             message = carried_message(payload) if kind != STEP else None
             if message is not None:
                 key = id(message)
