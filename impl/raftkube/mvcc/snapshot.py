@@ -284,20 +284,21 @@ def load_snapshot(data: bytes | memoryview) -> MvccStore:
 
 def _build(doc: list[Any]) -> MvccStore:
     _, revision, compact_revision, raw_keys, raw_leases, (capacity, raw_sessions) = doc
-    histories = [
-        [KeyValue(key, c, m, v, value, lease) for c, m, v, value, lease in records]
-        for key, records in raw_keys
-    ]
-    index = KeyIndex.from_histories(histories)
     lessor = Lessor()
     for lease_id, ttl, expiry_ms in raw_leases:
         lessor.grant(lease_id, ttl, expiry_ms)
-    for _, history in index.items():
-        kv = history.latest()
-        if kv is not None and kv.lease:
-            if kv.lease not in lessor:
-                raise SnapshotFormatError(f"key {kv.key!r} names missing lease {kv.lease}")
-            lessor.attach(kv.lease, kv.key)
+    histories = []
+    # One pass: each key's records, and its live record's lease attached as it is built.
+    for key, records in raw_keys:
+        kvs = [KeyValue(key, c, m, v, value, lease) for c, m, v, value, lease in records]
+        if kvs:
+            kv = kvs[-1]
+            if kv.lease and kv.version:
+                if kv.lease not in lessor:
+                    raise SnapshotFormatError(f"key {kv.key!r} names missing lease {kv.lease}")
+                lessor.attach(kv.lease, kv.key)
+            histories.append(kvs)
+    index = KeyIndex.from_histories(histories)
     sessions = SessionTable(capacity)
     for client_id, lowest_unacked, results in raw_sessions:
         session = ClientSession(client_id, lowest_unacked)
