@@ -362,6 +362,17 @@ def test_snapshot_parts_are_the_whole_document_packed_at_once() -> None:
     assert dump_snapshot(load_snapshot(memoryview(b"xx" + b"".join(parts))[2:])) == b"".join(parts)
 
 
+def test_a_snapshot_whose_key_names_a_missing_lease_is_refused() -> None:
+    store = MvccStore()
+    store.apply(LeaseGrantRequest(5, ttl=3, now_ms=0))
+    store.apply(PutRequest(b"a", b"1", lease=5))
+    document = msgpack.unpackb(dump_snapshot(store), raw=False, strict_map_key=False)
+    assert load_snapshot(msgpack.packb(document, use_bin_type=True)).lessor.get(5) is not None
+    document[4] = []  # the leases
+    with pytest.raises(SnapshotFormatError, match="key b'a' names missing lease 5"):
+        load_snapshot(msgpack.packb(document, use_bin_type=True))
+
+
 def test_apply_refuses_what_is_not_a_request() -> None:
     with pytest.raises(TypeError):
         MvccStore().apply("put k v")  # type: ignore[arg-type]
