@@ -38,6 +38,7 @@ from typing import Final
 
 import trio
 
+from raftkube.net.nowait import NotifyingStream
 from raftkube.net.streams import Listener
 from raftkube_fuzz.world.driver import Timer, Timers, Wakeup, current_timers, sleep
 from raftkube_fuzz.world.network import TIME_UNIT, SimNetwork
@@ -72,8 +73,27 @@ class _Direction:
         self.armed = False
 
 
-class SimStream(trio.abc.Stream):
-    """One end of an in-world connection, owned by the host ``node``."""
+class _Resumer:
+    """Calls a stream's reader back once its host resumes (a :meth:`StreamNetwork.on_resume`
+    waiter that is a callback instead of a parked task)."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: SimStream) -> None:
+        self._stream = stream
+
+    def wake(self) -> None:
+        self._stream._resume_pending = False
+        self._stream._notify()
+
+
+class SimStream(NotifyingStream):
+    """One end of an in-world connection, owned by the host ``node``.
+
+    Read either by a task (``receive_some``) or, as the client library and the client
+    listener read it, by a handler it calls itself when bytes arrive (:meth:`set_reader`):
+    the handler runs in whatever delivers them (the world's timer callbacks), so no task
+    wakes per arriving chunk, as one poller task reads every real TCP connection."""
 
     def __init__(self, network: StreamNetwork, node: int) -> None:
         self._network = network
@@ -85,11 +105,40 @@ class SimStream(trio.abc.Stream):
         self.broken = False
         self.closed = False
         self._reader: Wakeup | None = None
+        self._handler: Callable[[], None] | None = None
+        self._resume_pending = False
+        """A :class:`_Resumer` waits for the paused host to resume."""
 
     def _wake(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.wake()
+        if self._handler is not None:
+            self._notify()
+
+    def _notify(self) -> None:
+        """Call the handler while it has something to take (level-triggered, as epoll's
+        readiness is): a paused host reads nothing until it resumes."""
+        handler = self._handler
+        while handler is not None and handler is self._handler:
+            if not (self.closed or self.broken or self._eof or self._inbox):
+                return
+            if self._network.paused(self.node):
+                if not self._resume_pending:
+                    self._resume_pending = True
+                    self._network.on_resume(self.node, _Resumer(self))
+                return
+            unread = len(self._inbox)
+            handler()
+            if len(self._inbox) >= unread:
+                # It took no bytes (the end or an error, which the handler then stops on;
+                # or nothing, and it must not be called in a loop).
+                return
+
+    def set_reader(self, handler: Callable[[], None] | None) -> None:
+        self._handler = handler
+        if handler is not None:
+            self._notify()
 
     def _arrive(self, chunk: Chunk) -> None:
         if self.closed:
@@ -106,6 +155,31 @@ class SimStream(trio.abc.Stream):
         """This end is reset: every later call raises :class:`trio.BrokenResourceError`."""
         self.broken = True
         self._wake()
+
+    def receive_nowait(self, max_bytes: int) -> bytes | None:
+        if self.closed:
+            raise trio.ClosedResourceError("the stream is closed")
+        if self.broken:
+            raise trio.BrokenResourceError("connection reset")
+        if self._network.paused(self.node):
+            return None
+        if self._inbox:
+            data = bytes(self._inbox[:max_bytes])
+            del self._inbox[:max_bytes]
+            return data
+        return b"" if self._eof else None
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        if self.closed:
+            raise trio.ClosedResourceError("the stream is closed")
+        if self.broken:
+            raise trio.BrokenResourceError("connection reset")
+        if self._network.paused(self.node):
+            return 0  # A stopped process writes nothing: its writer task waits to resume.
+        assert self.out is not None
+        if data:
+            self._network.send(self.out, bytes(data))
+        return len(data)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._network.wait_running(self.node)
@@ -228,7 +302,7 @@ class StreamNetwork:
         self._streams: dict[int, dict[SimStream, None]] = {}
         """Each host's open ends, in creation order (so resets run in replayable order)."""
         self._paused: set[int] = set()
-        self._resumers: dict[int, list[Wakeup]] = {}
+        self._resumers: dict[int, list[Wakeup | _Resumer]] = {}
         self._heap: list[tuple[float, int, _Direction]] = []
         self._seq = 0
         self._now: Callable[[], float] = trio.current_time
@@ -269,7 +343,7 @@ class StreamNetwork:
         for waiter in self._resumers.pop(node, []):
             waiter.wake()
 
-    def on_resume(self, node: int, waiter: Wakeup) -> None:
+    def on_resume(self, node: int, waiter: Wakeup | _Resumer) -> None:
         """Wake ``waiter`` when ``node`` resumes (a parked reader also wakes on data)."""
         if node in self._paused:
             self._resumers.setdefault(node, []).append(waiter)

@@ -8,7 +8,9 @@ The client's hot path is here, so it is built to cost little per request:
   makes the sends of every connection (:mod:`raftkube.net.outbox`), so a pool of connections
   with one request in flight each does not pay a writer task switch per request. Answers
   over plain TCP are read by one task of the whole run too (:func:`raftkube.net.poller.
-  shared_poller`), not by a reading task woken per answer on each connection.
+  shared_poller`), and those over a stream that hands its bytes over itself (the fuzzer's
+  in-world streams, :class:`~raftkube.net.nowait.NotifyingStream`) by no task at all, not by
+  a reading task woken per answer on each connection.
 * **No channel and no cancel scope per request.** An answer is handed to its waiting task by a
   :class:`Reply` that reschedules that task directly. The request timeout is enforced by one
   timer task per connection rather than a deadline per request: every call on a connection has
@@ -34,6 +36,7 @@ missing events.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]
@@ -42,7 +45,8 @@ import trio
 
 from raftkube.api import wire
 from raftkube.clock import Clock, TrioClock
-from raftkube.net.framing import FrameError, FrameReader, FrameSplitter, encode_frame
+from raftkube.net.framing import FrameError, FrameReader, encode_frame
+from raftkube.net.nowait import NotifyingStream, NowaitStream, read_pushed
 from raftkube.net.outbox import Outbox
 from raftkube.net.poller import ReadPoller, shared_poller
 from raftkube.net.rawstream import RawSocketStream, fast_stream
@@ -232,8 +236,18 @@ class Connection:
                 await self.stream.aclose()
 
     async def _read_loop(self) -> None:
-        if isinstance(self.stream, RawSocketStream) and ReadPoller.available():
-            await self._read_polled(self.stream)
+        stream = self.stream
+        if isinstance(stream, NotifyingStream):
+            # The stream hands over its bytes itself (the fuzzer's in-world streams).
+            await self._read_pushed(stream, stream.set_reader, lambda: stream.set_reader(None))
+            return
+        if isinstance(stream, RawSocketStream) and ReadPoller.available():
+            # The run's one poller reads this connection (raftkube.net.poller).
+            poller = shared_poller()
+            fd = stream.fileno()
+            await self._read_pushed(
+                stream, partial(poller.register, fd), partial(poller.unregister, fd)
+            )
             return
         reader = FrameReader(self.stream, MAX_FRAME)
         try:
@@ -245,40 +259,26 @@ class Connection:
         except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
             return
 
-    async def _read_polled(self, stream: RawSocketStream) -> None:
-        """Have the run's poller read this connection (one task for every connection of the
-        run, :mod:`raftkube.net.poller`) until it ends or breaks, as :meth:`_read_loop` would.
-        An unexpected error in handling an answer is raised here, in this connection's task,
-        not in the poller's."""
-        poller = shared_poller()
-        fd = stream.fileno()
-        splitter = FrameSplitter(MAX_FRAME)
-        ended = trio.Event()
-        failures: list[Exception] = []
-
-        def on_readable() -> None:
-            try:
-                data = stream.receive_nowait(RECEIVE_CHUNK)
-                if data is None:
-                    return
-                if data:
-                    for frame in splitter.feed(data):
-                        self._take(frame)
-                    return
-            except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
-                pass  # a broken or garbled connection ends, as in _read_loop
-            except Exception as exc:
-                failures.append(exc)
-            poller.unregister(fd)
-            ended.set()
-
-        poller.register(fd, on_readable)
-        try:
-            await ended.wait()
-        finally:
-            poller.unregister(fd)
-        if failures:
-            raise failures[0]
+    async def _read_pushed(
+        self,
+        stream: NowaitStream,
+        watch: Callable[[Callable[[], None]], None],
+        unwatch: Callable[[], None],
+    ) -> None:
+        """Have the answers handed to :meth:`_take` as they arrive, without this task waking
+        for them (:func:`raftkube.net.nowait.read_pushed`), until the connection ends or
+        breaks, as :meth:`_read_loop` would. An answer that is not msgpack (ValueError) ends
+        the connection; an unexpected error in handling one is raised here, in this
+        connection's task."""
+        await read_pushed(
+            stream,
+            watch,
+            unwatch,
+            self._take,
+            max_frame=MAX_FRAME,
+            chunk=RECEIVE_CHUNK,
+            garbled=(ValueError,),
+        )
 
     def _take(self, frame: bytes) -> None:
         """Hand one answer frame to its call or watch; raises ValueError if it is not

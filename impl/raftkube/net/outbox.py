@@ -9,22 +9,22 @@ something to send. Over one connection carrying 64 requests that is shared by th
 64``) it is one task switch per request, on the member and on the client
 (docs/performance.md, "Writes per connection").
 
-So a connection on a :class:`~raftkube.net.rawstream.RawSocketStream` is flushed by one task
-per Trio run (:class:`_Flusher`, a system task started on first use): queueing a frame puts the
-connection on its list, and on its next turn it writes each listed connection's frames in one
-non-blocking ``send``: one task switch for every connection that queued something in a pass,
-and the batching per connection stays as it was. Only what the kernel does not take at once
-(a full socket buffer: a slow reader, a large answer) is left to the connection's own writer
-task, which then owns the connection's writes until its queue is empty, so frames never
-interleave or reorder. Other streams (TLS, the simulator's) have no non-blocking send: their
-writer task does everything, as before.
+So a connection on a :class:`~raftkube.net.nowait.NowaitStream` (a plain TCP stream, or the
+fuzzer's in-world streams) is flushed by one task per Trio run (:class:`_Flusher`, a system
+task started on first use): queueing a frame puts the connection on its list, and on its next
+turn it writes each listed connection's frames in one non-blocking send: one task switch for
+every connection that queued something in a pass, and the batching per connection stays as it
+was. Only what the stream does not take at once (a full socket buffer: a slow reader, a large
+answer; a paused simulated host) is left to the connection's own writer task, which then owns
+the connection's writes until its queue is empty, so frames never interleave or reorder. Other
+streams (TLS) have no non-blocking send: their writer task does everything.
 """
 
 from __future__ import annotations
 
 import trio
 
-from raftkube.net.rawstream import RawSocketStream
+from raftkube.net.nowait import NowaitStream
 
 
 class _Flusher:
@@ -70,7 +70,7 @@ class Outbox:
     def __init__(self) -> None:
         self._frames: list[bytes] = []
         self._wake = trio.Event()
-        self._raw: RawSocketStream | None = None
+        self._raw: NowaitStream | None = None
         self._writing = False
         """The writer task owns the writes (it is sending, or was woken to): none direct."""
         self._due = False
@@ -116,7 +116,7 @@ class Outbox:
     async def run(self, stream: trio.abc.Stream) -> None:
         """Write queued frames to ``stream`` until cancelled; raises what a write raises
         (``trio.BrokenResourceError``, ``trio.ClosedResourceError``)."""
-        self._raw = stream if isinstance(stream, RawSocketStream) else None
+        self._raw = stream if isinstance(stream, NowaitStream) else None
         try:
             while True:
                 # Frames queued before this task started woke it already (no direct path).

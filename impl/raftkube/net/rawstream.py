@@ -27,12 +27,14 @@ from typing import Final
 
 import trio
 
+from raftkube.net.nowait import NowaitStream
+
 CALLS_PER_CHECKPOINT: Final = 16
 """Socket calls that may succeed in a row before one yields to the scheduler anyway."""
 _ERRORS = (ConnectionError, OSError)
 
 
-class RawSocketStream(trio.abc.Stream):
+class RawSocketStream(NowaitStream):
     """``stream`` read and written with direct non-blocking socket calls; see the module."""
 
     def __init__(self, stream: trio.SocketStream) -> None:

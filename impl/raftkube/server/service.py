@@ -1,13 +1,15 @@
 """The client listener: the protocol of ``docs/client-protocol.md`` on top of a :class:`Member`.
 
 One task reads frames from a connection (one task reads them all for plain TCP connections:
-:mod:`raftkube.net.poller`). Writes are handed to :meth:`Member.submit` right there
-and answered from its callback; reads (which may wait for a ReadIndex round) and the other
-requests get a task each in the connection's nursery. Either way requests are pipelined and
-answered by id in completion order, and whatever answers have accumulated go out in one
-write, in order (:mod:`raftkube.net.outbox`: one task of the whole process writes every
-connection's answers of a scheduler pass, and a connection's own writer task only what its
-socket would not take at once), so responses never interleave on the stream.
+:mod:`raftkube.net.poller`; none does for a stream that hands over its bytes itself, such as
+the fuzzer's in-world streams: :mod:`raftkube.net.nowait`). Writes are handed to
+:meth:`Member.submit` right there and answered from its callback; reads (which may wait for
+a ReadIndex round) and the other requests get a task each in the connection's nursery.
+Either way requests are pipelined and answered by id in completion order, and whatever
+answers have accumulated go out in one write, in order (:mod:`raftkube.net.outbox`: one task
+of the whole process writes every connection's answers of a scheduler pass, and a
+connection's own writer task only what its socket would not take at once), so responses
+never interleave on the stream.
 
 A range answer too large for one frame is split into several frames of the same id, all
 carrying the one revision it was read at (see "Large answers" in ``docs/client-protocol.md``):
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
@@ -33,13 +36,8 @@ import trio
 from raftkube.api import wire
 from raftkube.clock import move_on_after
 from raftkube.mvcc.reader import RangeReader, open_range
-from raftkube.net.framing import (
-    FrameError,
-    FrameReader,
-    FrameSplitter,
-    FrameTooLargeError,
-    encode_frame,
-)
+from raftkube.net.framing import FrameError, FrameReader, FrameTooLargeError, encode_frame
+from raftkube.net.nowait import NotifyingStream, NowaitStream, read_pushed
 from raftkube.net.outbox import Outbox
 from raftkube.net.poller import ReadPoller
 from raftkube.net.rawstream import RawSocketStream, fast_stream
@@ -152,8 +150,21 @@ async def serve_client(
         async with trio.open_nursery() as nursery:
             conn = _Connection(member, nursery.cancel_scope, max_frame)
             nursery.start_soon(_writer, stream, conn)
-            if poller is not None and isinstance(stream, RawSocketStream):
-                await _read_polled(conn, nursery, stream, poller)
+            if isinstance(stream, NotifyingStream):
+                # The stream hands over its bytes itself (the fuzzer's in-world streams).
+                watched = stream
+                await _read_pushed(
+                    conn, nursery, stream, stream.set_reader, lambda: watched.set_reader(None)
+                )
+            elif poller is not None and isinstance(stream, RawSocketStream):
+                fd = stream.fileno()
+                await _read_pushed(
+                    conn,
+                    nursery,
+                    stream,
+                    partial(poller.register, fd),
+                    partial(poller.unregister, fd),
+                )
             else:
                 await _read(conn, nursery, stream)
             nursery.cancel_scope.cancel()
@@ -178,35 +189,24 @@ async def _read(conn: _Connection, nursery: trio.Nursery, stream: trio.abc.Strea
         _dispatch(conn, nursery, frame)
 
 
-async def _read_polled(
-    conn: _Connection, nursery: trio.Nursery, stream: RawSocketStream, poller: ReadPoller
+async def _read_pushed(
+    conn: _Connection,
+    nursery: trio.Nursery,
+    stream: NowaitStream,
+    watch: Callable[[Callable[[], None]], None],
+    unwatch: Callable[[], None],
 ) -> None:
-    """Have ``poller``'s task read and dispatch requests as :func:`_read` would, until the
-    stream ends or breaks; this task only waits for that."""
-    fd = stream.fileno()
-    splitter = FrameSplitter(conn.max_frame)
-    ended = trio.Event()
-
-    def on_readable() -> None:
-        try:
-            data = stream.receive_nowait(RECEIVE_CHUNK)
-            if data is None:
-                return
-            frames = splitter.feed(data) if data else None
-        except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError):
-            frames = None
-        if frames is None:
-            poller.unregister(fd)
-            ended.set()
-            return
-        for frame in frames:
-            _dispatch(conn, nursery, frame)
-
-    poller.register(fd, on_readable)
-    try:
-        await ended.wait()
-    finally:
-        poller.unregister(fd)
+    """Have the requests dispatched as they arrive, from the poller's task or the code that
+    delivers the stream's bytes (:func:`raftkube.net.nowait.read_pushed`), as :func:`_read`
+    would, until the stream ends or breaks; this task only waits for that."""
+    await read_pushed(
+        stream,
+        watch,
+        unwatch,
+        partial(_dispatch, conn, nursery),
+        max_frame=conn.max_frame,
+        chunk=RECEIVE_CHUNK,
+    )
 
 
 async def _writer(stream: trio.abc.Stream, conn: _Connection) -> None:
