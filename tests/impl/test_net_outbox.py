@@ -123,3 +123,58 @@ async def test_a_broken_connection_is_reported_by_its_writer() -> None:
         box.put(b"to nobody")  # the direct send fails: the writer must meet it and raise
     assert failures
     await a.aclose()
+
+
+@pytest.mark.trio
+async def test_an_attached_outbox_starts_a_writer_only_while_the_socket_is_full() -> None:
+    a, b = await _pair()
+    box = Outbox()
+    big = bytes(range(256)) * 16384  # 4 MiB: far over the socket buffer
+    drains: list[int] = []
+    async with trio.open_nursery() as nursery:
+
+        def start_writer() -> None:
+            drains.append(len(box))
+            nursery.start_soon(box.drain)
+
+        box.attach(a, start_writer)
+        box.put(b"small")
+        assert await _read_exactly(b, 5) == b"small"
+        assert drains == []  # the flusher's direct send took it all
+        box.put(big)
+        await trio.testing.wait_all_tasks_blocked()
+        box.put(b"after")  # queued while the drain still owns the socket
+        received = await _read_exactly(b, len(big) + 5)
+        assert received == big + b"after"
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(drains) == 1  # one writer, for the part the socket refused
+        box.put(b"direct again")
+        assert await _read_exactly(b, 12) == b"direct again"
+        assert len(drains) == 1
+    await a.aclose()
+    await b.aclose()
+
+
+@pytest.mark.trio
+async def test_an_attached_outbox_on_a_broken_connection_hands_the_failure_to_its_drain() -> None:
+    a, b = await _pair()
+    box = Outbox()
+    await b.aclose()
+    failures: list[BaseException] = []
+
+    async def drain() -> None:
+        try:
+            await box.drain()
+        except trio.BrokenResourceError as exc:
+            failures.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        box.attach(a, lambda: nursery.start_soon(drain))
+        box.put(b"to nobody")  # the direct send fails: the drain must meet it and raise
+        await trio.testing.wait_all_tasks_blocked()
+    assert failures
+    await a.aclose()
+    late = Outbox()
+    late.attach(a, lambda: nursery.start_soon(drain))  # a nursery closed by now
+    late.put(b"after its connection is gone")
+    await trio.testing.wait_all_tasks_blocked()  # the flusher, the run's own task, carried on

@@ -151,6 +151,8 @@ class Client:
         the module docstring."""
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
+        if not request_timeout > 0:
+            raise ValueError(f"request_timeout must be positive, got {request_timeout}")
         self.endpoints = list(endpoints)
         self.attempts = attempts
         self.retry_delay = retry_delay

@@ -15,8 +15,11 @@ The client's hot path is here, so it is built to cost little per request:
   :class:`Reply` that reschedules that task directly. The request timeout is enforced by one
   timer task per connection rather than a deadline per request: every call on a connection has
   the same timeout, so the oldest unanswered call always expires first, and the timer sleeps
-  until that one's deadline. Deadlines are read on the client's :class:`~raftkube.clock.Clock`,
-  so a simulated client host times out by its own time.
+  until that one's deadline. A call does not wake the timer either: with no call left it looks
+  again one timeout later, and a call made meanwhile is due after that (on a connection with
+  one call at a time, waking it at each call and again at each answered call's deadline was
+  two task switches per request). Deadlines are read on the client's
+  :class:`~raftkube.clock.Clock`, so a simulated client host times out by its own time.
 
 A range answer too large for one frame arrives as several frames of its id (``docs/
 client-protocol.md``, "Large answers"): the KeyValues of those marked ``partial`` are decoded
@@ -159,6 +162,9 @@ class Connection:
         timeout: float,
         clock: Clock | None = None,
     ) -> None:
+        if not timeout > 0:
+            # The expiry timer looks again one timeout later while no call waits.
+            raise ValueError(f"a request timeout must be positive, got {timeout}")
         self.endpoint = endpoint
         self.clock: Clock = clock if clock is not None else TrioClock()
         self.stream = fast_stream(stream)
@@ -176,7 +182,6 @@ class Connection:
         self._bad_parts: dict[int, Frame] = {}
         """Answers whose parts were malformed: the error their call gets at the end."""
         self._outbox = Outbox()
-        self._timer_idle: trio.Event | None = None
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -191,8 +196,6 @@ class Connection:
         self._queue(frame)
         reply = Reply(self, rid, self.clock.now() + self.timeout, on_part)
         self.calls[rid] = reply
-        if self._timer_idle is not None:
-            self._timer_idle.set()
         return reply
 
     def open_stream(
@@ -216,13 +219,24 @@ class Connection:
 
     async def run(self) -> None:
         """Read answers, write the outbox and expire overdue calls until the connection
-        breaks or is closed; then fail every waiting call."""
+        breaks or is closed; then fail every waiting call.
+
+        On a stream that can be read and written without waiting (plain TCP, the fuzzer's
+        in-world streams) this is the connection's only task most of its life: the answers
+        are handed over as they arrive, the run's flusher writes the outbox (a writer task
+        is started only while the stream takes less than is queued), and this task expires
+        the overdue calls meanwhile."""
         try:
             with self.scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop, nursery.cancel_scope)
-                    nursery.start_soon(self._expire_loop)
-                    await self._read_loop()
+                    stream = self.stream
+                    if isinstance(stream, NowaitStream):
+                        self._outbox.attach(stream, partial(self._start_writer, nursery))
+                    else:
+                        nursery.start_soon(self._write_loop, nursery.cancel_scope)
+                    if not await self._read_pushed(stream):
+                        nursery.start_soon(self._expire_loop)
+                        await self._read_loop()
                     nursery.cancel_scope.cancel()
         finally:
             self.broken = True
@@ -235,20 +249,37 @@ class Connection:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
-    async def _read_loop(self) -> None:
-        stream = self.stream
+    async def _read_pushed(self, stream: trio.abc.Stream) -> bool:
+        """If answers can be handed to :meth:`_take` as they arrive, without a task woken
+        for them (:func:`raftkube.net.nowait.read_pushed`), do so until the connection ends
+        or breaks, expiring overdue calls meanwhile, and return True; return False at once
+        if not. An answer that is not msgpack (ValueError) ends the connection; an
+        unexpected error in handling one is raised here, in this connection's task."""
         if isinstance(stream, NotifyingStream):
             # The stream hands over its bytes itself (the fuzzer's in-world streams).
-            await self._read_pushed(stream, stream.set_reader, lambda: stream.set_reader(None))
-            return
-        if isinstance(stream, RawSocketStream) and ReadPoller.available():
+            watch: Callable[[Callable[[], None]], None] = stream.set_reader
+            unwatch: Callable[[], None] = partial(stream.set_reader, None)
+        elif isinstance(stream, RawSocketStream) and ReadPoller.available():
             # The run's one poller reads this connection (raftkube.net.poller).
             poller = shared_poller()
             fd = stream.fileno()
-            await self._read_pushed(
-                stream, partial(poller.register, fd), partial(poller.unregister, fd)
-            )
-            return
+            watch, unwatch = partial(poller.register, fd), partial(poller.unregister, fd)
+        else:
+            return False
+        await read_pushed(
+            stream,
+            watch,
+            unwatch,
+            self._take,
+            max_frame=MAX_FRAME,
+            chunk=RECEIVE_CHUNK,
+            garbled=(ValueError,),
+            meanwhile=self._expire_loop,
+        )
+        return True
+
+    async def _read_loop(self) -> None:
+        """Read answers with this task, for a stream nothing else can read (TLS)."""
         reader = FrameReader(self.stream, MAX_FRAME)
         try:
             while True:
@@ -258,27 +289,6 @@ class Connection:
                 self._take(frame)
         except (FrameError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
             return
-
-    async def _read_pushed(
-        self,
-        stream: NowaitStream,
-        watch: Callable[[Callable[[], None]], None],
-        unwatch: Callable[[], None],
-    ) -> None:
-        """Have the answers handed to :meth:`_take` as they arrive, without this task waking
-        for them (:func:`raftkube.net.nowait.read_pushed`), until the connection ends or
-        breaks, as :meth:`_read_loop` would. An answer that is not msgpack (ValueError) ends
-        the connection; an unexpected error in handling one is raised here, in this
-        connection's task."""
-        await read_pushed(
-            stream,
-            watch,
-            unwatch,
-            self._take,
-            max_frame=MAX_FRAME,
-            chunk=RECEIVE_CHUNK,
-            garbled=(ValueError,),
-        )
 
     def _take(self, frame: bytes) -> None:
         """Hand one answer frame to its call or watch; raises ValueError if it is not
@@ -347,14 +357,27 @@ class Connection:
             self.broken = True
             scope.cancel()
 
+    def _start_writer(self, nursery: trio.Nursery) -> None:
+        """Start a writer for what the stream did not take at once (called by the run's
+        flusher, which must not fail: nothing is started once the connection is done)."""
+        if not self.broken:
+            nursery.start_soon(self._drain, nursery.cancel_scope)
+
+    async def _drain(self, scope: trio.CancelScope) -> None:
+        try:
+            await self._outbox.drain()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.broken = True
+            scope.cancel()
+
     async def _expire_loop(self) -> None:
         """Time out the oldest call once its deadline passes. Every call has the same
         timeout, so deadlines grow with age and the timer needs only the oldest one."""
         while True:
             if not self.calls:
-                self._timer_idle = trio.Event()
-                await self._timer_idle.wait()
-                self._timer_idle = None
+                # Look again one timeout from now instead of being woken by the next call:
+                # any call made meanwhile is due after that.
+                await self.clock.sleep_until(self.clock.now() + self.timeout)
                 continue
             oldest = next(iter(self.calls.values()))
             if self.clock.now() >= oldest.deadline:

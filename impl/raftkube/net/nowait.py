@@ -24,7 +24,7 @@ code that delivered the bytes (which must not fail because of one connection).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -68,13 +68,15 @@ async def read_pushed(
     max_frame: int,
     chunk: int,
     garbled: tuple[type[Exception], ...] = (),
+    meanwhile: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Hand every frame read from ``stream`` to ``take``, from a handler that ``watch``
     registers to be called when the stream is readable, until the stream ends, breaks or
     carries a malformed frame (or ``take`` raises one of ``garbled``: the peer sent
-    garbage); the calling task only waits for that. Each call of the handler reads at most
-    ``chunk`` bytes. Any other exception ``take`` raises ends the reading too and is raised
-    here, in the calling task."""
+    garbage); the calling task only waits for that, running ``meanwhile`` (if given; it is
+    cancelled then) so that a connection's other chores need no task of their own. Each call
+    of the handler reads at most ``chunk`` bytes. Any other exception ``take`` raises ends
+    the reading too and is raised here, in the calling task."""
     splitter = FrameSplitter(max_frame)
     ending: tuple[type[Exception], ...] = (
         FrameError,
@@ -83,6 +85,7 @@ async def read_pushed(
         *garbled,
     )
     ended = trio.Event()
+    waiting = trio.CancelScope()
     failures: list[Exception] = []
 
     def on_readable() -> None:
@@ -100,11 +103,16 @@ async def read_pushed(
             failures.append(exc)
         unwatch()
         ended.set()
+        if meanwhile is not None:
+            waiting.cancel()
 
-    watch(on_readable)
-    try:
-        await ended.wait()
-    finally:
-        unwatch()
+    with waiting:
+        watch(on_readable)
+        try:
+            if meanwhile is not None:
+                await meanwhile()
+            await ended.wait()
+        finally:
+            unwatch()
     if failures:
         raise failures[0]

@@ -22,6 +22,8 @@ streams (TLS) have no non-blocking send: their writer task does everything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 
 from raftkube.net.nowait import NowaitStream
@@ -64,13 +66,18 @@ def _flusher() -> _Flusher:
 
 
 class Outbox:
-    """One connection's queued frames; :meth:`run` (the connection's writer task) must run
-    for them to be written."""
+    """One connection's queued frames. Either :meth:`run` (the connection's writer task)
+    must run for them to be written, or, on a :class:`~raftkube.net.nowait.NowaitStream`,
+    :meth:`attach` makes the run's flusher write them, and a writer task (:meth:`drain`) is
+    started only while the stream does not take them at once: a connection then has no
+    writer task most of its life (a task fewer to create, park and cancel per connection)."""
 
     def __init__(self) -> None:
         self._frames: list[bytes] = []
         self._wake = trio.Event()
         self._raw: NowaitStream | None = None
+        self._start_writer: Callable[[], None] | None = None
+        """Starts a task running :meth:`drain` (set by :meth:`attach`)."""
         self._writing = False
         """The writer task owns the writes (it is sending, or was woken to): none direct."""
         self._due = False
@@ -108,8 +115,41 @@ class Outbox:
         if sent < len(data):
             self._frames.insert(0, data[sent:])
             self._writing = True
-            self._wake.set()
+            if self._start_writer is not None:
+                try:
+                    self._start_writer()
+                except RuntimeError:
+                    # Its nursery is closed: the connection is gone, nobody is to be
+                    # written to, and the flusher (the run's system task) must not fail.
+                    self._start_writer = None
+            else:
+                self._wake.set()
             return
+        self.flushed.set()
+        self.flushed = trio.Event()
+
+    def attach(self, stream: NowaitStream, start_writer: Callable[[], None]) -> None:
+        """Have the run's flusher write the queue to ``stream``; ``start_writer`` is called
+        (from the flusher: it must not raise) when the stream does not take everything at
+        once, and must start a task that awaits :meth:`drain`, or do nothing if the
+        connection is closing."""
+        self._raw = stream
+        self._start_writer = start_writer
+        if self._frames and not self._due:
+            self._due = True
+            _flusher().add(self)
+
+    async def drain(self) -> None:
+        """Write what the flusher left, and whatever is queued meanwhile, until nothing is
+        left; then the flusher writes again. Raises what a write raises
+        (``trio.BrokenResourceError``, ``trio.ClosedResourceError``), and the connection is
+        then broken: nothing more is written."""
+        stream = self._raw
+        assert stream is not None, "drain needs an attached stream"
+        while self._frames:
+            frames, self._frames = self._frames, []
+            await stream.send_all(frames[0] if len(frames) == 1 else b"".join(frames))
+        self._writing = False
         self.flushed.set()
         self.flushed = trio.Event()
 

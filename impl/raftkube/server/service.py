@@ -149,7 +149,11 @@ async def serve_client(
     try:
         async with trio.open_nursery() as nursery:
             conn = _Connection(member, nursery.cancel_scope, max_frame)
-            nursery.start_soon(_writer, stream, conn)
+            if isinstance(stream, NowaitStream):
+                # The run's flusher writes; a writer task only while the stream is full.
+                conn.outbox.attach(stream, partial(_start_writer, nursery, conn))
+            else:
+                nursery.start_soon(_writer, stream, conn)
             if isinstance(stream, NotifyingStream):
                 # The stream hands over its bytes itself (the fuzzer's in-world streams).
                 watched = stream
@@ -171,9 +175,15 @@ async def serve_client(
     finally:
         if conn is not None:
             conn.closed = True
-        with move_on_after(member.clock, 0.1) as cleanup:
-            cleanup.shield = True
-            await stream.aclose()
+        if isinstance(stream, NowaitStream):
+            # Closing a plain socket or an in-world stream cannot block: no bound needed.
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+        else:
+            # A TLS stream's close sends a close_notify, which a stalled peer may not take.
+            with move_on_after(member.clock, 0.1) as cleanup:
+                cleanup.shield = True
+                await stream.aclose()
 
 
 async def _read(conn: _Connection, nursery: trio.Nursery, stream: trio.abc.Stream) -> None:
@@ -212,6 +222,20 @@ async def _read_pushed(
 async def _writer(stream: trio.abc.Stream, conn: _Connection) -> None:
     try:
         await conn.outbox.run(stream)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        conn.scope.cancel()
+
+
+def _start_writer(nursery: trio.Nursery, conn: _Connection) -> None:
+    """Start a writer for what the stream did not take at once (called by the run's
+    flusher, which must not fail: nothing is started once the connection is done)."""
+    if not conn.closed:
+        nursery.start_soon(_drain, conn)
+
+
+async def _drain(conn: _Connection) -> None:
+    try:
+        await conn.outbox.drain()
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         conn.scope.cancel()
 
