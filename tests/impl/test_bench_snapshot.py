@@ -29,8 +29,9 @@ def test_a_small_store_is_snapshotted_step_by_step(
     assert "2 snapshots, 200 puts before each" in out
     for step in ("capture", "encode", "stage", "save", "core", "read", "load"):
         assert out.count(f"\n{step} ") == 2  # a wall and a CPU row
-    for figure in ("image", "loop late", "peak RSS", "RSS after"):
+    for figure in ("image", "loop I/O", "loop late", "peak RSS", "RSS after"):
         assert f"\n{figure} " in out
     # The last two snapshot files kept (as a member keeps them), none half-written.
     assert [p.suffix for p in tmp_path.iterdir()] == [".snap", ".snap"]
     assert main([*argv[:2], "--writes-between", "-1"]) == 1
+    assert main([*argv[:2], "--switch-interval", "0"]) == 1

@@ -21,9 +21,13 @@ member's own functions, timing each step:
 Each is reported as wall seconds and CPU seconds of this process (the median over the
 repeats, and the range), beside the image size, the process's resident memory after the
 snapshot and its peak during it (``VmHWM``, reset before each snapshot through
-``/proc/self/clear_refs``; Linux only), and how late a 10 ms ticker on a Trio event loop got
-while the encoding ran in a worker thread, as a member runs it (the GIL is shared: a worker
-holding it in long C calls delays the loop).
+``/proc/self/clear_refs``; Linux only), and what the encoding, run in a worker thread as a
+member runs it, left the event loop: a task on the loop sends a byte round a socket pair
+and back, over and over, as a member's loop makes short system calls all the time; its
+rate while the worker encodes, against its rate just before, and the longest wait between
+two round trips. The GIL is shared, and each time the loop gives it up for a system call it
+waits for the worker to reach the interpreter's switch interval (``--switch-interval``, the
+member's ``WORKER_SWITCH_INTERVAL`` by default) before it runs again.
 """
 
 from __future__ import annotations
@@ -45,13 +49,13 @@ import attrs
 import trio
 
 from raftkube.bench.longrun import rss_mib
-from raftkube.clock import TrioClock, sleep_for
+from raftkube.clock import TrioClock, move_on_after
 from raftkube.cluster.common import positive_int
 from raftkube.mvcc import MvccStore
 from raftkube.mvcc.snapshot import capture
 from raftkube.server.cluster_members import MemberAttributes, MemberTable
 from raftkube.server.snapshots import core_snapshot_data, restore_store
-from raftkube.server.snapshotter import _encode
+from raftkube.server.snapshotter import WORKER_SWITCH_INTERVAL, _encode, in_worker
 from raftkube.storage.snapshot import SnapshotStore
 from raftkube.storage.state import SnapshotMeta
 from raftkube.tuning import freeze_long_lived, tune_gc
@@ -87,6 +91,13 @@ def register(sub: Any) -> None:
         help="revisions kept behind the head at each compaction (50,000: 5 s at 10,000/s)",
     )
     p.add_argument("--repeat", type=positive_int, default=5, help="snapshots taken (5)")
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        default=WORKER_SWITCH_INTERVAL,
+        help=f"the interpreter's switch interval while encoding ({WORKER_SWITCH_INTERVAL} s, "
+        "as a member; CPython's default is 0.005)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the key generator")
     p.add_argument(
         "--dir",
@@ -164,29 +175,48 @@ def _peak_rss_mib() -> float:
     return float("nan")
 
 
-async def _encode_beside_ticker(encode: Callable[[], Any]) -> tuple[Any, float]:
-    """Run ``encode`` in a worker thread while a 10 ms ticker runs on this event loop, as a
-    member's ticks and sends do; return its result and the ticker's worst lateness (s)."""
+async def _encode_beside_loop_io(encode: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Run ``encode`` in a worker thread while a task on this event loop sends a byte round a
+    socket pair and back, over and over (see the module docstring); return its result, the
+    round trips' rate during it as a fraction of their rate in the 0.3 s before, and the
+    longest wait between two round trips (s)."""
     clock = TrioClock()
-    worst = 0.0
-    done = trio.Event()
+    left, right = trio.socket.socketpair()
+    with left, right:
+        trips, worst, last = 0, 0.0, clock.now()
 
-    async def ticker() -> None:
-        nonlocal worst
-        while not done.is_set():
-            due = clock.now() + 0.010
-            await clock.sleep_until(due)
-            worst = max(worst, clock.now() - due)
+        async def trip() -> None:
+            nonlocal trips, worst, last
+            await left.send(b"x")
+            await right.recv(1)
+            now = clock.now()
+            trips, worst, last = trips + 1, max(worst, now - last), now
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(ticker)
-        await sleep_for(clock, 0.02)  # the ticker is running before the encoding starts
-        result = await trio.to_thread.run_sync(encode)
-        done.set()
-    return result, worst
+        with move_on_after(clock, 0.3):
+            while True:
+                await trip()
+        alone = trips / 0.3
+        trips, worst, last = 0, 0.0, clock.now()
+        started = last
+        done = trio.Event()
+        result: Any = None
+
+        async def worker() -> None:
+            nonlocal result
+            result = await trio.to_thread.run_sync(encode)
+            done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker)
+            while not done.is_set():
+                await trip()
+        rate = trips / max(1e-9, clock.now() - started)
+    return result, rate / alone if alone else float("nan"), worst
 
 
-def _snapshot_once(aging: _Aging, directory: Path, index: int, timer: _Timer) -> dict[str, float]:
+def _snapshot_once(
+    aging: _Aging, directory: Path, index: int, timer: _Timer, switch_interval: float
+) -> dict[str, float]:
     """One snapshot of the store as a member takes it (membership on: the configuration and
     member table ride in the file), then read back and loaded; returns its figures."""
     store = aging.store
@@ -200,12 +230,11 @@ def _snapshot_once(aging: _Aging, directory: Path, index: int, timer: _Timer) ->
     view = timer.time("capture", lambda: capture(store))
 
     def encode() -> tuple[Any, float]:
-        started = time.thread_time()
-        return _encode(meta, view, (conf, table), None), time.thread_time() - started
+        return in_worker(lambda: _encode(meta, view, (conf, table), None), switch_interval)
 
     try:
         wall = time.perf_counter()
-        (stored, cpu), late = trio.run(_encode_beside_ticker, encode)
+        (stored, cpu), share, late = trio.run(_encode_beside_loop_io, encode)
         timer.cpu.setdefault("encode", []).append(cpu)
         timer.wall.setdefault("encode", []).append(time.perf_counter() - wall)
     finally:
@@ -222,7 +251,7 @@ def _snapshot_once(aging: _Aging, directory: Path, index: int, timer: _Timer) ->
     # The loaded store's cycles (its observers) must go before the next freeze keeps them.
     gc.collect()
     files.prune()
-    return {"size": size, "late": late, "peak": peak, "rss": rss_mib_self()}
+    return {"size": size, "share": share, "late": late, "peak": peak, "rss": rss_mib_self()}
 
 
 def rss_mib_self() -> float:
@@ -239,6 +268,9 @@ def _row(name: str, values: list[float], scale: float = 1.0, unit: str = "s") ->
 def run_snapshot_bench(args: argparse.Namespace) -> int:
     if args.writes_between < 0:
         sys.stderr.write("raftkube bench snapshot: --writes-between must be 0 or more\n")
+        return 1
+    if not args.switch_interval > 0:
+        sys.stderr.write("raftkube bench snapshot: --switch-interval must be above 0\n")
         return 1
     tune_gc()
     started = time.perf_counter()
@@ -265,7 +297,11 @@ def run_snapshot_bench(args: argparse.Namespace) -> int:
                 aging.write(args.writes_between)
             # A member freezes the collector's objects before and after each snapshot.
             freeze_long_lived()
-            figures.append(_snapshot_once(aging, directory, aging.store.revision + n, timer))
+            figures.append(
+                _snapshot_once(
+                    aging, directory, aging.store.revision + n, timer, args.switch_interval
+                )
+            )
             freeze_long_lived()
     finally:
         if tmp is not None:
@@ -282,6 +318,7 @@ def run_snapshot_bench(args: argparse.Namespace) -> int:
         sys.stdout.write(_row(step, timer.cpu[step]) + "\n")
     for name, field, scale, unit in (
         ("image", "size", 1 / 2**20, "MiB"),
+        ("loop I/O", "share", 100, "% of its rate alone"),
         ("loop late", "late", 1000, "ms"),
         ("peak RSS", "peak", 1, "MiB"),
         ("RSS after", "rss", 1, "MiB"),

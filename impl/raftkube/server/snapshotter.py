@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     from raftkube.server.member import EncodeRunner, Member, SyncRunner
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Snapshotter:
@@ -123,7 +126,7 @@ class Snapshotter:
         if self._run_encode is None:
             store = decode()
         else:
-            store = await self._run_encode(decode)
+            store, _cpu = await self._run_encode(functools.partial(in_worker, decode))
         conf = self._conf_in(data)
         stored = collapsed(data)
         if stored is None:
@@ -223,7 +226,9 @@ class Snapshotter:
         started = member.clock.now()
         encode = functools.partial(_encode, meta, view, head, member.storage.stage_snapshot)
         try:
-            snapshot, self._encode_cpu = await self._run_encode(functools.partial(_timed, encode))
+            snapshot, self._encode_cpu = await self._run_encode(
+                functools.partial(in_worker, encode)
+            )
         finally:
             self._encoding = False
             # Back on the store's thread (a cancelled encoding may still be reading the
@@ -321,12 +326,33 @@ class Snapshotter:
         return True
 
 
-def _timed(work: Callable[[], StoredSnapshot]) -> tuple[StoredSnapshot, float]:
-    """``work()`` and the CPU seconds of the thread that ran it: the log shows what an
-    encoding cost its worker thread apart from its wall time, which on a busy machine is
-    mostly waiting for a core and for the GIL the event loop holds."""
+WORKER_SWITCH_INTERVAL: Final = 0.001
+"""The interpreter's switch interval while a snapshot is encoded or decoded in a worker
+thread (CPython's default is 0.005 s). Encoding is Python code holding the GIL; each time the
+event loop gives the GIL up for a system call (every send, receive and poll), it waits for
+the worker to reach the interval before it runs again, so a loop that makes many short
+calls gets a small share of the interpreter while a 30-40 MB image is encoded (CPython's
+"convoy effect"). Measured with ``raftkube bench snapshot`` (round trips of a socket pair on
+the loop while 100,000 keys are encoded): about a quarter of the loop's rate alone at
+0.005 s, about half at 0.001 s (docs/performance.md); the price is more switches, in the
+worker's wall time only while it runs."""
+
+_NORMAL_SWITCH_INTERVAL: Final = sys.getswitchinterval()
+
+
+def in_worker(work: Callable[[], T], interval: float = WORKER_SWITCH_INTERVAL) -> tuple[T, float]:
+    """``work()`` run with the switch ``interval`` (:data:`WORKER_SWITCH_INTERVAL`; the
+    benchmark tries others), and the CPU seconds of the thread
+    that ran it (the log shows what an encoding cost apart from its wall time, which on a
+    busy machine is mostly waiting for a core and for the GIL). Two overlapping workers
+    restore the normal interval when the first ends, which only costs the second the
+    shorter interval."""
+    sys.setswitchinterval(interval)
     started = time.thread_time()
-    return work(), time.thread_time() - started
+    try:
+        return work(), time.thread_time() - started
+    finally:
+        sys.setswitchinterval(_NORMAL_SWITCH_INTERVAL)
 
 
 def _encode(
