@@ -35,6 +35,7 @@ _FEATURES = (
     "compaction",
     "leader_transfer",
     "membership",
+    "parallel_persist",
 )
 _BOUNDS = (
     "servers",

@@ -30,6 +30,8 @@ FEATURE_CONFIGS = {
     "compaction": attrs.evolve(SMALL, compaction=True),
     "leader-transfer": attrs.evolve(SMALL, leader_transfer=True),
     "pipelined-batches": attrs.evolve(SMALL, pipelining=True, max_batch=2, max_log=2),
+    # With restarts: what a leader's crash loses is what the feature is about.
+    "parallel-persist": attrs.evolve(SMALL, parallel_persist=True, max_restarts=1),
 }
 
 
@@ -82,6 +84,7 @@ EXPECTED = {
     "count-stale-votes": "ElectionSafety",
     "read-without-quorum": "ReadIndexSafety",
     "truncate-on-stale-append": "CommittedInQuorum",
+    "count-unpersisted-own-entries": "CommittedInQuorum",
     "config-change-before-own-term-commit": "LeaderCompleteness",
 }
 

@@ -224,5 +224,29 @@ def test_every_feature_at_once_runs_a_normal_case() -> None:
     assert s.servers[0].next_index[1] == 3, "pipelining advances nextIndex on send"
     s = deliver(spec, s, AppendEntriesRequest, 0, 1)
     s = deliver(spec, s, AppendEntriesResponse, 1, 0)
+    s = take(spec, s, ev.PersistEntries(0, 2))
     s = take(spec, s, ev.AdvanceCommitIndex(0, 2))
     assert s.servers[0].commit_index == 2
+
+
+def test_a_leader_counts_itself_only_for_what_it_persisted() -> None:
+    """parallel_persist: one follower's copy and the leader's unwritten one commit nothing;
+    two followers' copies do without it; a crash loses the unwritten entries."""
+    spec = RaftSpec(attrs.evolve(BIG, parallel_persist=True))
+    s = elect(spec, spec.initial(), 0, [1, 2])
+    s = take(spec, s, ev.ClientRequest(0, "x"))
+    assert s.servers[0].match_index[0] == 0
+    s = take(spec, s, ev.AppendEntries(0, 1, 1))
+    s = deliver(spec, s, AppendEntriesRequest, 0, 1)
+    s = deliver(spec, s, AppendEntriesResponse, 1, 0)
+    assert spec.step(s, ev.AdvanceCommitIndex(0, 1)) is None, "counted its unwritten copy"
+    lost = take(spec, s, ev.Restart(0))
+    assert lost.servers[0].log == (), "a crash keeps what was never written"
+    s = take(spec, s, ev.AppendEntries(0, 2, 1))
+    s = deliver(spec, s, AppendEntriesRequest, 0, 2)
+    s = deliver(spec, s, AppendEntriesResponse, 2, 0)
+    s = take(spec, s, ev.AdvanceCommitIndex(0, 1))
+    assert s.servers[0].commit_index == 1
+    assert spec.step(s, ev.PersistEntries(0, 2)) is None, "beyond the log"
+    s = take(spec, s, ev.PersistEntries(0, 1))
+    assert take(spec, s, ev.Restart(0)).servers[0].log == s.servers[0].log

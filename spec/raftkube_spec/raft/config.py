@@ -32,6 +32,10 @@ class RaftConfig:
     membership: bool = False
     """Single-server membership changes (AddMember, PromoteMember, RemoveMember) through
     configuration entries in the log; without it every server votes, always."""
+    parallel_persist: bool = False
+    """A leader sends its new entries while it writes them to its own disk (Raft thesis
+    10.2.1): its own matchIndex counts only what it has persisted (``PersistEntries``), and a
+    crash loses what it had not."""
     network_faults: bool = True
     """Whether the network may drop and duplicate messages (it may always reorder them)."""
 
@@ -73,6 +77,7 @@ class RaftConfig:
                 "compaction",
                 "leader_transfer",
                 "membership",
+                "parallel_persist",
             )
             if getattr(self, name)
         ]
@@ -93,4 +98,5 @@ def all_features(config: RaftConfig, max_batch: int = 2) -> RaftConfig:
         compaction=True,
         leader_transfer=True,
         membership=True,
+        parallel_persist=True,
     )

@@ -37,7 +37,7 @@ from .state import (
     bag_remove,
     initial_state,
 )
-from .types import Membership, Role, ServerId
+from .types import Entry, Membership, Role, ServerId
 
 Action = Callable[[RaftState, Any], RaftState | None]
 
@@ -88,6 +88,8 @@ class RaftCore:
             if v.role is Role.LEADER:
                 if len(v.log) < c.max_log:
                     yield from static.client_requests
+                if c.parallel_persist and v.match_index[i] < v.last_index:
+                    yield ev.PersistEntries(i, v.last_index)
                 commit = self.commit_candidate(v)
                 if commit > v.commit_index:
                     yield ev.AdvanceCommitIndex(i, commit)
@@ -163,9 +165,21 @@ class RaftCore:
                 return index
         return v.commit_index
 
+    def appended_own(self, v: ServerState, i: ServerId, log: tuple[Entry, ...]) -> ServerState:
+        """Leader ``v`` (server ``i``) with its new ``log``. It counts itself as holding the new
+        entries at once, as in raft.tla, unless ``parallel_persist``: then only once its own
+        write of them is durable (``PersistEntries``), because a crash before that loses them
+        while the copies it sent may already have been acknowledged."""
+        if self.config.parallel_persist:
+            return v.but(log=log)
+        match = list(v.match_index)
+        match[i] = len(log)
+        return v.but(log=log, match_index=tuple(match))
+
     def agree(self, v: ServerState, index: int) -> frozenset[ServerId]:
         """The servers a leader knows to hold its entry at ``index``. A leader keeps its own
-        matchIndex at its last index, so it counts itself."""
+        matchIndex at its last index (with ``parallel_persist``: its last persisted index), so
+        it counts itself."""
         return frozenset(j for j in self.config.server_ids if v.match_index[j] >= index)
 
     def log_is_current(self, v: ServerState, last_log_term: int, last_log_index: int) -> bool:

@@ -80,6 +80,16 @@ class ClientRequest:
 
 
 @attrs.frozen
+class PersistEntries:
+    """The leader's own write of its log up to ``index`` is durable (``parallel_persist``
+    only): its matchIndex for itself moves there, and from now on it counts towards a quorum
+    for those entries."""
+
+    server: ServerId
+    index: int
+
+
+@attrs.frozen
 class AdvanceCommitIndex:
     """The leader raises its commit index to ``commit_index`` (the largest it may)."""
 
@@ -236,6 +246,7 @@ Event = (
     | BecomeCandidate
     | BecomeLeader
     | ClientRequest
+    | PersistEntries
     | AdvanceCommitIndex
     | AppendEntries
     | InstallSnapshot
@@ -294,6 +305,7 @@ __all__ = [
     "HandleTimeoutNowRequest",
     "InstallSnapshot",
     "InstallSnapshotRequest",
+    "PersistEntries",
     "PromoteMember",
     "ReadIndexComplete",
     "ReadIndexRequest",

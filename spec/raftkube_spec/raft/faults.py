@@ -16,18 +16,24 @@ from .state import (
     bag_find,
     bag_remove_at,
 )
+from .types import Role
 
 
 class Faults(RaftCore):
     """Crashes and the network's misbehaviour, one method per action."""
 
     def restart(self, s: RaftState, e: ev.Restart) -> RaftState | None:
-        """Crash and recover: only term, vote, log and snapshot were persisted."""
+        """Crash and recover: only term, vote, log and snapshot were persisted. With
+        ``parallel_persist`` a leader's entries after its own matchIndex were not (a snapshot is
+        durable of itself): the crash loses them."""
         v = s.servers[e.server]
+        log = v.log
+        if self.config.parallel_persist and v.role is Role.LEADER:
+            log = log[: max(v.match_index[e.server], v.snapshot_index)]
         fresh = ServerState(
             term=v.term,
             voted_for=v.voted_for,
-            log=v.log,
+            log=log,
             snapshot_index=v.snapshot_index,
             commit_index=v.snapshot_index,
         )

@@ -15,7 +15,10 @@ really does, each extension behind a switch in :class:`RaftConfig`:
 * single-server membership changes with learners (:mod:`.membership`): configuration entries
   in the log, in force from the moment they are appended; quorums count only the voters of
   the counting server's configuration, only voters campaign, and a leader replicates to the
-  members of its configuration.
+  members of its configuration;
+* with ``parallel_persist`` a leader sends new entries while its own write of them is in flight
+  (Raft thesis 10.2.1, as etcd's leader does): ``PersistEntries`` marks that write durable,
+  only then does the leader count itself for them, and ``Restart`` loses what it had not.
 
 Every action is a method ``action(state, event) -> RaftState | None``: the event (see
 :mod:`.events`) carries the action's parameters, and ``None`` means "not enabled". With its
@@ -78,6 +81,7 @@ class RaftSpec(Elections, Replication, Reads, Reconfiguration, Faults):
             ev.BecomeCandidate: self.become_candidate,
             ev.BecomeLeader: self.become_leader,
             ev.ClientRequest: self.client_request,
+            ev.PersistEntries: self.persist_entries,
             ev.AdvanceCommitIndex: self.advance_commit_index,
             ev.AppendEntries: self.append_entries,
             ev.InstallSnapshot: self.install_snapshot,

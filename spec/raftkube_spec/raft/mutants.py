@@ -8,6 +8,7 @@ by name. A mutant may also name the features and bounds its bug needs to show.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -96,6 +97,35 @@ class ConfigChangeBeforeOwnTermCommit(RaftSpec):
         return v.role is Role.LEADER and membership_index(v.log) <= v.commit_index
 
 
+class CountUnpersistedOwnEntries(RaftSpec):
+    """With ``parallel_persist``, let a leader count itself for entries its own write has not
+    made durable yet (raft.tla's rule kept after sending before persisting): an entry then
+    commits on one other copy, and a crash of the leader before its write leaves it on a
+    minority, so a later leader can be elected without it."""
+
+    def own_commit(self, v: ServerState, i: int) -> int:
+        match = list(v.match_index)
+        match[i] = v.last_index
+        return self.commit_candidate(v.but(match_index=tuple(match)))
+
+    def advance_commit_index(self, s: RaftState, e: ev.AdvanceCommitIndex) -> RaftState | None:
+        v = s.servers[e.server]
+        if v.role is not Role.LEADER:
+            return None
+        new = self.own_commit(v, e.server)
+        if new <= v.commit_index or new != e.commit_index:
+            return None
+        return self.update_server(s, e.server, v.but(commit_index=new))
+
+    def candidate_events(self, s: RaftState) -> Iterator[ev.Event]:
+        yield from super().candidate_events(s)
+        for i, v in enumerate(s.servers):
+            if v.role is Role.LEADER:
+                new = self.own_commit(v, i)
+                if new > max(v.commit_index, self.commit_candidate(v)):
+                    yield ev.AdvanceCommitIndex(i, new)
+
+
 @attrs.frozen
 class Deliver:
     """In a mutant's prefix: the one message in flight is received (an UpdateTerm first if it
@@ -182,6 +212,16 @@ MUTANTS: dict[str, Mutant] = {
             {"max_term": 4, "max_messages": 1, "network_faults": False},
         ),
         Mutant("forget-vote-on-restart", ForgetVoteOnRestart, {"max_restarts": 1}),
+        Mutant(
+            "count-unpersisted-own-entries",
+            CountUnpersistedOwnEntries,
+            {
+                "parallel_persist": True,
+                "max_restarts": 1,
+                "max_messages": 1,
+                "network_faults": False,
+            },
+        ),
         Mutant(
             "skip-log-consistency-check",
             SkipLogConsistencyCheck,

@@ -52,6 +52,4 @@ class Reconfiguration(RaftCore):
     ) -> RaftState:
         """The leader appends configuration ``new``, in force for it from now on."""
         log = (*v.log, Entry(v.term, new))
-        match = list(v.match_index)
-        match[i] = len(log)
-        return s.with_server(i, v.but(log=log, match_index=tuple(match)))
+        return s.with_server(i, self.appended_own(v, i, log))

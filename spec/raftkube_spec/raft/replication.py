@@ -33,9 +33,17 @@ class Replication(RaftCore):
         if v.role is not Role.LEADER:
             return None
         log = (*v.log, Entry(v.term, e.value))
+        return s.with_server(e.server, self.appended_own(v, e.server, log))
+
+    def persist_entries(self, s: RaftState, e: ev.PersistEntries) -> RaftState | None:
+        v = s.servers[e.server]
+        if not self.config.parallel_persist or v.role is not Role.LEADER:
+            return None
+        if not v.match_index[e.server] < e.index <= v.last_index:
+            return None
         match = list(v.match_index)
-        match[e.server] = len(log)
-        return s.with_server(e.server, v.but(log=log, match_index=tuple(match)))
+        match[e.server] = e.index
+        return s.with_server(e.server, v.but(match_index=tuple(match)))
 
     def advance_commit_index(self, s: RaftState, e: ev.AdvanceCommitIndex) -> RaftState | None:
         v = s.servers[e.server]
