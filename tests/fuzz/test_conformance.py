@@ -123,14 +123,17 @@ class SimCluster:
         if rd.hard_state is not None:
             hs = rd.hard_state
             disk.set_hard_state(hs)
-        if self.send_before_sync:
+        # A leader's Ready may send first (Ready.send_before_persist), as the member does; the
+        # broken driver sends every Ready first.
+        sent_first = rd.send_before_persist or self.send_before_sync
+        if sent_first:
             self.network.extend(rd.messages)
         if self.rng.random() < crash_before_sync:
             self.crash(i, torn=self.rng.randint(0, disk.unsynced_count))
             return
         if rd.must_sync:
             disk.sync()
-        if not self.send_before_sync:
+        if not sent_first:
             self.network.extend(rd.messages)
         node.advance(rd)
 

@@ -212,6 +212,7 @@ def _spec_state_with_old_entry(c: Cluster) -> RaftState:
         s = step(s, ev.HandleRequestVoteResponse(answer))
     s = step(s, ev.BecomeLeader(0))
     s = step(s, ev.ClientRequest(0, "old"))
+    s = step(s, ev.PersistEntries(0, 1))  # on server 0's disk, as the test's disks say
     s = step(s, ev.Restart(0))
     for m, _ in s.network:
         s = step(s, ev.DropMessage(m))

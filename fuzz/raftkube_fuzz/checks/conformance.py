@@ -27,7 +27,11 @@ contract; the driver syncs a Ready's term, vote, entries, truncation and snapsho
 messages leave), so the events after its last sync left no trace outside the member except
 messages that do not depend on the lost writes. The run is thus equivalent to one in which
 those events never happened, the messages they consumed were lost by the network, and the
-messages they produced were never sent. :meth:`RaftShadow.crashed` makes the spec take that
+messages they produced were never sent. A leader's Ready is the exception: the driver sends
+it before its writes (``Ready.send_before_persist``), so its messages stay sent, and the spec
+(``parallel_persist``) lets a leader's crash lose entries it has sent but not written; it
+counted itself for them only at ``PersistEntries``, which the node reports once its driver
+made them durable. :meth:`RaftShadow.crashed` makes the spec take that
 run: it removes the crashed node's unsent messages from the spec network and resets the spec
 server to the state recovered from the disk (a documented "recover from disk" step that
 replaces ``Restart``, counted in ``restarts``). Two checks keep this honest:
@@ -98,6 +102,7 @@ from raftkube_spec.raft.messages import (
 )
 from raftkube_spec.raft.model import RaftSpec
 from raftkube_spec.raft.state import RaftState, ServerState, bag_remove
+from raftkube_spec.raft.types import Role
 
 MEMBER_FEATURES: dict[str, bool] = {
     "pipelining": True,
@@ -180,6 +185,8 @@ class RaftShadow:
                 max_messages=10**9,
                 max_restarts=10**9,
                 max_reads=10**9,
+                # A member's core always counts itself only for what its driver persisted.
+                parallel_persist=True,
                 **features,
             )
         )
@@ -190,6 +197,10 @@ class RaftShadow:
         a crash; its ``commit_index`` bounds the entries that must)."""
         self.violation: Violation | None = None
         self._handed_out: list[ServerState | None] = [None] * servers
+        self._sent_first: list[tuple[Message, ...]] = [()] * servers
+        """Per member: the messages of its latest Ready if the driver sends them before
+        persisting (``Ready.send_before_persist``): sent, even while still in the node's
+        outbox (until ``advance``)."""
         self._recent: collections.deque[object] = collections.deque(maxlen=RECENT_EVENTS)
         self._counts: collections.Counter[str] = collections.Counter()
         self._read_ids: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -253,12 +264,16 @@ class RaftShadow:
             return
         self.nodes[member_id] = node
         self._handed_out[member_id] = None
+        self._sent_first[member_id] = ()
         handed_out = self._handed_out
+        sent_first = self._sent_first
         spec_state = self
 
-        def on_ready(_: Ready) -> None:
+        def on_ready(rd: Ready) -> None:
             # What this Ready hands out is the node's state now; the next sync must cover it.
             handed_out[member_id] = spec_state.state.servers[member_id]
+            # A leader's Ready may leave before its writes (the driver sends it first).
+            sent_first[member_id] = rd.messages if rd.send_before_persist else ()
 
         node.on_ready = on_ready
         self._hooked.append(node)
@@ -301,7 +316,10 @@ class RaftShadow:
         """Member ``member_id`` is sending a message: persistence before send. What its latest
         Ready handed out (term, vote, log length and last term) must already be durable,
         because the message may vouch for any of it (a vote, an acknowledged entry). Checked
-        here rather than at the next sync, which a driver that skips a sync never reaches."""
+        here rather than at the next sync, which a driver that skips a sync never reaches.
+        A leader's log is the exception (the spec's ``parallel_persist``): its messages vouch
+        for no entry of its own, and it counts itself for an entry only after
+        ``PersistEntries``, which the shadow checks against the spec."""
         expected = self._handed_out[member_id]
         if self.violation is not None or expected is None:
             return
@@ -313,6 +331,8 @@ class RaftShadow:
             durable.last_index,
         )
         want = (expected.term, expected.voted_for, len(expected.log))
+        if expected.role is Role.LEADER:
+            want = (*want[:2], have[2])
         if have != want:
             self._fail(
                 "Durability",
@@ -332,7 +352,11 @@ class RaftShadow:
         self.nodes[member_id] = None
         self._handed_out[member_id] = None
         if node is not None:
-            for m in list(node._msgs):
+            unsent = list(node._msgs)
+            sent = self._sent_first[member_id]
+            if sent and all(a is b for a, b in zip(unsent, sent, strict=False)):
+                unsent = unsent[len(sent) :]
+            for m in unsent:
                 self._forget_unsent(member_id, m)
         recovered = disk.durable_state()
         checkpoint = self.checkpoints[member_id]

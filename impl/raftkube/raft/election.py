@@ -81,6 +81,7 @@ class Election(Replication):
         self.votes_responded = set()
         self.votes_granted = set()
         self.progress = {j: Progress(last + 1) for j in self.config.peers}
+        self.own_match = last
         self._reset_timers()
         self._quiet = 0
         self._lease_until = 0

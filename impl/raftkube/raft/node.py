@@ -28,6 +28,7 @@ from raftkube.raft.election import NOOP, Election
 from raftkube.raft.log import Snapshot
 from raftkube.raft.node_state import NotLeaderError, Observer, RejectedError
 from raftkube.raft.progress import Progress
+from raftkube.raft.ready import Ready
 from raftkube.raft.ready_output import ReadyOutput
 from raftkube.randomness import RandomSource
 from raftkube_spec.raft import events as ev
@@ -51,6 +52,13 @@ class RaftNode(Election, ReadyOutput):
     Its parts, each a module over the shared :class:`~raftkube.raft.node_state.NodeState`:
     :mod:`.election`, :mod:`.replication`, :mod:`.read_index`, :mod:`.ready_output`; the
     configuration in force is :mod:`.membership`'s. This class holds the inputs."""
+
+    def advance(self, rd: Ready) -> None:
+        """The driver persisted, sent and applied ``rd``; a leader now counts itself for the
+        entries it made durable."""
+        super().advance(rd)
+        if rd.entries:
+            self._own_entries_persisted(rd.first_index + len(rd.entries) - 1)
 
     # --- Inputs --------------------------------------------------------------------------------
 

@@ -87,6 +87,10 @@ class NodeState:
         self.votes_responded: set[int] = set()
         self.votes_granted: set[int] = set()
         self.progress: dict[int, Progress] = {}
+        self.own_match = self.log.last_index
+        """A leader's matchIndex for itself: the last of its entries its driver made durable
+        (the spec's ``PersistEntries``). It sends new entries while writing them (Raft thesis
+        10.2.1) and counts itself for them only once they are durable here."""
         self.recent_active: set[int] = set()
         self.pending_reads: list[PendingRead] = []
 
@@ -144,7 +148,7 @@ class NodeState:
 
     def match_index(self, peer: int) -> int:
         if peer == self.id:
-            return self.log.last_index
+            return self.own_match
         return self.progress[peer].match
 
     @property

@@ -5,7 +5,9 @@ A driver handles a Ready in this order: persist (``truncate_from``, then ``snaps
 the snapshot and ``committed_entries``, serve ``read_states``, and finally call
 ``RaftNode.advance(ready)``.
 Messages must not leave before the persistence they depend on: a vote or an acknowledgement
-sent before the term, vote or entries it vouches for are durable can break safety.
+sent before the term, vote or entries it vouches for are durable can break safety. A leader's
+Ready may say otherwise (``send_before_persist``): the driver may then send first and persist
+while the followers do.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ class Ready:
     committed_entries: tuple[Entry, ...] = ()
     """Entries to apply, the first at ``committed_first_index``."""
     read_states: tuple[ReadState, ...] = ()
+    send_before_persist: bool = False
+    """A leader's Ready whose term and vote are already durable and which neither truncates
+    nor installs a snapshot: its messages may leave before its writes are made durable, so
+    the followers write the new entries while the leader does (Raft thesis 10.2.1, as etcd's
+    leader sends). Safe because the leader counts itself for an entry only once the driver
+    reports it durable (``advance``), and nothing in a leader's messages vouches for its own
+    log: it asks others to store entries, and tells them what a quorum already holds."""
     must_sync: bool = False
     """etcd-io/raft's ``MustSync``: this Ready's writes must be durable (synced) before its
     messages leave. False when nothing is written, or only the commit index, which is advisory

@@ -14,6 +14,7 @@ from __future__ import annotations
 from raftkube.raft.node_state import NodeState
 from raftkube.raft.ready import Ready
 from raftkube.storage.state import HardState
+from raftkube_spec.raft.types import Role
 
 
 class ReadyOutput(NodeState):
@@ -68,11 +69,22 @@ class ReadyOutput(NodeState):
             committed_first_index=apply_from,
             committed_entries=self.log.slice(apply_from - 1, self.commit),
             read_states=tuple(self._read_states),
+            send_before_persist=self._may_send_before_persist(hs),
             must_sync=self._must_sync(hs, log_changed),
         )
         if self.on_ready is not None:
             self.on_ready(rd)
         return rd
+
+    def _may_send_before_persist(self, hs: HardState | None) -> bool:
+        """Whether the Ready may send before its writes are durable (``Ready.send_before_persist``):
+        a leader's, with its term and vote already durable, no truncation and no snapshot."""
+        if self.role is not Role.LEADER or self._truncate_from is not None:
+            return False
+        if self._pending_snapshot is not None:
+            return False
+        p = self._persisted
+        return hs is None or (hs.term == p.term and hs.vote == p.vote)
 
     def _must_sync(self, hs: HardState | None, log_changed: bool) -> bool:
         """etcd-io/raft's ``MustSync(st, prevst, entsnum)``: whether a Ready's writes must be

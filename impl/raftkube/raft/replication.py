@@ -153,6 +153,15 @@ class Replication(ReadIndex):
         if self._observer is not None:
             self._observer(ev.InstallSnapshot(self.id, j))
 
+    def _own_entries_persisted(self, last: int) -> None:
+        """The driver made this leader's log durable up to ``last``: count itself for it."""
+        if self.role is not Role.LEADER or last <= self.own_match:
+            return
+        self.own_match = last
+        if self._observer is not None:
+            self._observer(ev.PersistEntries(self.id, last))
+        self._maybe_commit()
+
     def _maybe_commit(self) -> None:
         """The spec's ``commit_candidate``: the highest index a quorum holds, if it is from the
         current term (logs' terms never decrease, so checking that one index suffices)."""

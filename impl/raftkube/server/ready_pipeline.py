@@ -7,7 +7,9 @@ between ``ready()`` and ``advance()`` is the sync itself, and only when the memb
 ``run_sync`` hook (the real runner runs the fsync in a worker thread): the event loop then
 keeps accepting proposals, acknowledgements, votes and ticks, which accumulate in the node and
 share the next batch's sync (group commit). Nothing that depends on a write leaves before that
-write is durable, because a Ready's messages are sent only after its own sync; AppendEntries
+write is durable, because a Ready's messages are sent only after its own sync (except a
+leader's, which the core lets leave first: it counts its own copy of an entry only once this
+pipeline has made it durable, Raft thesis 10.2.1); AppendEntries
 and InstallSnapshot requests (the only inputs that can truncate or replace the log) arriving
 during the sync are held back and stepped right after ``advance()``. An acknowledgement that
 commits entries during the sync has them applied (and their clients answered) at once, up to
@@ -225,6 +227,12 @@ class ReadyPipeline:
     async def _handle(self, rd: Ready) -> None:
         member = self._member
         storage = member.storage
+        # 0. A leader's messages leave first, when the core allows it (Ready.send_before_persist):
+        # the followers then write its new entries while it does, and its fsync is off the
+        # write's critical path whenever a quorum of others answers first.
+        sent = rd.send_before_persist
+        if sent:
+            self._send(rd.messages)
         # 1. Persist, one sync for the whole batch.
         if rd.truncate_from is not None:
             storage.truncate_suffix(rd.truncate_from)
@@ -267,8 +275,9 @@ class ReadyPipeline:
             else:
                 self._durable_last = -1
             await self._sync()
-        # 2. Send.
-        self._send(rd.messages)
+        # 2. Send (unless sent first).
+        if not sent:
+            self._send(rd.messages)
         # 3. Apply: a leader's snapshot first, then the entries after it.
         if installed is not None:
             member.snapshots.install(installed, rd.snapshot.index if rd.snapshot is not None else 0)
