@@ -17,6 +17,7 @@ of the message object the network carried, so recording a send costs the hot pat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from array import array
@@ -159,12 +160,21 @@ def _message_only_events() -> tuple[type, ...]:
     return tuple(sorted(found, key=lambda cls: cls.__name__))
 
 
-_FOLDED = _message_only_events()
-_FOLDED_CODE = {cls: code for code, cls in enumerate(_FOLDED)}
+_FOLDED = frozenset(_message_only_events())
+_FOLDED_LAZY = frozenset({("drop ", describe_message), ("duplicate ", describe_message)})
+"""The (prefix, render) of the lines the network's drops and copies record
+(:mod:`raftkube_fuzz.run_listener`): stored as the message they name."""
 _SHARED = frozenset({ev.AppendEntries, ev.CheckQuorum})
 """Events that hold no message and repeat by the thousand with the same fields (a leader's
 append to a peer, its quorum check): one recorded object stands for every equal one."""
+_SHARED_INFO_KEYS = frozenset({"fault", "host"})
+"""An info of one of these keys alone (``{"fault": "dropped"}``, ``{"host": "user"}``) is
+stored once per value: nothing changes an info once recorded (:meth:`Timeline.lines` copies
+the ones it adds a flow to)."""
 _NO_MEMBER = -1
+_MAX_CODES = 256
+
+Rebuild = Callable[[Any], object]
 
 
 class Timeline:
@@ -174,39 +184,40 @@ class Timeline:
     A long cluster example records some 360,000 entries, and the memory they take is the fuzz
     process's high-water mark (docs/performance.md, "Memory"), so they are stored by column
     instead of as a tuple each: the times in an ``array('d')``, the members in an
-    ``array('q')``, the kinds as one byte each, the infos (most entries have none) by index,
-    and the payloads in a list. Two kinds of payload are folded without changing what is
-    read back: an event whose one field is its message (``HandleAppendEntriesRequest`` and
-    the like, a third of a cluster example's entries) is stored as the message and rebuilt,
-    equal, when read; and an event of :data:`_SHARED` is stored as the first equal one. A
-    (5-tuple, float, event) of 170-230 bytes becomes 18 bytes beside the message it names,
-    and the columns are a few large buffers that go back to the C heap whole when the run is
-    freed instead of pinning Python's small-object arenas.
+    ``array('q')``, one byte per entry for its kind and how its payload was folded, the infos
+    (most entries have none) by index, and the payloads in a list. Folding changes nothing that
+    is read back: an event whose one field is its message (``HandleAppendEntriesRequest`` and
+    the like, a third of a cluster example's entries) and a drop or copy line are stored as
+    the message and rebuilt, equal, when read; an event of :data:`_SHARED`, and an info of
+    :data:`_SHARED_INFO_KEYS`, as the first equal one. A (5-tuple, float, event) of 170-230
+    bytes becomes 18 bytes beside the message it names, and the columns are a few large
+    buffers that go back to the C heap whole when the run is freed instead of pinning
+    Python's small-object arenas.
     """
 
     def __init__(self) -> None:
         self._times = array("d")
         self._members = array("q")
-        self._kinds = bytearray()
-        """A code per entry: below ``len(_FOLDED)`` an :data:`EVENT` folded to its message
-        (the code is the event class's index in ``_FOLDED``), above it an index into
-        :attr:`_kind_names` offset by ``len(_FOLDED)``."""
-        self._kind_names: list[str] = []
-        self._kind_codes: dict[str, int] = {}
+        self._codes = bytearray()
+        """Per entry, an index into :attr:`_decode`."""
+        self._decode: list[tuple[str, Rebuild | None]] = []
+        """Per code: the entries' kind, and how to rebuild their payload from what is stored
+        (None: stored as it was added)."""
+        self._code_of: dict[object, int] = {}
+        """What a code stands for (a kind, a folded event class, a (kind, prefix) of a folded
+        line) -> the code."""
         self._payloads: list[object] = []
         self._infos: dict[int, dict[str, Any]] = {}
-        self._shared: dict[object, object] = {}
+        self._shared: dict[object, Any] = {}
         self.step_starts: list[int] = []
         """Index into the timeline at which each step began."""
 
-    def _code(self, kind: str) -> int:
-        code = self._kind_codes.get(kind)
-        if code is None:
-            code = len(_FOLDED) + len(self._kind_names)
-            if code > 255:
-                raise ValueError(f"more than {255 - len(_FOLDED)} kinds of timeline entry")
-            self._kind_names.append(kind)
-            self._kind_codes[kind] = code
+    def _new_code(self, key: object, kind: str, rebuild: Rebuild | None) -> int:
+        code = len(self._decode)
+        if code >= _MAX_CODES:
+            raise ValueError(f"more than {_MAX_CODES} kinds of timeline entry")
+        self._decode.append((kind, rebuild))
+        self._code_of[key] = code
         return code
 
     def add(
@@ -222,19 +233,32 @@ class Timeline:
         elif member < 0:
             raise ValueError(f"a timeline entry's member must be >= 0, not {member}")
         cls = type(payload)
-        folded = _FOLDED_CODE.get(cls) if kind == EVENT else None
-        if folded is not None:
-            code = folded
+        key: object
+        rebuild: Rebuild | None = None
+        if cls in _FOLDED and kind == EVENT:
+            key = rebuild = cls
             payload = payload.message  # type: ignore[attr-defined]
+        elif cls is Lazy and (payload.prefix, payload.render) in _FOLDED_LAZY:  # type: ignore[attr-defined]
+            lazy: Lazy = payload  # type: ignore[assignment]
+            key = (kind, lazy.prefix)
+            rebuild = functools.partial(Lazy, lazy.prefix, lazy.render)
+            payload = lazy.value
         else:
-            code = self._kind_codes.get(kind) or self._code(kind)
+            key = kind
             if cls in _SHARED:
                 payload = self._shared.setdefault(payload, payload)
+        code = self._code_of.get(key)
+        if code is None:
+            code = self._new_code(key, kind, rebuild)
         if info is not None:
+            if len(info) == 1 and not info.keys().isdisjoint(_SHARED_INFO_KEYS):
+                ((name, value),) = info.items()
+                if isinstance(value, str):
+                    info = self._shared.setdefault((name, value), info)
             self._infos[len(self._payloads)] = info
         self._times.append(time)
         self._members.append(member)
-        self._kinds.append(code)
+        self._codes.append(code)
         self._payloads.append(payload)
 
     def begin_step(self, time: float, text: str) -> None:
@@ -248,19 +272,15 @@ class Timeline:
         self, end: int | None = None
     ) -> Iterator[tuple[float, int | None, str, object, dict[str, Any] | None]]:
         """The entries as they were added: (time, member, kind, payload, info)."""
-        folded = len(_FOLDED)
-        names = self._kind_names
+        decode = self._decode
         infos = self._infos
         count = len(self._payloads) if end is None else min(end, len(self._payloads))
         for index in range(count):
             member: int | None = self._members[index]
-            code = self._kinds[index]
+            kind, rebuild = decode[self._codes[index]]
             payload = self._payloads[index]
-            if code < folded:
-                kind = EVENT
-                payload = _FOLDED[code](payload)
-            else:
-                kind = names[code - folded]
+            if rebuild is not None:
+                payload = rebuild(payload)
             yield (
                 self._times[index],
                 None if member == _NO_MEMBER else member,

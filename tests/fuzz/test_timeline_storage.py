@@ -39,6 +39,8 @@ def test_every_entry_reads_back_as_it_was_added() -> None:
         (1.0, 0, EVENT, ev.AppendEntries(server=0, peer=2, count=0), None),
         (1.0, 0, EVENT, ev.CheckQuorum(server=0), None),
         (1.5, None, CLIENT, "user: create rs-a", {"host": "user"}),
+        (1.75, None, FAULT, Lazy("duplicate ", describe_message, request), {"fault": "duplicated"}),
+        (1.75, None, CLIENT, "user: delete rs-a", {"host": "user"}),
         (2.0, None, CHECK, "reconciled", None),
         (2.0, 4, "a kind no module names", "text", None),
     ]
@@ -53,24 +55,20 @@ def test_every_entry_reads_back_as_it_was_added() -> None:
     ]
     assert lines[0].text == "step 0: wait" and timeline.step_starts == [0]
     flows = [(line.info or {}).get("flow") for line in lines]
-    assert flows == [
-        None,
-        None,
+    assert flows == [None, None, "msg-2", "msg-2", None, "msg-5", "msg-5"] + [None] * 3 + [
         "msg-2",
-        "msg-2",
-        None,
-        "msg-5",
-        "msg-5",
-        None,
-        None,
         None,
         None,
         None,
     ]
     assert lines[6].info == {"fault": "dropped", "flow": "msg-5"}
-    assert lines[9].info == {"host": "user"}
+    assert lines[10].info == {"fault": "duplicated", "flow": "msg-2"}
+    assert lines[9].info == lines[11].info == {"host": "user"}
     raw = list(timeline._raw())
     assert [entry[3] for entry in raw[1:]] == [entry[3] for entry in added]
+    assert [entry[4] for entry in raw[1:]] == [entry[4] for entry in added]
+    assert raw[9][4] is raw[11][4], "equal one-key infos are stored once"
+    assert raw[6][3] == Lazy("drop ", describe_message, response)
     assert raw[1][3] is raw[7][3], "equal AppendEntries events are stored once"
     assert raw[4][3].message is request, "a handled message's event is rebuilt around it"
     assert list(timeline.lines(3)) == lines[:3]
