@@ -163,6 +163,41 @@ def test_restart_from_persisted_state() -> None:
     assert c.nodes[2].term == 2
 
 
+def test_a_leader_sends_first_and_counts_itself_only_once_its_entry_is_durable() -> None:
+    """Ready.send_before_persist: a leader's appends may leave before its own write; one
+    follower's acknowledgement then commits nothing until the driver advances the Ready."""
+    c = Cluster(3)
+    c.elect(0)
+    while c.network:  # the followers acknowledge the new leader's first entry
+        c.deliver(0)
+    leader = c.nodes[0]
+    index = leader.propose("x")
+    rd = leader.ready()
+    assert rd.send_before_persist and rd.must_sync and rd.entries
+    (append,) = (m for m in rd.messages if m.dest == 1)
+    c.nodes[1].step(append)
+    follower_rd = c.nodes[1].ready()
+    assert not follower_rd.send_before_persist, "a follower's answer vouches for its write"
+    c.disks[1].write(follower_rd)
+    c.nodes[1].advance(follower_rd)
+    (answer,) = follower_rd.messages
+    leader.step(answer)
+    assert leader.match_index(1) == index and leader.commit < index
+    c.disks[0].write(rd)
+    leader.advance(rd)
+    assert leader.match_index(0) == index and leader.commit == index
+
+
+def test_a_campaign_is_never_sent_before_its_term_is_durable() -> None:
+    c = Cluster(3)
+    node = c.nodes[0]
+    while node.role is Role.FOLLOWER:
+        node.tick()
+    rd = node.ready()
+    assert rd.hard_state is not None and rd.messages
+    assert not rd.send_before_persist
+
+
 def test_current_term_commit_rule() -> None:
     """Figure 8: an entry of an older term is not committed by counting replicas."""
     c = Cluster(3)
