@@ -172,6 +172,7 @@ _SHARED_INFO_KEYS = frozenset({"fault", "host"})
 stored once per value: nothing changes an info once recorded (:meth:`Timeline.lines` copies
 the ones it adds a flow to)."""
 _NO_MEMBER = -1
+_MAX_MEMBER = 2**15 - 1
 _MAX_CODES = 256
 
 Rebuild = Callable[[Any], object]
@@ -184,20 +185,20 @@ class Timeline:
     A long cluster example records some 360,000 entries, and the memory they take is the fuzz
     process's high-water mark (docs/performance.md, "Memory"), so they are stored by column
     instead of as a tuple each: the times in an ``array('d')``, the members in an
-    ``array('q')``, one byte per entry for its kind and how its payload was folded, the infos
-    (most entries have none) by index, and the payloads in a list. Folding changes nothing that
-    is read back: an event whose one field is its message (``HandleAppendEntriesRequest`` and
-    the like, a third of a cluster example's entries) and a drop or copy line are stored as
-    the message and rebuilt, equal, when read; an event of :data:`_SHARED`, and an info of
-    :data:`_SHARED_INFO_KEYS`, as the first equal one. A (5-tuple, float, event) of 170-230
-    bytes becomes 18 bytes beside the message it names, and the columns are a few large
-    buffers that go back to the C heap whole when the run is freed instead of pinning
-    Python's small-object arenas.
+    ``array('h')`` (a member is a store member's number), one byte per entry for its kind and
+    how its payload was folded, the infos (most entries have none) by index, and the payloads
+    in a list. Folding changes nothing that is read back: an event whose one field is its
+    message (``HandleAppendEntriesRequest`` and the like, a third of a cluster example's
+    entries) and a drop or copy line are stored as the message and rebuilt, equal, when read;
+    an event of :data:`_SHARED`, and an info of :data:`_SHARED_INFO_KEYS`, as the first equal
+    one. A (5-tuple, float, event) of 170-230 bytes becomes 11 bytes and a pointer beside the
+    message it names, and the columns are a few large buffers that go back to the C heap
+    whole when the run is freed instead of pinning Python's small-object arenas.
     """
 
     def __init__(self) -> None:
         self._times = array("d")
-        self._members = array("q")
+        self._members = array("h")
         self._codes = bytearray()
         """Per entry, an index into :attr:`_decode`."""
         self._decode: list[tuple[str, Rebuild | None]] = []
@@ -230,8 +231,8 @@ class Timeline:
     ) -> None:
         if member is None:
             member = _NO_MEMBER
-        elif member < 0:
-            raise ValueError(f"a timeline entry's member must be >= 0, not {member}")
+        elif not 0 <= member <= _MAX_MEMBER:
+            raise ValueError(f"a timeline entry's member must be 0 to {_MAX_MEMBER}, not {member}")
         cls = type(payload)
         key: object
         rebuild: Rebuild | None = None

@@ -74,6 +74,9 @@ def test_every_entry_reads_back_as_it_was_added() -> None:
     assert list(timeline.lines(3)) == lines[:3]
 
 
-def test_a_member_below_zero_is_refused() -> None:
-    with pytest.raises(ValueError, match="member must be >= 0"):
-        Timeline().add(0.0, -1, CHECK, "text")
+@pytest.mark.parametrize("member", [-1, 2**15])
+def test_a_member_outside_the_stored_range_is_refused(member: int) -> None:
+    timeline = Timeline()
+    with pytest.raises(ValueError, match=f"member must be 0 to 32767, not {member}"):
+        timeline.add(0.0, member, CHECK, "text")
+    assert len(timeline) == 0
