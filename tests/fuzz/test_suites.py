@@ -17,11 +17,13 @@ import sys
 import threading
 import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from raftkube.cli import main
+from raftkube.server.ready_pipeline import ReadyPipeline
 from raftkube_fuzz.code_version import code_digest
 from raftkube_fuzz.example import Run, run_steps
 from raftkube_fuzz.steps import Step
@@ -29,6 +31,7 @@ from raftkube_fuzz.suite_runner import patch_for, run_suite
 from raftkube_fuzz.suites import SUITE_NAMES, get_suite
 from raftkube_fuzz.trace import TraceError, load_trace
 from raftkube_fuzz.violation import Violation
+from raftkube_spec.raft.messages import AppendEntriesResponse
 
 EXAMPLES = int(os.environ.get("RAFTKUBE_FUZZ_EXAMPLES", "12"))
 
@@ -148,6 +151,32 @@ def test_the_same_steps_give_the_same_events_in_process() -> None:
         assert run.violation is None, run.violation
         digests.add(run.digest())
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize("sync", ["instant", "slow"])
+def test_a_slow_sync_runs_the_real_runner_s_overlaps(
+    sync: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``sync=slow`` a member syncs through its ``run_sync`` hook, so the simulator
+    exercises what only the real runner did before: a leader's appends leaving before its own
+    write and acknowledgements arriving while that write is in flight."""
+    during_sync: list[int] = []
+    original = ReadyPipeline.on_message
+
+    def on_message(self: ReadyPipeline, m: Any) -> None:
+        if self._syncing and isinstance(m, AppendEntriesResponse):
+            during_sync.append(m.match_index)
+        original(self, m)
+
+    monkeypatch.setattr(ReadyPipeline, "on_message", on_message)
+    suite = get_suite("raft")
+    steps = [
+        Step.of("write", member="leader", key="a", value="v1", repeat=20),
+        Step.of("wait", seconds=0.3),
+    ]
+    run = run_steps(suite, {**suite.default_config, "sync": sync}, 5, steps)
+    assert run.violation is None, run.violation
+    assert bool(during_sync) == (sync == "slow")
 
 
 def test_a_closed_run_is_freed_without_the_cyclic_collector() -> None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from raftkube.clock import sleep_for
 from raftkube.server.member import Member, MemberConfig
 from raftkube.server.service import serve_clients
 from raftkube_fuzz.violation import Violation
@@ -275,9 +276,12 @@ class MemberHost(Host):
         listener: HostListener,
         failures: list[tuple[int, str]],
         violations: list[Violation],
+        sync_latency: float = 0.0,
     ) -> None:
         self.member_id = config.member_id
         self.config = config
+        self.sync_latency = sync_latency
+        """Virtual seconds each fsync takes (:attr:`WorldConfig.sync_latency`); 0: none."""
         self._network = network
         self.client_endpoints = dict(client_endpoints)
         self.listener = listener
@@ -315,11 +319,18 @@ class MemberHost(Host):
             transport=endpoint,
             clock=env.clock,
             rng=rng,
-            run_sync=None,
+            run_sync=None if self.sync_latency <= 0 else partial(self._slow_sync, env.clock),
             observer=self.listener.observer_for(self.member_id),
         )
         member.client_endpoints.update(self.client_endpoints)
         return MemberProcess(member, env.network, (env.name, CLIENT_PORT))
+
+    async def _slow_sync(self, clock: SimClock, sync: Callable[[], None]) -> None:
+        """The member's ``run_sync`` hook: the write becomes durable only when the fsync's
+        time is up (a crash before then loses it), and the member's tasks run meanwhile, as
+        with the real runner's sync thread."""
+        await sleep_for(clock, self.sync_latency)
+        sync()
 
     def _incarnation_ended(self) -> None:
         super()._incarnation_ended()

@@ -107,6 +107,11 @@ class WorldConfig:
     clock_rates: tuple[float, ...] = (1.0,)
     """Initial clock rates, one drawn per member from the seed: real oscillators drift, so a
     suite may start every example with some drift instead of waiting for a fault to add it."""
+    sync_latency: float = 0.0
+    """Virtual seconds a member's fsync takes. Above 0 a member syncs as the real runner does
+    (its ``run_sync`` hook): its event loop goes on meanwhile, so a leader's appends are out
+    and answered while its own write is in flight, acknowledgements commit and apply during a
+    sync, log-rewriting messages wait for it, and a crash in it loses the write."""
     member_overrides: Mapping[int, Mapping[str, Any]] = attrs.field(factory=dict)
     member_defaults: Mapping[str, Any] = attrs.field(factory=dict)
     """MemberConfig fields for every member, e.g. ``{"read_mode": "lease"}``."""
@@ -167,6 +172,7 @@ class World:
                 listener=listener,
                 failures=self.failures,
                 violations=self.violations,
+                sync_latency=config.sync_latency,
             )
             for i in ids
         ]
