@@ -58,7 +58,7 @@ def _maybe_commit_by_next(self: RaftNode) -> None:
     # MUTANT: the optimistic next index (advanced on send with pipelining) instead of the
     # acknowledged match index.
     matches = [
-        self.log.last_index if j == self.id else self.progress[j].next - 1
+        self.own_match if j == self.id else self.progress[j].next - 1
         for j in self.membership.voters
     ]
     matches.sort(reverse=True)
