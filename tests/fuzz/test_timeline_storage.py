@@ -70,7 +70,9 @@ def test_every_entry_reads_back_as_it_was_added() -> None:
     assert raw[9][4] is raw[11][4], "equal one-key infos are stored once"
     assert raw[6][3] == Lazy("drop ", describe_message, response)
     assert raw[1][3] is raw[7][3], "equal AppendEntries events are stored once"
-    assert raw[4][3].message is request, "a handled message's event is rebuilt around it"
+    handled = raw[4][3]
+    assert isinstance(handled, ev.HandleAppendEntriesRequest)
+    assert handled.message is request, "a handled message's event is rebuilt around it"
     assert list(timeline.lines(3)) == lines[:3]
 
 
