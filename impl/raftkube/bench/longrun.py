@@ -98,7 +98,9 @@ class Round:
     """Puts acknowledged in this round (``writes`` counts those sent, errors included)."""
     snapshots: int = 0
     """Snapshots saved during the round by the member that saved the most (they usually
-    snapshot at the same index)."""
+    snapshot at about the same index). A member logs a snapshot when it is saved, a second
+    or two after it was taken at its index, so one encoded across the end of a round counts
+    in the next, which then carries part of the other's cost."""
 
 
 def rss_mib(pid: int) -> float:
