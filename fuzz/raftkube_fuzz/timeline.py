@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -164,9 +165,14 @@ _FOLDED = frozenset(_message_only_events())
 _FOLDED_LAZY = frozenset({("drop ", describe_message), ("duplicate ", describe_message)})
 """The (prefix, render) of the lines the network's drops and copies record
 (:mod:`raftkube_fuzz.run_listener`): stored as the message they name."""
-_SHARED = frozenset({ev.AppendEntries, ev.CheckQuorum})
+_SHARED: dict[type, Callable[[Any], object]] = {
+    cls: operator.attrgetter(*[f.name for f in attrs.fields(cls)])
+    for cls in (ev.AppendEntries, ev.CheckQuorum)
+}
 """Events that hold no message and repeat by the thousand with the same fields (a leader's
-append to a peer, its quorum check): one recorded object stands for every equal one."""
+append to a peer, its quorum check): one recorded object stands for every equal one. Each is
+looked up by its class and fields, read in C: the events' own ``__hash__`` is Python code and
+tripled the cost of recording them."""
 _SHARED_INFO_KEYS = frozenset({"fault", "host"})
 """An info of one of these keys alone (``{"fault": "dropped"}``, ``{"host": "user"}``) is
 stored once per value: nothing changes an info once recorded (:meth:`Timeline.lines` copies
@@ -246,8 +252,9 @@ class Timeline:
             payload = lazy.value
         else:
             key = kind
-            if cls in _SHARED:
-                payload = self._shared.setdefault(payload, payload)
+            fields = _SHARED.get(cls)
+            if fields is not None:
+                payload = self._shared.setdefault((cls, fields(payload)), payload)
         code = self._code_of.get(key)
         if code is None:
             code = self._new_code(key, kind, rebuild)
