@@ -146,6 +146,11 @@ class Outbox:
         then broken: nothing more is written."""
         stream = self._raw
         assert stream is not None, "drain needs an attached stream"
+        await self._write_queued(stream)
+
+    async def _write_queued(self, stream: trio.abc.SendStream) -> None:
+        """Write every queued frame, and whatever is queued meanwhile, then say so
+        (``flushed``)."""
         while self._frames:
             frames, self._frames = self._frames, []
             await stream.send_all(frames[0] if len(frames) == 1 else b"".join(frames))
@@ -163,11 +168,6 @@ class Outbox:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 self._writing = True
-                while self._frames:
-                    frames, self._frames = self._frames, []
-                    await stream.send_all(frames[0] if len(frames) == 1 else b"".join(frames))
-                self._writing = False
-                self.flushed.set()
-                self.flushed = trio.Event()
+                await self._write_queued(stream)
         finally:
             self._raw = None  # Nothing direct once the writer is gone.
