@@ -179,6 +179,22 @@ LOAD_GAP = 10 / 1024
 """Virtual seconds between the operations of a background load client (about 10 ms)."""
 
 
+SYNC_LATENCIES = {"instant": 0.0, "slow": 2 / 1024}
+"""How long a member's fsync takes (a store suite's ``sync`` setting): no time, so a Ready is
+handled in one go, or about 2 ms of virtual time (binary-exact), during which the member runs
+on as the real runner does: a leader's appends out and answered before its own write is
+durable, entries committed, applied and answered during the sync, log-rewriting messages held
+back until it ends, and a crash in the middle of it."""
+
+
+def sync_latency(config: Mapping[str, Any]) -> float:
+    """The fsync time a suite configuration's ``sync`` setting names (``instant`` if unset)."""
+    sync = config.get("sync", "instant")
+    if sync not in SYNC_LATENCIES:
+        raise ValueError(f"sync must be one of {', '.join(SYNC_LATENCIES)}, not {sync!r}")
+    return SYNC_LATENCIES[sync]
+
+
 def setting(run: Run, name: str, options: Sequence[str], default: str) -> str:
     """The example's ``name`` setting, which must be one of ``options``."""
     value = run.config.get(name, default)

@@ -23,12 +23,14 @@ from raftkube_fuzz.suites.base import (
     INITIAL_CLOCK_RATES,
     MAX_CLOCK_DRIFT,
     MAX_MEMBERS,
+    SYNC_LATENCIES,
     Suite,
     SuiteMachine,
     evenly,
     seeds,
     setting,
     start_load,
+    sync_latency,
 )
 from raftkube_fuzz.world.world import WorldConfig
 from raftkube_spec.kv.keyrange import prefix_range_end
@@ -76,6 +78,7 @@ def world_config(config: Mapping[str, Any]) -> WorldConfig:
             "read_mode": str(config["read_mode"]),
             "max_clock_drift": MAX_CLOCK_DRIFT,
         },
+        sync_latency=sync_latency(config),
     )
 
 
@@ -159,10 +162,13 @@ class KvMachine(SuiteMachine):
         read_mode=evenly(("read_index", "lease")),
         snapshot_every=evenly((16, 64)),
         load=evenly(LOADS),
+        sync=evenly(tuple(SYNC_LATENCIES)),
     )
-    def init(self, seed: int, servers: int, read_mode: str, snapshot_every: int, load: str) -> None:
+    def init(
+        self, seed: int, servers: int, read_mode: str, snapshot_every: int, load: str, sync: str
+    ) -> None:
         config = {"servers": servers, "read_mode": read_mode, "snapshot_every": snapshot_every}
-        self.start({**config, "load": load}, seed)
+        self.start({**config, "load": load, "sync": sync}, seed)
 
     @rule(data=st.data())
     def connection_fault(self, data: st.DataObject) -> None:
@@ -326,7 +332,13 @@ SUITE = Suite(
     world_config=world_config,
     execute_client=execute_client,
     machine=KvMachine,
-    default_config={"servers": 3, "read_mode": "read_index", "snapshot_every": 64, "load": "none"},
+    default_config={
+        "servers": 3,
+        "read_mode": "read_index",
+        "snapshot_every": 64,
+        "load": "none",
+        "sync": "instant",
+    },
     prepare=prepare,
     wire_clients=True,
 )

@@ -37,6 +37,7 @@ from raftkube_fuzz.suites.base import (
     LEADER_FAULTS,
     MAX_CLOCK_DRIFT,
     MAX_MEMBERS,
+    SYNC_LATENCIES,
     Suite,
     SuiteMachine,
     evenly,
@@ -45,6 +46,7 @@ from raftkube_fuzz.suites.base import (
     setting,
     skew_clocks,
     start_load,
+    sync_latency,
 )
 from raftkube_fuzz.world.driver import sleep
 from raftkube_fuzz.world.host import MemberProcess
@@ -68,11 +70,6 @@ the classic lease hazard, and one a leader rarely falls into by itself: the fast
 tends to win each election."""
 
 
-SYNC_LATENCIES = {"instant": 0.0, "slow": 2 / 1024}
-"""How long a member's fsync takes (its ``sync`` setting): no time, so a Ready is handled in
-one go as before, or about 2 ms of virtual time (binary-exact), during which the member runs
-on as the real runner does, sending a leader's appends before its own write is durable."""
-
 MEMBERSHIP = ("off", "on")
 """Whether an example has a spare member and makes membership changes (its ``membership``
 setting)."""
@@ -93,9 +90,6 @@ def world_config(config: Mapping[str, Any]) -> WorldConfig:
     membership = config.get("membership", "off")
     if membership not in MEMBERSHIP:
         raise ValueError(f"membership must be one of {', '.join(MEMBERSHIP)}, not {membership!r}")
-    sync = config.get("sync", "instant")
-    if sync not in SYNC_LATENCIES:
-        raise ValueError(f"sync must be one of {', '.join(SYNC_LATENCIES)}, not {sync!r}")
     hosts = servers
     if membership == "on":
         # One spare host: its member starts outside the configuration of ``servers``.
@@ -106,7 +100,7 @@ def world_config(config: Mapping[str, Any]) -> WorldConfig:
         max_batch=int(config["max_batch"]),
         clock_rates=INITIAL_CLOCK_RATES,
         member_defaults=defaults,
-        sync_latency=SYNC_LATENCIES[sync],
+        sync_latency=sync_latency(config),
     )
 
 
