@@ -103,12 +103,13 @@ class Round:
     in the next, which then carries part of the other's cost."""
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of process ``pid`` in MiB (Linux ``/proc``); NaN if unreadable."""
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of process ``pid`` in MiB (Linux ``/proc``; ``field`` ``VmHWM`` for its
+    peak); NaN if unreadable."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass

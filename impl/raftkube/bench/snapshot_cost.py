@@ -165,14 +165,7 @@ def _reset_peak_rss() -> None:
 
 
 def _peak_rss_mib() -> float:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    return rss_mib(os.getpid(), "VmHWM")
 
 
 async def _encode_beside_loop_io(encode: Callable[[], Any]) -> tuple[Any, float, float]:
