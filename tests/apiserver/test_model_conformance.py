@@ -47,7 +47,7 @@ import attrs
 import hypothesis.strategies as st
 import pytest
 import trio
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import Phase, settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -695,11 +695,9 @@ async def test_api_server_agrees_with_the_object_model(quiet_api: APIHarness) ->
     config = settings(
         max_examples=40,
         stateful_step_count=40,
-        deadline=None,
         # Tracing every line for the explain phase would multiply the time of a failing
         # run; the shrunk steps already say what happened.
         phases=[p for p in Phase if p is not Phase.explain],
-        suppress_health_check=[HealthCheck.too_slow],
     )
     with trio.fail_after(TEST_SECONDS):
         await trio.to_thread.run_sync(

@@ -34,7 +34,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(steps=steps, qps=st.sampled_from([0.0, 0.1, 0.5, 2.0]))
 def test_tainting_never_outruns_the_bucket(steps: list[tuple[str, str, float]], qps: float) -> None:
     queue = RateLimitedTimedQueue(qps, now=0.0)
@@ -62,7 +62,7 @@ def test_tainting_never_outruns_the_bucket(steps: list[tuple[str, str, float]], 
 zone_statuses = st.lists(st.sampled_from(["True", "False", "Unknown", None]), min_size=1)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     zones=st.dictionaries(st.sampled_from(["a", "b", "c"]), zone_statuses, min_size=1),
     before=st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(list(ZoneState))),

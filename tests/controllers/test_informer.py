@@ -158,7 +158,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(ops=OPS)
 def test_handlers_see_exactly_what_the_cache_holds(ops: list[tuple[str, Any, int]]) -> None:
     """Whatever the reflector does (watch events, relists dropping and changing objects), a

@@ -326,7 +326,7 @@ async def test_lease_lock_on_the_real_server(api: APIHarness) -> None:
     terms.assert_disjoint()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(
     offsets=st.lists(st.floats(-1e5, 1e5), min_size=3, max_size=3),
     wall_offsets=st.lists(st.floats(-1e5, 1e5), min_size=3, max_size=3),

@@ -23,7 +23,7 @@ def lease_at(kubelet_time: float) -> Obj:
     return {"spec": {"renewTime": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     offset=st.floats(min_value=-1e6, max_value=1e6),
     gaps=st.lists(

@@ -31,7 +31,7 @@ def _rs(name: str, size: int, available: int, day: int) -> Obj:
     }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     replicas=st.integers(1, 12),
     surge=INT_OR_PERCENT,
@@ -85,7 +85,7 @@ def _pod(i: int, ready: bool, port_name: str) -> Obj:
     }  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     pods=st.lists(st.tuples(st.booleans(), st.sampled_from(["http", "web"])), max_size=12),
     data=st.data(),
@@ -116,7 +116,7 @@ def test_endpoints_are_the_same_whatever_the_pod_order(
     assert seen == want
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     specs=st.lists(
         st.tuples(st.booleans(), st.sampled_from(["Pending", "Running"]), st.booleans(),

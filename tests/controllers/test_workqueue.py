@@ -185,7 +185,7 @@ async def test_rate_limited_requeue_backs_off_per_item(
             queue.shut_down()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     requests=st.lists(
         st.tuples(

@@ -237,9 +237,7 @@ def _apply(store: Storage, view: RecoveredState, op: tuple[str, int, int, int]) 
         store.sync()
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_operations())
 # An empty snapshot (index 0) that the log does not "agree" with, taken after entry 1 was
 # committed: discarding the log would have lost the committed entry (both stores took it, and

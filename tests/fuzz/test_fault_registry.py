@@ -71,7 +71,7 @@ def test_the_families_the_suites_draw_from_are_the_registry_s() -> None:
     assert {name for name in dir(SuiteMachine) if name.endswith("_fault")} <= rules
 
 
-@settings(max_examples=100, database=None, deadline=None)
+@settings(max_examples=100, database=None)
 @given(st.data(), st.sampled_from(sorted(FAULT_FAMILIES)), st.sampled_from((3, 5)))
 def test_every_drawn_fault_is_registered_in_its_family(
     data: st.DataObject, family: str, n: int

@@ -51,7 +51,7 @@ def test_step_budget_is_reported_not_passed() -> None:
 # -- random histories that are linearizable by construction -------------------------------
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_ops=st.integers(1, 60),
@@ -71,7 +71,7 @@ def test_random_linearizable_histories_pass(
     assert state == lin.final_state
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(seed=st.integers(0, 2**32 - 1), n_ops=st.integers(2, 60), clients=st.integers(1, 4))
 def test_a_read_missing_one_record_is_always_rejected(seed: int, n_ops: int, clients: int) -> None:
     # The spec always answers count == len(kvs) here (no limits), so no order explains a read
@@ -95,7 +95,7 @@ def test_300_operation_4_client_histories_need_little_search() -> None:
         check_linearizable(random_history(random.Random(seed), 300, 4), max_steps=1_000)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(seed=st.integers(0, 2**32 - 1), n_ops=st.integers(1, 60), clients=st.integers(1, 4))
 def test_watches_of_the_real_commit_order_agree_with_the_witness(
     seed: int, n_ops: int, clients: int

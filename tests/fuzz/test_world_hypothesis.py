@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -49,8 +49,6 @@ class WorldMachine(RuleBasedStateMachine):
 WorldMachine.TestCase.settings = settings(
     max_examples=5,
     stateful_step_count=8,
-    deadline=None,
     phases=[Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow],
 )
 test_world_machine = WorldMachine.TestCase

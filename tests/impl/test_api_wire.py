@@ -113,14 +113,14 @@ def through_msgpack(obj: Any) -> Any:
     return msgpack.unpackb(msgpack.packb(obj, use_bin_type=True), raw=False)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(requests)
 def test_requests_round_trip(req: Any) -> None:
     op = wire.request_op(req)
     assert wire.decode_request(op, through_msgpack(wire.encode_request(req))) == req
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(responses)
 def test_responses_round_trip(resp: Any) -> None:
     op = {v: k for k, v in wire.response_codec._OP_RESPONSE.items()}[type(resp)]

@@ -466,9 +466,7 @@ class StoreVersusModel(RuleBasedStateMachine):
                 assert tuple(w.delivered) == w.expected(self.model, w.start)
 
 
-StoreVersusModel.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=50, deadline=None
-)
+StoreVersusModel.TestCase.settings = settings(max_examples=150, stateful_step_count=50)
 TestStoreVersusModel = StoreVersusModel.TestCase
 
 
@@ -486,7 +484,7 @@ def request_sequences(draw: st.DrawFn) -> list[Request]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(requests=request_sequences(), data=st.data())
 def test_restored_snapshot_behaves_like_the_original(
     requests: list[Request], data: st.DataObject

@@ -4,7 +4,7 @@ read opened, each part within its size; and the index keeps what an open read ne
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raftkube.mvcc import MvccStore
@@ -93,7 +93,7 @@ def _read_all(
     return kvs, reader.response(tuple(kvs))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200)
 @given(before=writes, request=requests, between=writes, budget=st.integers(1, 40))
 def test_a_paged_read_answers_as_apply_did_when_it_opened(
     before: list[tuple[str, int, int]],

@@ -123,7 +123,7 @@ tagged_requests = st.lists(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(
     requests=tagged_requests, retries=st.lists(st.tuples(st.integers(0, 14), st.integers(0, 99)))
 )

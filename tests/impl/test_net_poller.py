@@ -21,7 +21,7 @@ from raftkube.net.poller import ReadPoller
     st.lists(st.binary(max_size=40), max_size=6),
     st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=10),
 )
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_frames_come_out_whole_and_in_order_however_the_bytes_are_split(
     payloads: list[bytes], cuts: list[int]
 ) -> None:

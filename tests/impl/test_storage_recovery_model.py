@@ -109,7 +109,7 @@ class WalMachine(RuleBasedStateMachine):
 
 def test_wal_random_histories_recover_synced_records() -> None:
     run_state_machine_as_test(
-        WalMachine, settings=settings(max_examples=60, stateful_step_count=40, deadline=None)
+        WalMachine, settings=settings(max_examples=60, stateful_step_count=40)
     )
 
 
@@ -258,5 +258,5 @@ class RaftStoreMachine(RuleBasedStateMachine):
 def test_raft_store_random_histories_recover_synced_state() -> None:
     run_state_machine_as_test(
         RaftStoreMachine,
-        settings=settings(max_examples=80, stateful_step_count=40, deadline=None),
+        settings=settings(max_examples=80, stateful_step_count=40),
     )

@@ -76,7 +76,7 @@ def _run(nodes: list[tuple[int, int, int]], pods: list[tuple[int | None, int | N
     return decisions
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(nodes_st, pods_st, st.integers(0, 2**32))
 def test_never_beyond_allocatable_and_unschedulable_only_when_full(
     nodes: list[tuple[int, int, int]],

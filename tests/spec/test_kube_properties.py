@@ -359,5 +359,5 @@ def replayed(base: dict[str, Object], response: WatchResponse) -> dict[str, Obje
     return store
 
 
-KubeMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+KubeMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40)
 test_kube_model_walk = KubeMachine.TestCase

@@ -210,7 +210,7 @@ def _header_revision(result: Result) -> int:
 # -- properties ---------------------------------------------------------------------------
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(histories)
 def test_revision_increments_exactly_on_writes_and_failures_change_nothing(
     reqs: list[Request],
@@ -235,7 +235,7 @@ def test_revision_increments_exactly_on_writes_and_failures_change_nothing(
             assert not read(after, RangeRequest(req.key, req.range_end)).kvs
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(histories)
 def test_reads_at_old_revisions_equal_replay_and_replay_is_deterministic(
     reqs: list[Request],
@@ -292,7 +292,7 @@ def _net(events: tuple[Event, ...], at: dict[int, KVState]) -> list[Event]:
     return out
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(histories)
 def test_watch_events_equal_snapshot_diffs(reqs: list[Request]) -> None:
     steps = replay(reqs)
@@ -314,7 +314,7 @@ def test_watch_events_equal_snapshot_diffs(reqs: list[Request]) -> None:
         assert sub == tuple(Event(e.type, e.kv) for e in got if e.kv.key.startswith(b"a"))
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(histories, st.integers(1, 20))
 def test_compaction_never_changes_reads_at_or_above_it(reqs: list[Request], c: int) -> None:
     state = final(replay(reqs))
@@ -355,7 +355,7 @@ def _kind(code: ErrorCode) -> ErrorCode:
     return ErrorCode.KEY_NOT_FOUND if code is ErrorCode.LEASE_NOT_FOUND else code
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(histories, flat_writes)
 def test_txn_is_all_or_nothing(
     reqs: list[Request], ops: list[PutRequest | DeleteRangeRequest]
@@ -394,7 +394,7 @@ simple_ops = st.lists(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(simple_ops)
 def test_current_records_match_a_naive_dictionary_model(
     reqs: list[PutRequest | DeleteRangeRequest],

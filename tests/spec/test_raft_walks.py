@@ -99,7 +99,6 @@ def walk(spec: RaftSpec, choose: Chooser, steps: int) -> RaftState:
 
 @settings(
     max_examples=EXAMPLES,
-    deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 @given(st.data())
