@@ -167,8 +167,16 @@ async def test_second_manager_takes_over_when_the_first_stops(api: APIHarness) -
                 return await holder() == "second"
 
             await eventually(second_leads, "the second to lead", timeout=10)
-            events = await client.list(EVENTS, namespace=LEASE_NAMESPACE)
-            election = [e for e in events["items"] if e["reason"] == "LeaderElection"]
+
+            # The "became leader" Event is written beside the leader's work, as upstream's
+            # recorder sends it in the background: it may land after the Lease changed hands.
+            async def election_events() -> list[dict]:
+                events = await client.list(EVENTS, namespace=LEASE_NAMESPACE)
+                election = [e for e in events["items"] if e["reason"] == "LeaderElection"]
+                messages = {e["message"] for e in election}
+                return election if "second became leader" in messages else []
+
+            election = await eventually(election_events, "the second's LeaderElection Event")
             assert {e["message"] for e in election} >= {
                 "first became leader",
                 "second became leader",
