@@ -170,10 +170,8 @@ async def test_errors_as_kubectl_prints_them(api: APIHarness, tmp_path: Path) ->
         assert code == 1 and 'pods "nope" not found' in err
 
 
-@pytest.mark.trio
-async def test_a_token_user_is_refused_what_rbac_does_not_grant(
-    api: APIHarness, tmp_path: Path
-) -> None:
+def alice_kubeconfig(api: APIHarness, tmp_path: Path) -> Path:
+    """A kubeconfig for the token user ``alice``, whom RBAC grants nothing."""
     config = tmp_path / "alice.kubeconfig"
     config.write_text(
         json.dumps(
@@ -190,6 +188,14 @@ async def test_a_token_user_is_refused_what_rbac_does_not_grant(
             }
         )
     )  # fmt: skip
+    return config
+
+
+@pytest.mark.trio
+async def test_a_token_user_is_refused_what_rbac_does_not_grant(
+    api: APIHarness, tmp_path: Path
+) -> None:
+    config = alice_kubeconfig(api, tmp_path)
     with trio.fail_after(30):
         code, _, err = await kubectl(api, "get", "secrets", kubeconfig=config, check=False)
         assert code == 1
@@ -202,6 +208,35 @@ async def test_a_token_user_is_refused_what_rbac_does_not_grant(
         assert out.strip() == "no"
         _, out, _ = await kubectl(api, "auth", "whoami", kubeconfig=config)
         assert "alice" in out
+
+
+@pytest.mark.trio
+async def test_as_another_user(api: APIHarness, tmp_path: Path) -> None:
+    """``--as`` is served as the user it names, to whoever may impersonate them."""
+    with trio.fail_after(30):
+        code, out, _ = await kubectl(
+            api, "auth", "can-i", "create", "pods", "--as=system:serviceaccount:default:default",
+            check=False,
+        )  # fmt: skip
+        assert (code, out.strip()) == (1, "no")
+        _, out, _ = await kubectl(api, "auth", "whoami", "--as=jane", "--as-group=devs",
+                                  "-o", "json")  # fmt: skip
+        assert json.loads(out)["status"]["userInfo"] == {
+            "username": "jane",
+            "groups": ["devs", "system:authenticated"],
+        }
+        code, _, err = await kubectl(api, "get", "pods", "--as=jane", check=False)
+        assert code == 1
+        assert 'pods is forbidden: User "jane" cannot list resource "pods"' in err
+        code, _, err = await kubectl(
+            api, "get", "pods", "--as=jane", kubeconfig=alice_kubeconfig(api, tmp_path),
+            check=False,
+        )  # fmt: skip
+        assert code == 1
+        assert (
+            'users "jane" is forbidden: User "alice" cannot impersonate resource "users" in '
+            'API group "" at the cluster scope'
+        ) in err
 
 
 @pytest.mark.trio

@@ -1,10 +1,11 @@
 """The API server's front door: authenticate, authorize, then route.
 
 Every request takes the same path, as upstream's handler chain: authentication (401 if nobody
-can be identified), request info, authorization (403), then either a non-resource endpoint
-(discovery, OpenAPI, version, health) or a resource handler. An :class:`APIError` raised
-anywhere becomes a ``Status`` response; nothing else is caught here (the HTTP layer answers
-500 for a bug and logs it).
+can be identified), impersonation (``kubectl --as``: the requester must be allowed to act as
+whom its headers name, :mod:`.auth.impersonation`), request info, authorization (403), then
+either a non-resource endpoint (discovery, OpenAPI, version, health) or a resource handler. An
+:class:`APIError` raised anywhere becomes a ``Status`` response; nothing else is caught here
+(the HTTP layer answers 500 for a bug and logs it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import attrs
 
 from raftkube.apiserver import errors
 from raftkube.apiserver.auth.authorize import forbidden
+from raftkube.apiserver.auth.impersonation import impersonate
 from raftkube.apiserver.auth.user import UserInfo
 from raftkube.apiserver.encoding import error_response
 from raftkube.apiserver.handlers.context import Call, Services
@@ -52,6 +54,7 @@ class APIServer:
 
     async def _handle(self, req: Request) -> Response | StreamingResponse:
         user = await self.authenticator.authenticate(req)  # type: ignore[attr-defined]
+        user = impersonate(user, req.headers, req.path, self.services.authorizer)
         return await self._authorized(user, req)
 
     async def _authorized(self, user: UserInfo, req: Request) -> Response | StreamingResponse:
