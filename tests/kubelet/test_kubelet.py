@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
@@ -21,6 +22,9 @@ from tests.helpers.kubelet import (
     pod,
     wait_for_pod,
 )
+from tests.helpers.polling import eventually
+
+Obj = dict[str, Any]
 
 SCRIPTS = {
     "crash": ContainerScript(exit_after=0.5, exit_code=1),
@@ -32,14 +36,25 @@ SCRIPTS = {
 
 @asynccontextmanager
 async def kubelet(
-    api: APIHarness, runtime: SimulatedRuntime, name: str = "n1", cpu: str = "2"
+    api: APIHarness,
+    runtime: SimulatedRuntime,
+    name: str = "n1",
+    cpu: str = "2",
+    record_events: bool = False,
 ) -> AsyncIterator[Kubelet]:
     await ensure_default_service_account(api.admin)
     client = api.client_for(f"system:node:{name}", ("system:nodes",))
     config = NodeConfig(
         name, "127.1.0.0/24", cpu=cpu, memory="4Gi", max_pods=10, runtime_name="sim"
     )
-    kl = Kubelet(client, runtime, config, runtime.clock, prober=RuntimeProber(runtime))
+    kl = Kubelet(
+        client,
+        runtime,
+        config,
+        runtime.clock,
+        prober=RuntimeProber(runtime),
+        record_events=record_events,
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(kl.run)
         yield kl
@@ -208,3 +223,98 @@ async def test_a_failed_liveness_probe_restarts_the_container(api: APIHarness) -
             )
     [app] = restarted["status"]["containerStatuses"]
     assert app["lastState"]["terminated"]["exitCode"] == 0
+
+
+async def kubelet_events(api: APIHarness, pod_name: str, *reasons: str) -> list[Obj]:
+    """The kubelet's Events about pod ``pod_name``, oldest first, once ``reasons`` are among
+    them (they are written in the background)."""
+
+    async def found() -> list[Obj]:
+        listed = await api.admin.list("/api/v1/namespaces/default/events")
+        mine = [
+            e
+            for e in listed["items"]
+            if e["source"].get("component") == "kubelet" and e["involvedObject"]["name"] == pod_name
+        ]
+        mine.sort(key=lambda e: e["metadata"]["name"])
+        return mine if set(reasons) <= {e["reason"] for e in mine} else []
+
+    return await eventually(found, f"the kubelet's {', '.join(reasons)} events", timeout=20)
+
+
+def described(events: list[Obj]) -> list[tuple[str, str, str, str]]:
+    """What ``kubectl describe`` shows of each event, with the container it is about."""
+    return [
+        (e["type"], e["reason"], e["involvedObject"].get("fieldPath", ""), e["message"])
+        for e in events
+    ]
+
+
+@pytest.mark.trio
+async def test_events_tell_a_pods_containers_story(api: APIHarness) -> None:
+    with trio.fail_after(60):
+        async with kubelet(api, sim_runtime(), record_events=True):
+            await api.admin.create(
+                PODS,
+                pod(
+                    "web",
+                    "n1",
+                    container("app", "sim"),
+                    initContainers=[container("setup", "finishes")],
+                ),
+            )
+            created = await wait_for_pod(
+                api.admin, "web", lambda p: condition(p, "Ready") == "True"
+            )
+            await api.admin.delete(f"{PODS}/web")
+            await wait_for_pod(api.admin, "web", lambda p: p == {})
+            events = await kubelet_events(api, "web", "Killing")
+    setup, app = "spec.initContainers{setup}", "spec.containers{app}"
+    assert described(events) == [
+        ("Normal", "Pulled", setup, 'Container image "finishes" already present on machine'),
+        ("Normal", "Created", setup, "Created container setup"),
+        ("Normal", "Started", setup, "Started container setup"),
+        ("Normal", "Pulled", app, 'Container image "sim" already present on machine'),
+        ("Normal", "Created", app, "Created container app"),
+        ("Normal", "Started", app, "Started container app"),
+        ("Normal", "Killing", app, "Stopping container app"),
+    ]
+    for event in events:
+        assert event["involvedObject"]["kind"] == "Pod"
+        assert event["involvedObject"]["uid"] == created["metadata"]["uid"]
+        assert event["source"] == {"component": "kubelet", "host": "n1"}
+
+
+@pytest.mark.trio
+async def test_a_crash_loop_and_a_failed_liveness_probe_are_events(api: APIHarness) -> None:
+    probe = {"exec": {"command": ["check"]}, "periodSeconds": 5, "failureThreshold": 2}
+    hung = container("app", "hangs", livenessProbe=probe)
+    with trio.fail_after(60):
+        async with kubelet(api, sim_runtime(), record_events=True):
+            crashy = await api.admin.create(PODS, pod("crashy", "n1", container("app", "crash")))
+            await api.admin.create(PODS, pod("hung", "n1", hung, terminationGracePeriodSeconds=1))
+            looping = await kubelet_events(api, "crashy", "BackOff")
+            restarted = await kubelet_events(api, "hung", "Killing")
+    uid = crashy["metadata"]["uid"]
+    assert (
+        "Warning",
+        "BackOff",
+        "spec.containers{app}",
+        f"Back-off restarting failed container app in pod crashy_default({uid})",
+    ) in described(looping)
+    assert (
+        "Normal",
+        "Killing",
+        "spec.containers{app}",
+        "Container app failed liveness probe, will be restarted",
+    ) in described(restarted)
+
+
+@pytest.mark.trio
+async def test_a_kubelet_without_events_records_none(api: APIHarness) -> None:
+    with trio.fail_after(30):
+        async with kubelet(api, sim_runtime()):
+            await api.admin.create(PODS, pod("quiet", "n1", container("app")))
+            await wait_for_pod(api.admin, "quiet", lambda p: condition(p, "Ready") == "True")
+            listed = await api.admin.list("/api/v1/namespaces/default/events")
+    assert [e for e in listed["items"] if e["source"].get("component") == "kubelet"] == []

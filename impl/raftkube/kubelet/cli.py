@@ -229,6 +229,7 @@ def build_kubelet(options: KubeletOptions, client: KubeClient, clock: Clock) -> 
         prober=prober,
         volume_root=volume_root,
         serving=serving,
+        record_events=True,
     )
 
 

@@ -36,6 +36,7 @@ from raftkube.controllers.store import DeletedFinalStateUnknown
 from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 from raftkube.kubelet.admission import admit, allocatable_of
 from raftkube.kubelet.backoff import CrashLoopBackOff
+from raftkube.kubelet.events import PodEvents
 from raftkube.kubelet.logserver import LogServer
 from raftkube.kubelet.node import NodeConfig, NodeStatusReporter
 from raftkube.kubelet.pleg import relist
@@ -78,6 +79,9 @@ class Kubelet:
     """Where pod volumes are written; None writes none (a simulated node)."""
     serving: ssl.SSLContext | None = None
     """TLS for the container-log endpoint (:mod:`.logserver`); None serves no logs."""
+    record_events: bool = False
+    """Record Events about the pods' containers (:mod:`.events`). Off for simulated nodes, as
+    kwok's do not: a fleet of them would double the writes a bench or a fuzz run times."""
     workers: dict[str, PodWorker] = attrs.field(factory=dict)
     reporter: NodeStatusReporter = attrs.field(init=False)
     _events: tuple[trio.MemorySendChannel[Event], trio.MemoryReceiveChannel[Event]] = attrs.field(
@@ -104,6 +108,7 @@ class Kubelet:
 
     async def _run(self) -> None:
         await self.reporter.register()
+        events = PodEvents(self.client if self.record_events else None, self.config.name, self.wall)
         node = NodeContext(
             client=self.client,
             runtime=self.runtime,
@@ -116,6 +121,7 @@ class Kubelet:
             wall=self.wall,
             resync_period=self.resync_period,
             volume_root=self.volume_root,
+            events=events,
         )
         assert PODS is not None
         informer = SharedIndexInformer(
@@ -136,6 +142,8 @@ class Kubelet:
             nursery.start_soon(self.reporter.run_lease)
             nursery.start_soon(self.reporter.run_status)
             nursery.start_soon(informer.run)
+            if self.record_events:
+                nursery.start_soon(events.run)
             nursery.start_soon(relist, self.runtime, self.clock, self._wake_pod)
             await informer.wait_for_sync()
             receive = self._events[1]

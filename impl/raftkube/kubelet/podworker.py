@@ -31,6 +31,7 @@ from raftkube.kubeclient import KubeAPIError, KubeClient, KubeConnectionError
 from raftkube.kubelet import volumes
 from raftkube.kubelet.backoff import CrashLoopBackOff, go_duration
 from raftkube.kubelet.env import ConfigError, container_env
+from raftkube.kubelet.events import PodEvents
 from raftkube.kubelet.probes import Prober, ProbeSettings, ProbeState
 from raftkube.kubelet.status import ContainerView, PodView, pod_status, rfc3339
 from raftkube.kubelet.volumes import VolumeError
@@ -74,6 +75,8 @@ class NodeContext:
     resync_period: float = 60.0
     volume_root: Path | None = None
     """Where pod volumes are written (:mod:`.volumes`); None writes none (simulated nodes)."""
+    events: PodEvents = attrs.field(factory=PodEvents.silent)
+    """Where the containers' Events go (:mod:`.events`)."""
 
 
 def pod_key(pod: Obj) -> str:
@@ -223,6 +226,7 @@ class PodWorker:
                 self._waiting.pop(container["name"], None)
                 grace = float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE))
                 log.info("container %s failed liveness probe, will be restarted", latest.name)
+                self.node.events.liveness_failed(self.pod, container["name"])
                 await self.node.runtime.stop_container(latest.id, grace)
                 latest = await self.node.runtime.container_status(latest.id)
             else:
@@ -249,6 +253,7 @@ class PodWorker:
                 f"back-off {delay} restarting failed container={container['name']} "
                 f"pod={pod_key(self.pod)}",
             )
+            self.node.events.backing_off(self.pod, container["name"], pod_key(self.pod))
             return
         self.node.backoff.next(key, now)
         await self._start(container, sandbox, latest.attempt + 1)
@@ -262,6 +267,8 @@ class PodWorker:
 
     async def _start(self, container: Obj, sandbox: PodSandboxStatus, attempt: int) -> None:
         name = container["name"]
+        events = self.node.events
+        events.starting(self.pod, container)
         try:
             mounts = await self._mounts(container, sandbox)
             env = await container_env(
@@ -279,10 +286,13 @@ class PodWorker:
                 mounts=mounts,
             )
             container_id = await self.node.runtime.create_container(sandbox.id, config)
+            events.created(self.pod, name)
             await self.node.runtime.start_container(container_id)
         except (ConfigError, VolumeError, ContainerRuntimeError) as exc:
             self._waiting[name] = (exc.reason, str(exc))
+            events.failed(self.pod, name, str(exc))
             return
+        events.started(self.pod, name)
         self._waiting.pop(name, None)
 
     async def _mounts(
@@ -448,6 +458,7 @@ class PodWorker:
             async with trio.open_nursery() as nursery:
                 for status in containers:
                     if status.state is ContainerState.RUNNING:
+                        self.node.events.stopping(self.pod, status.name)
                         nursery.start_soon(self.node.runtime.stop_container, status.id, grace)
             await self.node.runtime.stop_pod_sandbox(sandbox.id)
             if not self.gone:
