@@ -19,11 +19,15 @@ processes and pulls no image, so ``Pulled`` says what upstream says of an image 
 
 Recording never holds up a pod worker: as upstream's event broadcaster, :meth:`PodEvents.record`
 only queues (dropping, with a log line, when 1,000 wait) and :meth:`PodEvents.run`, a task of the
-kubelet, writes them; a refused or failed write is logged and dropped.
+kubelet, writes them; a refused or failed write is logged and dropped. An event that repeats one
+already written (same object, container, type, reason and message: a crash loop's ``BackOff``)
+is counted on that one instead, as upstream's ``EventCorrelator`` logs it (a patch of ``count``
+and ``lastTimestamp``, which ``kubectl describe`` shows as ``(x5 over 2m)``), so a pod that
+crashes for days leaves a handful of Events rather than one per restart.
 
 Left out: ``Unhealthy`` (the probers answer pass or fail without upstream's output to quote),
-and upstream's aggregation of repeated events into one with a count (``EventCorrelator``),
-as for the controllers (:mod:`raftkube.controllers.events`).
+and the correlator's other halves (merging similar events whose messages differ, and its rate
+limit).
 """
 
 from __future__ import annotations
@@ -45,6 +49,29 @@ log = logging.getLogger(__name__)
 COMPONENT = "kubelet"
 QUEUE = 1000
 """Upstream's ``maxQueuedEvents``: what waits beyond it is dropped."""
+REMEMBERED = 4096
+"""Upstream's ``maxLruCacheEntries``: how many distinct events are remembered for counting."""
+
+
+def event_key(event: Obj) -> tuple[str, ...]:
+    """What makes two events the same one, counted (upstream's ``getEventKey``)."""
+    source, ref = event["source"], event["involvedObject"]
+    return (
+        source.get("component", ""),
+        source.get("host", ""),
+        *(ref.get(f, "") for f in ("kind", "namespace", "name", "fieldPath", "uid", "apiVersion")),
+        event["type"],
+        event["reason"],
+        event["message"],
+    )
+
+
+@attrs.define
+class Seen:
+    """An event already written: its name, and how often it has happened."""
+
+    name: str
+    count: int
 
 
 def container_field_path(pod: Obj, name: str) -> str:
@@ -67,6 +94,8 @@ class PodEvents:
     _send: trio.MemorySendChannel[Obj] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[Obj] = attrs.field(init=False)
     _last_stamp: int = 0
+    _seen: dict[tuple[str, ...], Seen] = attrs.field(factory=dict)
+    """The events written, by :func:`event_key`, oldest first (at most :data:`REMEMBERED`)."""
 
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel(QUEUE)
@@ -96,9 +125,34 @@ class PodEvents:
             return
         async for event in self._receive:
             try:
-                await self.client.create(EVENTS, event, namespace=event["metadata"]["namespace"])
+                await self._write(self.client, event)
             except (KubeAPIError, KubeConnectionError) as exc:
                 log.warning("event %s dropped: %s", event["reason"], exc)
+
+    async def _write(self, client: KubeClient, event: Obj) -> None:
+        key = event_key(event)
+        namespace = event["metadata"]["namespace"]
+        seen = self._seen.get(key)
+        if seen is not None:
+            try:
+                await client.patch(
+                    EVENTS,
+                    seen.name,
+                    {"count": seen.count + 1, "lastTimestamp": event["lastTimestamp"]},
+                    namespace=namespace,
+                )
+                seen.count += 1
+            except KubeAPIError as exc:
+                if exc.code != 404:
+                    raise
+                seen = None  # deleted meanwhile: written anew below
+        if seen is None:
+            await client.create(EVENTS, event, namespace=namespace)
+            seen = Seen(event["metadata"]["name"], 1)
+        self._seen.pop(key, None)
+        self._seen[key] = seen  # the most recent last
+        while len(self._seen) > REMEMBERED:
+            del self._seen[next(iter(self._seen))]
 
     # --- what a pod worker reports ---------------------------------------------------------
 
