@@ -21,6 +21,7 @@ import trio.testing
 
 from raftkube.controllers import endpoints as endpoints_module
 from raftkube.controllers.replicaset import ReplicaSetController
+from raftkube.kubelet.events import PodEvents
 from raftkube.kubelet.kubelet import Kubelet
 from raftkube.kubelet.podworker import POD_UID, PodWorker
 from raftkube.mvcc import MvccStore, WatchHub
@@ -302,7 +303,7 @@ def final_delete_order() -> list[str]:
     calls: list[str] = []
     config = PodSandboxConfig("p", "default", "u1", labels={POD_UID: "u1"})
     sandbox = PodSandboxStatus("s1", config, SandboxState.READY, "10.0.0.2", 0.0)
-    running = SimpleNamespace(id="c1", state=ContainerState.RUNNING)
+    running = SimpleNamespace(id="c1", name="app", state=ContainerState.RUNNING)
 
     async def note(what: str, *args: object, **kwargs: object) -> Any:
         calls.append(what)
@@ -326,6 +327,7 @@ def final_delete_order() -> list[str]:
             client=SimpleNamespace(delete=recorder("delete")),
             volume_root=None,
             backoff=SimpleNamespace(forget=lambda key: None),
+            events=PodEvents.silent(),
         ),
         _sandbox=sandbox_of,
         _grace=lambda: 30.0,

@@ -323,6 +323,14 @@ async def test_a_crash_loop_and_a_failed_liveness_probe_are_events(api: APIHarne
         "spec.containers{app}",
         "Container app failed liveness probe, will be restarted",
     ) in described(restarted)
+    # Each failed attempt is an Unhealthy warning quoting the probe's output (the simulated
+    # runtime's exec says nothing).
+    assert (
+        "Warning",
+        "Unhealthy",
+        "spec.containers{app}",
+        "Liveness probe failed: ",
+    ) in described(restarted)
 
 
 @pytest.mark.trio

@@ -171,6 +171,7 @@ async def _terminate_deleting_first(self: PodWorker) -> None:
         async with trio.open_nursery() as nursery:
             for status in containers:
                 if status.state is ContainerState.RUNNING:
+                    self.node.events.stopping(self.pod, status.name)
                     nursery.start_soon(self.node.runtime.stop_container, status.id, grace)
         await self.node.runtime.stop_pod_sandbox(sandbox.id)
         if not self.gone:

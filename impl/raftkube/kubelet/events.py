@@ -1,17 +1,18 @@
 """The Events a kubelet records about its pods' containers, as upstream's kubelet 1.32 words
 them, so that ``kubectl describe pod`` shows what happened on the node:
 
-=======  ========  ==========================================================================
-type     reason    message
-=======  ========  ==========================================================================
-Normal   Pulled    Container image "python:3" already present on machine
-Normal   Created   Created container web
-Normal   Started   Started container web
-Warning  Failed    Error: {why the container could not be made or started}
-Warning  BackOff   Back-off restarting failed container web in pod web-7d4b9_default(uid)
-Normal   Killing   Stopping container web (the pod is being deleted)
-Normal   Killing   Container web failed liveness probe, will be restarted
-=======  ========  ==========================================================================
+=======  =========  =========================================================================
+type     reason     message
+=======  =========  =========================================================================
+Normal   Pulled     Container image "python:3" already present on machine
+Normal   Created    Created container web
+Normal   Started    Started container web
+Warning  Failed     Error: {why the container could not be made or started}
+Warning  BackOff    Back-off restarting failed container web in pod web-7d4b9_default(uid)
+Normal   Killing    Stopping container web (the pod is being deleted)
+Normal   Killing    Container web failed liveness probe, will be restarted
+Warning  Unhealthy  Readiness probe failed: HTTP probe failed with statuscode: 503
+=======  =========  =========================================================================
 
 Each refers to the pod with ``fieldPath`` ``spec.containers{web}`` (``spec.initContainers{...}``
 for an init container), as upstream's container references do. The runtime runs local
@@ -25,9 +26,8 @@ is counted on that one instead, as upstream's ``EventCorrelator`` logs it (a pat
 and ``lastTimestamp``, which ``kubectl describe`` shows as ``(x5 over 2m)``), so a pod that
 crashes for days leaves a handful of Events rather than one per restart.
 
-Left out: ``Unhealthy`` (the probers answer pass or fail without upstream's output to quote),
-and the correlator's other halves (merging similar events whose messages differ, and its rate
-limit).
+Left out: the correlator's other halves (merging similar events whose messages differ, and its
+rate limit).
 """
 
 from __future__ import annotations
@@ -183,6 +183,11 @@ class PodEvents:
 
     def stopping(self, pod: Obj, name: str) -> None:
         self.record(pod, name, NORMAL, "Killing", f"Stopping container {name}")
+
+    def unhealthy(self, pod: Obj, name: str, probe: str, output: str) -> None:
+        """A failed attempt of ``probe`` (``readinessProbe`` or ``livenessProbe``)."""
+        kind = probe.removesuffix("Probe").capitalize()
+        self.record(pod, name, WARNING, "Unhealthy", f"{kind} probe failed: {output}")
 
     def liveness_failed(self, pod: Obj, name: str) -> None:
         self.record(

@@ -361,8 +361,10 @@ class PodWorker:
                 initial = kind == "livenessProbe"
                 state = self._probes[key] = ProbeState(initial, started + settings.initial_delay)
             if now >= state.next_at:
-                ok = await self.node.prober.probe(spec, container, sandbox.ip, latest.id)
-                state.observe(ok, settings, self.node.clock.now())
+                result = await self.node.prober.probe(spec, container, sandbox.ip, latest.id)
+                if not result.ok:
+                    self.node.events.unhealthy(self.pod, container["name"], kind, result.output)
+                state.observe(result.ok, settings, self.node.clock.now())
             self._due.append(state.next_at)
             if kind == "livenessProbe" and not state.result:
                 alive = False
