@@ -41,7 +41,7 @@ from raftkube.apiserver.kinds.names import is_dns1123_label, is_dns1123_subdomai
 from raftkube.apiserver.request_info import RequestInfo
 
 from .authorize import Authorizer, forbidden
-from .tokens import SERVICE_ACCOUNT_PREFIX
+from .tokens import service_account_username, split_service_account_username
 from .user import ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS, UNAUTHENTICATED, UserInfo
 
 log = logging.getLogger(__name__)
@@ -81,16 +81,12 @@ class Asked:
 
 def service_account_of(username: str) -> tuple[str, str] | None:
     """``(namespace, name)`` when ``username`` is a well-formed service account's, as
-    upstream's ``serviceaccount.SplitUsername`` (anything else is impersonated as a user)."""
-    if not username.startswith(SERVICE_ACCOUNT_PREFIX):
+    upstream's ``serviceaccount.SplitUsername``, which also validates both names (anything
+    else is impersonated as a user)."""
+    account = split_service_account_username(username)
+    if account is None or is_dns1123_label(account[0]) or is_dns1123_subdomain(account[1]):
         return None
-    parts = username[len(SERVICE_ACCOUNT_PREFIX) :].split(":")
-    if len(parts) != 2:
-        return None
-    namespace, name = parts
-    if is_dns1123_label(namespace) or is_dns1123_subdomain(name):
-        return None
-    return namespace, name
+    return account
 
 
 def _values(headers: Mapping[str, str], name: str) -> list[str]:
@@ -151,7 +147,7 @@ def impersonate(
     extra: dict[str, list[str]] = {}
     for part in asked:
         if part.resource == "serviceaccounts":
-            name = f"{SERVICE_ACCOUNT_PREFIX}{part.namespace}:{part.name}"
+            name = service_account_username(part.namespace, part.name)
             if not groups_given:
                 groups = [SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{part.namespace}"]
         elif part.resource == "users":
